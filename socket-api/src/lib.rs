@@ -1,0 +1,2 @@
+//! BSD-style socket API over ustack (being written).
+#![warn(missing_docs)]

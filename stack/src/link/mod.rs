@@ -1,0 +1,58 @@
+//! Links move whole Ethernet frames between the stack and the world.
+//!
+//! A [`Link`] is the only I/O boundary of the stack. Wrappers compose around any link,
+//! in the same order on a real TAP and in the simulator:
+//! `FaultInjector<Tracer<PcapWriter<Tap>>>`, so a seed replays identically on both.
+//!
+//! - [`MemoryLink`]: an in-memory pair for tests.
+//! - [`PcapWriter`]: records every frame in and out to a classic pcap file.
+//! - `sys::TapLink`, `sys::AfPacketLink` (feature `os`): real devices.
+
+mod memory;
+mod pcap;
+#[cfg(feature = "os")]
+pub mod sys;
+
+pub use memory::MemoryLink;
+pub use pcap::{PcapLinkType, PcapTimestamps, PcapWriter};
+
+use crate::time::Instant;
+use std::io;
+
+/// Largest Ethernet frame the stack handles by default (1500 MTU + 14 header).
+pub const DEFAULT_FRAME_LEN: usize = 1514;
+
+/// A device that moves Ethernet frames (header included, no FCS).
+pub trait Link {
+    /// Reads one frame into `buf` and returns its length, or `Ok(None)` when no frame is
+    /// ready. A frame longer than `buf` is truncated to `buf.len()`.
+    ///
+    /// # Errors
+    /// Device errors other than "would block".
+    fn recv(&mut self, now: Instant, buf: &mut [u8]) -> io::Result<Option<usize>>;
+
+    /// Sends one frame. A full device queue drops the frame (like a NIC) rather than
+    /// blocking.
+    ///
+    /// # Errors
+    /// Device errors other than a full queue.
+    fn send(&mut self, now: Instant, frame: &[u8]) -> io::Result<()>;
+
+    /// The earliest instant at which this link will have something to deliver without
+    /// any new input (a wrapper holding delayed frames), if any.
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+}
+
+impl<L: Link + ?Sized> Link for Box<L> {
+    fn recv(&mut self, now: Instant, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        (**self).recv(now, buf)
+    }
+    fn send(&mut self, now: Instant, frame: &[u8]) -> io::Result<()> {
+        (**self).send(now, frame)
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        (**self).poll_timeout()
+    }
+}

@@ -1,0 +1,2 @@
+//! Deterministic network simulation: interfaces joined by seeded, faulty links under a
+//! virtual clock. (Placeholder: being written.)

@@ -1,0 +1,118 @@
+//! UDP headers (RFC 768) with the IPv4 pseudo-header checksum.
+
+use super::{checksum, Error, IpProtocol};
+use core::net::Ipv4Addr;
+
+/// Length of a UDP header.
+pub const UDP_HEADER_LEN: usize = 8;
+
+/// The decoded UDP header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UdpRepr {
+    /// Source port.
+    pub src_port: u16,
+    /// Destination port.
+    pub dst_port: u16,
+}
+
+impl UdpRepr {
+    /// Parses a datagram carried between `src` and `dst`, checking length and checksum.
+    ///
+    /// A zero checksum means the sender did not compute one (RFC 768) and is accepted.
+    ///
+    /// # Errors
+    /// `Truncated`, `Malformed` (length field below 8) or `Checksum`.
+    pub fn parse(src: Ipv4Addr, dst: Ipv4Addr, segment: &[u8]) -> Result<(UdpRepr, &[u8]), Error> {
+        let slice = etherparse::UdpSlice::from_slice(segment).map_err(|_| Error::Truncated)?;
+        let length = slice.length() as usize;
+        if length < UDP_HEADER_LEN {
+            return Err(Error::Malformed);
+        }
+        if length > segment.len() {
+            return Err(Error::Truncated);
+        }
+        if slice.checksum() != 0
+            && checksum::pseudo(src, dst, IpProtocol::UDP.0, &segment[..length]) != 0
+        {
+            return Err(Error::Checksum);
+        }
+        let repr = UdpRepr {
+            src_port: slice.source_port(),
+            dst_port: slice.destination_port(),
+        };
+        Ok((repr, &segment[UDP_HEADER_LEN..length]))
+    }
+
+    /// Bytes the header takes.
+    pub const fn header_len(&self) -> usize {
+        UDP_HEADER_LEN
+    }
+
+    /// Writes the header into `buf` and computes the checksum over the payload already
+    /// placed at `buf[UDP_HEADER_LEN..UDP_HEADER_LEN + payload_len]`.
+    pub fn emit(&self, buf: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr, payload_len: usize) {
+        let len = UDP_HEADER_LEN + payload_len;
+        let hdr = etherparse::UdpHeader {
+            source_port: self.src_port,
+            destination_port: self.dst_port,
+            length: len as u16,
+            checksum: 0,
+        };
+        buf[..UDP_HEADER_LEN].copy_from_slice(&hdr.to_bytes());
+        let mut sum = checksum::pseudo(src, dst, IpProtocol::UDP.0, &buf[..len]);
+        if sum == 0 {
+            // RFC 768: a computed zero is sent as all ones; zero means "no checksum".
+            sum = 0xffff;
+        }
+        buf[6..8].copy_from_slice(&sum.to_be_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{testdata, EthernetRepr, Ipv4Repr};
+
+    fn udp(frame: &[u8]) -> (Ipv4Repr, &[u8]) {
+        let (_, ip) = EthernetRepr::parse(frame).unwrap();
+        Ipv4Repr::parse(ip).unwrap()
+    }
+
+    #[test]
+    fn deconstruct_and_construct_captured_datagram() {
+        let (ip, seg) = udp(testdata::UDP_DATAGRAM);
+        let (repr, payload) = UdpRepr::parse(ip.src_addr, ip.dst_addr, seg).unwrap();
+        assert_eq!((repr.src_port, repr.dst_port), (42823, 5002));
+        assert_eq!(payload, b"hello\n");
+        let mut buf = vec![0u8; seg.len()];
+        buf[UDP_HEADER_LEN..].copy_from_slice(payload);
+        repr.emit(&mut buf, ip.src_addr, ip.dst_addr, payload.len());
+        assert_eq!(&buf[..], seg);
+    }
+
+    #[test]
+    fn checksum_covers_pseudo_header() {
+        let (ip, seg) = udp(testdata::UDP_DATAGRAM);
+        assert_eq!(
+            UdpRepr::parse(ip.src_addr, Ipv4Addr::new(10, 0, 0, 3), seg).unwrap_err(),
+            Error::Checksum
+        );
+        let mut zero = seg.to_vec();
+        zero[6] = 0;
+        zero[7] = 0;
+        assert!(UdpRepr::parse(ip.src_addr, Ipv4Addr::new(10, 0, 0, 3), &zero).is_ok());
+    }
+
+    #[test]
+    fn lying_length_field() {
+        let (ip, seg) = udp(testdata::UDP_DATAGRAM);
+        let mut bad = seg.to_vec();
+        bad[4..6].copy_from_slice(&100u16.to_be_bytes());
+        assert_eq!(
+            UdpRepr::parse(ip.src_addr, ip.dst_addr, &bad).unwrap_err(),
+            Error::Truncated
+        );
+        bad[4..6].copy_from_slice(&3u16.to_be_bytes());
+        assert!(UdpRepr::parse(ip.src_addr, ip.dst_addr, &bad).is_err());
+    }
+}

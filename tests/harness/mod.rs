@@ -1,0 +1,1 @@
+//! Test harness: network namespaces with TAP/veth and kernel peers (being written).
