@@ -24,6 +24,7 @@ pub use counters::{Counters, DropReason};
 pub use reassembly::{Expired, Reassembler, ReassemblyConfig};
 
 use crate::link::Link;
+use crate::socket::raw::RawLayer;
 use crate::socket::tcp::{TcpConfig, TcpContext, TcpLayer};
 use crate::socket::udp::{UdpConfig, UdpLayer};
 use crate::socket::{IcmpError, IcmpErrorKind};
@@ -155,6 +156,7 @@ pub struct Interface {
     reassembler: Reassembler,
     tcp: TcpLayer,
     udp: UdpLayer,
+    raw: RawLayer,
     rx_buf: Vec<u8>,
 }
 
@@ -178,6 +180,7 @@ impl Interface {
             reassembler: Reassembler::new(config.reassembly.clone()),
             tcp: TcpLayer::new(config.tcp.clone(), seed),
             udp: UdpLayer::new(config.udp.clone(), seed.rotate_left(17)),
+            raw: RawLayer::new(),
             rx_buf: vec![0; 65536],
             inner: Inner {
                 neighbors,
@@ -243,6 +246,11 @@ impl Interface {
     /// The UDP layer.
     pub fn udp(&mut self) -> &mut UdpLayer {
         &mut self.udp
+    }
+
+    /// Raw IP sockets.
+    pub fn raw(&mut self) -> &mut RawLayer {
+        &mut self.raw
     }
 
     /// Handles one received Ethernet frame; returns why it was dropped, if it was.
@@ -336,6 +344,12 @@ impl Interface {
         }
         self.inner.counters.ipv4_rx_packets += 1;
         if !ip.is_fragment() {
+            if self.raw.wants(ip.protocol) {
+                // IHL was validated by the parse; the datagram ends before any padding.
+                let header_len = usize::from(packet[0] & 0x0f) * 4;
+                let datagram = &packet[..header_len + payload.len()];
+                self.raw.process(ip.protocol, ip.src_addr, datagram);
+            }
             return self.process_ip_payload(now, &ip, payload);
         }
         self.inner.counters.ipv4_rx_fragments += 1;
@@ -343,6 +357,13 @@ impl Interface {
             None => Ok(()),
             Some((whole, buf)) => {
                 self.inner.counters.ipv4_reassembled += 1;
+                if self.raw.wants(whole.protocol) {
+                    // Raw sockets see the datagram as if it had arrived whole.
+                    let mut datagram = vec![0u8; IPV4_HEADER_LEN + buf.len()];
+                    whole.emit(&mut datagram);
+                    datagram[IPV4_HEADER_LEN..].copy_from_slice(&buf);
+                    self.raw.process(whole.protocol, whole.src_addr, &datagram);
+                }
                 let res = self.process_ip_payload(now, &whole, &buf);
                 self.reassembler.recycle(buf);
                 res
@@ -645,7 +666,11 @@ impl Interface {
                 continue;
             }
             let Interface {
-                inner, tcp, udp, ..
+                inner,
+                tcp,
+                udp,
+                raw,
+                ..
             } = self;
             let cx = inner.tcp_context(now);
             let mut written = None;
@@ -685,7 +710,20 @@ impl Interface {
                         .flatten();
                 });
                 if !emitted {
-                    return None;
+                    let emitted = raw.dispatch(&mut |protocol, dst, data| {
+                        let hdr = inner.ip_header(dst, protocol, data.len());
+                        let hdr = Ipv4Repr {
+                            dont_frag: false,
+                            ..hdr
+                        };
+                        written = inner
+                            .emit_ip(now, hdr, &mut |b| b.copy_from_slice(data), Some(&mut *buf))
+                            .ok()
+                            .flatten();
+                    });
+                    if !emitted {
+                        return None;
+                    }
                 }
             }
             if let Some(n) = written {

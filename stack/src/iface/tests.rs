@@ -467,3 +467,48 @@ fn a_thousand_garbage_frames_leave_the_interface_working() {
         "still answers ping"
     );
 }
+
+#[test]
+fn raw_icmp_socket_sees_echo_replies_and_sends_requests() {
+    let mut c = config();
+    c.mac = KERNEL_MAC;
+    c.ip = Ipv4Cidr::new(KERNEL_IP, 24);
+    c.static_neighbors = vec![(PEER_IP, PEER_MAC)];
+    let mut i = Interface::new(c, Instant::ZERO);
+    let h = i.raw().socket(IpProtocol::ICMP, 65536);
+    // The request as ping(8) builds it: a whole ICMP message, checksum included.
+    let (_, req) = ip_of(testdata::ECHO_REQUEST);
+    i.raw().send_to(h, &req, Some(PEER_IP)).unwrap();
+    let out = drain(&mut i, Instant::ZERO);
+    assert_eq!(out.len(), 1);
+    assert_eq!(ip_of(&out[0]).1, req);
+    assert_eq!(
+        i.handle_frame(Instant::from_millis(1), testdata::ECHO_REPLY),
+        None
+    );
+    let mut buf = [0u8; 128];
+    let (n, from) = i.raw().recv_from(h, &mut buf, false).unwrap();
+    assert_eq!(from, PEER_IP);
+    assert_eq!(
+        &buf[..n],
+        &testdata::ECHO_REPLY[14..],
+        "IP header included, as on Linux"
+    );
+}
+
+#[test]
+fn raw_socket_gets_reassembled_datagrams() {
+    let mut i = iface_knowing_kernel();
+    let h = i.raw().socket(IpProtocol::ICMP, 65536);
+    i.handle_frame(Instant::ZERO, testdata::FRAG_FIRST);
+    i.handle_frame(Instant::ZERO, testdata::FRAG_LAST);
+    let mut buf = vec![0u8; 4096];
+    let (n, _) = i.raw().recv_from(h, &mut buf, false).unwrap();
+    assert_eq!(n, 20 + 2008);
+    let (hdr, payload) = Ipv4Repr::parse(&buf[..n]).unwrap();
+    assert!(!hdr.is_fragment());
+    assert!(matches!(
+        IcmpRepr::parse(payload).unwrap(),
+        IcmpRepr::EchoRequest { .. }
+    ));
+}
