@@ -38,6 +38,8 @@ use core::fmt;
 use std::io;
 
 #[cfg(test)]
+mod iface_tests;
+#[cfg(test)]
 mod tests;
 
 /// Environment variable holding a seed to replay (decimal or `0x` hex).
