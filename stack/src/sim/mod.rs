@@ -40,6 +40,8 @@ use std::io;
 #[cfg(test)]
 mod iface_tests;
 #[cfg(test)]
+mod smoltcp_tests;
+#[cfg(test)]
 mod tests;
 
 /// Environment variable holding a seed to replay (decimal or `0x` hex).
