@@ -5,16 +5,20 @@
 //! `FaultInjector<Tracer<PcapWriter<Tap>>>`, so a seed replays identically on both.
 //!
 //! - [`MemoryLink`]: an in-memory pair for tests.
+//! - [`FaultInjector`]: seeded loss, duplication, reordering, corruption, delay and rate
+//!   limits per direction (the same model the simulator uses).
 //! - [`PcapWriter`]: records every frame in and out to a classic pcap file.
 //! - [`PcapReader`]: reads pcap and pcapng files back.
 //! - `sys::TapLink`, `sys::AfPacketLink` (feature `os`): real devices.
 
+pub mod fault;
 mod memory;
 mod pcap;
 mod pcap_read;
 #[cfg(feature = "os")]
 pub mod sys;
 
+pub use fault::{Direction, FaultConfig, FaultInjector, Faults};
 pub use memory::MemoryLink;
 pub use pcap::{PcapLinkType, PcapTimestamps, PcapWriter};
 pub use pcap_read::{PcapReader, PcapRecord};
