@@ -1,13 +1,64 @@
-//! The network interface: Ethernet, ARP, IPv4, ICMP and the transport demux.
-//! (Skeleton: the body is being written; the public API below is the contract.)
+//! The network interface: Ethernet, ARP, IPv4 and ICMP, and the demux to UDP and TCP.
+//!
+//! An [`Interface`] is sans-IO: it is fed frames with [`Interface::handle_frame`] and
+//! time with [`Interface::handle_timeout`], and hands back frames through
+//! [`Interface::poll_transmit`] and its next deadline through
+//! [`Interface::poll_timeout`]. [`Interface::poll_link`] does all four against a
+//! [`Link`].
+//!
+//! Invariants:
+//! - Every received frame is either accepted or dropped with exactly one
+//!   [`DropReason`], counted in [`Counters`]; nothing from the wire can panic.
+//! - Egress that cannot go out at once (fragments, replies, packets waiting for ARP)
+//!   waits in bounded queues of recycled buffers; the TCP fast path writes straight
+//!   into the caller's buffer, so a segment's payload is copied once, from the send
+//!   buffer into the frame.
+//! - Nothing here scans every socket: transports keep dirty queues and timer heaps.
+
+mod arp;
+mod counters;
+mod reassembly;
+
+pub use arp::{ArpAction, ArpConfig, NeighborCache, QueueOutcome};
+pub use counters::{Counters, DropReason};
+pub use reassembly::{Expired, Reassembler, ReassemblyConfig};
 
 use crate::link::Link;
+use crate::socket::raw::RawLayer;
 use crate::socket::tcp::{TcpConfig, TcpContext, TcpLayer};
 use crate::socket::udp::{UdpConfig, UdpLayer};
-use crate::time::Instant;
-use crate::wire::{EthernetAddress, Ipv4Cidr};
-use core::net::Ipv4Addr;
+use crate::socket::{IcmpError, IcmpErrorKind};
+use crate::time::{Duration, Instant};
+use crate::wire::{
+    self, ArpOperation, ArpRepr, EtherType, EthernetAddress, EthernetRepr, IcmpRepr, IpProtocol,
+    Ipv4Cidr, Ipv4Repr, TcpRepr, UdpRepr, ETHERNET_HEADER_LEN, IPV4_HEADER_LEN, IPV4_MIN_MTU,
+    UDP_HEADER_LEN,
+};
+use core::net::{Ipv4Addr, SocketAddrV4};
+use std::collections::VecDeque;
 use std::io;
+
+/// ICMP error generation tunables.
+#[derive(Clone, Debug)]
+pub struct IcmpConfig {
+    /// Errors (unreachable, time exceeded) allowed per second on average.
+    pub error_rate_per_sec: u32,
+    /// Errors that may go out back to back before the rate applies.
+    pub error_burst: u32,
+    /// Answer echo requests sent to a broadcast address (Linux default: no).
+    pub echo_broadcast: bool,
+}
+
+impl Default for IcmpConfig {
+    fn default() -> Self {
+        // Linux: net.ipv4.icmp_msgs_per_sec = 1000, icmp_msgs_burst = 50.
+        IcmpConfig {
+            error_rate_per_sec: 1000,
+            error_burst: 50,
+            echo_broadcast: false,
+        }
+    }
+}
 
 /// Configuration of an [`Interface`].
 #[derive(Clone, Debug)]
@@ -20,59 +71,166 @@ pub struct Config {
     pub gateway: Option<Ipv4Addr>,
     /// IP MTU: the largest IP packet sent without fragmenting (default 1500).
     pub mtu: usize,
+    /// TTL of packets we originate.
+    pub ttl: u8,
     /// Seed for every random choice (ISNs, ports, IP ids), so runs can be replayed.
     pub seed: u64,
+    /// Neighbours whose MAC is configured rather than resolved.
+    pub static_neighbors: Vec<(Ipv4Addr, EthernetAddress)>,
+    /// Frames that may wait in the transmit queue.
+    pub tx_queue_len: usize,
+    /// ARP tunables.
+    pub arp: ArpConfig,
+    /// Fragment reassembly bounds.
+    pub reassembly: ReassemblyConfig,
+    /// ICMP tunables.
+    pub icmp: IcmpConfig,
     /// TCP tunables.
     pub tcp: TcpConfig,
     /// UDP tunables.
     pub udp: UdpConfig,
 }
 
+impl Config {
+    /// Defaults for everything but the addresses.
+    pub fn new(mac: EthernetAddress, ip: Ipv4Cidr) -> Config {
+        Config {
+            mac,
+            ip,
+            gateway: None,
+            mtu: 1500,
+            ttl: 64,
+            seed: 0,
+            static_neighbors: Vec::new(),
+            tx_queue_len: 1024,
+            arp: ArpConfig::default(),
+            reassembly: ReassemblyConfig::default(),
+            icmp: IcmpConfig::default(),
+            tcp: TcpConfig::default(),
+            udp: UdpConfig::default(),
+        }
+    }
+}
+
+/// An echo reply received for an echo request we sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EchoReply {
+    /// Who answered.
+    pub from: Ipv4Addr,
+    /// Identifier.
+    pub ident: u16,
+    /// Sequence number.
+    pub seq_no: u16,
+    /// TTL of the reply.
+    pub ttl: u8,
+    /// Payload.
+    pub data: Vec<u8>,
+    /// When it arrived.
+    pub at: Instant,
+}
+
+const ECHO_REPLY_QUEUE: usize = 256;
+/// ICMP errors quote at most this much so the message fits 576 bytes (RFC 1812 §4.3.2.3).
+const ICMP_QUOTE_MAX: usize = 576 - IPV4_HEADER_LEN - 8;
+
+/// Everything but the transport layers, so that a transport can borrow the transport
+/// while emitting through this.
+struct Inner {
+    config: Config,
+    neighbors: NeighborCache,
+    counters: Counters,
+    tx_queue: VecDeque<Vec<u8>>,
+    spare: Vec<Vec<u8>>,
+    /// Builds datagrams larger than the MTU before they are cut into fragments.
+    scratch: Vec<u8>,
+    next_ident: u16,
+    icmp_tokens: u32,
+    icmp_refilled_at: Instant,
+    echo_replies: VecDeque<EchoReply>,
+    arp_actions: Vec<ArpAction>,
+}
+
 /// A network interface driven by frames and time.
 pub struct Interface {
-    config: Config,
+    inner: Inner,
+    reassembler: Reassembler,
     tcp: TcpLayer,
     udp: UdpLayer,
+    raw: RawLayer,
+    rx_buf: Vec<u8>,
 }
 
 impl Interface {
-    /// A new interface at time `now`.
-    pub fn new(config: Config, _now: Instant) -> Interface {
-        Interface {
-            tcp: TcpLayer::new(config.tcp.clone(), config.seed),
-            udp: UdpLayer::new(config.udp.clone(), config.seed),
-            config,
+    /// A new interface at time `now`; queues a gratuitous ARP if configured.
+    ///
+    /// # Panics
+    /// If the MTU is below the IPv4 minimum of 68 or above 65535.
+    pub fn new(config: Config, now: Instant) -> Interface {
+        assert!(
+            (IPV4_MIN_MTU..=65535).contains(&config.mtu),
+            "MTU {} outside 68..=65535",
+            config.mtu
+        );
+        let mut neighbors = NeighborCache::new(config.arp.clone());
+        for &(ip, mac) in &config.static_neighbors {
+            neighbors.add_static(ip, mac);
         }
+        let seed = config.seed;
+        let mut iface = Interface {
+            reassembler: Reassembler::new(config.reassembly.clone()),
+            tcp: TcpLayer::new(config.tcp.clone(), seed),
+            udp: UdpLayer::new(config.udp.clone(), seed.rotate_left(17)),
+            raw: RawLayer::new(),
+            rx_buf: vec![0; 65536],
+            inner: Inner {
+                neighbors,
+                counters: Counters::default(),
+                tx_queue: VecDeque::new(),
+                spare: Vec::new(),
+                scratch: Vec::new(),
+                next_ident: (seed ^ (seed >> 16) ^ (seed >> 32)) as u16,
+                icmp_tokens: config.icmp.error_burst,
+                icmp_refilled_at: now,
+                echo_replies: VecDeque::new(),
+                arp_actions: Vec::new(),
+                config,
+            },
+        };
+        if iface.inner.config.arp.gratuitous_at_start {
+            let ip = iface.inner.config.ip.address();
+            iface.inner.send_arp(
+                ArpOperation::Request,
+                ip,
+                EthernetAddress([0; 6]),
+                EthernetAddress::BROADCAST,
+            );
+        }
+        iface
     }
 
     /// The configuration.
     pub fn config(&self) -> &Config {
-        &self.config
+        &self.inner.config
     }
 
-    /// Handles one received Ethernet frame.
-    pub fn handle_frame(&mut self, _now: Instant, _frame: &[u8]) {}
-
-    /// Runs every timer due at `now`.
-    pub fn handle_timeout(&mut self, _now: Instant) {}
-
-    /// Writes the next frame to send into `buf` (at least MTU + 14 bytes) and returns its length.
-    #[must_use]
-    pub fn poll_transmit(&mut self, _now: Instant, _buf: &mut [u8]) -> Option<usize> {
-        None
+    /// Our IPv4 address.
+    pub fn ip_addr(&self) -> Ipv4Addr {
+        self.inner.config.ip.address()
     }
 
-    /// When [`handle_timeout`](Self::handle_timeout) must next be called.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        None
+    /// Counters of every layer.
+    pub fn counters(&self) -> &Counters {
+        &self.inner.counters
     }
 
-    /// Drives a link once: every ready frame in, due timers, every pending frame out.
-    ///
-    /// # Errors
-    /// The link failed.
-    pub fn poll_link<L: Link + ?Sized>(&mut self, _now: Instant, _link: &mut L) -> io::Result<()> {
-        Ok(())
+    /// The neighbour (ARP) cache.
+    pub fn neighbors(&self) -> &NeighborCache {
+        &self.inner.neighbors
+    }
+
+    /// Fragment reassembly state.
+    pub fn reassembler(&self) -> &Reassembler {
+        &self.reassembler
     }
 
     /// The TCP layer (sockets, events).
@@ -82,6 +240,570 @@ impl Interface {
 
     /// What the TCP layer needs to know of the interface at `now`.
     pub fn tcp_context(&self, now: Instant) -> TcpContext {
+        self.inner.tcp_context(now)
+    }
+
+    /// The UDP layer.
+    pub fn udp(&mut self) -> &mut UdpLayer {
+        &mut self.udp
+    }
+
+    /// Raw IP sockets.
+    pub fn raw(&mut self) -> &mut RawLayer {
+        &mut self.raw
+    }
+
+    /// Handles one received Ethernet frame; returns why it was dropped, if it was.
+    pub fn handle_frame(&mut self, now: Instant, frame: &[u8]) -> Option<DropReason> {
+        self.inner.counters.rx_frames += 1;
+        self.inner.counters.rx_bytes += frame.len() as u64;
+        match self.process_ethernet(now, frame) {
+            Ok(()) => None,
+            Err(reason) => {
+                self.inner.count_drop(reason);
+                log::trace!(target: "ustack::iface", "drop ({reason}): {}", wire::pretty::summarize(frame));
+                Some(reason)
+            }
+        }
+    }
+
+    fn process_ethernet(&mut self, now: Instant, frame: &[u8]) -> Result<(), DropReason> {
+        let (eth, payload) =
+            EthernetRepr::parse(frame).map_err(|_| DropReason::EthernetTruncated)?;
+        if (eth.dst_addr != self.inner.config.mac && !eth.dst_addr.is_broadcast())
+            || eth.src_addr.is_multicast()
+        {
+            return Err(DropReason::EthernetNotForUs);
+        }
+        match eth.ethertype {
+            EtherType::ARP => self.process_arp(now, payload),
+            EtherType::IPV4 => self.process_ipv4(now, payload),
+            _ => Err(DropReason::EthernetUnknownType),
+        }
+    }
+
+    fn process_arp(&mut self, now: Instant, payload: &[u8]) -> Result<(), DropReason> {
+        let arp = ArpRepr::parse(payload).map_err(|e| match e {
+            wire::Error::Unsupported => DropReason::ArpUnsupported,
+            _ => DropReason::ArpMalformed,
+        })?;
+        let inner = &mut self.inner;
+        let our_ip = inner.config.ip.address();
+        if arp.source_protocol_addr == our_ip {
+            log::warn!(target: "ustack::arp", "address conflict: {} claims {our_ip}", arp.source_hardware_addr);
+            return Err(DropReason::ArpNotForUs);
+        }
+        let for_us = arp.target_protocol_addr == our_ip;
+        // RFC 826 "merge": refresh the sender if known; create it when we are the target.
+        let released = inner.neighbors.learn(
+            now,
+            arp.source_protocol_addr,
+            arp.source_hardware_addr,
+            for_us,
+        );
+        if !released.is_empty() {
+            log::debug!(target: "ustack::arp", "{} is-at {}: releasing {} queued", arp.source_protocol_addr, arp.source_hardware_addr, released.len());
+        }
+        for mut frame in released {
+            frame[0..6].copy_from_slice(&arp.source_hardware_addr.0);
+            inner.enqueue(frame);
+        }
+        match arp.operation {
+            ArpOperation::Request if for_us => {
+                inner.counters.arp_rx_requests += 1;
+                inner.send_arp(
+                    ArpOperation::Reply,
+                    arp.source_protocol_addr,
+                    arp.source_hardware_addr,
+                    arp.source_hardware_addr,
+                );
+                Ok(())
+            }
+            ArpOperation::Reply if for_us => {
+                inner.counters.arp_rx_replies += 1;
+                Ok(())
+            }
+            ArpOperation::Unknown(_) => Err(DropReason::ArpUnsupported),
+            _ => Err(DropReason::ArpNotForUs),
+        }
+    }
+
+    fn process_ipv4(&mut self, now: Instant, packet: &[u8]) -> Result<(), DropReason> {
+        let (ip, payload) = Ipv4Repr::parse(packet).map_err(|e| match e {
+            wire::Error::Truncated => DropReason::Ipv4Truncated,
+            wire::Error::Checksum => DropReason::Ipv4Checksum,
+            _ => DropReason::Ipv4Malformed,
+        })?;
+        let cidr = self.inner.config.ip;
+        if ip.dst_addr != cidr.address() && !self.inner.is_broadcast(ip.dst_addr) {
+            return Err(DropReason::Ipv4NotForUs);
+        }
+        // RFC 1122 §3.2.1.3: a source must be a unicast address.
+        if self.inner.is_broadcast(ip.src_addr) || ip.src_addr.is_multicast() {
+            return Err(DropReason::Ipv4BadSource);
+        }
+        self.inner.counters.ipv4_rx_packets += 1;
+        if !ip.is_fragment() {
+            if self.raw.wants(ip.protocol) {
+                // IHL was validated by the parse; the datagram ends before any padding.
+                let header_len = usize::from(packet[0] & 0x0f) * 4;
+                let datagram = &packet[..header_len + payload.len()];
+                self.raw.process(ip.protocol, ip.src_addr, datagram);
+            }
+            return self.process_ip_payload(now, &ip, payload);
+        }
+        self.inner.counters.ipv4_rx_fragments += 1;
+        match self.reassembler.add(now, &ip, payload)? {
+            None => Ok(()),
+            Some((whole, buf)) => {
+                self.inner.counters.ipv4_reassembled += 1;
+                if self.raw.wants(whole.protocol) {
+                    // Raw sockets see the datagram as if it had arrived whole.
+                    let mut datagram = vec![0u8; IPV4_HEADER_LEN + buf.len()];
+                    whole.emit(&mut datagram);
+                    datagram[IPV4_HEADER_LEN..].copy_from_slice(&buf);
+                    self.raw.process(whole.protocol, whole.src_addr, &datagram);
+                }
+                let res = self.process_ip_payload(now, &whole, &buf);
+                self.reassembler.recycle(buf);
+                res
+            }
+        }
+    }
+
+    fn process_ip_payload(
+        &mut self,
+        now: Instant,
+        ip: &Ipv4Repr,
+        payload: &[u8],
+    ) -> Result<(), DropReason> {
+        match ip.protocol {
+            IpProtocol::ICMP => self.process_icmp(now, ip, payload),
+            IpProtocol::UDP => self.process_udp(now, ip, payload),
+            IpProtocol::TCP => self.process_tcp(now, ip, payload),
+            _ => {
+                self.inner
+                    .send_icmp_unreachable(now, ip, payload, wire::DST_UNREACHABLE_PROTOCOL);
+                Err(DropReason::Ipv4UnknownProtocol)
+            }
+        }
+    }
+
+    fn process_icmp(
+        &mut self,
+        now: Instant,
+        ip: &Ipv4Repr,
+        payload: &[u8],
+    ) -> Result<(), DropReason> {
+        let icmp = IcmpRepr::parse(payload).map_err(|e| match e {
+            wire::Error::Checksum => DropReason::IcmpChecksum,
+            _ => DropReason::IcmpTruncated,
+        })?;
+        let inner = &mut self.inner;
+        match icmp {
+            IcmpRepr::EchoRequest {
+                ident,
+                seq_no,
+                data,
+            } => {
+                if ip.dst_addr != inner.config.ip.address() && !inner.config.icmp.echo_broadcast {
+                    return Err(DropReason::IcmpIgnored);
+                }
+                inner.counters.icmp_rx_echo_requests += 1;
+                let reply = IcmpRepr::EchoReply {
+                    ident,
+                    seq_no,
+                    data,
+                };
+                let hdr = inner.ip_header(ip.src_addr, IpProtocol::ICMP, reply.buffer_len());
+                // Echo the request's TOS, as Linux does.
+                let hdr = Ipv4Repr { tos: ip.tos, ..hdr };
+                if inner
+                    .emit_ip(now, hdr, &mut |b| reply.emit(b), None)
+                    .is_ok()
+                {
+                    inner.counters.icmp_tx_echo_replies += 1;
+                }
+                Ok(())
+            }
+            IcmpRepr::EchoReply {
+                ident,
+                seq_no,
+                data,
+            } => {
+                if inner.echo_replies.len() >= ECHO_REPLY_QUEUE {
+                    inner.echo_replies.pop_front();
+                }
+                inner.echo_replies.push_back(EchoReply {
+                    from: ip.src_addr,
+                    ident,
+                    seq_no,
+                    ttl: ip.ttl,
+                    data: data.to_vec(),
+                    at: now,
+                });
+                Ok(())
+            }
+            IcmpRepr::DstUnreachable {
+                code,
+                next_hop_mtu,
+                data,
+            } => {
+                let kind = match code {
+                    0 | 1 | 5 | 6 | 7 | 11 | 12 => IcmpErrorKind::HostUnreachable,
+                    2 => IcmpErrorKind::ProtocolUnreachable,
+                    3 => IcmpErrorKind::PortUnreachable,
+                    4 => IcmpErrorKind::FragmentationNeeded(next_hop_mtu),
+                    9 | 10 | 13 => IcmpErrorKind::Prohibited,
+                    c => IcmpErrorKind::Other(3, c),
+                };
+                self.deliver_icmp_error(now, ip.src_addr, kind, data)
+            }
+            IcmpRepr::TimeExceeded { data, .. } => {
+                self.deliver_icmp_error(now, ip.src_addr, IcmpErrorKind::TimeExceeded, data)
+            }
+            IcmpRepr::Other { .. } => Err(DropReason::IcmpIgnored),
+        }
+    }
+
+    fn deliver_icmp_error(
+        &mut self,
+        now: Instant,
+        reporter: Ipv4Addr,
+        kind: IcmpErrorKind,
+        quote: &[u8],
+    ) -> Result<(), DropReason> {
+        let (quoted, transport) =
+            Ipv4Repr::parse_quoted(quote).map_err(|_| DropReason::IcmpTruncated)?;
+        // RFC 1122 §3.2.2: at least 8 bytes of the transport header are quoted.
+        if quoted.src_addr != self.inner.config.ip.address() || transport.len() < 8 {
+            return Err(DropReason::IcmpIgnored);
+        }
+        let err = IcmpError {
+            reporter,
+            kind,
+            quoted,
+            src_port: u16::from_be_bytes([transport[0], transport[1]]),
+            dst_port: u16::from_be_bytes([transport[2], transport[3]]),
+            tcp_seq: u32::from_be_bytes([transport[4], transport[5], transport[6], transport[7]]),
+        };
+        self.inner.counters.icmp_rx_errors += 1;
+        log::debug!(target: "ustack::icmp", "{kind:?} from {reporter} for {}:{} -> {}:{}", quoted.src_addr, err.src_port, quoted.dst_addr, err.dst_port);
+        match quoted.protocol {
+            IpProtocol::UDP => self.udp.handle_icmp_error(&err),
+            IpProtocol::TCP => {
+                let cx = self.inner.tcp_context(now);
+                self.tcp.handle_icmp_error(&cx, &err)
+            }
+            _ => return Err(DropReason::IcmpIgnored),
+        }
+        Ok(())
+    }
+
+    fn process_udp(
+        &mut self,
+        now: Instant,
+        ip: &Ipv4Repr,
+        payload: &[u8],
+    ) -> Result<(), DropReason> {
+        let (udp, data) =
+            UdpRepr::parse(ip.src_addr, ip.dst_addr, payload).map_err(|e| match e {
+                wire::Error::Checksum => DropReason::UdpChecksum,
+                wire::Error::Truncated => DropReason::UdpTruncated,
+                _ => DropReason::UdpMalformed,
+            })?;
+        self.inner.counters.udp_rx_datagrams += 1;
+        let src = SocketAddrV4::new(ip.src_addr, udp.src_port);
+        let dst = SocketAddrV4::new(ip.dst_addr, udp.dst_port);
+        if self.udp.process(now, src, dst, data) {
+            return Ok(());
+        }
+        self.inner
+            .send_icmp_unreachable(now, ip, payload, wire::DST_UNREACHABLE_PORT);
+        Err(DropReason::UdpNoSocket)
+    }
+
+    fn process_tcp(
+        &mut self,
+        now: Instant,
+        ip: &Ipv4Repr,
+        payload: &[u8],
+    ) -> Result<(), DropReason> {
+        let seg = TcpRepr::parse(ip.src_addr, ip.dst_addr, payload).map_err(|e| match e {
+            wire::Error::Checksum => DropReason::TcpChecksum,
+            wire::Error::Truncated => DropReason::TcpTruncated,
+            _ => DropReason::TcpMalformed,
+        })?;
+        // TCP is unicast only (RFC 9293 §3.9.1.1 leaves broadcast undefined; Linux drops).
+        if ip.dst_addr != self.inner.config.ip.address() {
+            return Err(DropReason::Ipv4NotForUs);
+        }
+        self.inner.counters.tcp_rx_segments += 1;
+        let cx = self.inner.tcp_context(now);
+        if let Some((rip, rseg)) = self.tcp.process(&cx, ip, &seg) {
+            let hdr = self
+                .inner
+                .ip_header(rip.dst_addr, IpProtocol::TCP, rseg.buffer_len());
+            let _ = self.inner.emit_ip(
+                now,
+                hdr,
+                &mut |b| rseg.emit(b, hdr.src_addr, hdr.dst_addr),
+                None,
+            );
+        }
+        Ok(())
+    }
+
+    /// Runs every timer due at `now`: ARP retries and expiry, reassembly timeouts, TCP.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let mut actions = core::mem::take(&mut self.inner.arp_actions);
+        self.inner.neighbors.handle_timeout(now, &mut actions);
+        for action in actions.drain(..) {
+            match action {
+                ArpAction::Request { ip, unicast } => {
+                    let dst = unicast.unwrap_or(EthernetAddress::BROADCAST);
+                    self.inner.send_arp(
+                        ArpOperation::Request,
+                        ip,
+                        unicast.unwrap_or_default(),
+                        dst,
+                    );
+                }
+                ArpAction::Failed { ip, frames } => {
+                    log::debug!(target: "ustack::arp", "no answer from {ip}: dropping {} queued", frames.len());
+                    for frame in frames {
+                        self.inner.count_drop(DropReason::ArpFailed);
+                        self.report_unreachable(now, ip, &frame);
+                        self.inner.recycle(frame);
+                    }
+                }
+            }
+        }
+        self.inner.arp_actions = actions;
+
+        let inner = &mut self.inner;
+        let expired = self.reassembler.handle_timeout(now, |e| {
+            // RFC 792: time exceeded, code 1, only if the first fragment arrived.
+            let mut quote = [0u8; IPV4_HEADER_LEN + 8];
+            let mut hdr = e.header;
+            hdr.payload_len = e.leading_len;
+            hdr.emit(&mut quote);
+            quote[IPV4_HEADER_LEN..IPV4_HEADER_LEN + e.leading_len]
+                .copy_from_slice(&e.leading[..e.leading_len]);
+            let q = &quote[..IPV4_HEADER_LEN + e.leading_len];
+            inner.send_icmp_error(now, &e.header, IcmpRepr::TimeExceeded { code: 1, data: q });
+        });
+        for _ in 0..expired {
+            inner.count_drop(DropReason::ReassemblyTimeout);
+        }
+
+        let cx = self.inner.tcp_context(now);
+        self.tcp.handle_timeout(&cx);
+    }
+
+    /// Tells the transport that sent `frame` that `next_hop` is unreachable, as Linux
+    /// does when neighbour resolution fails (EHOSTUNREACH).
+    fn report_unreachable(&mut self, now: Instant, next_hop: Ipv4Addr, frame: &[u8]) {
+        let Some(packet) = frame.get(ETHERNET_HEADER_LEN..) else {
+            return;
+        };
+        let Ok((quoted, transport)) = Ipv4Repr::parse_quoted(packet) else {
+            return;
+        };
+        if transport.len() < 8 || quoted.frag_offset != 0 {
+            return;
+        }
+        let err = IcmpError {
+            reporter: next_hop,
+            kind: IcmpErrorKind::HostUnreachable,
+            quoted,
+            src_port: u16::from_be_bytes([transport[0], transport[1]]),
+            dst_port: u16::from_be_bytes([transport[2], transport[3]]),
+            tcp_seq: u32::from_be_bytes([transport[4], transport[5], transport[6], transport[7]]),
+        };
+        match quoted.protocol {
+            IpProtocol::UDP => self.udp.handle_icmp_error(&err),
+            IpProtocol::TCP => {
+                let cx = self.inner.tcp_context(now);
+                self.tcp.handle_icmp_error(&cx, &err)
+            }
+            _ => {}
+        }
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [
+            self.inner.neighbors.poll_at(),
+            self.reassembler.poll_at(),
+            self.tcp.poll_at(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Writes the next frame to send into `buf` and returns its length.
+    ///
+    /// `buf` must hold an MTU-sized frame (MTU + 14 bytes); a queued frame that does not
+    /// fit is dropped and counted.
+    #[must_use]
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        loop {
+            if let Some(frame) = self.inner.tx_queue.pop_front() {
+                let n = frame.len();
+                let fits = n <= buf.len();
+                if fits {
+                    buf[..n].copy_from_slice(&frame);
+                } else {
+                    self.inner.count_drop(DropReason::TxQueueFull);
+                }
+                self.inner.recycle(frame);
+                if fits {
+                    self.inner.count_tx(n);
+                    return Some(n);
+                }
+                continue;
+            }
+            let Interface {
+                inner,
+                tcp,
+                udp,
+                raw,
+                ..
+            } = self;
+            let cx = inner.tcp_context(now);
+            let mut written = None;
+            let emitted = tcp.dispatch(&cx, &mut |ip, seg| {
+                let hdr = inner.ip_header(ip.dst_addr, IpProtocol::TCP, seg.buffer_len());
+                let hdr = Ipv4Repr { tos: ip.tos, ..hdr };
+                written = inner
+                    .emit_ip(
+                        now,
+                        hdr,
+                        &mut |b| seg.emit(b, hdr.src_addr, hdr.dst_addr),
+                        Some(&mut *buf),
+                    )
+                    .ok()
+                    .flatten();
+            });
+            if !emitted {
+                let our_addr = inner.config.ip.address();
+                let emitted = udp.dispatch(our_addr, &mut |src, dst, data| {
+                    let udp_repr = UdpRepr {
+                        src_port: src.port(),
+                        dst_port: dst.port(),
+                    };
+                    let hdr =
+                        inner.ip_header(*dst.ip(), IpProtocol::UDP, UDP_HEADER_LEN + data.len());
+                    written = inner
+                        .emit_ip(
+                            now,
+                            hdr,
+                            &mut |b| {
+                                b[UDP_HEADER_LEN..].copy_from_slice(data);
+                                udp_repr.emit(b, hdr.src_addr, hdr.dst_addr, data.len());
+                            },
+                            Some(&mut *buf),
+                        )
+                        .ok()
+                        .flatten();
+                });
+                if !emitted {
+                    let emitted = raw.dispatch(&mut |protocol, dst, data| {
+                        let hdr = inner.ip_header(dst, protocol, data.len());
+                        let hdr = Ipv4Repr {
+                            dont_frag: false,
+                            ..hdr
+                        };
+                        written = inner
+                            .emit_ip(now, hdr, &mut |b| b.copy_from_slice(data), Some(&mut *buf))
+                            .ok()
+                            .flatten();
+                    });
+                    if !emitted {
+                        return None;
+                    }
+                }
+            }
+            if let Some(n) = written {
+                self.inner.count_tx(n);
+                return Some(n);
+            }
+            // The packet was queued (fragments, ARP pending) or dropped; go round again.
+        }
+    }
+
+    /// Drives a link once: every ready frame in (bounded per round so output is not
+    /// starved), due timers, every pending frame out. Returns frames moved.
+    ///
+    /// # Errors
+    /// The link failed.
+    pub fn poll_link<L: Link + ?Sized>(&mut self, now: Instant, link: &mut L) -> io::Result<usize> {
+        const RX_BUDGET: usize = 256;
+        let mut buf = core::mem::take(&mut self.rx_buf);
+        let mut moved = 0;
+        let res = (|| loop {
+            let mut received = 0;
+            while received < RX_BUDGET {
+                match link.recv(now, &mut buf)? {
+                    Some(n) => {
+                        self.handle_frame(now, &buf[..n]);
+                        received += 1;
+                    }
+                    None => break,
+                }
+            }
+            if self.poll_timeout().is_some_and(|t| t <= now) {
+                self.handle_timeout(now);
+            }
+            while let Some(n) = self.poll_transmit(now, &mut buf) {
+                link.send(now, &buf[..n])?;
+                moved += 1;
+            }
+            moved += received;
+            if received < RX_BUDGET {
+                return Ok(moved);
+            }
+        })();
+        self.rx_buf = buf;
+        res
+    }
+
+    /// Sends an ICMP echo request (for ping tools and tests).
+    ///
+    /// # Errors
+    /// The reason it could not be sent (no route, ARP queue full).
+    pub fn send_echo_request(
+        &mut self,
+        now: Instant,
+        dst: Ipv4Addr,
+        ident: u16,
+        seq_no: u16,
+        data: &[u8],
+    ) -> Result<(), DropReason> {
+        let req = IcmpRepr::EchoRequest {
+            ident,
+            seq_no,
+            data,
+        };
+        let mut hdr = self
+            .inner
+            .ip_header(dst, IpProtocol::ICMP, req.buffer_len());
+        hdr.dont_frag = false;
+        self.inner
+            .emit_ip(now, hdr, &mut |b| req.emit(b), None)
+            .map(|_| ())
+    }
+
+    /// The next echo reply received, if any (at most 256 are kept).
+    pub fn poll_echo_reply(&mut self) -> Option<EchoReply> {
+        self.inner.echo_replies.pop_front()
+    }
+}
+
+impl Inner {
+    fn tcp_context(&self, now: Instant) -> TcpContext {
         TcpContext {
             now,
             local_addr: self.config.ip.address(),
@@ -89,8 +811,286 @@ impl Interface {
         }
     }
 
-    /// The UDP layer.
-    pub fn udp(&mut self) -> &mut UdpLayer {
-        &mut self.udp
+    fn count_drop(&mut self, reason: DropReason) {
+        self.counters.drops[reason as usize] += 1;
+    }
+
+    fn count_tx(&mut self, n: usize) {
+        self.counters.tx_frames += 1;
+        self.counters.tx_bytes += n as u64;
+    }
+
+    fn is_broadcast(&self, addr: Ipv4Addr) -> bool {
+        addr.is_broadcast()
+            || (self.config.ip.prefix_len() < 31 && addr == self.config.ip.broadcast())
+    }
+
+    fn frame_buf(&mut self) -> Vec<u8> {
+        let mut b = self.spare.pop().unwrap_or_default();
+        b.clear();
+        b
+    }
+
+    fn recycle(&mut self, buf: Vec<u8>) {
+        if self.spare.len() < 64 {
+            self.spare.push(buf);
+        }
+    }
+
+    fn enqueue(&mut self, frame: Vec<u8>) {
+        if self.tx_queue.len() >= self.config.tx_queue_len {
+            self.count_drop(DropReason::TxQueueFull);
+            self.recycle(frame);
+        } else {
+            self.tx_queue.push_back(frame);
+        }
+    }
+
+    fn send_arp(
+        &mut self,
+        operation: ArpOperation,
+        target_ip: Ipv4Addr,
+        target_mac: EthernetAddress,
+        dst_mac: EthernetAddress,
+    ) {
+        let arp = ArpRepr {
+            operation,
+            source_hardware_addr: self.config.mac,
+            source_protocol_addr: self.config.ip.address(),
+            target_hardware_addr: target_mac,
+            target_protocol_addr: target_ip,
+        };
+        let eth = EthernetRepr {
+            src_addr: self.config.mac,
+            dst_addr: dst_mac,
+            ethertype: EtherType::ARP,
+        };
+        let mut frame = self.frame_buf();
+        frame.resize(ETHERNET_HEADER_LEN + ArpRepr::LEN, 0);
+        eth.emit(&mut frame);
+        arp.emit(&mut frame[ETHERNET_HEADER_LEN..]);
+        match operation {
+            ArpOperation::Reply => self.counters.arp_tx_replies += 1,
+            _ => self.counters.arp_tx_requests += 1,
+        }
+        log::trace!(target: "ustack::arp", "send {}", wire::pretty::summarize(&frame));
+        self.enqueue(frame);
+    }
+
+    /// An IPv4 header from us to `dst` with our defaults.
+    fn ip_header(&mut self, dst: Ipv4Addr, protocol: IpProtocol, payload_len: usize) -> Ipv4Repr {
+        Ipv4Repr {
+            src_addr: self.config.ip.address(),
+            dst_addr: dst,
+            protocol,
+            ttl: self.config.ttl,
+            tos: 0,
+            ident: 0,
+            dont_frag: protocol == IpProtocol::TCP,
+            more_frags: false,
+            frag_offset: 0,
+            payload_len,
+        }
+    }
+
+    /// Next hop for `dst`: on-link destinations directly, others via the gateway.
+    fn next_hop(&self, dst: Ipv4Addr) -> Option<Ipv4Addr> {
+        if self.config.ip.contains(dst) || dst.is_broadcast() {
+            Some(dst)
+        } else {
+            self.config.gateway
+        }
+    }
+
+    /// Sends an IPv4 packet whose payload `fill` writes into the slice it is given
+    /// (exactly `hdr.payload_len` bytes). When `out` is given and the packet can go out
+    /// whole to a known neighbour, it is written there and its frame length returned;
+    /// otherwise it is queued (fragmented if needed, or waiting for ARP) and `None`
+    /// returned.
+    fn emit_ip(
+        &mut self,
+        now: Instant,
+        mut hdr: Ipv4Repr,
+        fill: &mut dyn FnMut(&mut [u8]),
+        out: Option<&mut [u8]>,
+    ) -> Result<Option<usize>, DropReason> {
+        let Some(next_hop) = self.next_hop(hdr.dst_addr) else {
+            self.count_drop(DropReason::NoRoute);
+            return Err(DropReason::NoRoute);
+        };
+        hdr.ident = self.next_ident;
+        self.next_ident = self.next_ident.wrapping_add(1);
+        let mac = if self.is_broadcast(hdr.dst_addr) {
+            Some(EthernetAddress::BROADCAST)
+        } else {
+            self.neighbors.lookup(next_hop)
+        };
+        let eth = EthernetRepr {
+            src_addr: self.config.mac,
+            dst_addr: mac.unwrap_or_default(),
+            ethertype: EtherType::IPV4,
+        };
+        let total = IPV4_HEADER_LEN + hdr.payload_len;
+        let frame_len = ETHERNET_HEADER_LEN + total;
+
+        if total <= self.config.mtu {
+            if let (Some(_), Some(out)) = (mac, out) {
+                if out.len() >= frame_len {
+                    eth.emit(out);
+                    hdr.emit(&mut out[ETHERNET_HEADER_LEN..]);
+                    fill(&mut out[ETHERNET_HEADER_LEN + IPV4_HEADER_LEN..frame_len]);
+                    self.counters.ipv4_tx_packets += 1;
+                    return Ok(Some(frame_len));
+                }
+            }
+            let mut frame = self.frame_buf();
+            frame.resize(frame_len, 0);
+            eth.emit(&mut frame);
+            hdr.emit(&mut frame[ETHERNET_HEADER_LEN..]);
+            fill(&mut frame[ETHERNET_HEADER_LEN + IPV4_HEADER_LEN..]);
+            self.counters.ipv4_tx_packets += 1;
+            self.route_frame(now, next_hop, mac, frame)?;
+            return Ok(None);
+        }
+
+        // Larger than the MTU: build the datagram, then cut it (RFC 791 §3.2).
+        if hdr.dont_frag {
+            log::warn!(target: "ustack::ipv4", "{}-byte packet with DF over MTU {}", total, self.config.mtu);
+            self.count_drop(DropReason::NoRoute);
+            return Err(DropReason::NoRoute);
+        }
+        let mut scratch = core::mem::take(&mut self.scratch);
+        scratch.clear();
+        scratch.resize(hdr.payload_len, 0);
+        fill(&mut scratch);
+        let chunk = (self.config.mtu - IPV4_HEADER_LEN) & !7;
+        self.counters.ipv4_fragmented += 1;
+        let mut result = Ok(None);
+        for (i, piece) in scratch.chunks(chunk).enumerate() {
+            let offset = i * chunk;
+            let frag = Ipv4Repr {
+                more_frags: offset + piece.len() < hdr.payload_len,
+                frag_offset: offset as u16,
+                payload_len: piece.len(),
+                ..hdr
+            };
+            let mut frame = self.frame_buf();
+            frame.resize(ETHERNET_HEADER_LEN + IPV4_HEADER_LEN + piece.len(), 0);
+            eth.emit(&mut frame);
+            frag.emit(&mut frame[ETHERNET_HEADER_LEN..]);
+            frame[ETHERNET_HEADER_LEN + IPV4_HEADER_LEN..].copy_from_slice(piece);
+            self.counters.ipv4_tx_packets += 1;
+            self.counters.ipv4_tx_fragments += 1;
+            if let Err(e) = self.route_frame(now, next_hop, mac, frame) {
+                result = Err(e);
+                break;
+            }
+        }
+        self.scratch = scratch;
+        result
+    }
+
+    /// Queues a finished frame for transmission, or behind an ARP resolution.
+    fn route_frame(
+        &mut self,
+        now: Instant,
+        next_hop: Ipv4Addr,
+        mac: Option<EthernetAddress>,
+        frame: Vec<u8>,
+    ) -> Result<(), DropReason> {
+        if mac.is_some() {
+            self.enqueue(frame);
+            return Ok(());
+        }
+        match self.neighbors.queue(now, next_hop, frame) {
+            QueueOutcome::Queued => Ok(()),
+            QueueOutcome::QueuedSendRequest => {
+                log::debug!(target: "ustack::arp", "resolving {next_hop}");
+                self.send_arp(
+                    ArpOperation::Request,
+                    next_hop,
+                    EthernetAddress([0; 6]),
+                    EthernetAddress::BROADCAST,
+                );
+                Ok(())
+            }
+            QueueOutcome::Full(frame) => {
+                self.recycle(frame);
+                self.count_drop(DropReason::ArpQueueFull);
+                Err(DropReason::ArpQueueFull)
+            }
+        }
+    }
+
+    fn icmp_error_allowed(&mut self, now: Instant) -> bool {
+        let cfg = &self.config.icmp;
+        if cfg.error_rate_per_sec > 0 {
+            let per_token = Duration::from_micros(1_000_000 / u64::from(cfg.error_rate_per_sec));
+            let elapsed = now - self.icmp_refilled_at;
+            let new = (elapsed.total_micros() / per_token.total_micros().max(1)) as u32;
+            if new > 0 {
+                self.icmp_tokens = (self.icmp_tokens.saturating_add(new)).min(cfg.error_burst);
+                self.icmp_refilled_at = now;
+            }
+        }
+        if self.icmp_tokens == 0 {
+            self.counters.icmp_rate_limited += 1;
+            return false;
+        }
+        self.icmp_tokens -= 1;
+        true
+    }
+
+    /// Sends destination unreachable with `code` about a datagram we received.
+    fn send_icmp_unreachable(&mut self, now: Instant, ip: &Ipv4Repr, payload: &[u8], code: u8) {
+        let mut quote = [0u8; ICMP_QUOTE_MAX];
+        let n = payload.len().min(ICMP_QUOTE_MAX - IPV4_HEADER_LEN);
+        ip.emit(&mut quote);
+        quote[IPV4_HEADER_LEN..IPV4_HEADER_LEN + n].copy_from_slice(&payload[..n]);
+        let data = &quote[..IPV4_HEADER_LEN + n];
+        self.send_icmp_error(
+            now,
+            ip,
+            IcmpRepr::DstUnreachable {
+                code,
+                next_hop_mtu: 0,
+                data,
+            },
+        );
+    }
+
+    /// Sends an ICMP error about `about`, unless RFC 1122 §3.2.2 forbids it or the
+    /// rate limit says no.
+    fn send_icmp_error(&mut self, now: Instant, about: &Ipv4Repr, msg: IcmpRepr<'_>) {
+        // Never about broadcasts, non-unicast sources, non-first fragments, or ICMP errors.
+        if self.is_broadcast(about.dst_addr)
+            || about.dst_addr.is_multicast()
+            || self.is_broadcast(about.src_addr)
+            || about.src_addr.is_unspecified()
+            || about.frag_offset != 0
+        {
+            return;
+        }
+        if about.protocol == IpProtocol::ICMP {
+            let quoted_payload = &msg.data()[IPV4_HEADER_LEN.min(msg.data().len())..];
+            if matches!(quoted_payload.first(), Some(3 | 4 | 5 | 11 | 12)) {
+                return;
+            }
+        }
+        if !self.icmp_error_allowed(now) {
+            return;
+        }
+        let hdr = self.ip_header(about.src_addr, IpProtocol::ICMP, msg.buffer_len());
+        let hdr = Ipv4Repr {
+            tos: 0xc0,
+            dont_frag: false,
+            ..hdr
+        };
+        if self.emit_ip(now, hdr, &mut |b| msg.emit(b), None).is_ok() {
+            self.counters.icmp_tx_errors += 1;
+        }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -5,6 +5,7 @@
 //! listening address), keeps deadlines in a timer structure, and tracks which sockets
 //! have output pending, so no per-packet work scans every socket.
 
+pub mod raw;
 pub mod tcp;
 pub mod udp;
 

@@ -185,6 +185,33 @@ impl Ipv4Repr {
         Ok((repr, &packet[header_len..total_len]))
     }
 
+    /// Parses the IP header quoted inside an ICMP error (RFC 792: the header plus the
+    /// first 64 bits of data). The quote is truncated by design, so neither the total
+    /// length nor the checksum is checked; `payload_len` is what the header claims.
+    ///
+    /// # Errors
+    /// `Truncated` or `Malformed` when even the header is not there.
+    pub fn parse_quoted(quote: &[u8]) -> Result<(Ipv4Repr, &[u8]), Error> {
+        let hdr = etherparse::Ipv4HeaderSlice::from_slice(quote).map_err(|e| match e {
+            etherparse::err::ipv4::HeaderSliceError::Len(_) => Error::Truncated,
+            etherparse::err::ipv4::HeaderSliceError::Content(_) => Error::Malformed,
+        })?;
+        let header_len = hdr.slice().len();
+        let repr = Ipv4Repr {
+            src_addr: hdr.source_addr(),
+            dst_addr: hdr.destination_addr(),
+            protocol: IpProtocol(hdr.protocol().0),
+            ttl: hdr.ttl(),
+            tos: quote[1],
+            ident: hdr.identification(),
+            dont_frag: hdr.dont_fragment(),
+            more_frags: hdr.more_fragments(),
+            frag_offset: hdr.fragments_offset().value() * 8,
+            payload_len: (hdr.total_len() as usize).saturating_sub(header_len),
+        };
+        Ok((repr, &quote[header_len..]))
+    }
+
     /// Bytes the header takes when emitted (never with options).
     pub const fn buffer_len(&self) -> usize {
         IPV4_HEADER_LEN
@@ -277,6 +304,16 @@ mod tests {
         packet.extend_from_slice(&[0; 10]);
         let (_, payload) = Ipv4Repr::parse(&packet).unwrap();
         assert_eq!(payload.len(), 32);
+    }
+
+    #[test]
+    fn quoted_header_in_port_unreachable() {
+        let (_, icmp) = Ipv4Repr::parse(ip(testdata::ICMP_PORT_UNREACHABLE)).unwrap();
+        let (quoted, rest) = Ipv4Repr::parse_quoted(&icmp[8..]).unwrap();
+        assert_eq!(quoted.protocol, IpProtocol::UDP);
+        assert_eq!(quoted.src_addr, testdata::KERNEL_IP);
+        assert_eq!(u16::from_be_bytes([rest[2], rest[3]]), 5009);
+        assert!(Ipv4Repr::parse_quoted(&icmp[8..20]).is_err());
     }
 
     #[test]

@@ -1,0 +1,514 @@
+//! Whole frames through an [`Interface`], most of them real captures.
+
+use super::*;
+use crate::wire::testdata::{self, KERNEL_IP, KERNEL_MAC, PEER_IP, PEER_MAC};
+use crate::wire::{ArpRepr, IcmpRepr, TcpFlags};
+use rand::{Rng, SeedableRng};
+
+/// The stack plays the capture's 10.0.0.2 side, so its answers can be compared to Linux's.
+fn config() -> Config {
+    let mut c = Config::new(PEER_MAC, Ipv4Cidr::new(PEER_IP, 24));
+    c.arp.gratuitous_at_start = false;
+    c
+}
+
+fn iface() -> Interface {
+    Interface::new(config(), Instant::ZERO)
+}
+
+fn drain(iface: &mut Interface, now: Instant) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 1514];
+    while let Some(n) = iface.poll_transmit(now, &mut buf) {
+        out.push(buf[..n].to_vec());
+    }
+    out
+}
+
+fn ip_of(frame: &[u8]) -> (Ipv4Repr, Vec<u8>) {
+    let (_, p) = EthernetRepr::parse(frame).unwrap();
+    let (ip, payload) = Ipv4Repr::parse(p).unwrap();
+    (ip, payload.to_vec())
+}
+
+/// An iface that already knows the kernel side's MAC (it asked for ours).
+fn iface_knowing_kernel() -> Interface {
+    let mut i = iface();
+    assert_eq!(i.handle_frame(Instant::ZERO, testdata::ARP_REQUEST), None);
+    drain(&mut i, Instant::ZERO);
+    i
+}
+
+#[test]
+fn arp_request_for_us_gets_the_reply_linux_sent() {
+    let mut i = iface();
+    assert_eq!(i.handle_frame(Instant::ZERO, testdata::ARP_REQUEST), None);
+    let out = drain(&mut i, Instant::ZERO);
+    assert_eq!(out, vec![testdata::ARP_REPLY.to_vec()]);
+    assert_eq!(i.neighbors().get(KERNEL_IP), Some(KERNEL_MAC));
+    assert_eq!(i.counters().arp_rx_requests, 1);
+    assert_eq!(i.counters().arp_tx_replies, 1);
+}
+
+#[test]
+fn arp_request_for_someone_else_is_not_answered_and_creates_no_entry() {
+    let mut c = config();
+    c.ip = Ipv4Cidr::new(Ipv4Addr::new(10, 0, 0, 3), 24);
+    let mut i = Interface::new(c, Instant::ZERO);
+    assert_eq!(
+        i.handle_frame(Instant::ZERO, testdata::ARP_REQUEST),
+        Some(DropReason::ArpNotForUs)
+    );
+    assert!(drain(&mut i, Instant::ZERO).is_empty());
+    assert_eq!(i.neighbors().get(KERNEL_IP), None);
+}
+
+#[test]
+fn gratuitous_arp_at_start() {
+    let mut c = config();
+    c.arp.gratuitous_at_start = true;
+    let mut i = Interface::new(c, Instant::ZERO);
+    let out = drain(&mut i, Instant::ZERO);
+    assert_eq!(out.len(), 1);
+    let (eth, p) = EthernetRepr::parse(&out[0]).unwrap();
+    assert!(eth.dst_addr.is_broadcast());
+    let arp = ArpRepr::parse(p).unwrap();
+    assert_eq!(arp.source_protocol_addr, PEER_IP);
+    assert_eq!(arp.target_protocol_addr, PEER_IP);
+}
+
+#[test]
+fn echo_request_gets_the_reply_linux_sent() {
+    let mut i = iface_knowing_kernel();
+    assert_eq!(i.handle_frame(Instant::ZERO, testdata::ECHO_REQUEST), None);
+    let out = drain(&mut i, Instant::ZERO);
+    assert_eq!(out.len(), 1);
+    let (ours, our_icmp) = ip_of(&out[0]);
+    let (linux, linux_icmp) = ip_of(testdata::ECHO_REPLY);
+    assert_eq!(our_icmp, linux_icmp, "ICMP message byte for byte");
+    assert_eq!(
+        (ours.src_addr, ours.dst_addr, ours.ttl),
+        (linux.src_addr, linux.dst_addr, linux.ttl)
+    );
+    assert_eq!(
+        &out[0][..12],
+        &testdata::ECHO_REPLY[..12],
+        "Ethernet addresses"
+    );
+}
+
+#[test]
+fn first_ping_from_unknown_peer_waits_for_arp_then_is_answered() {
+    let mut i = iface();
+    // Not learned from the IP packet itself: we must ask.
+    assert_eq!(i.handle_frame(Instant::ZERO, testdata::ECHO_REQUEST), None);
+    let out = drain(&mut i, Instant::ZERO);
+    assert_eq!(out.len(), 1);
+    let (eth, p) = EthernetRepr::parse(&out[0]).unwrap();
+    assert_eq!(eth.ethertype, EtherType::ARP);
+    assert_eq!(ArpRepr::parse(p).unwrap().target_protocol_addr, KERNEL_IP);
+    // The answer to our request releases the queued reply.
+    let reply = {
+        let mut f = vec![0u8; 42];
+        EthernetRepr {
+            src_addr: KERNEL_MAC,
+            dst_addr: PEER_MAC,
+            ethertype: EtherType::ARP,
+        }
+        .emit(&mut f);
+        ArpRepr {
+            operation: ArpOperation::Reply,
+            source_hardware_addr: KERNEL_MAC,
+            source_protocol_addr: KERNEL_IP,
+            target_hardware_addr: PEER_MAC,
+            target_protocol_addr: PEER_IP,
+        }
+        .emit(&mut f[14..]);
+        f
+    };
+    assert_eq!(i.handle_frame(Instant::from_millis(1), &reply), None);
+    let out = drain(&mut i, Instant::from_millis(1));
+    assert_eq!(out.len(), 1);
+    assert_eq!(ip_of(&out[0]).1, ip_of(testdata::ECHO_REPLY).1);
+    assert_eq!(&out[0][..6], &KERNEL_MAC.0);
+}
+
+#[test]
+fn unanswered_arp_retries_then_drops_and_counts() {
+    let mut i = iface();
+    i.handle_frame(Instant::ZERO, testdata::ECHO_REQUEST);
+    assert_eq!(drain(&mut i, Instant::ZERO).len(), 1);
+    let mut requests = 1;
+    let mut now = Instant::ZERO;
+    while let Some(t) = i.poll_timeout() {
+        now = t;
+        i.handle_timeout(now);
+        requests += drain(&mut i, now).len();
+        assert!(now < Instant::from_secs(10), "resolution never gave up");
+    }
+    assert_eq!(requests, 3, "max_retries requests in all");
+    assert_eq!(i.counters().dropped(DropReason::ArpFailed), 1);
+    assert_eq!(now, Instant::from_secs(3));
+}
+
+#[test]
+fn fragmented_echo_request_is_reassembled_and_the_reply_fragmented() {
+    let mut i = iface_knowing_kernel();
+    assert_eq!(i.handle_frame(Instant::ZERO, testdata::FRAG_LAST), None);
+    assert_eq!(i.handle_frame(Instant::ZERO, testdata::FRAG_FIRST), None);
+    assert_eq!(i.counters().ipv4_reassembled, 1);
+    let out = drain(&mut i, Instant::ZERO);
+    assert_eq!(out.len(), 2, "2008-byte reply over a 1500 MTU");
+    let mut r = Reassembler::new(ReassemblyConfig::default());
+    let (a, pa) = ip_of(&out[0]);
+    let (b, pb) = ip_of(&out[1]);
+    assert!(a.more_frags && !b.more_frags && a.ident == b.ident);
+    assert_eq!(pa.len(), 1480);
+    r.add(Instant::ZERO, &a, &pa).unwrap();
+    let (_, whole) = r.add(Instant::ZERO, &b, &pb).unwrap().unwrap();
+    // The echoed data is the request's, reassembled from Linux's two fragments.
+    let mut request = Reassembler::new(ReassemblyConfig::default());
+    let (q1, p1) = ip_of(testdata::FRAG_FIRST);
+    let (q2, p2) = ip_of(testdata::FRAG_LAST);
+    request.add(Instant::ZERO, &q1, &p1).unwrap();
+    let (_, req) = request.add(Instant::ZERO, &q2, &p2).unwrap().unwrap();
+    let IcmpRepr::EchoRequest { data, .. } = IcmpRepr::parse(&req).unwrap() else {
+        panic!()
+    };
+    let IcmpRepr::EchoReply { data: echoed, .. } = IcmpRepr::parse(&whole).unwrap() else {
+        panic!("not a reply")
+    };
+    assert_eq!(echoed, data);
+}
+
+#[test]
+fn udp_to_closed_port_gets_the_port_unreachable_linux_sent() {
+    let mut i = iface_knowing_kernel();
+    assert_eq!(
+        i.handle_frame(Instant::ZERO, testdata::UDP_TO_CLOSED_PORT),
+        Some(DropReason::UdpNoSocket)
+    );
+    let out = drain(&mut i, Instant::ZERO);
+    assert_eq!(out.len(), 1);
+    let (ours, our_icmp) = ip_of(&out[0]);
+    let (linux, linux_icmp) = ip_of(testdata::ICMP_PORT_UNREACHABLE);
+    assert_eq!(our_icmp, linux_icmp, "same quote, same checksum");
+    assert_eq!(ours.tos, linux.tos);
+    assert_eq!(i.counters().icmp_tx_errors, 1);
+}
+
+#[test]
+fn udp_datagram_reaches_bound_socket_and_answer_goes_out() {
+    let mut i = iface_knowing_kernel();
+    let udp = i.udp();
+    let h = udp.socket();
+    udp.bind(h, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 5002), PEER_IP)
+        .unwrap();
+    assert_eq!(i.handle_frame(Instant::ZERO, testdata::UDP_DATAGRAM), None);
+    let mut buf = [0u8; 64];
+    let (n, from) = i.udp().recv_from(h, &mut buf, false).unwrap();
+    assert_eq!(&buf[..n], b"hello\n");
+    assert_eq!(from, SocketAddrV4::new(KERNEL_IP, 42823));
+    i.udp().send_to(h, b"world\n", Some(from), PEER_IP).unwrap();
+    let out = drain(&mut i, Instant::ZERO);
+    assert_eq!(out.len(), 1);
+    let (ip, seg) = ip_of(&out[0]);
+    let (repr, payload) = UdpRepr::parse(ip.src_addr, ip.dst_addr, &seg).unwrap();
+    assert_eq!((repr.src_port, repr.dst_port), (5002, 42823));
+    assert_eq!(payload, b"world\n");
+}
+
+#[test]
+fn large_udp_datagram_is_fragmented_and_reassembles() {
+    let mut i = iface_knowing_kernel();
+    let h = i.udp().socket();
+    let data: Vec<u8> = (0..8000u32).map(|x| (x % 251) as u8).collect();
+    i.udp()
+        .send_to(h, &data, Some(SocketAddrV4::new(KERNEL_IP, 9)), PEER_IP)
+        .unwrap();
+    let out = drain(&mut i, Instant::ZERO);
+    assert_eq!(out.len(), 6, "8008 bytes in 1480-byte pieces");
+    let mut r = Reassembler::new(ReassemblyConfig::default());
+    let mut whole = None;
+    for f in &out {
+        assert!(f.len() <= 1514);
+        let (ip, p) = ip_of(f);
+        whole = r.add(Instant::ZERO, &ip, &p).unwrap();
+    }
+    let (hdr, seg) = whole.unwrap();
+    let (_, payload) = UdpRepr::parse(hdr.src_addr, hdr.dst_addr, &seg).unwrap();
+    assert_eq!(payload, &data[..]);
+}
+
+#[test]
+fn tcp_syn_to_closed_port_is_reset() {
+    let mut i = iface_knowing_kernel();
+    assert_eq!(i.handle_frame(Instant::ZERO, testdata::TCP_SYN), None);
+    let out = drain(&mut i, Instant::ZERO);
+    assert_eq!(out.len(), 1);
+    let (ip, seg) = ip_of(&out[0]);
+    let rst = TcpRepr::parse(ip.src_addr, ip.dst_addr, &seg).unwrap();
+    assert_eq!(rst.flags, TcpFlags::RST | TcpFlags::ACK);
+    assert_eq!(rst.ack_number.0, 3460258187);
+    assert_eq!((rst.src_port, rst.dst_port), (5001, 38394));
+}
+
+#[test]
+fn unknown_protocol_gets_protocol_unreachable() {
+    let mut i = iface_knowing_kernel();
+    let mut f = testdata::UDP_DATAGRAM.to_vec();
+    f[14 + 9] = 253; // experimental protocol number; fix the header checksum
+    f[24] = 0;
+    f[25] = 0;
+    let sum = wire::checksum::of(&f[14..34]);
+    f[24..26].copy_from_slice(&sum.to_be_bytes());
+    assert_eq!(
+        i.handle_frame(Instant::ZERO, &f),
+        Some(DropReason::Ipv4UnknownProtocol)
+    );
+    let out = drain(&mut i, Instant::ZERO);
+    let (_, icmp) = ip_of(&out[0]);
+    assert!(matches!(
+        IcmpRepr::parse(&icmp).unwrap(),
+        IcmpRepr::DstUnreachable { code: 2, .. }
+    ));
+}
+
+#[test]
+fn broadcast_echo_is_ignored_by_default() {
+    let mut i = iface_knowing_kernel();
+    let mut f = testdata::ECHO_REQUEST.to_vec();
+    f[..6].copy_from_slice(&[0xff; 6]);
+    f[30..34].copy_from_slice(&[10, 0, 0, 255]);
+    f[24] = 0;
+    f[25] = 0;
+    let sum = wire::checksum::of(&f[14..34]);
+    f[24..26].copy_from_slice(&sum.to_be_bytes());
+    assert_eq!(
+        i.handle_frame(Instant::ZERO, &f),
+        Some(DropReason::IcmpIgnored)
+    );
+    assert!(drain(&mut i, Instant::ZERO).is_empty());
+}
+
+#[test]
+fn bad_checksums_are_dropped_by_layer() {
+    let mut i = iface_knowing_kernel();
+    let mut ip = testdata::ECHO_REQUEST.to_vec();
+    ip[24] ^= 1;
+    assert_eq!(
+        i.handle_frame(Instant::ZERO, &ip),
+        Some(DropReason::Ipv4Checksum)
+    );
+    let mut icmp = testdata::ECHO_REQUEST.to_vec();
+    icmp[40] ^= 1;
+    assert_eq!(
+        i.handle_frame(Instant::ZERO, &icmp),
+        Some(DropReason::IcmpChecksum)
+    );
+    let mut udp = testdata::UDP_DATAGRAM.to_vec();
+    *udp.last_mut().unwrap() ^= 1;
+    assert_eq!(
+        i.handle_frame(Instant::ZERO, &udp),
+        Some(DropReason::UdpChecksum)
+    );
+    let mut tcp = testdata::TCP_SYN.to_vec();
+    tcp[40] ^= 1;
+    assert_eq!(
+        i.handle_frame(Instant::ZERO, &tcp),
+        Some(DropReason::TcpChecksum)
+    );
+    assert!(drain(&mut i, Instant::ZERO).is_empty());
+    assert_eq!(i.counters().total_dropped(), 4);
+}
+
+#[test]
+fn frames_for_other_hosts_are_not_ours() {
+    let mut i = iface_knowing_kernel();
+    let mut f = testdata::ECHO_REQUEST.to_vec();
+    f[..6].copy_from_slice(&[2, 0, 0, 0, 0, 0x77]);
+    assert_eq!(
+        i.handle_frame(Instant::ZERO, &f),
+        Some(DropReason::EthernetNotForUs)
+    );
+    let mut ipv6 = testdata::ECHO_REQUEST.to_vec();
+    ipv6[12..14].copy_from_slice(&[0x86, 0xdd]);
+    assert_eq!(
+        i.handle_frame(Instant::ZERO, &ipv6),
+        Some(DropReason::EthernetUnknownType)
+    );
+}
+
+#[test]
+fn reassembly_timeout_sends_time_exceeded() {
+    let mut i = iface_knowing_kernel();
+    i.handle_frame(Instant::ZERO, testdata::FRAG_FIRST);
+    assert!(drain(&mut i, Instant::ZERO).is_empty());
+    let t = i.poll_timeout().unwrap();
+    assert_eq!(t, Instant::from_secs(30));
+    i.handle_timeout(t);
+    let out = drain(&mut i, t);
+    assert_eq!(out.len(), 1);
+    let (_, icmp) = ip_of(&out[0]);
+    assert!(matches!(
+        IcmpRepr::parse(&icmp).unwrap(),
+        IcmpRepr::TimeExceeded { code: 1, .. }
+    ));
+    assert_eq!(i.counters().dropped(DropReason::ReassemblyTimeout), 1);
+}
+
+#[test]
+fn icmp_errors_are_rate_limited() {
+    let mut c = config();
+    c.icmp.error_burst = 3;
+    c.icmp.error_rate_per_sec = 10;
+    let mut i = Interface::new(c, Instant::ZERO);
+    i.handle_frame(Instant::ZERO, testdata::ARP_REQUEST);
+    drain(&mut i, Instant::ZERO);
+    for _ in 0..10 {
+        i.handle_frame(Instant::ZERO, testdata::UDP_TO_CLOSED_PORT);
+    }
+    assert_eq!(drain(&mut i, Instant::ZERO).len(), 3);
+    assert_eq!(i.counters().icmp_rate_limited, 7);
+    // 100 ms later one more token.
+    i.handle_frame(Instant::from_millis(100), testdata::UDP_TO_CLOSED_PORT);
+    assert_eq!(drain(&mut i, Instant::from_millis(100)).len(), 1);
+}
+
+#[test]
+fn off_subnet_traffic_goes_via_the_gateway() {
+    let mut c = config();
+    c.gateway = Some(KERNEL_IP);
+    let mut i = Interface::new(c, Instant::ZERO);
+    i.send_echo_request(Instant::ZERO, Ipv4Addr::new(192, 0, 2, 1), 1, 1, b"x")
+        .unwrap();
+    let out = drain(&mut i, Instant::ZERO);
+    let arp = ArpRepr::parse(&out[0][14..]).unwrap();
+    assert_eq!(
+        arp.target_protocol_addr, KERNEL_IP,
+        "resolves the gateway, not the destination"
+    );
+    let mut nogw = Interface::new(config(), Instant::ZERO);
+    assert_eq!(
+        nogw.send_echo_request(Instant::ZERO, Ipv4Addr::new(192, 0, 2, 1), 1, 1, b"x"),
+        Err(DropReason::NoRoute)
+    );
+}
+
+#[test]
+fn echo_reply_is_delivered_to_the_pinger() {
+    let mut c = config();
+    c.mac = KERNEL_MAC;
+    c.ip = Ipv4Cidr::new(KERNEL_IP, 24);
+    c.static_neighbors = vec![(PEER_IP, PEER_MAC)];
+    let mut i = Interface::new(c, Instant::ZERO);
+    i.send_echo_request(Instant::ZERO, PEER_IP, 5435, 1, &[0x55; 24])
+        .unwrap();
+    assert_eq!(drain(&mut i, Instant::ZERO).len(), 1);
+    assert_eq!(
+        i.handle_frame(Instant::from_millis(3), testdata::ECHO_REPLY),
+        None
+    );
+    let reply = i.poll_echo_reply().unwrap();
+    assert_eq!(
+        (reply.from, reply.ident, reply.seq_no, reply.data.len()),
+        (PEER_IP, 5435, 1, 24)
+    );
+}
+
+#[test]
+fn a_thousand_garbage_frames_leave_the_interface_working() {
+    let mut i = iface_knowing_kernel();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x5eed);
+    for n in 0..1000 {
+        let base = testdata::ALL[n % testdata::ALL.len()];
+        let mut f = base.to_vec();
+        match n % 4 {
+            0 => {
+                let len = rng.gen_range(0..1600);
+                f = (0..len).map(|_| rng.gen()).collect();
+            }
+            1 => f.truncate(rng.gen_range(0..base.len())),
+            2 => {
+                // Lie in a length field: IPv4 total length or UDP length.
+                let at = if rng.gen() { 16 } else { 38 };
+                if f.len() > at + 1 {
+                    f[at] = rng.gen();
+                    f[at + 1] = rng.gen();
+                }
+            }
+            _ => {
+                for _ in 0..rng.gen_range(1..4) {
+                    let at = rng.gen_range(0..f.len());
+                    f[at] ^= 1 << rng.gen_range(0..8);
+                }
+            }
+        }
+        // Keep them addressed to us so they reach the deeper layers.
+        if f.len() >= 6 && n % 4 != 0 {
+            f[..6].copy_from_slice(&PEER_MAC.0);
+        }
+        i.handle_frame(Instant::from_millis(n as i64), &f);
+        drain(&mut i, Instant::from_millis(n as i64));
+    }
+    let c = i.counters();
+    assert_eq!(c.rx_frames, 1001);
+    assert!(
+        c.total_dropped() > 500,
+        "most garbage is dropped: {}",
+        c.total_dropped()
+    );
+    assert!(c.dropped(DropReason::Ipv4Checksum) + c.dropped(DropReason::Ipv4Truncated) > 0);
+    i.handle_frame(Instant::from_secs(2), testdata::ECHO_REQUEST);
+    let out = drain(&mut i, Instant::from_secs(2));
+    assert!(
+        out.iter()
+            .any(|f| ip_of(f).1 == ip_of(testdata::ECHO_REPLY).1),
+        "still answers ping"
+    );
+}
+
+#[test]
+fn raw_icmp_socket_sees_echo_replies_and_sends_requests() {
+    let mut c = config();
+    c.mac = KERNEL_MAC;
+    c.ip = Ipv4Cidr::new(KERNEL_IP, 24);
+    c.static_neighbors = vec![(PEER_IP, PEER_MAC)];
+    let mut i = Interface::new(c, Instant::ZERO);
+    let h = i.raw().socket(IpProtocol::ICMP, 65536);
+    // The request as ping(8) builds it: a whole ICMP message, checksum included.
+    let (_, req) = ip_of(testdata::ECHO_REQUEST);
+    i.raw().send_to(h, &req, Some(PEER_IP)).unwrap();
+    let out = drain(&mut i, Instant::ZERO);
+    assert_eq!(out.len(), 1);
+    assert_eq!(ip_of(&out[0]).1, req);
+    assert_eq!(
+        i.handle_frame(Instant::from_millis(1), testdata::ECHO_REPLY),
+        None
+    );
+    let mut buf = [0u8; 128];
+    let (n, from) = i.raw().recv_from(h, &mut buf, false).unwrap();
+    assert_eq!(from, PEER_IP);
+    assert_eq!(
+        &buf[..n],
+        &testdata::ECHO_REPLY[14..],
+        "IP header included, as on Linux"
+    );
+}
+
+#[test]
+fn raw_socket_gets_reassembled_datagrams() {
+    let mut i = iface_knowing_kernel();
+    let h = i.raw().socket(IpProtocol::ICMP, 65536);
+    i.handle_frame(Instant::ZERO, testdata::FRAG_FIRST);
+    i.handle_frame(Instant::ZERO, testdata::FRAG_LAST);
+    let mut buf = vec![0u8; 4096];
+    let (n, _) = i.raw().recv_from(h, &mut buf, false).unwrap();
+    assert_eq!(n, 20 + 2008);
+    let (hdr, payload) = Ipv4Repr::parse(&buf[..n]).unwrap();
+    assert!(!hdr.is_fragment());
+    assert!(matches!(
+        IcmpRepr::parse(payload).unwrap(),
+        IcmpRepr::EchoRequest { .. }
+    ));
+}
