@@ -181,15 +181,33 @@ pub fn iface_config(
     mtu: usize,
     seed: u64,
 ) -> Config {
-    Config {
-        mac,
-        ip,
-        gateway,
-        mtu,
-        seed,
-        tcp: Default::default(),
-        udp: Default::default(),
+    let mut config = Config::new(mac, ip);
+    config.gateway = gateway;
+    config.mtu = mtu;
+    config.seed = seed;
+    config
+}
+
+/// The interface counters that are not zero, one `layer.name value` per line, drops
+/// as `layer.dropped.reason` (for the tools' exit summaries).
+pub fn format_counters(iface: &Interface) -> String {
+    use ustack::iface::DropReason;
+    let counters = iface.counters();
+    let plain = counters.iter().count() - DropReason::COUNT;
+    let mut out = String::new();
+    for (layer, name, value) in counters.iter().take(plain) {
+        if value != 0 {
+            out.push_str(&format!("  {:<32} {value}\n", format!("{layer}.{name}")));
+        }
     }
+    for &reason in DropReason::ALL {
+        let value = counters.dropped(reason);
+        if value != 0 {
+            let key = format!("{}.dropped.{}", reason.layer(), reason.as_str());
+            out.push_str(&format!("  {key:<32} {value}\n"));
+        }
+    }
+    out
 }
 
 /// Drives `iface` on `link` until `stop` is set: wait for the fd to become readable or
@@ -217,7 +235,7 @@ pub fn run<L: Link + ?Sized>(
         wait_readable(fd, Some(wait))?;
     }
     // Last chance for anything queued (e.g. replies to the final frames).
-    iface.poll_link(clock.now(), link)
+    iface.poll_link(clock.now(), link).map(drop)
 }
 
 /// What a stopped stack hands back.

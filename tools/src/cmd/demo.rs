@@ -99,6 +99,10 @@ pub fn run(args: &GlobalArgs) -> CmdResult {
         "\n== stack link counters: rx {} frames / {} bytes, tx {} frames / {} bytes",
         report.link.rx_frames, report.link.rx_bytes, report.link.tx_frames, report.link.tx_bytes
     );
+    print!(
+        "== stack interface counters:\n{}",
+        driver::format_counters(&report.iface)
+    );
     print_trace(&pcap_path, mac)?;
     println!(
         "\n== pcap written to {} (try: tshark -r {} -V)",

@@ -53,6 +53,10 @@ pub fn run(args: &GlobalArgs) -> CmdResult {
         "ustack: link rx {} frames / {} bytes, tx {} frames / {} bytes",
         stats.rx_frames, stats.rx_bytes, stats.tx_frames, stats.tx_bytes
     );
+    eprint!(
+        "ustack: interface counters:\n{}",
+        driver::format_counters(&iface)
+    );
     if let Some(p) = &args.pcap {
         eprintln!("ustack: pcap written to {}", p.display());
     }
