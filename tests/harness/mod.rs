@@ -1,1 +1,321 @@
-//! Test harness: network namespaces with TAP/veth and kernel peers (being written).
+//! Test harness: the stack against the Linux kernel, inside network namespaces the
+//! test creates.
+//!
+//! - [`Netns`] (from `ustack-tools`): a uniquely named namespace (`PREFIX-PID-COUNTER-RANDOM`)
+//!   whose `Drop` kills what runs inside and deletes it with its devices, panics included.
+//! - [`require_netns!`]: skip loudly without the privileges (CAP_NET_ADMIN, CAP_NET_RAW,
+//!   CAP_SYS_ADMIN, `/dev/net/tun`, iproute2); panic instead under `USTACK_REQUIRE_NETNS=1`.
+//! - [`Fixture`]: a namespace with the kernel on one side and the stack on the other,
+//!   over a TAP or a veth pair (AF_PACKET). The stack runs **in-process** on a driver
+//!   thread: its device is opened on a thread that `setns`'d into the namespace, so the
+//!   fd belongs there while the rest of the test process stays in the root namespace.
+//!   In-process keeps the stack's lifetime tied to the test (no orphaned `ustack up`),
+//!   lets the test read the interface's counters directly, and needs no path to a built
+//!   binary. Kernel peers (`ping`, `python3`, `ip`) run with `ip netns exec`.
+//!
+//! Drop order: the stack stops first, then the namespace goes, whatever the exit path.
+
+pub mod pcap;
+
+use std::io::{self, Write};
+use std::os::unix::io::AsRawFd;
+use std::path::PathBuf;
+use std::process::Output;
+use ustack::iface::Interface;
+use ustack::link::sys::AfPacketLink;
+use ustack::link::{Link, PcapTimestamps, PcapWriter};
+use ustack::wire::{EthernetAddress, Ipv4Cidr};
+use ustack_tools::driver::{self, Clock, LinkSpec, StackReport, StackThread};
+
+pub use ustack_tools::netns::{have_privileges, Netns, NetnsError};
+
+/// Whether kernel tests must fail rather than skip when they cannot run.
+pub fn netns_required() -> bool {
+    std::env::var("USTACK_REQUIRE_NETNS").is_ok_and(|v| v == "1")
+}
+
+/// Skips (loudly, returning `false`) or, under `USTACK_REQUIRE_NETNS=1`, panics with `why`.
+pub fn skip_or_fail(test: &str, why: &str) -> bool {
+    if netns_required() {
+        panic!("{test}: cannot run kernel test: {why} (USTACK_REQUIRE_NETNS=1)");
+    }
+    // Written to the stderr handle, not with `eprintln!`, which the test runner
+    // captures: a skip must be visible in a plain `cargo test`.
+    let _ = writeln!(
+        io::stderr(),
+        "\n################################################################\n\
+         ## SKIPPED {test}: {why}\n\
+         ## kernel tests need root (CAP_NET_ADMIN/NET_RAW/SYS_ADMIN),\n\
+         ## /dev/net/tun and iproute2; set USTACK_REQUIRE_NETNS=1 to fail.\n\
+         ################################################################\n"
+    );
+    false
+}
+
+/// Whether this process can run kernel tests (see [`skip_or_fail`]).
+pub fn netns_available(test: &str) -> bool {
+    have_privileges() || skip_or_fail(test, "missing privileges or tools")
+}
+
+/// Whether `tool` is on PATH (skips loudly / fails otherwise).
+pub fn tool_available(test: &str, tool: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()));
+    found || skip_or_fail(test, &format!("`{tool}` is not installed"))
+}
+
+/// Returns from the calling test unless namespaces can be used (and every named tool
+/// is installed); under `USTACK_REQUIRE_NETNS=1` it panics instead.
+#[macro_export]
+macro_rules! require_netns {
+    ($($tool:expr),* $(,)?) => {{
+        let test = ::std::thread::current().name().unwrap_or("kernel test").to_owned();
+        if !$crate::netns_available(&test) {
+            return;
+        }
+        $( if !$crate::tool_available(&test, $tool) { return; } )*
+    }};
+}
+
+/// Which device joins the stack to the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkKind {
+    /// A TAP `tap0`; kernel 10.77.0.1/24 on it.
+    Tap,
+    /// A veth pair: kernel 10.77.1.1/24 on `veth0`, the stack on `veth1` (no address) via AF_PACKET.
+    Veth,
+}
+
+/// Options of a [`Fixture`].
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The device.
+    pub link: LinkKind,
+    /// Record a pcap of every frame the stack moves.
+    pub pcap: bool,
+    /// Seed (MAC, ISNs, IP ids).
+    pub seed: u64,
+    /// IP MTU of both sides.
+    pub mtu: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            link: LinkKind::Tap,
+            pcap: false,
+            seed: 1,
+            mtu: 1500,
+        }
+    }
+}
+
+/// A namespace with the kernel on one side of a link and a running stack on the other.
+pub struct Fixture {
+    // Field order is drop order: stop the stack, then delete the namespace.
+    stack: Option<StackThread>,
+    /// The namespace.
+    pub ns: Netns,
+    /// The stack's MAC.
+    pub mac: EthernetAddress,
+    /// The stack's address.
+    pub stack_ip: String,
+    /// The kernel's address.
+    pub kernel_ip: String,
+    /// The kernel-side interface name.
+    pub kernel_if: &'static str,
+    /// Where the pcap is written, if recording.
+    pub pcap: Option<PathBuf>,
+}
+
+impl Fixture {
+    /// Creates the namespace and devices and starts the stack.
+    ///
+    /// # Panics
+    /// Any set-up step fails (the test fails with the reason).
+    pub fn start(opts: Options) -> Fixture {
+        let ns = Netns::new("ustack-test").expect("create namespace");
+        let mac = driver::mac_from_seed(opts.seed);
+        let (spec, kernel_if, kernel_ip, stack_ip) = match opts.link {
+            LinkKind::Tap => {
+                ns.add_tap("tap0", "10.77.0.1/24").expect("create tap");
+                (
+                    LinkSpec::Tap("tap0".into()),
+                    "tap0",
+                    "10.77.0.1",
+                    "10.77.0.2",
+                )
+            }
+            LinkKind::Veth => {
+                ns.add_veth("veth0", "10.77.1.1/24", "veth1")
+                    .expect("create veth");
+                (
+                    LinkSpec::Raw("veth1".into()),
+                    "veth0",
+                    "10.77.1.1",
+                    "10.77.1.2",
+                )
+            }
+        };
+        if opts.mtu != 1500 {
+            ns.ip(&["link", "set", kernel_if, "mtu", &opts.mtu.to_string()])
+                .expect("set mtu");
+        }
+        let os_link = ns
+            .run_in(move || spec.open())
+            .expect("enter namespace")
+            .expect("open the stack's link");
+        let fd = os_link.as_raw_fd();
+        let clock = Clock::start();
+        let pcap = opts
+            .pcap
+            .then(|| std::env::temp_dir().join(format!("{}.pcap", ns.name())));
+        let link: Box<dyn Link + Send> = match &pcap {
+            Some(path) => Box::new(
+                PcapWriter::new(
+                    os_link,
+                    io::BufWriter::new(std::fs::File::create(path).expect("create pcap")),
+                    clock.epoch_unix_micros(),
+                    PcapTimestamps::Micros,
+                )
+                .expect("pcap header"),
+            ),
+            None => Box::new(os_link),
+        };
+        let ip: Ipv4Cidr = format!("{stack_ip}/24").parse().expect("cidr");
+        let config = driver::iface_config(mac, ip, None, opts.mtu, opts.seed);
+        let stack = StackThread::spawn(Interface::new(config, clock.now()), link, fd, clock)
+            .expect("spawn driver");
+        Fixture {
+            stack: Some(stack),
+            ns,
+            mac,
+            stack_ip: stack_ip.into(),
+            kernel_ip: kernel_ip.into(),
+            kernel_if,
+            pcap,
+        }
+    }
+
+    /// Runs `args` inside the namespace.
+    ///
+    /// # Panics
+    /// The command could not be started.
+    pub fn exec(&self, args: &[&str]) -> Output {
+        self.ns
+            .exec(args)
+            .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"))
+    }
+
+    /// Pings the stack from the kernel with extra ping `args` (e.g. `-c 3 -s 100`).
+    pub fn ping(&self, args: &[&str]) -> Ping {
+        let mut cmd = vec!["ping", "-n"];
+        cmd.extend_from_slice(args);
+        cmd.push(&self.stack_ip);
+        Ping::from_output(&cmd, self.exec(&cmd))
+    }
+
+    /// Whether the driver thread is still running.
+    pub fn stack_running(&self) -> bool {
+        self.stack.as_ref().is_some_and(StackThread::is_running)
+    }
+
+    /// Stops the stack (flushing the pcap) and returns its interface and link counters.
+    ///
+    /// # Panics
+    /// Already stopped, or the driver ended on a link error.
+    pub fn stop(&mut self) -> StackReport {
+        self.stack
+            .take()
+            .expect("stack already stopped")
+            .stop()
+            .expect("driver ended with an error")
+    }
+
+    /// Opens an AF_PACKET socket on the kernel side of the link (inside the namespace),
+    /// to inject frames towards the stack.
+    ///
+    /// # Panics
+    /// The socket could not be opened.
+    pub fn kernel_side_raw(&self) -> AfPacketLink {
+        let ifname = self.kernel_if;
+        self.ns
+            .run_in(move || AfPacketLink::open(ifname))
+            .expect("enter namespace")
+            .expect("open AF_PACKET on the kernel side")
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        drop(self.stack.take());
+        if let Some(p) = &self.pcap {
+            if std::thread::panicking() {
+                eprintln!("pcap kept for inspection: {}", p.display());
+            } else {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+}
+
+/// The outcome of a kernel `ping` run.
+#[derive(Debug)]
+pub struct Ping {
+    /// The command line.
+    pub cmd: String,
+    /// Packets sent.
+    pub transmitted: u32,
+    /// Replies received.
+    pub received: u32,
+    /// stdout + stderr.
+    pub output: String,
+    /// Exit status was 0.
+    pub success: bool,
+}
+
+impl Ping {
+    fn from_output(cmd: &[&str], out: Output) -> Ping {
+        let output = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stats = output
+            .lines()
+            .find(|l| l.contains("packets transmitted"))
+            .unwrap_or("");
+        let num_before = |word: &str| -> u32 {
+            stats
+                .split(',')
+                .find(|part| part.contains(word))
+                .and_then(|part| part.split_whitespace().next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        };
+        Ping {
+            cmd: cmd.join(" "),
+            transmitted: num_before("transmitted"),
+            received: num_before("received"),
+            success: out.status.success(),
+            output,
+        }
+    }
+
+    /// Asserts every request was answered, with intact payloads and no duplicates.
+    ///
+    /// # Panics
+    /// Loss, corruption ("wrong data"), duplicates or a non-zero exit.
+    pub fn assert_all_answered(&self, expected: u32) {
+        assert!(
+            self.success
+                && self.transmitted == expected
+                && self.received == expected
+                && !self.output.contains("wrong data")
+                && !self.output.contains("DUP!"),
+            "`{}`: expected {expected} intact replies\n{}",
+            self.cmd,
+            self.output
+        );
+    }
+}

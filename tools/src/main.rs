@@ -1,1 +1,22 @@
-fn main() {}
+//! The `ustack` command.
+
+mod cli;
+mod cmd;
+
+use clap::Parser;
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let cli = cli::Cli::parse();
+    let result = match cli.command {
+        cli::Command::Up => cmd::up::run(&cli.global),
+        cli::Command::Demo => cmd::demo::run(&cli.global),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("ustack: {e}");
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,349 @@
+//! The one driver loop for a stack on a real device: poll(2) on the link's fd with the
+//! interface's deadline, then `Interface::poll_link`. Used by `ustack up`, `ustack demo`
+//! and the kernel tests (which run it in-process on a thread).
+//!
+//! Time: `now` is measured from a [`Clock`]'s start (`std::time::Instant`), converted to
+//! `ustack::time::Instant`; the wall-clock time of that start is the pcap epoch.
+
+use std::io;
+use std::os::unix::io::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use ustack::iface::{Config, Interface};
+use ustack::link::sys::{wait_readable, AfPacketLink, TapLink};
+use ustack::link::Link;
+use ustack::time::Instant;
+use ustack::wire::{EthernetAddress, Ipv4Cidr};
+
+/// Longest single wait, so a stop request is noticed promptly even with no traffic.
+const MAX_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Monotonic time since the driver started, plus the wall-clock time of that start.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    start: std::time::Instant,
+    epoch_unix_micros: i64,
+}
+
+impl Clock {
+    /// A clock whose epoch is now.
+    pub fn start() -> Clock {
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as i64)
+            .unwrap_or(0);
+        Clock {
+            start: std::time::Instant::now(),
+            epoch_unix_micros: unix,
+        }
+    }
+
+    /// The current stack time.
+    pub fn now(&self) -> Instant {
+        Instant::from_micros(self.start.elapsed().as_micros() as i64)
+    }
+
+    /// Wall-clock microseconds since 1970 at stack time zero (the pcap epoch).
+    pub fn epoch_unix_micros(&self) -> i64 {
+        self.epoch_unix_micros
+    }
+}
+
+/// Which device to run on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LinkSpec {
+    /// A TAP device of that name (created if missing).
+    Tap(String),
+    /// An AF_PACKET socket on that existing interface.
+    Raw(String),
+}
+
+impl LinkSpec {
+    /// Opens the device in the calling thread's network namespace.
+    ///
+    /// # Errors
+    /// The device could not be opened.
+    pub fn open(&self) -> io::Result<OsLink> {
+        match self {
+            LinkSpec::Tap(name) => TapLink::open(name).map(OsLink::Tap),
+            LinkSpec::Raw(name) => AfPacketLink::open(name).map(OsLink::Raw),
+        }
+    }
+}
+
+impl std::fmt::Display for LinkSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LinkSpec::Tap(n) => write!(f, "TAP {n}"),
+            LinkSpec::Raw(n) => write!(f, "AF_PACKET on {n}"),
+        }
+    }
+}
+
+/// An opened OS link.
+#[derive(Debug)]
+pub enum OsLink {
+    /// A TAP device.
+    Tap(TapLink),
+    /// An AF_PACKET socket.
+    Raw(AfPacketLink),
+}
+
+impl AsRawFd for OsLink {
+    fn as_raw_fd(&self) -> RawFd {
+        match self {
+            OsLink::Tap(l) => l.as_raw_fd(),
+            OsLink::Raw(l) => l.as_raw_fd(),
+        }
+    }
+}
+
+impl Link for OsLink {
+    fn recv(&mut self, now: Instant, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        match self {
+            OsLink::Tap(l) => l.recv(now, buf),
+            OsLink::Raw(l) => l.recv(now, buf),
+        }
+    }
+    fn send(&mut self, now: Instant, frame: &[u8]) -> io::Result<()> {
+        match self {
+            OsLink::Tap(l) => l.send(now, frame),
+            OsLink::Raw(l) => l.send(now, frame),
+        }
+    }
+}
+
+/// Frames and bytes a link moved, counted at the device.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinkStats {
+    /// Frames received from the device.
+    pub rx_frames: u64,
+    /// Bytes received from the device.
+    pub rx_bytes: u64,
+    /// Frames handed to the device.
+    pub tx_frames: u64,
+    /// Bytes handed to the device.
+    pub tx_bytes: u64,
+}
+
+/// Wraps a link and counts what it moves.
+#[derive(Debug)]
+pub struct Counted<L> {
+    inner: L,
+    stats: LinkStats,
+}
+
+impl<L> Counted<L> {
+    /// Wraps `inner` with zeroed counters.
+    pub fn new(inner: L) -> Self {
+        Counted {
+            inner,
+            stats: LinkStats::default(),
+        }
+    }
+    /// The counters so far.
+    pub fn stats(&self) -> LinkStats {
+        self.stats
+    }
+    /// The wrapped link.
+    pub fn into_inner(self) -> L {
+        self.inner
+    }
+}
+
+impl<L: Link> Link for Counted<L> {
+    fn recv(&mut self, now: Instant, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        let n = self.inner.recv(now, buf)?;
+        if let Some(n) = n {
+            self.stats.rx_frames += 1;
+            self.stats.rx_bytes += n as u64;
+        }
+        Ok(n)
+    }
+    fn send(&mut self, now: Instant, frame: &[u8]) -> io::Result<()> {
+        self.stats.tx_frames += 1;
+        self.stats.tx_bytes += frame.len() as u64;
+        self.inner.send(now, frame)
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.inner.poll_timeout()
+    }
+}
+
+/// A locally administered unicast MAC derived from `seed` (`02:75:xx:xx:xx:xx`).
+pub fn mac_from_seed(seed: u64) -> EthernetAddress {
+    // splitmix64: neighbouring seeds give unrelated addresses.
+    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    let b = z.to_be_bytes();
+    EthernetAddress([0x02, 0x75, b[0], b[1], b[2], b[3]])
+}
+
+/// The interface configuration the tools build from their flags.
+pub fn iface_config(
+    mac: EthernetAddress,
+    ip: Ipv4Cidr,
+    gateway: Option<core::net::Ipv4Addr>,
+    mtu: usize,
+    seed: u64,
+) -> Config {
+    let mut config = Config::new(mac, ip);
+    config.gateway = gateway;
+    config.mtu = mtu;
+    config.seed = seed;
+    config
+}
+
+/// The interface counters that are not zero, one `layer.name value` per line, drops
+/// as `layer.dropped.reason` (for the tools' exit summaries).
+pub fn format_counters(iface: &Interface) -> String {
+    use ustack::iface::DropReason;
+    let counters = iface.counters();
+    let plain = counters.iter().count() - DropReason::COUNT;
+    let mut out = String::new();
+    for (layer, name, value) in counters.iter().take(plain) {
+        if value != 0 {
+            out.push_str(&format!("  {:<32} {value}\n", format!("{layer}.{name}")));
+        }
+    }
+    for &reason in DropReason::ALL {
+        let value = counters.dropped(reason);
+        if value != 0 {
+            let key = format!("{}.dropped.{}", reason.layer(), reason.as_str());
+            out.push_str(&format!("  {key:<32} {value}\n"));
+        }
+    }
+    out
+}
+
+/// Drives `iface` on `link` until `stop` is set: wait for the fd to become readable or
+/// the next deadline, then feed/poll everything that is due.
+///
+/// # Errors
+/// The link or poll(2) failed.
+pub fn run<L: Link + ?Sized>(
+    iface: &mut Interface,
+    link: &mut L,
+    fd: RawFd,
+    clock: &Clock,
+    stop: &AtomicBool,
+) -> io::Result<()> {
+    while !stop.load(Ordering::Relaxed) {
+        iface.poll_link(clock.now(), link)?;
+        let deadline = match (iface.poll_timeout(), link.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let wait = match deadline {
+            Some(d) => std::time::Duration::from(d - clock.now()).min(MAX_WAIT),
+            None => MAX_WAIT,
+        };
+        wait_readable(fd, Some(wait))?;
+    }
+    // Last chance for anything queued (e.g. replies to the final frames).
+    iface.poll_link(clock.now(), link).map(drop)
+}
+
+/// What a stopped stack hands back.
+pub struct StackReport {
+    /// The interface, for its counters.
+    pub iface: Interface,
+    /// What crossed the device.
+    pub link: LinkStats,
+}
+
+/// A stack running [`run`] on its own thread; stopped (and joined) on drop.
+pub struct StackThread {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<io::Result<StackReport>>>,
+}
+
+impl StackThread {
+    /// Starts driving `iface` on `link`, whose readiness is signalled on `fd`.
+    ///
+    /// The link is dropped (closing the device and flushing any pcap writer inside) when
+    /// the thread ends.
+    ///
+    /// # Errors
+    /// The thread could not be spawned.
+    pub fn spawn(
+        mut iface: Interface,
+        link: Box<dyn Link + Send>,
+        fd: RawFd,
+        clock: Clock,
+    ) -> io::Result<StackThread> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name("ustack-driver".into())
+            .spawn(move || {
+                let mut link = Counted::new(link);
+                run(&mut iface, &mut link, fd, &clock, &stop2)?;
+                Ok(StackReport {
+                    iface,
+                    link: link.stats(),
+                })
+            })?;
+        Ok(StackThread {
+            stop,
+            handle: Some(handle),
+        })
+    }
+
+    /// Whether the driver thread is still running (false after a link error).
+    pub fn is_running(&self) -> bool {
+        self.handle.as_ref().is_some_and(|h| !h.is_finished())
+    }
+
+    /// Stops the driver and returns the interface and link counters.
+    ///
+    /// # Errors
+    /// The driver ended on a link error.
+    ///
+    /// # Panics
+    /// Re-raises a panic of the driver thread.
+    pub fn stop(mut self) -> io::Result<StackReport> {
+        self.stop.store(true, Ordering::Relaxed);
+        let handle = self.handle.take().expect("joined only once");
+        match handle.join() {
+            Ok(r) => r,
+            Err(p) => std::panic::resume_unwind(p),
+        }
+    }
+}
+
+impl Drop for StackThread {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeded_macs_are_local_unicast_and_distinct() {
+        let a = mac_from_seed(1);
+        let b = mac_from_seed(2);
+        assert_ne!(a, b);
+        assert!(a.is_unicast());
+        assert_eq!(a.0[0] & 0x02, 0x02, "locally administered bit");
+        assert_eq!(mac_from_seed(1), a, "deterministic");
+    }
+
+    #[test]
+    fn clock_advances_from_zero() {
+        let c = Clock::start();
+        let t1 = c.now();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        assert!(c.now() > t1);
+        assert!(c.epoch_unix_micros() > 1_600_000_000_000_000);
+    }
+}

@@ -1,0 +1,267 @@
+//! Network namespaces the process creates for itself, and removes on every exit path.
+//!
+//! Rules this module enforces for its users (see `docs/testing.md`):
+//! - every namespace has a unique name (`PREFIX-PID-COUNTER-RANDOM`), so parallel tests
+//!   and concurrent runs never collide;
+//! - TAP and veth devices are created *inside* the namespace, never in the root one;
+//! - [`Netns`]'s `Drop` kills the processes left inside and deletes the namespace (and
+//!   with it every device in it), on panics too; [`cleanup_all`] does the same from a
+//!   signal handler thread.
+
+use std::collections::hash_map::RandomState;
+use std::ffi::OsStr;
+use std::fs::File;
+use std::hash::{BuildHasher, Hasher};
+use std::io;
+use std::os::unix::io::AsRawFd;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+/// Names of live namespaces, for [`cleanup_all`].
+static LIVE: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Errors of namespace set-up.
+#[derive(Debug)]
+pub enum NetnsError {
+    /// A command could not be started (e.g. `ip` is not installed).
+    Spawn(String, io::Error),
+    /// A command ran and failed.
+    Failed(String, String),
+    /// A system call failed.
+    Io(io::Error),
+}
+
+impl std::fmt::Display for NetnsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NetnsError::Spawn(cmd, e) => write!(f, "cannot run `{cmd}`: {e}"),
+            NetnsError::Failed(cmd, stderr) => write!(f, "`{cmd}` failed: {}", stderr.trim()),
+            NetnsError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for NetnsError {}
+
+impl From<io::Error> for NetnsError {
+    fn from(e: io::Error) -> Self {
+        NetnsError::Io(e)
+    }
+}
+
+/// Runs `cmd` and fails unless it exits 0.
+fn run_checked<S: AsRef<OsStr>>(args: &[S]) -> Result<Output, NetnsError> {
+    let line = args
+        .iter()
+        .map(|a| a.as_ref().to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let out = Command::new(&args[0])
+        .args(&args[1..])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| NetnsError::Spawn(line.clone(), e))?;
+    if !out.status.success() {
+        return Err(NetnsError::Failed(
+            line,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ));
+    }
+    Ok(out)
+}
+
+fn random_u16() -> u16 {
+    let mut h = RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish() as u16
+}
+
+/// A network namespace this process created; deleted on drop.
+#[derive(Debug)]
+pub struct Netns {
+    name: String,
+}
+
+impl Netns {
+    /// Creates a namespace named `PREFIX-PID-COUNTER-RANDOM` with `lo` up and IPv6 off
+    /// (so traces show only what the stack speaks).
+    ///
+    /// # Errors
+    /// `ip netns add` failed (usually: not root / no CAP_SYS_ADMIN).
+    pub fn new(prefix: &str) -> Result<Netns, NetnsError> {
+        let name = format!(
+            "{prefix}-{}-{}-{:04x}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            random_u16()
+        );
+        run_checked(&["ip", "netns", "add", &name])?;
+        LIVE.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(name.clone());
+        let ns = Netns { name };
+        ns.ip(&["link", "set", "lo", "up"])?;
+        // Best effort: a kernel without IPv6 has no such sysctl, which is just as good.
+        let _ = ns.exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
+        let _ = ns.exec(&["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"]);
+        Ok(ns)
+    }
+
+    /// The namespace's name (for `ip netns exec NAME ...`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs `ip -n NAME ARGS...` and fails unless it succeeds.
+    ///
+    /// # Errors
+    /// The command could not run or exited non-zero.
+    pub fn ip(&self, args: &[&str]) -> Result<Output, NetnsError> {
+        let mut full = vec!["ip", "-n", &self.name];
+        full.extend_from_slice(args);
+        run_checked(&full)
+    }
+
+    /// Runs `ARGS...` inside the namespace and returns its output, whatever the status.
+    ///
+    /// # Errors
+    /// The command could not be started.
+    pub fn exec<S: AsRef<OsStr>>(&self, args: &[S]) -> io::Result<Output> {
+        self.command(args).stdin(Stdio::null()).output()
+    }
+
+    /// A [`Command`] that runs `ARGS...` inside the namespace (`ip netns exec`).
+    pub fn command<S: AsRef<OsStr>>(&self, args: &[S]) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name]);
+        cmd.args(args);
+        cmd
+    }
+
+    /// Creates a TAP device `tap` inside the namespace (persistent until the namespace
+    /// goes), gives the kernel side `kernel_cidr` (e.g. `10.77.0.1/24`) and brings it up.
+    /// A stack then attaches to it with `TapLink::open(tap)` from [`Netns::run_in`].
+    ///
+    /// # Errors
+    /// One of the `ip` commands failed.
+    pub fn add_tap(&self, tap: &str, kernel_cidr: &str) -> Result<(), NetnsError> {
+        self.ip(&["tuntap", "add", "dev", tap, "mode", "tap"])?;
+        self.ip(&["addr", "add", kernel_cidr, "dev", tap])?;
+        self.ip(&["link", "set", tap, "up"])?;
+        Ok(())
+    }
+
+    /// Creates a veth pair `a`–`b` inside the namespace, gives `a` the kernel address
+    /// `a_cidr`, leaves `b` without an address (for an AF_PACKET stack) and brings both
+    /// up. Transmit checksum offload is turned off on `a` so the kernel's UDP/TCP reach
+    /// the raw socket with complete checksums.
+    ///
+    /// # Errors
+    /// One of the `ip` commands failed.
+    pub fn add_veth(&self, a: &str, a_cidr: &str, b: &str) -> Result<(), NetnsError> {
+        self.ip(&["link", "add", a, "type", "veth", "peer", "name", b])?;
+        self.ip(&["addr", "add", a_cidr, "dev", a])?;
+        self.ip(&["link", "set", a, "up"])?;
+        self.ip(&["link", "set", b, "up"])?;
+        // Best effort: without ethtool, ICMP still works (its checksum is never offloaded).
+        let _ = self.exec(&["ethtool", "-K", a, "tx", "off"]);
+        Ok(())
+    }
+
+    /// Runs `f` on a new thread that has entered the namespace (setns(2)), and returns
+    /// its result. File descriptors opened there (TAP, AF_PACKET sockets) stay bound to
+    /// the namespace, whatever thread uses them afterwards.
+    ///
+    /// # Errors
+    /// The namespace could not be entered.
+    pub fn run_in<T, F>(&self, f: F) -> Result<T, NetnsError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let path = format!("/run/netns/{}", self.name);
+        let file = File::open(&path)?;
+        let handle = std::thread::Builder::new()
+            .name(format!("netns-{}", self.name))
+            .spawn(move || -> io::Result<T> {
+                // SAFETY: setns on a valid namespace fd; it changes only this thread's
+                // network namespace (CLONE_NEWNET is allowed in multithreaded processes).
+                let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+                if rc != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(f())
+            })?;
+        match handle.join() {
+            Ok(r) => Ok(r?),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+
+    /// Kills what runs inside and deletes the namespace now.
+    fn delete(name: &str) {
+        if let Ok(out) = Command::new("ip")
+            .args(["netns", "pids", name])
+            .stderr(Stdio::null())
+            .output()
+        {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                if let Ok(pid) = pid.parse::<libc::pid_t>() {
+                    // SAFETY: kill(2) on a pid that lives in a namespace we created.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", name])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        Netns::delete(&self.name);
+        LIVE.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|n| n != &self.name);
+    }
+}
+
+/// Deletes every namespace this process still holds (for signal handlers that exit).
+pub fn cleanup_all() {
+    let names: Vec<String> = std::mem::take(&mut *LIVE.lock().unwrap_or_else(|e| e.into_inner()));
+    for name in names {
+        Netns::delete(&name);
+    }
+}
+
+/// Whether the process can create namespaces and devices: effective CAP_NET_ADMIN (12),
+/// CAP_NET_RAW (13) and CAP_SYS_ADMIN (21), and the `ip` tool.
+pub fn have_privileges() -> bool {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return false;
+    };
+    let cap_eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0);
+    let needed = (1u64 << 12) | (1 << 13) | (1 << 21);
+    cap_eff & needed == needed
+        && std::path::Path::new("/dev/net/tun").exists()
+        && Command::new("ip")
+            .arg("-V")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+}
