@@ -7,33 +7,16 @@
 //! frames pass through loss, duplication, reordering, corruption, delay and a rate
 //! limit, and the allocation count must not move.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
+mod support;
+
+use support::counting_alloc::{count_allocs, CountingAlloc};
 use ustack::link::fault::GilbertElliott;
 use ustack::link::{FaultConfig, FaultInjector, Faults, Link, MemoryLink};
 use ustack::sim::{LinkConfig, SimNet, SimNode};
 use ustack::time::{Duration, Instant};
 
-struct Counting;
-
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAlloc = CountingAlloc;
 
 fn faults() -> FaultConfig {
     FaultConfig {
@@ -94,9 +77,7 @@ fn fault_injector_and_simnet_do_not_allocate_in_steady_state() {
     let mut f = FaultInjector::new(a, Faults::both(faults()), 7);
     let mut t = 0;
     pump(&mut f, &mut b, 100_000, &mut t);
-    let before = ALLOCS.load(Ordering::Relaxed);
-    pump(&mut f, &mut b, 20_000, &mut t);
-    let injector_allocs = ALLOCS.load(Ordering::Relaxed) - before;
+    let ((), injector_allocs) = count_allocs(|| pump(&mut f, &mut b, 20_000, &mut t));
 
     let mut net = SimNet::new(7);
     let x = net.add_node(Steady {
@@ -109,9 +90,7 @@ fn fault_injector_and_simnet_do_not_allocate_in_steady_state() {
     });
     net.connect(x, y, LinkConfig::symmetric(faults())).unwrap();
     net.run_for(Duration::from_secs(20));
-    let before = ALLOCS.load(Ordering::Relaxed);
-    net.run_for(Duration::from_secs(20));
-    let sim_allocs = ALLOCS.load(Ordering::Relaxed) - before;
+    let (_, sim_allocs) = count_allocs(|| net.run_for(Duration::from_secs(20)));
 
     assert_eq!(injector_allocs, 0, "fault injector allocated");
     assert_eq!(sim_allocs, 0, "simulator allocated");

@@ -4,34 +4,17 @@
 //! spare lists, thousands of pings and UDP datagrams go through the interface and the
 //! count of allocations must not move. (Counts, not timings: this is deterministic.)
 
-use std::alloc::{GlobalAlloc, Layout, System};
+mod support;
+
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::sync::atomic::{AtomicU64, Ordering};
+use support::counting_alloc::{count_allocs, CountingAlloc};
 use ustack::iface::{Config, Interface};
 use ustack::link::PcapReader;
 use ustack::time::Instant;
 use ustack::wire::{EthernetAddress, Ipv4Cidr};
 
-struct Counting;
-
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAlloc = CountingAlloc;
 
 /// Frames of the repository capture, by index (see stack/src/wire/testdata.rs).
 fn capture() -> Vec<Vec<u8>> {
@@ -112,17 +95,26 @@ fn ping_and_udp_paths_do_not_allocate_in_steady_state() {
     for _ in 0..5 {
         round(&mut i, &mut t);
     }
-    let before = ALLOCS.load(Ordering::Relaxed);
-    let mut sent = 0;
-    for _ in 0..20 {
-        sent += round(&mut i, &mut t);
-    }
-    let after = ALLOCS.load(Ordering::Relaxed);
+    let (sent, allocs) = count_allocs(|| {
+        let mut sent = 0;
+        for _ in 0..20 {
+            sent += round(&mut i, &mut t);
+        }
+        sent
+    });
     // 2000 rounds: an ARP reply, an echo reply, a 2-fragment reply and a UDP echo each.
     assert_eq!(sent, 2000 * 5);
     assert_eq!(
-        after - before,
-        0,
+        allocs, 0,
         "allocations during {sent} frames of steady traffic"
     );
+}
+
+#[test]
+fn the_counter_sees_allocations() {
+    let (v, n) = count_allocs(|| std::hint::black_box(Vec::<u8>::with_capacity(100)));
+    assert_eq!(n, 1);
+    drop(v);
+    let (_, n) = count_allocs(|| ());
+    assert_eq!(n, 0);
 }
