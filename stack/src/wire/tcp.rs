@@ -543,7 +543,9 @@ mod tests {
         #[test]
         fn seq_ordering_is_antisymmetric(a: u32, d in 1u32..0x7fff_ffff) {
             let (x, y) = (SeqNumber(a), SeqNumber(a.wrapping_add(d)));
-            prop_assert!(x < y && y > x && (y - x) as u32 == d);
+            prop_assert!(x < y);
+            prop_assert!(y > x);
+            prop_assert_eq!((y - x) as u32, d);
         }
 
         #[test]
