@@ -2607,7 +2607,9 @@ mod loopback {
         }
     }
 
-    fn transfer(seed: u64, drop_rate: f64, alg: CongestionAlgorithm, len: usize) {
+    /// Sends `len` bytes from A to B through a lossy in-memory wire, checks them
+    /// byte-exact and returns the sender's TCP_INFO.
+    fn transfer(seed: u64, drop_rate: f64, alg: CongestionAlgorithm, len: usize) -> TcpInfo {
         let config = TcpConfig {
             congestion: alg,
             ..TcpConfig::default()
@@ -2704,27 +2706,39 @@ mod loopback {
         }
         assert_eq!(received.len(), data.len(), "seed {seed}");
         assert!(received == data, "corrupted stream (seed {seed})");
+        a.info(client).expect("client")
     }
 
     #[test]
     fn test_loopback_1mb_lossless_cubic() {
-        transfer(1, 0.0, CongestionAlgorithm::Cubic, 1 << 20);
+        let info = transfer(1, 0.0, CongestionAlgorithm::Cubic, 1 << 20);
+        assert_eq!(info.total_retrans, 0);
+        assert_eq!(info.bytes_sent, 1 << 20);
     }
 
     #[test]
     fn test_loopback_1mb_with_drops_cubic() {
-        transfer(7, 0.02, CongestionAlgorithm::Cubic, 1 << 20);
+        let info = transfer(7, 0.02, CongestionAlgorithm::Cubic, 1 << 20);
+        assert!(info.total_retrans > 0, "no loss recovery exercised");
     }
 
     #[test]
     fn test_loopback_1mb_with_drops_newreno() {
-        transfer(11, 0.03, CongestionAlgorithm::NewReno, 1 << 20);
+        let info = transfer(11, 0.03, CongestionAlgorithm::NewReno, 1 << 20);
+        assert!(info.total_retrans > 0, "no loss recovery exercised");
     }
 
     #[test]
     fn test_loopback_small_transfers_many_seeds() {
+        let mut retrans = 0;
         for seed in 100..120 {
-            transfer(seed, 0.1, CongestionAlgorithm::Cubic, 20_000);
+            let alg = if seed % 2 == 0 {
+                CongestionAlgorithm::Cubic
+            } else {
+                CongestionAlgorithm::NewReno
+            };
+            retrans += transfer(seed, 0.1, alg, 20_000).total_retrans;
         }
+        assert!(retrans > 0);
     }
 }
