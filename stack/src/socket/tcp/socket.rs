@@ -1025,6 +1025,9 @@ impl Socket {
             && self
                 .scoreboard
                 .update(self.snd_una, self.snd_max, &seg.options.sack_ranges);
+        // Any acceptable ACK shows the peer is alive: zero-window probing goes on as
+        // long as it answers (Linux resets icsk_probes_out the same way).
+        self.persist_probes = 0;
 
         if ack > self.snd_una {
             let acked = (ack - self.snd_una) as usize;
@@ -1095,6 +1098,7 @@ impl Socket {
             && seg.payload.is_empty()
             && !seg.flags.fin()
             && self.snd_max > self.snd_una
+            && seg_wnd > 0
             && (seg_wnd == self.snd_wnd || sack_new)
         {
             // Per RFC 5681 §2: a duplicate acknowledgment.
@@ -1131,6 +1135,14 @@ impl Socket {
                 self.persist_at = None;
                 self.persist_backoff = 0;
                 self.persist_probes = 0;
+                if old == 0 && self.snd_max > self.snd_una && self.recovery.is_none() {
+                    // The window re-opened under data sent past it, which the peer
+                    // cannot have kept: resend from SND.UNA now instead of waiting out
+                    // a backed-off RTO.
+                    self.snd_nxt = self.snd_una;
+                    self.rtt.reset_backoff();
+                    self.rto_at = Some(now + self.rtt.rto());
+                }
             }
         }
     }
@@ -1333,6 +1345,20 @@ impl Socket {
         if self.snd_max == self.snd_una {
             return;
         }
+        if self.snd_wnd == 0 && self.may_send_data() {
+            // The peer shrank its window to zero under data in flight: retransmissions
+            // become zero-window probes, which do not time out while the peer answers.
+            self.persist_probes += 1;
+            if self.persist_probes > cfg.max_retries {
+                let err = self.soft_error.take().unwrap_or(TcpError::TimedOut);
+                self.fail(ev, Some(err));
+                return;
+            }
+            self.rtt.backoff();
+            self.probe = Some(Probe::ZeroWindow);
+            self.rto_at = Some(now + self.rtt.rto());
+            return;
+        }
         if self.retries >= limit {
             let err = if self.state == TcpState::SynReceived && self.passive {
                 None
@@ -1430,7 +1456,13 @@ impl Socket {
         let mss = self.send_mss();
         if let Some(seq) = self.rtx_next.take() {
             if seq >= self.snd_una && seq < self.snd_max {
-                return Some(self.plan_at(seq, max_len, self.snd_max, true));
+                // Fast retransmit: one segment, not running into SACKed data.
+                let end = self
+                    .scoreboard
+                    .next_lost_hole(seq, self.snd_una, mss)
+                    .filter(|h| h.0 == seq)
+                    .map_or(self.snd_max, |h| h.1);
+                return Some(self.plan_at(seq, max_len, end, true));
             }
         }
         let cwnd = self.cc.cwnd();
