@@ -85,6 +85,9 @@ pub struct TcpConfig {
     pub max_ooo_ranges: usize,
     /// Challenge ACKs allowed per second per layer (Linux tcp_challenge_ack_limit).
     pub challenge_ack_limit: u32,
+    /// Least time between ACKs answering bare out-of-window segments, per connection
+    /// (Linux tcp_invalid_ratelimit).
+    pub invalid_ack_ratelimit: Duration,
     /// Most events kept for [`TcpLayer::poll_event`].
     pub event_queue_len: usize,
     /// How long an orphaned connection may stay in FIN-WAIT-2 (Linux tcp_fin_timeout).
@@ -117,6 +120,7 @@ impl Default for TcpConfig {
             max_backlog: 4096,
             max_ooo_ranges: 32,
             challenge_ack_limit: 1000,
+            invalid_ack_ratelimit: Duration::from_millis(500),
             event_queue_len: 1024,
             fin_wait2_timeout: Duration::from_secs(60),
             ephemeral_ports: (32768, 60999),
@@ -1234,9 +1238,6 @@ impl TcpLayer {
 
     /// The earliest deadline of any socket.
     pub fn poll_at(&self) -> Option<Instant> {
-        if !self.pending_rsts.is_empty() {
-            return Some(Instant::ZERO);
-        }
         self.timers.peek().map(|r| r.0 .0)
     }
 

@@ -189,6 +189,8 @@ pub(crate) struct Socket {
     ts_recent_age: Instant,
     pub ts_offset: u32,
     last_ack_sent: SeqNumber,
+    /// When we last answered a bare out-of-window segment.
+    last_oow_ack: Option<Instant>,
 
     // Timers.
     rto_at: Option<Instant>,
@@ -303,6 +305,7 @@ impl Socket {
             ts_recent_age: Instant::ZERO,
             ts_offset: 0,
             last_ack_sent: SeqNumber(0),
+            last_oow_ack: None,
             rto_at: None,
             delack_at: None,
             persist_at: None,
@@ -723,7 +726,7 @@ impl Socket {
             {
                 self.paws_rejected += 1;
                 log::debug!(target: "ustack::tcp", "{:?}: PAWS rejects TSval {tsval}", self.handle);
-                return Some(Reply::Segment(self.ack_reply(now)));
+                return self.dupack_reply(now, cfg, seg);
             }
         }
 
@@ -775,7 +778,7 @@ impl Socket {
                 // acknowledged and restarts the 2 MSL timeout.
                 self.close_at = Some(now + cfg.msl.saturating_mul(2));
             }
-            return Some(Reply::Segment(self.ack_reply(now)));
+            return self.dupack_reply(now, cfg, seg);
         }
 
         // Per RFC 7323 §4.3 (2): remember TSval when the segment covers Last.ACK.sent.
@@ -943,6 +946,22 @@ impl Socket {
             return Some(Reply::Segment(self.ack_reply(now)));
         }
         None
+    }
+
+    /// The ACK answering an unacceptable segment, rate-limited for bare ACKs like
+    /// Linux's tcp_invalid_ratelimit: data segments are not part of ACK loops, but
+    /// two stacks answering each other's bare out-of-window ACKs would be.
+    fn dupack_reply(&mut self, now: Instant, cfg: &TcpConfig, seg: &TcpRepr<'_>) -> Option<Reply> {
+        if seg.segment_len() == 0 {
+            if self
+                .last_oow_ack
+                .is_some_and(|t| now - t < cfg.invalid_ack_ratelimit)
+            {
+                return None;
+            }
+            self.last_oow_ack = Some(now);
+        }
+        Some(Reply::Segment(self.ack_reply(now)))
     }
 
     fn take_syn_rtt_sample(&mut self, now: Instant, seg: &TcpRepr<'_>) {

@@ -1403,6 +1403,27 @@ fn test_established_unacceptable_data_gets_ack() {
 }
 
 #[test]
+fn test_established_bare_out_of_window_acks_rate_limited() {
+    let mut h = socket_established();
+    let oow = TcpRepr {
+        flags: ACK,
+        seq_number: REMOTE_SEQ + 1000,
+        ack_number: LOCAL_SEQ + 1,
+        ..SEND_TEMPL
+    };
+    let dupack = TcpRepr {
+        flags: ACK,
+        seq_number: LOCAL_SEQ + 1,
+        ack_number: REMOTE_SEQ + 1,
+        ..RECV_TEMPL
+    };
+    send!(h, time 10, oow => Some(dupack));
+    // Linux tcp_invalid_ratelimit: one answer per 500 ms, so no ACK loop can form.
+    send!(h, time 20, oow);
+    send!(h, time 510, oow => Some(dupack));
+}
+
+#[test]
 fn test_established_overlapping_data_is_trimmed() {
     let mut h = socket_established();
     send!(
