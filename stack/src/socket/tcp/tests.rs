@@ -1003,6 +1003,42 @@ fn test_syn_sent_simultaneous_open() {
 }
 
 #[test]
+fn test_syn_received_shutdown_sends_fin_after_handshake() {
+    let mut h = socket_syn_sent();
+    send!(
+        h,
+        TcpRepr {
+            flags: SYN,
+            seq_number: REMOTE_SEQ,
+            ..SEND_TEMPL
+        }
+    );
+    h.recv().expect("SYN,ACK");
+    h.layer.shutdown(h.handle, Shutdown::Write).unwrap();
+    assert_eq!(h.state(), TcpState::SynReceived);
+    recv_nothing!(h);
+    send!(
+        h,
+        TcpRepr {
+            flags: ACK,
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: LOCAL_SEQ + 1,
+            ..SEND_TEMPL
+        }
+    );
+    assert_eq!(h.state(), TcpState::FinWait1);
+    recv!(
+        h,
+        TcpRepr {
+            flags: flags(FIN, ACK),
+            seq_number: LOCAL_SEQ + 1,
+            ack_number: REMOTE_SEQ + 1,
+            ..RECV_TEMPL
+        }
+    );
+}
+
+#[test]
 fn test_syn_sent_retransmits_and_gives_up() {
     let mut config = base_config();
     config.syn_retries = 2;
@@ -2433,6 +2469,24 @@ fn test_fin_wait_2_orphan_times_out() {
     h.layer.close(h.handle).unwrap();
     assert_eq!(h.layer.socket_count(), 2);
     h.at(60_000);
+    assert_eq!(h.layer.socket_count(), 1);
+}
+
+#[test]
+fn test_fin_wait_2_orphan_data_gets_rst() {
+    let mut h = socket_fin_wait_2();
+    h.layer.close(h.handle).unwrap();
+    // Linux: data for a closed socket is answered with a reset.
+    send!(h, TcpRepr {
+        payload: b"late",
+        ..ack_seg(1)
+    } => Some(TcpRepr {
+        flags: flags(RST, ACK),
+        seq_number: LOCAL_SEQ + 2,
+        ack_number: REMOTE_SEQ + 1,
+        window_len: 0,
+        ..RECV_TEMPL
+    }));
     assert_eq!(h.layer.socket_count(), 1);
 }
 
