@@ -440,7 +440,12 @@ impl Socket {
             self.ts_recent = tsval;
             self.ts_recent_age = cx.now;
         }
-        self.rcv_mss = self.send_mss();
+        // Linux tcp_initialize_rcv_mss: a conservative guess, grown by observation.
+        self.rcv_mss = self
+            .our_mss
+            .min(self.send_mss())
+            .min(DEFAULT_MSS)
+            .max(MIN_MSS);
         self.cc = congestion::new_controller(self.opts.congestion, self.send_mss());
     }
 

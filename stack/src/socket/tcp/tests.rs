@@ -1582,6 +1582,63 @@ fn test_established_out_of_order_generates_sack() {
 }
 
 #[test]
+fn test_established_sack_with_timestamps_sends_at_most_3_blocks() {
+    let mut config = sack_config();
+    config.timestamps = true;
+    config.rx_buffer_len = 1024;
+    let mut h = socket_established_with(
+        config,
+        TcpOptions {
+            sack_permitted: true,
+            timestamp: Some((1, 0)),
+            ..NO_OPTIONS
+        },
+    );
+    for i in 1..=4 {
+        let reply = h.send(&TcpRepr {
+            flags: ACK,
+            seq_number: REMOTE_SEQ + 1 + 10 * i,
+            ack_number: LOCAL_SEQ + 1,
+            options: ts_opt(2, 0),
+            payload: b"xx",
+            ..SEND_TEMPL
+        });
+        assert_eq!(reply, None);
+        h.recv().expect("duplicate ACK");
+    }
+    let block = |i: usize| Some((REMOTE_SEQ + 1 + 10 * i, REMOTE_SEQ + 3 + 10 * i));
+    let got = h.recv();
+    assert_eq!(got, None);
+    send!(
+        h,
+        TcpRepr {
+            flags: ACK,
+            seq_number: REMOTE_SEQ + 1 + 50,
+            ack_number: LOCAL_SEQ + 1,
+            options: ts_opt(3, 0),
+            payload: b"yy",
+            ..SEND_TEMPL
+        }
+    );
+    // Newest first, then the next most recent, three in all with timestamps.
+    recv!(
+        h,
+        TcpRepr {
+            flags: ACK,
+            seq_number: LOCAL_SEQ + 1,
+            ack_number: REMOTE_SEQ + 1,
+            window_len: 1024,
+            options: TcpOptions {
+                timestamp: Some((0, 1)),
+                sack_ranges: [block(5), block(4), block(3), None],
+                ..NO_OPTIONS
+            },
+            ..RECV_TEMPL
+        }
+    );
+}
+
+#[test]
 fn test_established_nagle_holds_small_segments() {
     let mut h = socket_established();
     h.layer.send(h.handle, b"abc").unwrap();
