@@ -444,8 +444,7 @@ impl Socket {
         self.rcv_mss = self
             .our_mss
             .min(self.send_mss())
-            .min(DEFAULT_MSS)
-            .max(MIN_MSS);
+            .clamp(MIN_MSS, DEFAULT_MSS);
         self.cc = congestion::new_controller(self.opts.congestion, self.send_mss());
     }
 
