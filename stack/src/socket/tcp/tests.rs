@@ -784,6 +784,40 @@ fn test_syn_received_ack_with_data() {
 }
 
 #[test]
+fn test_syn_received_ack_fin_goes_to_close_wait() {
+    let mut h = socket_syn_received();
+    send!(
+        h,
+        TcpRepr {
+            flags: flags(ACK, FIN),
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: LOCAL_SEQ + 1,
+            ..SEND_TEMPL
+        }
+    );
+    assert_eq!(h.state(), TcpState::CloseWait);
+    assert_eq!(
+        h.events(),
+        vec![
+            state_change(h.handle, TcpState::SynReceived, TcpState::Established),
+            state_change(h.handle, TcpState::Established, TcpState::CloseWait),
+        ]
+    );
+    recv!(
+        h,
+        TcpRepr {
+            flags: ACK,
+            seq_number: LOCAL_SEQ + 1,
+            ack_number: REMOTE_SEQ + 2,
+            ..RECV_TEMPL
+        }
+    );
+    // Still handed to accept(), where it reads EOF.
+    let (c, _) = h.layer.accept(h.listener.unwrap()).unwrap();
+    assert!(h.layer.is_readable_eof(c));
+}
+
+#[test]
 fn test_syn_received_rst_returns_to_listen() {
     let mut h = socket_syn_received();
     send!(
