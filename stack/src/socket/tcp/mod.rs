@@ -18,6 +18,18 @@
 //!
 //! Events ([`TcpEvent`]) describe changes only; they are also logged with target
 //! `ustack::tcp`, and the queue is bounded (the oldest are dropped and counted).
+//!
+//! # Driving the layer
+//!
+//! - Every arriving segment goes to [`TcpLayer::process`]; its return value (RST, ACK to
+//!   an unacceptable segment, rate-limited challenge ACK) is sent as is.
+//! - After any input, timer or API call (`send`, `recv` opening the window, `connect`,
+//!   `shutdown`, `close`, `abort`), call [`TcpLayer::dispatch`] until it returns false;
+//!   [`TcpLayer::has_pending_output`] says whether there is anything to do.
+//! - Call [`TcpLayer::handle_timeout`] when [`TcpLayer::poll_at`] is reached.
+//! - Sockets are user-owned until `close`/`abort`; then the layer keeps the connection
+//!   (FIN-WAIT, TIME-WAIT...) and frees it on reaching CLOSED. Connections accepted from
+//!   a listener belong to it until `accept`.
 
 pub mod congestion;
 mod isn;
