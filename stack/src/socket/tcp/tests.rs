@@ -2660,6 +2660,25 @@ fn test_time_wait_syn_with_greater_seq_reopens() {
 }
 
 #[test]
+fn test_time_wait_reuse_keeps_user_handle_valid() {
+    let mut h = socket_time_wait();
+    send!(
+        h,
+        TcpRepr {
+            flags: SYN,
+            seq_number: REMOTE_SEQ + 1000,
+            ..SEND_TEMPL
+        }
+    );
+    // The owner still holds the old connection: it is CLOSED, not gone.
+    assert_eq!(h.layer.state(h.handle), Some(TcpState::Closed));
+    let child = h.layer.conn_handle(LOCAL, REMOTE).unwrap();
+    assert_ne!(child, h.handle);
+    let mut buf = [0u8; 4];
+    assert_eq!(h.layer.recv(h.handle, &mut buf), Ok(0));
+}
+
+#[test]
 fn test_time_wait_old_syn_gets_challenge_ack() {
     let mut h = socket_time_wait();
     send!(h, TcpRepr {
