@@ -4,5 +4,6 @@
 #![warn(missing_docs)]
 
 pub mod driver;
+pub mod faults;
 pub mod netns;
 pub mod signals;

@@ -26,7 +26,8 @@ pub struct FaultSpecError {
 }
 
 impl FaultSpecError {
-    fn new(spec: &str, why: &'static str) -> FaultSpecError {
+    /// An error saying why `spec` is not acceptable.
+    pub fn new(spec: &str, why: &'static str) -> FaultSpecError {
         FaultSpecError {
             spec: spec.to_owned(),
             why,
