@@ -7,17 +7,20 @@
 //! - [`MemoryLink`]: an in-memory pair for tests.
 //! - [`PcapWriter`]: records every frame in and out to a classic pcap file.
 //! - [`PcapReader`]: reads pcap and pcapng files back.
+//! - [`PcapNgWriter`], [`PcapNgLink`]: pcapng with direction and per-frame comments.
 //! - `sys::TapLink`, `sys::AfPacketLink` (feature `os`): real devices.
 
 mod memory;
 mod pcap;
 mod pcap_read;
+mod pcapng;
 #[cfg(feature = "os")]
 pub mod sys;
 
 pub use memory::MemoryLink;
 pub use pcap::{PcapLinkType, PcapTimestamps, PcapWriter};
 pub use pcap_read::{PcapReader, PcapRecord};
+pub use pcapng::{Direction, PcapNgLink, PcapNgWriter};
 
 use crate::time::Instant;
 use std::io;
