@@ -76,4 +76,8 @@ pub enum Command {
         Only --pcap, --mtu, --mac and --seed apply; the demo picks its own TAP and addresses\n\
         (kernel 10.77.0.1/24, stack 10.77.0.2/24) inside its own namespace.")]
     Demo,
+    /// Decode a pcap/pcapng capture layer by layer (tcpdump-style lines, a -v tree,
+    /// JSON, or per-connection summaries). Pure file processing.
+    #[command(after_help = crate::cmd::dump::AFTER_HELP)]
+    Dump(crate::cmd::dump::DumpArgs),
 }
