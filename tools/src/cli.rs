@@ -80,4 +80,8 @@ pub enum Command {
     /// JSON, or per-connection summaries). Pure file processing.
     #[command(after_help = crate::cmd::dump::AFTER_HELP)]
     Dump(crate::cmd::dump::DumpArgs),
+    /// Draw a TCP time-sequence graph from a capture, or cwnd/ssthresh/srtt from a
+    /// TCP event log, to SVG or PNG.
+    #[command(after_help = crate::cmd::plot::AFTER_HELP)]
+    Plot(crate::cmd::plot::PlotArgs),
 }

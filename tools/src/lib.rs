@@ -10,4 +10,5 @@ pub mod driver;
 pub mod dump;
 pub mod dump_fmt;
 pub mod netns;
+pub mod plot;
 pub mod signals;

@@ -2,6 +2,7 @@
 
 pub mod demo;
 pub mod dump;
+pub mod plot;
 pub mod up;
 
 /// Errors a subcommand reports before exiting.
