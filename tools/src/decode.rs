@@ -628,7 +628,11 @@ pub fn decode_transport(f: &mut Frame, ip: &Ipv4, payload: &[u8], truncated: boo
     let result = match ip.protocol {
         1 => decode_icmp(payload, ip.payload_len, whole).map(|m| f.icmp = Some(m)),
         6 => decode_tcp(ip, payload, whole).map(|t| f.tcp = Some(t)),
-        17 => decode_udp(ip, payload, whole).map(|u| f.udp = Some(u)),
+        17 => {
+            let (udp, bad) = decode_udp(ip, payload, whole);
+            f.udp = udp;
+            bad.map_or(Ok(()), Err)
+        }
         _ => Ok(()),
     };
     if let Err(m) = result {
@@ -658,7 +662,7 @@ fn decode_icmp(p: &[u8], len: usize, whole: bool) -> Result<Icmp, Malformed> {
         len,
     };
     match icmp_type {
-        0 | 8 => {
+        0 | 8 | 13 | 14 => {
             m.ident = be16(p, 4);
             m.seq = be16(p, 6);
         }
@@ -686,14 +690,19 @@ fn parse_quoted(q: &[u8]) -> Option<Quoted> {
     })
 }
 
-fn decode_udp(ip: &Ipv4, p: &[u8], whole: bool) -> Result<Udp, Malformed> {
+/// A UDP header is returned even with a bad length field (tcpdump shows its ports),
+/// together with the reason it is malformed.
+fn decode_udp(ip: &Ipv4, p: &[u8], whole: bool) -> (Option<Udp>, Option<Malformed>) {
     let (Some(src_port), Some(dst_port), Some(length), Some(sum)) =
         (be16(p, 0), be16(p, 2), be16(p, 4), be16(p, 6))
     else {
-        return Err(Malformed {
-            layer: "udp",
-            reason: format!("truncated: {} of 8 header bytes", p.len()),
-        });
+        return (
+            None,
+            Some(Malformed {
+                layer: "udp",
+                reason: format!("truncated: {} of 8 header bytes", p.len()),
+            }),
+        );
     };
     let udp = Udp {
         src_port,
@@ -705,12 +714,13 @@ fn decode_udp(ip: &Ipv4, p: &[u8], whole: bool) -> Result<Udp, Malformed> {
         payload_len: usize::from(length).saturating_sub(8),
     };
     if usize::from(length) < 8 || usize::from(length) > ip.payload_len {
-        return Err(Malformed {
+        let m = Malformed {
             layer: "udp",
             reason: format!("bad length {length} (IP payload {} bytes)", ip.payload_len),
-        });
+        };
+        return (Some(udp), Some(m));
     }
-    Ok(udp)
+    (Some(udp), None)
 }
 
 fn decode_tcp(ip: &Ipv4, p: &[u8], whole: bool) -> Result<Tcp, Malformed> {

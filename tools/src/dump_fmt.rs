@@ -114,6 +114,14 @@ fn tcp_option(o: &TcpOption, sack: &[(u32, u32)]) -> String {
             s
         }
         TcpOption::Timestamp { val, ecr } => format!("TS val {val} ecr {ecr}"),
+        TcpOption::Unknown { kind: 34, data } if data.is_empty() => "tfo  cookiereq".into(),
+        TcpOption::Unknown { kind: 34, data } => {
+            let mut s = String::from("tfo  cookie ");
+            for b in data {
+                let _ = write!(s, "{b:02x}");
+            }
+            s
+        }
         TcpOption::Unknown { kind, data } => {
             let mut s = format!("opt-{kind}:");
             for b in data {
@@ -166,6 +174,14 @@ fn one_line_body(f: &Frame, info: Option<&TcpInfo>) -> String {
                 "ARP, Reply {} is-at {}, length {}",
                 a.sender_ip, a.sender_mac, a.len
             ),
+            3 => format!(
+                "ARP, Reverse Request who-is {} tell {}, length {}",
+                a.target_mac, a.sender_mac, a.len
+            ),
+            4 => format!(
+                "ARP, Reverse Reply {} at {}, length {}",
+                a.target_mac, a.target_ip, a.len
+            ),
             op => format!("ARP, Unknown ({op}), length {}", a.len),
         };
     }
@@ -202,9 +218,20 @@ fn one_line_body(f: &Frame, info: Option<&TcpInfo>) -> String {
     } else if let Some(u) = &f.udp {
         let _ = write!(
             s,
-            "{}.{} > {}.{}: UDP, length {}",
-            ip.src, u.src_port, ip.dst, u.dst_port, u.payload_len
+            "{}.{} > {}.{}: UDP, ",
+            ip.src, u.src_port, ip.dst, u.dst_port
         );
+        if usize::from(u.length) > ip.payload_len || u.length < 8 {
+            // tcpdump's wording; the frame still counts as malformed.
+            let _ = write!(
+                s,
+                "bad length {} > {}",
+                u.payload_len,
+                ip.payload_len.saturating_sub(8)
+            );
+            return s;
+        }
+        let _ = write!(s, "length {}", u.payload_len);
     } else if let Some(m) = &f.icmp {
         let _ = write!(s, "{} > {}: ICMP {}", ip.src, ip.dst, icmp_body(m, ip));
     } else if ip.frag_offset != 0 {
@@ -283,6 +310,12 @@ fn icmp_body(m: &Icmp, ip: &Ipv4) -> String {
             m.next_hop_mtu.unwrap_or(0)
         ),
         (3, c) => format!("{qdst} unreachable - code {c}"),
+        (13 | 14, _) => format!(
+            "time stamp {} id {} seq {}",
+            if m.icmp_type == 13 { "query" } else { "reply" },
+            m.ident.unwrap_or(0),
+            m.seq.unwrap_or(0)
+        ),
         (11, 0) => "time exceeded in-transit".into(),
         (11, 1) => "ip reassembly time exceeded".into(),
         (t, c) => format!("type-#{t} code {c}"),

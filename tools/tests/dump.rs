@@ -529,3 +529,84 @@ fn random_corruption_never_panics() {
         let _ = dump::run(&file[..], &opts(Output::Tree, SeqMode::Relative), &mut out);
     }
 }
+
+/// `testdata/edge_cases.pcap`: crafted frames (RST, ECN flags, URG, TFO and unknown
+/// options, EOL, every ICMP unreachable code we name, time exceeded, timestamp query,
+/// unknown IP protocol, IPv6, LLDP, ARP with a target MAC, RARP, bad UDP length, bad
+/// TCP header length). Lines from `TZ=UTC tcpdump -nn -r` (tcpdump 4.99.3), except the
+/// four marked ours: protocols tcpdump decodes and we do not, and our malformed marker.
+const EDGE: &[u8] = include_bytes!("../../testdata/edge_cases.pcap");
+const EDGE_LINES: &str = "\
+22:13:20.000000 IP 10.0.0.1.1 > 10.0.0.2.2: Flags [R], seq 100, win 0, length 0
+22:13:20.000001 IP 10.0.0.1.1 > 10.0.0.2.2: Flags [R.], seq 100, ack 5, win 0, length 0
+22:13:20.000002 IP 10.0.0.1.1 > 10.0.0.2.2: Flags [SEW], seq 100, win 100, length 0
+22:13:20.000003 IP 10.0.0.1.1 > 10.0.0.2.2: Flags [S.E], seq 100, ack 5, win 100, length 0
+22:13:20.000004 IP 10.0.0.1.1 > 10.0.0.2.2: Flags [FP.U], seq 0:3, ack 1, win 100, urg 2, length 3
+22:13:20.000005 IP 10.0.0.1.1 > 10.0.0.2.2: Flags [.], ack 1, win 100, options [tfo  cookie 01020304,nop,nop], length 0
+22:13:20.000006 IP 10.0.0.1.1 > 10.0.0.2.2: Flags [.], ack 1, win 100, options [opt-30:0000], length 0
+22:13:20.000007 IP 10.0.0.1.1 > 10.0.0.2.2: Flags [none], win 100, length 0
+22:13:20.000008 IP 10.0.0.1.1 > 10.0.0.2.2: Flags [.], ack 1, win 100, options [mss 1460,eol], length 0
+22:13:20.000009 IP 10.0.0.1 > 10.0.0.2: ICMP net 10.0.0.1 unreachable, length 36
+22:13:20.000010 IP 10.0.0.1 > 10.0.0.2: ICMP host 10.0.0.1 unreachable, length 36
+22:13:20.000011 IP 10.0.0.1 > 10.0.0.2: ICMP 10.0.0.1 protocol 17 unreachable, length 36
+22:13:20.000012 IP 10.0.0.1 > 10.0.0.2: ICMP 10.0.0.1 tcp port 80 unreachable, length 36
+22:13:20.000013 IP 10.0.0.1 > 10.0.0.2: ICMP 10.0.0.1 unreachable - need to frag (mtu 1500), length 36
+22:13:20.000014 IP 10.0.0.1 > 10.0.0.2: ICMP time exceeded in-transit, length 36
+22:13:20.000015 IP 10.0.0.1 > 10.0.0.2: ICMP ip reassembly time exceeded, length 36
+22:13:20.000016 IP 10.0.0.1 > 10.0.0.2: ICMP time stamp query id 0 seq 0, length 20
+22:13:20.000017 IP 10.0.0.1 > 10.0.0.2:  ip-proto-253 5
+22:13:20.000018 IP 10.0.0.1.5000 > 10.0.0.2.5001: UDP, length 4
+22:13:20.000019 ethertype IPv6 (0x86dd), length 40
+22:13:20.000020 ethertype LLDP (0x88cc), length 46
+22:13:20.000021 ARP, Request who-has 10.0.0.2 (02:00:00:00:00:02) tell 10.0.0.1, length 28
+22:13:20.000022 ARP, Reverse Request who-is 02:00:00:00:00:02 tell 02:00:00:00:00:01, length 28
+22:13:20.000023 IP 10.0.0.1.5000 > 10.0.0.2.5001: UDP, bad length 40 > 4
+22:13:20.000024 IP 10.0.0.1 > 10.0.0.2: [malformed tcp: bad header length 8 (IP payload 20 bytes)]
+";
+/// Lines of EDGE_LINES that are ours, not tcpdump's (0-based).
+const EDGE_OURS: [usize; 4] = [6, 19, 20, 24];
+
+#[test]
+fn edge_cases_match_tcpdump_wording() {
+    let (out, totals) = dump_with(EDGE, &opts(Output::Lines, SeqMode::Tcpdump));
+    assert_eq!(out, EDGE_LINES);
+    assert_eq!(totals.malformed, 2); // bad UDP length, bad TCP header length
+}
+
+/// Runs the installed tcpdump (skipped when absent) on every capture in testdata and
+/// compares line by line with `--tcpdump --utc`.
+#[test]
+fn differential_against_installed_tcpdump() {
+    let Some(tcpdump) = ["/usr/bin/tcpdump", "/usr/sbin/tcpdump"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+    else {
+        eprintln!("SKIPPED: tcpdump not installed");
+        return;
+    };
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/");
+    for (name, ours_only) in [
+        ("kernel_veth_ping_udp_tcp.pcap", &[][..]),
+        ("synthetic_bulk_sack_retransmit.pcapng", &[][..]),
+        ("edge_cases.pcap", &EDGE_OURS[..]),
+    ] {
+        let path = format!("{dir}{name}");
+        let theirs = std::process::Command::new(tcpdump)
+            .args(["-nn", "-r", &path])
+            .env("TZ", "UTC")
+            .output()
+            .unwrap();
+        assert!(theirs.status.success(), "{name}: tcpdump failed");
+        let theirs = String::from_utf8_lossy(&theirs.stdout).into_owned();
+        let bytes = std::fs::read(&path).unwrap();
+        let (ours, _) = dump_with(&bytes, &opts(Output::Lines, SeqMode::Tcpdump));
+        let ours: Vec<_> = ours.lines().filter(|l| !l.starts_with("    # ")).collect();
+        let theirs: Vec<_> = theirs.lines().collect();
+        assert_eq!(ours.len(), theirs.len(), "{name}");
+        for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+            if !ours_only.contains(&i) {
+                assert_eq!(a, b, "{name} line {}", i + 1);
+            }
+        }
+    }
+}
