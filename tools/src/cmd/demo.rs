@@ -25,6 +25,10 @@ const STACK_IP: &str = "10.77.0.2";
 /// Runs the demo; exit code 0 when every ping was answered.
 pub fn run(args: &GlobalArgs) -> CmdResult {
     ustack_tools::signals::handle_with(|sig| {
+        // Holding both console locks parks the main thread at its next print, so it
+        // does not race on into a namespace that is being deleted.
+        let _out = std::io::stdout().lock();
+        let _err = std::io::stderr().lock();
         eprintln!("\nustack demo: signal {sig}, removing the namespace");
         netns::cleanup_all();
         std::process::exit(128 + sig);

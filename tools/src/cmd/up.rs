@@ -26,7 +26,7 @@ pub fn run(args: &GlobalArgs) -> CmdResult {
     let mac = args.mac.unwrap_or_else(|| driver::mac_from_seed(args.seed));
     let os_link = spec
         .open()
-        .map_err(|e| format!("cannot open {spec:?}: {e}"))?;
+        .map_err(|e| format!("cannot open {spec}: {e}"))?;
     let fd = os_link.as_raw_fd();
     let clock = Clock::start();
     let link: Box<dyn Link> = match &args.pcap {
@@ -43,7 +43,7 @@ pub fn run(args: &GlobalArgs) -> CmdResult {
     };
     let config = driver::iface_config(mac, ip, args.gateway, args.mtu.into(), args.seed);
     let mut iface = Interface::new(config, clock.now());
-    eprintln!("ustack: up on {spec:?} as {ip} ({mac}); Ctrl-C to stop");
+    eprintln!("ustack: up on {spec} as {ip} ({mac}); Ctrl-C to stop");
 
     let mut counted = Counted::new(link);
     let result = driver::run(&mut iface, &mut counted, fd, &clock, &stop);
