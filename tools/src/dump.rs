@@ -157,7 +157,16 @@ pub struct Capture {
 /// # Errors
 /// The file header is not pcap or pcapng.
 pub fn load<R: Read>(input: R, seq: SeqMode) -> io::Result<Capture> {
-    let reader = PcapReader::new(input)?;
+    let reader = PcapReader::new(input).map_err(|e| {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            io::Error::new(
+                e.kind(),
+                "not a pcap or pcapng file (too short for a header)",
+            )
+        } else {
+            e
+        }
+    })?;
     let mut cap = Capture {
         frames: Vec::new(),
         tcp_info: Vec::new(),
@@ -172,7 +181,11 @@ pub fn load<R: Read>(input: R, seq: SeqMode) -> io::Result<Capture> {
                 cap.frames.push(f);
             }
             Err(e) => {
-                cap.read_error = Some(format!("record {}: {e}", i + 1));
+                cap.read_error = Some(if e.kind() == io::ErrorKind::UnexpectedEof {
+                    format!("record {}: file ends inside the record (truncated)", i + 1)
+                } else {
+                    format!("record {}: {e}", i + 1)
+                });
                 break;
             }
         }

@@ -581,7 +581,16 @@ fn differential_against_installed_tcpdump() {
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())
     else {
-        eprintln!("SKIPPED: tcpdump not installed");
+        // Like the kernel tests: loud (past the runner's capture), fatal in CI.
+        assert!(
+            std::env::var("USTACK_REQUIRE_NETNS").map_or(true, |v| v != "1"),
+            "tcpdump not installed (USTACK_REQUIRE_NETNS=1)"
+        );
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "## SKIPPED differential_against_installed_tcpdump: tcpdump not installed"
+        );
         return;
     };
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/");

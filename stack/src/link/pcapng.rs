@@ -466,7 +466,16 @@ mod tests {
     fn tshark_reads_our_pcapng_without_malformed_packets() {
         let tshark = std::path::Path::new("/usr/bin/tshark");
         if !tshark.exists() {
-            eprintln!("SKIPPED: /usr/bin/tshark not installed");
+            // Like the kernel tests: loud (past the runner's capture), fatal in CI.
+            assert!(
+                std::env::var("USTACK_REQUIRE_NETNS").map_or(true, |v| v != "1"),
+                "tshark not installed (USTACK_REQUIRE_NETNS=1)"
+            );
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "## SKIPPED tshark_reads_our_pcapng_without_malformed_packets: /usr/bin/tshark not installed"
+            );
             return;
         }
         let mut w = PcapNgWriter::new(Vec::new(), 1_700_000_000_000_000).unwrap();
