@@ -157,16 +157,7 @@ pub struct Capture {
 /// # Errors
 /// The file header is not pcap or pcapng.
 pub fn load<R: Read>(input: R, seq: SeqMode) -> io::Result<Capture> {
-    let reader = PcapReader::new(input).map_err(|e| {
-        if e.kind() == io::ErrorKind::UnexpectedEof {
-            io::Error::new(
-                e.kind(),
-                "not a pcap or pcapng file (too short for a header)",
-            )
-        } else {
-            e
-        }
-    })?;
+    let reader = open(input)?;
     let mut cap = Capture {
         frames: Vec::new(),
         tcp_info: Vec::new(),
@@ -181,16 +172,33 @@ pub fn load<R: Read>(input: R, seq: SeqMode) -> io::Result<Capture> {
                 cap.frames.push(f);
             }
             Err(e) => {
-                cap.read_error = Some(if e.kind() == io::ErrorKind::UnexpectedEof {
-                    format!("record {}: file ends inside the record (truncated)", i + 1)
-                } else {
-                    format!("record {}: {e}", i + 1)
-                });
+                cap.read_error = Some(damage(i + 1, &e));
                 break;
             }
         }
     }
     Ok(cap)
+}
+
+fn open<R: Read>(input: R) -> io::Result<PcapReader<R>> {
+    PcapReader::new(input).map_err(|e| {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            io::Error::new(
+                e.kind(),
+                "not a pcap or pcapng file (too short for a header)",
+            )
+        } else {
+            e
+        }
+    })
+}
+
+fn damage(record: usize, e: &io::Error) -> String {
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        format!("record {record}: file ends inside the record (truncated)")
+    } else {
+        format!("record {record}: {e}")
+    }
 }
 
 #[derive(Serialize)]
@@ -232,31 +240,39 @@ pub fn rfc3339(ts_ns: i128) -> String {
 /// The input is not a capture, or writing failed. A damaged record after a valid
 /// header is not an error: the frames before it are shown, then a note.
 pub fn run<R: Read, W: Write>(input: R, opts: &DumpOptions, out: &mut W) -> io::Result<Totals> {
-    let cap = load(input, opts.seq)?;
-    let mut totals = Totals {
-        frames: cap.frames.len() as u64,
-        read_error: cap.read_error.clone(),
-        ..Totals::default()
-    };
+    // Streams: memory grows with the number of conversations, not of frames.
+    let reader = open(input)?;
+    let mut tracker = Tracker::new(opts.seq);
+    let mut totals = Totals::default();
     let mut reassembler = Reassembler::new(ReassemblyConfig::default());
-    for (f, info) in cap.frames.iter().zip(&cap.tcp_info) {
-        if !opts.filter.matches(f) {
+    for (i, rec) in reader.enumerate() {
+        let rec = match rec {
+            Ok(rec) => rec,
+            Err(e) => {
+                totals.read_error = Some(damage(i + 1, &e));
+                break;
+            }
+        };
+        totals.frames += 1;
+        let f = decode::decode_record(i + 1, &rec);
+        let info = tracker.observe(&f);
+        if !opts.filter.matches(&f) {
             continue;
         }
         if opts.count.is_some_and(|c| totals.shown as usize >= c) {
             break;
         }
-        count(&mut totals, f);
+        count(&mut totals, &f);
         match opts.output {
             Output::Lines => {
-                writeln!(out, "{}", dump_fmt::one_line(f, info.as_ref(), opts.time))?;
+                writeln!(out, "{}", dump_fmt::one_line(&f, info.as_ref(), opts.time))?;
                 for c in &f.comments {
                     writeln!(out, "    # {c}")?;
                 }
             }
             Output::Tree => {
-                let mut s = dump_fmt::tree(f, info.as_ref(), opts.time);
-                reassemble(&mut s, &mut reassembler, f);
+                let mut s = dump_fmt::tree(&f, info.as_ref(), opts.time);
+                reassemble(&mut s, &mut reassembler, &f);
                 for c in &f.comments {
                     let _ = writeln!(s, "  comment: {c}");
                 }
@@ -265,7 +281,7 @@ pub fn run<R: Read, W: Write>(input: R, opts: &DumpOptions, out: &mut W) -> io::
             Output::Json => {
                 let j = JsonFrame {
                     time: rfc3339(f.timestamp_ns),
-                    frame: f,
+                    frame: &f,
                     tcp_analysis: info.as_ref(),
                 };
                 serde_json::to_writer(&mut *out, &j)?;
@@ -275,10 +291,10 @@ pub fn run<R: Read, W: Write>(input: R, opts: &DumpOptions, out: &mut W) -> io::
         }
     }
     match opts.output {
-        Output::Summary => write_summary(out, &cap, &opts.filter, &totals)?,
-        Output::SummaryJson => write_summary_json(out, &cap, &opts.filter, &totals)?,
+        Output::Summary => write_summary(out, &tracker, &opts.filter, &totals)?,
+        Output::SummaryJson => write_summary_json(out, &tracker, &opts.filter, &totals)?,
         _ => {
-            if let Some(e) = &cap.read_error {
+            if let Some(e) = &totals.read_error {
                 if opts.output == Output::Json {
                     let note = serde_json::json!({ "malformed_file": e });
                     writeln!(out, "{note}")?;
@@ -403,8 +419,8 @@ fn flags_seen(d: &crate::analysis::DirStats) -> String {
     }
 }
 
-fn tcp_conns<'a>(cap: &'a Capture, filter: &'a Filter) -> impl Iterator<Item = &'a TcpConn> {
-    cap.tracker.tcp.iter().filter(|c| {
+fn tcp_conns<'a>(tracker: &'a Tracker, filter: &'a Filter) -> impl Iterator<Item = &'a TcpConn> {
+    tracker.tcp.iter().filter(|c| {
         filter.matches_conn(
             [*c.client.ip(), *c.server.ip()],
             [c.client.port(), c.server.port()],
@@ -413,19 +429,19 @@ fn tcp_conns<'a>(cap: &'a Capture, filter: &'a Filter) -> impl Iterator<Item = &
     })
 }
 
-fn udp_flows<'a>(cap: &'a Capture, filter: &'a Filter) -> impl Iterator<Item = &'a UdpFlow> {
-    cap.tracker.udp.iter().filter(|u| {
+fn udp_flows<'a>(tracker: &'a Tracker, filter: &'a Filter) -> impl Iterator<Item = &'a UdpFlow> {
+    tracker.udp.iter().filter(|u| {
         filter.matches_conn([*u.a.ip(), *u.b.ip()], [u.a.port(), u.b.port()], Proto::Udp)
     })
 }
 
 fn write_summary<W: Write>(
     out: &mut W,
-    cap: &Capture,
+    tracker: &Tracker,
     filter: &Filter,
     t: &Totals,
 ) -> io::Result<()> {
-    let conns: Vec<_> = tcp_conns(cap, filter).collect();
+    let conns: Vec<_> = tcp_conns(tracker, filter).collect();
     writeln!(out, "TCP connections: {}", conns.len())?;
     for c in conns {
         writeln!(
@@ -451,7 +467,7 @@ fn write_summary<W: Write>(
             )?;
         }
     }
-    let flows: Vec<_> = udp_flows(cap, filter).collect();
+    let flows: Vec<_> = udp_flows(tracker, filter).collect();
     writeln!(out, "UDP flows: {}", flows.len())?;
     for u in flows {
         writeln!(
@@ -488,11 +504,11 @@ fn tagged<T: Serialize>(kind: &str, v: &T) -> io::Result<String> {
 
 fn write_summary_json<W: Write>(
     out: &mut W,
-    cap: &Capture,
+    tracker: &Tracker,
     filter: &Filter,
     t: &Totals,
 ) -> io::Result<()> {
-    for c in tcp_conns(cap, filter) {
+    for c in tcp_conns(tracker, filter) {
         let mut j = serde_json::to_value(c)?;
         if let Some(m) = j.as_object_mut() {
             m.insert("type".into(), "tcp".into());
@@ -500,7 +516,7 @@ fn write_summary_json<W: Write>(
         }
         writeln!(out, "{j}")?;
     }
-    for u in udp_flows(cap, filter) {
+    for u in udp_flows(tracker, filter) {
         writeln!(out, "{}", tagged("udp", u)?)?;
     }
     writeln!(out, "{}", tagged("totals", t)?)

@@ -14,7 +14,7 @@ use ustack_tools::dump_fmt::TimeStyle;
 #[derive(Debug, Args)]
 pub struct DumpArgs {
     /// Capture to read: classic pcap (µs or ns) or pcapng, e.g. from tcpdump, tshark or
-    /// `ustack --pcap`.
+    /// `ustack --pcap`; `-` reads standard input.
     pub file: PathBuf,
     /// One block per layer with every field, checksums verified, IPv4 fragments
     /// reassembled.
@@ -58,13 +58,18 @@ pub const AFTER_HELP: &str = "Examples:\n  \
     ustack dump --host 10.0.0.2 --port 5001 -S capture.pcap\n  \
     ustack dump --summary capture.pcap\n  \
     ustack dump --json capture.pcap | jq .tcp\n  \
-    diff <(ustack dump --tcpdump FILE) <(tcpdump -nn -r FILE 2>/dev/null)\n\n\
+    diff <(ustack dump --tcpdump FILE) <(tcpdump -nn -r FILE 2>/dev/null)\n  \
+    tcpdump -i eth0 -w - | ustack dump -\n\n\
 pcapng comments are printed under their frame (`    # text`). A damaged record ends\n\
 the dump with a note; a malformed layer is shown as [malformed LAYER: reason].";
 
 /// Runs the dump; exit code 0, or 2 when the file was damaged part-way.
 pub fn run(args: &DumpArgs) -> CmdResult {
-    let file = File::open(&args.file).map_err(|e| format!("{}: {e}", args.file.display()))?;
+    let input: Box<dyn io::Read> = if args.file.as_os_str() == "-" {
+        Box::new(io::stdin().lock())
+    } else {
+        Box::new(File::open(&args.file).map_err(|e| format!("{}: {e}", args.file.display()))?)
+    };
     let output = match (args.verbose, args.summary, args.json) {
         (true, _, _) => Output::Tree,
         (_, true, true) => Output::SummaryJson,
@@ -95,7 +100,7 @@ pub fn run(args: &DumpArgs) -> CmdResult {
     };
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
-    let totals = match dump::run(BufReader::new(file), &opts, &mut out) {
+    let totals = match dump::run(BufReader::new(input), &opts, &mut out) {
         Ok(t) => t,
         // A closed pipe (`| head`) is a normal way to stop reading.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(0),
