@@ -82,4 +82,12 @@ pub enum Command {
         Only --pcap, --mtu, --mac and --seed apply; the demo picks its own TAP and addresses\n\
         (kernel 10.77.0.1/24, stack 10.77.0.2/24) inside its own namespace.")]
     Demo,
+    /// Decode a pcap/pcapng capture layer by layer (tcpdump-style lines, a -v tree,
+    /// JSON, or per-connection summaries). Pure file processing.
+    #[command(after_help = crate::cmd::dump::AFTER_HELP)]
+    Dump(crate::cmd::dump::DumpArgs),
+    /// Draw a TCP time-sequence graph from a capture, or cwnd/ssthresh/srtt from a
+    /// TCP event log, to SVG or PNG.
+    #[command(after_help = crate::cmd::plot::AFTER_HELP)]
+    Plot(crate::cmd::plot::PlotArgs),
 }

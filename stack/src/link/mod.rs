@@ -9,12 +9,14 @@
 //!   limits per direction (the same model the simulator uses).
 //! - [`PcapWriter`]: records every frame in and out to a classic pcap file.
 //! - [`PcapReader`]: reads pcap and pcapng files back.
+//! - [`PcapNgWriter`], [`PcapNgLink`]: pcapng with direction and per-frame comments.
 //! - `sys::TapLink`, `sys::AfPacketLink` (feature `os`): real devices.
 
 pub mod fault;
 mod memory;
 mod pcap;
 mod pcap_read;
+mod pcapng;
 #[cfg(feature = "os")]
 pub mod sys;
 
@@ -22,6 +24,7 @@ pub use fault::{Direction, FaultConfig, FaultInjector, Faults};
 pub use memory::MemoryLink;
 pub use pcap::{PcapLinkType, PcapTimestamps, PcapWriter};
 pub use pcap_read::{PcapReader, PcapRecord};
+pub use pcapng::{Direction, PcapNgLink, PcapNgWriter};
 
 use crate::time::Instant;
 use std::io;
