@@ -32,8 +32,8 @@ fn ser_display<T: core::fmt::Display, S: Serializer>(v: &T, s: S) -> Result<S::O
 
 fn ser_direction<S: Serializer>(v: &Option<Direction>, s: S) -> Result<S::Ok, S::Error> {
     match v {
-        Some(Direction::Inbound) => s.serialize_some("in"),
-        Some(Direction::Outbound) => s.serialize_some("out"),
+        Some(Direction::Rx) => s.serialize_some("in"),
+        Some(Direction::Tx) => s.serialize_some("out"),
         None => s.serialize_none(),
     }
 }

@@ -335,8 +335,8 @@ fn check(ok: Option<bool>) -> &'static str {
 pub fn tree(f: &Frame, info: Option<&TcpInfo>, time: TimeStyle) -> String {
     let mut s = String::new();
     let dir = match f.direction {
-        Some(ustack::link::Direction::Inbound) => ", inbound",
-        Some(ustack::link::Direction::Outbound) => ", outbound",
+        Some(ustack::link::Direction::Rx) => ", inbound",
+        Some(ustack::link::Direction::Tx) => ", outbound",
         None => "",
     };
     let _ = writeln!(

@@ -405,18 +405,13 @@ fn pcapng_comments_and_direction_are_shown() {
     let mut w = ustack::link::PcapNgWriter::new(Vec::new(), 1_795_265_159_000_000).unwrap();
     w.record(
         Instant::ZERO,
-        Direction::Inbound,
+        Direction::Rx,
         &recs[9].data,
         Some("dropped: tcp no_listener"),
     )
     .unwrap();
-    w.record(
-        Instant::from_micros(5),
-        Direction::Outbound,
-        &recs[0].data,
-        None,
-    )
-    .unwrap();
+    w.record(Instant::from_micros(5), Direction::Tx, &recs[0].data, None)
+        .unwrap();
     let file = w.get_mut().clone();
     let (text, _) = dump_with(&file, &opts(Output::Lines, SeqMode::Relative));
     let lines: Vec<_> = text.lines().collect();

@@ -117,9 +117,9 @@ impl Sim {
     /// Records a frame at `t` µs.
     fn rec(&mut self, t: i64, from_client: bool, f: Vec<u8>, comment: Option<&str>) {
         let d = if from_client {
-            Direction::Outbound
+            Direction::Tx
         } else {
-            Direction::Inbound
+            Direction::Rx
         };
         self.w
             .record(Instant::from_micros(t), d, &f, comment)

@@ -53,14 +53,7 @@ pub fn derive_seed(seed: u64, stream: u64) -> u64 {
     mix(seed ^ mix(stream))
 }
 
-/// Which way a frame travels through a [`FaultInjector`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Direction {
-    /// From the device to the stack (`Link::recv`).
-    Rx,
-    /// From the stack to the device (`Link::send`).
-    Tx,
-}
+pub use super::Direction;
 
 /// Gilbert-Elliott burst loss: a two-state Markov chain stepped once per frame.
 ///

@@ -20,14 +20,23 @@ mod pcapng;
 #[cfg(feature = "os")]
 pub mod sys;
 
-pub use fault::{Direction, FaultConfig, FaultInjector, Faults};
+pub use fault::{FaultConfig, FaultInjector, Faults};
 pub use memory::MemoryLink;
 pub use pcap::{PcapLinkType, PcapTimestamps, PcapWriter};
 pub use pcap_read::{PcapReader, PcapRecord};
-pub use pcapng::{Direction, PcapNgLink, PcapNgWriter};
+pub use pcapng::{PcapNgLink, PcapNgWriter};
 
 use crate::time::Instant;
 use std::io;
+
+/// Which way a frame crosses a link, as seen from the stack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// From the device to the stack (`Link::recv`): inbound.
+    Rx,
+    /// From the stack to the device (`Link::send`): outbound.
+    Tx,
+}
 
 /// Largest Ethernet frame the stack handles by default (1500 MTU + 14 header).
 pub const DEFAULT_FRAME_LEN: usize = 1514;

@@ -7,7 +7,7 @@
 //! must accept our own pcapng comments and never panic on a damaged file (every length
 //! is checked; a bad block ends the stream with an error).
 
-use super::pcapng::Direction;
+use super::Direction;
 use std::io::{self, Read};
 
 /// One captured frame.

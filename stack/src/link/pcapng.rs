@@ -23,29 +23,22 @@ use super::Link;
 use crate::time::Instant;
 use std::io::{self, Write};
 
-/// Which way a frame crossed the link, as seen from the stack.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Direction {
-    /// Received by the stack.
-    Inbound,
-    /// Sent by the stack.
-    Outbound,
-}
+pub use super::Direction;
 
 impl Direction {
     /// The two `epb_flags` direction bits (pcapng §4.3.1: 01 inbound, 10 outbound).
     pub const fn epb_flags(self) -> u32 {
         match self {
-            Direction::Inbound => 0b01,
-            Direction::Outbound => 0b10,
+            Direction::Rx => 0b01,
+            Direction::Tx => 0b10,
         }
     }
 
     /// Decodes the direction bits of an `epb_flags` word; `None` when not recorded.
     pub const fn from_epb_flags(flags: u32) -> Option<Direction> {
         match flags & 0b11 {
-            0b01 => Some(Direction::Inbound),
-            0b10 => Some(Direction::Outbound),
+            0b01 => Some(Direction::Rx),
+            0b10 => Some(Direction::Tx),
             _ => None,
         }
     }
@@ -220,12 +213,12 @@ impl<L, W: Write> PcapNgLink<L, W> {
     /// returns whether it did. Call it after handing the frame to the stack, e.g. with
     /// `format!("dropped: {reason}")` for `Interface::handle_frame`'s `Some(reason)`.
     pub fn annotate_last_rx(&mut self, comment: &str) -> bool {
-        self.annotate_last(Direction::Inbound, comment)
+        self.annotate_last(Direction::Rx, comment)
     }
 
     /// Attaches `comment` to the last frame if it was sent (and not yet written).
     pub fn annotate_last_tx(&mut self, comment: &str) -> bool {
-        self.annotate_last(Direction::Outbound, comment)
+        self.annotate_last(Direction::Tx, comment)
     }
 
     fn annotate_last(&mut self, direction: Direction, comment: &str) -> bool {
@@ -309,13 +302,13 @@ impl<L: Link, W: Write> Link for PcapNgLink<L, W> {
     fn recv(&mut self, now: Instant, buf: &mut [u8]) -> io::Result<Option<usize>> {
         let n = self.inner.recv(now, buf)?;
         if let Some(n) = n {
-            self.hold(now, Direction::Inbound, &buf[..n]);
+            self.hold(now, Direction::Rx, &buf[..n]);
         }
         Ok(n)
     }
 
     fn send(&mut self, now: Instant, frame: &[u8]) -> io::Result<()> {
-        self.hold(now, Direction::Outbound, frame);
+        self.hold(now, Direction::Tx, frame);
         self.inner.send(now, frame)
     }
 
@@ -342,14 +335,14 @@ mod tests {
         let mut w = PcapNgWriter::new(Vec::new(), 1_700_000_000_000_000).unwrap();
         w.record(
             Instant::from_micros(1),
-            Direction::Outbound,
+            Direction::Tx,
             testdata::ARP_REQUEST,
             None,
         )
         .unwrap();
         w.record(
             Instant::from_micros(2_000_003),
-            Direction::Inbound,
+            Direction::Rx,
             testdata::TCP_SYN,
             Some("dropped: ipv4 bad_checksum"),
         )
@@ -361,11 +354,11 @@ mod tests {
             .unwrap();
         assert_eq!(recs.len(), 2);
         assert_eq!(recs[0].data, testdata::ARP_REQUEST);
-        assert_eq!(recs[0].direction, Some(Direction::Outbound));
+        assert_eq!(recs[0].direction, Some(Direction::Tx));
         assert!(recs[0].comments.is_empty());
         assert_eq!(recs[0].timestamp_ns, 1_700_000_000_000_001_000);
         assert_eq!(recs[1].data, testdata::TCP_SYN);
-        assert_eq!(recs[1].direction, Some(Direction::Inbound));
+        assert_eq!(recs[1].direction, Some(Direction::Rx));
         assert_eq!(recs[1].comments, vec!["dropped: ipv4 bad_checksum"]);
         assert_eq!(recs[1].timestamp_ns, 1_700_000_002_000_003_000);
         assert_eq!(recs[1].orig_len as usize, testdata::TCP_SYN.len());
@@ -391,7 +384,7 @@ mod tests {
             l.recv(Instant::from_micros(30), &mut buf).unwrap().unwrap();
             l.record_extra(
                 Instant::from_micros(40),
-                Direction::Outbound,
+                Direction::Tx,
                 testdata::ECHO_REPLY,
                 "dropped by fault injector (loss)",
             );
@@ -410,14 +403,14 @@ mod tests {
             summary,
             vec![
                 (
-                    Some(Direction::Inbound),
+                    Some(Direction::Rx),
                     vec!["dropped: ipv4 bad_checksum".to_string()],
                     10_000
                 ),
-                (Some(Direction::Outbound), vec!["sent".to_string()], 20_000),
-                (Some(Direction::Inbound), vec![], 30_000),
+                (Some(Direction::Tx), vec!["sent".to_string()], 20_000),
+                (Some(Direction::Rx), vec![], 30_000),
                 (
-                    Some(Direction::Outbound),
+                    Some(Direction::Tx),
                     vec!["dropped by fault injector (loss)".to_string()],
                     40_000
                 ),
@@ -447,7 +440,7 @@ mod tests {
         let long = "é".repeat(40_000);
         w.record(
             Instant::ZERO,
-            Direction::Inbound,
+            Direction::Rx,
             testdata::ARP_REQUEST,
             Some(&long),
         )
@@ -481,9 +474,9 @@ mod tests {
         let mut w = PcapNgWriter::new(Vec::new(), 1_700_000_000_000_000).unwrap();
         for (i, frame) in testdata::ALL.iter().enumerate() {
             let dir = if i % 2 == 0 {
-                Direction::Inbound
+                Direction::Rx
             } else {
-                Direction::Outbound
+                Direction::Tx
             };
             let comment = format!("frame {i}: dropped: ipv4 bad_checksum");
             w.record(
