@@ -530,20 +530,22 @@ impl Socket {
             return out;
         }
         let max = if self.ts_ok { 3 } else { 4 };
-        let ranges: Vec<(SeqNumber, SeqNumber)> = self
-            .assembler
-            .ranges()
-            .map(|(s, e)| (self.rcv_nxt + s, self.rcv_nxt + e))
-            .collect();
+        // Iterators only: this runs for every ACK while data is out of order, and must
+        // not allocate.
+        let ranges = || {
+            self.assembler
+                .ranges()
+                .map(|(s, e)| (self.rcv_nxt + s, self.rcv_nxt + e))
+        };
         let mut n = 0;
         let recent = self.sack_recent.iter().flatten();
-        let by_recency = recent.filter_map(|&seq| ranges.iter().find(|r| r.0 <= seq && seq < r.1));
-        for r in by_recency.chain(ranges.iter().rev()) {
+        let by_recency = recent.filter_map(|&seq| ranges().find(|r| r.0 <= seq && seq < r.1));
+        for r in by_recency.chain(ranges().rev()) {
             if n == max {
                 break;
             }
-            if !out.contains(&Some(*r)) {
-                out[n] = Some(*r);
+            if !out.contains(&Some(r)) {
+                out[n] = Some(r);
                 n += 1;
             }
         }
