@@ -857,15 +857,17 @@ impl TcpLayer {
     }
 
     fn rebuild_timers(&mut self) {
-        let mut heap = BinaryHeap::with_capacity(self.slots.len());
+        // Reuse the heap's buffer: this runs in steady state and must not allocate.
+        let mut entries = core::mem::take(&mut self.timers).into_vec();
+        entries.clear();
         for (i, slot) in self.slots.iter().enumerate() {
             if let Some(s) = &slot.sock {
                 if let Some(t) = s.timer_at {
-                    heap.push(Reverse((t, i as u32, s.timer_gen)));
+                    entries.push(Reverse((t, i as u32, s.timer_gen)));
                 }
             }
         }
-        self.timers = heap;
+        self.timers = BinaryHeap::from(entries);
     }
 
     fn timer_valid(&self, idx: u32, gen: u64) -> bool {
