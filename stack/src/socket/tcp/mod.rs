@@ -635,6 +635,8 @@ pub struct TcpLayer {
     ports: HashMap<u16, PortUse>,
     dirty: VecDeque<u32>,
     timers: BinaryHeap<Reverse<(Instant, u32, u64)>>,
+    /// Scratch list of sockets whose timer is due, kept to avoid allocating per expiry.
+    due: Vec<u32>,
     timer_seq: u64,
     events: EventQueue,
     pending_rsts: VecDeque<(Ipv4Repr, TcpRepr<'static>)>,
@@ -666,6 +668,7 @@ impl TcpLayer {
             ports: HashMap::new(),
             dirty: VecDeque::new(),
             timers: BinaryHeap::new(),
+            due: Vec::new(),
             timer_seq: 0,
             pending_rsts: VecDeque::new(),
             isn_key: SipKey::from_seed(seed, 1),
@@ -1219,7 +1222,8 @@ impl TcpLayer {
     /// Runs every timer due at `cx.now`.
     pub fn handle_timeout(&mut self, cx: &TcpContext) {
         self.now = self.now.max(cx.now);
-        let mut due = Vec::new();
+        let mut due = core::mem::take(&mut self.due);
+        due.clear();
         while let Some(&Reverse((t, idx, gen))) = self.timers.peek() {
             if t > cx.now {
                 break;
@@ -1229,7 +1233,7 @@ impl TcpLayer {
                 due.push(idx);
             }
         }
-        for idx in due {
+        for &idx in &due {
             let cfg = &self.config;
             let ev = &mut self.events;
             let Some(s) = self.slots[idx as usize].sock.as_deref_mut() else {
@@ -1244,6 +1248,7 @@ impl TcpLayer {
             }
             self.settle(idx, prev, true);
         }
+        self.due = due;
         self.tidy_timers();
     }
 
