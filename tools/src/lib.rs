@@ -4,5 +4,6 @@
 #![warn(missing_docs)]
 
 pub mod driver;
+pub mod echo;
 pub mod netns;
 pub mod signals;

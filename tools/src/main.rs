@@ -11,6 +11,7 @@ fn main() {
     let result = match cli.command {
         cli::Command::Up => cmd::up::run(&cli.global),
         cli::Command::Demo => cmd::demo::run(&cli.global),
+        cli::Command::Echo(args) => cmd::echo::run(&cli.global, &args),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -1,6 +1,7 @@
 //! One module per subcommand; each `run` returns the process exit code.
 
 pub mod demo;
+pub mod echo;
 pub mod up;
 
 /// Errors a subcommand reports before exiting.

@@ -143,6 +143,8 @@ pub(crate) struct Socket {
     pub in_conns: bool,
     /// In the layer's dirty queue.
     pub queued: bool,
+    /// In the layer's ready queue (see `TcpLayer::poll_ready`).
+    pub ready_queued: bool,
     pub timer_gen: u64,
     pub timer_at: Option<Instant>,
 
@@ -268,6 +270,7 @@ impl Socket {
             port_claim: None,
             in_conns: false,
             queued: false,
+            ready_queued: false,
             timer_gen: 0,
             timer_at: None,
             iss: SeqNumber(0),
