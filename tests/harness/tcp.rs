@@ -82,7 +82,8 @@ pub struct ClientResult {
 }
 
 /// A TCP client on the stack: connects to `remote`, sends `to_send` bytes of
-/// [`Pattern`] data, shuts down writing, reads until EOF, then closes, hashing both
+/// [`Pattern`] data while reading, shuts down writing, and once it has both read EOF
+/// and queued everything, closes (the FIN follows the queued data), hashing both
 /// directions. Runs as (part of) a fixture app; reports once through a channel.
 pub struct BulkClient {
     remote: SocketAddrV4,
@@ -94,6 +95,8 @@ pub struct BulkClient {
     sent_hash: Sha256,
     received_hash: Sha256,
     shut: bool,
+    /// The peer's FIN was read.
+    eof: bool,
     started: Option<Instant>,
     buf: Vec<u8>,
     report: Option<mpsc::Sender<ClientResult>>,
@@ -117,6 +120,7 @@ impl BulkClient {
             sent_hash: Sha256::new(),
             received_hash: Sha256::new(),
             shut: false,
+            eof: false,
             started: None,
             buf: vec![0; 64 * 1024],
             report: Some(tx),
@@ -207,12 +211,9 @@ impl BulkClient {
             let _ = tcp.shutdown(h, Shutdown::Write);
         }
         // Read everything ready.
-        loop {
+        while !self.eof {
             match tcp.recv(h, &mut self.buf) {
-                Ok(0) => {
-                    self.finish(iface, now, None);
-                    return;
-                }
+                Ok(0) => self.eof = true,
                 Ok(n) => {
                     self.received_hash.update(&self.buf[..n]);
                     self.received += n as u64;
@@ -223,6 +224,9 @@ impl BulkClient {
                     return;
                 }
             }
+        }
+        if self.shut {
+            self.finish(iface, now, None);
         }
     }
 }
@@ -244,6 +248,37 @@ pub fn echo_app(
         })
     };
     (make, stats)
+}
+
+/// TCP events seen by [`count_events`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EventCounts {
+    /// `TcpEvent::Retransmit`.
+    pub retransmits: u64,
+    /// `TcpEvent::FastRetransmit`.
+    pub fast_retransmits: u64,
+    /// `TcpEvent::RtoFired`.
+    pub rtos: u64,
+}
+
+/// Adds an app to the fixture that drains the TCP event queue and counts loss
+/// recovery events (for reporting; the queue is otherwise left alone).
+pub fn count_events(fx: &Fixture) -> Arc<Mutex<EventCounts>> {
+    use ustack::socket::tcp::TcpEvent;
+    let counts = Arc::new(Mutex::new(EventCounts::default()));
+    let shared = counts.clone();
+    fx.spawn_app(Box::new(move |iface, _| {
+        let mut c = shared.lock().unwrap_or_else(|e| e.into_inner());
+        while let Some(e) = iface.tcp().poll_event() {
+            match e {
+                TcpEvent::Retransmit { .. } => c.retransmits += 1,
+                TcpEvent::FastRetransmit { .. } => c.fast_retransmits += 1,
+                TcpEvent::RtoFired { .. } => c.rtos += 1,
+                _ => {}
+            }
+        }
+    }));
+    counts
 }
 
 /// A process running inside the namespace in the background; killed on drop.
@@ -293,6 +328,28 @@ impl Background {
             }
             if l.trim_end() == line {
                 return;
+            }
+        }
+    }
+
+    /// Reads stdout lines until one starts with `prefix`; returns the rest of it.
+    ///
+    /// # Panics
+    /// The process ends first (its stderr is shown).
+    pub fn wait_for_prefix(&mut self, prefix: &str) -> String {
+        let mut l = String::new();
+        loop {
+            l.clear();
+            let n = self.stdout.read_line(&mut l).expect("read stdout");
+            if n == 0 {
+                let err = self.stderr();
+                panic!(
+                    "{} ended before printing {prefix:?}; stderr:\n{err}",
+                    self.what
+                );
+            }
+            if let Some(rest) = l.trim_end().strip_prefix(prefix) {
+                return rest.to_owned();
             }
         }
     }

@@ -1125,26 +1125,32 @@ impl Socket {
             self.dupacks = 0;
             // Per RFC 6298 §5.2/5.3: stop the timer when all is acked, else restart it.
             self.rto_at = (self.snd_max > self.snd_una).then(|| now + self.rtt.rto());
-        } else if ack == self.snd_una
-            && seg.payload.is_empty()
-            && !seg.flags.fin()
-            && self.snd_max > self.snd_una
-            && seg_wnd > 0
-            && (seg_wnd == self.snd_wnd || sack_new)
-        {
-            // Per RFC 5681 §2: a duplicate acknowledgment.
-            self.dupacks += 1;
-            if self.recovery.is_some() {
-                if !self.sack_ok {
+        } else if ack == self.snd_una && self.snd_max > self.snd_una {
+            let dupack = if self.sack_ok {
+                // Per RFC 6675 §2: with SACK, a duplicate acknowledgment is one that
+                // SACKs octets not SACKed before, whatever its payload or window (so
+                // ACKs riding on the peer's data count too).
+                sack_new
+            } else {
+                // Per RFC 5681 §2: no data, no SYN/FIN, same ACK and same window.
+                seg.payload.is_empty() && !seg.flags.fin() && seg_wnd > 0 && seg_wnd == self.snd_wnd
+            };
+            if dupack {
+                self.dupacks += 1;
+                if self.recovery.is_some() && !self.sack_ok {
                     // RFC 6582 §3.2 (4): inflate by one segment per further dupack.
                     self.cc.set_cwnd(self.cc.cwnd() + mss);
                 }
-            } else {
-                let sack_loss =
-                    self.sack_ok && self.scoreboard.sacked_above(self.snd_una) > 2 * mss;
-                if self.dupacks >= DUPTHRESH || sack_loss {
-                    self.enter_recovery(now, ev);
-                }
+            }
+        }
+        if self.recovery.is_none() && self.snd_max > self.snd_una {
+            // Per RFC 6675 §5 (1)-(2): DupThresh duplicate ACKs, or IsLost(HighACK + 1)
+            // -- more than (DupThresh - 1) * SMSS SACKed above SND.UNA -- whether or not
+            // this ACK also advanced SND.UNA, starts loss recovery.
+            let sack_loss = self.sack_ok
+                && self.scoreboard.sacked_above(self.snd_una) > (DUPTHRESH as usize - 1) * mss;
+            if self.dupacks >= DUPTHRESH || sack_loss {
+                self.enter_recovery(now, ev);
             }
         }
 
@@ -1519,7 +1525,15 @@ impl Socket {
             }
         }
         let avail = (self.snd_buf_end - self.snd_nxt).max(0) as usize;
-        let win = self.snd_wnd.min(cwnd);
+        // Per RFC 3042 (Limited Transmit): each of the first two duplicate ACKs lets one
+        // more new segment out, beyond cwnd, so a small window still produces the
+        // duplicate ACKs (or SACKs) that trigger fast retransmit instead of an RTO.
+        let limited = if self.recovery.is_none() && self.snd_nxt == self.snd_max {
+            self.dupacks.min(DUPTHRESH - 1) as usize * mss
+        } else {
+            0
+        };
+        let win = self.snd_wnd.min(cwnd + limited);
         let win_end = self.snd_una + win;
         let can = ((win_end - self.snd_nxt).max(0) as usize).min(budget);
         let len = avail.min(can).min(max_len);

@@ -3312,3 +3312,70 @@ fn test_ready_send_space_zero_when_not_sendable() {
     h.layer.shutdown(h.handle, Shutdown::Write).unwrap();
     assert_eq!(h.layer.send_space(h.handle), 0, "after shutdown(write)");
 }
+
+// ------------------------------------------------------------------ loss detection on busy connections
+
+/// Everything dispatched now.
+fn drain(h: &mut Harness) -> Vec<TcpRepr<'static>> {
+    core::iter::from_fn(|| h.recv()).collect()
+}
+
+/// Found against the kernel (echo with 5% loss): the peer's ACKs rode on its own data,
+/// so the RFC 5681 "no payload" rule never counted a duplicate ACK and every loss
+/// waited for the RTO. Per RFC 6675 §2, with SACK an ACK that SACKs new data is a
+/// duplicate ACK whatever it carries.
+#[test]
+fn test_established_sack_on_data_segments_triggers_fast_retransmit() {
+    let (mut h, data) = socket_bulk(sack_config(), sack_syn());
+    for _ in 0..10 {
+        h.recv().unwrap();
+    }
+    h.events();
+    let base = LOCAL_SEQ + 1;
+    // Segment 0 lost; the peer keeps sending data of its own, SACKing 1, 1-2, 1-3.
+    for k in 0..3usize {
+        let seg = TcpRepr {
+            seq_number: REMOTE_SEQ + 1 + k,
+            payload: b"x",
+            options: TcpOptions {
+                sack_ranges: [Some((base + 64, base + 128 + 64 * k)), None, None, None],
+                ..NO_OPTIONS
+            },
+            ..bulk_ack(0)
+        };
+        send!(h, seg);
+        let out = drain(&mut h);
+        let rtx = out
+            .iter()
+            .any(|s| s.seq_number == base && s.payload == &data[..64]);
+        assert_eq!(rtx, k == 2, "segment {k}: dispatched {out:?}");
+    }
+    assert!(h.info().in_recovery);
+    assert!(h
+        .events()
+        .iter()
+        .any(|e| matches!(e, TcpEvent::FastRetransmit { seq, .. } if *seq == base)));
+}
+
+/// RFC 3042: with more data queued than cwnd allows, each of the first two duplicate
+/// ACKs releases one new segment.
+#[test]
+fn test_established_limited_transmit_on_first_two_dupacks() {
+    let (mut h, data) = socket_bulk(base_config(), NO_OPTIONS);
+    let more: Vec<u8> = (0..640).map(|i| (i % 13) as u8).collect();
+    assert_eq!(h.layer.send(h.handle, &more), Ok(640));
+    // IW = 640 bytes: ten segments, then cwnd-limited.
+    for _ in 0..10 {
+        h.recv().unwrap();
+    }
+    recv_nothing!(h);
+    send!(h, bulk_ack(0));
+    recv!(h, data_seg(640, leak_slice(&more[..64])));
+    recv_nothing!(h);
+    send!(h, bulk_ack(0));
+    recv!(h, data_seg(704, leak_slice(&more[64..128])));
+    recv_nothing!(h);
+    send!(h, bulk_ack(0));
+    recv!(h, data_seg(0, leak_slice(&data[..64])));
+    assert!(h.info().in_recovery);
+}
