@@ -1533,8 +1533,16 @@ impl Socket {
         } else {
             0
         };
-        let win = self.snd_wnd.min(cwnd + limited);
-        let win_end = self.snd_una + win;
+        let win_end = if self.recovery.is_some() && self.sack_ok {
+            // RFC 6675 §5 (C): during SACK recovery cwnd bounds pipe (`budget` above),
+            // not SND.NXT - SND.UNA; new data is bounded only by the peer's window. With
+            // SND.UNA + cwnd here, a halved cwnd under a full flight let nothing new out,
+            // so no further SACKs came and every recovery with a second loss ended in
+            // an RTO.
+            self.snd_una + self.snd_wnd
+        } else {
+            self.snd_una + self.snd_wnd.min(cwnd + limited)
+        };
         let can = ((win_end - self.snd_nxt).max(0) as usize).min(budget);
         let len = avail.min(can).min(max_len);
         let rtx = self.snd_nxt < self.snd_max;

@@ -3379,3 +3379,39 @@ fn test_established_limited_transmit_on_first_two_dupacks() {
     recv!(h, data_seg(0, leak_slice(&data[..64])));
     assert!(h.info().in_recovery);
 }
+
+/// Found against the kernel (bulk send with 5% loss): in SACK recovery new data was
+/// still bounded by SND.UNA + cwnd, so with cwnd halved under a full flight nothing new
+/// went out, no more SACKs arrived, and recovery stalled until the RTO. RFC 6675 §5 (C)
+/// bounds pipe by cwnd instead.
+#[test]
+fn test_established_sack_recovery_sends_new_data_while_pipe_below_cwnd() {
+    let (mut h, _data) = socket_bulk(sack_config(), sack_syn());
+    let more: Vec<u8> = (0..640).map(|i| (i % 7) as u8).collect();
+    assert_eq!(h.layer.send(h.handle, &more), Ok(640));
+    for _ in 0..10 {
+        h.recv().unwrap();
+    }
+    recv_nothing!(h);
+    let base = LOCAL_SEQ + 1;
+    let sack = |end: usize| TcpRepr {
+        options: TcpOptions {
+            sack_ranges: [Some((base + 64, base + end)), None, None, None],
+            ..NO_OPTIONS
+        },
+        ..bulk_ack(0)
+    };
+    // Segment 0 lost; 1-3 SACKed: fast retransmit, cwnd = ssthresh = 320.
+    send!(h, sack(256));
+    let out = drain(&mut h);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].seq_number, base);
+    assert_eq!(h.info().cwnd, 320);
+    // 1-7 SACKed: pipe = 128 (segments 8, 9) + 64 (the retransmission) = 192 < 320,
+    // although SND.NXT - SND.UNA = 640: two new segments go out.
+    send!(h, sack(512));
+    recv!(h, data_seg(640, leak_slice(&more[..64])));
+    recv!(h, data_seg(704, leak_slice(&more[64..128])));
+    recv_nothing!(h);
+    assert!(h.info().in_recovery);
+}
