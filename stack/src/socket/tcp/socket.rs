@@ -220,6 +220,9 @@ pub(crate) struct Socket {
     /// RFC 6582 "recover": set while in fast recovery.
     recovery: Option<SeqNumber>,
     rtx_next: Option<SeqNumber>,
+    /// During SACK recovery: the retransmission of SND.UNA and SND.MAX when it left,
+    /// to tell when that retransmission was itself lost.
+    rtx_una_mark: Option<(SeqNumber, SeqNumber)>,
     high_rxt: SeqNumber,
     scoreboard: Scoreboard,
     cc: Box<dyn CongestionControl>,
@@ -327,6 +330,7 @@ impl Socket {
             dupacks: 0,
             recovery: None,
             rtx_next: None,
+            rtx_una_mark: None,
             high_rxt: SeqNumber(0),
             scoreboard: Scoreboard::default(),
             cc,
@@ -1109,6 +1113,7 @@ impl Socket {
                     let cwnd = self.cc.ssthresh().min(flight.max(mss) + mss);
                     self.cc.set_cwnd(cwnd);
                     self.recovery = None;
+                    self.rtx_una_mark = None;
                     self.emit_cc_event(ev);
                 }
                 Some(_) => {
@@ -1151,6 +1156,18 @@ impl Socket {
                 && self.scoreboard.sacked_above(self.snd_una) > (DUPTHRESH as usize - 1) * mss;
             if self.dupacks >= DUPTHRESH || sack_loss {
                 self.enter_recovery(now, ev);
+            }
+        } else if let (true, Some((seq, mark))) = (self.sack_ok, self.rtx_una_mark) {
+            if self.snd_una != seq {
+                self.rtx_una_mark = None;
+            } else if self.scoreboard.sacked_above(mark) > (DUPTHRESH as usize - 1) * mss {
+                // The retransmission of SND.UNA was lost too: more than DupThresh - 1
+                // segments sent after it have been SACKed while it is still missing
+                // (the IsLost rule applied to the retransmission, as RFC 8985 RACK
+                // would conclude from send order). Resend it now rather than waiting
+                // for the RTO; the recovery episode and cwnd stay as they are.
+                self.rtx_una_mark = None;
+                self.rtx_next = Some(self.snd_una);
             }
         }
 
@@ -1432,6 +1449,7 @@ impl Socket {
                 self.recovery = None;
                 self.dupacks = 0;
                 self.rtx_next = None;
+                self.rtx_una_mark = None;
                 self.scoreboard.clear();
                 self.high_rxt = self.snd_una;
             }
@@ -1485,6 +1503,14 @@ impl Socket {
     }
 
     fn plan_segment(&mut self, now: Instant) -> Option<Plan> {
+        let plan = self.plan_segment_inner(now)?;
+        if plan.rtx && plan.seq == self.snd_una && self.recovery.is_some() && self.sack_ok {
+            self.rtx_una_mark = Some((plan.seq, self.snd_max));
+        }
+        Some(plan)
+    }
+
+    fn plan_segment_inner(&mut self, now: Instant) -> Option<Plan> {
         if !self.may_send_data() {
             return None;
         }

@@ -3415,3 +3415,45 @@ fn test_established_sack_recovery_sends_new_data_while_pipe_below_cwnd() {
     recv_nothing!(h);
     assert!(h.info().in_recovery);
 }
+
+/// Found against the kernel (5% loss): a lost fast retransmission of SND.UNA always
+/// waited for the RTO. Once more than DupThresh - 1 segments sent after it are SACKed
+/// while it is still missing, it is sent again.
+#[test]
+fn test_established_sack_recovery_resends_lost_retransmission() {
+    let (mut h, data) = socket_bulk(sack_config(), sack_syn());
+    let more: Vec<u8> = (0..640).map(|i| (i % 7) as u8).collect();
+    assert_eq!(h.layer.send(h.handle, &more), Ok(640));
+    for _ in 0..10 {
+        h.recv().unwrap();
+    }
+    let base = LOCAL_SEQ + 1;
+    let sack = |end: usize| TcpRepr {
+        options: TcpOptions {
+            sack_ranges: [Some((base + 64, base + end)), None, None, None],
+            ..NO_OPTIONS
+        },
+        ..bulk_ack(0)
+    };
+    let is_rtx_0 = |s: &TcpRepr<'_>| s.seq_number == base && s.payload == &data[..64];
+    send!(h, sack(256));
+    assert!(drain(&mut h).iter().any(is_rtx_0), "fast retransmit");
+    // Everything up to SND.MAX at the retransmission SACKed: new data goes out, but
+    // nothing says the retransmission is lost yet.
+    send!(h, sack(640));
+    let out = drain(&mut h);
+    assert!(!out.is_empty() && !out.iter().any(is_rtx_0), "{out:?}");
+    // Two segments sent after the retransmission SACKed: not yet (DupThresh - 1).
+    send!(h, sack(768));
+    assert!(!drain(&mut h).iter().any(is_rtx_0));
+    // A third: the retransmission was lost; resend it without waiting for the RTO.
+    send!(h, sack(832));
+    assert!(
+        drain(&mut h).iter().any(is_rtx_0),
+        "lost retransmission resent"
+    );
+    assert!(h.info().in_recovery);
+    // A cumulative ACK past the recovery point ends recovery.
+    send!(h, bulk_ack(832));
+    assert!(!h.info().in_recovery);
+}
