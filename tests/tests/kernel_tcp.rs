@@ -535,19 +535,24 @@ fn kernel_tcp_loss_5_percent_stack_client_10mb_each_way() {
         ..Options::default()
     });
     add_loss(&fx, "0.05");
+    let events = tcp::count_events(&fx);
     let res = stack_client(&fx, 10 * MB, 5, Duration::from_secs(300));
     let info = res.info.clone().expect("info");
     assert!(
         info.total_retrans > 0,
         "5% loss but no retransmission: {info:?}"
     );
+    let e = *events.lock().unwrap();
     report(&format!(
         "5% loss each way, stack client 10 MB each way: {:.2} s ({:.1} Mbit/s per direction); \
-         stack retransmitted {} segments ({} bytes), kernel RetransSegs {}",
+         stack retransmitted {} segments ({} bytes): {} fast retransmits, {} RTOs; \
+         kernel RetransSegs {}",
         res.elapsed.as_secs_f64(),
         mbit_per_s(10 * MB, res.elapsed.as_secs_f64()),
         info.total_retrans,
         info.bytes_retrans,
+        e.fast_retransmits,
+        e.rtos,
         kernel_retrans_segs(&fx)
     ));
 }

@@ -196,6 +196,10 @@ pub(crate) struct Socket {
 
     // Timers.
     rto_at: Option<Instant>,
+    /// Tail loss probe (RFC 8985 §7): when to resend the last segment if no ACK came.
+    tlp_at: Option<Instant>,
+    /// A probe went out and no ACK has advanced SND.UNA since.
+    tlp_probed: bool,
     delack_at: Option<Instant>,
     persist_at: Option<Instant>,
     keepalive_at: Option<Instant>,
@@ -313,6 +317,8 @@ impl Socket {
             last_ack_sent: SeqNumber(0),
             last_oow_ack: None,
             rto_at: None,
+            tlp_at: None,
+            tlp_probed: false,
             delack_at: None,
             persist_at: None,
             keepalive_at: None,
@@ -633,6 +639,7 @@ impl Socket {
 
     fn stop_timers(&mut self) {
         self.rto_at = None;
+        self.tlp_at = None;
         self.delack_at = None;
         self.persist_at = None;
         self.keepalive_at = None;
@@ -1128,6 +1135,7 @@ impl Socket {
                 None => self.cc.on_ack(now, data_acked, mss, self.rtt.srtt()),
             }
             self.dupacks = 0;
+            self.tlp_probed = false;
             // Per RFC 6298 §5.2/5.3: stop the timer when all is acked, else restart it.
             self.rto_at = (self.snd_max > self.snd_una).then(|| now + self.rtt.rto());
         } else if ack == self.snd_una && self.snd_max > self.snd_una {
@@ -1199,6 +1207,54 @@ impl Socket {
                 }
             }
         }
+        self.arm_tlp(now);
+    }
+
+    /// Arms the tail loss probe (RFC 8985 §7.2) after new data went out or an ACK
+    /// advanced SND.UNA: PTO = 2 * SRTT (plus a worst-case delayed ACK when a single
+    /// segment is in flight), at least 10 ms, and only if it comes before the RTO.
+    /// Not during loss recovery, without SACK, or with a probe already out.
+    fn arm_tlp(&mut self, now: Instant) {
+        self.tlp_at = None;
+        if !self.sack_ok
+            || self.recovery.is_some()
+            || self.tlp_probed
+            || self.snd_max <= self.snd_una
+            || !matches!(self.state, TcpState::Established | TcpState::CloseWait)
+        {
+            return;
+        }
+        let Some(srtt) = self.rtt.srtt() else {
+            return;
+        };
+        let mut pto = srtt.saturating_mul(2);
+        if ((self.snd_max - self.snd_una).max(0) as usize) <= self.send_mss() {
+            pto += Duration::from_millis(200);
+        }
+        let at = now + pto.max(Duration::from_millis(10));
+        if self.rto_at.is_none_or(|rto| at < rto) {
+            self.tlp_at = Some(at);
+        }
+    }
+
+    /// The probe timeout fired: resend the last segment sent (RFC 8985 §7.3 when no new
+    /// data can go). Its ACK -- or its SACK -- tells what the tail of the flight lost,
+    /// typically after the peer's ACKs for it were lost, without waiting for the RTO.
+    fn fire_tlp(&mut self) {
+        if self.recovery.is_some() || self.snd_max <= self.snd_una || !self.may_send_data() {
+            return;
+        }
+        let flight = (self.snd_max - self.snd_una).max(0) as usize;
+        let data_end = self.snd_buf_end.min(self.snd_max);
+        let data_flight = (data_end - self.snd_una).max(0) as usize;
+        let last = data_flight.min(self.send_mss());
+        self.rtx_next = Some(if data_flight > 0 {
+            data_end - last
+        } else {
+            // Only the FIN is outstanding.
+            self.snd_max - flight.min(1)
+        });
+        self.tlp_probed = true;
     }
 
     /// Fast retransmit and entry into fast recovery (RFC 5681 §3.2, RFC 6582, RFC 6675 §5).
@@ -1302,6 +1358,7 @@ impl Socket {
     pub(crate) fn poll_at(&self) -> Option<Instant> {
         [
             self.rto_at,
+            self.tlp_at,
             self.delack_at,
             self.persist_at,
             self.keepalive_at,
@@ -1329,8 +1386,13 @@ impl Socket {
                 return None;
             }
         }
+        if due(self.tlp_at) {
+            self.tlp_at = None;
+            self.fire_tlp();
+        }
         if due(self.rto_at) {
             self.rto_at = None;
+            self.tlp_at = None;
             self.on_rto(now, cfg, ev);
             if self.state == TcpState::Closed {
                 return None;
@@ -1779,6 +1841,9 @@ impl Socket {
         }
         if self.rto_at.is_none() && self.snd_max > self.snd_una {
             self.rto_at = Some(now + self.rtt.rto());
+        }
+        if !plan.rtx {
+            self.arm_tlp(now);
         }
     }
 

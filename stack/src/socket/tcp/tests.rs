@@ -3457,3 +3457,41 @@ fn test_established_sack_recovery_resends_lost_retransmission() {
     send!(h, bulk_ack(832));
     assert!(!h.info().in_recovery);
 }
+
+/// Found against the kernel (5% loss on its pure ACKs): when the ACKs for the tail of a
+/// flight were lost and the peer had nothing else to send, only the RTO (200 ms or
+/// more) got things going again. RFC 8985 §7 tail loss probe: after 2 * SRTT (at least
+/// 10 ms) without an ACK, the last segment is resent.
+#[test]
+fn test_established_tail_loss_probe_resends_last_segment() {
+    let (mut h, _data) = socket_bulk(sack_config(), sack_syn());
+    assert_eq!(drain(&mut h).len(), 10);
+    send!(h, time 20, bulk_ack(640));
+    let srtt = h.info().srtt.expect("RTT measured");
+    assert!(srtt < Duration::from_millis(5), "{srtt:?}");
+    let more: Vec<u8> = (0..640).map(|i| (i % 11) as u8).collect();
+    assert_eq!(h.layer.send(h.handle, &more), Ok(640));
+    assert_eq!(drain(&mut h).len(), 10);
+    h.events();
+    // PTO = max(2 * SRTT, 10 ms) after the last transmission at 20 ms.
+    recv_nothing!(h, time 29);
+    let mut probe = data_seg(1216, leak_slice(&more[576..]));
+    probe.flags |= PSH;
+    recv!(h, time 30, probe);
+    recv_nothing!(h);
+    assert_eq!(
+        h.events(),
+        vec![TcpEvent::Retransmit {
+            handle: h.handle,
+            seq: LOCAL_SEQ + 1 + 1216usize,
+            len: 64
+        }]
+    );
+    // One probe per episode: no second probe before the RTO.
+    recv_nothing!(h, time 200);
+    // The probe's ACK covers everything: no RTO, no recovery.
+    send!(h, time 31 + 170, bulk_ack(1280));
+    assert_eq!(h.info().unacked, 0);
+    assert!(!h.info().in_recovery);
+    recv_nothing!(h, time 1000);
+}
