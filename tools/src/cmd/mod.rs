@@ -2,8 +2,8 @@
 
 pub mod demo;
 pub mod dump;
-pub mod plot;
 pub mod echo;
+pub mod plot;
 pub mod up;
 
 /// Errors a subcommand reports before exiting.
