@@ -13,9 +13,10 @@ use std::os::unix::io::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use ustack::iface::Interface;
-use ustack::link::{Link, PcapTimestamps, PcapWriter};
+use ustack::link::{Direction, FaultInjector, Link, PcapTimestamps, PcapWriter};
 use ustack_tools::driver::{self, Clock, Counted, LinkSpec};
 use ustack_tools::echo::EchoServer;
+use ustack_tools::faults::CountersLine;
 
 /// Options of `ustack echo`.
 #[derive(Debug, Args)]
@@ -67,7 +68,10 @@ pub fn run(args: &GlobalArgs, echo: &EchoArgs) -> CmdResult {
         echo.port
     );
 
-    let mut counted = Counted::new(link);
+    // As in `up`: the pcap sits under the injector and records what crossed the device.
+    let faults = args.faults.faults();
+    let injector = FaultInjector::new(link, faults.clone().unwrap_or_default(), args.seed);
+    let mut counted = Counted::new(injector);
     let result = driver::run_with_app(
         &mut iface,
         &mut counted,
@@ -77,7 +81,14 @@ pub fn run(args: &GlobalArgs, echo: &EchoArgs) -> CmdResult {
         &mut |iface, now| server.poll(iface, now),
     );
     let stats = counted.stats();
-    drop(counted); // closes the device and flushes the pcap
+    let injector = counted.into_inner();
+    if faults.is_some() {
+        for (name, dir) in [("rx", Direction::Rx), ("tx", Direction::Tx)] {
+            let c = injector.counters(dir);
+            eprintln!("ustack: faults {}", CountersLine(name, &c));
+        }
+    }
+    drop(injector); // closes the device and flushes the pcap
     let s = server.stats();
     eprintln!(
         "ustack: echo: tcp {} accepted, {} completed, {} failed, {} open, at most {} at once, \
