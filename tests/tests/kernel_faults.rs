@@ -456,6 +456,22 @@ fn decoded_lines(path: &Path, stack_mac: &str) -> Vec<(bool, String)> {
 #[test]
 fn kernel_faults_dump_of_our_pcap_matches_tcpdump() {
     require_netns!("python3", "tcpdump");
+    // tcpdump itself can lose frames on a loaded machine ("dropped by kernel": its
+    // ring overflowed). Such a run proves nothing either way; it is repeated, and a
+    // run that completes must match exactly.
+    for attempt in 1..=3 {
+        if dump_vs_tcpdump() {
+            return;
+        }
+        report(&format!(
+            "dump vs tcpdump: attempt {attempt}: tcpdump dropped frames, repeating"
+        ));
+    }
+    panic!("tcpdump dropped frames in 3 runs out of 3");
+}
+
+/// One run of the comparison; false when tcpdump reports frames it dropped itself.
+fn dump_vs_tcpdump() -> bool {
     let mut fx = echo_fixture(Options {
         seed: 14,
         pcap: true,
@@ -520,11 +536,14 @@ fn kernel_faults_dump_of_our_pcap_matches_tcpdump() {
         .and_then(|l| l.split_whitespace().next())
         .and_then(|n| n.parse::<u64>().ok())
         .unwrap_or(0);
+    if dropped_by_kernel > 0 {
+        let _ = std::fs::remove_file(&theirs);
+        return false;
+    }
     let ours_path = fx.pcap.clone().expect("pcap");
     let mac = fx.mac.to_string();
     let ours = decoded_lines(&ours_path, &mac);
     let theirs_lines = decoded_lines(&theirs, &mac);
-    assert_eq!(dropped_by_kernel, 0, "tcpdump lost frames: {out}");
     // Only on our side: what the stack sent before tcpdump was listening (the
     // gratuitous ARP at start). Nothing else may be missing on either side.
     let skip = ours
@@ -591,6 +610,7 @@ fn kernel_faults_dump_of_our_pcap_matches_tcpdump() {
         theirs_lines.len(),
         out.split_whitespace().collect::<Vec<_>>().join(" ")
     ));
+    true
 }
 
 trait WaitOrKill {
