@@ -13,7 +13,10 @@ use ustack::wire::{EthernetAddress, Ipv4Cidr};
     after_help = "Examples:\n  \
         sudo ustack demo\n  \
         sudo ip netns exec NS ustack --tap tap0 --ip 10.77.0.2/24 up\n  \
-        RUST_LOG=debug sudo ustack --pcap demo.pcap demo"
+        RUST_LOG=debug sudo ustack --pcap demo.pcap demo\n  \
+        # annotated capture: what the injector and the stack did to each frame\n  \
+        sudo ip netns exec NS ustack --tap tap0 --ip 10.77.0.2/24 --loss 0.1 --pcap up.pcapng up\n  \
+        tshark -r up.pcapng -Y frame.comment -T fields -e frame.number -e frame.comment"
 )]
 pub struct Cli {
     /// Link, address and recording options.
@@ -47,7 +50,11 @@ pub struct GlobalArgs {
     #[arg(long, value_name = "N", global = true, default_value_t = 1500,
           value_parser = clap::value_parser!(u16).range(576..=9000))]
     pub mtu: u16,
-    /// Record every frame in and out to FILE (classic pcap, readable by tshark/tcpdump).
+    /// Record every frame in and out to FILE. FILE.pcapng records the stack's view with
+    /// a comment on every frame the fault flags dropped, duplicated, corrupted, delayed
+    /// or held back (dropped ones are still recorded) and on every frame the stack
+    /// dropped, with the reason (Wireshark: frame.comment). Any other name writes
+    /// classic pcap of what crossed the device, which cannot carry comments.
     #[arg(long, value_name = "FILE", global = true)]
     pub pcap: Option<PathBuf>,
     /// Seed for every random choice (MAC, ISNs, ports, IP ids, injected faults), so runs
@@ -90,4 +97,15 @@ pub enum Command {
     /// TCP event log, to SVG or PNG.
     #[command(after_help = crate::cmd::plot::AFTER_HELP)]
     Plot(crate::cmd::plot::PlotArgs),
+}
+
+impl GlobalArgs {
+    /// Recording and fault injection for `driver::build_link`.
+    pub fn link_options(&self) -> ustack_tools::driver::LinkOptions {
+        ustack_tools::driver::LinkOptions {
+            pcap: self.pcap.clone(),
+            faults: self.faults.faults(),
+            seed: self.seed,
+        }
+    }
 }

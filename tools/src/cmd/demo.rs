@@ -9,11 +9,10 @@
 use super::CmdResult;
 use crate::cli::GlobalArgs;
 use std::fs::File;
-use std::io::BufWriter;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use ustack::iface::Interface;
-use ustack::link::{PcapReader, PcapTimestamps, PcapWriter};
+use ustack::link::PcapReader;
 use ustack::wire::{EthernetAddress, Ipv4Cidr};
 use ustack_tools::driver::{self, Clock, LinkSpec, StackThread};
 use ustack_tools::netns::{self, Netns};
@@ -58,13 +57,12 @@ pub fn run(args: &GlobalArgs) -> CmdResult {
     let clock = Clock::start();
     let os_link = ns.run_in(|| LinkSpec::Tap(TAP.into()).open())??;
     let fd = os_link.as_raw_fd();
-    let file = File::create(&pcap_path).map_err(|e| format!("{}: {e}", pcap_path.display()))?;
-    let link = PcapWriter::new(
-        os_link,
-        BufWriter::new(file),
-        clock.epoch_unix_micros(),
-        PcapTimestamps::Micros,
-    )?;
+    let opts = driver::LinkOptions {
+        pcap: Some(pcap_path.clone()),
+        faults: None,
+        seed: args.seed,
+    };
+    let link = driver::build_link(os_link, &opts, &clock)?;
     let config = driver::iface_config(mac, ip, None, args.mtu.into(), args.seed);
     let stack = StackThread::spawn(
         Interface::new(config, clock.now()),
