@@ -61,9 +61,39 @@ pub struct GlobalArgs {
     /// can be replayed.
     #[arg(long, value_name = "N", global = true, default_value_t = 1)]
     pub seed: u64,
+    /// Print TCP events as they happen, one line each on stdout: seconds since start,
+    /// local-remote, then the event (state change, retransmission, fast retransmit, RTO,
+    /// cwnd/ssthresh change, window update, zero-window probe) and cwnd/ssthresh/srtt.
+    /// Give it before the subcommand (`ustack --trace up`): `ustack plot --trace FILE`
+    /// is the plot's own flag.
+    #[arg(long)]
+    pub trace: bool,
+    /// Write the TCP events, plus cwnd/ssthresh/srtt samples while data flows, to FILE
+    /// as JSON lines, the format `ustack plot --trace FILE -o cwnd.svg` draws.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub trace_file: Option<PathBuf>,
+    /// Sample each connection at most every MS milliseconds in --trace-file (0: events
+    /// only).
+    #[arg(long, value_name = "MS", global = true, default_value_t = 10)]
+    pub trace_every: u64,
+    /// At exit, print every counter by layer and one `ss -ti`-like line per TCP socket
+    /// (cwnd and ssthresh in bytes) on stdout; --stats=json prints one JSON object.
+    /// `ustack stats` shows the same for a running process.
+    #[arg(long, value_name = "FORMAT", global = true, num_args = 0..=1,
+          require_equals = true, default_missing_value = "text", value_enum)]
+    pub stats: Option<StatsFormat>,
     /// Loss, duplication, reordering, corruption, delay and rate limits at the link.
     #[command(flatten)]
     pub faults: ustack_tools::faults::FaultArgs,
+}
+
+/// How `--stats` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatsFormat {
+    /// Readable text.
+    Text,
+    /// One JSON object.
+    Json,
 }
 
 /// The subcommands.
@@ -77,7 +107,12 @@ pub enum Command {
         # on a veth end without an address, recording a pcap:\n  \
         sudo ip netns exec NS ustack --raw veth1 --ip 10.77.1.2/24 --pcap up.pcap up\n  \
         # 10% loss both ways, 20 ms +/- 5 ms delay on what the stack sends, replayable:\n  \
-        sudo ip netns exec NS ustack --tap tap0 --ip 10.77.0.2/24 --loss 0.1 --delay tx:20:5 --seed 7 up")]
+        sudo ip netns exec NS ustack --tap tap0 --ip 10.77.0.2/24 --loss 0.1 --delay tx:20:5 --seed 7 up\n  \
+        # annotated pcapng, TCP events on stdout and in a log for `ustack plot --trace`, stats at exit:\n  \
+        sudo ip netns exec NS ustack --trace --tap tap0 --ip 10.77.0.2/24 --loss 0.05 \\\n      \
+        --pcap up.pcapng --trace-file tcp.jsonl --stats up\n  \
+        # from another terminal, while it runs:\n  \
+        sudo ustack stats")]
     Up,
     /// Show the stack working against the Linux kernel: creates a private network
     /// namespace with a TAP, pings the stack from the kernel side (small and
@@ -86,13 +121,18 @@ pub enum Command {
         sudo ustack demo\n  \
         sudo ustack --pcap /tmp/demo.pcap --seed 7 demo\n  \
         RUST_LOG=ustack=debug sudo ustack demo\n\n\
-        Only --pcap, --mtu, --mac and --seed apply; the demo picks its own TAP and addresses\n\
+        Only --pcap, --mtu, --mac, --seed, --trace, --trace-file and --stats apply; the demo\n\
+        picks its own TAP and addresses\n\
         (kernel 10.77.0.1/24, stack 10.77.0.2/24) inside its own namespace.")]
     Demo,
     /// Decode a pcap/pcapng capture layer by layer (tcpdump-style lines, a -v tree,
     /// JSON, or per-connection summaries). Pure file processing.
     #[command(after_help = crate::cmd::dump::AFTER_HELP)]
     Dump(crate::cmd::dump::DumpArgs),
+    /// Print the counters and TCP sockets of a running ustack (`up`, `echo`, ...), asked
+    /// through its control socket.
+    #[command(after_help = crate::cmd::stats::AFTER_HELP)]
+    Stats(crate::cmd::stats::StatsArgs),
     /// Draw a TCP time-sequence graph from a capture, or cwnd/ssthresh/srtt from a
     /// TCP event log, to SVG or PNG.
     #[command(after_help = crate::cmd::plot::AFTER_HELP)]

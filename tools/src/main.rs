@@ -2,6 +2,7 @@
 
 mod cli;
 mod cmd;
+mod observe;
 
 use clap::Parser;
 
@@ -13,6 +14,7 @@ fn main() {
         cli::Command::Demo => cmd::demo::run(&cli.global),
         cli::Command::Dump(args) => cmd::dump::run(&args),
         cli::Command::Plot(args) => cmd::plot::run(&args),
+        cli::Command::Stats(args) => cmd::stats::run(&args),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -8,6 +8,7 @@
 
 use super::CmdResult;
 use crate::cli::GlobalArgs;
+use crate::observe::{self, Observer};
 use std::fs::File;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -64,11 +65,14 @@ pub fn run(args: &GlobalArgs) -> CmdResult {
     };
     let link = driver::build_link(os_link, &opts, &clock)?;
     let config = driver::iface_config(mac, ip, None, args.mtu.into(), args.seed);
-    let stack = StackThread::spawn(
+    // --trace and --trace-file; the trace file is flushed when the driver thread ends.
+    let mut obs = Observer::new(args, false)?;
+    let stack = StackThread::spawn_with_app(
         Interface::new(config, clock.now()),
         Box::new(link),
         fd,
         clock,
+        Box::new(move |iface, now| obs.poll(iface, now)),
     )?;
 
     let mut all_ok = true;
@@ -96,7 +100,7 @@ pub fn run(args: &GlobalArgs) -> CmdResult {
         String::from_utf8_lossy(&neigh.stdout).trim()
     );
 
-    let report = stack.stop()?;
+    let mut report = stack.stop()?;
     println!(
         "\n== stack link counters: rx {} frames / {} bytes, tx {} frames / {} bytes",
         report.link.rx_frames, report.link.rx_bytes, report.link.tx_frames, report.link.tx_bytes
@@ -106,6 +110,7 @@ pub fn run(args: &GlobalArgs) -> CmdResult {
         driver::format_counters(&report.iface)
     );
     print_trace(&pcap_path, mac)?;
+    observe::print_stats(args.stats, &mut report.iface);
     println!(
         "\n== pcap written to {} (try: tshark -r {} -V)",
         pcap_path.display(),

@@ -3,6 +3,7 @@
 pub mod demo;
 pub mod dump;
 pub mod plot;
+pub mod stats;
 pub mod up;
 
 /// Errors a subcommand reports before exiting.

@@ -2,6 +2,7 @@
 
 use super::CmdResult;
 use crate::cli::GlobalArgs;
+use crate::observe::Observer;
 use std::os::unix::io::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -33,8 +34,23 @@ pub fn run(args: &GlobalArgs) -> CmdResult {
     eprintln!("ustack: up on {spec} as {ip} ({mac}); Ctrl-C to stop");
 
     let link = driver::build_link(os_link, &args.link_options(), &clock)?;
+    let mut obs = Observer::new(args, true)?;
+    if let Some(p) = obs.control_path() {
+        eprintln!(
+            "ustack: `ustack stats --pid {}` reads {}",
+            std::process::id(),
+            p.display()
+        );
+    }
     let mut counted = Counted::new(link);
-    let result = driver::run(&mut iface, &mut counted, fd, &clock, &stop);
+    let result = driver::run_with_app(
+        &mut iface,
+        &mut counted,
+        fd,
+        &clock,
+        &stop,
+        &mut |iface, now| obs.poll(iface, now),
+    );
     let stats = counted.stats();
     let mut link = counted.into_inner();
     let faults = args.faults.faults();
@@ -58,6 +74,7 @@ pub fn run(args: &GlobalArgs) -> CmdResult {
         "ustack: interface counters:\n{}",
         driver::format_counters(&iface)
     );
+    obs.finish(&mut iface, clock.now());
     if let Some(p) = &args.pcap {
         match recorded {
             Ok(()) => eprintln!("ustack: capture written to {}", p.display()),
