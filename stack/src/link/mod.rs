@@ -11,6 +11,12 @@
 //! - [`PcapReader`]: reads pcap and pcapng files back.
 //! - [`PcapNgWriter`], [`PcapNgLink`]: pcapng with direction and per-frame comments.
 //! - `sys::TapLink`, `sys::AfPacketLink` (feature `os`): real devices.
+//!
+//! Two default-no-op hooks let a recorder tell the whole story under any driver:
+//! [`Link::rx_dropped`] (the interface says it dropped the frame just received, and
+//! why) and [`Link::poll_fault_report`] (the injector says what it did to a frame). The
+//! tools compose `PcapNgLink<FaultInjector<Device>>` so every such event becomes a
+//! pcapng comment (see [`PcapNgLink`]).
 
 pub mod fault;
 mod memory;

@@ -573,6 +573,68 @@ mod tests {
     }
 
     #[test]
+    fn stack_drops_and_injector_faults_become_comments() {
+        use crate::iface::{Config, Interface};
+        use crate::link::{FaultConfig, FaultInjector, Faults};
+        use crate::wire::EthernetAddress;
+        let (a, mut b) = MemoryLink::pair(64);
+        let faults = Faults {
+            rx: FaultConfig::none(),
+            tx: FaultConfig {
+                loss: 1.0,
+                ..FaultConfig::none()
+            },
+        };
+        let mut injector = FaultInjector::new(a, faults, 1);
+        injector.enable_reports(64);
+        let mut out = Vec::new();
+        {
+            let mut link = PcapNgLink::new(injector, &mut out, 0).unwrap();
+            let mut iface = Interface::new(
+                Config::new(
+                    EthernetAddress([2, 0, 0, 0, 0, 2]),
+                    "10.0.0.2/24".parse().unwrap(),
+                ),
+                Instant::ZERO,
+            );
+            // A runt (dropped by the stack), then an ARP request for us; the gratuitous
+            // ARP and the reply are both lost by the injector.
+            b.send(Instant::ZERO, &[0xff; 6]).unwrap();
+            let mut req = testdata::ARP_REQUEST.to_vec();
+            req[38..42].copy_from_slice(&[10, 0, 0, 2]);
+            b.send(Instant::ZERO, &req).unwrap();
+            iface.poll_link(Instant::ZERO, &mut link).unwrap();
+            assert_eq!(link.get_ref().counters(Direction::Tx).dropped_random, 2);
+        }
+        let recs: Vec<_> = PcapReader::new(&out[..])
+            .unwrap()
+            .collect::<io::Result<_>>()
+            .unwrap();
+        let story: Vec<_> = recs
+            .iter()
+            .map(|r| (r.direction, r.comments.clone()))
+            .collect();
+        assert_eq!(
+            story,
+            vec![
+                (
+                    Some(Direction::Rx),
+                    vec!["dropped by stack: ethernet: truncated".to_string()]
+                ),
+                (Some(Direction::Rx), vec![]),
+                (
+                    Some(Direction::Tx),
+                    vec!["fault injector tx frame 0: dropped (random loss)".to_string()]
+                ),
+                (
+                    Some(Direction::Tx),
+                    vec!["fault injector tx frame 1: dropped (random loss)".to_string()]
+                ),
+            ]
+        );
+    }
+
+    #[test]
     fn dropping_the_wrapper_writes_the_held_frame() {
         let (a, _b) = MemoryLink::pair(8);
         let mut out = Vec::new();
