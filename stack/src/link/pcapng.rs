@@ -244,10 +244,16 @@ impl<L, W: Write> PcapNgLink<L, W> {
         Ok(PcapNgLink {
             inner,
             writer: PcapNgWriter::new(out, epoch_unix_micros)?,
-            held: Held::default(),
-            extra: Vec::new(),
-            note: String::new(),
-            extra_note: String::new(),
+            // Sized for the usual frame and comments, so recording rarely grows them.
+            held: Held {
+                frame: Vec::with_capacity(super::DEFAULT_FRAME_LEN),
+                comments: String::with_capacity(256),
+                ends: Vec::with_capacity(4),
+                ..Held::default()
+            },
+            extra: Vec::with_capacity(super::DEFAULT_FRAME_LEN),
+            note: String::with_capacity(256),
+            extra_note: String::with_capacity(128),
             error: None,
         })
     }
