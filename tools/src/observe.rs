@@ -79,7 +79,7 @@ impl Observer {
                     if self.print && r.is_event() {
                         let _ = writeln!(out, "{}", r.human());
                     }
-                    if let Some(f) = &mut self.file {
+                    if let (Some(f), false) = (&mut self.file, r.is_listener()) {
                         let _ = writeln!(f, "{}", r.json());
                     }
                 }

@@ -6,7 +6,9 @@
 //! Events only mark changes (state, loss, RTO, window), so a cwnd plot made of them
 //! alone would be a few dots. While data flows, [`Tracer::poll`] also samples every
 //! traced connection's `TcpInfo` at most once per `sample_every` (an `ack` record), so
-//! the plot has a curve. Samples are JSON-only: the readable trace shows events.
+//! the plot has a curve. Samples are JSON-only: the readable trace shows events;
+//! listeners' records are readable-only (they have no congestion state, and `ustack
+//! plot --trace` draws the first connection of the log by default).
 //!
 //! Nothing here prints; the binary decides where lines go.
 
@@ -52,6 +54,12 @@ impl TraceRecord {
     /// True for events (what `--trace` prints), false for samples.
     pub fn is_event(&self) -> bool {
         matches!(self.kind, TraceKind::Event { .. })
+    }
+
+    /// True for a listening socket's record (no peer): it has no congestion state to
+    /// plot, so the JSON log leaves it out.
+    pub fn is_listener(&self) -> bool {
+        self.conn.ends_with("-0.0.0.0:0")
     }
 
     /// The readable line: seconds since start, the 4-tuple, the event, and the

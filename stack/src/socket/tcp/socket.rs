@@ -143,6 +143,8 @@ pub(crate) struct Socket {
     pub in_conns: bool,
     /// In the layer's dirty queue.
     pub queued: bool,
+    /// In the layer's ready queue (see `TcpLayer::poll_ready`).
+    pub ready_queued: bool,
     pub timer_gen: u64,
     pub timer_at: Option<Instant>,
 
@@ -194,6 +196,10 @@ pub(crate) struct Socket {
 
     // Timers.
     rto_at: Option<Instant>,
+    /// Tail loss probe (RFC 8985 §7): when to resend the last segment if no ACK came.
+    tlp_at: Option<Instant>,
+    /// A probe went out and no ACK has advanced SND.UNA since.
+    tlp_probed: bool,
     delack_at: Option<Instant>,
     persist_at: Option<Instant>,
     keepalive_at: Option<Instant>,
@@ -218,7 +224,18 @@ pub(crate) struct Socket {
     /// RFC 6582 "recover": set while in fast recovery.
     recovery: Option<SeqNumber>,
     rtx_next: Option<SeqNumber>,
+    /// During SACK recovery: the retransmission of SND.UNA and SND.MAX when it left,
+    /// to tell when that retransmission was itself lost.
+    rtx_una_mark: Option<(SeqNumber, SeqNumber)>,
     high_rxt: SeqNumber,
+    /// RFC 6582 §4 "recover" after a timeout: SND.MAX when the RTO fired. Until the
+    /// cumulative ACK reaches it, duplicate ACKs (caused by go-back-N resending what
+    /// the peer already holds) do not start fast recovery.
+    rto_recover: Option<SeqNumber>,
+    /// Our TSval when the retransmission timer last fired, kept as long as
+    /// `rto_recover`: an ACK echoing an older TSval acknowledges a segment sent before
+    /// the timeout, so its RTT sample is ambiguous (Karn) and inflated by the RTO.
+    rto_tsval: Option<u32>,
     scoreboard: Scoreboard,
     cc: Box<dyn CongestionControl>,
 
@@ -268,6 +285,7 @@ impl Socket {
             port_claim: None,
             in_conns: false,
             queued: false,
+            ready_queued: false,
             timer_gen: 0,
             timer_at: None,
             iss: SeqNumber(0),
@@ -307,6 +325,8 @@ impl Socket {
             last_ack_sent: SeqNumber(0),
             last_oow_ack: None,
             rto_at: None,
+            tlp_at: None,
+            tlp_probed: false,
             delack_at: None,
             persist_at: None,
             keepalive_at: None,
@@ -324,7 +344,10 @@ impl Socket {
             dupacks: 0,
             recovery: None,
             rtx_next: None,
+            rtx_una_mark: None,
             high_rxt: SeqNumber(0),
+            rto_recover: None,
+            rto_tsval: None,
             scoreboard: Scoreboard::default(),
             cc,
             stats: Stats::default(),
@@ -351,6 +374,8 @@ impl Socket {
         self.snd_max = iss;
         self.snd_buf_end = iss + 1;
         self.high_rxt = iss;
+        self.rto_recover = None;
+        self.rto_tsval = None;
         self.fin_seq = None;
         self.fin_received = false;
         self.shut_rd = false;
@@ -518,20 +543,22 @@ impl Socket {
             return out;
         }
         let max = if self.ts_ok { 3 } else { 4 };
-        let ranges: Vec<(SeqNumber, SeqNumber)> = self
-            .assembler
-            .ranges()
-            .map(|(s, e)| (self.rcv_nxt + s, self.rcv_nxt + e))
-            .collect();
+        // Iterators only: this runs for every ACK while data is out of order, and must
+        // not allocate.
+        let ranges = || {
+            self.assembler
+                .ranges()
+                .map(|(s, e)| (self.rcv_nxt + s, self.rcv_nxt + e))
+        };
         let mut n = 0;
         let recent = self.sack_recent.iter().flatten();
-        let by_recency = recent.filter_map(|&seq| ranges.iter().find(|r| r.0 <= seq && seq < r.1));
-        for r in by_recency.chain(ranges.iter().rev()) {
+        let by_recency = recent.filter_map(|&seq| ranges().find(|r| r.0 <= seq && seq < r.1));
+        for r in by_recency.chain(ranges().rev()) {
             if n == max {
                 break;
             }
-            if !out.contains(&Some(*r)) {
-                out[n] = Some(*r);
+            if !out.contains(&Some(r)) {
+                out[n] = Some(r);
                 n += 1;
             }
         }
@@ -626,6 +653,7 @@ impl Socket {
 
     fn stop_timers(&mut self) {
         self.rto_at = None;
+        self.tlp_at = None;
         self.delack_at = None;
         self.persist_at = None;
         self.keepalive_at = None;
@@ -1075,10 +1103,18 @@ impl Socket {
             }
             self.scoreboard.prune(self.snd_una);
 
-            // RTT measurement: RFC 7323 §4 RTTM, else Karn's algorithm.
+            // RTT measurement: RFC 7323 §4 RTTM, else Karn's algorithm. Per Karn (RFC
+            // 6298 §3), an echo of a TSval older than the last timeout is no sample: a
+            // receiver answering a duplicate echoes TS.Recent, which may date from
+            // before the timeout whose ACK was lost, and the sample would include the
+            // whole RTO; RTO would feed on itself.
             let mut sampled = false;
+            let stale = |tsecr: u32| {
+                self.rto_tsval
+                    .is_some_and(|t| (tsecr.wrapping_sub(t) as i32) < 0)
+            };
             if let (true, Some((_, tsecr))) = (self.ts_ok, seg.options.timestamp) {
-                if tsecr != 0 {
+                if tsecr != 0 && !stale(tsecr) {
                     let ms = self.ts_now(now).wrapping_sub(tsecr);
                     if ms < 1 << 30 {
                         self.rtt.sample(Duration::from_millis(u64::from(ms)));
@@ -1097,6 +1133,10 @@ impl Socket {
             self.retries = 0;
             self.rtt.reset_backoff();
             self.persist_probes = 0;
+            if self.rto_recover.is_some_and(|r| self.snd_una >= r) {
+                self.rto_recover = None;
+                self.rto_tsval = None;
+            }
 
             match self.recovery {
                 Some(recover) if ack >= recover => {
@@ -1106,6 +1146,7 @@ impl Socket {
                     let cwnd = self.cc.ssthresh().min(flight.max(mss) + mss);
                     self.cc.set_cwnd(cwnd);
                     self.recovery = None;
+                    self.rtx_una_mark = None;
                     self.emit_cc_event(ev);
                 }
                 Some(_) => {
@@ -1120,28 +1161,49 @@ impl Socket {
                 None => self.cc.on_ack(now, data_acked, mss, self.rtt.srtt()),
             }
             self.dupacks = 0;
+            self.tlp_probed = false;
             // Per RFC 6298 §5.2/5.3: stop the timer when all is acked, else restart it.
             self.rto_at = (self.snd_max > self.snd_una).then(|| now + self.rtt.rto());
-        } else if ack == self.snd_una
-            && seg.payload.is_empty()
-            && !seg.flags.fin()
-            && self.snd_max > self.snd_una
-            && seg_wnd > 0
-            && (seg_wnd == self.snd_wnd || sack_new)
-        {
-            // Per RFC 5681 §2: a duplicate acknowledgment.
-            self.dupacks += 1;
-            if self.recovery.is_some() {
-                if !self.sack_ok {
+        } else if ack == self.snd_una && self.snd_max > self.snd_una {
+            let dupack = if self.sack_ok {
+                // Per RFC 6675 §2: with SACK, a duplicate acknowledgment is one that
+                // SACKs octets not SACKed before, whatever its payload or window (so
+                // ACKs riding on the peer's data count too).
+                sack_new
+            } else {
+                // Per RFC 5681 §2: no data, no SYN/FIN, same ACK and same window.
+                seg.payload.is_empty() && !seg.flags.fin() && seg_wnd > 0 && seg_wnd == self.snd_wnd
+            };
+            if dupack {
+                self.dupacks += 1;
+                if self.recovery.is_some() && !self.sack_ok {
                     // RFC 6582 §3.2 (4): inflate by one segment per further dupack.
                     self.cc.set_cwnd(self.cc.cwnd() + mss);
                 }
-            } else {
-                let sack_loss =
-                    self.sack_ok && self.scoreboard.sacked_above(self.snd_una) > 2 * mss;
-                if self.dupacks >= DUPTHRESH || sack_loss {
-                    self.enter_recovery(now, ev);
-                }
+            }
+        }
+        if self.recovery.is_none() && self.snd_max > self.snd_una {
+            // Per RFC 6675 §5 (1)-(2): DupThresh duplicate ACKs, or IsLost(HighACK + 1)
+            // -- more than (DupThresh - 1) * SMSS SACKed above SND.UNA -- whether or not
+            // this ACK also advanced SND.UNA, starts loss recovery.
+            let sack_loss = self.sack_ok
+                && self.scoreboard.sacked_above(self.snd_una) > (DUPTHRESH as usize - 1) * mss;
+            // Per RFC 6582 §3.2 (1) and §4: no fast retransmit until the ACK covers
+            // what was outstanding when the retransmission timer fired.
+            if (self.dupacks >= DUPTHRESH || sack_loss) && self.rto_recover.is_none() {
+                self.enter_recovery(now, ev);
+            }
+        } else if let (true, Some((seq, mark))) = (self.sack_ok, self.rtx_una_mark) {
+            if self.snd_una != seq {
+                self.rtx_una_mark = None;
+            } else if self.scoreboard.sacked_above(mark) > (DUPTHRESH as usize - 1) * mss {
+                // The retransmission of SND.UNA was lost too: more than DupThresh - 1
+                // segments sent after it have been SACKed while it is still missing
+                // (the IsLost rule applied to the retransmission, as RFC 8985 RACK
+                // would conclude from send order). Resend it now rather than waiting
+                // for the RTO; the recovery episode and cwnd stay as they are.
+                self.rtx_una_mark = None;
+                self.rtx_next = Some(self.snd_una);
             }
         }
 
@@ -1173,6 +1235,54 @@ impl Socket {
                 }
             }
         }
+        self.arm_tlp(now);
+    }
+
+    /// Arms the tail loss probe (RFC 8985 §7.2) after new data went out or an ACK
+    /// advanced SND.UNA: PTO = 2 * SRTT (plus a worst-case delayed ACK when a single
+    /// segment is in flight), at least 10 ms, and only if it comes before the RTO.
+    /// Not during loss recovery, without SACK, or with a probe already out.
+    fn arm_tlp(&mut self, now: Instant) {
+        self.tlp_at = None;
+        if !self.sack_ok
+            || self.recovery.is_some()
+            || self.tlp_probed
+            || self.snd_max <= self.snd_una
+            || !matches!(self.state, TcpState::Established | TcpState::CloseWait)
+        {
+            return;
+        }
+        let Some(srtt) = self.rtt.srtt() else {
+            return;
+        };
+        let mut pto = srtt.saturating_mul(2);
+        if ((self.snd_max - self.snd_una).max(0) as usize) <= self.send_mss() {
+            pto += Duration::from_millis(200);
+        }
+        let at = now + pto.max(Duration::from_millis(10));
+        if self.rto_at.is_none_or(|rto| at < rto) {
+            self.tlp_at = Some(at);
+        }
+    }
+
+    /// The probe timeout fired: resend the last segment sent (RFC 8985 §7.3 when no new
+    /// data can go). Its ACK -- or its SACK -- tells what the tail of the flight lost,
+    /// typically after the peer's ACKs for it were lost, without waiting for the RTO.
+    fn fire_tlp(&mut self) {
+        if self.recovery.is_some() || self.snd_max <= self.snd_una || !self.may_send_data() {
+            return;
+        }
+        let flight = (self.snd_max - self.snd_una).max(0) as usize;
+        let data_end = self.snd_buf_end.min(self.snd_max);
+        let data_flight = (data_end - self.snd_una).max(0) as usize;
+        let last = data_flight.min(self.send_mss());
+        self.rtx_next = Some(if data_flight > 0 {
+            data_end - last
+        } else {
+            // Only the FIN is outstanding.
+            self.snd_max - flight.min(1)
+        });
+        self.tlp_probed = true;
     }
 
     /// Fast retransmit and entry into fast recovery (RFC 5681 §3.2, RFC 6582, RFC 6675 §5).
@@ -1276,6 +1386,7 @@ impl Socket {
     pub(crate) fn poll_at(&self) -> Option<Instant> {
         [
             self.rto_at,
+            self.tlp_at,
             self.delack_at,
             self.persist_at,
             self.keepalive_at,
@@ -1303,8 +1414,13 @@ impl Socket {
                 return None;
             }
         }
+        if due(self.tlp_at) {
+            self.tlp_at = None;
+            self.fire_tlp();
+        }
         if due(self.rto_at) {
             self.rto_at = None;
+            self.tlp_at = None;
             self.on_rto(now, cfg, ev);
             if self.state == TcpState::Closed {
                 return None;
@@ -1423,8 +1539,11 @@ impl Socket {
                 self.recovery = None;
                 self.dupacks = 0;
                 self.rtx_next = None;
+                self.rtx_una_mark = None;
                 self.scoreboard.clear();
                 self.high_rxt = self.snd_una;
+                self.rto_recover = Some(self.snd_max);
+                self.rto_tsval = Some(self.ts_now(now));
             }
         }
         self.rtt_sample = None;
@@ -1476,6 +1595,14 @@ impl Socket {
     }
 
     fn plan_segment(&mut self, now: Instant) -> Option<Plan> {
+        let plan = self.plan_segment_inner(now)?;
+        if plan.rtx && plan.seq == self.snd_una && self.recovery.is_some() && self.sack_ok {
+            self.rtx_una_mark = Some((plan.seq, self.snd_max));
+        }
+        Some(plan)
+    }
+
+    fn plan_segment_inner(&mut self, now: Instant) -> Option<Plan> {
         if !self.may_send_data() {
             return None;
         }
@@ -1516,8 +1643,25 @@ impl Socket {
             }
         }
         let avail = (self.snd_buf_end - self.snd_nxt).max(0) as usize;
-        let win = self.snd_wnd.min(cwnd);
-        let win_end = self.snd_una + win;
+        // Per RFC 3042 (Limited Transmit): each of the first two duplicate ACKs lets one
+        // more new segment out, beyond cwnd, so a small window still produces the
+        // duplicate ACKs (or SACKs) that trigger fast retransmit instead of an RTO.
+        let limited = if self.recovery.is_none() && self.snd_nxt == self.snd_max {
+            self.dupacks.min(DUPTHRESH - 1) as usize * mss
+        } else {
+            0
+        };
+        let win_end = if self.recovery.is_some() && self.sack_ok && self.snd_nxt >= self.snd_max {
+            // RFC 6675 §5 (C): during SACK recovery cwnd bounds pipe (`budget` above),
+            // not SND.NXT - SND.UNA; new data is bounded only by the peer's window. With
+            // SND.UNA + cwnd here, a halved cwnd under a full flight let nothing new out,
+            // so no further SACKs came and every recovery with a second loss ended in
+            // an RTO. While resending below SND.MAX (after a path MTU drop) pipe does
+            // not see those bytes, so the cwnd bound stays.
+            self.snd_una + self.snd_wnd
+        } else {
+            self.snd_una + self.snd_wnd.min(cwnd + limited)
+        };
         let can = ((win_end - self.snd_nxt).max(0) as usize).min(budget);
         let len = avail.min(can).min(max_len);
         let rtx = self.snd_nxt < self.snd_max;
@@ -1728,6 +1872,9 @@ impl Socket {
         }
         if self.rto_at.is_none() && self.snd_max > self.snd_una {
             self.rto_at = Some(now + self.rtt.rto());
+        }
+        if !plan.rtx {
+            self.arm_tlp(now);
         }
     }
 
