@@ -3,7 +3,8 @@
 //!
 //! Where: `RUN_DIR/PID.sock`, with `RUN_DIR` = `$USTACK_RUN_DIR`, else
 //! `$XDG_RUNTIME_DIR/ustack`, else `/run/ustack` for root, else `$TMPDIR/ustack-UID`
-//! (created with mode 0700). The socket is removed when the server is dropped.
+//! (created with mode 0700; refused unless it belongs to us and only we can write it).
+//! The socket is removed when the server is dropped.
 //!
 //! Protocol: the client connects and writes one line, `stats` or `stats json`; the
 //! server answers with the report and closes.
@@ -15,7 +16,7 @@
 
 use crate::stats;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt};
 use std::os::unix::io::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -110,6 +111,16 @@ impl ControlServer {
                 .recursive(true)
                 .mode(0o700)
                 .create(dir)?;
+            // A directory someone else made (e.g. in /tmp) could expose the socket.
+            let meta = std::fs::metadata(dir)?;
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            let uid = unsafe { libc::geteuid() };
+            if meta.uid() != uid || meta.mode() & 0o022 != 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    format!("{} is not a private directory of uid {uid}", dir.display()),
+                ));
+            }
         }
         if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
             std::fs::remove_file(path)?;

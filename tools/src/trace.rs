@@ -153,21 +153,26 @@ impl Tracer {
     }
 
     /// Drains every pending TCP event into `out`, then, if due, adds samples of the
-    /// connections whose data moved since their last record.
+    /// connections whose data moved since their last record. Connections are forgotten
+    /// when they close or their socket is freed, so memory follows the live sockets.
     pub fn poll(&mut self, now: Instant, tcp: &mut TcpLayer, out: &mut Vec<TraceRecord>) {
         while let Some(ev) = tcp.poll_event() {
             out.push(self.record(now, tcp, &ev));
         }
-        let Some(every) = self.sample_every else {
-            return;
-        };
+        // Samples are due every `sample_every`; without sampling, the scan still runs
+        // once a second to forget sockets freed without a last event.
+        let period = self.sample_every.unwrap_or(Duration::from_secs(1));
         if now < self.next_scan {
             return;
         }
-        self.next_scan = now + every;
-        for (&h, conn) in &mut self.conns {
+        self.next_scan = now + period;
+        let sample_every = self.sample_every;
+        self.conns.retain(|&h, conn| {
             let Some(s) = tcp.socket_info(h) else {
-                continue;
+                return false;
+            };
+            let Some(every) = sample_every else {
+                return true;
             };
             let bytes = (s.info.bytes_sent, s.info.bytes_acked);
             let due = conn.last_sample.is_none_or(|t| now >= t + every);
@@ -183,7 +188,8 @@ impl Tracer {
                     srtt: s.info.srtt,
                 });
             }
-        }
+            true
+        });
     }
 
     fn record(&mut self, now: Instant, tcp: &TcpLayer, ev: &TcpEvent) -> TraceRecord {
@@ -441,5 +447,11 @@ mod tests {
         // Growth shows up in the samples.
         assert!(samples.iter().any(|s| s.cwnd > samples[0].cwnd));
         assert_eq!(tracer.connections(), 1);
+        // An aborted connection is traced to CLOSED and forgotten.
+        a.tcp().abort(client).unwrap();
+        recs.clear();
+        tracer.poll(Instant::from_millis(2000), a.tcp(), &mut recs);
+        assert!(recs[0].human().ends_with("-> CLOSED"), "{recs:?}");
+        assert_eq!(tracer.connections(), 0);
     }
 }
