@@ -124,9 +124,13 @@ impl Waker {
         }
     }
 
+    /// Resets the eventfd, then the flag. In this order a wake that found the flag set
+    /// happened before the reset, so its call's work is seen by the round that follows;
+    /// the other order could consume a write while leaving the flag set, and every later
+    /// wake would be skipped.
     fn drain(&self) {
-        self.pending.store(false, Ordering::Release);
         sys::eventfd_read(&self.fd);
+        self.pending.store(false, Ordering::Release);
     }
 }
 
