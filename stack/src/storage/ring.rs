@@ -80,10 +80,9 @@ impl RingBuffer {
         if self.capacity() > 0 {
             self.read_at = (self.read_at + n) % self.capacity();
         }
+        // `read_at` is not rewound when the ring empties: bytes written past the end
+        // with `write_unallocated` (out-of-order TCP data) must stay where they are.
         self.length -= n;
-        if self.length == 0 {
-            self.read_at = 0;
-        }
     }
 
     /// Writes `data` at `offset` past the end of the stored bytes without making it
@@ -136,6 +135,20 @@ mod tests {
         let mut all = [0u8; 8];
         assert_eq!(r.dequeue_slice(&mut all), 8);
         assert_eq!(&all, b"efghijkl");
+    }
+
+    #[test]
+    fn unallocated_data_survives_draining_the_ring() {
+        let mut r = RingBuffer::new(8);
+        r.enqueue_slice(b"abc");
+        assert_eq!(r.write_unallocated(2, b"fg"), 2);
+        let mut out = [0u8; 3];
+        assert_eq!(r.dequeue_slice(&mut out), 3);
+        assert_eq!(r.write_unallocated(0, b"de"), 2);
+        r.enqueue_unallocated(4);
+        let mut out = [0u8; 4];
+        assert_eq!(r.dequeue_slice(&mut out), 4);
+        assert_eq!(&out, b"defg");
     }
 
     #[test]

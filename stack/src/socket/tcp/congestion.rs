@@ -1,0 +1,74 @@
+//! Congestion control behind a trait: NewReno (RFC 5681, RFC 6582) and CUBIC (RFC 9438).
+//!
+//! The controller owns `cwnd` and `ssthresh` and decides their growth on ACKs and their
+//! reduction on loss. Loss *recovery* (which segment to retransmit, fast-recovery window
+//! inflation for NewReno, the RFC 6675 pipe for SACK) lives in the connection, which
+//! adjusts `cwnd` through [`CongestionControl::set_cwnd`] while recovering.
+//!
+//! Invariant: `cwnd >= 1 MSS` and `ssthresh >= 2 MSS` after any loss.
+
+mod cubic;
+mod newreno;
+
+pub use cubic::Cubic;
+pub use newreno::NewReno;
+
+use crate::time::{Duration, Instant};
+use core::fmt;
+
+/// Which congestion control algorithm a socket uses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum CongestionAlgorithm {
+    /// NewReno (RFC 5681 + RFC 6582).
+    NewReno,
+    /// CUBIC (RFC 9438), Linux's default.
+    #[default]
+    Cubic,
+}
+
+impl fmt::Display for CongestionAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CongestionAlgorithm::NewReno => "reno",
+            CongestionAlgorithm::Cubic => "cubic",
+        })
+    }
+}
+
+/// A congestion controller of one connection.
+pub trait CongestionControl: fmt::Debug + Send {
+    /// Which algorithm this is.
+    fn algorithm(&self) -> CongestionAlgorithm;
+    /// Congestion window in bytes.
+    fn cwnd(&self) -> usize;
+    /// Slow-start threshold in bytes.
+    fn ssthresh(&self) -> usize;
+    /// Overrides cwnd (used by loss recovery).
+    fn set_cwnd(&mut self, cwnd: usize);
+    /// `acked` new bytes were cumulatively acknowledged outside loss recovery.
+    fn on_ack(&mut self, now: Instant, acked: usize, mss: usize, srtt: Option<Duration>);
+    /// A loss was detected by duplicate ACKs or SACK (entering fast recovery):
+    /// reduce ssthresh and set cwnd to it.
+    fn on_loss(&mut self, now: Instant, flight: usize, mss: usize);
+    /// The retransmission timer expired: reduce ssthresh, cwnd to one segment
+    /// (RFC 5681 §3.1 loss window).
+    fn on_rto(&mut self, now: Instant, flight: usize, mss: usize);
+}
+
+/// The initial window of RFC 6928 §2: `min(10*MSS, max(2*MSS, 14600))`.
+pub fn initial_window(mss: usize) -> usize {
+    (10 * mss).min((2 * mss).max(14_600))
+}
+
+/// Slow start growth per ACK (RFC 5681 §3.1 with RFC 3465 L = 2 SMSS).
+pub(crate) fn slow_start_increase(acked: usize, mss: usize) -> usize {
+    acked.min(2 * mss)
+}
+
+/// A new controller for a connection with send MSS `mss`.
+pub fn new_controller(alg: CongestionAlgorithm, mss: usize) -> Box<dyn CongestionControl> {
+    match alg {
+        CongestionAlgorithm::NewReno => Box::new(NewReno::new(mss)),
+        CongestionAlgorithm::Cubic => Box::new(Cubic::new(mss)),
+    }
+}

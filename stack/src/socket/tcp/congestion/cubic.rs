@@ -1,0 +1,171 @@
+//! CUBIC (RFC 9438): after a loss the window follows `W(t) = C (t - K)^3 + W_max`,
+//! with a Reno-friendly estimate as the floor (§4.3) and fast convergence (§4.7).
+
+use super::{initial_window, slow_start_increase, CongestionAlgorithm, CongestionControl};
+use crate::time::{Duration, Instant};
+
+/// RFC 9438 §5.1: C = 0.4.
+const C: f64 = 0.4;
+/// RFC 9438 §4.6: beta_cubic = 0.7.
+const BETA: f64 = 0.7;
+
+/// CUBIC state; windows in segments are kept as floats, cwnd in bytes.
+#[derive(Clone, Debug)]
+pub struct Cubic {
+    cwnd: usize,
+    ssthresh: usize,
+    /// W_max in segments.
+    w_max: f64,
+    /// K in seconds.
+    k: f64,
+    /// Start of the current congestion avoidance epoch.
+    epoch_start: Option<Instant>,
+    /// Reno-friendly estimate W_est in segments.
+    w_est: f64,
+    /// Fractional growth carried between ACKs, in bytes.
+    carry: f64,
+}
+
+impl Cubic {
+    /// Initial window of RFC 6928, ssthresh unbounded.
+    pub fn new(mss: usize) -> Cubic {
+        Cubic {
+            cwnd: initial_window(mss),
+            ssthresh: usize::MAX,
+            w_max: 0.0,
+            k: 0.0,
+            epoch_start: None,
+            w_est: 0.0,
+            carry: 0.0,
+        }
+    }
+
+    fn w_cubic(&self, t: f64) -> f64 {
+        C * (t - self.k).powi(3) + self.w_max
+    }
+
+    fn reduce(&mut self, mss: usize) {
+        let cwnd_seg = self.cwnd as f64 / mss as f64;
+        // RFC 9438 §4.7 fast convergence.
+        self.w_max = if cwnd_seg < self.w_max {
+            cwnd_seg * (1.0 + BETA) / 2.0
+        } else {
+            cwnd_seg
+        };
+        self.ssthresh = ((self.cwnd as f64 * BETA) as usize).max(2 * mss);
+        self.epoch_start = None;
+        self.carry = 0.0;
+    }
+}
+
+impl CongestionControl for Cubic {
+    fn algorithm(&self) -> CongestionAlgorithm {
+        CongestionAlgorithm::Cubic
+    }
+
+    fn cwnd(&self) -> usize {
+        self.cwnd
+    }
+
+    fn ssthresh(&self) -> usize {
+        self.ssthresh
+    }
+
+    fn set_cwnd(&mut self, cwnd: usize) {
+        self.cwnd = cwnd;
+    }
+
+    fn on_ack(&mut self, now: Instant, acked: usize, mss: usize, srtt: Option<Duration>) {
+        if self.cwnd < self.ssthresh {
+            self.cwnd += slow_start_increase(acked, mss);
+            return;
+        }
+        let mssf = mss as f64;
+        let cwnd_seg = self.cwnd as f64 / mssf;
+        if self.epoch_start.is_none() {
+            self.epoch_start = Some(now);
+            // RFC 9438 §4.2: K = cbrt((W_max - cwnd_epoch) / C); W_est starts at cwnd.
+            self.k = if self.w_max > cwnd_seg {
+                ((self.w_max - cwnd_seg) / C).cbrt()
+            } else {
+                self.w_max = cwnd_seg;
+                0.0
+            };
+            self.w_est = cwnd_seg;
+        }
+        let epoch = self.epoch_start.unwrap_or(now);
+        let t = (now - epoch).as_secs_f64();
+        let rtt = srtt.map_or(0.1, |d| d.as_secs_f64());
+        let segs_acked = acked as f64 / mssf;
+        // RFC 9438 §4.3: alpha_cubic = 3 (1 - beta) / (1 + beta), 1 once past W_max.
+        let alpha = if self.w_est >= self.w_max {
+            1.0
+        } else {
+            3.0 * (1.0 - BETA) / (1.0 + BETA)
+        };
+        self.w_est += alpha * segs_acked / cwnd_seg;
+        let target = self.w_cubic(t + rtt).clamp(cwnd_seg, 1.5 * cwnd_seg);
+        let next_seg = if self.w_cubic(t) < self.w_est {
+            // Reno-friendly region.
+            self.w_est.max(cwnd_seg)
+        } else {
+            cwnd_seg + (target - cwnd_seg) / cwnd_seg * segs_acked
+        };
+        self.carry += (next_seg - cwnd_seg) * mssf;
+        if self.carry >= 1.0 {
+            let inc = self.carry as usize;
+            self.cwnd += inc;
+            self.carry -= inc as f64;
+        }
+    }
+
+    fn on_loss(&mut self, _now: Instant, _flight: usize, mss: usize) {
+        self.reduce(mss);
+        self.cwnd = self.ssthresh;
+    }
+
+    fn on_rto(&mut self, _now: Instant, _flight: usize, mss: usize) {
+        self.reduce(mss);
+        self.cwnd = mss;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loss_multiplies_by_beta() {
+        let mss = 1000;
+        let mut c = Cubic::new(mss);
+        assert_eq!(c.cwnd(), 10_000);
+        c.on_loss(Instant::ZERO, 10_000, mss);
+        assert_eq!((c.cwnd(), c.ssthresh()), (7_000, 7_000));
+        c.on_rto(Instant::ZERO, 7_000, mss);
+        assert_eq!(c.cwnd(), 1000);
+        // Fast convergence: 7 < 10 segments, so W_max = 7 * 1.7 / 2.
+        assert!((c.w_max - 5.95).abs() < 1e-9);
+    }
+
+    #[test]
+    fn grows_back_towards_w_max() {
+        let mss = 1000;
+        let mut c = Cubic::new(mss);
+        c.set_cwnd(100_000);
+        c.on_loss(Instant::ZERO, 100_000, mss);
+        assert_eq!(c.cwnd(), 70_000);
+        // K = cbrt(W_max (1 - beta) / C) = cbrt(100 * 0.3 / 0.4) ~ 4.2 s: the window
+        // plateaus near W_max around then, and grows convexly past it afterwards.
+        let mut now = Instant::ZERO;
+        for _ in 0..420 {
+            now += Duration::from_millis(10);
+            c.on_ack(now, 1000, mss, Some(Duration::from_millis(50)));
+        }
+        assert!((90_000..=110_000).contains(&c.cwnd()), "cwnd {}", c.cwnd());
+        for _ in 0..400 {
+            now += Duration::from_millis(10);
+            c.on_ack(now, 1000, mss, Some(Duration::from_millis(50)));
+        }
+        assert!(c.cwnd() > 105_000, "cwnd {}", c.cwnd());
+    }
+}
