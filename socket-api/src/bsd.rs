@@ -14,10 +14,12 @@ use crate::driver::{NetStack, State};
 use crate::errno::Errno;
 use crate::poll::{add_waiter, remaining, remove_waiter, wait_on, PollEvents};
 use crate::table::{Fd, File, FileKey, Opts, Sock};
-use crate::tcp::{self, TcpInfo};
+use crate::tcp::{self, TcpInfo, TcpSock};
 use core::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::{Arc, Condvar};
 use std::time::{Duration, Instant as StdInstant};
+use ustack::iface::Interface;
+use ustack::socket::tcp::{RecvError, SendError, Shutdown};
 use ustack::socket::udp::UdpError;
 use ustack::wire::IpProtocol;
 
@@ -215,8 +217,18 @@ pub(crate) fn close_sock(st: &mut State, sock: Sock) {
     match sock {
         Sock::Udp(h) => st.iface.udp().close(h),
         Sock::Raw { h, .. } => st.iface.raw().close(h),
-        Sock::Tcp(t) => tcp::close(st, t, None),
+        Sock::Tcp(t) => tcp::close(&mut st.iface, t, None),
     }
+}
+
+/// Whether the interface has a route to `ip` (on-link, broadcast, or a gateway).
+fn routable(iface: &Interface, ip: Ipv4Addr) -> bool {
+    let c = iface.config();
+    c.ip.contains(ip) || ip.is_broadcast() || c.gateway.is_some()
+}
+
+fn to_stack(d: Duration) -> ustack::time::Duration {
+    ustack::time::Duration::from_micros(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
 impl NetStack {
@@ -289,8 +301,15 @@ impl NetStack {
                 if protocol != 0 && protocol != IPPROTO_TCP {
                     return Err(Errno::EPROTONOSUPPORT);
                 }
-                let t = tcp::socket(&mut st)?;
-                (Sock::Tcp(t), Opts::new(RAW_BUFFER_LEN, RAW_BUFFER_LEN))
+                let cfg = &st.iface.config().tcp;
+                let mut opts = Opts::new(cfg.rx_buffer_len, cfg.tx_buffer_len);
+                opts.nodelay = cfg.nodelay;
+                opts.keepidle = Duration::from_micros(cfg.keepalive_idle.total_micros());
+                opts.keepintvl = Duration::from_micros(cfg.keepalive_interval.total_micros());
+                opts.keepcnt = cfg.keepalive_count;
+                opts.congestion = cfg.congestion.to_string();
+                let h = st.iface.tcp().socket();
+                (Sock::Tcp(TcpSock { h }), opts)
             }
             SOCK_RAW => {
                 // Linux: protocol 0 is EPROTONOSUPPORT; IPPROTO_RAW (send-only with
@@ -341,7 +360,12 @@ impl NetStack {
                 }
                 *local = Some(*addr.ip());
             }
-            Sock::Tcp(t) => match *t {},
+            Sock::Tcp(t) => {
+                if !addr.ip().is_unspecified() && *addr.ip() != our {
+                    return Err(Errno::EADDRNOTAVAIL);
+                }
+                iface.tcp().bind(t.h, addr)?;
+            }
         }
         Ok(())
     }
@@ -352,12 +376,19 @@ impl NetStack {
     /// # Errors
     /// EBADF; EOPNOTSUPP on datagram and raw sockets; EADDRINUSE; EINVAL.
     pub fn listen(&self, fd: Fd, backlog: i32) -> Result<(), Errno> {
-        let _ = backlog;
-        let st = self.shared().lock();
-        let f = st.table.file(st.table.key(fd)?)?;
-        match &f.sock {
+        let mut st = self.shared().lock();
+        let key = st.table.key(fd)?;
+        let State { iface, table, .. } = &mut *st;
+        match &table.file(key)?.sock {
             Sock::Udp(_) | Sock::Raw { .. } => Err(Errno::EOPNOTSUPP),
-            Sock::Tcp(t) => match *t {},
+            Sock::Tcp(t) => {
+                let local = iface
+                    .tcp()
+                    .local_addr(t.h)
+                    .unwrap_or_else(tcp::unspecified_v4);
+                let backlog = usize::try_from(backlog).unwrap_or(0);
+                Ok(iface.tcp().listen(t.h, local, backlog)?)
+            }
         }
     }
 
@@ -369,12 +400,28 @@ impl NetStack {
     /// EBADF; EOPNOTSUPP on datagram and raw sockets; EINVAL when not listening;
     /// EAGAIN when non-blocking or timed out; ECONNABORTED.
     pub fn accept(&self, fd: Fd) -> Result<(Fd, SocketAddr), Errno> {
-        self.blocking(fd, 0, Dir::Read, Errno::EAGAIN, |st, key| {
-            match &st.table.file(key)?.sock {
-                Sock::Udp(_) | Sock::Raw { .. } => Err(Errno::EOPNOTSUPP),
-                Sock::Tcp(t) => match *t {},
+        let r = self.blocking(fd, 0, Dir::Read, Errno::EAGAIN, |st, key| {
+            let State { iface, table, .. } = st;
+            let f = table.file(key)?;
+            let (t, opts) = match &f.sock {
+                Sock::Udp(_) | Sock::Raw { .. } => return Err(Errno::EOPNOTSUPP),
+                Sock::Tcp(t) => (*t, f.opts.clone()),
+            };
+            let (child, peer) = iface.tcp().accept(t.h)?;
+            // Linux: options are inherited, O_NONBLOCK is not.
+            let file = File::new(Sock::Tcp(TcpSock { h: child }), opts, false);
+            match table.insert(file) {
+                Ok((fd, _)) => Ok((fd, SocketAddr::V4(peer))),
+                Err(e) => {
+                    let _ = iface.tcp().abort(child);
+                    Err(e)
+                }
             }
-        })
+        });
+        if r.is_ok() {
+            self.kick();
+        }
+        r
     }
 
     /// Connects ([connect(2)](https://man7.org/linux/man-pages/man2/connect.2.html)). For
@@ -390,6 +437,9 @@ impl NetStack {
         let mut st = self.shared().lock();
         let key = st.table.key(fd)?;
         let our = st.iface.ip_addr();
+        if !routable(&st.iface, *addr.ip()) {
+            return Err(Errno::ENETUNREACH);
+        }
         let State { iface, table, .. } = &mut *st;
         let f = table.file_mut(key)?;
         match &mut f.sock {
@@ -401,9 +451,37 @@ impl NetStack {
                 iface.raw().connect(*h, *addr.ip())?;
                 *remote = Some(*addr.ip());
             }
-            Sock::Tcp(t) => match *t {},
+            Sock::Tcp(_) => {
+                drop(st);
+                return self.tcp_connect(fd, addr);
+            }
         }
         Ok(())
+    }
+
+    /// connect(2) for TCP: start the handshake, then (unless non-blocking) wait for
+    /// POLLOUT and report how it went. SO_SNDTIMEO bounds the wait (EINPROGRESS, as
+    /// Linux; the handshake continues).
+    fn tcp_connect(&self, fd: Fd, addr: SocketAddrV4) -> Result<(), Errno> {
+        let mut started = false;
+        self.blocking(fd, 0, Dir::Write, Errno::EINPROGRESS, |st, key| {
+            let cx = st.iface.tcp_context(self.shared().now());
+            let State { iface, table, .. } = st;
+            let f = table.file_mut(key)?;
+            let Sock::Tcp(t) = f.sock else {
+                return Err(Errno::EBADF);
+            };
+            if !started {
+                started = true;
+                iface.tcp().connect(t.h, &cx, addr)?;
+                f.error = None;
+                self.kick();
+                if f.nonblocking {
+                    return Err(Errno::EINPROGRESS);
+                }
+            }
+            tcp::connect_outcome(iface, t, f)
+        })
     }
 
     /// Sends on a connected socket
@@ -435,6 +513,9 @@ impl NetStack {
         flags: i32,
         dst: Option<SocketAddrV4>,
     ) -> Result<usize, Errno> {
+        if self.is_tcp(fd)? {
+            return self.tcp_send(fd, buf, flags);
+        }
         let r = self.blocking(fd, flags, Dir::Write, Errno::EAGAIN, |st, key| {
             let our = st.iface.ip_addr();
             let State { iface, table, .. } = st;
@@ -453,13 +534,141 @@ impl NetStack {
                     Ok(iface.udp().send_to(*h, buf, dst, our)?)
                 }
                 Sock::Raw { h, .. } => Ok(iface.raw().send_to(*h, buf, dst.map(|d| *d.ip()))?),
-                Sock::Tcp(t) => match *t {},
+                Sock::Tcp(_) => Err(Errno::EBADF),
             }
         });
         if r.is_ok() {
             self.kick();
         }
         r
+    }
+
+    fn is_tcp(&self, fd: Fd) -> Result<bool, Errno> {
+        let st = self.shared().lock();
+        Ok(matches!(
+            st.table.file(st.table.key(fd)?)?.sock,
+            Sock::Tcp(_)
+        ))
+    }
+
+    /// send(2) for TCP: a blocking send queues everything (waiting for room, kicking
+    /// the driver as it goes) unless SO_SNDTIMEO passes, then returns what was queued;
+    /// a non-blocking send queues what fits.
+    fn tcp_send(&self, fd: Fd, buf: &[u8], flags: i32) -> Result<usize, Errno> {
+        let mut sent = 0;
+        let r = self.blocking(fd, flags, Dir::Write, Errno::EAGAIN, |st, key| {
+            let State { iface, table, .. } = st;
+            let f = table.file_mut(key)?;
+            let Sock::Tcp(t) = f.sock else {
+                return Err(Errno::EBADF);
+            };
+            let nonblocking = f.nonblocking || flags & MSG_DONTWAIT != 0;
+            if let Some(e) = f.error.take() {
+                return Err(e);
+            }
+            if f.shut_wr {
+                return Err(Errno::EPIPE);
+            }
+            loop {
+                if sent == buf.len() {
+                    return Ok(sent);
+                }
+                match iface.tcp().send(t.h, &buf[sent..]) {
+                    Ok(n) => {
+                        sent += n;
+                        self.kick();
+                    }
+                    Err(SendError::WouldBlock) if nonblocking && sent > 0 => return Ok(sent),
+                    Err(SendError::WouldBlock) => return Err(Errno::EAGAIN),
+                    Err(e) if sent > 0 => {
+                        // Report what was queued now, the error on the next call.
+                        f.error = Some(e.into());
+                        return Ok(sent);
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        });
+        match r {
+            Err(Errno::EAGAIN) if sent > 0 => Ok(sent),
+            r => r,
+        }
+    }
+
+    /// recv(2) for TCP: data first, then a pending error, then end of stream (0).
+    /// MSG_WAITALL keeps waiting until `buf` is full (or EOF, error, SO_RCVTIMEO).
+    fn tcp_recv(&self, fd: Fd, buf: &mut [u8], flags: i32) -> Result<(usize, SocketAddr), Errno> {
+        let peek = flags & MSG_PEEK != 0;
+        let waitall = flags & MSG_WAITALL != 0 && !peek;
+        let mut got = 0;
+        let mut peer = unspecified();
+        let r = self.blocking(fd, flags, Dir::Read, Errno::EAGAIN, |st, key| {
+            let State { iface, table, .. } = st;
+            let f = table.file_mut(key)?;
+            let Sock::Tcp(t) = f.sock else {
+                return Err(Errno::EBADF);
+            };
+            let nonblocking = f.nonblocking || flags & MSG_DONTWAIT != 0;
+            if let Some(p) = iface.tcp().peer_addr(t.h) {
+                peer = SocketAddr::V4(p);
+            }
+            if buf.is_empty() {
+                return Ok(0);
+            }
+            loop {
+                let r = if peek {
+                    iface.tcp().peek(t.h, &mut buf[got..])
+                } else {
+                    iface.tcp().recv(t.h, &mut buf[got..])
+                };
+                match r {
+                    Ok(0) => {
+                        if got > 0 {
+                            return Ok(got);
+                        }
+                        return match f.error.take() {
+                            Some(e) => Err(e),
+                            None => Ok(0),
+                        };
+                    }
+                    Ok(n) => {
+                        got += n;
+                        if !peek {
+                            // The window opened: the driver may owe the peer an update.
+                            self.kick();
+                        }
+                        if peek || got == buf.len() || !waitall || nonblocking {
+                            return Ok(got);
+                        }
+                    }
+                    Err(RecvError::WouldBlock) => {
+                        if got > 0 && (!waitall || nonblocking) {
+                            return Ok(got);
+                        }
+                        if let Some(e) = f.error.take() {
+                            if got > 0 {
+                                f.error = Some(e);
+                                return Ok(got);
+                            }
+                            return Err(e);
+                        }
+                        if f.shut_rd {
+                            return Ok(got);
+                        }
+                        return Err(Errno::EAGAIN);
+                    }
+                    Err(e) if got > 0 => {
+                        f.error = Some(e.into());
+                        return Ok(got);
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        });
+        match r {
+            Err(Errno::EAGAIN) if got > 0 => Ok((got, peer)),
+            r => r.map(|n| (n, peer)),
+        }
     }
 
     /// Receives into `buf` ([recv(2)](https://man7.org/linux/man-pages/man2/recv.2.html));
@@ -487,6 +696,9 @@ impl NetStack {
         buf: &mut [u8],
         flags: i32,
     ) -> Result<(usize, SocketAddr), Errno> {
+        if self.is_tcp(fd)? {
+            return self.tcp_recv(fd, buf, flags);
+        }
         let peek = flags & MSG_PEEK != 0;
         let trunc = flags & MSG_TRUNC != 0;
         let r = self.blocking(fd, flags, Dir::Read, Errno::EAGAIN, |st, key| {
@@ -503,7 +715,7 @@ impl NetStack {
                     .recv_from(*h, buf, peek)
                     .map(|(n, ip)| (n, SocketAddr::V4(SocketAddrV4::new(ip, 0))))
                     .map_err(Errno::from),
-                Sock::Tcp(t) => match *t {},
+                Sock::Tcp(_) => return Err(Errno::EBADF),
             };
             match got {
                 Ok((n, from)) => Ok((if trunc { n } else { n.min(buf.len()) }, from)),
@@ -543,7 +755,16 @@ impl NetStack {
         let connected = match &f.sock {
             Sock::Udp(h) => matches!(iface.udp().peer_addr(*h), Ok(Some(_))),
             Sock::Raw { remote, .. } => remote.is_some(),
-            Sock::Tcp(t) => match *t {},
+            Sock::Tcp(t) => {
+                let how = match (rd, wr) {
+                    (true, true) => Shutdown::Both,
+                    (true, false) => Shutdown::Read,
+                    _ => Shutdown::Write,
+                };
+                // Linux: an unconnected TCP socket is not shut down at all.
+                iface.tcp().shutdown(t.h, how)?;
+                true
+            }
         };
         f.shut_rd |= rd;
         f.shut_wr |= wr;
@@ -576,7 +797,7 @@ impl NetStack {
                 State::wake_all(&file);
                 let linger = file.opts.linger;
                 match file.sock {
-                    Sock::Tcp(t) => tcp::close(&mut st, t, linger),
+                    Sock::Tcp(t) => tcp::close(&mut st.iface, t, linger),
                     sock => {
                         // Datagrams sent before close must still leave.
                         let now = self.shared().now();
@@ -635,7 +856,10 @@ impl NetStack {
                 local.unwrap_or(Ipv4Addr::UNSPECIFIED),
                 u16::from(*protocol),
             )),
-            Sock::Tcp(t) => match *t {},
+            Sock::Tcp(t) => iface
+                .tcp()
+                .local_addr(t.h)
+                .map_or(unspecified(), SocketAddr::V4),
         })
     }
 
@@ -651,7 +875,14 @@ impl NetStack {
         match &f.sock {
             Sock::Udp(h) => iface.udp().peer_addr(*h)?.map(SocketAddr::V4),
             Sock::Raw { remote, .. } => remote.map(|ip| SocketAddr::V4(SocketAddrV4::new(ip, 0))),
-            Sock::Tcp(t) => match *t {},
+            Sock::Tcp(t) => {
+                let tcp = iface.tcp();
+                if tcp::has_peer(tcp.state(t.h)) {
+                    tcp.peer_addr(t.h).map(SocketAddr::V4)
+                } else {
+                    None
+                }
+            }
         }
         .ok_or(Errno::ENOTCONN)
     }
@@ -664,11 +895,49 @@ impl NetStack {
     pub fn setsockopt(&self, fd: Fd, opt: SockOpt) -> Result<(), Errno> {
         let mut st = self.shared().lock();
         let key = st.table.key(fd)?;
+        let cx = st.iface.tcp_context(self.shared().now());
         let State { iface, table, .. } = &mut *st;
         let f = table.file_mut(key)?;
         let is_tcp = matches!(f.sock, Sock::Tcp(_));
         if opt.name().is_tcp() && !is_tcp {
             return Err(Errno::ENOPROTOOPT);
+        }
+        // Validate, and apply to the engine's TCP socket first.
+        match &opt {
+            SockOpt::TcpKeepIdle(d) | SockOpt::TcpKeepIntvl(d)
+                if !(Duration::from_secs(1)..=Duration::from_secs(32_767)).contains(d) =>
+            {
+                return Err(Errno::EINVAL)
+            }
+            SockOpt::TcpKeepCnt(n) if !(1..=127).contains(n) => return Err(Errno::EINVAL),
+            _ => {}
+        }
+        if let Sock::Tcp(t) = f.sock {
+            let tcp = iface.tcp();
+            let o = &f.opts;
+            match &opt {
+                SockOpt::ReuseAddr(b) => tcp.set_reuse_addr(t.h, *b)?,
+                SockOpt::KeepAlive(b) => tcp.set_keepalive(t.h, &cx, *b)?,
+                SockOpt::Linger(d) => tcp.set_linger(t.h, d.map(to_stack))?,
+                SockOpt::RcvBuf(n) if *n > 0 => tcp.set_recv_buffer_size(t.h, *n)?,
+                SockOpt::SndBuf(n) if *n > 0 => tcp.set_send_buffer_size(t.h, *n)?,
+                SockOpt::TcpNoDelay(b) => tcp.set_nodelay(t.h, *b)?,
+                SockOpt::TcpKeepIdle(d) => {
+                    tcp.set_keepalive_params(t.h, to_stack(*d), to_stack(o.keepintvl), o.keepcnt)?
+                }
+                SockOpt::TcpKeepIntvl(d) => {
+                    tcp.set_keepalive_params(t.h, to_stack(o.keepidle), to_stack(*d), o.keepcnt)?
+                }
+                SockOpt::TcpKeepCnt(n) => {
+                    tcp.set_keepalive_params(t.h, to_stack(o.keepidle), to_stack(o.keepintvl), *n)?
+                }
+                SockOpt::TcpCongestion(name) => {
+                    // Linux: an unknown algorithm is ENOENT.
+                    let alg = tcp::congestion_by_name(name).ok_or(Errno::ENOENT)?;
+                    tcp.set_congestion(t.h, alg)?;
+                }
+                _ => {}
+            }
         }
         let nz = |d: Option<Duration>| d.filter(|d| !d.is_zero());
         match opt {
@@ -698,9 +967,6 @@ impl NetStack {
             SockOpt::TcpKeepIntvl(d) => f.opts.keepintvl = d,
             SockOpt::TcpKeepCnt(n) => f.opts.keepcnt = n,
             SockOpt::TcpCongestion(name) => f.opts.congestion = name,
-        }
-        if let Sock::Tcp(t) = &f.sock {
-            match *t {}
         }
         Ok(())
     }
@@ -736,7 +1002,7 @@ impl NetStack {
                 let pending = match &f.sock {
                     Sock::Udp(h) => iface.udp().take_error(*h)?.map(Errno::from),
                     Sock::Raw { .. } => None,
-                    Sock::Tcp(t) => match *t {},
+                    Sock::Tcp(t) => iface.tcp().take_error(t.h).map(Errno::from),
                 };
                 SockOpt::Error(f.error.take().or(pending))
             }
@@ -746,7 +1012,7 @@ impl NetStack {
             SockOptName::TcpKeepCnt => SockOpt::TcpKeepCnt(o.keepcnt),
             SockOptName::TcpCongestion => SockOpt::TcpCongestion(o.congestion.clone()),
             SockOptName::TcpInfo => match &f.sock {
-                Sock::Tcp(t) => match *t {},
+                Sock::Tcp(t) => SockOpt::TcpInfo(iface.tcp().info(t.h).ok_or(Errno::EBADF)?),
                 _ => return Err(Errno::ENOPROTOOPT),
             },
         })
@@ -784,7 +1050,7 @@ impl NetStack {
         Ok(match &table.file(key)?.sock {
             Sock::Udp(h) => iface.udp().peek_len(*h)?.unwrap_or(0),
             Sock::Raw { .. } => 0,
-            Sock::Tcp(t) => match *t {},
+            Sock::Tcp(t) => iface.tcp().info(t.h).map_or(0, |i| i.recv_queue),
         })
     }
 }

@@ -10,6 +10,10 @@
 use core::fmt;
 use std::io;
 use ustack::socket::raw::RawError;
+use ustack::socket::tcp::{
+    AcceptError, BindError, ConnectError, ListenError, OptionError, RecvError, SendError,
+    ShutdownError, TcpError,
+};
 use ustack::socket::udp::UdpError;
 
 /// A POSIX error number returned by a socket call (see errno(3)).
@@ -216,6 +220,112 @@ impl From<RawError> for Errno {
     }
 }
 
+impl From<TcpError> for Errno {
+    fn from(e: TcpError) -> Errno {
+        match e {
+            TcpError::ConnectionRefused => Errno::ECONNREFUSED,
+            TcpError::ConnectionReset => Errno::ECONNRESET,
+            TcpError::TimedOut => Errno::ETIMEDOUT,
+            TcpError::HostUnreachable => Errno::EHOSTUNREACH,
+        }
+    }
+}
+
+impl From<BindError> for Errno {
+    fn from(e: BindError) -> Errno {
+        match e {
+            BindError::BadHandle => Errno::EBADF,
+            BindError::InvalidState => Errno::EINVAL,
+            BindError::AddrInUse => Errno::EADDRINUSE,
+            // Linux: bind(port 0) with every port taken is EADDRINUSE.
+            BindError::NoPortsAvailable => Errno::EADDRINUSE,
+        }
+    }
+}
+
+impl From<ListenError> for Errno {
+    fn from(e: ListenError) -> Errno {
+        match e {
+            ListenError::BadHandle => Errno::EBADF,
+            ListenError::InvalidState => Errno::EINVAL,
+            ListenError::AddrInUse => Errno::EADDRINUSE,
+            ListenError::NoPortsAvailable => Errno::EADDRINUSE,
+        }
+    }
+}
+
+impl From<ConnectError> for Errno {
+    fn from(e: ConnectError) -> Errno {
+        match e {
+            ConnectError::BadHandle => Errno::EBADF,
+            ConnectError::IsConnected => Errno::EISCONN,
+            ConnectError::InProgress => Errno::EALREADY,
+            ConnectError::InvalidState => Errno::EINVAL,
+            ConnectError::Unaddressable => Errno::EINVAL,
+            ConnectError::AddrInUse => Errno::EADDRINUSE,
+            // Linux: connect(2) with no free ephemeral port is EADDRNOTAVAIL.
+            ConnectError::NoPortsAvailable => Errno::EADDRNOTAVAIL,
+        }
+    }
+}
+
+impl From<AcceptError> for Errno {
+    fn from(e: AcceptError) -> Errno {
+        match e {
+            AcceptError::BadHandle => Errno::EBADF,
+            AcceptError::NotListening => Errno::EINVAL,
+            AcceptError::WouldBlock => Errno::EAGAIN,
+        }
+    }
+}
+
+impl From<SendError> for Errno {
+    fn from(e: SendError) -> Errno {
+        match e {
+            SendError::BadHandle => Errno::EBADF,
+            SendError::NotConnected => Errno::ENOTCONN,
+            SendError::Closed => Errno::EPIPE,
+            SendError::Reset => Errno::ECONNRESET,
+            SendError::TimedOut => Errno::ETIMEDOUT,
+            SendError::Refused => Errno::ECONNREFUSED,
+            SendError::Unreachable => Errno::EHOSTUNREACH,
+            SendError::WouldBlock => Errno::EAGAIN,
+        }
+    }
+}
+
+impl From<RecvError> for Errno {
+    fn from(e: RecvError) -> Errno {
+        match e {
+            RecvError::BadHandle => Errno::EBADF,
+            RecvError::NotConnected => Errno::ENOTCONN,
+            RecvError::Reset => Errno::ECONNRESET,
+            RecvError::TimedOut => Errno::ETIMEDOUT,
+            RecvError::Refused => Errno::ECONNREFUSED,
+            RecvError::Unreachable => Errno::EHOSTUNREACH,
+            RecvError::WouldBlock => Errno::EAGAIN,
+        }
+    }
+}
+
+impl From<ShutdownError> for Errno {
+    fn from(e: ShutdownError) -> Errno {
+        match e {
+            ShutdownError::BadHandle => Errno::EBADF,
+            ShutdownError::NotConnected => Errno::ENOTCONN,
+        }
+    }
+}
+
+impl From<OptionError> for Errno {
+    fn from(e: OptionError) -> Errno {
+        match e {
+            OptionError::BadHandle => Errno::EBADF,
+            OptionError::InvalidState => Errno::EINVAL,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,5 +375,19 @@ mod tests {
         );
         assert_eq!(Errno::from(RawError::MessageTooLong), Errno::EMSGSIZE);
         assert_eq!(Errno::from(RawError::NotConnected), Errno::EDESTADDRREQ);
+        assert_eq!(Errno::from(ConnectError::InProgress), Errno::EALREADY);
+        assert_eq!(Errno::from(ConnectError::IsConnected), Errno::EISCONN);
+        assert_eq!(Errno::from(SendError::Closed), Errno::EPIPE);
+        assert_eq!(Errno::from(SendError::Reset), Errno::ECONNRESET);
+        assert_eq!(Errno::from(RecvError::TimedOut), Errno::ETIMEDOUT);
+        assert_eq!(Errno::from(AcceptError::NotListening), Errno::EINVAL);
+        assert_eq!(
+            Errno::from(TcpError::ConnectionRefused),
+            Errno::ECONNREFUSED
+        );
+        assert_eq!(Errno::from(ListenError::AddrInUse), Errno::EADDRINUSE);
+        assert_eq!(Errno::from(ShutdownError::NotConnected), Errno::ENOTCONN);
+        assert_eq!(Errno::from(OptionError::InvalidState), Errno::EINVAL);
+        assert_eq!(Errno::from(BindError::AddrInUse), Errno::EADDRINUSE);
     }
 }

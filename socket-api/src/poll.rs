@@ -196,7 +196,10 @@ pub(crate) fn readiness(iface: &mut Interface, file: &mut File) -> PollEvents {
                 r |= PollEvents::POLLOUT;
             }
         }
-        Sock::Tcp(t) => r |= crate::tcp::readiness(iface, t, file.shut_rd, file.shut_wr),
+        Sock::Tcp(t) => {
+            let t = *t;
+            r |= crate::tcp::readiness(iface, t, file);
+        }
     }
     if file.error.is_some() {
         r |= PollEvents::POLLERR;

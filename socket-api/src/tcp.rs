@@ -1,66 +1,105 @@
-//! TCP in the BSD layer.
+//! TCP in the BSD layer: the pieces of each call that are specific to the engine's
+//! [`TcpLayer`](ustack::socket::tcp::TcpLayer).
 //!
-//! STUB: the engine's TCP (`stack/src/socket/tcp/`, a `TcpLayer` with socket, bind,
-//! listen, accept, connect, send, recv, shutdown, close, readiness queries and
-//! TCP_INFO) is being written on branch `tcp`; until it lands, `socket(AF_INET,
-//! SOCK_STREAM, 0)` fails with EOPNOTSUPP and no TCP descriptor can exist. [`TcpSock`]
-//! is uninhabited so every TCP branch of the BSD layer is already in place and
-//! type-checked.
+//! Readiness follows Linux `tcp_poll`: POLLIN when data, end of stream, an error or
+//! (for a listener) a connection is ready; POLLOUT when established with send-buffer
+//! room; POLLRDHUP after the peer's FIN; POLLHUP once the connection is CLOSED or both
+//! directions are shut; POLLERR when a terminal error (reset, refused, timed out) is
+//! pending. Terminal errors are moved out of the engine into the description when
+//! readiness is computed (the engine's `take_error` is destructive), and every call
+//! looks there first; soft errors (ICMP unreachable while established) stay in the
+//! engine and are reported by SO_ERROR only, as on Linux.
 
-use crate::driver::State;
 use crate::errno::Errno;
 use crate::poll::PollEvents;
+use crate::table::File;
+use core::net::SocketAddrV4;
 use std::time::Duration;
 use ustack::iface::Interface;
+use ustack::socket::tcp::{CongestionAlgorithm, TcpHandle, TcpState};
 
-/// The engine side of a TCP descriptor (none can exist yet).
-#[derive(Debug)]
-pub(crate) enum TcpSock {}
+pub use ustack::socket::tcp::TcpInfo;
 
-/// What `getsockopt(TCP_INFO)` reports, after Linux's `struct tcp_info` (tcp(7)).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct TcpInfo {
-    /// The RFC 9293 state name (`"ESTABLISHED"`, ...).
-    pub state: &'static str,
-    /// Current retransmission timeout.
-    pub rto: Duration,
-    /// Smoothed round-trip time.
-    pub rtt: Duration,
-    /// Round-trip time variation.
-    pub rttvar: Duration,
-    /// Maximum segment size we send.
-    pub snd_mss: u32,
-    /// Maximum segment size we receive.
-    pub rcv_mss: u32,
-    /// Congestion window, in segments.
-    pub snd_cwnd: u32,
-    /// Slow-start threshold, in segments.
-    pub snd_ssthresh: u32,
-    /// Segments sent and not yet acknowledged.
-    pub unacked: u32,
-    /// Consecutive retransmissions of the oldest unacknowledged segment.
-    pub retransmits: u32,
-    /// Retransmitted segments over the connection's life.
-    pub total_retrans: u32,
+/// The engine side of a TCP descriptor.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TcpSock {
+    pub h: TcpHandle,
 }
 
-/// Opens a TCP socket.
-pub(crate) fn socket(_st: &mut State) -> Result<TcpSock, Errno> {
-    log::debug!(target: "ustack::socket", "TCP not available yet (engine stub)");
-    Err(Errno::EOPNOTSUPP)
+/// Parses a TCP_CONGESTION name as Linux spells them.
+pub(crate) fn congestion_by_name(name: &str) -> Option<CongestionAlgorithm> {
+    match name {
+        "reno" | "newreno" => Some(CongestionAlgorithm::NewReno),
+        "cubic" => Some(CongestionAlgorithm::Cubic),
+        _ => None,
+    }
 }
 
-/// Readiness of a TCP socket.
-pub(crate) fn readiness(
-    _iface: &mut Interface,
-    t: &TcpSock,
-    _shut_rd: bool,
-    _shut_wr: bool,
-) -> PollEvents {
-    match *t {}
+/// Moves a terminal error from the engine into the description (see module docs).
+pub(crate) fn stash_error(iface: &mut Interface, t: TcpSock, file: &mut File) {
+    if file.error.is_none() && iface.tcp().state(t.h) == Some(TcpState::Closed) {
+        if let Some(e) = iface.tcp().take_error(t.h) {
+            file.error = Some(e.into());
+        }
+    }
 }
 
-/// Closes a TCP socket (graceful, or abortive with a zero SO_LINGER).
-pub(crate) fn close(_st: &mut State, t: TcpSock, _linger: Option<Duration>) {
-    match t {}
+/// Readiness of a TCP socket (Linux `tcp_poll`).
+pub(crate) fn readiness(iface: &mut Interface, t: TcpSock, file: &mut File) -> PollEvents {
+    stash_error(iface, t, file);
+    let tcp = iface.tcp();
+    let mut r = PollEvents::empty();
+    let state = tcp.state(t.h);
+    if tcp.can_recv(t.h) || file.error.is_some() {
+        r |= PollEvents::POLLIN;
+    }
+    if tcp.can_send(t.h) {
+        r |= PollEvents::POLLOUT;
+    }
+    if tcp.is_readable_eof(t.h) {
+        r |= PollEvents::POLLIN | PollEvents::POLLRDHUP;
+    }
+    if matches!(state, None | Some(TcpState::Closed)) {
+        r |= PollEvents::POLLHUP;
+    }
+    r
+}
+
+/// Which states make getpeername answer (Linux: not CLOSED, not SYN-SENT).
+pub(crate) fn has_peer(state: Option<TcpState>) -> bool {
+    !matches!(
+        state,
+        None | Some(TcpState::Closed) | Some(TcpState::SynSent) | Some(TcpState::Listen)
+    )
+}
+
+/// Closes a TCP socket: graceful FIN, or RST with a zero SO_LINGER or unread data
+/// (the engine decides). A non-zero linger does not block close here.
+pub(crate) fn close(iface: &mut Interface, t: TcpSock, linger: Option<Duration>) {
+    if linger.is_some_and(|d| !d.is_zero()) {
+        log::debug!(target: "ustack::socket", "SO_LINGER > 0: close does not wait");
+    }
+    let _ = iface.tcp().close(t.h);
+}
+
+/// `SocketAddrV4` of an unbound socket.
+pub(crate) fn unspecified_v4() -> SocketAddrV4 {
+    SocketAddrV4::new(core::net::Ipv4Addr::UNSPECIFIED, 0)
+}
+
+/// What a finished (or failed) connect leaves: Ok once synchronized, the stored error
+/// (or ECONNREFUSED) once CLOSED, EAGAIN while the handshake runs.
+pub(crate) fn connect_outcome(
+    iface: &mut Interface,
+    t: TcpSock,
+    file: &mut File,
+) -> Result<(), Errno> {
+    match iface.tcp().state(t.h) {
+        Some(TcpState::SynSent) | Some(TcpState::SynReceived) => Err(Errno::EAGAIN),
+        Some(TcpState::Closed) | None => {
+            stash_error(iface, t, file);
+            Err(file.error.take().unwrap_or(Errno::ECONNREFUSED))
+        }
+        Some(_) => Ok(()),
+    }
 }

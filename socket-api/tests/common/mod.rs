@@ -22,7 +22,7 @@ pub fn pair() -> (NetStack, NetStack) {
         .expect("stack pair")
 }
 
-fn env_logger_init() -> Result<(), log::SetLoggerError> {
+pub fn env_logger_init() -> Result<(), log::SetLoggerError> {
     env_logger::builder().is_test(true).try_init()
 }
 
