@@ -65,11 +65,12 @@ mod sys {
         let _ = unsafe { libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
     }
 
-    /// Resets the eventfd counter (EAGAIN when it is already zero is fine).
-    pub fn eventfd_read(fd: &OwnedFd) {
+    /// Resets the eventfd counter; true if it was non-zero (EAGAIN means zero).
+    pub fn eventfd_read(fd: &OwnedFd) -> bool {
         let mut v: u64 = 0;
         // SAFETY: we pass a pointer to 8 writable bytes and their length.
-        let _ = unsafe { libc::read(fd.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
+        let n = unsafe { libc::read(fd.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
+        n == 8 && v > 0
     }
 
     /// poll(2) for readability on up to two fds; `None` waits forever. EINTR counts as
@@ -128,9 +129,10 @@ impl Waker {
     /// happened before the reset, so its call's work is seen by the round that follows;
     /// the other order could consume a write while leaving the flag set, and every later
     /// wake would be skipped.
-    fn drain(&self) {
-        sys::eventfd_read(&self.fd);
+    fn drain(&self) -> bool {
+        let woken = sys::eventfd_read(&self.fd);
         self.pending.store(false, Ordering::Release);
+        woken
     }
 }
 
@@ -622,12 +624,18 @@ fn run(
             log::error!(target: "ustack::socket", "driver poll(2) failed: {e}");
             std::thread::sleep(Duration::from_millis(10));
         }
-        shared.waker.drain();
+        let woken = shared.waker.drain();
         let mut st = shared.lock();
         let now = shared.now();
+        let had_outbox = !st.outbox.is_empty();
         send_outbox(&mut st, &mut link, now);
+        // Readiness can only have changed if frames moved, a timer ran, or a call
+        // asked for this round (it may have queued output whose departure frees room).
+        let timer_due = st.iface.poll_timeout().is_some_and(|t| t <= now);
+        let mut moved = 0;
         match st.iface.poll_link(now, &mut link) {
-            Ok(_) => {
+            Ok(n) => {
+                moved = n;
                 if failing {
                     log::info!(target: "ustack::socket", "link recovered");
                     failing = false;
@@ -642,7 +650,9 @@ fn run(
                 st.link_error = Some(e.to_string());
             }
         }
-        st.notify_watched();
+        if moved > 0 || timer_due || had_outbox || woken {
+            st.notify_watched();
+        }
     }
     // Stopping: nobody holds a descriptor any more. Close every socket, then flush
     // whatever that queued (FINs, RSTs) once.
