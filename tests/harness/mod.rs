@@ -17,7 +17,7 @@
 
 pub mod pcap;
 
-use std::io;
+use std::io::{self, Write};
 use std::os::unix::io::AsRawFd;
 use std::path::PathBuf;
 use std::process::Output;
@@ -39,7 +39,10 @@ pub fn skip_or_fail(test: &str, why: &str) -> bool {
     if netns_required() {
         panic!("{test}: cannot run kernel test: {why} (USTACK_REQUIRE_NETNS=1)");
     }
-    eprintln!(
+    // Written to the stderr handle, not with `eprintln!`, which the test runner
+    // captures: a skip must be visible in a plain `cargo test`.
+    let _ = writeln!(
+        io::stderr(),
         "\n################################################################\n\
          ## SKIPPED {test}: {why}\n\
          ## kernel tests need root (CAP_NET_ADMIN/NET_RAW/SYS_ADMIN),\n\

@@ -46,7 +46,7 @@ fn kernel_ping_3000_bytes_fragmented_both_ways() {
     // On the wire: fragments (MF set or offset > 0) in both directions.
     let (mut from_stack, mut to_stack) = (0, 0);
     for rec in pcap::read(fx.pcap.as_ref().expect("pcap on")) {
-        let Ok((eth, payload)) = EthernetRepr::parse(&rec.frame) else {
+        let Ok((eth, payload)) = EthernetRepr::parse(&rec.data) else {
             continue;
         };
         if eth.ethertype != EtherType::IPV4 {

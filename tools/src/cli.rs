@@ -50,9 +50,13 @@ pub struct GlobalArgs {
     /// Record every frame in and out to FILE (classic pcap, readable by tshark/tcpdump).
     #[arg(long, value_name = "FILE", global = true)]
     pub pcap: Option<PathBuf>,
-    /// Seed for every random choice (MAC, ISNs, ports, IP ids), so runs can be replayed.
+    /// Seed for every random choice (MAC, ISNs, ports, IP ids, injected faults), so runs
+    /// can be replayed.
     #[arg(long, value_name = "N", global = true, default_value_t = 1)]
     pub seed: u64,
+    /// Loss, duplication, reordering, corruption, delay and rate limits at the link.
+    #[command(flatten)]
+    pub faults: ustack_tools::faults::FaultArgs,
 }
 
 /// The subcommands.
@@ -64,7 +68,9 @@ pub enum Command {
         # inside a namespace you created, with the kernel side at 10.77.0.1/24 on tap0:\n  \
         sudo ip netns exec NS ustack --tap tap0 --ip 10.77.0.2/24 up\n  \
         # on a veth end without an address, recording a pcap:\n  \
-        sudo ip netns exec NS ustack --raw veth1 --ip 10.77.1.2/24 --pcap up.pcap up")]
+        sudo ip netns exec NS ustack --raw veth1 --ip 10.77.1.2/24 --pcap up.pcap up\n  \
+        # 10% loss both ways, 20 ms +/- 5 ms delay on what the stack sends, replayable:\n  \
+        sudo ip netns exec NS ustack --tap tap0 --ip 10.77.0.2/24 --loss 0.1 --delay tx:20:5 --seed 7 up")]
     Up,
     /// Show the stack working against the Linux kernel: creates a private network
     /// namespace with a TAP, pings the stack from the kernel side (small and
@@ -76,4 +82,12 @@ pub enum Command {
         Only --pcap, --mtu, --mac and --seed apply; the demo picks its own TAP and addresses\n\
         (kernel 10.77.0.1/24, stack 10.77.0.2/24) inside its own namespace.")]
     Demo,
+    /// Decode a pcap/pcapng capture layer by layer (tcpdump-style lines, a -v tree,
+    /// JSON, or per-connection summaries). Pure file processing.
+    #[command(after_help = crate::cmd::dump::AFTER_HELP)]
+    Dump(crate::cmd::dump::DumpArgs),
+    /// Draw a TCP time-sequence graph from a capture, or cwnd/ssthresh/srtt from a
+    /// TCP event log, to SVG or PNG.
+    #[command(after_help = crate::cmd::plot::AFTER_HELP)]
+    Plot(crate::cmd::plot::PlotArgs),
 }

@@ -72,6 +72,15 @@ impl LinkSpec {
     }
 }
 
+impl std::fmt::Display for LinkSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LinkSpec::Tap(n) => write!(f, "TAP {n}"),
+            LinkSpec::Raw(n) => write!(f, "AF_PACKET on {n}"),
+        }
+    }
+}
+
 /// An opened OS link.
 #[derive(Debug)]
 pub enum OsLink {

@@ -11,6 +11,8 @@ fn main() {
     let result = match cli.command {
         cli::Command::Up => cmd::up::run(&cli.global),
         cli::Command::Demo => cmd::demo::run(&cli.global),
+        cli::Command::Dump(args) => cmd::dump::run(&args),
+        cli::Command::Plot(args) => cmd::plot::run(&args),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -66,8 +66,13 @@ pub struct Reassembler {
     config: ReassemblyConfig,
     datagrams: Vec<Datagram>,
     bytes: usize,
+    /// Recycled payload buffers and range lists, so steady traffic does not allocate.
     spare: Vec<Vec<u8>>,
+    spare_ranges: Vec<Vec<(usize, usize)>>,
 }
+
+/// Most disjoint pieces one datagram may be in; more is an attack, not a network.
+const MAX_PIECES: usize = 128;
 
 impl Reassembler {
     /// No datagrams in progress.
@@ -77,6 +82,7 @@ impl Reassembler {
             datagrams: Vec::new(),
             bytes: 0,
             spare: Vec::new(),
+            spare_ranges: Vec::new(),
         }
     }
 
@@ -117,11 +123,13 @@ impl Reassembler {
                 }
                 let mut buf = self.spare.pop().unwrap_or_default();
                 buf.clear();
+                let mut ranges = self.spare_ranges.pop().unwrap_or_default();
+                ranges.clear();
                 self.datagrams.push(Datagram {
                     key,
                     started: now,
                     buf,
-                    ranges: Vec::new(),
+                    ranges,
                     total_len: None,
                     first: None,
                 });
@@ -139,6 +147,10 @@ impl Reassembler {
             .total_len
             .is_some_and(|t| end > t || (!ip.more_frags && end != t));
         let data_past_last = !ip.more_frags && d.ranges.last().is_some_and(|&(_, e)| e > end);
+        if d.ranges.len() >= MAX_PIECES {
+            self.remove(idx);
+            return Err(DropReason::ReassemblyNoRoom);
+        }
         if overlaps || past_end || data_past_last {
             self.remove(idx);
             return Err(if overlaps {
@@ -182,15 +194,15 @@ impl Reassembler {
         d.buf[start..end].copy_from_slice(payload);
         let pos = d.ranges.partition_point(|&(s, _)| s < start);
         d.ranges.insert(pos, (start, end));
-        // Merge touching neighbours so a complete datagram is one range.
-        let mut merged: Vec<(usize, usize)> = Vec::with_capacity(d.ranges.len());
-        for &(s, e) in &d.ranges {
-            match merged.last_mut() {
-                Some(last) if last.1 == s => last.1 = e,
-                _ => merged.push((s, e)),
-            }
+        // Merge with touching neighbours so a complete datagram is one range.
+        if pos + 1 < d.ranges.len() && d.ranges[pos + 1].0 == end {
+            d.ranges[pos].1 = d.ranges[pos + 1].1;
+            d.ranges.remove(pos + 1);
         }
-        d.ranges = merged;
+        if pos > 0 && d.ranges[pos - 1].1 == start {
+            d.ranges[pos - 1].1 = d.ranges[pos].1;
+            d.ranges.remove(pos);
+        }
         if !ip.more_frags {
             d.total_len = Some(end);
         }
@@ -203,6 +215,7 @@ impl Reassembler {
         }
         let d = self.datagrams.swap_remove(idx);
         self.bytes -= d.buf.len();
+        self.recycle_ranges(d.ranges);
         let mut header = d.first.expect("offset 0 present in a complete datagram");
         header.more_frags = false;
         header.frag_offset = 0;
@@ -214,6 +227,12 @@ impl Reassembler {
     pub fn recycle(&mut self, buf: Vec<u8>) {
         if self.spare.len() < 8 {
             self.spare.push(buf);
+        }
+    }
+
+    fn recycle_ranges(&mut self, ranges: Vec<(usize, usize)>) {
+        if self.spare_ranges.len() < 8 {
+            self.spare_ranges.push(ranges);
         }
     }
 
@@ -236,6 +255,7 @@ impl Reassembler {
         let d = self.datagrams.swap_remove(idx);
         self.bytes -= d.buf.len();
         self.recycle(d.buf);
+        self.recycle_ranges(d.ranges);
     }
 
     /// When the oldest datagram in progress times out.

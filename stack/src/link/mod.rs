@@ -5,22 +5,38 @@
 //! `FaultInjector<Tracer<PcapWriter<Tap>>>`, so a seed replays identically on both.
 //!
 //! - [`MemoryLink`]: an in-memory pair for tests.
+//! - [`FaultInjector`]: seeded loss, duplication, reordering, corruption, delay and rate
+//!   limits per direction (the same model the simulator uses).
 //! - [`PcapWriter`]: records every frame in and out to a classic pcap file.
 //! - [`PcapReader`]: reads pcap and pcapng files back.
+//! - [`PcapNgWriter`], [`PcapNgLink`]: pcapng with direction and per-frame comments.
 //! - `sys::TapLink`, `sys::AfPacketLink` (feature `os`): real devices.
 
+pub mod fault;
 mod memory;
 mod pcap;
 mod pcap_read;
+mod pcapng;
 #[cfg(feature = "os")]
 pub mod sys;
 
+pub use fault::{FaultConfig, FaultInjector, Faults};
 pub use memory::MemoryLink;
 pub use pcap::{PcapLinkType, PcapTimestamps, PcapWriter};
 pub use pcap_read::{PcapReader, PcapRecord};
+pub use pcapng::{PcapNgLink, PcapNgWriter};
 
 use crate::time::Instant;
 use std::io;
+
+/// Which way a frame crosses a link, as seen from the stack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// From the device to the stack (`Link::recv`): inbound.
+    Rx,
+    /// From the stack to the device (`Link::send`): outbound.
+    Tx,
+}
 
 /// Largest Ethernet frame the stack handles by default (1500 MTU + 14 header).
 pub const DEFAULT_FRAME_LEN: usize = 1514;

@@ -7,6 +7,7 @@
 //! must accept our own pcapng comments and never panic on a damaged file (every length
 //! is checked; a bad block ends the stream with an error).
 
+use super::Direction;
 use std::io::{self, Read};
 
 /// One captured frame.
@@ -22,6 +23,8 @@ pub struct PcapRecord {
     pub comments: Vec<String>,
     /// Link type of the interface it was captured on (1 = Ethernet).
     pub link_type: u16,
+    /// Direction from the pcapng `epb_flags` option, when recorded.
+    pub direction: Option<Direction>,
 }
 
 enum Format {
@@ -157,6 +160,7 @@ impl<R: Read> PcapReader<R> {
                     orig_len,
                     comments: Vec::new(),
                     link_type: *link_type,
+                    direction: None,
                 }))
             }
             Format::Ng { .. } => self.next_ng(),
@@ -231,10 +235,19 @@ impl<R: Read> PcapReader<R> {
                         .ok_or_else(|| invalid("packet data past block end"))?
                         .to_vec();
                     let padded = 20 + caplen.div_ceil(4) * 4;
-                    let comments = options(body.get(padded..).unwrap_or(&[]), be)
-                        .filter(|(code, _)| *code == 1)
-                        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
-                        .collect();
+                    let mut comments = Vec::new();
+                    let mut direction = None;
+                    for (code, v) in options(body.get(padded..).unwrap_or(&[]), be) {
+                        match code {
+                            1 => comments.push(String::from_utf8_lossy(v).into_owned()),
+                            2 => {
+                                if let Ok(flags) = u32_at(v, 0, be) {
+                                    direction = Direction::from_epb_flags(flags);
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
                     let (link_type, units) = *interfaces
                         .get(if_id)
                         .ok_or_else(|| invalid("packet for an undeclared interface"))?;
@@ -245,6 +258,7 @@ impl<R: Read> PcapReader<R> {
                         orig_len,
                         comments,
                         link_type,
+                        direction,
                     }));
                 }
                 3 => {
@@ -258,6 +272,7 @@ impl<R: Read> PcapReader<R> {
                         orig_len,
                         comments: Vec::new(),
                         link_type,
+                        direction: None,
                     }));
                 }
                 _ => {} // statistics, name resolution, custom blocks: skipped

@@ -24,6 +24,15 @@ fn write_summary(out: &mut String, frame: &[u8]) -> core::fmt::Result {
     match eth.ethertype {
         EtherType::ARP => match ArpRepr::parse(payload) {
             Ok(arp) => match arp.operation {
+                // RFC 5227 §2.3: a request whose sender and target are the same address
+                // announces it (gratuitous ARP).
+                ArpOperation::Request if arp.source_protocol_addr == arp.target_protocol_addr => {
+                    write!(
+                        out,
+                        "ARP announcement {} is-at {}",
+                        arp.source_protocol_addr, arp.source_hardware_addr
+                    )
+                }
                 ArpOperation::Request => write!(
                     out,
                     "ARP who-has {} tell {}",
@@ -90,10 +99,15 @@ fn write_summary(out: &mut String, frame: &[u8]) -> core::fmt::Result {
                     // A first fragment still starts with the ICMP header but its checksum
                     // covers the whole datagram, so only the type can be shown.
                     if ip.more_frags {
+                        let kind = match payload.first() {
+                            Some(8) => "echo request",
+                            Some(0) => "echo reply",
+                            _ => "message",
+                        };
                         return write!(
                             out,
-                            "type {} (first fragment)",
-                            payload.first().copied().unwrap_or(0)
+                            "{kind}, first fragment id {} len {} +MF",
+                            ip.ident, ip.payload_len
                         );
                     }
                     match IcmpRepr::parse(payload) {
@@ -154,5 +168,9 @@ mod tests {
             "IP 10.0.0.1.38394 > 10.0.0.2.5001: TCP [S] seq 3460258186 ack 0 win 64240 len 0"
         );
         assert_eq!(summarize(&[1, 2, 3]), "ethernet truncated (3 bytes)");
+        assert_eq!(
+            summarize(testdata::FRAG_FIRST),
+            "IP 10.0.0.1 > 10.0.0.2: ICMP echo request, first fragment id 12809 len 1480 +MF"
+        );
     }
 }

@@ -13,7 +13,7 @@ use std::io::BufWriter;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use ustack::iface::Interface;
-use ustack::link::{PcapTimestamps, PcapWriter};
+use ustack::link::{PcapReader, PcapTimestamps, PcapWriter};
 use ustack::wire::{EthernetAddress, Ipv4Cidr};
 use ustack_tools::driver::{self, Clock, LinkSpec, StackThread};
 use ustack_tools::netns::{self, Netns};
@@ -25,6 +25,10 @@ const STACK_IP: &str = "10.77.0.2";
 /// Runs the demo; exit code 0 when every ping was answered.
 pub fn run(args: &GlobalArgs) -> CmdResult {
     ustack_tools::signals::handle_with(|sig| {
+        // Holding both console locks parks the main thread at its next print, so it
+        // does not race on into a namespace that is being deleted.
+        let _out = std::io::stdout().lock();
+        let _err = std::io::stderr().lock();
         eprintln!("\nustack demo: signal {sig}, removing the namespace");
         netns::cleanup_all();
         std::process::exit(128 + sig);
@@ -119,8 +123,11 @@ pub fn run(args: &GlobalArgs) -> CmdResult {
 
 /// Prints one line per pcap record: time, direction, Ethernet, and the upper layers.
 fn print_trace(path: &Path, mac: EthernetAddress) -> std::io::Result<()> {
-    let data = std::fs::read(path)?;
-    let records = read_pcap(&data);
+    let mut reader = PcapReader::new(std::io::BufReader::new(File::open(path)?))?;
+    let mut records = Vec::new();
+    while let Some(rec) = reader.next_record()? {
+        records.push((rec.timestamp_ns / 1000, rec.data));
+    }
     println!("\n== what crossed the wire ({} frames):", records.len());
     let t0 = records.first().map(|r| r.0).unwrap_or(0);
     for (i, (t, frame)) in records.iter().enumerate() {
@@ -147,25 +154,4 @@ fn print_trace(path: &Path, mac: EthernetAddress) -> std::io::Result<()> {
         );
     }
     Ok(())
-}
-
-/// The records of a classic microsecond pcap as (unix micros, frame); stops at the
-/// first truncated record.
-fn read_pcap(data: &[u8]) -> Vec<(i64, &[u8])> {
-    let mut out = Vec::new();
-    let mut off = 24;
-    while off + 16 <= data.len() {
-        let word = |o: usize| u32::from_le_bytes(data[o..o + 4].try_into().expect("4 bytes"));
-        let (secs, micros, caplen) = (word(off), word(off + 4), word(off + 8) as usize);
-        off += 16;
-        if off + caplen > data.len() {
-            break;
-        }
-        out.push((
-            secs as i64 * 1_000_000 + micros as i64,
-            &data[off..off + caplen],
-        ));
-        off += caplen;
-    }
-    out
 }

@@ -1,6 +1,8 @@
 //! One module per subcommand; each `run` returns the process exit code.
 
 pub mod demo;
+pub mod dump;
+pub mod plot;
 pub mod up;
 
 /// Errors a subcommand reports before exiting.

@@ -8,8 +8,9 @@ use std::os::unix::io::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use ustack::iface::Interface;
-use ustack::link::{Link, PcapTimestamps, PcapWriter};
+use ustack::link::{Direction, FaultInjector, Link, PcapTimestamps, PcapWriter};
 use ustack_tools::driver::{self, Clock, Counted, LinkSpec};
+use ustack_tools::faults::CountersLine;
 
 /// Runs until SIGINT/SIGTERM/SIGHUP, then prints counters.
 pub fn run(args: &GlobalArgs) -> CmdResult {
@@ -26,7 +27,7 @@ pub fn run(args: &GlobalArgs) -> CmdResult {
     let mac = args.mac.unwrap_or_else(|| driver::mac_from_seed(args.seed));
     let os_link = spec
         .open()
-        .map_err(|e| format!("cannot open {spec:?}: {e}"))?;
+        .map_err(|e| format!("cannot open {spec}: {e}"))?;
     let fd = os_link.as_raw_fd();
     let clock = Clock::start();
     let link: Box<dyn Link> = match &args.pcap {
@@ -43,12 +44,26 @@ pub fn run(args: &GlobalArgs) -> CmdResult {
     };
     let config = driver::iface_config(mac, ip, args.gateway, args.mtu.into(), args.seed);
     let mut iface = Interface::new(config, clock.now());
-    eprintln!("ustack: up on {spec:?} as {ip} ({mac}); Ctrl-C to stop");
+    eprintln!("ustack: up on {spec} as {ip} ({mac}); Ctrl-C to stop");
 
-    let mut counted = Counted::new(link);
+    // The pcap sits under the injector: it records what really crossed the device.
+    let faults = args.faults.faults();
+    let injector = FaultInjector::new(link, faults.clone().unwrap_or_default(), args.seed);
+    let mut counted = Counted::new(injector);
     let result = driver::run(&mut iface, &mut counted, fd, &clock, &stop);
     let stats = counted.stats();
-    drop(counted); // closes the device and flushes the pcap
+    let injector = counted.into_inner();
+    if faults.is_some() {
+        eprintln!(
+            "ustack: faults {}",
+            CountersLine("rx", &injector.counters(Direction::Rx))
+        );
+        eprintln!(
+            "ustack: faults {}",
+            CountersLine("tx", &injector.counters(Direction::Tx))
+        );
+    }
+    drop(injector); // closes the device and flushes the pcap
     eprintln!(
         "ustack: link rx {} frames / {} bytes, tx {} frames / {} bytes",
         stats.rx_frames, stats.rx_bytes, stats.tx_frames, stats.tx_bytes

@@ -18,6 +18,18 @@
 //!
 //! Events ([`TcpEvent`]) describe changes only; they are also logged with target
 //! `ustack::tcp`, and the queue is bounded (the oldest are dropped and counted).
+//!
+//! # Driving the layer
+//!
+//! - Every arriving segment goes to [`TcpLayer::process`]; its return value (RST, ACK to
+//!   an unacceptable segment, rate-limited challenge ACK) is sent as is.
+//! - After any input, timer or API call (`send`, `recv` opening the window, `connect`,
+//!   `shutdown`, `close`, `abort`), call [`TcpLayer::dispatch`] until it returns false;
+//!   [`TcpLayer::has_pending_output`] says whether there is anything to do.
+//! - Call [`TcpLayer::handle_timeout`] when [`TcpLayer::poll_at`] is reached.
+//! - Sockets are user-owned until `close`/`abort`; then the layer keeps the connection
+//!   (FIN-WAIT, TIME-WAIT...) and frees it on reaching CLOSED. Connections accepted from
+//!   a listener belong to it until `accept`.
 
 pub mod congestion;
 mod isn;
@@ -942,11 +954,9 @@ impl TcpLayer {
             (s.ip_repr(&r), r)
         });
         s.user_closed = true;
-        let mut ev = core::mem::replace(&mut self.events, EventQueue::new(1));
-        if let Some(s) = self.at(idx) {
-            s.fail(&mut ev, None);
+        if let Some((s, _, ev)) = self.parts(idx) {
+            s.fail(ev, None);
         }
-        self.events = ev;
         if let Some((ip, r)) = rst {
             self.counters.resets_sent += 1;
             self.queue_rst(ip, r);
@@ -1061,12 +1071,11 @@ impl TcpLayer {
                 // connection. Linux starts the new ISN past the old SND.NXT.
                 iss_hint = Some(s.snd_max + 65_537);
                 self.counters.time_wait_reused += 1;
-                let mut ev = core::mem::replace(&mut self.events, EventQueue::new(1));
-                if let Some(s) = self.at(idx) {
-                    s.fail(&mut ev, None);
+                if let Some((s, _, ev)) = self.parts(idx) {
+                    s.fail(ev, None);
                 }
-                self.events = ev;
-                self.free_slot(idx);
+                // An orphan is freed; a socket still held by its owner stays CLOSED.
+                self.settle(idx, TcpState::TimeWait, false);
             } else {
                 if s.state == TcpState::SynReceived && seg.flags.ack() && !seg.flags.rst() {
                     if let Some(p) = s.parent {
@@ -1381,15 +1390,13 @@ impl TcpLayer {
             return Err(ListenError::AddrInUse);
         }
         self.listeners.insert(port, h.index);
-        let mut ev = core::mem::replace(&mut self.events, EventQueue::new(1));
-        if let Some(s) = self.sock_mut(h) {
+        if let Some((s, _, ev)) = self.user_parts(h) {
             s.listener = Some(Listener {
                 backlog,
                 ..Listener::default()
             });
-            s.set_state(&mut ev, TcpState::Listen);
+            s.set_state(ev, TcpState::Listen);
         }
-        self.events = ev;
         Ok(())
     }
 

@@ -440,7 +440,11 @@ impl Socket {
             self.ts_recent = tsval;
             self.ts_recent_age = cx.now;
         }
-        self.rcv_mss = self.send_mss();
+        // Linux tcp_initialize_rcv_mss: a conservative guess, grown by observation.
+        self.rcv_mss = self
+            .our_mss
+            .min(self.send_mss())
+            .clamp(MIN_MSS, DEFAULT_MSS);
         self.cc = congestion::new_controller(self.opts.congestion, self.send_mss());
     }
 
@@ -667,7 +671,12 @@ impl Socket {
         }
         self.shut_wr = true;
         match self.state {
-            TcpState::SynReceived | TcpState::Established => {
+            TcpState::SynReceived => {
+                // The FIN follows the handshake: the state moves to FIN-WAIT-1 once the
+                // SYN is acknowledged (RFC 9293 §3.10.4, SYN-RECEIVED).
+                self.fin_seq = Some(self.snd_buf_end);
+            }
+            TcpState::Established => {
                 self.fin_seq = Some(self.snd_buf_end);
                 self.set_state(ev, TcpState::FinWait1);
             }
@@ -1481,7 +1490,10 @@ impl Socket {
                     .next_lost_hole(seq, self.snd_una, mss)
                     .filter(|h| h.0 == seq)
                     .map_or(self.snd_max, |h| h.1);
-                return Some(self.plan_at(seq, max_len, end, true));
+                let plan = self.plan_at(seq, max_len, end, true);
+                if plan.len > 0 || plan.fin {
+                    return Some(plan);
+                }
             }
         }
         let cwnd = self.cc.cwnd();
@@ -1495,7 +1507,12 @@ impl Socket {
             budget = cwnd - pipe;
             let from = self.high_rxt.max(self.snd_una);
             if let Some((s, e)) = self.scoreboard.next_lost_hole(from, self.snd_una, mss) {
-                return Some(self.plan_at(s, max_len.min(budget), e, true));
+                let plan = self.plan_at(s, max_len.min(budget), e, true);
+                if plan.len > 0 || plan.fin {
+                    return Some(plan);
+                }
+                // Nothing sendable in that hole: never plan an empty retransmission.
+                self.high_rxt = e;
             }
         }
         let avail = (self.snd_buf_end - self.snd_nxt).max(0) as usize;

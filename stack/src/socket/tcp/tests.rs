@@ -784,6 +784,40 @@ fn test_syn_received_ack_with_data() {
 }
 
 #[test]
+fn test_syn_received_ack_fin_goes_to_close_wait() {
+    let mut h = socket_syn_received();
+    send!(
+        h,
+        TcpRepr {
+            flags: flags(ACK, FIN),
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: LOCAL_SEQ + 1,
+            ..SEND_TEMPL
+        }
+    );
+    assert_eq!(h.state(), TcpState::CloseWait);
+    assert_eq!(
+        h.events(),
+        vec![
+            state_change(h.handle, TcpState::SynReceived, TcpState::Established),
+            state_change(h.handle, TcpState::Established, TcpState::CloseWait),
+        ]
+    );
+    recv!(
+        h,
+        TcpRepr {
+            flags: ACK,
+            seq_number: LOCAL_SEQ + 1,
+            ack_number: REMOTE_SEQ + 2,
+            ..RECV_TEMPL
+        }
+    );
+    // Still handed to accept(), where it reads EOF.
+    let (c, _) = h.layer.accept(h.listener.unwrap()).unwrap();
+    assert!(h.layer.is_readable_eof(c));
+}
+
+#[test]
 fn test_syn_received_rst_returns_to_listen() {
     let mut h = socket_syn_received();
     send!(
@@ -999,6 +1033,42 @@ fn test_syn_sent_simultaneous_open() {
             state_change(h.handle, TcpState::SynSent, TcpState::SynReceived),
             state_change(h.handle, TcpState::SynReceived, TcpState::Established),
         ]
+    );
+}
+
+#[test]
+fn test_syn_received_shutdown_sends_fin_after_handshake() {
+    let mut h = socket_syn_sent();
+    send!(
+        h,
+        TcpRepr {
+            flags: SYN,
+            seq_number: REMOTE_SEQ,
+            ..SEND_TEMPL
+        }
+    );
+    h.recv().expect("SYN,ACK");
+    h.layer.shutdown(h.handle, Shutdown::Write).unwrap();
+    assert_eq!(h.state(), TcpState::SynReceived);
+    recv_nothing!(h);
+    send!(
+        h,
+        TcpRepr {
+            flags: ACK,
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: LOCAL_SEQ + 1,
+            ..SEND_TEMPL
+        }
+    );
+    assert_eq!(h.state(), TcpState::FinWait1);
+    recv!(
+        h,
+        TcpRepr {
+            flags: flags(FIN, ACK),
+            seq_number: LOCAL_SEQ + 1,
+            ack_number: REMOTE_SEQ + 1,
+            ..RECV_TEMPL
+        }
     );
 }
 
@@ -1543,6 +1613,63 @@ fn test_established_out_of_order_generates_sack() {
     let mut buf = [0u8; 32];
     assert_eq!(h.layer.recv(h.handle, &mut buf), Ok(13));
     assert_eq!(&buf[..13], b"abcdefghijklm");
+}
+
+#[test]
+fn test_established_sack_with_timestamps_sends_at_most_3_blocks() {
+    let mut config = sack_config();
+    config.timestamps = true;
+    config.rx_buffer_len = 1024;
+    let mut h = socket_established_with(
+        config,
+        TcpOptions {
+            sack_permitted: true,
+            timestamp: Some((1, 0)),
+            ..NO_OPTIONS
+        },
+    );
+    for i in 1..=4 {
+        let reply = h.send(&TcpRepr {
+            flags: ACK,
+            seq_number: REMOTE_SEQ + 1 + 10 * i,
+            ack_number: LOCAL_SEQ + 1,
+            options: ts_opt(2, 0),
+            payload: b"xx",
+            ..SEND_TEMPL
+        });
+        assert_eq!(reply, None);
+        h.recv().expect("duplicate ACK");
+    }
+    let block = |i: usize| Some((REMOTE_SEQ + 1 + 10 * i, REMOTE_SEQ + 3 + 10 * i));
+    let got = h.recv();
+    assert_eq!(got, None);
+    send!(
+        h,
+        TcpRepr {
+            flags: ACK,
+            seq_number: REMOTE_SEQ + 1 + 50,
+            ack_number: LOCAL_SEQ + 1,
+            options: ts_opt(3, 0),
+            payload: b"yy",
+            ..SEND_TEMPL
+        }
+    );
+    // Newest first, then the next most recent, three in all with timestamps.
+    recv!(
+        h,
+        TcpRepr {
+            flags: ACK,
+            seq_number: LOCAL_SEQ + 1,
+            ack_number: REMOTE_SEQ + 1,
+            window_len: 1024,
+            options: TcpOptions {
+                timestamp: Some((0, 1)),
+                sack_ranges: [block(5), block(4), block(3), None],
+                ..NO_OPTIONS
+            },
+            ..RECV_TEMPL
+        }
+    );
 }
 
 #[test]
@@ -2436,6 +2563,24 @@ fn test_fin_wait_2_orphan_times_out() {
     assert_eq!(h.layer.socket_count(), 1);
 }
 
+#[test]
+fn test_fin_wait_2_orphan_data_gets_rst() {
+    let mut h = socket_fin_wait_2();
+    h.layer.close(h.handle).unwrap();
+    // Linux: data for a closed socket is answered with a reset.
+    send!(h, TcpRepr {
+        payload: b"late",
+        ..ack_seg(1)
+    } => Some(TcpRepr {
+        flags: flags(RST, ACK),
+        seq_number: LOCAL_SEQ + 2,
+        ack_number: REMOTE_SEQ + 1,
+        window_len: 0,
+        ..RECV_TEMPL
+    }));
+    assert_eq!(h.layer.socket_count(), 1);
+}
+
 // ------------------------------------------------------------------ CLOSING
 
 #[test]
@@ -2512,6 +2657,25 @@ fn test_time_wait_syn_with_greater_seq_reopens() {
             ..RECV_TEMPL
         }
     );
+}
+
+#[test]
+fn test_time_wait_reuse_keeps_user_handle_valid() {
+    let mut h = socket_time_wait();
+    send!(
+        h,
+        TcpRepr {
+            flags: SYN,
+            seq_number: REMOTE_SEQ + 1000,
+            ..SEND_TEMPL
+        }
+    );
+    // The owner still holds the old connection: it is CLOSED, not gone.
+    assert_eq!(h.layer.state(h.handle), Some(TcpState::Closed));
+    let child = h.layer.conn_handle(LOCAL, REMOTE).unwrap();
+    assert_ne!(child, h.handle);
+    let mut buf = [0u8; 4];
+    assert_eq!(h.layer.recv(h.handle, &mut buf), Ok(0));
 }
 
 #[test]
@@ -2659,17 +2823,16 @@ fn test_stale_handles_are_rejected() {
 // ------------------------------------------------------------------ loopback
 
 mod loopback {
+    //! Two layers joined by an in-memory wire with seeded loss, delay and jitter
+    //! (reordering); the clock jumps to the next delivery or deadline.
+
     use super::*;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
     const A_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
     const B_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
-
-    struct Wire {
-        /// (deliver at, to B?, ip, segment with owned payload)
-        in_flight: Vec<(Instant, bool, Ipv4Repr, TcpRepr<'static>)>,
-    }
+    const SERVER: SocketAddrV4 = SocketAddrV4::new(B_IP, 5001);
 
     fn cx(now: Instant, ip: Ipv4Addr) -> TcpContext {
         TcpContext {
@@ -2679,106 +2842,153 @@ mod loopback {
         }
     }
 
-    /// Sends `len` bytes from A to B through a lossy in-memory wire, checks them
-    /// byte-exact and returns the sender's TCP_INFO.
+    struct Sim {
+        a: TcpLayer,
+        b: TcpLayer,
+        now: Instant,
+        rng: ChaCha8Rng,
+        drop_rate: f64,
+        delay: Duration,
+        jitter_ms: u64,
+        /// (deliver at, to B?, ip, segment with owned payload)
+        wire: Vec<(Instant, bool, Ipv4Repr, TcpRepr<'static>)>,
+        steps: u32,
+        seed: u64,
+    }
+
+    impl Sim {
+        fn new(seed: u64, config: TcpConfig, drop_rate: f64, jitter_ms: u64) -> Sim {
+            Sim {
+                a: TcpLayer::new(config.clone(), seed),
+                b: TcpLayer::new(config, seed ^ 0xabcdef),
+                now: Instant::ZERO,
+                rng: ChaCha8Rng::seed_from_u64(seed),
+                drop_rate,
+                delay: Duration::from_millis(5),
+                jitter_ms,
+                wire: Vec::new(),
+                steps: 0,
+                seed,
+            }
+        }
+
+        fn put(&mut self, to_b: bool, ip: Ipv4Repr, seg: TcpRepr<'static>) {
+            if self.rng.gen_bool(self.drop_rate) {
+                return;
+            }
+            let jitter = if self.jitter_ms > 0 {
+                Duration::from_micros(self.rng.gen_range(0..self.jitter_ms * 1000))
+            } else {
+                Duration::ZERO
+            };
+            self.wire
+                .push((self.now + self.delay + jitter, to_b, ip, seg));
+        }
+
+        /// Drains output, advances the clock, delivers and runs timers. Returns false
+        /// when nothing at all is left to happen.
+        fn step(&mut self) -> bool {
+            self.steps += 1;
+            assert!(self.steps < 2_000_000, "livelock (seed {})", self.seed);
+            for to_b in [true, false] {
+                let (layer, ip) = if to_b {
+                    (&mut self.a, A_IP)
+                } else {
+                    (&mut self.b, B_IP)
+                };
+                let c = cx(self.now, ip);
+                let mut out = Vec::new();
+                while layer.dispatch(&c, &mut |ip, r| out.push((*ip, leak(r)))) {}
+                for (ip, r) in out {
+                    self.put(to_b, ip, r);
+                }
+            }
+            let next_delivery = self.wire.iter().map(|e| e.0).min();
+            let Some(next) = [next_delivery, self.a.poll_at(), self.b.poll_at()]
+                .into_iter()
+                .flatten()
+                .min()
+            else {
+                return false;
+            };
+            self.now = self.now.max(next);
+            let now = self.now;
+            let (due, rest): (Vec<_>, Vec<_>) = self.wire.drain(..).partition(|e| e.0 <= now);
+            self.wire = rest;
+            for (_, to_b, ip, seg) in due {
+                let (layer, local) = if to_b {
+                    (&mut self.b, B_IP)
+                } else {
+                    (&mut self.a, A_IP)
+                };
+                if let Some((rip, reply)) = layer.process(&cx(now, local), &ip, &seg) {
+                    self.put(!to_b, rip, reply);
+                }
+            }
+            self.a.handle_timeout(&cx(now, A_IP));
+            self.b.handle_timeout(&cx(now, B_IP));
+            true
+        }
+    }
+
+    /// Sends `len` bytes from A to B, checks them byte-exact and returns the sender's
+    /// TCP_INFO at the receiver's EOF.
     fn transfer(seed: u64, drop_rate: f64, alg: CongestionAlgorithm, len: usize) -> TcpInfo {
+        transfer_with(seed, drop_rate, 0, alg, len)
+    }
+
+    fn transfer_with(
+        seed: u64,
+        drop_rate: f64,
+        jitter_ms: u64,
+        alg: CongestionAlgorithm,
+        len: usize,
+    ) -> TcpInfo {
         let config = TcpConfig {
             congestion: alg,
             ..TcpConfig::default()
         };
-        let mut a = TcpLayer::new(config.clone(), seed);
-        let mut b = TcpLayer::new(config, seed ^ 0xabcdef);
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut now = Instant::ZERO;
-        let delay = Duration::from_millis(5);
+        let mut sim = Sim::new(seed, config, drop_rate, jitter_ms);
+        let server = sim.b.socket();
+        sim.b.listen(server, SERVER, 4).unwrap();
+        let client = sim.a.socket();
+        sim.a.connect(client, &cx(sim.now, A_IP), SERVER).unwrap();
 
-        let server = b.socket();
-        b.listen(server, SocketAddrV4::new(B_IP, 5001), 4).unwrap();
-        let client = a.socket();
-        a.connect(client, &cx(now, A_IP), SocketAddrV4::new(B_IP, 5001))
-            .unwrap();
-
-        let data: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
+        let data: Vec<u8> = (0..len).map(|_| sim.rng.gen()).collect();
         let mut sent = 0;
         let mut received = Vec::with_capacity(len);
         let mut accepted = None;
-        let mut wire = Wire {
-            in_flight: Vec::new(),
-        };
         let mut buf = vec![0u8; 65536];
         let mut closed = false;
-        let mut steps = 0;
-        loop {
-            steps += 1;
-            assert!(steps < 2_000_000, "livelock (seed {seed})");
-            // Applications.
+        'run: loop {
             if sent < len {
-                if let Ok(n) = a.send(client, &data[sent..]) {
+                if let Ok(n) = sim.a.send(client, &data[sent..]) {
                     sent += n;
                 }
             } else if !closed {
-                a.shutdown(client, Shutdown::Write).unwrap();
+                sim.a.shutdown(client, Shutdown::Write).unwrap();
                 closed = true;
             }
             if accepted.is_none() {
-                if let Ok((h, _)) = b.accept(server) {
+                if let Ok((h, _)) = sim.b.accept(server) {
                     accepted = Some(h);
                 }
             }
-            let mut eof = false;
             if let Some(h) = accepted {
                 loop {
-                    match b.recv(h, &mut buf) {
-                        Ok(0) => {
-                            eof = true;
-                            break;
-                        }
+                    match sim.b.recv(h, &mut buf) {
+                        Ok(0) => break 'run,
                         Ok(n) => received.extend_from_slice(&buf[..n]),
                         Err(RecvError::WouldBlock) => break,
                         Err(e) => panic!("recv: {e} (seed {seed})"),
                     }
                 }
             }
-            if eof {
-                break;
-            }
-            // Output, with random loss.
-            for (layer, ip, to_b) in [(&mut a, A_IP, true), (&mut b, B_IP, false)] {
-                let c = cx(now, ip);
-                let mut out = Vec::new();
-                while layer.dispatch(&c, &mut |ip, r| out.push((*ip, leak(r)))) {}
-                for (ip, r) in out {
-                    if rng.gen_bool(drop_rate) {
-                        continue;
-                    }
-                    wire.in_flight.push((now + delay, to_b, ip, r));
-                }
-            }
-            // Advance the clock to the next delivery or deadline.
-            let next_delivery = wire.in_flight.iter().map(|e| e.0).min();
-            let next = [next_delivery, a.poll_at(), b.poll_at()]
-                .into_iter()
-                .flatten()
-                .min()
-                .expect("stuck: nothing in flight and no timers");
-            now = now.max(next);
-            let (due, rest): (Vec<_>, Vec<_>) = wire.in_flight.drain(..).partition(|e| e.0 <= now);
-            wire.in_flight = rest;
-            for (_, to_b, ip, seg) in due {
-                let (layer, local) = if to_b { (&mut b, B_IP) } else { (&mut a, A_IP) };
-                let c = cx(now, local);
-                if let Some((rip, reply)) = layer.process(&c, &ip, &seg) {
-                    if !rng.gen_bool(drop_rate) {
-                        wire.in_flight.push((now + delay, !to_b, rip, reply));
-                    }
-                }
-            }
-            a.handle_timeout(&cx(now, A_IP));
-            b.handle_timeout(&cx(now, B_IP));
+            assert!(sim.step(), "stuck (seed {seed})");
         }
         assert_eq!(received.len(), data.len(), "seed {seed}");
         assert!(received == data, "corrupted stream (seed {seed})");
-        a.info(client).expect("client")
+        sim.a.info(client).expect("client")
     }
 
     #[test]
@@ -2801,6 +3011,12 @@ mod loopback {
     }
 
     #[test]
+    fn test_loopback_1mb_with_drops_and_reordering() {
+        let info = transfer_with(13, 0.02, 20, CongestionAlgorithm::Cubic, 1 << 20);
+        assert!(info.total_retrans > 0, "no loss recovery exercised");
+    }
+
+    #[test]
     fn test_loopback_small_transfers_many_seeds() {
         let mut retrans = 0;
         for seed in 100..120 {
@@ -2809,9 +3025,91 @@ mod loopback {
             } else {
                 CongestionAlgorithm::NewReno
             };
-            retrans += transfer(seed, 0.1, alg, 20_000).total_retrans;
+            retrans += transfer_with(seed, 0.1, seed % 7, alg, 20_000).total_retrans;
         }
         assert!(retrans > 0);
+    }
+
+    /// Both sides close; every socket but the listener is freed, the active closer
+    /// after TIME-WAIT.
+    #[test]
+    fn test_loopback_full_lifecycle_frees_everything() {
+        for seed in 200..210 {
+            let mut sim = Sim::new(seed, TcpConfig::default(), 0.1, 3);
+            let server = sim.b.socket();
+            sim.b.listen(server, SERVER, 4).unwrap();
+            let client = sim.a.socket();
+            sim.a.connect(client, &cx(sim.now, A_IP), SERVER).unwrap();
+            while sim.a.state(client) != Some(TcpState::Established) {
+                assert!(sim.step(), "seed {seed}");
+            }
+            sim.a.send(client, b"request").unwrap();
+            sim.a.close(client).unwrap();
+            let mut conn = None;
+            let mut buf = [0u8; 64];
+            let mut got = Vec::new();
+            while sim.step() {
+                if conn.is_none() {
+                    conn = sim.b.accept(server).ok().map(|c| c.0);
+                }
+                if let Some(c) = conn {
+                    match sim.b.recv(c, &mut buf) {
+                        Ok(0) => {
+                            sim.b.close(c).unwrap();
+                            conn = Some(TcpHandle {
+                                index: u32::MAX,
+                                gen: 0,
+                            });
+                        }
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                        Err(_) => {}
+                    }
+                }
+            }
+            assert_eq!(got, b"request", "seed {seed}");
+            assert_eq!(sim.a.socket_count(), 0, "seed {seed}");
+            assert_eq!(sim.b.socket_count(), 1, "seed {seed}");
+            let mut saw_time_wait = false;
+            while let Some(e) = sim.a.poll_event() {
+                if let TcpEvent::StateChanged {
+                    to: TcpState::TimeWait,
+                    ..
+                } = e
+                {
+                    saw_time_wait = true;
+                }
+            }
+            assert!(saw_time_wait, "seed {seed}");
+            assert!(sim.now >= Instant::from_secs(60), "seed {seed}");
+        }
+    }
+
+    /// Both sides connect to each other at once (RFC 9293 §3.5 figure 7).
+    #[test]
+    fn test_loopback_simultaneous_open() {
+        let mut sim = Sim::new(300, TcpConfig::default(), 0.0, 0);
+        let a = sim.a.socket();
+        let b = sim.b.socket();
+        sim.a.bind(a, SocketAddrV4::new(A_IP, 7000)).unwrap();
+        sim.b.bind(b, SocketAddrV4::new(B_IP, 7001)).unwrap();
+        sim.a
+            .connect(a, &cx(sim.now, A_IP), SocketAddrV4::new(B_IP, 7001))
+            .unwrap();
+        sim.b
+            .connect(b, &cx(sim.now, B_IP), SocketAddrV4::new(A_IP, 7000))
+            .unwrap();
+        for _ in 0..10 {
+            sim.step();
+        }
+        assert_eq!(sim.a.state(a), Some(TcpState::Established));
+        assert_eq!(sim.b.state(b), Some(TcpState::Established));
+        sim.a.send(a, b"ping").unwrap();
+        for _ in 0..10 {
+            sim.step();
+        }
+        let mut buf = [0u8; 8];
+        assert_eq!(sim.b.recv(b, &mut buf), Ok(4));
+        assert_eq!(&buf[..4], b"ping");
     }
 }
 
