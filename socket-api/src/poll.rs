@@ -1,7 +1,7 @@
 //! Readiness: [`NetStack::poll`] over any mix of descriptors, and [`Epoll`], a
 //! registry that scales to thousands of sockets.
 //!
-//! Readiness of a socket is computed from the engine on demand ([`readiness`]); nothing
+//! Readiness of a socket is computed from the engine on demand (`readiness`); nothing
 //! is cached that could go stale. Waiting follows gVisor's `waiter` package: under the
 //! stack lock, check; if nothing is ready, register a waiter (a condvar and an event
 //! mask) on every socket of interest, wait, unregister, check again. The driver, after

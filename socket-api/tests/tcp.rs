@@ -535,3 +535,116 @@ fn hammer_100_threads_by_100_connections() {
     }
     assert_eq!(served.load(Ordering::Relaxed), threads * conns);
 }
+
+#[test]
+fn send_timeout_returns_the_partial_count_then_eagain() {
+    let small = |c: &mut ustack::iface::Config| {
+        c.tcp.rx_buffer_len = 8192;
+        c.tcp.tx_buffer_len = 8192;
+    };
+    let (a, b) = NetStack::builder()
+        .ip("10.0.0.1/24".parse().unwrap())
+        .config(small)
+        .build_pair(
+            NetStack::builder()
+                .ip("10.0.0.2/24".parse().unwrap())
+                .config(small),
+            1024,
+        )
+        .unwrap();
+    let l = TcpListener::bind(&b, "0.0.0.0:6600").unwrap();
+    let c = TcpStream::connect(&a, (B, 6600)).unwrap();
+    let (_s, _) = l.accept().unwrap(); // never reads
+    let t = Duration::from_millis(100);
+    c.set_write_timeout(Some(t)).unwrap();
+    let big = vec![7u8; 1 << 20];
+    let start = Instant::now();
+    let n = (&c).write(&big).unwrap();
+    assert!(start.elapsed() >= t);
+    assert!(n > 0 && n < big.len(), "queued {n}");
+    // Full now: a non-blocking send says EAGAIN at once, and so does a timed one.
+    assert_eq!(a.send(c.fd(), b"x", MSG_DONTWAIT), Err(Errno::EAGAIN));
+    assert_eq!((&c).write(b"x").unwrap_err().kind(), ErrorKind::WouldBlock);
+    let mut p = [PollFd::new(c.fd(), PollEvents::POLLOUT)];
+    assert_eq!(a.poll(&mut p, Some(Duration::ZERO)).unwrap(), 0);
+}
+
+/// A link wrapper that drops every `n`th frame it sends.
+struct Lossy {
+    inner: Box<dyn ustack::link::Link + Send>,
+    n: u64,
+    count: u64,
+}
+
+impl ustack::link::Link for Lossy {
+    fn recv(
+        &mut self,
+        now: ustack::time::Instant,
+        buf: &mut [u8],
+    ) -> std::io::Result<Option<usize>> {
+        self.inner.recv(now, buf)
+    }
+    fn send(&mut self, now: ustack::time::Instant, frame: &[u8]) -> std::io::Result<()> {
+        self.count += 1;
+        if self.count % self.n == 0 {
+            return Ok(());
+        }
+        self.inner.send(now, frame)
+    }
+}
+
+#[test]
+fn wrap_link_hook_and_tcp_recovers_from_loss() {
+    let lossy = |n| {
+        move |inner| -> Box<dyn ustack::link::Link + Send> {
+            Box::new(Lossy { inner, n, count: 0 })
+        }
+    };
+    let (a, b) = NetStack::builder()
+        .ip("10.0.0.1/24".parse().unwrap())
+        .wrap_link(lossy(7))
+        .config(|c| c.tcp.min_rto = ustack::time::Duration::from_millis(20))
+        .build_pair(
+            NetStack::builder()
+                .ip("10.0.0.2/24".parse().unwrap())
+                .wrap_link(lossy(11))
+                .config(|c| c.tcp.min_rto = ustack::time::Duration::from_millis(20)),
+            1024,
+        )
+        .unwrap();
+    let l = TcpListener::bind(&b, "0.0.0.0:6700").unwrap();
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+    let d2 = data.clone();
+    let a2 = a.clone();
+    let t = std::thread::spawn(move || {
+        let mut c = TcpStream::connect(&a2, (B, 6700)).unwrap();
+        c.write_all(&d2).unwrap();
+    });
+    let (mut s, _) = l.accept().unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).unwrap();
+    t.join().unwrap();
+    assert!(got == data, "{} of {} bytes", got.len(), data.len());
+    let SockOpt::TcpInfo(_) = b.getsockopt(s.fd(), SockOptName::TcpInfo).unwrap() else {
+        unreachable!()
+    };
+}
+
+#[test]
+fn pcap_option_records_frames() {
+    let path = std::env::temp_dir().join(format!("ustack-socket-{}.pcap", std::process::id()));
+    let (a, b) = NetStack::builder()
+        .ip("10.0.0.1/24".parse().unwrap())
+        .pcap(&path)
+        .build_pair(NetStack::builder().ip("10.0.0.2/24".parse().unwrap()), 64)
+        .unwrap();
+    let l = TcpListener::bind(&b, "0.0.0.0:6800").unwrap();
+    let c = TcpStream::connect(&a, (B, 6800)).unwrap();
+    drop((l.accept().unwrap(), c, l));
+    drop((a, b)); // joins the drivers, which flushes the file
+    let bytes = std::fs::read(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(&bytes[..4], &0xa1b2_c3d4u32.to_le_bytes());
+    assert!(bytes.len() > 24 + 3 * (16 + 54), "{} bytes", bytes.len());
+}
