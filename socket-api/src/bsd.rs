@@ -260,7 +260,10 @@ impl NetStack {
         let deadline = timeout.map(|t| StdInstant::now() + t);
         let mut cv: Option<Arc<Condvar>> = None;
         loop {
-            match op(&mut st, key) {
+            let r = op(&mut st, key);
+            // The call may have bound or connected a socket someone watches.
+            st.reindex(key);
+            match r {
                 Err(Errno::EAGAIN) if !nonblocking => {}
                 r => return r,
             }
@@ -367,6 +370,7 @@ impl NetStack {
                 iface.tcp().bind(t.h, addr)?;
             }
         }
+        st.reindex(key);
         Ok(())
     }
 
@@ -387,7 +391,9 @@ impl NetStack {
                     .local_addr(t.h)
                     .unwrap_or_else(tcp::unspecified_v4);
                 let backlog = usize::try_from(backlog).unwrap_or(0);
-                Ok(iface.tcp().listen(t.h, local, backlog)?)
+                iface.tcp().listen(t.h, local, backlog)?;
+                st.reindex(key);
+                Ok(())
             }
         }
     }
@@ -456,6 +462,7 @@ impl NetStack {
                 return self.tcp_connect(fd, addr);
             }
         }
+        st.reindex(key);
         Ok(())
     }
 
@@ -789,6 +796,7 @@ impl NetStack {
         let (key, file) = st.table.remove_fd(fd)?;
         match file {
             Some(file) => {
+                st.index.remove(key);
                 for w in &file.epolls {
                     if let Some(set) = st.epolls.get_mut(&w.epoll) {
                         set.forget(w.fd);
@@ -816,7 +824,7 @@ impl NetStack {
                         set.forget(w.fd);
                     }
                 }
-                st.table.update_watched(key);
+                st.update_watched(key);
             }
         }
         drop(st);

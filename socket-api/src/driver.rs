@@ -20,8 +20,9 @@
 //!
 //! `now` is the time since the stack started, from `std::time::Instant`.
 
+use crate::index::{Index, IndexKey, Sniffer};
 use crate::poll::{EpollSet, PollEvents};
-use crate::table::{FileKey, Table};
+use crate::table::{FileKey, Sock, Table};
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -147,6 +148,24 @@ pub(crate) struct State {
     /// Frames produced outside the driver (see [`State::flush_to_outbox`]), sent by the
     /// driver before anything else.
     outbox: std::collections::VecDeque<Vec<u8>>,
+    /// Watched descriptions by address, to re-check only what a round touched.
+    pub index: Index,
+    stats: DriverStats,
+}
+
+/// What the driver thread has done, for observability and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DriverStats {
+    /// Rounds of the loop (wake-ups).
+    pub rounds: u64,
+    /// Rounds that re-checked every watched socket (timers, ICMP, fragments, drops).
+    pub full_rechecks: u64,
+    /// Rounds that re-checked only the sockets their frames touched.
+    pub hinted_rechecks: u64,
+    /// Socket readiness checks made by full re-checks.
+    pub full_checks: u64,
+    /// Socket readiness checks made by hinted re-checks.
+    pub hinted_checks: u64,
 }
 
 impl State {
@@ -198,9 +217,64 @@ impl State {
         }
     }
 
-    /// Re-checks every watched file (after the driver moved frames or ran timers).
+    /// Keeps the watched set and the index in step with a file's waiters and epolls.
+    pub(crate) fn update_watched(&mut self, key: FileKey) {
+        let was = self.table.watched.contains(&key);
+        self.table.update_watched(key);
+        match (was, self.table.watched.contains(&key)) {
+            (false, true) => self.reindex(key),
+            (true, false) => self.index.remove(key),
+            _ => {}
+        }
+    }
+
+    /// Re-indexes a watched file under its current addresses (no-op if unwatched).
+    pub(crate) fn reindex(&mut self, key: FileKey) {
+        self.index.remove(key);
+        if !self.table.watched.contains(&key) {
+            return;
+        }
+        let Ok(f) = self.table.file(key) else {
+            return;
+        };
+        let ks = match &f.sock {
+            Sock::Udp(h) => match self.iface.udp().local_addr(*h) {
+                Ok(Some(a)) => vec![IndexKey::Udp(a.port())],
+                _ => Vec::new(),
+            },
+            Sock::Raw { .. } => vec![IndexKey::Raw],
+            Sock::Tcp(t) => {
+                let tcp = self.iface.tcp();
+                match (tcp.state(t.h), tcp.local_addr(t.h), tcp.peer_addr(t.h)) {
+                    (Some(ustack::socket::tcp::TcpState::Listen), Some(l), _) => {
+                        vec![IndexKey::TcpListen(l.port())]
+                    }
+                    (_, Some(l), Some(r)) => vec![IndexKey::TcpConn(l.port(), r)],
+                    _ => Vec::new(),
+                }
+            }
+        };
+        self.index.insert(key, ks);
+    }
+
+    /// Re-checks the watched files the hints point at.
+    fn notify_hinted(&mut self, hints: &[crate::index::Hint]) {
+        let mut keys = Vec::new();
+        self.index.lookup(hints, &mut keys);
+        keys.sort_unstable();
+        keys.dedup();
+        self.stats.hinted_rechecks += 1;
+        self.stats.hinted_checks += keys.len() as u64;
+        for key in keys {
+            self.notify(key);
+        }
+    }
+
+    /// Re-checks every watched file.
     fn notify_watched(&mut self) {
         let keys: Vec<FileKey> = self.table.watched.iter().copied().collect();
+        self.stats.full_rechecks += 1;
+        self.stats.full_checks += keys.len() as u64;
         for key in keys {
             self.notify(key);
         }
@@ -300,6 +374,11 @@ impl NetStack {
     /// Open descriptors.
     pub fn open_fds(&self) -> usize {
         self.shared().lock().table.len()
+    }
+
+    /// What the driver thread has done so far.
+    pub fn driver_stats(&self) -> DriverStats {
+        self.shared().lock().stats
     }
 
     /// The last error of the link, if it failed (the driver keeps retrying).
@@ -538,6 +617,8 @@ impl Builder {
                 stopping: false,
                 link_error: None,
                 outbox: std::collections::VecDeque::new(),
+                index: Index::default(),
+                stats: DriverStats::default(),
             }),
             waker,
             start,
@@ -578,7 +659,7 @@ impl Link for NotifyLink {
     }
 }
 
-fn send_outbox(st: &mut State, link: &mut Box<dyn Link + Send>, now: Instant) {
+fn send_outbox(st: &mut State, link: &mut dyn Link, now: Instant) {
     while let Some(frame) = st.outbox.pop_front() {
         if let Err(e) = link.send(now, &frame) {
             log::debug!(target: "ustack::socket", "outbox frame lost: {e}");
@@ -587,12 +668,12 @@ fn send_outbox(st: &mut State, link: &mut Box<dyn Link + Send>, now: Instant) {
 }
 
 /// The driver loop (see the module docs).
-fn run(
-    shared: Arc<Shared>,
-    mut link: Box<dyn Link + Send>,
-    fd: Option<RawFd>,
-    tick: Option<Duration>,
-) {
+fn run(shared: Arc<Shared>, link: Box<dyn Link + Send>, fd: Option<RawFd>, tick: Option<Duration>) {
+    let mut link = Sniffer {
+        inner: link,
+        hints: Vec::new(),
+        full: false,
+    };
     let wake_fd = shared.waker.fd.as_raw_fd();
     let fds: Vec<RawFd> = fd.into_iter().chain([wake_fd]).collect();
     let mut failing = false;
@@ -632,6 +713,7 @@ fn run(
         // Readiness can only have changed if frames moved, a timer ran, or a call
         // asked for this round (it may have queued output whose departure frees room).
         let timer_due = st.iface.poll_timeout().is_some_and(|t| t <= now);
+        let drops_before: u64 = st.iface.counters().drops.iter().sum();
         let mut moved = 0;
         match st.iface.poll_link(now, &mut link) {
             Ok(n) => {
@@ -650,14 +732,22 @@ fn run(
                 st.link_error = Some(e.to_string());
             }
         }
-        if moved > 0 || timer_due || had_outbox || woken {
+        let dropped = st.iface.counters().drops.iter().sum::<u64>() != drops_before;
+        st.stats.rounds += 1;
+        if timer_due || had_outbox || dropped || link.full {
+            // Timers and anything the hints cannot describe: re-check all watched.
             st.notify_watched();
+        } else if moved > 0 || woken {
+            st.notify_hinted(&link.hints);
         }
+        link.hints.clear();
+        link.full = false;
     }
     // Stopping: nobody holds a descriptor any more. Close every socket, then flush
     // whatever that queued (FINs, RSTs) once.
     let mut st = shared.lock();
     let files = st.table.drain_files();
+    st.index.clear();
     let n = files.len();
     for f in files {
         crate::bsd::close_sock(&mut st, f.sock);

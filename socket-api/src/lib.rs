@@ -49,6 +49,7 @@
 pub mod bsd;
 pub mod driver;
 pub mod errno;
+mod index;
 pub mod net;
 pub mod poll;
 mod table;
@@ -59,7 +60,7 @@ pub use bsd::{
     MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK, MSG_TRUNC, MSG_WAITALL, SHUT_RD, SHUT_RDWR, SHUT_WR,
     SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOCK_RAW, SOCK_STREAM,
 };
-pub use driver::{Builder, NetStack, POLL_TICK};
+pub use driver::{Builder, DriverStats, NetStack, POLL_TICK};
 pub use errno::Errno;
 pub use net::{Incoming, RawSocket, TcpListener, TcpStream, UdpSocket};
 pub use poll::{Epoll, EpollEvent, EpollOp, PollEvents, PollFd};

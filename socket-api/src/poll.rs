@@ -251,14 +251,14 @@ pub(crate) fn add_waiter(st: &mut State, key: FileKey, cv: &Arc<Condvar>, mask: 
             cv: cv.clone(),
             mask,
         });
-        st.table.update_watched(key);
+        st.update_watched(key);
     }
 }
 
 pub(crate) fn remove_waiter(st: &mut State, key: FileKey, cv: &Arc<Condvar>) {
     if let Ok(f) = st.table.file_mut(key) {
         f.waiters.retain(|w| !Arc::ptr_eq(&w.cv, cv));
-        st.table.update_watched(key);
+        st.update_watched(key);
     }
 }
 
@@ -423,7 +423,7 @@ impl Epoll {
                 set.interest.remove(&fd);
                 let file = st.table.file_mut(key)?;
                 file.epolls.retain(|w| !(w.epoll == self.key && w.fd == fd));
-                st.table.update_watched(key);
+                st.update_watched(key);
                 return Ok(());
             }
             EpollOp::Add | EpollOp::Mod => {
@@ -443,7 +443,7 @@ impl Epoll {
                     fd,
                     mask: event.events,
                 });
-                st.table.update_watched(key);
+                st.update_watched(key);
             }
         }
         // It may be ready already.
@@ -551,7 +551,7 @@ impl Drop for Epoll {
             for (fd, i) in set.interest {
                 if let Ok(f) = st.table.file_mut(i.key) {
                     f.epolls.retain(|w| !(w.epoll == self.key && w.fd == fd));
-                    st.table.update_watched(i.key);
+                    st.update_watched(i.key);
                 }
             }
         }
