@@ -7,8 +7,10 @@
 //! 2. wait with poll(2) on {the link's fd, if it has one; the wake-up eventfd};
 //! 3. lock; `Interface::poll_link(now, link)` (every ready frame in, due timers, every
 //!    pending frame out); re-check readiness of the *watched* descriptors (those with a
-//!    blocked thread or an epoll registration) and wake whoever waits for what became
-//!    ready; unlock.
+//!    blocked thread or an epoll registration) that the round touched — found through
+//!    per-frame hints and an index by address (`index.rs`), or all of them after a
+//!    timer or anything the hints cannot describe — and wake whoever waits for what
+//!    became ready; unlock.
 //!
 //! Application calls run under the same lock and, after anything that queues output or
 //! changes state, write the eventfd so the driver runs at once (mio's `Waker`).

@@ -78,17 +78,14 @@ impl Index {
                 Hint::Udp(port) => {
                     out.extend(self.by.get(&IndexKey::Udp(port)).into_iter().flatten())
                 }
-                Hint::Tcp(port, remote) => match self.by.get(&IndexKey::TcpConn(port, remote)) {
-                    Some(v) => out.extend(v),
-                    // Not an accepted connection: a handshake may have completed on the
-                    // listener's queue.
-                    None => out.extend(
-                        self.by
-                            .get(&IndexKey::TcpListen(port))
-                            .into_iter()
-                            .flatten(),
-                    ),
-                },
+                Hint::Tcp(port, remote) => {
+                    let conn = self.by.get(&IndexKey::TcpConn(port, remote));
+                    out.extend(conn.into_iter().flatten());
+                    // The segment may also complete a handshake on the listener's queue
+                    // (even when an old socket with the same 4-tuple is still open).
+                    let listener = self.by.get(&IndexKey::TcpListen(port));
+                    out.extend(listener.into_iter().flatten());
+                }
             }
         }
         if !hints.is_empty() {
