@@ -478,3 +478,43 @@ fn dropping_the_last_handle_stops_the_driver_and_closes_sockets() {
     drop(s);
     drop(a);
 }
+
+#[test]
+fn plain_memory_links_work_on_the_poll_tick_and_builder_checks_its_input() {
+    let (la, lb) = ustack::link::MemoryLink::pair(64);
+    let a = NetStack::builder()
+        .memory(la)
+        .ip("10.0.0.1/24".parse().unwrap())
+        .build()
+        .unwrap();
+    let b = NetStack::builder()
+        .memory(lb)
+        .ip("10.0.0.2/24".parse().unwrap())
+        .mtu(1400)
+        .build()
+        .unwrap();
+    assert_eq!(b.ip(), B);
+    assert_eq!(b.cidr().prefix_len(), 24);
+    assert_eq!(b.mac().0, [2, 0, 10, 0, 0, 2]);
+    let s = UdpSocket::bind(&b, "0.0.0.0:7500").unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    let c = UdpSocket::bind(&a, "0.0.0.0:0").unwrap();
+    c.send_to(b"tick", (B, 7500)).unwrap();
+    let mut buf = [0u8; 8];
+    let (n, from) = s.recv_from(&mut buf).unwrap();
+    assert_eq!(
+        (&buf[..n], from.ip()),
+        (&b"tick"[..], std::net::IpAddr::V4(A))
+    );
+    assert!(b.counters().rx_frames > 0);
+    assert!(b.link_error().is_none());
+    // Missing pieces are refused.
+    let no_ip = NetStack::builder()
+        .memory(ustack::link::MemoryLink::pair(1).0)
+        .build();
+    assert_eq!(no_ip.unwrap_err().kind(), ErrorKind::InvalidInput);
+    let no_link = NetStack::builder()
+        .ip("10.0.0.3/24".parse().unwrap())
+        .build();
+    assert_eq!(no_link.unwrap_err().kind(), ErrorKind::InvalidInput);
+}
