@@ -260,6 +260,9 @@ impl NetStack {
         let deadline = timeout.map(|t| StdInstant::now() + t);
         let mut cv: Option<Arc<Condvar>> = None;
         loop {
+            if st.dead {
+                return Err(Errno::EIO);
+            }
             let r = op(&mut st, key);
             // The call may have bound or connected a socket someone watches.
             st.reindex(key);

@@ -146,6 +146,8 @@ pub(crate) struct State {
     pub epolls: HashMap<crate::poll::EpollKey, EpollSet>,
     pub next_epoll: u64,
     stopping: bool,
+    /// The driver thread died (a panic in the engine): blocking calls fail with EIO.
+    pub dead: bool,
     link_error: Option<String>,
     /// Frames produced outside the driver (see [`State::flush_to_outbox`]), sent by the
     /// driver before anything else.
@@ -269,6 +271,18 @@ impl State {
         self.stats.hinted_checks += keys.len() as u64;
         for key in keys {
             self.notify(key);
+        }
+    }
+
+    /// Wakes every blocked thread and epoll (the driver died).
+    fn wake_everyone(&mut self) {
+        for key in self.table.watched.clone() {
+            if let Ok(f) = self.table.file(key) {
+                State::wake_all(f);
+            }
+        }
+        for set in self.epolls.values() {
+            set.wake();
         }
     }
 
@@ -617,6 +631,7 @@ impl Builder {
                 epolls: HashMap::new(),
                 next_epoll: 0,
                 stopping: false,
+                dead: false,
                 link_error: None,
                 outbox: std::collections::VecDeque::new(),
                 index: Index::default(),
@@ -678,12 +693,43 @@ fn run(shared: Arc<Shared>, link: Box<dyn Link + Send>, fd: Option<RawFd>, tick:
     };
     let wake_fd = shared.waker.fd.as_raw_fd();
     let fds: Vec<RawFd> = fd.into_iter().chain([wake_fd]).collect();
+    let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        drive(&shared, &mut link, &fds, tick)
+    }));
+    if res.is_err() {
+        log::error!(target: "ustack::socket", "driver thread panicked: the stack is dead, blocking calls fail with EIO");
+        let mut st = shared.lock();
+        st.dead = true;
+        st.stopping = true;
+        st.link_error = Some("driver thread panicked".to_owned());
+        st.wake_everyone();
+        return;
+    }
+    // Stopping: nobody holds a descriptor any more. Close every socket, then flush
+    // whatever that queued (FINs, RSTs) once.
+    let mut st = shared.lock();
+    let files = st.table.drain_files();
+    st.index.clear();
+    let n = files.len();
+    for f in files {
+        crate::bsd::close_sock(&mut st, f.sock);
+    }
+    let now = shared.now();
+    send_outbox(&mut st, &mut link, now);
+    if let Err(e) = st.iface.poll_link(now, &mut link) {
+        log::debug!(target: "ustack::socket", "final flush: {e}");
+    }
+    log::info!(target: "ustack::socket", "stack {} down ({n} sockets closed)", st.iface.ip_addr());
+}
+
+/// The loop proper; returns when the stack is stopping.
+fn drive(shared: &Shared, link: &mut Sniffer, fds: &[RawFd], tick: Option<Duration>) {
     let mut failing = false;
     loop {
         let timeout = {
             let st = shared.lock();
             if st.stopping {
-                break;
+                return;
             }
             let now = shared.now();
             let deadline = match (st.iface.poll_timeout(), link.poll_timeout()) {
@@ -703,7 +749,7 @@ fn run(shared: Arc<Shared>, link: Box<dyn Link + Send>, fd: Option<RawFd>, tick:
             }
             t
         };
-        if let Err(e) = sys::wait_readable(&fds, timeout) {
+        if let Err(e) = sys::wait_readable(fds, timeout) {
             log::error!(target: "ustack::socket", "driver poll(2) failed: {e}");
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -711,13 +757,13 @@ fn run(shared: Arc<Shared>, link: Box<dyn Link + Send>, fd: Option<RawFd>, tick:
         let mut st = shared.lock();
         let now = shared.now();
         let had_outbox = !st.outbox.is_empty();
-        send_outbox(&mut st, &mut link, now);
+        send_outbox(&mut st, link, now);
         // Readiness can only have changed if frames moved, a timer ran, or a call
         // asked for this round (it may have queued output whose departure frees room).
         let timer_due = st.iface.poll_timeout().is_some_and(|t| t <= now);
         let drops_before: u64 = st.iface.counters().drops.iter().sum();
         let mut moved = 0;
-        match st.iface.poll_link(now, &mut link) {
+        match st.iface.poll_link(now, link) {
             Ok(n) => {
                 moved = n;
                 if failing {
@@ -745,19 +791,4 @@ fn run(shared: Arc<Shared>, link: Box<dyn Link + Send>, fd: Option<RawFd>, tick:
         link.hints.clear();
         link.full = false;
     }
-    // Stopping: nobody holds a descriptor any more. Close every socket, then flush
-    // whatever that queued (FINs, RSTs) once.
-    let mut st = shared.lock();
-    let files = st.table.drain_files();
-    st.index.clear();
-    let n = files.len();
-    for f in files {
-        crate::bsd::close_sock(&mut st, f.sock);
-    }
-    let now = shared.now();
-    send_outbox(&mut st, &mut link, now);
-    if let Err(e) = st.iface.poll_link(now, &mut link) {
-        log::debug!(target: "ustack::socket", "final flush: {e}");
-    }
-    log::info!(target: "ustack::socket", "stack {} down ({n} sockets closed)", st.iface.ip_addr());
 }

@@ -275,6 +275,9 @@ impl NetStack {
         let cv = Arc::new(Condvar::new());
         let mut st = self.shared().lock();
         loop {
+            if st.dead {
+                return Err(Errno::EIO);
+            }
             let mut n = 0;
             let mut keys = Vec::with_capacity(fds.len());
             for p in fds.iter_mut() {
@@ -343,6 +346,11 @@ impl EpollSet {
             self.ready.push_back(fd);
             self.cv.notify_all();
         }
+    }
+
+    /// Wakes every thread waiting on this instance.
+    pub(crate) fn wake(&self) {
+        self.cv.notify_all();
     }
 
     /// Forgets `fd` (it was closed).
@@ -470,6 +478,9 @@ impl Epoll {
         let deadline = timeout.map(|t| StdInstant::now() + t);
         let mut st = self.stack.shared().lock();
         loop {
+            if st.dead {
+                return Err(Errno::EIO);
+            }
             let n = self.harvest(&mut st, events);
             if n > 0 {
                 return Ok(n);

@@ -518,3 +518,50 @@ fn plain_memory_links_work_on_the_poll_tick_and_builder_checks_its_input() {
         .build();
     assert_eq!(no_link.unwrap_err().kind(), ErrorKind::InvalidInput);
 }
+
+/// A link that panics on receive once told to, standing for a bug in the engine.
+struct Boom {
+    inner: Box<dyn ustack::link::Link + Send>,
+    armed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl ustack::link::Link for Boom {
+    fn recv(
+        &mut self,
+        now: ustack::time::Instant,
+        buf: &mut [u8],
+    ) -> std::io::Result<Option<usize>> {
+        let r = self.inner.recv(now, buf)?;
+        if r.is_some() && self.armed.load(std::sync::atomic::Ordering::SeqCst) {
+            panic!("injected driver panic");
+        }
+        Ok(r)
+    }
+    fn send(&mut self, now: ustack::time::Instant, frame: &[u8]) -> std::io::Result<()> {
+        self.inner.send(now, frame)
+    }
+}
+
+#[test]
+fn a_dead_driver_fails_blocked_calls_with_eio_instead_of_hanging() {
+    let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let arm = armed.clone();
+    let (a, b) = NetStack::builder()
+        .ip("10.0.0.1/24".parse().unwrap())
+        .wrap_link(move |inner| Box::new(Boom { inner, armed: arm }))
+        .build_pair(NetStack::builder().ip("10.0.0.2/24".parse().unwrap()), 64)
+        .unwrap();
+    let s = UdpSocket::bind(&a, "0.0.0.0:7600").unwrap();
+    let fd = s.fd();
+    let a2 = a.clone();
+    let blocked = std::thread::spawn(move || a2.recv(fd, &mut [0u8; 4], 0));
+    std::thread::sleep(Duration::from_millis(30));
+    armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let c = UdpSocket::bind(&b, "0.0.0.0:0").unwrap();
+    c.send_to(b"boom", (A, 7600)).unwrap();
+    assert_eq!(blocked.join().unwrap(), Err(Errno::EIO));
+    assert_eq!(a.recv(fd, &mut [0u8; 4], 0), Err(Errno::EIO));
+    let mut p = [PollFd::new(fd, PollEvents::POLLIN)];
+    assert_eq!(a.poll(&mut p, None), Err(Errno::EIO));
+    assert!(a.link_error().is_some());
+}
