@@ -41,6 +41,9 @@ use std::io;
 mod iface_tests;
 #[cfg(test)]
 mod smoltcp_tests;
+pub mod tcp_app;
+#[cfg(test)]
+mod tcp_tests;
 #[cfg(test)]
 mod tests;
 

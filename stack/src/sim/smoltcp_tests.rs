@@ -1,7 +1,10 @@
 //! Interop: a smoltcp 0.14 interface as a [`SimNode`], talking to our [`Interface`]
 //! across faulty simulated links. [`SmolNode`] is the adapter other interop tests can
-//! copy: a queue-backed smoltcp `Device` polled on every input.
+//! copy: a queue-backed smoltcp `Device` polled on every input. [`SmolBulk`] is the
+//! smoltcp twin of [`BulkApp`](super::tcp_app::BulkApp), for TCP transfers both ways.
 
+use super::tcp_app::{check_states, BulkApp, BulkSpec, Pattern, TcpAppNode, Verifier};
+use super::tcp_tests::{sim_tcp_config, tcp_host, SERVER_PORT};
 use super::*;
 use crate::iface::Config;
 use crate::link::fault::GilbertElliott;
@@ -9,7 +12,7 @@ use crate::wire::{EthernetAddress, Ipv4Cidr};
 use core::net::{Ipv4Addr, SocketAddrV4};
 use smoltcp::iface::{Config as SmolConfig, Interface as SmolIface, SocketHandle, SocketSet};
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
-use smoltcp::socket::udp;
+use smoltcp::socket::{tcp, udp};
 use smoltcp::time::Instant as SmolInstant;
 use smoltcp::wire::{EthernetAddress as SmolMac, HardwareAddress, IpAddress, IpCidr};
 use std::collections::VecDeque;
@@ -70,6 +73,8 @@ struct SmolNode {
     device: QueueDevice,
     sockets: SocketSet<'static>,
     next: Option<Instant>,
+    /// A TCP application run after every poll.
+    app: Option<SmolBulk>,
 }
 
 impl SmolNode {
@@ -88,12 +93,24 @@ impl SmolNode {
             device,
             sockets: SocketSet::new(Vec::new()),
             next: None,
+            app: None,
         }
     }
 
     fn poll(&mut self, now: Instant) {
-        self.iface
-            .poll(to_smol(now), &mut self.device, &mut self.sockets);
+        // Poll, let the application react, and poll again while it makes progress
+        // (what a smoltcp event loop does).
+        for _ in 0..16 {
+            self.iface
+                .poll(to_smol(now), &mut self.device, &mut self.sockets);
+            let progress = self
+                .app
+                .as_mut()
+                .is_some_and(|app| app.drive(&mut self.sockets, now));
+            if !progress {
+                break;
+            }
+        }
         self.next = self
             .iface
             .poll_at(to_smol(now), &self.sockets)
@@ -119,6 +136,143 @@ impl SmolNode {
         }
         self.poll(now);
         n
+    }
+}
+
+/// One end of a bulk transfer on a smoltcp TCP socket: the client connects, sends,
+/// closes its sending half (smoltcp's `close` is a half-close), reads to EOF; the server
+/// listens, reads to EOF while sending, then closes.
+struct SmolBulk {
+    handle: SocketHandle,
+    client: bool,
+    spec: BulkSpec,
+    sent: u64,
+    closed: bool,
+    eof_at: Option<Instant>,
+    verifier: Verifier,
+    buf: Vec<u8>,
+    states: Vec<tcp::State>,
+    failure: Option<String>,
+}
+
+impl SmolBulk {
+    fn socket(buffer: usize) -> tcp::Socket<'static> {
+        tcp::Socket::new(
+            tcp::SocketBuffer::new(vec![0; buffer]),
+            tcp::SocketBuffer::new(vec![0; buffer]),
+        )
+    }
+
+    fn new(handle: SocketHandle, client: bool, spec: BulkSpec) -> SmolBulk {
+        SmolBulk {
+            handle,
+            client,
+            spec,
+            sent: 0,
+            closed: false,
+            eof_at: None,
+            verifier: Verifier::new(spec.recv_pattern, spec.recv_len),
+            buf: vec![0; 16 * 1024],
+            states: Vec::new(),
+            failure: None,
+        }
+    }
+
+    /// A server listening on `port`.
+    fn server(node: &mut SmolNode, port: u16, spec: BulkSpec, buffer: usize) {
+        let mut s = SmolBulk::socket(buffer);
+        s.listen(port).expect("port free");
+        let h = node.sockets.add(s);
+        let mut app = SmolBulk::new(h, false, spec);
+        app.states.push(tcp::State::Listen);
+        node.app = Some(app);
+    }
+
+    /// A client connecting from `local_port` to `remote`.
+    fn client(
+        node: &mut SmolNode,
+        remote: SocketAddrV4,
+        local_port: u16,
+        spec: BulkSpec,
+        buffer: usize,
+    ) {
+        let mut s = SmolBulk::socket(buffer);
+        let remote = (IpAddress::Ipv4(*remote.ip()), remote.port());
+        s.connect(node.iface.context(), remote, local_port)
+            .expect("connect");
+        let h = node.sockets.add(s);
+        let mut app = SmolBulk::new(h, true, spec);
+        app.states.push(tcp::State::SynSent);
+        node.app = Some(app);
+    }
+
+    fn is_done(&self) -> bool {
+        self.failure.is_some() || (self.closed && self.states.last() == Some(&tcp::State::Closed))
+    }
+
+    /// Runs the application; returns whether it did anything that may need a poll.
+    fn drive(&mut self, sockets: &mut SocketSet<'static>, now: Instant) -> bool {
+        let s = sockets.get_mut::<tcp::Socket>(self.handle);
+        if self.states.last() != Some(&s.state()) {
+            self.states.push(s.state());
+        }
+        if self.failure.is_some() {
+            return false;
+        }
+        let mut progress = false;
+        while self.eof_at.is_none() {
+            match s.recv_slice(&mut self.buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    progress = true;
+                    self.verifier.feed(&self.buf[..n]);
+                    if let Some(at) = self.verifier.first_mismatch() {
+                        self.failure = Some(format!("smoltcp: wrong byte at {at}"));
+                        return false;
+                    }
+                }
+                Err(tcp::RecvError::Finished) => self.eof_at = Some(now),
+                Err(tcp::RecvError::InvalidState) => {
+                    // Not yet connected, or reset.
+                    if s.state() == tcp::State::Closed && self.sent > 0 {
+                        self.failure = Some("smoltcp: connection reset".into());
+                    }
+                    break;
+                }
+            }
+        }
+        while self.sent < self.spec.send_len && s.can_send() {
+            let n = (self.spec.send_len - self.sent).min(self.buf.len() as u64) as usize;
+            self.spec.send_pattern.fill(self.sent, &mut self.buf[..n]);
+            match s.send_slice(&self.buf[..n]) {
+                Ok(0) | Err(_) => break,
+                Ok(k) => {
+                    progress = true;
+                    self.sent += k as u64;
+                }
+            }
+        }
+        let all_sent = self.sent == self.spec.send_len;
+        let ready = if self.client {
+            all_sent && s.may_send()
+        } else {
+            all_sent && self.eof_at.is_some()
+        };
+        if ready && !self.closed {
+            self.closed = true;
+            progress = true;
+            s.close();
+        }
+        if self.eof_at.is_some() && !self.verifier.is_complete() && self.failure.is_none() {
+            self.failure = Some(format!(
+                "smoltcp: EOF after {} bytes",
+                self.verifier.received()
+            ));
+        }
+        if self.states.last() != Some(&s.state()) {
+            self.states.push(s.state());
+        }
+        progress
     }
 }
 
@@ -250,4 +404,150 @@ fn udp_request_response_with_smoltcp_over_a_lossy_link() {
         net.link_counters(smol).unwrap().0,
     );
     assert!(up.dropped() + down.dropped() > 0, "faults were injected");
+}
+
+// ---------------------------------------------------------------- TCP interop
+
+const SMOL_MAC: [u8; 6] = [2, 0, 0, 0, 0, 9];
+const SMOL_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 9);
+
+fn transfer_spec(seed: u64, up: u64, down: u64) -> BulkSpec {
+    BulkSpec {
+        send_len: up,
+        send_pattern: Pattern { seed },
+        recv_len: down,
+        recv_pattern: Pattern { seed: !seed },
+    }
+}
+
+/// A link with 5 ms one-way delay and, optionally, loss, reordering and duplication.
+fn interop_link(lossy: bool) -> LinkConfig {
+    let mut c = FaultConfig {
+        delay: Duration::from_millis(5),
+        jitter: Duration::from_micros(500),
+        rate_bps: Some(100_000_000),
+        ..FaultConfig::none()
+    };
+    if lossy {
+        c.loss = 0.02;
+        c.reorder = 0.02;
+        c.reorder_depth = 2;
+        c.duplicate = 0.01;
+        c.corrupt = 0.005;
+    }
+    LinkConfig::symmetric(c)
+}
+
+/// Runs a transfer between our stack (node 0) and smoltcp (node 1); `ustack_client`
+/// says who connects. Returns the net after both ends finished.
+fn interop(seed: u64, ustack_client: bool, lossy: bool, up: u64, down: u64) -> SimNet {
+    let _guard = SeedGuard::new(seed);
+    let mut net = SimNet::new(seed);
+    let spec = transfer_spec(seed, up, down);
+    // Our host knows smoltcp's MAC; smoltcp resolves ours (and retries as needed).
+    let ours = tcp_host(1, 9, seed, sim_tcp_config());
+    let mut smol = SmolNode::new(SMOL_MAC, SMOL_IP, seed);
+    let buffer = 256 * 1024;
+    let app = if ustack_client {
+        SmolBulk::server(&mut smol, SERVER_PORT, spec.mirrored(), buffer);
+        BulkApp::client(SocketAddrV4::new(SMOL_IP, SERVER_PORT), spec)
+    } else {
+        let remote = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), SERVER_PORT);
+        SmolBulk::client(&mut smol, remote, 49_152, spec.mirrored(), buffer);
+        BulkApp::server(SERVER_PORT, spec)
+    };
+    let us = net.add_node(TcpAppNode::new(ours, app, Instant::ZERO));
+    let them = net.add_node(smol);
+    net.connect(us, them, interop_link(lossy)).unwrap();
+    let finished = net.run_until(Instant::from_secs(3600), |net| {
+        net.node::<TcpAppNode>(us).unwrap().app.is_done()
+            && net
+                .node::<SmolNode>(them)
+                .unwrap()
+                .app
+                .as_ref()
+                .unwrap()
+                .is_done()
+    });
+    let app = &net.node::<TcpAppNode>(us).unwrap().app;
+    let smol = net.node::<SmolNode>(them).unwrap().app.as_ref().unwrap();
+    let ctx = format!(
+        "seed {seed}, ustack {}, lossy {lossy}",
+        if ustack_client { "client" } else { "server" }
+    );
+    assert_eq!(app.failure(), None, "{ctx}");
+    assert_eq!(smol.failure, None, "{ctx}");
+    assert!(finished, "{ctx}: not finished by {}", net.now());
+    assert!(
+        app.verifier().is_complete(),
+        "{ctx}: ustack got {} B",
+        app.verifier().received()
+    );
+    assert!(
+        smol.verifier.is_complete(),
+        "{ctx}: smoltcp got {} B",
+        smol.verifier.received()
+    );
+    check_states(app.role(), &app.states()).unwrap_or_else(|e| panic!("{ctx}: {e}"));
+    use smoltcp::socket::tcp::State as S;
+    let want: &[S] = if ustack_client {
+        &[
+            S::Listen,
+            S::SynReceived,
+            S::Established,
+            S::CloseWait,
+            S::LastAck,
+            S::Closed,
+        ]
+    } else {
+        &[
+            S::SynSent,
+            S::Established,
+            S::FinWait1,
+            S::FinWait2,
+            S::TimeWait,
+            S::Closed,
+        ]
+    };
+    // smoltcp's states are sampled after each poll, so a state it passes through
+    // within one poll may be missing; what is there must be in order.
+    let mut it = want.iter();
+    for st in &smol.states {
+        assert!(
+            it.any(|w| w == st),
+            "{ctx}: smoltcp states {:?}",
+            smol.states
+        );
+    }
+    assert_eq!(smol.states.last(), Some(&S::Closed), "{ctx}");
+    println!("{ctx}: {up} B up, {down} B down, done at {}", net.now());
+    net
+}
+
+#[test]
+fn tcp_ustack_client_to_smoltcp_server() {
+    let seed = seed_from_env(0x7c9_0001);
+    interop(seed, true, false, 1 << 20, 1 << 20);
+}
+
+#[test]
+fn tcp_smoltcp_client_to_ustack_server() {
+    let seed = seed_from_env(0x7c9_0002);
+    interop(seed, false, false, 1 << 20, 1 << 20);
+}
+
+#[test]
+fn tcp_ustack_client_to_smoltcp_server_over_a_lossy_link() {
+    let seed = seed_from_env(0x7c9_0003);
+    let net = interop(seed, true, true, 256 * 1024, 256 * 1024);
+    let (up, _) = net.link_counters(NodeId(0)).unwrap();
+    assert!(up.dropped() > 0, "faults were injected");
+}
+
+#[test]
+fn tcp_smoltcp_client_to_ustack_server_over_a_lossy_link() {
+    let seed = seed_from_env(0x7c9_0004);
+    let net = interop(seed, false, true, 256 * 1024, 256 * 1024);
+    let (up, _) = net.link_counters(NodeId(0)).unwrap();
+    assert!(up.dropped() > 0, "faults were injected");
 }

@@ -73,7 +73,7 @@ impl Assembler {
     }
 
     /// The held ranges, sorted, as (offset, end).
-    pub fn ranges(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+    pub fn ranges(&self) -> impl DoubleEndedIterator<Item = (usize, usize)> + '_ {
         self.ranges.iter().copied()
     }
 }

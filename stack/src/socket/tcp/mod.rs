@@ -635,6 +635,8 @@ pub struct TcpLayer {
     ports: HashMap<u16, PortUse>,
     dirty: VecDeque<u32>,
     timers: BinaryHeap<Reverse<(Instant, u32, u64)>>,
+    /// Scratch list of sockets whose timer is due, kept to avoid allocating per expiry.
+    due: Vec<u32>,
     timer_seq: u64,
     events: EventQueue,
     pending_rsts: VecDeque<(Ipv4Repr, TcpRepr<'static>)>,
@@ -666,6 +668,7 @@ impl TcpLayer {
             ports: HashMap::new(),
             dirty: VecDeque::new(),
             timers: BinaryHeap::new(),
+            due: Vec::new(),
             timer_seq: 0,
             pending_rsts: VecDeque::new(),
             isn_key: SipKey::from_seed(seed, 1),
@@ -857,15 +860,17 @@ impl TcpLayer {
     }
 
     fn rebuild_timers(&mut self) {
-        let mut heap = BinaryHeap::with_capacity(self.slots.len());
+        // Reuse the heap's buffer: this runs in steady state and must not allocate.
+        let mut entries = core::mem::take(&mut self.timers).into_vec();
+        entries.clear();
         for (i, slot) in self.slots.iter().enumerate() {
             if let Some(s) = &slot.sock {
                 if let Some(t) = s.timer_at {
-                    heap.push(Reverse((t, i as u32, s.timer_gen)));
+                    entries.push(Reverse((t, i as u32, s.timer_gen)));
                 }
             }
         }
-        self.timers = heap;
+        self.timers = BinaryHeap::from(entries);
     }
 
     fn timer_valid(&self, idx: u32, gen: u64) -> bool {
@@ -1217,7 +1222,8 @@ impl TcpLayer {
     /// Runs every timer due at `cx.now`.
     pub fn handle_timeout(&mut self, cx: &TcpContext) {
         self.now = self.now.max(cx.now);
-        let mut due = Vec::new();
+        let mut due = core::mem::take(&mut self.due);
+        due.clear();
         while let Some(&Reverse((t, idx, gen))) = self.timers.peek() {
             if t > cx.now {
                 break;
@@ -1227,7 +1233,7 @@ impl TcpLayer {
                 due.push(idx);
             }
         }
-        for idx in due {
+        for &idx in &due {
             let cfg = &self.config;
             let ev = &mut self.events;
             let Some(s) = self.slots[idx as usize].sock.as_deref_mut() else {
@@ -1242,6 +1248,7 @@ impl TcpLayer {
             }
             self.settle(idx, prev, true);
         }
+        self.due = due;
         self.tidy_timers();
     }
 

@@ -219,6 +219,14 @@ pub(crate) struct Socket {
     recovery: Option<SeqNumber>,
     rtx_next: Option<SeqNumber>,
     high_rxt: SeqNumber,
+    /// RFC 6582 §4 "recover" after a timeout: SND.MAX when the RTO fired. Until the
+    /// cumulative ACK reaches it, duplicate ACKs (caused by go-back-N resending what
+    /// the peer already holds) do not start fast recovery.
+    rto_recover: Option<SeqNumber>,
+    /// Our TSval when the retransmission timer last fired, kept as long as
+    /// `rto_recover`: an ACK echoing an older TSval acknowledges a segment sent before
+    /// the timeout, so its RTT sample is ambiguous (Karn) and inflated by the RTO.
+    rto_tsval: Option<u32>,
     scoreboard: Scoreboard,
     cc: Box<dyn CongestionControl>,
 
@@ -325,6 +333,8 @@ impl Socket {
             recovery: None,
             rtx_next: None,
             high_rxt: SeqNumber(0),
+            rto_recover: None,
+            rto_tsval: None,
             scoreboard: Scoreboard::default(),
             cc,
             stats: Stats::default(),
@@ -351,6 +361,8 @@ impl Socket {
         self.snd_max = iss;
         self.snd_buf_end = iss + 1;
         self.high_rxt = iss;
+        self.rto_recover = None;
+        self.rto_tsval = None;
         self.fin_seq = None;
         self.fin_received = false;
         self.shut_rd = false;
@@ -518,20 +530,22 @@ impl Socket {
             return out;
         }
         let max = if self.ts_ok { 3 } else { 4 };
-        let ranges: Vec<(SeqNumber, SeqNumber)> = self
-            .assembler
-            .ranges()
-            .map(|(s, e)| (self.rcv_nxt + s, self.rcv_nxt + e))
-            .collect();
+        // Iterators only: this runs for every ACK while data is out of order, and must
+        // not allocate.
+        let ranges = || {
+            self.assembler
+                .ranges()
+                .map(|(s, e)| (self.rcv_nxt + s, self.rcv_nxt + e))
+        };
         let mut n = 0;
         let recent = self.sack_recent.iter().flatten();
-        let by_recency = recent.filter_map(|&seq| ranges.iter().find(|r| r.0 <= seq && seq < r.1));
-        for r in by_recency.chain(ranges.iter().rev()) {
+        let by_recency = recent.filter_map(|&seq| ranges().find(|r| r.0 <= seq && seq < r.1));
+        for r in by_recency.chain(ranges().rev()) {
             if n == max {
                 break;
             }
-            if !out.contains(&Some(*r)) {
-                out[n] = Some(*r);
+            if !out.contains(&Some(r)) {
+                out[n] = Some(r);
                 n += 1;
             }
         }
@@ -1075,10 +1089,18 @@ impl Socket {
             }
             self.scoreboard.prune(self.snd_una);
 
-            // RTT measurement: RFC 7323 §4 RTTM, else Karn's algorithm.
+            // RTT measurement: RFC 7323 §4 RTTM, else Karn's algorithm. Per Karn (RFC
+            // 6298 §3), an echo of a TSval older than the last timeout is no sample: a
+            // receiver answering a duplicate echoes TS.Recent, which may date from
+            // before the timeout whose ACK was lost, and the sample would include the
+            // whole RTO; RTO would feed on itself.
             let mut sampled = false;
+            let stale = |tsecr: u32| {
+                self.rto_tsval
+                    .is_some_and(|t| (tsecr.wrapping_sub(t) as i32) < 0)
+            };
             if let (true, Some((_, tsecr))) = (self.ts_ok, seg.options.timestamp) {
-                if tsecr != 0 {
+                if tsecr != 0 && !stale(tsecr) {
                     let ms = self.ts_now(now).wrapping_sub(tsecr);
                     if ms < 1 << 30 {
                         self.rtt.sample(Duration::from_millis(u64::from(ms)));
@@ -1097,6 +1119,10 @@ impl Socket {
             self.retries = 0;
             self.rtt.reset_backoff();
             self.persist_probes = 0;
+            if self.rto_recover.is_some_and(|r| self.snd_una >= r) {
+                self.rto_recover = None;
+                self.rto_tsval = None;
+            }
 
             match self.recovery {
                 Some(recover) if ack >= recover => {
@@ -1139,7 +1165,9 @@ impl Socket {
             } else {
                 let sack_loss =
                     self.sack_ok && self.scoreboard.sacked_above(self.snd_una) > 2 * mss;
-                if self.dupacks >= DUPTHRESH || sack_loss {
+                // Per RFC 6582 §3.2 (1) and §4: no fast retransmit until the ACK covers
+                // what was outstanding when the retransmission timer fired.
+                if (self.dupacks >= DUPTHRESH || sack_loss) && self.rto_recover.is_none() {
                     self.enter_recovery(now, ev);
                 }
             }
@@ -1425,6 +1453,8 @@ impl Socket {
                 self.rtx_next = None;
                 self.scoreboard.clear();
                 self.high_rxt = self.snd_una;
+                self.rto_recover = Some(self.snd_max);
+                self.rto_tsval = Some(self.ts_now(now));
             }
         }
         self.rtt_sample = None;
@@ -1516,7 +1546,16 @@ impl Socket {
             }
         }
         let avail = (self.snd_buf_end - self.snd_nxt).max(0) as usize;
-        let win = self.snd_wnd.min(cwnd);
+        // Per RFC 6675 §5 (C): in SACK recovery cwnd bounds pipe (the budget above),
+        // not SND.UNA + cwnd; the lost hole holding SND.UNA back would otherwise stop
+        // all new data until recovery ends. Only the peer's window still applies.
+        // While resending below SND.MAX (after a path MTU drop) pipe does not see those
+        // bytes, so the old bound stays.
+        let win = if budget == usize::MAX || self.snd_nxt < self.snd_max {
+            self.snd_wnd.min(cwnd)
+        } else {
+            self.snd_wnd
+        };
         let win_end = self.snd_una + win;
         let can = ((win_end - self.snd_nxt).max(0) as usize).min(budget);
         let len = avail.min(can).min(max_len);

@@ -2020,6 +2020,83 @@ fn test_established_sack_recovery_retransmits_holes() {
     assert!(!h.info().in_recovery);
 }
 
+/// Regression (found by `sim::tcp_tests::sack_retransmits_less_than_newreno_alone`,
+/// where SACK recovery ran slower than NewReno's): in SACK recovery cwnd is not
+/// inflated, so new data must be limited by pipe (RFC 6675 §5 (C)) and the peer's
+/// window, not by SND.UNA + cwnd, which froze all new data until recovery ended.
+#[test]
+fn test_established_sack_recovery_sends_new_data_when_pipe_allows() {
+    let (mut h, data) = socket_bulk(sack_config(), sack_syn());
+    let more: Vec<u8> = (640..1280).map(|i| (i % 251) as u8).collect();
+    assert_eq!(h.layer.send(h.handle, &more), Ok(640));
+    for _ in 0..10 {
+        h.recv().unwrap();
+    }
+    // cwnd (IW = 640) is full.
+    recv_nothing!(h);
+    let base = LOCAL_SEQ + 1;
+    let sack = |l: usize, r: usize| TcpRepr {
+        options: TcpOptions {
+            sack_ranges: [Some((base + l, base + r)), None, None, None],
+            ..NO_OPTIONS
+        },
+        ..bulk_ack(0)
+    };
+    // Segment 0 lost; 1..=3 SACKed: recovery (cwnd = ssthresh = 320), hole resent.
+    send!(h, sack(64, 256));
+    recv!(h, data_seg(0, leak_slice(&data[..64])));
+    // pipe = 384 above the highest SACK + 64 retransmitted >= 320: wait.
+    recv_nothing!(h);
+    assert_eq!(h.info().cwnd, 320);
+    // 4..=6 SACKed too: pipe = 192 + 64 = 256, so one new segment fits.
+    send!(h, sack(64, 448));
+    recv!(h, data_seg(640, leak_slice(&more[..64])));
+    recv_nothing!(h);
+    // 7..=9 SACKed: pipe = 64 new + 64 retransmitted = 128: three more.
+    send!(h, sack(64, 640));
+    recv!(h, data_seg(704, leak_slice(&more[64..128])));
+    recv!(h, data_seg(768, leak_slice(&more[128..192])));
+    recv!(h, data_seg(832, leak_slice(&more[192..256])));
+    recv_nothing!(h);
+    assert!(h.info().in_recovery);
+}
+
+/// Regression (seed 2 of `sim::tcp_tests::seed_sweep_64k_each_way`: thousands of
+/// 23-byte retransmissions at one instant): duplicate ACKs that arrive while go-back-N
+/// resends after an RTO must not start fast recovery (RFC 6582 §3.2 (1), §4), whose
+/// pipe does not count the bytes go-back-N resends.
+#[test]
+fn test_established_dupacks_after_rto_do_not_start_recovery() {
+    let (mut h, data) = socket_bulk(sack_config(), sack_syn());
+    for _ in 0..10 {
+        h.recv().unwrap();
+    }
+    // Nothing is acknowledged: the RTO resends the first segment, cwnd = 1 MSS.
+    recv!(h, time 200, data_seg(0, leak_slice(&data[..64])));
+    recv_nothing!(h);
+    assert_eq!(h.info().cwnd, 64);
+    let base = LOCAL_SEQ + 1;
+    let dupack = TcpRepr {
+        options: TcpOptions {
+            sack_ranges: [Some((base + 64, base + 640)), None, None, None],
+            ..NO_OPTIONS
+        },
+        ..bulk_ack(0)
+    };
+    // Late ACKs of the first flight, SACKing all but segment 0.
+    for _ in 0..3 {
+        send!(h, dupack);
+        recv_nothing!(h);
+    }
+    assert!(!h.info().in_recovery);
+    assert_eq!(h.info().cwnd, 64);
+    // The retransmission is acknowledged: go-back-N goes on in slow start.
+    send!(h, bulk_ack(64));
+    recv!(h, data_seg(64, leak_slice(&data[64..128])));
+    recv!(h, data_seg(128, leak_slice(&data[128..192])));
+    recv_nothing!(h);
+}
+
 #[test]
 fn test_established_zero_window_probe() {
     let mut h = socket_established();
@@ -2264,6 +2341,45 @@ fn test_established_timestamp_rtt_measurement() {
         ..ack_seg(1)
     });
     // The handshake measured 0 ms: SRTT = 1/8 * 30 ms.
+    assert_eq!(h.info().srtt, Some(Duration::from_micros(3750)));
+}
+
+/// Regression (seed 172 of the 1 MB sweep stalled with RTO stuck at its 120 s cap): an
+/// ACK lost, the RTO resends, the peer answers the duplicate echoing TS.Recent from
+/// the original transmission. That echo predates the timeout, so it is no RTT sample
+/// (Karn); taking it made every spurious timeout raise the next RTO by the last one.
+#[test]
+fn test_established_timestamp_echo_from_before_rto_is_not_sampled() {
+    let mut h = socket_established_with(ts_config(), ts_opt(1000, 0));
+    h.layer.send(h.handle, b"x").unwrap();
+    let seg = |tsval| TcpRepr {
+        flags: flags(ACK, PSH),
+        options: ts_opt(tsval, 1000),
+        ..data_seg(0, b"x")
+    };
+    recv!(h, time 100, seg(100));
+    // The handshake measured 0 ms: RTO = 200 ms.
+    recv!(h, time 300, seg(300));
+    assert_eq!(h.info().srtt, Some(Duration::ZERO));
+    // The ACK of the original was lost; the answer to the duplicate echoes TSval 100.
+    send!(h, time 330, TcpRepr {
+        options: ts_opt(1001, 100),
+        ..ack_seg(1)
+    });
+    assert_eq!(h.info().unacked, 0);
+    assert_eq!(h.info().srtt, Some(Duration::ZERO));
+    assert_eq!(h.info().rto, Duration::from_millis(200));
+    // Fresh echoes are samples again: 30 ms.
+    h.layer.send(h.handle, b"y").unwrap();
+    recv!(h, time 400, TcpRepr {
+        flags: flags(ACK, PSH),
+        options: ts_opt(400, 1001),
+        ..data_seg(1, b"y")
+    });
+    send!(h, time 430, TcpRepr {
+        options: ts_opt(1002, 400),
+        ..ack_seg(2)
+    });
     assert_eq!(h.info().srtt, Some(Duration::from_micros(3750)));
 }
 
