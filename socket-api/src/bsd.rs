@@ -285,8 +285,8 @@ impl NetStack {
     /// protocol (e.g. `IPPROTO_ICMP`); `SOCK_NONBLOCK` may be or-ed into the type.
     ///
     /// # Errors
-    /// EAFNOSUPPORT, ESOCKTNOSUPPORT, EPROTONOSUPPORT, EMFILE; EOPNOTSUPP for
-    /// SOCK_STREAM while the engine's TCP is a stub.
+    /// EAFNOSUPPORT, ESOCKTNOSUPPORT, EPROTONOSUPPORT, EINVAL (raw protocol above
+    /// 255), EMFILE.
     pub fn socket(&self, domain: i32, ty: i32, protocol: i32) -> Result<Fd, Errno> {
         if domain != AF_INET {
             return Err(Errno::EAFNOSUPPORT);

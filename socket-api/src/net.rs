@@ -427,7 +427,7 @@ impl TcpListener {
     /// Opens a listening socket on `stack` at `addr` (SO_REUSEADDR set, backlog 128).
     ///
     /// # Errors
-    /// `AddrInUse`, `AddrNotAvailable`; `Unsupported` while TCP is a stub.
+    /// `AddrInUse`, `AddrNotAvailable`, or the address did not resolve.
     pub fn bind(stack: &NetStack, addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
         each_addr(addr, |a| {
             let s = Socket::new(stack, SOCK_STREAM, 0)?;
@@ -498,8 +498,8 @@ impl TcpStream {
     /// Connects from `stack` to `addr`, trying each resolved address.
     ///
     /// # Errors
-    /// `ConnectionRefused`, `TimedOut`, `HostUnreachable`; `Unsupported` while TCP is a
-    /// stub.
+    /// `ConnectionRefused`, `TimedOut`, `HostUnreachable`, `NetworkUnreachable` (no
+    /// route), or the address did not resolve.
     pub fn connect(stack: &NetStack, addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
         each_addr(addr, |a| {
             let s = Socket::new(stack, SOCK_STREAM, 0)?;
