@@ -8,6 +8,8 @@
 //! timers) falls back to re-checking everything watched, so a hint can only narrow the
 //! work, never lose a wake-up.
 //!
+//! TCP state changes made by timers arrive as engine events ([`Hint::State`]).
+//!
 //! Invariant: every watched description is indexed under its current addresses;
 //! `State::reindex` runs whenever a description becomes watched or a call may have
 //! changed its addresses (bind, connect, listen, an implicit bind by send).
@@ -17,6 +19,7 @@ use core::net::{Ipv4Addr, SocketAddrV4};
 use std::collections::{HashMap, HashSet};
 use std::io;
 use ustack::link::Link;
+use ustack::socket::tcp::TcpHandle;
 use ustack::time::Instant;
 
 /// What a description is reachable by.
@@ -30,6 +33,8 @@ pub(crate) enum IndexKey {
     TcpListen(u16),
     /// A raw socket (few; all are re-checked whenever anything moved).
     Raw,
+    /// A TCP socket, for the engine's state-change events (timer-driven changes).
+    TcpHandle(TcpHandle),
 }
 
 /// Watched descriptions by address.
@@ -78,6 +83,9 @@ impl Index {
                 Hint::Udp(port) => {
                     out.extend(self.by.get(&IndexKey::Udp(port)).into_iter().flatten())
                 }
+                Hint::State(h) => {
+                    out.extend(self.by.get(&IndexKey::TcpHandle(h)).into_iter().flatten())
+                }
                 Hint::Tcp(port, remote) => {
                     let conn = self.by.get(&IndexKey::TcpConn(port, remote));
                     out.extend(conn.into_iter().flatten());
@@ -101,6 +109,8 @@ pub(crate) enum Hint {
     Udp(u16),
     /// A segment arrived for this local port from this remote.
     Tcp(u16, SocketAddrV4),
+    /// The engine reported a state change of this TCP socket.
+    State(TcpHandle),
 }
 
 /// Wraps the driver's link and notes a [`Hint`] per frame, or that a full re-check is

@@ -655,3 +655,48 @@ fn pcap_option_records_frames() {
     assert_eq!(&bytes[..4], &0xa1b2_c3d4u32.to_le_bytes());
     assert!(bytes.len() > 24 + 3 * (16 + 54), "{} bytes", bytes.len());
 }
+
+/// Drops every TCP frame it is asked to send (ARP and the rest go through).
+struct NoTcpOut {
+    inner: Box<dyn ustack::link::Link + Send>,
+}
+
+impl ustack::link::Link for NoTcpOut {
+    fn recv(
+        &mut self,
+        now: ustack::time::Instant,
+        buf: &mut [u8],
+    ) -> std::io::Result<Option<usize>> {
+        self.inner.recv(now, buf)
+    }
+    fn send(&mut self, now: ustack::time::Instant, frame: &[u8]) -> std::io::Result<()> {
+        if frame.len() > 23 && frame[12..14] == [8, 0] && frame[23] == 6 {
+            return Ok(());
+        }
+        self.inner.send(now, frame)
+    }
+}
+
+#[test]
+fn connect_times_out_when_syns_go_unanswered() {
+    // Only timers change this socket's state: the driver learns it from the engine's
+    // state-change event, and the blocked connect wakes with ETIMEDOUT.
+    let (a, _b) = NetStack::builder()
+        .ip("10.0.0.1/24".parse().unwrap())
+        .wrap_link(|inner| Box::new(NoTcpOut { inner }))
+        .config(|c| {
+            c.tcp.syn_retries = 2;
+            c.tcp.initial_rto = ustack::time::Duration::from_millis(30);
+        })
+        .build_pair(NetStack::builder().ip("10.0.0.2/24".parse().unwrap()), 64)
+        .unwrap();
+    let start = Instant::now();
+    let err = TcpStream::connect(&a, (B, 80)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TimedOut);
+    assert!(start.elapsed() < PATIENCE);
+    let mut saw_state_change = false;
+    while let Some(e) = a.poll_tcp_event() {
+        saw_state_change |= matches!(e, ustack::socket::tcp::TcpEvent::StateChanged { .. });
+    }
+    assert!(saw_state_change);
+}
