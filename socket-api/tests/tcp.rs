@@ -700,3 +700,47 @@ fn connect_times_out_when_syns_go_unanswered() {
     }
     assert!(saw_state_change);
 }
+
+#[test]
+fn so_linger_makes_close_wait_for_the_peer_to_acknowledge() {
+    let (a, b) = NetStack::builder()
+        .ip("10.0.0.1/24".parse().unwrap())
+        .build_pair(
+            NetStack::builder()
+                .ip("10.0.0.2/24".parse().unwrap())
+                .config(|c| c.tcp.rx_buffer_len = 8192),
+            1024,
+        )
+        .unwrap();
+    let l = TcpListener::bind(&b, "0.0.0.0:6900").unwrap();
+    let mut c = TcpStream::connect(&a, (B, 6900)).unwrap();
+    let (s, _) = l.accept().unwrap();
+    let data = vec![9u8; 60_000];
+    c.write_all(&data).unwrap();
+    c.set_linger(Some(PATIENCE)).unwrap();
+    let reader = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(150));
+        let mut got = Vec::new();
+        (&s).read_to_end(&mut got).unwrap();
+        got.len()
+    });
+    let start = Instant::now();
+    drop(c); // close(2) with SO_LINGER: waits until the reader has taken everything
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(100),
+        "close returned after {waited:?}"
+    );
+    assert!(waited < PATIENCE);
+    assert_eq!(reader.join().unwrap(), data.len());
+
+    // Nobody reads: close gives up after the linger time.
+    let c = TcpStream::connect(&a, (B, 6900)).unwrap();
+    let (_s, _) = l.accept().unwrap();
+    (&c).write_all(&data).unwrap();
+    let t = Duration::from_millis(80);
+    c.set_linger(Some(t)).unwrap();
+    let start = Instant::now();
+    drop(c);
+    assert!(start.elapsed() >= t);
+}
