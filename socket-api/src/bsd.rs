@@ -74,7 +74,8 @@ pub enum SockOpt {
     ReuseAddr(bool),
     /// SO_KEEPALIVE: probe idle TCP connections.
     KeepAlive(bool),
-    /// SO_LINGER: `Some(0)` makes close send RST; `None` is a normal close.
+    /// SO_LINGER: `Some(0)` makes close send RST; `Some(t)` makes a blocking TCP close
+    /// wait up to `t` for the peer to acknowledge everything; `None` is a normal close.
     Linger(Option<Duration>),
     /// SO_RCVBUF in bytes (not doubled as Linux does).
     RcvBuf(usize),
