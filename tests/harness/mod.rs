@@ -16,16 +16,19 @@
 //! Drop order: the stack stops first, then the namespace goes, whatever the exit path.
 
 pub mod pcap;
+pub mod tcp;
 
 use std::io::{self, Write};
 use std::os::unix::io::AsRawFd;
 use std::path::PathBuf;
 use std::process::Output;
+use std::sync::mpsc;
 use ustack::iface::Interface;
 use ustack::link::sys::AfPacketLink;
 use ustack::link::{Link, PcapTimestamps, PcapWriter};
+use ustack::time::Instant;
 use ustack::wire::{EthernetAddress, Ipv4Cidr};
-use ustack_tools::driver::{self, Clock, LinkSpec, StackReport, StackThread};
+use ustack_tools::driver::{self, BoxedApp, Clock, LinkSpec, StackReport, StackThread};
 
 pub use ustack_tools::netns::{have_privileges, Netns, NetnsError};
 
@@ -126,6 +129,17 @@ pub struct Fixture {
     pub kernel_if: &'static str,
     /// Where the pcap is written, if recording.
     pub pcap: Option<PathBuf>,
+    calls: mpsc::Sender<Msg>,
+}
+
+/// A closure run once on the driver thread.
+type Call = Box<dyn FnOnce(&mut Interface, Instant) + Send>;
+
+/// Work for the driver thread: a closure run once ([`Fixture::call`]) or an app added
+/// to the hook ([`Fixture::spawn_app`]).
+enum Msg {
+    Call(Call),
+    App(BoxedApp),
 }
 
 impl Fixture {
@@ -134,6 +148,19 @@ impl Fixture {
     /// # Panics
     /// Any set-up step fails (the test fails with the reason).
     pub fn start(opts: Options) -> Fixture {
+        Fixture::start_with_app(opts, |_| Box::new(|_, _| {}))
+    }
+
+    /// Like [`start`](Self::start), with an application on the driver thread: `make_app`
+    /// gets the new interface (to open sockets, e.g. listen) before the driver starts,
+    /// and returns the hook run after every round of input.
+    ///
+    /// # Panics
+    /// Any set-up step fails.
+    pub fn start_with_app(
+        opts: Options,
+        make_app: impl FnOnce(&mut Interface) -> BoxedApp,
+    ) -> Fixture {
         let ns = Netns::new("ustack-test").expect("create namespace");
         let mac = driver::mac_from_seed(opts.seed);
         let (spec, kernel_if, kernel_ip, stack_ip) = match opts.link {
@@ -184,8 +211,24 @@ impl Fixture {
         };
         let ip: Ipv4Cidr = format!("{stack_ip}/24").parse().expect("cidr");
         let config = driver::iface_config(mac, ip, None, opts.mtu, opts.seed);
-        let stack = StackThread::spawn(Interface::new(config, clock.now()), link, fd, clock)
-            .expect("spawn driver");
+        let mut iface = Interface::new(config, clock.now());
+        let mut app = make_app(&mut iface);
+        let (calls, call_rx) = mpsc::channel::<Msg>();
+        let mut added: Vec<BoxedApp> = Vec::new();
+        let hook: BoxedApp = Box::new(move |iface, now| {
+            while let Ok(msg) = call_rx.try_recv() {
+                match msg {
+                    Msg::Call(call) => call(iface, now),
+                    Msg::App(a) => added.push(a),
+                }
+            }
+            app(iface, now);
+            for a in &mut added {
+                a(iface, now);
+            }
+        });
+        let stack =
+            StackThread::spawn_with_app(iface, link, fd, clock, hook).expect("spawn driver");
         Fixture {
             stack: Some(stack),
             ns,
@@ -194,7 +237,37 @@ impl Fixture {
             kernel_ip: kernel_ip.into(),
             kernel_if,
             pcap,
+            calls,
         }
+    }
+
+    /// Runs `f` on the driver thread between two rounds of input and returns its
+    /// result; frames it queues go out right after. Latency: up to the driver's longest
+    /// wait (50 ms) when the link is idle.
+    ///
+    /// # Panics
+    /// The stack is not running or does not answer within 10 s.
+    pub fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Interface, Instant) -> T + Send + 'static,
+    ) -> T {
+        let (tx, rx) = mpsc::channel();
+        self.calls
+            .send(Msg::Call(Box::new(move |iface, now| {
+                let _ = tx.send(f(iface, now));
+            })))
+            .expect("stack running");
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the driver thread answers a call")
+    }
+
+    /// Adds an application to the driver thread's hook (after the fixture's own); it
+    /// runs from the next wake-up (within 50 ms) until the stack stops.
+    ///
+    /// # Panics
+    /// The stack is not running.
+    pub fn spawn_app(&self, app: BoxedApp) {
+        self.calls.send(Msg::App(app)).expect("stack running");
     }
 
     /// Runs `args` inside the namespace.

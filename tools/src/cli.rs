@@ -90,4 +90,13 @@ pub enum Command {
     /// TCP event log, to SVG or PNG.
     #[command(after_help = crate::cmd::plot::AFTER_HELP)]
     Plot(crate::cmd::plot::PlotArgs),
+    /// Serve TCP and UDP echo (RFC 862) until Ctrl-C/SIGTERM; print counters at exit.
+    #[command(after_help = "Examples:\n  \
+        # inside a namespace you created, with the kernel side at 10.77.0.1/24 on tap0:\n  \
+        sudo ip netns exec NS ustack --tap tap0 --ip 10.77.0.2/24 echo\n  \
+        sudo ip netns exec NS socat - TCP:10.77.0.2:7\n  \
+        sudo ip netns exec NS socat - UDP:10.77.0.2:7\n  \
+        # another port, recording a pcap:\n  \
+        sudo ip netns exec NS ustack --tap tap0 --ip 10.77.0.2/24 --pcap echo.pcap echo --port 7007")]
+    Echo(crate::cmd::echo::EchoArgs),
 }

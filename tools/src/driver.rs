@@ -1,6 +1,11 @@
 //! The one driver loop for a stack on a real device: poll(2) on the link's fd with the
-//! interface's deadline, then `Interface::poll_link`. Used by `ustack up`, `ustack demo`
-//! and the kernel tests (which run it in-process on a thread).
+//! interface's deadline, then `Interface::poll_link`. Used by `ustack up`, `ustack demo`,
+//! `ustack echo` and the kernel tests (which run it in-process on a thread).
+//!
+//! Applications run in the same thread through an [`App`] hook: after every round of
+//! input (frames and due timers) the hook gets the interface and the time, services
+//! its sockets, and whatever it queued is sent before the loop waits again. So one
+//! wake-up is: frames in → application → frames out.
 //!
 //! Time: `now` is measured from a [`Clock`]'s start (`std::time::Instant`), converted to
 //! `ustack::time::Instant`; the wall-clock time of that start is the pcap epoch.
@@ -219,6 +224,14 @@ pub fn format_counters(iface: &Interface) -> String {
     out
 }
 
+/// Application code on the driver thread: called with the interface and the current
+/// time after every round of input; what it queues (sends, connects, closes) is
+/// transmitted right after it returns. It must not block.
+pub type App<'a> = dyn FnMut(&mut Interface, Instant) + 'a;
+
+/// An [`App`] that can move to a driver thread.
+pub type BoxedApp = Box<dyn FnMut(&mut Interface, Instant) + Send>;
+
 /// Drives `iface` on `link` until `stop` is set: wait for the fd to become readable or
 /// the next deadline, then feed/poll everything that is due.
 ///
@@ -231,8 +244,46 @@ pub fn run<L: Link + ?Sized>(
     clock: &Clock,
     stop: &AtomicBool,
 ) -> io::Result<()> {
+    run_with_app(iface, link, fd, clock, stop, &mut |_, _| {})
+}
+
+/// Sends every frame the interface has ready (no input, no timers).
+///
+/// # Errors
+/// The link failed.
+pub fn flush<L: Link + ?Sized>(
+    iface: &mut Interface,
+    now: Instant,
+    link: &mut L,
+    buf: &mut [u8],
+) -> io::Result<usize> {
+    let mut sent = 0;
+    while let Some(n) = iface.poll_transmit(now, buf) {
+        link.send(now, &buf[..n])?;
+        sent += 1;
+    }
+    Ok(sent)
+}
+
+/// [`run`] with an application: after each `poll_link`, `app` services its sockets and
+/// what it queued is flushed before waiting.
+///
+/// # Errors
+/// The link or poll(2) failed.
+pub fn run_with_app<L: Link + ?Sized>(
+    iface: &mut Interface,
+    link: &mut L,
+    fd: RawFd,
+    clock: &Clock,
+    stop: &AtomicBool,
+    app: &mut App<'_>,
+) -> io::Result<()> {
+    let mut buf = vec![0u8; iface.config().mtu + 14];
     while !stop.load(Ordering::Relaxed) {
-        iface.poll_link(clock.now(), link)?;
+        let now = clock.now();
+        iface.poll_link(now, link)?;
+        app(iface, now);
+        flush(iface, now, link, &mut buf)?;
         let deadline = match (iface.poll_timeout(), link.poll_timeout()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -270,10 +321,25 @@ impl StackThread {
     /// # Errors
     /// The thread could not be spawned.
     pub fn spawn(
+        iface: Interface,
+        link: Box<dyn Link + Send>,
+        fd: RawFd,
+        clock: Clock,
+    ) -> io::Result<StackThread> {
+        Self::spawn_with_app(iface, link, fd, clock, Box::new(|_, _| {}))
+    }
+
+    /// [`spawn`](Self::spawn) with an application running on the driver thread
+    /// ([`run_with_app`]); it is dropped when the thread ends.
+    ///
+    /// # Errors
+    /// The thread could not be spawned.
+    pub fn spawn_with_app(
         mut iface: Interface,
         link: Box<dyn Link + Send>,
         fd: RawFd,
         clock: Clock,
+        mut app: BoxedApp,
     ) -> io::Result<StackThread> {
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
@@ -281,7 +347,7 @@ impl StackThread {
             .name("ustack-driver".into())
             .spawn(move || {
                 let mut link = Counted::new(link);
-                run(&mut iface, &mut link, fd, &clock, &stop2)?;
+                run_with_app(&mut iface, &mut link, fd, &clock, &stop2, &mut *app)?;
                 Ok(StackReport {
                     iface,
                     link: link.stats(),

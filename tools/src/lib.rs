@@ -9,6 +9,7 @@ pub mod decode;
 pub mod driver;
 pub mod dump;
 pub mod dump_fmt;
+pub mod echo;
 pub mod faults;
 pub mod netns;
 pub mod plot;

@@ -13,6 +13,7 @@ fn main() {
         cli::Command::Demo => cmd::demo::run(&cli.global),
         cli::Command::Dump(args) => cmd::dump::run(&args),
         cli::Command::Plot(args) => cmd::plot::run(&args),
+        cli::Command::Echo(args) => cmd::echo::run(&cli.global, &args),
     };
     match result {
         Ok(code) => std::process::exit(code),

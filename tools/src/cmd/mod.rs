@@ -2,6 +2,7 @@
 
 pub mod demo;
 pub mod dump;
+pub mod echo;
 pub mod plot;
 pub mod up;
 

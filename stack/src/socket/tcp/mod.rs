@@ -634,6 +634,8 @@ pub struct TcpLayer {
     listeners: HashMap<u16, u32>,
     ports: HashMap<u16, PortUse>,
     dirty: VecDeque<u32>,
+    /// User-owned sockets whose readiness may have changed, each at most once.
+    ready: VecDeque<TcpHandle>,
     timers: BinaryHeap<Reverse<(Instant, u32, u64)>>,
     /// Scratch list of sockets whose timer is due, kept to avoid allocating per expiry.
     due: Vec<u32>,
@@ -667,6 +669,7 @@ impl TcpLayer {
             listeners: HashMap::new(),
             ports: HashMap::new(),
             dirty: VecDeque::new(),
+            ready: VecDeque::new(),
             timers: BinaryHeap::new(),
             due: Vec::new(),
             timer_seq: 0,
@@ -839,6 +842,18 @@ impl TcpLayer {
         }
     }
 
+    /// Queues a user-owned socket for [`poll_ready`](Self::poll_ready).
+    fn touch(&mut self, idx: u32) {
+        if let Some(s) = self.at(idx) {
+            // Connections still in a listen queue are not the user's yet.
+            if !s.ready_queued && !s.user_closed && s.parent.is_none() {
+                s.ready_queued = true;
+                let h = s.handle;
+                self.ready.push_back(h);
+            }
+        }
+    }
+
     fn reschedule(&mut self, idx: u32) {
         let seq = self.timer_seq + 1;
         let Some(s) = self.at(idx) else {
@@ -909,6 +924,8 @@ impl TcpLayer {
                     l.syn_queue.retain(|&c| c != handle);
                     l.accept_queue.push_back(handle);
                 }
+                // The listener became acceptable.
+                self.touch(p.index);
             }
         }
         let Some(s) = self.at(idx) else {
@@ -1080,6 +1097,7 @@ impl TcpLayer {
                     s.fail(ev, None);
                 }
                 // An orphan is freed; a socket still held by its owner stays CLOSED.
+                self.touch(idx);
                 self.settle(idx, TcpState::TimeWait, false);
             } else {
                 if s.state == TcpState::SynReceived && seg.flags.ack() && !seg.flags.rst() {
@@ -1103,6 +1121,7 @@ impl TcpLayer {
                 let s = self.at(idx)?;
                 let paws = s.paws_rejected - paws_before;
                 self.counters.paws_rejected += paws;
+                self.touch(idx);
                 self.settle(idx, prev, true);
                 return match reply? {
                     Reply::Segment(r) => Some((Self::reply_ip(key, &r), r)),
@@ -1246,6 +1265,7 @@ impl TcpLayer {
                 self.counters.resets_sent += 1;
                 self.queue_rst(ip, rst);
             }
+            self.touch(idx);
             self.settle(idx, prev, true);
         }
         self.due = due;
@@ -1281,6 +1301,7 @@ impl TcpLayer {
         };
         let prev = s.state;
         s.handle_icmp(ev, err);
+        self.touch(idx);
         self.settle(idx, prev, true);
         self.tidy_timers();
     }
@@ -1288,6 +1309,27 @@ impl TcpLayer {
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<TcpEvent> {
         self.events.queue.pop_front()
+    }
+
+    /// The next user-owned socket whose readiness may have changed since it was last
+    /// returned: a segment or timer touched it (data, ACK freeing send space, FIN,
+    /// state change, error), or, for a listener, a connection became acceptable.
+    ///
+    /// An event loop services only these sockets instead of scanning all of them. A
+    /// socket is queued at most once; a handle closed since is simply invalid (calls on
+    /// it fail with `BadHandle`). Spurious entries are possible; missed ones are not,
+    /// except for what happened to a connection before `accept` returned it: service a
+    /// newly accepted connection once right away.
+    pub fn poll_ready(&mut self) -> Option<TcpHandle> {
+        while let Some(h) = self.ready.pop_front() {
+            if let Some(s) = self.sock_mut(h) {
+                s.ready_queued = false;
+                if !s.user_closed {
+                    return Some(h);
+                }
+            }
+        }
+        None
     }
 
     // ------------------------------------------------------------ user API
@@ -1664,6 +1706,16 @@ impl TcpLayer {
                 && !s.shut_wr
                 && s.tx.window() > 0
         })
+    }
+
+    /// Bytes `send` would accept now: free space in the send buffer, 0 when sending is
+    /// not possible (SO_SNDBUF minus SIOCOUTQ).
+    pub fn send_space(&self, h: TcpHandle) -> usize {
+        if self.can_send(h) {
+            self.user_sock(h).map_or(0, |s| s.tx.window())
+        } else {
+            0
+        }
     }
 
     /// True when all data was read and the peer sent FIN (recv would return 0).

@@ -143,6 +143,8 @@ pub(crate) struct Socket {
     pub in_conns: bool,
     /// In the layer's dirty queue.
     pub queued: bool,
+    /// In the layer's ready queue (see `TcpLayer::poll_ready`).
+    pub ready_queued: bool,
     pub timer_gen: u64,
     pub timer_at: Option<Instant>,
 
@@ -194,6 +196,10 @@ pub(crate) struct Socket {
 
     // Timers.
     rto_at: Option<Instant>,
+    /// Tail loss probe (RFC 8985 §7): when to resend the last segment if no ACK came.
+    tlp_at: Option<Instant>,
+    /// A probe went out and no ACK has advanced SND.UNA since.
+    tlp_probed: bool,
     delack_at: Option<Instant>,
     persist_at: Option<Instant>,
     keepalive_at: Option<Instant>,
@@ -218,6 +224,9 @@ pub(crate) struct Socket {
     /// RFC 6582 "recover": set while in fast recovery.
     recovery: Option<SeqNumber>,
     rtx_next: Option<SeqNumber>,
+    /// During SACK recovery: the retransmission of SND.UNA and SND.MAX when it left,
+    /// to tell when that retransmission was itself lost.
+    rtx_una_mark: Option<(SeqNumber, SeqNumber)>,
     high_rxt: SeqNumber,
     /// RFC 6582 §4 "recover" after a timeout: SND.MAX when the RTO fired. Until the
     /// cumulative ACK reaches it, duplicate ACKs (caused by go-back-N resending what
@@ -276,6 +285,7 @@ impl Socket {
             port_claim: None,
             in_conns: false,
             queued: false,
+            ready_queued: false,
             timer_gen: 0,
             timer_at: None,
             iss: SeqNumber(0),
@@ -315,6 +325,8 @@ impl Socket {
             last_ack_sent: SeqNumber(0),
             last_oow_ack: None,
             rto_at: None,
+            tlp_at: None,
+            tlp_probed: false,
             delack_at: None,
             persist_at: None,
             keepalive_at: None,
@@ -332,6 +344,7 @@ impl Socket {
             dupacks: 0,
             recovery: None,
             rtx_next: None,
+            rtx_una_mark: None,
             high_rxt: SeqNumber(0),
             rto_recover: None,
             rto_tsval: None,
@@ -640,6 +653,7 @@ impl Socket {
 
     fn stop_timers(&mut self) {
         self.rto_at = None;
+        self.tlp_at = None;
         self.delack_at = None;
         self.persist_at = None;
         self.keepalive_at = None;
@@ -1132,6 +1146,7 @@ impl Socket {
                     let cwnd = self.cc.ssthresh().min(flight.max(mss) + mss);
                     self.cc.set_cwnd(cwnd);
                     self.recovery = None;
+                    self.rtx_una_mark = None;
                     self.emit_cc_event(ev);
                 }
                 Some(_) => {
@@ -1146,30 +1161,49 @@ impl Socket {
                 None => self.cc.on_ack(now, data_acked, mss, self.rtt.srtt()),
             }
             self.dupacks = 0;
+            self.tlp_probed = false;
             // Per RFC 6298 §5.2/5.3: stop the timer when all is acked, else restart it.
             self.rto_at = (self.snd_max > self.snd_una).then(|| now + self.rtt.rto());
-        } else if ack == self.snd_una
-            && seg.payload.is_empty()
-            && !seg.flags.fin()
-            && self.snd_max > self.snd_una
-            && seg_wnd > 0
-            && (seg_wnd == self.snd_wnd || sack_new)
-        {
-            // Per RFC 5681 §2: a duplicate acknowledgment.
-            self.dupacks += 1;
-            if self.recovery.is_some() {
-                if !self.sack_ok {
+        } else if ack == self.snd_una && self.snd_max > self.snd_una {
+            let dupack = if self.sack_ok {
+                // Per RFC 6675 §2: with SACK, a duplicate acknowledgment is one that
+                // SACKs octets not SACKed before, whatever its payload or window (so
+                // ACKs riding on the peer's data count too).
+                sack_new
+            } else {
+                // Per RFC 5681 §2: no data, no SYN/FIN, same ACK and same window.
+                seg.payload.is_empty() && !seg.flags.fin() && seg_wnd > 0 && seg_wnd == self.snd_wnd
+            };
+            if dupack {
+                self.dupacks += 1;
+                if self.recovery.is_some() && !self.sack_ok {
                     // RFC 6582 §3.2 (4): inflate by one segment per further dupack.
                     self.cc.set_cwnd(self.cc.cwnd() + mss);
                 }
-            } else {
-                let sack_loss =
-                    self.sack_ok && self.scoreboard.sacked_above(self.snd_una) > 2 * mss;
-                // Per RFC 6582 §3.2 (1) and §4: no fast retransmit until the ACK covers
-                // what was outstanding when the retransmission timer fired.
-                if (self.dupacks >= DUPTHRESH || sack_loss) && self.rto_recover.is_none() {
-                    self.enter_recovery(now, ev);
-                }
+            }
+        }
+        if self.recovery.is_none() && self.snd_max > self.snd_una {
+            // Per RFC 6675 §5 (1)-(2): DupThresh duplicate ACKs, or IsLost(HighACK + 1)
+            // -- more than (DupThresh - 1) * SMSS SACKed above SND.UNA -- whether or not
+            // this ACK also advanced SND.UNA, starts loss recovery.
+            let sack_loss = self.sack_ok
+                && self.scoreboard.sacked_above(self.snd_una) > (DUPTHRESH as usize - 1) * mss;
+            // Per RFC 6582 §3.2 (1) and §4: no fast retransmit until the ACK covers
+            // what was outstanding when the retransmission timer fired.
+            if (self.dupacks >= DUPTHRESH || sack_loss) && self.rto_recover.is_none() {
+                self.enter_recovery(now, ev);
+            }
+        } else if let (true, Some((seq, mark))) = (self.sack_ok, self.rtx_una_mark) {
+            if self.snd_una != seq {
+                self.rtx_una_mark = None;
+            } else if self.scoreboard.sacked_above(mark) > (DUPTHRESH as usize - 1) * mss {
+                // The retransmission of SND.UNA was lost too: more than DupThresh - 1
+                // segments sent after it have been SACKed while it is still missing
+                // (the IsLost rule applied to the retransmission, as RFC 8985 RACK
+                // would conclude from send order). Resend it now rather than waiting
+                // for the RTO; the recovery episode and cwnd stay as they are.
+                self.rtx_una_mark = None;
+                self.rtx_next = Some(self.snd_una);
             }
         }
 
@@ -1201,6 +1235,54 @@ impl Socket {
                 }
             }
         }
+        self.arm_tlp(now);
+    }
+
+    /// Arms the tail loss probe (RFC 8985 §7.2) after new data went out or an ACK
+    /// advanced SND.UNA: PTO = 2 * SRTT (plus a worst-case delayed ACK when a single
+    /// segment is in flight), at least 10 ms, and only if it comes before the RTO.
+    /// Not during loss recovery, without SACK, or with a probe already out.
+    fn arm_tlp(&mut self, now: Instant) {
+        self.tlp_at = None;
+        if !self.sack_ok
+            || self.recovery.is_some()
+            || self.tlp_probed
+            || self.snd_max <= self.snd_una
+            || !matches!(self.state, TcpState::Established | TcpState::CloseWait)
+        {
+            return;
+        }
+        let Some(srtt) = self.rtt.srtt() else {
+            return;
+        };
+        let mut pto = srtt.saturating_mul(2);
+        if ((self.snd_max - self.snd_una).max(0) as usize) <= self.send_mss() {
+            pto += Duration::from_millis(200);
+        }
+        let at = now + pto.max(Duration::from_millis(10));
+        if self.rto_at.is_none_or(|rto| at < rto) {
+            self.tlp_at = Some(at);
+        }
+    }
+
+    /// The probe timeout fired: resend the last segment sent (RFC 8985 §7.3 when no new
+    /// data can go). Its ACK -- or its SACK -- tells what the tail of the flight lost,
+    /// typically after the peer's ACKs for it were lost, without waiting for the RTO.
+    fn fire_tlp(&mut self) {
+        if self.recovery.is_some() || self.snd_max <= self.snd_una || !self.may_send_data() {
+            return;
+        }
+        let flight = (self.snd_max - self.snd_una).max(0) as usize;
+        let data_end = self.snd_buf_end.min(self.snd_max);
+        let data_flight = (data_end - self.snd_una).max(0) as usize;
+        let last = data_flight.min(self.send_mss());
+        self.rtx_next = Some(if data_flight > 0 {
+            data_end - last
+        } else {
+            // Only the FIN is outstanding.
+            self.snd_max - flight.min(1)
+        });
+        self.tlp_probed = true;
     }
 
     /// Fast retransmit and entry into fast recovery (RFC 5681 §3.2, RFC 6582, RFC 6675 §5).
@@ -1304,6 +1386,7 @@ impl Socket {
     pub(crate) fn poll_at(&self) -> Option<Instant> {
         [
             self.rto_at,
+            self.tlp_at,
             self.delack_at,
             self.persist_at,
             self.keepalive_at,
@@ -1331,8 +1414,13 @@ impl Socket {
                 return None;
             }
         }
+        if due(self.tlp_at) {
+            self.tlp_at = None;
+            self.fire_tlp();
+        }
         if due(self.rto_at) {
             self.rto_at = None;
+            self.tlp_at = None;
             self.on_rto(now, cfg, ev);
             if self.state == TcpState::Closed {
                 return None;
@@ -1451,6 +1539,7 @@ impl Socket {
                 self.recovery = None;
                 self.dupacks = 0;
                 self.rtx_next = None;
+                self.rtx_una_mark = None;
                 self.scoreboard.clear();
                 self.high_rxt = self.snd_una;
                 self.rto_recover = Some(self.snd_max);
@@ -1506,6 +1595,14 @@ impl Socket {
     }
 
     fn plan_segment(&mut self, now: Instant) -> Option<Plan> {
+        let plan = self.plan_segment_inner(now)?;
+        if plan.rtx && plan.seq == self.snd_una && self.recovery.is_some() && self.sack_ok {
+            self.rtx_una_mark = Some((plan.seq, self.snd_max));
+        }
+        Some(plan)
+    }
+
+    fn plan_segment_inner(&mut self, now: Instant) -> Option<Plan> {
         if !self.may_send_data() {
             return None;
         }
@@ -1546,17 +1643,25 @@ impl Socket {
             }
         }
         let avail = (self.snd_buf_end - self.snd_nxt).max(0) as usize;
-        // Per RFC 6675 §5 (C): in SACK recovery cwnd bounds pipe (the budget above),
-        // not SND.UNA + cwnd; the lost hole holding SND.UNA back would otherwise stop
-        // all new data until recovery ends. Only the peer's window still applies.
-        // While resending below SND.MAX (after a path MTU drop) pipe does not see those
-        // bytes, so the old bound stays.
-        let win = if budget == usize::MAX || self.snd_nxt < self.snd_max {
-            self.snd_wnd.min(cwnd)
+        // Per RFC 3042 (Limited Transmit): each of the first two duplicate ACKs lets one
+        // more new segment out, beyond cwnd, so a small window still produces the
+        // duplicate ACKs (or SACKs) that trigger fast retransmit instead of an RTO.
+        let limited = if self.recovery.is_none() && self.snd_nxt == self.snd_max {
+            self.dupacks.min(DUPTHRESH - 1) as usize * mss
         } else {
-            self.snd_wnd
+            0
         };
-        let win_end = self.snd_una + win;
+        let win_end = if self.recovery.is_some() && self.sack_ok && self.snd_nxt >= self.snd_max {
+            // RFC 6675 §5 (C): during SACK recovery cwnd bounds pipe (`budget` above),
+            // not SND.NXT - SND.UNA; new data is bounded only by the peer's window. With
+            // SND.UNA + cwnd here, a halved cwnd under a full flight let nothing new out,
+            // so no further SACKs came and every recovery with a second loss ended in
+            // an RTO. While resending below SND.MAX (after a path MTU drop) pipe does
+            // not see those bytes, so the cwnd bound stays.
+            self.snd_una + self.snd_wnd
+        } else {
+            self.snd_una + self.snd_wnd.min(cwnd + limited)
+        };
         let can = ((win_end - self.snd_nxt).max(0) as usize).min(budget);
         let len = avail.min(can).min(max_len);
         let rtx = self.snd_nxt < self.snd_max;
@@ -1767,6 +1872,9 @@ impl Socket {
         }
         if self.rto_at.is_none() && self.snd_max > self.snd_una {
             self.rto_at = Some(now + self.rtt.rto());
+        }
+        if !plan.rtx {
+            self.arm_tlp(now);
         }
     }
 

@@ -1,0 +1,109 @@
+//! `ustack echo`: TCP and UDP echo (RFC 862) on a link until a signal.
+//!
+//! The stack and the service share one thread: the driver loop feeds frames and timers
+//! to the interface, then runs [`EchoServer::poll`] as its application hook, then sends
+//! what the service queued.
+
+use super::CmdResult;
+use crate::cli::GlobalArgs;
+use clap::Args;
+use std::fs::File;
+use std::io::BufWriter;
+use std::os::unix::io::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use ustack::iface::Interface;
+use ustack::link::{Link, PcapTimestamps, PcapWriter};
+use ustack_tools::driver::{self, Clock, Counted, LinkSpec};
+use ustack_tools::echo::EchoServer;
+
+/// Options of `ustack echo`.
+#[derive(Debug, Args)]
+pub struct EchoArgs {
+    /// TCP and UDP port to serve.
+    #[arg(long, value_name = "N", default_value_t = 7)]
+    pub port: u16,
+    /// TCP listen backlog (connections waiting for the handshake or for accept).
+    #[arg(long, value_name = "N", default_value_t = 128)]
+    pub backlog: usize,
+}
+
+/// Runs until SIGINT/SIGTERM/SIGHUP, then prints counters.
+pub fn run(args: &GlobalArgs, echo: &EchoArgs) -> CmdResult {
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    ustack_tools::signals::handle_with(move |_| stop2.store(true, Ordering::Relaxed))?;
+
+    let spec = match (&args.tap, &args.raw) {
+        (Some(t), None) => LinkSpec::Tap(t.clone()),
+        (None, Some(r)) => LinkSpec::Raw(r.clone()),
+        _ => return Err("`echo` needs --tap NAME or --raw IFACE".into()),
+    };
+    let ip = args.ip.ok_or("`echo` needs --ip ADDR/PREFIX")?;
+    let mac = args.mac.unwrap_or_else(|| driver::mac_from_seed(args.seed));
+    let os_link = spec
+        .open()
+        .map_err(|e| format!("cannot open {spec}: {e}"))?;
+    let fd = os_link.as_raw_fd();
+    let clock = Clock::start();
+    let link: Box<dyn Link> = match &args.pcap {
+        Some(path) => {
+            let file = File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            Box::new(PcapWriter::new(
+                os_link,
+                BufWriter::new(file),
+                clock.epoch_unix_micros(),
+                PcapTimestamps::Micros,
+            )?)
+        }
+        None => Box::new(os_link),
+    };
+    let config = driver::iface_config(mac, ip, args.gateway, args.mtu.into(), args.seed);
+    let mut iface = Interface::new(config, clock.now());
+    let mut server = EchoServer::new(&mut iface, echo.port, echo.backlog)?;
+    eprintln!(
+        "ustack: echo on {}:{} (TCP and UDP) over {spec} ({mac}); Ctrl-C to stop",
+        ip.address(),
+        echo.port
+    );
+
+    let mut counted = Counted::new(link);
+    let result = driver::run_with_app(
+        &mut iface,
+        &mut counted,
+        fd,
+        &clock,
+        &stop,
+        &mut |iface, now| server.poll(iface, now),
+    );
+    let stats = counted.stats();
+    drop(counted); // closes the device and flushes the pcap
+    let s = server.stats();
+    eprintln!(
+        "ustack: echo: tcp {} accepted, {} completed, {} failed, {} open, at most {} at once, \
+         {} bytes; udp {} datagrams / {} bytes, {} dropped",
+        s.accepted,
+        s.completed,
+        s.failed,
+        server.open_connections(),
+        s.max_open,
+        s.tcp_bytes,
+        s.udp_datagrams,
+        s.udp_bytes,
+        s.udp_dropped
+    );
+    eprintln!(
+        "ustack: link rx {} frames / {} bytes, tx {} frames / {} bytes",
+        stats.rx_frames, stats.rx_bytes, stats.tx_frames, stats.tx_bytes
+    );
+    eprint!(
+        "ustack: interface counters:\n{}",
+        driver::format_counters(&iface)
+    );
+    eprintln!("ustack: tcp counters: {:?}", iface.tcp().counters());
+    if let Some(p) = &args.pcap {
+        eprintln!("ustack: pcap written to {}", p.display());
+    }
+    result?;
+    Ok(0)
+}

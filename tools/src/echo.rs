@@ -1,0 +1,219 @@
+//! The echo service (RFC 862) as a driver [`App`](crate::driver::App): TCP and UDP on
+//! one port, used by `ustack echo` and by the kernel tests.
+//!
+//! TCP: every accepted connection echoes every byte. Flow control is end to end: a
+//! connection reads at most as many bytes as its send buffer has room for, so a sender
+//! faster than its own reader is throttled by our receive window, and nothing is ever
+//! buffered here. After the peer's FIN, once everything read has been queued for
+//! sending, the connection is closed (FIN after the echoed data).
+//!
+//! Work per wake-up is proportional to the sockets that changed: the server services
+//! the handles [`TcpLayer::poll_ready`] returns, never all connections.
+//!
+//! UDP: each datagram goes back to its sender; when the send queue is full it is
+//! dropped (and counted), as a kernel UDP echo would.
+
+use std::collections::HashMap;
+use ustack::iface::Interface;
+use ustack::socket::tcp::{RecvError, SendError, TcpHandle, TcpLayer, TcpState};
+use ustack::socket::udp::{UdpError, UdpHandle};
+use ustack::time::Instant;
+
+/// What the echo server has done so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EchoStats {
+    /// TCP connections accepted.
+    pub accepted: u64,
+    /// TCP connections closed after the peer's FIN, everything echoed.
+    pub completed: u64,
+    /// TCP connections that ended with an error (reset, timeout).
+    pub failed: u64,
+    /// Most TCP connections open at once.
+    pub max_open: usize,
+    /// TCP bytes echoed (queued for sending).
+    pub tcp_bytes: u64,
+    /// UDP datagrams echoed.
+    pub udp_datagrams: u64,
+    /// UDP payload bytes echoed.
+    pub udp_bytes: u64,
+    /// UDP datagrams dropped because the send queue was full.
+    pub udp_dropped: u64,
+    /// Times the server was woken (hook calls).
+    pub wakeups: u64,
+    /// Connection services done (one per ready handle).
+    pub services: u64,
+}
+
+/// Errors setting up the server.
+#[derive(Debug)]
+pub struct EchoError(String);
+
+impl std::fmt::Display for EchoError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for EchoError {}
+
+/// Largest read per call; a connection loops until it would block.
+const CHUNK: usize = 64 * 1024;
+
+/// A TCP and UDP echo server on one port of an interface.
+#[derive(Debug)]
+pub struct EchoServer {
+    port: u16,
+    listener: TcpHandle,
+    udp: UdpHandle,
+    /// Open connections (the value is unused: all state lives in the TCP layer).
+    conns: HashMap<TcpHandle, ()>,
+    buf: Vec<u8>,
+    stats: EchoStats,
+}
+
+impl EchoServer {
+    /// Listens on TCP `port` with `backlog` and binds UDP `port`.
+    ///
+    /// # Errors
+    /// The port is taken.
+    pub fn new(iface: &mut Interface, port: u16, backlog: usize) -> Result<EchoServer, EchoError> {
+        let any = core::net::SocketAddrV4::new(core::net::Ipv4Addr::UNSPECIFIED, port);
+        let tcp = iface.tcp();
+        let listener = tcp.socket();
+        tcp.listen(listener, any, backlog)
+            .map_err(|e| EchoError(format!("TCP port {port}: {e}")))?;
+        let our = iface.ip_addr();
+        let udp = iface.udp().socket();
+        iface
+            .udp()
+            .bind(udp, any, our)
+            .map_err(|e| EchoError(format!("UDP port {port}: {e}")))?;
+        Ok(EchoServer {
+            port,
+            listener,
+            udp,
+            conns: HashMap::new(),
+            buf: vec![0; CHUNK.max(ustack::socket::udp::UDP_MAX_PAYLOAD)],
+            stats: EchoStats::default(),
+        })
+    }
+
+    /// The port served.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> EchoStats {
+        self.stats
+    }
+
+    /// Connections open now.
+    pub fn open_connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// The driver hook: accepts, echoes and closes whatever is ready.
+    pub fn poll(&mut self, iface: &mut Interface, _now: Instant) {
+        self.stats.wakeups += 1;
+        while let Some(h) = iface.tcp().poll_ready() {
+            if h == self.listener {
+                self.accept_all(iface.tcp());
+            } else if self.conns.contains_key(&h) {
+                self.service(iface.tcp(), h);
+            }
+        }
+        self.echo_udp(iface);
+    }
+
+    fn accept_all(&mut self, tcp: &mut TcpLayer) {
+        while let Ok((h, _peer)) = tcp.accept(self.listener) {
+            self.stats.accepted += 1;
+            self.conns.insert(h, ());
+            self.stats.max_open = self.stats.max_open.max(self.conns.len());
+            // Whatever arrived before accept is not announced by poll_ready.
+            self.service(tcp, h);
+        }
+    }
+
+    /// Echoes what can be echoed now; closes the connection at EOF or on error.
+    fn service(&mut self, tcp: &mut TcpLayer, h: TcpHandle) {
+        self.stats.services += 1;
+        loop {
+            let space = tcp.send_space(h);
+            if space == 0 {
+                // Full send buffer: wait for ACKs (they make the socket ready again).
+                // Any other reason to be unable to send ends the connection.
+                if !matches!(
+                    tcp.state(h),
+                    Some(TcpState::Established | TcpState::CloseWait)
+                ) {
+                    self.finish(tcp, h, true);
+                }
+                return;
+            }
+            let want = space.min(self.buf.len());
+            match tcp.recv(h, &mut self.buf[..want]) {
+                Ok(0) => {
+                    // EOF, everything read was queued: close sends FIN after it.
+                    self.finish(tcp, h, false);
+                    return;
+                }
+                Ok(n) => match tcp.send(h, &self.buf[..n]) {
+                    Ok(sent) => {
+                        // send_space promised room for all of it.
+                        debug_assert_eq!(sent, n);
+                        self.stats.tcp_bytes += sent as u64;
+                        if sent < n {
+                            self.finish(tcp, h, true);
+                            return;
+                        }
+                    }
+                    Err(SendError::WouldBlock) => unreachable!("send_space > 0"),
+                    Err(_) => {
+                        self.finish(tcp, h, true);
+                        return;
+                    }
+                },
+                Err(RecvError::WouldBlock) => return,
+                Err(_) => {
+                    self.finish(tcp, h, true);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self, tcp: &mut TcpLayer, h: TcpHandle, failed: bool) {
+        if failed {
+            self.stats.failed += 1;
+            let _ = tcp.abort(h);
+        } else {
+            self.stats.completed += 1;
+            let _ = tcp.close(h);
+        }
+        self.conns.remove(&h);
+    }
+
+    fn echo_udp(&mut self, iface: &mut Interface) {
+        let our = iface.ip_addr();
+        let udp = iface.udp();
+        loop {
+            match udp.recv_from(self.udp, &mut self.buf, false) {
+                Ok((len, peer)) => {
+                    let n = len.min(self.buf.len());
+                    match udp.send_to(self.udp, &self.buf[..n], Some(peer), our) {
+                        Ok(_) => {
+                            self.stats.udp_datagrams += 1;
+                            self.stats.udp_bytes += n as u64;
+                        }
+                        Err(_) => self.stats.udp_dropped += 1,
+                    }
+                }
+                // An ICMP error about an earlier reply: nothing to do.
+                Err(UdpError::ConnectionRefused) => {}
+                Err(_) => return,
+            }
+        }
+    }
+}
