@@ -679,8 +679,8 @@ impl ustack::link::Link for NoTcpOut {
 
 #[test]
 fn connect_times_out_when_syns_go_unanswered() {
-    // Only timers change this socket's state: the driver learns it from the engine's
-    // state-change event, and the blocked connect wakes with ETIMEDOUT.
+    // Only timers change this socket's state: the engine's poll_ready names it, and
+    // the blocked connect wakes with ETIMEDOUT.
     let (a, _b) = NetStack::builder()
         .ip("10.0.0.1/24".parse().unwrap())
         .wrap_link(|inner| Box::new(NoTcpOut { inner }))
@@ -694,8 +694,9 @@ fn connect_times_out_when_syns_go_unanswered() {
     let err = TcpStream::connect(&a, (B, 80)).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::TimedOut);
     assert!(start.elapsed() < PATIENCE);
+    // The engine's events stay available to the application.
     let mut saw_state_change = false;
-    while let Some(e) = a.poll_tcp_event() {
+    while let Some(e) = a.with_interface(|i, _| i.tcp().poll_event()) {
         saw_state_change |= matches!(e, ustack::socket::tcp::TcpEvent::StateChanged { .. });
     }
     assert!(saw_state_change);
