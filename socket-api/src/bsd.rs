@@ -1066,7 +1066,10 @@ impl NetStack {
                 };
                 SockOpt::Error(f.error.take().or(pending))
             }
-            SockOptName::TcpNoDelay => SockOpt::TcpNoDelay(o.nodelay),
+            SockOptName::TcpNoDelay => SockOpt::TcpNoDelay(match &f.sock {
+                Sock::Tcp(t) => iface.tcp().nodelay(t.h).unwrap_or(o.nodelay),
+                _ => o.nodelay,
+            }),
             SockOptName::TcpKeepIdle => SockOpt::TcpKeepIdle(o.keepidle),
             SockOptName::TcpKeepIntvl => SockOpt::TcpKeepIntvl(o.keepintvl),
             SockOptName::TcpKeepCnt => SockOpt::TcpKeepCnt(o.keepcnt),

@@ -745,3 +745,28 @@ fn so_linger_makes_close_wait_for_the_peer_to_acknowledge() {
     drop(c);
     assert!(start.elapsed() >= t);
 }
+
+#[test]
+fn accepted_sockets_inherit_options_but_not_o_nonblock() {
+    let (a, b) = pair();
+    let fd = b.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0).unwrap();
+    b.setsockopt(fd, SockOpt::TcpNoDelay(true)).unwrap();
+    b.setsockopt(fd, SockOpt::KeepAlive(true)).unwrap();
+    b.bind(fd, sa(B, 7000)).unwrap();
+    b.listen(fd, 4).unwrap();
+    assert_eq!(b.getsockname(fd).unwrap(), sa(B, 7000));
+    let _c = TcpStream::connect(&a, (B, 7000)).unwrap();
+    wait_for(&b, fd, PollEvents::POLLIN);
+    let (child, peer) = b.accept(fd).unwrap();
+    assert_eq!(b.getpeername(child).unwrap(), peer);
+    assert!(!b.is_nonblocking(child).unwrap());
+    assert_eq!(
+        b.getsockopt(child, SockOptName::TcpNoDelay).unwrap(),
+        SockOpt::TcpNoDelay(true)
+    );
+    assert_eq!(
+        b.getsockopt(child, SockOptName::KeepAlive).unwrap(),
+        SockOpt::KeepAlive(true)
+    );
+    assert_eq!(b.accept(fd).unwrap_err(), Errno::EAGAIN);
+}
