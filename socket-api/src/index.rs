@@ -8,11 +8,13 @@
 //!   `TcpLayer::poll_ready`; the driver drains it each round.
 //! - UDP and raw: the driver's link wrapper ([`Sniffer`]) notes the local UDP port of
 //!   each datagram in or out; raw sockets (few) are re-checked whenever anything moved.
+//!   Arriving ICMP errors (which may concern any socket) re-check everything; other
+//!   ICMP (echo) only concerns raw sockets.
 //!
 //! The [`Index`] maps these hints to the watched descriptions they concern. Anything a
-//! hint cannot describe (fragments, ICMP, ARP requests, counted drops, output queued
-//! by `close`) falls back to re-checking everything watched, so hints only narrow the
-//! work and never lose a wake-up.
+//! hint cannot describe (fragments, ICMP errors, ARP requests, counted drops, output
+//! queued by `close`) falls back to re-checking everything watched, so hints only
+//! narrow the work and never lose a wake-up.
 //!
 //! Invariant: every watched description is indexed under its current key;
 //! `State::reindex` runs whenever a description becomes watched or a call may have
@@ -84,6 +86,7 @@ impl Index {
                     out.extend(self.by.get(&IndexKey::Udp(port)).into_iter().flatten())
                 }
                 Hint::Tcp(h) => out.extend(self.by.get(&IndexKey::Tcp(h)).into_iter().flatten()),
+                Hint::Raw => {}
             }
         }
         if !hints.is_empty() {
@@ -99,6 +102,8 @@ pub(crate) enum Hint {
     Udp(u16),
     /// The engine says this TCP socket's readiness may have changed.
     Tcp(TcpHandle),
+    /// Only raw sockets may have changed.
+    Raw,
 }
 
 /// Wraps the driver's link and notes a [`Hint`] per frame, or that a full re-check is
@@ -147,9 +152,13 @@ impl Sniffer {
             (17, false) => self.hints.push(Hint::Udp(sport)),
             // TCP: the engine's poll_ready names the sockets.
             (6, _) => {}
-            // ICMP (errors for UDP and TCP sockets, echo replies for raw ones) and
-            // other protocols: re-check everything.
-            _ => self.full = true,
+            // An arriving ICMP error may concern any UDP or TCP socket: re-check all.
+            // RFC 792 types: 3 unreachable, 4 source quench, 5 redirect, 11 time
+            // exceeded, 12 parameter problem.
+            (1, true) if matches!(ip[ihl], 3 | 4 | 5 | 11 | 12) => self.full = true,
+            // Other ICMP (echo) and other protocols, in or out, only concern raw
+            // sockets (their copies, their send queues).
+            _ => self.hints.push(Hint::Raw),
         }
     }
 }
