@@ -76,9 +76,10 @@ pub struct GlobalArgs {
     /// only).
     #[arg(long, value_name = "MS", global = true, default_value_t = 10)]
     pub trace_every: u64,
-    /// At exit, print every counter by layer and one `ss -ti`-like line per TCP socket
-    /// (cwnd and ssthresh in bytes) on stdout; --stats=json prints one JSON object.
-    /// `ustack stats` shows the same for a running process.
+    /// When a stack (up, echo, demo) exits, print every counter by layer and one
+    /// `ss -ti`-like line per TCP socket (cwnd and ssthresh in bytes) on stdout;
+    /// --stats=json prints one JSON object. `ustack stats` shows the same for a running
+    /// process.
     #[arg(long, value_name = "FORMAT", global = true, num_args = 0..=1,
           require_equals = true, default_missing_value = "text", value_enum)]
     pub stats: Option<StatsFormat>,
