@@ -99,4 +99,7 @@ pub enum Command {
         # another port, recording a pcap:\n  \
         sudo ip netns exec NS ustack --tap tap0 --ip 10.77.0.2/24 --pcap echo.pcap echo --port 7007")]
     Echo(crate::cmd::echo::EchoArgs),
+    /// HTTP/1.1: serve a directory, or fetch a URL (throughput and SHA-256).
+    #[command(after_help = crate::cmd::http::AFTER_HELP)]
+    Http(crate::cmd::http::HttpArgs),
 }

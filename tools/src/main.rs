@@ -14,6 +14,7 @@ fn main() {
         cli::Command::Dump(args) => cmd::dump::run(&args),
         cli::Command::Plot(args) => cmd::plot::run(&args),
         cli::Command::Echo(args) => cmd::echo::run(&cli.global, &args),
+        cli::Command::Http(args) => cmd::http::run(&cli.global, &args),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -2,8 +2,10 @@
 
 pub mod demo;
 pub mod dump;
-pub mod plot;
 pub mod echo;
+pub mod http;
+pub mod net;
+pub mod plot;
 pub mod up;
 
 /// Errors a subcommand reports before exiting.

@@ -1,0 +1,337 @@
+//! The application subcommands (`http`, `nc`, `send`/`recv`, `ping`, `dns`, `demo`)
+//! against the Linux kernel, each inside a network namespace the test creates.
+//!
+//! These tests run the **built `ustack` binary** (`CARGO_BIN_EXE_ustack`) inside the
+//! namespace with `ip netns exec`, exactly as a user would, on a TAP `tap0` whose kernel
+//! side is 10.77.0.1/24 (the stack is 10.77.0.2/24). They live in `tools/tests/` because
+//! only the binary's own package sees `CARGO_BIN_EXE_ustack`. The namespace guard
+//! ([`Netns`]) kills what still runs inside and deletes the namespace on every exit
+//! path, panics included; [`Proc`] also kills its process on drop.
+//!
+//! Without CAP_NET_ADMIN/NET_RAW/SYS_ADMIN or a needed tool they print a loud SKIPPED
+//! banner; under `USTACK_REQUIRE_NETNS=1` they fail instead.
+
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use ustack_tools::netns::{have_privileges, Netns};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ustack");
+const KERNEL_IP: &str = "10.77.0.1";
+const STACK_IP: &str = "10.77.0.2";
+const STACK_CIDR: &str = "10.77.0.2/24";
+
+/// Whether the test can run: privileges and `tools`; otherwise skip loudly (or panic
+/// under `USTACK_REQUIRE_NETNS=1`).
+fn can_run(tools: &[&str]) -> bool {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("kernel test")
+        .to_owned();
+    let why = if !have_privileges() {
+        Some(
+            "missing privileges (CAP_NET_ADMIN/NET_RAW/SYS_ADMIN), /dev/net/tun or iproute2".into(),
+        )
+    } else {
+        tools
+            .iter()
+            .find(|t| {
+                !std::env::var_os("PATH")
+                    .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(t).is_file()))
+            })
+            .map(|t| format!("`{t}` is not installed"))
+    };
+    let Some(why) = why else { return true };
+    if std::env::var("USTACK_REQUIRE_NETNS").is_ok_and(|v| v == "1") {
+        panic!("{test}: cannot run kernel test: {why} (USTACK_REQUIRE_NETNS=1)");
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n################################################################\n\
+         ## SKIPPED {test}: {why}\n\
+         ## set USTACK_REQUIRE_NETNS=1 to fail instead.\n\
+         ################################################################\n"
+    );
+    false
+}
+
+/// A namespace with `tap0` (kernel 10.77.0.1/24) for the stack to attach to.
+fn namespace() -> Netns {
+    let ns = Netns::new("ustack-test").expect("create namespace");
+    ns.add_tap("tap0", "10.77.0.1/24").expect("create tap");
+    ns
+}
+
+/// `ustack --tap tap0 --ip 10.77.0.2/24 ARGS...` inside `ns`.
+fn ustack(ns: &Netns, args: &[&str]) -> Command {
+    let mut full = vec![BIN, "--tap", "tap0", "--ip", STACK_CIDR];
+    full.extend_from_slice(args);
+    let mut cmd = ns.command(&full);
+    cmd.env("RUST_LOG", "warn");
+    cmd
+}
+
+/// A child process killed (SIGTERM, then SIGKILL) on drop.
+struct Proc {
+    child: Option<Child>,
+    what: String,
+}
+
+impl Proc {
+    fn spawn(mut cmd: Command, what: &str) -> Proc {
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {what}: {e}"));
+        Proc {
+            child: Some(child),
+            what: what.to_owned(),
+        }
+    }
+
+    /// Waits up to `limit` for the process to exit and returns its output.
+    fn wait(mut self, limit: Duration) -> Output {
+        let mut child = self.child.take().expect("waited once");
+        let start = Instant::now();
+        while child.try_wait().expect("try_wait").is_none() {
+            if start.elapsed() > limit {
+                let _ = child.kill();
+                let out = child.wait_with_output().expect("wait");
+                panic!(
+                    "{} did not finish in {limit:?}; stderr:\n{}",
+                    self.what,
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.wait_with_output().expect("wait")
+    }
+
+    /// SIGTERM, then the output.
+    fn stop(mut self) -> Output {
+        let mut child = self.child.take().expect("stopped once");
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let start = Instant::now();
+        while child.try_wait().expect("try_wait").is_none()
+            && start.elapsed() < Duration::from_secs(5)
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        child.wait_with_output().expect("wait")
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A temporary directory removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(
+            format!(
+                "ustack-apps-{tag}-{}-{:?}",
+                std::process::id(),
+                Instant::now()
+            )
+            .replace([' ', '{', '}', ':', ','], ""),
+        );
+        std::fs::create_dir_all(&p).expect("temp dir");
+        TempDir(p)
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+    fn s(&self, name: &str) -> String {
+        self.path(name).to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Writes `len` seeded pseudo-random bytes to `path` and returns their SHA-256.
+fn random_file(path: &Path, len: usize, seed: u64) -> String {
+    let mut x = seed | 1;
+    let mut data = Vec::with_capacity(len + 8);
+    while data.len() < len {
+        // xorshift64*
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        data.extend_from_slice(&x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    data.truncate(len);
+    std::fs::write(path, &data).expect("write test file");
+    sha256(&data)
+}
+
+fn sha256(data: &[u8]) -> String {
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn sha256_file(path: &Path) -> String {
+    sha256(&std::fs::read(path).expect("read output"))
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Waits until a TCP port on `ip` accepts a connection from inside `ns`.
+fn wait_port(ns: &Netns, ip: &str, port: u16) {
+    let start = Instant::now();
+    let probe = format!(
+        "import socket,sys\ns=socket.socket();s.settimeout(0.5)\n\
+         sys.exit(0 if s.connect_ex(('{ip}',{port}))==0 else 1)"
+    );
+    while start.elapsed() < Duration::from_secs(10) {
+        if ns
+            .exec(&["python3", "-c", &probe])
+            .is_ok_and(|o| o.status.success())
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("nothing listens on {ip}:{port} after 10 s");
+}
+
+// ---------------------------------------------------------------------------------
+// http
+
+#[test]
+fn kernel_apps_curl_fetches_from_http_serve_1mb_and_100mb() {
+    if !can_run(&["curl"]) {
+        return;
+    }
+    let ns = namespace();
+    let dir = TempDir::new("serve");
+    let small = random_file(&dir.path("1m.bin"), 1_000_000, 1);
+    let big = random_file(&dir.path("100m.bin"), 100_000_000, 2);
+    std::fs::write(dir.path("index.html"), "<h1>hello from ustack</h1>\n").unwrap();
+    let mut cmd = ustack(&ns, &["http", "serve", &dir.s(""), "--port", "8080"]);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let server = Proc::spawn(cmd, "ustack http serve");
+    wait_port(&ns, STACK_IP, 8080);
+
+    let out_dir = TempDir::new("curl");
+    let page = ns
+        .exec(&["curl", "-sS", "--fail", &format!("http://{STACK_IP}:8080/")])
+        .unwrap();
+    assert!(page.status.success(), "{}", text(&page.stderr));
+    assert_eq!(text(&page.stdout), "<h1>hello from ustack</h1>\n");
+    let missing = ns
+        .exec(&[
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("http://{STACK_IP}:8080/nope"),
+        ])
+        .unwrap();
+    assert_eq!(text(&missing.stdout), "404");
+    let traversal = ns
+        .exec(&[
+            "curl",
+            "-s",
+            "--path-as-is",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("http://{STACK_IP}:8080/../../../etc/passwd"),
+        ])
+        .unwrap();
+    assert_eq!(text(&traversal.stdout), "404");
+    for (name, want) in [("1m.bin", &small), ("100m.bin", &big)] {
+        let start = Instant::now();
+        let got = ns
+            .exec(&[
+                "curl",
+                "-sS",
+                "--fail",
+                "-o",
+                &out_dir.s(name),
+                &format!("http://{STACK_IP}:8080/{name}"),
+            ])
+            .unwrap();
+        let secs = start.elapsed().as_secs_f64();
+        assert!(got.status.success(), "curl {name}: {}", text(&got.stderr));
+        assert_eq!(&sha256_file(&out_dir.path(name)), want, "{name} differs");
+        let len = std::fs::metadata(out_dir.path(name)).unwrap().len();
+        eprintln!(
+            "curl <- ustack http serve: {name} {len} bytes in {secs:.2} s ({:.1} MB/s)",
+            len as f64 / secs / 1e6
+        );
+    }
+    let out = server.stop();
+    let err = text(&out.stderr);
+    assert!(err.contains("\"GET /100m.bin\" 200"), "{err}");
+}
+
+#[test]
+fn kernel_apps_http_get_fetches_from_python_http_server_1mb_and_100mb() {
+    if !can_run(&["python3"]) {
+        return;
+    }
+    let ns = namespace();
+    let dir = TempDir::new("pyserve");
+    let small = random_file(&dir.path("1m.bin"), 1_000_000, 3);
+    let big = random_file(&dir.path("100m.bin"), 100_000_000, 4);
+    let mut py = ns.command(&[
+        "python3",
+        "-m",
+        "http.server",
+        "8000",
+        "--bind",
+        KERNEL_IP,
+        "--directory",
+        &dir.s(""),
+    ]);
+    py.stdout(Stdio::null()).stderr(Stdio::null());
+    let _py = Proc::spawn(py, "python3 -m http.server");
+    wait_port(&ns, KERNEL_IP, 8000);
+    let out_dir = TempDir::new("get");
+    for (name, want) in [("1m.bin", &small), ("100m.bin", &big)] {
+        let url = format!("http://{KERNEL_IP}:8000/{name}");
+        let mut cmd = ustack(&ns, &["http", "get", &url, "-o", &out_dir.s(name)]);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let out = Proc::spawn(cmd, "ustack http get").wait(Duration::from_secs(120));
+        let err = text(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert_eq!(&sha256_file(&out_dir.path(name)), want, "{name} differs");
+        assert!(err.contains(&format!("sha256 {want}")), "{err}");
+        eprintln!(
+            "ustack http get <- python: {name}: {}",
+            err.lines().last().unwrap_or("")
+        );
+    }
+    // Names are refused with a pointer to `ustack dns`.
+    let out = ustack(&ns, &["http", "get", "http://example.invalid/"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("not an IPv4 address"),
+        "{}",
+        text(&out.stderr)
+    );
+}
