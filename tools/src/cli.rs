@@ -102,4 +102,13 @@ pub enum Command {
     /// HTTP/1.1: serve a directory, or fetch a URL (throughput and SHA-256).
     #[command(after_help = crate::cmd::http::AFTER_HELP)]
     Http(crate::cmd::http::HttpArgs),
+    /// netcat: stdin to a TCP/UDP socket, the socket to stdout; -l to listen.
+    #[command(after_help = crate::cmd::nc::AFTER_HELP)]
+    Nc(crate::cmd::nc::NcArgs),
+    /// Send a file over one TCP connection; print throughput and SHA-256.
+    Send(crate::cmd::xfer::SendArgs),
+    /// Receive one TCP connection into a file; print throughput and SHA-256.
+    Recv(crate::cmd::xfer::RecvArgs),
+    /// ICMP echo from the stack, with ping's per-reply lines and statistics.
+    Ping(crate::cmd::ping::PingArgs),
 }

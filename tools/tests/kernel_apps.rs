@@ -335,3 +335,214 @@ fn kernel_apps_http_get_fetches_from_python_http_server_1mb_and_100mb() {
         text(&out.stderr)
     );
 }
+/// Waits until `path` exists and has `len` bytes.
+fn wait_file(path: &Path, len: u64, limit: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if std::fs::metadata(path).is_ok_and(|m| m.len() == len) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{} did not reach {len} bytes in {limit:?}", path.display());
+}
+
+// ---------------------------------------------------------------------------------
+// nc
+
+#[test]
+fn kernel_apps_nc_both_directions_with_socat() {
+    if !can_run(&["socat"]) {
+        return;
+    }
+    let ns = namespace();
+    let dir = TempDir::new("nc");
+    let want = random_file(&dir.path("in.bin"), 300_000, 5);
+    // Our nc connects to a kernel socat listener and sends stdin, then half-closes.
+    let recv = ns.command(&[
+        "socat",
+        "-u",
+        "TCP-LISTEN:9000,reuseaddr",
+        &format!("OPEN:{},creat,trunc", dir.s("k.out")),
+    ]);
+    let socat = Proc::spawn(recv, "socat listener");
+    wait_port(&ns, KERNEL_IP, 9000);
+    // wait_port's probe connection was taken by socat's single accept: start again.
+    let _ = socat.wait(Duration::from_secs(5));
+    let recv = ns.command(&[
+        "socat",
+        "-u",
+        "TCP-LISTEN:9000,reuseaddr",
+        &format!("OPEN:{},creat,trunc", dir.s("k.out")),
+    ]);
+    let socat = Proc::spawn(recv, "socat listener");
+    std::thread::sleep(Duration::from_millis(300));
+    let mut nc = ustack(&ns, &["nc", KERNEL_IP, "9000"]);
+    nc.stdin(std::fs::File::open(dir.path("in.bin")).unwrap())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let out = Proc::spawn(nc, "ustack nc").wait(Duration::from_secs(30));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(socat.wait(Duration::from_secs(10)).status.success());
+    assert_eq!(
+        sha256_file(&dir.path("k.out")),
+        want,
+        "kernel received other bytes"
+    );
+
+    // Our nc -l receives from kernel socat and exits when it closes.
+    let mut nc = ustack(&ns, &["nc", "-l", "9001"]);
+    nc.stdin(Stdio::null())
+        .stdout(std::fs::File::create(dir.path("u.out")).unwrap())
+        .stderr(Stdio::piped());
+    let listener = Proc::spawn(nc, "ustack nc -l");
+    std::thread::sleep(Duration::from_millis(500));
+    let start = Instant::now();
+    let sent = loop {
+        let o = ns
+            .exec(&[
+                "socat",
+                "-u",
+                &format!("FILE:{}", dir.s("in.bin")),
+                &format!("TCP:{STACK_IP}:9001"),
+            ])
+            .unwrap();
+        if o.status.success() || start.elapsed() > Duration::from_secs(10) {
+            break o;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(sent.status.success(), "{}", text(&sent.stderr));
+    let out = listener.wait(Duration::from_secs(30));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        sha256_file(&dir.path("u.out")),
+        want,
+        "nc -l wrote other bytes"
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// send / recv
+
+#[test]
+fn kernel_apps_send_and_recv_100mb_with_socat() {
+    if !can_run(&["socat"]) {
+        return;
+    }
+    let ns = namespace();
+    let dir = TempDir::new("xfer");
+    let want = random_file(&dir.path("in.bin"), 100_000_000, 6);
+
+    // socat -> ustack recv
+    let mut recv = ustack(&ns, &["recv", "9100", "-o", &dir.s("recv.out")]);
+    recv.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let recv = Proc::spawn(recv, "ustack recv");
+    std::thread::sleep(Duration::from_millis(500));
+    let start = Instant::now();
+    let sent = loop {
+        let o = ns
+            .exec(&[
+                "socat",
+                "-u",
+                &format!("FILE:{}", dir.s("in.bin")),
+                &format!("TCP:{STACK_IP}:9100"),
+            ])
+            .unwrap();
+        if o.status.success() || start.elapsed() > Duration::from_secs(10) {
+            break o;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(sent.status.success(), "{}", text(&sent.stderr));
+    let out = recv.wait(Duration::from_secs(60));
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains(&format!("sha256 {want}")), "{err}");
+    assert_eq!(sha256_file(&dir.path("recv.out")), want);
+    eprintln!("socat -> ustack recv: {}", err.lines().last().unwrap_or(""));
+
+    // ustack send -> socat
+    let k = ns.command(&[
+        "socat",
+        "-u",
+        "TCP-LISTEN:9101,reuseaddr",
+        &format!("OPEN:{},creat,trunc", dir.s("k.out")),
+    ]);
+    let socat = Proc::spawn(k, "socat listener");
+    std::thread::sleep(Duration::from_millis(300));
+    let mut send = ustack(&ns, &["send", &dir.s("in.bin"), KERNEL_IP, "9101"]);
+    send.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let out = Proc::spawn(send, "ustack send").wait(Duration::from_secs(60));
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains(&format!("sha256 {want}")), "{err}");
+    assert!(socat.wait(Duration::from_secs(10)).status.success());
+    wait_file(&dir.path("k.out"), 100_000_000, Duration::from_secs(5));
+    assert_eq!(sha256_file(&dir.path("k.out")), want);
+    eprintln!("ustack send -> socat: {}", err.lines().last().unwrap_or(""));
+}
+
+// ---------------------------------------------------------------------------------
+// ping
+
+#[test]
+fn kernel_apps_ping_the_kernel() {
+    if !can_run(&[]) {
+        return;
+    }
+    let ns = namespace();
+    let out = ustack(&ns, &["ping", KERNEL_IP, "-c", "5", "-i", "0.1"])
+        .output()
+        .unwrap();
+    let s = text(&out.stdout);
+    assert!(out.status.success(), "{s}{}", text(&out.stderr));
+    assert!(
+        s.starts_with(&format!(
+            "PING {KERNEL_IP} ({KERNEL_IP}) 56(84) bytes of data.\n"
+        )),
+        "{s}"
+    );
+    for seq in 1..=5 {
+        assert!(
+            s.contains(&format!(
+                "64 bytes from {KERNEL_IP}: icmp_seq={seq} ttl=64 time="
+            )),
+            "{s}"
+        );
+    }
+    assert!(
+        s.contains("5 packets transmitted, 5 received, 0% packet loss"),
+        "{s}"
+    );
+    assert!(s.contains("rtt min/avg/max/mdev = "), "{s}");
+    assert!(!s.contains("wrong data"), "{s}");
+
+    // Fragmented both ways.
+    let out = ustack(
+        &ns,
+        &["ping", KERNEL_IP, "-c", "2", "-i", "0.1", "-s", "3000"],
+    )
+    .output()
+    .unwrap();
+    let s = text(&out.stdout);
+    assert!(
+        s.contains("2 packets transmitted, 2 received, 0% packet loss"),
+        "{s}"
+    );
+    assert!(s.contains("3008 bytes from"), "{s}");
+
+    // Nobody there: no reply, exit code 1.
+    let out = ustack(
+        &ns,
+        &["ping", "10.77.0.99", "-c", "2", "-i", "0.1", "-W", "0.3"],
+    )
+    .output()
+    .unwrap();
+    let s = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{s}");
+    assert!(
+        s.contains("2 packets transmitted, 0 received, 100% packet loss"),
+        "{s}"
+    );
+}
