@@ -7,10 +7,10 @@
 //! 2. wait with poll(2) on {the link's fd, if it has one; the wake-up eventfd};
 //! 3. lock; `Interface::poll_link(now, link)` (every ready frame in, due timers, every
 //!    pending frame out); re-check readiness of the *watched* descriptors (those with a
-//!    blocked thread or an epoll registration) that the round touched — found through
-//!    per-frame hints and an index by address (`index.rs`), or all of them after a
-//!    timer or anything the hints cannot describe — and wake whoever waits for what
-//!    became ready; unlock.
+//!    blocked thread or an epoll registration) that the round touched — named by
+//!    `TcpLayer::poll_ready` and per-datagram UDP hints through an index (`index.rs`),
+//!    or all of them after anything the hints cannot describe — and wake whoever waits
+//!    for what became ready; unlock.
 //!
 //! Application calls run under the same lock and, after anything that queues output or
 //! changes state, write the eventfd so the driver runs at once (mio's `Waker`).
@@ -247,16 +247,7 @@ impl State {
                 _ => Vec::new(),
             },
             Sock::Raw { .. } => vec![IndexKey::Raw],
-            Sock::Tcp(t) => {
-                let tcp = self.iface.tcp();
-                match (tcp.state(t.h), tcp.local_addr(t.h), tcp.peer_addr(t.h)) {
-                    (Some(ustack::socket::tcp::TcpState::Listen), Some(l), _) => {
-                        vec![IndexKey::TcpListen(l.port())]
-                    }
-                    (_, Some(l), Some(r)) => vec![IndexKey::TcpConn(l.port(), r)],
-                    _ => Vec::new(),
-                }
-            }
+            Sock::Tcp(t) => vec![IndexKey::Tcp(t.h)],
         };
         self.index.insert(key, ks);
     }
@@ -781,11 +772,14 @@ fn drive(shared: &Shared, link: &mut Sniffer, fds: &[RawFd], tick: Option<Durati
             }
         }
         let dropped = st.iface.counters().drops.iter().sum::<u64>() != drops_before;
-        st.stats.rounds += 1;
-        if timer_due || had_outbox || dropped || link.full {
-            // Timers and anything the hints cannot describe: re-check all watched.
+        // The engine names the TCP sockets segments and timers touched.
+        while let Some(h) = st.iface.tcp().poll_ready() {
+            link.hints.push(crate::index::Hint::Tcp(h));
+        }
+        if had_outbox || dropped || link.full {
+            // Anything the hints cannot describe: re-check all watched.
             st.notify_watched();
-        } else if moved > 0 || woken {
+        } else if moved > 0 || woken || timer_due {
             st.notify_hinted(&link.hints);
         }
         link.hints.clear();
