@@ -73,8 +73,9 @@ pub enum Command {
         sudo ip netns exec NS ustack --tap tap0 --ip 10.77.0.2/24 --loss 0.1 --delay tx:20:5 --seed 7 up")]
     Up,
     /// Show the stack working against the Linux kernel: creates a private network
-    /// namespace with a TAP, pings the stack from the kernel side (small and
-    /// fragmented), writes a pcap, prints what crossed the wire, and removes everything.
+    /// namespace with a TAP, runs HTTP and TCP/UDP echo on the stack, pings it from the
+    /// kernel side (small and fragmented), fetches a page with curl and talks to echo
+    /// with socat, writes a pcap, prints what crossed the wire, and removes everything.
     #[command(after_help = "Examples:\n  \
         sudo ustack demo\n  \
         sudo ustack --pcap /tmp/demo.pcap --seed 7 demo\n  \

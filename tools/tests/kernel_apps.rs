@@ -546,3 +546,47 @@ fn kernel_apps_ping_the_kernel() {
         "{s}"
     );
 }
+
+// ---------------------------------------------------------------------------------
+// demo
+
+#[test]
+fn kernel_apps_demo_runs_curl_and_echo_and_leaves_no_namespace() {
+    if !can_run(&["curl", "socat", "ping"]) {
+        return;
+    }
+    let dir = TempDir::new("demo");
+    let pcap = dir.s("demo.pcap");
+    let child = Command::new(BIN)
+        .args(["--pcap", &pcap, "demo"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ustack demo");
+    let pid = child.id();
+    let proc = Proc {
+        child: Some(child),
+        what: "ustack demo".into(),
+    };
+    let out = proc.wait(Duration::from_secs(60));
+    let s = text(&out.stdout);
+    assert!(out.status.success(), "{s}{}", text(&out.stderr));
+    assert!(s.contains("<h1>Hello from ustack</h1>"), "{s}");
+    assert!(s.contains("hello over TCP\n"), "{s}");
+    assert!(s.contains("hello over UDP\n"), "{s}");
+    assert!(s.contains("== what crossed the wire"), "{s}");
+    assert!(
+        s.contains("10.77.0.2.80: TCP [S]") || s.contains(".80: TCP"),
+        "{s}"
+    );
+    assert!(s.contains(&format!("== pcap written to {pcap}")), "{s}");
+    assert!(std::fs::metadata(&pcap).is_ok_and(|m| m.len() > 0));
+    let list = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let prefix = format!("ustack-demo-{pid}-");
+    assert!(
+        !text(&list.stdout).contains(&prefix),
+        "the demo left its namespace: {}",
+        text(&list.stdout)
+    );
+}

@@ -104,34 +104,7 @@ fn serve(global: &GlobalArgs, dir: &Path, port: u16) -> CmdResult {
     );
     let root = Arc::new(root);
     let active = Arc::new(AtomicUsize::new(0));
-    while !stop.load(Ordering::Relaxed) {
-        let (stream, peer) = match listener.accept() {
-            Ok(x) => x,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) => {
-                eprintln!("ustack: accept: {e}");
-                continue;
-            }
-        };
-        let (root, stop, active) = (root.clone(), stop.clone(), active.clone());
-        active.fetch_add(1, Ordering::Relaxed);
-        let spawned = std::thread::Builder::new()
-            .name(format!("http-{peer}"))
-            .spawn(move || {
-                if let Err(e) = connection(&stream, peer, &root, &stop) {
-                    if !matches!(
-                        e.kind(),
-                        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
-                    ) {
-                        eprintln!("ustack: {peer}: {e}");
-                    }
-                }
-                active.fetch_sub(1, Ordering::Relaxed);
-            });
-        if let Err(e) = spawned {
-            eprintln!("ustack: cannot start a connection thread: {e}");
-        }
-    }
+    serve_loop(&listener, &root, &stop, &active, true);
     drop(listener);
     // Connections notice the flag within a tick, unless stuck writing to a slow client.
     let deadline = Instant::now() + Duration::from_secs(2);
@@ -145,6 +118,57 @@ fn serve(global: &GlobalArgs, dir: &Path, port: u16) -> CmdResult {
         net::report_pcap(global);
     }
     Ok(0)
+}
+
+/// Accepts and serves connections (a thread each) until `stop` is set; `active` counts
+/// the connection threads still running. The listener must have a receive timeout so
+/// the flag is seen. `log`: one access-log line per request on stderr.
+pub fn serve_loop(
+    listener: &TcpListener,
+    root: &Arc<PathBuf>,
+    stop: &Arc<AtomicBool>,
+    active: &Arc<AtomicUsize>,
+    log: bool,
+) {
+    while !stop.load(Ordering::Relaxed) {
+        let (stream, peer) = match listener.accept() {
+            Ok(x) => x,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::Interrupted
+                        | io::ErrorKind::ConnectionAborted
+                ) =>
+            {
+                continue
+            }
+            Err(e) => {
+                // EIO (dead stack) or EBADF: nothing more will be accepted.
+                eprintln!("ustack: accept: {e}");
+                return;
+            }
+        };
+        let (root, stop2, active2) = (Arc::clone(root), Arc::clone(stop), Arc::clone(active));
+        active.fetch_add(1, Ordering::Relaxed);
+        let spawned = std::thread::Builder::new()
+            .name(format!("http-{peer}"))
+            .spawn(move || {
+                if let Err(e) = connection(&stream, peer, &root, &stop2, log) {
+                    if !matches!(
+                        e.kind(),
+                        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+                    ) {
+                        eprintln!("ustack: {peer}: {e}");
+                    }
+                }
+                active2.fetch_sub(1, Ordering::Relaxed);
+            });
+        if let Err(e) = spawned {
+            active.fetch_sub(1, Ordering::Relaxed);
+            eprintln!("ustack: cannot start a connection thread: {e}");
+        }
+    }
 }
 
 /// A parsed request head.
@@ -163,6 +187,7 @@ fn connection(
     peer: SocketAddr,
     root: &Path,
     stop: &AtomicBool,
+    log: bool,
 ) -> io::Result<()> {
     stream.set_read_timeout(Some(TICK))?;
     let mut reader = BufReader::with_capacity(MAX_HEAD, stream);
@@ -190,11 +215,13 @@ fn connection(
         // Bodies mean nothing to GET/HEAD; skip them so the next request parses.
         io::copy(&mut (&mut reader).take(req.content_length), &mut io::sink())?;
         let status = handle(&mut out, &req, root)?;
-        eprintln!(
-            "ustack: {peer} \"{} {}\" {status}",
-            req.method,
-            req.target.escape_debug()
-        );
+        if log {
+            eprintln!(
+                "ustack: {peer} \"{} {}\" {status}",
+                req.method,
+                req.target.escape_debug()
+            );
+        }
         out.flush()?;
         if req.close {
             break;
