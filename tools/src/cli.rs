@@ -116,8 +116,9 @@ pub enum Command {
         sudo ustack stats")]
     Up,
     /// Show the stack working against the Linux kernel: creates a private network
-    /// namespace with a TAP, pings the stack from the kernel side (small and
-    /// fragmented), writes a pcap, prints what crossed the wire, and removes everything.
+    /// namespace with a TAP, runs HTTP and TCP/UDP echo on the stack, pings it from the
+    /// kernel side (small and fragmented), fetches a page with curl and talks to echo
+    /// with socat, writes a pcap, prints what crossed the wire, and removes everything.
     #[command(after_help = "Examples:\n  \
         sudo ustack demo\n  \
         sudo ustack --pcap /tmp/demo.pcap --seed 7 demo\n  \
@@ -151,6 +152,18 @@ pub enum Command {
         --trace-file tcp.jsonl --pcap echo.pcapng echo\n  \
         ustack plot --trace tcp.jsonl -o cwnd.svg")]
     Echo(crate::cmd::echo::EchoArgs),
+    /// HTTP/1.1: serve a directory, or fetch a URL (throughput and SHA-256).
+    #[command(after_help = crate::cmd::http::AFTER_HELP)]
+    Http(crate::cmd::http::HttpArgs),
+    /// netcat: stdin to a TCP/UDP socket, the socket to stdout; -l to listen.
+    #[command(after_help = crate::cmd::nc::AFTER_HELP)]
+    Nc(crate::cmd::nc::NcArgs),
+    /// Send a file over one TCP connection; print throughput and SHA-256.
+    Send(crate::cmd::xfer::SendArgs),
+    /// Receive one TCP connection into a file; print throughput and SHA-256.
+    Recv(crate::cmd::xfer::RecvArgs),
+    /// ICMP echo from the stack, with ping's per-reply lines and statistics.
+    Ping(crate::cmd::ping::PingArgs),
 }
 
 impl GlobalArgs {
