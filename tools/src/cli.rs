@@ -65,7 +65,8 @@ pub struct GlobalArgs {
     /// local-remote, then the event (state change, retransmission, fast retransmit, RTO,
     /// cwnd/ssthresh change, window update, zero-window probe) and cwnd/ssthresh/srtt.
     /// Give it before the subcommand (`ustack --trace up`): `ustack plot --trace FILE`
-    /// is the plot's own flag.
+    /// is the plot's own flag. Applies to `up` and `echo` (not yet to the socket-API
+    /// commands http, nc, send, recv, ping).
     #[arg(long)]
     pub trace: bool,
     /// Write the TCP events, plus cwnd/ssthresh/srtt samples while data flows, to FILE
@@ -76,7 +77,8 @@ pub struct GlobalArgs {
     /// only).
     #[arg(long, value_name = "MS", global = true, default_value_t = 10)]
     pub trace_every: u64,
-    /// When a stack (up, echo, demo) exits, print every counter by layer and one
+    /// When a stack (`up`, `echo`; not yet the socket-API commands) exits, print every
+    /// counter by layer and one
     /// `ss -ti`-like line per TCP socket (cwnd and ssthresh in bytes) on stdout;
     /// --stats=json prints one JSON object. `ustack stats` shows the same for a running
     /// process.
@@ -123,8 +125,8 @@ pub enum Command {
         sudo ustack demo\n  \
         sudo ustack --pcap /tmp/demo.pcap --seed 7 demo\n  \
         RUST_LOG=ustack=debug sudo ustack demo\n\n\
-        Only --pcap, --mtu, --mac, --seed, --trace, --trace-file and --stats apply; the demo\n\
-        picks its own TAP and addresses\n\
+        Only --pcap (.pcapng for an annotated capture), --mtu, --mac, --seed and the fault\n\
+        flags apply; the demo picks its own TAP and addresses\n\
         (kernel 10.77.0.1/24, stack 10.77.0.2/24) inside its own namespace.")]
     Demo,
     /// Decode a pcap/pcapng capture layer by layer (tcpdump-style lines, a -v tree,

@@ -63,12 +63,19 @@ pub fn run(args: &GlobalArgs) -> CmdResult {
     let os_link = ns.run_in(|| LinkSpec::Tap(TAP.into()).open())??;
     let fd = os_link.as_raw_fd();
     let seed = args.seed;
+    // Composed like every subcommand's link: faults from the flags, pcap (or annotated
+    // pcapng when the name ends in .pcapng) at the device.
+    let opts = driver::LinkOptions {
+        pcap: Some(pcap_path.clone()),
+        faults: args.faults.faults(),
+        seed,
+    };
+    let link = driver::build_link(os_link, &opts, &driver::Clock::start())?;
     let stack = NetStack::builder()
-        .link_with_fd(Box::new(os_link), fd)
+        .link_with_fd(Box::new(link), fd)
         .ip(ip)
         .mac(mac)
         .mtu(args.mtu.into())
-        .pcap(pcap_path.clone())
         .config(move |c| c.seed = seed)
         .build()
         .map_err(|e| format!("cannot start the stack: {e}"))?;

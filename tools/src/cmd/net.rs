@@ -12,49 +12,51 @@ use crate::cli::GlobalArgs;
 use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 use std::io::{self, IsTerminal, Read, Write};
+use std::os::unix::io::AsRawFd;
 use std::time::{Duration, Instant};
-use ustack::link::{FaultInjector, Link};
 use ustack_socket::NetStack;
-use ustack_tools::driver;
+use ustack_tools::driver::{self, LinkSpec};
 
 /// Builds and starts the stack for subcommand `what` from the global options.
 ///
 /// # Errors
 /// No link or no address was given, or the device could not be opened.
 pub fn stack(args: &GlobalArgs, what: &str) -> Result<NetStack, Box<dyn std::error::Error>> {
-    let mut b = NetStack::builder();
-    b = match (&args.tap, &args.raw) {
-        (Some(t), None) => b.tap(t),
-        (None, Some(r)) => b.af_packet(r),
+    let spec = match (&args.tap, &args.raw) {
+        (Some(t), None) => LinkSpec::Tap(t.clone()),
+        (None, Some(r)) => LinkSpec::Raw(r.clone()),
         _ => return Err(format!("`{what}` needs --tap NAME or --raw IFACE").into()),
     };
     let ip = args
         .ip
         .ok_or_else(|| format!("`{what}` needs --ip ADDR/PREFIX"))?;
     let mac = args.mac.unwrap_or_else(|| driver::mac_from_seed(args.seed));
-    b = b.ip(ip).mac(mac).mtu(args.mtu.into());
+    let device = spec
+        .open()
+        .map_err(|e| format!("cannot open {spec}: {e}"))?;
+    let fd = device.as_raw_fd();
+    // The same composition as every other subcommand: faults at the device, pcap or
+    // annotated pcapng as `--pcap` says (see `driver::build_link`).
+    let opts = driver::LinkOptions {
+        pcap: args.pcap.clone(),
+        faults: args.faults.faults(),
+        seed: args.seed,
+    };
+    let link = driver::build_link(device, &opts, &driver::Clock::start())?;
+    let mut b = NetStack::builder()
+        .link_with_fd(Box::new(link), fd)
+        .ip(ip)
+        .mac(mac)
+        .mtu(args.mtu.into());
     if let Some(gw) = args.gateway {
         b = b.gateway(gw);
     }
-    if let Some(p) = &args.pcap {
-        b = b.pcap(p.clone());
-    }
     let seed = args.seed;
     b = b.config(move |c| c.seed = seed);
-    if let Some(faults) = args.faults.faults() {
-        b = b.wrap_link(move |link| {
-            Box::new(FaultInjector::new(link, faults, seed)) as Box<dyn Link + Send>
-        });
-    }
-    let link = match (&args.tap, &args.raw) {
-        (Some(t), _) => format!("TAP {t}"),
-        (_, Some(r)) => format!("AF_PACKET on {r}"),
-        _ => unreachable!("checked above"),
-    };
     let stack = b
         .build()
-        .map_err(|e| format!("cannot start the stack on {link}: {e}"))?;
-    log::info!("{what}: stack {ip} ({mac}) on {link}");
+        .map_err(|e| format!("cannot start the stack on {spec}: {e}"))?;
+    log::info!("{what}: stack {ip} ({mac}) on {spec}");
     Ok(stack)
 }
 
