@@ -13,6 +13,8 @@ use ustack::wire::{EthernetAddress, Ipv4Cidr};
     after_help = "Examples:\n  \
         sudo ustack demo\n  \
         sudo ip netns exec NS ustack --tap tap0 --ip 10.77.0.2/24 up\n  \
+        # the same, entering the namespace itself (no `ip netns exec`):\n  \
+        sudo ustack --netns NS --tap tap0 --ip 10.77.0.2/24 ping 10.77.0.1 -c 3\n  \
         RUST_LOG=debug sudo ustack --pcap demo.pcap demo\n  \
         # annotated capture: what the injector and the stack did to each frame\n  \
         sudo ip netns exec NS ustack --tap tap0 --ip 10.77.0.2/24 --loss 0.1 --pcap up.pcapng up\n  \
@@ -30,6 +32,13 @@ pub struct Cli {
 /// Options every subcommand understands.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
+    /// Run the whole command inside the existing network namespace NAME
+    /// (/run/netns/NAME, made by `ip netns add NAME`), as `ip netns exec NAME ustack ...`
+    /// would: entered at startup, before any device is opened or thread started. Needs
+    /// root (CAP_SYS_ADMIN). Example: `sudo ustack --netns lab --tap tap0 --ip
+    /// 10.77.0.2/24 ping 10.77.0.1 -c 3`.
+    #[arg(long, value_name = "NAME", global = true)]
+    pub netns: Option<String>,
     /// Run on the TAP device NAME (created if it does not exist).
     #[arg(long, value_name = "NAME", global = true, conflicts_with = "raw")]
     pub tap: Option<String>,
@@ -166,6 +175,11 @@ pub enum Command {
     Recv(crate::cmd::xfer::RecvArgs),
     /// ICMP echo from the stack, with ping's per-reply lines and statistics.
     Ping(crate::cmd::ping::PingArgs),
+    /// One DNS query over the stack's UDP (two retries on timeout); prints the answer
+    /// records (`NAME. TTL IN A a.b.c.d`, CNAME chains in order). Exit 1 on NXDOMAIN,
+    /// SERVFAIL, no such record or no answer.
+    #[command(after_help = crate::cmd::dns::AFTER_HELP)]
+    Dns(crate::cmd::dns::DnsArgs),
 }
 
 impl GlobalArgs {

@@ -7,6 +7,7 @@
 pub mod analysis;
 pub mod control;
 pub mod decode;
+pub mod dns;
 pub mod driver;
 pub mod dump;
 pub mod dump_fmt;

@@ -9,6 +9,14 @@ use clap::Parser;
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = cli::Cli::parse();
+    // Before any device is opened or any thread spawned: every thread started later
+    // (the signal thread, the stack's driver, the workers) inherits the namespace.
+    if let Some(name) = &cli.global.netns {
+        if let Err(e) = ustack_tools::netns::enter(name) {
+            eprintln!("ustack: {e}");
+            std::process::exit(1);
+        }
+    }
     let result = match cli.command {
         cli::Command::Up => cmd::up::run(&cli.global),
         cli::Command::Demo => cmd::demo::run(&cli.global),
@@ -21,6 +29,7 @@ fn main() {
         cli::Command::Send(args) => cmd::xfer::send(&cli.global, &args),
         cli::Command::Recv(args) => cmd::xfer::recv(&cli.global, &args),
         cli::Command::Ping(args) => cmd::ping::run(&cli.global, &args),
+        cli::Command::Dns(args) => cmd::dns::run(&cli.global, &args),
     };
     match result {
         Ok(code) => std::process::exit(code),

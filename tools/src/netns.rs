@@ -235,6 +235,47 @@ impl Drop for Netns {
     }
 }
 
+/// Moves the calling thread into the existing network namespace `name`
+/// (`/run/netns/NAME`, as `ip netns add` makes it) with setns(2). Threads spawned
+/// afterwards inherit it, so `ustack --netns` calls this on the main thread before it
+/// opens a device or starts a thread. Creates nothing and configures nothing.
+///
+/// # Errors
+/// `name` is not a plain name, the namespace does not exist, or the process lacks
+/// CAP_SYS_ADMIN; the message says which.
+pub fn enter(name: &str) -> Result<(), String> {
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+        return Err(format!(
+            "--netns `{name}`: a namespace name as `ip netns list` shows it, not a path"
+        ));
+    }
+    let path = format!("/run/netns/{name}");
+    let denied = |e: &io::Error| matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES));
+    let file = File::open(&path).map_err(|e| {
+        if e.kind() == io::ErrorKind::NotFound {
+            format!("--netns {name}: no network namespace `{name}` ({path} does not exist; `ip netns list` shows the existing ones)")
+        } else if denied(&e) {
+            format!("--netns {name}: cannot open {path}: {e} (entering a namespace needs root / CAP_SYS_ADMIN)")
+        } else {
+            format!("--netns {name}: cannot open {path}: {e}")
+        }
+    })?;
+    // SAFETY: setns on a valid fd we own; CLONE_NEWNET changes only the calling
+    // thread's network namespace.
+    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+    if rc != 0 {
+        let e = io::Error::last_os_error();
+        return Err(if denied(&e) {
+            format!("--netns {name}: cannot enter the namespace: {e} (needs root / CAP_SYS_ADMIN)")
+        } else if e.raw_os_error() == Some(libc::EINVAL) {
+            format!("--netns {name}: {path} is not a network namespace")
+        } else {
+            format!("--netns {name}: cannot enter the namespace: {e}")
+        });
+    }
+    Ok(())
+}
+
 /// Deletes every namespace this process still holds (for signal handlers that exit).
 pub fn cleanup_all() {
     let names: Vec<String> = std::mem::take(&mut *LIVE.lock().unwrap_or_else(|e| e.into_inner()));

@@ -590,3 +590,218 @@ fn kernel_apps_demo_runs_curl_and_echo_and_leaves_no_namespace() {
         text(&list.stdout)
     );
 }
+
+// ---------------------------------------------------------------------------------
+// dns
+
+/// A tiny DNS responder for the test, bound to 10.77.0.1:53 inside the namespace:
+/// `host.ustack.test` A 10.77.0.53; `www.ustack.test` a CNAME to it (compressed,
+/// with the A record after it); `retry.ustack.test` answered only from its second
+/// query on; NXDOMAIN for every other name. Prints `ready` once bound.
+const DNS_RESPONDER: &str = r#"
+import socket, struct, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("10.77.0.1", 53))
+print("ready", flush=True)
+seen = {}
+while True:
+    q, peer = s.recvfrom(512)
+    qid, flags, qd = struct.unpack(">HHH", q[:6])
+    i, labels = 12, []
+    while q[i]:
+        labels.append(q[i + 1:i + 1 + q[i]].decode().lower()); i += 1 + q[i]
+    name = ".".join(labels)
+    qtype, = struct.unpack(">H", q[i + 1:i + 3])
+    question = q[12:i + 5]
+    seen[name] = seen.get(name, 0) + 1
+    if name == "retry.ustack.test" and seen[name] == 1:
+        continue
+    a = struct.pack(">HHIH", 1, 1, 300, 4) + bytes([10, 77, 0, 53])
+    if name in ("host.ustack.test", "retry.ustack.test") and qtype == 1:
+        rcode, ans = 0, [b"\xc0\x0c" + a]
+    elif name == "www.ustack.test" and qtype == 1:
+        # CNAME www -> host (host.ustack.test written once, then pointed at)
+        target = b"\x04host\xc0\x10"
+        cname = b"\xc0\x0c" + struct.pack(">HHIH", 5, 1, 60, len(target)) + target
+        host_at = 12 + len(question) + 12
+        ans = [cname, struct.pack(">H", 0xc000 | host_at) + a]
+        rcode = 0
+    else:
+        rcode, ans = 3, []
+    hdr = struct.pack(">HHHHHH", qid, 0x8180 | rcode, 1, len(ans), 0, 0)
+    s.sendto(hdr + question + b"".join(ans), peer)
+"#;
+
+#[test]
+fn kernel_apps_dns_queries_a_responder_in_the_namespace() {
+    if !can_run(&["python3"]) {
+        return;
+    }
+    let ns = namespace();
+    let mut py = ns.command(&["python3", "-u", "-c", DNS_RESPONDER]);
+    py.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut responder = Proc::spawn(py, "python3 DNS responder");
+    let stdout = responder
+        .child
+        .as_mut()
+        .and_then(|c| c.stdout.take())
+        .expect("responder stdout");
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+        .expect("read responder");
+    assert_eq!(line.trim(), "ready", "the responder did not start");
+    let server = format!("@{KERNEL_IP}");
+
+    let out = ustack(&ns, &["dns", "host.ustack.test", &server])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "host.ustack.test. 300 IN A 10.77.0.53\n");
+    assert!(
+        text(&out.stderr).contains("NOERROR"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // A CNAME chain, the A record's owner compressed.
+    let out = ustack(&ns, &["dns", "WWW.ustack.test.", &server])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "WWW.ustack.test. 60 IN CNAME host.ustack.test.\n\
+         host.ustack.test. 300 IN A 10.77.0.53\n"
+    );
+
+    // The first query is ignored: the retry gets the answer.
+    let out = ustack(
+        &ns,
+        &["dns", "retry.ustack.test", &server, "--timeout", "0.5"],
+    )
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("retrying"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        text(&out.stdout),
+        "retry.ustack.test. 300 IN A 10.77.0.53\n"
+    );
+
+    // NXDOMAIN: exit 1, nothing on stdout.
+    let out = ustack(&ns, &["dns", "nope.ustack.test", &server])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "");
+    assert!(
+        text(&out.stderr).contains("nope.ustack.test.: NXDOMAIN"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Nobody on that port: the kernel's port unreachable ends it at once.
+    let out = ustack(
+        &ns,
+        &[
+            "dns",
+            "host.ustack.test",
+            &server,
+            "--port",
+            "5399",
+            "--timeout",
+            "0.3",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    drop(responder);
+}
+
+// ---------------------------------------------------------------------------------
+// --netns
+
+#[test]
+fn kernel_apps_netns_option_enters_the_namespace_from_the_root_one() {
+    if !can_run(&[]) {
+        return;
+    }
+    let ns = namespace();
+    let root_had_tap0 = Command::new("ip")
+        .args(["link", "show", "tap0"])
+        .stderr(Stdio::null())
+        .output()
+        .unwrap()
+        .status
+        .success();
+    // Started in the root namespace: the process enters `ns` itself, so the TAP it
+    // opens and every packet stay inside it.
+    let out = Command::new(BIN)
+        .args([
+            "--netns",
+            ns.name(),
+            "--tap",
+            "tap0",
+            "--ip",
+            STACK_CIDR,
+            "ping",
+            KERNEL_IP,
+            "-c",
+            "2",
+            "-i",
+            "0.1",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let s = text(&out.stdout);
+    assert!(out.status.success(), "{s}{}", text(&out.stderr));
+    assert!(
+        s.contains("2 packets transmitted, 2 received, 0% packet loss"),
+        "{s}"
+    );
+    // The TAP was opened inside `ns`: none appeared in the root namespace.
+    if !root_had_tap0 {
+        let root = Command::new("ip")
+            .args(["link", "show", "tap0"])
+            .stderr(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            !root.status.success(),
+            "a tap0 appeared in the root namespace"
+        );
+    }
+
+    // A namespace that does not exist: a clear error, exit 1, nothing opened.
+    let missing = format!("{}-missing", ns.name());
+    let out = Command::new(BIN)
+        .args(["--netns", &missing, "--tap", "tap0", "--ip", STACK_CIDR])
+        .args(["ping", KERNEL_IP, "-c", "1"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!("no network namespace `{missing}`")),
+        "{err}"
+    );
+    assert_eq!(text(&out.stdout), "");
+    let out = Command::new(BIN)
+        .args(["--netns", "../x", "ping", KERNEL_IP])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("not a path"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -1,6 +1,7 @@
 //! One module per subcommand; each `run` returns the process exit code.
 
 pub mod demo;
+pub mod dns;
 pub mod dump;
 pub mod echo;
 pub mod http;
