@@ -74,8 +74,8 @@ pub struct GlobalArgs {
     /// local-remote, then the event (state change, retransmission, fast retransmit, RTO,
     /// cwnd/ssthresh change, window update, zero-window probe) and cwnd/ssthresh/srtt.
     /// Give it before the subcommand (`ustack --trace up`): `ustack plot --trace FILE`
-    /// is the plot's own flag. Applies to `up` and `echo` (not yet to the socket-API
-    /// commands http, nc, send, recv, ping).
+    /// is the plot's own flag. The socket-API commands (http, nc, send, recv, ping,
+    /// dns) print the lines on stderr, since their stdout may be data.
     #[arg(long)]
     pub trace: bool,
     /// Write the TCP events, plus cwnd/ssthresh/srtt samples while data flows, to FILE
@@ -86,9 +86,9 @@ pub struct GlobalArgs {
     /// only).
     #[arg(long, value_name = "MS", global = true, default_value_t = 10)]
     pub trace_every: u64,
-    /// When a stack (`up`, `echo`; not yet the socket-API commands) exits, print every
-    /// counter by layer and one
-    /// `ss -ti`-like line per TCP socket (cwnd and ssthresh in bytes) on stdout;
+    /// When a stack exits, print every counter by layer and one `ss -ti`-like line per
+    /// TCP socket (cwnd and ssthresh in bytes) on stdout (on stderr for the socket-API
+    /// commands http, nc, send, recv, ping, dns);
     /// --stats=json prints one JSON object. `ustack stats` shows the same for a running
     /// process.
     #[arg(long, value_name = "FORMAT", global = true, num_args = 0..=1,

@@ -20,6 +20,8 @@ pub struct Observer {
     records: Vec<TraceRecord>,
     control: Option<ControlServer>,
     stats: Option<StatsFormat>,
+    /// Print trace lines and the report on stderr (commands whose stdout is data).
+    stderr: bool,
 }
 
 impl Observer {
@@ -61,7 +63,19 @@ impl Observer {
             records: Vec::new(),
             control,
             stats: args.stats,
+            stderr: false,
         })
+    }
+
+    /// Prints trace lines and the `--stats` report on stderr instead of stdout.
+    pub fn on_stderr(mut self) -> Observer {
+        self.stderr = true;
+        self
+    }
+
+    /// Whether any of `--trace`, `--trace-file`, `--stats` asks for observing.
+    pub fn wanted(args: &GlobalArgs) -> bool {
+        args.trace || args.trace_file.is_some() || args.stats.is_some()
     }
 
     /// The control socket's path, if listening.
@@ -74,7 +88,11 @@ impl Observer {
         if let Some(tracer) = &mut self.tracer {
             tracer.poll(now, iface.tcp(), &mut self.records);
             if !self.records.is_empty() {
-                let mut out = io::stdout().lock();
+                let mut out: Box<dyn Write> = if self.stderr {
+                    Box::new(io::stderr().lock())
+                } else {
+                    Box::new(io::stdout().lock())
+                };
                 for r in self.records.drain(..) {
                     if self.print && r.is_event() {
                         let _ = writeln!(out, "{}", r.human());
@@ -99,18 +117,23 @@ impl Observer {
                 eprintln!("ustack: trace file: {e}");
             }
         }
-        print_stats(self.stats, iface);
+        print_stats_to(self.stats, iface, self.stderr);
     }
 }
 
-/// Prints the `--stats` report, if asked for.
-pub fn print_stats(format: Option<StatsFormat>, iface: &mut Interface) {
+/// Prints the `--stats` report, if asked for, on stdout (`stderr`: on stderr).
+pub fn print_stats_to(format: Option<StatsFormat>, iface: &mut Interface, stderr: bool) {
     let Some(format) = format else {
         return;
     };
     let report = stats::collect(iface);
-    match format {
-        StatsFormat::Text => print!("{}", report.text()),
-        StatsFormat::Json => println!("{}", report.json()),
+    let text = match format {
+        StatsFormat::Text => report.text(),
+        StatsFormat::Json => format!("{}\n", report.json()),
+    };
+    if stderr {
+        eprint!("{text}");
+    } else {
+        print!("{text}");
     }
 }

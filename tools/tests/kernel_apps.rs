@@ -755,17 +755,22 @@ fn kernel_apps_netns_option_enters_the_namespace_from_the_root_one() {
             "2",
             "-i",
             "0.1",
+            "--stats",
         ])
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .output()
         .unwrap();
     let s = text(&out.stdout);
-    assert!(out.status.success(), "{s}{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{s}{err}");
     assert!(
         s.contains("2 packets transmitted, 2 received, 0% packet loss"),
         "{s}"
     );
+    // --stats on a socket-API command: the report on stderr at exit.
+    assert!(err.contains("interface counters (non-zero):"), "{err}");
+    assert!(err.contains("ipv4.rx_packets"), "{err}");
     // The TAP was opened inside `ns`: none appeared in the root namespace.
     if !root_had_tap0 {
         let root = Command::new("ip")

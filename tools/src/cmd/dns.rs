@@ -65,6 +65,8 @@ pub fn run(global: &GlobalArgs, args: &DnsArgs) -> CmdResult {
     let to = SocketAddr::from((server, args.port));
 
     let stack = net::stack(global, "dns")?;
+
+    let watch = net::watch(global, &stack)?;
     let sock = UdpSocket::bind(&stack, (Ipv4Addr::UNSPECIFIED, 0))?;
     let timeout = Duration::from_secs_f64(args.timeout);
     let mut buf = vec![0u8; 65_536];
@@ -116,6 +118,7 @@ pub fn run(global: &GlobalArgs, args: &DnsArgs) -> CmdResult {
         }
     }
     drop(sock);
+    drop(watch);
     drop(stack);
     net::report_pcap(global);
     let Some((msg, rtt)) = answer else {

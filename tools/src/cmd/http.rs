@@ -94,6 +94,7 @@ fn serve(global: &GlobalArgs, dir: &Path, port: u16) -> CmdResult {
         return Err(format!("{} is not a directory", dir.display()).into());
     }
     let stack = net::stack(global, "http serve")?;
+    let watch = net::watch(global, &stack)?;
     let listener = TcpListener::bind(&stack, ("0.0.0.0", port))?;
     // accept honours SO_RCVTIMEO: wake up every tick to look at the stop flag.
     stack.setsockopt(listener.fd(), SockOpt::RcvTimeo(Some(TICK)))?;
@@ -111,6 +112,7 @@ fn serve(global: &GlobalArgs, dir: &Path, port: u16) -> CmdResult {
     while active.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
+    drop(watch);
     let counters = stack.with_interface(|iface, _| ustack_tools::driver::format_counters(iface));
     eprint!("ustack: interface counters:\n{counters}");
     if active.load(Ordering::Relaxed) == 0 {
@@ -572,6 +574,7 @@ fn get(global: &GlobalArgs, url: &str, output: Option<&Path>) -> CmdResult {
     let u = parse_url(url)?;
     let addr = net::ipv4_host(&u.host)?;
     let stack = net::stack(global, "http get")?;
+    let watch = net::watch(global, &stack)?;
     let stream = TcpStream::connect(&stack, (addr, u.port))
         .map_err(|e| format!("connect to {addr}:{}: {e}", u.port))?;
     let host = if u.port == 80 {
@@ -620,6 +623,7 @@ fn get(global: &GlobalArgs, url: &str, output: Option<&Path>) -> CmdResult {
     eprintln!("ustack: {}", t.finish());
     drop(reader);
     drop(stream);
+    drop(watch);
     drop(stack);
     net::report_pcap(global);
     Ok(if (200..300).contains(&status) { 0 } else { 1 })

@@ -52,6 +52,7 @@ pub fn run(global: &GlobalArgs, args: &NcArgs) -> CmdResult {
     let port: u16 = port.parse().map_err(|_| format!("bad port `{port}`"))?;
     let host = host.map(net::ipv4_host).transpose()?;
     let stack = net::stack(global, "nc")?;
+    let watch = net::watch(global, &stack)?;
     let code = match (args.udp, args.listen) {
         (false, false) => {
             let addr = host.expect("HOST given when connecting");
@@ -70,6 +71,7 @@ pub fn run(global: &GlobalArgs, args: &NcArgs) -> CmdResult {
         }
         (true, listen) => udp(&stack, host, port, listen, args.q)?,
     };
+    drop(watch);
     drop(stack);
     net::report_pcap(global);
     Ok(code)

@@ -9,10 +9,14 @@
 //! file, like a lossy path beyond the NIC).
 
 use crate::cli::GlobalArgs;
+use crate::observe::Observer;
 use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 use std::io::{self, IsTerminal, Read, Write};
 use std::os::unix::io::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use ustack_socket::NetStack;
 use ustack_tools::driver::{self, LinkSpec};
@@ -58,6 +62,65 @@ pub fn stack(args: &GlobalArgs, what: &str) -> Result<NetStack, Box<dyn std::err
         .map_err(|e| format!("cannot start the stack on {spec}: {e}"))?;
     log::info!("{what}: stack {ip} ({mac}) on {spec}");
     Ok(stack)
+}
+
+/// How often the watcher drains TCP events (the socket-API driver does not: they wait
+/// in the TCP layer's bounded queue until someone does).
+const WATCH_EVERY: Duration = Duration::from_millis(5);
+
+/// `--trace`, `--trace-file` and `--stats` for a socket-API stack: a thread that runs
+/// the [`Observer`] under the stack lock every few milliseconds, and the report when
+/// it ends. The socket-API commands print both on stderr, since their stdout may be
+/// data (`nc`, `http get`). Dropping it stops the thread, drains the last events and
+/// prints the report; drop it before the command's last `NetStack` handle.
+pub struct Watch {
+    stack: NetStack,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<Observer>>,
+}
+
+/// Starts watching `stack` when `--trace`, `--trace-file` or `--stats` asks for it.
+///
+/// # Errors
+/// The trace file could not be created, or the thread could not start.
+pub fn watch(
+    args: &GlobalArgs,
+    stack: &NetStack,
+) -> Result<Option<Watch>, Box<dyn std::error::Error>> {
+    if !Observer::wanted(args) {
+        return Ok(None);
+    }
+    let mut obs = Observer::new(args, false)?.on_stderr();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (stop2, stack2) = (stop.clone(), stack.clone());
+    let thread = std::thread::Builder::new()
+        .name("observe".into())
+        .spawn(move || {
+            while !stop2.load(Ordering::Relaxed) {
+                stack2.with_interface(|iface, now| obs.poll(iface, now));
+                std::thread::sleep(WATCH_EVERY);
+            }
+            obs
+        })?;
+    Ok(Some(Watch {
+        stack: stack.clone(),
+        stop,
+        thread: Some(thread),
+    }))
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            match t.join() {
+                Ok(obs) => self
+                    .stack
+                    .with_interface(|iface, now| obs.finish(iface, now)),
+                Err(_) => eprintln!("ustack: the trace thread panicked"),
+            }
+        }
+    }
 }
 
 /// Says where the pcap went (after the stack is dropped, so the file is complete).

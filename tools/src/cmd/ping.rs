@@ -46,6 +46,7 @@ pub fn run(global: &GlobalArgs, args: &PingArgs) -> CmdResult {
         return Err("-i and -W must be positive".into());
     }
     let stack = net::stack(global, "ping")?;
+    let watch = net::watch(global, &stack)?;
     let sock = RawSocket::new(&stack, 1)?;
     let ident = (std::process::id() as u16) ^ 0x5a5a;
     let size = usize::from(args.size);
@@ -158,6 +159,7 @@ pub fn run(global: &GlobalArgs, args: &PingArgs) -> CmdResult {
     }
     out.flush()?;
     drop(sock);
+    drop(watch);
     drop(stack);
     net::report_pcap(global);
     Ok(if received == 0 { 1 } else { 0 })

@@ -54,6 +54,7 @@ pub fn send(global: &GlobalArgs, args: &SendArgs) -> CmdResult {
         (Box::new(f), Some(len))
     };
     let stack = net::stack(global, "send")?;
+    let watch = net::watch(global, &stack)?;
     let stream = TcpStream::connect(&stack, (addr, args.port))
         .map_err(|e| format!("connect to {addr}:{}: {e}", args.port))?;
     eprintln!(
@@ -79,6 +80,7 @@ pub fn send(global: &GlobalArgs, args: &SendArgs) -> CmdResult {
     }
     eprintln!("ustack: sent {}", t.finish());
     drop(stream);
+    drop(watch);
     drop(stack);
     net::report_pcap(global);
     Ok(0)
@@ -95,6 +97,7 @@ pub fn recv(global: &GlobalArgs, args: &RecvArgs) -> CmdResult {
         ))
     };
     let stack = net::stack(global, "recv")?;
+    let watch = net::watch(global, &stack)?;
     let listener = TcpListener::bind(&stack, (Ipv4Addr::UNSPECIFIED, args.port))?;
     eprintln!("ustack: waiting on {}:{}", stack.ip(), args.port);
     let (stream, peer) = listener.accept()?;
@@ -106,6 +109,7 @@ pub fn recv(global: &GlobalArgs, args: &RecvArgs) -> CmdResult {
     drop(out);
     eprintln!("ustack: received {}", t.finish());
     drop(stream);
+    drop(watch);
     drop(stack);
     net::report_pcap(global);
     Ok(0)
