@@ -1,2 +1,69 @@
-//! BSD-style socket API over ustack (being written).
+//! BSD-style sockets and `std::net`-like types over the ustack engine.
+//!
+//! A [`NetStack`] runs one [`Interface`](ustack::iface::Interface) on a link (TAP,
+//! AF_PACKET, an in-memory pair, or any [`Link`](ustack::link::Link)) with a driver
+//! thread, and gives application threads two APIs on top:
+//!
+//! - [`bsd`]: the BSD calls over integer descriptors ([`Fd`]) in a per-stack table:
+//!   [`socket`](NetStack::socket), [`bind`](NetStack::bind),
+//!   [`listen`](NetStack::listen), [`accept`](NetStack::accept),
+//!   [`connect`](NetStack::connect), [`send`](NetStack::send)/[`recv`](NetStack::recv),
+//!   [`sendto`](NetStack::sendto)/[`recvfrom`](NetStack::recvfrom),
+//!   [`shutdown`](NetStack::shutdown), [`close`](NetStack::close), options through the
+//!   typed [`SockOpt`], [`poll`](NetStack::poll) and [`Epoll`]; errors are [`Errno`]s.
+//! - [`net`]: [`TcpListener`], [`TcpStream`], [`UdpSocket`] and [`RawSocket`], shaped
+//!   like `std::net` (with `Read`/`Write`), built on the BSD layer.
+//!
+//! | module     | role |
+//! |------------|------|
+//! | [`driver`] | the driver thread, [`NetStack`] and its [`Builder`] |
+//! | `table`    | descriptors → open sockets, per-description options and waiters |
+//! | `index`    | per-frame hints and the index of watched sockets, so the driver re-checks only what it touched |
+//! | [`bsd`]    | the BSD calls |
+//! | [`poll`]   | readiness, `poll`, `Epoll` |
+//! | [`errno`]  | [`Errno`] and the one table mapping engine errors to it |
+//! | [`net`]    | the `std::net`-like types |
+//!
+//! Threads block as in gVisor's `waiter` package: try under the stack lock, and if the
+//! call would block, wait on a condvar until the driver reports readiness (honouring
+//! SO_RCVTIMEO/SO_SNDTIMEO). Every call is safe from any number of threads.
+//!
+//! ```
+//! use ustack_socket::{NetStack, UdpSocket};
+//! let (a, b) = NetStack::builder()
+//!     .ip("10.0.0.1/24".parse().unwrap())
+//!     .build_pair(NetStack::builder().ip("10.0.0.2/24".parse().unwrap()), 256)
+//!     .unwrap();
+//! let server = UdpSocket::bind(&b, "0.0.0.0:7").unwrap();
+//! let client = UdpSocket::bind(&a, "0.0.0.0:0").unwrap();
+//! client.send_to(b"hello", "10.0.0.2:7").unwrap();
+//! let mut buf = [0u8; 16];
+//! let (n, from) = server.recv_from(&mut buf).unwrap();
+//! assert_eq!(&buf[..n], b"hello");
+//! assert_eq!(from.port(), client.local_addr().unwrap().port());
+//! server.send_to(&buf[..n], from).unwrap();
+//! assert_eq!(client.recv(&mut buf).unwrap(), 5);
+//! ```
+
 #![warn(missing_docs)]
+
+pub mod bsd;
+pub mod driver;
+pub mod errno;
+mod index;
+pub mod net;
+pub mod poll;
+mod table;
+mod tcp;
+
+pub use bsd::{
+    SockOpt, SockOptName, AF_INET, AF_INET6, IPPROTO_ICMP, IPPROTO_IP, IPPROTO_TCP, IPPROTO_UDP,
+    MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK, MSG_TRUNC, MSG_WAITALL, SHUT_RD, SHUT_RDWR, SHUT_WR,
+    SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOCK_RAW, SOCK_STREAM,
+};
+pub use driver::{Builder, DriverStats, NetStack, POLL_TICK};
+pub use errno::Errno;
+pub use net::{Incoming, RawSocket, TcpListener, TcpStream, UdpSocket};
+pub use poll::{Epoll, EpollEvent, EpollOp, PollEvents, PollFd};
+pub use table::{Fd, FIRST_FD};
+pub use tcp::TcpInfo;

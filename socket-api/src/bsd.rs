@@ -1,0 +1,1067 @@
+//! The BSD socket calls, as methods of [`NetStack`] over integer descriptors.
+//!
+//! Each call locks the stack, resolves the descriptor, and tries the non-blocking
+//! operation on the engine. If it would block and the descriptor is blocking (no
+//! O_NONBLOCK, no MSG_DONTWAIT), the thread registers a waiter for POLLIN or POLLOUT
+//! and sleeps until the driver signals readiness, honouring SO_RCVTIMEO/SO_SNDTIMEO
+//! (EAGAIN once they pass). After anything that queues output or changes state, the
+//! driver is woken so the frames leave at once.
+//!
+//! Names and semantics follow Linux; each call links its man page. Differences are
+//! listed in `docs/socket-api.md`.
+
+use crate::driver::{NetStack, State};
+use crate::errno::Errno;
+use crate::poll::{add_waiter, remaining, remove_waiter, wait_on, PollEvents};
+use crate::table::{Fd, File, FileKey, Opts, Sock};
+use crate::tcp::{self, TcpInfo, TcpSock};
+use core::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::{Arc, Condvar};
+use std::time::{Duration, Instant as StdInstant};
+use ustack::iface::Interface;
+use ustack::socket::tcp::{RecvError, SendError, Shutdown};
+use ustack::socket::udp::UdpError;
+use ustack::wire::IpProtocol;
+
+/// IPv4 (the only family supported).
+pub const AF_INET: i32 = libc::AF_INET;
+/// IPv6 (refused with EAFNOSUPPORT).
+pub const AF_INET6: i32 = libc::AF_INET6;
+/// Byte stream (TCP).
+pub const SOCK_STREAM: i32 = libc::SOCK_STREAM;
+/// Datagrams (UDP).
+pub const SOCK_DGRAM: i32 = libc::SOCK_DGRAM;
+/// Raw IP (receive includes the IP header; send takes the transport message).
+pub const SOCK_RAW: i32 = libc::SOCK_RAW;
+/// Or-ed into the type: open with O_NONBLOCK.
+pub const SOCK_NONBLOCK: i32 = libc::SOCK_NONBLOCK;
+/// Or-ed into the type: accepted and ignored (there is no exec across stacks).
+pub const SOCK_CLOEXEC: i32 = libc::SOCK_CLOEXEC;
+/// The default protocol of the type.
+pub const IPPROTO_IP: i32 = libc::IPPROTO_IP;
+/// ICMP (for SOCK_RAW).
+pub const IPPROTO_ICMP: i32 = libc::IPPROTO_ICMP;
+/// TCP.
+pub const IPPROTO_TCP: i32 = libc::IPPROTO_TCP;
+/// UDP.
+pub const IPPROTO_UDP: i32 = libc::IPPROTO_UDP;
+/// Look at the data without consuming it.
+pub const MSG_PEEK: i32 = libc::MSG_PEEK;
+/// Do not block this one call.
+pub const MSG_DONTWAIT: i32 = libc::MSG_DONTWAIT;
+/// Stream sockets: block until the whole buffer is filled (or EOF, error, timeout).
+pub const MSG_WAITALL: i32 = libc::MSG_WAITALL;
+/// Datagrams: return the real length even if it was truncated.
+pub const MSG_TRUNC: i32 = libc::MSG_TRUNC;
+/// Accepted and ignored: there are no signals, EPIPE is always returned instead.
+pub const MSG_NOSIGNAL: i32 = libc::MSG_NOSIGNAL;
+/// Shut down receiving.
+pub const SHUT_RD: i32 = libc::SHUT_RD;
+/// Shut down sending.
+pub const SHUT_WR: i32 = libc::SHUT_WR;
+/// Shut down both.
+pub const SHUT_RDWR: i32 = libc::SHUT_RDWR;
+
+/// Buffer size of raw sockets (Linux's default SO_RCVBUF).
+const RAW_BUFFER_LEN: usize = 212_992;
+
+/// A socket option with its value, for [`NetStack::setsockopt`] and as the answer of
+/// [`NetStack::getsockopt`] (socket(7), tcp(7)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SockOpt {
+    /// SO_REUSEADDR: bind to a port whose old connections linger in TIME-WAIT.
+    ReuseAddr(bool),
+    /// SO_KEEPALIVE: probe idle TCP connections.
+    KeepAlive(bool),
+    /// SO_LINGER: `Some(0)` makes close send RST; `None` is a normal close.
+    Linger(Option<Duration>),
+    /// SO_RCVBUF in bytes (not doubled as Linux does).
+    RcvBuf(usize),
+    /// SO_SNDBUF in bytes (not doubled as Linux does).
+    SndBuf(usize),
+    /// SO_RCVTIMEO: blocking receives and accepts give EAGAIN after this; `None` or
+    /// zero waits forever.
+    RcvTimeo(Option<Duration>),
+    /// SO_SNDTIMEO: blocking sends give EAGAIN (connect EINPROGRESS) after this.
+    SndTimeo(Option<Duration>),
+    /// SO_ERROR (read only): the pending asynchronous error, cleared by reading.
+    Error(Option<Errno>),
+    /// SO_TYPE (read only): SOCK_STREAM, SOCK_DGRAM or SOCK_RAW.
+    Type(i32),
+    /// TCP_NODELAY: disable Nagle's algorithm.
+    TcpNoDelay(bool),
+    /// TCP_KEEPIDLE: idle time before the first keep-alive probe.
+    TcpKeepIdle(Duration),
+    /// TCP_KEEPINTVL: time between keep-alive probes.
+    TcpKeepIntvl(Duration),
+    /// TCP_KEEPCNT: unanswered probes before the connection is dropped.
+    TcpKeepCnt(u32),
+    /// TCP_INFO (read only).
+    TcpInfo(TcpInfo),
+    /// TCP_CONGESTION: the congestion control algorithm by name.
+    TcpCongestion(String),
+}
+
+/// The name of a [`SockOpt`], for [`NetStack::getsockopt`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SockOptName {
+    /// SO_REUSEADDR.
+    ReuseAddr,
+    /// SO_KEEPALIVE.
+    KeepAlive,
+    /// SO_LINGER.
+    Linger,
+    /// SO_RCVBUF.
+    RcvBuf,
+    /// SO_SNDBUF.
+    SndBuf,
+    /// SO_RCVTIMEO.
+    RcvTimeo,
+    /// SO_SNDTIMEO.
+    SndTimeo,
+    /// SO_ERROR.
+    Error,
+    /// SO_TYPE.
+    Type,
+    /// TCP_NODELAY.
+    TcpNoDelay,
+    /// TCP_KEEPIDLE.
+    TcpKeepIdle,
+    /// TCP_KEEPINTVL.
+    TcpKeepIntvl,
+    /// TCP_KEEPCNT.
+    TcpKeepCnt,
+    /// TCP_INFO.
+    TcpInfo,
+    /// TCP_CONGESTION.
+    TcpCongestion,
+}
+
+impl SockOptName {
+    /// The Linux `(level, optname)` pair.
+    pub fn level_and_name(self) -> (i32, i32) {
+        use SockOptName as N;
+        match self {
+            N::ReuseAddr => (libc::SOL_SOCKET, libc::SO_REUSEADDR),
+            N::KeepAlive => (libc::SOL_SOCKET, libc::SO_KEEPALIVE),
+            N::Linger => (libc::SOL_SOCKET, libc::SO_LINGER),
+            N::RcvBuf => (libc::SOL_SOCKET, libc::SO_RCVBUF),
+            N::SndBuf => (libc::SOL_SOCKET, libc::SO_SNDBUF),
+            N::RcvTimeo => (libc::SOL_SOCKET, libc::SO_RCVTIMEO),
+            N::SndTimeo => (libc::SOL_SOCKET, libc::SO_SNDTIMEO),
+            N::Error => (libc::SOL_SOCKET, libc::SO_ERROR),
+            N::Type => (libc::SOL_SOCKET, libc::SO_TYPE),
+            N::TcpNoDelay => (libc::IPPROTO_TCP, libc::TCP_NODELAY),
+            N::TcpKeepIdle => (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE),
+            N::TcpKeepIntvl => (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL),
+            N::TcpKeepCnt => (libc::IPPROTO_TCP, libc::TCP_KEEPCNT),
+            N::TcpInfo => (libc::IPPROTO_TCP, libc::TCP_INFO),
+            N::TcpCongestion => (libc::IPPROTO_TCP, libc::TCP_CONGESTION),
+        }
+    }
+
+    /// True for options at level IPPROTO_TCP.
+    pub fn is_tcp(self) -> bool {
+        self.level_and_name().0 == libc::IPPROTO_TCP
+    }
+}
+
+impl SockOpt {
+    /// The option's name.
+    pub fn name(&self) -> SockOptName {
+        use SockOptName as N;
+        match self {
+            SockOpt::ReuseAddr(_) => N::ReuseAddr,
+            SockOpt::KeepAlive(_) => N::KeepAlive,
+            SockOpt::Linger(_) => N::Linger,
+            SockOpt::RcvBuf(_) => N::RcvBuf,
+            SockOpt::SndBuf(_) => N::SndBuf,
+            SockOpt::RcvTimeo(_) => N::RcvTimeo,
+            SockOpt::SndTimeo(_) => N::SndTimeo,
+            SockOpt::Error(_) => N::Error,
+            SockOpt::Type(_) => N::Type,
+            SockOpt::TcpNoDelay(_) => N::TcpNoDelay,
+            SockOpt::TcpKeepIdle(_) => N::TcpKeepIdle,
+            SockOpt::TcpKeepIntvl(_) => N::TcpKeepIntvl,
+            SockOpt::TcpKeepCnt(_) => N::TcpKeepCnt,
+            SockOpt::TcpInfo(_) => N::TcpInfo,
+            SockOpt::TcpCongestion(_) => N::TcpCongestion,
+        }
+    }
+}
+
+/// Which readiness a blocking call waits for, and which timeout applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dir {
+    /// POLLIN, SO_RCVTIMEO.
+    Read,
+    /// POLLOUT, SO_SNDTIMEO.
+    Write,
+}
+
+fn v4(addr: SocketAddr) -> Result<SocketAddrV4, Errno> {
+    match addr {
+        SocketAddr::V4(a) => Ok(a),
+        SocketAddr::V6(_) => Err(Errno::EAFNOSUPPORT),
+    }
+}
+
+fn unspecified() -> SocketAddr {
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))
+}
+
+/// Closes the engine socket behind a description whose last descriptor went away.
+pub(crate) fn close_sock(st: &mut State, sock: Sock) {
+    match sock {
+        Sock::Udp(h) => st.iface.udp().close(h),
+        Sock::Raw { h, .. } => st.iface.raw().close(h),
+        Sock::Tcp(t) => tcp::close(&mut st.iface, t, None),
+    }
+}
+
+/// Whether the interface has a route to `ip` (on-link, broadcast, or a gateway).
+fn routable(iface: &Interface, ip: Ipv4Addr) -> bool {
+    let c = iface.config();
+    c.ip.contains(ip) || ip.is_broadcast() || c.gateway.is_some()
+}
+
+fn to_stack(d: Duration) -> ustack::time::Duration {
+    ustack::time::Duration::from_micros(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+impl NetStack {
+    /// Runs `op` under the lock until it stops saying EAGAIN, sleeping on readiness in
+    /// between unless the descriptor or `flags` ask not to block. Gives `on_timeout`
+    /// when the direction's SO_*TIMEO passes.
+    pub(crate) fn blocking<T>(
+        &self,
+        fd: Fd,
+        flags: i32,
+        dir: Dir,
+        on_timeout: Errno,
+        mut op: impl FnMut(&mut State, FileKey) -> Result<T, Errno>,
+    ) -> Result<T, Errno> {
+        let mut st = self.shared().lock();
+        let key = st.table.key(fd)?;
+        let (nonblocking, timeout) = {
+            let f = st.table.file(key)?;
+            let t = match dir {
+                Dir::Read => f.opts.rcvtimeo,
+                Dir::Write => f.opts.sndtimeo,
+            };
+            (f.nonblocking || flags & MSG_DONTWAIT != 0, t)
+        };
+        let mask = match dir {
+            Dir::Read => PollEvents::POLLIN,
+            Dir::Write => PollEvents::POLLOUT,
+        };
+        let deadline = timeout.map(|t| StdInstant::now() + t);
+        let mut cv: Option<Arc<Condvar>> = None;
+        loop {
+            if st.dead {
+                return Err(Errno::EIO);
+            }
+            let r = op(&mut st, key);
+            // The call may have bound or connected a socket someone watches.
+            st.reindex(key);
+            match r {
+                Err(Errno::EAGAIN) if !nonblocking => {}
+                r => return r,
+            }
+            let Ok(left) = remaining(deadline) else {
+                return Err(on_timeout);
+            };
+            let cv = cv.get_or_insert_with(|| Arc::new(Condvar::new())).clone();
+            add_waiter(&mut st, key, &cv, mask);
+            st = wait_on(&cv, st, left);
+            remove_waiter(&mut st, key, &cv);
+        }
+    }
+
+    /// Creates a socket ([socket(2)](https://man7.org/linux/man-pages/man2/socket.2.html)):
+    /// `AF_INET` with `SOCK_DGRAM` (UDP), `SOCK_STREAM` (TCP) or `SOCK_RAW` and a
+    /// protocol (e.g. `IPPROTO_ICMP`); `SOCK_NONBLOCK` may be or-ed into the type.
+    ///
+    /// # Errors
+    /// EAFNOSUPPORT, ESOCKTNOSUPPORT, EPROTONOSUPPORT, EINVAL (raw protocol above
+    /// 255), EMFILE.
+    pub fn socket(&self, domain: i32, ty: i32, protocol: i32) -> Result<Fd, Errno> {
+        if domain != AF_INET {
+            return Err(Errno::EAFNOSUPPORT);
+        }
+        let nonblocking = ty & SOCK_NONBLOCK != 0;
+        let base = ty & !(SOCK_NONBLOCK | SOCK_CLOEXEC);
+        let mut st = self.shared().lock();
+        let (sock, opts) = match base {
+            SOCK_DGRAM => {
+                if protocol != 0 && protocol != IPPROTO_UDP {
+                    return Err(Errno::EPROTONOSUPPORT);
+                }
+                let cfg = &st.iface.config().udp;
+                let opts = Opts::new(cfg.rx_buffer_len, cfg.tx_buffer_len);
+                (Sock::Udp(st.iface.udp().socket()), opts)
+            }
+            SOCK_STREAM => {
+                if protocol != 0 && protocol != IPPROTO_TCP {
+                    return Err(Errno::EPROTONOSUPPORT);
+                }
+                let cfg = &st.iface.config().tcp;
+                let mut opts = Opts::new(cfg.rx_buffer_len, cfg.tx_buffer_len);
+                opts.nodelay = cfg.nodelay;
+                opts.keepidle = Duration::from_micros(cfg.keepalive_idle.total_micros());
+                opts.keepintvl = Duration::from_micros(cfg.keepalive_interval.total_micros());
+                opts.keepcnt = cfg.keepalive_count;
+                opts.congestion = cfg.congestion.to_string();
+                let h = st.iface.tcp().socket();
+                (Sock::Tcp(TcpSock { h }), opts)
+            }
+            SOCK_RAW => {
+                // Linux: protocol 0 is EPROTONOSUPPORT; IPPROTO_RAW (send-only with
+                // header included) is not supported here.
+                let protocol = u8::try_from(protocol).map_err(|_| Errno::EINVAL)?;
+                if protocol == 0 || protocol == 255 {
+                    return Err(Errno::EPROTONOSUPPORT);
+                }
+                let h = st.iface.raw().socket(IpProtocol(protocol), RAW_BUFFER_LEN);
+                let sock = Sock::Raw {
+                    h,
+                    protocol,
+                    local: None,
+                    remote: None,
+                };
+                (sock, Opts::new(RAW_BUFFER_LEN, RAW_BUFFER_LEN))
+            }
+            _ => return Err(Errno::ESOCKTNOSUPPORT),
+        };
+        match st.table.insert(File::new(sock, opts, nonblocking)) {
+            Ok((fd, _)) => {
+                log::trace!(target: "ustack::socket", "socket({base}, {protocol}) = {fd}");
+                Ok(fd)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Binds a local address ([bind(2)](https://man7.org/linux/man-pages/man2/bind.2.html));
+    /// port 0 picks an ephemeral port. Raw sockets only remember the address.
+    ///
+    /// # Errors
+    /// EBADF, EAFNOSUPPORT, EADDRINUSE, EADDRNOTAVAIL, EINVAL (already bound).
+    pub fn bind(&self, fd: Fd, addr: SocketAddr) -> Result<(), Errno> {
+        let addr = v4(addr)?;
+        let mut st = self.shared().lock();
+        let key = st.table.key(fd)?;
+        let our = st.iface.ip_addr();
+        let State { iface, table, .. } = &mut *st;
+        let f = table.file_mut(key)?;
+        match &mut f.sock {
+            Sock::Udp(h) => {
+                iface.udp().bind(*h, addr, our)?;
+            }
+            Sock::Raw { local, .. } => {
+                if !addr.ip().is_unspecified() && *addr.ip() != our {
+                    return Err(Errno::EADDRNOTAVAIL);
+                }
+                *local = Some(*addr.ip());
+            }
+            Sock::Tcp(t) => {
+                if !addr.ip().is_unspecified() && *addr.ip() != our {
+                    return Err(Errno::EADDRNOTAVAIL);
+                }
+                iface.tcp().bind(t.h, addr)?;
+            }
+        }
+        st.reindex(key);
+        Ok(())
+    }
+
+    /// Marks a stream socket as accepting connections, with room for `backlog`
+    /// pending ones ([listen(2)](https://man7.org/linux/man-pages/man2/listen.2.html)).
+    ///
+    /// # Errors
+    /// EBADF; EOPNOTSUPP on datagram and raw sockets; EADDRINUSE; EINVAL.
+    pub fn listen(&self, fd: Fd, backlog: i32) -> Result<(), Errno> {
+        let mut st = self.shared().lock();
+        let key = st.table.key(fd)?;
+        let State { iface, table, .. } = &mut *st;
+        match &table.file(key)?.sock {
+            Sock::Udp(_) | Sock::Raw { .. } => Err(Errno::EOPNOTSUPP),
+            Sock::Tcp(t) => {
+                let local = iface
+                    .tcp()
+                    .local_addr(t.h)
+                    .unwrap_or_else(tcp::unspecified_v4);
+                let backlog = usize::try_from(backlog).unwrap_or(0);
+                iface.tcp().listen(t.h, local, backlog)?;
+                st.reindex(key);
+                Ok(())
+            }
+        }
+    }
+
+    /// Takes the next established connection, blocking until one arrives (SO_RCVTIMEO
+    /// applies); returns the new descriptor and the peer
+    /// ([accept(2)](https://man7.org/linux/man-pages/man2/accept.2.html)).
+    ///
+    /// # Errors
+    /// EBADF; EOPNOTSUPP on datagram and raw sockets; EINVAL when not listening;
+    /// EAGAIN when non-blocking or timed out; ECONNABORTED.
+    pub fn accept(&self, fd: Fd) -> Result<(Fd, SocketAddr), Errno> {
+        let r = self.blocking(fd, 0, Dir::Read, Errno::EAGAIN, |st, key| {
+            let State { iface, table, .. } = st;
+            let f = table.file(key)?;
+            let (t, opts) = match &f.sock {
+                Sock::Udp(_) | Sock::Raw { .. } => return Err(Errno::EOPNOTSUPP),
+                Sock::Tcp(t) => (*t, f.opts.clone()),
+            };
+            let (child, peer) = iface.tcp().accept(t.h)?;
+            // Linux: options are inherited, O_NONBLOCK is not.
+            let file = File::new(Sock::Tcp(TcpSock { h: child }), opts, false);
+            match table.insert(file) {
+                Ok((fd, _)) => Ok((fd, SocketAddr::V4(peer))),
+                Err(e) => {
+                    let _ = iface.tcp().abort(child);
+                    Err(e)
+                }
+            }
+        });
+        if r.is_ok() {
+            self.kick();
+        }
+        r
+    }
+
+    /// Connects ([connect(2)](https://man7.org/linux/man-pages/man2/connect.2.html)). For
+    /// UDP and raw sockets it sets the default destination and filters arrivals; for
+    /// TCP it runs the handshake, blocking unless O_NONBLOCK (then EINPROGRESS, and
+    /// POLLOUT when done; SO_ERROR tells how it went).
+    ///
+    /// # Errors
+    /// EBADF, EAFNOSUPPORT, EINPROGRESS, EALREADY, EISCONN, ECONNREFUSED, ETIMEDOUT,
+    /// EADDRINUSE (no ephemeral port).
+    pub fn connect(&self, fd: Fd, addr: SocketAddr) -> Result<(), Errno> {
+        let addr = v4(addr)?;
+        let mut st = self.shared().lock();
+        let key = st.table.key(fd)?;
+        let our = st.iface.ip_addr();
+        if !routable(&st.iface, *addr.ip()) {
+            return Err(Errno::ENETUNREACH);
+        }
+        let State { iface, table, .. } = &mut *st;
+        let f = table.file_mut(key)?;
+        match &mut f.sock {
+            Sock::Udp(h) => {
+                iface.udp().connect(*h, addr, our)?;
+                f.error = None;
+            }
+            Sock::Raw { h, remote, .. } => {
+                iface.raw().connect(*h, *addr.ip())?;
+                *remote = Some(*addr.ip());
+            }
+            Sock::Tcp(_) => {
+                drop(st);
+                return self.tcp_connect(fd, addr);
+            }
+        }
+        st.reindex(key);
+        Ok(())
+    }
+
+    /// connect(2) for TCP: start the handshake, then (unless non-blocking) wait for
+    /// POLLOUT and report how it went. SO_SNDTIMEO bounds the wait (EINPROGRESS, as
+    /// Linux; the handshake continues).
+    fn tcp_connect(&self, fd: Fd, addr: SocketAddrV4) -> Result<(), Errno> {
+        let mut started = false;
+        self.blocking(fd, 0, Dir::Write, Errno::EINPROGRESS, |st, key| {
+            let cx = st.iface.tcp_context(self.shared().now());
+            let State { iface, table, .. } = st;
+            let f = table.file_mut(key)?;
+            let Sock::Tcp(t) = f.sock else {
+                return Err(Errno::EBADF);
+            };
+            if !started {
+                started = true;
+                iface.tcp().connect(t.h, &cx, addr)?;
+                f.error = None;
+                self.kick();
+                if f.nonblocking {
+                    return Err(Errno::EINPROGRESS);
+                }
+            }
+            tcp::connect_outcome(iface, t, f)
+        })
+    }
+
+    /// Sends on a connected socket
+    /// ([send(2)](https://man7.org/linux/man-pages/man2/send.2.html)); `flags` may hold
+    /// MSG_DONTWAIT and MSG_NOSIGNAL. Returns the bytes queued.
+    ///
+    /// # Errors
+    /// EBADF, EDESTADDRREQ/ENOTCONN, EAGAIN, EMSGSIZE, EPIPE, ECONNRESET, ECONNREFUSED
+    /// (an ICMP error reported on a connected UDP socket).
+    pub fn send(&self, fd: Fd, buf: &[u8], flags: i32) -> Result<usize, Errno> {
+        self.send_inner(fd, buf, flags, None)
+    }
+
+    /// Sends a datagram to `addr`
+    /// ([sendto(2)](https://man7.org/linux/man-pages/man2/sendto.2.html)). On a stream
+    /// socket the address is ignored (Linux) once connected.
+    ///
+    /// # Errors
+    /// As [`send`](Self::send), plus EAFNOSUPPORT and EINVAL (port 0).
+    pub fn sendto(&self, fd: Fd, buf: &[u8], flags: i32, addr: SocketAddr) -> Result<usize, Errno> {
+        let a = v4(addr)?;
+        self.send_inner(fd, buf, flags, Some(a))
+    }
+
+    fn send_inner(
+        &self,
+        fd: Fd,
+        buf: &[u8],
+        flags: i32,
+        dst: Option<SocketAddrV4>,
+    ) -> Result<usize, Errno> {
+        if self.is_tcp(fd)? {
+            return self.tcp_send(fd, buf, flags);
+        }
+        let r = self.blocking(fd, flags, Dir::Write, Errno::EAGAIN, |st, key| {
+            let our = st.iface.ip_addr();
+            let State { iface, table, .. } = st;
+            let f = table.file_mut(key)?;
+            if f.shut_wr {
+                return Err(Errno::EPIPE);
+            }
+            match &f.sock {
+                Sock::Udp(h) => {
+                    if let Some(e) = f.error.take() {
+                        return Err(e);
+                    }
+                    if dst.is_some_and(|d| d.port() == 0) {
+                        return Err(Errno::EINVAL);
+                    }
+                    Ok(iface.udp().send_to(*h, buf, dst, our)?)
+                }
+                Sock::Raw { h, .. } => Ok(iface.raw().send_to(*h, buf, dst.map(|d| *d.ip()))?),
+                Sock::Tcp(_) => Err(Errno::EBADF),
+            }
+        });
+        if r.is_ok() {
+            self.kick();
+        }
+        r
+    }
+
+    fn is_tcp(&self, fd: Fd) -> Result<bool, Errno> {
+        let st = self.shared().lock();
+        Ok(matches!(
+            st.table.file(st.table.key(fd)?)?.sock,
+            Sock::Tcp(_)
+        ))
+    }
+
+    /// send(2) for TCP: a blocking send queues everything (waiting for room, kicking
+    /// the driver as it goes) unless SO_SNDTIMEO passes, then returns what was queued;
+    /// a non-blocking send queues what fits.
+    fn tcp_send(&self, fd: Fd, buf: &[u8], flags: i32) -> Result<usize, Errno> {
+        let mut sent = 0;
+        let r = self.blocking(fd, flags, Dir::Write, Errno::EAGAIN, |st, key| {
+            let State { iface, table, .. } = st;
+            let f = table.file_mut(key)?;
+            let Sock::Tcp(t) = f.sock else {
+                return Err(Errno::EBADF);
+            };
+            let nonblocking = f.nonblocking || flags & MSG_DONTWAIT != 0;
+            if let Some(e) = f.error.take() {
+                return Err(e);
+            }
+            if f.shut_wr {
+                return Err(Errno::EPIPE);
+            }
+            loop {
+                if sent == buf.len() {
+                    return Ok(sent);
+                }
+                match iface.tcp().send(t.h, &buf[sent..]) {
+                    Ok(n) => {
+                        sent += n;
+                        self.kick();
+                    }
+                    Err(SendError::WouldBlock) if nonblocking && sent > 0 => return Ok(sent),
+                    Err(SendError::WouldBlock) => return Err(Errno::EAGAIN),
+                    Err(e) if sent > 0 => {
+                        // Report what was queued now, the error on the next call.
+                        f.error = Some(e.into());
+                        return Ok(sent);
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        });
+        match r {
+            Err(Errno::EAGAIN) if sent > 0 => Ok(sent),
+            r => r,
+        }
+    }
+
+    /// recv(2) for TCP: data first, then a pending error, then end of stream (0).
+    /// MSG_WAITALL keeps waiting until `buf` is full (or EOF, error, SO_RCVTIMEO).
+    fn tcp_recv(&self, fd: Fd, buf: &mut [u8], flags: i32) -> Result<(usize, SocketAddr), Errno> {
+        let peek = flags & MSG_PEEK != 0;
+        let waitall = flags & MSG_WAITALL != 0 && !peek;
+        let mut got = 0;
+        let mut peer = unspecified();
+        let r = self.blocking(fd, flags, Dir::Read, Errno::EAGAIN, |st, key| {
+            let State { iface, table, .. } = st;
+            let f = table.file_mut(key)?;
+            let Sock::Tcp(t) = f.sock else {
+                return Err(Errno::EBADF);
+            };
+            let nonblocking = f.nonblocking || flags & MSG_DONTWAIT != 0;
+            if let Some(p) = iface.tcp().peer_addr(t.h) {
+                peer = SocketAddr::V4(p);
+            }
+            if buf.is_empty() {
+                return Ok(0);
+            }
+            loop {
+                let r = if peek {
+                    iface.tcp().peek(t.h, &mut buf[got..])
+                } else {
+                    iface.tcp().recv(t.h, &mut buf[got..])
+                };
+                match r {
+                    Ok(0) => {
+                        if got > 0 {
+                            return Ok(got);
+                        }
+                        return match f.error.take() {
+                            Some(e) => Err(e),
+                            None => Ok(0),
+                        };
+                    }
+                    Ok(n) => {
+                        got += n;
+                        if !peek {
+                            // The window opened: the driver may owe the peer an update.
+                            self.kick();
+                        }
+                        if peek || got == buf.len() || !waitall || nonblocking {
+                            return Ok(got);
+                        }
+                    }
+                    Err(RecvError::WouldBlock) => {
+                        if got > 0 && (!waitall || nonblocking) {
+                            return Ok(got);
+                        }
+                        if let Some(e) = f.error.take() {
+                            if got > 0 {
+                                f.error = Some(e);
+                                return Ok(got);
+                            }
+                            return Err(e);
+                        }
+                        if f.shut_rd {
+                            return Ok(got);
+                        }
+                        return Err(Errno::EAGAIN);
+                    }
+                    Err(e) if got > 0 => {
+                        f.error = Some(e.into());
+                        return Ok(got);
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        });
+        match r {
+            Err(Errno::EAGAIN) if got > 0 => Ok((got, peer)),
+            r => r.map(|n| (n, peer)),
+        }
+    }
+
+    /// Receives into `buf` ([recv(2)](https://man7.org/linux/man-pages/man2/recv.2.html));
+    /// `flags` may hold MSG_PEEK, MSG_DONTWAIT, MSG_WAITALL (streams) and MSG_TRUNC
+    /// (datagrams). Returns the bytes received; 0 at end of stream or after SHUT_RD.
+    ///
+    /// # Errors
+    /// EBADF, EAGAIN (non-blocking or SO_RCVTIMEO passed), ENOTCONN, ECONNRESET,
+    /// ECONNREFUSED, ETIMEDOUT.
+    pub fn recv(&self, fd: Fd, buf: &mut [u8], flags: i32) -> Result<usize, Errno> {
+        self.recvfrom(fd, buf, flags).map(|(n, _)| n)
+    }
+
+    /// Receives into `buf` and says who sent it
+    /// ([recvfrom(2)](https://man7.org/linux/man-pages/man2/recvfrom.2.html)). A datagram
+    /// longer than `buf` is truncated (the rest is lost) unless MSG_PEEK; with
+    /// MSG_TRUNC its real length is returned. Raw sockets receive the IP header too and
+    /// report port 0.
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv).
+    pub fn recvfrom(
+        &self,
+        fd: Fd,
+        buf: &mut [u8],
+        flags: i32,
+    ) -> Result<(usize, SocketAddr), Errno> {
+        if self.is_tcp(fd)? {
+            return self.tcp_recv(fd, buf, flags);
+        }
+        let peek = flags & MSG_PEEK != 0;
+        let trunc = flags & MSG_TRUNC != 0;
+        let r = self.blocking(fd, flags, Dir::Read, Errno::EAGAIN, |st, key| {
+            let State { iface, table, .. } = st;
+            let f = table.file_mut(key)?;
+            let got = match &f.sock {
+                Sock::Udp(h) => match iface.udp().recv_from(*h, buf, peek) {
+                    Ok((n, from)) => Ok((n, SocketAddr::V4(from))),
+                    Err(UdpError::WouldBlock) => Err(Errno::EAGAIN),
+                    Err(e) => return Err(e.into()),
+                },
+                Sock::Raw { h, .. } => iface
+                    .raw()
+                    .recv_from(*h, buf, peek)
+                    .map(|(n, ip)| (n, SocketAddr::V4(SocketAddrV4::new(ip, 0))))
+                    .map_err(Errno::from),
+                Sock::Tcp(_) => return Err(Errno::EBADF),
+            };
+            match got {
+                Ok((n, from)) => Ok((if trunc { n } else { n.min(buf.len()) }, from)),
+                // Data first, then a pending error, then end of file (Linux order).
+                Err(Errno::EAGAIN) => match f.error.take() {
+                    Some(e) => Err(e),
+                    None if f.shut_rd => Ok((0, unspecified())),
+                    None => Err(Errno::EAGAIN),
+                },
+                Err(e) => Err(e),
+            }
+        });
+        if r.is_ok() {
+            self.kick();
+        }
+        r
+    }
+
+    /// Shuts down receiving (SHUT_RD), sending (SHUT_WR) or both
+    /// ([shutdown(2)](https://man7.org/linux/man-pages/man2/shutdown.2.html)). Blocked
+    /// receivers wake and see end of file; senders get EPIPE.
+    ///
+    /// # Errors
+    /// EBADF, EINVAL (bad `how`), ENOTCONN (not connected; the shutdown still applies,
+    /// as on Linux).
+    pub fn shutdown(&self, fd: Fd, how: i32) -> Result<(), Errno> {
+        let (rd, wr) = match how {
+            SHUT_RD => (true, false),
+            SHUT_WR => (false, true),
+            SHUT_RDWR => (true, true),
+            _ => return Err(Errno::EINVAL),
+        };
+        let mut st = self.shared().lock();
+        let key = st.table.key(fd)?;
+        let State { iface, table, .. } = &mut *st;
+        let f = table.file_mut(key)?;
+        let connected = match &f.sock {
+            Sock::Udp(h) => matches!(iface.udp().peer_addr(*h), Ok(Some(_))),
+            Sock::Raw { remote, .. } => remote.is_some(),
+            Sock::Tcp(t) => {
+                let how = match (rd, wr) {
+                    (true, true) => Shutdown::Both,
+                    (true, false) => Shutdown::Read,
+                    _ => Shutdown::Write,
+                };
+                // Linux: an unconnected TCP socket is not shut down at all.
+                iface.tcp().shutdown(t.h, how)?;
+                true
+            }
+        };
+        f.shut_rd |= rd;
+        f.shut_wr |= wr;
+        st.notify(key);
+        drop(st);
+        self.kick();
+        if connected {
+            Ok(())
+        } else {
+            Err(Errno::ENOTCONN)
+        }
+    }
+
+    /// Closes a descriptor ([close(2)](https://man7.org/linux/man-pages/man2/close.2.html));
+    /// the socket goes when its last descriptor does. Threads blocked on it wake with
+    /// EBADF (Linux leaves them blocked).
+    ///
+    /// # Errors
+    /// EBADF.
+    pub fn close(&self, fd: Fd) -> Result<(), Errno> {
+        let mut st = self.shared().lock();
+        let (key, file) = st.table.remove_fd(fd)?;
+        match file {
+            Some(file) => {
+                st.index.remove(key);
+                for w in &file.epolls {
+                    if let Some(set) = st.epolls.get_mut(&w.epoll) {
+                        set.forget(w.fd);
+                    }
+                }
+                State::wake_all(&file);
+                let linger = file.opts.linger;
+                match file.sock {
+                    Sock::Tcp(t) => tcp::close(&mut st.iface, t, linger),
+                    sock => {
+                        // Datagrams sent before close must still leave.
+                        let now = self.shared().now();
+                        st.flush_to_outbox(now);
+                        close_sock(&mut st, sock);
+                    }
+                }
+            }
+            None => {
+                // Other descriptors remain: only forget this one in epolls.
+                let f = st.table.file_mut(key)?;
+                let gone: Vec<_> = f.epolls.iter().filter(|w| w.fd == fd).copied().collect();
+                f.epolls.retain(|w| w.fd != fd);
+                for w in gone {
+                    if let Some(set) = st.epolls.get_mut(&w.epoll) {
+                        set.forget(w.fd);
+                    }
+                }
+                st.update_watched(key);
+            }
+        }
+        drop(st);
+        self.kick();
+        log::trace!(target: "ustack::socket", "close({fd})");
+        Ok(())
+    }
+
+    /// A second descriptor for the same socket
+    /// ([dup(2)](https://man7.org/linux/man-pages/man2/dup.2.html)); O_NONBLOCK and
+    /// options are shared.
+    ///
+    /// # Errors
+    /// EBADF, EMFILE.
+    pub fn dup(&self, fd: Fd) -> Result<Fd, Errno> {
+        self.shared().lock().table.dup(fd)
+    }
+
+    /// The local address ([getsockname(2)](https://man7.org/linux/man-pages/man2/getsockname.2.html));
+    /// `0.0.0.0:0` when unbound. Raw sockets report their protocol as the port (Linux).
+    ///
+    /// # Errors
+    /// EBADF.
+    pub fn getsockname(&self, fd: Fd) -> Result<SocketAddr, Errno> {
+        let mut st = self.shared().lock();
+        let key = st.table.key(fd)?;
+        let State { iface, table, .. } = &mut *st;
+        let f = table.file(key)?;
+        Ok(match &f.sock {
+            Sock::Udp(h) => iface
+                .udp()
+                .local_addr(*h)?
+                .map_or(unspecified(), SocketAddr::V4),
+            Sock::Raw {
+                protocol, local, ..
+            } => SocketAddr::V4(SocketAddrV4::new(
+                local.unwrap_or(Ipv4Addr::UNSPECIFIED),
+                u16::from(*protocol),
+            )),
+            Sock::Tcp(t) => iface
+                .tcp()
+                .local_addr(t.h)
+                .map_or(unspecified(), SocketAddr::V4),
+        })
+    }
+
+    /// The connected peer ([getpeername(2)](https://man7.org/linux/man-pages/man2/getpeername.2.html)).
+    ///
+    /// # Errors
+    /// EBADF, ENOTCONN.
+    pub fn getpeername(&self, fd: Fd) -> Result<SocketAddr, Errno> {
+        let mut st = self.shared().lock();
+        let key = st.table.key(fd)?;
+        let State { iface, table, .. } = &mut *st;
+        let f = table.file(key)?;
+        match &f.sock {
+            Sock::Udp(h) => iface.udp().peer_addr(*h)?.map(SocketAddr::V4),
+            Sock::Raw { remote, .. } => remote.map(|ip| SocketAddr::V4(SocketAddrV4::new(ip, 0))),
+            Sock::Tcp(t) => {
+                let tcp = iface.tcp();
+                if tcp::has_peer(tcp.state(t.h)) {
+                    tcp.peer_addr(t.h).map(SocketAddr::V4)
+                } else {
+                    None
+                }
+            }
+        }
+        .ok_or(Errno::ENOTCONN)
+    }
+
+    /// Sets an option ([setsockopt(2)](https://man7.org/linux/man-pages/man2/setsockopt.2.html)).
+    ///
+    /// # Errors
+    /// EBADF; ENOPROTOOPT for read-only options and TCP options on other sockets;
+    /// EINVAL for a zero buffer size or an unknown congestion algorithm.
+    pub fn setsockopt(&self, fd: Fd, opt: SockOpt) -> Result<(), Errno> {
+        let mut st = self.shared().lock();
+        let key = st.table.key(fd)?;
+        let cx = st.iface.tcp_context(self.shared().now());
+        let State { iface, table, .. } = &mut *st;
+        let f = table.file_mut(key)?;
+        let is_tcp = matches!(f.sock, Sock::Tcp(_));
+        if opt.name().is_tcp() && !is_tcp {
+            return Err(Errno::ENOPROTOOPT);
+        }
+        // Validate, and apply to the engine's TCP socket first.
+        match &opt {
+            SockOpt::TcpKeepIdle(d) | SockOpt::TcpKeepIntvl(d)
+                if !(Duration::from_secs(1)..=Duration::from_secs(32_767)).contains(d) =>
+            {
+                return Err(Errno::EINVAL)
+            }
+            SockOpt::TcpKeepCnt(n) if !(1..=127).contains(n) => return Err(Errno::EINVAL),
+            _ => {}
+        }
+        if let Sock::Tcp(t) = f.sock {
+            let tcp = iface.tcp();
+            let o = &f.opts;
+            match &opt {
+                SockOpt::ReuseAddr(b) => tcp.set_reuse_addr(t.h, *b)?,
+                SockOpt::KeepAlive(b) => tcp.set_keepalive(t.h, &cx, *b)?,
+                SockOpt::Linger(d) => tcp.set_linger(t.h, d.map(to_stack))?,
+                SockOpt::RcvBuf(n) if *n > 0 => tcp.set_recv_buffer_size(t.h, *n)?,
+                SockOpt::SndBuf(n) if *n > 0 => tcp.set_send_buffer_size(t.h, *n)?,
+                SockOpt::TcpNoDelay(b) => tcp.set_nodelay(t.h, *b)?,
+                SockOpt::TcpKeepIdle(d) => {
+                    tcp.set_keepalive_params(t.h, to_stack(*d), to_stack(o.keepintvl), o.keepcnt)?
+                }
+                SockOpt::TcpKeepIntvl(d) => {
+                    tcp.set_keepalive_params(t.h, to_stack(o.keepidle), to_stack(*d), o.keepcnt)?
+                }
+                SockOpt::TcpKeepCnt(n) => {
+                    tcp.set_keepalive_params(t.h, to_stack(o.keepidle), to_stack(o.keepintvl), *n)?
+                }
+                SockOpt::TcpCongestion(name) => {
+                    // Linux: an unknown algorithm is ENOENT.
+                    let alg = tcp::congestion_by_name(name).ok_or(Errno::ENOENT)?;
+                    tcp.set_congestion(t.h, alg)?;
+                }
+                _ => {}
+            }
+        }
+        let nz = |d: Option<Duration>| d.filter(|d| !d.is_zero());
+        match opt {
+            SockOpt::ReuseAddr(b) => f.opts.reuseaddr = b,
+            SockOpt::KeepAlive(b) => f.opts.keepalive = b,
+            SockOpt::Linger(d) => f.opts.linger = d,
+            SockOpt::RcvTimeo(d) => f.opts.rcvtimeo = nz(d),
+            SockOpt::SndTimeo(d) => f.opts.sndtimeo = nz(d),
+            SockOpt::RcvBuf(n) | SockOpt::SndBuf(n) if n == 0 => return Err(Errno::EINVAL),
+            SockOpt::RcvBuf(n) => {
+                f.opts.rcvbuf = n;
+                if let Sock::Udp(h) = f.sock {
+                    iface.udp().set_buffer_sizes(h, Some(n), None)?;
+                }
+            }
+            SockOpt::SndBuf(n) => {
+                f.opts.sndbuf = n;
+                if let Sock::Udp(h) = f.sock {
+                    iface.udp().set_buffer_sizes(h, None, Some(n))?;
+                }
+            }
+            SockOpt::Error(_) | SockOpt::Type(_) | SockOpt::TcpInfo(_) => {
+                return Err(Errno::ENOPROTOOPT)
+            }
+            SockOpt::TcpNoDelay(b) => f.opts.nodelay = b,
+            SockOpt::TcpKeepIdle(d) => f.opts.keepidle = d,
+            SockOpt::TcpKeepIntvl(d) => f.opts.keepintvl = d,
+            SockOpt::TcpKeepCnt(n) => f.opts.keepcnt = n,
+            SockOpt::TcpCongestion(name) => f.opts.congestion = name,
+        }
+        Ok(())
+    }
+
+    /// Reads an option ([getsockopt(2)](https://man7.org/linux/man-pages/man2/getsockopt.2.html)).
+    /// Reading SO_ERROR clears it.
+    ///
+    /// # Errors
+    /// EBADF; ENOPROTOOPT for TCP options on other sockets.
+    pub fn getsockopt(&self, fd: Fd, name: SockOptName) -> Result<SockOpt, Errno> {
+        let mut st = self.shared().lock();
+        let key = st.table.key(fd)?;
+        let State { iface, table, .. } = &mut *st;
+        let f = table.file_mut(key)?;
+        if name.is_tcp() && !matches!(f.sock, Sock::Tcp(_)) {
+            return Err(Errno::ENOPROTOOPT);
+        }
+        let o = &f.opts;
+        Ok(match name {
+            SockOptName::ReuseAddr => SockOpt::ReuseAddr(o.reuseaddr),
+            SockOptName::KeepAlive => SockOpt::KeepAlive(o.keepalive),
+            SockOptName::Linger => SockOpt::Linger(o.linger),
+            SockOptName::RcvBuf => SockOpt::RcvBuf(o.rcvbuf),
+            SockOptName::SndBuf => SockOpt::SndBuf(o.sndbuf),
+            SockOptName::RcvTimeo => SockOpt::RcvTimeo(o.rcvtimeo),
+            SockOptName::SndTimeo => SockOpt::SndTimeo(o.sndtimeo),
+            SockOptName::Type => SockOpt::Type(match f.sock {
+                Sock::Udp(_) => SOCK_DGRAM,
+                Sock::Raw { .. } => SOCK_RAW,
+                Sock::Tcp(_) => SOCK_STREAM,
+            }),
+            SockOptName::Error => {
+                let pending = match &f.sock {
+                    Sock::Udp(h) => iface.udp().take_error(*h)?.map(Errno::from),
+                    Sock::Raw { .. } => None,
+                    Sock::Tcp(t) => iface.tcp().take_error(t.h).map(Errno::from),
+                };
+                SockOpt::Error(f.error.take().or(pending))
+            }
+            SockOptName::TcpNoDelay => SockOpt::TcpNoDelay(o.nodelay),
+            SockOptName::TcpKeepIdle => SockOpt::TcpKeepIdle(o.keepidle),
+            SockOptName::TcpKeepIntvl => SockOpt::TcpKeepIntvl(o.keepintvl),
+            SockOptName::TcpKeepCnt => SockOpt::TcpKeepCnt(o.keepcnt),
+            SockOptName::TcpCongestion => SockOpt::TcpCongestion(o.congestion.clone()),
+            SockOptName::TcpInfo => match &f.sock {
+                Sock::Tcp(t) => SockOpt::TcpInfo(iface.tcp().info(t.h).ok_or(Errno::EBADF)?),
+                _ => return Err(Errno::ENOPROTOOPT),
+            },
+        })
+    }
+
+    /// Sets or clears O_NONBLOCK (`fcntl(fd, F_SETFL, O_NONBLOCK)`,
+    /// [fcntl(2)](https://man7.org/linux/man-pages/man2/fcntl.2.html)).
+    ///
+    /// # Errors
+    /// EBADF.
+    pub fn set_nonblocking(&self, fd: Fd, nonblocking: bool) -> Result<(), Errno> {
+        let mut st = self.shared().lock();
+        let key = st.table.key(fd)?;
+        st.table.file_mut(key)?.nonblocking = nonblocking;
+        Ok(())
+    }
+
+    /// Whether O_NONBLOCK is set (`fcntl(fd, F_GETFL)`).
+    ///
+    /// # Errors
+    /// EBADF.
+    pub fn is_nonblocking(&self, fd: Fd) -> Result<bool, Errno> {
+        let st = self.shared().lock();
+        Ok(st.table.file(st.table.key(fd)?)?.nonblocking)
+    }
+
+    /// Bytes of the next datagram, or of readable stream data (`ioctl(FIONREAD)`).
+    ///
+    /// # Errors
+    /// EBADF.
+    pub fn bytes_readable(&self, fd: Fd) -> Result<usize, Errno> {
+        let mut st = self.shared().lock();
+        let key = st.table.key(fd)?;
+        let State { iface, table, .. } = &mut *st;
+        Ok(match &table.file(key)?.sock {
+            Sock::Udp(h) => iface.udp().peek_len(*h)?.unwrap_or(0),
+            Sock::Raw { .. } => 0,
+            Sock::Tcp(t) => iface.tcp().info(t.h).map_or(0, |i| i.recv_queue),
+        })
+    }
+}

@@ -1,0 +1,306 @@
+//! The per-stack descriptor table: integer descriptors → open sockets.
+//!
+//! As in POSIX, a descriptor ([`Fd`]) names an *open file description* ([`File`]);
+//! [`dup`](crate::NetStack::dup) makes a second descriptor for the same description, and
+//! the socket is closed when its last descriptor is. O_NONBLOCK and the socket options
+//! live on the description, so they are shared between duplicates, as on Linux.
+//!
+//! Invariants:
+//! - Descriptors are allocated lowest-free first, starting at [`FIRST_FD`].
+//! - A [`FileKey`] is never reused, so a thread blocked on a socket whose descriptor
+//!   was closed and reallocated notices (EBADF) instead of waiting on a stranger.
+//! - `watched` holds exactly the files with a blocked thread or an epoll registration;
+//!   the driver re-checks readiness of those files only.
+
+use crate::errno::Errno;
+use crate::poll::{EpollKey, PollEvents};
+use crate::tcp::TcpSock;
+use core::net::Ipv4Addr;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Condvar};
+use std::time::Duration;
+use ustack::socket::raw::RawHandle;
+use ustack::socket::udp::UdpHandle;
+
+/// A socket descriptor: an index into its stack's descriptor table (like a Unix fd,
+/// but meaningful only to the [`NetStack`](crate::NetStack) that returned it).
+pub type Fd = i32;
+
+/// The lowest descriptor handed out; 0, 1 and 2 are left alone so a socket never looks
+/// like standard input or output in logs.
+pub const FIRST_FD: Fd = 3;
+
+/// Identifies an open file description for its whole life; never reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct FileKey(u64);
+
+/// The engine-side socket behind a description.
+#[derive(Debug)]
+pub(crate) enum Sock {
+    /// A UDP socket.
+    Udp(UdpHandle),
+    /// A raw IP socket for `protocol`, with the local address given to bind(2) (only
+    /// reported back by getsockname; the stack receives on its one address anyway).
+    Raw {
+        h: RawHandle,
+        protocol: u8,
+        local: Option<Ipv4Addr>,
+        remote: Option<Ipv4Addr>,
+    },
+    /// A TCP socket (see [`crate::tcp`]).
+    Tcp(TcpSock),
+}
+
+/// Socket options kept on the description (applied to the engine where it has them).
+#[derive(Clone, Debug)]
+pub(crate) struct Opts {
+    pub reuseaddr: bool,
+    pub keepalive: bool,
+    pub linger: Option<Duration>,
+    pub rcvtimeo: Option<Duration>,
+    pub sndtimeo: Option<Duration>,
+    pub rcvbuf: usize,
+    pub sndbuf: usize,
+    pub nodelay: bool,
+    pub keepidle: Duration,
+    pub keepintvl: Duration,
+    pub keepcnt: u32,
+    pub congestion: String,
+}
+
+impl Opts {
+    pub(crate) fn new(rcvbuf: usize, sndbuf: usize) -> Opts {
+        Opts {
+            reuseaddr: false,
+            keepalive: false,
+            linger: None,
+            rcvtimeo: None,
+            sndtimeo: None,
+            rcvbuf,
+            sndbuf,
+            nodelay: false,
+            // Linux defaults: tcp_keepalive_time 7200 s, intvl 75 s, probes 9.
+            keepidle: Duration::from_secs(7200),
+            keepintvl: Duration::from_secs(75),
+            keepcnt: 9,
+            congestion: String::from("reno"),
+        }
+    }
+}
+
+/// A thread blocked on a file until its readiness intersects `mask`. The condvar is
+/// used with the stack's one mutex, so registering, re-checking and waiting happen
+/// atomically with respect to the driver (gVisor `waiter.Entry`).
+#[derive(Clone, Debug)]
+pub(crate) struct Waiter {
+    pub cv: Arc<Condvar>,
+    pub mask: PollEvents,
+}
+
+/// An epoll instance watching a file through descriptor `fd`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct EpollWatch {
+    pub epoll: EpollKey,
+    pub fd: Fd,
+    pub mask: PollEvents,
+}
+
+/// An open file description: one socket and its per-description state.
+#[derive(Debug)]
+pub(crate) struct File {
+    pub sock: Sock,
+    /// Descriptors naming this description.
+    pub refs: u32,
+    /// O_NONBLOCK.
+    pub nonblocking: bool,
+    pub opts: Opts,
+    /// shutdown(SHUT_RD) was called.
+    pub shut_rd: bool,
+    /// shutdown(SHUT_WR) was called.
+    pub shut_wr: bool,
+    /// An asynchronous error taken from the engine while computing readiness, reported
+    /// by the next call or SO_ERROR.
+    pub error: Option<Errno>,
+    pub waiters: Vec<Waiter>,
+    pub epolls: Vec<EpollWatch>,
+}
+
+impl File {
+    pub(crate) fn new(sock: Sock, opts: Opts, nonblocking: bool) -> File {
+        File {
+            sock,
+            refs: 1,
+            nonblocking,
+            opts,
+            shut_rd: false,
+            shut_wr: false,
+            error: None,
+            waiters: Vec::new(),
+            epolls: Vec::new(),
+        }
+    }
+}
+
+/// Descriptors and the descriptions they name.
+#[derive(Debug)]
+pub(crate) struct Table {
+    fds: Vec<Option<FileKey>>,
+    files: HashMap<FileKey, File>,
+    next_key: u64,
+    /// Lowest possibly free slot in `fds`.
+    free_hint: usize,
+    max_fds: usize,
+    pub watched: HashSet<FileKey>,
+}
+
+impl Table {
+    pub(crate) fn new(max_fds: usize) -> Table {
+        Table {
+            fds: Vec::new(),
+            files: HashMap::new(),
+            next_key: 0,
+            free_hint: 0,
+            max_fds,
+            watched: HashSet::new(),
+        }
+    }
+
+    fn alloc_fd(&mut self, key: FileKey) -> Result<Fd, Errno> {
+        let start = self.free_hint.min(self.fds.len());
+        let slot = match self.fds[start..].iter().position(Option::is_none) {
+            Some(i) => start + i,
+            None => {
+                if self.fds.len() >= self.max_fds {
+                    return Err(Errno::EMFILE);
+                }
+                self.fds.push(None);
+                self.fds.len() - 1
+            }
+        };
+        self.fds[slot] = Some(key);
+        self.free_hint = slot + 1;
+        Ok(slot as Fd + FIRST_FD)
+    }
+
+    /// Installs a new description and returns its descriptor.
+    pub(crate) fn insert(&mut self, file: File) -> Result<(Fd, FileKey), Errno> {
+        let key = FileKey(self.next_key);
+        let fd = self.alloc_fd(key)?;
+        self.next_key += 1;
+        self.files.insert(key, file);
+        Ok((fd, key))
+    }
+
+    /// The description `fd` names.
+    pub(crate) fn key(&self, fd: Fd) -> Result<FileKey, Errno> {
+        usize::try_from(fd - FIRST_FD)
+            .ok()
+            .and_then(|i| self.fds.get(i).copied().flatten())
+            .ok_or(Errno::EBADF)
+    }
+
+    pub(crate) fn file(&self, key: FileKey) -> Result<&File, Errno> {
+        self.files.get(&key).ok_or(Errno::EBADF)
+    }
+
+    pub(crate) fn file_mut(&mut self, key: FileKey) -> Result<&mut File, Errno> {
+        self.files.get_mut(&key).ok_or(Errno::EBADF)
+    }
+
+    /// A second descriptor for the description `fd` names.
+    pub(crate) fn dup(&mut self, fd: Fd) -> Result<Fd, Errno> {
+        let key = self.key(fd)?;
+        let new = self.alloc_fd(key)?;
+        self.file_mut(key)?.refs += 1;
+        Ok(new)
+    }
+
+    /// Removes descriptor `fd`; returns its description's key, and the description
+    /// itself if that was its last descriptor.
+    pub(crate) fn remove_fd(&mut self, fd: Fd) -> Result<(FileKey, Option<File>), Errno> {
+        let key = self.key(fd)?;
+        let slot = (fd - FIRST_FD) as usize;
+        self.fds[slot] = None;
+        self.free_hint = self.free_hint.min(slot);
+        while self.fds.last().is_some_and(Option::is_none) {
+            self.fds.pop();
+        }
+        let file = self.files.get_mut(&key).ok_or(Errno::EBADF)?;
+        file.refs -= 1;
+        if file.refs == 0 {
+            self.watched.remove(&key);
+            Ok((key, self.files.remove(&key)))
+        } else {
+            Ok((key, None))
+        }
+    }
+
+    /// Keeps `watched` in step with the file's waiters and epoll registrations.
+    pub(crate) fn update_watched(&mut self, key: FileKey) {
+        match self.files.get(&key) {
+            Some(f) if !f.waiters.is_empty() || !f.epolls.is_empty() => {
+                self.watched.insert(key);
+            }
+            _ => {
+                self.watched.remove(&key);
+            }
+        }
+    }
+
+    /// Every live description (for shutdown).
+    pub(crate) fn drain_files(&mut self) -> Vec<File> {
+        self.fds.clear();
+        self.free_hint = 0;
+        self.watched.clear();
+        self.files.drain().map(|(_, f)| f).collect()
+    }
+
+    /// Open descriptors.
+    pub(crate) fn len(&self) -> usize {
+        self.fds.iter().filter(|s| s.is_some()).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file() -> File {
+        File::new(Sock::Udp(UdpHandle(0)), Opts::new(1, 1), false)
+    }
+
+    #[test]
+    fn lowest_free_descriptor_first_and_keys_never_reused() {
+        let mut t = Table::new(16);
+        let (a, ka) = t.insert(file()).unwrap();
+        let (b, _) = t.insert(file()).unwrap();
+        assert_eq!((a, b), (FIRST_FD, FIRST_FD + 1));
+        let (_, gone) = t.remove_fd(a).unwrap();
+        assert!(gone.is_some());
+        assert_eq!(t.key(a), Err(Errno::EBADF));
+        let (c, kc) = t.insert(file()).unwrap();
+        assert_eq!(c, a);
+        assert_ne!(kc, ka);
+        assert_eq!(t.key(-1), Err(Errno::EBADF));
+    }
+
+    #[test]
+    fn dup_keeps_the_description_until_the_last_close() {
+        let mut t = Table::new(16);
+        let (a, k) = t.insert(file()).unwrap();
+        let b = t.dup(a).unwrap();
+        assert_eq!(t.key(b), Ok(k));
+        assert!(t.remove_fd(a).unwrap().1.is_none());
+        assert!(t.file(k).is_ok());
+        assert!(t.remove_fd(b).unwrap().1.is_some());
+        assert_eq!(t.len(), 0);
+    }
+
+    #[test]
+    fn table_is_bounded() {
+        let mut t = Table::new(2);
+        t.insert(file()).unwrap();
+        t.insert(file()).unwrap();
+        assert_eq!(t.insert(file()).unwrap_err(), Errno::EMFILE);
+    }
+}
