@@ -74,7 +74,8 @@ pub enum SockOpt {
     ReuseAddr(bool),
     /// SO_KEEPALIVE: probe idle TCP connections.
     KeepAlive(bool),
-    /// SO_LINGER: `Some(0)` makes close send RST; `None` is a normal close.
+    /// SO_LINGER: `Some(0)` makes close send RST; `Some(t)` makes a blocking TCP close
+    /// wait up to `t` for the peer to acknowledge everything; `None` is a normal close.
     Linger(Option<Duration>),
     /// SO_RCVBUF in bytes (not doubled as Linux does).
     RcvBuf(usize),
@@ -790,11 +791,14 @@ impl NetStack {
 
     /// Closes a descriptor ([close(2)](https://man7.org/linux/man-pages/man2/close.2.html));
     /// the socket goes when its last descriptor does. Threads blocked on it wake with
-    /// EBADF (Linux leaves them blocked).
+    /// EBADF (Linux leaves them blocked). A blocking TCP socket with a non-zero
+    /// SO_LINGER first sends its FIN and waits, at most the linger time, until the peer
+    /// has acknowledged everything (Linux `sk_stream_wait_close`).
     ///
     /// # Errors
     /// EBADF.
     pub fn close(&self, fd: Fd) -> Result<(), Errno> {
+        self.linger_wait(fd);
         let mut st = self.shared().lock();
         let (key, file) = st.table.remove_fd(fd)?;
         match file {
@@ -834,6 +838,51 @@ impl NetStack {
         self.kick();
         log::trace!(target: "ustack::socket", "close({fd})");
         Ok(())
+    }
+
+    /// SO_LINGER > 0 on the last descriptor of a blocking, connected TCP socket: FIN,
+    /// then wait until it is acknowledged (FIN-WAIT-2, TIME-WAIT or CLOSED) or the
+    /// linger time passes. The state change has no readiness of its own, so the wait
+    /// re-checks every 5 ms.
+    fn linger_wait(&self, fd: Fd) {
+        use ustack::socket::tcp::TcpState as S;
+        let mut st = self.shared().lock();
+        let Ok(key) = st.table.key(fd) else { return };
+        let Ok(f) = st.table.file(key) else { return };
+        let (Sock::Tcp(t), Some(linger)) = (&f.sock, f.opts.linger) else {
+            return;
+        };
+        if linger.is_zero() || f.nonblocking || f.refs > 1 {
+            return;
+        }
+        let h = t.h;
+        if !matches!(st.iface.tcp().state(h), Some(S::Established | S::CloseWait)) {
+            return;
+        }
+        if st.iface.tcp().shutdown(h, Shutdown::Write).is_err() {
+            return;
+        }
+        self.kick();
+        let deadline = StdInstant::now() + linger;
+        let cv = Condvar::new();
+        loop {
+            if matches!(
+                st.iface.tcp().state(h),
+                None | Some(S::FinWait2 | S::TimeWait | S::Closed)
+            ) || st.dead
+            {
+                return;
+            }
+            let Ok(left) = remaining(Some(deadline)) else {
+                log::debug!(target: "ustack::socket", "close({fd}): SO_LINGER passed with data unacknowledged");
+                return;
+            };
+            st = wait_on(
+                &cv,
+                st,
+                Some(left.unwrap_or_default().min(Duration::from_millis(5))),
+            );
+        }
     }
 
     /// A second descriptor for the same socket
@@ -1017,7 +1066,10 @@ impl NetStack {
                 };
                 SockOpt::Error(f.error.take().or(pending))
             }
-            SockOptName::TcpNoDelay => SockOpt::TcpNoDelay(o.nodelay),
+            SockOptName::TcpNoDelay => SockOpt::TcpNoDelay(match &f.sock {
+                Sock::Tcp(t) => iface.tcp().nodelay(t.h).unwrap_or(o.nodelay),
+                _ => o.nodelay,
+            }),
             SockOptName::TcpKeepIdle => SockOpt::TcpKeepIdle(o.keepidle),
             SockOptName::TcpKeepIntvl => SockOpt::TcpKeepIntvl(o.keepintvl),
             SockOptName::TcpKeepCnt => SockOpt::TcpKeepCnt(o.keepcnt),

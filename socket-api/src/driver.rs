@@ -7,10 +7,10 @@
 //! 2. wait with poll(2) on {the link's fd, if it has one; the wake-up eventfd};
 //! 3. lock; `Interface::poll_link(now, link)` (every ready frame in, due timers, every
 //!    pending frame out); re-check readiness of the *watched* descriptors (those with a
-//!    blocked thread or an epoll registration) that the round touched — found through
-//!    per-frame hints and an index by address (`index.rs`), or all of them after a
-//!    timer or anything the hints cannot describe — and wake whoever waits for what
-//!    became ready; unlock.
+//!    blocked thread or an epoll registration) that the round touched — named by
+//!    `TcpLayer::poll_ready` and per-datagram UDP hints through an index (`index.rs`),
+//!    or all of them after anything the hints cannot describe — and wake whoever waits
+//!    for what became ready; unlock.
 //!
 //! Application calls run under the same lock and, after anything that queues output or
 //! changes state, write the eventfd so the driver runs at once (mio's `Waker`).
@@ -36,15 +36,11 @@ use std::time::Duration;
 use ustack::iface::{Config, Counters, Interface};
 use ustack::link::sys::{AfPacketLink, TapLink};
 use ustack::link::{Link, MemoryLink, PcapTimestamps, PcapWriter};
-use ustack::socket::tcp::TcpEvent;
 use ustack::time::Instant;
 use ustack::wire::{EthernetAddress, Ipv4Cidr};
 
 /// Longest wait of the driver on a link that cannot wake it (no fd, no notifier).
 pub const POLL_TICK: Duration = Duration::from_millis(1);
-
-/// TCP events kept for [`NetStack::poll_tcp_event`]; older ones are dropped.
-pub const TCP_EVENTS_KEPT: usize = 1024;
 
 /// Most descriptors one stack hands out.
 pub const MAX_FDS: usize = 1 << 20;
@@ -158,8 +154,6 @@ pub(crate) struct State {
     outbox: std::collections::VecDeque<Vec<u8>>,
     /// Watched descriptions by address, to re-check only what a round touched.
     pub index: Index,
-    /// TCP events taken from the engine by the driver, for [`NetStack::poll_tcp_event`].
-    tcp_events: std::collections::VecDeque<TcpEvent>,
     stats: DriverStats,
 }
 
@@ -253,18 +247,7 @@ impl State {
                 _ => Vec::new(),
             },
             Sock::Raw { .. } => vec![IndexKey::Raw],
-            Sock::Tcp(t) => {
-                let tcp = self.iface.tcp();
-                match (tcp.state(t.h), tcp.local_addr(t.h), tcp.peer_addr(t.h)) {
-                    (Some(ustack::socket::tcp::TcpState::Listen), Some(l), _) => {
-                        vec![IndexKey::TcpListen(l.port()), IndexKey::TcpHandle(t.h)]
-                    }
-                    (_, Some(l), Some(r)) => {
-                        vec![IndexKey::TcpConn(l.port(), r), IndexKey::TcpHandle(t.h)]
-                    }
-                    _ => vec![IndexKey::TcpHandle(t.h)],
-                }
-            }
+            Sock::Tcp(t) => vec![IndexKey::Tcp(t.h)],
         };
         self.index.insert(key, ks);
     }
@@ -398,13 +381,6 @@ impl NetStack {
     /// Open descriptors.
     pub fn open_fds(&self) -> usize {
         self.shared().lock().table.len()
-    }
-
-    /// The next TCP event (state change, retransmission, RTO, congestion change, ...).
-    /// The driver takes the engine's events to learn which sockets timers changed, and
-    /// keeps the latest [`TCP_EVENTS_KEPT`] here.
-    pub fn poll_tcp_event(&self) -> Option<TcpEvent> {
-        self.shared().lock().tcp_events.pop_front()
     }
 
     /// What the driver thread has done so far.
@@ -650,7 +626,6 @@ impl Builder {
                 link_error: None,
                 outbox: std::collections::VecDeque::new(),
                 index: Index::default(),
-                tcp_events: std::collections::VecDeque::new(),
                 stats: DriverStats::default(),
             }),
             waker,
@@ -778,7 +753,6 @@ fn drive(shared: &Shared, link: &mut Sniffer, fds: &[RawFd], tick: Option<Durati
         // asked for this round (it may have queued output whose departure frees room).
         let timer_due = st.iface.poll_timeout().is_some_and(|t| t <= now);
         let drops_before: u64 = st.iface.counters().drops.iter().sum();
-        let events_lost_before = st.iface.tcp().counters().events_dropped;
         let mut moved = 0;
         match st.iface.poll_link(now, link) {
             Ok(n) => {
@@ -798,20 +772,11 @@ fn drive(shared: &Shared, link: &mut Sniffer, fds: &[RawFd], tick: Option<Durati
             }
         }
         let dropped = st.iface.counters().drops.iter().sum::<u64>() != drops_before;
-        // State changes (timers: RTO or keep-alive giving up, SYN retries exhausted)
-        // name their sockets; if the engine's queue overflowed, some went unseen.
-        let events_lost = st.iface.tcp().counters().events_dropped != events_lost_before;
-        while let Some(e) = st.iface.tcp().poll_event() {
-            if let TcpEvent::StateChanged { handle, .. } = &e {
-                link.hints.push(crate::index::Hint::State(*handle));
-            }
-            if st.tcp_events.len() >= TCP_EVENTS_KEPT {
-                st.tcp_events.pop_front();
-            }
-            st.tcp_events.push_back(e);
+        // The engine names the TCP sockets segments and timers touched.
+        while let Some(h) = st.iface.tcp().poll_ready() {
+            link.hints.push(crate::index::Hint::Tcp(h));
         }
-        st.stats.rounds += 1;
-        if had_outbox || dropped || events_lost || link.full {
+        if had_outbox || dropped || link.full {
             // Anything the hints cannot describe: re-check all watched.
             st.notify_watched();
         } else if moved > 0 || woken || timer_due {

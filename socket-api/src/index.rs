@@ -1,21 +1,27 @@
 //! Which watched sockets a round of the driver may have touched.
 //!
 //! After each round the driver must wake the threads and epolls whose sockets became
-//! ready. Re-checking every watched socket costs O(watched) per round; instead the
-//! driver's link wrapper ([`Sniffer`]) notes a *hint* per frame moved (UDP port, TCP
-//! 4-tuple, raw), and the [`Index`] maps hints to the watched descriptions they may
-//! concern. Anything a hint cannot describe (fragments, ICMP, ARP requests, drops,
-//! timers) falls back to re-checking everything watched, so a hint can only narrow the
-//! work, never lose a wake-up.
+//! ready. Re-checking every watched socket costs O(watched) per round; instead:
 //!
-//! TCP state changes made by timers arrive as engine events ([`Hint::State`]).
+//! - TCP: the engine names every user-owned socket whose readiness may have changed
+//!   (segments, timers, errors, acceptable connections) through
+//!   `TcpLayer::poll_ready`; the driver drains it each round.
+//! - UDP and raw: the driver's link wrapper ([`Sniffer`]) notes the local UDP port of
+//!   each datagram in or out; raw sockets (few) are re-checked whenever anything moved.
+//!   Arriving ICMP errors (which may concern any socket) re-check everything; other
+//!   ICMP (echo) only concerns raw sockets.
 //!
-//! Invariant: every watched description is indexed under its current addresses;
+//! The [`Index`] maps these hints to the watched descriptions they concern. Anything a
+//! hint cannot describe (fragments, ICMP errors, ARP requests, counted drops, output
+//! queued by `close`) falls back to re-checking everything watched, so hints only
+//! narrow the work and never lose a wake-up.
+//!
+//! Invariant: every watched description is indexed under its current key;
 //! `State::reindex` runs whenever a description becomes watched or a call may have
-//! changed its addresses (bind, connect, listen, an implicit bind by send).
+//! changed its address (bind, connect, listen, an implicit bind by send).
 
 use crate::table::FileKey;
-use core::net::{Ipv4Addr, SocketAddrV4};
+
 use std::collections::{HashMap, HashSet};
 use std::io;
 use ustack::link::Link;
@@ -27,14 +33,10 @@ use ustack::time::Instant;
 pub(crate) enum IndexKey {
     /// A UDP socket's local port.
     Udp(u16),
-    /// A TCP connection: local port and remote address.
-    TcpConn(u16, SocketAddrV4),
-    /// A TCP listener's port.
-    TcpListen(u16),
     /// A raw socket (few; all are re-checked whenever anything moved).
     Raw,
-    /// A TCP socket, for the engine's state-change events (timer-driven changes).
-    TcpHandle(TcpHandle),
+    /// A TCP socket, as `TcpLayer::poll_ready` names it.
+    Tcp(TcpHandle),
 }
 
 /// Watched descriptions by address.
@@ -83,17 +85,8 @@ impl Index {
                 Hint::Udp(port) => {
                     out.extend(self.by.get(&IndexKey::Udp(port)).into_iter().flatten())
                 }
-                Hint::State(h) => {
-                    out.extend(self.by.get(&IndexKey::TcpHandle(h)).into_iter().flatten())
-                }
-                Hint::Tcp(port, remote) => {
-                    let conn = self.by.get(&IndexKey::TcpConn(port, remote));
-                    out.extend(conn.into_iter().flatten());
-                    // The segment may also complete a handshake on the listener's queue
-                    // (even when an old socket with the same 4-tuple is still open).
-                    let listener = self.by.get(&IndexKey::TcpListen(port));
-                    out.extend(listener.into_iter().flatten());
-                }
+                Hint::Tcp(h) => out.extend(self.by.get(&IndexKey::Tcp(h)).into_iter().flatten()),
+                Hint::Raw => {}
             }
         }
         if !hints.is_empty() {
@@ -107,10 +100,10 @@ impl Index {
 pub(crate) enum Hint {
     /// A datagram arrived on or left from this local UDP port.
     Udp(u16),
-    /// A segment arrived for this local port from this remote.
-    Tcp(u16, SocketAddrV4),
-    /// The engine reported a state change of this TCP socket.
-    State(TcpHandle),
+    /// The engine says this TCP socket's readiness may have changed.
+    Tcp(TcpHandle),
+    /// Only raw sockets may have changed.
+    Raw,
 }
 
 /// Wraps the driver's link and notes a [`Hint`] per frame, or that a full re-check is
@@ -152,21 +145,20 @@ impl Sniffer {
             self.full = true;
             return;
         }
-        let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
         let sport = u16::from_be_bytes([ip[ihl], ip[ihl + 1]]);
         let dport = u16::from_be_bytes([ip[ihl + 2], ip[ihl + 3]]);
         match (ip[9], rx) {
             (17, true) => self.hints.push(Hint::Udp(dport)),
             (17, false) => self.hints.push(Hint::Udp(sport)),
-            (6, true) => self
-                .hints
-                .push(Hint::Tcp(dport, SocketAddrV4::new(src, sport))),
-            // Sending a TCP segment changes no readiness; room in the send buffer
-            // comes from ACKs, which arrive.
-            (6, false) => {}
-            // ICMP (errors for UDP and TCP sockets, echo replies for raw ones) and
-            // other protocols: re-check everything.
-            _ => self.full = true,
+            // TCP: the engine's poll_ready names the sockets.
+            (6, _) => {}
+            // An arriving ICMP error may concern any UDP or TCP socket: re-check all.
+            // RFC 792 types: 3 unreachable, 4 source quench, 5 redirect, 11 time
+            // exceeded, 12 parameter problem.
+            (1, true) if matches!(ip[ihl], 3 | 4 | 5 | 11 | 12) => self.full = true,
+            // Other ICMP (echo) and other protocols, in or out, only concern raw
+            // sockets (their copies, their send queues).
+            _ => self.hints.push(Hint::Raw),
         }
     }
 }

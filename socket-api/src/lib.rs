@@ -18,7 +18,7 @@
 //! |------------|------|
 //! | [`driver`] | the driver thread, [`NetStack`] and its [`Builder`] |
 //! | `table`    | descriptors → open sockets, per-description options and waiters |
-//! | `index`    | per-frame hints and the index of watched sockets, so the driver re-checks only what it touched |
+//! | `index`    | which watched sockets a round touched (TCP `poll_ready`, UDP frame hints), so the driver re-checks only those |
 //! | [`bsd`]    | the BSD calls |
 //! | [`poll`]   | readiness, `poll`, `Epoll` |
 //! | [`errno`]  | [`Errno`] and the one table mapping engine errors to it |

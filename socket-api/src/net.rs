@@ -596,7 +596,8 @@ impl TcpStream {
         }
     }
 
-    /// Sets SO_LINGER: `Some(Duration::ZERO)` makes drop/close reset the connection.
+    /// Sets SO_LINGER: `Some(Duration::ZERO)` makes drop reset the connection; a longer
+    /// time makes drop wait (at most that long) until the peer acknowledged everything.
     ///
     /// # Errors
     /// The descriptor is no longer valid.

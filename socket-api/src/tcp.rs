@@ -74,11 +74,9 @@ pub(crate) fn has_peer(state: Option<TcpState>) -> bool {
 }
 
 /// Closes a TCP socket: graceful FIN, or RST with a zero SO_LINGER or unread data
-/// (the engine decides). A non-zero linger does not block close here.
+/// (the engine decides; a non-zero linger was waited for by the caller).
 pub(crate) fn close(iface: &mut Interface, t: TcpSock, linger: Option<Duration>) {
-    if linger.is_some_and(|d| !d.is_zero()) {
-        log::debug!(target: "ustack::socket", "SO_LINGER > 0: close does not wait");
-    }
+    log::trace!(target: "ustack::socket", "tcp close {} (linger {linger:?})", t.h);
     let _ = iface.tcp().close(t.h);
 }
 

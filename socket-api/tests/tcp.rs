@@ -679,8 +679,8 @@ impl ustack::link::Link for NoTcpOut {
 
 #[test]
 fn connect_times_out_when_syns_go_unanswered() {
-    // Only timers change this socket's state: the driver learns it from the engine's
-    // state-change event, and the blocked connect wakes with ETIMEDOUT.
+    // Only timers change this socket's state: the engine's poll_ready names it, and
+    // the blocked connect wakes with ETIMEDOUT.
     let (a, _b) = NetStack::builder()
         .ip("10.0.0.1/24".parse().unwrap())
         .wrap_link(|inner| Box::new(NoTcpOut { inner }))
@@ -694,9 +694,79 @@ fn connect_times_out_when_syns_go_unanswered() {
     let err = TcpStream::connect(&a, (B, 80)).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::TimedOut);
     assert!(start.elapsed() < PATIENCE);
+    // The engine's events stay available to the application.
     let mut saw_state_change = false;
-    while let Some(e) = a.poll_tcp_event() {
+    while let Some(e) = a.with_interface(|i, _| i.tcp().poll_event()) {
         saw_state_change |= matches!(e, ustack::socket::tcp::TcpEvent::StateChanged { .. });
     }
     assert!(saw_state_change);
+}
+
+#[test]
+fn so_linger_makes_close_wait_for_the_peer_to_acknowledge() {
+    let (a, b) = NetStack::builder()
+        .ip("10.0.0.1/24".parse().unwrap())
+        .build_pair(
+            NetStack::builder()
+                .ip("10.0.0.2/24".parse().unwrap())
+                .config(|c| c.tcp.rx_buffer_len = 8192),
+            1024,
+        )
+        .unwrap();
+    let l = TcpListener::bind(&b, "0.0.0.0:6900").unwrap();
+    let mut c = TcpStream::connect(&a, (B, 6900)).unwrap();
+    let (s, _) = l.accept().unwrap();
+    let data = vec![9u8; 60_000];
+    c.write_all(&data).unwrap();
+    c.set_linger(Some(PATIENCE)).unwrap();
+    let reader = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(150));
+        let mut got = Vec::new();
+        (&s).read_to_end(&mut got).unwrap();
+        got.len()
+    });
+    let start = Instant::now();
+    drop(c); // close(2) with SO_LINGER: waits until the reader has taken everything
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(100),
+        "close returned after {waited:?}"
+    );
+    assert!(waited < PATIENCE);
+    assert_eq!(reader.join().unwrap(), data.len());
+
+    // Nobody reads: close gives up after the linger time.
+    let c = TcpStream::connect(&a, (B, 6900)).unwrap();
+    let (_s, _) = l.accept().unwrap();
+    (&c).write_all(&data).unwrap();
+    let t = Duration::from_millis(80);
+    c.set_linger(Some(t)).unwrap();
+    let start = Instant::now();
+    drop(c);
+    assert!(start.elapsed() >= t);
+}
+
+#[test]
+fn accepted_sockets_inherit_options_but_not_o_nonblock() {
+    let (a, b) = pair();
+    let fd = b.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0).unwrap();
+    b.setsockopt(fd, SockOpt::TcpNoDelay(true)).unwrap();
+    b.setsockopt(fd, SockOpt::KeepAlive(true)).unwrap();
+    b.bind(fd, sa(B, 7000)).unwrap();
+    b.listen(fd, 4).unwrap();
+    assert_eq!(b.getsockname(fd).unwrap(), sa(B, 7000));
+    let _c = TcpStream::connect(&a, (B, 7000)).unwrap();
+    wait_for(&b, fd, PollEvents::POLLIN);
+    let (child, peer) = b.accept(fd).unwrap();
+    assert_eq!(b.getpeername(child).unwrap(), peer);
+    assert!(!b.is_nonblocking(child).unwrap());
+    assert_eq!(
+        b.getsockopt(child, SockOptName::TcpNoDelay).unwrap(),
+        SockOpt::TcpNoDelay(true)
+    );
+    assert_eq!(
+        b.getsockopt(child, SockOptName::KeepAlive).unwrap(),
+        SockOpt::KeepAlive(true)
+    );
+    assert_eq!(b.accept(fd).unwrap_err(), Errno::EAGAIN);
 }
