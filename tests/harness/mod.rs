@@ -22,10 +22,11 @@ use std::io::{self, Write};
 use std::os::unix::io::AsRawFd;
 use std::path::PathBuf;
 use std::process::Output;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use ustack::iface::Interface;
+use ustack::link::fault::{FaultCounters, FaultEvent};
 use ustack::link::sys::AfPacketLink;
-use ustack::link::{Link, PcapTimestamps, PcapWriter};
+use ustack::link::{Direction, FaultInjector, Faults, Link, PcapTimestamps, PcapWriter};
 use ustack::time::Instant;
 use ustack::wire::{EthernetAddress, Ipv4Cidr};
 use ustack_tools::driver::{self, BoxedApp, Clock, LinkSpec, StackReport, StackThread};
@@ -100,6 +101,13 @@ pub struct Options {
     pub seed: u64,
     /// IP MTU of both sides.
     pub mtu: usize,
+    /// Faults injected on the stack's link, seeded with `seed`, as `ustack --loss ...
+    /// --seed N` does: the injector wraps the device (and the pcap writer, which so
+    /// records what really crossed the device). `None`: no injector at all.
+    pub faults: Option<Faults>,
+    /// Capacity of the injector's fate log per direction (0: off); read it with
+    /// [`Fixture::injector`] and `poll_event`.
+    pub fault_log: usize,
 }
 
 impl Default for Options {
@@ -109,14 +117,19 @@ impl Default for Options {
             pcap: false,
             seed: 1,
             mtu: 1500,
+            faults: None,
+            fault_log: 0,
         }
     }
 }
 
 /// A namespace with the kernel on one side of a link and a running stack on the other.
 pub struct Fixture {
-    // Field order is drop order: stop the stack, then delete the namespace.
+    // Field order is drop order: stop the stack, close the device (held by the
+    // injector when there is one), then delete the namespace.
     stack: Option<StackThread>,
+    injector: Option<Arc<Mutex<Injector>>>,
+    fault_report: Option<FaultReport>,
     /// The namespace.
     pub ns: Netns,
     /// The stack's MAC.
@@ -130,6 +143,44 @@ pub struct Fixture {
     /// Where the pcap is written, if recording.
     pub pcap: Option<PathBuf>,
     calls: mpsc::Sender<Msg>,
+}
+
+/// What the injector did over a fixture's life, collected by [`Fixture::stop`].
+#[derive(Clone, Debug, Default)]
+pub struct FaultReport {
+    /// Device → stack counters.
+    pub rx: FaultCounters,
+    /// Stack → device counters.
+    pub tx: FaultCounters,
+    /// The fate log ([`Options::fault_log`]), oldest first, both directions.
+    pub events: Vec<FaultEvent>,
+    /// Events overwritten because the log was full (per direction, summed).
+    pub events_lost: u64,
+}
+
+/// The fault injector a fixture puts around its device ([`Options::faults`]).
+pub type Injector = FaultInjector<Box<dyn Link + Send>>;
+
+/// The injector, shared between the driver thread (which moves frames through it) and
+/// the test (which reads its counters and fate log).
+struct SharedInjector(Arc<Mutex<Injector>>);
+
+impl SharedInjector {
+    fn lock(&self) -> MutexGuard<'_, Injector> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Link for SharedInjector {
+    fn recv(&mut self, now: Instant, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        self.lock().recv(now, buf)
+    }
+    fn send(&mut self, now: Instant, frame: &[u8]) -> io::Result<()> {
+        self.lock().send(now, frame)
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.lock().poll_timeout()
+    }
 }
 
 /// A closure run once on the driver thread.
@@ -209,6 +260,15 @@ impl Fixture {
             ),
             None => Box::new(os_link),
         };
+        let (link, injector): (Box<dyn Link + Send>, _) = match opts.faults {
+            Some(faults) => {
+                let mut inj = FaultInjector::new(link, faults, opts.seed);
+                inj.enable_event_log(opts.fault_log);
+                let shared = Arc::new(Mutex::new(inj));
+                (Box::new(SharedInjector(shared.clone())), Some(shared))
+            }
+            None => (link, None),
+        };
         let ip: Ipv4Cidr = format!("{stack_ip}/24").parse().expect("cidr");
         let config = driver::iface_config(mac, ip, None, opts.mtu, opts.seed);
         let mut iface = Interface::new(config, clock.now());
@@ -238,7 +298,22 @@ impl Fixture {
             kernel_if,
             pcap,
             calls,
+            injector,
+            fault_report: None,
         }
+    }
+
+    /// The fault injector on the stack's link (counters, fate log, configuration).
+    /// Hold the guard briefly: the driver thread waits for it to move frames.
+    ///
+    /// # Panics
+    /// The fixture was started without [`Options::faults`].
+    pub fn injector(&self) -> MutexGuard<'_, Injector> {
+        self.injector
+            .as_ref()
+            .expect("fixture started without faults")
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Runs `f` on the driver thread between two rounds of input and returns its
@@ -294,15 +369,48 @@ impl Fixture {
     }
 
     /// Stops the stack (flushing the pcap) and returns its interface and link counters.
+    /// With faults, the injector's counters and fate log are kept for
+    /// [`fault_report`](Self::fault_report) and the device is closed.
     ///
     /// # Panics
     /// Already stopped, or the driver ended on a link error.
     pub fn stop(&mut self) -> StackReport {
-        self.stack
+        let report = self
+            .stack
             .take()
             .expect("stack already stopped")
             .stop()
-            .expect("driver ended with an error")
+            .expect("driver ended with an error");
+        if let Some(shared) = self.injector.take() {
+            let Ok(mutex) = Arc::try_unwrap(shared) else {
+                panic!("the stopped driver still holds the injector");
+            };
+            let mut inj = mutex.into_inner().unwrap_or_else(|e| e.into_inner());
+            let mut events = Vec::new();
+            while let Some(e) = inj.poll_event() {
+                events.push(e);
+            }
+            self.fault_report = Some(FaultReport {
+                rx: inj.counters(Direction::Rx),
+                tx: inj.counters(Direction::Tx),
+                events,
+                events_lost: inj.model(Direction::Rx).events_lost()
+                    + inj.model(Direction::Tx).events_lost(),
+            });
+            // Closes the device and flushes the pcap writer inside.
+            drop(inj);
+        }
+        report
+    }
+
+    /// The injector's counters and fate log, after [`stop`](Self::stop).
+    ///
+    /// # Panics
+    /// Not stopped yet, or started without faults.
+    pub fn fault_report(&self) -> &FaultReport {
+        self.fault_report
+            .as_ref()
+            .expect("fault_report after stop(), on a fixture with faults")
     }
 
     /// Opens an AF_PACKET socket on the kernel side of the link (inside the namespace),

@@ -10,14 +10,19 @@
 //! Time: `now` is measured from a [`Clock`]'s start (`std::time::Instant`), converted to
 //! `ustack::time::Instant`; the wall-clock time of that start is the pcap epoch.
 
-use std::io;
+use std::fs::File;
+use std::io::{self, BufWriter};
 use std::os::unix::io::{AsRawFd, RawFd};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use ustack::iface::{Config, Interface};
+use ustack::link::fault::FaultCounters;
 use ustack::link::sys::{wait_readable, AfPacketLink, TapLink};
-use ustack::link::Link;
+use ustack::link::{
+    Direction, FaultEvent, FaultInjector, Faults, Link, PcapNgLink, PcapTimestamps, PcapWriter,
+};
 use ustack::time::Instant;
 use ustack::wire::{EthernetAddress, Ipv4Cidr};
 
@@ -173,6 +178,171 @@ impl<L: Link> Link for Counted<L> {
     }
     fn poll_timeout(&self) -> Option<Instant> {
         self.inner.poll_timeout()
+    }
+    fn rx_dropped(&mut self, reason: &dyn std::fmt::Display) {
+        self.inner.rx_dropped(reason)
+    }
+    fn poll_fault_report(&mut self, frame: &mut Vec<u8>) -> Option<FaultEvent> {
+        self.inner.poll_fault_report(frame)
+    }
+}
+
+/// Recording and fault injection around a device, from the global flags.
+#[derive(Clone, Debug, Default)]
+pub struct LinkOptions {
+    /// Record to this file: pcapng with comments when it ends in `.pcapng`, classic
+    /// pcap otherwise.
+    pub pcap: Option<PathBuf>,
+    /// Faults to inject (`None`: a transparent injector).
+    pub faults: Option<Faults>,
+    /// Seed of the injected faults.
+    pub seed: u64,
+}
+
+/// Unread fault reports a recording injector keeps at most (the recorder drains them
+/// after every frame, so this only bounds a stalled reader).
+const FAULT_REPORTS: usize = 4096;
+
+type Recording = BufWriter<File>;
+
+/// The wrapper stack every subcommand runs its device in ([`build_link`]).
+pub enum ToolLink<D> {
+    /// No recording: `FaultInjector<D>`.
+    Plain(FaultInjector<D>),
+    /// Classic pcap under the injector, `FaultInjector<PcapWriter<D>>`: it records
+    /// what really crossed the device (classic pcap cannot carry comments).
+    Pcap(FaultInjector<PcapWriter<D, Recording>>),
+    /// pcapng over the injector, `PcapNgLink<FaultInjector<D>>`: the stack's view of
+    /// every frame, plus what the injector and the stack did to each as comments.
+    PcapNg(PcapNgLink<FaultInjector<D>, Recording>),
+}
+
+/// Wraps `device` in the injector and the recorder `opts` ask for; `clock` dates the
+/// recording. Every subcommand that runs a link builds it here, so `--pcap`, `--seed`
+/// and the fault flags mean the same everywhere.
+///
+/// # Errors
+/// The recording file could not be created.
+pub fn build_link<D: Link>(
+    device: D,
+    opts: &LinkOptions,
+    clock: &Clock,
+) -> io::Result<ToolLink<D>> {
+    let faults = opts.faults.clone().unwrap_or_default();
+    let Some(path) = &opts.pcap else {
+        return Ok(ToolLink::Plain(FaultInjector::new(
+            device, faults, opts.seed,
+        )));
+    };
+    let file = File::create(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    let out = BufWriter::new(file);
+    if is_pcapng(path) {
+        let mut injector = FaultInjector::new(device, faults, opts.seed);
+        injector.enable_reports(FAULT_REPORTS);
+        Ok(ToolLink::PcapNg(PcapNgLink::new(
+            injector,
+            out,
+            clock.epoch_unix_micros(),
+        )?))
+    } else {
+        let recorder = PcapWriter::new(
+            device,
+            out,
+            clock.epoch_unix_micros(),
+            PcapTimestamps::Micros,
+        )?;
+        Ok(ToolLink::Pcap(FaultInjector::new(
+            recorder, faults, opts.seed,
+        )))
+    }
+}
+
+/// True when `path` names a pcapng file (extension `.pcapng`, any case).
+pub fn is_pcapng(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("pcapng"))
+}
+
+impl<D: Link> ToolLink<D> {
+    fn injector(&self) -> &dyn InjectorCounters {
+        match self {
+            ToolLink::Plain(i) => i,
+            ToolLink::Pcap(i) => i,
+            ToolLink::PcapNg(r) => r.get_ref(),
+        }
+    }
+
+    /// The injector's counters for one direction.
+    pub fn fault_counters(&self, direction: Direction) -> FaultCounters {
+        self.injector().counters_of(direction)
+    }
+
+    /// Writes out what the recorder still holds.
+    ///
+    /// # Errors
+    /// Recording failed (the first error).
+    pub fn flush(&mut self) -> io::Result<()> {
+        match self {
+            ToolLink::Plain(_) => Ok(()),
+            ToolLink::Pcap(i) => {
+                let r = i.get_mut();
+                match r.take_error() {
+                    Some(e) => Err(e),
+                    None => r.flush(),
+                }
+            }
+            ToolLink::PcapNg(r) => r.flush(),
+        }
+    }
+}
+
+/// Object-safe access to a `FaultInjector`'s counters whatever it wraps.
+trait InjectorCounters {
+    fn counters_of(&self, direction: Direction) -> FaultCounters;
+}
+
+impl<L: Link> InjectorCounters for FaultInjector<L> {
+    fn counters_of(&self, direction: Direction) -> FaultCounters {
+        self.counters(direction)
+    }
+}
+
+impl<D: Link> Link for ToolLink<D> {
+    fn recv(&mut self, now: Instant, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        match self {
+            ToolLink::Plain(l) => l.recv(now, buf),
+            ToolLink::Pcap(l) => l.recv(now, buf),
+            ToolLink::PcapNg(l) => l.recv(now, buf),
+        }
+    }
+    fn send(&mut self, now: Instant, frame: &[u8]) -> io::Result<()> {
+        match self {
+            ToolLink::Plain(l) => l.send(now, frame),
+            ToolLink::Pcap(l) => l.send(now, frame),
+            ToolLink::PcapNg(l) => l.send(now, frame),
+        }
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        match self {
+            ToolLink::Plain(l) => l.poll_timeout(),
+            ToolLink::Pcap(l) => l.poll_timeout(),
+            ToolLink::PcapNg(l) => l.poll_timeout(),
+        }
+    }
+    fn rx_dropped(&mut self, reason: &dyn std::fmt::Display) {
+        match self {
+            ToolLink::Plain(l) => l.rx_dropped(reason),
+            ToolLink::Pcap(l) => l.rx_dropped(reason),
+            ToolLink::PcapNg(l) => l.rx_dropped(reason),
+        }
+    }
+    fn poll_fault_report(&mut self, frame: &mut Vec<u8>) -> Option<FaultEvent> {
+        match self {
+            ToolLink::Plain(l) => l.poll_fault_report(frame),
+            ToolLink::Pcap(l) => l.poll_fault_report(frame),
+            ToolLink::PcapNg(l) => l.poll_fault_report(frame),
+        }
     }
 }
 

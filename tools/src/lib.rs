@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod analysis;
+pub mod control;
 pub mod decode;
 pub mod driver;
 pub mod dump;
@@ -14,3 +15,5 @@ pub mod faults;
 pub mod netns;
 pub mod plot;
 pub mod signals;
+pub mod stats;
+pub mod trace;

@@ -2,6 +2,7 @@
 
 mod cli;
 mod cmd;
+mod observe;
 
 use clap::Parser;
 
@@ -13,7 +14,13 @@ fn main() {
         cli::Command::Demo => cmd::demo::run(&cli.global),
         cli::Command::Dump(args) => cmd::dump::run(&args),
         cli::Command::Plot(args) => cmd::plot::run(&args),
+        cli::Command::Stats(args) => cmd::stats::run(&args),
         cli::Command::Echo(args) => cmd::echo::run(&cli.global, &args),
+        cli::Command::Http(args) => cmd::http::run(&cli.global, &args),
+        cli::Command::Nc(args) => cmd::nc::run(&cli.global, &args),
+        cli::Command::Send(args) => cmd::xfer::send(&cli.global, &args),
+        cli::Command::Recv(args) => cmd::xfer::recv(&cli.global, &args),
+        cli::Command::Ping(args) => cmd::ping::run(&cli.global, &args),
     };
     match result {
         Ok(code) => std::process::exit(code),

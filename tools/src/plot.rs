@@ -19,7 +19,8 @@
 //! - `cwnd`, `ssthresh`: bytes (`ssthresh` of 2^31 or more counts as "infinite" and is
 //!   not drawn); `srtt_us`: smoothed RTT in microseconds.
 //! - `event`: a short name (`ack`, `rto`, `fast_retransmit`, `state`, ...); lines whose
-//!   event is not `ack` are marked on the cwnd curve.
+//!   event is not `ack`, `cwnd`, `window` or `window_update_sent` are marked on the
+//!   cwnd curve.
 //!
 //! Blank lines and lines starting with `#` are skipped.
 
@@ -445,6 +446,10 @@ pub fn parse_trace(text: &str) -> Result<Vec<TraceEvent>, String> {
         .collect()
 }
 
+/// Events drawn on the curves but not marked: samples, and changes too frequent or too
+/// routine to label (a `cwnd` change comes with the loss event that caused it).
+const UNMARKED: &[&str] = &["ack", "cwnd", "window", "window_update_sent"];
+
 /// ssthresh at or above this is "infinite" (not yet set) and not drawn.
 const SSTHRESH_INFINITE: u64 = 1 << 31;
 
@@ -513,7 +518,7 @@ where
         .collect();
     let marks: Vec<(f64, f64, String)> = evs
         .iter()
-        .filter(|e| e.event.as_deref().is_some_and(|n| n != "ack"))
+        .filter(|e| e.event.as_deref().is_some_and(|n| !UNMARKED.contains(&n)))
         .filter_map(|e| Some((secs(e), e.cwnd? as f64, e.event.clone()?)))
         .collect();
     let y1 = cwnd

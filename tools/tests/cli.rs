@@ -75,7 +75,7 @@ fn plot_writes_the_file_and_reports_it() {
 
 #[test]
 fn help_has_examples() {
-    for cmd in ["dump", "plot"] {
+    for cmd in ["dump", "plot", "stats", "up"] {
         let out = ustack(&[cmd, "--help"]);
         assert!(out.status.success());
         let text = String::from_utf8_lossy(&out.stdout);

@@ -748,7 +748,10 @@ impl Interface {
             while received < RX_BUDGET {
                 match link.recv(now, &mut buf)? {
                     Some(n) => {
-                        self.handle_frame(now, &buf[..n]);
+                        if let Some(reason) = self.handle_frame(now, &buf[..n]) {
+                            // A recording wrapper notes the reason on the frame.
+                            link.rx_dropped(&reason);
+                        }
                         received += 1;
                     }
                     None => break,

@@ -232,6 +232,59 @@ pub struct FaultEvent {
     pub frame_len: usize,
 }
 
+/// Everything a fault model decided for one copy of a frame when it was pushed; it
+/// travels with the frame to delivery, so a frame can be described when it comes out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Fate {
+    /// Per-direction frame number (a duplicate keeps its original's).
+    pub id: u64,
+    /// Length in bytes.
+    pub len: usize,
+    /// Dropped: this copy is never delivered.
+    pub dropped: Option<DropReason>,
+    /// `(offset, mask)`: `mask` was XORed into the byte at `offset`.
+    pub corrupted: Option<(usize, u8)>,
+    /// This is the extra copy made by duplication.
+    pub copy: bool,
+    /// Delivered this much later than it arrived.
+    pub delayed: Option<Duration>,
+    /// Held back until this many later frames passed it.
+    pub reordered: Option<u32>,
+}
+
+impl Fate {
+    /// What was done, as fate-log actions in pipeline order (`Duplicated` marks the
+    /// extra copy; `Delivered` is not included).
+    pub fn actions(&self) -> impl Iterator<Item = FaultAction> {
+        [
+            self.corrupted
+                .map(|(offset, mask)| FaultAction::Corrupted { offset, mask }),
+            self.copy.then_some(FaultAction::Duplicated),
+            self.delayed.map(|by| FaultAction::Delayed { by }),
+            self.reordered
+                .map(|behind| FaultAction::Reordered { behind }),
+            self.dropped.map(FaultAction::Dropped),
+        ]
+        .into_iter()
+        .flatten()
+    }
+
+    /// True when nothing was done to the frame but moving it.
+    pub fn is_clean(&self) -> bool {
+        self.actions().next().is_none()
+    }
+}
+
+/// What [`FaultModel::push`] did with a frame: its fate, and the extra copy's if it was
+/// duplicated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pushed {
+    /// The frame itself.
+    pub frame: Fate,
+    /// The extra copy, if one was made.
+    pub copy: Option<Fate>,
+}
+
 /// Per-direction counters of a fault model.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FaultCounters {
@@ -308,7 +361,7 @@ struct EventLog {
 #[derive(Debug)]
 struct Scheduled {
     due: Instant,
-    id: u64,
+    fate: Fate,
     buf: Vec<u8>,
 }
 
@@ -316,9 +369,12 @@ struct Scheduled {
 struct HeldBack {
     remaining: u32,
     deadline: Instant,
-    id: u64,
+    fate: Fate,
     buf: Vec<u8>,
 }
+
+/// Dropped frames kept for [`FaultModel::take_dropped`] at most.
+const KEEP_DROPPED_MAX: usize = 8;
 
 /// One direction of faults: frames go in with [`push`](Self::push) and come out of
 /// [`pop`](Self::pop) when due.
@@ -340,6 +396,8 @@ pub struct FaultModel {
     next_id: u64,
     counters: FaultCounters,
     events: Option<EventLog>,
+    /// Dropped frames kept for their bytes (`None`: recycled at once).
+    dropped: Option<VecDeque<Vec<u8>>>,
 }
 
 /// True when a probability can ever fire (false for zero, negatives and NaN).
@@ -375,6 +433,7 @@ impl FaultModel {
             next_id: 0,
             counters: FaultCounters::default(),
             events: None,
+            dropped: None,
         }
     }
 
@@ -405,6 +464,19 @@ impl FaultModel {
             capacity,
             lost: 0,
         });
+    }
+
+    /// Keeps the bytes of dropped frames (the last few) for
+    /// [`take_dropped`](Self::take_dropped) instead of recycling them at once.
+    pub fn set_keep_dropped(&mut self, on: bool) {
+        self.dropped = on.then(VecDeque::new);
+    }
+
+    /// The oldest dropped frame kept, in drop order (with
+    /// [`set_keep_dropped`](Self::set_keep_dropped); at most 8 are kept, so take them
+    /// after every push). Return the buffer to a pool when done.
+    pub fn take_dropped(&mut self) -> Option<Vec<u8>> {
+        self.dropped.as_mut()?.pop_front()
     }
 
     /// The oldest unread fate-log event.
@@ -441,11 +513,13 @@ impl FaultModel {
     fn drop_frame(
         &mut self,
         now: Instant,
-        id: u64,
+        fate: &mut Fate,
         buf: Vec<u8>,
         why: DropReason,
         pool: &mut FramePool,
     ) {
+        let id = fate.id;
+        fate.dropped = Some(why);
         match why {
             DropReason::RandomLoss => self.counters.dropped_random += 1,
             DropReason::BurstLoss => self.counters.dropped_burst += 1,
@@ -453,15 +527,33 @@ impl FaultModel {
         }
         log::trace!(target: "ustack::link", "fault {:?}: frame {id} dropped ({why:?})", self.direction);
         self.log(now, id, buf.len(), FaultAction::Dropped(why));
-        pool.put(buf);
+        match self.dropped.as_mut() {
+            Some(kept) if kept.len() < KEEP_DROPPED_MAX => kept.push_back(buf),
+            _ => pool.put(buf),
+        }
     }
 
     /// Takes in one frame at `now` (the buffer is owned by the model from here on; it
     /// comes back through [`pop`](Self::pop) or, if dropped, into `pool`).
-    pub fn push(&mut self, now: Instant, mut buf: Vec<u8>, pool: &mut FramePool) {
+    pub fn push(&mut self, now: Instant, buf: Vec<u8>, pool: &mut FramePool) {
+        self.push_with_fate(now, buf, pool);
+    }
+
+    /// Like [`push`](Self::push), saying what was decided for the frame.
+    pub fn push_with_fate(
+        &mut self,
+        now: Instant,
+        mut buf: Vec<u8>,
+        pool: &mut FramePool,
+    ) -> Pushed {
         let id = self.next_id;
         self.next_id += 1;
         self.counters.received += 1;
+        let mut fate = Fate {
+            id,
+            len: buf.len(),
+            ..Fate::default()
+        };
 
         if let Some(ge) = self.config.burst {
             let flip = if self.in_bad_state {
@@ -478,11 +570,19 @@ impl FaultModel {
                 ge.loss_in_good
             };
             if chance(&mut self.rng, p) {
-                return self.drop_frame(now, id, buf, DropReason::BurstLoss, pool);
+                self.drop_frame(now, &mut fate, buf, DropReason::BurstLoss, pool);
+                return Pushed {
+                    frame: fate,
+                    copy: None,
+                };
             }
         }
         if chance(&mut self.rng, self.config.loss) {
-            return self.drop_frame(now, id, buf, DropReason::RandomLoss, pool);
+            self.drop_frame(now, &mut fate, buf, DropReason::RandomLoss, pool);
+            return Pushed {
+                frame: fate,
+                copy: None,
+            };
         }
         if !buf.is_empty() && chance(&mut self.rng, self.config.corrupt) {
             let start = if buf.len() > self.config.corrupt_offset {
@@ -498,6 +598,7 @@ impl FaultModel {
                 mask |= 1 << self.rng.gen_range(0..8);
             }
             buf[offset] ^= mask;
+            fate.corrupted = Some((offset, mask));
             self.counters.corrupted += 1;
             self.log(now, id, buf.len(), FaultAction::Corrupted { offset, mask });
         }
@@ -505,10 +606,16 @@ impl FaultModel {
             let copy = pool.copy_of(&buf);
             self.counters.duplicated += 1;
             self.log(now, id, buf.len(), FaultAction::Duplicated);
-            self.schedule(now, id, buf, pool);
-            self.schedule(now, id, copy, pool);
+            let copy_fate = Fate { copy: true, ..fate };
+            Pushed {
+                frame: self.schedule(now, fate, buf, pool),
+                copy: Some(self.schedule(now, copy_fate, copy, pool)),
+            }
         } else {
-            self.schedule(now, id, buf, pool);
+            Pushed {
+                frame: self.schedule(now, fate, buf, pool),
+                copy: None,
+            }
         }
     }
 
@@ -524,9 +631,17 @@ impl FaultModel {
         Duration::from_micros(micros.min(u128::from(u64::MAX)) as u64)
     }
 
-    fn schedule(&mut self, now: Instant, id: u64, buf: Vec<u8>, pool: &mut FramePool) {
+    fn schedule(
+        &mut self,
+        now: Instant,
+        mut fate: Fate,
+        buf: Vec<u8>,
+        pool: &mut FramePool,
+    ) -> Fate {
+        let id = fate.id;
         if self.held() >= MAX_HELD {
-            return self.drop_frame(now, id, buf, DropReason::QueueFull, pool);
+            self.drop_frame(now, &mut fate, buf, DropReason::QueueFull, pool);
+            return fate;
         }
         let departure = match self.config.rate_bps {
             Some(rate) if rate > 0 => {
@@ -534,7 +649,8 @@ impl FaultModel {
                     self.serializer.pop_front();
                 }
                 if self.serializer.len() >= self.config.queue_frames {
-                    return self.drop_frame(now, id, buf, DropReason::QueueFull, pool);
+                    self.drop_frame(now, &mut fate, buf, DropReason::QueueFull, pool);
+                    return fate;
                 }
                 let start = self.busy_until.max(now);
                 self.busy_until = start + Self::serialization_time(rate, buf.len());
@@ -559,21 +675,23 @@ impl FaultModel {
         self.last_due = due;
         if due > now {
             self.counters.delayed += 1;
+            fate.delayed = Some(due - now);
             self.log(now, id, buf.len(), FaultAction::Delayed { by: due - now });
         }
         if self.config.reorder_depth > 0 && chance(&mut self.rng, self.config.reorder) {
             let behind = self.rng.gen_range(1..=self.config.reorder_depth);
             self.counters.reordered += 1;
+            fate.reordered = Some(behind);
             self.log(now, id, buf.len(), FaultAction::Reordered { behind });
             self.held.push(HeldBack {
                 remaining: behind,
                 deadline: due + self.config.reorder_timeout,
-                id,
+                fate,
                 buf,
             });
-            return;
+            return fate;
         }
-        self.insert(due, id, buf);
+        self.insert(due, fate, buf);
         // Every held-back frame this one passes comes one step closer to release, and is
         // then delivered right after it.
         let mut i = 0;
@@ -581,15 +699,16 @@ impl FaultModel {
             self.held[i].remaining -= 1;
             if self.held[i].remaining == 0 {
                 let h = self.held.remove(i);
-                self.insert(due, h.id, h.buf);
+                self.insert(due, h.fate, h.buf);
             } else {
                 i += 1;
             }
         }
+        fate
     }
 
-    fn insert(&mut self, due: Instant, id: u64, buf: Vec<u8>) {
-        let entry = Scheduled { due, id, buf };
+    fn insert(&mut self, due: Instant, fate: Fate, buf: Vec<u8>) {
+        let entry = Scheduled { due, fate, buf };
         // An entry goes after every other entry due at the same time: FIFO among equals.
         if self.scheduled.back().is_none_or(|b| b.due <= due) {
             self.scheduled.push_back(entry);
@@ -605,7 +724,7 @@ impl FaultModel {
         while i < self.held.len() {
             if self.held[i].deadline <= now {
                 let h = self.held.remove(i);
-                self.insert(h.deadline, h.id, h.buf);
+                self.insert(h.deadline, h.fate, h.buf);
             } else {
                 i += 1;
             }
@@ -615,6 +734,12 @@ impl FaultModel {
     /// The next frame due at or before `now`, if any.
     #[must_use]
     pub fn pop(&mut self, now: Instant) -> Option<Vec<u8>> {
+        self.pop_with_fate(now).map(|(buf, _)| buf)
+    }
+
+    /// Like [`pop`](Self::pop), with what was done to the frame.
+    #[must_use]
+    pub fn pop_with_fate(&mut self, now: Instant) -> Option<(Vec<u8>, Fate)> {
         if !self.held.is_empty() {
             self.release_expired(now);
         }
@@ -623,8 +748,8 @@ impl FaultModel {
         }
         let s = self.scheduled.pop_front()?;
         self.counters.passed += 1;
-        self.log(now, s.id, s.buf.len(), FaultAction::Delivered);
-        Some(s.buf)
+        self.log(now, s.fate.id, s.buf.len(), FaultAction::Delivered);
+        Some((s.buf, s.fate))
     }
 
     /// The earliest instant at which [`pop`](Self::pop) will return a frame.
@@ -652,6 +777,16 @@ pub struct FaultInjector<L> {
     rx: FaultModel,
     pool: FramePool,
     max_frame_len: usize,
+    reports: Option<Reports>,
+}
+
+/// Fault reports waiting for [`Link::poll_fault_report`], with the bytes of dropped
+/// frames; bounded, the oldest are discarded first.
+#[derive(Debug)]
+struct Reports {
+    queue: VecDeque<(FaultEvent, Option<Vec<u8>>)>,
+    capacity: usize,
+    lost: u64,
 }
 
 impl<L: Link> FaultInjector<L> {
@@ -664,6 +799,60 @@ impl<L: Link> FaultInjector<L> {
             rx: FaultModel::new(faults.rx, Direction::Rx, derive_seed(seed, 2)),
             pool: FramePool::new(),
             max_frame_len: DEFAULT_FRAME_LEN,
+            reports: None,
+        }
+    }
+
+    /// Starts keeping reports of every fault for [`Link::poll_fault_report`] (at most
+    /// `capacity` unread; 0 turns them off), so a recorder wrapped around this injector
+    /// (`PcapNgLink`) can show what was done to each frame.
+    pub fn enable_reports(&mut self, capacity: usize) {
+        self.reports = (capacity > 0).then(|| Reports {
+            queue: VecDeque::with_capacity(capacity.min(4096)),
+            capacity,
+            lost: 0,
+        });
+        self.tx.set_keep_dropped(capacity > 0);
+        self.rx.set_keep_dropped(capacity > 0);
+    }
+
+    /// Reports discarded unread because the queue was full.
+    pub fn reports_lost(&self) -> u64 {
+        self.reports.as_ref().map_or(0, |r| r.lost)
+    }
+
+    /// Queues one report per action in `fate` (`with_corruption: false` leaves out a
+    /// corruption already reported for the original of a copy).
+    fn report(&mut self, now: Instant, direction: Direction, fate: Fate, with_corruption: bool) {
+        let Some(reports) = self.reports.as_mut() else {
+            return;
+        };
+        let model = match direction {
+            Direction::Rx => &mut self.rx,
+            Direction::Tx => &mut self.tx,
+        };
+        for action in fate.actions() {
+            if !with_corruption && matches!(action, FaultAction::Corrupted { .. }) {
+                continue;
+            }
+            let bytes = match action {
+                FaultAction::Dropped(_) => model.take_dropped(),
+                _ => None,
+            };
+            if reports.queue.len() >= reports.capacity {
+                if let Some((_, Some(b))) = reports.queue.pop_front() {
+                    self.pool.put(b);
+                }
+                reports.lost += 1;
+            }
+            let event = FaultEvent {
+                at: now,
+                direction,
+                frame_id: fate.id,
+                action,
+                frame_len: fate.len,
+            };
+            reports.queue.push_back((event, bytes));
         }
     }
 
@@ -728,6 +917,14 @@ impl<L: Link> FaultInjector<L> {
         self.inner
     }
 
+    /// Reports a tx frame's fate (and its copy's) as soon as it was pushed.
+    fn report_pushed_tx(&mut self, now: Instant, pushed: Pushed) {
+        self.report(now, Direction::Tx, pushed.frame, true);
+        if let Some(copy) = pushed.copy {
+            self.report(now, Direction::Tx, copy, false);
+        }
+    }
+
     fn flush_tx(&mut self, now: Instant) -> io::Result<()> {
         while let Some(buf) = self.tx.pop(now) {
             let res = self.inner.send(now, &buf);
@@ -749,7 +946,16 @@ impl<L: Link> Link for FaultInjector<L> {
             match self.inner.recv(now, &mut frame) {
                 Ok(Some(n)) => {
                     frame.truncate(n);
-                    self.rx.push(now, frame, &mut self.pool);
+                    let pushed = self.rx.push_with_fate(now, frame, &mut self.pool);
+                    if self.reports.is_some() {
+                        // Dropped frames are reported now (they will never come out);
+                        // the others when they are delivered.
+                        for fate in [Some(pushed.frame), pushed.copy].into_iter().flatten() {
+                            if fate.dropped.is_some() {
+                                self.report(now, Direction::Rx, fate, true);
+                            }
+                        }
+                    }
                 }
                 Ok(None) => {
                     self.pool.put(frame);
@@ -761,9 +967,10 @@ impl<L: Link> Link for FaultInjector<L> {
                 }
             }
         }
-        let Some(frame) = self.rx.pop(now) else {
+        let Some((frame, fate)) = self.rx.pop_with_fate(now) else {
             return Ok(None);
         };
+        self.report(now, Direction::Rx, fate, true);
         let n = frame.len().min(buf.len());
         buf[..n].copy_from_slice(&frame[..n]);
         self.pool.put(frame);
@@ -772,8 +979,29 @@ impl<L: Link> Link for FaultInjector<L> {
 
     fn send(&mut self, now: Instant, frame: &[u8]) -> io::Result<()> {
         self.flush_tx(now)?;
-        self.tx.push_copy(now, frame, &mut self.pool);
+        let buf = self.pool.copy_of(frame);
+        let pushed = self.tx.push_with_fate(now, buf, &mut self.pool);
+        self.report_pushed_tx(now, pushed);
         self.flush_tx(now)
+    }
+
+    // `rx_dropped` is deliberately not forwarded: the frame the inner link returned
+    // last is not the one the stack just dropped (frames are pulled in batches, held,
+    // reordered).
+
+    fn poll_fault_report(&mut self, frame: &mut Vec<u8>) -> Option<FaultEvent> {
+        let Some(reports) = self.reports.as_mut() else {
+            return self.inner.poll_fault_report(frame);
+        };
+        let Some((event, bytes)) = reports.queue.pop_front() else {
+            return self.inner.poll_fault_report(frame);
+        };
+        if let Some(b) = bytes {
+            frame.clear();
+            frame.extend_from_slice(&b);
+            self.pool.put(b);
+        }
+        Some(event)
     }
 
     fn poll_timeout(&self) -> Option<Instant> {

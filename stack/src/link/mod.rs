@@ -11,6 +11,12 @@
 //! - [`PcapReader`]: reads pcap and pcapng files back.
 //! - [`PcapNgWriter`], [`PcapNgLink`]: pcapng with direction and per-frame comments.
 //! - `sys::TapLink`, `sys::AfPacketLink` (feature `os`): real devices.
+//!
+//! Two default-no-op hooks let a recorder tell the whole story under any driver:
+//! [`Link::rx_dropped`] (the interface says it dropped the frame just received, and
+//! why) and [`Link::poll_fault_report`] (the injector says what it did to a frame). The
+//! tools compose `PcapNgLink<FaultInjector<Device>>` so every such event becomes a
+//! pcapng comment (see [`PcapNgLink`]).
 
 pub mod fault;
 mod memory;
@@ -20,13 +26,14 @@ mod pcapng;
 #[cfg(feature = "os")]
 pub mod sys;
 
-pub use fault::{FaultConfig, FaultInjector, Faults};
+pub use fault::{FaultAction, FaultConfig, FaultEvent, FaultInjector, Faults};
 pub use memory::MemoryLink;
 pub use pcap::{PcapLinkType, PcapTimestamps, PcapWriter};
 pub use pcap_read::{PcapReader, PcapRecord};
 pub use pcapng::{PcapNgLink, PcapNgWriter};
 
 use crate::time::Instant;
+use core::fmt;
 use std::io;
 
 /// Which way a frame crosses a link, as seen from the stack.
@@ -62,6 +69,26 @@ pub trait Link {
     fn poll_timeout(&self) -> Option<Instant> {
         None
     }
+
+    /// Told by the interface that the stack dropped the frame the last `recv` returned,
+    /// and why (`Interface::poll_link` calls it right after `handle_frame`). A recorder
+    /// notes it on that frame; wrappers that hand frames up one for one forward it
+    /// inward, wrappers that batch or reorder (the fault injector) do not, since the
+    /// frame their inner link returned last is another one.
+    fn rx_dropped(&mut self, reason: &dyn fmt::Display) {
+        let _ = reason;
+    }
+
+    /// The next report of what a fault-injecting wrapper inside this link did to a
+    /// frame besides moving it (dropped, corrupted, duplicated, delayed, reordered),
+    /// pulled like `TcpLayer::poll_event`. For a `Dropped` report the frame's bytes are
+    /// copied into `frame`, since nobody else will ever see them. Reports about a frame
+    /// are ready right after the `send` that took it (tx) or the `recv` that returned
+    /// it (rx); rx drops right after the `recv` that pulled the frame from the device.
+    fn poll_fault_report(&mut self, frame: &mut Vec<u8>) -> Option<FaultEvent> {
+        let _ = frame;
+        None
+    }
 }
 
 impl<L: Link + ?Sized> Link for Box<L> {
@@ -73,5 +100,11 @@ impl<L: Link + ?Sized> Link for Box<L> {
     }
     fn poll_timeout(&self) -> Option<Instant> {
         (**self).poll_timeout()
+    }
+    fn rx_dropped(&mut self, reason: &dyn fmt::Display) {
+        (**self).rx_dropped(reason)
+    }
+    fn poll_fault_report(&mut self, frame: &mut Vec<u8>) -> Option<FaultEvent> {
+        (**self).poll_fault_report(frame)
     }
 }

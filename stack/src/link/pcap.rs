@@ -144,6 +144,15 @@ impl<L: Link, W: Write> Link for PcapWriter<L, W> {
     fn poll_timeout(&self) -> Option<Instant> {
         self.inner.poll_timeout()
     }
+
+    // Classic pcap has no comments: pass annotations through to whatever can use them.
+    fn rx_dropped(&mut self, reason: &dyn core::fmt::Display) {
+        self.inner.rx_dropped(reason);
+    }
+
+    fn poll_fault_report(&mut self, frame: &mut Vec<u8>) -> Option<super::FaultEvent> {
+        self.inner.poll_fault_report(frame)
+    }
 }
 
 #[cfg(test)]

@@ -6,20 +6,36 @@
 //! outbound) and any number of `opt_comment`s. Everything is little-endian.
 //!
 //! [`PcapNgLink`] wraps a link like [`PcapWriter`](super::PcapWriter) does, but holds the
-//! most recent frame back until the next one moves, so whoever drives the link can attach
-//! a comment to it after the stack has processed it:
+//! most recent frame back until the next one moves, so it can still be annotated after
+//! the stack has processed it. It sits outermost, over the fault injector
+//! (`PcapNgLink<FaultInjector<Device>>`), so it records the stack's view, and learns the
+//! rest through two [`Link`] hooks that work under any driver:
 //!
-//! ```text
-//! let n = link.recv(now, &mut buf)?;          // frame recorded lazily
-//! if let Some(reason) = iface.handle_frame(now, &buf[..n]) {
-//!     link.annotate_last_rx(&format!("dropped: {reason}"));
-//! }
-//! ```
+//! - [`Link::rx_dropped`]: `Interface::poll_link` reports each frame the stack dropped;
+//!   the held frame gets `dropped by stack: ipv4: bad_checksum`.
+//! - [`Link::poll_fault_report`]: after every `send` and `recv` the recorder pulls what
+//!   the injector did. A sent frame gets e.g. `fault injector tx frame 12: dropped
+//!   (random loss)` or `...: delayed 20.000ms; duplicated (the device got it twice);
+//!   copy delayed 20.000ms`; a received frame `fault injector rx frame 7: corrupted:
+//!   byte 34 ^= 0x08` or `duplicated (this is the extra copy)` or `held back behind 2
+//!   later frame(s)`; a received frame the injector dropped, which the stack never saw,
+//!   is recorded anyway, with its bytes and `...: dropped (random loss); never reached
+//!   the stack`. Frame numbers count per direction from 0 in the injector and tie the
+//!   two copies of a duplicate together.
 //!
-//! Wrappers further out (the fault injector) can add frames they consumed themselves with
-//! [`PcapNgLink::record_extra`], e.g. `"dropped by fault injector (loss)"`.
+//! Timestamps are when the stack sent or received the frame (a delayed sent frame
+//! reaches the device later by the delay its comment gives; a dropped received frame is
+//! dated when the injector pulled it from the device). Buffers are reused, so recording
+//! does not allocate in steady state. Under the injector the recorder would see the
+//! device side, but frames are pulled in batches there, so it could not tell which one
+//! the stack dropped; classic pcap, which has no comments, sits there instead.
+//!
+//! [`annotate_last_rx`](PcapNgLink::annotate_last_rx),
+//! [`annotate_last_tx`](PcapNgLink::annotate_last_tx) and
+//! [`record_extra`](PcapNgLink::record_extra) add comments by hand.
 
-use super::Link;
+use super::fault::DropReason as FaultDropReason;
+use super::{FaultAction, Link};
 use crate::time::Instant;
 use std::io::{self, Write};
 
@@ -77,6 +93,8 @@ fn write_block<W: Write>(out: &mut W, block_type: u32, body: &[u8]) -> io::Resul
 pub struct PcapNgWriter<W: Write> {
     out: W,
     epoch_unix_micros: i64,
+    /// Block being built, reused from record to record.
+    body: Vec<u8>,
 }
 
 impl<W: Write> PcapNgWriter<W> {
@@ -107,6 +125,7 @@ impl<W: Write> PcapNgWriter<W> {
         Ok(PcapNgWriter {
             out,
             epoch_unix_micros,
+            body: Vec::new(),
         })
     }
 
@@ -138,7 +157,8 @@ impl<W: Write> PcapNgWriter<W> {
         let ns = (i128::from(self.epoch_unix_micros) + i128::from(now.total_micros())) * 1000;
         let ts = ns.clamp(0, i128::from(u64::MAX)) as u64;
         let caplen = frame.len().min(SNAPLEN as usize);
-        let mut body = Vec::with_capacity(32 + caplen.next_multiple_of(4));
+        let mut body = std::mem::take(&mut self.body);
+        body.clear();
         body.extend_from_slice(&0u32.to_le_bytes()); // interface id
         body.extend_from_slice(&((ts >> 32) as u32).to_le_bytes());
         body.extend_from_slice(&(ts as u32).to_le_bytes());
@@ -159,7 +179,9 @@ impl<W: Write> PcapNgWriter<W> {
             push_option(&mut body, OPT_COMMENT, &c.as_bytes()[..end]);
         }
         push_option(&mut body, OPT_ENDOFOPT, &[]);
-        write_block(&mut self.out, BLOCK_EPB, &body)
+        let res = write_block(&mut self.out, BLOCK_EPB, &body);
+        self.body = body;
+        res
     }
 
     /// Flushes the writer.
@@ -176,22 +198,40 @@ impl<W: Write> PcapNgWriter<W> {
     }
 }
 
-struct Pending {
+/// The frame held back for annotation; its buffers are reused from frame to frame.
+#[derive(Default)]
+struct Held {
+    full: bool,
     now: Instant,
-    direction: Direction,
+    direction: Option<Direction>,
     frame: Vec<u8>,
-    comments: Vec<String>,
+    /// Every comment, back to back; `ends` marks where each one stops.
+    comments: String,
+    ends: Vec<usize>,
+}
+
+impl Held {
+    fn add_comment(&mut self, comment: &str) {
+        self.comments.push_str(comment);
+        self.ends.push(self.comments.len());
+    }
 }
 
 /// Wraps a link and records every frame in and out to pcapng, each frame held back
 /// until the next one so it can still be annotated (see the module docs).
 ///
 /// The held frame is written by the next `recv`/`send` that moves a frame, by
-/// [`flush`](Self::flush), and when the wrapper is dropped.
+/// [`flush`](Self::flush), and when the wrapper is dropped. Buffers are reused, so
+/// recording does not allocate once warmed up.
 pub struct PcapNgLink<L, W: Write> {
     inner: L,
     writer: PcapNgWriter<W>,
-    pending: Option<Pending>,
+    held: Held,
+    /// Bytes of a frame a fault injector inside dropped.
+    extra: Vec<u8>,
+    /// Comments being built.
+    note: String,
+    extra_note: String,
     error: Option<io::Error>,
 }
 
@@ -204,14 +244,22 @@ impl<L, W: Write> PcapNgLink<L, W> {
         Ok(PcapNgLink {
             inner,
             writer: PcapNgWriter::new(out, epoch_unix_micros)?,
-            pending: None,
+            // Sized for the usual frame and comments, so recording rarely grows them.
+            held: Held {
+                frame: Vec::with_capacity(super::DEFAULT_FRAME_LEN),
+                comments: String::with_capacity(256),
+                ends: Vec::with_capacity(4),
+                ..Held::default()
+            },
+            extra: Vec::with_capacity(super::DEFAULT_FRAME_LEN),
+            note: String::with_capacity(256),
+            extra_note: String::with_capacity(128),
             error: None,
         })
     }
 
     /// Attaches `comment` to the last frame if it was received (and not yet written);
-    /// returns whether it did. Call it after handing the frame to the stack, e.g. with
-    /// `format!("dropped: {reason}")` for `Interface::handle_frame`'s `Some(reason)`.
+    /// returns whether it did. [`Link::rx_dropped`] does this for the stack's drops.
     pub fn annotate_last_rx(&mut self, comment: &str) -> bool {
         self.annotate_last(Direction::Rx, comment)
     }
@@ -222,12 +270,11 @@ impl<L, W: Write> PcapNgLink<L, W> {
     }
 
     fn annotate_last(&mut self, direction: Direction, comment: &str) -> bool {
-        match &mut self.pending {
-            Some(p) if p.direction == direction => {
-                p.comments.push(comment.to_string());
-                true
-            }
-            _ => false,
+        if self.held.full && self.held.direction == Some(direction) {
+            self.held.add_comment(comment);
+            true
+        } else {
+            false
         }
     }
 
@@ -240,13 +287,9 @@ impl<L, W: Write> PcapNgLink<L, W> {
         frame: &[u8],
         comment: &str,
     ) {
-        self.write_pending();
-        self.pending = Some(Pending {
-            now,
-            direction,
-            frame: frame.to_vec(),
-            comments: vec![comment.to_string()],
-        });
+        self.write_held();
+        self.hold(now, direction, frame);
+        self.held.add_comment(comment);
     }
 
     /// Writes the held frame and flushes the writer.
@@ -254,7 +297,7 @@ impl<L, W: Write> PcapNgLink<L, W> {
     /// # Errors
     /// The first recording error (recording stops after one), or the flush failed.
     pub fn flush(&mut self) -> io::Result<()> {
-        self.write_pending();
+        self.write_held();
         if let Some(e) = self.error.take() {
             return Err(e);
         }
@@ -267,34 +310,124 @@ impl<L, W: Write> PcapNgLink<L, W> {
     }
 
     /// The wrapped link.
+    pub fn get_ref(&self) -> &L {
+        &self.inner
+    }
+
+    /// The wrapped link, mutably.
     pub fn get_mut(&mut self) -> &mut L {
         &mut self.inner
     }
 
+    /// Holds `frame` (the previous held frame must have been written).
     fn hold(&mut self, now: Instant, direction: Direction, frame: &[u8]) {
-        self.write_pending();
-        self.pending = Some(Pending {
-            now,
-            direction,
-            frame: frame.to_vec(),
-            comments: Vec::new(),
-        });
+        let h = &mut self.held;
+        h.full = true;
+        h.now = now;
+        h.direction = Some(direction);
+        h.frame.clear();
+        h.frame.extend_from_slice(frame);
+        h.comments.clear();
+        h.ends.clear();
     }
 
-    fn write_pending(&mut self) {
-        let Some(p) = self.pending.take() else {
+    fn write_held(&mut self) {
+        if !std::mem::take(&mut self.held.full) {
+            return;
+        }
+        let h = &self.held;
+        let Some(direction) = h.direction else {
             return;
         };
-        if self.error.is_none() {
-            let comments = p.comments.iter().map(String::as_str);
-            if let Err(e) = self
-                .writer
-                .record_comments(p.now, p.direction, &p.frame, comments)
-            {
+        let comments = h.ends.iter().scan(0, |start, &end| {
+            let c = &h.comments[*start..end];
+            *start = end;
+            Some(c)
+        });
+        let res = self
+            .writer
+            .record_comments(h.now, direction, &h.frame, comments);
+        Self::keep_error(&mut self.error, res);
+    }
+
+    fn keep_error(error: &mut Option<io::Error>, res: io::Result<()>) {
+        if let Err(e) = res {
+            if error.is_none() {
                 log::warn!(target: "ustack::link", "pcapng recording stopped: {e}");
-                self.error = Some(e);
+                *error = Some(e);
             }
         }
+    }
+}
+
+impl<L: Link, W: Write> PcapNgLink<L, W> {
+    /// Pulls the inner link's fault reports: received frames it dropped are recorded at
+    /// once (after the held frame, with their bytes and what happened); everything else
+    /// is about the frame that just moved and is described in `self.note`.
+    fn drain_fault_reports(&mut self, now: Instant) {
+        use core::fmt::Write as _;
+        self.note.clear();
+        let mut copy = false;
+        while let Some(ev) = self.inner.poll_fault_report(&mut self.extra) {
+            if let (Direction::Rx, FaultAction::Dropped(_)) = (ev.direction, ev.action) {
+                // Never reached the stack: record it now, after the held frame, with the
+                // bytes as they were when the injector dropped them.
+                self.write_held();
+                self.extra_note.clear();
+                let _ = write!(self.extra_note, "fault injector rx frame {}: ", ev.frame_id);
+                let _ = describe_action(&mut self.extra_note, ev.action, false);
+                self.extra_note.push_str("; never reached the stack");
+                if self.error.is_none() {
+                    let res =
+                        self.writer
+                            .record(now, Direction::Rx, &self.extra, Some(&self.extra_note));
+                    Self::keep_error(&mut self.error, res);
+                }
+                continue;
+            }
+            if self.note.is_empty() {
+                let dir = match ev.direction {
+                    Direction::Rx => "rx",
+                    Direction::Tx => "tx",
+                };
+                let _ = write!(self.note, "fault injector {dir} frame {}: ", ev.frame_id);
+            } else {
+                self.note.push_str("; ");
+            }
+            if ev.action == FaultAction::Duplicated {
+                copy = ev.direction == Direction::Tx;
+            }
+            let _ = describe_action(&mut self.note, ev.action, copy);
+        }
+    }
+}
+
+/// Describes one fault action in words (`copy`: it happened to the extra copy of a
+/// frame the stack sent).
+fn describe_action(out: &mut String, action: FaultAction, copy: bool) -> core::fmt::Result {
+    use core::fmt::Write as _;
+    if copy && action != FaultAction::Duplicated {
+        out.push_str("copy ");
+    }
+    match action {
+        FaultAction::Dropped(why) => {
+            let why = match why {
+                FaultDropReason::RandomLoss => "random loss",
+                FaultDropReason::BurstLoss => "burst loss",
+                FaultDropReason::QueueFull => "queue full",
+            };
+            write!(out, "dropped ({why})")
+        }
+        FaultAction::Corrupted { offset, mask } => {
+            write!(out, "corrupted: byte {offset} ^= 0x{mask:02x}")
+        }
+        FaultAction::Duplicated if copy => write!(out, "duplicated (the device got it twice)"),
+        FaultAction::Duplicated => write!(out, "duplicated (this is the extra copy)"),
+        FaultAction::Reordered { behind } => {
+            write!(out, "held back behind {behind} later frame(s)")
+        }
+        FaultAction::Delayed { by } => write!(out, "delayed {by}"),
+        FaultAction::Delivered => write!(out, "delivered"),
     }
 }
 
@@ -302,24 +435,50 @@ impl<L: Link, W: Write> Link for PcapNgLink<L, W> {
     fn recv(&mut self, now: Instant, buf: &mut [u8]) -> io::Result<Option<usize>> {
         let n = self.inner.recv(now, buf)?;
         if let Some(n) = n {
+            self.write_held();
+            self.drain_fault_reports(now);
             self.hold(now, Direction::Rx, &buf[..n]);
+            if !self.note.is_empty() {
+                self.held.add_comment(&self.note);
+            }
+        } else {
+            // Only drops are reported without a delivery; they are written at once.
+            self.drain_fault_reports(now);
         }
         Ok(n)
     }
 
     fn send(&mut self, now: Instant, frame: &[u8]) -> io::Result<()> {
+        self.write_held();
         self.hold(now, Direction::Tx, frame);
-        self.inner.send(now, frame)
+        let res = self.inner.send(now, frame);
+        self.drain_fault_reports(now);
+        if !self.note.is_empty() {
+            self.held.add_comment(&self.note);
+        }
+        res
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
         self.inner.poll_timeout()
     }
+
+    fn rx_dropped(&mut self, reason: &dyn core::fmt::Display) {
+        use core::fmt::Write as _;
+        if self.held.full && self.held.direction == Some(Direction::Rx) {
+            self.note.clear();
+            let _ = write!(self.note, "dropped by stack: {reason}");
+            self.held.add_comment(&self.note);
+        }
+        self.inner.rx_dropped(reason);
+    }
+
+    // Fault reports are consumed here (turned into comments), not passed further out.
 }
 
 impl<L, W: Write> Drop for PcapNgLink<L, W> {
     fn drop(&mut self) {
-        self.write_pending();
+        self.write_held();
         let _ = self.writer.flush();
     }
 }
@@ -417,6 +576,68 @@ mod tests {
             ]
         );
         assert_eq!(recs[3].data, testdata::ECHO_REPLY);
+    }
+
+    #[test]
+    fn stack_drops_and_injector_faults_become_comments() {
+        use crate::iface::{Config, Interface};
+        use crate::link::{FaultConfig, FaultInjector, Faults};
+        use crate::wire::EthernetAddress;
+        let (a, mut b) = MemoryLink::pair(64);
+        let faults = Faults {
+            rx: FaultConfig::none(),
+            tx: FaultConfig {
+                loss: 1.0,
+                ..FaultConfig::none()
+            },
+        };
+        let mut injector = FaultInjector::new(a, faults, 1);
+        injector.enable_reports(64);
+        let mut out = Vec::new();
+        {
+            let mut link = PcapNgLink::new(injector, &mut out, 0).unwrap();
+            let mut iface = Interface::new(
+                Config::new(
+                    EthernetAddress([2, 0, 0, 0, 0, 2]),
+                    "10.0.0.2/24".parse().unwrap(),
+                ),
+                Instant::ZERO,
+            );
+            // A runt (dropped by the stack), then an ARP request for us; the gratuitous
+            // ARP and the reply are both lost by the injector.
+            b.send(Instant::ZERO, &[0xff; 6]).unwrap();
+            let mut req = testdata::ARP_REQUEST.to_vec();
+            req[38..42].copy_from_slice(&[10, 0, 0, 2]);
+            b.send(Instant::ZERO, &req).unwrap();
+            iface.poll_link(Instant::ZERO, &mut link).unwrap();
+            assert_eq!(link.get_ref().counters(Direction::Tx).dropped_random, 2);
+        }
+        let recs: Vec<_> = PcapReader::new(&out[..])
+            .unwrap()
+            .collect::<io::Result<_>>()
+            .unwrap();
+        let story: Vec<_> = recs
+            .iter()
+            .map(|r| (r.direction, r.comments.clone()))
+            .collect();
+        assert_eq!(
+            story,
+            vec![
+                (
+                    Some(Direction::Rx),
+                    vec!["dropped by stack: ethernet: truncated".to_string()]
+                ),
+                (Some(Direction::Rx), vec![]),
+                (
+                    Some(Direction::Tx),
+                    vec!["fault injector tx frame 0: dropped (random loss)".to_string()]
+                ),
+                (
+                    Some(Direction::Tx),
+                    vec!["fault injector tx frame 1: dropped (random loss)".to_string()]
+                ),
+            ]
+        );
     }
 
     #[test]

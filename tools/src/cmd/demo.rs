@@ -9,20 +9,25 @@
 use super::CmdResult;
 use crate::cli::GlobalArgs;
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{Read, Write};
+use std::net::Shutdown;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use ustack::iface::Interface;
-use ustack::link::{PcapReader, PcapTimestamps, PcapWriter};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+use ustack::link::PcapReader;
 use ustack::wire::{EthernetAddress, Ipv4Cidr};
-use ustack_tools::driver::{self, Clock, LinkSpec, StackThread};
+use ustack_socket::{NetStack, SockOpt, TcpListener, UdpSocket};
+use ustack_tools::driver::{self, LinkSpec};
 use ustack_tools::netns::{self, Netns};
 
 const TAP: &str = "tap0";
 const KERNEL_CIDR: &str = "10.77.0.1/24";
 const STACK_IP: &str = "10.77.0.2";
 
-/// Runs the demo; exit code 0 when every ping was answered.
+/// Runs the demo; exit code 0 when every kernel-side command succeeded.
 pub fn run(args: &GlobalArgs) -> CmdResult {
     ustack_tools::signals::handle_with(|sig| {
         // Holding both console locks parks the main thread at its next print, so it
@@ -55,23 +60,27 @@ pub fn run(args: &GlobalArgs) -> CmdResult {
     }
     println!("== kernel: {TAP} {KERNEL_CIDR}   stack: {ip} {mac}");
 
-    let clock = Clock::start();
     let os_link = ns.run_in(|| LinkSpec::Tap(TAP.into()).open())??;
     let fd = os_link.as_raw_fd();
-    let file = File::create(&pcap_path).map_err(|e| format!("{}: {e}", pcap_path.display()))?;
-    let link = PcapWriter::new(
-        os_link,
-        BufWriter::new(file),
-        clock.epoch_unix_micros(),
-        PcapTimestamps::Micros,
-    )?;
-    let config = driver::iface_config(mac, ip, None, args.mtu.into(), args.seed);
-    let stack = StackThread::spawn(
-        Interface::new(config, clock.now()),
-        Box::new(link),
-        fd,
-        clock,
-    )?;
+    let seed = args.seed;
+    // Composed like every subcommand's link: faults from the flags, pcap (or annotated
+    // pcapng when the name ends in .pcapng) at the device.
+    let opts = driver::LinkOptions {
+        pcap: Some(pcap_path.clone()),
+        faults: args.faults.faults(),
+        seed,
+    };
+    let link = driver::build_link(os_link, &opts, &driver::Clock::start())?;
+    let stack = NetStack::builder()
+        .link_with_fd(Box::new(link), fd)
+        .ip(ip)
+        .mac(mac)
+        .mtu(args.mtu.into())
+        .config(move |c| c.seed = seed)
+        .build()
+        .map_err(|e| format!("cannot start the stack: {e}"))?;
+    let services = Services::start(&stack)?;
+    println!("== stack services: HTTP on port 80, TCP and UDP echo on port 7");
 
     let mut all_ok = true;
     for (title, cmd) in [
@@ -92,21 +101,56 @@ pub fn run(args: &GlobalArgs) -> CmdResult {
         eprint!("{}", String::from_utf8_lossy(&out.stderr));
         all_ok &= out.status.success();
     }
+    let url = format!("http://{STACK_IP}/");
+    for (title, tool, cmd) in [
+        (
+            "curl, HTTP/1.1 GET from the stack's server".to_owned(),
+            "curl",
+            vec!["curl".to_owned(), "-sS".into(), "-i".into(), url.clone()],
+        ),
+        (
+            "socat, TCP echo on port 7".to_owned(),
+            "socat",
+            vec![
+                "sh".to_owned(),
+                "-c".into(),
+                format!("echo 'hello over TCP' | socat -T2 - TCP:{STACK_IP}:7"),
+            ],
+        ),
+        (
+            "socat, UDP echo on port 7".to_owned(),
+            "socat",
+            vec![
+                "sh".to_owned(),
+                "-c".into(),
+                format!("echo 'hello over UDP' | socat -T1 - UDP:{STACK_IP}:7"),
+            ],
+        ),
+    ] {
+        println!("\n== {title}: {}", cmd.join(" "));
+        if !on_path(tool) {
+            println!("(skipped: `{tool}` is not installed)");
+            continue;
+        }
+        let out = ns.exec(&cmd)?;
+        print!(
+            "{}",
+            String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n")
+        );
+        eprint!("{}", String::from_utf8_lossy(&out.stderr));
+        all_ok &= out.status.success();
+    }
     let neigh = ns.exec(&["ip", "neigh", "show", "dev", TAP])?;
     println!(
         "\n== kernel neighbour table: {}",
         String::from_utf8_lossy(&neigh.stdout).trim()
     );
 
-    let report = stack.stop()?;
-    println!(
-        "\n== stack link counters: rx {} frames / {} bytes, tx {} frames / {} bytes",
-        report.link.rx_frames, report.link.rx_bytes, report.link.tx_frames, report.link.tx_bytes
-    );
-    print!(
-        "== stack interface counters:\n{}",
-        driver::format_counters(&report.iface)
-    );
+    services.stop();
+    let counters = stack.with_interface(|iface, _| driver::format_counters(iface));
+    // The last handle: the driver closes what is left, flushes and closes the pcap.
+    drop(stack);
+    print!("\n== stack interface counters:\n{counters}");
     print_trace(&pcap_path, mac)?;
     println!(
         "\n== pcap written to {} (try: tshark -r {} -V)",
@@ -115,7 +159,7 @@ pub fn run(args: &GlobalArgs) -> CmdResult {
     );
     drop(ns);
     if !all_ok {
-        println!("== some pings were not answered");
+        println!("== some kernel-side commands failed");
         return Ok(1);
     }
     Ok(0)
@@ -154,4 +198,93 @@ fn print_trace(path: &Path, mac: EthernetAddress) -> std::io::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Whether `tool` is on PATH.
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+}
+
+/// The page the demo's HTTP server answers with.
+const INDEX: &str = "<!DOCTYPE html>\n<html><body><h1>Hello from ustack</h1>\n\
+    <p>This page crossed a userspace TCP/IP stack.</p></body></html>\n";
+
+/// HTTP on port 80 (a temporary directory with one index.html), TCP and UDP echo on
+/// port 7, each on its own thread over the socket API, until [`Services::stop`].
+struct Services {
+    stop: Arc<AtomicBool>,
+    active: Arc<AtomicUsize>,
+    threads: Vec<JoinHandle<()>>,
+    site: PathBuf,
+}
+
+impl Services {
+    fn start(stack: &NetStack) -> Result<Services, Box<dyn std::error::Error>> {
+        let tick = Some(Duration::from_millis(100));
+        let stop = Arc::new(AtomicBool::new(false));
+        let active = Arc::new(AtomicUsize::new(0));
+        let site = std::env::temp_dir().join(format!("ustack-demo-site-{}", std::process::id()));
+        std::fs::create_dir_all(&site)?;
+        std::fs::write(site.join("index.html"), INDEX)?;
+        let mut threads = Vec::new();
+
+        let http = TcpListener::bind(stack, "0.0.0.0:80")?;
+        stack.setsockopt(http.fd(), SockOpt::RcvTimeo(tick))?;
+        let (root, s, a) = (Arc::new(site.clone()), stop.clone(), active.clone());
+        threads.push(std::thread::spawn(move || {
+            super::http::serve_loop(&http, &root, &s, &a, false)
+        }));
+
+        let echo = TcpListener::bind(stack, "0.0.0.0:7")?;
+        stack.setsockopt(echo.fd(), SockOpt::RcvTimeo(tick))?;
+        let s = stop.clone();
+        threads.push(std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                let Ok((conn, _)) = echo.accept() else {
+                    continue;
+                };
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+                // Small exchanges only: echo inline until the peer's FIN.
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = (&conn).read(&mut buf) {
+                    if (&conn).write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = conn.shutdown(Shutdown::Write);
+            }
+        }));
+
+        let udp = UdpSocket::bind(stack, "0.0.0.0:7")?;
+        udp.set_read_timeout(tick)?;
+        let s = stop.clone();
+        threads.push(std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while !s.load(Ordering::Relaxed) {
+                if let Ok((n, from)) = udp.recv_from(&mut buf) {
+                    let _ = udp.send_to(&buf[..n], from);
+                }
+            }
+        }));
+        Ok(Services {
+            stop,
+            active,
+            threads,
+            site,
+        })
+    }
+
+    /// Stops the services and waits for their threads (and open connections, briefly).
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            let _ = t.join();
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while self.active.load(Ordering::Relaxed) > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = std::fs::remove_dir_all(&self.site);
+    }
 }

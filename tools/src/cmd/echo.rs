@@ -1,21 +1,21 @@
 //! `ustack echo`: TCP and UDP echo (RFC 862) on a link until a signal.
 //!
 //! The stack and the service share one thread: the driver loop feeds frames and timers
-//! to the interface, then runs [`EchoServer::poll`] as its application hook, then sends
-//! what the service queued.
+//! to the interface, then runs [`EchoServer::poll`] as its application hook (and the
+//! trace/stats observer), then sends what the service queued.
 
 use super::CmdResult;
 use crate::cli::GlobalArgs;
+use crate::observe::Observer;
 use clap::Args;
-use std::fs::File;
-use std::io::BufWriter;
 use std::os::unix::io::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use ustack::iface::Interface;
-use ustack::link::{Link, PcapTimestamps, PcapWriter};
+use ustack::link::Direction;
 use ustack_tools::driver::{self, Clock, Counted, LinkSpec};
 use ustack_tools::echo::EchoServer;
+use ustack_tools::faults::CountersLine;
 
 /// Options of `ustack echo`.
 #[derive(Debug, Args)]
@@ -46,18 +46,6 @@ pub fn run(args: &GlobalArgs, echo: &EchoArgs) -> CmdResult {
         .map_err(|e| format!("cannot open {spec}: {e}"))?;
     let fd = os_link.as_raw_fd();
     let clock = Clock::start();
-    let link: Box<dyn Link> = match &args.pcap {
-        Some(path) => {
-            let file = File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            Box::new(PcapWriter::new(
-                os_link,
-                BufWriter::new(file),
-                clock.epoch_unix_micros(),
-                PcapTimestamps::Micros,
-            )?)
-        }
-        None => Box::new(os_link),
-    };
     let config = driver::iface_config(mac, ip, args.gateway, args.mtu.into(), args.seed);
     let mut iface = Interface::new(config, clock.now());
     let mut server = EchoServer::new(&mut iface, echo.port, echo.backlog)?;
@@ -67,6 +55,15 @@ pub fn run(args: &GlobalArgs, echo: &EchoArgs) -> CmdResult {
         echo.port
     );
 
+    let link = driver::build_link(os_link, &args.link_options(), &clock)?;
+    let mut obs = Observer::new(args, true)?;
+    if let Some(p) = obs.control_path() {
+        eprintln!(
+            "ustack: `ustack stats --pid {}` reads {}",
+            std::process::id(),
+            p.display()
+        );
+    }
     let mut counted = Counted::new(link);
     let result = driver::run_with_app(
         &mut iface,
@@ -74,10 +71,23 @@ pub fn run(args: &GlobalArgs, echo: &EchoArgs) -> CmdResult {
         fd,
         &clock,
         &stop,
-        &mut |iface, now| server.poll(iface, now),
+        &mut |iface, now| {
+            server.poll(iface, now);
+            obs.poll(iface, now);
+        },
     );
     let stats = counted.stats();
-    drop(counted); // closes the device and flushes the pcap
+    let mut link = counted.into_inner();
+    if args.faults.faults().is_some() {
+        for (name, dir) in [("rx", Direction::Rx), ("tx", Direction::Tx)] {
+            eprintln!(
+                "ustack: faults {}",
+                CountersLine(name, &link.fault_counters(dir))
+            );
+        }
+    }
+    let recorded = link.flush();
+    drop(link); // closes the device
     let s = server.stats();
     eprintln!(
         "ustack: echo: tcp {} accepted, {} completed, {} failed, {} open, at most {} at once, \
@@ -101,8 +111,12 @@ pub fn run(args: &GlobalArgs, echo: &EchoArgs) -> CmdResult {
         driver::format_counters(&iface)
     );
     eprintln!("ustack: tcp counters: {:?}", iface.tcp().counters());
+    obs.finish(&mut iface, clock.now());
     if let Some(p) = &args.pcap {
-        eprintln!("ustack: pcap written to {}", p.display());
+        match recorded {
+            Ok(()) => eprintln!("ustack: capture written to {}", p.display()),
+            Err(e) => eprintln!("ustack: capture {} incomplete: {e}", p.display()),
+        }
     }
     result?;
     Ok(0)

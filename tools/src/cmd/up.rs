@@ -2,13 +2,12 @@
 
 use super::CmdResult;
 use crate::cli::GlobalArgs;
-use std::fs::File;
-use std::io::BufWriter;
+use crate::observe::Observer;
 use std::os::unix::io::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use ustack::iface::Interface;
-use ustack::link::{Direction, FaultInjector, Link, PcapTimestamps, PcapWriter};
+use ustack::link::Direction;
 use ustack_tools::driver::{self, Clock, Counted, LinkSpec};
 use ustack_tools::faults::CountersLine;
 
@@ -30,40 +29,43 @@ pub fn run(args: &GlobalArgs) -> CmdResult {
         .map_err(|e| format!("cannot open {spec}: {e}"))?;
     let fd = os_link.as_raw_fd();
     let clock = Clock::start();
-    let link: Box<dyn Link> = match &args.pcap {
-        Some(path) => {
-            let file = File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            Box::new(PcapWriter::new(
-                os_link,
-                BufWriter::new(file),
-                clock.epoch_unix_micros(),
-                PcapTimestamps::Micros,
-            )?)
-        }
-        None => Box::new(os_link),
-    };
     let config = driver::iface_config(mac, ip, args.gateway, args.mtu.into(), args.seed);
     let mut iface = Interface::new(config, clock.now());
     eprintln!("ustack: up on {spec} as {ip} ({mac}); Ctrl-C to stop");
 
-    // The pcap sits under the injector: it records what really crossed the device.
-    let faults = args.faults.faults();
-    let injector = FaultInjector::new(link, faults.clone().unwrap_or_default(), args.seed);
-    let mut counted = Counted::new(injector);
-    let result = driver::run(&mut iface, &mut counted, fd, &clock, &stop);
+    let link = driver::build_link(os_link, &args.link_options(), &clock)?;
+    let mut obs = Observer::new(args, true)?;
+    if let Some(p) = obs.control_path() {
+        eprintln!(
+            "ustack: `ustack stats --pid {}` reads {}",
+            std::process::id(),
+            p.display()
+        );
+    }
+    let mut counted = Counted::new(link);
+    let result = driver::run_with_app(
+        &mut iface,
+        &mut counted,
+        fd,
+        &clock,
+        &stop,
+        &mut |iface, now| obs.poll(iface, now),
+    );
     let stats = counted.stats();
-    let injector = counted.into_inner();
+    let mut link = counted.into_inner();
+    let faults = args.faults.faults();
     if faults.is_some() {
         eprintln!(
             "ustack: faults {}",
-            CountersLine("rx", &injector.counters(Direction::Rx))
+            CountersLine("rx", &link.fault_counters(Direction::Rx))
         );
         eprintln!(
             "ustack: faults {}",
-            CountersLine("tx", &injector.counters(Direction::Tx))
+            CountersLine("tx", &link.fault_counters(Direction::Tx))
         );
     }
-    drop(injector); // closes the device and flushes the pcap
+    let recorded = link.flush();
+    drop(link); // closes the device
     eprintln!(
         "ustack: link rx {} frames / {} bytes, tx {} frames / {} bytes",
         stats.rx_frames, stats.rx_bytes, stats.tx_frames, stats.tx_bytes
@@ -72,8 +74,12 @@ pub fn run(args: &GlobalArgs) -> CmdResult {
         "ustack: interface counters:\n{}",
         driver::format_counters(&iface)
     );
+    obs.finish(&mut iface, clock.now());
     if let Some(p) = &args.pcap {
-        eprintln!("ustack: pcap written to {}", p.display());
+        match recorded {
+            Ok(()) => eprintln!("ustack: capture written to {}", p.display()),
+            Err(e) => eprintln!("ustack: capture {} incomplete: {e}", p.display()),
+        }
     }
     result?;
     Ok(0)

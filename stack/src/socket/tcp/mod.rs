@@ -544,6 +544,21 @@ pub struct TcpInfo {
     pub recv_queue: usize,
 }
 
+/// A diagnostic snapshot of one socket with its addresses ([`TcpLayer::sockets`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TcpSocketInfo {
+    /// The socket.
+    pub handle: TcpHandle,
+    /// Local address (port 0 before bind).
+    pub local: SocketAddrV4,
+    /// Remote address (unspecified for listeners).
+    pub remote: SocketAddrV4,
+    /// Closed by the user and finishing on its own (no longer reachable by handle).
+    pub orphaned: bool,
+    /// TCP_INFO-like state.
+    pub info: TcpInfo,
+}
+
 /// Counters of the TCP layer (drops by reason and notable events).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TcpCounters {
@@ -1747,6 +1762,31 @@ impl TcpLayer {
     /// A TCP_INFO-like snapshot.
     pub fn info(&self, h: TcpHandle) -> Option<TcpInfo> {
         self.user_sock(h).map(|s| s.info())
+    }
+
+    /// A diagnostic snapshot of any socket of the layer, including ones the user closed
+    /// that are still finishing (FIN-WAIT, TIME-WAIT) and connections still in a listen
+    /// queue (`ss -tai` shows those too).
+    pub fn socket_info(&self, h: TcpHandle) -> Option<TcpSocketInfo> {
+        self.sock(h).map(Self::diag)
+    }
+
+    /// Every socket of the layer, as [`socket_info`](Self::socket_info), in slab order.
+    pub fn sockets(&self) -> impl Iterator<Item = TcpSocketInfo> + '_ {
+        self.slots
+            .iter()
+            .filter_map(|slot| slot.sock.as_deref())
+            .map(Self::diag)
+    }
+
+    fn diag(s: &Socket) -> TcpSocketInfo {
+        TcpSocketInfo {
+            handle: s.handle,
+            local: s.local,
+            remote: s.remote,
+            orphaned: s.user_closed,
+            info: s.info(),
+        }
     }
 
     fn with_opts(

@@ -1140,10 +1140,18 @@ impl Socket {
 
             match self.recovery {
                 Some(recover) if ack >= recover => {
-                    // Per RFC 6582 §3.2 (3): a full acknowledgment ends fast recovery;
-                    // cwnd = min(ssthresh, max(FlightSize, SMSS) + SMSS).
-                    let flight = (self.snd_max - self.snd_una).max(0) as usize;
-                    let cwnd = self.cc.ssthresh().min(flight.max(mss) + mss);
+                    let cwnd = if self.sack_ok {
+                        // Per RFC 6675 §5: recovery ran with cwnd = ssthresh and pipe kept
+                        // the flight in check; leaving it keeps cwnd at ssthresh (as Linux
+                        // does) rather than restarting from two segments.
+                        self.cc.ssthresh()
+                    } else {
+                        // Per RFC 6582 §3.2 (3): a full acknowledgment ends fast recovery;
+                        // cwnd = min(ssthresh, max(FlightSize, SMSS) + SMSS), which guards
+                        // against a burst when the inflated window deflates.
+                        let flight = (self.snd_max - self.snd_una).max(0) as usize;
+                        self.cc.ssthresh().min(flight.max(mss) + mss)
+                    };
                     self.cc.set_cwnd(cwnd);
                     self.recovery = None;
                     self.rtx_una_mark = None;

@@ -1,0 +1,199 @@
+//! `ustack nc`: netcat over the stack. stdin → socket, socket → stdout.
+//!
+//! TCP: on stdin EOF the write side is shut down (FIN), and the command exits when the
+//! peer closes its side. UDP: every chunk read from stdin (a line, on a terminal) is one
+//! datagram; the listener answers whoever sent the last datagram; it runs until
+//! Ctrl-C, or `-q SECS` after stdin EOF.
+
+use super::net;
+use super::CmdResult;
+use crate::cli::GlobalArgs;
+use clap::Args;
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use ustack_socket::{TcpListener, TcpStream, UdpSocket};
+
+/// Examples for `ustack nc --help`.
+pub const AFTER_HELP: &str = "Examples:\n  \
+    # connect to a kernel listener (socat -u TCP-LISTEN:9000 - in the namespace):\n  \
+    echo hello | sudo ip netns exec NS ustack --tap tap0 --ip 10.77.0.2/24 nc 10.77.0.1 9000\n  \
+    # listen on the stack; the kernel connects with socat:\n  \
+    sudo ip netns exec NS ustack --tap tap0 --ip 10.77.0.2/24 nc -l 9000 > got.txt\n  \
+    sudo ip netns exec NS socat -u FILE:data.txt TCP:10.77.0.2:9000\n  \
+    # UDP, one datagram per line, quit 1 s after stdin ends:\n  \
+    sudo ip netns exec NS ustack --tap tap0 --ip 10.77.0.2/24 nc -u -q 1 10.77.0.1 9000";
+
+/// Options of `ustack nc`.
+#[derive(Debug, Args)]
+pub struct NcArgs {
+    /// Listen for one connection (TCP) or for datagrams (UDP) instead of connecting.
+    #[arg(short, long)]
+    pub listen: bool,
+    /// UDP instead of TCP.
+    #[arg(short, long)]
+    pub udp: bool,
+    /// After stdin EOF, wait SECS and quit (UDP; TCP quits when the peer closes).
+    #[arg(short, value_name = "SECS")]
+    pub q: Option<f64>,
+    /// HOST PORT to connect to, or PORT (or HOST PORT) to listen on.
+    #[arg(value_name = "[HOST] PORT", num_args = 1..=2, required = true)]
+    pub target: Vec<String>,
+}
+
+/// Runs `ustack nc`.
+pub fn run(global: &GlobalArgs, args: &NcArgs) -> CmdResult {
+    let (host, port) = match args.target.as_slice() {
+        [p] if args.listen => (None, p),
+        [h, p] => (Some(h.as_str()), p),
+        _ => return Err("usage: nc HOST PORT, or nc -l [HOST] PORT".into()),
+    };
+    let port: u16 = port.parse().map_err(|_| format!("bad port `{port}`"))?;
+    let host = host.map(net::ipv4_host).transpose()?;
+    let stack = net::stack(global, "nc")?;
+    let code = match (args.udp, args.listen) {
+        (false, false) => {
+            let addr = host.expect("HOST given when connecting");
+            let s = TcpStream::connect(&stack, (addr, port))
+                .map_err(|e| format!("connect to {addr}:{port}: {e}"))?;
+            tcp(s)?
+        }
+        (false, true) => {
+            let bind = host.unwrap_or(Ipv4Addr::UNSPECIFIED);
+            let l = TcpListener::bind(&stack, (bind, port))?;
+            eprintln!("ustack: nc listening on {}:{port}", stack.ip());
+            let (s, peer) = l.accept()?;
+            eprintln!("ustack: nc connection from {peer}");
+            drop(l);
+            tcp(s)?
+        }
+        (true, listen) => udp(&stack, host, port, listen, args.q)?,
+    };
+    drop(stack);
+    net::report_pcap(global);
+    Ok(code)
+}
+
+/// stdin → stream (then FIN) on a thread; stream → stdout here until the peer's FIN.
+fn tcp(stream: TcpStream) -> io::Result<i32> {
+    let writer = stream.try_clone()?;
+    let sender =
+        std::thread::Builder::new()
+            .name("nc-stdin".into())
+            .spawn(move || -> io::Result<()> {
+                let mut stdin = io::stdin().lock();
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    let n = match stdin.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(e),
+                    };
+                    (&writer).write_all(&buf[..n])?;
+                }
+                writer.shutdown(Shutdown::Write)
+            })?;
+    let mut out = io::stdout().lock();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match (&stream).read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        out.write_all(&buf[..n])?;
+        out.flush()?;
+    }
+    if sender.is_finished() {
+        if let Ok(Err(e)) = sender.join() {
+            if e.kind() != io::ErrorKind::BrokenPipe {
+                return Err(e);
+            }
+        }
+        Ok(0)
+    } else {
+        // The peer closed while stdin is still open: like nc, we are done. The stdin
+        // thread holds the stack, so leave without waiting for it.
+        drop(stream);
+        std::thread::sleep(Duration::from_millis(100));
+        std::process::exit(0);
+    }
+}
+
+/// UDP both ways until Ctrl-C, or `quit_after` once stdin ended.
+fn udp(
+    stack: &ustack_socket::NetStack,
+    host: Option<Ipv4Addr>,
+    port: u16,
+    listen: bool,
+    quit_after: Option<f64>,
+) -> io::Result<i32> {
+    let sock = if listen {
+        let s = UdpSocket::bind(stack, (host.unwrap_or(Ipv4Addr::UNSPECIFIED), port))?;
+        eprintln!("ustack: nc listening on udp {}:{port}", stack.ip());
+        s
+    } else {
+        UdpSocket::bind(stack, "0.0.0.0:0")?
+    };
+    // Where stdin's datagrams go: the given peer, or (listening) the last sender.
+    let peer: Arc<Mutex<Option<SocketAddr>>> = Arc::new(Mutex::new(if listen {
+        None
+    } else {
+        host.map(|h| SocketAddr::from((h, port)))
+    }));
+    let eof_at: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
+    let (tx_sock, tx_peer, tx_eof) = (sock.try_clone()?, peer.clone(), eof_at.clone());
+    std::thread::Builder::new()
+        .name("nc-stdin".into())
+        .spawn(move || {
+            let mut stdin = io::stdin().lock();
+            let mut buf = vec![0u8; 65_507];
+            loop {
+                match stdin.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        let to = *tx_peer.lock().unwrap_or_else(|e| e.into_inner());
+                        match to {
+                            Some(to) => {
+                                if let Err(e) = tx_sock.send_to(&buf[..n], to) {
+                                    eprintln!("ustack: nc: send to {to}: {e}");
+                                }
+                            }
+                            None => eprintln!("ustack: nc: no peer yet, {n} bytes dropped"),
+                        }
+                    }
+                }
+            }
+            *tx_eof.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        })?;
+    sock.set_read_timeout(Some(Duration::from_millis(100)))?;
+    let mut out = io::stdout().lock();
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        if let (Some(q), Some(t)) = (
+            quit_after,
+            *eof_at.lock().unwrap_or_else(|e| e.into_inner()),
+        ) {
+            if t.elapsed().as_secs_f64() >= q {
+                return Ok(0);
+            }
+        }
+        match sock.recv_from(&mut buf) {
+            Ok((n, from)) => {
+                if listen {
+                    *peer.lock().unwrap_or_else(|e| e.into_inner()) = Some(from);
+                }
+                out.write_all(&buf[..n])?;
+                out.flush()?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                eprintln!("ustack: nc: {e}");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}

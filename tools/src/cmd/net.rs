@@ -1,0 +1,168 @@
+//! What the application subcommands (`http`, `nc`, `send`, `recv`, `ping`, `dns`) share:
+//! a [`NetStack`] built from the global options, and the transfer summary (progress bar,
+//! byte count, throughput, SHA-256).
+//!
+//! The stack is the socket API's (`ustack_socket`): one driver thread owns the link and
+//! the application uses `TcpStream`/`UdpSocket`/`RawSocket` from its own threads. The
+//! link gets the same wrappers as `ustack up`: the pcap writer records what the device
+//! moved and the fault injector sits above it (so injected losses do not show in the
+//! file, like a lossy path beyond the NIC).
+
+use crate::cli::GlobalArgs;
+use indicatif::{ProgressBar, ProgressStyle};
+use sha2::{Digest, Sha256};
+use std::io::{self, IsTerminal, Read, Write};
+use std::os::unix::io::AsRawFd;
+use std::time::{Duration, Instant};
+use ustack_socket::NetStack;
+use ustack_tools::driver::{self, LinkSpec};
+
+/// Builds and starts the stack for subcommand `what` from the global options.
+///
+/// # Errors
+/// No link or no address was given, or the device could not be opened.
+pub fn stack(args: &GlobalArgs, what: &str) -> Result<NetStack, Box<dyn std::error::Error>> {
+    let spec = match (&args.tap, &args.raw) {
+        (Some(t), None) => LinkSpec::Tap(t.clone()),
+        (None, Some(r)) => LinkSpec::Raw(r.clone()),
+        _ => return Err(format!("`{what}` needs --tap NAME or --raw IFACE").into()),
+    };
+    let ip = args
+        .ip
+        .ok_or_else(|| format!("`{what}` needs --ip ADDR/PREFIX"))?;
+    let mac = args.mac.unwrap_or_else(|| driver::mac_from_seed(args.seed));
+    let device = spec
+        .open()
+        .map_err(|e| format!("cannot open {spec}: {e}"))?;
+    let fd = device.as_raw_fd();
+    // The same composition as every other subcommand: faults at the device, pcap or
+    // annotated pcapng as `--pcap` says (see `driver::build_link`).
+    let opts = driver::LinkOptions {
+        pcap: args.pcap.clone(),
+        faults: args.faults.faults(),
+        seed: args.seed,
+    };
+    let link = driver::build_link(device, &opts, &driver::Clock::start())?;
+    let mut b = NetStack::builder()
+        .link_with_fd(Box::new(link), fd)
+        .ip(ip)
+        .mac(mac)
+        .mtu(args.mtu.into());
+    if let Some(gw) = args.gateway {
+        b = b.gateway(gw);
+    }
+    let seed = args.seed;
+    b = b.config(move |c| c.seed = seed);
+    let stack = b
+        .build()
+        .map_err(|e| format!("cannot start the stack on {spec}: {e}"))?;
+    log::info!("{what}: stack {ip} ({mac}) on {spec}");
+    Ok(stack)
+}
+
+/// Says where the pcap went (after the stack is dropped, so the file is complete).
+pub fn report_pcap(args: &GlobalArgs) {
+    if let Some(p) = &args.pcap {
+        eprintln!("ustack: pcap written to {}", p.display());
+    }
+}
+
+/// Counts and hashes the bytes of a transfer and shows a progress bar on a terminal.
+pub struct Transfer {
+    hasher: Sha256,
+    bytes: u64,
+    start: Instant,
+    bar: ProgressBar,
+}
+
+impl Transfer {
+    /// Starts the clock; `total` (when known) sizes the bar.
+    pub fn new(total: Option<u64>) -> Transfer {
+        let bar = if io::stderr().is_terminal() {
+            let bar = match total {
+                Some(n) => ProgressBar::new(n).with_style(
+                    ProgressStyle::with_template(
+                        "{bar:40} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
+                    )
+                    .expect("constant template"),
+                ),
+                None => ProgressBar::new_spinner().with_style(
+                    ProgressStyle::with_template("{spinner} {binary_bytes} {binary_bytes_per_sec}")
+                        .expect("constant template"),
+                ),
+            };
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        } else {
+            ProgressBar::hidden()
+        };
+        Transfer {
+            hasher: Sha256::new(),
+            bytes: 0,
+            start: Instant::now(),
+            bar,
+        }
+    }
+
+    /// Records `data` as transferred.
+    pub fn update(&mut self, data: &[u8]) {
+        self.hasher.update(data);
+        self.bytes += data.len() as u64;
+        self.bar.set_position(self.bytes);
+    }
+
+    /// Copies `from` to `to` until EOF, recording everything; returns the bytes copied.
+    ///
+    /// # Errors
+    /// Reading or writing failed.
+    pub fn copy(&mut self, from: &mut dyn Read, to: &mut dyn Write) -> io::Result<u64> {
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut total = 0;
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            to.write_all(&buf[..n])?;
+            self.update(&buf[..n]);
+            total += n as u64;
+        }
+        to.flush()?;
+        Ok(total)
+    }
+
+    /// Stops the bar and returns the one-line summary:
+    /// `N bytes in T s (R MB/s, B Mbit/s), sha256 HEX`.
+    pub fn finish(self) -> String {
+        self.bar.finish_and_clear();
+        let secs = self.start.elapsed().as_secs_f64().max(1e-6);
+        let rate = self.bytes as f64 / secs;
+        format!(
+            "{} bytes in {secs:.3} s ({:.1} MB/s, {:.1} Mbit/s), sha256 {}",
+            self.bytes,
+            rate / 1e6,
+            rate * 8.0 / 1e6,
+            hex(&self.hasher.finalize())
+        )
+    }
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Parses an IPv4 host, or explains that names need `ustack dns` first.
+///
+/// # Errors
+/// `host` is not a dotted-quad IPv4 address.
+pub fn ipv4_host(host: &str) -> Result<core::net::Ipv4Addr, String> {
+    host.parse().map_err(|_| {
+        format!(
+            "`{host}` is not an IPv4 address: ustack has no resolver in front of its \
+             sockets; look the name up with `ustack dns {host} @SERVER` and use the address"
+        )
+    })
+}

@@ -1,0 +1,116 @@
+//! What `--trace`, `--trace-file`, `--stats` and the control socket do around a running
+//! stack: an application hook for the driver loop (`driver::run_with_app`) that drains
+//! TCP events into the trace and answers `ustack stats`, and the report at exit. The
+//! formatting lives in the library (`trace`, `stats`, `control`); printing happens here.
+
+use crate::cli::{GlobalArgs, StatsFormat};
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use ustack::iface::Interface;
+use ustack::time::{Duration, Instant};
+use ustack_tools::control::{self, ControlServer};
+use ustack_tools::stats;
+use ustack_tools::trace::{TraceRecord, Tracer};
+
+/// Trace, control socket and exit report of one running stack.
+pub struct Observer {
+    tracer: Option<Tracer>,
+    print: bool,
+    file: Option<BufWriter<File>>,
+    records: Vec<TraceRecord>,
+    control: Option<ControlServer>,
+    stats: Option<StatsFormat>,
+}
+
+impl Observer {
+    /// Opens the trace file and, with `control`, the control socket (a failure there is
+    /// reported and the stack runs without it).
+    ///
+    /// # Errors
+    /// The trace file could not be created.
+    pub fn new(args: &GlobalArgs, control: bool) -> Result<Observer, String> {
+        let file = match &args.trace_file {
+            Some(p) => Some(BufWriter::new(
+                File::create(p).map_err(|e| format!("{}: {e}", p.display()))?,
+            )),
+            None => None,
+        };
+        let tracing = args.trace || file.is_some();
+        let every = file
+            .as_ref()
+            .map(|_| Duration::from_millis(args.trace_every));
+        let control = if control {
+            let path = control::socket_path(&control::run_dir(), std::process::id());
+            match ControlServer::start(&path) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    eprintln!(
+                        "ustack: no control socket ({}: {e}); `ustack stats` will not reach this process",
+                        path.display()
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        Ok(Observer {
+            tracer: tracing.then(|| Tracer::new(every)),
+            print: args.trace,
+            file,
+            records: Vec::new(),
+            control,
+            stats: args.stats,
+        })
+    }
+
+    /// The control socket's path, if listening.
+    pub fn control_path(&self) -> Option<&std::path::Path> {
+        self.control.as_ref().map(ControlServer::path)
+    }
+
+    /// The driver hook: trace what happened, answer waiting `ustack stats` requests.
+    pub fn poll(&mut self, iface: &mut Interface, now: Instant) {
+        if let Some(tracer) = &mut self.tracer {
+            tracer.poll(now, iface.tcp(), &mut self.records);
+            if !self.records.is_empty() {
+                let mut out = io::stdout().lock();
+                for r in self.records.drain(..) {
+                    if self.print && r.is_event() {
+                        let _ = writeln!(out, "{}", r.human());
+                    }
+                    if let (Some(f), false) = (&mut self.file, r.is_listener()) {
+                        let _ = writeln!(f, "{}", r.json());
+                    }
+                }
+            }
+        }
+        if let Some(c) = &self.control {
+            c.poll(iface);
+        }
+    }
+
+    /// Stops listening, flushes the trace file and prints the `--stats` report.
+    pub fn finish(mut self, iface: &mut Interface, now: Instant) {
+        self.poll(iface, now);
+        drop(self.control.take());
+        if let Some(mut f) = self.file.take() {
+            if let Err(e) = f.flush() {
+                eprintln!("ustack: trace file: {e}");
+            }
+        }
+        print_stats(self.stats, iface);
+    }
+}
+
+/// Prints the `--stats` report, if asked for.
+pub fn print_stats(format: Option<StatsFormat>, iface: &mut Interface) {
+    let Some(format) = format else {
+        return;
+    };
+    let report = stats::collect(iface);
+    match format {
+        StatsFormat::Text => print!("{}", report.text()),
+        StatsFormat::Json => println!("{}", report.json()),
+    }
+}

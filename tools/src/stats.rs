@@ -1,0 +1,255 @@
+//! The stats report behind `--stats` and `ustack stats`: every interface counter by
+//! layer, the TCP layer's counters, and one `ss -ti`-like line per TCP socket the layer
+//! still knows (user-held, orphaned and finishing, waiting in a listen queue), as text
+//! or JSON. Collecting reads the stack; nothing here prints.
+
+use core::fmt::Write as _;
+use serde_json::{json, Map, Value};
+use ustack::iface::{DropReason, Interface};
+use ustack::socket::tcp::{TcpCounters, TcpSocketInfo};
+use ustack::time::Duration;
+
+/// A snapshot of the stack's counters and TCP sockets.
+#[derive(Clone, Debug)]
+pub struct StatsReport {
+    /// `(layer, name, value)`; drops are named `dropped.REASON`.
+    pub counters: Vec<(&'static str, String, u64)>,
+    /// TCP layer counters.
+    pub tcp_counters: TcpCounters,
+    /// Every TCP socket.
+    pub sockets: Vec<TcpSocketInfo>,
+}
+
+/// Takes the snapshot.
+pub fn collect(iface: &mut Interface) -> StatsReport {
+    let c = iface.counters();
+    let plain = c.iter().count() - DropReason::COUNT;
+    let mut counters: Vec<(&'static str, String, u64)> = c
+        .iter()
+        .take(plain)
+        .map(|(layer, name, v)| (layer, name.to_string(), v))
+        .collect();
+    counters.extend(
+        DropReason::ALL
+            .iter()
+            .map(|&r| (r.layer(), format!("dropped.{}", r.as_str()), c.dropped(r))),
+    );
+    let tcp = iface.tcp();
+    StatsReport {
+        counters,
+        tcp_counters: tcp.counters(),
+        sockets: tcp.sockets().collect(),
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3}", d.total_micros() as f64 / 1000.0)
+}
+
+fn ssthresh(v: usize) -> String {
+    if v >= 1 << 31 {
+        "inf".into()
+    } else {
+        v.to_string()
+    }
+}
+
+/// `ss -ti`-style details of one socket (bytes, not segments, for cwnd and ssthresh).
+pub fn socket_line(s: &TcpSocketInfo) -> String {
+    let i = &s.info;
+    let mut out = format!(
+        "{:<12} {:<21} {:<21}{}\n\t {}",
+        i.state.to_string(),
+        s.local.to_string(),
+        s.remote.to_string(),
+        if s.orphaned { " (orphaned)" } else { "" },
+        i.congestion
+    );
+    if i.window_scaling {
+        let _ = write!(out, " wscale:{},{}", i.snd_wscale, i.rcv_wscale);
+    }
+    if i.timestamps {
+        out.push_str(" ts");
+    }
+    if i.sack {
+        out.push_str(" sack");
+    }
+    let _ = write!(out, " rto:{}", ms(i.rto));
+    if let Some(srtt) = i.srtt {
+        let _ = write!(out, " rtt:{}/{}", ms(srtt), ms(i.rttvar));
+    }
+    let _ = write!(
+        out,
+        " mss:{} rcvmss:{} advmss:{} cwnd:{} ssthresh:{} bytes_sent:{} bytes_retrans:{} \
+         bytes_acked:{} bytes_received:{} segs_out:{} segs_in:{} retrans:{}/{} unacked:{} \
+         snd_wnd:{} rcv_wnd:{} send_q:{} recv_q:{}",
+        i.snd_mss,
+        i.rcv_mss,
+        i.advmss,
+        i.cwnd,
+        ssthresh(i.ssthresh),
+        i.bytes_sent,
+        i.bytes_retrans,
+        i.bytes_acked,
+        i.bytes_received,
+        i.segs_out,
+        i.segs_in,
+        i.retransmits,
+        i.total_retrans,
+        i.unacked,
+        i.snd_wnd,
+        i.rcv_wnd,
+        i.send_queue,
+        i.recv_queue
+    );
+    if i.in_recovery {
+        out.push_str(" recovery");
+    }
+    out
+}
+
+impl StatsReport {
+    /// Readable report: non-zero counters, then the TCP sockets.
+    pub fn text(&self) -> String {
+        let mut out = String::from("interface counters (non-zero):\n");
+        for (layer, name, v) in &self.counters {
+            if *v != 0 {
+                let _ = writeln!(out, "  {:<32} {v}", format!("{layer}.{name}"));
+            }
+        }
+        let t = &self.tcp_counters;
+        let _ = writeln!(
+            out,
+            "tcp layer: {} segments in, {} out, {} resets sent, {} to no socket, {} bad, \
+             {} listen overflows, {} accept queue full, {} challenge ACKs, {} PAWS rejected, \
+             {} events dropped",
+            t.segments_in,
+            t.segments_out,
+            t.resets_sent,
+            t.no_socket,
+            t.bad_segments,
+            t.listen_overflows,
+            t.accept_queue_full,
+            t.challenge_acks,
+            t.paws_rejected,
+            t.events_dropped
+        );
+        let _ = writeln!(out, "tcp sockets: {}", self.sockets.len());
+        if !self.sockets.is_empty() {
+            let _ = writeln!(out, "{:<12} {:<21} {:<21}", "State", "Local", "Peer");
+        }
+        for s in &self.sockets {
+            out.push_str(&socket_line(s));
+            out.push('\n');
+        }
+        out
+    }
+
+    /// The report as one JSON object: `counters` (`"layer.name": value`, every
+    /// counter), `tcp_layer`, and `tcp` (one object per socket).
+    pub fn json(&self) -> String {
+        let mut counters = Map::new();
+        for (layer, name, v) in &self.counters {
+            counters.insert(format!("{layer}.{name}"), (*v).into());
+        }
+        let t = &self.tcp_counters;
+        let tcp_layer = json!({
+            "segments_in": t.segments_in,
+            "segments_out": t.segments_out,
+            "resets_sent": t.resets_sent,
+            "no_socket": t.no_socket,
+            "bad_segments": t.bad_segments,
+            "listen_overflows": t.listen_overflows,
+            "accept_queue_full": t.accept_queue_full,
+            "challenge_acks": t.challenge_acks,
+            "challenge_acks_limited": t.challenge_acks_limited,
+            "paws_rejected": t.paws_rejected,
+            "time_wait_reused": t.time_wait_reused,
+            "events_dropped": t.events_dropped,
+            "icmp_unmatched": t.icmp_unmatched,
+        });
+        let sockets: Vec<Value> = self
+            .sockets
+            .iter()
+            .map(|s| {
+                let i = &s.info;
+                json!({
+                    "state": i.state.to_string(),
+                    "local": s.local.to_string(),
+                    "remote": s.remote.to_string(),
+                    "orphaned": s.orphaned,
+                    "congestion": i.congestion.to_string(),
+                    "cwnd": i.cwnd,
+                    "ssthresh": i.ssthresh,
+                    "srtt_us": i.srtt.map(|d| d.total_micros()),
+                    "rttvar_us": i.rttvar.total_micros(),
+                    "rto_us": i.rto.total_micros(),
+                    "snd_mss": i.snd_mss,
+                    "rcv_mss": i.rcv_mss,
+                    "advmss": i.advmss,
+                    "retransmits": i.retransmits,
+                    "total_retrans": i.total_retrans,
+                    "bytes_sent": i.bytes_sent,
+                    "bytes_acked": i.bytes_acked,
+                    "bytes_retrans": i.bytes_retrans,
+                    "bytes_received": i.bytes_received,
+                    "segs_out": i.segs_out,
+                    "segs_in": i.segs_in,
+                    "unacked": i.unacked,
+                    "snd_wnd": i.snd_wnd,
+                    "rcv_wnd": i.rcv_wnd,
+                    "snd_wscale": i.window_scaling.then_some(i.snd_wscale),
+                    "rcv_wscale": i.window_scaling.then_some(i.rcv_wscale),
+                    "timestamps": i.timestamps,
+                    "sack": i.sack,
+                    "in_recovery": i.in_recovery,
+                    "send_queue": i.send_queue,
+                    "recv_queue": i.recv_queue,
+                })
+            })
+            .collect();
+        json!({"counters": counters, "tcp_layer": tcp_layer, "tcp": sockets}).to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ustack::iface::Config;
+    use ustack::time::Instant;
+    use ustack::wire::EthernetAddress;
+
+    #[test]
+    fn report_has_every_counter_and_listeners() {
+        let mut iface = Interface::new(
+            Config::new(
+                EthernetAddress([2, 0, 0, 0, 0, 2]),
+                "10.0.0.2/24".parse().unwrap(),
+            ),
+            Instant::ZERO,
+        );
+        let l = iface.tcp().socket();
+        iface
+            .tcp()
+            .listen(l, "10.0.0.2:7".parse().unwrap(), 4)
+            .unwrap();
+        let _ = iface.handle_frame(Instant::ZERO, &[0xff; 10]);
+        let r = collect(&mut iface);
+        let text = r.text();
+        assert!(text.contains("ethernet.rx_frames"), "{text}");
+        assert!(
+            text.contains("ethernet.dropped.truncated       1"),
+            "{text}"
+        );
+        assert!(text.contains("LISTEN       10.0.0.2:7"), "{text}");
+        let v: Value = serde_json::from_str(&r.json()).unwrap();
+        assert_eq!(v["counters"]["ethernet.rx_frames"], 1);
+        assert_eq!(v["counters"]["ipv4.dropped.bad_checksum"], 0);
+        assert_eq!(
+            v["counters"].as_object().unwrap().len(),
+            iface.counters().iter().count()
+        );
+        assert_eq!(v["tcp"][0]["state"], "LISTEN");
+        assert_eq!(v["tcp"][0]["local"], "10.0.0.2:7");
+    }
+}

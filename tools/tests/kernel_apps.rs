@@ -1,0 +1,592 @@
+//! The application subcommands (`http`, `nc`, `send`/`recv`, `ping`, `dns`, `demo`)
+//! against the Linux kernel, each inside a network namespace the test creates.
+//!
+//! These tests run the **built `ustack` binary** (`CARGO_BIN_EXE_ustack`) inside the
+//! namespace with `ip netns exec`, exactly as a user would, on a TAP `tap0` whose kernel
+//! side is 10.77.0.1/24 (the stack is 10.77.0.2/24). They live in `tools/tests/` because
+//! only the binary's own package sees `CARGO_BIN_EXE_ustack`. The namespace guard
+//! ([`Netns`]) kills what still runs inside and deletes the namespace on every exit
+//! path, panics included; [`Proc`] also kills its process on drop.
+//!
+//! Without CAP_NET_ADMIN/NET_RAW/SYS_ADMIN or a needed tool they print a loud SKIPPED
+//! banner; under `USTACK_REQUIRE_NETNS=1` they fail instead.
+
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use ustack_tools::netns::{have_privileges, Netns};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ustack");
+const KERNEL_IP: &str = "10.77.0.1";
+const STACK_IP: &str = "10.77.0.2";
+const STACK_CIDR: &str = "10.77.0.2/24";
+
+/// Whether the test can run: privileges and `tools`; otherwise skip loudly (or panic
+/// under `USTACK_REQUIRE_NETNS=1`).
+fn can_run(tools: &[&str]) -> bool {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("kernel test")
+        .to_owned();
+    let why = if !have_privileges() {
+        Some(
+            "missing privileges (CAP_NET_ADMIN/NET_RAW/SYS_ADMIN), /dev/net/tun or iproute2".into(),
+        )
+    } else {
+        tools
+            .iter()
+            .find(|t| {
+                !std::env::var_os("PATH")
+                    .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(t).is_file()))
+            })
+            .map(|t| format!("`{t}` is not installed"))
+    };
+    let Some(why) = why else { return true };
+    if std::env::var("USTACK_REQUIRE_NETNS").is_ok_and(|v| v == "1") {
+        panic!("{test}: cannot run kernel test: {why} (USTACK_REQUIRE_NETNS=1)");
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n################################################################\n\
+         ## SKIPPED {test}: {why}\n\
+         ## set USTACK_REQUIRE_NETNS=1 to fail instead.\n\
+         ################################################################\n"
+    );
+    false
+}
+
+/// A namespace with `tap0` (kernel 10.77.0.1/24) for the stack to attach to.
+fn namespace() -> Netns {
+    let ns = Netns::new("ustack-test").expect("create namespace");
+    ns.add_tap("tap0", "10.77.0.1/24").expect("create tap");
+    ns
+}
+
+/// `ustack --tap tap0 --ip 10.77.0.2/24 ARGS...` inside `ns`.
+fn ustack(ns: &Netns, args: &[&str]) -> Command {
+    let mut full = vec![BIN, "--tap", "tap0", "--ip", STACK_CIDR];
+    full.extend_from_slice(args);
+    let mut cmd = ns.command(&full);
+    cmd.env("RUST_LOG", "warn");
+    cmd
+}
+
+/// A child process killed (SIGTERM, then SIGKILL) on drop.
+struct Proc {
+    child: Option<Child>,
+    what: String,
+}
+
+impl Proc {
+    fn spawn(mut cmd: Command, what: &str) -> Proc {
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {what}: {e}"));
+        Proc {
+            child: Some(child),
+            what: what.to_owned(),
+        }
+    }
+
+    /// Waits up to `limit` for the process to exit and returns its output.
+    fn wait(mut self, limit: Duration) -> Output {
+        let mut child = self.child.take().expect("waited once");
+        let start = Instant::now();
+        while child.try_wait().expect("try_wait").is_none() {
+            if start.elapsed() > limit {
+                let _ = child.kill();
+                let out = child.wait_with_output().expect("wait");
+                panic!(
+                    "{} did not finish in {limit:?}; stderr:\n{}",
+                    self.what,
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.wait_with_output().expect("wait")
+    }
+
+    /// SIGTERM, then the output.
+    fn stop(mut self) -> Output {
+        let mut child = self.child.take().expect("stopped once");
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let start = Instant::now();
+        while child.try_wait().expect("try_wait").is_none()
+            && start.elapsed() < Duration::from_secs(5)
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        child.wait_with_output().expect("wait")
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A temporary directory removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(
+            format!(
+                "ustack-apps-{tag}-{}-{:?}",
+                std::process::id(),
+                Instant::now()
+            )
+            .replace([' ', '{', '}', ':', ','], ""),
+        );
+        std::fs::create_dir_all(&p).expect("temp dir");
+        TempDir(p)
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+    fn s(&self, name: &str) -> String {
+        self.path(name).to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Writes `len` seeded pseudo-random bytes to `path` and returns their SHA-256.
+fn random_file(path: &Path, len: usize, seed: u64) -> String {
+    let mut x = seed | 1;
+    let mut data = Vec::with_capacity(len + 8);
+    while data.len() < len {
+        // xorshift64*
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        data.extend_from_slice(&x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    data.truncate(len);
+    std::fs::write(path, &data).expect("write test file");
+    sha256(&data)
+}
+
+fn sha256(data: &[u8]) -> String {
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn sha256_file(path: &Path) -> String {
+    sha256(&std::fs::read(path).expect("read output"))
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Waits until a TCP port on `ip` accepts a connection from inside `ns`.
+fn wait_port(ns: &Netns, ip: &str, port: u16) {
+    let start = Instant::now();
+    let probe = format!(
+        "import socket,sys\ns=socket.socket();s.settimeout(0.5)\n\
+         sys.exit(0 if s.connect_ex(('{ip}',{port}))==0 else 1)"
+    );
+    while start.elapsed() < Duration::from_secs(10) {
+        if ns
+            .exec(&["python3", "-c", &probe])
+            .is_ok_and(|o| o.status.success())
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("nothing listens on {ip}:{port} after 10 s");
+}
+
+// ---------------------------------------------------------------------------------
+// http
+
+#[test]
+fn kernel_apps_curl_fetches_from_http_serve_1mb_and_100mb() {
+    if !can_run(&["curl"]) {
+        return;
+    }
+    let ns = namespace();
+    let dir = TempDir::new("serve");
+    let small = random_file(&dir.path("1m.bin"), 1_000_000, 1);
+    let big = random_file(&dir.path("100m.bin"), 100_000_000, 2);
+    std::fs::write(dir.path("index.html"), "<h1>hello from ustack</h1>\n").unwrap();
+    let mut cmd = ustack(&ns, &["http", "serve", &dir.s(""), "--port", "8080"]);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let server = Proc::spawn(cmd, "ustack http serve");
+    wait_port(&ns, STACK_IP, 8080);
+
+    let out_dir = TempDir::new("curl");
+    let page = ns
+        .exec(&["curl", "-sS", "--fail", &format!("http://{STACK_IP}:8080/")])
+        .unwrap();
+    assert!(page.status.success(), "{}", text(&page.stderr));
+    assert_eq!(text(&page.stdout), "<h1>hello from ustack</h1>\n");
+    let missing = ns
+        .exec(&[
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("http://{STACK_IP}:8080/nope"),
+        ])
+        .unwrap();
+    assert_eq!(text(&missing.stdout), "404");
+    let traversal = ns
+        .exec(&[
+            "curl",
+            "-s",
+            "--path-as-is",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("http://{STACK_IP}:8080/../../../etc/passwd"),
+        ])
+        .unwrap();
+    assert_eq!(text(&traversal.stdout), "404");
+    for (name, want) in [("1m.bin", &small), ("100m.bin", &big)] {
+        let start = Instant::now();
+        let got = ns
+            .exec(&[
+                "curl",
+                "-sS",
+                "--fail",
+                "-o",
+                &out_dir.s(name),
+                &format!("http://{STACK_IP}:8080/{name}"),
+            ])
+            .unwrap();
+        let secs = start.elapsed().as_secs_f64();
+        assert!(got.status.success(), "curl {name}: {}", text(&got.stderr));
+        assert_eq!(&sha256_file(&out_dir.path(name)), want, "{name} differs");
+        let len = std::fs::metadata(out_dir.path(name)).unwrap().len();
+        eprintln!(
+            "curl <- ustack http serve: {name} {len} bytes in {secs:.2} s ({:.1} MB/s)",
+            len as f64 / secs / 1e6
+        );
+    }
+    let out = server.stop();
+    let err = text(&out.stderr);
+    assert!(err.contains("\"GET /100m.bin\" 200"), "{err}");
+}
+
+#[test]
+fn kernel_apps_http_get_fetches_from_python_http_server_1mb_and_100mb() {
+    if !can_run(&["python3"]) {
+        return;
+    }
+    let ns = namespace();
+    let dir = TempDir::new("pyserve");
+    let small = random_file(&dir.path("1m.bin"), 1_000_000, 3);
+    let big = random_file(&dir.path("100m.bin"), 100_000_000, 4);
+    let mut py = ns.command(&[
+        "python3",
+        "-m",
+        "http.server",
+        "8000",
+        "--bind",
+        KERNEL_IP,
+        "--directory",
+        &dir.s(""),
+    ]);
+    py.stdout(Stdio::null()).stderr(Stdio::null());
+    let _py = Proc::spawn(py, "python3 -m http.server");
+    wait_port(&ns, KERNEL_IP, 8000);
+    let out_dir = TempDir::new("get");
+    for (name, want) in [("1m.bin", &small), ("100m.bin", &big)] {
+        let url = format!("http://{KERNEL_IP}:8000/{name}");
+        let mut cmd = ustack(&ns, &["http", "get", &url, "-o", &out_dir.s(name)]);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let out = Proc::spawn(cmd, "ustack http get").wait(Duration::from_secs(120));
+        let err = text(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert_eq!(&sha256_file(&out_dir.path(name)), want, "{name} differs");
+        assert!(err.contains(&format!("sha256 {want}")), "{err}");
+        eprintln!(
+            "ustack http get <- python: {name}: {}",
+            err.lines().last().unwrap_or("")
+        );
+    }
+    // Names are refused with a pointer to `ustack dns`.
+    let out = ustack(&ns, &["http", "get", "http://example.invalid/"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("not an IPv4 address"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+/// Waits until `path` exists and has `len` bytes.
+fn wait_file(path: &Path, len: u64, limit: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if std::fs::metadata(path).is_ok_and(|m| m.len() == len) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{} did not reach {len} bytes in {limit:?}", path.display());
+}
+
+// ---------------------------------------------------------------------------------
+// nc
+
+#[test]
+fn kernel_apps_nc_both_directions_with_socat() {
+    if !can_run(&["socat"]) {
+        return;
+    }
+    let ns = namespace();
+    let dir = TempDir::new("nc");
+    let want = random_file(&dir.path("in.bin"), 300_000, 5);
+    // Our nc connects to a kernel socat listener and sends stdin, then half-closes.
+    let recv = ns.command(&[
+        "socat",
+        "-u",
+        "TCP-LISTEN:9000,reuseaddr",
+        &format!("OPEN:{},creat,trunc", dir.s("k.out")),
+    ]);
+    let socat = Proc::spawn(recv, "socat listener");
+    wait_port(&ns, KERNEL_IP, 9000);
+    // wait_port's probe connection was taken by socat's single accept: start again.
+    let _ = socat.wait(Duration::from_secs(5));
+    let recv = ns.command(&[
+        "socat",
+        "-u",
+        "TCP-LISTEN:9000,reuseaddr",
+        &format!("OPEN:{},creat,trunc", dir.s("k.out")),
+    ]);
+    let socat = Proc::spawn(recv, "socat listener");
+    std::thread::sleep(Duration::from_millis(300));
+    let mut nc = ustack(&ns, &["nc", KERNEL_IP, "9000"]);
+    nc.stdin(std::fs::File::open(dir.path("in.bin")).unwrap())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let out = Proc::spawn(nc, "ustack nc").wait(Duration::from_secs(30));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(socat.wait(Duration::from_secs(10)).status.success());
+    assert_eq!(
+        sha256_file(&dir.path("k.out")),
+        want,
+        "kernel received other bytes"
+    );
+
+    // Our nc -l receives from kernel socat and exits when it closes.
+    let mut nc = ustack(&ns, &["nc", "-l", "9001"]);
+    nc.stdin(Stdio::null())
+        .stdout(std::fs::File::create(dir.path("u.out")).unwrap())
+        .stderr(Stdio::piped());
+    let listener = Proc::spawn(nc, "ustack nc -l");
+    std::thread::sleep(Duration::from_millis(500));
+    let start = Instant::now();
+    let sent = loop {
+        let o = ns
+            .exec(&[
+                "socat",
+                "-u",
+                &format!("FILE:{}", dir.s("in.bin")),
+                &format!("TCP:{STACK_IP}:9001"),
+            ])
+            .unwrap();
+        if o.status.success() || start.elapsed() > Duration::from_secs(10) {
+            break o;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(sent.status.success(), "{}", text(&sent.stderr));
+    let out = listener.wait(Duration::from_secs(30));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        sha256_file(&dir.path("u.out")),
+        want,
+        "nc -l wrote other bytes"
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// send / recv
+
+#[test]
+fn kernel_apps_send_and_recv_100mb_with_socat() {
+    if !can_run(&["socat"]) {
+        return;
+    }
+    let ns = namespace();
+    let dir = TempDir::new("xfer");
+    let want = random_file(&dir.path("in.bin"), 100_000_000, 6);
+
+    // socat -> ustack recv
+    let mut recv = ustack(&ns, &["recv", "9100", "-o", &dir.s("recv.out")]);
+    recv.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let recv = Proc::spawn(recv, "ustack recv");
+    std::thread::sleep(Duration::from_millis(500));
+    let start = Instant::now();
+    let sent = loop {
+        let o = ns
+            .exec(&[
+                "socat",
+                "-u",
+                &format!("FILE:{}", dir.s("in.bin")),
+                &format!("TCP:{STACK_IP}:9100"),
+            ])
+            .unwrap();
+        if o.status.success() || start.elapsed() > Duration::from_secs(10) {
+            break o;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(sent.status.success(), "{}", text(&sent.stderr));
+    let out = recv.wait(Duration::from_secs(60));
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains(&format!("sha256 {want}")), "{err}");
+    assert_eq!(sha256_file(&dir.path("recv.out")), want);
+    eprintln!("socat -> ustack recv: {}", err.lines().last().unwrap_or(""));
+
+    // ustack send -> socat
+    let k = ns.command(&[
+        "socat",
+        "-u",
+        "TCP-LISTEN:9101,reuseaddr",
+        &format!("OPEN:{},creat,trunc", dir.s("k.out")),
+    ]);
+    let socat = Proc::spawn(k, "socat listener");
+    std::thread::sleep(Duration::from_millis(300));
+    let mut send = ustack(&ns, &["send", &dir.s("in.bin"), KERNEL_IP, "9101"]);
+    send.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let out = Proc::spawn(send, "ustack send").wait(Duration::from_secs(60));
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains(&format!("sha256 {want}")), "{err}");
+    assert!(socat.wait(Duration::from_secs(10)).status.success());
+    wait_file(&dir.path("k.out"), 100_000_000, Duration::from_secs(5));
+    assert_eq!(sha256_file(&dir.path("k.out")), want);
+    eprintln!("ustack send -> socat: {}", err.lines().last().unwrap_or(""));
+}
+
+// ---------------------------------------------------------------------------------
+// ping
+
+#[test]
+fn kernel_apps_ping_the_kernel() {
+    if !can_run(&[]) {
+        return;
+    }
+    let ns = namespace();
+    let out = ustack(&ns, &["ping", KERNEL_IP, "-c", "5", "-i", "0.1"])
+        .output()
+        .unwrap();
+    let s = text(&out.stdout);
+    assert!(out.status.success(), "{s}{}", text(&out.stderr));
+    assert!(
+        s.starts_with(&format!(
+            "PING {KERNEL_IP} ({KERNEL_IP}) 56(84) bytes of data.\n"
+        )),
+        "{s}"
+    );
+    for seq in 1..=5 {
+        assert!(
+            s.contains(&format!(
+                "64 bytes from {KERNEL_IP}: icmp_seq={seq} ttl=64 time="
+            )),
+            "{s}"
+        );
+    }
+    assert!(
+        s.contains("5 packets transmitted, 5 received, 0% packet loss"),
+        "{s}"
+    );
+    assert!(s.contains("rtt min/avg/max/mdev = "), "{s}");
+    assert!(!s.contains("wrong data"), "{s}");
+
+    // Fragmented both ways.
+    let out = ustack(
+        &ns,
+        &["ping", KERNEL_IP, "-c", "2", "-i", "0.1", "-s", "3000"],
+    )
+    .output()
+    .unwrap();
+    let s = text(&out.stdout);
+    assert!(
+        s.contains("2 packets transmitted, 2 received, 0% packet loss"),
+        "{s}"
+    );
+    assert!(s.contains("3008 bytes from"), "{s}");
+
+    // Nobody there: no reply, exit code 1.
+    let out = ustack(
+        &ns,
+        &["ping", "10.77.0.99", "-c", "2", "-i", "0.1", "-W", "0.3"],
+    )
+    .output()
+    .unwrap();
+    let s = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{s}");
+    assert!(
+        s.contains("2 packets transmitted, 0 received, 100% packet loss"),
+        "{s}"
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// demo
+
+#[test]
+fn kernel_apps_demo_runs_curl_and_echo_and_leaves_no_namespace() {
+    if !can_run(&["curl", "socat", "ping"]) {
+        return;
+    }
+    let dir = TempDir::new("demo");
+    let pcap = dir.s("demo.pcap");
+    let child = Command::new(BIN)
+        .args(["--pcap", &pcap, "demo"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ustack demo");
+    let pid = child.id();
+    let proc = Proc {
+        child: Some(child),
+        what: "ustack demo".into(),
+    };
+    let out = proc.wait(Duration::from_secs(60));
+    let s = text(&out.stdout);
+    assert!(out.status.success(), "{s}{}", text(&out.stderr));
+    assert!(s.contains("<h1>Hello from ustack</h1>"), "{s}");
+    assert!(s.contains("hello over TCP\n"), "{s}");
+    assert!(s.contains("hello over UDP\n"), "{s}");
+    assert!(s.contains("== what crossed the wire"), "{s}");
+    assert!(
+        s.contains("10.77.0.2.80: TCP [S]") || s.contains(".80: TCP"),
+        "{s}"
+    );
+    assert!(s.contains(&format!("== pcap written to {pcap}")), "{s}");
+    assert!(std::fs::metadata(&pcap).is_ok_and(|m| m.len() > 0));
+    let list = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let prefix = format!("ustack-demo-{pid}-");
+    assert!(
+        !text(&list.stdout).contains(&prefix),
+        "the demo left its namespace: {}",
+        text(&list.stdout)
+    );
+}
