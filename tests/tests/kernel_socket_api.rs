@@ -822,3 +822,50 @@ fn ksock_connect_to_absent_host_fails_with_a_host_error() {
         "{e}"
     );
 }
+
+#[test]
+fn ksock_connect_timeout_to_absent_host_is_timed_out() {
+    require_netns!();
+    let k = Kernel::start();
+    let timeout = Duration::from_millis(500);
+    let start = Instant::now();
+    let addr: SocketAddr = "10.77.0.3:80".parse().expect("addr");
+    let e = TcpStream::connect_timeout(&k.stack, &addr, timeout).expect_err("nobody there");
+    let waited = start.elapsed();
+    assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
+    assert!(waited >= timeout, "gave up after {waited:?}");
+    assert!(waited < Duration::from_secs(10), "gave up after {waited:?}");
+}
+
+#[test]
+fn ksock_peek_then_read_kernel_data() {
+    require_netns!("python3");
+    let k = Kernel::start();
+    let mut py = k.python(
+        r#"
+import socket
+ls = socket.socket()
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("KERNEL_IP", PORT))
+ls.listen(1)
+print("READY")
+c, _ = ls.accept()
+c.sendall(b"peekaboo")
+c.recv(1)
+c.close()
+"#,
+        7017,
+    );
+    py.wait_for_line("READY");
+    let mut s = TcpStream::connect(&k.stack, k.kernel(7017)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut buf = [0u8; 8];
+    let n = s.peek(&mut buf[..4]).expect("peek");
+    assert_eq!(&buf[..n], &b"peekaboo"[..n]);
+    s.read_exact(&mut buf).expect("read");
+    assert_eq!(&buf, b"peekaboo");
+    s.write_all(b"x").expect("write");
+    assert_eq!(s.read(&mut buf).expect("EOF"), 0);
+    finish_ok(py, "python server");
+}
