@@ -869,3 +869,82 @@ c.close()
     assert_eq!(s.read(&mut buf).expect("EOF"), 0);
     finish_ok(py, "python server");
 }
+
+/// A kernel server that waits `DELAY` seconds after accepting before it reads, then
+/// prints the length and SHA-256 of everything up to EOF.
+const PY_LATE_READER: &str = r#"
+import hashlib, socket, time
+ls = socket.socket()
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("KERNEL_IP", PORT))
+ls.listen(1)
+print("READY")
+c, _ = ls.accept()
+time.sleep(DELAY)
+h = hashlib.sha256()
+n = 0
+while True:
+    b = c.recv(1 << 16)
+    if not b:
+        break
+    h.update(b)
+    n += len(b)
+print(n, h.hexdigest())
+"#;
+
+/// With the BSD calls: SO_SNDBUF of `len` (so a blocking send queues everything at
+/// once, more than the kernel buffers unread), SO_LINGER `linger`, send `len` bytes of
+/// pattern, then close; returns how long the close took and the SHA-256 sent.
+fn linger_close(k: &Kernel, port: u16, linger: Duration, len: usize) -> (Duration, String) {
+    use ustack_socket::{SockOpt, AF_INET, SOCK_STREAM};
+    let s = &k.stack;
+    let fd = s.socket(AF_INET, SOCK_STREAM, 0).expect("socket");
+    s.setsockopt(fd, SockOpt::SndBuf(len)).expect("SO_SNDBUF");
+    s.setsockopt(fd, SockOpt::Linger(Some(linger)))
+        .expect("SO_LINGER");
+    s.connect(fd, k.kernel(port)).expect("connect");
+    let mut data = vec![0u8; len];
+    Pattern::new(len as u64).fill(&mut data);
+    assert_eq!(s.send(fd, &data, 0).expect("send"), len);
+    let start = Instant::now();
+    s.close(fd).expect("close");
+    (start.elapsed(), hex(&Sha256::digest(&data)))
+}
+
+#[test]
+fn ksock_linger_close_waits_for_a_late_kernel_reader() {
+    require_netns!("python3");
+    let k = Kernel::start();
+    // More than the kernel takes without reading (tcp_rmem's maximum is 6 MB).
+    let len = 16 << 20;
+    // The kernel reads after 1 s: our close waits (data and FIN unacknowledged) until
+    // then, well inside the 30 s linger.
+    let mut py = k.python(&PY_LATE_READER.replace("DELAY", "1.0"), 7018);
+    py.wait_for_line("READY");
+    let (took, sha) = linger_close(&k, 7018, Duration::from_secs(30), len);
+    assert!(
+        took >= Duration::from_millis(300),
+        "close returned after {took:?}"
+    );
+    assert!(
+        took < Duration::from_secs(20),
+        "close returned after {took:?}"
+    );
+    let out = finish_ok(py, "python late reader");
+    assert_eq!(out, format!("{len} {sha}\n"));
+    // The kernel reads after 3 s and the linger is 200 ms: close gives up waiting, and
+    // the data still arrives (as on Linux, the connection closes in the background).
+    let mut py = k.python(&PY_LATE_READER.replace("DELAY", "3.0"), 7019);
+    py.wait_for_line("READY");
+    let (took, sha) = linger_close(&k, 7019, Duration::from_millis(200), len);
+    assert!(
+        took >= Duration::from_millis(200),
+        "close returned after {took:?}"
+    );
+    assert!(
+        took < Duration::from_secs(2),
+        "close returned after {took:?}"
+    );
+    let out = finish_ok(py, "python late reader");
+    assert_eq!(out, format!("{len} {sha}\n"));
+}
