@@ -3,13 +3,17 @@
 //!
 //! `cargo run -p ustack-socket --example chat_server -- --tap tap0 --ip 10.0.0.2/24 --port 4000`
 //! then, from the host: `nc 10.0.0.2 4000` in several terminals.
+//!
+//! The logic is in [`Chat`], which `tests/tests/kernel_socket_api.rs` drives in-process
+//! with kernel clients.
 
 #[path = "common/args.rs"]
 mod args;
 
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
-use ustack_socket::{PollEvents, PollFd, TcpListener, TcpStream};
+use std::time::Duration;
+use ustack_socket::{NetStack, PollEvents, PollFd, TcpListener, TcpStream};
 
 struct Client {
     stream: TcpStream,
@@ -17,22 +21,55 @@ struct Client {
     name: String,
 }
 
+#[allow(dead_code)]
 fn main() -> std::io::Result<()> {
     let args = args::parse("[--port N]", &[]);
     let port: u16 = args.get_or("--port", "4000").parse().expect("port");
-    let stack = args.stack.clone();
-    let listener = TcpListener::bind(&stack, ("0.0.0.0", port))?;
-    listener.set_nonblocking(true)?;
+    let listener = TcpListener::bind(&args.stack, ("0.0.0.0", port))?;
     println!("chat on {}", listener.local_addr()?);
-    let mut clients: HashMap<i32, Client> = HashMap::new();
+    let mut chat = Chat::new(&args.stack, listener)?;
     loop {
+        chat.step(None)?;
+    }
+}
+
+/// The chat room: the listener and every client.
+pub struct Chat {
+    stack: NetStack,
+    listener: TcpListener,
+    clients: HashMap<i32, Client>,
+}
+
+impl Chat {
+    /// A room on `listener` (made non-blocking).
+    pub fn new(stack: &NetStack, listener: TcpListener) -> std::io::Result<Chat> {
+        listener.set_nonblocking(true)?;
+        Ok(Chat {
+            stack: stack.clone(),
+            listener,
+            clients: HashMap::new(),
+        })
+    }
+
+    /// Clients connected now.
+    pub fn clients(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// One round: `poll` (up to `timeout`; `None` waits forever), accept, read, relay.
+    pub fn step(&mut self, timeout: Option<Duration>) -> std::io::Result<()> {
+        let Chat {
+            stack,
+            listener,
+            clients,
+        } = self;
         let mut fds = vec![PollFd::new(listener.fd(), PollEvents::POLLIN)];
         fds.extend(
             clients
                 .keys()
                 .map(|&fd| PollFd::new(fd, PollEvents::POLLIN)),
         );
-        stack.poll(&mut fds, None)?;
+        stack.poll(&mut fds, timeout)?;
         let mut lines: Vec<(i32, Vec<u8>)> = Vec::new();
         let mut gone = Vec::new();
         for p in &fds {
@@ -81,7 +118,7 @@ fn main() -> std::io::Result<()> {
             }
         }
         for (from, msg) in lines {
-            for (&fd, c) in &clients {
+            for (&fd, c) in clients.iter() {
                 if fd != from {
                     // Slow readers lose lines rather than stall the room.
                     let _ = (&c.stream).write(&msg);
@@ -93,5 +130,6 @@ fn main() -> std::io::Result<()> {
                 println!("{} left", c.name);
             }
         }
+        Ok(())
     }
 }

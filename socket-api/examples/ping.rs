@@ -2,6 +2,8 @@
 //! Linux SOCK_RAW) in, with round-trip times.
 //!
 //! `cargo run -p ustack-socket --example ping -- --tap tap0 --ip 10.0.0.2/24 --dst 10.0.0.1 --count 4`
+//!
+//! The logic is in [`ping`], which `tests/tests/kernel_socket_api.rs` calls in-process.
 
 #[path = "common/args.rs"]
 mod args;
@@ -10,14 +12,23 @@ use std::io::ErrorKind;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 use ustack::wire::{IcmpRepr, Ipv4Repr};
-use ustack_socket::RawSocket;
+use ustack_socket::{NetStack, RawSocket};
 
+#[allow(dead_code)]
 fn main() -> std::io::Result<()> {
     let args = args::parse("--dst ADDR [--count N] [--size BYTES]", &[]);
     let dst: Ipv4Addr = args.get_or("--dst", "10.0.0.1").parse().expect("--dst");
     let count: u16 = args.get_or("--count", "4").parse().expect("--count");
     let size: usize = args.get_or("--size", "56").parse().expect("--size");
-    let sock = RawSocket::new(&args.stack, 1)?;
+    ping(&args.stack, dst, count, size)?;
+    Ok(())
+}
+
+/// Sends `count` echo requests of `size` payload bytes to `dst`, 200 ms apart, each
+/// waiting up to a second for its reply; returns the replies whose ident, sequence
+/// number and payload matched.
+pub fn ping(stack: &NetStack, dst: Ipv4Addr, count: u16, size: usize) -> std::io::Result<u16> {
+    let sock = RawSocket::new(stack, 1)?;
     sock.set_read_timeout(Some(Duration::from_secs(1)))?;
     let ident = std::process::id() as u16;
     let payload = vec![0xa5u8; size];
@@ -52,7 +63,7 @@ fn main() -> std::io::Result<()> {
                 data,
             }) = IcmpRepr::parse(icmp)
             {
-                if i == ident && seq_no == seq {
+                if i == ident && seq_no == seq && data == &payload[..] {
                     received += 1;
                     println!(
                         "{} bytes from {from}: icmp_seq={seq} ttl={} time={:.3} ms",
@@ -67,5 +78,5 @@ fn main() -> std::io::Result<()> {
         std::thread::sleep(Duration::from_millis(200));
     }
     println!("{count} transmitted, {received} received");
-    Ok(())
+    Ok(received)
 }

@@ -294,8 +294,16 @@ impl Background {
     /// # Panics
     /// It cannot be started.
     pub fn spawn(fx: &Fixture, args: &[&str]) -> Background {
-        let mut child = fx
-            .ns
+        Background::spawn_in(&fx.ns, args)
+    }
+
+    /// Starts `args` in the namespace `ns` with stdout and stderr piped (for tests
+    /// that run their own stack there, e.g. a `NetStack`).
+    ///
+    /// # Panics
+    /// It cannot be started.
+    pub fn spawn_in(ns: &crate::Netns, args: &[&str]) -> Background {
+        let mut child = ns
             .command(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

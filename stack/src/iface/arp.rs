@@ -21,7 +21,9 @@ pub struct ArpConfig {
     pub retry_interval: Duration,
     /// Requests sent before giving up on a neighbour (Linux mcast_solicit = 3).
     pub max_retries: u32,
-    /// Frames queued per unresolved neighbour.
+    /// Frames queued per unresolved neighbour. Linux's `unres_qlen` (101): enough for
+    /// the 45 fragments of a maximal UDP datagram at MTU 1500, which would otherwise
+    /// reach the peer incomplete.
     pub pending_per_neighbor: usize,
     /// Frames queued over all unresolved neighbours.
     pub pending_total: usize,
@@ -37,7 +39,7 @@ impl Default for ArpConfig {
             reachable_time: Duration::from_secs(60),
             retry_interval: Duration::from_secs(1),
             max_retries: 3,
-            pending_per_neighbor: 32,
+            pending_per_neighbor: 101,
             pending_total: 256,
             max_entries: 1024,
             gratuitous_at_start: true,

@@ -218,6 +218,59 @@ fn udp_datagram_reaches_bound_socket_and_answer_goes_out() {
     assert_eq!(payload, b"world\n");
 }
 
+/// The kernel's answer to our ARP request for it.
+fn kernel_arp_reply() -> Vec<u8> {
+    let mut f = vec![0u8; 42];
+    EthernetRepr {
+        src_addr: KERNEL_MAC,
+        dst_addr: PEER_MAC,
+        ethertype: EtherType::ARP,
+    }
+    .emit(&mut f);
+    ArpRepr {
+        operation: ArpOperation::Reply,
+        source_hardware_addr: KERNEL_MAC,
+        source_protocol_addr: KERNEL_IP,
+        target_hardware_addr: PEER_MAC,
+        target_protocol_addr: PEER_IP,
+    }
+    .emit(&mut f[14..]);
+    f
+}
+
+/// Found against the kernel (`ksock_udp_65507_bytes_both_ways_and_truncation`): a
+/// maximal UDP datagram to a neighbour not yet resolved is 45 fragments; the pending
+/// queue held 32 frames, so the kernel got 32 fragments and never the datagram. Linux
+/// queues up to `unres_qlen` (101) packets per unresolved neighbour.
+#[test]
+fn maximal_udp_datagram_to_unresolved_neighbour_waits_whole_for_arp() {
+    let mut i = iface();
+    let h = i.udp().socket();
+    let data: Vec<u8> = (0..65_507u32).map(|x| (x % 251) as u8).collect();
+    i.udp()
+        .send_to(h, &data, Some(SocketAddrV4::new(KERNEL_IP, 9)), PEER_IP)
+        .unwrap();
+    let out = drain(&mut i, Instant::ZERO);
+    assert_eq!(out.len(), 1, "only the ARP request leaves");
+    assert_eq!(i.counters().drops[DropReason::ArpQueueFull as usize], 0);
+    assert_eq!(
+        i.handle_frame(Instant::from_millis(1), &kernel_arp_reply()),
+        None
+    );
+    let out = drain(&mut i, Instant::from_millis(1));
+    assert_eq!(out.len(), 45, "65,515 bytes in 1480-byte pieces");
+    let mut r = Reassembler::new(ReassemblyConfig::default());
+    let mut whole = None;
+    for f in &out {
+        assert_eq!(&f[..6], &KERNEL_MAC.0);
+        let (ip, p) = ip_of(f);
+        whole = r.add(Instant::ZERO, &ip, &p).unwrap();
+    }
+    let (hdr, seg) = whole.expect("all fragments");
+    let (_, payload) = UdpRepr::parse(hdr.src_addr, hdr.dst_addr, &seg).unwrap();
+    assert_eq!(payload, &data[..]);
+}
+
 #[test]
 fn large_udp_datagram_is_fragmented_and_reassembles() {
     let mut i = iface_knowing_kernel();
