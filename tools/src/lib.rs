@@ -3,6 +3,9 @@
 //! decoder, conversation tracker and printers behind `ustack dump` and `ustack plot`.
 
 #![warn(missing_docs)]
+// Field docs of the clap structs are also the `--help` text, which writes optional
+// parts as `[:DEPTH]`; rustdoc would read those brackets as links.
+#![allow(rustdoc::broken_intra_doc_links)]
 
 pub mod analysis;
 pub mod control;

@@ -3,7 +3,7 @@
 //! Both links are non-blocking: `recv` returns `Ok(None)` when nothing is queued
 //! (EAGAIN), and a full transmit queue (ENOBUFS/EAGAIN) drops the frame like a NIC
 //! would. A driver waits for input with [`wait_readable`] on the link's file
-//! descriptor ([`AsRawFd`]), with the timeout the interface asked for.
+//! descriptor ([`AsRawFd`](std::os::unix::io::AsRawFd)), with the timeout the interface asked for.
 //!
 //! Linux only.
 
