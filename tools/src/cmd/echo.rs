@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use ustack::iface::Interface;
 use ustack::link::Direction;
-use ustack_tools::driver::{self, Clock, Counted, LinkSpec};
+use ustack_tools::driver::{self, Clock, Counted};
 use ustack_tools::echo::EchoServer;
 use ustack_tools::faults::CountersLine;
 
@@ -34,16 +34,12 @@ pub fn run(args: &GlobalArgs, echo: &EchoArgs) -> CmdResult {
     let stop2 = stop.clone();
     ustack_tools::signals::handle_with(move |_| stop2.store(true, Ordering::Relaxed))?;
 
-    let spec = match (&args.tap, &args.raw) {
-        (Some(t), None) => LinkSpec::Tap(t.clone()),
-        (None, Some(r)) => LinkSpec::Raw(r.clone()),
-        _ => return Err("`echo` needs --tap NAME or --raw IFACE".into()),
-    };
-    let ip = args.ip.ok_or("`echo` needs --ip ADDR/PREFIX")?;
-    let mac = args.mac.unwrap_or_else(|| driver::mac_from_seed(args.seed));
-    let os_link = spec
-        .open()
-        .map_err(|e| format!("cannot open {spec}: {e}"))?;
+    let super::Device {
+        spec,
+        link: os_link,
+        ip,
+        mac,
+    } = super::open_device(args, "echo")?;
     let fd = os_link.as_raw_fd();
     let clock = Clock::start();
     let config = driver::iface_config(mac, ip, args.gateway, args.mtu.into(), args.seed);

@@ -19,25 +19,19 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use ustack_socket::NetStack;
-use ustack_tools::driver::{self, LinkSpec};
+use ustack_tools::driver;
 
 /// Builds and starts the stack for subcommand `what` from the global options.
 ///
 /// # Errors
 /// No link or no address was given, or the device could not be opened.
 pub fn stack(args: &GlobalArgs, what: &str) -> Result<NetStack, Box<dyn std::error::Error>> {
-    let spec = match (&args.tap, &args.raw) {
-        (Some(t), None) => LinkSpec::Tap(t.clone()),
-        (None, Some(r)) => LinkSpec::Raw(r.clone()),
-        _ => return Err(format!("`{what}` needs --tap NAME or --raw IFACE").into()),
-    };
-    let ip = args
-        .ip
-        .ok_or_else(|| format!("`{what}` needs --ip ADDR/PREFIX"))?;
-    let mac = args.mac.unwrap_or_else(|| driver::mac_from_seed(args.seed));
-    let device = spec
-        .open()
-        .map_err(|e| format!("cannot open {spec}: {e}"))?;
+    let super::Device {
+        spec,
+        link: device,
+        ip,
+        mac,
+    } = super::open_device(args, what)?;
     let fd = device.as_raw_fd();
     // The same composition as every other subcommand: faults at the device, pcap or
     // annotated pcapng as `--pcap` says (see `driver::build_link`).

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use ustack::iface::Interface;
 use ustack::link::Direction;
-use ustack_tools::driver::{self, Clock, Counted, LinkSpec};
+use ustack_tools::driver::{self, Clock, Counted};
 use ustack_tools::faults::CountersLine;
 
 /// Runs until SIGINT/SIGTERM/SIGHUP, then prints counters.
@@ -17,16 +17,12 @@ pub fn run(args: &GlobalArgs) -> CmdResult {
     let stop2 = stop.clone();
     ustack_tools::signals::handle_with(move |_| stop2.store(true, Ordering::Relaxed))?;
 
-    let spec = match (&args.tap, &args.raw) {
-        (Some(t), None) => LinkSpec::Tap(t.clone()),
-        (None, Some(r)) => LinkSpec::Raw(r.clone()),
-        _ => return Err("`up` needs --tap NAME or --raw IFACE".into()),
-    };
-    let ip = args.ip.ok_or("`up` needs --ip ADDR/PREFIX")?;
-    let mac = args.mac.unwrap_or_else(|| driver::mac_from_seed(args.seed));
-    let os_link = spec
-        .open()
-        .map_err(|e| format!("cannot open {spec}: {e}"))?;
+    let super::Device {
+        spec,
+        link: os_link,
+        ip,
+        mac,
+    } = super::open_device(args, "up")?;
     let fd = os_link.as_raw_fd();
     let clock = Clock::start();
     let config = driver::iface_config(mac, ip, args.gateway, args.mtu.into(), args.seed);
