@@ -155,6 +155,8 @@ pub(crate) struct State {
     /// Watched descriptions by address, to re-check only what a round touched.
     pub index: Index,
     stats: DriverStats,
+    /// Scratch list of files to re-check, kept so a driver round does not allocate.
+    recheck: Vec<FileKey>,
 }
 
 /// What the driver thread has done, for observability and tests.
@@ -162,7 +164,7 @@ pub(crate) struct State {
 pub struct DriverStats {
     /// Rounds of the loop (wake-ups).
     pub rounds: u64,
-    /// Rounds that re-checked every watched socket (timers, ICMP, fragments, drops).
+    /// Rounds that re-checked every watched socket (ICMP errors, fragments, ARP, outgoing drops).
     pub full_rechecks: u64,
     /// Rounds that re-checked only the sockets their frames touched.
     pub hinted_rechecks: u64,
@@ -254,15 +256,17 @@ impl State {
 
     /// Re-checks the watched files the hints point at.
     fn notify_hinted(&mut self, hints: &[crate::index::Hint]) {
-        let mut keys = Vec::new();
+        let mut keys = core::mem::take(&mut self.recheck);
+        keys.clear();
         self.index.lookup(hints, &mut keys);
         keys.sort_unstable();
         keys.dedup();
         self.stats.hinted_rechecks += 1;
         self.stats.hinted_checks += keys.len() as u64;
-        for key in keys {
+        for &key in &keys {
             self.notify(key);
         }
+        self.recheck = keys;
     }
 
     /// Wakes every blocked thread and epoll (the driver died).
@@ -279,12 +283,15 @@ impl State {
 
     /// Re-checks every watched file.
     fn notify_watched(&mut self) {
-        let keys: Vec<FileKey> = self.table.watched.iter().copied().collect();
+        let mut keys = core::mem::take(&mut self.recheck);
+        keys.clear();
+        keys.extend(self.table.watched.iter().copied());
         self.stats.full_rechecks += 1;
         self.stats.full_checks += keys.len() as u64;
-        for key in keys {
+        for &key in &keys {
             self.notify(key);
         }
+        self.recheck = keys;
     }
 }
 
@@ -627,6 +634,7 @@ impl Builder {
                 outbox: std::collections::VecDeque::new(),
                 index: Index::default(),
                 stats: DriverStats::default(),
+                recheck: Vec::new(),
             }),
             waker,
             start,
@@ -714,6 +722,18 @@ fn run(shared: Arc<Shared>, link: Box<dyn Link + Send>, fd: Option<RawFd>, tick:
 }
 
 /// The loop proper; returns when the stack is stopping.
+/// Outgoing packets the interface dropped. Such a drop can change readiness without a
+/// frame to hint at it (a datagram left its socket's send queue but never reached the
+/// link; an ARP failure reports "host unreachable" to its socket). Drops of arriving
+/// frames cannot: a frame that is dropped reaches no socket.
+fn egress_drops(c: &ustack::iface::Counters) -> u64 {
+    use ustack::iface::DropReason::{ArpFailed, ArpQueueFull, NoRoute, TxQueueFull};
+    [NoRoute, ArpFailed, ArpQueueFull, TxQueueFull]
+        .iter()
+        .map(|&r| c.dropped(r))
+        .sum()
+}
+
 fn drive(shared: &Shared, link: &mut Sniffer, fds: &[RawFd], tick: Option<Duration>) {
     let mut failing = false;
     loop {
@@ -746,13 +766,14 @@ fn drive(shared: &Shared, link: &mut Sniffer, fds: &[RawFd], tick: Option<Durati
         }
         let woken = shared.waker.drain();
         let mut st = shared.lock();
+        st.stats.rounds += 1;
         let now = shared.now();
         let had_outbox = !st.outbox.is_empty();
         send_outbox(&mut st, link, now);
         // Readiness can only have changed if frames moved, a timer ran, or a call
         // asked for this round (it may have queued output whose departure frees room).
         let timer_due = st.iface.poll_timeout().is_some_and(|t| t <= now);
-        let drops_before: u64 = st.iface.counters().drops.iter().sum();
+        let drops_before = egress_drops(st.iface.counters());
         let mut moved = 0;
         match st.iface.poll_link(now, link) {
             Ok(n) => {
@@ -771,7 +792,7 @@ fn drive(shared: &Shared, link: &mut Sniffer, fds: &[RawFd], tick: Option<Durati
                 st.link_error = Some(e.to_string());
             }
         }
-        let dropped = st.iface.counters().drops.iter().sum::<u64>() != drops_before;
+        let dropped = egress_drops(st.iface.counters()) != drops_before;
         // The engine names the TCP sockets segments and timers touched.
         while let Some(h) = st.iface.tcp().poll_ready() {
             link.hints.push(crate::index::Hint::Tcp(h));

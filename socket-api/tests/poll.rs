@@ -268,3 +268,68 @@ fn pollout_and_pollerr_are_reported_through_epoll() {
         ev[0].events
     );
 }
+
+/// Frames that are dropped on arrival (IPv6 multicast, as Linux sends on any TAP, and
+/// garbage) reach no socket, so they must not re-check every watched socket.
+#[test]
+fn dropped_arrivals_do_not_recheck_every_watched_socket() {
+    use ustack::link::{Link, MemoryLink};
+    use ustack::wire::{EthernetAddress, Ipv4Cidr};
+    let (ours, mut wire) = MemoryLink::pair(1024);
+    let stack = NetStack::builder()
+        .memory(ours)
+        .ip("10.9.0.2/24".parse::<Ipv4Cidr>().unwrap())
+        .mac(EthernetAddress([2, 0, 0, 0, 9, 2]))
+        .build()
+        .unwrap();
+    // The start-up gratuitous ARP (an ARP out legitimately re-checks everything) must be
+    // behind us before measuring.
+    let mut buf = [0u8; 1514];
+    let deadline = Instant::now() + PATIENCE;
+    while wire
+        .recv(ustack::time::Instant::ZERO, &mut buf)
+        .unwrap()
+        .is_none()
+    {
+        assert!(Instant::now() < deadline, "no gratuitous ARP");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let ep = Epoll::new(&stack);
+    let socks: Vec<UdpSocket> = (0..200)
+        .map(|i| UdpSocket::bind(&stack, ("0.0.0.0", 40_000 + i)).unwrap())
+        .collect();
+    for (i, s) in socks.iter().enumerate() {
+        ep.ctl(EpollOp::Add, s.fd(), EpollEvent::new(IN, i as u64))
+            .unwrap();
+    }
+    let before = stack.driver_stats();
+    let rx_before = stack.counters().rx_frames;
+    let mut ipv6_mld = vec![0u8; 90];
+    ipv6_mld[..6].copy_from_slice(&[0x33, 0x33, 0, 0, 0, 0x16]);
+    ipv6_mld[6..12].copy_from_slice(&[2, 0, 0, 0, 9, 1]);
+    ipv6_mld[12..14].copy_from_slice(&[0x86, 0xdd]);
+    let mut bad_ipv4 = vec![0u8; 60];
+    bad_ipv4[..6].copy_from_slice(&[2, 0, 0, 0, 9, 2]);
+    bad_ipv4[12..14].copy_from_slice(&[0x08, 0x00]);
+    bad_ipv4[14] = 0x45; // a header whose checksum is wrong
+    let now = ustack::time::Instant::ZERO;
+    for _ in 0..50 {
+        wire.send(now, &ipv6_mld).unwrap();
+        wire.send(now, &bad_ipv4).unwrap();
+    }
+    let deadline = Instant::now() + PATIENCE;
+    while stack.counters().rx_frames < rx_before + 100 {
+        assert!(Instant::now() < deadline, "frames not received");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let c = stack.counters();
+    assert!(c.total_dropped() >= 100, "the frames were dropped: {c:?}");
+    let after = stack.driver_stats();
+    assert!(after.rounds > before.rounds, "the driver ran: {after:?}");
+    assert_eq!(
+        after.full_checks, before.full_checks,
+        "stray frames re-checked every watched socket: {after:?}"
+    );
+    let mut events = [EpollEvent::default(); 8];
+    assert_eq!(ep.wait(&mut events, Some(Duration::ZERO)).unwrap(), 0);
+}
