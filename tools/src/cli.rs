@@ -180,6 +180,17 @@ pub enum Command {
     /// SERVFAIL, no such record or no answer.
     #[command(after_help = crate::cmd::dns::AFTER_HELP)]
     Dns(crate::cmd::dns::DnsArgs),
+    /// Benchmark ustack against smoltcp 0.14 on the same TAP and the same kernel-side
+    /// client, with Linux over veth (offloads off and on) for reference: bulk each way,
+    /// request/response, connection rate, 10,000 concurrent connections, in-memory
+    /// Gbit/s and instructions per byte. Creates and removes its own namespaces.
+    Bench(crate::cmd::bench::BenchArgs),
+    /// One server of `ustack bench`, in a child process (internal).
+    #[command(hide = true)]
+    BenchServe(crate::cmd::bench::serve::ServeArgs),
+    /// One in-memory transfer of `ustack bench`, for callgrind (internal).
+    #[command(hide = true)]
+    BenchInmem(crate::cmd::bench::inmem::InmemArgs),
 }
 
 impl GlobalArgs {

@@ -15,6 +15,7 @@ pub mod driver;
 pub mod dump;
 pub mod dump_fmt;
 pub mod echo;
+pub mod ethtool;
 pub mod faults;
 pub mod netns;
 pub mod plot;

@@ -30,6 +30,9 @@ fn main() {
         cli::Command::Recv(args) => cmd::xfer::recv(&cli.global, &args),
         cli::Command::Ping(args) => cmd::ping::run(&cli.global, &args),
         cli::Command::Dns(args) => cmd::dns::run(&cli.global, &args),
+        cli::Command::Bench(args) => cmd::bench::run(&args),
+        cli::Command::BenchServe(args) => cmd::bench::serve::run(&cli.global, &args),
+        cli::Command::BenchInmem(args) => cmd::bench::inmem::run(&args),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -17,6 +17,7 @@ use std::os::unix::io::AsRawFd;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::thread::JoinHandle;
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// Names of live namespaces, for [`cleanup_all`].
@@ -186,6 +187,23 @@ impl Netns {
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
+        match self.spawn_in(f)?.join() {
+            Ok(r) => Ok(r?),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+
+    /// Starts `f` on a new thread that has entered the namespace (setns(2)) and returns
+    /// at once; joining gives `f`'s result, or the error of entering the namespace.
+    /// Threads `f` spawns inherit the namespace.
+    ///
+    /// # Errors
+    /// The namespace file could not be opened or the thread not spawned.
+    pub fn spawn_in<T, F>(&self, f: F) -> Result<JoinHandle<io::Result<T>>, NetnsError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
         let path = format!("/run/netns/{}", self.name);
         let file = File::open(&path)?;
         let handle = std::thread::Builder::new()
@@ -199,10 +217,7 @@ impl Netns {
                 }
                 Ok(f())
             })?;
-        match handle.join() {
-            Ok(r) => Ok(r?),
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
+        Ok(handle)
     }
 
     /// Kills what runs inside and deletes the namespace now.

@@ -1,0 +1,638 @@
+//! `ustack bench`: ustack, smoltcp and the Linux kernel side by side, on the same TAP
+//! and the same kernel-side client, in alternating rounds, with medians and ratios.
+//!
+//! Layout of a run (everything inside namespaces this command creates and deletes):
+//!
+//! ```text
+//!  namespace A (client)                          namespace B (kernel server)
+//!  client threads (setns, kernel sockets)
+//!    ├── TAP ubtap0 10.78.0.1 ── stack 10.78.0.2 (ustack or smoltcp, child process)
+//!    └── veth ubva  10.78.1.1 ─────────────────── veth ubvb 10.78.1.2 (child process)
+//! ```
+//!
+//! Each (figure, column, round) is one child process (`bench-serve`, see [`serve`]) plus
+//! one client thread ([`client`]); the child is killed if it overstays, and a run that
+//! moved the wrong bytes is a failed round, never a figure. In-memory figures run in
+//! this process ([`inmem`]), and under callgrind in a child (`bench-inmem`).
+
+pub mod client;
+pub mod inmem;
+pub mod pattern;
+pub mod report;
+pub mod serve;
+#[cfg(feature = "smoltcp-peer")]
+pub mod smol;
+
+use super::CmdResult;
+use clap::Args;
+use report::{Absent, Column, Figure, Outcome, Report, Settings};
+use serve::ServeReport;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+use ustack_tools::ethtool::{self, Offloads};
+use ustack_tools::netns::{self, Netns};
+
+const TAP: &str = "ubtap0";
+const TAP_KERNEL: &str = "10.78.0.1/24";
+const STACK_IP: &str = "10.78.0.2";
+const STACK_CIDR: &str = "10.78.0.2/24";
+/// Both user-space stacks answer with this MAC, so the kernel's ARP entry stays right
+/// from one run to the next.
+const STACK_MAC: &str = "02:00:00:4e:00:02";
+const VETH_A: &str = "ubva";
+const VETH_A_CIDR: &str = "10.78.1.1/24";
+const VETH_B: &str = "ubvb";
+const VETH_B_IP: &str = "10.78.1.2";
+const VETH_B_CIDR: &str = "10.78.1.2/24";
+/// How long a child may take to start listening.
+const READY_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a child may take to report once its client is done.
+const DONE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Options of `ustack bench`.
+#[derive(Debug, Args)]
+#[command(after_help = "What it runs, inside two network namespaces it creates and deletes:\n  \
+    ustack (socket API) and smoltcp 0.14 (phy::TunTapInterface, polled in the serving\n  \
+    thread) as servers on the same TAP, each against the same client: Linux sockets\n  \
+    on threads inside the namespace. Linux-to-Linux over a veth pair, offloads off and\n  \
+    on (set with the SIOCETHTOOL ioctl), as the reference. In-memory bulk between two\n  \
+    instances of each stack, natively and under valgrind's callgrind (if installed).\n  \
+    smoltcp is compiled in by the default feature `smoltcp-peer`; without it its\n  \
+    column says skipped.\n\n\
+    Figures: bulk each way; 1-byte request / 2-byte response, pinned to one CPU and\n  \
+    unpinned; connect, read `hello\\n`, close, serially; N concurrent connections\n  \
+    (accept rate, memory per connection from the server's VmRSS); in-memory Gbit/s and\n  \
+    instructions per byte. Medians over the rounds, ustack/smoltcp ratios, kernel\n  \
+    figures for reference. Every transfer checks its byte count and a byte pattern; a\n  \
+    failed round is listed as failed, not counted. Needs root (CAP_NET_ADMIN,\n  \
+    CAP_SYS_ADMIN). Speed figures depend on the machine's load; see docs/performance.md.\n\n\
+    Examples:\n  \
+    sudo ustack bench --quick                # under a minute, small sizes\n  \
+    sudo ustack bench                        # 5 rounds, 1 GB bulk, 10,000 connections\n  \
+    sudo ustack bench --rounds 9 --size 2G --json > bench.json\n  \
+    sudo ustack bench --rounds 1 --size 5M --secs 0.2 --conns 200 --no-kernel")]
+pub struct BenchArgs {
+    /// Small sizes and short rounds: the whole run takes under a minute (2 rounds, 20 MB
+    /// bulk, 0.3 s per timed round, 1,000 connections). Explicit flags still win.
+    #[arg(long)]
+    pub quick: bool,
+    /// Rounds per figure; the table shows medians [default: 5; --quick: 2].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub rounds: Option<u32>,
+    /// Bytes per bulk transfer, e.g. 1G, 200M [default: 1G; --quick: 20M].
+    #[arg(long, value_name = "BYTES", value_parser = report::parse_size)]
+    pub size: Option<u64>,
+    /// Seconds each request/response and connection-rate round runs [default: 3;
+    /// --quick: 0.3].
+    #[arg(long, value_name = "SECS")]
+    pub secs: Option<f64>,
+    /// Connections held at once in the concurrency figure [default: 10000; --quick: 1000].
+    #[arg(long, value_name = "N")]
+    pub conns: Option<usize>,
+    /// Bytes of the native in-memory transfer [default: 200M; --quick: 20M].
+    #[arg(long, value_name = "BYTES", value_parser = report::parse_size)]
+    pub inmem_size: Option<u64>,
+    /// Bytes S of the callgrind runs (it runs S and 2S and divides the difference by S)
+    /// [default: 4M; --quick: 1M].
+    #[arg(long, value_name = "BYTES", value_parser = report::parse_size)]
+    pub callgrind_size: Option<u64>,
+    /// Skip the callgrind figure even if valgrind is installed.
+    #[arg(long)]
+    pub no_callgrind: bool,
+    /// Skip the kernel-to-kernel veth columns.
+    #[arg(long)]
+    pub no_kernel: bool,
+    /// The CPU that pinned figures use.
+    #[arg(long, value_name = "CPU", default_value_t = 0)]
+    pub cpu: usize,
+    /// Print the report as JSON (every round's figure or failure) instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The namespaces, devices and the binary every run uses.
+struct Lab {
+    a: Netns,
+    b: Netns,
+    exe: PathBuf,
+    port: u16,
+    cpu: usize,
+    offloads: Option<bool>,
+    offload_state: BTreeMap<bool, Offloads>,
+}
+
+/// One child server, its stdout lines arriving on a channel.
+struct ChildServer {
+    child: Child,
+    lines: Receiver<String>,
+}
+
+impl ChildServer {
+    fn wait_line(&self, prefix: &str, timeout: Duration) -> Result<String, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.starts_with(prefix) => return Ok(l[prefix.len()..].trim().into()),
+                Ok(l) if l.starts_with("done ") => {
+                    let r: ServeReport = serde_json::from_str(&l[5..]).unwrap_or_default();
+                    return Err(r
+                        .error
+                        .unwrap_or_else(|| format!("server ended before `{prefix}`")));
+                }
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(format!("no `{prefix}` from the server in {timeout:?}"))
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(format!("the server exited before `{prefix}`"))
+                }
+            }
+        }
+    }
+
+    /// Closes stdin (the stop signal), reads the report, reaps the process.
+    fn finish(mut self) -> Result<ServeReport, String> {
+        drop(self.child.stdin.take());
+        let r = self
+            .wait_line("done ", DONE_TIMEOUT)
+            .and_then(|j| serde_json::from_str::<ServeReport>(&j).map_err(|e| e.to_string()));
+        self.reap();
+        let r = r?;
+        match r.error {
+            Some(e) => Err(format!("server: {e}")),
+            None => Ok(r),
+        }
+    }
+
+    fn reap(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// What a client run hands back: a figure, or open connections to verify later.
+enum ClientOut {
+    Figure(f64, u64),
+    Held(Vec<TcpStream>, Instant),
+}
+
+impl Lab {
+    fn new(cpu: usize) -> Result<Lab, Box<dyn std::error::Error>> {
+        let a = Netns::new("ubench-a")?;
+        let b = Netns::new("ubench-b")?;
+        a.add_tap(TAP, TAP_KERNEL)?;
+        a.ip(&[
+            "link", "add", VETH_A, "type", "veth", "peer", "name", VETH_B, "netns", b.name(),
+        ])?;
+        a.ip(&["addr", "add", VETH_A_CIDR, "dev", VETH_A])?;
+        a.ip(&["link", "set", VETH_A, "up"])?;
+        b.ip(&["addr", "add", VETH_B_CIDR, "dev", VETH_B])?;
+        b.ip(&["link", "set", VETH_B, "up"])?;
+        Ok(Lab {
+            a,
+            b,
+            exe: std::env::current_exe()?,
+            port: 20_000,
+            cpu,
+            offloads: None,
+            offload_state: BTreeMap::new(),
+        })
+    }
+
+    /// Sets the veth offloads on both ends (once per change).
+    fn set_offloads(&mut self, on: bool) -> Result<(), String> {
+        if self.offloads == Some(on) {
+            return Ok(());
+        }
+        let mut got = None;
+        for (ns, dev) in [(&self.a, VETH_A), (&self.b, VETH_B)] {
+            let r = ns
+                .run_in(move || ethtool::set(dev, Offloads::all(on)))
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("SIOCETHTOOL on {dev}: {e}"))?;
+            got = Some(r);
+        }
+        if let Some(g) = got {
+            self.offload_state.insert(on, g);
+        }
+        self.offloads = Some(on);
+        Ok(())
+    }
+
+    fn spawn(&mut self, col: Column, test: serve::Test, s: &Settings, pin: bool) -> Result<(ChildServer, SocketAddr), String> {
+        self.port = if self.port >= 60_000 { 20_000 } else { self.port + 1 };
+        let port = self.port;
+        let mut cmd = Command::new(&self.exe);
+        let (server, addr) = match col {
+            Column::Ustack | Column::Smoltcp => {
+                cmd.args(["--netns", self.a.name(), "--tap", TAP, "--ip", STACK_CIDR, "--mac", STACK_MAC]);
+                let server = if col == Column::Ustack { "ustack" } else { "smoltcp" };
+                (server, format!("{STACK_IP}:{port}"))
+            }
+            Column::KernelOffloadsOff | Column::KernelOffloadsOn => {
+                cmd.args(["--netns", self.b.name()]);
+                ("kernel", format!("{VETH_B_IP}:{port}"))
+            }
+        };
+        let test_name = match test {
+            serve::Test::BulkRx => "bulk-rx",
+            serve::Test::BulkTx => "bulk-tx",
+            serve::Test::Rr => "rr",
+            serve::Test::Conn => "conn",
+            serve::Test::Concurrent => "concurrent",
+        };
+        cmd.args(["bench-serve", "--server", server, "--test", test_name]);
+        cmd.args(["--port", &port.to_string(), "--size", &s.size.to_string()]);
+        cmd.args(["--conns", &s.conns.to_string()]);
+        if pin {
+            cmd.args(["--pin", &self.cpu.to_string()]);
+        }
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        let mut child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", self.exe.display()))?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let addr: SocketAddr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
+        Ok((ChildServer { child, lines: rx }, addr))
+    }
+
+    /// Runs one figure of one column once. The concurrency test yields two figures
+    /// (accept rate and memory), so every run returns a list.
+    fn run(&mut self, fig: Figure, col: Column, s: &Settings) -> Vec<(Figure, Outcome)> {
+        let concurrent = matches!(fig, Figure::ConcurrentAccept);
+        let r = self.run_inner(fig, col, s);
+        match (r, concurrent) {
+            (Ok(v), _) => v,
+            (Err(e), true) => vec![
+                (Figure::ConcurrentAccept, Outcome::Failed(e.clone())),
+                (Figure::ConcurrentMemory, Outcome::Failed(e)),
+            ],
+            (Err(e), false) => vec![(fig, Outcome::Failed(e))],
+        }
+    }
+
+    fn run_inner(&mut self, fig: Figure, col: Column, s: &Settings) -> Result<Vec<(Figure, Outcome)>, String> {
+        match col {
+            Column::KernelOffloadsOff => self.set_offloads(false)?,
+            Column::KernelOffloadsOn => self.set_offloads(true)?,
+            _ => {}
+        }
+        let test = match fig {
+            Figure::BulkRx => serve::Test::BulkRx,
+            Figure::BulkTx => serve::Test::BulkTx,
+            Figure::RrPinned | Figure::RrUnpinned => serve::Test::Rr,
+            Figure::ConnRate => serve::Test::Conn,
+            Figure::ConcurrentAccept => serve::Test::Concurrent,
+            _ => return Err(format!("{fig:?} is not a network figure")),
+        };
+        let pin = fig == Figure::RrPinned;
+        let (server, addr) = self.spawn(col, test, s, pin)?;
+        server.wait_line("ready", READY_TIMEOUT)?;
+        let (size, secs, conns, cpu) = (s.size, s.secs, s.conns, self.cpu);
+        let job = move || -> Result<ClientOut, String> {
+            Ok(match fig {
+                Figure::BulkRx => ClientOut::Figure(client::bulk_to_server(addr, size)?, size),
+                Figure::BulkTx => ClientOut::Figure(client::bulk_from_server(addr, size)?, size),
+                Figure::RrPinned | Figure::RrUnpinned => {
+                    let (rate, n) = client::request_response(addr, secs, pin.then_some(cpu))?;
+                    ClientOut::Figure(rate, n)
+                }
+                Figure::ConnRate => {
+                    let (rate, n, _refused) = client::connection_rate(addr, secs)?;
+                    ClientOut::Figure(rate, n)
+                }
+                _ => {
+                    let (held, t0) = client::open_many(addr, conns)?;
+                    ClientOut::Held(held, t0)
+                }
+            })
+        };
+        let handle = self.a.spawn_in(job).map_err(|e| e.to_string())?;
+        let out = match handle.join() {
+            Ok(Ok(r)) => r?,
+            Ok(Err(e)) => return Err(format!("entering the client namespace: {e}")),
+            Err(_) => return Err("the client thread panicked".into()),
+        };
+        match out {
+            ClientOut::Figure(value, count) => {
+                let rep = server.finish()?;
+                if rep.count != count {
+                    return Err(format!(
+                        "the server counted {} where the client counted {count}",
+                        rep.count
+                    ));
+                }
+                Ok(vec![(fig, Outcome::Value(value))])
+            }
+            ClientOut::Held(held, t0) => {
+                let line = server.wait_line("accepted ", DONE_TIMEOUT + Duration::from_secs(s.conns as u64 / 100));
+                let elapsed = t0.elapsed();
+                let checked = client::check_and_reset(held);
+                let line = line?;
+                checked?;
+                let rep = server.finish()?;
+                let f: Vec<u64> = line.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+                let [n, rss0, rss1] = f[..] else {
+                    return Err(format!("bad `accepted` line: {line}"));
+                };
+                if n != conns as u64 || rep.count != n {
+                    return Err(format!("{n} of {conns} connections accepted"));
+                }
+                let rate = n as f64 / elapsed.as_secs_f64();
+                let mut v = vec![(Figure::ConcurrentAccept, Outcome::Value(rate))];
+                if matches!(col, Column::Ustack | Column::Smoltcp) {
+                    let per = rss1.saturating_sub(rss0) as f64 / n as f64;
+                    v.push((Figure::ConcurrentMemory, Outcome::Value(per)));
+                }
+                Ok(v)
+            }
+        }
+    }
+}
+
+/// Resolved settings: explicit flags, else the --quick or default value.
+fn settings(args: &BenchArgs) -> Settings {
+    let q = args.quick;
+    Settings {
+        rounds: args.rounds.unwrap_or(if q { 2 } else { 5 }) as usize,
+        size: args.size.unwrap_or(if q { 20_000_000 } else { 1_000_000_000 }),
+        secs: args.secs.unwrap_or(if q { 0.3 } else { 3.0 }),
+        conns: args.conns.unwrap_or(if q { 1_000 } else { 10_000 }),
+        inmem_size: args.inmem_size.unwrap_or(if q { 20_000_000 } else { 200_000_000 }),
+    }
+}
+
+fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned()))
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
+    format!(
+        "{cpus} CPUs (nproc), {model}, Linux {}, load average {} at start",
+        kernel.trim(),
+        load.join(" ")
+    )
+}
+
+/// Raises the open-file soft limit to the hard limit (10,000 kernel client sockets
+/// plus as many server sockets in the kernel columns); returns the limit.
+fn raise_nofile() -> u64 {
+    // SAFETY: getrlimit/setrlimit with a valid rlimit struct.
+    unsafe {
+        let mut r: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
+            return 1024;
+        }
+        r.rlim_cur = r.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
+        r.rlim_cur
+    }
+}
+
+fn valgrind_installed() -> bool {
+    Command::new("valgrind")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Instructions callgrind counted for one in-memory transfer of `size` bytes.
+fn callgrind_instructions(exe: &PathBuf, stack: &str, size: u64) -> Result<u64, String> {
+    let out_file = std::env::temp_dir().join(format!("ustack-bench-{}-{stack}-{size}.cg", std::process::id()));
+    let out = Command::new("valgrind")
+        .arg("--tool=callgrind")
+        .arg(format!("--callgrind-out-file={}", out_file.display()))
+        .arg(exe)
+        .args(["bench-inmem", "--stack", stack, "--size", &size.to_string()])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("valgrind: {e}"))?;
+    let _ = std::fs::remove_file(&out_file);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        return Err(format!("valgrind exited with {}: {}", out.status, stderr.lines().last().unwrap_or("")));
+    }
+    if !String::from_utf8_lossy(&out.stdout).starts_with("moved ") {
+        return Err("the in-memory transfer did not report".into());
+    }
+    stderr
+        .lines()
+        .find_map(|l| l.split("Collected :").nth(1))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| "no `Collected` line in callgrind's output".into())
+}
+
+/// Runs `ustack bench`.
+pub fn run(args: &BenchArgs) -> CmdResult {
+    ustack_tools::signals::handle_with(|sig| {
+        netns::cleanup_all();
+        std::process::exit(128 + sig);
+    })?;
+    if !netns::have_privileges() {
+        return Err("ustack bench needs root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_SYS_ADMIN), /dev/net/tun and iproute2: it creates its own namespaces, TAP and veth".into());
+    }
+    let mut s = settings(args);
+    let nofile = raise_nofile();
+    let mut notes = Vec::new();
+    if (s.conns as u64) + 256 > nofile {
+        let n = (nofile.saturating_sub(256)) as usize;
+        notes.push(format!("open-file limit {nofile}: concurrency reduced from {} to {n} connections", s.conns));
+        s.conns = n.max(1);
+    }
+    let start = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let command = std::iter::once("ustack".to_string())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut report = Report {
+        date: report::utc_date(start),
+        machine: machine(),
+        command,
+        settings: s.clone(),
+        notes: Vec::new(),
+        results: BTreeMap::new(),
+        absent: BTreeMap::new(),
+    };
+    let cfg = ustack::socket::tcp::TcpConfig::default();
+    notes.push(format!(
+        "socket buffers: {} KiB receive / {} KiB send for ustack (its defaults) and smoltcp alike",
+        cfg.rx_buffer_len / 1024,
+        cfg.tx_buffer_len / 1024
+    ));
+    notes.push("ustack: a server on the socket API (TcpListener/TcpStream; NetStack's driver thread plus the application thread); smoltcp: one thread polling the interface and waiting in phy::wait; kernel: std::net in the other namespace".into());
+    notes.push(format!(
+        "pinned: the server process (all its threads) and the client thread on CPU {}; unpinned: wherever the scheduler puts them",
+        args.cpu
+    ));
+    notes.push(format!(
+        "concurrent: {} connections opened serially and held; accept rate = connections / (first connect .. server has accepted all); memory = growth of the server process's VmRSS from listening to holding them all, per connection (kernel memory is not in any RSS: n/a)",
+        s.conns
+    ));
+    notes.push("every timed figure includes the connection set-up; bulk receiving ends when the server's byte count arrives, bulk sending at EOF".into());
+
+    let smoltcp_built = cfg!(feature = "smoltcp-peer");
+    let mut columns = vec![Column::Ustack];
+    if smoltcp_built {
+        columns.push(Column::Smoltcp);
+    }
+    let kernel_cols = [Column::KernelOffloadsOff, Column::KernelOffloadsOn];
+    let net_figs = [
+        Figure::BulkRx,
+        Figure::BulkTx,
+        Figure::RrPinned,
+        Figure::RrUnpinned,
+        Figure::ConnRate,
+        Figure::ConcurrentAccept,
+    ];
+    if !smoltcp_built {
+        for f in Figure::ALL {
+            report.absent.insert((f, Column::Smoltcp), Absent::Skipped("built without the smoltcp-peer feature".into()));
+        }
+    }
+    for f in [Figure::ConcurrentMemory, Figure::InMemoryBulk, Figure::InMemoryInstructions] {
+        for c in kernel_cols {
+            report.absent.insert((f, c), Absent::NotApplicable);
+        }
+    }
+    if args.no_kernel {
+        for f in net_figs {
+            for c in kernel_cols {
+                report.absent.insert((f, c), Absent::Skipped("--no-kernel".into()));
+            }
+        }
+    }
+
+    let mut lab = Lab::new(args.cpu)?;
+    let t_start = Instant::now();
+    for round in 0..s.rounds {
+        // Alternate which user-space stack goes first.
+        let mut order = columns.clone();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        if !args.no_kernel {
+            order.extend(kernel_cols);
+        }
+        for fig in net_figs {
+            for &col in &order {
+                for (f, o) in lab.run(fig, col, &s) {
+                    progress(round, &s, f, col, &o);
+                    report.results.entry((f, col)).or_default().push(o);
+                }
+            }
+        }
+        for &col in &columns {
+            let r = match col {
+                Column::Ustack => inmem::ustack_bulk(s.inmem_size),
+                _ => inmem::smoltcp_bulk(s.inmem_size),
+            };
+            let o = match r {
+                Ok(t) => Outcome::Value(s.inmem_size as f64 * 8.0 / t.as_secs_f64() / 1e9),
+                Err(e) => Outcome::Failed(e),
+            };
+            progress(round, &s, Figure::InMemoryBulk, col, &o);
+            report.results.entry((Figure::InMemoryBulk, col)).or_default().push(o);
+        }
+    }
+    for (on, o) in &lab.offload_state {
+        notes.push(format!("veth offloads {} as read back: {o}", if *on { "on" } else { "off" }));
+    }
+    notes.push("in-memory: two instances of the same stack, no device, virtual clock; checksums computed and verified by both stacks".into());
+
+    let cg = args.callgrind_size.unwrap_or(if args.quick { 1_000_000 } else { 4_000_000 });
+    if args.no_callgrind || !valgrind_installed() {
+        let why = if args.no_callgrind { "--no-callgrind" } else { "valgrind is not installed" };
+        notes.push(format!("instructions per byte skipped: {why}"));
+        for &c in &columns {
+            report.absent.insert((Figure::InMemoryInstructions, c), Absent::Skipped(why.into()));
+        }
+    } else {
+        notes.push(format!(
+            "instructions per byte: callgrind's instruction count for moving {} minus that for {}, divided by {} (set-up cancels out); one run per size, counts barely vary",
+            report::human_bytes(2 * cg),
+            report::human_bytes(cg),
+            report::human_bytes(cg)
+        ));
+        for &col in &columns {
+            let stack = if col == Column::Ustack { "ustack" } else { "smoltcp" };
+            let o = callgrind_instructions(&lab.exe, stack, cg)
+                .and_then(|one| Ok((one, callgrind_instructions(&lab.exe, stack, 2 * cg)?)))
+                .and_then(|(one, two)| {
+                    if two <= one {
+                        return Err(format!("{two} instructions for 2S, {one} for S"));
+                    }
+                    Ok((two - one) as f64 / cg as f64)
+                });
+            let o = match o {
+                Ok(v) => Outcome::Value(v),
+                Err(e) => Outcome::Failed(e),
+            };
+            progress(0, &s, Figure::InMemoryInstructions, col, &o);
+            report.results.entry((Figure::InMemoryInstructions, col)).or_default().push(o);
+        }
+    }
+    notes.push(format!("total run time {:.0} s", t_start.elapsed().as_secs_f64()));
+    report.notes = notes;
+    drop(lab);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(if report.failures().is_empty() { 0 } else { 2 })
+}
+
+fn progress(round: usize, s: &Settings, f: Figure, c: Column, o: &Outcome) {
+    let v = match o {
+        Outcome::Value(v) => format!("{} {}", report::fmt_value(*v), f.unit()),
+        Outcome::Failed(e) => format!("FAILED: {e}"),
+    };
+    eprintln!(
+        "ustack bench: round {}/{}: {} / {}: {v}",
+        round + 1,
+        s.rounds,
+        f.label(s),
+        c.heading()
+    );
+}
