@@ -83,3 +83,23 @@ fn help_has_examples() {
         assert!(text.contains(&format!("ustack {cmd} ")), "{cmd}");
     }
 }
+
+#[test]
+fn bench_help_has_examples_and_names_the_smoltcp_feature() {
+    let out = ustack(&["bench", "--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("sudo ustack bench --quick"), "{help}");
+    assert!(help.contains("smoltcp-peer"), "{help}");
+    // The child-process subcommands stay out of the top-level help.
+    let top = String::from_utf8_lossy(&ustack(&["--help"]).stdout).into_owned();
+    assert!(top.contains("bench"), "{top}");
+    assert!(!top.contains("bench-serve") && !top.contains("bench-inmem"), "{top}");
+}
+
+#[test]
+fn bench_rejects_bad_sizes_before_touching_the_network() {
+    let out = ustack(&["bench", "--size", "12X"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown suffix"));
+}

@@ -1,0 +1,148 @@
+//! `ustack bench` end to end: one small round of every figure, run by the built binary
+//! (`CARGO_BIN_EXE_ustack`), which creates and removes its own namespaces, TAP and veth.
+//!
+//! It checks that the table has every row and a positive figure in every cell that
+//! should hold one, that no round failed, and that the namespaces are gone afterwards.
+//! It asserts no speed ratio: figures are what the benchmark prints, not pass/fail.
+//!
+//! Without CAP_NET_ADMIN/NET_RAW/SYS_ADMIN it prints a loud SKIPPED banner; under
+//! `USTACK_REQUIRE_NETNS=1` it fails instead.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+use ustack_tools::netns::have_privileges;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ustack");
+
+fn can_run() -> bool {
+    if have_privileges() {
+        return true;
+    }
+    let why = "missing privileges (CAP_NET_ADMIN/NET_RAW/SYS_ADMIN), /dev/net/tun or iproute2";
+    if std::env::var("USTACK_REQUIRE_NETNS").is_ok_and(|v| v == "1") {
+        panic!("kernel_bench: cannot run: {why} (USTACK_REQUIRE_NETNS=1)");
+    }
+    eprintln!(
+        "\n################################################################\n\
+         ## SKIPPED kernel_bench: {why}\n\
+         ## set USTACK_REQUIRE_NETNS=1 to fail instead.\n\
+         ################################################################\n"
+    );
+    false
+}
+
+fn valgrind_installed() -> bool {
+    Command::new("valgrind")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// `12.7k` → 12700, `2.50M` → 2.5e6, `0.32` → 0.32; `None` for anything else.
+fn figure(cell: &str) -> Option<f64> {
+    let (num, mult) = match cell.chars().last()? {
+        'k' => (&cell[..cell.len() - 1], 1e3),
+        'M' => (&cell[..cell.len() - 1], 1e6),
+        _ => (cell, 1.0),
+    };
+    num.parse::<f64>().ok().map(|v| v * mult)
+}
+
+#[test]
+fn bench_prints_every_row_with_positive_figures() {
+    if !can_run() {
+        return;
+    }
+    let callgrind = valgrind_installed();
+    let mut args = vec![
+        "bench",
+        "--rounds",
+        "1",
+        "--size",
+        "2M",
+        "--secs",
+        "0.2",
+        "--conns",
+        "200",
+        "--inmem-size",
+        "2M",
+        "--callgrind-size",
+        "100K",
+    ];
+    if !callgrind {
+        args.push("--no-callgrind");
+    }
+    let start = Instant::now();
+    let mut child = Command::new(BIN)
+        .args(&args)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start ustack bench");
+    let pid = child.id();
+    while child.try_wait().expect("try_wait").is_none() {
+        if start.elapsed() > Duration::from_secs(300) {
+            let _ = child.kill();
+            panic!("ustack bench did not finish in 300 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().expect("output");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "ustack bench failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+
+    let rows = [
+        ("bulk, stack receiving 2 MB", true),
+        ("bulk, stack sending 2 MB", true),
+        ("1-byte request / 2-byte response, pinned to one CPU", true),
+        ("1-byte request / 2-byte response, unpinned", true),
+        ("connect, read `hello\\n`, close, serial", true),
+        ("200 concurrent connections: accept rate", true),
+        ("200 concurrent connections: memory per connection", false),
+        ("in-memory bulk 2 MB (no device)", false),
+        ("in-memory bulk: instructions per byte (callgrind)", false),
+    ];
+    for (label, kernel_too) in rows {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("| {label} ")))
+            .unwrap_or_else(|| panic!("no row `{label}` in:\n{stdout}"));
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        // | figure | unit | ustack | smoltcp | ratio | kernel off | kernel on |
+        assert_eq!(cells.len(), 9, "{line}");
+        if label.contains("callgrind") && !callgrind {
+            assert_eq!(cells[3], "skipped", "{line}");
+            continue;
+        }
+        for (i, what) in [(3, "ustack"), (4, "smoltcp"), (5, "ratio")] {
+            let v = figure(cells[i]).unwrap_or_else(|| panic!("{what} cell not a figure: {line}"));
+            assert!(v > 0.0, "{what} figure not positive: {line}");
+        }
+        for i in [6, 7] {
+            if kernel_too {
+                let v = figure(cells[i]).unwrap_or_else(|| panic!("kernel cell not a figure: {line}"));
+                assert!(v > 0.0, "kernel figure not positive: {line}");
+            } else {
+                assert_eq!(cells[i], "n/a", "{line}");
+            }
+        }
+    }
+    assert!(stdout.contains("date:    "), "{stdout}");
+    assert!(stdout.contains("machine: "), "{stdout}");
+    assert!(stdout.contains("command: ustack bench --rounds 1"), "{stdout}");
+    assert!(!stdout.contains("failed"), "{stdout}");
+
+    // Its namespaces are gone.
+    let list = Command::new("ip").args(["netns", "list"]).output().expect("ip netns list");
+    let list = String::from_utf8_lossy(&list.stdout);
+    for prefix in ["ubench-a", "ubench-b"] {
+        let name = format!("{prefix}-{pid}-");
+        assert!(!list.contains(&name), "namespace {name}* left behind:\n{list}");
+    }
+}
