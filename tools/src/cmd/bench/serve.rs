@@ -84,6 +84,11 @@ pub fn stopped() -> bool {
     STOP.load(Ordering::Relaxed)
 }
 
+/// Accept queue of the ustack and kernel listeners. A loaded machine can leave the
+/// accepting thread unscheduled while the client completes hundreds of handshakes; with
+/// std's 128 the queue overflows and a SYN waits a second for its retransmission.
+pub const BACKLOG: i32 = 1024;
+
 /// How long a blocking call waits before looking at [`stopped`] again.
 pub const TICK: Duration = Duration::from_millis(100);
 
@@ -195,6 +200,10 @@ fn serve_ustack(global: &GlobalArgs, args: &ServeArgs) -> Result<u64, String> {
         .map_err(|e| format!("ustack on {tap}: {e}"))?;
     let l = ustack_socket::TcpListener::bind(&stack, ("0.0.0.0", args.port))
         .map_err(|e| format!("bind port {}: {e}", args.port))?;
+    // listen(2) again raises the backlog from TcpListener's 128, as for the kernel.
+    stack
+        .listen(l.fd(), BACKLOG)
+        .map_err(|e| format!("listen: {e}"))?;
     // accept honours SO_RCVTIMEO; TcpListener has no setter for it, the BSD call does.
     stack
         .setsockopt(l.fd(), ustack_socket::SockOpt::RcvTimeo(Some(TICK)))
@@ -222,6 +231,11 @@ fn serve_kernel(args: &ServeArgs) -> Result<u64, String> {
     };
     if rc != 0 {
         return Err(format!("SO_RCVTIMEO: {}", io::Error::last_os_error()));
+    }
+    // listen(2) again raises the backlog from std's 128.
+    // SAFETY: listen on the listener's live fd.
+    if unsafe { libc::listen(l.as_raw_fd(), BACKLOG) } != 0 {
+        return Err(format!("listen: {}", io::Error::last_os_error()));
     }
     serve_blocking(&KernelListener(l), args)
 }
