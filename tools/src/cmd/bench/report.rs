@@ -253,12 +253,13 @@ pub fn fmt_value(x: f64) -> String {
 /// Bytes as `1 GB`, `50 MB`, `4 KB` (decimal units, as the bulk sizes are given).
 pub fn human_bytes(n: u64) -> String {
     for (unit, div) in [("GB", 1_000_000_000u64), ("MB", 1_000_000), ("KB", 1_000)] {
-        if n >= div && n % div == 0 {
-            return format!("{} {unit}", n / div);
+        if n >= div {
+            return if n % div == 0 {
+                format!("{} {unit}", n / div)
+            } else {
+                format!("{:.1} {unit}", n as f64 / div as f64)
+            };
         }
-    }
-    if n >= 1_000_000 {
-        return format!("{:.1} MB", n as f64 / 1e6);
     }
     format!("{n} B")
 }
@@ -522,6 +523,8 @@ mod tests {
         assert_eq!(human_bytes(1_000_000_000), "1 GB");
         assert_eq!(human_bytes(50_000_000), "50 MB");
         assert_eq!(human_bytes(1_500_000), "1.5 MB");
+        assert_eq!(human_bytes(100_000), "100 KB");
+        assert_eq!(human_bytes(999), "999 B");
     }
 
     #[test]
