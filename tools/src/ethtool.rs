@@ -187,7 +187,9 @@ mod tests {
     fn bad_names_are_refused_before_the_ioctl() {
         let s = CtlSocket::new().unwrap();
         assert!(s.call("", ETHTOOL_GTSO, 0).is_err());
-        assert!(s.call("a-name-longer-than-ifnamsiz", ETHTOOL_GTSO, 0).is_err());
+        assert!(s
+            .call("a-name-longer-than-ifnamsiz", ETHTOOL_GTSO, 0)
+            .is_err());
     }
 
     #[test]

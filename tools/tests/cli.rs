@@ -94,7 +94,10 @@ fn bench_help_has_examples_and_names_the_smoltcp_feature() {
     // The child-process subcommands stay out of the top-level help.
     let top = String::from_utf8_lossy(&ustack(&["--help"]).stdout).into_owned();
     assert!(top.contains("bench"), "{top}");
-    assert!(!top.contains("bench-serve") && !top.contains("bench-inmem"), "{top}");
+    assert!(
+        !top.contains("bench-serve") && !top.contains("bench-inmem"),
+        "{top}"
+    );
 }
 
 #[test]

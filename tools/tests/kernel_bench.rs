@@ -126,7 +126,8 @@ fn bench_prints_every_row_with_positive_figures() {
         }
         for i in [6, 7] {
             if kernel_too {
-                let v = figure(cells[i]).unwrap_or_else(|| panic!("kernel cell not a figure: {line}"));
+                let v =
+                    figure(cells[i]).unwrap_or_else(|| panic!("kernel cell not a figure: {line}"));
                 assert!(v > 0.0, "kernel figure not positive: {line}");
             } else {
                 assert_eq!(cells[i], "n/a", "{line}");
@@ -135,14 +136,23 @@ fn bench_prints_every_row_with_positive_figures() {
     }
     assert!(stdout.contains("date:    "), "{stdout}");
     assert!(stdout.contains("machine: "), "{stdout}");
-    assert!(stdout.contains("command: ustack bench --rounds 1"), "{stdout}");
+    assert!(
+        stdout.contains("command: ustack bench --rounds 1"),
+        "{stdout}"
+    );
     assert!(!stdout.contains("failed"), "{stdout}");
 
     // Its namespaces are gone.
-    let list = Command::new("ip").args(["netns", "list"]).output().expect("ip netns list");
+    let list = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip netns list");
     let list = String::from_utf8_lossy(&list.stdout);
     for prefix in ["ubench-a", "ubench-b"] {
         let name = format!("{prefix}-{pid}-");
-        assert!(!list.contains(&name), "namespace {name}* left behind:\n{list}");
+        assert!(
+            !list.contains(&name),
+            "namespace {name}* left behind:\n{list}"
+        );
     }
 }

@@ -126,15 +126,15 @@ pub fn request_response(
         pin_to(cpu).map_err(|e| format!("pin to CPU {cpu}: {e}"))?;
     }
     let mut s = connect(addr)?;
-    s.set_nodelay(true).map_err(|e| format!("TCP_NODELAY: {e}"))?;
+    s.set_nodelay(true)
+        .map_err(|e| format!("TCP_NODELAY: {e}"))?;
     let limit = Duration::from_secs_f64(secs);
     let t0 = Instant::now();
     let mut n = 0u64;
     let mut reply = [0u8; 2];
     loop {
         let b = n as u8;
-        s.write_all(&[b])
-            .map_err(|e| format!("request {n}: {e}"))?;
+        s.write_all(&[b]).map_err(|e| format!("request {n}: {e}"))?;
         s.read_exact(&mut reply)
             .map_err(|e| format!("reply {n}: {e}"))?;
         if reply != [b, !b] {

@@ -243,11 +243,8 @@ pub fn smoltcp_bulk(size: u64) -> Result<Duration, String> {
             }
         }
         fn poll(&mut self, now: i64) {
-            self.iface.poll(
-                SInstant::from_micros(now),
-                &mut self.dev,
-                &mut self.sockets,
-            );
+            self.iface
+                .poll(SInstant::from_micros(now), &mut self.dev, &mut self.sockets);
         }
         fn sock(&mut self) -> &mut tcp::Socket<'static> {
             self.sockets.get_mut::<tcp::Socket>(self.h)
@@ -260,9 +257,7 @@ pub fn smoltcp_bulk(size: u64) -> Result<Duration, String> {
     }
 
     let (mut a, mut b) = (End::new(1), End::new(2));
-    b.sock()
-        .listen(5001)
-        .map_err(|e| format!("listen: {e}"))?;
+    b.sock().listen(5001).map_err(|e| format!("listen: {e}"))?;
     let cx = a.iface.context();
     a.sockets
         .get_mut::<tcp::Socket>(a.h)

@@ -56,7 +56,8 @@ const DONE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Options of `ustack bench`.
 #[derive(Debug, Args)]
-#[command(after_help = "What it runs, inside two network namespaces it creates and deletes:\n  \
+#[command(
+    after_help = "What it runs, inside two network namespaces it creates and deletes:\n  \
     ustack (socket API) and smoltcp 0.14 (phy::TunTapInterface, polled in the serving\n  \
     thread) as servers on the same TAP, each against the same client: Linux sockets\n  \
     on threads inside the namespace. Linux-to-Linux over a veth pair, offloads off and\n  \
@@ -75,7 +76,8 @@ const DONE_TIMEOUT: Duration = Duration::from_secs(20);
     sudo ustack bench --quick                # under a minute, small sizes\n  \
     sudo ustack bench                        # 5 rounds, 1 GB bulk, 10,000 connections\n  \
     sudo ustack bench --rounds 9 --size 2G --json > bench.json\n  \
-    sudo ustack bench --rounds 1 --size 5M --secs 0.2 --conns 200 --no-kernel")]
+    sudo ustack bench --rounds 1 --size 5M --secs 0.2 --conns 200 --no-kernel"
+)]
 pub struct BenchArgs {
     /// Small sizes and short rounds: the whole run takes under a minute (2 rounds, 20 MB
     /// bulk, 0.3 s per timed round, 1,000 connections). Explicit flags still win.
@@ -204,7 +206,16 @@ impl Lab {
         let b = Netns::new("ubench-b")?;
         a.add_tap(TAP, TAP_KERNEL)?;
         a.ip(&[
-            "link", "add", VETH_A, "type", "veth", "peer", "name", VETH_B, "netns", b.name(),
+            "link",
+            "add",
+            VETH_A,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            VETH_B,
+            "netns",
+            b.name(),
         ])?;
         a.ip(&["addr", "add", VETH_A_CIDR, "dev", VETH_A])?;
         a.ip(&["link", "set", VETH_A, "up"])?;
@@ -241,14 +252,37 @@ impl Lab {
         Ok(())
     }
 
-    fn spawn(&mut self, col: Column, test: serve::Test, s: &Settings, pin: bool) -> Result<(ChildServer, SocketAddr), String> {
-        self.port = if self.port >= 60_000 { 20_000 } else { self.port + 1 };
+    fn spawn(
+        &mut self,
+        col: Column,
+        test: serve::Test,
+        s: &Settings,
+        pin: bool,
+    ) -> Result<(ChildServer, SocketAddr), String> {
+        self.port = if self.port >= 60_000 {
+            20_000
+        } else {
+            self.port + 1
+        };
         let port = self.port;
         let mut cmd = Command::new(&self.exe);
         let (server, addr) = match col {
             Column::Ustack | Column::Smoltcp => {
-                cmd.args(["--netns", self.a.name(), "--tap", TAP, "--ip", STACK_CIDR, "--mac", STACK_MAC]);
-                let server = if col == Column::Ustack { "ustack" } else { "smoltcp" };
+                cmd.args([
+                    "--netns",
+                    self.a.name(),
+                    "--tap",
+                    TAP,
+                    "--ip",
+                    STACK_CIDR,
+                    "--mac",
+                    STACK_MAC,
+                ]);
+                let server = if col == Column::Ustack {
+                    "ustack"
+                } else {
+                    "smoltcp"
+                };
                 (server, format!("{STACK_IP}:{port}"))
             }
             Column::KernelOffloadsOff | Column::KernelOffloadsOn => {
@@ -269,8 +303,12 @@ impl Lab {
         if pin {
             cmd.args(["--pin", &self.cpu.to_string()]);
         }
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
-        let mut child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", self.exe.display()))?;
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", self.exe.display()))?;
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -300,7 +338,12 @@ impl Lab {
         }
     }
 
-    fn run_inner(&mut self, fig: Figure, col: Column, s: &Settings) -> Result<Vec<(Figure, Outcome)>, String> {
+    fn run_inner(
+        &mut self,
+        fig: Figure,
+        col: Column,
+        s: &Settings,
+    ) -> Result<Vec<(Figure, Outcome)>, String> {
         match col {
             Column::KernelOffloadsOff => self.set_offloads(false)?,
             Column::KernelOffloadsOn => self.set_offloads(true)?,
@@ -354,13 +397,19 @@ impl Lab {
                 Ok(vec![(fig, Outcome::Value(value))])
             }
             ClientOut::Held(held, t0) => {
-                let line = server.wait_line("accepted ", DONE_TIMEOUT + Duration::from_secs(s.conns as u64 / 100));
+                let line = server.wait_line(
+                    "accepted ",
+                    DONE_TIMEOUT + Duration::from_secs(s.conns as u64 / 100),
+                );
                 let elapsed = t0.elapsed();
                 let checked = client::check_and_reset(held);
                 let line = line?;
                 checked?;
                 let rep = server.finish()?;
-                let f: Vec<u64> = line.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+                let f: Vec<u64> = line
+                    .split_whitespace()
+                    .filter_map(|w| w.parse().ok())
+                    .collect();
                 let [n, rss0, rss1] = f[..] else {
                     return Err(format!("bad `accepted` line: {line}"));
                 };
@@ -384,10 +433,14 @@ fn settings(args: &BenchArgs) -> Settings {
     let q = args.quick;
     Settings {
         rounds: args.rounds.unwrap_or(if q { 2 } else { 5 }) as usize,
-        size: args.size.unwrap_or(if q { 20_000_000 } else { 1_000_000_000 }),
+        size: args
+            .size
+            .unwrap_or(if q { 20_000_000 } else { 1_000_000_000 }),
         secs: args.secs.unwrap_or(if q { 0.3 } else { 3.0 }),
         conns: args.conns.unwrap_or(if q { 1_000 } else { 10_000 }),
-        inmem_size: args.inmem_size.unwrap_or(if q { 20_000_000 } else { 200_000_000 }),
+        inmem_size: args
+            .inmem_size
+            .unwrap_or(if q { 20_000_000 } else { 200_000_000 }),
     }
 }
 
@@ -396,8 +449,10 @@ fn machine() -> String {
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned()))
+            s.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
         })
         .unwrap_or_else(|| "unknown CPU".into());
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
@@ -437,7 +492,10 @@ fn valgrind_installed() -> bool {
 
 /// Instructions callgrind counted for one in-memory transfer of `size` bytes.
 fn callgrind_instructions(exe: &PathBuf, stack: &str, size: u64) -> Result<u64, String> {
-    let out_file = std::env::temp_dir().join(format!("ustack-bench-{}-{stack}-{size}.cg", std::process::id()));
+    let out_file = std::env::temp_dir().join(format!(
+        "ustack-bench-{}-{stack}-{size}.cg",
+        std::process::id()
+    ));
     let out = Command::new("valgrind")
         .arg("--tool=callgrind")
         .arg(format!("--callgrind-out-file={}", out_file.display()))
@@ -449,7 +507,11 @@ fn callgrind_instructions(exe: &PathBuf, stack: &str, size: u64) -> Result<u64, 
     let _ = std::fs::remove_file(&out_file);
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
-        return Err(format!("valgrind exited with {}: {}", out.status, stderr.lines().last().unwrap_or("")));
+        return Err(format!(
+            "valgrind exited with {}: {}",
+            out.status,
+            stderr.lines().last().unwrap_or("")
+        ));
     }
     if !String::from_utf8_lossy(&out.stdout).starts_with("moved ") {
         return Err("the in-memory transfer did not report".into());
@@ -475,7 +537,10 @@ pub fn run(args: &BenchArgs) -> CmdResult {
     let mut notes = Vec::new();
     if (s.conns as u64) + 256 > nofile {
         let n = (nofile.saturating_sub(256)) as usize;
-        notes.push(format!("open-file limit {nofile}: concurrency reduced from {} to {n} connections", s.conns));
+        notes.push(format!(
+            "open-file limit {nofile}: concurrency reduced from {} to {n} connections",
+            s.conns
+        ));
         s.conns = n.max(1);
     }
     let start = std::time::SystemTime::now()
@@ -527,10 +592,17 @@ pub fn run(args: &BenchArgs) -> CmdResult {
     ];
     if !smoltcp_built {
         for f in Figure::ALL {
-            report.absent.insert((f, Column::Smoltcp), Absent::Skipped("built without the smoltcp-peer feature".into()));
+            report.absent.insert(
+                (f, Column::Smoltcp),
+                Absent::Skipped("built without the smoltcp-peer feature".into()),
+            );
         }
     }
-    for f in [Figure::ConcurrentMemory, Figure::InMemoryBulk, Figure::InMemoryInstructions] {
+    for f in [
+        Figure::ConcurrentMemory,
+        Figure::InMemoryBulk,
+        Figure::InMemoryInstructions,
+    ] {
         for c in kernel_cols {
             report.absent.insert((f, c), Absent::NotApplicable);
         }
@@ -538,7 +610,9 @@ pub fn run(args: &BenchArgs) -> CmdResult {
     if args.no_kernel {
         for f in net_figs {
             for c in kernel_cols {
-                report.absent.insert((f, c), Absent::Skipped("--no-kernel".into()));
+                report
+                    .absent
+                    .insert((f, c), Absent::Skipped("--no-kernel".into()));
             }
         }
     }
@@ -557,7 +631,7 @@ pub fn run(args: &BenchArgs) -> CmdResult {
         for fig in net_figs {
             for &col in &order {
                 for (f, o) in lab.run(fig, col, &s) {
-                    progress(round, &s, f, col, &o);
+                    progress(Some(round), &s, f, col, &o);
                     report.results.entry((f, col)).or_default().push(o);
                 }
             }
@@ -571,21 +645,37 @@ pub fn run(args: &BenchArgs) -> CmdResult {
                 Ok(t) => Outcome::Value(s.inmem_size as f64 * 8.0 / t.as_secs_f64() / 1e9),
                 Err(e) => Outcome::Failed(e),
             };
-            progress(round, &s, Figure::InMemoryBulk, col, &o);
-            report.results.entry((Figure::InMemoryBulk, col)).or_default().push(o);
+            progress(Some(round), &s, Figure::InMemoryBulk, col, &o);
+            report
+                .results
+                .entry((Figure::InMemoryBulk, col))
+                .or_default()
+                .push(o);
         }
     }
     for (on, o) in &lab.offload_state {
-        notes.push(format!("veth offloads {} as read back: {o}", if *on { "on" } else { "off" }));
+        notes.push(format!(
+            "veth offloads {} as read back: {o}",
+            if *on { "on" } else { "off" }
+        ));
     }
     notes.push("in-memory: two instances of the same stack, no device, virtual clock; checksums computed and verified by both stacks".into());
 
-    let cg = args.callgrind_size.unwrap_or(if args.quick { 1_000_000 } else { 4_000_000 });
+    let cg = args
+        .callgrind_size
+        .unwrap_or(if args.quick { 1_000_000 } else { 4_000_000 });
     if args.no_callgrind || !valgrind_installed() {
-        let why = if args.no_callgrind { "--no-callgrind" } else { "valgrind is not installed" };
+        let why = if args.no_callgrind {
+            "--no-callgrind"
+        } else {
+            "valgrind is not installed"
+        };
         notes.push(format!("instructions per byte skipped: {why}"));
         for &c in &columns {
-            report.absent.insert((Figure::InMemoryInstructions, c), Absent::Skipped(why.into()));
+            report.absent.insert(
+                (Figure::InMemoryInstructions, c),
+                Absent::Skipped(why.into()),
+            );
         }
     } else {
         notes.push(format!(
@@ -595,7 +685,11 @@ pub fn run(args: &BenchArgs) -> CmdResult {
             report::human_bytes(cg)
         ));
         for &col in &columns {
-            let stack = if col == Column::Ustack { "ustack" } else { "smoltcp" };
+            let stack = if col == Column::Ustack {
+                "ustack"
+            } else {
+                "smoltcp"
+            };
             let o = callgrind_instructions(&lab.exe, stack, cg)
                 .and_then(|one| Ok((one, callgrind_instructions(&lab.exe, stack, 2 * cg)?)))
                 .and_then(|(one, two)| {
@@ -608,11 +702,18 @@ pub fn run(args: &BenchArgs) -> CmdResult {
                 Ok(v) => Outcome::Value(v),
                 Err(e) => Outcome::Failed(e),
             };
-            progress(0, &s, Figure::InMemoryInstructions, col, &o);
-            report.results.entry((Figure::InMemoryInstructions, col)).or_default().push(o);
+            progress(None, &s, Figure::InMemoryInstructions, col, &o);
+            report
+                .results
+                .entry((Figure::InMemoryInstructions, col))
+                .or_default()
+                .push(o);
         }
     }
-    notes.push(format!("total run time {:.0} s", t_start.elapsed().as_secs_f64()));
+    notes.push(format!(
+        "total run time {:.0} s",
+        t_start.elapsed().as_secs_f64()
+    ));
     report.notes = notes;
     drop(lab);
     if args.json {
@@ -623,15 +724,17 @@ pub fn run(args: &BenchArgs) -> CmdResult {
     Ok(if report.failures().is_empty() { 0 } else { 2 })
 }
 
-fn progress(round: usize, s: &Settings, f: Figure, c: Column, o: &Outcome) {
+fn progress(round: Option<usize>, s: &Settings, f: Figure, c: Column, o: &Outcome) {
     let v = match o {
         Outcome::Value(v) => format!("{} {}", report::fmt_value(*v), f.unit()),
         Outcome::Failed(e) => format!("FAILED: {e}"),
     };
+    let when = match round {
+        Some(r) => format!("round {}/{}", r + 1, s.rounds),
+        None => "once".into(),
+    };
     eprintln!(
-        "ustack bench: round {}/{}: {} / {}: {v}",
-        round + 1,
-        s.rounds,
+        "ustack bench: {when}: {} / {}: {v}",
         f.label(s),
         c.heading()
     );

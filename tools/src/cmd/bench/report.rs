@@ -53,10 +53,20 @@ impl Figure {
             Figure::RrPinned => "1-byte request / 2-byte response, pinned to one CPU".into(),
             Figure::RrUnpinned => "1-byte request / 2-byte response, unpinned".into(),
             Figure::ConnRate => "connect, read `hello\\n`, close, serial".into(),
-            Figure::ConcurrentAccept => format!("{} concurrent connections: accept rate", settings.conns),
-            Figure::ConcurrentMemory => format!("{} concurrent connections: memory per connection", settings.conns),
-            Figure::InMemoryBulk => format!("in-memory bulk {} (no device)", human_bytes(settings.inmem_size)),
-            Figure::InMemoryInstructions => "in-memory bulk: instructions per byte (callgrind)".into(),
+            Figure::ConcurrentAccept => {
+                format!("{} concurrent connections: accept rate", settings.conns)
+            }
+            Figure::ConcurrentMemory => format!(
+                "{} concurrent connections: memory per connection",
+                settings.conns
+            ),
+            Figure::InMemoryBulk => format!(
+                "in-memory bulk {} (no device)",
+                human_bytes(settings.inmem_size)
+            ),
+            Figure::InMemoryInstructions => {
+                "in-memory bulk: instructions per byte (callgrind)".into()
+            }
         }
     }
 
@@ -73,7 +83,10 @@ impl Figure {
 
     /// Whether a larger figure is better (memory and instructions: smaller is).
     pub fn higher_is_better(self) -> bool {
-        !matches!(self, Figure::ConcurrentMemory | Figure::InMemoryInstructions)
+        !matches!(
+            self,
+            Figure::ConcurrentMemory | Figure::InMemoryInstructions
+        )
     }
 }
 
@@ -353,9 +366,9 @@ impl Report {
         ]);
         let mut rows: Vec<Vec<String>> = Vec::new();
         for f in Figure::ALL {
-            let present = Column::ALL.iter().any(|c| {
-                self.results.contains_key(&(f, *c)) || self.absent.contains_key(&(f, *c))
-            });
+            let present = Column::ALL
+                .iter()
+                .any(|c| self.results.contains_key(&(f, *c)) || self.absent.contains_key(&(f, *c)));
             if !present {
                 continue;
             }
@@ -584,7 +597,10 @@ mod tests {
         assert_eq!(cells[5], "0.75");
         assert_eq!(cells[6], "failed (1 of 1)");
         assert_eq!(cells[7], "—");
-        let mem = t.lines().find(|l| l.contains("memory per")).expect("mem row");
+        let mem = t
+            .lines()
+            .find(|l| l.contains("memory per"))
+            .expect("mem row");
         assert!(mem.contains("n/a"), "{mem}");
         assert!(t.contains("- a note"));
         assert!(t.contains("round 2: short"), "{t}");
@@ -596,10 +612,7 @@ mod tests {
 
     #[test]
     fn markdown_table_pads_columns() {
-        let t = markdown_table(
-            &["a", "bb"],
-            &[vec!["long label".into(), "1".into()]],
-        );
+        let t = markdown_table(&["a", "bb"], &[vec!["long label".into(), "1".into()]]);
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines[0], "| a          | bb |");
         assert_eq!(lines[1], "|:-----------|---:|");
