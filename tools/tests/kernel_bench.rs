@@ -105,7 +105,7 @@ fn bench_prints_every_row_with_positive_figures() {
         ("connect, read `hello\\n`, close, serial", true),
         ("200 concurrent connections: accept rate", true),
         ("200 concurrent connections: memory per connection", false),
-        ("in-memory bulk 2 MB (no device)", false),
+        ("in-memory bulk 2 MB (no device), per CPU second", false),
         ("in-memory bulk: instructions per byte (callgrind)", false),
     ];
     for (label, kernel_too) in rows {
