@@ -61,7 +61,7 @@ impl Figure {
                 settings.conns
             ),
             Figure::InMemoryBulk => format!(
-                "in-memory bulk {} (no device)",
+                "in-memory bulk {} (no device), per CPU second",
                 human_bytes(settings.inmem_size)
             ),
             Figure::InMemoryInstructions => {
