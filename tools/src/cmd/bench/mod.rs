@@ -252,6 +252,31 @@ impl Lab {
         Ok(())
     }
 
+    /// Waits until the kernel reports the TAP up. Its carrier rises when the child
+    /// attaches, but the kernel applies carrier changes from its linkwatch work, which
+    /// it delays up to a second after the previous change; until then the TAP drops
+    /// what the client sends, and the first SYN would wait a second to be retransmitted.
+    fn wait_tap_up(&self) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let out = self
+                .a
+                .ip(&["-o", "link", "show", TAP])
+                .map_err(|e| e.to_string())?;
+            let line = String::from_utf8_lossy(&out.stdout);
+            if line.contains("state UP") && !line.contains("NO-CARRIER") {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "{TAP} not up 5 s after the server attached: {}",
+                    line.trim()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     fn spawn(
         &mut self,
         col: Column,
@@ -360,6 +385,9 @@ impl Lab {
         let pin = fig == Figure::RrPinned;
         let (server, addr) = self.spawn(col, test, s, pin)?;
         server.wait_line("ready", READY_TIMEOUT)?;
+        if matches!(col, Column::Ustack | Column::Smoltcp) {
+            self.wait_tap_up()?;
+        }
         let (size, secs, conns, cpu) = (s.size, s.secs, s.conns, self.cpu);
         let job = move || -> Result<ClientOut, String> {
             Ok(match fig {
