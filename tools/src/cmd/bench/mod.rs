@@ -71,7 +71,9 @@ const DONE_TIMEOUT: Duration = Duration::from_secs(20);
     instructions per byte. Medians over the rounds, ustack/smoltcp ratios, kernel\n  \
     figures for reference. Every transfer checks its byte count and a byte pattern; a\n  \
     failed round is listed as failed, not counted. Needs root (CAP_NET_ADMIN,\n  \
-    CAP_SYS_ADMIN). Speed figures depend on the machine's load; see docs/performance.md.\n\n\
+    CAP_SYS_ADMIN). Speed figures depend on the machine's load; see docs/performance.md.\n  \
+    The global link flags (--tap, --raw, --ip, --mac, --pcap, the fault flags) do not\n  \
+    apply: it picks its own devices and addresses.\n\n\
     Examples:\n  \
     sudo ustack bench --quick                # under a minute, small sizes\n  \
     sudo ustack bench                        # 5 rounds, 1 GB bulk, 10,000 connections\n  \
