@@ -10,11 +10,12 @@
 //! Names and semantics follow Linux; each call links its man page. Differences are
 //! listed in `docs/socket-api.md`.
 
-use crate::driver::{NetStack, State};
 use crate::errno::Errno;
-use crate::poll::{add_waiter, remaining, remove_waiter, wait_on, PollEvents};
-use crate::table::{Fd, File, FileKey, Opts, Sock};
-use crate::tcp::{self, TcpInfo, TcpSock};
+use crate::events::PollEvents;
+use crate::stack::NetStack;
+use crate::state::{add_waiter, close_sock, remaining, remove_waiter, wait_on, State};
+use crate::table::{Fd, File, FileKey, Opts, Sock, TcpSock};
+use crate::tcp::{self, TcpInfo};
 use core::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::{Arc, Condvar};
 use std::time::{Duration, Instant as StdInstant};
@@ -211,15 +212,6 @@ fn v4(addr: SocketAddr) -> Result<SocketAddrV4, Errno> {
 
 fn unspecified() -> SocketAddr {
     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))
-}
-
-/// Closes the engine socket behind a description whose last descriptor went away.
-pub(crate) fn close_sock(st: &mut State, sock: Sock) {
-    match sock {
-        Sock::Udp(h) => st.iface.udp().close(h),
-        Sock::Raw { h, .. } => st.iface.raw().close(h),
-        Sock::Tcp(t) => tcp::close(&mut st.iface, t, None),
-    }
 }
 
 /// Whether the interface has a route to `ip` (on-link, broadcast, or a gateway).

@@ -180,4 +180,13 @@ impl Link for Sniffer {
     fn poll_timeout(&self) -> Option<Instant> {
         self.inner.poll_timeout()
     }
+
+    // A recorder below (pcapng) annotates frames with these; pass them through.
+    fn rx_dropped(&mut self, reason: &dyn std::fmt::Display) {
+        self.inner.rx_dropped(reason)
+    }
+
+    fn poll_fault_report(&mut self, frame: &mut Vec<u8>) -> Option<ustack::link::FaultEvent> {
+        self.inner.poll_fault_report(frame)
+    }
 }

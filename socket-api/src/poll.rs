@@ -14,134 +14,16 @@
 //! level-triggered: a descriptor stays on the list while it is ready (EPOLLONESHOT is
 //! supported; EPOLLET is not and is refused with EINVAL).
 
-use crate::driver::{NetStack, State};
 use crate::errno::Errno;
-use crate::table::{EpollWatch, Fd, File, FileKey, Sock, Waiter};
-use core::ops::{BitAnd, BitAndAssign, BitOr, BitOrAssign, Not};
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Condvar, MutexGuard};
+use crate::events::{EpollKey, ALWAYS};
+use crate::ready::readiness;
+use crate::stack::NetStack;
+use crate::state::{add_waiter, remaining, remove_waiter, wait_on, State};
+use crate::table::{EpollSet, EpollWatch, Fd, Interest};
+use std::sync::{Arc, Condvar};
 use std::time::{Duration, Instant as StdInstant};
-use ustack::iface::Interface;
 
-/// A set of poll(2)/epoll(7) events; the bit values are Linux's, shared by both.
-#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct PollEvents(u32);
-
-impl PollEvents {
-    /// Data can be read (or accepted, or the peer closed, or an error is pending).
-    pub const POLLIN: PollEvents = PollEvents(libc::POLLIN as u32);
-    /// Urgent data (never reported; present for completeness).
-    pub const POLLPRI: PollEvents = PollEvents(libc::POLLPRI as u32);
-    /// Data can be written (a connect finished, or the send buffer has room).
-    pub const POLLOUT: PollEvents = PollEvents(libc::POLLOUT as u32);
-    /// An error is pending (SO_ERROR); always reported, whatever was asked.
-    pub const POLLERR: PollEvents = PollEvents(libc::POLLERR as u32);
-    /// Hung up: both directions are shut; always reported.
-    pub const POLLHUP: PollEvents = PollEvents(libc::POLLHUP as u32);
-    /// Not an open descriptor (poll only).
-    pub const POLLNVAL: PollEvents = PollEvents(libc::POLLNVAL as u32);
-    /// The peer shut down its sending side, or we shut down reading.
-    pub const POLLRDHUP: PollEvents = PollEvents(libc::POLLRDHUP as u32);
-    /// Epoll name of [`PollEvents::POLLIN`].
-    pub const EPOLLIN: PollEvents = PollEvents::POLLIN;
-    /// Epoll name of [`PollEvents::POLLOUT`].
-    pub const EPOLLOUT: PollEvents = PollEvents::POLLOUT;
-    /// Epoll name of [`PollEvents::POLLERR`].
-    pub const EPOLLERR: PollEvents = PollEvents::POLLERR;
-    /// Epoll name of [`PollEvents::POLLHUP`].
-    pub const EPOLLHUP: PollEvents = PollEvents::POLLHUP;
-    /// Epoll name of [`PollEvents::POLLRDHUP`].
-    pub const EPOLLRDHUP: PollEvents = PollEvents::POLLRDHUP;
-    /// Report once, then disable the descriptor until `EpollOp::Mod` re-arms it.
-    pub const EPOLLONESHOT: PollEvents = PollEvents(libc::EPOLLONESHOT as u32);
-    /// Edge-triggered (not supported: `ctl` returns EINVAL).
-    pub const EPOLLET: PollEvents = PollEvents(libc::EPOLLET as u32);
-
-    /// No events.
-    pub const fn empty() -> PollEvents {
-        PollEvents(0)
-    }
-
-    /// The raw bits.
-    pub const fn bits(self) -> u32 {
-        self.0
-    }
-
-    /// From raw bits (unknown bits are kept and ignored).
-    pub const fn from_bits(bits: u32) -> PollEvents {
-        PollEvents(bits)
-    }
-
-    /// No bit set.
-    pub const fn is_empty(self) -> bool {
-        self.0 == 0
-    }
-
-    /// Every bit of `other` is set.
-    pub const fn contains(self, other: PollEvents) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    /// Some bit of `other` is set.
-    pub const fn intersects(self, other: PollEvents) -> bool {
-        self.0 & other.0 != 0
-    }
-}
-
-impl core::fmt::Debug for PollEvents {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        const NAMES: [(PollEvents, &str); 9] = [
-            (PollEvents::POLLIN, "IN"),
-            (PollEvents::POLLPRI, "PRI"),
-            (PollEvents::POLLOUT, "OUT"),
-            (PollEvents::POLLERR, "ERR"),
-            (PollEvents::POLLHUP, "HUP"),
-            (PollEvents::POLLNVAL, "NVAL"),
-            (PollEvents::POLLRDHUP, "RDHUP"),
-            (PollEvents::EPOLLONESHOT, "ONESHOT"),
-            (PollEvents::EPOLLET, "ET"),
-        ];
-        let names: Vec<&str> = NAMES
-            .iter()
-            .filter(|(b, _)| self.contains(*b))
-            .map(|(_, n)| *n)
-            .collect();
-        write!(f, "PollEvents({})", names.join("|"))
-    }
-}
-
-impl BitOr for PollEvents {
-    type Output = PollEvents;
-    fn bitor(self, rhs: PollEvents) -> PollEvents {
-        PollEvents(self.0 | rhs.0)
-    }
-}
-
-impl BitOrAssign for PollEvents {
-    fn bitor_assign(&mut self, rhs: PollEvents) {
-        self.0 |= rhs.0;
-    }
-}
-
-impl BitAnd for PollEvents {
-    type Output = PollEvents;
-    fn bitand(self, rhs: PollEvents) -> PollEvents {
-        PollEvents(self.0 & rhs.0)
-    }
-}
-
-impl BitAndAssign for PollEvents {
-    fn bitand_assign(&mut self, rhs: PollEvents) {
-        self.0 &= rhs.0;
-    }
-}
-
-impl Not for PollEvents {
-    type Output = PollEvents;
-    fn not(self) -> PollEvents {
-        PollEvents(!self.0)
-    }
-}
+pub use crate::events::PollEvents;
 
 /// One entry of a [`NetStack::poll`] call, as `struct pollfd` (poll(2)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -162,103 +44,6 @@ impl PollFd {
             events,
             revents: PollEvents::empty(),
         }
-    }
-}
-
-const ALWAYS: PollEvents = PollEvents(libc::POLLERR as u32 | libc::POLLHUP as u32);
-
-/// The readiness of one socket now. May move a pending asynchronous error from the
-/// engine into `file.error`, from where the next call or SO_ERROR reports it.
-pub(crate) fn readiness(iface: &mut Interface, file: &mut File) -> PollEvents {
-    let mut r = PollEvents::empty();
-    match &file.sock {
-        Sock::Udp(h) => {
-            let h = *h;
-            let udp = iface.udp();
-            if file.error.is_none() {
-                if let Ok(Some(e)) = udp.take_error(h) {
-                    file.error = Some(e.into());
-                }
-            }
-            if matches!(udp.peek_len(h), Ok(Some(_))) || file.error.is_some() || file.shut_rd {
-                r |= PollEvents::POLLIN;
-            }
-            if udp.can_send(h, 1) {
-                r |= PollEvents::POLLOUT;
-            }
-        }
-        Sock::Raw { h, .. } => {
-            let raw = iface.raw();
-            if raw.can_recv(*h) || file.shut_rd {
-                r |= PollEvents::POLLIN;
-            }
-            if raw.can_send(*h) {
-                r |= PollEvents::POLLOUT;
-            }
-        }
-        Sock::Tcp(t) => {
-            let t = *t;
-            r |= crate::tcp::readiness(iface, t, file);
-        }
-    }
-    if file.error.is_some() {
-        r |= PollEvents::POLLERR;
-    }
-    // Linux datagram_poll / tcp_poll: RDHUP on receive shutdown, HUP when both are.
-    if file.shut_rd {
-        r |= PollEvents::POLLRDHUP;
-        if file.shut_wr {
-            r |= PollEvents::POLLHUP;
-        }
-    }
-    r
-}
-
-/// Waits on `cv` with the stack lock, at most `timeout`.
-pub(crate) fn wait_on<'a>(
-    cv: &Condvar,
-    guard: MutexGuard<'a, State>,
-    timeout: Option<Duration>,
-) -> MutexGuard<'a, State> {
-    match timeout {
-        None => cv.wait(guard).unwrap_or_else(|e| e.into_inner()),
-        Some(t) => {
-            cv.wait_timeout(guard, t)
-                .unwrap_or_else(|e| e.into_inner())
-                .0
-        }
-    }
-}
-
-/// Time left until `deadline`, or `Err(())` when it has passed. `None` is forever.
-pub(crate) fn remaining(deadline: Option<StdInstant>) -> Result<Option<Duration>, ()> {
-    match deadline {
-        None => Ok(None),
-        Some(d) => {
-            let now = StdInstant::now();
-            if now >= d {
-                Err(())
-            } else {
-                Ok(Some(d - now))
-            }
-        }
-    }
-}
-
-pub(crate) fn add_waiter(st: &mut State, key: FileKey, cv: &Arc<Condvar>, mask: PollEvents) {
-    if let Ok(f) = st.table.file_mut(key) {
-        f.waiters.push(Waiter {
-            cv: cv.clone(),
-            mask,
-        });
-        st.update_watched(key);
-    }
-}
-
-pub(crate) fn remove_waiter(st: &mut State, key: FileKey, cv: &Arc<Condvar>) {
-    if let Ok(f) = st.table.file_mut(key) {
-        f.waiters.retain(|w| !Arc::ptr_eq(&w.cv, cv));
-        st.update_watched(key);
     }
 }
 
@@ -313,49 +98,6 @@ impl NetStack {
                 remove_waiter(&mut st, k, &cv);
             }
         }
-    }
-}
-
-/// Identifies an epoll instance within its stack.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct EpollKey(pub u64);
-
-/// What an epoll instance watches on one descriptor.
-#[derive(Clone, Copy, Debug)]
-struct Interest {
-    key: FileKey,
-    events: PollEvents,
-    data: u64,
-    /// EPOLLONESHOT fired: ignored until re-armed with `Mod`.
-    disarmed: bool,
-}
-
-/// The state of one epoll instance, kept in the stack.
-#[derive(Debug, Default)]
-pub(crate) struct EpollSet {
-    interest: HashMap<Fd, Interest>,
-    ready: VecDeque<Fd>,
-    queued: HashSet<Fd>,
-    cv: Arc<Condvar>,
-}
-
-impl EpollSet {
-    /// Puts `fd` on the ready list (once) and wakes the waiting threads.
-    pub(crate) fn mark_ready(&mut self, fd: Fd) {
-        if self.queued.insert(fd) {
-            self.ready.push_back(fd);
-            self.cv.notify_all();
-        }
-    }
-
-    /// Wakes every thread waiting on this instance.
-    pub(crate) fn wake(&self) {
-        self.cv.notify_all();
-    }
-
-    /// Forgets `fd` (it was closed).
-    pub(crate) fn forget(&mut self, fd: Fd) {
-        self.interest.remove(&fd);
     }
 }
 

@@ -11,20 +11,14 @@
 //! engine and are reported by SO_ERROR only, as on Linux.
 
 use crate::errno::Errno;
-use crate::poll::PollEvents;
-use crate::table::File;
+use crate::events::PollEvents;
+use crate::table::{File, TcpSock};
 use core::net::SocketAddrV4;
 use std::time::Duration;
 use ustack::iface::Interface;
-use ustack::socket::tcp::{CongestionAlgorithm, TcpHandle, TcpState};
+use ustack::socket::tcp::{CongestionAlgorithm, TcpState};
 
 pub use ustack::socket::tcp::TcpInfo;
-
-/// The engine side of a TCP descriptor.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct TcpSock {
-    pub h: TcpHandle,
-}
 
 /// Parses a TCP_CONGESTION name as Linux spells them.
 pub(crate) fn congestion_by_name(name: &str) -> Option<CongestionAlgorithm> {

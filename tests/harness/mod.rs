@@ -1,14 +1,16 @@
 //! Test harness: the stack against the Linux kernel, inside network namespaces the
 //! test creates.
 //!
-//! - [`Netns`] (from `ustack-tools`): a uniquely named namespace (`PREFIX-PID-COUNTER-RANDOM`)
+//! - [`Netns`] (from `ustack_socket::netns`): a uniquely named namespace (`PREFIX-PID-COUNTER-RANDOM`)
 //!   whose `Drop` kills what runs inside and deletes it with its devices, panics included.
 //! - [`require_netns!`]: skip loudly without the privileges (CAP_NET_ADMIN, CAP_NET_RAW,
 //!   CAP_SYS_ADMIN, `/dev/net/tun`, iproute2); panic instead under `USTACK_REQUIRE_NETNS=1`.
 //! - [`Fixture`]: a namespace with the kernel on one side and the stack on the other,
-//!   over a TAP or a veth pair (AF_PACKET). The stack runs **in-process** on a driver
-//!   thread: its device is opened on a thread that `setns`'d into the namespace, so the
-//!   fd belongs there while the rest of the test process stays in the root namespace.
+//!   over a TAP or a veth pair (AF_PACKET). The stack is a [`NetStack`] running
+//!   **in-process** on its driver thread, like every other host: its device is opened
+//!   on a thread that `setns`'d into the namespace, so the fd belongs there while the
+//!   rest of the test process stays in the root namespace. Test applications run in
+//!   the driver as hooks ([`BoxedApp`]).
 //!   In-process keeps the stack's lifetime tied to the test (no orphaned `ustack up`),
 //!   lets the test read the interface's counters directly, and needs no path to a built
 //!   binary. Kernel peers (`ping`, `python3`, `ip`) run with `ip netns exec`.
@@ -19,19 +21,31 @@ pub mod pcap;
 pub mod tcp;
 
 use std::io::{self, Write};
-use std::os::unix::io::AsRawFd;
 use std::path::PathBuf;
 use std::process::Output;
-use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use ustack::iface::Interface;
 use ustack::link::fault::{FaultCounters, FaultEvent};
 use ustack::link::sys::AfPacketLink;
-use ustack::link::{Direction, FaultInjector, Faults, Link, PcapTimestamps, PcapWriter};
+use ustack::link::{Direction, FaultInjector, Faults, Link};
 use ustack::time::Instant;
 use ustack::wire::{EthernetAddress, Ipv4Cidr};
-use ustack_tools::driver::{self, BoxedApp, Clock, LinkSpec, StackReport, StackThread};
+use ustack_socket::link::{mac_from_seed, Device, LinkStats};
+use ustack_socket::NetStack;
 
-pub use ustack_tools::netns::{have_privileges, Netns, NetnsError};
+pub use ustack_socket::netns::{have_privileges, Netns, NetnsError};
+
+/// An application on the stack's driver thread: a [`ustack_socket::Hook`], run after
+/// every round with the interface, the time and the TCP sockets that became ready.
+pub type BoxedApp = ustack_socket::Hook;
+
+/// What a stopped fixture's stack hands back.
+pub struct StackReport {
+    /// The interface, for its counters.
+    pub iface: Interface,
+    /// What crossed the device.
+    pub link: LinkStats,
+}
 
 /// Whether kernel tests must fail rather than skip when they cannot run.
 pub fn netns_required() -> bool {
@@ -127,7 +141,7 @@ impl Default for Options {
 pub struct Fixture {
     // Field order is drop order: stop the stack, close the device (held by the
     // injector when there is one), then delete the namespace.
-    stack: Option<StackThread>,
+    stack: Option<NetStack>,
     injector: Option<Arc<Mutex<Injector>>>,
     fault_report: Option<FaultReport>,
     /// The namespace.
@@ -142,7 +156,6 @@ pub struct Fixture {
     pub kernel_if: &'static str,
     /// Where the pcap is written, if recording.
     pub pcap: Option<PathBuf>,
-    calls: mpsc::Sender<Msg>,
 }
 
 /// What the injector did over a fixture's life, collected by [`Fixture::stop`].
@@ -183,23 +196,13 @@ impl Link for SharedInjector {
     }
 }
 
-/// A closure run once on the driver thread.
-type Call = Box<dyn FnOnce(&mut Interface, Instant) + Send>;
-
-/// Work for the driver thread: a closure run once ([`Fixture::call`]) or an app added
-/// to the hook ([`Fixture::spawn_app`]).
-enum Msg {
-    Call(Call),
-    App(BoxedApp),
-}
-
 impl Fixture {
     /// Creates the namespace and devices and starts the stack.
     ///
     /// # Panics
     /// Any set-up step fails (the test fails with the reason).
     pub fn start(opts: Options) -> Fixture {
-        Fixture::start_with_app(opts, |_| Box::new(|_, _| {}))
+        Fixture::start_with_app(opts, |_| Box::new(|_| {}))
     }
 
     /// Like [`start`](Self::start), with an application on the driver thread: `make_app`
@@ -213,22 +216,17 @@ impl Fixture {
         make_app: impl FnOnce(&mut Interface) -> BoxedApp,
     ) -> Fixture {
         let ns = Netns::new("ustack-test").expect("create namespace");
-        let mac = driver::mac_from_seed(opts.seed);
+        let mac = mac_from_seed(opts.seed);
         let (spec, kernel_if, kernel_ip, stack_ip) = match opts.link {
             LinkKind::Tap => {
                 ns.add_tap("tap0", "10.77.0.1/24").expect("create tap");
-                (
-                    LinkSpec::Tap("tap0".into()),
-                    "tap0",
-                    "10.77.0.1",
-                    "10.77.0.2",
-                )
+                (Device::Tap("tap0".into()), "tap0", "10.77.0.1", "10.77.0.2")
             }
             LinkKind::Veth => {
                 ns.add_veth("veth0", "10.77.1.1/24", "veth1")
                     .expect("create veth");
                 (
-                    LinkSpec::Raw("veth1".into()),
+                    Device::Raw("veth1".into()),
                     "veth0",
                     "10.77.1.1",
                     "10.77.1.2",
@@ -243,52 +241,41 @@ impl Fixture {
             .run_in(move || spec.open())
             .expect("enter namespace")
             .expect("open the stack's link");
-        let fd = os_link.as_raw_fd();
-        let clock = Clock::start();
         let pcap = opts
             .pcap
             .then(|| std::env::temp_dir().join(format!("{}.pcap", ns.name())));
-        let link: Box<dyn Link + Send> = match &pcap {
-            Some(path) => Box::new(
-                PcapWriter::new(
-                    os_link,
-                    io::BufWriter::new(std::fs::File::create(path).expect("create pcap")),
-                    clock.epoch_unix_micros(),
-                    PcapTimestamps::Micros,
-                )
-                .expect("pcap header"),
-            ),
-            None => Box::new(os_link),
-        };
-        let (link, injector): (Box<dyn Link + Send>, _) = match opts.faults {
-            Some(faults) => {
-                let mut inj = FaultInjector::new(link, faults, opts.seed);
-                inj.enable_event_log(opts.fault_log);
-                let shared = Arc::new(Mutex::new(inj));
-                (Box::new(SharedInjector(shared.clone())), Some(shared))
-            }
-            None => (link, None),
-        };
         let ip: Ipv4Cidr = format!("{stack_ip}/24").parse().expect("cidr");
-        let config = driver::iface_config(mac, ip, None, opts.mtu, opts.seed);
-        let mut iface = Interface::new(config, clock.now());
-        let mut app = make_app(&mut iface);
-        let (calls, call_rx) = mpsc::channel::<Msg>();
-        let mut added: Vec<BoxedApp> = Vec::new();
-        let hook: BoxedApp = Box::new(move |iface, now| {
-            while let Ok(msg) = call_rx.try_recv() {
-                match msg {
-                    Msg::Call(call) => call(iface, now),
-                    Msg::App(a) => added.push(a),
-                }
-            }
-            app(iface, now);
-            for a in &mut added {
-                a(iface, now);
-            }
-        });
-        let stack =
-            StackThread::spawn_with_app(iface, link, fd, clock, hook).expect("spawn driver");
+        let seed = opts.seed;
+        let mut builder = NetStack::builder()
+            .os_link(os_link)
+            .ip(ip)
+            .mac(mac)
+            .mtu(opts.mtu)
+            .config(move |c| c.seed = seed);
+        if let Some(path) = &pcap {
+            // Classic pcap at the device, under the injector: it records what really
+            // crossed the device.
+            builder = builder.pcap(path);
+        }
+        // The injector is shared with the test (counters and fate log while running),
+        // so it wraps the link here rather than through `LinkOptions`.
+        let mut handle = None;
+        if let Some(faults) = opts.faults {
+            let log = opts.fault_log;
+            let (tx, rx) = std::sync::mpsc::channel();
+            builder = builder.wrap_link(move |link| {
+                let mut inj = FaultInjector::new(link, faults, seed);
+                inj.enable_event_log(log);
+                let shared = Arc::new(Mutex::new(inj));
+                let _ = tx.send(shared.clone());
+                Box::new(SharedInjector(shared))
+            });
+            handle = Some(rx);
+        }
+        let stack = builder.build().expect("start the stack");
+        let injector = handle.map(|rx| rx.recv().expect("the injector was built"));
+        // Under the stack lock: nothing the app's sockets report is missed meanwhile.
+        stack.add_hook(move |iface, _| make_app(iface));
         Fixture {
             stack: Some(stack),
             ns,
@@ -297,7 +284,6 @@ impl Fixture {
             kernel_ip: kernel_ip.into(),
             kernel_if,
             pcap,
-            calls,
             injector,
             fault_report: None,
         }
@@ -316,33 +302,33 @@ impl Fixture {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs `f` on the driver thread between two rounds of input and returns its
-    /// result; frames it queues go out right after. Latency: up to the driver's longest
-    /// wait (50 ms) when the link is idle.
+    /// The running stack (for the socket API, or anything else a test needs of it).
     ///
     /// # Panics
-    /// The stack is not running or does not answer within 10 s.
+    /// The stack was stopped.
+    pub fn stack(&self) -> &NetStack {
+        self.stack.as_ref().expect("stack running")
+    }
+
+    /// Runs `f` on the stack's interface under the stack lock, between two rounds of
+    /// the driver, and returns its result; frames it queues go out right after.
+    ///
+    /// # Panics
+    /// The stack is not running.
     pub fn call<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Interface, Instant) -> T + Send + 'static,
     ) -> T {
-        let (tx, rx) = mpsc::channel();
-        self.calls
-            .send(Msg::Call(Box::new(move |iface, now| {
-                let _ = tx.send(f(iface, now));
-            })))
-            .expect("stack running");
-        rx.recv_timeout(std::time::Duration::from_secs(10))
-            .expect("the driver thread answers a call")
+        self.stack().with_interface(f)
     }
 
-    /// Adds an application to the driver thread's hook (after the fixture's own); it
-    /// runs from the next wake-up (within 50 ms) until the stack stops.
+    /// Adds an application to the driver's hooks (after the fixture's own); it runs
+    /// from the next round (started at once) until the stack stops.
     ///
     /// # Panics
     /// The stack is not running.
     pub fn spawn_app(&self, app: BoxedApp) {
-        self.calls.send(Msg::App(app)).expect("stack running");
+        self.stack().add_hook(move |_, _| app);
     }
 
     /// Runs `args` inside the namespace.
@@ -363,9 +349,11 @@ impl Fixture {
         Ping::from_output(&cmd, self.exec(&cmd))
     }
 
-    /// Whether the driver thread is still running.
+    /// Whether the driver thread is still running and its link has not failed.
     pub fn stack_running(&self) -> bool {
-        self.stack.as_ref().is_some_and(StackThread::is_running)
+        self.stack
+            .as_ref()
+            .is_some_and(|s| s.is_running() && s.link_error().is_none())
     }
 
     /// Stops the stack (flushing the pcap) and returns its interface and link counters.
@@ -375,12 +363,19 @@ impl Fixture {
     /// # Panics
     /// Already stopped, or the driver ended on a link error.
     pub fn stop(&mut self) -> StackReport {
-        let report = self
+        let stopped = self
             .stack
             .take()
             .expect("stack already stopped")
             .stop()
-            .expect("driver ended with an error");
+            .unwrap_or_else(|_| panic!("the test still holds a handle of the stack"));
+        if let Some(e) = &stopped.link_error {
+            panic!("driver ended with a link error: {e}");
+        }
+        let report = StackReport {
+            iface: stopped.iface,
+            link: stopped.link,
+        };
         if let Some(shared) = self.injector.take() {
             let Ok(mutex) = Arc::try_unwrap(shared) else {
                 panic!("the stopped driver still holds the injector");

@@ -5,6 +5,7 @@
 //! Byte-exactness is checked with SHA-256 on both sides: the stack side hashes with the
 //! `sha2` crate, the kernel side with python's `hashlib`.
 
+use crate::BoxedApp;
 use crate::Fixture;
 use core::net::SocketAddrV4;
 use sha2::{Digest, Sha256};
@@ -15,8 +16,7 @@ use std::time::Duration;
 use ustack::iface::Interface;
 use ustack::socket::tcp::{RecvError, SendError, Shutdown, TcpError, TcpHandle, TcpInfo, TcpState};
 use ustack::time::Instant;
-use ustack_tools::driver::BoxedApp;
-use ustack_tools::echo::{EchoServer, EchoStats};
+use ustack_socket::echo::{EchoServer, EchoStats};
 
 /// Lower-case hex of a digest.
 pub fn hex(bytes: &[u8]) -> String {
@@ -130,7 +130,7 @@ impl BulkClient {
 
     /// Wraps the client as a fixture app; it connects on its first call.
     pub fn into_app(mut self) -> BoxedApp {
-        Box::new(move |iface, now| self.poll(iface, now))
+        Box::new(move |round| self.poll(round.iface, round.now))
     }
 
     fn finish(&mut self, iface: &mut Interface, now: Instant, error: Option<String>) {
@@ -242,8 +242,8 @@ pub fn echo_app(
     let shared = stats.clone();
     let make = move |iface: &mut Interface| -> BoxedApp {
         let mut server = EchoServer::new(iface, port, 128).expect("echo server listens");
-        Box::new(move |iface, now| {
-            server.poll(iface, now);
+        Box::new(move |round| {
+            server.poll(round);
             *shared.lock().unwrap_or_else(|e| e.into_inner()) = server.stats();
         })
     };
@@ -267,9 +267,9 @@ pub fn count_events(fx: &Fixture) -> Arc<Mutex<EventCounts>> {
     use ustack::socket::tcp::TcpEvent;
     let counts = Arc::new(Mutex::new(EventCounts::default()));
     let shared = counts.clone();
-    fx.spawn_app(Box::new(move |iface, _| {
+    fx.spawn_app(Box::new(move |round| {
         let mut c = shared.lock().unwrap_or_else(|e| e.into_inner());
-        while let Some(e) = iface.tcp().poll_event() {
+        while let Some(e) = round.iface.tcp().poll_event() {
             match e {
                 TcpEvent::Retransmit { .. } => c.retransmits += 1,
                 TcpEvent::FastRetransmit { .. } => c.fast_retransmits += 1,

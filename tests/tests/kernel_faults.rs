@@ -286,7 +286,7 @@ fn kernel_faults_identical_input_identical_drops_10000_pings() {
 
 /// A 2 MB echo from the kernel through `faults`; returns the stack's counters and the
 /// injector's report.
-fn faulty_echo(seed: u64, faults: Faults) -> (ustack_tools::driver::StackReport, FaultReport) {
+fn faulty_echo(seed: u64, faults: Faults) -> (ustack_tests::StackReport, FaultReport) {
     let mut fx = echo_fixture(Options {
         seed,
         faults: Some(faults),

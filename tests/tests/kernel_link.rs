@@ -20,7 +20,7 @@ fn recv_until<L: Link + AsRawFd>(
     let deadline = StdInstant::now() + limit;
     let mut buf = [0u8; 2048];
     while StdInstant::now() < deadline {
-        wait_readable(link.as_raw_fd(), Some(Duration::from_millis(50))).unwrap();
+        wait_readable(&[link.as_raw_fd()], Some(Duration::from_millis(50))).unwrap();
         while let Some(n) = link.recv(Instant::ZERO, &mut buf).unwrap() {
             if pred(&buf[..n]) {
                 return Some(buf[..n].to_vec());

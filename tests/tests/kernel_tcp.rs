@@ -26,7 +26,7 @@ fn echo_fixture(
     opts: Options,
 ) -> (
     Fixture,
-    std::sync::Arc<std::sync::Mutex<ustack_tools::echo::EchoStats>>,
+    std::sync::Arc<std::sync::Mutex<ustack_socket::echo::EchoStats>>,
 ) {
     let (make, stats) = tcp::echo_app(7);
     (Fixture::start_with_app(opts, make), stats)

@@ -181,14 +181,3 @@ pub enum Command {
     #[command(after_help = crate::cmd::dns::AFTER_HELP)]
     Dns(crate::cmd::dns::DnsArgs),
 }
-
-impl GlobalArgs {
-    /// Recording and fault injection for `driver::build_link`.
-    pub fn link_options(&self) -> ustack_tools::driver::LinkOptions {
-        ustack_tools::driver::LinkOptions {
-            pcap: self.pcap.clone(),
-            faults: self.faults.faults(),
-            seed: self.seed,
-        }
-    }
-}

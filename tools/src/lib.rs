@@ -1,6 +1,7 @@
-//! Library half of the `ustack` tool: the driver loop, namespaces and signal handling,
-//! shared by the `ustack` binary and the kernel tests (`ustack-tests`); and the capture
-//! decoder, conversation tracker and printers behind `ustack dump` and `ustack plot`.
+//! Library half of the `ustack` tool: signal handling, the control socket, traces,
+//! stats and fault flags of the `ustack` binary; and the capture decoder, conversation
+//! tracker and printers behind `ustack dump` and `ustack plot`. The host loop, the link
+//! wrappers and namespaces live in `ustack-socket` (`NetStack`, `link`, `netns`).
 
 #![warn(missing_docs)]
 // Field docs of the clap structs are also the `--help` text, which writes optional
@@ -11,12 +12,9 @@ pub mod analysis;
 pub mod control;
 pub mod decode;
 pub mod dns;
-pub mod driver;
 pub mod dump;
 pub mod dump_fmt;
-pub mod echo;
 pub mod faults;
-pub mod netns;
 pub mod plot;
 pub mod signals;
 pub mod stats;

@@ -16,7 +16,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-use ustack_tools::netns::{have_privileges, Netns};
+use ustack_socket::netns::{have_privileges, Netns};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ustack");
 const KERNEL_IP: &str = "10.77.0.1";

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use ustack::link::{Direction, PcapReader};
-use ustack_tools::netns::{have_privileges, Netns};
+use ustack_socket::netns::{have_privileges, Netns};
 
 const UP: &str = env!("CARGO_BIN_EXE_ustack");
 

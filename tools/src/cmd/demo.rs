@@ -11,7 +11,6 @@ use crate::cli::GlobalArgs;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::Shutdown;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -19,9 +18,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 use ustack::link::PcapReader;
 use ustack::wire::{EthernetAddress, Ipv4Cidr};
+use ustack_socket::link::{mac_from_seed, Device, LinkOptions};
+use ustack_socket::netns::{self, Netns};
 use ustack_socket::{NetStack, SockOpt, TcpListener, UdpSocket};
-use ustack_tools::driver::{self, LinkSpec};
-use ustack_tools::netns::{self, Netns};
 
 const TAP: &str = "tap0";
 const KERNEL_CIDR: &str = "10.77.0.1/24";
@@ -49,7 +48,7 @@ pub fn run(args: &GlobalArgs) -> CmdResult {
         .pcap
         .clone()
         .unwrap_or_else(|| PathBuf::from("ustack-demo.pcap"));
-    let mac = args.mac.unwrap_or_else(|| driver::mac_from_seed(args.seed));
+    let mac = args.mac.unwrap_or_else(|| mac_from_seed(args.seed));
     let ip: Ipv4Cidr = format!("{STACK_IP}/24").parse().expect("constant cidr");
 
     let ns = Netns::new("ustack-demo")?;
@@ -60,19 +59,18 @@ pub fn run(args: &GlobalArgs) -> CmdResult {
     }
     println!("== kernel: {TAP} {KERNEL_CIDR}   stack: {ip} {mac}");
 
-    let os_link = ns.run_in(|| LinkSpec::Tap(TAP.into()).open())??;
-    let fd = os_link.as_raw_fd();
+    let os_link = ns.run_in(|| Device::Tap(TAP.into()).open())??;
     let seed = args.seed;
     // Composed like every subcommand's link: faults from the flags, pcap (or annotated
     // pcapng when the name ends in .pcapng) at the device.
-    let opts = driver::LinkOptions {
+    let opts = LinkOptions {
         pcap: Some(pcap_path.clone()),
         faults: args.faults.faults(),
         seed,
     };
-    let link = driver::build_link(os_link, &opts, &driver::Clock::start())?;
     let stack = NetStack::builder()
-        .link_with_fd(Box::new(link), fd)
+        .os_link(os_link)
+        .link_options(opts)
         .ip(ip)
         .mac(mac)
         .mtu(args.mtu.into())
@@ -147,7 +145,7 @@ pub fn run(args: &GlobalArgs) -> CmdResult {
     );
 
     services.stop();
-    let counters = stack.with_interface(|iface, _| driver::format_counters(iface));
+    let counters = stack.with_interface(|iface, _| super::format_counters(iface));
     // The last handle: the driver closes what is left, flushes and closes the pcap.
     drop(stack);
     print!("\n== stack interface counters:\n{counters}");

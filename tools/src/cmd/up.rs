@@ -10,7 +10,7 @@ pub fn run(args: &GlobalArgs) -> CmdResult {
         "ustack: up on {} as {} ({}); Ctrl-C to stop",
         served.spec, served.ip, served.mac
     );
-    let (_, result) = served.run(args, &mut |_, _| {})?;
+    let (_, result) = served.run(args)?;
     result?;
     Ok(0)
 }

@@ -1,5 +1,5 @@
-//! The echo service (RFC 862) as a driver [`App`](crate::driver::App): TCP and UDP on
-//! one port, used by `ustack echo` and by the kernel tests.
+//! The echo service (RFC 862) as a driver [`Hook`](crate::Hook): TCP and UDP on one
+//! port, run inside the driver thread by `ustack echo` and by the kernel tests.
 //!
 //! TCP: every accepted connection echoes every byte. Flow control is end to end: a
 //! connection reads at most as many bytes as its send buffer has room for, so a sender
@@ -8,16 +8,17 @@
 //! sending, the connection is closed (FIN after the echoed data).
 //!
 //! Work per wake-up is proportional to the sockets that changed: the server services
-//! the handles [`TcpLayer::poll_ready`] returns, never all connections.
+//! the handles the round names ([`Round::ready_tcp`], what `TcpLayer::poll_ready`
+//! returned), never all connections.
 //!
 //! UDP: each datagram goes back to its sender; when the send queue is full it is
 //! dropped (and counted), as a kernel UDP echo would.
 
+use crate::driver::Round;
 use std::collections::HashMap;
 use ustack::iface::Interface;
 use ustack::socket::tcp::{RecvError, SendError, TcpHandle, TcpLayer, TcpState};
 use ustack::socket::udp::{UdpError, UdpHandle};
-use ustack::time::Instant;
 
 /// What the echo server has done so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -69,6 +70,9 @@ pub struct EchoServer {
     conns: HashMap<TcpHandle, ()>,
     buf: Vec<u8>,
     stats: EchoStats,
+    /// Polled before: connections that arrived between `new` and the first poll were
+    /// announced to nobody, so the first poll accepts without waiting for a hint.
+    polled: bool,
 }
 
 impl EchoServer {
@@ -95,6 +99,7 @@ impl EchoServer {
             conns: HashMap::new(),
             buf: vec![0; CHUNK.max(ustack::socket::udp::UDP_MAX_PAYLOAD)],
             stats: EchoStats::default(),
+            polled: false,
         })
     }
 
@@ -114,9 +119,20 @@ impl EchoServer {
     }
 
     /// The driver hook: accepts, echoes and closes whatever is ready.
-    pub fn poll(&mut self, iface: &mut Interface, _now: Instant) {
+    pub fn poll(&mut self, round: &mut Round<'_>) {
+        let ready = round.ready_tcp();
+        self.poll_ready(round.iface, ready);
+    }
+
+    /// Accepts, echoes and closes whatever `ready` names (the handles
+    /// `TcpLayer::poll_ready` returned since the last call).
+    pub fn poll_ready(&mut self, iface: &mut Interface, ready: &[TcpHandle]) {
         self.stats.wakeups += 1;
-        while let Some(h) = iface.tcp().poll_ready() {
+        if !self.polled {
+            self.polled = true;
+            self.accept_all(iface.tcp());
+        }
+        for &h in ready {
             if h == self.listener {
                 self.accept_all(iface.tcp());
             } else if self.conns.contains_key(&h) {
