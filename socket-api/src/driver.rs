@@ -24,13 +24,14 @@
 //!
 //! `now` is the time since the stack started ([`Clock`](crate::link::Clock)).
 
+pub use crate::hook::{Hook, Round};
+
 use crate::index::{Hint, Sniffer};
 use crate::link::Counted;
 use crate::state::{close_sock, Shared, State};
 use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Duration;
-use ustack::iface::Interface;
 use ustack::link::sys::wait_readable;
 use ustack::link::Link;
 use ustack::socket::tcp::TcpHandle;
@@ -38,30 +39,6 @@ use ustack::time::Instant;
 
 /// Longest wait of the driver on a link that cannot wake it (no fd, no notifier).
 pub const POLL_TICK: Duration = Duration::from_millis(1);
-
-/// What a [`Hook`] is given after every round of the driver, under the stack lock.
-pub struct Round<'a> {
-    /// The interface.
-    pub iface: &'a mut Interface,
-    /// The round's time.
-    pub now: Instant,
-    ready: &'a [TcpHandle],
-}
-
-impl<'a> Round<'a> {
-    /// The TCP sockets whose readiness may have changed since the previous round: what
-    /// `TcpLayer::poll_ready` returned (the driver drains that queue, so hooks read it
-    /// here). Every hook sees every handle; each services its own.
-    pub fn ready_tcp(&self) -> &'a [TcpHandle] {
-        self.ready
-    }
-}
-
-/// Application or observer code on the driver thread (an echo service, a trace
-/// recorder, a control socket): run after every round of input with the interface
-/// and the time; what it queues is sent before the driver waits again. It must not
-/// block.
-pub type Hook = Box<dyn FnMut(&mut Round<'_>) + Send>;
 
 /// The link as the driver holds it: counted above the readiness sniffer.
 type DriverLink = Counted<Sniffer>;
@@ -143,7 +120,7 @@ fn run_hooks(
     buf: &mut Vec<u8>,
 ) {
     let State { iface, hooks, .. } = st;
-    let mut round = Round { iface, now, ready };
+    let mut round = Round::new(iface, now, ready);
     for hook in hooks.iter_mut() {
         hook(&mut round);
     }

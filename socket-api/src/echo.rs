@@ -14,7 +14,7 @@
 //! UDP: each datagram goes back to its sender; when the send queue is full it is
 //! dropped (and counted), as a kernel UDP echo would.
 
-use crate::driver::Round;
+use crate::hook::Round;
 use std::collections::HashMap;
 use ustack::iface::Interface;
 use ustack::socket::tcp::{RecvError, SendError, TcpHandle, TcpLayer, TcpState};

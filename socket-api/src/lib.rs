@@ -25,6 +25,7 @@
 //! |------------|------|
 //! | [`errno`]  | [`Errno`] and the one table mapping engine errors to it |
 //! | `events`   | [`PollEvents`] and epoll keys |
+//! | `hook`     | [`Hook`] and [`Round`]: what runs inside the driver |
 //! | [`link`]   | host plumbing around a link: devices, [`Clock`](link::Clock), fault/pcap composition, counters |
 //! | [`netns`]  | network namespaces for hosts and tests (create, enter, run inside) |
 //! | `table`    | descriptors → open sockets, per-description options, waiters, epoll sets |
@@ -67,6 +68,7 @@ pub mod driver;
 pub mod echo;
 pub mod errno;
 mod events;
+mod hook;
 mod index;
 pub mod link;
 pub mod net;
@@ -83,8 +85,9 @@ pub use bsd::{
     MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK, MSG_TRUNC, MSG_WAITALL, SHUT_RD, SHUT_RDWR, SHUT_WR,
     SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOCK_RAW, SOCK_STREAM,
 };
-pub use driver::{Hook, Round, POLL_TICK};
+pub use driver::POLL_TICK;
 pub use errno::Errno;
+pub use hook::{Hook, Round};
 pub use net::{Incoming, RawSocket, TcpListener, TcpStream, UdpSocket};
 pub use poll::{Epoll, EpollEvent, EpollOp, PollEvents, PollFd};
 pub use stack::{Builder, DriverWaker, NetStack, Stopped, MAX_FDS};

@@ -4,7 +4,8 @@
 //! live by concern in `bsd` (the BSD calls) and `poll` (poll and epoll), each an
 //! `impl NetStack` block over the shared state (`state`).
 
-use crate::driver::{self, Hook, POLL_TICK};
+use crate::driver::{self, POLL_TICK};
+use crate::hook::Hook;
 use crate::link::{Clock, Device, LinkOptions, LinkReport, LinkStats, OsLink, Reported};
 use crate::state::{DriverStats, Shared, State, Waker};
 use std::io;

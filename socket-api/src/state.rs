@@ -3,8 +3,8 @@
 //! [`Waker`] that makes the driver run, and the helpers that wait for readiness under
 //! that mutex. The calls (`bsd`, `poll`) and the driver loop (`driver`) build on it.
 
-use crate::driver::Hook;
 use crate::events::{EpollKey, PollEvents};
+use crate::hook::Hook;
 use crate::index::{Index, IndexKey};
 use crate::link::{Clock, LinkStats, ReportSlot};
 use crate::ready::readiness;

@@ -18,8 +18,7 @@ pub type CmdResult = Result<i32, Box<dyn std::error::Error>>;
 
 use crate::cli::GlobalArgs;
 use crate::observe::{Attached, Observer};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::mpsc;
 use std::time::Duration;
 use ustack::iface::Interface;
 use ustack::wire::{EthernetAddress, Ipv4Cidr};
@@ -114,7 +113,7 @@ pub fn format_counters(iface: &Interface) -> String {
     out
 }
 
-/// How often `up` and `echo` look at the stop flag and the link while they wait.
+/// How often `up` and `echo` look at the link's health while they wait for a signal.
 const WAIT_TICK: Duration = Duration::from_millis(50);
 
 /// A stack serving until a signal (`up`, `echo`): the device opened and the stack
@@ -123,7 +122,7 @@ const WAIT_TICK: Duration = Duration::from_millis(50);
 pub struct Served {
     /// The running stack (add hooks to it before [`Served::run`]).
     pub stack: NetStack,
-    stop: Arc<AtomicBool>,
+    signals: mpsc::Receiver<i32>,
     /// What the banner names the link.
     pub spec: DeviceSpec,
     /// The stack's address.
@@ -139,9 +138,10 @@ impl Served {
     /// As [`open_device`], the stack could not start, or the signal handler could not
     /// be installed.
     pub fn open(args: &GlobalArgs, what: &str) -> Result<Served, Box<dyn std::error::Error>> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop2 = stop.clone();
-        ustack_tools::signals::handle_with(move |_| stop2.store(true, Ordering::Relaxed))?;
+        let (tx, signals) = mpsc::channel();
+        ustack_tools::signals::handle_with(move |sig| {
+            let _ = tx.send(sig);
+        })?;
         let Device {
             spec,
             link,
@@ -153,7 +153,7 @@ impl Served {
             .map_err(|e| format!("cannot start the stack on {spec}: {e}"))?;
         Ok(Served {
             stack,
-            stop,
+            signals,
             spec,
             ip,
             mac,
@@ -171,7 +171,7 @@ impl Served {
         self,
         args: &GlobalArgs,
     ) -> Result<(Stopped, std::io::Result<()>), Box<dyn std::error::Error>> {
-        let Served { stack, stop, .. } = self;
+        let Served { stack, signals, .. } = self;
         let obs = Observer::new(args, &stack, true)?;
         if let Some(p) = obs.control_path() {
             eprintln!(
@@ -183,13 +183,13 @@ impl Served {
         let attached = Attached::attach(obs, &stack);
         // The driver keeps retrying a failing link; a serving command gives up on it.
         let result = loop {
-            if stop.load(Ordering::Relaxed) {
-                break Ok(());
+            match signals.recv_timeout(WAIT_TICK) {
+                Ok(_) | Err(mpsc::RecvTimeoutError::Disconnected) => break Ok(()),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
             if let Some(e) = stack.link_error() {
                 break Err(std::io::Error::other(e));
             }
-            std::thread::sleep(WAIT_TICK);
         };
         let mut stopped = stack
             .stop()
