@@ -92,6 +92,18 @@ pub struct Stopped {
     pub now: Instant,
 }
 
+impl core::fmt::Debug for Stopped {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Stopped")
+            .field("ip", &self.iface.ip_addr())
+            .field("link", &self.link)
+            .field("report", &self.report)
+            .field("driver", &self.driver)
+            .field("link_error", &self.link_error)
+            .finish_non_exhaustive()
+    }
+}
+
 impl NetStack {
     /// A builder for a stack.
     pub fn builder() -> Builder {
