@@ -1,7 +1,7 @@
 //! The driver: THE host loop. Every stack — the socket API, the `ustack` commands, the
 //! kernel tests — runs its link on one of these threads.
 //!
-//! One thread per stack owns the link; the [`Interface`] and the descriptor table sit
+//! One thread per stack owns the link; the `Interface` and the descriptor table sit
 //! behind one `Mutex` shared with the application threads (STYLE §3). The loop:
 //!
 //! 1. compute the timeout: the interface's and the link's next deadline;

@@ -34,9 +34,9 @@
 //! | `index`    | which watched sockets a round touched (TCP `poll_ready`, UDP frame hints), so the driver re-checks only those |
 //! | `state`    | what the stack mutex protects, the waker, waiting for readiness |
 //! | [`driver`] | the driver loop and its [`Hook`]s |
-//! | `stack`    | [`NetStack`] and its [`Builder`] |
-//! | [`bsd`]    | the BSD calls (`impl NetStack`) |
-//! | [`poll`]   | `poll` (`impl NetStack`) and [`Epoll`] |
+//! | [`bsd`]    | the BSD calls and poll(2), over the shared state |
+//! | `stack`    | [`NetStack`] (every method, the calls delegating to `bsd`) and its [`Builder`] |
+//! | [`poll`]   | [`Epoll`] |
 //! | [`net`]    | the `std::net`-like types |
 //! | [`echo`]   | an echo service (RFC 862) as a driver hook |
 //!

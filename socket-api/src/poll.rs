@@ -1,5 +1,5 @@
-//! Readiness: [`NetStack::poll`] over any mix of descriptors, and [`Epoll`], a
-//! registry that scales to thousands of sockets.
+//! Readiness: [`NetStack::poll`] over any mix of descriptors (implemented in `bsd.rs`,
+//! with [`PollFd`]), and [`Epoll`], a registry that scales to thousands of sockets.
 //!
 //! Readiness of a socket is computed from the engine on demand (`readiness`); nothing
 //! is cached that could go stale. Waiting follows gVisor's `waiter` package: under the
@@ -18,88 +18,13 @@ use crate::errno::Errno;
 use crate::events::{EpollKey, ALWAYS};
 use crate::ready::readiness;
 use crate::stack::NetStack;
-use crate::state::{add_waiter, remaining, remove_waiter, wait_on, State};
+use crate::state::{remaining, wait_on, State};
 use crate::table::{EpollSet, EpollWatch, Fd, Interest};
-use std::sync::{Arc, Condvar};
+
 use std::time::{Duration, Instant as StdInstant};
 
+pub use crate::bsd::PollFd;
 pub use crate::events::PollEvents;
-
-/// One entry of a [`NetStack::poll`] call, as `struct pollfd` (poll(2)).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PollFd {
-    /// The descriptor; negative entries are ignored (revents 0), as on Linux.
-    pub fd: Fd,
-    /// What the caller waits for (POLLERR and POLLHUP are always reported).
-    pub events: PollEvents,
-    /// What is ready, filled in by `poll`.
-    pub revents: PollEvents,
-}
-
-impl PollFd {
-    /// Waits for `events` on `fd`.
-    pub fn new(fd: Fd, events: PollEvents) -> PollFd {
-        PollFd {
-            fd,
-            events,
-            revents: PollEvents::empty(),
-        }
-    }
-}
-
-impl NetStack {
-    /// Waits until one of `fds` is ready or `timeout` passes (`None`: forever; zero:
-    /// just check) and returns how many have non-zero `revents`
-    /// ([poll(2)](https://man7.org/linux/man-pages/man2/poll.2.html)).
-    ///
-    /// # Errors
-    /// None today (a closed descriptor is reported as POLLNVAL); the `Result` leaves
-    /// room for EINTR-like cancellation.
-    pub fn poll(&self, fds: &mut [PollFd], timeout: Option<Duration>) -> Result<usize, Errno> {
-        let deadline = timeout.map(|t| StdInstant::now() + t);
-        let cv = Arc::new(Condvar::new());
-        let mut st = self.shared().lock();
-        loop {
-            if st.dead {
-                return Err(Errno::EIO);
-            }
-            let mut n = 0;
-            let mut keys = Vec::with_capacity(fds.len());
-            for p in fds.iter_mut() {
-                p.revents = PollEvents::empty();
-                if p.fd < 0 {
-                    continue;
-                }
-                match st.table.key(p.fd) {
-                    Err(_) => p.revents = PollEvents::POLLNVAL,
-                    Ok(k) => {
-                        let State { iface, table, .. } = &mut *st;
-                        if let Ok(f) = table.file_mut(k) {
-                            p.revents = readiness(iface, f) & (p.events | ALWAYS);
-                        }
-                        keys.push((k, p.events));
-                    }
-                }
-                if !p.revents.is_empty() {
-                    n += 1;
-                }
-            }
-            if n > 0 {
-                return Ok(n);
-            }
-            let Ok(left) = remaining(deadline) else {
-                return Ok(0);
-            };
-            for &(k, mask) in &keys {
-                add_waiter(&mut st, k, &cv, mask);
-            }
-            st = wait_on(&cv, st, left);
-            for &(k, _) in &keys {
-                remove_waiter(&mut st, k, &cv);
-            }
-        }
-    }
-}
 
 /// `epoll_ctl` operations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

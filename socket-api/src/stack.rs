@@ -4,15 +4,20 @@
 //! live by concern in `bsd` (the BSD calls) and `poll` (poll and epoll), each an
 //! `impl NetStack` block over the shared state (`state`).
 
+use crate::bsd::{Calls, PollFd, SockOpt, SockOptName};
 use crate::driver::{self, POLL_TICK};
+use crate::errno::Errno;
 use crate::hook::Hook;
 use crate::link::{Clock, Device, LinkOptions, LinkReport, LinkStats, OsLink, Reported};
 use crate::state::{DriverStats, Shared, State, Waker};
+use crate::table::Fd;
+use core::net::SocketAddr;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 use ustack::iface::{Config, Counters, Interface};
 use ustack::link::{Link, MemoryLink};
 use ustack::time::Instant;
@@ -112,6 +117,11 @@ impl NetStack {
 
     pub(crate) fn shared(&self) -> &Shared {
         &self.handle.shared
+    }
+
+    /// The BSD calls on this stack (`bsd.rs`).
+    fn calls(&self) -> Calls<'_> {
+        Calls::new(self.shared())
     }
 
     /// Makes the driver run now (after queuing output or changing state).
@@ -227,6 +237,214 @@ impl NetStack {
             report,
             now,
         })
+    }
+}
+
+/// The BSD calls and poll(2), implemented in `bsd.rs` over the shared state.
+impl NetStack {
+    /// Creates a socket ([socket(2)](https://man7.org/linux/man-pages/man2/socket.2.html)):
+    /// `AF_INET` with `SOCK_DGRAM` (UDP), `SOCK_STREAM` (TCP) or `SOCK_RAW` and a
+    /// protocol (e.g. `IPPROTO_ICMP`); `SOCK_NONBLOCK` may be or-ed into the type.
+    ///
+    /// # Errors
+    /// EAFNOSUPPORT, ESOCKTNOSUPPORT, EPROTONOSUPPORT, EINVAL (raw protocol above
+    /// 255), EMFILE.
+    pub fn socket(&self, domain: i32, ty: i32, protocol: i32) -> Result<Fd, Errno> {
+        self.calls().socket(domain, ty, protocol)
+    }
+
+    /// Binds a local address ([bind(2)](https://man7.org/linux/man-pages/man2/bind.2.html));
+    /// port 0 picks an ephemeral port. Raw sockets only remember the address.
+    ///
+    /// # Errors
+    /// EBADF, EAFNOSUPPORT, EADDRINUSE, EADDRNOTAVAIL, EINVAL (already bound).
+    pub fn bind(&self, fd: Fd, addr: SocketAddr) -> Result<(), Errno> {
+        self.calls().bind(fd, addr)
+    }
+
+    /// Marks a stream socket as accepting connections, with room for `backlog`
+    /// pending ones ([listen(2)](https://man7.org/linux/man-pages/man2/listen.2.html)).
+    ///
+    /// # Errors
+    /// EBADF; EOPNOTSUPP on datagram and raw sockets; EADDRINUSE; EINVAL.
+    pub fn listen(&self, fd: Fd, backlog: i32) -> Result<(), Errno> {
+        self.calls().listen(fd, backlog)
+    }
+
+    /// Takes the next established connection, blocking until one arrives (SO_RCVTIMEO
+    /// applies); returns the new descriptor and the peer
+    /// ([accept(2)](https://man7.org/linux/man-pages/man2/accept.2.html)).
+    ///
+    /// # Errors
+    /// EBADF; EOPNOTSUPP on datagram and raw sockets; EINVAL when not listening;
+    /// EAGAIN when non-blocking or timed out; ECONNABORTED.
+    pub fn accept(&self, fd: Fd) -> Result<(Fd, SocketAddr), Errno> {
+        self.calls().accept(fd)
+    }
+
+    /// Connects ([connect(2)](https://man7.org/linux/man-pages/man2/connect.2.html)). For
+    /// UDP and raw sockets it sets the default destination and filters arrivals; for
+    /// TCP it runs the handshake, blocking unless O_NONBLOCK (then EINPROGRESS, and
+    /// POLLOUT when done; SO_ERROR tells how it went).
+    ///
+    /// # Errors
+    /// EBADF, EAFNOSUPPORT, EINPROGRESS, EALREADY, EISCONN, ECONNREFUSED, ETIMEDOUT,
+    /// EADDRINUSE (no ephemeral port).
+    pub fn connect(&self, fd: Fd, addr: SocketAddr) -> Result<(), Errno> {
+        self.calls().connect(fd, addr)
+    }
+
+    /// Sends on a connected socket
+    /// ([send(2)](https://man7.org/linux/man-pages/man2/send.2.html)); `flags` may hold
+    /// MSG_DONTWAIT and MSG_NOSIGNAL. Returns the bytes queued.
+    ///
+    /// # Errors
+    /// EBADF, EDESTADDRREQ/ENOTCONN, EAGAIN, EMSGSIZE, EPIPE, ECONNRESET, ECONNREFUSED
+    /// (an ICMP error reported on a connected UDP socket).
+    pub fn send(&self, fd: Fd, buf: &[u8], flags: i32) -> Result<usize, Errno> {
+        self.calls().send(fd, buf, flags)
+    }
+
+    /// Sends a datagram to `addr`
+    /// ([sendto(2)](https://man7.org/linux/man-pages/man2/sendto.2.html)). On a stream
+    /// socket the address is ignored (Linux) once connected.
+    ///
+    /// # Errors
+    /// As [`send`](Self::send), plus EAFNOSUPPORT and EINVAL (port 0).
+    pub fn sendto(&self, fd: Fd, buf: &[u8], flags: i32, addr: SocketAddr) -> Result<usize, Errno> {
+        self.calls().sendto(fd, buf, flags, addr)
+    }
+
+    /// Receives into `buf` ([recv(2)](https://man7.org/linux/man-pages/man2/recv.2.html));
+    /// `flags` may hold MSG_PEEK, MSG_DONTWAIT, MSG_WAITALL (streams) and MSG_TRUNC
+    /// (datagrams). Returns the bytes received; 0 at end of stream or after SHUT_RD.
+    ///
+    /// # Errors
+    /// EBADF, EAGAIN (non-blocking or SO_RCVTIMEO passed), ENOTCONN, ECONNRESET,
+    /// ECONNREFUSED, ETIMEDOUT.
+    pub fn recv(&self, fd: Fd, buf: &mut [u8], flags: i32) -> Result<usize, Errno> {
+        self.calls().recv(fd, buf, flags)
+    }
+
+    /// Receives into `buf` and says who sent it
+    /// ([recvfrom(2)](https://man7.org/linux/man-pages/man2/recvfrom.2.html)). A datagram
+    /// longer than `buf` is truncated (the rest is lost) unless MSG_PEEK; with
+    /// MSG_TRUNC its real length is returned. Raw sockets receive the IP header too and
+    /// report port 0.
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv).
+    pub fn recvfrom(
+        &self,
+        fd: Fd,
+        buf: &mut [u8],
+        flags: i32,
+    ) -> Result<(usize, SocketAddr), Errno> {
+        self.calls().recvfrom(fd, buf, flags)
+    }
+
+    /// Shuts down receiving (SHUT_RD), sending (SHUT_WR) or both
+    /// ([shutdown(2)](https://man7.org/linux/man-pages/man2/shutdown.2.html)). Blocked
+    /// receivers wake and see end of file; senders get EPIPE.
+    ///
+    /// # Errors
+    /// EBADF, EINVAL (bad `how`), ENOTCONN (not connected; the shutdown still applies,
+    /// as on Linux).
+    pub fn shutdown(&self, fd: Fd, how: i32) -> Result<(), Errno> {
+        self.calls().shutdown(fd, how)
+    }
+
+    /// Closes a descriptor ([close(2)](https://man7.org/linux/man-pages/man2/close.2.html));
+    /// the socket goes when its last descriptor does. Threads blocked on it wake with
+    /// EBADF (Linux leaves them blocked). A blocking TCP socket with a non-zero
+    /// SO_LINGER first sends its FIN and waits, at most the linger time, until the peer
+    /// has acknowledged everything (Linux `sk_stream_wait_close`).
+    ///
+    /// # Errors
+    /// EBADF.
+    pub fn close(&self, fd: Fd) -> Result<(), Errno> {
+        self.calls().close(fd)
+    }
+
+    /// A second descriptor for the same socket
+    /// ([dup(2)](https://man7.org/linux/man-pages/man2/dup.2.html)); O_NONBLOCK and
+    /// options are shared.
+    ///
+    /// # Errors
+    /// EBADF, EMFILE.
+    pub fn dup(&self, fd: Fd) -> Result<Fd, Errno> {
+        self.calls().dup(fd)
+    }
+
+    /// The local address ([getsockname(2)](https://man7.org/linux/man-pages/man2/getsockname.2.html));
+    /// `0.0.0.0:0` when unbound. Raw sockets report their protocol as the port (Linux).
+    ///
+    /// # Errors
+    /// EBADF.
+    pub fn getsockname(&self, fd: Fd) -> Result<SocketAddr, Errno> {
+        self.calls().getsockname(fd)
+    }
+
+    /// The connected peer ([getpeername(2)](https://man7.org/linux/man-pages/man2/getpeername.2.html)).
+    ///
+    /// # Errors
+    /// EBADF, ENOTCONN.
+    pub fn getpeername(&self, fd: Fd) -> Result<SocketAddr, Errno> {
+        self.calls().getpeername(fd)
+    }
+
+    /// Sets an option ([setsockopt(2)](https://man7.org/linux/man-pages/man2/setsockopt.2.html)).
+    ///
+    /// # Errors
+    /// EBADF; ENOPROTOOPT for read-only options and TCP options on other sockets;
+    /// EINVAL for a zero buffer size or an unknown congestion algorithm.
+    pub fn setsockopt(&self, fd: Fd, opt: SockOpt) -> Result<(), Errno> {
+        self.calls().setsockopt(fd, opt)
+    }
+
+    /// Reads an option ([getsockopt(2)](https://man7.org/linux/man-pages/man2/getsockopt.2.html)).
+    /// Reading SO_ERROR clears it.
+    ///
+    /// # Errors
+    /// EBADF; ENOPROTOOPT for TCP options on other sockets.
+    pub fn getsockopt(&self, fd: Fd, name: SockOptName) -> Result<SockOpt, Errno> {
+        self.calls().getsockopt(fd, name)
+    }
+
+    /// Sets or clears O_NONBLOCK (`fcntl(fd, F_SETFL, O_NONBLOCK)`,
+    /// [fcntl(2)](https://man7.org/linux/man-pages/man2/fcntl.2.html)).
+    ///
+    /// # Errors
+    /// EBADF.
+    pub fn set_nonblocking(&self, fd: Fd, nonblocking: bool) -> Result<(), Errno> {
+        self.calls().set_nonblocking(fd, nonblocking)
+    }
+
+    /// Whether O_NONBLOCK is set (`fcntl(fd, F_GETFL)`).
+    ///
+    /// # Errors
+    /// EBADF.
+    pub fn is_nonblocking(&self, fd: Fd) -> Result<bool, Errno> {
+        self.calls().is_nonblocking(fd)
+    }
+
+    /// Bytes of the next datagram, or of readable stream data (`ioctl(FIONREAD)`).
+    ///
+    /// # Errors
+    /// EBADF.
+    pub fn bytes_readable(&self, fd: Fd) -> Result<usize, Errno> {
+        self.calls().bytes_readable(fd)
+    }
+
+    /// Waits until one of `fds` is ready or `timeout` passes (`None`: forever; zero:
+    /// just check) and returns how many have non-zero `revents`
+    /// ([poll(2)](https://man7.org/linux/man-pages/man2/poll.2.html)).
+    ///
+    /// # Errors
+    /// None today (a closed descriptor is reported as POLLNVAL); the `Result` leaves
+    /// room for EINTR-like cancellation.
+    pub fn poll(&self, fds: &mut [PollFd], timeout: Option<Duration>) -> Result<usize, Errno> {
+        self.calls().poll(fds, timeout)
     }
 }
 
