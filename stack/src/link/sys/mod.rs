@@ -88,7 +88,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn wait_readable_times_out_on_an_empty_pipe_and_sees_data() {
+    fn waiting_for_input_times_out_on_an_empty_pipe_and_sees_data() {
         let mut fds = [0 as libc::c_int; 2];
         // SAFETY: `fds` has room for the two descriptors pipe(2) writes.
         assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
