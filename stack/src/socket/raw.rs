@@ -161,6 +161,10 @@ impl RawLayer {
     /// `BadHandle`.
     pub fn close(&mut self, h: RawHandle) -> Result<(), CloseError> {
         let s = self.sockets.remove(h.0).ok_or(CloseError::BadHandle)?;
+        if s.ready_queued {
+            // Keeps the queue bounded by the open sockets for callers that never drain it.
+            self.ready.retain(|&x| x != h);
+        }
         if let Some((_, list)) = self.by_protocol.iter_mut().find(|(p, _)| *p == s.protocol) {
             list.retain(|&x| x != h);
         }

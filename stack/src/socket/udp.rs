@@ -492,6 +492,10 @@ impl UdpLayer {
     /// `BadHandle`.
     pub fn close(&mut self, h: UdpHandle) -> Result<(), CloseError> {
         let s = self.sockets.remove(h.0).ok_or(CloseError::BadHandle)?;
+        if s.ready_queued {
+            // Keeps the queue bounded by the open sockets for callers that never drain it.
+            self.ready.retain(|&x| x != h);
+        }
         if let Some(local) = s.local {
             if self.by_port.get(&local.port()) == Some(&h) {
                 self.by_port.remove(&local.port());
