@@ -235,22 +235,6 @@ impl fmt::Display for TcpError {
 
 impl std::error::Error for TcpError {}
 
-macro_rules! error_enum {
-    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident => $text:literal,)* }) => {
-        $(#[$m])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-        pub enum $name {
-            $($(#[$vm])* $v,)*
-        }
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(match self { $($name::$v => $text,)* })
-            }
-        }
-        impl std::error::Error for $name {}
-    };
-}
-
 error_enum!(
     /// Errors of [`TcpLayer::bind`].
     BindError {
