@@ -8,7 +8,7 @@
 
 use super::net;
 use super::CmdResult;
-use crate::cli::GlobalArgs;
+use crate::global::GlobalArgs;
 use clap::Args;
 use std::io::{self, Write};
 use std::net::{Ipv4Addr, SocketAddr};
