@@ -8,7 +8,6 @@
 #![allow(rustdoc::broken_intra_doc_links)]
 
 pub mod control;
-pub mod dns;
 pub mod driver;
 pub mod echo;
 pub mod faults;
