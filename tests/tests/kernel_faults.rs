@@ -18,11 +18,11 @@ use std::time::Duration;
 use ustack::iface::DropReason;
 use ustack::link::fault::{FaultAction, FaultConfig, FaultEvent};
 use ustack::link::{Direction, Faults};
-use ustack_tests::tcp::{self, Background};
-use ustack_tests::{require_netns, FaultReport, Fixture, Options};
 use ustack_capture::analysis::SeqMode;
 use ustack_capture::dump_fmt::{one_line, TimeStyle};
 use ustack_capture::timeseq::{self, ConnSelect};
+use ustack_tests::tcp::{self, Background};
+use ustack_tests::{require_netns, FaultReport, Fixture, Options};
 
 const MB: u64 = 1_000_000;
 

@@ -13,10 +13,10 @@ use super::net;
 use super::CmdResult;
 use crate::global::GlobalArgs;
 use clap::Args;
+use message::Name;
 use std::io::{self, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
-use message::Name;
 use ustack_socket::UdpSocket;
 
 /// Examples for `ustack dns --help`.
