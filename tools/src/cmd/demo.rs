@@ -7,7 +7,7 @@
 //! errors, panics) and the signal thread (Ctrl-C/SIGTERM), which deletes it and exits.
 
 use super::CmdResult;
-use crate::cli::GlobalArgs;
+use crate::global::GlobalArgs;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::Shutdown;

@@ -16,7 +16,7 @@ pub mod xfer;
 /// Errors a subcommand reports before exiting.
 pub type CmdResult = Result<i32, Box<dyn std::error::Error>>;
 
-use crate::cli::GlobalArgs;
+use crate::global::GlobalArgs;
 use crate::observe::Observer;
 use std::os::unix::io::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
