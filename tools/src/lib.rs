@@ -1,4 +1,5 @@
-//! Library half of the `ustack` tool: the driver loop, namespaces and signal handling,
+//! Library half of the `ustack` tool: the driver loop, namespaces and the kernel-side
+//! peers that talk from inside them, signal handling,
 //! shared by the `ustack` binary and the kernel tests (`ustack-tests`); and the capture
 //! decoder, conversation tracker and printers behind `ustack dump` and `ustack plot`.
 
@@ -16,6 +17,7 @@ pub mod dump;
 pub mod dump_fmt;
 pub mod echo;
 pub mod faults;
+pub mod kernel_peer;
 pub mod netns;
 pub mod plot;
 pub mod signals;
