@@ -437,8 +437,10 @@ impl Fixture {
             opts.timeout,
             if opts.flood { " -f" } else { "" }
         );
-        let report = in_ns(&self.ns, move || ustack_tools::kernel_peer::ping(dst, &opts))
-            .unwrap_or_else(|e| panic!("`{cmd}` from the kernel: {e}"));
+        let report = in_ns(&self.ns, move || {
+            ustack_tools::kernel_peer::ping(dst, &opts)
+        })
+        .unwrap_or_else(|e| panic!("`{cmd}` from the kernel: {e}"));
         Ping::new(cmd, report)
     }
 

@@ -52,7 +52,10 @@ fn kernel_echo(fx: &Fixture, len: u64, timeout: Duration) -> f64 {
         .expect("kernel echo client");
     assert_eq!(t.sent, len, "bytes sent by the kernel");
     assert_eq!(t.received, len, "bytes echoed back");
-    assert_eq!(t.sent_sha256, t.received_sha256, "SHA-256 of sent vs echoed");
+    assert_eq!(
+        t.sent_sha256, t.received_sha256,
+        "SHA-256 of sent vs echoed"
+    );
     t.elapsed.as_secs_f64()
 }
 

@@ -5,10 +5,10 @@
 
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::time::Duration;
 use ustack::link::Link;
 use ustack::time::Instant;
 use ustack::wire::{checksum, EthernetAddress};
-use std::time::Duration;
 use ustack_tests::{require_netns, Fixture, Options, PingOptions};
 
 const FRAMES: usize = 1000;

@@ -51,10 +51,10 @@ fn kernel_tap_link_moves_frames_both_ways() {
 
     // Kernel → TAP: a ping makes the kernel ask who has 10.77.0.2.
     let ping = spawn_peer(&ns, "ping", || {
-            let opts = PingOptions::new(3, 56)
-                .interval(Duration::from_millis(300))
-                .timeout(Duration::from_secs(1));
-            kernel_peer::ping("10.77.0.2".parse().expect("address"), &opts)
+        let opts = PingOptions::new(3, 56)
+            .interval(Duration::from_millis(300))
+            .timeout(Duration::from_secs(1));
+        kernel_peer::ping("10.77.0.2".parse().expect("address"), &opts)
     });
     let req = recv_until(&mut tap, Duration::from_secs(3), |f| {
         arp_request_for(f, "10.77.0.2").is_some()

@@ -3,8 +3,8 @@
 //! inside the namespace (`Fixture::ping`). Needs the interface (ARP, IPv4, ICMP,
 //! fragmentation).
 
-use ustack::wire::{EtherType, EthernetRepr, Ipv4Repr};
 use std::time::Duration;
+use ustack::wire::{EtherType, EthernetRepr, Ipv4Repr};
 use ustack_tests::{pcap, require_netns, Fixture, LinkKind, Options, PingOptions};
 
 fn ping_payload(payload: usize) {

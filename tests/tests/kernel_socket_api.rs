@@ -21,9 +21,9 @@
 
 use sha2::{Digest, Sha256};
 use std::io::{self, ErrorKind, Read, Write};
+use std::net::UdpSocket as KernelUdp;
 use std::net::{Ipv4Addr, Shutdown, SocketAddr};
 use std::net::{TcpListener as KernelListener, TcpStream as KernelStream};
-use std::net::UdpSocket as KernelUdp;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -155,9 +155,14 @@ fn ksock_tcp_echo_server_example_answers_kernel_clients() {
         s.read_to_string(&mut out)?;
         Ok(out)
     });
-    assert_eq!(finish_ok(lines, "line client"), "hello ustack\nsecond line\n");
+    assert_eq!(
+        finish_ok(lines, "line client"),
+        "hello ustack\nsecond line\n"
+    );
     let len = 2 * MB;
-    let bulk = k.peer("echo client", move || peer::echo_client(stack_addr(7), len, 7));
+    let bulk = k.peer("echo client", move || {
+        peer::echo_client(stack_addr(7), len, 7)
+    });
     let t = finish_ok(bulk, "echo client");
     assert_eq!((t.sent, t.received), (len, len));
     assert_eq!(t.sent_sha256, t.received_sha256, "SHA-256 sent vs echoed");
@@ -392,7 +397,6 @@ fn ksock_udp_1_1472_8000_bytes_both_ways_byte_exact() {
     assert!(c.ipv4_fragmented >= 1 && c.ipv4_tx_fragments >= 6, "{c:?}");
     assert!(c.ipv4_reassembled >= 1 && c.ipv4_rx_fragments >= 6, "{c:?}");
 }
-
 
 /// `len` bytes of [`Pattern`], hashed as they are read.
 struct PatternReader {

@@ -49,7 +49,10 @@ fn kernel_echo(fx: &Fixture, len: u64, timeout: Duration) -> f64 {
         .expect("kernel echo client");
     assert_eq!(t.sent, len, "bytes sent by the kernel");
     assert_eq!(t.received, len, "bytes echoed back");
-    assert_eq!(t.sent_sha256, t.received_sha256, "SHA-256 of sent vs echoed");
+    assert_eq!(
+        t.sent_sha256, t.received_sha256,
+        "SHA-256 of sent vs echoed"
+    );
     t.elapsed.as_secs_f64()
 }
 
@@ -66,15 +69,19 @@ fn stack_client(fx: &Fixture, len: u64, seed: u64, timeout: Duration) -> tcp::Cl
     let (client, rx) = BulkClient::new(remote, len, seed);
     fx.spawn_app(client.into_app());
     let res = tcp::wait_result(&rx, timeout);
-    let k = server
-        .join(Duration::from_secs(30))
-        .expect("kernel server");
+    let k = server.join(Duration::from_secs(30)).expect("kernel server");
     assert!(res.error.is_none(), "client: {res:?}");
     assert_eq!(k.received, len, "bytes the kernel received");
-    assert_eq!(k.received_sha256, res.sent_sha256, "SHA-256 stack -> kernel");
+    assert_eq!(
+        k.received_sha256, res.sent_sha256,
+        "SHA-256 stack -> kernel"
+    );
     assert_eq!(k.sent, len, "bytes the kernel sent");
     assert_eq!(res.received, len, "bytes the stack received");
-    assert_eq!(k.sent_sha256, res.received_sha256, "SHA-256 kernel -> stack");
+    assert_eq!(
+        k.sent_sha256, res.received_sha256,
+        "SHA-256 kernel -> stack"
+    );
     res
 }
 
@@ -148,7 +155,11 @@ fn kernel_tcp_100_concurrent_connections_to_echo() {
                     if got == payload {
                         Ok(())
                     } else {
-                        Err(format!("mismatch: {} of {} bytes", got.len(), payload.len()))
+                        Err(format!(
+                            "mismatch: {} of {} bytes",
+                            got.len(),
+                            payload.len()
+                        ))
                     }
                 })
             })
@@ -164,7 +175,12 @@ fn kernel_tcp_100_concurrent_connections_to_echo() {
             .collect::<Vec<_>>()
     });
     let bad = clients.join(Duration::from_secs(120));
-    assert!(bad.is_empty(), "{} of 100 failed: {:?}", bad.len(), &bad[..bad.len().min(5)]);
+    assert!(
+        bad.is_empty(),
+        "{} of 100 failed: {:?}",
+        bad.len(),
+        &bad[..bad.len().min(5)]
+    );
     let s = *stats.lock().unwrap();
     assert_eq!((s.accepted, s.completed, s.failed), (100, 100, 0), "{s:?}");
     assert_eq!(s.max_open, 100, "all open at once: {s:?}");
@@ -375,9 +391,7 @@ fn kernel_tcp_options_negotiated_and_pcap_reads_in_tshark() {
     let out = fx.exec(&["ss", "-tin", "dst", &format!("{}:7", fx.stack_ip)]);
     let ss = String::from_utf8_lossy(&out.stdout).into_owned();
     let _ = release.send(());
-    client
-        .join(Duration::from_secs(15))
-        .expect("kernel client");
+    client.join(Duration::from_secs(15)).expect("kernel client");
     // `ss -i` prints the connection line, then its TCP_INFO on the next line.
     let info = ss
         .lines()

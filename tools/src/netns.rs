@@ -115,10 +115,8 @@ impl Netns {
         // which is just as good.
         ns.run_in(|| {
             for which in ["all", "default"] {
-                let _ = std::fs::write(
-                    format!("/proc/sys/net/ipv6/conf/{which}/disable_ipv6"),
-                    "1",
-                );
+                let _ =
+                    std::fs::write(format!("/proc/sys/net/ipv6/conf/{which}/disable_ipv6"), "1");
             }
         })?;
         Ok(ns)
@@ -339,7 +337,10 @@ fn tx_checksum_off(dev: &str) -> io::Result<()> {
         _pad: [u8; 16],
     }
     if dev.is_empty() || dev.len() >= libc::IFNAMSIZ {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "bad device name"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "bad device name",
+        ));
     }
     let mut value = EthtoolValue {
         cmd: ETHTOOL_STXCSUM,

@@ -116,9 +116,8 @@ pub fn run(args: &GlobalArgs) -> CmdResult {
                     );
                 }
                 println!("{}", report.summary());
-                all_ok &= report.received == count
-                    && report.wrong_data == 0
-                    && report.duplicates == 0;
+                all_ok &=
+                    report.received == count && report.wrong_data == 0 && report.duplicates == 0;
             }
             Err(e) => {
                 println!("kernel ping failed: {e}");
