@@ -95,11 +95,8 @@ pub struct PingReport {
 impl PingReport {
     /// The summary line ping prints: `N packets transmitted, M received, L% packet loss`.
     pub fn summary(&self) -> String {
-        let loss = if self.transmitted == 0 {
-            0
-        } else {
-            100 * (self.transmitted - self.received.min(self.transmitted)) / self.transmitted
-        };
+        let lost = self.transmitted - self.received.min(self.transmitted);
+        let loss = (100 * lost).checked_div(self.transmitted).unwrap_or(0);
         let mut s = format!(
             "{} packets transmitted, {} received, {loss}% packet loss",
             self.transmitted, self.received
