@@ -497,7 +497,10 @@ fn kernel_apps_ping_the_kernel() {
         return;
     }
     let ns = namespace();
-    let out = ustack(&ns, &["ping", KERNEL_IP, "-c", "5", "-i", "0.1"])
+    // -W 3: the kernel drops what it sends in the instant after the TAP's carrier comes
+    // up (its queue discipline is attached a moment later), so its first ARP reply can
+    // be lost and the first echo then waits for the stack's ARP retry after 1 s.
+    let out = ustack(&ns, &["ping", KERNEL_IP, "-c", "5", "-i", "0.1", "-W", "3"])
         .output()
         .unwrap();
     let s = text(&out.stdout);
@@ -526,7 +529,9 @@ fn kernel_apps_ping_the_kernel() {
     // Fragmented both ways.
     let out = ustack(
         &ns,
-        &["ping", KERNEL_IP, "-c", "2", "-i", "0.1", "-s", "3000"],
+        &[
+            "ping", KERNEL_IP, "-c", "2", "-i", "0.1", "-s", "3000", "-W", "3",
+        ],
     )
     .output()
     .unwrap();
@@ -805,6 +810,10 @@ fn kernel_apps_netns_option_enters_the_namespace_from_the_root_one() {
             "2",
             "-i",
             "0.1",
+            // As in kernel_apps_ping_the_kernel: the first reply may wait for the
+            // stack's ARP retry.
+            "-W",
+            "3",
             "--stats",
         ])
         .env("RUST_LOG", "warn")
