@@ -308,6 +308,9 @@ impl Fixture {
             .run_in(move || spec.open())
             .expect("enter namespace")
             .expect("open the stack's link");
+        // Kernel side: its device is usable once it has seen the new carrier.
+        ns.wait_running(kernel_if, Duration::from_secs(5))
+            .expect("the kernel's device comes up");
         let fd = os_link.as_raw_fd();
         let clock = Clock::start();
         let pcap = opts

@@ -48,12 +48,14 @@ fn kernel_tap_link_moves_frames_both_ways() {
     ns.add_tap("tap0", "10.77.0.1/24").unwrap();
     let mut tap = ns.run_in(|| TapLink::open("tap0")).unwrap().unwrap();
     assert_eq!(tap.name(), "tap0");
+    ns.wait_running("tap0", Duration::from_secs(5)).unwrap();
 
     // Kernel → TAP: a ping makes the kernel ask who has 10.77.0.2.
     let ping = spawn_peer(&ns, "ping", || {
+        // Long enough for the ARP exchange below; no echo is ever answered.
         let opts = PingOptions::new(3, 56)
             .interval(Duration::from_millis(300))
-            .timeout(Duration::from_secs(1));
+            .timeout(Duration::from_millis(100));
         kernel_peer::ping("10.77.0.2".parse().expect("address"), &opts)
     });
     let req = recv_until(&mut tap, Duration::from_secs(3), |f| {

@@ -75,6 +75,8 @@ impl Kernel {
             .run_in(|| TapLink::open("tap0"))
             .expect("enter namespace")
             .expect("open tap0 inside the namespace");
+        ns.wait_running("tap0", Duration::from_secs(5))
+            .expect("the kernel's tap0 comes up");
         let fd = tap.as_raw_fd();
         let stack = NetStack::builder()
             .link_with_fd(Box::new(tap), fd)

@@ -183,6 +183,38 @@ impl Netns {
         Ok(())
     }
 
+    /// Waits up to `timeout` until the kernel's device `dev` is operational
+    /// (IFF_RUNNING), e.g. once a stack has opened its TAP. Until the kernel has
+    /// processed the carrier change it drops what it sends on the device (its queue
+    /// discipline is attached with the operational state), so a kernel peer that
+    /// starts at once loses its first ARP request and waits a second for the retry.
+    ///
+    /// # Errors
+    /// The namespace could not be entered, the device does not exist, or it is not
+    /// running after `timeout`.
+    pub fn wait_running(&self, dev: &str, timeout: Duration) -> Result<(), NetnsError> {
+        let name = dev.to_owned();
+        self.run_in(move || -> io::Result<()> {
+            let deadline = Instant::now() + timeout;
+            loop {
+                if if_flags(&name)? & libc::IFF_RUNNING as libc::c_short != 0 {
+                    // The operational state is set just before the qdisc is attached,
+                    // in the same kernel work item: give it a moment to finish.
+                    std::thread::sleep(Duration::from_millis(1));
+                    return Ok(());
+                }
+                if Instant::now() >= deadline {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("{name} not running after {timeout:?}"),
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })??;
+        Ok(())
+    }
+
     /// Runs `f` on a new thread that has entered the namespace (setns(2)), and returns
     /// its result. File descriptors opened there (TAP, AF_PACKET sockets) stay bound to
     /// the namespace, whatever thread uses them afterwards.
@@ -315,6 +347,47 @@ impl<T> NsThread<T> {
         }
         Ok(self.join())
     }
+}
+
+/// `struct ifreq` with the `ifr_flags` member.
+#[repr(C)]
+struct IfreqFlags {
+    name: [libc::c_char; libc::IFNAMSIZ],
+    flags: libc::c_short,
+    _pad: [u8; 22],
+}
+
+/// The interface flags of `dev` (SIOCGIFFLAGS), as the calling thread's namespace sees it.
+fn if_flags(dev: &str) -> io::Result<libc::c_short> {
+    if dev.is_empty() || dev.len() >= libc::IFNAMSIZ {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "bad device name",
+        ));
+    }
+    let mut req = IfreqFlags {
+        name: [0; libc::IFNAMSIZ],
+        flags: 0,
+        _pad: [0; 22],
+    };
+    for (d, s) in req.name.iter_mut().zip(dev.bytes()) {
+        *d = s as libc::c_char;
+    }
+    // SAFETY: plain socket(2); the fd is closed below on every path.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: SIOCGIFFLAGS reads the name and writes the flags of `req`, which outlives
+    // the call.
+    let rc = unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS as _, &mut req) };
+    let err = io::Error::last_os_error();
+    // SAFETY: closing the fd opened above.
+    unsafe { libc::close(fd) };
+    if rc != 0 {
+        return Err(err);
+    }
+    Ok(req.flags)
 }
 
 /// Turns transmit checksum offload off on `dev` (`ethtool -K DEV tx off` through the

@@ -66,6 +66,8 @@ pub fn run(args: &GlobalArgs) -> CmdResult {
     println!("== kernel: {TAP} {KERNEL_CIDR}   stack: {ip} {mac}");
 
     let os_link = ns.run_in(|| LinkSpec::Tap(TAP.into()).open())??;
+    // The kernel's side of the TAP drops what it sends until it has seen the carrier.
+    ns.wait_running(TAP, Duration::from_secs(5))?;
     let fd = os_link.as_raw_fd();
     let seed = args.seed;
     // Composed like every subcommand's link: faults from the flags, pcap (or annotated
