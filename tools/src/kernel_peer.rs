@@ -8,7 +8,7 @@
 //! them so that neither needs an outside program for traffic; outside programs are kept
 //! only as oracles (tshark, tcpdump, iptables).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -27,7 +27,9 @@ pub struct PingOptions {
     /// Pause between requests (`ping -i`); in flood mode, the longest wait for a reply
     /// before the next request.
     pub interval: Duration,
-    /// How long to wait for outstanding replies after the last request (`ping -W`).
+    /// How long to wait for outstanding replies after the last request (`ping -W`);
+    /// once some reply has come, only twice the longest round trip seen (at least
+    /// 10 ms), as iputils ping does.
     pub timeout: Duration,
     /// Send the next request as soon as the previous one is answered (`ping -f`).
     pub flood: bool,
@@ -239,7 +241,7 @@ pub fn ping(dst: Ipv4Addr, opts: &PingOptions) -> io::Result<PingReport> {
         .wrapping_add(NEXT_ID.fetch_add(1, Ordering::Relaxed));
     let mut report = PingReport::default();
     let mut sent_at: HashMap<u16, Instant> = HashMap::new();
-    let mut answered: HashMap<u16, ()> = HashMap::new();
+    let mut answered: HashSet<u16> = HashSet::new();
     let mut buf = vec![0u8; 65_536];
     let mut packet = Vec::with_capacity(8 + opts.size);
     // Reads replies until `until`, or (flood) until `seq` is answered.
@@ -280,7 +282,7 @@ pub fn ping(dst: Ipv4Addr, opts: &PingOptions) -> io::Result<PingReport> {
                 report.wrong_data += 1;
                 continue;
             }
-            if answered.insert(seq, ()).is_some() {
+            if !answered.insert(seq) {
                 report.duplicates += 1;
                 continue;
             }
@@ -314,8 +316,13 @@ pub fn ping(dst: Ipv4Addr, opts: &PingOptions) -> io::Result<PingReport> {
             drain(&mut report, &sent_at, t0 + opts.interval, stop_at)?;
         }
     }
-    // The last replies: wait until every request is answered or the timeout passes.
-    let deadline = Instant::now() + opts.timeout;
+    // The last replies: wait until every request is answered or the timeout passes;
+    // once replies have come, a missing one is lost after twice the longest round trip.
+    let linger = match report.replies.iter().map(|r| r.rtt).max() {
+        Some(rtt) => (2 * rtt).max(Duration::from_millis(10)).min(opts.timeout),
+        None => opts.timeout,
+    };
+    let deadline = Instant::now() + linger;
     while report.received < report.transmitted && Instant::now() < deadline {
         drain(
             &mut report,
