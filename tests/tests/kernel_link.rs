@@ -54,7 +54,7 @@ fn kernel_tap_link_moves_frames_both_ways() {
     let ping = spawn_peer(&ns, "ping", || {
         // The request waits in the kernel's ARP queue until our hand-made reply below;
         // nothing ever answers the echo itself.
-        let opts = PingOptions::new(1, 56).timeout(Duration::from_millis(500));
+        let opts = PingOptions::new(1, 56).timeout(Duration::from_millis(100));
         kernel_peer::ping("10.77.0.2".parse().expect("address"), &opts)
     });
     let req = recv_until(&mut tap, Duration::from_secs(3), |f| {
