@@ -424,13 +424,15 @@ impl Fixture {
     }
 
     /// Pings the stack from the kernel: a raw ICMP socket on a thread inside the
-    /// namespace sends `opts.count` echo requests (see [`kernel_peer::ping`]).
+    /// namespace sends `opts.count` echo requests (see [`kernel_peer::ping`]). `opts`
+    /// is [`PingOptions`] or ping's own flags (`&["-c", "3", "-s", "3000"]`).
     ///
     /// # Panics
-    /// The namespace could not be entered or the raw socket failed.
+    /// The namespace could not be entered, the raw socket failed, or a flag is unknown.
     ///
     /// [`kernel_peer::ping`]: ustack_tools::kernel_peer::ping
-    pub fn ping(&self, opts: PingOptions) -> Ping {
+    pub fn ping(&self, opts: impl IntoPingOptions) -> Ping {
+        let opts = opts.into_ping_options();
         let dst: std::net::Ipv4Addr = self.stack_ip.parse().expect("stack address");
         let cmd = format!(
             "ping -c {} -s {} -i {:?} -W {:?}{} {dst}",
@@ -543,6 +545,54 @@ impl Drop for Fixture {
     }
 }
 
+/// What [`Fixture::ping`] accepts: [`PingOptions`], or the flags the tests gave
+/// ping when they ran it (`-c N -s N -i SECS -W SECS -f -q`).
+pub trait IntoPingOptions {
+    /// The options.
+    ///
+    /// # Panics
+    /// An unknown flag or a bad number.
+    fn into_ping_options(self) -> PingOptions;
+}
+
+impl IntoPingOptions for PingOptions {
+    fn into_ping_options(self) -> PingOptions {
+        self
+    }
+}
+
+impl IntoPingOptions for &[&str] {
+    fn into_ping_options(self) -> PingOptions {
+        // ping's defaults: 56 bytes, one second apart.
+        let mut o = PingOptions::new(1, 56).interval(Duration::from_secs(1));
+        let mut it = self.iter();
+        let secs = |v: Option<&&str>| -> Duration {
+            Duration::from_secs_f64(
+                v.and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| panic!("ping flags {self:?}: a number of seconds")),
+            )
+        };
+        while let Some(flag) = it.next() {
+            match *flag {
+                "-c" => o.count = it.next().and_then(|v| v.parse().ok()).expect("-c N"),
+                "-s" => o.size = it.next().and_then(|v| v.parse().ok()).expect("-s N"),
+                "-i" => o.interval = secs(it.next()),
+                "-W" => o.timeout = secs(it.next()),
+                "-f" => o.flood = true,
+                "-q" | "-n" => {}
+                other => panic!("ping flag {other} not supported by the kernel pinger"),
+            }
+        }
+        o
+    }
+}
+
+impl<const N: usize> IntoPingOptions for &[&str; N] {
+    fn into_ping_options(self) -> PingOptions {
+        self.as_slice().into_ping_options()
+    }
+}
+
 /// The outcome of a kernel ping ([`Fixture::ping`]).
 #[derive(Debug)]
 pub struct Ping {
@@ -552,6 +602,8 @@ pub struct Ping {
     pub transmitted: u32,
     /// Requests answered with intact payloads.
     pub received: u32,
+    /// The summary line, for messages.
+    pub output: String,
     /// Everything the pinger saw.
     pub report: PingReport,
 }
@@ -562,6 +614,7 @@ impl Ping {
             cmd,
             transmitted: report.transmitted,
             received: report.received,
+            output: report.summary(),
             report,
         }
     }
@@ -581,5 +634,30 @@ impl Ping {
             self.cmd,
             r.summary()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ping_flags_become_options() {
+        let o = (&[
+            "-q", "-f", "-i", "0.002", "-W", "1", "-c", "10000", "-s", "3000",
+        ])
+            .into_ping_options();
+        assert_eq!((o.count, o.size, o.flood), (10_000, 3000, true));
+        assert_eq!(o.interval, Duration::from_micros(2000));
+        assert_eq!(o.timeout, Duration::from_secs(1));
+        let o = (&["-c", "1"]).into_ping_options();
+        assert_eq!((o.count, o.size, o.flood), (1, 56, false));
+        assert_eq!(o.interval, Duration::from_secs(1));
+    }
+
+    #[test]
+    #[should_panic(expected = "not supported")]
+    fn unknown_ping_flag_is_refused() {
+        let _ = (&["-c", "1", "-t", "3"]).into_ping_options();
     }
 }
