@@ -710,10 +710,10 @@ fn run(shared: Arc<Shared>, link: Box<dyn Link + Send>, fd: Option<RawFd>, tick:
     let files = st.table.drain_files();
     st.index.clear();
     let n = files.len();
-    for f in files {
-        crate::bsd::close_sock(&mut st, f.sock);
-    }
     let now = shared.now();
+    for f in files {
+        crate::bsd::close_sock(&mut st, f.sock, now);
+    }
     send_outbox(&mut st, &mut link, now);
     if let Err(e) = st.iface.poll_link(now, &mut link) {
         log::debug!(target: "ustack::socket", "final flush: {e}");

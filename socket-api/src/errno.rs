@@ -11,8 +11,8 @@ use core::fmt;
 use std::io;
 use ustack::socket::raw::RawError;
 use ustack::socket::tcp::{
-    AcceptError, BindError, ConnectError, ListenError, OptionError, RecvError, SendError,
-    ShutdownError, TcpError,
+    AcceptError, BindError, CloseError, ConnectError, ListenError, OptionError, RecvError,
+    SendError, ShutdownError, TcpError,
 };
 use ustack::socket::udp::UdpError;
 
@@ -317,6 +317,14 @@ impl From<ShutdownError> for Errno {
     }
 }
 
+impl From<CloseError> for Errno {
+    fn from(e: CloseError) -> Errno {
+        match e {
+            CloseError::BadHandle => Errno::EBADF,
+        }
+    }
+}
+
 impl From<OptionError> for Errno {
     fn from(e: OptionError) -> Errno {
         match e {
@@ -388,6 +396,7 @@ mod tests {
         assert_eq!(Errno::from(ListenError::AddrInUse), Errno::EADDRINUSE);
         assert_eq!(Errno::from(ShutdownError::NotConnected), Errno::ENOTCONN);
         assert_eq!(Errno::from(OptionError::InvalidState), Errno::EINVAL);
+        assert_eq!(Errno::from(CloseError::BadHandle), Errno::EBADF);
         assert_eq!(Errno::from(BindError::AddrInUse), Errno::EADDRINUSE);
     }
 }

@@ -364,6 +364,14 @@ error_enum!(
 );
 
 error_enum!(
+    /// Errors of [`TcpLayer::close`] and [`TcpLayer::abort`].
+    CloseError {
+        /// The handle does not name an open socket (EBADF).
+        BadHandle => "bad handle",
+    }
+);
+
+error_enum!(
     /// Errors of socket options and simple queries.
     OptionError {
         /// The handle does not name an open socket (EBADF).
@@ -666,8 +674,6 @@ pub struct TcpLayer {
     counters: TcpCounters,
     /// Test hook: every new connection uses this ISN and a zero timestamp offset.
     fixed_isn: Option<SeqNumber>,
-    /// The latest time we were told (for calls without a context, like close).
-    now: Instant,
 }
 
 const MAX_PENDING_RSTS: usize = 256;
@@ -697,7 +703,6 @@ impl TcpLayer {
             challenge_count: 0,
             counters: TcpCounters::default(),
             fixed_isn: None,
-            now: Instant::ZERO,
         }
     }
 
@@ -1060,7 +1065,6 @@ impl TcpLayer {
         seg: &TcpRepr<'_>,
     ) -> Option<(Ipv4Repr, TcpRepr<'static>)> {
         self.counters.segments_in += 1;
-        self.now = self.now.max(cx.now);
         let reply = self.process_inner(cx, ip, seg);
         self.tidy_timers();
         if let Some((_, r)) = &reply {
@@ -1220,7 +1224,6 @@ impl TcpLayer {
         cx: &TcpContext,
         emit: &mut dyn FnMut(&Ipv4Repr, &TcpRepr<'_>),
     ) -> bool {
-        self.now = self.now.max(cx.now);
         if let Some((ip, r)) = self.pending_rsts.pop_front() {
             emit(&ip, &r);
             self.counters.segments_out += 1;
@@ -1255,7 +1258,6 @@ impl TcpLayer {
 
     /// Runs every timer due at `cx.now`.
     pub fn handle_timeout(&mut self, cx: &TcpContext) {
-        self.now = self.now.max(cx.now);
         let mut due = core::mem::take(&mut self.due);
         due.clear();
         while let Some(&Reverse((t, idx, gen))) = self.timers.peek() {
@@ -1658,13 +1660,14 @@ impl TcpLayer {
 
     /// Closes the socket (close(2)): graceful FIN, or RST when unread data remains
     /// (RFC 9293 §3.10.4, Linux) or linger is zero. The handle becomes invalid; the
-    /// connection lives on in the layer until CLOSED (TIME-WAIT included).
+    /// connection lives on in the layer until CLOSED (TIME-WAIT included); an orphan's
+    /// FIN-WAIT-2 timeout starts at `cx.now`.
     ///
     /// # Errors
     /// `BadHandle`.
-    pub fn close(&mut self, h: TcpHandle) -> Result<(), OptionError> {
-        let now = self.now;
-        let (s, cfg, ev) = self.user_parts(h).ok_or(OptionError::BadHandle)?;
+    pub fn close(&mut self, h: TcpHandle, cx: &TcpContext) -> Result<(), CloseError> {
+        let now = cx.now;
+        let (s, cfg, ev) = self.user_parts(h).ok_or(CloseError::BadHandle)?;
         let unread = !s.rx.is_empty();
         let linger0 = s.opts.linger == Some(Duration::ZERO);
         let prev = s.state;
@@ -1689,8 +1692,8 @@ impl TcpLayer {
     ///
     /// # Errors
     /// `BadHandle`.
-    pub fn abort(&mut self, h: TcpHandle) -> Result<(), OptionError> {
-        self.user_sock(h).ok_or(OptionError::BadHandle)?;
+    pub fn abort(&mut self, h: TcpHandle) -> Result<(), CloseError> {
+        self.user_sock(h).ok_or(CloseError::BadHandle)?;
         self.abort_handle(h);
         self.tidy_timers();
         Ok(())

@@ -1154,7 +1154,7 @@ fn test_syn_sent_icmp_host_unreachable_fails() {
 #[test]
 fn test_syn_sent_close_frees() {
     let mut h = socket_syn_sent();
-    h.layer.close(h.handle).unwrap();
+    h.layer.close(h.handle, &h.cx()).unwrap();
     assert_eq!(h.layer.socket_count(), 0);
     assert_eq!(h.layer.state(h.handle), None);
     recv_nothing!(h);
@@ -2449,7 +2449,7 @@ fn test_established_close_with_unread_data_resets() {
         }
     );
     h.recv();
-    h.layer.close(h.handle).unwrap();
+    h.layer.close(h.handle, &h.cx()).unwrap();
     recv!(
         h,
         TcpRepr {
@@ -2478,14 +2478,14 @@ fn test_established_abort_resets() {
         }
     );
     assert_eq!(h.layer.state(h.handle), None);
-    assert_eq!(h.layer.abort(h.handle), Err(OptionError::BadHandle));
+    assert_eq!(h.layer.abort(h.handle), Err(CloseError::BadHandle));
 }
 
 #[test]
 fn test_established_linger_zero_close_resets() {
     let mut h = socket_established();
     h.layer.set_linger(h.handle, Some(Duration::ZERO)).unwrap();
-    h.layer.close(h.handle).unwrap();
+    h.layer.close(h.handle, &h.cx()).unwrap();
     let got = h.recv().unwrap();
     assert!(got.flags.rst());
 }
@@ -2673,7 +2673,7 @@ fn test_fin_wait_2_receives_data_half_closed() {
 #[test]
 fn test_fin_wait_2_orphan_times_out() {
     let mut h = socket_fin_wait_2();
-    h.layer.close(h.handle).unwrap();
+    h.layer.close(h.handle, &h.cx()).unwrap();
     assert_eq!(h.layer.socket_count(), 2);
     h.at(60_000);
     assert_eq!(h.layer.socket_count(), 1);
@@ -2682,7 +2682,7 @@ fn test_fin_wait_2_orphan_times_out() {
 #[test]
 fn test_fin_wait_2_orphan_data_gets_rst() {
     let mut h = socket_fin_wait_2();
-    h.layer.close(h.handle).unwrap();
+    h.layer.close(h.handle, &h.cx()).unwrap();
     // Linux: data for a closed socket is answered with a reset.
     send!(h, TcpRepr {
         payload: b"late",
@@ -2717,7 +2717,7 @@ fn test_closing_ack_goes_to_time_wait() {
 #[test]
 fn test_time_wait_expires() {
     let mut h = socket_time_wait();
-    h.layer.close(h.handle).unwrap();
+    h.layer.close(h.handle, &h.cx()).unwrap();
     assert_eq!(h.layer.socket_count(), 2);
     h.at(59_999);
     assert_eq!(h.layer.socket_count(), 2);
@@ -2749,7 +2749,7 @@ fn test_time_wait_retransmitted_fin_reacked_and_timer_restarted() {
 #[test]
 fn test_time_wait_syn_with_greater_seq_reopens() {
     let mut h = socket_time_wait();
-    h.layer.close(h.handle).unwrap();
+    h.layer.close(h.handle, &h.cx()).unwrap();
     h.layer.set_fixed_isn(None);
     send!(
         h,
@@ -2851,7 +2851,7 @@ fn test_close_wait_close_goes_to_last_ack() {
 #[test]
 fn test_last_ack_ack_closes_and_frees() {
     let mut h = socket_last_ack();
-    h.layer.close(h.handle).unwrap();
+    h.layer.close(h.handle, &h.cx()).unwrap();
     send!(
         h,
         TcpRepr {
@@ -2902,7 +2902,7 @@ fn test_listen_close_resets_unaccepted() {
             ..SEND_TEMPL
         }
     );
-    h.layer.close(h.listener.unwrap()).unwrap();
+    h.layer.close(h.listener.unwrap(), &h.cx()).unwrap();
     let rst = h.recv().unwrap();
     assert!(rst.flags.rst());
     assert_eq!(rst.dst_port, REMOTE_PORT + 1);
@@ -2929,7 +2929,7 @@ fn test_info_reports_like_tcp_info() {
 fn test_stale_handles_are_rejected() {
     let mut h = socket();
     let old = h.handle;
-    h.layer.close(old).unwrap();
+    h.layer.close(old, &h.cx()).unwrap();
     let new = h.layer.socket();
     assert_ne!(old, new);
     assert_eq!(h.layer.send(old, b"x"), Err(SendError::BadHandle));
@@ -3160,7 +3160,7 @@ mod loopback {
                 assert!(sim.step(), "seed {seed}");
             }
             sim.a.send(client, b"request").unwrap();
-            sim.a.close(client).unwrap();
+            sim.a.close(client, &cx(sim.now, A_IP)).unwrap();
             let mut conn = None;
             let mut buf = [0u8; 64];
             let mut got = Vec::new();
@@ -3171,7 +3171,7 @@ mod loopback {
                 if let Some(c) = conn {
                     match sim.b.recv(c, &mut buf) {
                         Ok(0) => {
-                            sim.b.close(c).unwrap();
+                            sim.b.close(c, &cx(sim.now, B_IP)).unwrap();
                             conn = Some(TcpHandle {
                                 index: u32::MAX,
                                 gen: 0,
@@ -3287,7 +3287,7 @@ mod robustness {
             }
             _ => {
                 let mut h = socket_established_with(config, opts);
-                h.layer.close(h.handle).unwrap();
+                h.layer.close(h.handle, &h.cx()).unwrap();
                 h
             }
         }
@@ -3416,7 +3416,7 @@ fn test_ready_established_data_ack_and_fin_queue_once() {
             ..SEND_TEMPL
         }
     );
-    h.layer.close(h.handle).unwrap();
+    h.layer.close(h.handle, &h.cx()).unwrap();
     assert_eq!(ready(&mut h), vec![]);
 }
 
