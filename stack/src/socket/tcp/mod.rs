@@ -45,7 +45,7 @@ use self::isn::SipKey;
 use self::socket::{Listener, Reply, Socket, SocketOptions};
 use super::IcmpError;
 use crate::time::{Duration, Instant};
-use crate::wire::{IpProtocol, Ipv4Repr, SeqNumber, TcpFlags, TcpOptions, TcpRepr};
+use crate::wire::{IpProtocol, SeqNumber, TcpFlags, TcpOptions, TcpRepr};
 use core::cmp::Reverse;
 use core::fmt;
 use core::net::{Ipv4Addr, SocketAddrV4};
@@ -149,6 +149,27 @@ pub struct TcpContext {
     pub local_addr: Ipv4Addr,
     /// The IP MTU (the largest IP packet, header included, sent without fragmenting).
     pub mtu: usize,
+}
+
+/// The addresses of a segment, the only IP information TCP exchanges with the interface:
+/// arriving segments are demultiplexed by them, and the interface builds the IPv4 header
+/// of every segment TCP sends around them (TTL, DF and identification are its own).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SegmentAddrs {
+    /// Source address.
+    pub src: Ipv4Addr,
+    /// Destination address.
+    pub dst: Ipv4Addr,
+}
+
+impl SegmentAddrs {
+    /// The addresses of a reply: source and destination swapped.
+    pub fn reversed(self) -> SegmentAddrs {
+        SegmentAddrs {
+            src: self.dst,
+            dst: self.src,
+        }
+    }
 }
 
 /// Identifies a TCP socket within its layer; stale handles are detected by generation.
@@ -664,7 +685,7 @@ pub struct TcpLayer {
     due: Vec<u32>,
     timer_seq: u64,
     events: EventQueue,
-    pending_rsts: VecDeque<(Ipv4Repr, TcpRepr<'static>)>,
+    pending_rsts: VecDeque<(SegmentAddrs, TcpRepr<'static>)>,
     isn_key: SipKey,
     ts_key: SipKey,
     port_key: SipKey,
@@ -975,9 +996,9 @@ impl TcpLayer {
         self.reschedule(idx);
     }
 
-    fn queue_rst(&mut self, ip: Ipv4Repr, repr: TcpRepr<'static>) {
+    fn queue_rst(&mut self, addrs: SegmentAddrs, repr: TcpRepr<'static>) {
         if self.pending_rsts.len() < MAX_PENDING_RSTS {
-            self.pending_rsts.push_back((ip, repr));
+            self.pending_rsts.push_back((addrs, repr));
         }
     }
 
@@ -993,15 +1014,15 @@ impl TcpLayer {
         );
         let rst = synchronized.then(|| {
             let r = s.rst_segment();
-            (s.ip_repr(&r), r)
+            (s.addrs(), r)
         });
         s.user_closed = true;
         if let Some((s, _, ev)) = self.parts(idx) {
             s.fail(ev, None);
         }
-        if let Some((ip, r)) = rst {
+        if let Some((addrs, r)) = rst {
             self.counters.resets_sent += 1;
-            self.queue_rst(ip, r);
+            self.queue_rst(addrs, r);
         }
         if prev == TcpState::Listen || prev == TcpState::Closed {
             self.free_slot(idx);
@@ -1038,34 +1059,26 @@ impl TcpLayer {
         }
     }
 
-    fn reply_ip(key: ConnKey, repr: &TcpRepr<'_>) -> Ipv4Repr {
-        Ipv4Repr {
-            src_addr: *key.local.ip(),
-            dst_addr: *key.remote.ip(),
-            protocol: IpProtocol::TCP,
-            ttl: 64,
-            tos: 0,
-            ident: 0,
-            dont_frag: true,
-            more_frags: false,
-            frag_offset: 0,
-            payload_len: repr.buffer_len(),
+    /// The addresses of a segment from us on connection `key`.
+    fn reply_addrs(key: ConnKey) -> SegmentAddrs {
+        SegmentAddrs {
+            src: *key.local.ip(),
+            dst: *key.remote.ip(),
         }
     }
 
     // ------------------------------------------------------------ interface contract
 
     /// Handles a segment addressed to us; returns a segment to send at once (RST, ACK,
-    /// challenge ACK), if any. The reply's IPv4 fields other than the addresses and
-    /// protocol are filled in by the interface.
+    /// challenge ACK), if any, with its addresses; the interface builds its IPv4 header.
     pub fn process(
         &mut self,
         cx: &TcpContext,
-        ip: &Ipv4Repr,
+        addrs: SegmentAddrs,
         seg: &TcpRepr<'_>,
-    ) -> Option<(Ipv4Repr, TcpRepr<'static>)> {
+    ) -> Option<(SegmentAddrs, TcpRepr<'static>)> {
         self.counters.segments_in += 1;
-        let reply = self.process_inner(cx, ip, seg);
+        let reply = self.process_inner(cx, addrs, seg);
         self.tidy_timers();
         if let Some((_, r)) = &reply {
             self.counters.segments_out += 1;
@@ -1079,23 +1092,23 @@ impl TcpLayer {
     fn process_inner(
         &mut self,
         cx: &TcpContext,
-        ip: &Ipv4Repr,
+        addrs: SegmentAddrs,
         seg: &TcpRepr<'_>,
-    ) -> Option<(Ipv4Repr, TcpRepr<'static>)> {
-        let src = ip.src_addr;
+    ) -> Option<(SegmentAddrs, TcpRepr<'static>)> {
+        let src = addrs.src;
         if seg.src_port == 0
             || seg.dst_port == 0
             || src.is_broadcast()
             || src.is_multicast()
             || src.is_unspecified()
-            || ip.dst_addr.is_broadcast()
-            || ip.dst_addr.is_multicast()
+            || addrs.dst.is_broadcast()
+            || addrs.dst.is_multicast()
         {
             self.counters.bad_segments += 1;
             return None;
         }
         let key = ConnKey {
-            local: SocketAddrV4::new(ip.dst_addr, seg.dst_port),
+            local: SocketAddrV4::new(addrs.dst, seg.dst_port),
             remote: SocketAddrV4::new(src, seg.src_port),
         };
         let mut iss_hint = None;
@@ -1143,22 +1156,22 @@ impl TcpLayer {
                 self.touch(idx);
                 self.settle(idx, prev, true);
                 return match reply? {
-                    Reply::Segment(r) => Some((Self::reply_ip(key, &r), r)),
+                    Reply::Segment(r) => Some((Self::reply_addrs(key), r)),
                     Reply::Challenge(r) => self
                         .allow_challenge(cx.now)
-                        .then(|| (Self::reply_ip(key, &r), r)),
+                        .then(|| (Self::reply_addrs(key), r)),
                 };
             }
         }
         if let Some(&lidx) = self.listeners.get(&seg.dst_port) {
             let l = self.at(lidx)?;
             let laddr = *l.local.ip();
-            if laddr.is_unspecified() || laddr == ip.dst_addr {
+            if laddr.is_unspecified() || laddr == addrs.dst {
                 return self.process_listen(cx, key, seg, lidx, iss_hint);
             }
         }
         self.counters.no_socket += 1;
-        closed_port_reply(ip, seg)
+        closed_port_reply(addrs, seg)
     }
 
     /// RFC 9293 §3.10.7.2: a segment for a LISTEN socket.
@@ -1169,7 +1182,7 @@ impl TcpLayer {
         seg: &TcpRepr<'_>,
         lidx: u32,
         iss_hint: Option<SeqNumber>,
-    ) -> Option<(Ipv4Repr, TcpRepr<'static>)> {
+    ) -> Option<(SegmentAddrs, TcpRepr<'static>)> {
         // "First, check for a RST: an incoming RST should be ignored."
         if seg.flags.rst() {
             return None;
@@ -1177,7 +1190,7 @@ impl TcpLayer {
         // "Second, check for an ACK: any acknowledgment is bad ... <SEQ=SEG.ACK><CTL=RST>"
         if seg.flags.ack() {
             let r = socket::rst_for(seg);
-            return Some((Self::reply_ip(key, &r), r));
+            return Some((Self::reply_addrs(key), r));
         }
         if !seg.flags.syn() {
             return None;
@@ -1218,14 +1231,15 @@ impl TcpLayer {
         None
     }
 
-    /// Emits at most one pending segment through `emit`; returns whether it did.
+    /// Emits at most one pending segment, with its addresses, through `emit`; returns
+    /// whether it did. The interface builds the segment's IPv4 header.
     pub fn dispatch(
         &mut self,
         cx: &TcpContext,
-        emit: &mut dyn FnMut(&Ipv4Repr, &TcpRepr<'_>),
+        emit: &mut dyn FnMut(SegmentAddrs, &TcpRepr<'_>),
     ) -> bool {
-        if let Some((ip, r)) = self.pending_rsts.pop_front() {
-            emit(&ip, &r);
+        if let Some((addrs, r)) = self.pending_rsts.pop_front() {
+            emit(addrs, &r);
             self.counters.segments_out += 1;
             return true;
         }
@@ -1278,9 +1292,9 @@ impl TcpLayer {
             s.timer_at = None;
             let prev = s.state;
             if let Some(rst) = s.handle_timeout(cx, cfg, ev) {
-                let ip = s.ip_repr(&rst);
+                let addrs = s.addrs();
                 self.counters.resets_sent += 1;
-                self.queue_rst(ip, rst);
+                self.queue_rst(addrs, rst);
             }
             self.touch(idx);
             self.settle(idx, prev, true);
@@ -1969,7 +1983,10 @@ fn time_wait_accepts_syn(s: &Socket, seg: &TcpRepr<'_>) -> bool {
 
 /// The reply of a CLOSED port (RFC 9293 §3.10.7.1): nothing to a RST; to a segment with
 /// ACK, `<SEQ=SEG.ACK><CTL=RST>`; otherwise `<SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>`.
-pub fn closed_port_reply(ip: &Ipv4Repr, seg: &TcpRepr<'_>) -> Option<(Ipv4Repr, TcpRepr<'static>)> {
+pub fn closed_port_reply(
+    addrs: SegmentAddrs,
+    seg: &TcpRepr<'_>,
+) -> Option<(SegmentAddrs, TcpRepr<'static>)> {
     if seg.flags.rst() {
         return None;
     }
@@ -1982,18 +1999,6 @@ pub fn closed_port_reply(ip: &Ipv4Repr, seg: &TcpRepr<'_>) -> Option<(Ipv4Repr, 
             TcpFlags::RST | TcpFlags::ACK,
         )
     };
-    let reply_ip = Ipv4Repr {
-        src_addr: ip.dst_addr,
-        dst_addr: ip.src_addr,
-        protocol: IpProtocol::TCP,
-        ttl: 64,
-        tos: 0,
-        ident: 0,
-        dont_frag: true,
-        more_frags: false,
-        frag_offset: 0,
-        payload_len: 0,
-    };
     let reply = TcpRepr {
         src_port: seg.dst_port,
         dst_port: seg.src_port,
@@ -2005,5 +2010,5 @@ pub fn closed_port_reply(ip: &Ipv4Repr, seg: &TcpRepr<'_>) -> Option<(Ipv4Repr, 
         options: TcpOptions::default(),
         payload: &[],
     };
-    Some((reply_ip, reply))
+    Some((addrs.reversed(), reply))
 }

@@ -18,11 +18,14 @@
 use super::congestion::{self, CongestionAlgorithm, CongestionControl};
 use super::rtt::RttEstimator;
 use super::sack::Scoreboard;
-use super::{EventQueue, TcpConfig, TcpContext, TcpError, TcpEvent, TcpHandle, TcpInfo, TcpState};
+use super::{
+    EventQueue, SegmentAddrs, TcpConfig, TcpContext, TcpError, TcpEvent, TcpHandle, TcpInfo,
+    TcpState,
+};
 use crate::socket::{IcmpError, IcmpErrorKind};
 use crate::storage::{Assembler, RingBuffer};
 use crate::time::{Duration, Instant};
-use crate::wire::{IpProtocol, Ipv4Repr, SeqNumber, TcpFlags, TcpOptions, TcpRepr};
+use crate::wire::{SeqNumber, TcpFlags, TcpOptions, TcpRepr};
 use core::net::{Ipv4Addr, SocketAddrV4};
 use std::collections::VecDeque;
 
@@ -619,19 +622,11 @@ impl Socket {
         r
     }
 
-    /// The IPv4 header of a segment from this socket.
-    pub(crate) fn ip_repr(&self, repr: &TcpRepr<'_>) -> Ipv4Repr {
-        Ipv4Repr {
-            src_addr: *self.local.ip(),
-            dst_addr: *self.remote.ip(),
-            protocol: IpProtocol::TCP,
-            ttl: 64,
-            tos: 0,
-            ident: 0,
-            dont_frag: true,
-            more_frags: false,
-            frag_offset: 0,
-            payload_len: repr.buffer_len(),
+    /// The addresses of a segment from this socket.
+    pub(crate) fn addrs(&self) -> SegmentAddrs {
+        SegmentAddrs {
+            src: *self.local.ip(),
+            dst: *self.remote.ip(),
         }
     }
 
@@ -1703,7 +1698,7 @@ impl Socket {
         &mut self,
         cx: &TcpContext,
         ev: &mut EventQueue,
-        emit: &mut dyn FnMut(&Ipv4Repr, &TcpRepr<'_>),
+        emit: &mut dyn FnMut(SegmentAddrs, &TcpRepr<'_>),
     ) -> bool {
         let now = cx.now;
         match self.state {
@@ -1732,7 +1727,7 @@ impl Socket {
                         seq: repr.seq_number,
                     });
                 }
-                emit(&self.ip_repr(&repr), &repr);
+                emit(self.addrs(), &repr);
                 self.stats.segs_out += 1;
                 return true;
             }
@@ -1751,7 +1746,7 @@ impl Socket {
                     window: usize::from(repr.window_len) << self.rcv_wscale,
                 });
             }
-            emit(&self.ip_repr(&repr), &repr);
+            emit(self.addrs(), &repr);
             return true;
         }
         false
@@ -1776,7 +1771,7 @@ impl Socket {
         }
     }
 
-    fn send_syn(&mut self, now: Instant, emit: &mut dyn FnMut(&Ipv4Repr, &TcpRepr<'_>)) {
+    fn send_syn(&mut self, now: Instant, emit: &mut dyn FnMut(SegmentAddrs, &TcpRepr<'_>)) {
         let synack = self.state == TcpState::SynReceived;
         let mut flags = TcpFlags::SYN;
         if synack {
@@ -1804,7 +1799,7 @@ impl Socket {
             self.last_ack_sent = self.rcv_nxt;
             self.ack_now = false;
         }
-        emit(&self.ip_repr(&repr), &repr);
+        emit(self.addrs(), &repr);
         self.stats.segs_out += 1;
         self.snd_nxt = self.iss + 1;
         if self.snd_max < self.snd_nxt {
@@ -1821,7 +1816,7 @@ impl Socket {
         now: Instant,
         plan: Plan,
         ev: &mut EventQueue,
-        emit: &mut dyn FnMut(&Ipv4Repr, &TcpRepr<'_>),
+        emit: &mut dyn FnMut(SegmentAddrs, &TcpRepr<'_>),
     ) {
         let mut options = self.data_options(now);
         // ack_fields also records the ACK as sent; options must match what it builds.
@@ -1850,8 +1845,7 @@ impl Socket {
             options,
             payload,
         };
-        let ip = self.ip_repr(&repr);
-        emit(&ip, &repr);
+        emit(self.addrs(), &repr);
 
         let end = plan.seq + sent + usize::from(fin);
         self.stats.segs_out += 1;

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::socket::IcmpErrorKind;
+use crate::wire::Ipv4Repr;
 
 const LOCAL_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 1);
 const REMOTE_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 2);
@@ -101,23 +102,14 @@ impl Harness {
     }
 
     fn send(&mut self, seg: &TcpRepr<'_>) -> Option<TcpRepr<'static>> {
-        let ip = Ipv4Repr {
-            src_addr: REMOTE_IP,
-            dst_addr: LOCAL_IP,
-            protocol: IpProtocol::TCP,
-            ttl: 64,
-            tos: 0,
-            ident: 0,
-            dont_frag: true,
-            more_frags: false,
-            frag_offset: 0,
-            payload_len: seg.buffer_len(),
+        let addrs = SegmentAddrs {
+            src: REMOTE_IP,
+            dst: LOCAL_IP,
         };
         let cx = self.cx();
-        let reply = self.layer.process(&cx, &ip, seg);
-        reply.map(|(rip, r)| {
-            assert_eq!((rip.src_addr, rip.dst_addr), (LOCAL_IP, REMOTE_IP));
-            assert_eq!(rip.protocol, IpProtocol::TCP);
+        let reply = self.layer.process(&cx, addrs, seg);
+        reply.map(|(raddrs, r)| {
+            assert_eq!((raddrs.src, raddrs.dst), (LOCAL_IP, REMOTE_IP));
             r
         })
     }
@@ -125,9 +117,8 @@ impl Harness {
     fn recv(&mut self) -> Option<TcpRepr<'static>> {
         let cx = self.cx();
         let mut out = None;
-        self.layer.dispatch(&cx, &mut |ip, r| {
-            assert_eq!((ip.src_addr, ip.dst_addr), (LOCAL_IP, REMOTE_IP));
-            assert_eq!(ip.payload_len, r.buffer_len());
+        self.layer.dispatch(&cx, &mut |addrs, r| {
+            assert_eq!((addrs.src, addrs.dst), (LOCAL_IP, REMOTE_IP));
             out = Some(leak(r));
         });
         out
@@ -2967,7 +2958,7 @@ mod loopback {
         delay: Duration,
         jitter_ms: u64,
         /// (deliver at, to B?, ip, segment with owned payload)
-        wire: Vec<(Instant, bool, Ipv4Repr, TcpRepr<'static>)>,
+        wire: Vec<(Instant, bool, SegmentAddrs, TcpRepr<'static>)>,
         steps: u32,
         seed: u64,
     }
@@ -2988,7 +2979,7 @@ mod loopback {
             }
         }
 
-        fn put(&mut self, to_b: bool, ip: Ipv4Repr, seg: TcpRepr<'static>) {
+        fn put(&mut self, to_b: bool, ip: SegmentAddrs, seg: TcpRepr<'static>) {
             if self.rng.gen_bool(self.drop_rate) {
                 return;
             }
@@ -3014,7 +3005,7 @@ mod loopback {
                 };
                 let c = cx(self.now, ip);
                 let mut out = Vec::new();
-                while layer.dispatch(&c, &mut |ip, r| out.push((*ip, leak(r)))) {}
+                while layer.dispatch(&c, &mut |ip, r| out.push((ip, leak(r)))) {}
                 for (ip, r) in out {
                     self.put(to_b, ip, r);
                 }
@@ -3037,7 +3028,7 @@ mod loopback {
                 } else {
                     (&mut self.a, A_IP)
                 };
-                if let Some((rip, reply)) = layer.process(&cx(now, local), &ip, &seg) {
+                if let Some((rip, reply)) = layer.process(&cx(now, local), ip, &seg) {
                     self.put(!to_b, rip, reply);
                 }
             }
