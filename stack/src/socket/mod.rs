@@ -5,6 +5,24 @@
 //! listening address), keeps deadlines in a timer structure, and tracks which sockets
 //! have output pending, so no per-packet work scans every socket.
 
+/// Defines a per-operation error enum: `Copy`, `Display` (the given text) and
+/// `std::error::Error`. Shared by the three layers so they read alike.
+macro_rules! error_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident => $text:literal,)* }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vm])* $v,)*
+        }
+        impl ::core::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                f.write_str(match self { $($name::$v => $text,)* })
+            }
+        }
+        impl ::std::error::Error for $name {}
+    };
+}
+
 pub mod raw;
 pub mod tcp;
 pub mod udp;

@@ -27,7 +27,6 @@ use crate::storage::{Assembler, RingBuffer};
 use crate::time::{Duration, Instant};
 use crate::wire::{SeqNumber, TcpFlags, TcpOptions, TcpRepr};
 use core::net::{Ipv4Addr, SocketAddrV4};
-use std::collections::VecDeque;
 
 /// RFC 9293 §3.7.1: the MSS assumed when the peer sends none.
 pub(crate) const DEFAULT_MSS: usize = 536;
@@ -83,14 +82,6 @@ pub(crate) enum Reply {
     Challenge(TcpRepr<'static>),
 }
 
-/// Listening state: bounded SYN and accept queues (children by handle).
-#[derive(Debug, Default)]
-pub(crate) struct Listener {
-    pub backlog: usize,
-    pub syn_queue: Vec<TcpHandle>,
-    pub accept_queue: VecDeque<TcpHandle>,
-}
-
 /// What kind of probe segment `<SEQ=SND.UNA-1><ACK=RCV.NXT>` to send next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Probe {
@@ -129,10 +120,6 @@ pub(crate) struct Socket {
     pub local: SocketAddrV4,
     pub remote: SocketAddrV4,
     pub opts: SocketOptions,
-    pub listener: Option<Listener>,
-    /// The listener this connection came from, until accepted.
-    pub parent: Option<TcpHandle>,
-    pub in_accept_queue: bool,
     /// Created by a passive OPEN (RFC 9293: a reset in SYN-RECEIVED returns to LISTEN).
     pub passive: bool,
     /// `close()` was called: the socket is orphaned and freed once CLOSED.
@@ -141,15 +128,6 @@ pub(crate) struct Socket {
     pub shut_wr: bool,
     pub error: Option<TcpError>,
     pub soft_error: Option<TcpError>,
-    /// The port this socket holds in the layer's port table (and whether exclusively).
-    pub port_claim: Option<(u16, bool)>,
-    pub in_conns: bool,
-    /// In the layer's dirty queue.
-    pub queued: bool,
-    /// In the layer's ready queue (see `TcpLayer::poll_ready`).
-    pub ready_queued: bool,
-    pub timer_gen: u64,
-    pub timer_at: Option<Instant>,
 
     // Send sequence space (RFC 9293 §3.3.1).
     pub iss: SeqNumber,
@@ -276,21 +254,12 @@ impl Socket {
             local: unspec,
             remote: unspec,
             opts,
-            listener: None,
-            parent: None,
-            in_accept_queue: false,
             passive: false,
             user_closed: false,
             shut_rd: false,
             shut_wr: false,
             error: None,
             soft_error: None,
-            port_claim: None,
-            in_conns: false,
-            queued: false,
-            ready_queued: false,
-            timer_gen: 0,
-            timer_at: None,
             iss: SeqNumber(0),
             snd_una: SeqNumber(0),
             snd_nxt: SeqNumber(0),

@@ -3,8 +3,10 @@
 //! dispatches, `recv_nothing!` checks silence. Times are milliseconds of a virtual clock.
 
 use super::*;
-use crate::socket::IcmpErrorKind;
-use crate::wire::Ipv4Repr;
+use crate::socket::{IcmpError, IcmpErrorKind};
+use crate::time::{Duration, Instant};
+use crate::wire::{IpProtocol, Ipv4Repr, SeqNumber, TcpFlags, TcpOptions, TcpRepr};
+use core::net::{Ipv4Addr, SocketAddrV4};
 
 const LOCAL_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 1);
 const REMOTE_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 2);
@@ -3162,11 +3164,8 @@ mod loopback {
                 if let Some(c) = conn {
                     match sim.b.recv(c, &mut buf) {
                         Ok(0) => {
+                            // `c` goes stale: later calls fail with BadHandle.
                             sim.b.close(c, &cx(sim.now, B_IP)).unwrap();
-                            conn = Some(TcpHandle {
-                                index: u32::MAX,
-                                gen: 0,
-                            });
                         }
                         Ok(n) => got.extend_from_slice(&buf[..n]),
                         Err(_) => {}
