@@ -41,7 +41,10 @@ impl Socket {
         }
         self.stats.segs_in += 1;
         let now = cx.now;
-        // First: the sequence number (after PAWS).
+        // First: the sequence number, after PAWS.
+        if self.paws_rejects(now, seg) {
+            return self.dupack_reply(now, cfg, seg);
+        }
         let text = match self.check_sequence(now, cfg, seg) {
             ControlFlow::Continue(text) => text,
             ControlFlow::Break(reply) => return reply,
@@ -75,17 +78,9 @@ impl Socket {
         None
     }
 
-    /// PAWS, then the acceptability test of RFC 9293 §3.10.7.4 "first"; an acceptable
-    /// segment continues as its [`Text`] trimmed to the window, an unacceptable one is
-    /// answered (rate-limited) with an ACK.
-    fn check_sequence<'a>(
-        &mut self,
-        now: Instant,
-        cfg: &TcpConfig,
-        seg: &TcpRepr<'a>,
-    ) -> ControlFlow<Option<Reply>, Text<'a>> {
-        // Per RFC 7323 §5.3 R1: drop a segment whose TSval is older than TS.Recent
-        // (PAWS), and acknowledge it, unless it is a RST.
+    /// Per RFC 7323 §5.3 R1: a segment whose TSval is older than TS.Recent is dropped
+    /// (PAWS) and acknowledged, unless it is a RST.
+    fn paws_rejects(&mut self, now: Instant, seg: &TcpRepr<'_>) -> bool {
         if let (true, false, Some((tsval, _))) =
             (self.ts_ok, seg.flags.rst(), seg.options.timestamp)
         {
@@ -94,10 +89,21 @@ impl Socket {
             {
                 self.paws_rejected += 1;
                 log::debug!(target: "ustack::tcp", "{:?}: PAWS rejects TSval {tsval}", self.handle);
-                return ControlFlow::Break(self.dupack_reply(now, cfg, seg));
+                return true;
             }
         }
+        false
+    }
 
+    /// The acceptability test of RFC 9293 §3.10.7.4 "first": an acceptable segment
+    /// continues as its [`Text`] trimmed to the window, an unacceptable one is answered
+    /// (rate-limited) with an ACK.
+    fn check_sequence<'a>(
+        &mut self,
+        now: Instant,
+        cfg: &TcpConfig,
+        seg: &TcpRepr<'a>,
+    ) -> ControlFlow<Option<Reply>, Text<'a>> {
         let mut seq = seg.seq_number;
         let mut syn = seg.flags.syn();
         let mut fin = seg.flags.fin();
@@ -157,7 +163,25 @@ impl Socket {
             }
         }
 
-        // Trim what was already received, and what does not fit the window.
+        ControlFlow::Continue(self.trim_to_window(
+            Text {
+                seq,
+                syn,
+                fin,
+                payload,
+            },
+            rcv_wnd,
+        ))
+    }
+
+    /// Trims what was already received, and what does not fit the window `rcv_wnd`.
+    fn trim_to_window<'a>(&self, text: Text<'a>, rcv_wnd: usize) -> Text<'a> {
+        let Text {
+            mut seq,
+            mut syn,
+            mut fin,
+            mut payload,
+        } = text;
         if seq < self.rcv_nxt {
             let mut skip = (self.rcv_nxt - seq) as usize;
             if syn {
@@ -178,12 +202,12 @@ impl Socket {
             payload = &payload[..room];
             fin = false;
         }
-        ControlFlow::Continue(Text {
+        Text {
             seq,
             syn,
             fin,
             payload,
-        })
+        }
     }
 
     /// RFC 9293 §3.10.7.4 second: an in-window RST.
