@@ -5,15 +5,15 @@
 //! The [`TcpLayer`] owns every TCP socket of one interface:
 //! - sockets live in a [`Slab`] addressed by generation-checked [`TcpHandle`]s; each slot
 //!   holds an `Item`: the layer's own bookkeeping (`Meta`: queue flags, timer entry, map
-//!   and port memberships, listen queues) beside the [`socket::Socket`], which only ever
+//!   and port memberships, listen queues) beside the `socket::Socket`, which only ever
 //!   looks at itself (smoltcp's `socket_set::Item { meta, socket }`);
 //! - arriving segments are demultiplexed by a 4-tuple map of connections, then a port
 //!   map of listeners, then answered as a closed port would (RFC 9293 §3.10.7.1):
-//!   [`demux`];
+//!   `demux`;
 //! - sockets with output pending sit in a FIFO *dirty queue* (each at most once), so
 //!   [`TcpLayer::dispatch`] never scans all sockets;
 //! - each socket's earliest deadline sits in a binary heap tagged with a generation
-//!   ([`timers`]); ports are counted in [`ports`]; the BSD-like calls are in [`api`].
+//!   (`timers`); ports are counted in `ports`; the BSD-like calls are in `api`.
 //!
 //! This file holds the table itself: the slab, the per-slot metadata, and `settle`,
 //! which after every change to a socket brings the metadata, maps, queues and timers in
@@ -42,7 +42,7 @@
 //!   a listener belong to it until `accept`.
 
 mod api;
-pub mod config;
+mod config;
 pub mod congestion;
 mod demux;
 mod isn;
@@ -53,7 +53,7 @@ mod socket;
 #[cfg(test)]
 mod tests;
 mod timers;
-pub mod types;
+mod types;
 
 pub use config::{TcpConfig, TcpContext};
 pub use congestion::{CongestionAlgorithm, CongestionControl};

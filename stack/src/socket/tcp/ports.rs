@@ -17,6 +17,7 @@ pub(super) struct PortUse {
 }
 
 impl TcpLayer {
+    /// Counts one more holder of `port`.
     pub(super) fn claim_port(&mut self, port: u16, exclusive: bool) {
         let e = self.ports.entry(port).or_default();
         e.all += 1;
@@ -25,6 +26,7 @@ impl TcpLayer {
         }
     }
 
+    /// Counts one holder of `port` fewer (the inverse of `claim_port`).
     pub(super) fn release_port(&mut self, port: u16, exclusive: bool) {
         if let Some(e) = self.ports.get_mut(&port) {
             e.all = e.all.saturating_sub(1);
