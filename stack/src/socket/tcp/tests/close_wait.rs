@@ -84,14 +84,3 @@ fn test_info_reports_like_tcp_info() {
     assert_eq!(info.snd_una, LOCAL_SEQ + 1);
     assert_eq!(info.rcv_nxt, REMOTE_SEQ + 1);
 }
-
-#[test]
-fn test_stale_handles_are_rejected() {
-    let mut h = socket();
-    let old = h.handle;
-    h.layer.close(old, &h.cx()).unwrap();
-    let new = h.layer.socket();
-    assert_ne!(old, new);
-    assert_eq!(h.layer.send(old, b"x"), Err(SendError::BadHandle));
-    assert_eq!(h.layer.state(new), Some(TcpState::Closed));
-}

@@ -63,3 +63,20 @@ fn test_closed_port_zero_is_dropped() {
     );
     assert_eq!(h.layer.counters().bad_segments, 1);
 }
+
+/// A handle kept after close never reaches the socket that reuses its slab slot.
+#[test]
+fn test_stale_handles_are_rejected() {
+    let mut h = socket();
+    let old = h.handle;
+    h.layer.close(old, &h.cx()).unwrap();
+    let new = h.layer.socket();
+    assert_eq!(old.index(), new.index(), "the slot is reused");
+    assert_ne!(old, new);
+    assert_eq!(h.layer.send(old, b"x"), Err(SendError::BadHandle));
+    assert_eq!(h.layer.close(old, &h.cx()), Err(CloseError::BadHandle));
+    assert_eq!(h.layer.abort(old), Err(CloseError::BadHandle));
+    assert_eq!(h.layer.state(old), None);
+    assert_eq!(h.layer.state(new), Some(TcpState::Closed));
+    assert_eq!(h.layer.socket_count(), 1);
+}
