@@ -20,7 +20,7 @@ use std::sync::{Arc, Condvar};
 use std::time::{Duration, Instant as StdInstant};
 use ustack::iface::Interface;
 use ustack::socket::tcp::{RecvError, SendError, Shutdown};
-use ustack::socket::udp::UdpError;
+use ustack::socket::udp;
 use ustack::time::Instant;
 use ustack::wire::IpProtocol;
 
@@ -217,8 +217,9 @@ fn unspecified() -> SocketAddr {
 /// Closes the engine socket behind a description whose last descriptor went away.
 pub(crate) fn close_sock(st: &mut State, sock: Sock, now: Instant) {
     match sock {
-        Sock::Udp(h) => st.iface.udp().close(h),
-        Sock::Raw { h, .. } => st.iface.raw().close(h),
+        // The description held the only handle, so it is live: nothing to report.
+        Sock::Udp(h) => drop(st.iface.udp().close(h)),
+        Sock::Raw { h, .. } => drop(st.iface.raw().close(h)),
         Sock::Tcp(t) => tcp::close(&mut st.iface, t, None, now),
     }
 }
@@ -266,8 +267,6 @@ impl NetStack {
                 return Err(Errno::EIO);
             }
             let r = op(&mut st, key);
-            // The call may have bound or connected a socket someone watches.
-            st.reindex(key);
             match r {
                 Err(Errno::EAGAIN) if !nonblocking => {}
                 r => return r,
@@ -375,7 +374,6 @@ impl NetStack {
                 iface.tcp().bind(t.h, addr)?;
             }
         }
-        st.reindex(key);
         Ok(())
     }
 
@@ -397,7 +395,6 @@ impl NetStack {
                     .unwrap_or_else(tcp::unspecified_v4);
                 let backlog = usize::try_from(backlog).unwrap_or(0);
                 iface.tcp().listen(t.h, local, backlog)?;
-                st.reindex(key);
                 Ok(())
             }
         }
@@ -447,7 +444,6 @@ impl NetStack {
         let addr = v4(addr)?;
         let mut st = self.shared().lock();
         let key = st.table.key(fd)?;
-        let our = st.iface.ip_addr();
         if !routable(&st.iface, *addr.ip()) {
             return Err(Errno::ENETUNREACH);
         }
@@ -455,7 +451,7 @@ impl NetStack {
         let f = table.file_mut(key)?;
         match &mut f.sock {
             Sock::Udp(h) => {
-                iface.udp().connect(*h, addr, our)?;
+                iface.udp().connect(*h, addr)?;
                 f.error = None;
             }
             Sock::Raw { h, remote, .. } => {
@@ -467,7 +463,6 @@ impl NetStack {
                 return self.tcp_connect(fd, addr);
             }
         }
-        st.reindex(key);
         Ok(())
     }
 
@@ -529,7 +524,6 @@ impl NetStack {
             return self.tcp_send(fd, buf, flags);
         }
         let r = self.blocking(fd, flags, Dir::Write, Errno::EAGAIN, |st, key| {
-            let our = st.iface.ip_addr();
             let State { iface, table, .. } = st;
             let f = table.file_mut(key)?;
             if f.shut_wr {
@@ -543,7 +537,7 @@ impl NetStack {
                     if dst.is_some_and(|d| d.port() == 0) {
                         return Err(Errno::EINVAL);
                     }
-                    Ok(iface.udp().send_to(*h, buf, dst, our)?)
+                    Ok(iface.udp().send_to(*h, buf, dst)?)
                 }
                 Sock::Raw { h, .. } => Ok(iface.raw().send_to(*h, buf, dst.map(|d| *d.ip()))?),
                 Sock::Tcp(_) => Err(Errno::EBADF),
@@ -719,7 +713,7 @@ impl NetStack {
             let got = match &f.sock {
                 Sock::Udp(h) => match iface.udp().recv_from(*h, buf, peek) {
                     Ok((n, from)) => Ok((n, SocketAddr::V4(from))),
-                    Err(UdpError::WouldBlock) => Err(Errno::EAGAIN),
+                    Err(udp::RecvError::WouldBlock) => Err(Errno::EAGAIN),
                     Err(e) => return Err(e.into()),
                 },
                 Sock::Raw { h, .. } => iface
@@ -804,7 +798,7 @@ impl NetStack {
         let (key, file) = st.table.remove_fd(fd)?;
         match file {
             Some(file) => {
-                st.index.remove(key);
+                st.forget_socket(&file.sock);
                 for w in &file.epolls {
                     if let Some(set) = st.epolls.get_mut(&w.epoll) {
                         set.forget(w.fd);

@@ -6,11 +6,12 @@
 //! 1. compute the timeout: the interface's and the link's next deadline;
 //! 2. wait with poll(2) on {the link's fd, if it has one; the wake-up eventfd};
 //! 3. lock; `Interface::poll_link(now, link)` (every ready frame in, due timers, every
-//!    pending frame out); re-check readiness of the *watched* descriptors (those with a
-//!    blocked thread or an epoll registration) that the round touched — named by
-//!    `TcpLayer::poll_ready` and per-datagram UDP hints through an index (`index.rs`),
-//!    or all of them after anything the hints cannot describe — and wake whoever waits
-//!    for what became ready; unlock.
+//!    pending frame out); drain `Interface::poll_ready`, which names every socket (TCP,
+//!    UDP or raw) whose readiness may have changed, and re-check only those of them
+//!    that are *watched* (a blocked thread or an epoll registration), found through a
+//!    map from engine socket to description; wake whoever waits for what became
+//!    ready; unlock. Nothing re-parses frames, and no round re-checks every watched
+//!    socket.
 //!
 //! Application calls run under the same lock and, after anything that queues output or
 //! changes state, write the eventfd so the driver runs at once (mio's `Waker`).
@@ -22,7 +23,6 @@
 //!
 //! `now` is the time since the stack started, from `std::time::Instant`.
 
-use crate::index::{Index, IndexKey, Sniffer};
 use crate::poll::{EpollSet, PollEvents};
 use crate::table::{FileKey, Sock, Table};
 use std::collections::HashMap;
@@ -36,6 +36,7 @@ use std::time::Duration;
 use ustack::iface::{Config, Counters, Interface};
 use ustack::link::sys::{AfPacketLink, TapLink};
 use ustack::link::{Link, MemoryLink, PcapTimestamps, PcapWriter};
+use ustack::socket::SocketHandle;
 use ustack::time::Instant;
 use ustack::wire::{EthernetAddress, Ipv4Cidr};
 
@@ -152,8 +153,9 @@ pub(crate) struct State {
     /// Frames produced outside the driver (see [`State::flush_to_outbox`]), sent by the
     /// driver before anything else.
     outbox: std::collections::VecDeque<Vec<u8>>,
-    /// Watched descriptions by address, to re-check only what a round touched.
-    pub index: Index,
+    /// The watched descriptions by the engine socket behind them: what the engine's
+    /// `poll_ready` names is looked up here, so a round re-checks only those.
+    watched_by_socket: HashMap<SocketHandle, FileKey>,
     stats: DriverStats,
     /// Scratch list of files to re-check, kept so a driver round does not allocate.
     recheck: Vec<FileKey>,
@@ -164,14 +166,12 @@ pub(crate) struct State {
 pub struct DriverStats {
     /// Rounds of the loop (wake-ups).
     pub rounds: u64,
-    /// Rounds that re-checked every watched socket (ICMP errors, fragments, ARP, outgoing drops).
-    pub full_rechecks: u64,
-    /// Rounds that re-checked only the sockets their frames touched.
-    pub hinted_rechecks: u64,
-    /// Socket readiness checks made by full re-checks.
-    pub full_checks: u64,
-    /// Socket readiness checks made by hinted re-checks.
-    pub hinted_checks: u64,
+    /// Sockets the engine reported as possibly changed (`Interface::poll_ready`),
+    /// watched or not.
+    pub ready_sockets: u64,
+    /// Readiness checks of watched descriptions that those reports led to: the only
+    /// checks the driver makes (it never re-checks every watched socket).
+    pub ready_checks: u64,
 }
 
 impl State {
@@ -223,46 +223,43 @@ impl State {
         }
     }
 
-    /// Keeps the watched set and the index in step with a file's waiters and epolls.
+    /// Keeps the watched set, and the map from engine sockets to watched descriptions,
+    /// in step with a file's waiters and epolls.
     pub(crate) fn update_watched(&mut self, key: FileKey) {
         let was = self.table.watched.contains(&key);
         self.table.update_watched(key);
-        match (was, self.table.watched.contains(&key)) {
-            (false, true) => self.reindex(key),
-            (true, false) => self.index.remove(key),
-            _ => {}
-        }
-    }
-
-    /// Re-indexes a watched file under its current addresses (no-op if unwatched).
-    pub(crate) fn reindex(&mut self, key: FileKey) {
-        self.index.remove(key);
-        if !self.table.watched.contains(&key) {
+        let now = self.table.watched.contains(&key);
+        if was == now {
             return;
         }
         let Ok(f) = self.table.file(key) else {
             return;
         };
-        let ks = match &f.sock {
-            Sock::Udp(h) => match self.iface.udp().local_addr(*h) {
-                Ok(Some(a)) => vec![IndexKey::Udp(a.port())],
-                _ => Vec::new(),
-            },
-            Sock::Raw { .. } => vec![IndexKey::Raw],
-            Sock::Tcp(t) => vec![IndexKey::Tcp(t.h)],
-        };
-        self.index.insert(key, ks);
+        let h = f.sock.handle();
+        if now {
+            self.watched_by_socket.insert(h, key);
+        } else {
+            self.watched_by_socket.remove(&h);
+        }
     }
 
-    /// Re-checks the watched files the hints point at.
-    fn notify_hinted(&mut self, hints: &[crate::index::Hint]) {
+    /// Forgets the engine socket of a description whose last descriptor was closed.
+    pub(crate) fn forget_socket(&mut self, sock: &Sock) {
+        self.watched_by_socket.remove(&sock.handle());
+    }
+
+    /// Re-checks the watched files whose engine sockets the engine reports as changed
+    /// (`Interface::poll_ready`: data, room, errors, state, of every socket kind).
+    fn notify_ready(&mut self) {
         let mut keys = core::mem::take(&mut self.recheck);
         keys.clear();
-        self.index.lookup(hints, &mut keys);
-        keys.sort_unstable();
-        keys.dedup();
-        self.stats.hinted_rechecks += 1;
-        self.stats.hinted_checks += keys.len() as u64;
+        while let Some(h) = self.iface.poll_ready() {
+            self.stats.ready_sockets += 1;
+            if let Some(&key) = self.watched_by_socket.get(&h) {
+                keys.push(key);
+            }
+        }
+        self.stats.ready_checks += keys.len() as u64;
         for &key in &keys {
             self.notify(key);
         }
@@ -279,19 +276,6 @@ impl State {
         for set in self.epolls.values() {
             set.wake();
         }
-    }
-
-    /// Re-checks every watched file.
-    fn notify_watched(&mut self) {
-        let mut keys = core::mem::take(&mut self.recheck);
-        keys.clear();
-        keys.extend(self.table.watched.iter().copied());
-        self.stats.full_rechecks += 1;
-        self.stats.full_checks += keys.len() as u64;
-        for &key in &keys {
-            self.notify(key);
-        }
-        self.recheck = keys;
     }
 }
 
@@ -632,7 +616,7 @@ impl Builder {
                 dead: false,
                 link_error: None,
                 outbox: std::collections::VecDeque::new(),
-                index: Index::default(),
+                watched_by_socket: HashMap::new(),
                 stats: DriverStats::default(),
                 recheck: Vec::new(),
             }),
@@ -684,16 +668,16 @@ fn send_outbox(st: &mut State, link: &mut dyn Link, now: Instant) {
 }
 
 /// The driver loop (see the module docs).
-fn run(shared: Arc<Shared>, link: Box<dyn Link + Send>, fd: Option<RawFd>, tick: Option<Duration>) {
-    let mut link = Sniffer {
-        inner: link,
-        hints: Vec::new(),
-        full: false,
-    };
+fn run(
+    shared: Arc<Shared>,
+    mut link: Box<dyn Link + Send>,
+    fd: Option<RawFd>,
+    tick: Option<Duration>,
+) {
     let wake_fd = shared.waker.fd.as_raw_fd();
     let fds: Vec<RawFd> = fd.into_iter().chain([wake_fd]).collect();
     let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        drive(&shared, &mut link, &fds, tick)
+        drive(&shared, &mut *link, &fds, tick)
     }));
     if res.is_err() {
         log::error!(target: "ustack::socket", "driver thread panicked: the stack is dead, blocking calls fail with EIO");
@@ -708,33 +692,21 @@ fn run(shared: Arc<Shared>, link: Box<dyn Link + Send>, fd: Option<RawFd>, tick:
     // whatever that queued (FINs, RSTs) once.
     let mut st = shared.lock();
     let files = st.table.drain_files();
-    st.index.clear();
+    st.watched_by_socket.clear();
     let n = files.len();
     let now = shared.now();
     for f in files {
         crate::bsd::close_sock(&mut st, f.sock, now);
     }
-    send_outbox(&mut st, &mut link, now);
-    if let Err(e) = st.iface.poll_link(now, &mut link) {
+    send_outbox(&mut st, &mut *link, now);
+    if let Err(e) = st.iface.poll_link(now, &mut *link) {
         log::debug!(target: "ustack::socket", "final flush: {e}");
     }
     log::info!(target: "ustack::socket", "stack {} down ({n} sockets closed)", st.iface.ip_addr());
 }
 
 /// The loop proper; returns when the stack is stopping.
-/// Outgoing packets the interface dropped. Such a drop can change readiness without a
-/// frame to hint at it (a datagram left its socket's send queue but never reached the
-/// link; an ARP failure reports "host unreachable" to its socket). Drops of arriving
-/// frames cannot: a frame that is dropped reaches no socket.
-fn egress_drops(c: &ustack::iface::Counters) -> u64 {
-    use ustack::iface::DropReason::{ArpFailed, ArpQueueFull, NoRoute, TxQueueFull};
-    [NoRoute, ArpFailed, ArpQueueFull, TxQueueFull]
-        .iter()
-        .map(|&r| c.dropped(r))
-        .sum()
-}
-
-fn drive(shared: &Shared, link: &mut Sniffer, fds: &[RawFd], tick: Option<Duration>) {
+fn drive(shared: &Shared, link: &mut dyn Link, fds: &[RawFd], tick: Option<Duration>) {
     let mut failing = false;
     loop {
         let timeout = {
@@ -764,20 +736,13 @@ fn drive(shared: &Shared, link: &mut Sniffer, fds: &[RawFd], tick: Option<Durati
             log::error!(target: "ustack::socket", "driver poll(2) failed: {e}");
             std::thread::sleep(Duration::from_millis(10));
         }
-        let woken = shared.waker.drain();
+        shared.waker.drain();
         let mut st = shared.lock();
         st.stats.rounds += 1;
         let now = shared.now();
-        let had_outbox = !st.outbox.is_empty();
         send_outbox(&mut st, link, now);
-        // Readiness can only have changed if frames moved, a timer ran, or a call
-        // asked for this round (it may have queued output whose departure frees room).
-        let timer_due = st.iface.poll_timeout().is_some_and(|t| t <= now);
-        let drops_before = egress_drops(st.iface.counters());
-        let mut moved = 0;
         match st.iface.poll_link(now, link) {
-            Ok(n) => {
-                moved = n;
+            Ok(_) => {
                 if failing {
                     log::info!(target: "ustack::socket", "link recovered");
                     failing = false;
@@ -792,18 +757,8 @@ fn drive(shared: &Shared, link: &mut Sniffer, fds: &[RawFd], tick: Option<Durati
                 st.link_error = Some(e.to_string());
             }
         }
-        let dropped = egress_drops(st.iface.counters()) != drops_before;
-        // The engine names the TCP sockets segments and timers touched.
-        while let Some(h) = st.iface.tcp().poll_ready() {
-            link.hints.push(crate::index::Hint::Tcp(h));
-        }
-        if had_outbox || dropped || link.full {
-            // Anything the hints cannot describe: re-check all watched.
-            st.notify_watched();
-        } else if moved > 0 || woken || timer_due {
-            st.notify_hinted(&link.hints);
-        }
-        link.hints.clear();
-        link.full = false;
+        // The engine names every socket whose readiness frames, timers, ARP, drops or
+        // calls (whose output left this round) may have changed; wake only their waiters.
+        st.notify_ready();
     }
 }

@@ -18,7 +18,6 @@
 //! |------------|------|
 //! | [`driver`] | the driver thread, [`NetStack`] and its [`Builder`] |
 //! | `table`    | descriptors → open sockets, per-description options and waiters |
-//! | `index`    | which watched sockets a round touched (TCP `poll_ready`, UDP frame hints), so the driver re-checks only those |
 //! | [`bsd`]    | the BSD calls |
 //! | [`poll`]   | readiness, `poll`, `Epoll` |
 //! | [`errno`]  | [`Errno`] and the one table mapping engine errors to it |
@@ -50,7 +49,6 @@
 pub mod bsd;
 pub mod driver;
 pub mod errno;
-mod index;
 pub mod net;
 pub mod poll;
 mod table;

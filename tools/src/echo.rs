@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use ustack::iface::Interface;
 use ustack::socket::tcp::{RecvError, SendError, TcpContext, TcpHandle, TcpLayer, TcpState};
-use ustack::socket::udp::{UdpError, UdpHandle};
+use ustack::socket::udp::{self, UdpHandle};
 use ustack::time::Instant;
 
 /// What the echo server has done so far.
@@ -197,13 +197,12 @@ impl EchoServer {
     }
 
     fn echo_udp(&mut self, iface: &mut Interface) {
-        let our = iface.ip_addr();
         let udp = iface.udp();
         loop {
             match udp.recv_from(self.udp, &mut self.buf, false) {
                 Ok((len, peer)) => {
                     let n = len.min(self.buf.len());
-                    match udp.send_to(self.udp, &self.buf[..n], Some(peer), our) {
+                    match udp.send_to(self.udp, &self.buf[..n], Some(peer)) {
                         Ok(_) => {
                             self.stats.udp_datagrams += 1;
                             self.stats.udp_bytes += n as u64;
@@ -212,7 +211,7 @@ impl EchoServer {
                     }
                 }
                 // An ICMP error about an earlier reply: nothing to do.
-                Err(UdpError::ConnectionRefused) => {}
+                Err(udp::RecvError::Refused) => {}
                 Err(_) => return,
             }
         }

@@ -27,7 +27,7 @@ use crate::link::Link;
 use crate::socket::raw::RawLayer;
 use crate::socket::tcp::{SegmentAddrs, TcpConfig, TcpContext, TcpLayer};
 use crate::socket::udp::{UdpConfig, UdpLayer};
-use crate::socket::{IcmpError, IcmpErrorKind};
+use crate::socket::{IcmpError, IcmpErrorKind, SocketHandle};
 use crate::time::{Duration, Instant};
 use crate::wire::{
     self, ArpOperation, ArpRepr, EtherType, EthernetAddress, EthernetRepr, IcmpRepr, IpProtocol,
@@ -254,6 +254,23 @@ impl Interface {
         &mut self.raw
     }
 
+    /// The next user-owned socket, of any kind, whose readiness may have changed since
+    /// it was last returned: data or a connection arrived, transmission freed send room,
+    /// an error was stored, a state changed. Each socket is queued at most once and
+    /// closed ones are skipped (see [`TcpLayer::poll_ready`], [`UdpLayer::poll_ready`],
+    /// [`RawLayer::poll_ready`]). Changes made by the caller's own socket calls (send,
+    /// receive, bind, ...) are not reported: the caller knows of them.
+    #[must_use]
+    pub fn poll_ready(&mut self) -> Option<SocketHandle> {
+        if let Some(h) = self.tcp.poll_ready() {
+            return Some(SocketHandle::Tcp(h));
+        }
+        if let Some(h) = self.udp.poll_ready() {
+            return Some(SocketHandle::Udp(h));
+        }
+        self.raw.poll_ready().map(SocketHandle::Raw)
+    }
+
     /// Handles one received Ethernet frame; returns why it was dropped, if it was.
     pub fn handle_frame(&mut self, now: Instant, frame: &[u8]) -> Option<DropReason> {
         self.inner.counters.rx_frames += 1;
@@ -474,31 +491,34 @@ impl Interface {
         kind: IcmpErrorKind,
         quote: &[u8],
     ) -> Result<(), DropReason> {
-        let (quoted, transport) =
-            Ipv4Repr::parse_quoted(quote).map_err(|_| DropReason::IcmpTruncated)?;
-        // RFC 1122 §3.2.2: at least 8 bytes of the transport header are quoted.
-        if quoted.src_addr != self.inner.config.ip.address() || transport.len() < 8 {
+        let err = IcmpError::from_quote(reporter, kind, quote).map_err(|e| match e {
+            wire::Error::Truncated | wire::Error::Malformed => DropReason::IcmpTruncated,
+            _ => DropReason::IcmpIgnored,
+        })?;
+        if err.quoted.src_addr != self.inner.config.ip.address() {
             return Err(DropReason::IcmpIgnored);
         }
-        let err = IcmpError {
-            reporter,
-            kind,
-            quoted,
-            src_port: u16::from_be_bytes([transport[0], transport[1]]),
-            dst_port: u16::from_be_bytes([transport[2], transport[3]]),
-            tcp_seq: u32::from_be_bytes([transport[4], transport[5], transport[6], transport[7]]),
-        };
         self.inner.counters.icmp_rx_errors += 1;
-        log::debug!(target: "ustack::icmp", "{kind:?} from {reporter} for {}:{} -> {}:{}", quoted.src_addr, err.src_port, quoted.dst_addr, err.dst_port);
-        match quoted.protocol {
-            IpProtocol::UDP => self.udp.handle_icmp_error(&err),
+        log::debug!(target: "ustack::icmp", "{kind:?} from {reporter} for {}:{} -> {}:{}", err.quoted.src_addr, err.src_port, err.quoted.dst_addr, err.dst_port);
+        if self.report_icmp_error(now, &err) {
+            Ok(())
+        } else {
+            Err(DropReason::IcmpIgnored)
+        }
+    }
+
+    /// Hands an ICMP error (received, or made up for a failed ARP resolution) to the
+    /// transport of the quoted datagram; false when no transport takes that protocol.
+    fn report_icmp_error(&mut self, now: Instant, err: &IcmpError) -> bool {
+        match err.protocol() {
+            IpProtocol::UDP => self.udp.handle_icmp_error(err),
             IpProtocol::TCP => {
                 let cx = self.inner.tcp_context(now);
-                self.tcp.handle_icmp_error(&cx, &err)
+                self.tcp.handle_icmp_error(&cx, err)
             }
-            _ => return Err(DropReason::IcmpIgnored),
+            _ => return false,
         }
-        Ok(())
+        true
     }
 
     fn process_udp(
@@ -610,27 +630,8 @@ impl Interface {
         let Some(packet) = frame.get(ETHERNET_HEADER_LEN..) else {
             return;
         };
-        let Ok((quoted, transport)) = Ipv4Repr::parse_quoted(packet) else {
-            return;
-        };
-        if transport.len() < 8 || quoted.frag_offset != 0 {
-            return;
-        }
-        let err = IcmpError {
-            reporter: next_hop,
-            kind: IcmpErrorKind::HostUnreachable,
-            quoted,
-            src_port: u16::from_be_bytes([transport[0], transport[1]]),
-            dst_port: u16::from_be_bytes([transport[2], transport[3]]),
-            tcp_seq: u32::from_be_bytes([transport[4], transport[5], transport[6], transport[7]]),
-        };
-        match quoted.protocol {
-            IpProtocol::UDP => self.udp.handle_icmp_error(&err),
-            IpProtocol::TCP => {
-                let cx = self.inner.tcp_context(now);
-                self.tcp.handle_icmp_error(&cx, &err)
-            }
-            _ => {}
+        if let Ok(err) = IcmpError::from_quote(next_hop, IcmpErrorKind::HostUnreachable, packet) {
+            self.report_icmp_error(now, &err);
         }
     }
 

@@ -55,14 +55,17 @@ mod tests;
 mod timers;
 mod types;
 
+/// Errors of [`TcpLayer::close`] and [`TcpLayer::abort`]: the convention shared by every
+/// socket layer.
+pub use crate::socket::CloseError;
 pub use config::{TcpConfig, TcpContext};
 pub use congestion::{CongestionAlgorithm, CongestionControl};
 pub use demux::closed_port_reply;
 pub use std::net::Shutdown;
 pub use types::{
-    AcceptError, BindError, CloseError, ConnectError, ListenError, OptionError, RecvError,
-    SegmentAddrs, SendError, ShutdownError, TcpCounters, TcpError, TcpEvent, TcpHandle, TcpInfo,
-    TcpSocketInfo, TcpState,
+    AcceptError, BindError, ConnectError, ListenError, OptionError, RecvError, SegmentAddrs,
+    SendError, ShutdownError, TcpCounters, TcpError, TcpEvent, TcpHandle, TcpInfo, TcpSocketInfo,
+    TcpState,
 };
 
 use self::demux::ConnKey;

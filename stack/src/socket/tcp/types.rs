@@ -242,14 +242,6 @@ error_enum!(
 );
 
 error_enum!(
-    /// Errors of [`TcpLayer::close`](super::TcpLayer::close) and [`TcpLayer::abort`](super::TcpLayer::abort).
-    CloseError {
-        /// The handle does not name an open socket (EBADF).
-        BadHandle => "bad handle",
-    }
-);
-
-error_enum!(
     /// Errors of socket options and simple queries.
     OptionError {
         /// The handle does not name an open socket (EBADF).
