@@ -21,6 +21,7 @@ use std::time::{Duration, Instant as StdInstant};
 use ustack::iface::Interface;
 use ustack::socket::tcp::{RecvError, SendError, Shutdown};
 use ustack::socket::udp;
+use ustack::time::Instant;
 use ustack::wire::IpProtocol;
 
 /// IPv4 (the only family supported).
@@ -214,12 +215,12 @@ fn unspecified() -> SocketAddr {
 }
 
 /// Closes the engine socket behind a description whose last descriptor went away.
-pub(crate) fn close_sock(st: &mut State, sock: Sock) {
+pub(crate) fn close_sock(st: &mut State, sock: Sock, now: Instant) {
     match sock {
         // The description held the only handle, so it is live: nothing to report.
         Sock::Udp(h) => drop(st.iface.udp().close(h)),
         Sock::Raw { h, .. } => drop(st.iface.raw().close(h)),
-        Sock::Tcp(t) => tcp::close(&mut st.iface, t, None),
+        Sock::Tcp(t) => tcp::close(&mut st.iface, t, None, now),
     }
 }
 
@@ -805,13 +806,13 @@ impl NetStack {
                 }
                 State::wake_all(&file);
                 let linger = file.opts.linger;
+                let now = self.shared().now();
                 match file.sock {
-                    Sock::Tcp(t) => tcp::close(&mut st.iface, t, linger),
+                    Sock::Tcp(t) => tcp::close(&mut st.iface, t, linger, now),
                     sock => {
                         // Datagrams sent before close must still leave.
-                        let now = self.shared().now();
                         st.flush_to_outbox(now);
-                        close_sock(&mut st, sock);
+                        close_sock(&mut st, sock, now);
                     }
                 }
             }

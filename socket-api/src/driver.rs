@@ -694,10 +694,10 @@ fn run(
     let files = st.table.drain_files();
     st.watched_by_socket.clear();
     let n = files.len();
-    for f in files {
-        crate::bsd::close_sock(&mut st, f.sock);
-    }
     let now = shared.now();
+    for f in files {
+        crate::bsd::close_sock(&mut st, f.sock, now);
+    }
     send_outbox(&mut st, &mut *link, now);
     if let Err(e) = st.iface.poll_link(now, &mut *link) {
         log::debug!(target: "ustack::socket", "final flush: {e}");

@@ -134,10 +134,11 @@ impl BulkClient {
         let Some(report) = self.report.take() else {
             return;
         };
+        let cx = iface.tcp_context(now);
         let tcp = iface.tcp();
         let info = self.handle.and_then(|h| tcp.info(h));
         if let Some(h) = self.handle {
-            let _ = tcp.close(h);
+            let _ = tcp.close(h, &cx);
         }
         let elapsed = self.started.map_or(Duration::ZERO, |t| (now - t).into());
         let _ = report.send(ClientResult {

@@ -25,7 +25,7 @@ pub use reassembly::{Expired, Reassembler, ReassemblyConfig};
 
 use crate::link::Link;
 use crate::socket::raw::RawLayer;
-use crate::socket::tcp::{TcpConfig, TcpContext, TcpLayer};
+use crate::socket::tcp::{SegmentAddrs, TcpConfig, TcpContext, TcpLayer};
 use crate::socket::udp::{UdpConfig, UdpLayer};
 use crate::socket::{IcmpError, IcmpErrorKind, SocketHandle};
 use crate::time::{Duration, Instant};
@@ -71,7 +71,8 @@ pub struct Config {
     pub gateway: Option<Ipv4Addr>,
     /// IP MTU: the largest IP packet sent without fragmenting (default 1500).
     pub mtu: usize,
-    /// TTL of packets we originate.
+    /// Default TTL of every IPv4 header the interface builds: TCP segments, UDP and raw
+    /// datagrams, ICMP replies and errors (default 64, as Linux's ip_default_ttl).
     pub ttl: u8,
     /// Seed for every random choice (ISNs, ports, IP ids), so runs can be replayed.
     pub seed: u64,
@@ -560,10 +561,12 @@ impl Interface {
         }
         self.inner.counters.tcp_rx_segments += 1;
         let cx = self.inner.tcp_context(now);
-        if let Some((rip, rseg)) = self.tcp.process(&cx, ip, &seg) {
-            let hdr = self
-                .inner
-                .ip_header(rip.dst_addr, IpProtocol::TCP, rseg.buffer_len());
+        let addrs = SegmentAddrs {
+            src: ip.src_addr,
+            dst: ip.dst_addr,
+        };
+        if let Some((raddrs, rseg)) = self.tcp.process(&cx, addrs, &seg) {
+            let hdr = self.inner.tcp_header(raddrs, rseg.buffer_len());
             let _ = self.inner.emit_ip(
                 now,
                 hdr,
@@ -675,9 +678,8 @@ impl Interface {
             } = self;
             let cx = inner.tcp_context(now);
             let mut written = None;
-            let emitted = tcp.dispatch(&cx, &mut |ip, seg| {
-                let hdr = inner.ip_header(ip.dst_addr, IpProtocol::TCP, seg.buffer_len());
-                let hdr = Ipv4Repr { tos: ip.tos, ..hdr };
+            let emitted = tcp.dispatch(&cx, &mut |addrs, seg| {
+                let hdr = inner.tcp_header(addrs, seg.buffer_len());
                 written = inner
                     .emit_ip(
                         now,
@@ -894,6 +896,15 @@ impl Inner {
             more_frags: false,
             frag_offset: 0,
             payload_len,
+        }
+    }
+
+    /// The IPv4 header of a TCP segment: TCP chose the addresses (the source is ours,
+    /// or the address a socket bound to), everything else is the interface's.
+    fn tcp_header(&mut self, addrs: SegmentAddrs, payload_len: usize) -> Ipv4Repr {
+        Ipv4Repr {
+            src_addr: addrs.src,
+            ..self.ip_header(addrs.dst, IpProtocol::TCP, payload_len)
         }
     }
 

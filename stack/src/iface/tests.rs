@@ -307,6 +307,41 @@ fn tcp_syn_to_closed_port_is_reset() {
     assert_eq!((rst.src_port, rst.dst_port), (5001, 38394));
 }
 
+/// `Config::ttl` is the one default TTL: TCP's replies and its own segments, and ICMP
+/// answers, all carry it (TCP hands over only addresses; the interface builds headers).
+#[test]
+fn configured_ttl_is_used_by_every_header_the_interface_builds() {
+    let mut c = config();
+    c.ttl = 99;
+    let mut i = Interface::new(c, Instant::ZERO);
+    assert_eq!(i.handle_frame(Instant::ZERO, testdata::ARP_REQUEST), None);
+    drain(&mut i, Instant::ZERO);
+    // A RST from a closed port, returned by TcpLayer::process.
+    assert_eq!(i.handle_frame(Instant::ZERO, testdata::TCP_SYN), None);
+    // A SYN, emitted by TcpLayer::dispatch.
+    let cx = i.tcp_context(Instant::ZERO);
+    let h = i.tcp().socket();
+    i.tcp()
+        .connect(h, &cx, SocketAddrV4::new(KERNEL_IP, 5001))
+        .unwrap();
+    // An echo reply.
+    assert_eq!(i.handle_frame(Instant::ZERO, testdata::ECHO_REQUEST), None);
+    let out = drain(&mut i, Instant::ZERO);
+    assert_eq!(out.len(), 3);
+    let mut flags = Vec::new();
+    for frame in &out {
+        let (ip, payload) = ip_of(frame);
+        assert_eq!(ip.ttl, 99, "{ip:?}");
+        assert_eq!((ip.src_addr, ip.dst_addr), (PEER_IP, KERNEL_IP));
+        if ip.protocol == IpProtocol::TCP {
+            assert!(ip.dont_frag);
+            let seg = TcpRepr::parse(ip.src_addr, ip.dst_addr, &payload).unwrap();
+            flags.push(seg.flags);
+        }
+    }
+    assert_eq!(flags, [TcpFlags::RST | TcpFlags::ACK, TcpFlags::SYN]);
+}
+
 #[test]
 fn unknown_protocol_gets_protocol_unreachable() {
     let mut i = iface_knowing_kernel();
