@@ -25,7 +25,7 @@ use std::sync::{Arc, Condvar};
 use std::time::{Duration, Instant as StdInstant};
 use ustack::iface::Interface;
 use ustack::socket::tcp::{RecvError, SendError, Shutdown};
-use ustack::socket::udp::UdpError;
+use ustack::socket::udp;
 use ustack::wire::IpProtocol;
 
 /// IPv4 (the only family supported).
@@ -283,8 +283,6 @@ impl Calls<'_> {
                 return Err(Errno::EIO);
             }
             let r = op(&mut st, key);
-            // The call may have bound or connected a socket someone watches.
-            st.reindex(key);
             match r {
                 Err(Errno::EAGAIN) if !nonblocking => {}
                 r => return r,
@@ -382,7 +380,6 @@ impl Calls<'_> {
                 iface.tcp().bind(t.h, addr)?;
             }
         }
-        st.reindex(key);
         Ok(())
     }
 
@@ -400,7 +397,6 @@ impl Calls<'_> {
                     .unwrap_or_else(tcp::unspecified_v4);
                 let backlog = usize::try_from(backlog).unwrap_or(0);
                 iface.tcp().listen(t.h, local, backlog)?;
-                st.reindex(key);
                 Ok(())
             }
         }
@@ -437,7 +433,6 @@ impl Calls<'_> {
         let addr = v4(addr)?;
         let mut st = self.shared().lock();
         let key = st.table.key(fd)?;
-        let our = st.iface.ip_addr();
         if !routable(&st.iface, *addr.ip()) {
             return Err(Errno::ENETUNREACH);
         }
@@ -445,7 +440,7 @@ impl Calls<'_> {
         let f = table.file_mut(key)?;
         match &mut f.sock {
             Sock::Udp(h) => {
-                iface.udp().connect(*h, addr, our)?;
+                iface.udp().connect(*h, addr)?;
                 f.error = None;
             }
             Sock::Raw { h, remote, .. } => {
@@ -457,7 +452,6 @@ impl Calls<'_> {
                 return self.tcp_connect(fd, addr);
             }
         }
-        st.reindex(key);
         Ok(())
     }
 
@@ -514,7 +508,6 @@ impl Calls<'_> {
             return self.tcp_send(fd, buf, flags);
         }
         let r = self.blocking(fd, flags, Dir::Write, Errno::EAGAIN, |st, key| {
-            let our = st.iface.ip_addr();
             let State { iface, table, .. } = st;
             let f = table.file_mut(key)?;
             if f.shut_wr {
@@ -528,7 +521,7 @@ impl Calls<'_> {
                     if dst.is_some_and(|d| d.port() == 0) {
                         return Err(Errno::EINVAL);
                     }
-                    Ok(iface.udp().send_to(*h, buf, dst, our)?)
+                    Ok(iface.udp().send_to(*h, buf, dst)?)
                 }
                 Sock::Raw { h, .. } => Ok(iface.raw().send_to(*h, buf, dst.map(|d| *d.ip()))?),
                 Sock::Tcp(_) => Err(Errno::EBADF),
@@ -691,7 +684,7 @@ impl Calls<'_> {
             let got = match &f.sock {
                 Sock::Udp(h) => match iface.udp().recv_from(*h, buf, peek) {
                     Ok((n, from)) => Ok((n, SocketAddr::V4(from))),
-                    Err(UdpError::WouldBlock) => Err(Errno::EAGAIN),
+                    Err(udp::RecvError::WouldBlock) => Err(Errno::EAGAIN),
                     Err(e) => return Err(e.into()),
                 },
                 Sock::Raw { h, .. } => iface
@@ -763,7 +756,7 @@ impl Calls<'_> {
         let (key, file) = st.table.remove_fd(fd)?;
         match file {
             Some(file) => {
-                st.index.remove(key);
+                st.forget_socket(&file.sock);
                 for w in &file.epolls {
                     if let Some(set) = st.epolls.get_mut(&w.epoll) {
                         set.forget(w.fd);
@@ -771,13 +764,13 @@ impl Calls<'_> {
                 }
                 State::wake_all(&file);
                 let linger = file.opts.linger;
+                let now = self.shared().now();
                 match file.sock {
-                    Sock::Tcp(t) => tcp::close(&mut st.iface, t, linger),
+                    Sock::Tcp(t) => tcp::close(&mut st.iface, t, linger, now),
                     sock => {
                         // Datagrams sent before close must still leave.
-                        let now = self.shared().now();
                         st.flush_to_outbox(now);
-                        close_sock(&mut st, sock);
+                        close_sock(&mut st, sock, now);
                     }
                 }
             }

@@ -7,12 +7,13 @@
 //! 1. compute the timeout: the interface's and the link's next deadline;
 //! 2. wait with poll(2) on {the link's fd, if it has one; the wake-up eventfd};
 //! 3. lock; `Interface::poll_link(now, link)` (every ready frame in, due timers, every
-//!    pending frame out); run the [`Hook`]s (in-driver applications and observers)
-//!    and send what they queued; re-check readiness of the *watched* descriptors
-//!    (those with a blocked thread or an epoll registration) that the round touched —
-//!    named by `TcpLayer::poll_ready` and per-datagram UDP hints through an index
-//!    (`index.rs`), or all of them after anything the hints cannot describe — and wake
-//!    whoever waits for what became ready; unlock.
+//!    pending frame out); drain `Interface::poll_ready`, which names every socket (TCP,
+//!    UDP or raw) whose readiness may have changed, and re-check only those of them
+//!    that are *watched* (a blocked thread or an epoll registration), found through a
+//!    map from engine socket to description; run the [`Hook`]s (in-driver applications
+//!    and observers) with the TCP sockets named, send what they queued, and re-check
+//!    what that touched; unlock. Nothing re-parses frames, and no round re-checks every
+//!    watched socket.
 //!
 //! Application calls run under the same lock and, after anything that queues output or
 //! changes state, write the eventfd so the driver runs at once (mio's `Waker`).
@@ -26,7 +27,6 @@
 
 pub use crate::hook::{Hook, Round};
 
-use crate::index::{Hint, Sniffer};
 use crate::link::Counted;
 use crate::state::{close_sock, Shared, State};
 use std::os::fd::RawFd;
@@ -40,8 +40,8 @@ use ustack::time::Instant;
 /// Longest wait of the driver on a link that cannot wake it (no fd, no notifier).
 pub const POLL_TICK: Duration = Duration::from_millis(1);
 
-/// The link as the driver holds it: counted above the readiness sniffer.
-type DriverLink = Counted<Sniffer>;
+/// The link as the driver holds it: counted.
+type DriverLink = Counted<Box<dyn Link + Send>>;
 
 fn send_outbox(st: &mut State, link: &mut dyn Link, now: Instant) {
     while let Some(frame) = st.outbox.pop_front() {
@@ -58,11 +58,7 @@ pub(crate) fn run(
     fd: Option<RawFd>,
     tick: Option<Duration>,
 ) {
-    let mut link = Counted::new(Sniffer {
-        inner: link,
-        hints: Vec::new(),
-        full: false,
-    });
+    let mut link = Counted::new(link);
     let wake_fd = shared.waker.fd();
     let fds: Vec<RawFd> = fd.into_iter().chain([wake_fd]).collect();
     let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -82,12 +78,12 @@ pub(crate) fn run(
     // whatever that queued (FINs, RSTs) and what arrived meanwhile, once.
     let mut st = shared.lock();
     let files = st.table.drain_files();
-    st.index.clear();
+    st.forget_all_sockets();
     let n = files.len();
-    for f in files {
-        close_sock(&mut st, f.sock);
-    }
     let now = shared.now();
+    for f in files {
+        close_sock(&mut st, f.sock, now);
+    }
     send_outbox(&mut st, &mut link, now);
     if let Err(e) = st.iface.poll_link(now, &mut link) {
         log::debug!(target: "ustack::socket", "final flush: {e}");
@@ -97,18 +93,6 @@ pub(crate) fn run(
     drop(st);
     // The link goes with the thread: the device closes and a recorder flushes.
     drop(link);
-}
-
-/// Outgoing packets the interface dropped. Such a drop can change readiness without a
-/// frame to hint at it (a datagram left its socket's send queue but never reached the
-/// link; an ARP failure reports "host unreachable" to its socket). Drops of arriving
-/// frames cannot: a frame that is dropped reaches no socket.
-fn egress_drops(c: &ustack::iface::Counters) -> u64 {
-    use ustack::iface::DropReason::{ArpFailed, ArpQueueFull, NoRoute, TxQueueFull};
-    [NoRoute, ArpFailed, ArpQueueFull, TxQueueFull]
-        .iter()
-        .map(|&r| c.dropped(r))
-        .sum()
 }
 
 /// Runs the hooks with the TCP sockets `ready` names, then sends what they queued.
@@ -171,20 +155,13 @@ fn drive(shared: &Shared, link: &mut DriverLink, fds: &[RawFd], tick: Option<Dur
             log::error!(target: "ustack::socket", "driver poll(2) failed: {e}");
             std::thread::sleep(Duration::from_millis(10));
         }
-        let woken = shared.waker.drain();
+        shared.waker.drain();
         let mut st = shared.lock();
         st.stats.rounds += 1;
         let now = shared.now();
-        let had_outbox = !st.outbox.is_empty();
         send_outbox(&mut st, link, now);
-        // Readiness can only have changed if frames moved, a timer ran, or a call
-        // asked for this round (it may have queued output whose departure frees room).
-        let timer_due = st.iface.poll_timeout().is_some_and(|t| t <= now);
-        let drops_before = egress_drops(st.iface.counters());
-        let mut moved = 0;
         match st.iface.poll_link(now, link) {
-            Ok(n) => {
-                moved = n;
+            Ok(_) => {
                 if failing {
                     log::info!(target: "ustack::socket", "link recovered");
                     failing = false;
@@ -199,34 +176,17 @@ fn drive(shared: &Shared, link: &mut DriverLink, fds: &[RawFd], tick: Option<Dur
                 st.link_error = Some(e.to_string());
             }
         }
-        // The engine names the TCP sockets segments and timers touched.
+        // The engine names every socket (TCP, UDP, raw) whose readiness frames, timers,
+        // ARP, drops or calls may have changed: wake only their waiters. The TCP ones
+        // also go to the hooks; what a hook's own output touched is woken at once and
+        // handed to the hooks next round.
         ready.clear();
         ready.append(&mut carried);
-        while let Some(h) = st.iface.tcp().poll_ready() {
-            ready.push(h);
-        }
+        st.notify_ready(&mut ready);
         if !st.hooks.is_empty() {
             run_hooks(&mut st, link, now, &ready, &mut hook_buf);
-            while let Some(h) = st.iface.tcp().poll_ready() {
-                carried.push(h);
-            }
-            moved += usize::from(!carried.is_empty());
+            st.notify_ready(&mut carried);
         }
-        let dropped = egress_drops(st.iface.counters()) != drops_before;
-        let sniffer = link.get_mut();
-        sniffer
-            .hints
-            .extend(ready.iter().chain(&carried).map(|&h| Hint::Tcp(h)));
-        let full = sniffer.full;
-        if had_outbox || dropped || full {
-            // Anything the hints cannot describe: re-check all watched.
-            st.notify_watched();
-        } else if moved > 0 || woken || timer_due {
-            st.notify_hinted(&link.get_mut().hints);
-        }
-        let sniffer = link.get_mut();
-        sniffer.hints.clear();
-        sniffer.full = false;
         st.link_stats = link.stats();
     }
 }

@@ -17,8 +17,9 @@
 use crate::hook::Round;
 use std::collections::HashMap;
 use ustack::iface::Interface;
-use ustack::socket::tcp::{RecvError, SendError, TcpHandle, TcpLayer, TcpState};
-use ustack::socket::udp::{UdpError, UdpHandle};
+use ustack::socket::tcp::{RecvError, SendError, TcpContext, TcpHandle, TcpLayer, TcpState};
+use ustack::socket::udp::{self, UdpHandle};
+use ustack::time::Instant;
 
 /// What the echo server has done so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -121,39 +122,40 @@ impl EchoServer {
     /// The driver hook: accepts, echoes and closes whatever is ready.
     pub fn poll(&mut self, round: &mut Round<'_>) {
         let ready = round.ready_tcp();
-        self.poll_ready(round.iface, ready);
+        self.poll_ready(round.iface, round.now, ready);
     }
 
     /// Accepts, echoes and closes whatever `ready` names (the handles
     /// `TcpLayer::poll_ready` returned since the last call).
-    pub fn poll_ready(&mut self, iface: &mut Interface, ready: &[TcpHandle]) {
+    pub fn poll_ready(&mut self, iface: &mut Interface, now: Instant, ready: &[TcpHandle]) {
         self.stats.wakeups += 1;
+        let cx = iface.tcp_context(now);
         if !self.polled {
             self.polled = true;
-            self.accept_all(iface.tcp());
+            self.accept_all(iface.tcp(), &cx);
         }
         for &h in ready {
             if h == self.listener {
-                self.accept_all(iface.tcp());
+                self.accept_all(iface.tcp(), &cx);
             } else if self.conns.contains_key(&h) {
-                self.service(iface.tcp(), h);
+                self.service(iface.tcp(), &cx, h);
             }
         }
         self.echo_udp(iface);
     }
 
-    fn accept_all(&mut self, tcp: &mut TcpLayer) {
+    fn accept_all(&mut self, tcp: &mut TcpLayer, cx: &TcpContext) {
         while let Ok((h, _peer)) = tcp.accept(self.listener) {
             self.stats.accepted += 1;
             self.conns.insert(h, ());
             self.stats.max_open = self.stats.max_open.max(self.conns.len());
             // Whatever arrived before accept is not announced by poll_ready.
-            self.service(tcp, h);
+            self.service(tcp, cx, h);
         }
     }
 
     /// Echoes what can be echoed now; closes the connection at EOF or on error.
-    fn service(&mut self, tcp: &mut TcpLayer, h: TcpHandle) {
+    fn service(&mut self, tcp: &mut TcpLayer, cx: &TcpContext, h: TcpHandle) {
         self.stats.services += 1;
         loop {
             let space = tcp.send_space(h);
@@ -164,7 +166,7 @@ impl EchoServer {
                     tcp.state(h),
                     Some(TcpState::Established | TcpState::CloseWait)
                 ) {
-                    self.finish(tcp, h, true);
+                    self.finish(tcp, cx, h, true);
                 }
                 return;
             }
@@ -172,7 +174,7 @@ impl EchoServer {
             match tcp.recv(h, &mut self.buf[..want]) {
                 Ok(0) => {
                     // EOF, everything read was queued: close sends FIN after it.
-                    self.finish(tcp, h, false);
+                    self.finish(tcp, cx, h, false);
                     return;
                 }
                 Ok(n) => match tcp.send(h, &self.buf[..n]) {
@@ -181,44 +183,43 @@ impl EchoServer {
                         debug_assert_eq!(sent, n);
                         self.stats.tcp_bytes += sent as u64;
                         if sent < n {
-                            self.finish(tcp, h, true);
+                            self.finish(tcp, cx, h, true);
                             return;
                         }
                     }
                     Err(SendError::WouldBlock) => unreachable!("send_space > 0"),
                     Err(_) => {
-                        self.finish(tcp, h, true);
+                        self.finish(tcp, cx, h, true);
                         return;
                     }
                 },
                 Err(RecvError::WouldBlock) => return,
                 Err(_) => {
-                    self.finish(tcp, h, true);
+                    self.finish(tcp, cx, h, true);
                     return;
                 }
             }
         }
     }
 
-    fn finish(&mut self, tcp: &mut TcpLayer, h: TcpHandle, failed: bool) {
+    fn finish(&mut self, tcp: &mut TcpLayer, cx: &TcpContext, h: TcpHandle, failed: bool) {
         if failed {
             self.stats.failed += 1;
             let _ = tcp.abort(h);
         } else {
             self.stats.completed += 1;
-            let _ = tcp.close(h);
+            let _ = tcp.close(h, cx);
         }
         self.conns.remove(&h);
     }
 
     fn echo_udp(&mut self, iface: &mut Interface) {
-        let our = iface.ip_addr();
         let udp = iface.udp();
         loop {
             match udp.recv_from(self.udp, &mut self.buf, false) {
                 Ok((len, peer)) => {
                     let n = len.min(self.buf.len());
-                    match udp.send_to(self.udp, &self.buf[..n], Some(peer), our) {
+                    match udp.send_to(self.udp, &self.buf[..n], Some(peer)) {
                         Ok(_) => {
                             self.stats.udp_datagrams += 1;
                             self.stats.udp_bytes += n as u64;
@@ -227,7 +228,7 @@ impl EchoServer {
                     }
                 }
                 // An ICMP error about an earlier reply: nothing to do.
-                Err(UdpError::ConnectionRefused) => {}
+                Err(udp::RecvError::Refused) => {}
                 Err(_) => return,
             }
         }

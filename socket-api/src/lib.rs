@@ -28,10 +28,10 @@
 //! | `hook`     | [`Hook`] and [`Round`]: what runs inside the driver |
 //! | [`link`]   | host plumbing around a link: devices, [`Clock`](link::Clock), fault/pcap composition, counters |
 //! | [`netns`]  | network namespaces for hosts and tests (create, enter, run inside) |
+//! | [`kernel_peer`] | the kernel's side of a conversation on kernel sockets (ping, HTTP), for the demo and the tests, run on a thread inside a namespace |
 //! | `table`    | descriptors → open sockets, per-description options, waiters, epoll sets |
 //! | `tcp`      | the TCP-specific parts of the BSD calls |
 //! | `ready`    | the readiness of one description |
-//! | `index`    | which watched sockets a round touched (TCP `poll_ready`, UDP frame hints), so the driver re-checks only those |
 //! | `state`    | what the stack mutex protects, the waker, waiting for readiness |
 //! | [`driver`] | the driver loop and its [`Hook`]s |
 //! | [`bsd`]    | the BSD calls and poll(2), over the shared state |
@@ -69,7 +69,7 @@ pub mod echo;
 pub mod errno;
 mod events;
 mod hook;
-mod index;
+pub mod kernel_peer;
 pub mod link;
 pub mod net;
 pub mod netns;

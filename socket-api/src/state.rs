@@ -5,7 +5,6 @@
 
 use crate::events::{EpollKey, PollEvents};
 use crate::hook::Hook;
-use crate::index::{Index, IndexKey};
 use crate::link::{Clock, LinkStats, ReportSlot};
 use crate::ready::readiness;
 use crate::table::{EpollSet, File, FileKey, Sock, Table, Waiter};
@@ -16,6 +15,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant as StdInstant};
 use ustack::iface::Interface;
+use ustack::socket::tcp::TcpHandle;
+use ustack::socket::SocketHandle;
 use ustack::time::Instant;
 
 /// Small wrappers over eventfd(2); with poll(2) in the engine's `link::sys`, the only
@@ -104,8 +105,9 @@ pub(crate) struct State {
     /// Frames produced outside the driver (see [`State::flush_to_outbox`]), sent by the
     /// driver before anything else.
     pub outbox: std::collections::VecDeque<Vec<u8>>,
-    /// Watched descriptions by address, to re-check only what a round touched.
-    pub index: Index,
+    /// The watched descriptions by the engine socket behind them: what the engine's
+    /// `poll_ready` names is looked up here, so a round re-checks only those.
+    watched_by_socket: HashMap<SocketHandle, FileKey>,
     pub stats: DriverStats,
     /// What crossed the link, copied from the driver's counter after every round.
     pub link_stats: LinkStats,
@@ -120,14 +122,12 @@ pub(crate) struct State {
 pub struct DriverStats {
     /// Rounds of the loop (wake-ups).
     pub rounds: u64,
-    /// Rounds that re-checked every watched socket (ICMP errors, fragments, ARP, outgoing drops).
-    pub full_rechecks: u64,
-    /// Rounds that re-checked only the sockets their frames touched.
-    pub hinted_rechecks: u64,
-    /// Socket readiness checks made by full re-checks.
-    pub full_checks: u64,
-    /// Socket readiness checks made by hinted re-checks.
-    pub hinted_checks: u64,
+    /// Sockets the engine reported as possibly changed (`Interface::poll_ready`),
+    /// watched or not.
+    pub ready_sockets: u64,
+    /// Readiness checks of watched descriptions that those reports led to: the only
+    /// checks the driver makes (it never re-checks every watched socket).
+    pub ready_checks: u64,
 }
 
 impl State {
@@ -142,7 +142,7 @@ impl State {
             dead: false,
             link_error: None,
             outbox: std::collections::VecDeque::new(),
-            index: Index::default(),
+            watched_by_socket: HashMap::new(),
             stats: DriverStats::default(),
             link_stats: LinkStats::default(),
             hooks: Vec::new(),
@@ -198,46 +198,52 @@ impl State {
         }
     }
 
-    /// Keeps the watched set and the index in step with a file's waiters and epolls.
+    /// Keeps the watched set, and the map from engine sockets to watched descriptions,
+    /// in step with a file's waiters and epolls.
     pub(crate) fn update_watched(&mut self, key: FileKey) {
         let was = self.table.watched.contains(&key);
         self.table.update_watched(key);
-        match (was, self.table.watched.contains(&key)) {
-            (false, true) => self.reindex(key),
-            (true, false) => self.index.remove(key),
-            _ => {}
-        }
-    }
-
-    /// Re-indexes a watched file under its current addresses (no-op if unwatched).
-    pub(crate) fn reindex(&mut self, key: FileKey) {
-        self.index.remove(key);
-        if !self.table.watched.contains(&key) {
+        let now = self.table.watched.contains(&key);
+        if was == now {
             return;
         }
         let Ok(f) = self.table.file(key) else {
             return;
         };
-        let ks = match &f.sock {
-            Sock::Udp(h) => match self.iface.udp().local_addr(*h) {
-                Ok(Some(a)) => vec![IndexKey::Udp(a.port())],
-                _ => Vec::new(),
-            },
-            Sock::Raw { .. } => vec![IndexKey::Raw],
-            Sock::Tcp(t) => vec![IndexKey::Tcp(t.h)],
-        };
-        self.index.insert(key, ks);
+        let h = f.sock.handle();
+        if now {
+            self.watched_by_socket.insert(h, key);
+        } else {
+            self.watched_by_socket.remove(&h);
+        }
     }
 
-    /// Re-checks the watched files the hints point at.
-    pub(crate) fn notify_hinted(&mut self, hints: &[crate::index::Hint]) {
+    /// Forgets the engine socket of a description whose last descriptor was closed.
+    pub(crate) fn forget_socket(&mut self, sock: &Sock) {
+        self.watched_by_socket.remove(&sock.handle());
+    }
+
+    /// Forgets every engine socket (the stack is stopping).
+    pub(crate) fn forget_all_sockets(&mut self) {
+        self.watched_by_socket.clear();
+    }
+
+    /// Drains `Interface::poll_ready` (every socket kind whose readiness may have
+    /// changed), re-checks the watched descriptions among them and appends the TCP
+    /// handles to `tcp` (for the driver's hooks).
+    pub(crate) fn notify_ready(&mut self, tcp: &mut Vec<TcpHandle>) {
         let mut keys = core::mem::take(&mut self.recheck);
         keys.clear();
-        self.index.lookup(hints, &mut keys);
-        keys.sort_unstable();
-        keys.dedup();
-        self.stats.hinted_rechecks += 1;
-        self.stats.hinted_checks += keys.len() as u64;
+        while let Some(h) = self.iface.poll_ready() {
+            self.stats.ready_sockets += 1;
+            if let SocketHandle::Tcp(t) = h {
+                tcp.push(t);
+            }
+            if let Some(&key) = self.watched_by_socket.get(&h) {
+                keys.push(key);
+            }
+        }
+        self.stats.ready_checks += keys.len() as u64;
         for &key in &keys {
             self.notify(key);
         }
@@ -254,19 +260,6 @@ impl State {
         for set in self.epolls.values() {
             set.wake();
         }
-    }
-
-    /// Re-checks every watched file.
-    pub(crate) fn notify_watched(&mut self) {
-        let mut keys = core::mem::take(&mut self.recheck);
-        keys.clear();
-        keys.extend(self.table.watched.iter().copied());
-        self.stats.full_rechecks += 1;
-        self.stats.full_checks += keys.len() as u64;
-        for &key in &keys {
-            self.notify(key);
-        }
-        self.recheck = keys;
     }
 }
 
@@ -363,10 +356,11 @@ pub(crate) fn remove_waiter(st: &mut State, key: FileKey, cv: &Arc<Condvar>) {
 }
 
 /// Closes the engine socket behind a description whose last descriptor went away.
-pub(crate) fn close_sock(st: &mut State, sock: Sock) {
+pub(crate) fn close_sock(st: &mut State, sock: Sock, now: Instant) {
     match sock {
-        Sock::Udp(h) => st.iface.udp().close(h),
-        Sock::Raw { h, .. } => st.iface.raw().close(h),
-        Sock::Tcp(t) => crate::tcp::close(&mut st.iface, t, None),
+        // The description held the only handle, so it is live: nothing to report.
+        Sock::Udp(h) => drop(st.iface.udp().close(h)),
+        Sock::Raw { h, .. } => drop(st.iface.raw().close(h)),
+        Sock::Tcp(t) => crate::tcp::close(&mut st.iface, t, None, now),
     }
 }

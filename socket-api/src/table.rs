@@ -21,6 +21,7 @@ use std::time::Duration;
 use ustack::socket::raw::RawHandle;
 use ustack::socket::tcp::TcpHandle;
 use ustack::socket::udp::UdpHandle;
+use ustack::socket::SocketHandle;
 
 /// A socket descriptor: an index into its stack's descriptor table (like a Unix fd,
 /// but meaningful only to the [`NetStack`](crate::NetStack) that returned it).
@@ -55,6 +56,17 @@ pub(crate) enum Sock {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct TcpSock {
     pub h: TcpHandle,
+}
+
+impl Sock {
+    /// The engine socket, as `Interface::poll_ready` names it.
+    pub(crate) fn handle(&self) -> SocketHandle {
+        match self {
+            Sock::Udp(h) => SocketHandle::Udp(*h),
+            Sock::Raw { h, .. } => SocketHandle::Raw(*h),
+            Sock::Tcp(t) => SocketHandle::Tcp(t.h),
+        }
+    }
 }
 
 /// Socket options kept on the description (applied to the engine where it has them).
@@ -312,7 +324,8 @@ mod tests {
     use super::*;
 
     fn file() -> File {
-        File::new(Sock::Udp(UdpHandle(0)), Opts::new(1, 1), false)
+        let mut udp = ustack::socket::udp::UdpLayer::new(Default::default(), 0);
+        File::new(Sock::Udp(udp.socket()), Opts::new(1, 1), false)
     }
 
     #[test]

@@ -13,17 +13,24 @@
 //!   the driver as hooks ([`BoxedApp`]).
 //!   In-process keeps the stack's lifetime tied to the test (no orphaned `ustack up`),
 //!   lets the test read the interface's counters directly, and needs no path to a built
-//!   binary. Kernel peers (`ping`, `python3`, `ip`) run with `ip netns exec`.
+//!   binary.
+//! - [`spawn_peer`] / [`Fixture::peer`]: the kernel's side of a conversation is Rust, a
+//!   closure on a thread that entered the namespace (setns(2)) and uses kernel sockets
+//!   (`std::net`, a raw ICMP socket for [`Fixture::ping`]); [`peer`] holds the common
+//!   ones. Outside programs run only as oracles (tshark, tcpdump, iptables, `ss`), each
+//!   checked with [`require_netns!`] first.
 //!
 //! Drop order: the stack stops first, then the namespace goes, whatever the exit path.
 
 pub mod pcap;
+pub mod peer;
 pub mod tcp;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::Output;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 use ustack::iface::Interface;
 use ustack::link::fault::{FaultCounters, FaultEvent};
 use ustack::link::sys::AfPacketLink;
@@ -33,7 +40,8 @@ use ustack::wire::{EthernetAddress, Ipv4Cidr};
 use ustack_socket::link::{mac_from_seed, Device, LinkStats};
 use ustack_socket::NetStack;
 
-pub use ustack_socket::netns::{have_privileges, Netns, NetnsError};
+pub use ustack_socket::kernel_peer::{PingOptions, PingReport};
+pub use ustack_socket::netns::{have_privileges, Netns, NetnsError, NsThread};
 
 /// An application on the stack's driver thread: a [`ustack_socket::Hook`], run after
 /// every round with the interface, the time and the TCP sockets that became ready.
@@ -73,6 +81,63 @@ pub fn skip_or_fail(test: &str, why: &str) -> bool {
 /// Whether this process can run kernel tests (see [`skip_or_fail`]).
 pub fn netns_available(test: &str) -> bool {
     have_privileges() || skip_or_fail(test, "missing privileges or tools")
+}
+
+/// A kernel-side peer: a closure running on a thread inside a test's namespace, on
+/// kernel sockets. Join it with [`Peer::join`]; a panic inside it fails the test there.
+#[derive(Debug)]
+pub struct Peer<T> {
+    thread: NsThread<T>,
+}
+
+impl<T> Peer<T> {
+    /// Waits up to `timeout` for the peer's result (a correctness bound).
+    ///
+    /// # Panics
+    /// The peer panicked, or is still running after `timeout`.
+    pub fn join(self, timeout: Duration) -> T {
+        let what = self.thread.what().to_owned();
+        match self.thread.join_timeout(timeout) {
+            Ok(v) => v,
+            Err(_) => panic!("kernel peer `{what}` still running after {timeout:?}"),
+        }
+    }
+
+    /// Whether the closure has returned.
+    pub fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
+}
+
+/// Runs `f` as the kernel's side of a test on a new thread inside `ns` (see
+/// [`Netns::spawn_in`]): sockets it opens belong to the namespace. `what` names it in
+/// failures.
+///
+/// # Panics
+/// The thread could not enter the namespace.
+pub fn spawn_peer<T, F>(ns: &Netns, what: &str, f: F) -> Peer<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    let thread = ns
+        .spawn_in(what, f)
+        .unwrap_or_else(|e| panic!("kernel peer `{what}`: cannot enter the namespace: {e}"));
+    Peer { thread }
+}
+
+/// Runs `f` inside `ns` and waits for it: set-up on the kernel side (bind a listener
+/// before the stack connects, read a per-namespace /proc file).
+///
+/// # Panics
+/// The thread could not enter the namespace, or `f` panicked.
+pub fn in_ns<T, F>(ns: &Netns, f: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    ns.run_in(f)
+        .unwrap_or_else(|e| panic!("cannot enter the namespace: {e}"))
 }
 
 /// Whether `tool` is on PATH (skips loudly / fails otherwise).
@@ -241,6 +306,9 @@ impl Fixture {
             .run_in(move || spec.open())
             .expect("enter namespace")
             .expect("open the stack's link");
+        // Kernel side: its device is usable once it has seen the new carrier.
+        ns.wait_running(kernel_if, Duration::from_secs(5))
+            .expect("the kernel's device comes up");
         let pcap = opts
             .pcap
             .then(|| std::env::temp_dir().join(format!("{}.pcap", ns.name())));
@@ -341,12 +409,49 @@ impl Fixture {
             .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"))
     }
 
-    /// Pings the stack from the kernel with extra ping `args` (e.g. `-c 3 -s 100`).
-    pub fn ping(&self, args: &[&str]) -> Ping {
-        let mut cmd = vec!["ping", "-n"];
-        cmd.extend_from_slice(args);
-        cmd.push(&self.stack_ip);
-        Ping::from_output(&cmd, self.exec(&cmd))
+    /// Pings the stack from the kernel: a raw ICMP socket on a thread inside the
+    /// namespace sends `opts.count` echo requests (see [`kernel_peer::ping`]). `opts`
+    /// is [`PingOptions`] or ping's own flags (`&["-c", "3", "-s", "3000"]`).
+    ///
+    /// # Panics
+    /// The namespace could not be entered, the raw socket failed, or a flag is unknown.
+    ///
+    /// [`kernel_peer::ping`]: ustack_socket::kernel_peer::ping
+    pub fn ping(&self, opts: impl IntoPingOptions) -> Ping {
+        let opts = opts.into_ping_options();
+        let dst: std::net::Ipv4Addr = self.stack_ip.parse().expect("stack address");
+        let cmd = format!(
+            "ping -c {} -s {} -i {:?} -W {:?}{} {dst}",
+            opts.count,
+            opts.size,
+            opts.interval,
+            opts.timeout,
+            if opts.flood { " -f" } else { "" }
+        );
+        let report = in_ns(&self.ns, move || {
+            ustack_socket::kernel_peer::ping(dst, &opts)
+        })
+        .unwrap_or_else(|e| panic!("`{cmd}` from the kernel: {e}"));
+        Ping::new(cmd, report)
+    }
+
+    /// Starts `f` as the kernel's side of the test, on a thread inside the namespace
+    /// ([`spawn_peer`]).
+    pub fn peer<T, F>(&self, what: &str, f: F) -> Peer<T>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        spawn_peer(&self.ns, what, f)
+    }
+
+    /// Runs `f` inside the namespace and waits for it ([`in_ns`]).
+    pub fn in_ns<T, F>(&self, f: F) -> T
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        in_ns(&self.ns, f)
     }
 
     /// Whether the driver thread is still running and its link has not failed.
@@ -435,63 +540,119 @@ impl Drop for Fixture {
     }
 }
 
-/// The outcome of a kernel `ping` run.
+/// What [`Fixture::ping`] accepts: [`PingOptions`], or the flags the tests gave
+/// ping when they ran it (`-c N -s N -i SECS -W SECS -f -q`).
+pub trait IntoPingOptions {
+    /// The options.
+    ///
+    /// # Panics
+    /// An unknown flag or a bad number.
+    fn into_ping_options(self) -> PingOptions;
+}
+
+impl IntoPingOptions for PingOptions {
+    fn into_ping_options(self) -> PingOptions {
+        self
+    }
+}
+
+impl IntoPingOptions for &[&str] {
+    fn into_ping_options(self) -> PingOptions {
+        // ping's defaults: 56 bytes, one second apart.
+        let mut o = PingOptions::new(1, 56).interval(Duration::from_secs(1));
+        let mut it = self.iter();
+        let secs = |v: Option<&&str>| -> Duration {
+            Duration::from_secs_f64(
+                v.and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| panic!("ping flags {self:?}: a number of seconds")),
+            )
+        };
+        while let Some(flag) = it.next() {
+            match *flag {
+                "-c" => o.count = it.next().and_then(|v| v.parse().ok()).expect("-c N"),
+                "-s" => o.size = it.next().and_then(|v| v.parse().ok()).expect("-s N"),
+                "-i" => o.interval = secs(it.next()),
+                "-W" => o.timeout = secs(it.next()),
+                "-f" => o.flood = true,
+                "-q" | "-n" => {}
+                other => panic!("ping flag {other} not supported by the kernel pinger"),
+            }
+        }
+        o
+    }
+}
+
+impl<const N: usize> IntoPingOptions for &[&str; N] {
+    fn into_ping_options(self) -> PingOptions {
+        self.as_slice().into_ping_options()
+    }
+}
+
+/// The outcome of a kernel ping ([`Fixture::ping`]).
 #[derive(Debug)]
 pub struct Ping {
-    /// The command line.
+    /// The equivalent `ping` command line, for messages.
     pub cmd: String,
-    /// Packets sent.
+    /// Requests sent.
     pub transmitted: u32,
-    /// Replies received.
+    /// Requests answered with intact payloads.
     pub received: u32,
-    /// stdout + stderr.
+    /// The summary line, for messages.
     pub output: String,
-    /// Exit status was 0.
-    pub success: bool,
+    /// Everything the pinger saw.
+    pub report: PingReport,
 }
 
 impl Ping {
-    fn from_output(cmd: &[&str], out: Output) -> Ping {
-        let output = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stats = output
-            .lines()
-            .find(|l| l.contains("packets transmitted"))
-            .unwrap_or("");
-        let num_before = |word: &str| -> u32 {
-            stats
-                .split(',')
-                .find(|part| part.contains(word))
-                .and_then(|part| part.split_whitespace().next())
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0)
-        };
+    fn new(cmd: String, report: PingReport) -> Ping {
         Ping {
-            cmd: cmd.join(" "),
-            transmitted: num_before("transmitted"),
-            received: num_before("received"),
-            success: out.status.success(),
-            output,
+            cmd,
+            transmitted: report.transmitted,
+            received: report.received,
+            output: report.summary(),
+            report,
         }
     }
 
     /// Asserts every request was answered, with intact payloads and no duplicates.
     ///
     /// # Panics
-    /// Loss, corruption ("wrong data"), duplicates or a non-zero exit.
+    /// Loss, corruption (wrong data) or duplicates.
     pub fn assert_all_answered(&self, expected: u32) {
+        let r = &self.report;
         assert!(
-            self.success
-                && self.transmitted == expected
-                && self.received == expected
-                && !self.output.contains("wrong data")
-                && !self.output.contains("DUP!"),
-            "`{}`: expected {expected} intact replies\n{}",
+            r.transmitted == expected
+                && r.received == expected
+                && r.wrong_data == 0
+                && r.duplicates == 0,
+            "`{}`: expected {expected} intact replies: {}",
             self.cmd,
-            self.output
+            r.summary()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ping_flags_become_options() {
+        let o = (&[
+            "-q", "-f", "-i", "0.002", "-W", "1", "-c", "10000", "-s", "3000",
+        ])
+            .into_ping_options();
+        assert_eq!((o.count, o.size, o.flood), (10_000, 3000, true));
+        assert_eq!(o.interval, Duration::from_micros(2000));
+        assert_eq!(o.timeout, Duration::from_secs(1));
+        let o = (&["-c", "1"]).into_ping_options();
+        assert_eq!((o.count, o.size, o.flood), (1, 56, false));
+        assert_eq!(o.interval, Duration::from_secs(1));
+    }
+
+    #[test]
+    #[should_panic(expected = "not supported")]
+    fn unknown_ping_flag_is_refused() {
+        let _ = (&["-c", "1", "-t", "3"]).into_ping_options();
     }
 }

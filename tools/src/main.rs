@@ -2,6 +2,7 @@
 
 mod cli;
 mod cmd;
+mod global;
 mod observe;
 
 use clap::Parser;

@@ -3,7 +3,7 @@
 //! into the trace and answers `ustack stats`, and the report at exit. The formatting
 //! lives in the library (`trace`, `stats`, `control`); printing happens here.
 
-use crate::cli::{GlobalArgs, StatsFormat};
+use crate::global::{GlobalArgs, StatsFormat};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::sync::{Arc, Mutex, PoisonError};

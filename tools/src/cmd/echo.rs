@@ -5,7 +5,7 @@
 //! trace/stats observer), then sends what the service queued.
 
 use super::{CmdResult, Served};
-use crate::cli::GlobalArgs;
+use crate::global::GlobalArgs;
 use clap::Args;
 use std::sync::{Arc, Mutex, PoisonError};
 use ustack_socket::echo::EchoServer;

@@ -9,7 +9,7 @@
 
 use super::net::{self, Transfer};
 use super::CmdResult;
-use crate::cli::GlobalArgs;
+use crate::global::GlobalArgs;
 use clap::{Args, Subcommand};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};

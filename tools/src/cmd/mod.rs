@@ -16,13 +16,13 @@ pub mod xfer;
 /// Errors a subcommand reports before exiting.
 pub type CmdResult = Result<i32, Box<dyn std::error::Error>>;
 
-use crate::cli::GlobalArgs;
+use crate::global::GlobalArgs;
 use crate::observe::{Attached, Observer};
 use std::sync::mpsc;
 use std::time::Duration;
 use ustack::iface::Interface;
 use ustack::wire::{EthernetAddress, Ipv4Cidr};
-use ustack_socket::link::{mac_from_seed, Device as DeviceSpec, LinkOptions, OsLink};
+use ustack_socket::link::{mac_from_seed, Device as DeviceSpec, OsLink};
 use ustack_socket::{Builder, NetStack, Stopped};
 use ustack_tools::faults::CountersLine;
 
@@ -74,21 +74,12 @@ pub fn builder(args: &GlobalArgs, device: OsLink, ip: Ipv4Cidr, mac: EthernetAdd
         .ip(ip)
         .mac(mac)
         .mtu(args.mtu.into())
-        .link_options(link_options(args))
+        .link_options(args.link_options())
         .config(move |c| c.seed = seed);
     if let Some(gw) = args.gateway {
         b = b.gateway(gw);
     }
     b
-}
-
-/// Recording and fault injection from `--pcap`, the fault flags and `--seed`.
-pub fn link_options(args: &GlobalArgs) -> LinkOptions {
-    LinkOptions {
-        pcap: args.pcap.clone(),
-        faults: args.faults.faults(),
-        seed: args.seed,
-    }
 }
 
 /// The interface counters that are not zero, one `layer.name value` per line, drops

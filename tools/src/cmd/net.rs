@@ -8,7 +8,7 @@
 //! records what the device moved and the fault injector sits above it (so injected
 //! losses do not show in the file, like a lossy path beyond the NIC).
 
-use crate::cli::GlobalArgs;
+use crate::global::GlobalArgs;
 use crate::observe::{Attached, Observer};
 use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};

@@ -1,7 +1,7 @@
 //! `ustack up`: the stack on a link, answering ARP and ping until a signal.
 
 use super::{CmdResult, Served};
-use crate::cli::GlobalArgs;
+use crate::global::GlobalArgs;
 
 /// Runs until SIGINT/SIGTERM/SIGHUP, then prints counters.
 pub fn run(args: &GlobalArgs) -> CmdResult {
