@@ -143,22 +143,25 @@ fn kernel_tcp_100_concurrent_connections_to_echo() {
                 let echoed = echoed.clone();
                 std::thread::spawn(move || -> Result<(), String> {
                     let connected = TcpStream::connect_timeout(&to, Duration::from_secs(60));
-                    // Wait at the barrier whatever happened, or the others hang there.
+                    // Wait at the barriers whatever happened, or the others hang there.
                     barrier.wait();
-                    let mut s = connected.map_err(|e| format!("connect: {e}"))?;
-                    s.set_read_timeout(Some(Duration::from_secs(60)))
-                        .map_err(|e| e.to_string())?;
                     let mut payload = vec![0u8; 20000 + 97 * i];
                     Pattern::new(i as u64 + 1).fill(&mut payload);
-                    s.write_all(&payload).map_err(|e| format!("write: {e}"))?;
                     // The first echoed bytes prove the server accepted this connection;
                     // nobody half-closes before every client has them, so all 100 are
                     // open at the server together whatever the scheduling.
-                    let mut got = vec![0u8; payload.len()];
-                    let first = s.read(&mut got);
+                    let first = (|| -> Result<(TcpStream, Vec<u8>), String> {
+                        let mut s = connected.map_err(|e| format!("connect: {e}"))?;
+                        s.set_read_timeout(Some(Duration::from_secs(60)))
+                            .map_err(|e| e.to_string())?;
+                        s.write_all(&payload).map_err(|e| format!("write: {e}"))?;
+                        let mut got = vec![0u8; payload.len()];
+                        let n = s.read(&mut got).map_err(|e| format!("read: {e}"))?;
+                        got.truncate(n);
+                        Ok((s, got))
+                    })();
                     echoed.wait();
-                    let first = first.map_err(|e| format!("read: {e}"))?;
-                    got.truncate(first);
+                    let (mut s, mut got) = first?;
                     s.shutdown(std::net::Shutdown::Write)
                         .map_err(|e| format!("shutdown: {e}"))?;
                     s.read_to_end(&mut got).map_err(|e| format!("read: {e}"))?;
