@@ -1,4 +1,7 @@
-//! The BSD socket calls, as methods of [`NetStack`] over integer descriptors.
+//! The BSD socket calls over integer descriptors, poll(2) included. They are the
+//! methods of [`NetStack`](crate::NetStack) (declared and documented in `stack.rs`,
+//! which delegates here); `Calls` implements them over the shared state, so this
+//! module imports nothing above `state`.
 //!
 //! Each call locks the stack, resolves the descriptor, and tries the non-blocking
 //! operation on the engine. If it would block and the descriptor is blocking (no
@@ -10,17 +13,19 @@
 //! Names and semantics follow Linux; each call links its man page. Differences are
 //! listed in `docs/socket-api.md`.
 
-use crate::driver::{NetStack, State};
 use crate::errno::Errno;
-use crate::poll::{add_waiter, remaining, remove_waiter, wait_on, PollEvents};
-use crate::table::{Fd, File, FileKey, Opts, Sock};
-use crate::tcp::{self, TcpInfo, TcpSock};
+use crate::events::{PollEvents, ALWAYS};
+use crate::ready::readiness;
+use crate::state::Shared;
+use crate::state::{add_waiter, close_sock, remaining, remove_waiter, wait_on, State};
+use crate::table::{Fd, File, FileKey, Opts, Sock, TcpSock};
+use crate::tcp::{self, TcpInfo};
 use core::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::{Arc, Condvar};
 use std::time::{Duration, Instant as StdInstant};
 use ustack::iface::Interface;
 use ustack::socket::tcp::{RecvError, SendError, Shutdown};
-use ustack::socket::udp::UdpError;
+use ustack::socket::udp;
 use ustack::wire::IpProtocol;
 
 /// IPv4 (the only family supported).
@@ -65,8 +70,8 @@ pub const SHUT_RDWR: i32 = libc::SHUT_RDWR;
 /// Buffer size of raw sockets (Linux's default SO_RCVBUF).
 const RAW_BUFFER_LEN: usize = 212_992;
 
-/// A socket option with its value, for [`NetStack::setsockopt`] and as the answer of
-/// [`NetStack::getsockopt`] (socket(7), tcp(7)).
+/// A socket option with its value, for [`NetStack::setsockopt`](crate::NetStack::setsockopt) and as the answer of
+/// [`NetStack::getsockopt`](crate::NetStack::getsockopt) (socket(7), tcp(7)).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SockOpt {
@@ -104,7 +109,7 @@ pub enum SockOpt {
     TcpCongestion(String),
 }
 
-/// The name of a [`SockOpt`], for [`NetStack::getsockopt`].
+/// The name of a [`SockOpt`], for [`NetStack::getsockopt`](crate::NetStack::getsockopt).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum SockOptName {
@@ -213,26 +218,39 @@ fn unspecified() -> SocketAddr {
     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))
 }
 
-/// Closes the engine socket behind a description whose last descriptor went away.
-pub(crate) fn close_sock(st: &mut State, sock: Sock) {
-    match sock {
-        Sock::Udp(h) => st.iface.udp().close(h),
-        Sock::Raw { h, .. } => st.iface.raw().close(h),
-        Sock::Tcp(t) => tcp::close(&mut st.iface, t, None),
-    }
-}
-
 /// Whether the interface has a route to `ip` (on-link, broadcast, or a gateway).
 fn routable(iface: &Interface, ip: Ipv4Addr) -> bool {
     let c = iface.config();
     c.ip.contains(ip) || ip.is_broadcast() || c.gateway.is_some()
 }
 
+/// The BSD calls over one stack's shared state. [`NetStack`](crate::NetStack)'s
+/// methods of the same names delegate here, so the calls need nothing above the shared
+/// state.
+pub(crate) struct Calls<'a> {
+    shared: &'a Shared,
+}
+
+impl<'a> Calls<'a> {
+    pub(crate) fn new(shared: &'a Shared) -> Calls<'a> {
+        Calls { shared }
+    }
+
+    fn shared(&self) -> &Shared {
+        self.shared
+    }
+
+    /// Makes the driver run now (after queuing output or changing state).
+    fn kick(&self) {
+        self.shared.waker.wake();
+    }
+}
+
 fn to_stack(d: Duration) -> ustack::time::Duration {
     ustack::time::Duration::from_micros(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
-impl NetStack {
+impl Calls<'_> {
     /// Runs `op` under the lock until it stops saying EAGAIN, sleeping on readiness in
     /// between unless the descriptor or `flags` ask not to block. Gives `on_timeout`
     /// when the direction's SO_*TIMEO passes.
@@ -265,8 +283,6 @@ impl NetStack {
                 return Err(Errno::EIO);
             }
             let r = op(&mut st, key);
-            // The call may have bound or connected a socket someone watches.
-            st.reindex(key);
             match r {
                 Err(Errno::EAGAIN) if !nonblocking => {}
                 r => return r,
@@ -281,14 +297,8 @@ impl NetStack {
         }
     }
 
-    /// Creates a socket ([socket(2)](https://man7.org/linux/man-pages/man2/socket.2.html)):
-    /// `AF_INET` with `SOCK_DGRAM` (UDP), `SOCK_STREAM` (TCP) or `SOCK_RAW` and a
-    /// protocol (e.g. `IPPROTO_ICMP`); `SOCK_NONBLOCK` may be or-ed into the type.
-    ///
-    /// # Errors
-    /// EAFNOSUPPORT, ESOCKTNOSUPPORT, EPROTONOSUPPORT, EINVAL (raw protocol above
-    /// 255), EMFILE.
-    pub fn socket(&self, domain: i32, ty: i32, protocol: i32) -> Result<Fd, Errno> {
+    /// See `NetStack::socket`.
+    pub(crate) fn socket(&self, domain: i32, ty: i32, protocol: i32) -> Result<Fd, Errno> {
         if domain != AF_INET {
             return Err(Errno::EAFNOSUPPORT);
         }
@@ -345,12 +355,8 @@ impl NetStack {
         }
     }
 
-    /// Binds a local address ([bind(2)](https://man7.org/linux/man-pages/man2/bind.2.html));
-    /// port 0 picks an ephemeral port. Raw sockets only remember the address.
-    ///
-    /// # Errors
-    /// EBADF, EAFNOSUPPORT, EADDRINUSE, EADDRNOTAVAIL, EINVAL (already bound).
-    pub fn bind(&self, fd: Fd, addr: SocketAddr) -> Result<(), Errno> {
+    /// See `NetStack::bind`.
+    pub(crate) fn bind(&self, fd: Fd, addr: SocketAddr) -> Result<(), Errno> {
         let addr = v4(addr)?;
         let mut st = self.shared().lock();
         let key = st.table.key(fd)?;
@@ -374,16 +380,11 @@ impl NetStack {
                 iface.tcp().bind(t.h, addr)?;
             }
         }
-        st.reindex(key);
         Ok(())
     }
 
-    /// Marks a stream socket as accepting connections, with room for `backlog`
-    /// pending ones ([listen(2)](https://man7.org/linux/man-pages/man2/listen.2.html)).
-    ///
-    /// # Errors
-    /// EBADF; EOPNOTSUPP on datagram and raw sockets; EADDRINUSE; EINVAL.
-    pub fn listen(&self, fd: Fd, backlog: i32) -> Result<(), Errno> {
+    /// See `NetStack::listen`.
+    pub(crate) fn listen(&self, fd: Fd, backlog: i32) -> Result<(), Errno> {
         let mut st = self.shared().lock();
         let key = st.table.key(fd)?;
         let State { iface, table, .. } = &mut *st;
@@ -396,20 +397,13 @@ impl NetStack {
                     .unwrap_or_else(tcp::unspecified_v4);
                 let backlog = usize::try_from(backlog).unwrap_or(0);
                 iface.tcp().listen(t.h, local, backlog)?;
-                st.reindex(key);
                 Ok(())
             }
         }
     }
 
-    /// Takes the next established connection, blocking until one arrives (SO_RCVTIMEO
-    /// applies); returns the new descriptor and the peer
-    /// ([accept(2)](https://man7.org/linux/man-pages/man2/accept.2.html)).
-    ///
-    /// # Errors
-    /// EBADF; EOPNOTSUPP on datagram and raw sockets; EINVAL when not listening;
-    /// EAGAIN when non-blocking or timed out; ECONNABORTED.
-    pub fn accept(&self, fd: Fd) -> Result<(Fd, SocketAddr), Errno> {
+    /// See `NetStack::accept`.
+    pub(crate) fn accept(&self, fd: Fd) -> Result<(Fd, SocketAddr), Errno> {
         let r = self.blocking(fd, 0, Dir::Read, Errno::EAGAIN, |st, key| {
             let State { iface, table, .. } = st;
             let f = table.file(key)?;
@@ -434,19 +428,11 @@ impl NetStack {
         r
     }
 
-    /// Connects ([connect(2)](https://man7.org/linux/man-pages/man2/connect.2.html)). For
-    /// UDP and raw sockets it sets the default destination and filters arrivals; for
-    /// TCP it runs the handshake, blocking unless O_NONBLOCK (then EINPROGRESS, and
-    /// POLLOUT when done; SO_ERROR tells how it went).
-    ///
-    /// # Errors
-    /// EBADF, EAFNOSUPPORT, EINPROGRESS, EALREADY, EISCONN, ECONNREFUSED, ETIMEDOUT,
-    /// EADDRINUSE (no ephemeral port).
-    pub fn connect(&self, fd: Fd, addr: SocketAddr) -> Result<(), Errno> {
+    /// See `NetStack::connect`.
+    pub(crate) fn connect(&self, fd: Fd, addr: SocketAddr) -> Result<(), Errno> {
         let addr = v4(addr)?;
         let mut st = self.shared().lock();
         let key = st.table.key(fd)?;
-        let our = st.iface.ip_addr();
         if !routable(&st.iface, *addr.ip()) {
             return Err(Errno::ENETUNREACH);
         }
@@ -454,7 +440,7 @@ impl NetStack {
         let f = table.file_mut(key)?;
         match &mut f.sock {
             Sock::Udp(h) => {
-                iface.udp().connect(*h, addr, our)?;
+                iface.udp().connect(*h, addr)?;
                 f.error = None;
             }
             Sock::Raw { h, remote, .. } => {
@@ -466,7 +452,6 @@ impl NetStack {
                 return self.tcp_connect(fd, addr);
             }
         }
-        st.reindex(key);
         Ok(())
     }
 
@@ -495,24 +480,19 @@ impl NetStack {
         })
     }
 
-    /// Sends on a connected socket
-    /// ([send(2)](https://man7.org/linux/man-pages/man2/send.2.html)); `flags` may hold
-    /// MSG_DONTWAIT and MSG_NOSIGNAL. Returns the bytes queued.
-    ///
-    /// # Errors
-    /// EBADF, EDESTADDRREQ/ENOTCONN, EAGAIN, EMSGSIZE, EPIPE, ECONNRESET, ECONNREFUSED
-    /// (an ICMP error reported on a connected UDP socket).
-    pub fn send(&self, fd: Fd, buf: &[u8], flags: i32) -> Result<usize, Errno> {
+    /// See `NetStack::send`.
+    pub(crate) fn send(&self, fd: Fd, buf: &[u8], flags: i32) -> Result<usize, Errno> {
         self.send_inner(fd, buf, flags, None)
     }
 
-    /// Sends a datagram to `addr`
-    /// ([sendto(2)](https://man7.org/linux/man-pages/man2/sendto.2.html)). On a stream
-    /// socket the address is ignored (Linux) once connected.
-    ///
-    /// # Errors
-    /// As [`send`](Self::send), plus EAFNOSUPPORT and EINVAL (port 0).
-    pub fn sendto(&self, fd: Fd, buf: &[u8], flags: i32, addr: SocketAddr) -> Result<usize, Errno> {
+    /// See `NetStack::sendto`.
+    pub(crate) fn sendto(
+        &self,
+        fd: Fd,
+        buf: &[u8],
+        flags: i32,
+        addr: SocketAddr,
+    ) -> Result<usize, Errno> {
         let a = v4(addr)?;
         self.send_inner(fd, buf, flags, Some(a))
     }
@@ -528,7 +508,6 @@ impl NetStack {
             return self.tcp_send(fd, buf, flags);
         }
         let r = self.blocking(fd, flags, Dir::Write, Errno::EAGAIN, |st, key| {
-            let our = st.iface.ip_addr();
             let State { iface, table, .. } = st;
             let f = table.file_mut(key)?;
             if f.shut_wr {
@@ -542,7 +521,7 @@ impl NetStack {
                     if dst.is_some_and(|d| d.port() == 0) {
                         return Err(Errno::EINVAL);
                     }
-                    Ok(iface.udp().send_to(*h, buf, dst, our)?)
+                    Ok(iface.udp().send_to(*h, buf, dst)?)
                 }
                 Sock::Raw { h, .. } => Ok(iface.raw().send_to(*h, buf, dst.map(|d| *d.ip()))?),
                 Sock::Tcp(_) => Err(Errno::EBADF),
@@ -682,26 +661,13 @@ impl NetStack {
         }
     }
 
-    /// Receives into `buf` ([recv(2)](https://man7.org/linux/man-pages/man2/recv.2.html));
-    /// `flags` may hold MSG_PEEK, MSG_DONTWAIT, MSG_WAITALL (streams) and MSG_TRUNC
-    /// (datagrams). Returns the bytes received; 0 at end of stream or after SHUT_RD.
-    ///
-    /// # Errors
-    /// EBADF, EAGAIN (non-blocking or SO_RCVTIMEO passed), ENOTCONN, ECONNRESET,
-    /// ECONNREFUSED, ETIMEDOUT.
-    pub fn recv(&self, fd: Fd, buf: &mut [u8], flags: i32) -> Result<usize, Errno> {
+    /// See `NetStack::recv`.
+    pub(crate) fn recv(&self, fd: Fd, buf: &mut [u8], flags: i32) -> Result<usize, Errno> {
         self.recvfrom(fd, buf, flags).map(|(n, _)| n)
     }
 
-    /// Receives into `buf` and says who sent it
-    /// ([recvfrom(2)](https://man7.org/linux/man-pages/man2/recvfrom.2.html)). A datagram
-    /// longer than `buf` is truncated (the rest is lost) unless MSG_PEEK; with
-    /// MSG_TRUNC its real length is returned. Raw sockets receive the IP header too and
-    /// report port 0.
-    ///
-    /// # Errors
-    /// As [`recv`](Self::recv).
-    pub fn recvfrom(
+    /// See `NetStack::recvfrom`.
+    pub(crate) fn recvfrom(
         &self,
         fd: Fd,
         buf: &mut [u8],
@@ -718,7 +684,7 @@ impl NetStack {
             let got = match &f.sock {
                 Sock::Udp(h) => match iface.udp().recv_from(*h, buf, peek) {
                     Ok((n, from)) => Ok((n, SocketAddr::V4(from))),
-                    Err(UdpError::WouldBlock) => Err(Errno::EAGAIN),
+                    Err(udp::RecvError::WouldBlock) => Err(Errno::EAGAIN),
                     Err(e) => return Err(e.into()),
                 },
                 Sock::Raw { h, .. } => iface
@@ -745,14 +711,8 @@ impl NetStack {
         r
     }
 
-    /// Shuts down receiving (SHUT_RD), sending (SHUT_WR) or both
-    /// ([shutdown(2)](https://man7.org/linux/man-pages/man2/shutdown.2.html)). Blocked
-    /// receivers wake and see end of file; senders get EPIPE.
-    ///
-    /// # Errors
-    /// EBADF, EINVAL (bad `how`), ENOTCONN (not connected; the shutdown still applies,
-    /// as on Linux).
-    pub fn shutdown(&self, fd: Fd, how: i32) -> Result<(), Errno> {
+    /// See `NetStack::shutdown`.
+    pub(crate) fn shutdown(&self, fd: Fd, how: i32) -> Result<(), Errno> {
         let (rd, wr) = match how {
             SHUT_RD => (true, false),
             SHUT_WR => (false, true),
@@ -789,21 +749,14 @@ impl NetStack {
         }
     }
 
-    /// Closes a descriptor ([close(2)](https://man7.org/linux/man-pages/man2/close.2.html));
-    /// the socket goes when its last descriptor does. Threads blocked on it wake with
-    /// EBADF (Linux leaves them blocked). A blocking TCP socket with a non-zero
-    /// SO_LINGER first sends its FIN and waits, at most the linger time, until the peer
-    /// has acknowledged everything (Linux `sk_stream_wait_close`).
-    ///
-    /// # Errors
-    /// EBADF.
-    pub fn close(&self, fd: Fd) -> Result<(), Errno> {
+    /// See `NetStack::close`.
+    pub(crate) fn close(&self, fd: Fd) -> Result<(), Errno> {
         self.linger_wait(fd);
         let mut st = self.shared().lock();
         let (key, file) = st.table.remove_fd(fd)?;
         match file {
             Some(file) => {
-                st.index.remove(key);
+                st.forget_socket(&file.sock);
                 for w in &file.epolls {
                     if let Some(set) = st.epolls.get_mut(&w.epoll) {
                         set.forget(w.fd);
@@ -811,13 +764,13 @@ impl NetStack {
                 }
                 State::wake_all(&file);
                 let linger = file.opts.linger;
+                let now = self.shared().now();
                 match file.sock {
-                    Sock::Tcp(t) => tcp::close(&mut st.iface, t, linger),
+                    Sock::Tcp(t) => tcp::close(&mut st.iface, t, linger, now),
                     sock => {
                         // Datagrams sent before close must still leave.
-                        let now = self.shared().now();
                         st.flush_to_outbox(now);
-                        close_sock(&mut st, sock);
+                        close_sock(&mut st, sock, now);
                     }
                 }
             }
@@ -885,22 +838,13 @@ impl NetStack {
         }
     }
 
-    /// A second descriptor for the same socket
-    /// ([dup(2)](https://man7.org/linux/man-pages/man2/dup.2.html)); O_NONBLOCK and
-    /// options are shared.
-    ///
-    /// # Errors
-    /// EBADF, EMFILE.
-    pub fn dup(&self, fd: Fd) -> Result<Fd, Errno> {
+    /// See `NetStack::dup`.
+    pub(crate) fn dup(&self, fd: Fd) -> Result<Fd, Errno> {
         self.shared().lock().table.dup(fd)
     }
 
-    /// The local address ([getsockname(2)](https://man7.org/linux/man-pages/man2/getsockname.2.html));
-    /// `0.0.0.0:0` when unbound. Raw sockets report their protocol as the port (Linux).
-    ///
-    /// # Errors
-    /// EBADF.
-    pub fn getsockname(&self, fd: Fd) -> Result<SocketAddr, Errno> {
+    /// See `NetStack::getsockname`.
+    pub(crate) fn getsockname(&self, fd: Fd) -> Result<SocketAddr, Errno> {
         let mut st = self.shared().lock();
         let key = st.table.key(fd)?;
         let State { iface, table, .. } = &mut *st;
@@ -923,11 +867,8 @@ impl NetStack {
         })
     }
 
-    /// The connected peer ([getpeername(2)](https://man7.org/linux/man-pages/man2/getpeername.2.html)).
-    ///
-    /// # Errors
-    /// EBADF, ENOTCONN.
-    pub fn getpeername(&self, fd: Fd) -> Result<SocketAddr, Errno> {
+    /// See `NetStack::getpeername`.
+    pub(crate) fn getpeername(&self, fd: Fd) -> Result<SocketAddr, Errno> {
         let mut st = self.shared().lock();
         let key = st.table.key(fd)?;
         let State { iface, table, .. } = &mut *st;
@@ -947,12 +888,8 @@ impl NetStack {
         .ok_or(Errno::ENOTCONN)
     }
 
-    /// Sets an option ([setsockopt(2)](https://man7.org/linux/man-pages/man2/setsockopt.2.html)).
-    ///
-    /// # Errors
-    /// EBADF; ENOPROTOOPT for read-only options and TCP options on other sockets;
-    /// EINVAL for a zero buffer size or an unknown congestion algorithm.
-    pub fn setsockopt(&self, fd: Fd, opt: SockOpt) -> Result<(), Errno> {
+    /// See `NetStack::setsockopt`.
+    pub(crate) fn setsockopt(&self, fd: Fd, opt: SockOpt) -> Result<(), Errno> {
         let mut st = self.shared().lock();
         let key = st.table.key(fd)?;
         let cx = st.iface.tcp_context(self.shared().now());
@@ -1031,12 +968,8 @@ impl NetStack {
         Ok(())
     }
 
-    /// Reads an option ([getsockopt(2)](https://man7.org/linux/man-pages/man2/getsockopt.2.html)).
-    /// Reading SO_ERROR clears it.
-    ///
-    /// # Errors
-    /// EBADF; ENOPROTOOPT for TCP options on other sockets.
-    pub fn getsockopt(&self, fd: Fd, name: SockOptName) -> Result<SockOpt, Errno> {
+    /// See `NetStack::getsockopt`.
+    pub(crate) fn getsockopt(&self, fd: Fd, name: SockOptName) -> Result<SockOpt, Errno> {
         let mut st = self.shared().lock();
         let key = st.table.key(fd)?;
         let State { iface, table, .. } = &mut *st;
@@ -1081,32 +1014,22 @@ impl NetStack {
         })
     }
 
-    /// Sets or clears O_NONBLOCK (`fcntl(fd, F_SETFL, O_NONBLOCK)`,
-    /// [fcntl(2)](https://man7.org/linux/man-pages/man2/fcntl.2.html)).
-    ///
-    /// # Errors
-    /// EBADF.
-    pub fn set_nonblocking(&self, fd: Fd, nonblocking: bool) -> Result<(), Errno> {
+    /// See `NetStack::set_nonblocking`.
+    pub(crate) fn set_nonblocking(&self, fd: Fd, nonblocking: bool) -> Result<(), Errno> {
         let mut st = self.shared().lock();
         let key = st.table.key(fd)?;
         st.table.file_mut(key)?.nonblocking = nonblocking;
         Ok(())
     }
 
-    /// Whether O_NONBLOCK is set (`fcntl(fd, F_GETFL)`).
-    ///
-    /// # Errors
-    /// EBADF.
-    pub fn is_nonblocking(&self, fd: Fd) -> Result<bool, Errno> {
+    /// See `NetStack::is_nonblocking`.
+    pub(crate) fn is_nonblocking(&self, fd: Fd) -> Result<bool, Errno> {
         let st = self.shared().lock();
         Ok(st.table.file(st.table.key(fd)?)?.nonblocking)
     }
 
-    /// Bytes of the next datagram, or of readable stream data (`ioctl(FIONREAD)`).
-    ///
-    /// # Errors
-    /// EBADF.
-    pub fn bytes_readable(&self, fd: Fd) -> Result<usize, Errno> {
+    /// See `NetStack::bytes_readable`.
+    pub(crate) fn bytes_readable(&self, fd: Fd) -> Result<usize, Errno> {
         let mut st = self.shared().lock();
         let key = st.table.key(fd)?;
         let State { iface, table, .. } = &mut *st;
@@ -1115,5 +1038,79 @@ impl NetStack {
             Sock::Raw { .. } => 0,
             Sock::Tcp(t) => iface.tcp().info(t.h).map_or(0, |i| i.recv_queue),
         })
+    }
+}
+
+/// One entry of a [`NetStack::poll`](crate::NetStack::poll) call, as `struct pollfd` (poll(2)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PollFd {
+    /// The descriptor; negative entries are ignored (revents 0), as on Linux.
+    pub fd: Fd,
+    /// What the caller waits for (POLLERR and POLLHUP are always reported).
+    pub events: PollEvents,
+    /// What is ready, filled in by `poll`.
+    pub revents: PollEvents,
+}
+
+impl PollFd {
+    /// Waits for `events` on `fd`.
+    pub fn new(fd: Fd, events: PollEvents) -> PollFd {
+        PollFd {
+            fd,
+            events,
+            revents: PollEvents::empty(),
+        }
+    }
+}
+
+impl Calls<'_> {
+    /// See `NetStack::poll`.
+    pub(crate) fn poll(
+        &self,
+        fds: &mut [PollFd],
+        timeout: Option<Duration>,
+    ) -> Result<usize, Errno> {
+        let deadline = timeout.map(|t| StdInstant::now() + t);
+        let cv = Arc::new(Condvar::new());
+        let mut st = self.shared().lock();
+        loop {
+            if st.dead {
+                return Err(Errno::EIO);
+            }
+            let mut n = 0;
+            let mut keys = Vec::with_capacity(fds.len());
+            for p in fds.iter_mut() {
+                p.revents = PollEvents::empty();
+                if p.fd < 0 {
+                    continue;
+                }
+                match st.table.key(p.fd) {
+                    Err(_) => p.revents = PollEvents::POLLNVAL,
+                    Ok(k) => {
+                        let State { iface, table, .. } = &mut *st;
+                        if let Ok(f) = table.file_mut(k) {
+                            p.revents = readiness(iface, f) & (p.events | ALWAYS);
+                        }
+                        keys.push((k, p.events));
+                    }
+                }
+                if !p.revents.is_empty() {
+                    n += 1;
+                }
+            }
+            if n > 0 {
+                return Ok(n);
+            }
+            let Ok(left) = remaining(deadline) else {
+                return Ok(0);
+            };
+            for &(k, mask) in &keys {
+                add_waiter(&mut st, k, &cv, mask);
+            }
+            st = wait_on(&cv, st, left);
+            for &(k, _) in &keys {
+                remove_waiter(&mut st, k, &cv);
+            }
+        }
     }
 }

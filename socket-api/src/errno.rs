@@ -9,12 +9,11 @@
 
 use core::fmt;
 use std::io;
-use ustack::socket::raw::RawError;
 use ustack::socket::tcp::{
     AcceptError, BindError, ConnectError, ListenError, OptionError, RecvError, SendError,
     ShutdownError, TcpError,
 };
-use ustack::socket::udp::UdpError;
+use ustack::socket::{raw, udp, CloseError};
 
 /// A POSIX error number returned by a socket call (see errno(3)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -190,36 +189,113 @@ impl From<Errno> for io::Error {
 // The table: every error of the engine, mapped once.
 // ---------------------------------------------------------------------------------
 
-impl From<UdpError> for Errno {
-    fn from(e: UdpError) -> Errno {
+impl From<CloseError> for Errno {
+    fn from(e: CloseError) -> Errno {
         match e {
-            UdpError::BadHandle => Errno::EBADF,
-            UdpError::AddrInUse => Errno::EADDRINUSE,
-            UdpError::AddrNotAvailable => Errno::EADDRNOTAVAIL,
+            CloseError::BadHandle => Errno::EBADF,
+        }
+    }
+}
+
+impl From<udp::UdpError> for Errno {
+    fn from(e: udp::UdpError) -> Errno {
+        match e {
+            udp::UdpError::ConnectionRefused => Errno::ECONNREFUSED,
+        }
+    }
+}
+
+impl From<udp::BindError> for Errno {
+    fn from(e: udp::BindError) -> Errno {
+        match e {
+            udp::BindError::BadHandle => Errno::EBADF,
             // Linux: bind(2) on a bound socket is EINVAL.
-            UdpError::AlreadyBound => Errno::EINVAL,
-            // send(2) on an unconnected datagram socket: EDESTADDRREQ.
-            UdpError::NotConnected => Errno::EDESTADDRREQ,
-            UdpError::WouldBlock => Errno::EAGAIN,
-            UdpError::MessageTooLong => Errno::EMSGSIZE,
-            UdpError::ConnectionRefused => Errno::ECONNREFUSED,
+            udp::BindError::InvalidState => Errno::EINVAL,
+            udp::BindError::AddrInUse => Errno::EADDRINUSE,
+            udp::BindError::AddrNotAvailable => Errno::EADDRNOTAVAIL,
             // Linux inet_csk_get_port fails bind(port 0) with EADDRINUSE.
-            UdpError::NoPortsAvailable => Errno::EADDRINUSE,
+            udp::BindError::NoPortsAvailable => Errno::EADDRINUSE,
         }
     }
 }
 
-impl From<RawError> for Errno {
-    fn from(e: RawError) -> Errno {
+impl From<udp::ConnectError> for Errno {
+    fn from(e: udp::ConnectError) -> Errno {
         match e {
-            RawError::BadHandle => Errno::EBADF,
-            RawError::WouldBlock => Errno::EAGAIN,
-            RawError::MessageTooLong => Errno::EMSGSIZE,
-            RawError::NotConnected => Errno::EDESTADDRREQ,
+            udp::ConnectError::BadHandle => Errno::EBADF,
+            // The implicit bind to port 0, reported as bind(2) would.
+            udp::ConnectError::NoPortsAvailable => Errno::EADDRINUSE,
         }
     }
 }
 
+impl From<udp::SendError> for Errno {
+    fn from(e: udp::SendError) -> Errno {
+        match e {
+            udp::SendError::BadHandle => Errno::EBADF,
+            // send(2) on an unconnected datagram socket: EDESTADDRREQ.
+            udp::SendError::NotConnected => Errno::EDESTADDRREQ,
+            udp::SendError::WouldBlock => Errno::EAGAIN,
+            udp::SendError::MessageTooLong => Errno::EMSGSIZE,
+            udp::SendError::Refused => Errno::ECONNREFUSED,
+            udp::SendError::NoPortsAvailable => Errno::EADDRINUSE,
+        }
+    }
+}
+
+impl From<udp::RecvError> for Errno {
+    fn from(e: udp::RecvError) -> Errno {
+        match e {
+            udp::RecvError::BadHandle => Errno::EBADF,
+            udp::RecvError::WouldBlock => Errno::EAGAIN,
+            udp::RecvError::Refused => Errno::ECONNREFUSED,
+        }
+    }
+}
+
+impl From<udp::OptionError> for Errno {
+    fn from(e: udp::OptionError) -> Errno {
+        match e {
+            udp::OptionError::BadHandle => Errno::EBADF,
+        }
+    }
+}
+
+impl From<raw::ConnectError> for Errno {
+    fn from(e: raw::ConnectError) -> Errno {
+        match e {
+            raw::ConnectError::BadHandle => Errno::EBADF,
+        }
+    }
+}
+
+impl From<raw::SendError> for Errno {
+    fn from(e: raw::SendError) -> Errno {
+        match e {
+            raw::SendError::BadHandle => Errno::EBADF,
+            raw::SendError::WouldBlock => Errno::EAGAIN,
+            raw::SendError::MessageTooLong => Errno::EMSGSIZE,
+            raw::SendError::NotConnected => Errno::EDESTADDRREQ,
+        }
+    }
+}
+
+impl From<raw::RecvError> for Errno {
+    fn from(e: raw::RecvError) -> Errno {
+        match e {
+            raw::RecvError::BadHandle => Errno::EBADF,
+            raw::RecvError::WouldBlock => Errno::EAGAIN,
+        }
+    }
+}
+
+impl From<raw::OptionError> for Errno {
+    fn from(e: raw::OptionError) -> Errno {
+        match e {
+            raw::OptionError::BadHandle => Errno::EBADF,
+        }
+    }
+}
 impl From<TcpError> for Errno {
     fn from(e: TcpError) -> Errno {
         match e {
@@ -366,15 +442,26 @@ mod tests {
 
     #[test]
     fn stack_errors_map_to_linux_errnos() {
-        assert_eq!(Errno::from(UdpError::AddrInUse), Errno::EADDRINUSE);
-        assert_eq!(Errno::from(UdpError::NotConnected), Errno::EDESTADDRREQ);
-        assert_eq!(Errno::from(UdpError::WouldBlock), Errno::EAGAIN);
+        assert_eq!(Errno::from(udp::BindError::AddrInUse), Errno::EADDRINUSE);
+        assert_eq!(Errno::from(udp::BindError::InvalidState), Errno::EINVAL);
         assert_eq!(
-            Errno::from(UdpError::ConnectionRefused),
+            Errno::from(udp::SendError::NotConnected),
+            Errno::EDESTADDRREQ
+        );
+        assert_eq!(Errno::from(udp::SendError::WouldBlock), Errno::EAGAIN);
+        assert_eq!(Errno::from(udp::RecvError::Refused), Errno::ECONNREFUSED);
+        assert_eq!(
+            Errno::from(udp::UdpError::ConnectionRefused),
             Errno::ECONNREFUSED
         );
-        assert_eq!(Errno::from(RawError::MessageTooLong), Errno::EMSGSIZE);
-        assert_eq!(Errno::from(RawError::NotConnected), Errno::EDESTADDRREQ);
+        assert_eq!(Errno::from(udp::OptionError::BadHandle), Errno::EBADF);
+        assert_eq!(Errno::from(raw::SendError::MessageTooLong), Errno::EMSGSIZE);
+        assert_eq!(
+            Errno::from(raw::SendError::NotConnected),
+            Errno::EDESTADDRREQ
+        );
+        assert_eq!(Errno::from(raw::RecvError::BadHandle), Errno::EBADF);
+        assert_eq!(Errno::from(CloseError::BadHandle), Errno::EBADF);
         assert_eq!(Errno::from(ConnectError::InProgress), Errno::EALREADY);
         assert_eq!(Errno::from(ConnectError::IsConnected), Errno::EISCONN);
         assert_eq!(Errno::from(SendError::Closed), Errno::EPIPE);

@@ -2,7 +2,8 @@
 //!
 //! A [`NetStack`] runs one [`Interface`](ustack::iface::Interface) on a link (TAP,
 //! AF_PACKET, an in-memory pair, or any [`Link`](ustack::link::Link)) with a driver
-//! thread, and gives application threads two APIs on top:
+//! thread — the one host loop every `ustack` command and test runs on — and gives
+//! application threads two APIs on top:
 //!
 //! - [`bsd`]: the BSD calls over integer descriptors ([`Fd`]) in a per-stack table:
 //!   [`socket`](NetStack::socket), [`bind`](NetStack::bind),
@@ -14,15 +15,30 @@
 //! - [`net`]: [`TcpListener`], [`TcpStream`], [`UdpSocket`] and [`RawSocket`], shaped
 //!   like `std::net` (with `Read`/`Write`), built on the BSD layer.
 //!
+//! In-driver code (an echo service, a trace recorder) plugs into the driver as a
+//! [`Hook`]; recording and fault injection wrap the link ([`link`]).
+//!
+//! Modules, lowest first; each imports only modules above it in this table, so the
+//! crate has no import cycle:
+//!
 //! | module     | role |
 //! |------------|------|
-//! | [`driver`] | the driver thread, [`NetStack`] and its [`Builder`] |
-//! | `table`    | descriptors → open sockets, per-description options and waiters |
-//! | `index`    | which watched sockets a round touched (TCP `poll_ready`, UDP frame hints), so the driver re-checks only those |
-//! | [`bsd`]    | the BSD calls |
-//! | [`poll`]   | readiness, `poll`, `Epoll` |
 //! | [`errno`]  | [`Errno`] and the one table mapping engine errors to it |
+//! | `events`   | [`PollEvents`] and epoll keys |
+//! | `hook`     | [`Hook`] and [`Round`]: what runs inside the driver |
+//! | [`link`]   | host plumbing around a link: devices, [`Clock`](link::Clock), fault/pcap composition, counters |
+//! | [`netns`]  | network namespaces for hosts and tests (create, enter, run inside) |
+//! | [`kernel_peer`] | the kernel's side of a conversation on kernel sockets (ping, HTTP), for the demo and the tests, run on a thread inside a namespace |
+//! | `table`    | descriptors → open sockets, per-description options, waiters, epoll sets |
+//! | `tcp`      | the TCP-specific parts of the BSD calls |
+//! | `ready`    | the readiness of one description |
+//! | `state`    | what the stack mutex protects, the waker, waiting for readiness |
+//! | [`driver`] | the driver loop and its [`Hook`]s |
+//! | [`bsd`]    | the BSD calls and poll(2), over the shared state |
+//! | `stack`    | [`NetStack`] (every method, the calls delegating to `bsd`) and its [`Builder`] |
+//! | [`poll`]   | [`Epoll`] |
 //! | [`net`]    | the `std::net`-like types |
+//! | [`echo`]   | an echo service (RFC 862) as a driver hook |
 //!
 //! Threads block as in gVisor's `waiter` package: try under the stack lock, and if the
 //! call would block, wait on a condvar until the driver reports readiness (honouring
@@ -49,10 +65,18 @@
 
 pub mod bsd;
 pub mod driver;
+pub mod echo;
 pub mod errno;
-mod index;
+mod events;
+mod hook;
+pub mod kernel_peer;
+pub mod link;
 pub mod net;
+pub mod netns;
 pub mod poll;
+mod ready;
+mod stack;
+mod state;
 mod table;
 mod tcp;
 
@@ -61,9 +85,12 @@ pub use bsd::{
     MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK, MSG_TRUNC, MSG_WAITALL, SHUT_RD, SHUT_RDWR, SHUT_WR,
     SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOCK_RAW, SOCK_STREAM,
 };
-pub use driver::{Builder, DriverStats, NetStack, POLL_TICK};
+pub use driver::POLL_TICK;
 pub use errno::Errno;
+pub use hook::{Hook, Round};
 pub use net::{Incoming, RawSocket, TcpListener, TcpStream, UdpSocket};
 pub use poll::{Epoll, EpollEvent, EpollOp, PollEvents, PollFd};
+pub use stack::{Builder, DriverWaker, NetStack, Stopped, MAX_FDS};
+pub use state::DriverStats;
 pub use table::{Fd, FIRST_FD};
 pub use tcp::TcpInfo;

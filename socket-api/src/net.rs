@@ -12,9 +12,9 @@ use crate::bsd::{
     SockOpt, SockOptName, AF_INET, MSG_NOSIGNAL, MSG_PEEK, SHUT_RD, SHUT_RDWR, SHUT_WR, SOCK_DGRAM,
     SOCK_NONBLOCK, SOCK_RAW, SOCK_STREAM,
 };
-use crate::driver::NetStack;
 use crate::errno::Errno;
 use crate::poll::{PollEvents, PollFd};
+use crate::stack::NetStack;
 use crate::table::Fd;
 use core::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::io::{self, Read, Write};

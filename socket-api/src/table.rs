@@ -13,14 +13,15 @@
 //!   the driver re-checks readiness of those files only.
 
 use crate::errno::Errno;
-use crate::poll::{EpollKey, PollEvents};
-use crate::tcp::TcpSock;
+use crate::events::{EpollKey, PollEvents};
 use core::net::Ipv4Addr;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Condvar};
 use std::time::Duration;
 use ustack::socket::raw::RawHandle;
+use ustack::socket::tcp::TcpHandle;
 use ustack::socket::udp::UdpHandle;
+use ustack::socket::SocketHandle;
 
 /// A socket descriptor: an index into its stack's descriptor table (like a Unix fd,
 /// but meaningful only to the [`NetStack`](crate::NetStack) that returned it).
@@ -49,6 +50,23 @@ pub(crate) enum Sock {
     },
     /// A TCP socket (see [`crate::tcp`]).
     Tcp(TcpSock),
+}
+
+/// The engine side of a TCP descriptor (the calls are in [`crate::tcp`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TcpSock {
+    pub h: TcpHandle,
+}
+
+impl Sock {
+    /// The engine socket, as `Interface::poll_ready` names it.
+    pub(crate) fn handle(&self) -> SocketHandle {
+        match self {
+            Sock::Udp(h) => SocketHandle::Udp(*h),
+            Sock::Raw { h, .. } => SocketHandle::Raw(*h),
+            Sock::Tcp(t) => SocketHandle::Tcp(t.h),
+        }
+    }
 }
 
 /// Socket options kept on the description (applied to the engine where it has them).
@@ -103,6 +121,46 @@ pub(crate) struct EpollWatch {
     pub epoll: EpollKey,
     pub fd: Fd,
     pub mask: PollEvents,
+}
+
+/// What an epoll instance watches on one descriptor.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Interest {
+    pub key: FileKey,
+    pub events: PollEvents,
+    pub data: u64,
+    /// EPOLLONESHOT fired: ignored until re-armed with `Mod`.
+    pub disarmed: bool,
+}
+
+/// The state of one epoll instance, kept in the stack (the calls are in
+/// [`crate::poll`]).
+#[derive(Debug, Default)]
+pub(crate) struct EpollSet {
+    pub interest: HashMap<Fd, Interest>,
+    pub ready: VecDeque<Fd>,
+    pub queued: HashSet<Fd>,
+    pub cv: Arc<Condvar>,
+}
+
+impl EpollSet {
+    /// Puts `fd` on the ready list (once) and wakes the waiting threads.
+    pub(crate) fn mark_ready(&mut self, fd: Fd) {
+        if self.queued.insert(fd) {
+            self.ready.push_back(fd);
+            self.cv.notify_all();
+        }
+    }
+
+    /// Wakes every thread waiting on this instance.
+    pub(crate) fn wake(&self) {
+        self.cv.notify_all();
+    }
+
+    /// Forgets `fd` (it was closed).
+    pub(crate) fn forget(&mut self, fd: Fd) {
+        self.interest.remove(&fd);
+    }
 }
 
 /// An open file description: one socket and its per-description state.
@@ -266,7 +324,8 @@ mod tests {
     use super::*;
 
     fn file() -> File {
-        File::new(Sock::Udp(UdpHandle(0)), Opts::new(1, 1), false)
+        let mut udp = ustack::socket::udp::UdpLayer::new(Default::default(), 0);
+        File::new(Sock::Udp(udp.socket()), Opts::new(1, 1), false)
     }
 
     #[test]

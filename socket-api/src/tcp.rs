@@ -11,20 +11,15 @@
 //! engine and are reported by SO_ERROR only, as on Linux.
 
 use crate::errno::Errno;
-use crate::poll::PollEvents;
-use crate::table::File;
+use crate::events::PollEvents;
+use crate::table::{File, TcpSock};
 use core::net::SocketAddrV4;
 use std::time::Duration;
 use ustack::iface::Interface;
-use ustack::socket::tcp::{CongestionAlgorithm, TcpHandle, TcpState};
+use ustack::socket::tcp::{CongestionAlgorithm, TcpState};
+use ustack::time::Instant;
 
 pub use ustack::socket::tcp::TcpInfo;
-
-/// The engine side of a TCP descriptor.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct TcpSock {
-    pub h: TcpHandle,
-}
 
 /// Parses a TCP_CONGESTION name as Linux spells them.
 pub(crate) fn congestion_by_name(name: &str) -> Option<CongestionAlgorithm> {
@@ -75,9 +70,10 @@ pub(crate) fn has_peer(state: Option<TcpState>) -> bool {
 
 /// Closes a TCP socket: graceful FIN, or RST with a zero SO_LINGER or unread data
 /// (the engine decides; a non-zero linger was waited for by the caller).
-pub(crate) fn close(iface: &mut Interface, t: TcpSock, linger: Option<Duration>) {
+pub(crate) fn close(iface: &mut Interface, t: TcpSock, linger: Option<Duration>, now: Instant) {
     log::trace!(target: "ustack::socket", "tcp close {} (linger {linger:?})", t.h);
-    let _ = iface.tcp().close(t.h);
+    let cx = iface.tcp_context(now);
+    let _ = iface.tcp().close(t.h, &cx);
 }
 
 /// `SocketAddrV4` of an unbound socket.

@@ -91,3 +91,51 @@ fn raw_socket_calls_and_errors() {
     a.close(fd).unwrap();
     let _ = b;
 }
+
+/// A raw handle kept after close never reaches the raw socket that reuses its slot:
+/// the copy of an echo request stays with the new socket.
+#[test]
+fn raw_handle_kept_after_close_cannot_reach_the_socket_reusing_its_slot() {
+    use ustack::socket::raw::{RecvError, SendError};
+    use ustack::socket::CloseError;
+    let (a, b) = pair();
+    let old = b.with_interface(|i, _| {
+        let h = i.raw().socket(IpProtocol::ICMP, 4096);
+        i.raw().close(h).unwrap();
+        h
+    });
+    let new = RawSocket::new(&b, 1).unwrap();
+    new.set_read_timeout(Some(PATIENCE)).unwrap();
+    assert_eq!(
+        b.with_interface(|i, _| i.raw().len()),
+        1,
+        "slot of {old} reused"
+    );
+    let ping = RawSocket::new(&a, 1).unwrap();
+    ping.send_to(&echo_request(7, 1, b"copy"), B).unwrap();
+    let mut p = [PollFd::new(new.fd(), PollEvents::POLLIN)];
+    assert_eq!(b.poll(&mut p, Some(PATIENCE)).unwrap(), 1);
+    b.with_interface(|i, _| {
+        let mut buf = [0u8; 128];
+        let raw = i.raw();
+        assert_eq!(
+            raw.recv_from(old, &mut buf, true),
+            Err(RecvError::BadHandle)
+        );
+        assert!(!raw.can_recv(old));
+        assert_eq!(raw.send_to(old, b"x", Some(A)), Err(SendError::BadHandle));
+        assert_eq!(raw.close(old), Err(CloseError::BadHandle));
+    });
+    let mut buf = [0u8; 128];
+    let (n, from) = new.recv_from(&mut buf).unwrap();
+    assert_eq!(from, A);
+    let (_, icmp) = Ipv4Repr::parse(&buf[..n]).unwrap();
+    assert!(matches!(
+        IcmpRepr::parse(icmp).unwrap(),
+        IcmpRepr::EchoRequest {
+            ident: 7,
+            seq_no: 1,
+            ..
+        }
+    ));
+}

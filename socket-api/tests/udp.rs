@@ -565,3 +565,50 @@ fn a_dead_driver_fails_blocked_calls_with_eio_instead_of_hanging() {
     assert_eq!(a.poll(&mut p, None), Err(Errno::EIO));
     assert!(a.link_error().is_some());
 }
+
+/// An engine handle kept after close (here one a tool opened through `with_interface`)
+/// is stale: it never reaches the socket of the descriptor that reuses its slot, and
+/// that socket keeps its datagram.
+#[test]
+fn udp_handle_kept_after_close_cannot_reach_the_socket_reusing_its_slot() {
+    use std::net::SocketAddrV4;
+    use ustack::socket::udp::{OptionError, RecvError, SendError};
+    use ustack::socket::CloseError;
+    let (a, b) = pair();
+    let old = b.with_interface(|i, _| {
+        let h = i.udp().socket();
+        i.udp()
+            .bind(h, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7100), B)
+            .unwrap();
+        i.udp().close(h).unwrap();
+        h
+    });
+    let new = UdpSocket::bind(&b, "0.0.0.0:7100").unwrap();
+    // B's layer never held more than one socket, so the new one is in the old slot.
+    assert_eq!(b.with_interface(|i, _| i.udp().len()), 1);
+    assert_eq!(old.to_string(), "udp#0.0");
+    let client = UdpSocket::bind(&a, "0.0.0.0:0").unwrap();
+    client.send_to(b"for new", (B, 7100)).unwrap();
+    let mut p = [PollFd::new(new.fd(), PollEvents::POLLIN)];
+    assert_eq!(b.poll(&mut p, Some(PATIENCE)).unwrap(), 1);
+    b.with_interface(|i, _| {
+        let mut buf = [0u8; 16];
+        let udp = i.udp();
+        assert_eq!(udp.peek_len(old), Err(OptionError::BadHandle));
+        assert_eq!(udp.local_addr(old), Err(OptionError::BadHandle));
+        assert_eq!(
+            udp.recv_from(old, &mut buf, false),
+            Err(RecvError::BadHandle)
+        );
+        assert_eq!(
+            udp.send_to(old, b"x", Some(SocketAddrV4::new(A, 9))),
+            Err(SendError::BadHandle)
+        );
+        assert_eq!(udp.close(old), Err(CloseError::BadHandle));
+    });
+    let mut buf = [0u8; 16];
+    let (n, from) = new.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"for new");
+    assert_eq!(from, sa(A, client.local_addr().unwrap().port()));
+    assert_eq!(new.local_addr().unwrap(), sa(Ipv4Addr::UNSPECIFIED, 7100));
+}

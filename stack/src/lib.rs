@@ -11,8 +11,8 @@
 //! |-------------|------|
 //! | [`wire`]    | parse/emit of Ethernet, ARP, IPv4, ICMP, UDP, TCP into `Repr`s (over etherparse) |
 //! | [`iface`]   | the [`iface::Interface`]: Ethernet demux, ARP cache, IPv4 routing, fragmentation and reassembly, ICMP, counters |
-//! | [`socket`]  | transport: UDP and TCP sockets, demultiplexed by port / 4-tuple maps |
-//! | [`storage`] | ring buffers and the out-of-order assembler |
+//! | [`socket`]  | transport: TCP, UDP and raw sockets in generation-checked slabs, demultiplexed by 4-tuple / port / protocol maps; `poll_ready` names the sockets whose readiness changed |
+//! | [`storage`] | ring buffers, the out-of-order assembler, the generation-checked slab |
 //! | [`link`]    | the [`link::Link`] trait, memory pairs, pcap/fault/trace wrappers, TAP and AF_PACKET (`os` feature) |
 //! | [`time`]    | [`time::Instant`] and [`time::Duration`] |
 //!

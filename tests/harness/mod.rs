@@ -1,37 +1,59 @@
 //! Test harness: the stack against the Linux kernel, inside network namespaces the
 //! test creates.
 //!
-//! - [`Netns`] (from `ustack-tools`): a uniquely named namespace (`PREFIX-PID-COUNTER-RANDOM`)
+//! - [`Netns`] (from `ustack_socket::netns`): a uniquely named namespace (`PREFIX-PID-COUNTER-RANDOM`)
 //!   whose `Drop` kills what runs inside and deletes it with its devices, panics included.
 //! - [`require_netns!`]: skip loudly without the privileges (CAP_NET_ADMIN, CAP_NET_RAW,
 //!   CAP_SYS_ADMIN, `/dev/net/tun`, iproute2); panic instead under `USTACK_REQUIRE_NETNS=1`.
 //! - [`Fixture`]: a namespace with the kernel on one side and the stack on the other,
-//!   over a TAP or a veth pair (AF_PACKET). The stack runs **in-process** on a driver
-//!   thread: its device is opened on a thread that `setns`'d into the namespace, so the
-//!   fd belongs there while the rest of the test process stays in the root namespace.
+//!   over a TAP or a veth pair (AF_PACKET). The stack is a [`NetStack`] running
+//!   **in-process** on its driver thread, like every other host: its device is opened
+//!   on a thread that `setns`'d into the namespace, so the fd belongs there while the
+//!   rest of the test process stays in the root namespace. Test applications run in
+//!   the driver as hooks ([`BoxedApp`]).
 //!   In-process keeps the stack's lifetime tied to the test (no orphaned `ustack up`),
 //!   lets the test read the interface's counters directly, and needs no path to a built
-//!   binary. Kernel peers (`ping`, `python3`, `ip`) run with `ip netns exec`.
+//!   binary.
+//! - [`spawn_peer`] / [`Fixture::peer`]: the kernel's side of a conversation is Rust, a
+//!   closure on a thread that entered the namespace (setns(2)) and uses kernel sockets
+//!   (`std::net`, a raw ICMP socket for [`Fixture::ping`]); [`peer`] holds the common
+//!   ones. Outside programs run only as oracles (tshark, tcpdump, iptables, `ss`), each
+//!   checked with [`require_netns!`] first.
 //!
 //! Drop order: the stack stops first, then the namespace goes, whatever the exit path.
 
 pub mod pcap;
+pub mod peer;
 pub mod tcp;
 
 use std::io::{self, Write};
-use std::os::unix::io::AsRawFd;
 use std::path::PathBuf;
 use std::process::Output;
-use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 use ustack::iface::Interface;
 use ustack::link::fault::{FaultCounters, FaultEvent};
 use ustack::link::sys::AfPacketLink;
-use ustack::link::{Direction, FaultInjector, Faults, Link, PcapTimestamps, PcapWriter};
+use ustack::link::{Direction, FaultInjector, Faults, Link};
 use ustack::time::Instant;
 use ustack::wire::{EthernetAddress, Ipv4Cidr};
-use ustack_tools::driver::{self, BoxedApp, Clock, LinkSpec, StackReport, StackThread};
+use ustack_socket::link::{mac_from_seed, Device, LinkStats};
+use ustack_socket::NetStack;
 
-pub use ustack_tools::netns::{have_privileges, Netns, NetnsError};
+pub use ustack_socket::kernel_peer::{PingOptions, PingReport};
+pub use ustack_socket::netns::{have_privileges, Netns, NetnsError, NsThread};
+
+/// An application on the stack's driver thread: a [`ustack_socket::Hook`], run after
+/// every round with the interface, the time and the TCP sockets that became ready.
+pub type BoxedApp = ustack_socket::Hook;
+
+/// What a stopped fixture's stack hands back.
+pub struct StackReport {
+    /// The interface, for its counters.
+    pub iface: Interface,
+    /// What crossed the device.
+    pub link: LinkStats,
+}
 
 /// Whether kernel tests must fail rather than skip when they cannot run.
 pub fn netns_required() -> bool {
@@ -59,6 +81,63 @@ pub fn skip_or_fail(test: &str, why: &str) -> bool {
 /// Whether this process can run kernel tests (see [`skip_or_fail`]).
 pub fn netns_available(test: &str) -> bool {
     have_privileges() || skip_or_fail(test, "missing privileges or tools")
+}
+
+/// A kernel-side peer: a closure running on a thread inside a test's namespace, on
+/// kernel sockets. Join it with [`Peer::join`]; a panic inside it fails the test there.
+#[derive(Debug)]
+pub struct Peer<T> {
+    thread: NsThread<T>,
+}
+
+impl<T> Peer<T> {
+    /// Waits up to `timeout` for the peer's result (a correctness bound).
+    ///
+    /// # Panics
+    /// The peer panicked, or is still running after `timeout`.
+    pub fn join(self, timeout: Duration) -> T {
+        let what = self.thread.what().to_owned();
+        match self.thread.join_timeout(timeout) {
+            Ok(v) => v,
+            Err(_) => panic!("kernel peer `{what}` still running after {timeout:?}"),
+        }
+    }
+
+    /// Whether the closure has returned.
+    pub fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
+}
+
+/// Runs `f` as the kernel's side of a test on a new thread inside `ns` (see
+/// [`Netns::spawn_in`]): sockets it opens belong to the namespace. `what` names it in
+/// failures.
+///
+/// # Panics
+/// The thread could not enter the namespace.
+pub fn spawn_peer<T, F>(ns: &Netns, what: &str, f: F) -> Peer<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    let thread = ns
+        .spawn_in(what, f)
+        .unwrap_or_else(|e| panic!("kernel peer `{what}`: cannot enter the namespace: {e}"));
+    Peer { thread }
+}
+
+/// Runs `f` inside `ns` and waits for it: set-up on the kernel side (bind a listener
+/// before the stack connects, read a per-namespace /proc file).
+///
+/// # Panics
+/// The thread could not enter the namespace, or `f` panicked.
+pub fn in_ns<T, F>(ns: &Netns, f: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    ns.run_in(f)
+        .unwrap_or_else(|e| panic!("cannot enter the namespace: {e}"))
 }
 
 /// Whether `tool` is on PATH (skips loudly / fails otherwise).
@@ -127,7 +206,7 @@ impl Default for Options {
 pub struct Fixture {
     // Field order is drop order: stop the stack, close the device (held by the
     // injector when there is one), then delete the namespace.
-    stack: Option<StackThread>,
+    stack: Option<NetStack>,
     injector: Option<Arc<Mutex<Injector>>>,
     fault_report: Option<FaultReport>,
     /// The namespace.
@@ -142,7 +221,6 @@ pub struct Fixture {
     pub kernel_if: &'static str,
     /// Where the pcap is written, if recording.
     pub pcap: Option<PathBuf>,
-    calls: mpsc::Sender<Msg>,
 }
 
 /// What the injector did over a fixture's life, collected by [`Fixture::stop`].
@@ -183,23 +261,13 @@ impl Link for SharedInjector {
     }
 }
 
-/// A closure run once on the driver thread.
-type Call = Box<dyn FnOnce(&mut Interface, Instant) + Send>;
-
-/// Work for the driver thread: a closure run once ([`Fixture::call`]) or an app added
-/// to the hook ([`Fixture::spawn_app`]).
-enum Msg {
-    Call(Call),
-    App(BoxedApp),
-}
-
 impl Fixture {
     /// Creates the namespace and devices and starts the stack.
     ///
     /// # Panics
     /// Any set-up step fails (the test fails with the reason).
     pub fn start(opts: Options) -> Fixture {
-        Fixture::start_with_app(opts, |_| Box::new(|_, _| {}))
+        Fixture::start_with_app(opts, |_| Box::new(|_| {}))
     }
 
     /// Like [`start`](Self::start), with an application on the driver thread: `make_app`
@@ -213,22 +281,17 @@ impl Fixture {
         make_app: impl FnOnce(&mut Interface) -> BoxedApp,
     ) -> Fixture {
         let ns = Netns::new("ustack-test").expect("create namespace");
-        let mac = driver::mac_from_seed(opts.seed);
+        let mac = mac_from_seed(opts.seed);
         let (spec, kernel_if, kernel_ip, stack_ip) = match opts.link {
             LinkKind::Tap => {
                 ns.add_tap("tap0", "10.77.0.1/24").expect("create tap");
-                (
-                    LinkSpec::Tap("tap0".into()),
-                    "tap0",
-                    "10.77.0.1",
-                    "10.77.0.2",
-                )
+                (Device::Tap("tap0".into()), "tap0", "10.77.0.1", "10.77.0.2")
             }
             LinkKind::Veth => {
                 ns.add_veth("veth0", "10.77.1.1/24", "veth1")
                     .expect("create veth");
                 (
-                    LinkSpec::Raw("veth1".into()),
+                    Device::Raw("veth1".into()),
                     "veth0",
                     "10.77.1.1",
                     "10.77.1.2",
@@ -243,52 +306,44 @@ impl Fixture {
             .run_in(move || spec.open())
             .expect("enter namespace")
             .expect("open the stack's link");
-        let fd = os_link.as_raw_fd();
-        let clock = Clock::start();
+        // Kernel side: its device is usable once it has seen the new carrier.
+        ns.wait_running(kernel_if, Duration::from_secs(5))
+            .expect("the kernel's device comes up");
         let pcap = opts
             .pcap
             .then(|| std::env::temp_dir().join(format!("{}.pcap", ns.name())));
-        let link: Box<dyn Link + Send> = match &pcap {
-            Some(path) => Box::new(
-                PcapWriter::new(
-                    os_link,
-                    io::BufWriter::new(std::fs::File::create(path).expect("create pcap")),
-                    clock.epoch_unix_micros(),
-                    PcapTimestamps::Micros,
-                )
-                .expect("pcap header"),
-            ),
-            None => Box::new(os_link),
-        };
-        let (link, injector): (Box<dyn Link + Send>, _) = match opts.faults {
-            Some(faults) => {
-                let mut inj = FaultInjector::new(link, faults, opts.seed);
-                inj.enable_event_log(opts.fault_log);
-                let shared = Arc::new(Mutex::new(inj));
-                (Box::new(SharedInjector(shared.clone())), Some(shared))
-            }
-            None => (link, None),
-        };
         let ip: Ipv4Cidr = format!("{stack_ip}/24").parse().expect("cidr");
-        let config = driver::iface_config(mac, ip, None, opts.mtu, opts.seed);
-        let mut iface = Interface::new(config, clock.now());
-        let mut app = make_app(&mut iface);
-        let (calls, call_rx) = mpsc::channel::<Msg>();
-        let mut added: Vec<BoxedApp> = Vec::new();
-        let hook: BoxedApp = Box::new(move |iface, now| {
-            while let Ok(msg) = call_rx.try_recv() {
-                match msg {
-                    Msg::Call(call) => call(iface, now),
-                    Msg::App(a) => added.push(a),
-                }
-            }
-            app(iface, now);
-            for a in &mut added {
-                a(iface, now);
-            }
-        });
-        let stack =
-            StackThread::spawn_with_app(iface, link, fd, clock, hook).expect("spawn driver");
+        let seed = opts.seed;
+        let mut builder = NetStack::builder()
+            .os_link(os_link)
+            .ip(ip)
+            .mac(mac)
+            .mtu(opts.mtu)
+            .config(move |c| c.seed = seed);
+        if let Some(path) = &pcap {
+            // Classic pcap at the device, under the injector: it records what really
+            // crossed the device.
+            builder = builder.pcap(path);
+        }
+        // The injector is shared with the test (counters and fate log while running),
+        // so it wraps the link here rather than through `LinkOptions`.
+        let mut handle = None;
+        if let Some(faults) = opts.faults {
+            let log = opts.fault_log;
+            let (tx, rx) = std::sync::mpsc::channel();
+            builder = builder.wrap_link(move |link| {
+                let mut inj = FaultInjector::new(link, faults, seed);
+                inj.enable_event_log(log);
+                let shared = Arc::new(Mutex::new(inj));
+                let _ = tx.send(shared.clone());
+                Box::new(SharedInjector(shared))
+            });
+            handle = Some(rx);
+        }
+        let stack = builder.build().expect("start the stack");
+        let injector = handle.map(|rx| rx.recv().expect("the injector was built"));
+        // Under the stack lock: nothing the app's sockets report is missed meanwhile.
+        stack.add_hook(move |iface, _| make_app(iface));
         Fixture {
             stack: Some(stack),
             ns,
@@ -297,7 +352,6 @@ impl Fixture {
             kernel_ip: kernel_ip.into(),
             kernel_if,
             pcap,
-            calls,
             injector,
             fault_report: None,
         }
@@ -316,33 +370,33 @@ impl Fixture {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs `f` on the driver thread between two rounds of input and returns its
-    /// result; frames it queues go out right after. Latency: up to the driver's longest
-    /// wait (50 ms) when the link is idle.
+    /// The running stack (for the socket API, or anything else a test needs of it).
     ///
     /// # Panics
-    /// The stack is not running or does not answer within 10 s.
+    /// The stack was stopped.
+    pub fn stack(&self) -> &NetStack {
+        self.stack.as_ref().expect("stack running")
+    }
+
+    /// Runs `f` on the stack's interface under the stack lock, between two rounds of
+    /// the driver, and returns its result; frames it queues go out right after.
+    ///
+    /// # Panics
+    /// The stack is not running.
     pub fn call<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Interface, Instant) -> T + Send + 'static,
     ) -> T {
-        let (tx, rx) = mpsc::channel();
-        self.calls
-            .send(Msg::Call(Box::new(move |iface, now| {
-                let _ = tx.send(f(iface, now));
-            })))
-            .expect("stack running");
-        rx.recv_timeout(std::time::Duration::from_secs(10))
-            .expect("the driver thread answers a call")
+        self.stack().with_interface(f)
     }
 
-    /// Adds an application to the driver thread's hook (after the fixture's own); it
-    /// runs from the next wake-up (within 50 ms) until the stack stops.
+    /// Adds an application to the driver's hooks (after the fixture's own); it runs
+    /// from the next round (started at once) until the stack stops.
     ///
     /// # Panics
     /// The stack is not running.
     pub fn spawn_app(&self, app: BoxedApp) {
-        self.calls.send(Msg::App(app)).expect("stack running");
+        self.stack().add_hook(move |_, _| app);
     }
 
     /// Runs `args` inside the namespace.
@@ -355,17 +409,56 @@ impl Fixture {
             .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"))
     }
 
-    /// Pings the stack from the kernel with extra ping `args` (e.g. `-c 3 -s 100`).
-    pub fn ping(&self, args: &[&str]) -> Ping {
-        let mut cmd = vec!["ping", "-n"];
-        cmd.extend_from_slice(args);
-        cmd.push(&self.stack_ip);
-        Ping::from_output(&cmd, self.exec(&cmd))
+    /// Pings the stack from the kernel: a raw ICMP socket on a thread inside the
+    /// namespace sends `opts.count` echo requests (see [`kernel_peer::ping`]). `opts`
+    /// is [`PingOptions`] or ping's own flags (`&["-c", "3", "-s", "3000"]`).
+    ///
+    /// # Panics
+    /// The namespace could not be entered, the raw socket failed, or a flag is unknown.
+    ///
+    /// [`kernel_peer::ping`]: ustack_socket::kernel_peer::ping
+    pub fn ping(&self, opts: impl IntoPingOptions) -> Ping {
+        let opts = opts.into_ping_options();
+        let dst: std::net::Ipv4Addr = self.stack_ip.parse().expect("stack address");
+        let cmd = format!(
+            "ping -c {} -s {} -i {:?} -W {:?}{} {dst}",
+            opts.count,
+            opts.size,
+            opts.interval,
+            opts.timeout,
+            if opts.flood { " -f" } else { "" }
+        );
+        let report = in_ns(&self.ns, move || {
+            ustack_socket::kernel_peer::ping(dst, &opts)
+        })
+        .unwrap_or_else(|e| panic!("`{cmd}` from the kernel: {e}"));
+        Ping::new(cmd, report)
     }
 
-    /// Whether the driver thread is still running.
+    /// Starts `f` as the kernel's side of the test, on a thread inside the namespace
+    /// ([`spawn_peer`]).
+    pub fn peer<T, F>(&self, what: &str, f: F) -> Peer<T>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        spawn_peer(&self.ns, what, f)
+    }
+
+    /// Runs `f` inside the namespace and waits for it ([`in_ns`]).
+    pub fn in_ns<T, F>(&self, f: F) -> T
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        in_ns(&self.ns, f)
+    }
+
+    /// Whether the driver thread is still running and its link has not failed.
     pub fn stack_running(&self) -> bool {
-        self.stack.as_ref().is_some_and(StackThread::is_running)
+        self.stack
+            .as_ref()
+            .is_some_and(|s| s.is_running() && s.link_error().is_none())
     }
 
     /// Stops the stack (flushing the pcap) and returns its interface and link counters.
@@ -375,12 +468,19 @@ impl Fixture {
     /// # Panics
     /// Already stopped, or the driver ended on a link error.
     pub fn stop(&mut self) -> StackReport {
-        let report = self
+        let stopped = self
             .stack
             .take()
             .expect("stack already stopped")
             .stop()
-            .expect("driver ended with an error");
+            .unwrap_or_else(|_| panic!("the test still holds a handle of the stack"));
+        if let Some(e) = &stopped.link_error {
+            panic!("driver ended with a link error: {e}");
+        }
+        let report = StackReport {
+            iface: stopped.iface,
+            link: stopped.link,
+        };
         if let Some(shared) = self.injector.take() {
             let Ok(mutex) = Arc::try_unwrap(shared) else {
                 panic!("the stopped driver still holds the injector");
@@ -440,63 +540,119 @@ impl Drop for Fixture {
     }
 }
 
-/// The outcome of a kernel `ping` run.
+/// What [`Fixture::ping`] accepts: [`PingOptions`], or the flags the tests gave
+/// ping when they ran it (`-c N -s N -i SECS -W SECS -f -q`).
+pub trait IntoPingOptions {
+    /// The options.
+    ///
+    /// # Panics
+    /// An unknown flag or a bad number.
+    fn into_ping_options(self) -> PingOptions;
+}
+
+impl IntoPingOptions for PingOptions {
+    fn into_ping_options(self) -> PingOptions {
+        self
+    }
+}
+
+impl IntoPingOptions for &[&str] {
+    fn into_ping_options(self) -> PingOptions {
+        // ping's defaults: 56 bytes, one second apart.
+        let mut o = PingOptions::new(1, 56).interval(Duration::from_secs(1));
+        let mut it = self.iter();
+        let secs = |v: Option<&&str>| -> Duration {
+            Duration::from_secs_f64(
+                v.and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| panic!("ping flags {self:?}: a number of seconds")),
+            )
+        };
+        while let Some(flag) = it.next() {
+            match *flag {
+                "-c" => o.count = it.next().and_then(|v| v.parse().ok()).expect("-c N"),
+                "-s" => o.size = it.next().and_then(|v| v.parse().ok()).expect("-s N"),
+                "-i" => o.interval = secs(it.next()),
+                "-W" => o.timeout = secs(it.next()),
+                "-f" => o.flood = true,
+                "-q" | "-n" => {}
+                other => panic!("ping flag {other} not supported by the kernel pinger"),
+            }
+        }
+        o
+    }
+}
+
+impl<const N: usize> IntoPingOptions for &[&str; N] {
+    fn into_ping_options(self) -> PingOptions {
+        self.as_slice().into_ping_options()
+    }
+}
+
+/// The outcome of a kernel ping ([`Fixture::ping`]).
 #[derive(Debug)]
 pub struct Ping {
-    /// The command line.
+    /// The equivalent `ping` command line, for messages.
     pub cmd: String,
-    /// Packets sent.
+    /// Requests sent.
     pub transmitted: u32,
-    /// Replies received.
+    /// Requests answered with intact payloads.
     pub received: u32,
-    /// stdout + stderr.
+    /// The summary line, for messages.
     pub output: String,
-    /// Exit status was 0.
-    pub success: bool,
+    /// Everything the pinger saw.
+    pub report: PingReport,
 }
 
 impl Ping {
-    fn from_output(cmd: &[&str], out: Output) -> Ping {
-        let output = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stats = output
-            .lines()
-            .find(|l| l.contains("packets transmitted"))
-            .unwrap_or("");
-        let num_before = |word: &str| -> u32 {
-            stats
-                .split(',')
-                .find(|part| part.contains(word))
-                .and_then(|part| part.split_whitespace().next())
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0)
-        };
+    fn new(cmd: String, report: PingReport) -> Ping {
         Ping {
-            cmd: cmd.join(" "),
-            transmitted: num_before("transmitted"),
-            received: num_before("received"),
-            success: out.status.success(),
-            output,
+            cmd,
+            transmitted: report.transmitted,
+            received: report.received,
+            output: report.summary(),
+            report,
         }
     }
 
     /// Asserts every request was answered, with intact payloads and no duplicates.
     ///
     /// # Panics
-    /// Loss, corruption ("wrong data"), duplicates or a non-zero exit.
+    /// Loss, corruption (wrong data) or duplicates.
     pub fn assert_all_answered(&self, expected: u32) {
+        let r = &self.report;
         assert!(
-            self.success
-                && self.transmitted == expected
-                && self.received == expected
-                && !self.output.contains("wrong data")
-                && !self.output.contains("DUP!"),
-            "`{}`: expected {expected} intact replies\n{}",
+            r.transmitted == expected
+                && r.received == expected
+                && r.wrong_data == 0
+                && r.duplicates == 0,
+            "`{}`: expected {expected} intact replies: {}",
             self.cmd,
-            self.output
+            r.summary()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ping_flags_become_options() {
+        let o = (&[
+            "-q", "-f", "-i", "0.002", "-W", "1", "-c", "10000", "-s", "3000",
+        ])
+            .into_ping_options();
+        assert_eq!((o.count, o.size, o.flood), (10_000, 3000, true));
+        assert_eq!(o.interval, Duration::from_micros(2000));
+        assert_eq!(o.timeout, Duration::from_secs(1));
+        let o = (&["-c", "1"]).into_ping_options();
+        assert_eq!((o.count, o.size, o.flood), (1, 56, false));
+        assert_eq!(o.interval, Duration::from_secs(1));
+    }
+
+    #[test]
+    #[should_panic(expected = "not supported")]
+    fn unknown_ping_flag_is_refused() {
+        let _ = (&["-c", "1", "-t", "3"]).into_ping_options();
     }
 }

@@ -1,22 +1,19 @@
 //! TCP helpers for kernel tests: a bulk client that runs on the stack's driver thread,
-//! the echo server as a fixture app, kernel-side peers in python, and background
-//! processes inside the namespace.
+//! the echo server as a fixture app, and event counting. The kernel-side peers are in
+//! [`crate::peer`].
 //!
-//! Byte-exactness is checked with SHA-256 on both sides: the stack side hashes with the
-//! `sha2` crate, the kernel side with python's `hashlib`.
+//! Byte-exactness is checked with SHA-256 on both sides, each hashing on its own.
 
+use crate::BoxedApp;
 use crate::Fixture;
 use core::net::SocketAddrV4;
 use sha2::{Digest, Sha256};
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 use ustack::iface::Interface;
 use ustack::socket::tcp::{RecvError, SendError, Shutdown, TcpError, TcpHandle, TcpInfo, TcpState};
 use ustack::time::Instant;
-use ustack_tools::driver::BoxedApp;
-use ustack_tools::echo::{EchoServer, EchoStats};
+use ustack_socket::echo::{EchoServer, EchoStats};
 
 /// Lower-case hex of a digest.
 pub fn hex(bytes: &[u8]) -> String {
@@ -130,17 +127,18 @@ impl BulkClient {
 
     /// Wraps the client as a fixture app; it connects on its first call.
     pub fn into_app(mut self) -> BoxedApp {
-        Box::new(move |iface, now| self.poll(iface, now))
+        Box::new(move |round| self.poll(round.iface, round.now))
     }
 
     fn finish(&mut self, iface: &mut Interface, now: Instant, error: Option<String>) {
         let Some(report) = self.report.take() else {
             return;
         };
+        let cx = iface.tcp_context(now);
         let tcp = iface.tcp();
         let info = self.handle.and_then(|h| tcp.info(h));
         if let Some(h) = self.handle {
-            let _ = tcp.close(h);
+            let _ = tcp.close(h, &cx);
         }
         let elapsed = self.started.map_or(Duration::ZERO, |t| (now - t).into());
         let _ = report.send(ClientResult {
@@ -242,8 +240,8 @@ pub fn echo_app(
     let shared = stats.clone();
     let make = move |iface: &mut Interface| -> BoxedApp {
         let mut server = EchoServer::new(iface, port, 128).expect("echo server listens");
-        Box::new(move |iface, now| {
-            server.poll(iface, now);
+        Box::new(move |round| {
+            server.poll(round);
             *shared.lock().unwrap_or_else(|e| e.into_inner()) = server.stats();
         })
     };
@@ -267,9 +265,9 @@ pub fn count_events(fx: &Fixture) -> Arc<Mutex<EventCounts>> {
     use ustack::socket::tcp::TcpEvent;
     let counts = Arc::new(Mutex::new(EventCounts::default()));
     let shared = counts.clone();
-    fx.spawn_app(Box::new(move |iface, _| {
+    fx.spawn_app(Box::new(move |round| {
         let mut c = shared.lock().unwrap_or_else(|e| e.into_inner());
-        while let Some(e) = iface.tcp().poll_event() {
+        while let Some(e) = round.iface.tcp().poll_event() {
             match e {
                 TcpEvent::Retransmit { .. } => c.retransmits += 1,
                 TcpEvent::FastRetransmit { .. } => c.fast_retransmits += 1,
@@ -281,133 +279,6 @@ pub fn count_events(fx: &Fixture) -> Arc<Mutex<EventCounts>> {
     counts
 }
 
-/// A process running inside the namespace in the background; killed on drop.
-pub struct Background {
-    child: Child,
-    stdout: BufReader<std::process::ChildStdout>,
-    what: String,
-}
-
-impl Background {
-    /// Starts `args` in the fixture's namespace with stdout and stderr piped.
-    ///
-    /// # Panics
-    /// It cannot be started.
-    pub fn spawn(fx: &Fixture, args: &[&str]) -> Background {
-        Background::spawn_in(&fx.ns, args)
-    }
-
-    /// Starts `args` in the namespace `ns` with stdout and stderr piped (for tests
-    /// that run their own stack there, e.g. a `NetStack`).
-    ///
-    /// # Panics
-    /// It cannot be started.
-    pub fn spawn_in(ns: &crate::Netns, args: &[&str]) -> Background {
-        let mut child = ns
-            .command(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {args:?}: {e}"));
-        let stdout = BufReader::new(child.stdout.take().expect("piped"));
-        Background {
-            child,
-            stdout,
-            what: format!("{:?}", &args[..args.len().min(2)]),
-        }
-    }
-
-    /// Reads stdout lines until one equals `line`.
-    ///
-    /// # Panics
-    /// The process ends first (its stderr is shown).
-    pub fn wait_for_line(&mut self, line: &str) {
-        let mut l = String::new();
-        loop {
-            l.clear();
-            let n = self.stdout.read_line(&mut l).expect("read stdout");
-            if n == 0 {
-                let err = self.stderr();
-                panic!(
-                    "{} ended before printing {line:?}; stderr:\n{err}",
-                    self.what
-                );
-            }
-            if l.trim_end() == line {
-                return;
-            }
-        }
-    }
-
-    /// Reads stdout lines until one starts with `prefix`; returns the rest of it.
-    ///
-    /// # Panics
-    /// The process ends first (its stderr is shown).
-    pub fn wait_for_prefix(&mut self, prefix: &str) -> String {
-        let mut l = String::new();
-        loop {
-            l.clear();
-            let n = self.stdout.read_line(&mut l).expect("read stdout");
-            if n == 0 {
-                let err = self.stderr();
-                panic!(
-                    "{} ended before printing {prefix:?}; stderr:\n{err}",
-                    self.what
-                );
-            }
-            if let Some(rest) = l.trim_end().strip_prefix(prefix) {
-                return rest.to_owned();
-            }
-        }
-    }
-
-    fn stderr(&mut self) -> String {
-        let _ = self.child.kill();
-        let mut err = String::new();
-        if let Some(mut e) = self.child.stderr.take() {
-            let _ = e.read_to_string(&mut err);
-        }
-        err
-    }
-
-    /// Waits up to `timeout` for the process to exit; returns (success, the rest of
-    /// stdout, stderr).
-    ///
-    /// # Panics
-    /// It does not exit in time (it is killed first).
-    pub fn finish(mut self, timeout: Duration) -> (bool, String, String) {
-        let deadline = std::time::Instant::now() + timeout;
-        let status = loop {
-            if let Some(st) = self.child.try_wait().expect("try_wait") {
-                break st;
-            }
-            if std::time::Instant::now() > deadline {
-                let err = self.stderr();
-                panic!(
-                    "{} still running after {timeout:?}; stderr:\n{err}",
-                    self.what
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let mut out = String::new();
-        let _ = self.stdout.read_to_string(&mut out);
-        let mut err = String::new();
-        if let Some(mut e) = self.child.stderr.take() {
-            let _ = e.read_to_string(&mut err);
-        }
-        (status.success(), out, err)
-    }
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Waits for a client result, up to `timeout`.
 ///
 /// # Panics
@@ -415,97 +286,6 @@ impl Drop for Background {
 pub fn wait_result(rx: &mpsc::Receiver<ClientResult>, timeout: Duration) -> ClientResult {
     rx.recv_timeout(timeout)
         .unwrap_or_else(|e| panic!("no client result within {timeout:?}: {e}"))
-}
-
-/// Python: a kernel TCP server on `port` for one connection. It prints `READY` once
-/// listening, then reads until EOF (hashing) while sending `send_len` random bytes
-/// (hashing), shuts down writing, and prints `rx_len rx_sha256 tx_len tx_sha256`.
-pub fn py_sink_source_server(port: u16, send_len: u64) -> String {
-    format!(
-        r#"
-import hashlib, os, socket, sys, threading
-ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-ls.bind(("0.0.0.0", {port}))
-ls.listen(1)
-print("READY", flush=True)
-c, _ = ls.accept()
-tx = {{"n": 0, "h": hashlib.sha256()}}
-def source():
-    left = {send_len}
-    while left > 0:
-        b = os.urandom(min(left, 1 << 20))
-        c.sendall(b)
-        tx["h"].update(b)
-        tx["n"] += len(b)
-        left -= len(b)
-    c.shutdown(socket.SHUT_WR)
-t = threading.Thread(target=source)
-t.start()
-h = hashlib.sha256()
-n = 0
-while True:
-    b = c.recv(1 << 20)
-    if not b:
-        break
-    h.update(b)
-    n += len(b)
-t.join()
-c.close()
-print(n, h.hexdigest(), tx["n"], tx["h"].hexdigest(), flush=True)
-"#
-    )
-}
-
-/// Python: a kernel TCP client of the echo service at `ip:port`. Sends `len` random
-/// bytes while reading the echo, shuts down writing, reads until EOF, and prints
-/// `tx_len tx_sha256 rx_len rx_sha256 seconds`.
-pub fn py_echo_client(ip: &str, port: u16, len: u64) -> String {
-    format!(
-        r#"
-import hashlib, os, socket, threading, time
-s = socket.create_connection(("{ip}", {port}), timeout=60)
-s.settimeout(None)
-t0 = time.monotonic()
-tx = {{"n": 0, "h": hashlib.sha256()}}
-def source():
-    left = {len}
-    while left > 0:
-        b = os.urandom(min(left, 1 << 20))
-        s.sendall(b)
-        tx["h"].update(b)
-        tx["n"] += len(b)
-        left -= len(b)
-    s.shutdown(socket.SHUT_WR)
-t = threading.Thread(target=source)
-t.start()
-h = hashlib.sha256()
-n = 0
-while True:
-    b = s.recv(1 << 20)
-    if not b:
-        break
-    h.update(b)
-    n += len(b)
-t.join()
-s.close()
-print(tx["n"], tx["h"].hexdigest(), n, h.hexdigest(), "%.3f" % (time.monotonic() - t0), flush=True)
-"#
-    )
-}
-
-/// Parses whitespace-separated fields of a python peer's last output line.
-///
-/// # Panics
-/// Fewer than `n` fields.
-pub fn fields(out: &str, n: usize) -> Vec<String> {
-    let line = out.lines().last().unwrap_or("");
-    let f: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
-    assert!(
-        f.len() >= n,
-        "expected {n} fields, got {line:?} (output {out:?})"
-    );
-    f
 }
 
 /// What [`TcpError`] a refused or reset connection reports, for assertions.

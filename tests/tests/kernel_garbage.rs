@@ -5,10 +5,11 @@
 
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::time::Duration;
 use ustack::link::Link;
 use ustack::time::Instant;
 use ustack::wire::{checksum, EthernetAddress};
-use ustack_tests::{require_netns, Fixture, Options};
+use ustack_tests::{require_netns, Fixture, Options, PingOptions};
 
 const FRAMES: usize = 1000;
 const KERNEL_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
@@ -128,7 +129,7 @@ fn garbage(rng: &mut ChaCha8Rng, kind: u32, dst: EthernetAddress) -> Vec<u8> {
 
 #[test]
 fn kernel_garbage_frames_are_dropped_and_counted() {
-    require_netns!("ping");
+    require_netns!();
     let seed: u64 = std::env::var("USTACK_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -137,7 +138,7 @@ fn kernel_garbage_frames_are_dropped_and_counted() {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
 
     let mut fx = Fixture::start(Options::default());
-    fx.ping(&["-c", "1", "-W", "2"]).assert_all_answered(1);
+    fx.ping(PingOptions::new(1, 56)).assert_all_answered(1);
     let mut inject = fx.kernel_side_raw();
     let mut sent = 0u64;
     for i in 0..FRAMES {
@@ -153,7 +154,7 @@ fn kernel_garbage_frames_are_dropped_and_counted() {
     }
     std::thread::sleep(std::time::Duration::from_millis(100));
     assert!(fx.stack_running(), "the stack survived (seed {seed})");
-    fx.ping(&["-c", "3", "-i", "0.05", "-W", "2"])
+    fx.ping(PingOptions::new(3, 56).interval(Duration::from_millis(50)))
         .assert_all_answered(3);
 
     let report = fx.stop();

@@ -1,42 +1,45 @@
 //! The kernel pings the stack over a TAP (and over a veth with AF_PACKET), inside a
-//! namespace each test creates. Needs the interface (ARP, IPv4, ICMP, fragmentation).
+//! namespace each test creates; the kernel's pinger is a raw ICMP socket on a thread
+//! inside the namespace (`Fixture::ping`). Needs the interface (ARP, IPv4, ICMP,
+//! fragmentation).
 
+use std::time::Duration;
 use ustack::wire::{EtherType, EthernetRepr, Ipv4Repr};
-use ustack_tests::{pcap, require_netns, Fixture, LinkKind, Options};
+use ustack_tests::{pcap, require_netns, Fixture, LinkKind, Options, PingOptions};
 
-fn ping_payload(payload: &str) {
+fn ping_payload(payload: usize) {
     let fx = Fixture::start(Options::default());
-    fx.ping(&["-c", "50", "-i", "0.01", "-W", "2", "-s", payload])
+    fx.ping(PingOptions::new(50, payload).interval(Duration::from_millis(10)))
         .assert_all_answered(50);
 }
 
 #[test]
 fn kernel_ping_empty_payload() {
-    require_netns!("ping");
-    ping_payload("0");
+    require_netns!();
+    ping_payload(0);
 }
 
 #[test]
 fn kernel_ping_default_payload() {
-    require_netns!("ping");
-    ping_payload("56");
+    require_netns!();
+    ping_payload(56);
 }
 
 #[test]
 fn kernel_ping_full_mtu_payload() {
-    require_netns!("ping");
+    require_netns!();
     // 1472 + 8 (ICMP) + 20 (IPv4) = 1500: the largest echo that needs no fragment.
-    ping_payload("1472");
+    ping_payload(1472);
 }
 
 #[test]
 fn kernel_ping_3000_bytes_fragmented_both_ways() {
-    require_netns!("ping");
+    require_netns!();
     let mut fx = Fixture::start(Options {
         pcap: true,
         ..Options::default()
     });
-    fx.ping(&["-c", "3", "-i", "0.05", "-W", "2", "-s", "3000"])
+    fx.ping(PingOptions::new(3, 3000).interval(Duration::from_millis(50)))
         .assert_all_answered(3);
     let report = fx.stop();
     let c = report.iface.counters();
@@ -69,12 +72,12 @@ fn kernel_ping_3000_bytes_fragmented_both_ways() {
 
 #[test]
 fn kernel_neighbour_table_learns_the_stack_mac() {
-    require_netns!("ping");
+    require_netns!();
     let fx = Fixture::start(Options {
         seed: 77,
         ..Options::default()
     });
-    fx.ping(&["-c", "1", "-W", "2"]).assert_all_answered(1);
+    fx.ping(PingOptions::new(1, 56)).assert_all_answered(1);
     let out = fx.exec(&["ip", "neigh", "show", "dev", fx.kernel_if]);
     let table = String::from_utf8_lossy(&out.stdout);
     let mac = fx.mac.to_string();
@@ -89,14 +92,14 @@ fn kernel_neighbour_table_learns_the_stack_mac() {
 
 #[test]
 fn kernel_pcap_reads_back_in_tshark() {
-    require_netns!("ping", "tshark");
+    require_netns!("tshark");
     let mut fx = Fixture::start(Options {
         pcap: true,
         ..Options::default()
     });
-    fx.ping(&["-c", "5", "-i", "0.05", "-W", "2"])
+    fx.ping(PingOptions::new(5, 56).interval(Duration::from_millis(50)))
         .assert_all_answered(5);
-    fx.ping(&["-c", "2", "-i", "0.05", "-W", "2", "-s", "3000"])
+    fx.ping(PingOptions::new(2, 3000).interval(Duration::from_millis(50)))
         .assert_all_answered(2);
     let report = fx.stop();
     let moved = report.link.rx_frames + report.link.tx_frames;
@@ -127,14 +130,14 @@ fn kernel_pcap_reads_back_in_tshark() {
 
 #[test]
 fn kernel_af_packet_ping_on_veth() {
-    require_netns!("ping");
+    require_netns!();
     let fx = Fixture::start(Options {
         link: LinkKind::Veth,
         seed: 9,
         ..Options::default()
     });
-    fx.ping(&["-c", "10", "-i", "0.02", "-W", "2"])
+    fx.ping(PingOptions::new(10, 56).interval(Duration::from_millis(20)))
         .assert_all_answered(10);
-    fx.ping(&["-c", "2", "-i", "0.05", "-W", "2", "-s", "3000"])
+    fx.ping(PingOptions::new(2, 3000).interval(Duration::from_millis(50)))
         .assert_all_answered(2);
 }

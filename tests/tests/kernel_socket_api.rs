@@ -1,7 +1,8 @@
 //! The socket API (`ustack_socket`) against the Linux kernel, inside a namespace each
 //! test creates: the examples with kernel peers, UDP sizes up to a fragmented 8,000
 //! bytes, 100 MB through `io::copy` each way, errno from kernel behaviour (refusal,
-//! abort, ICMP port unreachable) and blocking semantics.
+//! abort, ICMP port unreachable) and blocking semantics. The kernel's side of each test
+//! is Rust on kernel sockets, on a thread inside the namespace (`spawn_peer`).
 //!
 //! Set-up: a TAP `tap0` inside a new namespace, the kernel on 10.77.0.1/24; the TAP is
 //! opened by a thread that `setns`'d into the namespace (`Netns::run_in`) and handed to
@@ -20,15 +21,17 @@
 
 use sha2::{Digest, Sha256};
 use std::io::{self, ErrorKind, Read, Write};
+use std::net::UdpSocket as KernelUdp;
 use std::net::{Ipv4Addr, Shutdown, SocketAddr};
+use std::net::{TcpListener as KernelListener, TcpStream as KernelStream};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use ustack::link::sys::TapLink;
 use ustack_socket::{NetStack, TcpListener, TcpStream, UdpSocket};
-use ustack_tests::tcp::{self, hex, Background, Pattern};
-use ustack_tests::{require_netns, Netns};
+use ustack_tests::tcp::{hex, Pattern};
+use ustack_tests::{in_ns, peer, require_netns, spawn_peer, Netns, Peer};
 
 #[path = "../../socket-api/examples/chat_server.rs"]
 mod chat_server;
@@ -72,6 +75,8 @@ impl Kernel {
             .run_in(|| TapLink::open("tap0"))
             .expect("enter namespace")
             .expect("open tap0 inside the namespace");
+        ns.wait_running("tap0", Duration::from_secs(5))
+            .expect("the kernel's tap0 comes up");
         let fd = tap.as_raw_fd();
         let stack = NetStack::builder()
             .link_with_fd(Box::new(tap), fd)
@@ -81,13 +86,25 @@ impl Kernel {
         Kernel { stack, ns }
     }
 
-    /// A python script in the namespace, `HOST`/`PORT` replaced.
-    fn python(&self, script: &str, port: u16) -> Background {
-        let script = script
-            .replace("KERNEL_IP", KERNEL_IP)
-            .replace("STACK_IP", STACK_IP)
-            .replace("PORT", &port.to_string());
-        Background::spawn_in(&self.ns, &["python3", "-u", "-c", &script])
+    /// The kernel's side of the test, on a thread inside the namespace.
+    fn peer<T: Send + 'static>(
+        &self,
+        what: &str,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Peer<T> {
+        spawn_peer(&self.ns, what, f)
+    }
+
+    /// A kernel TCP listener on KERNEL_IP:`port`, bound before the stack connects.
+    fn listen(&self, port: u16) -> KernelListener {
+        in_ns(&self.ns, move || KernelListener::bind((KERNEL_IP, port)))
+            .unwrap_or_else(|e| panic!("kernel listener on {port}: {e}"))
+    }
+
+    /// A kernel UDP socket on KERNEL_IP:`port`.
+    fn udp(&self, port: u16) -> KernelUdp {
+        in_ns(&self.ns, move || KernelUdp::bind((KERNEL_IP, port)))
+            .unwrap_or_else(|e| panic!("kernel UDP socket on {port}: {e}"))
     }
 
     fn kernel(&self, port: u16) -> SocketAddr {
@@ -95,10 +112,14 @@ impl Kernel {
     }
 }
 
-fn finish_ok(bg: Background, what: &str) -> String {
-    let (ok, out, err) = bg.finish(PEER_TIMEOUT);
-    assert!(ok, "{what} failed:\n{out}\n{err}");
-    out
+fn stack_addr(port: u16) -> SocketAddr {
+    format!("{STACK_IP}:{port}").parse().expect("addr")
+}
+
+/// Joins a peer that returns an `io::Result`, failing the test with `what` on error.
+fn finish_ok<T>(peer: Peer<io::Result<T>>, what: &str) -> T {
+    peer.join(PEER_TIMEOUT)
+        .unwrap_or_else(|e| panic!("kernel {what} failed: {e}"))
 }
 
 /// Runs `f` on a thread and waits for it up to `timeout` (a correctness bound).
@@ -111,29 +132,11 @@ fn within<T: Send + 'static>(timeout: Duration, f: impl FnOnce() -> T + Send + '
         .unwrap_or_else(|_| panic!("not done within {timeout:?}"))
 }
 
-/// A kernel TCP echo server for one connection on KERNEL_IP:PORT.
-const PY_ECHO_SERVER: &str = r#"
-import socket
-ls = socket.socket()
-ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-ls.bind(("KERNEL_IP", PORT))
-ls.listen(1)
-print("READY")
-c, _ = ls.accept()
-while True:
-    b = c.recv(65536)
-    if not b:
-        break
-    c.sendall(b)
-c.close()
-print("DONE")
-"#;
-
 // ---------------------------------------------------------------- the examples
 
 #[test]
-fn ksock_tcp_echo_server_example_answers_socat_and_python() {
-    require_netns!("python3", "socat");
+fn ksock_tcp_echo_server_example_answers_kernel_clients() {
+    require_netns!();
     let k = Kernel::start();
     let listener = TcpListener::bind(&k.stack, "0.0.0.0:7").expect("bind");
     let server = std::thread::spawn(move || {
@@ -143,87 +146,87 @@ fn ksock_tcp_echo_server_example_answers_socat_and_python() {
             .map(|t| t.join().expect("echo thread").expect("echo"))
             .collect::<Vec<u64>>()
     });
-    let socat = Background::spawn_in(
-        &k.ns,
-        &[
-            "sh",
-            "-c",
-            &format!("printf 'hello ustack\\nsecond line\\n' | socat -t 10 - TCP:{STACK_IP}:7"),
-        ],
+    // Two lines, then a half-close; the echo is read until the server's FIN (what
+    // `printf ... | socat -t 10 - TCP:...` does).
+    let lines = k.peer("line client", || -> io::Result<String> {
+        let mut s = KernelStream::connect_timeout(&stack_addr(7), PEER_TIMEOUT)?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        s.write_all(b"hello ustack\nsecond line\n")?;
+        s.shutdown(Shutdown::Write)?;
+        let mut out = String::new();
+        s.read_to_string(&mut out)?;
+        Ok(out)
+    });
+    assert_eq!(
+        finish_ok(lines, "line client"),
+        "hello ustack\nsecond line\n"
     );
-    let out = finish_ok(socat, "socat client");
-    assert_eq!(out, "hello ustack\nsecond line\n");
     let len = 2 * MB;
-    let py = Background::spawn_in(
-        &k.ns,
-        &["python3", "-c", &tcp::py_echo_client(STACK_IP, 7, len)],
-    );
-    let out = finish_ok(py, "python echo client");
-    let f = tcp::fields(&out, 5);
-    assert_eq!((f[0].as_str(), f[2].as_str()), ("2000000", "2000000"));
-    assert_eq!(f[1], f[3], "SHA-256 sent vs echoed");
+    let bulk = k.peer("echo client", move || {
+        peer::echo_client(stack_addr(7), len, 7)
+    });
+    let t = finish_ok(bulk, "echo client");
+    assert_eq!((t.sent, t.received), (len, len));
+    assert_eq!(t.sent_sha256, t.received_sha256, "SHA-256 sent vs echoed");
     let mut echoed = within(PEER_TIMEOUT, move || server.join().expect("server"));
     echoed.sort_unstable();
     assert_eq!(echoed, vec![25, len]);
 }
 
 #[test]
-fn ksock_tcp_echo_client_example_against_kernel_python_server() {
-    require_netns!("python3");
+fn ksock_tcp_echo_client_example_against_kernel_echo_server() {
+    require_netns!();
     let k = Kernel::start();
-    let mut py = k.python(PY_ECHO_SERVER, 7007);
-    py.wait_for_line("READY");
+    let listener = k.listen(7007);
+    let server = k.peer("echo server", move || peer::echo_once(&listener));
     let stream = TcpStream::connect(&k.stack, k.kernel(7007)).expect("connect");
     let input = "one\ntwo two\n\nthree ☃\n";
     let mut out = Vec::new();
     let n = tcp_echo_client::run(stream, io::Cursor::new(input), &mut out).expect("run");
     assert_eq!(n, 4);
     assert_eq!(String::from_utf8(out).expect("utf-8"), input);
-    let out = finish_ok(py, "python echo server");
-    assert!(out.contains("DONE"), "{out}");
+    let echoed = finish_ok(server, "echo server");
+    assert_eq!(echoed, input.len() as u64);
 }
 
 #[test]
-fn ksock_udp_echo_examples_with_kernel_socat_and_python() {
-    require_netns!("python3", "socat");
+fn ksock_udp_echo_examples_with_kernel_peers() {
+    require_netns!();
     let k = Kernel::start();
-    // Our server, a kernel client (socat sends each line as a datagram).
+    // Our server, a kernel client (one datagram, as `printf ... | socat - UDP:...`).
     let sock = UdpSocket::bind(&k.stack, "0.0.0.0:7").expect("bind");
     let server = std::thread::spawn(move || udp_echo_server::serve(&sock, Some(1)));
-    let socat = Background::spawn_in(
-        &k.ns,
-        &[
-            "sh",
-            "-c",
-            &format!("printf 'udp hello' | socat -t 3 - UDP:{STACK_IP}:7"),
-        ],
-    );
-    assert_eq!(finish_ok(socat, "socat udp client"), "udp hello");
+    let client = k.peer("udp client", || -> io::Result<String> {
+        let s = KernelUdp::bind("0.0.0.0:0")?;
+        s.set_read_timeout(Some(Duration::from_secs(3)))?;
+        s.connect(stack_addr(7))?;
+        s.send(b"udp hello")?;
+        let mut buf = [0u8; 2048];
+        let n = s.recv(&mut buf)?;
+        Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+    });
+    assert_eq!(finish_ok(client, "udp client"), "udp hello");
     within(PEER_TIMEOUT, move || server.join().expect("server")).expect("serve");
-    // Our client, a kernel echo server.
-    let mut py = k.python(
-        r#"
-import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("KERNEL_IP", PORT))
-print("READY")
-for _ in range(5):
-    b, a = s.recvfrom(65536)
-    s.sendto(b, a)
-print("DONE")
-"#,
-        7008,
-    );
-    py.wait_for_line("READY");
+    // Our client, a kernel echo server for 5 datagrams.
+    let ksock = k.udp(7008);
+    let echo = k.peer("udp echo server", move || -> io::Result<()> {
+        ksock.set_read_timeout(Some(PEER_TIMEOUT))?;
+        let mut buf = vec![0u8; 65_536];
+        for _ in 0..5 {
+            let (n, from) = ksock.recv_from(&mut buf)?;
+            ksock.send_to(&buf[..n], from)?;
+        }
+        Ok(())
+    });
     let sock = UdpSocket::bind(&k.stack, "0.0.0.0:0").expect("bind");
     sock.connect(k.kernel(7008)).expect("connect");
     assert_eq!(udp_echo_client::run(&sock, 5).expect("run"), 5);
-    finish_ok(py, "python udp echo server");
+    finish_ok(echo, "udp echo server");
 }
 
 #[test]
 fn ksock_chat_server_example_relays_between_three_kernel_clients() {
-    require_netns!("python3");
+    require_netns!();
     let k = Kernel::start();
     let listener = TcpListener::bind(&k.stack, "0.0.0.0:4000").expect("bind");
     let mut chat = chat_server::Chat::new(&k.stack, listener).expect("chat");
@@ -237,71 +240,100 @@ fn ksock_chat_server_example_relays_between_three_kernel_clients() {
         }
         most
     });
-    // Client 0 repeats a sync line until 1 and 2 have both heard it (so all three are
-    // in the room), then each says one line and waits for the other two's.
-    let py = k.python(
-        r#"
-import socket, time
-cs = [socket.create_connection(("STACK_IP", PORT), timeout=30) for _ in range(3)]
-for c in cs:
-    c.settimeout(0.05)
-bufs = [b"", b"", b""]
-def pump(i):
-    try:
-        d = cs[i].recv(4096)
-        if not d:
-            raise SystemExit("client %d: server closed" % i)
-        bufs[i] += d
-    except socket.timeout:
-        pass
-deadline = time.time() + 60
-while not (b"sync" in bufs[1] and b"sync" in bufs[2]):
-    if time.time() > deadline:
-        raise SystemExit("no sync: %r" % bufs)
-    cs[0].sendall(b"sync\n")
-    pump(1); pump(2)
-for i, c in enumerate(cs):
-    c.sendall(b"msg from %d\n" % i)
-def said(i):
-    return {l.split(b": ", 1)[1] for l in bufs[i].split(b"\n") if b": " in l}
-while not all({b"msg from %d" % j for j in range(3) if j != i} <= said(i) for i in range(3)):
-    if time.time() > deadline:
-        raise SystemExit("missing lines: %r" % bufs)
-    for i in range(3):
-        pump(i)
-for i in range(3):
-    assert b"msg from %d" % i not in said(i), "own line echoed to %d" % i
-    assert all(l.split(b": ")[0].startswith(b"KERNEL_IP:") for l in bufs[i].split(b"\n") if l)
-print("OK")
-"#,
-        4000,
-    );
-    let out = finish_ok(py, "python chat clients");
+    let clients = k.peer("chat clients", || chat_clients(stack_addr(4000)));
+    let outcome = clients.join(PEER_TIMEOUT);
     stop.store(true, Ordering::Relaxed);
     let most = within(PEER_TIMEOUT, move || room.join().expect("chat thread"));
-    assert!(out.contains("OK"), "{out}");
+    outcome.unwrap_or_else(|e| panic!("chat clients: {e}"));
     assert_eq!(most, 3, "clients in the room at once");
+}
+
+/// Three kernel chat clients: client 0 repeats a sync line until 1 and 2 have both
+/// heard it (so all three are in the room), then each says one line and waits for the
+/// other two's; nobody hears their own line, and every line names its sender.
+fn chat_clients(to: SocketAddr) -> Result<(), String> {
+    let mut cs = Vec::new();
+    for _ in 0..3 {
+        let c = KernelStream::connect_timeout(&to, Duration::from_secs(30))
+            .map_err(|e| format!("connect: {e}"))?;
+        c.set_read_timeout(Some(Duration::from_millis(50)))
+            .map_err(|e| e.to_string())?;
+        cs.push(c);
+    }
+    let mut bufs: [Vec<u8>; 3] = Default::default();
+    let pump = |cs: &mut Vec<KernelStream>, bufs: &mut [Vec<u8>; 3], i: usize| {
+        let mut d = [0u8; 4096];
+        match cs[i].read(&mut d) {
+            Ok(0) => Err(format!("client {i}: server closed")),
+            Ok(n) => {
+                bufs[i].extend_from_slice(&d[..n]);
+                Ok(())
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => Ok(()),
+            Err(e) => Err(format!("client {i}: {e}")),
+        }
+    };
+    let heard = |b: &[u8], what: &str| String::from_utf8_lossy(b).contains(what);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !(heard(&bufs[1], "sync") && heard(&bufs[2], "sync")) {
+        if Instant::now() > deadline {
+            return Err(format!("no sync: {bufs:?}"));
+        }
+        cs[0].write_all(b"sync\n").map_err(|e| e.to_string())?;
+        pump(&mut cs, &mut bufs, 1)?;
+        pump(&mut cs, &mut bufs, 2)?;
+    }
+    for (i, c) in cs.iter_mut().enumerate() {
+        c.write_all(format!("msg from {i}\n").as_bytes())
+            .map_err(|e| e.to_string())?;
+    }
+    let said = |b: &[u8]| -> Vec<String> {
+        String::from_utf8_lossy(b)
+            .lines()
+            .filter_map(|l| l.split_once(": ").map(|(_, m)| m.to_owned()))
+            .collect()
+    };
+    let all_heard = |bufs: &[Vec<u8>; 3]| {
+        (0..3).all(|i| {
+            let s = said(&bufs[i]);
+            (0..3)
+                .filter(|&j| j != i)
+                .all(|j| s.contains(&format!("msg from {j}")))
+        })
+    };
+    while !all_heard(&bufs) {
+        if Instant::now() > deadline {
+            return Err(format!("missing lines: {bufs:?}"));
+        }
+        for i in 0..3 {
+            pump(&mut cs, &mut bufs, i)?;
+        }
+    }
+    for (i, b) in bufs.iter().enumerate() {
+        if said(b).contains(&format!("msg from {i}")) {
+            return Err(format!("own line echoed to {i}"));
+        }
+        let text = String::from_utf8_lossy(b);
+        if let Some(l) = text
+            .lines()
+            .find(|l| !l.is_empty() && !l.starts_with(&format!("{KERNEL_IP}:")))
+        {
+            return Err(format!("client {i}: a line without its sender: {l:?}"));
+        }
+    }
+    Ok(())
 }
 
 #[test]
 fn ksock_nonblocking_connect_example_against_kernel_http_server() {
-    require_netns!("python3");
+    require_netns!();
     let k = Kernel::start();
-    let mut http = Background::spawn_in(
-        &k.ns,
-        &[
-            "python3",
-            "-u",
-            "-m",
-            "http.server",
-            "8080",
-            "--bind",
-            KERNEL_IP,
-            "--directory",
-            env!("CARGO_MANIFEST_DIR"),
-        ],
-    );
-    http.wait_for_prefix("Serving HTTP");
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let addr = k.kernel(8080);
+    let _http = in_ns(&k.ns, move || {
+        ustack_socket::kernel_peer::HttpFileServer::start(addr, &root)
+    })
+    .expect("kernel HTTP server");
     let reply = nonblocking_connect::fetch(&k.stack, k.kernel(8080), Duration::from_secs(30))
         .expect("fetch")
         .expect("connected");
@@ -329,23 +361,21 @@ fn ksock_ping_example_over_raw_icmp_socket() {
 
 #[test]
 fn ksock_udp_1_1472_8000_bytes_both_ways_byte_exact() {
-    require_netns!("python3");
+    require_netns!();
     let k = Kernel::start();
-    // The kernel prints length and SHA-256 of what it got and echoes it back.
-    let mut py = k.python(
-        r#"
-import hashlib, socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("KERNEL_IP", PORT))
-print("READY")
-for _ in range(3):
-    b, a = s.recvfrom(65536)
-    print(len(b), hashlib.sha256(b).hexdigest())
-    s.sendto(b, a)
-"#,
-        7009,
-    );
-    py.wait_for_line("READY");
+    // The kernel records length and SHA-256 of what it got and echoes it back.
+    let ksock = k.udp(7009);
+    let peer = k.peer("udp peer", move || -> io::Result<String> {
+        ksock.set_read_timeout(Some(PEER_TIMEOUT))?;
+        let mut buf = vec![0u8; 65_536];
+        let mut seen = String::new();
+        for _ in 0..3 {
+            let (n, from) = ksock.recv_from(&mut buf)?;
+            seen += &format!("{n} {}\n", hex(&Sha256::digest(&buf[..n])));
+            ksock.send_to(&buf[..n], from)?;
+        }
+        Ok(seen)
+    });
     let sock = UdpSocket::bind(&k.stack, "0.0.0.0:0").expect("bind");
     sock.connect(k.kernel(7009)).expect("connect");
     sock.set_read_timeout(Some(Duration::from_secs(30)))
@@ -362,15 +392,13 @@ for _ in range(3):
         assert!(buf[..n] == msg[..], "{len}-byte echo differs");
         expect += &format!("{len} {}\n", hex(&Sha256::digest(&msg)));
     }
-    let out = finish_ok(py, "python udp peer");
-    assert_eq!(out, expect, "what the kernel received");
+    let seen = finish_ok(peer, "udp peer");
+    assert_eq!(seen, expect, "what the kernel received");
     // The 8,000-byte datagram went out in fragments and came back in fragments.
     let c = k.stack.counters();
     assert!(c.ipv4_fragmented >= 1 && c.ipv4_tx_fragments >= 6, "{c:?}");
     assert!(c.ipv4_reassembled >= 1 && c.ipv4_rx_fragments >= 6, "{c:?}");
 }
-
-// ---------------------------------------------------------------- 100 MB
 
 /// `len` bytes of [`Pattern`], hashed as they are read.
 struct PatternReader {
@@ -413,31 +441,13 @@ fn mbit_per_s(bytes: u64, secs: f64) -> f64 {
 
 #[test]
 fn ksock_tcp_100mb_io_copy_stack_to_kernel() {
-    require_netns!("python3");
+    require_netns!();
     let k = Kernel::start();
-    let mut py = k.python(
-        r#"
-import hashlib, socket, time
-ls = socket.socket()
-ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-ls.bind(("KERNEL_IP", PORT))
-ls.listen(1)
-print("READY")
-c, _ = ls.accept()
-h = hashlib.sha256()
-n = 0
-while True:
-    b = c.recv(1 << 20)
-    if not b:
-        break
-    h.update(b)
-    n += len(b)
-c.close()
-print(n, h.hexdigest())
-"#,
-        5001,
-    );
-    py.wait_for_line("READY");
+    let listener = k.listen(5001);
+    let receiver = k.peer("receiver", move || {
+        let (c, _) = listener.accept()?;
+        peer::sink(&c)
+    });
     let len = 100 * MB;
     let (mut stream, reader) = within(Duration::from_secs(30), {
         let stack = k.stack.clone();
@@ -465,10 +475,9 @@ print(n, h.hexdigest())
     let secs = start.elapsed().as_secs_f64();
     drop(stream);
     assert_eq!(copied, len);
-    let out = finish_ok(py, "python receiver");
-    let f = tcp::fields(&out, 2);
-    assert_eq!(f[0], len.to_string(), "bytes the kernel received");
-    assert_eq!(f[1], sha, "SHA-256 stack -> kernel");
+    let (n, ksha) = finish_ok(receiver, "receiver");
+    assert_eq!(n, len, "bytes the kernel received");
+    assert_eq!(ksha, sha, "SHA-256 stack -> kernel");
     report(&format!(
         "ksock 100 MB TcpStream -> kernel: {secs:.2} s, {:.0} Mbit/s",
         mbit_per_s(len, secs)
@@ -477,30 +486,18 @@ print(n, h.hexdigest())
 
 #[test]
 fn ksock_tcp_100mb_io_copy_kernel_to_stack() {
-    require_netns!("python3");
+    require_netns!();
     let k = Kernel::start();
     let listener = TcpListener::bind(&k.stack, "0.0.0.0:5002").expect("bind");
     let len = 100 * MB;
-    let py = k.python(
-        &r#"
-import hashlib, os, socket
-s = socket.create_connection(("STACK_IP", PORT), timeout=60)
-s.settimeout(None)
-h = hashlib.sha256()
-left = LEN
-while left > 0:
-    b = os.urandom(min(left, 1 << 20))
-    s.sendall(b)
-    h.update(b)
-    left -= len(b)
-s.shutdown(socket.SHUT_WR)
-s.recv(1)
-s.close()
-print(LEN, h.hexdigest())
-"#
-        .replace("LEN", &len.to_string()),
-        5002,
-    );
+    // Sends, half-closes, then waits for the stack's close before closing itself.
+    let sender = k.peer("sender", move || -> io::Result<String> {
+        let mut s = KernelStream::connect_timeout(&stack_addr(5002), PEER_TIMEOUT)?;
+        let sha = peer::source(&s, len, 0x100)?;
+        let mut one = [0u8; 1];
+        let _ = s.read(&mut one)?;
+        Ok(sha)
+    });
     let (sink, secs) = within(Duration::from_secs(600), move || {
         let (mut stream, _) = listener.accept().expect("accept");
         let start = Instant::now();
@@ -509,9 +506,8 @@ print(LEN, h.hexdigest())
         (sink, start.elapsed().as_secs_f64())
     });
     assert_eq!(sink.len, len, "bytes the stack received");
-    let out = finish_ok(py, "python sender");
-    let f = tcp::fields(&out, 2);
-    assert_eq!(f[1], hex(&sink.hash.finalize()), "SHA-256 kernel -> stack");
+    let ksha = finish_ok(sender, "sender");
+    assert_eq!(ksha, hex(&sink.hash.finalize()), "SHA-256 kernel -> stack");
     report(&format!(
         "ksock 100 MB kernel -> TcpStream: {secs:.2} s, {:.0} Mbit/s",
         mbit_per_s(len, secs)
@@ -531,30 +527,21 @@ fn ksock_connect_to_closed_kernel_port_is_connection_refused() {
 
 #[test]
 fn ksock_kernel_abort_gives_econnreset_then_write_fails() {
-    require_netns!("python3");
+    require_netns!();
     let k = Kernel::start();
-    let mut py = k.python(
-        r#"
-import socket, struct
-ls = socket.socket()
-ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-ls.bind(("KERNEL_IP", PORT))
-ls.listen(1)
-print("READY")
-c, _ = ls.accept()
-c.recv(5)
-c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-c.close()
-print("ABORTED")
-"#,
-        7010,
-    );
-    py.wait_for_line("READY");
+    let listener = k.listen(7010);
+    let server = k.peer("aborting server", move || -> io::Result<()> {
+        let (mut c, _) = listener.accept()?;
+        c.set_read_timeout(Some(PEER_TIMEOUT))?;
+        let mut five = [0u8; 5];
+        c.read_exact(&mut five)?;
+        peer::abort(c)
+    });
     let mut s = TcpStream::connect(&k.stack, k.kernel(7010)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
     s.write_all(b"hello").expect("write");
-    py.wait_for_line("ABORTED");
+    finish_ok(server, "aborting server");
     let mut buf = [0u8; 16];
     let e = s.read(&mut buf).expect_err("reset");
     assert_eq!(e.kind(), ErrorKind::ConnectionReset, "{e}");
@@ -563,7 +550,6 @@ print("ABORTED")
         matches!(e.kind(), ErrorKind::BrokenPipe | ErrorKind::ConnectionReset),
         "{e}"
     );
-    finish_ok(py, "python aborting server");
 }
 
 #[test]
@@ -584,10 +570,10 @@ fn ksock_udp_connected_send_to_closed_kernel_port_then_recv_refused() {
 
 #[test]
 fn ksock_read_timeout_with_silent_kernel_peer_is_would_block() {
-    require_netns!("python3");
+    require_netns!();
     let k = Kernel::start();
-    let mut py = k.python(PY_ECHO_SERVER, 7011);
-    py.wait_for_line("READY");
+    let listener = k.listen(7011);
+    let server = k.peer("echo server", move || peer::echo_once(&listener));
     let mut s = TcpStream::connect(&k.stack, k.kernel(7011)).expect("connect");
     let timeout = Duration::from_millis(300);
     s.set_read_timeout(Some(timeout)).expect("timeout");
@@ -607,12 +593,12 @@ fn ksock_read_timeout_with_silent_kernel_peer_is_would_block() {
     s.read_exact(&mut buf[..4]).expect("echo");
     assert_eq!(&buf[..4], b"ping");
     s.shutdown(Shutdown::Write).expect("shutdown");
-    finish_ok(py, "python echo server");
+    assert_eq!(finish_ok(server, "echo server"), 4);
 }
 
 #[test]
 fn ksock_blocking_accept_woken_by_kernel_connect() {
-    require_netns!("python3");
+    require_netns!();
     let k = Kernel::start();
     let listener = TcpListener::bind(&k.stack, "0.0.0.0:7012").expect("bind");
     let (tx, rx) = std::sync::mpsc::channel();
@@ -626,16 +612,11 @@ fn ksock_blocking_accept_woken_by_kernel_connect() {
     rx.recv().expect("acceptor started");
     // Let it block in accept before the kernel connects.
     std::thread::sleep(Duration::from_millis(200));
-    let py = k.python(
-        r#"
-import socket
-s = socket.create_connection(("STACK_IP", PORT), timeout=30)
-s.sendall(b"woken")
-s.close()
-"#,
-        7012,
-    );
-    finish_ok(py, "python client");
+    let client = k.peer("client", || -> io::Result<()> {
+        let mut s = KernelStream::connect_timeout(&stack_addr(7012), Duration::from_secs(30))?;
+        s.write_all(b"woken")
+    });
+    finish_ok(client, "client");
     let (peer, line) = within(PEER_TIMEOUT, move || acceptor.join().expect("acceptor"));
     assert_eq!(peer.ip().to_string(), KERNEL_IP);
     assert_eq!(line, "woken");
@@ -645,25 +626,17 @@ s.close()
 
 #[test]
 fn ksock_kernel_abort_wakes_a_blocked_read_with_econnreset() {
-    require_netns!("python3");
+    require_netns!();
     let k = Kernel::start();
-    let mut py = k.python(
-        r#"
-import socket, struct, time
-ls = socket.socket()
-ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-ls.bind(("KERNEL_IP", PORT))
-ls.listen(1)
-print("READY")
-c, _ = ls.accept()
-c.recv(5)
-time.sleep(0.3)
-c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-c.close()
-"#,
-        7013,
-    );
-    py.wait_for_line("READY");
+    let listener = k.listen(7013);
+    let server = k.peer("aborting server", move || -> io::Result<()> {
+        let (mut c, _) = listener.accept()?;
+        c.set_read_timeout(Some(PEER_TIMEOUT))?;
+        let mut five = [0u8; 5];
+        c.read_exact(&mut five)?;
+        std::thread::sleep(Duration::from_millis(300));
+        peer::abort(c)
+    });
     let mut s = TcpStream::connect(&k.stack, k.kernel(7013)).expect("connect");
     s.write_all(b"block").expect("write");
     let e = within(PEER_TIMEOUT, move || {
@@ -671,32 +644,23 @@ c.close()
         s.read(&mut buf).expect_err("reset")
     });
     assert_eq!(e.kind(), ErrorKind::ConnectionReset, "{e}");
-    finish_ok(py, "python aborting server");
+    finish_ok(server, "aborting server");
 }
 
 #[test]
 fn ksock_kernel_data_then_close_gives_data_eof_then_write_fails() {
-    require_netns!("python3");
+    require_netns!();
     let k = Kernel::start();
-    let mut py = k.python(
-        r#"
-import socket
-ls = socket.socket()
-ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-ls.bind(("KERNEL_IP", PORT))
-ls.listen(1)
-print("READY")
-c, _ = ls.accept()
-c.sendall(b"last words")
-c.close()
-ls.close()
-print("CLOSED")
-"#,
-        7014,
-    );
-    py.wait_for_line("READY");
+    let listener = k.listen(7014);
+    let server = k.peer("server", move || -> io::Result<()> {
+        let (mut c, _) = listener.accept()?;
+        c.write_all(b"last words")?;
+        drop(c);
+        drop(listener);
+        Ok(())
+    });
     let mut s = TcpStream::connect(&k.stack, k.kernel(7014)).expect("connect");
-    py.wait_for_line("CLOSED");
+    finish_ok(server, "server");
     let mut got = String::new();
     s.read_to_string(&mut got).expect("read to EOF");
     assert_eq!(got, "last words");
@@ -711,28 +675,22 @@ print("CLOSED")
         matches!(e.kind(), ErrorKind::BrokenPipe | ErrorKind::ConnectionReset),
         "{e}"
     );
-    finish_ok(py, "python server");
 }
 
 #[test]
 fn ksock_udp_65507_bytes_both_ways_and_truncation() {
-    require_netns!("python3");
+    require_netns!();
     let k = Kernel::start();
-    let mut py = k.python(
-        r#"
-import hashlib, socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-s.bind(("KERNEL_IP", PORT))
-print("READY")
-b, a = s.recvfrom(70000)
-print(len(b), hashlib.sha256(b).hexdigest())
-s.sendto(b, a)
-s.sendto(b"0123456789", a)
-"#,
-        7015,
-    );
-    py.wait_for_line("READY");
+    let ksock = k.udp(7015);
+    let peer = k.peer("udp peer", move || -> io::Result<String> {
+        set_rcvbuf(&ksock, 1 << 20)?;
+        ksock.set_read_timeout(Some(PEER_TIMEOUT))?;
+        let mut b = vec![0u8; 70_000];
+        let (n, from) = ksock.recv_from(&mut b)?;
+        ksock.send_to(&b[..n], from)?;
+        ksock.send_to(b"0123456789", from)?;
+        Ok(format!("{n} {}\n", hex(&Sha256::digest(&b[..n]))))
+    });
     let sock = UdpSocket::bind(&k.stack, "0.0.0.0:0").expect("bind");
     sock.connect(k.kernel(7015)).expect("connect");
     sock.set_read_timeout(Some(Duration::from_secs(30)))
@@ -754,32 +712,42 @@ s.sendto(b"0123456789", a)
     let mut small = [0u8; 4];
     assert_eq!(sock.recv(&mut small).expect("short recv"), 4);
     assert_eq!(&small, b"0123");
-    let out = finish_ok(py, "python udp peer");
+    let seen = finish_ok(peer, "udp peer");
     assert_eq!(
-        out,
+        seen,
         format!("65507 {}\n", hex(&Sha256::digest(&msg))),
         "what the kernel received"
     );
 }
 
+/// SO_RCVBUF on a kernel socket (a 65,507-byte datagram arrives as 45 fragments).
+fn set_rcvbuf(sock: &KernelUdp, bytes: libc::c_int) -> io::Result<()> {
+    // SAFETY: setsockopt with a valid fd and an int of the size given.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&bytes as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 #[test]
 fn ksock_slow_reader_reopens_the_window_for_a_kernel_sender() {
-    require_netns!("python3");
+    require_netns!();
     let k = Kernel::start();
     let listener = TcpListener::bind(&k.stack, "0.0.0.0:7016").expect("bind");
     let len = 8 * MB;
-    let py = k.python(
-        &r#"
-import hashlib, os, socket
-s = socket.create_connection(("STACK_IP", PORT), timeout=60)
-b = os.urandom(LEN)
-s.sendall(b)
-s.close()
-print(LEN, hashlib.sha256(b).hexdigest())
-"#
-        .replace("LEN", &len.to_string()),
-        7016,
-    );
+    let sender = k.peer("sender", move || -> io::Result<String> {
+        let s = KernelStream::connect_timeout(&stack_addr(7016), PEER_TIMEOUT)?;
+        peer::source(&s, len, 0x816)
+    });
     let (stream, _) = listener.accept().expect("accept");
     // Fill the receive buffer (the kernel then probes a zero window), then read.
     std::thread::sleep(Duration::from_millis(1500));
@@ -792,9 +760,8 @@ print(LEN, hashlib.sha256(b).hexdigest())
     });
     let secs = start.elapsed().as_secs_f64();
     assert_eq!(sink.len, len);
-    let out = finish_ok(py, "python sender");
-    let f = tcp::fields(&out, 2);
-    assert_eq!(f[1], hex(&sink.hash.finalize()), "SHA-256 kernel -> stack");
+    let ksha = finish_ok(sender, "sender");
+    assert_eq!(ksha, hex(&sink.hash.finalize()), "SHA-256 kernel -> stack");
     report(&format!("ksock 8 MB after a zero window: {secs:.2} s"));
     assert!(secs < 20.0, "window updates stalled: {secs:.2} s for 8 MB");
 }
@@ -839,24 +806,17 @@ fn ksock_connect_timeout_to_absent_host_is_timed_out() {
 
 #[test]
 fn ksock_peek_then_read_kernel_data() {
-    require_netns!("python3");
+    require_netns!();
     let k = Kernel::start();
-    let mut py = k.python(
-        r#"
-import socket
-ls = socket.socket()
-ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-ls.bind(("KERNEL_IP", PORT))
-ls.listen(1)
-print("READY")
-c, _ = ls.accept()
-c.sendall(b"peekaboo")
-c.recv(1)
-c.close()
-"#,
-        7017,
-    );
-    py.wait_for_line("READY");
+    let listener = k.listen(7017);
+    let server = k.peer("server", move || -> io::Result<()> {
+        let (mut c, _) = listener.accept()?;
+        c.set_read_timeout(Some(PEER_TIMEOUT))?;
+        c.write_all(b"peekaboo")?;
+        let mut one = [0u8; 1];
+        let _ = c.read(&mut one)?;
+        Ok(())
+    });
     let mut s = TcpStream::connect(&k.stack, k.kernel(7017)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
@@ -867,30 +827,19 @@ c.close()
     assert_eq!(&buf, b"peekaboo");
     s.write_all(b"x").expect("write");
     assert_eq!(s.read(&mut buf).expect("EOF"), 0);
-    finish_ok(py, "python server");
+    finish_ok(server, "server");
 }
 
-/// A kernel server that waits `DELAY` seconds after accepting before it reads, then
-/// prints the length and SHA-256 of everything up to EOF.
-const PY_LATE_READER: &str = r#"
-import hashlib, socket, time
-ls = socket.socket()
-ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-ls.bind(("KERNEL_IP", PORT))
-ls.listen(1)
-print("READY")
-c, _ = ls.accept()
-time.sleep(DELAY)
-h = hashlib.sha256()
-n = 0
-while True:
-    b = c.recv(1 << 16)
-    if not b:
-        break
-    h.update(b)
-    n += len(b)
-print(n, h.hexdigest())
-"#;
+/// A kernel server that waits `delay` after accepting before it reads, then returns
+/// the length and SHA-256 of everything up to EOF.
+fn late_reader(k: &Kernel, port: u16, delay: Duration) -> Peer<io::Result<(u64, String)>> {
+    let listener = k.listen(port);
+    k.peer("late reader", move || {
+        let (c, _) = listener.accept()?;
+        std::thread::sleep(delay);
+        peer::sink(&c)
+    })
+}
 
 /// With the BSD calls: SO_SNDBUF of `len` (so a blocking send queues everything at
 /// once, more than the kernel buffers unread), SO_LINGER `linger`, send `len` bytes of
@@ -913,14 +862,13 @@ fn linger_close(k: &Kernel, port: u16, linger: Duration, len: usize) -> (Duratio
 
 #[test]
 fn ksock_linger_close_waits_for_a_late_kernel_reader() {
-    require_netns!("python3");
+    require_netns!();
     let k = Kernel::start();
     // More than the kernel takes without reading (tcp_rmem's maximum is 6 MB).
     let len = 16 << 20;
     // The kernel reads after 1 s: our close waits (data and FIN unacknowledged) until
     // then, well inside the 30 s linger.
-    let mut py = k.python(&PY_LATE_READER.replace("DELAY", "1.0"), 7018);
-    py.wait_for_line("READY");
+    let reader = late_reader(&k, 7018, Duration::from_secs(1));
     let (took, sha) = linger_close(&k, 7018, Duration::from_secs(30), len);
     assert!(
         took >= Duration::from_millis(300),
@@ -930,12 +878,10 @@ fn ksock_linger_close_waits_for_a_late_kernel_reader() {
         took < Duration::from_secs(20),
         "close returned after {took:?}"
     );
-    let out = finish_ok(py, "python late reader");
-    assert_eq!(out, format!("{len} {sha}\n"));
+    assert_eq!(finish_ok(reader, "late reader"), (len as u64, sha));
     // The kernel reads after 3 s and the linger is 200 ms: close gives up waiting, and
     // the data still arrives (as on Linux, the connection closes in the background).
-    let mut py = k.python(&PY_LATE_READER.replace("DELAY", "3.0"), 7019);
-    py.wait_for_line("READY");
+    let reader = late_reader(&k, 7019, Duration::from_secs(3));
     let (took, sha) = linger_close(&k, 7019, Duration::from_millis(200), len);
     assert!(
         took >= Duration::from_millis(200),
@@ -945,6 +891,5 @@ fn ksock_linger_close_waits_for_a_late_kernel_reader() {
         took < Duration::from_secs(2),
         "close returned after {took:?}"
     );
-    let out = finish_ok(py, "python late reader");
-    assert_eq!(out, format!("{len} {sha}\n"));
+    assert_eq!(finish_ok(reader, "late reader"), (len as u64, sha));
 }

@@ -4,12 +4,15 @@
 //! negotiated options as `ss` sees them, and recovery from iptables loss.
 
 use core::net::SocketAddrV4;
-use std::io::Write;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::{Arc, Barrier};
 use std::time::Duration;
 use ustack::iface::Interface;
 use ustack::socket::tcp::{RecvError, SendError, TcpHandle, TcpState};
-use ustack_tests::tcp::{self, Background, BulkClient};
-use ustack_tests::{require_netns, Fixture, Options};
+use ustack_tests::tcp::{self, BulkClient, Pattern};
+use ustack_tests::{peer, require_netns, Fixture, Options};
 
 const MB: u64 = 1_000_000;
 
@@ -26,52 +29,65 @@ fn echo_fixture(
     opts: Options,
 ) -> (
     Fixture,
-    std::sync::Arc<std::sync::Mutex<ustack_tools::echo::EchoStats>>,
+    std::sync::Arc<std::sync::Mutex<ustack_socket::echo::EchoStats>>,
 ) {
     let (make, stats) = tcp::echo_app(7);
     (Fixture::start_with_app(opts, make), stats)
 }
 
-/// The kernel sends `len` bytes to the echo service and reads them back.
+fn stack_addr(fx: &Fixture, port: u16) -> SocketAddr {
+    format!("{}:{port}", fx.stack_ip).parse().expect("addr")
+}
+
+/// The kernel sends `len` bytes to the echo service and reads them back; returns the
+/// seconds the kernel side measured.
 fn kernel_echo(fx: &Fixture, len: u64, timeout: Duration) -> f64 {
-    let script = tcp::py_echo_client(&fx.stack_ip, 7, len);
-    let bg = Background::spawn(fx, &["python3", "-c", &script]);
-    let (ok, out, err) = bg.finish(timeout);
-    assert!(ok, "python echo client failed:\n{out}\n{err}");
-    let f = tcp::fields(&out, 5);
-    assert_eq!(f[0], len.to_string(), "bytes sent by the kernel");
-    assert_eq!(f[2], len.to_string(), "bytes echoed back: {out}");
-    assert_eq!(f[1], f[3], "SHA-256 of sent vs echoed");
-    f[4].parse().expect("seconds")
+    let to = stack_addr(fx, 7);
+    let t = fx
+        .peer("echo client", move || peer::echo_client(to, len, 0xec40))
+        .join(timeout)
+        .expect("kernel echo client");
+    assert_eq!(t.sent, len, "bytes sent by the kernel");
+    assert_eq!(t.received, len, "bytes echoed back");
+    assert_eq!(
+        t.sent_sha256, t.received_sha256,
+        "SHA-256 of sent vs echoed"
+    );
+    t.elapsed.as_secs_f64()
 }
 
 /// A client on the stack exchanges `len` bytes each way with a kernel server.
 fn stack_client(fx: &Fixture, len: u64, seed: u64, timeout: Duration) -> tcp::ClientResult {
     let port = 5001;
-    let mut server = Background::spawn(
-        fx,
-        &["python3", "-c", &tcp::py_sink_source_server(port, len)],
-    );
-    server.wait_for_line("READY");
+    // Bound before the stack connects, so there is no start-up race.
+    let listener = fx.in_ns(move || TcpListener::bind(("0.0.0.0", port)).expect("bind"));
+    let server = fx.peer("sink-source server", move || {
+        let (conn, _) = listener.accept()?;
+        peer::exchange(conn, len, seed ^ 0x5eed)
+    });
     let remote = format!("{}:{port}", fx.kernel_ip).parse().expect("addr");
     let (client, rx) = BulkClient::new(remote, len, seed);
     fx.spawn_app(client.into_app());
     let res = tcp::wait_result(&rx, timeout);
-    let (ok, out, err) = server.finish(Duration::from_secs(30));
-    assert!(ok, "python server failed:\n{out}\n{err}");
+    let k = server.join(Duration::from_secs(30)).expect("kernel server");
     assert!(res.error.is_none(), "client: {res:?}");
-    let f = tcp::fields(&out, 4);
-    assert_eq!(f[0], len.to_string(), "bytes the kernel received");
-    assert_eq!(f[1], res.sent_sha256, "SHA-256 stack -> kernel");
-    assert_eq!(f[2], len.to_string(), "bytes the kernel sent");
+    assert_eq!(k.received, len, "bytes the kernel received");
+    assert_eq!(
+        k.received_sha256, res.sent_sha256,
+        "SHA-256 stack -> kernel"
+    );
+    assert_eq!(k.sent, len, "bytes the kernel sent");
     assert_eq!(res.received, len, "bytes the stack received");
-    assert_eq!(f[3], res.received_sha256, "SHA-256 kernel -> stack");
+    assert_eq!(
+        k.sent_sha256, res.received_sha256,
+        "SHA-256 kernel -> stack"
+    );
     res
 }
 
 #[test]
 fn kernel_tcp_echo_50mb_from_kernel_client() {
-    require_netns!("python3");
+    require_netns!();
     let (mut fx, stats) = echo_fixture(Options::default());
     let secs = kernel_echo(&fx, 50 * MB, Duration::from_secs(240));
     let s = *stats.lock().unwrap();
@@ -91,7 +107,7 @@ fn kernel_tcp_echo_50mb_from_kernel_client() {
 
 #[test]
 fn kernel_tcp_stack_client_50mb_each_way_to_kernel_server() {
-    require_netns!("python3");
+    require_netns!();
     let fx = Fixture::start(Options::default());
     let res = stack_client(&fx, 50 * MB, 7, Duration::from_secs(240));
     let secs = res.elapsed.as_secs_f64();
@@ -108,50 +124,76 @@ fn kernel_tcp_stack_client_50mb_each_way_to_kernel_server() {
 
 #[test]
 fn kernel_tcp_100_concurrent_connections_to_echo() {
-    require_netns!("python3");
+    require_netns!();
     let (mut fx, stats) = echo_fixture(Options {
         seed: 3,
         ..Options::default()
     });
-    // Every thread connects, then all send at once (a barrier), so the 100 connections
-    // are open together; each payload is distinct (its own random bytes and length).
-    let script = format!(
-        r#"
-import os, socket, threading
-N = 100
-barrier = threading.Barrier(N)
-results = [None] * N
-def worker(i):
-    try:
-        s = socket.create_connection(("{ip}", 7), timeout=60)
-        payload = os.urandom(20000 + 97 * i)
-        barrier.wait(timeout=60)
-        s.sendall(payload)
-        s.shutdown(socket.SHUT_WR)
-        got = bytearray()
-        while True:
-            b = s.recv(65536)
-            if not b:
-                break
-            got += b
-        s.close()
-        results[i] = bytes(got) == payload or "mismatch: %d of %d bytes" % (len(got), len(payload))
-    except Exception as e:
-        results[i] = repr(e)
-threads = [threading.Thread(target=worker, args=(i,)) for i in range(N)]
-for t in threads:
-    t.start()
-for t in threads:
-    t.join()
-bad = [(i, r) for i, r in enumerate(results) if r is not True]
-print(N - len(bad), bad[:5])
-"#,
-        ip = fx.stack_ip
+    // Every thread connects, then all send at once (a barrier), and none half-closes
+    // before all have their first echoed bytes (a second barrier), so the 100
+    // connections are open together; each payload is distinct (its own bytes and length).
+    let to = stack_addr(&fx, 7);
+    let clients = fx.peer("100 echo clients", move || {
+        const N: usize = 100;
+        let barrier = Arc::new(Barrier::new(N));
+        let echoed = Arc::new(Barrier::new(N));
+        let workers: Vec<_> = (0..N)
+            .map(|i| {
+                let barrier = barrier.clone();
+                let echoed = echoed.clone();
+                std::thread::spawn(move || -> Result<(), String> {
+                    let connected = TcpStream::connect_timeout(&to, Duration::from_secs(60));
+                    // Wait at the barriers whatever happened, or the others hang there.
+                    barrier.wait();
+                    let mut payload = vec![0u8; 20000 + 97 * i];
+                    Pattern::new(i as u64 + 1).fill(&mut payload);
+                    // The first echoed bytes prove the server accepted this connection;
+                    // nobody half-closes before every client has them, so all 100 are
+                    // open at the server together whatever the scheduling.
+                    let first = (|| -> Result<(TcpStream, Vec<u8>), String> {
+                        let mut s = connected.map_err(|e| format!("connect: {e}"))?;
+                        s.set_read_timeout(Some(Duration::from_secs(60)))
+                            .map_err(|e| e.to_string())?;
+                        s.write_all(&payload).map_err(|e| format!("write: {e}"))?;
+                        let mut got = vec![0u8; payload.len()];
+                        let n = s.read(&mut got).map_err(|e| format!("read: {e}"))?;
+                        got.truncate(n);
+                        Ok((s, got))
+                    })();
+                    echoed.wait();
+                    let (mut s, mut got) = first?;
+                    s.shutdown(std::net::Shutdown::Write)
+                        .map_err(|e| format!("shutdown: {e}"))?;
+                    s.read_to_end(&mut got).map_err(|e| format!("read: {e}"))?;
+                    if got == payload {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "mismatch: {} of {} bytes",
+                            got.len(),
+                            payload.len()
+                        ))
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, w)| match w.join() {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some((i, e)),
+                Err(_) => Some((i, "panicked".to_owned())),
+            })
+            .collect::<Vec<_>>()
+    });
+    let bad = clients.join(Duration::from_secs(120));
+    assert!(
+        bad.is_empty(),
+        "{} of 100 failed: {:?}",
+        bad.len(),
+        &bad[..bad.len().min(5)]
     );
-    let bg = Background::spawn(&fx, &["python3", "-c", &script]);
-    let (ok, out, err) = bg.finish(Duration::from_secs(120));
-    assert!(ok, "python failed:\n{out}\n{err}");
-    assert!(out.trim().starts_with("100 []"), "{out}\n{err}");
     let s = *stats.lock().unwrap();
     assert_eq!((s.accepted, s.completed, s.failed), (100, 100, 0), "{s:?}");
     assert_eq!(s.max_open, 100, "all open at once: {s:?}");
@@ -202,28 +244,16 @@ fn stack_connect(fx: &Fixture, remote: SocketAddrV4) -> TcpHandle {
 
 #[test]
 fn kernel_tcp_kernel_connect_to_closed_stack_port_is_refused() {
-    require_netns!("python3");
+    require_netns!();
     let (fx, _) = echo_fixture(Options::default());
-    let script = format!(
-        r#"
-import socket
-try:
-    socket.create_connection(("{ip}", 8), timeout=5)
-    print("CONNECTED")
-except ConnectionRefusedError:
-    print("REFUSED")
-except socket.timeout:
-    print("TIMEOUT")
-"#,
-        ip = fx.stack_ip
-    );
-    let out = fx.exec(&["python3", "-c", &script]);
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "REFUSED",
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let to = stack_addr(&fx, 8);
+    let got = fx
+        .peer("client", move || {
+            TcpStream::connect_timeout(&to, Duration::from_secs(5)).map(|_| ())
+        })
+        .join(Duration::from_secs(30));
+    let e = got.expect_err("connected to a closed port");
+    assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");
 }
 
 #[test]
@@ -253,26 +283,18 @@ fn kernel_tcp_stack_connect_to_closed_kernel_port_is_refused() {
 
 #[test]
 fn kernel_tcp_kernel_abort_resets_stack_connection() {
-    require_netns!("python3");
+    require_netns!();
     let fx = Fixture::start(Options::default());
     // The kernel accepts, reads the greeting, then closes with SO_LINGER {on, 0}: RST.
-    let script = r#"
-import socket, struct
-ls = socket.socket()
-ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-ls.bind(("0.0.0.0", 5002))
-ls.listen(1)
-print("READY", flush=True)
-c, _ = ls.accept()
-got = b""
-while len(got) < 5:
-    got += c.recv(5 - len(got))
-c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-c.close()
-print("ABORTED", got.decode(), flush=True)
-"#;
-    let mut server = Background::spawn(&fx, &["python3", "-c", script]);
-    server.wait_for_line("READY");
+    let listener = fx.in_ns(|| TcpListener::bind("0.0.0.0:5002").expect("bind"));
+    let server = fx.peer("aborting server", move || -> std::io::Result<String> {
+        let (mut c, _) = listener.accept()?;
+        c.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let mut got = [0u8; 5];
+        c.read_exact(&mut got)?;
+        peer::abort(c)?;
+        Ok(String::from_utf8_lossy(&got).into_owned())
+    });
     let remote: SocketAddrV4 = format!("{}:5002", fx.kernel_ip).parse().unwrap();
     let h = stack_connect(&fx, remote);
     wait_until(&fx, Duration::from_secs(10), "established", move |iface| {
@@ -282,8 +304,8 @@ print("ABORTED", got.decode(), flush=True)
         fx.call(move |iface, _| iface.tcp().send(h, b"hello")),
         Ok(5)
     );
-    let (ok, out, err) = server.finish(Duration::from_secs(10));
-    assert!(ok && out.contains("ABORTED hello"), "{out}\n{err}");
+    let got = server.join(Duration::from_secs(10)).expect("kernel server");
+    assert_eq!(got, "hello", "the kernel read the greeting before aborting");
     wait_until(&fx, Duration::from_secs(10), "RST received", move |iface| {
         (iface.tcp().state(h) == Some(TcpState::Closed)).then_some(())
     });
@@ -298,7 +320,7 @@ print("ABORTED", got.decode(), flush=True)
 
 #[test]
 fn kernel_tcp_stack_abort_resets_kernel_connection() {
-    require_netns!("python3");
+    require_netns!();
     let fx = Fixture::start(Options::default());
     let listener = fx.call(|iface, _| {
         let tcp = iface.tcp();
@@ -307,22 +329,14 @@ fn kernel_tcp_stack_abort_resets_kernel_connection() {
             .expect("listen");
         l
     });
-    let script = format!(
-        r#"
-import socket
-s = socket.create_connection(("{ip}", 7001), timeout=10)
-s.sendall(b"hello")
-try:
-    b = s.recv(100)
-    print("EOF" if not b else "DATA")
-except ConnectionResetError:
-    print("RESET")
-except socket.timeout:
-    print("TIMEOUT")
-"#,
-        ip = fx.stack_ip
-    );
-    let client = Background::spawn(&fx, &["python3", "-c", &script]);
+    let to = stack_addr(&fx, 7001);
+    let client = fx.peer("client", move || -> std::io::Result<usize> {
+        let mut s = TcpStream::connect_timeout(&to, Duration::from_secs(10))?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        s.write_all(b"hello")?;
+        let mut buf = [0u8; 100];
+        s.read(&mut buf)
+    });
     let conn = wait_until(&fx, Duration::from_secs(10), "accept", move |iface| {
         iface.tcp().accept(listener).ok().map(|(h, _)| h)
     });
@@ -335,14 +349,14 @@ except socket.timeout:
     });
     fx.call(move |iface, _| iface.tcp().abort(conn))
         .expect("abort");
-    let (ok, out, err) = client.finish(Duration::from_secs(15));
-    assert!(ok, "{out}\n{err}");
-    assert_eq!(out.trim(), "RESET", "{err}");
+    let got = client.join(Duration::from_secs(15));
+    let e = got.expect_err("the stack's abort reaches the kernel as a RST, not EOF or data");
+    assert_eq!(e.kind(), ErrorKind::ConnectionReset, "{e}");
 }
 
 #[test]
 fn kernel_tcp_options_negotiated_and_pcap_reads_in_tshark() {
-    require_netns!("python3", "ss", "tshark");
+    require_netns!("ss", "tshark");
     let (make, _) = tcp::echo_app(7);
     let mut fx = Fixture::start_with_app(
         Options {
@@ -353,35 +367,44 @@ fn kernel_tcp_options_negotiated_and_pcap_reads_in_tshark() {
         make,
     );
     // The kernel connects, checks one echo, then holds the connection while `ss` looks.
-    let script = format!(
-        r#"
-import socket, time
-s = socket.create_connection(("{ip}", 7), timeout=10)
-s.sendall(b"options?")
-got = b""
-while len(got) < 8:
-    got += s.recv(8 - len(got))
-assert got == b"options?", got
-# struct tcp_info: tcpi_options is byte 5 (1 = timestamps, 2 = SACK, 4 = wscale).
-info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
-print("TCPI_OPTIONS", info[5], flush=True)
-print("OPEN", flush=True)
-time.sleep(3)
-s.close()
-print("CLOSED", flush=True)
-"#,
-        ip = fx.stack_ip
-    );
-    let mut client = Background::spawn(&fx, &["python3", "-c", &script]);
-    let tcpi_options: u8 = client
-        .wait_for_prefix("TCPI_OPTIONS ")
-        .trim()
-        .parse()
-        .expect("tcpi_options");
-    client.wait_for_line("OPEN");
+    let to = stack_addr(&fx, 7);
+    let (tx, rx) = std::sync::mpsc::channel::<u8>();
+    let (release, hold) = std::sync::mpsc::channel::<()>();
+    let client = fx.peer("client", move || -> std::io::Result<()> {
+        let mut s = TcpStream::connect_timeout(&to, Duration::from_secs(10))?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        s.write_all(b"options?")?;
+        let mut got = [0u8; 8];
+        s.read_exact(&mut got)?;
+        assert_eq!(&got, b"options?");
+        // struct tcp_info: tcpi_options is byte 5 (1 = timestamps, 2 = SACK, 4 = wscale).
+        // SAFETY: zeroed tcp_info is valid; getsockopt writes at most `len` bytes.
+        let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        let rc = unsafe {
+            libc::getsockopt(
+                s.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                (&mut info as *mut libc::tcp_info).cast(),
+                &mut len,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let _ = tx.send(info.tcpi_options);
+        // Held open until `ss` has looked (or the test gave up).
+        let _ = hold.recv_timeout(Duration::from_secs(15));
+        Ok(())
+    });
+    let tcpi_options = rx
+        .recv_timeout(Duration::from_secs(15))
+        .expect("tcpi_options from the kernel client");
     let out = fx.exec(&["ss", "-tin", "dst", &format!("{}:7", fx.stack_ip)]);
     let ss = String::from_utf8_lossy(&out.stdout).into_owned();
-    let _ = client.finish(Duration::from_secs(15));
+    let _ = release.send(());
+    client.join(Duration::from_secs(15)).expect("kernel client");
     // `ss -i` prints the connection line, then its TCP_INFO on the next line.
     let info = ss
         .lines()
@@ -515,21 +538,15 @@ fn add_loss(fx: &Fixture, probability: &str) {
 
 /// Tcp RetransSegs of the namespace's kernel (/proc/net/snmp is per namespace).
 fn kernel_retrans_segs(fx: &Fixture) -> u64 {
-    let out = fx.exec(&["cat", "/proc/net/snmp"]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut tcp = text.lines().filter(|l| l.starts_with("Tcp:"));
-    let (names, values) = (tcp.next().unwrap_or(""), tcp.next().unwrap_or(""));
-    names
-        .split_whitespace()
-        .zip(values.split_whitespace())
-        .find(|(n, _)| *n == "RetransSegs")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0)
+    let text = fx
+        .in_ns(|| peer::read_net_file("snmp"))
+        .expect("/proc/net/snmp");
+    peer::mib_value(&text, "Tcp", "RetransSegs").unwrap_or(0)
 }
 
 #[test]
 fn kernel_tcp_loss_5_percent_stack_client_10mb_each_way() {
-    require_netns!("python3", "iptables");
+    require_netns!("iptables");
     let fx = Fixture::start(Options {
         seed: 21,
         ..Options::default()
@@ -559,7 +576,7 @@ fn kernel_tcp_loss_5_percent_stack_client_10mb_each_way() {
 
 #[test]
 fn kernel_tcp_loss_5_percent_kernel_echo_10mb() {
-    require_netns!("python3", "iptables");
+    require_netns!("iptables");
     let (mut fx, stats) = echo_fixture(Options {
         seed: 22,
         ..Options::default()

@@ -9,10 +9,10 @@
 //! Protocol: the client connects and writes one line, `stats` or `stats json`; the
 //! server answers with the report and closes.
 //!
-//! Off the hot path: a separate thread accepts and reads requests, and hands each to the
-//! driver through a channel. The driver answers between two rounds of `poll_link` with
-//! [`ControlServer::poll`] (a `try_recv` when nobody asks), so a request is answered
-//! within one driver wait (at most 50 ms) and reads the stack on the thread that owns it.
+//! Off the hot path: a separate thread accepts and reads requests, hands each to the
+//! driver through a channel and wakes the driver. The driver answers in its next round
+//! with [`ControlServer::poll`], run from a driver hook (a `try_recv` when nobody
+//! asks), so the report is read on the thread that owns the stack.
 
 use crate::stats;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -105,7 +105,7 @@ impl ControlServer {
     ///
     /// # Errors
     /// The directory or socket could not be created, or the thread spawned.
-    pub fn start(path: &Path) -> io::Result<ControlServer> {
+    pub fn start(path: &Path, wake: impl Fn() + Send + 'static) -> io::Result<ControlServer> {
         if let Some(dir) = path.parent() {
             std::fs::DirBuilder::new()
                 .recursive(true)
@@ -132,7 +132,7 @@ impl ControlServer {
         let stop2 = stop.clone();
         let thread = std::thread::Builder::new()
             .name("ustack-control".into())
-            .spawn(move || accept_loop(&listener, &tx, &stop2))?;
+            .spawn(move || accept_loop(&listener, &tx, &stop2, &wake))?;
         Ok(ControlServer {
             path: path.to_path_buf(),
             requests: rx,
@@ -146,7 +146,7 @@ impl ControlServer {
         &self.path
     }
 
-    /// Answers every waiting request from `iface` (call it from the driver loop).
+    /// Answers every waiting request from `iface` (call it from a driver hook).
     pub fn poll(&self, iface: &mut Interface) {
         while let Ok(req) = self.requests.try_recv() {
             let report = stats::collect(iface);
@@ -170,12 +170,17 @@ impl Drop for ControlServer {
     }
 }
 
-fn accept_loop(listener: &UnixListener, tx: &mpsc::Sender<Request>, stop: &AtomicBool) {
+fn accept_loop(
+    listener: &UnixListener,
+    tx: &mpsc::Sender<Request>,
+    stop: &AtomicBool,
+    wake: &dyn Fn(),
+) {
     while !stop.load(Ordering::Relaxed) {
         match listener.accept() {
             Ok((stream, _)) => {
                 // One client at a time: requests are rare and answered quickly.
-                let _ = serve(stream, tx);
+                let _ = serve(stream, tx, wake);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 let mut pfd = libc::pollfd {
@@ -191,7 +196,7 @@ fn accept_loop(listener: &UnixListener, tx: &mpsc::Sender<Request>, stop: &Atomi
     }
 }
 
-fn serve(stream: UnixStream, tx: &mpsc::Sender<Request>) -> io::Result<()> {
+fn serve(stream: UnixStream, tx: &mpsc::Sender<Request>, wake: &dyn Fn()) -> io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(TIMEOUT))?;
     stream.set_write_timeout(Some(TIMEOUT))?;
@@ -215,6 +220,7 @@ fn serve(stream: UnixStream, tx: &mpsc::Sender<Request>) -> io::Result<()> {
     {
         return writeln!(out, "error: the stack is shutting down");
     }
+    wake();
     match reply_rx.recv_timeout(TIMEOUT) {
         Ok(text) => out.write_all(text.as_bytes()),
         Err(_) => writeln!(out, "error: the stack did not answer"),

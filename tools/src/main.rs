@@ -2,6 +2,7 @@
 
 mod cli;
 mod cmd;
+mod global;
 mod observe;
 
 use clap::Parser;
@@ -12,7 +13,7 @@ fn main() {
     // Before any device is opened or any thread spawned: every thread started later
     // (the signal thread, the stack's driver, the workers) inherits the namespace.
     if let Some(name) = &cli.global.netns {
-        if let Err(e) = ustack_tools::netns::enter(name) {
+        if let Err(e) = ustack_socket::netns::enter(name) {
             eprintln!("ustack: {e}");
             std::process::exit(1);
         }

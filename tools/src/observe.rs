@@ -1,13 +1,15 @@
 //! What `--trace`, `--trace-file`, `--stats` and the control socket do around a running
-//! stack: an application hook for the driver loop (`driver::run_with_app`) that drains
-//! TCP events into the trace and answers `ustack stats`, and the report at exit. The
-//! formatting lives in the library (`trace`, `stats`, `control`); printing happens here.
+//! stack: a hook in the stack's driver (`ustack_socket::Hook`) that drains TCP events
+//! into the trace and answers `ustack stats`, and the report at exit. The formatting
+//! lives in the library (`trace`, `stats`, `control`); printing happens here.
 
-use crate::cli::{GlobalArgs, StatsFormat};
+use crate::global::{GlobalArgs, StatsFormat};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
+use std::sync::{Arc, Mutex, PoisonError};
 use ustack::iface::Interface;
 use ustack::time::{Duration, Instant};
+use ustack_socket::NetStack;
 use ustack_tools::control::{self, ControlServer};
 use ustack_tools::stats;
 use ustack_tools::trace::{TraceRecord, Tracer};
@@ -25,12 +27,12 @@ pub struct Observer {
 }
 
 impl Observer {
-    /// Opens the trace file and, with `control`, the control socket (a failure there is
-    /// reported and the stack runs without it).
+    /// Opens the trace file and, with `control`, the control socket of `stack` (a
+    /// failure there is reported and the stack runs without it).
     ///
     /// # Errors
     /// The trace file could not be created.
-    pub fn new(args: &GlobalArgs, control: bool) -> Result<Observer, String> {
+    pub fn new(args: &GlobalArgs, stack: &NetStack, control: bool) -> Result<Observer, String> {
         let file = match &args.trace_file {
             Some(p) => Some(BufWriter::new(
                 File::create(p).map_err(|e| format!("{}: {e}", p.display()))?,
@@ -43,7 +45,8 @@ impl Observer {
             .map(|_| Duration::from_millis(args.trace_every));
         let control = if control {
             let path = control::socket_path(&control::run_dir(), std::process::id());
-            match ControlServer::start(&path) {
+            let waker = stack.driver_waker();
+            match ControlServer::start(&path, move || waker.wake()) {
                 Ok(c) => Some(c),
                 Err(e) => {
                     eprintln!(
@@ -83,7 +86,8 @@ impl Observer {
         self.control.as_ref().map(ControlServer::path)
     }
 
-    /// The driver hook: trace what happened, answer waiting `ustack stats` requests.
+    /// The driver hook's work: trace what happened, answer waiting `ustack stats`
+    /// requests.
     pub fn poll(&mut self, iface: &mut Interface, now: Instant) {
         if let Some(tracer) = &mut self.tracer {
             tracer.poll(now, iface.tcp(), &mut self.records);
@@ -118,6 +122,37 @@ impl Observer {
             }
         }
         print_stats_to(self.stats, iface, self.stderr);
+    }
+}
+
+/// An [`Observer`] running as a hook in a stack's driver, until
+/// [`detach`](Self::detach) takes it back.
+pub struct Attached {
+    slot: Arc<Mutex<Option<Observer>>>,
+}
+
+impl Attached {
+    /// Runs `obs` after every round of `stack`'s driver.
+    pub fn attach(obs: Observer, stack: &NetStack) -> Attached {
+        let slot = Arc::new(Mutex::new(Some(obs)));
+        let hook_slot = slot.clone();
+        stack.add_hook(move |_, _| {
+            Box::new(move |round| {
+                let mut obs = hook_slot.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Some(obs) = obs.as_mut() {
+                    obs.poll(round.iface, round.now);
+                }
+            })
+        });
+        Attached { slot }
+    }
+
+    /// Stops the hook and returns the observer (to [`finish`](Observer::finish) it).
+    pub fn detach(self) -> Option<Observer> {
+        self.slot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
     }
 }
 

@@ -1,7 +1,7 @@
 //! TCP event tracing behind `--trace` and `--trace-file`: turns the TCP layer's events
 //! (`TcpLayer::poll_event`) into records with the connection's 4-tuple and its
 //! congestion state, formatted as one readable line or as one JSON line in the format
-//! `ustack plot --trace` reads ([`crate::plot`]).
+//! `ustack plot --trace` reads (`ustack_capture::trace`).
 //!
 //! Events only mark changes (state, loss, RTO, window), so a cwnd plot made of them
 //! alone would be a few dots. While data flows, [`Tracer::poll`] also samples every
@@ -332,7 +332,7 @@ mod tests {
             line,
             r#"{"conn":"10.0.0.1:40000-10.0.0.2:5001","cwnd":26960,"event":"fast_retransmit","srtt_us":21800,"ssthresh":26960,"t_us":150000}"#
         );
-        let parsed = crate::plot::parse_trace(&line).unwrap();
+        let parsed = ustack_capture::trace::parse_trace(&line).unwrap();
         assert_eq!(parsed.len(), 1);
         assert_eq!(parsed[0].event.as_deref(), Some("fast_retransmit"));
         assert_eq!(parsed[0].cwnd, Some(26960));

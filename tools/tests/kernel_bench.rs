@@ -10,7 +10,7 @@
 
 use std::process::Command;
 use std::time::{Duration, Instant};
-use ustack_tools::netns::have_privileges;
+use ustack_socket::netns::have_privileges;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ustack");
 

@@ -1,7 +1,7 @@
 //! `--pcap FILE.pcapng` tells the whole story: every frame the fault injector dropped,
 //! duplicated, corrupted, delayed or held back is in the file with a comment saying
 //! so, and every frame the stack dropped carries the reason. Built with the same
-//! `driver::build_link` the CLI uses, on a memory link, fed the real frames of
+//! `ustack_socket::link::build_link` every host uses, on a memory link, fed the real frames of
 //! `testdata/kernel_veth_ping_udp_tcp.pcap` plus garbage; counts must match the
 //! injector's and the interface's counters exactly.
 
@@ -9,11 +9,11 @@ use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
-use ustack::iface::{DropReason, Interface};
+use ustack::iface::{Config, DropReason, Interface};
 use ustack::link::{Direction, FaultConfig, Faults, Link, MemoryLink, PcapReader, PcapRecord};
 use ustack::time::{Duration, Instant};
 use ustack::wire::EthernetAddress;
-use ustack_tools::driver::{self, Clock, LinkOptions, ToolLink};
+use ustack_socket::link::{build_link, Clock, HostLink, LinkOptions};
 
 const CAPTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -90,10 +90,11 @@ fn run(path: &Path) -> Run {
         faults: Some(faults),
         seed: 7,
     };
-    let mut link = driver::build_link(device, &opts, &Clock::start()).unwrap();
-    assert!(matches!(link, ToolLink::PcapNg(_)));
+    let mut link = build_link(device, &opts, Clock::start().epoch_unix_micros()).unwrap();
+    assert!(matches!(link, HostLink::PcapNg(_)));
     let mac = EthernetAddress([2, 0, 0, 0, 0, 0xb]);
-    let config = driver::iface_config(mac, "10.0.0.2/24".parse().unwrap(), None, 1500, 3);
+    let mut config = Config::new(mac, "10.0.0.2/24".parse().unwrap());
+    config.seed = 3;
     let mut iface = Interface::new(config, Instant::ZERO);
     let mut buf = [0u8; 1514];
     let mut now = Instant::ZERO;

@@ -25,9 +25,9 @@ pub use reassembly::{Expired, Reassembler, ReassemblyConfig};
 
 use crate::link::Link;
 use crate::socket::raw::RawLayer;
-use crate::socket::tcp::{TcpConfig, TcpContext, TcpLayer};
+use crate::socket::tcp::{SegmentAddrs, TcpConfig, TcpContext, TcpLayer};
 use crate::socket::udp::{UdpConfig, UdpLayer};
-use crate::socket::{IcmpError, IcmpErrorKind};
+use crate::socket::{IcmpError, IcmpErrorKind, SocketHandle};
 use crate::time::{Duration, Instant};
 use crate::wire::{
     self, ArpOperation, ArpRepr, EtherType, EthernetAddress, EthernetRepr, IcmpRepr, IpProtocol,
@@ -71,7 +71,8 @@ pub struct Config {
     pub gateway: Option<Ipv4Addr>,
     /// IP MTU: the largest IP packet sent without fragmenting (default 1500).
     pub mtu: usize,
-    /// TTL of packets we originate.
+    /// Default TTL of every IPv4 header the interface builds: TCP segments, UDP and raw
+    /// datagrams, ICMP replies and errors (default 64, as Linux's ip_default_ttl).
     pub ttl: u8,
     /// Seed for every random choice (ISNs, ports, IP ids), so runs can be replayed.
     pub seed: u64,
@@ -251,6 +252,23 @@ impl Interface {
     /// Raw IP sockets.
     pub fn raw(&mut self) -> &mut RawLayer {
         &mut self.raw
+    }
+
+    /// The next user-owned socket, of any kind, whose readiness may have changed since
+    /// it was last returned: data or a connection arrived, transmission freed send room,
+    /// an error was stored, a state changed. Each socket is queued at most once and
+    /// closed ones are skipped (see [`TcpLayer::poll_ready`], [`UdpLayer::poll_ready`],
+    /// [`RawLayer::poll_ready`]). Changes made by the caller's own socket calls (send,
+    /// receive, bind, ...) are not reported: the caller knows of them.
+    #[must_use]
+    pub fn poll_ready(&mut self) -> Option<SocketHandle> {
+        if let Some(h) = self.tcp.poll_ready() {
+            return Some(SocketHandle::Tcp(h));
+        }
+        if let Some(h) = self.udp.poll_ready() {
+            return Some(SocketHandle::Udp(h));
+        }
+        self.raw.poll_ready().map(SocketHandle::Raw)
     }
 
     /// Handles one received Ethernet frame; returns why it was dropped, if it was.
@@ -473,31 +491,34 @@ impl Interface {
         kind: IcmpErrorKind,
         quote: &[u8],
     ) -> Result<(), DropReason> {
-        let (quoted, transport) =
-            Ipv4Repr::parse_quoted(quote).map_err(|_| DropReason::IcmpTruncated)?;
-        // RFC 1122 §3.2.2: at least 8 bytes of the transport header are quoted.
-        if quoted.src_addr != self.inner.config.ip.address() || transport.len() < 8 {
+        let err = IcmpError::from_quote(reporter, kind, quote).map_err(|e| match e {
+            wire::Error::Truncated | wire::Error::Malformed => DropReason::IcmpTruncated,
+            _ => DropReason::IcmpIgnored,
+        })?;
+        if err.quoted.src_addr != self.inner.config.ip.address() {
             return Err(DropReason::IcmpIgnored);
         }
-        let err = IcmpError {
-            reporter,
-            kind,
-            quoted,
-            src_port: u16::from_be_bytes([transport[0], transport[1]]),
-            dst_port: u16::from_be_bytes([transport[2], transport[3]]),
-            tcp_seq: u32::from_be_bytes([transport[4], transport[5], transport[6], transport[7]]),
-        };
         self.inner.counters.icmp_rx_errors += 1;
-        log::debug!(target: "ustack::icmp", "{kind:?} from {reporter} for {}:{} -> {}:{}", quoted.src_addr, err.src_port, quoted.dst_addr, err.dst_port);
-        match quoted.protocol {
-            IpProtocol::UDP => self.udp.handle_icmp_error(&err),
+        log::debug!(target: "ustack::icmp", "{kind:?} from {reporter} for {}:{} -> {}:{}", err.quoted.src_addr, err.src_port, err.quoted.dst_addr, err.dst_port);
+        if self.report_icmp_error(now, &err) {
+            Ok(())
+        } else {
+            Err(DropReason::IcmpIgnored)
+        }
+    }
+
+    /// Hands an ICMP error (received, or made up for a failed ARP resolution) to the
+    /// transport of the quoted datagram; false when no transport takes that protocol.
+    fn report_icmp_error(&mut self, now: Instant, err: &IcmpError) -> bool {
+        match err.protocol() {
+            IpProtocol::UDP => self.udp.handle_icmp_error(err),
             IpProtocol::TCP => {
                 let cx = self.inner.tcp_context(now);
-                self.tcp.handle_icmp_error(&cx, &err)
+                self.tcp.handle_icmp_error(&cx, err)
             }
-            _ => return Err(DropReason::IcmpIgnored),
+            _ => return false,
         }
-        Ok(())
+        true
     }
 
     fn process_udp(
@@ -540,10 +561,12 @@ impl Interface {
         }
         self.inner.counters.tcp_rx_segments += 1;
         let cx = self.inner.tcp_context(now);
-        if let Some((rip, rseg)) = self.tcp.process(&cx, ip, &seg) {
-            let hdr = self
-                .inner
-                .ip_header(rip.dst_addr, IpProtocol::TCP, rseg.buffer_len());
+        let addrs = SegmentAddrs {
+            src: ip.src_addr,
+            dst: ip.dst_addr,
+        };
+        if let Some((raddrs, rseg)) = self.tcp.process(&cx, addrs, &seg) {
+            let hdr = self.inner.tcp_header(raddrs, rseg.buffer_len());
             let _ = self.inner.emit_ip(
                 now,
                 hdr,
@@ -607,27 +630,8 @@ impl Interface {
         let Some(packet) = frame.get(ETHERNET_HEADER_LEN..) else {
             return;
         };
-        let Ok((quoted, transport)) = Ipv4Repr::parse_quoted(packet) else {
-            return;
-        };
-        if transport.len() < 8 || quoted.frag_offset != 0 {
-            return;
-        }
-        let err = IcmpError {
-            reporter: next_hop,
-            kind: IcmpErrorKind::HostUnreachable,
-            quoted,
-            src_port: u16::from_be_bytes([transport[0], transport[1]]),
-            dst_port: u16::from_be_bytes([transport[2], transport[3]]),
-            tcp_seq: u32::from_be_bytes([transport[4], transport[5], transport[6], transport[7]]),
-        };
-        match quoted.protocol {
-            IpProtocol::UDP => self.udp.handle_icmp_error(&err),
-            IpProtocol::TCP => {
-                let cx = self.inner.tcp_context(now);
-                self.tcp.handle_icmp_error(&cx, &err)
-            }
-            _ => {}
+        if let Ok(err) = IcmpError::from_quote(next_hop, IcmpErrorKind::HostUnreachable, packet) {
+            self.report_icmp_error(now, &err);
         }
     }
 
@@ -674,9 +678,8 @@ impl Interface {
             } = self;
             let cx = inner.tcp_context(now);
             let mut written = None;
-            let emitted = tcp.dispatch(&cx, &mut |ip, seg| {
-                let hdr = inner.ip_header(ip.dst_addr, IpProtocol::TCP, seg.buffer_len());
-                let hdr = Ipv4Repr { tos: ip.tos, ..hdr };
+            let emitted = tcp.dispatch(&cx, &mut |addrs, seg| {
+                let hdr = inner.tcp_header(addrs, seg.buffer_len());
                 written = inner
                     .emit_ip(
                         now,
@@ -893,6 +896,15 @@ impl Inner {
             more_frags: false,
             frag_offset: 0,
             payload_len,
+        }
+    }
+
+    /// The IPv4 header of a TCP segment: TCP chose the addresses (the source is ours,
+    /// or the address a socket bound to), everything else is the interface's.
+    fn tcp_header(&mut self, addrs: SegmentAddrs, payload_len: usize) -> Ipv4Repr {
+        Ipv4Repr {
+            src_addr: addrs.src,
+            ..self.ip_header(addrs.dst, IpProtocol::TCP, payload_len)
         }
     }
 

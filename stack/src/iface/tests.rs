@@ -1,6 +1,7 @@
 //! Whole frames through an [`Interface`], most of them real captures.
 
 use super::*;
+use crate::socket::tcp::TcpError;
 use crate::wire::testdata::{self, KERNEL_IP, KERNEL_MAC, PEER_IP, PEER_MAC};
 use crate::wire::{ArpRepr, IcmpRepr, TcpFlags};
 use rand::{Rng, SeedableRng};
@@ -209,7 +210,7 @@ fn udp_datagram_reaches_bound_socket_and_answer_goes_out() {
     let (n, from) = i.udp().recv_from(h, &mut buf, false).unwrap();
     assert_eq!(&buf[..n], b"hello\n");
     assert_eq!(from, SocketAddrV4::new(KERNEL_IP, 42823));
-    i.udp().send_to(h, b"world\n", Some(from), PEER_IP).unwrap();
+    i.udp().send_to(h, b"world\n", Some(from)).unwrap();
     let out = drain(&mut i, Instant::ZERO);
     assert_eq!(out.len(), 1);
     let (ip, seg) = ip_of(&out[0]);
@@ -248,7 +249,7 @@ fn maximal_udp_datagram_to_unresolved_neighbour_waits_whole_for_arp() {
     let h = i.udp().socket();
     let data: Vec<u8> = (0..65_507u32).map(|x| (x % 251) as u8).collect();
     i.udp()
-        .send_to(h, &data, Some(SocketAddrV4::new(KERNEL_IP, 9)), PEER_IP)
+        .send_to(h, &data, Some(SocketAddrV4::new(KERNEL_IP, 9)))
         .unwrap();
     let out = drain(&mut i, Instant::ZERO);
     assert_eq!(out.len(), 1, "only the ARP request leaves");
@@ -277,7 +278,7 @@ fn large_udp_datagram_is_fragmented_and_reassembles() {
     let h = i.udp().socket();
     let data: Vec<u8> = (0..8000u32).map(|x| (x % 251) as u8).collect();
     i.udp()
-        .send_to(h, &data, Some(SocketAddrV4::new(KERNEL_IP, 9)), PEER_IP)
+        .send_to(h, &data, Some(SocketAddrV4::new(KERNEL_IP, 9)))
         .unwrap();
     let out = drain(&mut i, Instant::ZERO);
     assert_eq!(out.len(), 6, "8008 bytes in 1480-byte pieces");
@@ -304,6 +305,41 @@ fn tcp_syn_to_closed_port_is_reset() {
     assert_eq!(rst.flags, TcpFlags::RST | TcpFlags::ACK);
     assert_eq!(rst.ack_number.0, 3460258187);
     assert_eq!((rst.src_port, rst.dst_port), (5001, 38394));
+}
+
+/// `Config::ttl` is the one default TTL: TCP's replies and its own segments, and ICMP
+/// answers, all carry it (TCP hands over only addresses; the interface builds headers).
+#[test]
+fn configured_ttl_is_used_by_every_header_the_interface_builds() {
+    let mut c = config();
+    c.ttl = 99;
+    let mut i = Interface::new(c, Instant::ZERO);
+    assert_eq!(i.handle_frame(Instant::ZERO, testdata::ARP_REQUEST), None);
+    drain(&mut i, Instant::ZERO);
+    // A RST from a closed port, returned by TcpLayer::process.
+    assert_eq!(i.handle_frame(Instant::ZERO, testdata::TCP_SYN), None);
+    // A SYN, emitted by TcpLayer::dispatch.
+    let cx = i.tcp_context(Instant::ZERO);
+    let h = i.tcp().socket();
+    i.tcp()
+        .connect(h, &cx, SocketAddrV4::new(KERNEL_IP, 5001))
+        .unwrap();
+    // An echo reply.
+    assert_eq!(i.handle_frame(Instant::ZERO, testdata::ECHO_REQUEST), None);
+    let out = drain(&mut i, Instant::ZERO);
+    assert_eq!(out.len(), 3);
+    let mut flags = Vec::new();
+    for frame in &out {
+        let (ip, payload) = ip_of(frame);
+        assert_eq!(ip.ttl, 99, "{ip:?}");
+        assert_eq!((ip.src_addr, ip.dst_addr), (PEER_IP, KERNEL_IP));
+        if ip.protocol == IpProtocol::TCP {
+            assert!(ip.dont_frag);
+            let seg = TcpRepr::parse(ip.src_addr, ip.dst_addr, &payload).unwrap();
+            flags.push(seg.flags);
+        }
+    }
+    assert_eq!(flags, [TcpFlags::RST | TcpFlags::ACK, TcpFlags::SYN]);
 }
 
 #[test]
@@ -564,4 +600,180 @@ fn raw_socket_gets_reassembled_datagrams() {
         IcmpRepr::parse(payload).unwrap(),
         IcmpRepr::EchoRequest { .. }
     ));
+}
+
+// ------------------------------------------------------------ readiness (poll_ready)
+
+fn drain_ready(i: &mut Interface) -> Vec<SocketHandle> {
+    core::iter::from_fn(|| i.poll_ready()).collect()
+}
+
+/// The kernel's ICMP destination unreachable (`code`) about `ours`, a frame we sent:
+/// its IP header and the first 8 bytes of its payload, as RFC 792 quotes them.
+fn unreachable_about(ours: &[u8], code: u8) -> Vec<u8> {
+    let (ip, payload) = ip_of(ours);
+    let mut quote = vec![0u8; IPV4_HEADER_LEN + 8];
+    ip.emit(&mut quote);
+    quote[IPV4_HEADER_LEN..].copy_from_slice(&payload[..8]);
+    let msg = IcmpRepr::DstUnreachable {
+        code,
+        next_hop_mtu: 0,
+        data: &quote,
+    };
+    let hdr = Ipv4Repr {
+        src_addr: KERNEL_IP,
+        dst_addr: PEER_IP,
+        protocol: IpProtocol::ICMP,
+        ttl: 64,
+        tos: 0,
+        ident: 7,
+        dont_frag: false,
+        more_frags: false,
+        frag_offset: 0,
+        payload_len: msg.buffer_len(),
+    };
+    let mut f = vec![0u8; ETHERNET_HEADER_LEN + IPV4_HEADER_LEN + msg.buffer_len()];
+    EthernetRepr {
+        src_addr: KERNEL_MAC,
+        dst_addr: PEER_MAC,
+        ethertype: EtherType::IPV4,
+    }
+    .emit(&mut f);
+    hdr.emit(&mut f[ETHERNET_HEADER_LEN..]);
+    msg.emit(&mut f[ETHERNET_HEADER_LEN + IPV4_HEADER_LEN..]);
+    f
+}
+
+#[test]
+fn poll_ready_names_only_the_udp_socket_a_datagram_reached() {
+    let mut i = iface_knowing_kernel();
+    let (h, other) = (i.udp().socket(), i.udp().socket());
+    let any = Ipv4Addr::UNSPECIFIED;
+    i.udp()
+        .bind(h, SocketAddrV4::new(any, 5002), PEER_IP)
+        .unwrap();
+    i.udp()
+        .bind(other, SocketAddrV4::new(any, 5003), PEER_IP)
+        .unwrap();
+    assert_eq!(drain_ready(&mut i), vec![]);
+    assert_eq!(i.handle_frame(Instant::ZERO, testdata::UDP_DATAGRAM), None);
+    assert_eq!(drain_ready(&mut i), vec![SocketHandle::Udp(h)]);
+    // A datagram for nobody reaches no socket.
+    let mut f = testdata::UDP_DATAGRAM.to_vec();
+    f[36..38].copy_from_slice(&5004u16.to_be_bytes());
+    f[40..42].copy_from_slice(&[0, 0]); // no UDP checksum, so the port can change
+    assert_eq!(
+        i.handle_frame(Instant::ZERO, &f),
+        Some(DropReason::UdpNoSocket)
+    );
+    assert_eq!(drain_ready(&mut i), vec![]);
+}
+
+#[test]
+fn poll_ready_names_the_udp_socket_an_icmp_error_reached() {
+    let mut i = iface_knowing_kernel();
+    let (conn, bystander) = (i.udp().socket(), i.udp().socket());
+    i.udp()
+        .connect(conn, SocketAddrV4::new(KERNEL_IP, 9))
+        .unwrap();
+    i.udp()
+        .connect(bystander, SocketAddrV4::new(KERNEL_IP, 10))
+        .unwrap();
+    i.udp().send_to(conn, b"anyone?", None).unwrap();
+    let out = drain(&mut i, Instant::ZERO);
+    assert_eq!(out.len(), 1);
+    assert_eq!(drain_ready(&mut i), vec![SocketHandle::Udp(conn)], "sent");
+    let port_unreachable = unreachable_about(&out[0], 3);
+    assert_eq!(i.handle_frame(Instant::ZERO, &port_unreachable), None);
+    assert_eq!(drain_ready(&mut i), vec![SocketHandle::Udp(conn)]);
+    assert!(i.udp().can_recv(conn));
+    // A soft error stores nothing on a UDP socket (Linux without IP_RECVERR).
+    let host_unreachable = unreachable_about(&out[0], 1);
+    assert_eq!(i.handle_frame(Instant::ZERO, &host_unreachable), None);
+    assert_eq!(drain_ready(&mut i), vec![]);
+}
+
+/// A datagram held for ARP, or dropped for want of a route, leaves its socket's queue
+/// without a frame of its own: the engine still names the socket.
+#[test]
+fn poll_ready_names_datagram_sockets_whose_output_left_without_a_frame() {
+    let mut i = iface();
+    let (held, unroutable) = (i.udp().socket(), i.udp().socket());
+    let raw = i.raw().socket(IpProtocol::ICMP, 4096);
+    i.udp()
+        .send_to(held, b"x", Some(SocketAddrV4::new(KERNEL_IP, 9)))
+        .unwrap();
+    i.udp()
+        .send_to(
+            unroutable,
+            b"y",
+            Some(SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 9)),
+        )
+        .unwrap();
+    let (_, echo) = ip_of(testdata::ECHO_REQUEST);
+    i.raw().send_to(raw, &echo, Some(KERNEL_IP)).unwrap();
+    let out = drain(&mut i, Instant::ZERO);
+    assert_eq!(out.len(), 1, "only the ARP request leaves");
+    assert_eq!(i.counters().dropped(DropReason::NoRoute), 1);
+    let mut ready = drain_ready(&mut i);
+    ready.sort();
+    assert_eq!(
+        ready,
+        vec![
+            SocketHandle::Udp(held),
+            SocketHandle::Udp(unroutable),
+            SocketHandle::Raw(raw)
+        ]
+    );
+}
+
+/// ARP gives up: the TCP socket whose SYN waited hears "host unreachable" and is named;
+/// the UDP socket whose datagram waited stores nothing (Linux) and is not.
+#[test]
+fn poll_ready_names_the_tcp_socket_an_arp_failure_reached() {
+    let mut i = iface();
+    let tcp = i.tcp().socket();
+    let cx = i.tcp_context(Instant::ZERO);
+    i.tcp()
+        .connect(tcp, &cx, SocketAddrV4::new(KERNEL_IP, 80))
+        .unwrap();
+    let udp = i.udp().socket();
+    i.udp()
+        .send_to(udp, b"x", Some(SocketAddrV4::new(KERNEL_IP, 9)))
+        .unwrap();
+    drain(&mut i, Instant::ZERO);
+    drain_ready(&mut i);
+    let ready = loop {
+        let now = i.poll_timeout().expect("ARP retries pending");
+        assert!(now < Instant::from_secs(10), "ARP never gave up");
+        i.handle_timeout(now);
+        drain(&mut i, now);
+        let ready = drain_ready(&mut i);
+        if i.counters().dropped(DropReason::ArpFailed) > 0 {
+            break ready;
+        }
+    };
+    assert_eq!(ready, vec![SocketHandle::Tcp(tcp)]);
+    assert_eq!(i.tcp().take_error(tcp), Some(TcpError::HostUnreachable));
+    assert!(!i.udp().can_recv(udp));
+}
+
+#[test]
+fn poll_ready_names_raw_sockets_that_got_a_copy() {
+    let mut i = iface_knowing_kernel();
+    let icmp = i.raw().socket(IpProtocol::ICMP, 65536);
+    let udp = i.raw().socket(IpProtocol::UDP, 65536);
+    assert_eq!(i.handle_frame(Instant::ZERO, testdata::ECHO_REQUEST), None);
+    assert_eq!(drain_ready(&mut i), vec![SocketHandle::Raw(icmp)]);
+    drain(&mut i, Instant::ZERO);
+    // Reassembled datagrams reach raw sockets too.
+    i.handle_frame(Instant::ZERO, testdata::FRAG_FIRST);
+    assert_eq!(
+        drain_ready(&mut i),
+        vec![],
+        "half a datagram reaches nobody"
+    );
+    i.handle_frame(Instant::ZERO, testdata::FRAG_LAST);
+    assert_eq!(drain_ready(&mut i), vec![SocketHandle::Raw(icmp)]);
+    assert!(!i.raw().can_recv(udp));
 }

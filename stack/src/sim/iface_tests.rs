@@ -107,7 +107,7 @@ fn udp_request_response(
         // Server: answer everything that arrived.
         while let Ok((n, from)) = iface(net, b).udp().recv_from(s, &mut buf, false) {
             let req = buf[..n].to_vec();
-            let _ = iface(net, b).udp().send_to(s, &req, Some(from), ip(2));
+            let _ = iface(net, b).udp().send_to(s, &req, Some(from));
         }
         // Client: take answers, (re)send the current request.
         while let Ok((n, from)) = iface(net, a).udp().recv_from(c, &mut buf, false) {
@@ -122,7 +122,7 @@ fn udp_request_response(
             let mut req = [0u8; 64];
             req[..4].copy_from_slice(&next.to_be_bytes());
             req[4..].fill(next as u8);
-            let _ = iface(net, a).udp().send_to(c, &req, Some(server), ip(1));
+            let _ = iface(net, a).udp().send_to(c, &req, Some(server));
             sent_at = Some(now);
         }
         net.run_for(Duration::from_millis(1));
@@ -179,7 +179,7 @@ fn arp_resolution_survives_lost_requests_by_retrying() {
     let c = iface(&mut net, a).udp().socket();
     iface(&mut net, a)
         .udp()
-        .send_to(c, b"after arp", Some(SocketAddrV4::new(ip(2), 9)), ip(1))
+        .send_to(c, b"after arp", Some(SocketAddrV4::new(ip(2), 9)))
         .unwrap();
     net.run_for(Duration::from_millis(1500));
     net.set_faults(a, FaultConfig::none(), FaultConfig::none())
@@ -228,7 +228,7 @@ fn corrupted_frames_reach_the_stack_and_are_counted_as_checksum_drops() {
         let payload = [i as u8; 100];
         iface(&mut net, a)
             .udp()
-            .send_to(c, &payload, Some(SocketAddrV4::new(ip(2), 9)), ip(1))
+            .send_to(c, &payload, Some(SocketAddrV4::new(ip(2), 9)))
             .unwrap();
         net.run_for(Duration::from_millis(1));
     }

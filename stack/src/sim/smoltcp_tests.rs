@@ -389,12 +389,9 @@ fn udp_request_response_with_smoltcp_over_a_lossy_link() {
             }
         }
         if next < total && sent_at.is_none_or(|t| now >= t + Duration::from_millis(20)) {
-            let _ = iface(&mut net, us).udp().send_to(
-                c,
-                &next.to_be_bytes(),
-                Some(server),
-                Ipv4Addr::new(10, 0, 0, 1),
-            );
+            let _ = iface(&mut net, us)
+                .udp()
+                .send_to(c, &next.to_be_bytes(), Some(server));
             sent_at = Some(now);
         }
         net.run_for(Duration::from_millis(1));

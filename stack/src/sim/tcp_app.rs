@@ -354,6 +354,7 @@ impl BulkApp {
     }
 
     fn pump(&mut self, iface: &mut Interface, now: Instant, h: TcpHandle) {
+        let cx = iface.tcp_context(now);
         let tcp = iface.tcp();
         // Read everything there is.
         while !self.eof && !self.closed {
@@ -418,7 +419,7 @@ impl BulkApp {
                 if self.shut_wr && self.eof && !self.closed {
                     self.closed = true;
                     self.info_at_close = tcp.info(h);
-                    if let Err(e) = tcp.close(h) {
+                    if let Err(e) = tcp.close(h, &cx) {
                         self.fail(format!("close: {e}"));
                     }
                 }
@@ -427,11 +428,11 @@ impl BulkApp {
                 if all_sent && self.eof && !self.closed {
                     self.closed = true;
                     self.info_at_close = tcp.info(h);
-                    if let Err(e) = tcp.close(h) {
+                    if let Err(e) = tcp.close(h, &cx) {
                         self.fail(format!("close: {e}"));
                     }
                     if let Some(l) = self.listener.take() {
-                        if let Err(e) = tcp.close(l) {
+                        if let Err(e) = tcp.close(l, &cx) {
                             self.fail(format!("close listener: {e}"));
                         }
                     }

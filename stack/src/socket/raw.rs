@@ -3,36 +3,70 @@
 //! reassembly), alongside the stack's own processing, and sends whole transport
 //! messages to which the stack adds the IP header.
 //!
-//! Receive queues are bounded in bytes and datagrams; overflow is dropped and counted.
+//! Sockets live in a generation-checked [`Slab`] addressed by [`RawHandle`]s: a handle
+//! kept after [`close`](RawLayer::close) is stale (`BadHandle`) and never reaches the
+//! socket that reuses its slot. Receive queues are bounded in bytes; overflow is
+//! dropped and counted.
+//!
+//! Readiness: a copy delivered, or send-queue room freed by transmission, queues the
+//! socket once for [`RawLayer::poll_ready`].
 
+use super::CloseError;
+use crate::storage::{Slab, SlabKey};
 use crate::wire::IpProtocol;
+use core::fmt;
 use core::net::Ipv4Addr;
 use std::collections::VecDeque;
 
-/// Identifies a raw socket within its layer.
+/// Identifies a raw socket within its layer; a handle kept after close is stale.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RawHandle(pub usize);
+pub struct RawHandle(SlabKey);
 
-/// Errors of raw socket operations.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RawError {
-    /// The handle does not name an open socket.
-    BadHandle,
-    /// Nothing to receive, or no room to send (EAGAIN).
-    WouldBlock,
-    /// Message larger than 65,515 bytes or the send buffer (EMSGSIZE).
-    MessageTooLong,
-    /// No destination and not connected (EDESTADDRREQ).
-    NotConnected,
-}
-
-impl core::fmt::Display for RawError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        core::fmt::Debug::fmt(self, f)
+impl fmt::Display for RawHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "raw#{}.{}", self.0.index(), self.0.generation())
     }
 }
 
-impl std::error::Error for RawError {}
+error_enum!(
+    /// Errors of [`RawLayer::connect`].
+    ConnectError {
+        /// The handle does not name an open socket (EBADF).
+        BadHandle => "bad handle",
+    }
+);
+
+error_enum!(
+    /// Errors of [`RawLayer::send_to`].
+    SendError {
+        /// The handle does not name an open socket (EBADF).
+        BadHandle => "bad handle",
+        /// No room in the send queue (EAGAIN).
+        WouldBlock => "send queue full",
+        /// Larger than 65,515 bytes (EMSGSIZE).
+        MessageTooLong => "message too long",
+        /// No destination given and not connected (EDESTADDRREQ).
+        NotConnected => "destination address required",
+    }
+);
+
+error_enum!(
+    /// Errors of [`RawLayer::recv_from`].
+    RecvError {
+        /// The handle does not name an open socket (EBADF).
+        BadHandle => "bad handle",
+        /// Nothing queued (EAGAIN).
+        WouldBlock => "no datagram ready",
+    }
+);
+
+error_enum!(
+    /// Errors of simple queries.
+    OptionError {
+        /// The handle does not name an open socket (EBADF).
+        BadHandle => "bad handle",
+    }
+);
 
 /// Largest payload of a raw send: 65535 minus the IPv4 header.
 pub const RAW_MAX_PAYLOAD: usize = 65_515;
@@ -47,16 +81,29 @@ struct RawSocket {
     tx_bytes: usize,
     buffer_len: usize,
     dropped: u64,
+    /// In the layer's ready queue (so it is queued at most once).
+    ready_queued: bool,
 }
 
 /// All raw sockets of an interface.
 #[derive(Debug, Default)]
 pub struct RawLayer {
-    sockets: Vec<Option<RawSocket>>,
+    sockets: Slab<RawSocket>,
     /// Open sockets per protocol number, so delivery does not scan unrelated sockets.
     by_protocol: Vec<(IpProtocol, Vec<RawHandle>)>,
+    /// Sockets with queued output, each at most once (stale handles are skipped).
     dirty: VecDeque<RawHandle>,
+    /// Sockets whose readiness may have changed, each at most once.
+    ready: VecDeque<RawHandle>,
     spare: Vec<Vec<u8>>,
+}
+
+/// Queues `h` for [`RawLayer::poll_ready`] unless it already is.
+fn touch(ready: &mut VecDeque<RawHandle>, s: &mut RawSocket, h: RawHandle) {
+    if !s.ready_queued {
+        s.ready_queued = true;
+        ready.push_back(h);
+    }
 }
 
 impl RawLayer {
@@ -65,9 +112,19 @@ impl RawLayer {
         RawLayer::default()
     }
 
+    /// Open sockets.
+    pub fn len(&self) -> usize {
+        self.sockets.len()
+    }
+
+    /// True when no socket is open.
+    pub fn is_empty(&self) -> bool {
+        self.sockets.is_empty()
+    }
+
     /// Opens a raw socket for `protocol` with `buffer_len` bytes of queue per direction.
     pub fn socket(&mut self, protocol: IpProtocol, buffer_len: usize) -> RawHandle {
-        let sock = RawSocket {
+        let h = RawHandle(self.sockets.insert(RawSocket {
             protocol,
             remote: None,
             rx: VecDeque::new(),
@@ -76,17 +133,8 @@ impl RawLayer {
             tx_bytes: 0,
             buffer_len,
             dropped: 0,
-        };
-        let h = match self.sockets.iter().position(Option::is_none) {
-            Some(i) => {
-                self.sockets[i] = Some(sock);
-                RawHandle(i)
-            }
-            None => {
-                self.sockets.push(Some(sock));
-                RawHandle(self.sockets.len() - 1)
-            }
-        };
+            ready_queued: false,
+        }));
         match self.by_protocol.iter_mut().find(|(p, _)| *p == protocol) {
             Some((_, list)) => list.push(h),
             None => self.by_protocol.push((protocol, vec![h])),
@@ -94,31 +142,35 @@ impl RawLayer {
         h
     }
 
-    fn get_mut(&mut self, h: RawHandle) -> Result<&mut RawSocket, RawError> {
-        self.sockets
-            .get_mut(h.0)
-            .and_then(Option::as_mut)
-            .ok_or(RawError::BadHandle)
-    }
-
     /// Restricts the socket to one peer and makes it the default destination.
     ///
     /// # Errors
     /// `BadHandle`.
-    pub fn connect(&mut self, h: RawHandle, remote: Ipv4Addr) -> Result<(), RawError> {
-        self.get_mut(h)?.remote = Some(remote);
+    pub fn connect(&mut self, h: RawHandle, remote: Ipv4Addr) -> Result<(), ConnectError> {
+        self.sockets
+            .get_mut(h.0)
+            .ok_or(ConnectError::BadHandle)?
+            .remote = Some(remote);
         Ok(())
     }
 
-    /// Closes the socket.
-    pub fn close(&mut self, h: RawHandle) {
-        if let Some(Some(s)) = self.sockets.get_mut(h.0).map(Option::take) {
-            if let Some((_, list)) = self.by_protocol.iter_mut().find(|(p, _)| *p == s.protocol) {
-                list.retain(|&x| x != h);
-            }
-            self.spare
-                .extend(s.rx.into_iter().chain(s.tx).map(|(_, d)| d));
+    /// Closes the socket, discarding queued data; the handle (and every copy of it)
+    /// goes stale.
+    ///
+    /// # Errors
+    /// `BadHandle`.
+    pub fn close(&mut self, h: RawHandle) -> Result<(), CloseError> {
+        let s = self.sockets.remove(h.0).ok_or(CloseError::BadHandle)?;
+        if s.ready_queued {
+            // Keeps the queue bounded by the open sockets for callers that never drain it.
+            self.ready.retain(|&x| x != h);
         }
+        if let Some((_, list)) = self.by_protocol.iter_mut().find(|(p, _)| *p == s.protocol) {
+            list.retain(|&x| x != h);
+        }
+        self.spare
+            .extend(s.rx.into_iter().chain(s.tx).map(|(_, d)| d));
+        Ok(())
     }
 
     /// True when some socket listens for `protocol` (lets the interface skip copying).
@@ -134,7 +186,7 @@ impl RawLayer {
             return;
         };
         for &h in list {
-            let Some(Some(s)) = self.sockets.get_mut(h.0) else {
+            let Some(s) = self.sockets.get_mut(h.0) else {
                 continue;
             };
             if s.remote.is_some_and(|r| r != src) {
@@ -149,6 +201,7 @@ impl RawLayer {
             buf.extend_from_slice(datagram);
             s.rx_bytes += buf.len();
             s.rx.push_back((src, buf));
+            touch(&mut self.ready, s, h);
         }
     }
 
@@ -156,16 +209,16 @@ impl RawLayer {
     /// full length and source. With `peek` it stays queued.
     ///
     /// # Errors
-    /// `WouldBlock` when nothing is queued.
+    /// `BadHandle`, `WouldBlock` when nothing is queued.
     pub fn recv_from(
         &mut self,
         h: RawHandle,
         buf: &mut [u8],
         peek: bool,
-    ) -> Result<(usize, Ipv4Addr), RawError> {
-        let s = self.get_mut(h)?;
+    ) -> Result<(usize, Ipv4Addr), RecvError> {
+        let s = self.sockets.get_mut(h.0).ok_or(RecvError::BadHandle)?;
         let Some((src, d)) = s.rx.front() else {
-            return Err(RawError::WouldBlock);
+            return Err(RecvError::WouldBlock);
         };
         let n = d.len().min(buf.len());
         buf[..n].copy_from_slice(&d[..n]);
@@ -181,23 +234,23 @@ impl RawLayer {
     /// Queues `payload` (the transport message) to `dst` or the connected peer.
     ///
     /// # Errors
-    /// `MessageTooLong`, `NotConnected`, `WouldBlock`.
+    /// `BadHandle`, `MessageTooLong`, `NotConnected`, `WouldBlock`.
     pub fn send_to(
         &mut self,
         h: RawHandle,
         payload: &[u8],
         dst: Option<Ipv4Addr>,
-    ) -> Result<usize, RawError> {
+    ) -> Result<usize, SendError> {
+        let s = self.sockets.get_mut(h.0).ok_or(SendError::BadHandle)?;
         if payload.len() > RAW_MAX_PAYLOAD {
-            return Err(RawError::MessageTooLong);
+            return Err(SendError::MessageTooLong);
+        }
+        let dst = dst.or(s.remote).ok_or(SendError::NotConnected)?;
+        // One message always fits an empty queue, whatever the bound.
+        if s.tx_bytes + payload.len() > s.buffer_len.max(payload.len()) && !s.tx.is_empty() {
+            return Err(SendError::WouldBlock);
         }
         let mut buf = self.spare.pop().unwrap_or_default();
-        let s = self.get_mut(h)?;
-        let dst = dst.or(s.remote).ok_or(RawError::NotConnected)?;
-        if s.tx_bytes + payload.len() > s.buffer_len.max(payload.len()) && !s.tx.is_empty() {
-            self.spare.push(buf);
-            return Err(RawError::WouldBlock);
-        }
         buf.clear();
         buf.extend_from_slice(payload);
         s.tx_bytes += payload.len();
@@ -211,26 +264,43 @@ impl RawLayer {
 
     /// True when a datagram is queued (POLLIN).
     pub fn can_recv(&self, h: RawHandle) -> bool {
-        matches!(self.sockets.get(h.0), Some(Some(s)) if !s.rx.is_empty())
+        self.sockets.get(h.0).is_some_and(|s| !s.rx.is_empty())
     }
 
     /// True when the send queue has room (POLLOUT).
     pub fn can_send(&self, h: RawHandle) -> bool {
-        matches!(self.sockets.get(h.0), Some(Some(s)) if s.tx_bytes < s.buffer_len)
+        self.sockets
+            .get(h.0)
+            .is_some_and(|s| s.tx_bytes < s.buffer_len)
     }
 
     /// Datagrams this socket dropped for lack of room.
-    pub fn dropped(&self, h: RawHandle) -> u64 {
-        match self.sockets.get(h.0) {
-            Some(Some(s)) => s.dropped,
-            _ => 0,
-        }
+    ///
+    /// # Errors
+    /// `BadHandle`.
+    pub fn dropped(&self, h: RawHandle) -> Result<u64, OptionError> {
+        Ok(self.sockets.get(h.0).ok_or(OptionError::BadHandle)?.dropped)
     }
 
-    /// Emits the next queued message as `(protocol, dst, payload)`; returns whether it did.
+    /// The next socket whose readiness may have changed since it was last returned: a
+    /// copy was delivered, or transmission freed send-queue room. Each socket is queued
+    /// at most once; closed sockets are skipped.
+    pub fn poll_ready(&mut self) -> Option<RawHandle> {
+        while let Some(h) = self.ready.pop_front() {
+            if let Some(s) = self.sockets.get_mut(h.0) {
+                s.ready_queued = false;
+                return Some(h);
+            }
+        }
+        None
+    }
+
+    /// Emits the next queued message as `(protocol, dst, payload)`; returns whether it
+    /// did. The message leaves its socket's queue whatever becomes of it below, so the
+    /// socket is queued for [`poll_ready`](Self::poll_ready).
     pub fn dispatch(&mut self, emit: &mut dyn FnMut(IpProtocol, Ipv4Addr, &[u8])) -> bool {
         while let Some(h) = self.dirty.pop_front() {
-            let Some(Some(s)) = self.sockets.get_mut(h.0) else {
+            let Some(s) = self.sockets.get_mut(h.0) else {
                 continue;
             };
             let Some((dst, data)) = s.tx.pop_front() else {
@@ -240,6 +310,7 @@ impl RawLayer {
             if !s.tx.is_empty() {
                 self.dirty.push_back(h);
             }
+            touch(&mut self.ready, s, h);
             emit(s.protocol, dst, &data);
             self.spare.push(data);
             return true;
@@ -255,6 +326,10 @@ mod tests {
     const A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
     const B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 9);
 
+    fn drain_ready(l: &mut RawLayer) -> Vec<RawHandle> {
+        core::iter::from_fn(|| l.poll_ready()).collect()
+    }
+
     #[test]
     fn copies_go_to_every_socket_of_the_protocol_and_respect_connect() {
         let mut l = RawLayer::new();
@@ -269,10 +344,13 @@ mod tests {
         assert_eq!(l.recv_from(any, &mut buf, false).unwrap(), (6, A));
         assert_eq!(l.recv_from(only_a, &mut buf, false).unwrap(), (6, A));
         assert_eq!(&buf[..6], b"from-a");
-        assert_eq!(l.recv_from(udp, &mut buf, false), Err(RawError::WouldBlock));
+        assert_eq!(
+            l.recv_from(udp, &mut buf, false),
+            Err(RecvError::WouldBlock)
+        );
         assert!(l.wants(IpProtocol::ICMP));
-        l.close(any);
-        l.close(only_a);
+        l.close(any).unwrap();
+        l.close(only_a).unwrap();
         assert!(!l.wants(IpProtocol::ICMP));
     }
 
@@ -282,14 +360,14 @@ mod tests {
         let h = l.socket(IpProtocol::ICMP, 10);
         l.process(IpProtocol::ICMP, A, &[0; 8]);
         l.process(IpProtocol::ICMP, A, &[0; 8]);
-        assert_eq!(l.dropped(h), 1);
+        assert_eq!(l.dropped(h), Ok(1));
     }
 
     #[test]
     fn sends_are_dispatched_in_order() {
         let mut l = RawLayer::new();
         let h = l.socket(IpProtocol::ICMP, 1024);
-        assert_eq!(l.send_to(h, b"x", None), Err(RawError::NotConnected));
+        assert_eq!(l.send_to(h, b"x", None), Err(SendError::NotConnected));
         l.send_to(h, b"one", Some(A)).unwrap();
         l.send_to(h, b"two", Some(B)).unwrap();
         let mut seen = Vec::new();
@@ -301,5 +379,69 @@ mod tests {
                 (IpProtocol::ICMP, B, b"two".to_vec())
             ]
         );
+    }
+
+    #[test]
+    fn stale_handle_never_reaches_the_socket_reusing_its_slot() {
+        let mut l = RawLayer::new();
+        let old = l.socket(IpProtocol::ICMP, 1024);
+        l.send_to(old, b"old", Some(A)).unwrap();
+        l.close(old).unwrap();
+        let new = l.socket(IpProtocol::ICMP, 1024);
+        assert_ne!(old, new, "a reused slot gets a new generation");
+        l.process(IpProtocol::ICMP, A, b"copy");
+        let mut buf = [0u8; 8];
+        assert_eq!(l.recv_from(old, &mut buf, true), Err(RecvError::BadHandle));
+        assert_eq!(l.send_to(old, b"x", Some(A)), Err(SendError::BadHandle));
+        assert_eq!(l.connect(old, B), Err(ConnectError::BadHandle));
+        assert_eq!(l.dropped(old), Err(OptionError::BadHandle));
+        assert!(!l.can_recv(old) && !l.can_send(old));
+        assert_eq!(l.close(old), Err(CloseError::BadHandle));
+        // The new socket got the copy, is not connected, and sends nothing of the old.
+        assert_eq!(l.recv_from(new, &mut buf, false), Ok((4, A)));
+        l.process(IpProtocol::ICMP, B, b"from-b");
+        assert_eq!(l.recv_from(new, &mut buf, false), Ok((6, B)));
+        assert!(!l.dispatch(&mut |_, _, _| panic!("the closed socket's message left")));
+        assert_eq!(l.len(), 1);
+    }
+
+    // ------------------------------------------------------------ readiness
+
+    #[test]
+    fn test_ready_after_each_delivered_copy() {
+        let mut l = RawLayer::new();
+        let icmp = l.socket(IpProtocol::ICMP, 1024);
+        let only_b = l.socket(IpProtocol::ICMP, 1024);
+        let udp = l.socket(IpProtocol::UDP, 1024);
+        l.connect(only_b, B).unwrap();
+        l.process(IpProtocol::ICMP, A, b"x");
+        l.process(IpProtocol::ICMP, A, b"y");
+        assert_eq!(drain_ready(&mut l), vec![icmp], "not {only_b} nor {udp}");
+        l.process(IpProtocol::UDP, B, b"z");
+        assert_eq!(drain_ready(&mut l), vec![udp]);
+    }
+
+    #[test]
+    fn test_ready_when_transmission_frees_send_room() {
+        let mut l = RawLayer::new();
+        let h = l.socket(IpProtocol::ICMP, 1024);
+        l.send_to(h, b"one", Some(A)).unwrap();
+        assert_eq!(
+            drain_ready(&mut l),
+            vec![],
+            "queuing is the user's own call"
+        );
+        assert!(l.dispatch(&mut |_, _, _| {}));
+        assert_eq!(drain_ready(&mut l), vec![h]);
+    }
+
+    #[test]
+    fn test_ready_skips_closed_sockets() {
+        let mut l = RawLayer::new();
+        let old = l.socket(IpProtocol::ICMP, 1024);
+        l.process(IpProtocol::ICMP, A, b"x");
+        l.close(old).unwrap();
+        let _new = l.socket(IpProtocol::ICMP, 1024);
+        assert_eq!(drain_ready(&mut l), vec![]);
     }
 }

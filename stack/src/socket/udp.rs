@@ -1,10 +1,18 @@
 //! UDP sockets (RFC 768): bind/connect semantics, ephemeral ports, bounded queues.
 //!
-//! Sockets live in a slab indexed by [`UdpHandle`]; arriving datagrams are matched by
-//! destination port through a hash map. Each socket's receive queue is bounded in
-//! datagrams and bytes; overflow is dropped and counted, like a kernel socket buffer.
+//! Sockets live in a generation-checked [`Slab`] addressed by [`UdpHandle`]s: a handle
+//! kept after [`close`](UdpLayer::close) is stale (`BadHandle`) and never reaches the
+//! socket that reuses its slot. Arriving datagrams are matched by destination port
+//! through a hash map. Each socket's receive queue is bounded in datagrams and bytes;
+//! overflow is dropped and counted, like a kernel socket buffer.
+//!
+//! Readiness: every change the engine makes to a user's socket (a datagram delivered,
+//! send-queue room freed by transmission, an ICMP error stored) queues the socket once
+//! for [`UdpLayer::poll_ready`]. Changes made by the user's own calls are not queued:
+//! the caller knows about them.
 
-use super::{IcmpError, IcmpErrorKind};
+use super::{CloseError, IcmpError, IcmpErrorKind};
+use crate::storage::{Slab, SlabKey};
 use crate::time::Instant;
 use core::fmt;
 use core::net::{Ipv4Addr, SocketAddrV4};
@@ -34,40 +42,104 @@ impl Default for UdpConfig {
     }
 }
 
-/// Identifies a UDP socket within its layer.
+/// Identifies a UDP socket within its layer; a handle kept after close is stale.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct UdpHandle(pub usize);
+pub struct UdpHandle(SlabKey);
 
-/// Errors of UDP socket operations.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum UdpError {
-    /// The handle does not name an open socket.
-    BadHandle,
-    /// The port is taken (EADDRINUSE).
-    AddrInUse,
-    /// The local address is not ours (EADDRNOTAVAIL).
-    AddrNotAvailable,
-    /// Already bound (EINVAL).
-    AlreadyBound,
-    /// No destination given and not connected (EDESTADDRREQ / ENOTCONN).
-    NotConnected,
-    /// Nothing to receive, or no room to send (EAGAIN).
-    WouldBlock,
-    /// Datagram larger than 65,507 bytes or the send buffer (EMSGSIZE).
-    MessageTooLong,
-    /// The peer answered with ICMP port unreachable (ECONNREFUSED), reported once.
-    ConnectionRefused,
-    /// Every ephemeral port is taken.
-    NoPortsAvailable,
-}
-
-impl fmt::Display for UdpError {
+impl fmt::Display for UdpHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
+        write!(f, "udp#{}.{}", self.0.index(), self.0.generation())
     }
 }
 
-impl std::error::Error for UdpError {}
+error_enum!(
+    /// An asynchronous error stored on a socket and reported once, by the next send or
+    /// receive or by [`UdpLayer::take_error`] (SO_ERROR).
+    UdpError {
+        /// The peer answered with ICMP port or protocol unreachable (ECONNREFUSED).
+        ConnectionRefused => "connection refused",
+    }
+);
+
+error_enum!(
+    /// Errors of [`UdpLayer::bind`].
+    BindError {
+        /// The handle does not name an open socket (EBADF).
+        BadHandle => "bad handle",
+        /// The socket is already bound (EINVAL).
+        InvalidState => "socket already bound",
+        /// The port is taken (EADDRINUSE).
+        AddrInUse => "address in use",
+        /// The local address is not ours (EADDRNOTAVAIL).
+        AddrNotAvailable => "address not available",
+        /// Every ephemeral port is taken (EADDRINUSE, as Linux's bind to port 0).
+        NoPortsAvailable => "no ports available",
+    }
+);
+
+error_enum!(
+    /// Errors of [`UdpLayer::connect`].
+    ConnectError {
+        /// The handle does not name an open socket (EBADF).
+        BadHandle => "bad handle",
+        /// The implicit bind found every ephemeral port taken (EADDRINUSE).
+        NoPortsAvailable => "no ports available",
+    }
+);
+
+error_enum!(
+    /// Errors of [`UdpLayer::send_to`].
+    SendError {
+        /// The handle does not name an open socket (EBADF).
+        BadHandle => "bad handle",
+        /// No destination given and not connected (EDESTADDRREQ).
+        NotConnected => "destination address required",
+        /// No room in the send queue (EAGAIN).
+        WouldBlock => "send queue full",
+        /// Larger than 65,507 bytes or the send buffer (EMSGSIZE).
+        MessageTooLong => "message too long",
+        /// A pending ICMP port unreachable, reported once (ECONNREFUSED).
+        Refused => "connection refused",
+        /// The implicit bind found every ephemeral port taken (EADDRINUSE).
+        NoPortsAvailable => "no ports available",
+    }
+);
+
+error_enum!(
+    /// Errors of [`UdpLayer::recv_from`].
+    RecvError {
+        /// The handle does not name an open socket (EBADF).
+        BadHandle => "bad handle",
+        /// Nothing queued (EAGAIN).
+        WouldBlock => "no datagram ready",
+        /// A pending ICMP port unreachable, reported once (ECONNREFUSED).
+        Refused => "connection refused",
+    }
+);
+
+error_enum!(
+    /// Errors of socket options and simple queries.
+    OptionError {
+        /// The handle does not name an open socket (EBADF).
+        BadHandle => "bad handle",
+    }
+);
+
+impl From<UdpError> for SendError {
+    fn from(e: UdpError) -> SendError {
+        match e {
+            UdpError::ConnectionRefused => SendError::Refused,
+        }
+    }
+}
+
+impl From<UdpError> for RecvError {
+    fn from(e: UdpError) -> RecvError {
+        match e {
+            UdpError::ConnectionRefused => RecvError::Refused,
+        }
+    }
+}
 
 /// Largest UDP payload over IPv4: 65535 - 20 (IP) - 8 (UDP).
 pub const UDP_MAX_PAYLOAD: usize = 65_507;
@@ -90,6 +162,8 @@ struct UdpSocket {
     tx_buffer_len: usize,
     error: Option<UdpError>,
     rx_dropped: u64,
+    /// In the layer's ready queue (so it is queued at most once).
+    ready_queued: bool,
 }
 
 /// Counters of the UDP layer.
@@ -109,13 +183,24 @@ pub struct UdpCounters {
 #[derive(Debug)]
 pub struct UdpLayer {
     config: UdpConfig,
-    sockets: Vec<Option<UdpSocket>>,
+    sockets: Slab<UdpSocket>,
     by_port: HashMap<u16, UdpHandle>,
-    /// Sockets with queued output, in FIFO order, each at most once.
+    /// Sockets with queued output, in FIFO order, each at most once (stale handles of
+    /// closed sockets are skipped).
     dirty: VecDeque<UdpHandle>,
+    /// Sockets whose readiness may have changed, each at most once.
+    ready: VecDeque<UdpHandle>,
     next_ephemeral: u16,
     spare: Vec<Vec<u8>>,
     counters: UdpCounters,
+}
+
+/// Queues `h` for [`UdpLayer::poll_ready`] unless it already is.
+fn touch(ready: &mut VecDeque<UdpHandle>, s: &mut UdpSocket, h: UdpHandle) {
+    if !s.ready_queued {
+        s.ready_queued = true;
+        ready.push_back(h);
+    }
 }
 
 impl UdpLayer {
@@ -126,9 +211,10 @@ impl UdpLayer {
         UdpLayer {
             next_ephemeral: lo + (seed % span) as u16,
             config,
-            sockets: Vec::new(),
+            sockets: Slab::new(),
             by_port: HashMap::new(),
             dirty: VecDeque::new(),
+            ready: VecDeque::new(),
             spare: Vec::new(),
             counters: UdpCounters::default(),
         }
@@ -137,6 +223,16 @@ impl UdpLayer {
     /// Layer counters.
     pub fn counters(&self) -> UdpCounters {
         self.counters
+    }
+
+    /// Open sockets.
+    pub fn len(&self) -> usize {
+        self.sockets.len()
+    }
+
+    /// True when no socket is open.
+    pub fn is_empty(&self) -> bool {
+        self.sockets.is_empty()
     }
 
     /// Opens an unbound socket.
@@ -152,135 +248,146 @@ impl UdpLayer {
             tx_buffer_len: self.config.tx_buffer_len,
             error: None,
             rx_dropped: 0,
+            ready_queued: false,
         };
-        if let Some(i) = self.sockets.iter().position(Option::is_none) {
-            self.sockets[i] = Some(sock);
-            UdpHandle(i)
-        } else {
-            self.sockets.push(Some(sock));
-            UdpHandle(self.sockets.len() - 1)
-        }
+        UdpHandle(self.sockets.insert(sock))
     }
 
-    fn get(&self, h: UdpHandle) -> Result<&UdpSocket, UdpError> {
-        self.sockets
-            .get(h.0)
-            .and_then(Option::as_ref)
-            .ok_or(UdpError::BadHandle)
+    fn get(&self, h: UdpHandle) -> Option<&UdpSocket> {
+        self.sockets.get(h.0)
     }
 
-    fn get_mut(&mut self, h: UdpHandle) -> Result<&mut UdpSocket, UdpError> {
-        self.sockets
-            .get_mut(h.0)
-            .and_then(Option::as_mut)
-            .ok_or(UdpError::BadHandle)
+    fn get_mut(&mut self, h: UdpHandle) -> Option<&mut UdpSocket> {
+        self.sockets.get_mut(h.0)
     }
 
     /// Binds to `addr` (port 0 picks an ephemeral port). `our_addr` is the interface's.
     ///
     /// # Errors
-    /// `AlreadyBound`, `AddrInUse`, `AddrNotAvailable`, `NoPortsAvailable`.
+    /// `BadHandle`, `InvalidState` (already bound), `AddrInUse`, `AddrNotAvailable`,
+    /// `NoPortsAvailable`.
     pub fn bind(
         &mut self,
         h: UdpHandle,
         addr: SocketAddrV4,
         our_addr: Ipv4Addr,
-    ) -> Result<SocketAddrV4, UdpError> {
-        if self.get(h)?.local.is_some() {
-            return Err(UdpError::AlreadyBound);
+    ) -> Result<SocketAddrV4, BindError> {
+        if self.get(h).ok_or(BindError::BadHandle)?.local.is_some() {
+            return Err(BindError::InvalidState);
         }
         if !addr.ip().is_unspecified() && *addr.ip() != our_addr {
-            return Err(UdpError::AddrNotAvailable);
+            return Err(BindError::AddrNotAvailable);
         }
         let port = if addr.port() == 0 {
-            self.ephemeral_port()?
+            self.ephemeral_port().ok_or(BindError::NoPortsAvailable)?
         } else if self.by_port.contains_key(&addr.port()) {
-            return Err(UdpError::AddrInUse);
+            return Err(BindError::AddrInUse);
         } else {
             addr.port()
         };
-        let local = SocketAddrV4::new(*addr.ip(), port);
-        self.get_mut(h)?.local = Some(local);
-        self.by_port.insert(port, h);
-        Ok(local)
+        Ok(self.bind_port(h, *addr.ip(), port))
     }
 
-    fn ephemeral_port(&mut self) -> Result<u16, UdpError> {
+    /// Records a free `port` as `h`'s (which exists and is unbound).
+    fn bind_port(&mut self, h: UdpHandle, ip: Ipv4Addr, port: u16) -> SocketAddrV4 {
+        let local = SocketAddrV4::new(ip, port);
+        if let Some(s) = self.get_mut(h) {
+            s.local = Some(local);
+            self.by_port.insert(port, h);
+        }
+        local
+    }
+
+    /// Binds an unbound socket to an ephemeral port on every address (the implicit bind
+    /// of connect and send); false when every port is taken.
+    fn autobind(&mut self, h: UdpHandle) -> bool {
+        match self.ephemeral_port() {
+            Some(port) => {
+                self.bind_port(h, Ipv4Addr::UNSPECIFIED, port);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn ephemeral_port(&mut self) -> Option<u16> {
         let (lo, hi) = self.config.ephemeral_ports;
         for _ in lo..=hi {
             let p = self.next_ephemeral;
             self.next_ephemeral = if p >= hi { lo } else { p + 1 };
             if !self.by_port.contains_key(&p) {
-                return Ok(p);
+                return Some(p);
             }
         }
-        Err(UdpError::NoPortsAvailable)
+        None
     }
 
     /// Sets the default destination and filters arrivals to that peer; binds an
-    /// ephemeral port first if unbound.
+    /// ephemeral port first if unbound. Clears a pending error.
     ///
     /// # Errors
-    /// As [`bind`](Self::bind).
-    pub fn connect(
-        &mut self,
-        h: UdpHandle,
-        remote: SocketAddrV4,
-        our_addr: Ipv4Addr,
-    ) -> Result<(), UdpError> {
-        if self.get(h)?.local.is_none() {
-            self.bind(h, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), our_addr)?;
+    /// `BadHandle`, `NoPortsAvailable`.
+    pub fn connect(&mut self, h: UdpHandle, remote: SocketAddrV4) -> Result<(), ConnectError> {
+        let s = self.get(h).ok_or(ConnectError::BadHandle)?;
+        if s.local.is_none() && !self.autobind(h) {
+            return Err(ConnectError::NoPortsAvailable);
         }
-        let s = self.get_mut(h)?;
+        let s = self.get_mut(h).ok_or(ConnectError::BadHandle)?;
         s.remote = Some(remote);
         s.error = None;
         Ok(())
     }
 
     /// Local address, if bound.
-    pub fn local_addr(&self, h: UdpHandle) -> Result<Option<SocketAddrV4>, UdpError> {
-        Ok(self.get(h)?.local)
+    ///
+    /// # Errors
+    /// `BadHandle`.
+    pub fn local_addr(&self, h: UdpHandle) -> Result<Option<SocketAddrV4>, OptionError> {
+        Ok(self.get(h).ok_or(OptionError::BadHandle)?.local)
     }
 
     /// Connected peer, if any.
-    pub fn peer_addr(&self, h: UdpHandle) -> Result<Option<SocketAddrV4>, UdpError> {
-        Ok(self.get(h)?.remote)
-    }
-
-    /// Queues a datagram to `dst` (or the connected peer when `None`).
     ///
     /// # Errors
-    /// `MessageTooLong`, `NotConnected`, `WouldBlock` when the send queue is full, a
-    /// pending `ConnectionRefused`, or a bind error.
+    /// `BadHandle`.
+    pub fn peer_addr(&self, h: UdpHandle) -> Result<Option<SocketAddrV4>, OptionError> {
+        Ok(self.get(h).ok_or(OptionError::BadHandle)?.remote)
+    }
+
+    /// Queues a datagram to `dst` (or the connected peer when `None`), binding an
+    /// ephemeral port first if unbound.
+    ///
+    /// # Errors
+    /// `BadHandle`, `MessageTooLong`, `NotConnected`, `WouldBlock` when the send queue
+    /// is full, a pending `Refused` (reported once), `NoPortsAvailable`.
     pub fn send_to(
         &mut self,
         h: UdpHandle,
         data: &[u8],
         dst: Option<SocketAddrV4>,
-        our_addr: Ipv4Addr,
-    ) -> Result<usize, UdpError> {
-        if data.len() > UDP_MAX_PAYLOAD {
-            return Err(UdpError::MessageTooLong);
-        }
+    ) -> Result<usize, SendError> {
         let max_queued = self.config.max_queued;
-        let s = self.get_mut(h)?;
-        if let Some(e) = s.error.take() {
-            return Err(e);
+        let s = self.get_mut(h).ok_or(SendError::BadHandle)?;
+        if data.len() > UDP_MAX_PAYLOAD {
+            return Err(SendError::MessageTooLong);
         }
-        let peer = dst.or(s.remote).ok_or(UdpError::NotConnected)?;
+        if let Some(e) = s.error.take() {
+            return Err(e.into());
+        }
+        let peer = dst.or(s.remote).ok_or(SendError::NotConnected)?;
         if data.len() > s.tx_buffer_len {
-            return Err(UdpError::MessageTooLong);
+            return Err(SendError::MessageTooLong);
         }
         if s.tx_bytes + data.len() > s.tx_buffer_len || s.tx.len() >= max_queued {
-            return Err(UdpError::WouldBlock);
+            return Err(SendError::WouldBlock);
         }
-        if s.local.is_none() {
-            self.bind(h, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), our_addr)?;
+        if s.local.is_none() && !self.autobind(h) {
+            return Err(SendError::NoPortsAvailable);
         }
         let mut buf = self.spare.pop().unwrap_or_default();
         buf.clear();
         buf.extend_from_slice(data);
-        let s = self.get_mut(h)?;
+        let s = self.sockets.get_mut(h.0).ok_or(SendError::BadHandle)?;
         let was_empty = s.tx.is_empty();
         s.tx_bytes += data.len();
         s.tx.push_back(Datagram { peer, data: buf });
@@ -294,16 +401,20 @@ impl UdpLayer {
     /// and returns its full length and sender. With `peek` the datagram stays queued.
     ///
     /// # Errors
-    /// `WouldBlock` when the queue is empty, or a pending `ConnectionRefused`.
+    /// `BadHandle`, `WouldBlock` when the queue is empty, or a pending `Refused`
+    /// (reported once).
     pub fn recv_from(
         &mut self,
         h: UdpHandle,
         buf: &mut [u8],
         peek: bool,
-    ) -> Result<(usize, SocketAddrV4), UdpError> {
-        let s = self.get_mut(h)?;
+    ) -> Result<(usize, SocketAddrV4), RecvError> {
+        let s = self.sockets.get_mut(h.0).ok_or(RecvError::BadHandle)?;
         let Some(d) = s.rx.front() else {
-            return Err(s.error.take().unwrap_or(UdpError::WouldBlock));
+            return Err(s
+                .error
+                .take()
+                .map_or(RecvError::WouldBlock, RecvError::from));
         };
         let n = d.data.len().min(buf.len());
         buf[..n].copy_from_slice(&d.data[..n]);
@@ -317,27 +428,33 @@ impl UdpLayer {
     }
 
     /// Size of the next queued datagram, if any (FIONREAD).
-    pub fn peek_len(&self, h: UdpHandle) -> Result<Option<usize>, UdpError> {
-        Ok(self.get(h)?.rx.front().map(|d| d.data.len()))
+    ///
+    /// # Errors
+    /// `BadHandle`.
+    pub fn peek_len(&self, h: UdpHandle) -> Result<Option<usize>, OptionError> {
+        let s = self.get(h).ok_or(OptionError::BadHandle)?;
+        Ok(s.rx.front().map(|d| d.data.len()))
     }
 
     /// True when a datagram is queued or an error is pending (POLLIN).
     pub fn can_recv(&self, h: UdpHandle) -> bool {
         self.get(h)
-            .map(|s| !s.rx.is_empty() || s.error.is_some())
-            .unwrap_or(false)
+            .is_some_and(|s| !s.rx.is_empty() || s.error.is_some())
     }
 
     /// True when the send queue has room for a datagram of `len` bytes (POLLOUT).
     pub fn can_send(&self, h: UdpHandle, len: usize) -> bool {
-        self.get(h)
-            .map(|s| s.tx_bytes + len <= s.tx_buffer_len && s.tx.len() < self.config.max_queued)
-            .unwrap_or(false)
+        self.get(h).is_some_and(|s| {
+            s.tx_bytes + len <= s.tx_buffer_len && s.tx.len() < self.config.max_queued
+        })
     }
 
     /// Takes the pending asynchronous error (SO_ERROR).
-    pub fn take_error(&mut self, h: UdpHandle) -> Result<Option<UdpError>, UdpError> {
-        Ok(self.get_mut(h)?.error.take())
+    ///
+    /// # Errors
+    /// `BadHandle`.
+    pub fn take_error(&mut self, h: UdpHandle) -> Result<Option<UdpError>, OptionError> {
+        Ok(self.get_mut(h).ok_or(OptionError::BadHandle)?.error.take())
     }
 
     /// Sets the receive and send buffer bounds in bytes (SO_RCVBUF / SO_SNDBUF).
@@ -349,8 +466,8 @@ impl UdpLayer {
         h: UdpHandle,
         rx: Option<usize>,
         tx: Option<usize>,
-    ) -> Result<(), UdpError> {
-        let s = self.get_mut(h)?;
+    ) -> Result<(), OptionError> {
+        let s = self.get_mut(h).ok_or(OptionError::BadHandle)?;
         if let Some(rx) = rx {
             s.rx_buffer_len = rx;
         }
@@ -361,21 +478,46 @@ impl UdpLayer {
     }
 
     /// Datagrams this socket dropped for lack of receive room.
-    pub fn rx_dropped(&self, h: UdpHandle) -> Result<u64, UdpError> {
-        Ok(self.get(h)?.rx_dropped)
+    ///
+    /// # Errors
+    /// `BadHandle`.
+    pub fn rx_dropped(&self, h: UdpHandle) -> Result<u64, OptionError> {
+        Ok(self.get(h).ok_or(OptionError::BadHandle)?.rx_dropped)
     }
 
-    /// Closes the socket, discarding queued data and freeing its port.
-    pub fn close(&mut self, h: UdpHandle) {
-        if let Some(Some(s)) = self.sockets.get_mut(h.0).map(Option::take) {
-            if let Some(local) = s.local {
-                if self.by_port.get(&local.port()) == Some(&h) {
-                    self.by_port.remove(&local.port());
-                }
-            }
-            self.spare
-                .extend(s.rx.into_iter().chain(s.tx).map(|d| d.data));
+    /// Closes the socket, discarding queued data and freeing its port; the handle (and
+    /// every copy of it) goes stale.
+    ///
+    /// # Errors
+    /// `BadHandle`.
+    pub fn close(&mut self, h: UdpHandle) -> Result<(), CloseError> {
+        let s = self.sockets.remove(h.0).ok_or(CloseError::BadHandle)?;
+        if s.ready_queued {
+            // Keeps the queue bounded by the open sockets for callers that never drain it.
+            self.ready.retain(|&x| x != h);
         }
+        if let Some(local) = s.local {
+            if self.by_port.get(&local.port()) == Some(&h) {
+                self.by_port.remove(&local.port());
+            }
+        }
+        self.spare
+            .extend(s.rx.into_iter().chain(s.tx).map(|d| d.data));
+        Ok(())
+    }
+
+    /// The next socket whose readiness may have changed since it was last returned: a
+    /// datagram arrived, transmission freed send-queue room, or an ICMP error was
+    /// stored. Each socket is queued at most once; closed sockets are skipped, and
+    /// entries may be spurious but none is missed.
+    pub fn poll_ready(&mut self) -> Option<UdpHandle> {
+        while let Some(h) = self.ready.pop_front() {
+            if let Some(s) = self.sockets.get_mut(h.0) {
+                s.ready_queued = false;
+                return Some(h);
+            }
+        }
+        None
     }
 
     /// Delivers an arriving datagram. Returns false when no socket wants it, so the
@@ -391,7 +533,7 @@ impl UdpLayer {
             self.counters.no_socket += 1;
             return false;
         };
-        let Some(Some(s)) = self.sockets.get_mut(h.0) else {
+        let Some(s) = self.sockets.get_mut(h.0) else {
             self.counters.no_socket += 1;
             return false;
         };
@@ -410,6 +552,7 @@ impl UdpLayer {
             }
         }
         if s.rx_bytes + payload.len() > s.rx_buffer_len || s.rx.len() >= self.config.max_queued {
+            // A full queue is readable already: nothing to report.
             s.rx_dropped += 1;
             self.counters.rx_queue_full += 1;
             return true;
@@ -419,18 +562,21 @@ impl UdpLayer {
         data.extend_from_slice(payload);
         s.rx_bytes += payload.len();
         s.rx.push_back(Datagram { peer: src, data });
+        touch(&mut self.ready, s, h);
         self.counters.delivered += 1;
         true
     }
 
-    /// Emits the next queued datagram as `(local, remote, payload)`; returns whether it did.
+    /// Emits the next queued datagram as `(local, remote, payload)`; returns whether it
+    /// did. The datagram leaves its socket's queue whatever becomes of it below (sent,
+    /// held for ARP, dropped), so the socket is queued for [`poll_ready`](Self::poll_ready).
     pub fn dispatch(
         &mut self,
         our_addr: Ipv4Addr,
         emit: &mut dyn FnMut(SocketAddrV4, SocketAddrV4, &[u8]),
     ) -> bool {
         while let Some(h) = self.dirty.pop_front() {
-            let Some(Some(s)) = self.sockets.get_mut(h.0) else {
+            let Some(s) = self.sockets.get_mut(h.0) else {
                 continue;
             };
             let Some(d) = s.tx.pop_front() else { continue };
@@ -438,6 +584,7 @@ impl UdpLayer {
             if !s.tx.is_empty() {
                 self.dirty.push_back(h);
             }
+            touch(&mut self.ready, s, h);
             let local = s.local.expect("sending socket is bound");
             let src = SocketAddrV4::new(our_addr, local.port());
             emit(src, d.peer, &d.data);
@@ -449,12 +596,13 @@ impl UdpLayer {
     }
 
     /// Reports an ICMP error to the socket that sent the quoted datagram. Only
-    /// connected sockets hear errors, as on Linux (RFC 1122 §4.1.3.3 leaves it open).
+    /// connected sockets hear errors, and only hard ones (port or protocol
+    /// unreachable), as on Linux without IP_RECVERR (RFC 1122 §4.1.3.3 leaves it open).
     pub fn handle_icmp_error(&mut self, err: &IcmpError) {
         let Some(&h) = self.by_port.get(&err.src_port) else {
             return;
         };
-        let Some(Some(s)) = self.sockets.get_mut(h.0) else {
+        let Some(s) = self.sockets.get_mut(h.0) else {
             return;
         };
         let Some(remote) = s.remote else { return };
@@ -466,6 +614,7 @@ impl UdpLayer {
             IcmpErrorKind::PortUnreachable | IcmpErrorKind::ProtocolUnreachable
         ) {
             s.error = Some(UdpError::ConnectionRefused);
+            touch(&mut self.ready, s, h);
         }
     }
 }
@@ -482,6 +631,33 @@ mod tests {
         UdpLayer::new(UdpConfig::default(), 7)
     }
 
+    fn drain_ready(l: &mut UdpLayer) -> Vec<UdpHandle> {
+        core::iter::from_fn(|| l.poll_ready()).collect()
+    }
+
+    fn port_unreachable(from_port: u16) -> IcmpError {
+        let quoted = Ipv4Repr {
+            src_addr: US,
+            dst_addr: *PEER.ip(),
+            protocol: IpProtocol::UDP,
+            ttl: 64,
+            tos: 0,
+            ident: 1,
+            dont_frag: false,
+            more_frags: false,
+            frag_offset: 0,
+            payload_len: 9,
+        };
+        IcmpError {
+            reporter: *PEER.ip(),
+            kind: IcmpErrorKind::PortUnreachable,
+            quoted,
+            src_port: from_port,
+            dst_port: PEER.port(),
+            tcp_seq: 0,
+        }
+    }
+
     #[test]
     fn bind_deliver_receive() {
         let mut l = layer();
@@ -494,7 +670,7 @@ mod tests {
         assert_eq!(l.recv_from(h, &mut buf, true).unwrap(), (4, PEER));
         assert_eq!(l.recv_from(h, &mut buf, false).unwrap(), (4, PEER));
         assert_eq!(&buf[..4], b"ping");
-        assert_eq!(l.recv_from(h, &mut buf, false), Err(UdpError::WouldBlock));
+        assert_eq!(l.recv_from(h, &mut buf, false), Err(RecvError::WouldBlock));
     }
 
     #[test]
@@ -504,19 +680,51 @@ mod tests {
         l.bind(a, SocketAddrV4::new(US, 53), US).unwrap();
         assert_eq!(
             l.bind(b, SocketAddrV4::new(US, 53), US),
-            Err(UdpError::AddrInUse)
+            Err(BindError::AddrInUse)
         );
         assert_eq!(
             l.bind(b, SocketAddrV4::new(Ipv4Addr::new(1, 2, 3, 4), 54), US),
-            Err(UdpError::AddrNotAvailable)
+            Err(BindError::AddrNotAvailable)
         );
         let got = l
             .bind(b, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), US)
             .unwrap();
         assert!((32768..=60999).contains(&got.port()));
-        l.close(a);
+        assert_eq!(
+            l.bind(b, SocketAddrV4::new(US, 99), US),
+            Err(BindError::InvalidState)
+        );
+        l.close(a).unwrap();
         let c = l.socket();
         l.bind(c, SocketAddrV4::new(US, 53), US).unwrap();
+    }
+
+    #[test]
+    fn stale_handle_never_reaches_the_socket_reusing_its_slot() {
+        let mut l = layer();
+        let old = l.socket();
+        l.bind(old, SocketAddrV4::new(US, 53), US).unwrap();
+        l.close(old).unwrap();
+        let new = l.socket();
+        assert_ne!(old, new, "a reused slot gets a new generation");
+        l.bind(new, SocketAddrV4::new(US, 53), US).unwrap();
+        assert!(l.process(Instant::ZERO, PEER, SocketAddrV4::new(US, 53), b"new"));
+        let mut buf = [0u8; 8];
+        assert_eq!(l.recv_from(old, &mut buf, true), Err(RecvError::BadHandle));
+        assert_eq!(l.send_to(old, b"x", Some(PEER)), Err(SendError::BadHandle));
+        assert_eq!(l.connect(old, PEER), Err(ConnectError::BadHandle));
+        assert_eq!(
+            l.bind(old, SocketAddrV4::new(US, 54), US),
+            Err(BindError::BadHandle)
+        );
+        assert_eq!(l.local_addr(old), Err(OptionError::BadHandle));
+        assert_eq!(l.peek_len(old), Err(OptionError::BadHandle));
+        assert!(!l.can_recv(old) && !l.can_send(old, 1));
+        assert_eq!(l.close(old), Err(CloseError::BadHandle));
+        // The new socket is untouched by any of it.
+        assert_eq!(l.local_addr(new), Ok(Some(SocketAddrV4::new(US, 53))));
+        assert_eq!(l.recv_from(new, &mut buf, false), Ok((3, PEER)));
+        assert_eq!(l.len(), 1);
     }
 
     #[test]
@@ -541,9 +749,9 @@ mod tests {
     fn send_dispatches_in_order_and_binds_implicitly() {
         let mut l = layer();
         let h = l.socket();
-        assert_eq!(l.send_to(h, b"a", None, US), Err(UdpError::NotConnected));
-        l.send_to(h, b"one", Some(PEER), US).unwrap();
-        l.send_to(h, b"two", Some(PEER), US).unwrap();
+        assert_eq!(l.send_to(h, b"a", None), Err(SendError::NotConnected));
+        l.send_to(h, b"one", Some(PEER)).unwrap();
+        l.send_to(h, b"two", Some(PEER)).unwrap();
         let mut seen = Vec::new();
         while l.dispatch(US, &mut |src, dst, p| seen.push((src, dst, p.to_vec()))) {}
         assert_eq!(seen.len(), 2);
@@ -552,43 +760,120 @@ mod tests {
         assert_eq!(*seen[0].0.ip(), US);
         assert_eq!(seen[0].1, PEER);
         assert_eq!(
-            l.send_to(h, &vec![0; UDP_MAX_PAYLOAD + 1], Some(PEER), US),
-            Err(UdpError::MessageTooLong)
+            l.send_to(h, &vec![0; UDP_MAX_PAYLOAD + 1], Some(PEER)),
+            Err(SendError::MessageTooLong)
         );
+    }
+
+    #[test]
+    fn output_of_a_closed_socket_is_not_sent_by_the_socket_reusing_its_slot() {
+        let mut l = layer();
+        let old = l.socket();
+        l.send_to(old, b"old", Some(PEER)).unwrap();
+        l.close(old).unwrap();
+        let new = l.socket();
+        l.send_to(new, b"new", Some(PEER)).unwrap();
+        let mut seen = Vec::new();
+        while l.dispatch(US, &mut |_, _, p| seen.push(p.to_vec())) {}
+        assert_eq!(seen, vec![b"new".to_vec()]);
     }
 
     #[test]
     fn port_unreachable_reaches_connected_socket_once() {
         let mut l = layer();
         let h = l.socket();
-        l.connect(h, PEER, US).unwrap();
+        l.connect(h, PEER).unwrap();
         let port = l.local_addr(h).unwrap().unwrap().port();
-        let quoted = Ipv4Repr {
-            src_addr: US,
-            dst_addr: *PEER.ip(),
-            protocol: IpProtocol::UDP,
-            ttl: 64,
-            tos: 0,
-            ident: 1,
-            dont_frag: false,
-            more_frags: false,
-            frag_offset: 0,
-            payload_len: 9,
-        };
-        l.handle_icmp_error(&IcmpError {
-            reporter: *PEER.ip(),
-            kind: IcmpErrorKind::PortUnreachable,
-            quoted,
-            src_port: port,
-            dst_port: PEER.port(),
-            tcp_seq: 0,
-        });
+        l.handle_icmp_error(&port_unreachable(port));
         assert!(l.can_recv(h));
         let mut buf = [0u8; 4];
+        assert_eq!(l.recv_from(h, &mut buf, false), Err(RecvError::Refused));
+        assert_eq!(l.recv_from(h, &mut buf, false), Err(RecvError::WouldBlock));
+    }
+
+    // ------------------------------------------------------------ readiness
+
+    #[test]
+    fn test_ready_after_delivery_once_per_drain() {
+        let mut l = layer();
+        let (a, b) = (l.socket(), l.socket());
+        l.bind(a, SocketAddrV4::new(US, 7), US).unwrap();
+        l.bind(b, SocketAddrV4::new(US, 8), US).unwrap();
         assert_eq!(
-            l.recv_from(h, &mut buf, false),
-            Err(UdpError::ConnectionRefused)
+            drain_ready(&mut l),
+            vec![],
+            "binding is the user's own call"
         );
-        assert_eq!(l.recv_from(h, &mut buf, false), Err(UdpError::WouldBlock));
+        for _ in 0..3 {
+            assert!(l.process(Instant::ZERO, PEER, SocketAddrV4::new(US, 7), b"x"));
+        }
+        assert_eq!(
+            drain_ready(&mut l),
+            vec![a],
+            "three datagrams, one entry, not b"
+        );
+        assert!(l.process(Instant::ZERO, PEER, SocketAddrV4::new(US, 7), b"x"));
+        assert_eq!(
+            drain_ready(&mut l),
+            vec![a],
+            "queued again after being returned"
+        );
+        // Dropped for a full queue or for nobody listening: no change to report.
+        assert!(!l.process(Instant::ZERO, PEER, SocketAddrV4::new(US, 9), b"x"));
+        assert_eq!(drain_ready(&mut l), vec![]);
+    }
+
+    #[test]
+    fn test_ready_when_transmission_frees_send_room() {
+        let mut l = layer();
+        let h = l.socket();
+        l.send_to(h, b"one", Some(PEER)).unwrap();
+        l.send_to(h, b"two", Some(PEER)).unwrap();
+        assert_eq!(
+            drain_ready(&mut l),
+            vec![],
+            "queuing is the user's own call"
+        );
+        // Whatever becomes of the datagram below (sent, held for ARP, dropped), it left
+        // the socket's queue.
+        assert!(l.dispatch(US, &mut |_, _, _| {}));
+        assert_eq!(drain_ready(&mut l), vec![h]);
+        assert!(l.dispatch(US, &mut |_, _, _| {}));
+        assert!(!l.dispatch(US, &mut |_, _, _| {}));
+        assert_eq!(drain_ready(&mut l), vec![h]);
+    }
+
+    #[test]
+    fn test_ready_when_an_icmp_error_is_stored() {
+        let mut l = layer();
+        let (conn, unconn) = (l.socket(), l.socket());
+        l.connect(conn, PEER).unwrap();
+        l.bind(unconn, SocketAddrV4::new(US, 5000), US).unwrap();
+        let port = l.local_addr(conn).unwrap().unwrap().port();
+        l.handle_icmp_error(&port_unreachable(port));
+        l.handle_icmp_error(&port_unreachable(5000));
+        let mut soft = port_unreachable(port);
+        soft.kind = IcmpErrorKind::HostUnreachable;
+        l.handle_icmp_error(&soft);
+        assert_eq!(
+            drain_ready(&mut l),
+            vec![conn],
+            "only the stored error counts"
+        );
+    }
+
+    #[test]
+    fn test_ready_skips_closed_sockets_and_their_reused_slots() {
+        let mut l = layer();
+        let old = l.socket();
+        l.bind(old, SocketAddrV4::new(US, 7), US).unwrap();
+        assert!(l.process(Instant::ZERO, PEER, SocketAddrV4::new(US, 7), b"x"));
+        l.close(old).unwrap();
+        let new = l.socket();
+        assert_eq!(
+            drain_ready(&mut l),
+            vec![],
+            "{new} inherits nothing from {old}"
+        );
     }
 }

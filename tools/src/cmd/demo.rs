@@ -2,16 +2,18 @@
 //!
 //! Everything happens inside a namespace this process creates (`ustack-demo-PID-...`):
 //! a TAP `tap0` with the kernel at 10.77.0.1/24, the stack at 10.77.0.2/24 on a thread
-//! that entered the namespace, and the kernel's `ping` run there with `ip netns exec`.
+//! that entered the namespace. The kernel's side of each step (ping, HTTP GET, TCP and
+//! UDP echo) is a thread of this process that entered the namespace with setns(2) and
+//! uses kernel sockets ([`ustack_socket::kernel_peer`]), so the demo needs no program
+//! but `ip`; each step prints the shell command that does the same by hand.
 //! The namespace is removed on every exit path: the guard's `Drop` (normal return,
 //! errors, panics) and the signal thread (Ctrl-C/SIGTERM), which deletes it and exits.
 
 use super::CmdResult;
-use crate::cli::GlobalArgs;
+use crate::global::GlobalArgs;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::net::Shutdown;
-use std::os::unix::io::AsRawFd;
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -19,15 +21,16 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 use ustack::link::PcapReader;
 use ustack::wire::{EthernetAddress, Ipv4Cidr};
+use ustack_socket::kernel_peer::{self, PingOptions};
+use ustack_socket::link::{mac_from_seed, Device, LinkOptions};
+use ustack_socket::netns::{self, Netns};
 use ustack_socket::{NetStack, SockOpt, TcpListener, UdpSocket};
-use ustack_tools::driver::{self, LinkSpec};
-use ustack_tools::netns::{self, Netns};
 
 const TAP: &str = "tap0";
 const KERNEL_CIDR: &str = "10.77.0.1/24";
 const STACK_IP: &str = "10.77.0.2";
 
-/// Runs the demo; exit code 0 when every kernel-side command succeeded.
+/// Runs the demo; exit code 0 when every kernel-side step succeeded.
 pub fn run(args: &GlobalArgs) -> CmdResult {
     ustack_tools::signals::handle_with(|sig| {
         // Holding both console locks parks the main thread at its next print, so it
@@ -38,18 +41,19 @@ pub fn run(args: &GlobalArgs) -> CmdResult {
         netns::cleanup_all();
         std::process::exit(128 + sig);
     })?;
-    if !netns::have_privileges() {
-        return Err(
-            "the demo creates a network namespace and a TAP: run it as root \
-                    (CAP_NET_ADMIN, CAP_NET_RAW, CAP_SYS_ADMIN) with iproute2 installed"
-                .into(),
-        );
+    let missing = netns::missing_privileges();
+    if !missing.is_empty() {
+        return Err(format!(
+            "the demo creates a network namespace and a TAP; missing: {}",
+            missing.join(", ")
+        )
+        .into());
     }
     let pcap_path = args
         .pcap
         .clone()
         .unwrap_or_else(|| PathBuf::from("ustack-demo.pcap"));
-    let mac = args.mac.unwrap_or_else(|| driver::mac_from_seed(args.seed));
+    let mac = args.mac.unwrap_or_else(|| mac_from_seed(args.seed));
     let ip: Ipv4Cidr = format!("{STACK_IP}/24").parse().expect("constant cidr");
 
     let ns = Netns::new("ustack-demo")?;
@@ -60,19 +64,20 @@ pub fn run(args: &GlobalArgs) -> CmdResult {
     }
     println!("== kernel: {TAP} {KERNEL_CIDR}   stack: {ip} {mac}");
 
-    let os_link = ns.run_in(|| LinkSpec::Tap(TAP.into()).open())??;
-    let fd = os_link.as_raw_fd();
+    let os_link = ns.run_in(|| Device::Tap(TAP.into()).open())??;
+    // The kernel's side of the TAP drops what it sends until it has seen the carrier.
+    ns.wait_running(TAP, Duration::from_secs(5))?;
     let seed = args.seed;
     // Composed like every subcommand's link: faults from the flags, pcap (or annotated
     // pcapng when the name ends in .pcapng) at the device.
-    let opts = driver::LinkOptions {
+    let opts = LinkOptions {
         pcap: Some(pcap_path.clone()),
         faults: args.faults.faults(),
         seed,
     };
-    let link = driver::build_link(os_link, &opts, &driver::Clock::start())?;
     let stack = NetStack::builder()
-        .link_with_fd(Box::new(link), fd)
+        .os_link(os_link)
+        .link_options(opts)
         .ip(ip)
         .mac(mac)
         .mtu(args.mtu.into())
@@ -83,62 +88,97 @@ pub fn run(args: &GlobalArgs) -> CmdResult {
     println!("== stack services: HTTP on port 80, TCP and UDP echo on port 7");
 
     let mut all_ok = true;
-    for (title, cmd) in [
-        (
-            "ping, 3 x 56 bytes",
-            vec!["ping", "-c", "3", "-i", "0.2", "-W", "1", STACK_IP],
-        ),
-        (
-            "ping, 2 x 3000 bytes (fragmented both ways)",
-            vec![
-                "ping", "-c", "2", "-i", "0.2", "-W", "1", "-s", "3000", STACK_IP,
-            ],
-        ),
+    let stack_v4: Ipv4Addr = STACK_IP.parse().expect("constant address");
+    // The kernel's side of every step runs on a thread that entered the namespace and
+    // uses the kernel's own sockets; no outside program takes part.
+    for (title, count, size) in [
+        ("ping, 3 x 56 bytes", 3u32, 56usize),
+        ("ping, 2 x 3000 bytes (fragmented both ways)", 2, 3000),
     ] {
-        println!("\n== {title}: {}", cmd.join(" "));
-        let out = ns.exec(&cmd)?;
-        print!("{}", String::from_utf8_lossy(&out.stdout));
-        eprint!("{}", String::from_utf8_lossy(&out.stderr));
-        all_ok &= out.status.success();
-    }
-    let url = format!("http://{STACK_IP}/");
-    for (title, tool, cmd) in [
-        (
-            "curl, HTTP/1.1 GET from the stack's server".to_owned(),
-            "curl",
-            vec!["curl".to_owned(), "-sS".into(), "-i".into(), url.clone()],
-        ),
-        (
-            "socat, TCP echo on port 7".to_owned(),
-            "socat",
-            vec![
-                "sh".to_owned(),
-                "-c".into(),
-                format!("echo 'hello over TCP' | socat -T2 - TCP:{STACK_IP}:7"),
-            ],
-        ),
-        (
-            "socat, UDP echo on port 7".to_owned(),
-            "socat",
-            vec![
-                "sh".to_owned(),
-                "-c".into(),
-                format!("echo 'hello over UDP' | socat -T1 - UDP:{STACK_IP}:7"),
-            ],
-        ),
-    ] {
-        println!("\n== {title}: {}", cmd.join(" "));
-        if !on_path(tool) {
-            println!("(skipped: `{tool}` is not installed)");
-            continue;
-        }
-        let out = ns.exec(&cmd)?;
-        print!(
-            "{}",
-            String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n")
+        step(
+            title,
+            "a raw ICMP socket",
+            &format!("ping -c {count} -i 0.2 -s {size} {STACK_IP}"),
         );
-        eprint!("{}", String::from_utf8_lossy(&out.stderr));
-        all_ok &= out.status.success();
+        let opts = PingOptions::new(count, size)
+            .interval(Duration::from_millis(200))
+            .timeout(Duration::from_secs(1));
+        match ns.run_in(move || kernel_peer::ping(stack_v4, &opts))? {
+            Ok(report) => {
+                println!("PING {STACK_IP}: {size} data bytes");
+                for r in &report.replies {
+                    println!(
+                        "{} bytes from {STACK_IP}: icmp_seq={} ttl={} time={:.3} ms",
+                        r.bytes,
+                        r.seq,
+                        r.ttl,
+                        r.rtt.as_secs_f64() * 1e3
+                    );
+                }
+                println!("{}", report.summary());
+                all_ok &=
+                    report.received == count && report.wrong_data == 0 && report.duplicates == 0;
+            }
+            Err(e) => {
+                println!("kernel ping failed: {e}");
+                all_ok = false;
+            }
+        }
+    }
+
+    step(
+        "HTTP/1.1 GET from the stack's server",
+        "a TcpStream",
+        &format!("curl -i http://{STACK_IP}/"),
+    );
+    let http = SocketAddr::from((stack_v4, 80));
+    match ns.run_in(move || {
+        let mut body = Vec::new();
+        kernel_peer::http_get(http, "/", &mut body).map(|r| (r, body))
+    })? {
+        Ok((reply, body)) => {
+            print!("{}", reply.head.replace("\r\n", "\n"));
+            print!("{}", String::from_utf8_lossy(&body));
+            all_ok &= reply.status == 200;
+        }
+        Err(e) => {
+            println!("kernel HTTP client failed: {e}");
+            all_ok = false;
+        }
+    }
+
+    step(
+        "TCP echo on port 7",
+        "a TcpStream that half-closes after its line",
+        &format!("echo 'hello over TCP' | socat - TCP:{STACK_IP}:7"),
+    );
+    let sent = "hello over TCP\n";
+    match ns.run_in(move || tcp_echo(SocketAddr::from((stack_v4, 7)), sent))? {
+        Ok(got) => {
+            print!("{got}");
+            all_ok &= got == sent;
+        }
+        Err(e) => {
+            println!("kernel TCP echo client failed: {e}");
+            all_ok = false;
+        }
+    }
+
+    step(
+        "UDP echo on port 7",
+        "a UdpSocket",
+        &format!("echo 'hello over UDP' | socat - UDP:{STACK_IP}:7"),
+    );
+    let sent = "hello over UDP\n";
+    match ns.run_in(move || udp_echo(SocketAddr::from((stack_v4, 7)), sent))? {
+        Ok(got) => {
+            print!("{got}");
+            all_ok &= got == sent;
+        }
+        Err(e) => {
+            println!("kernel UDP echo client failed: {e}");
+            all_ok = false;
+        }
     }
     let neigh = ns.exec(&["ip", "neigh", "show", "dev", TAP])?;
     println!(
@@ -147,7 +187,7 @@ pub fn run(args: &GlobalArgs) -> CmdResult {
     );
 
     services.stop();
-    let counters = stack.with_interface(|iface, _| driver::format_counters(iface));
+    let counters = stack.with_interface(|iface, _| super::format_counters(iface));
     // The last handle: the driver closes what is left, flushes and closes the pcap.
     drop(stack);
     print!("\n== stack interface counters:\n{counters}");
@@ -159,7 +199,7 @@ pub fn run(args: &GlobalArgs) -> CmdResult {
     );
     drop(ns);
     if !all_ok {
-        println!("== some kernel-side commands failed");
+        println!("== some kernel-side steps failed");
         return Ok(1);
     }
     Ok(0)
@@ -200,10 +240,40 @@ fn print_trace(path: &Path, mac: EthernetAddress) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Whether `tool` is on PATH.
-fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+/// Announces a step: what it does, the kernel socket that does it, and the shell
+/// command that does the same by hand (in a namespace of your own, see the README).
+fn step(title: &str, socket: &str, by_hand: &str) {
+    println!("\n== {title}\n   kernel side: {socket} on a thread inside the namespace; by hand: {by_hand}");
+}
+
+/// The kernel's TCP echo client: sends `line`, half-closes, reads until the stack's FIN.
+fn tcp_echo(to: SocketAddr, line: &str) -> std::io::Result<String> {
+    let mut s = TcpStream::connect_timeout(&to, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.write_all(line.as_bytes())?;
+    s.shutdown(Shutdown::Write)?;
+    let mut got = String::new();
+    s.read_to_string(&mut got)?;
+    Ok(got)
+}
+
+/// The kernel's UDP echo client: sends `line` until an answer comes (3 tries, 1 s each).
+fn udp_echo(to: SocketAddr, line: &str) -> std::io::Result<String> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0")?;
+    s.set_read_timeout(Some(Duration::from_secs(1)))?;
+    let mut buf = [0u8; 2048];
+    let mut last = None;
+    for _ in 0..3 {
+        s.send_to(line.as_bytes(), to)?;
+        match s.recv_from(&mut buf) {
+            Ok((n, from)) if from == to => {
+                return Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+            }
+            Ok(_) => {}
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no answer from the echo service")))
 }
 
 /// The page the demo's HTTP server answers with.

@@ -6,9 +6,9 @@ use core::net::Ipv4Addr;
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Write};
 use std::path::PathBuf;
-use ustack_tools::analysis::SeqMode;
-use ustack_tools::dump::{self, DumpOptions, Filter, Output, Proto};
-use ustack_tools::dump_fmt::TimeStyle;
+use ustack_capture::analysis::SeqMode;
+use ustack_capture::dump::{self, DumpOptions, Filter, Output, Proto};
+use ustack_capture::dump_fmt::TimeStyle;
 
 /// Flags of `ustack dump`.
 #[derive(Debug, Args)]
@@ -35,7 +35,7 @@ pub struct DumpArgs {
     pub port: Option<u16>,
     /// Only this protocol.
     #[arg(long, value_enum, value_name = "PROTO")]
-    pub proto: Option<Proto>,
+    pub proto: Option<ProtoArg>,
     /// Per-connection summaries instead of frames: TCP 4-tuples with packets and bytes
     /// each way, duration, SYN/FIN/RST, retransmissions and handshake options; UDP flows.
     #[arg(long)]
@@ -49,6 +49,30 @@ pub struct DumpArgs {
     /// Stop after N frames shown.
     #[arg(short = 'c', long, value_name = "N")]
     pub count: Option<usize>,
+}
+
+/// `--proto` values (the capture library's [`Proto`], kept free of clap).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProtoArg {
+    /// TCP segments.
+    Tcp,
+    /// UDP datagrams.
+    Udp,
+    /// ICMP messages.
+    Icmp,
+    /// ARP packets.
+    Arp,
+}
+
+impl From<ProtoArg> for Proto {
+    fn from(p: ProtoArg) -> Proto {
+        match p {
+            ProtoArg::Tcp => Proto::Tcp,
+            ProtoArg::Udp => Proto::Udp,
+            ProtoArg::Icmp => Proto::Icmp,
+            ProtoArg::Arp => Proto::Arp,
+        }
+    }
 }
 
 /// Help epilogue with examples.
@@ -94,7 +118,7 @@ pub fn run(args: &DumpArgs) -> CmdResult {
         filter: Filter {
             host: args.host,
             port: args.port,
-            proto: args.proto,
+            proto: args.proto.map(Proto::from),
         },
         count: args.count,
     };

@@ -1,13 +1,14 @@
 //! `ustack echo`: TCP and UDP echo (RFC 862) on a link until a signal.
 //!
-//! The stack and the service share one thread: the driver loop feeds frames and timers
-//! to the interface, then runs [`EchoServer::poll`] as its application hook (and the
+//! The stack and the service share one thread: the stack's driver feeds frames and
+//! timers to the interface, then runs [`EchoServer::poll`] as a hook (and the
 //! trace/stats observer), then sends what the service queued.
 
 use super::{CmdResult, Served};
-use crate::cli::GlobalArgs;
+use crate::global::GlobalArgs;
 use clap::Args;
-use ustack_tools::echo::EchoServer;
+use std::sync::{Arc, Mutex, PoisonError};
+use ustack_socket::echo::EchoServer;
 
 /// Options of `ustack echo`.
 #[derive(Debug, Args)]
@@ -22,8 +23,20 @@ pub struct EchoArgs {
 
 /// Runs until SIGINT/SIGTERM/SIGHUP, then prints counters.
 pub fn run(args: &GlobalArgs, echo: &EchoArgs) -> CmdResult {
-    let mut served = Served::open(args, "echo")?;
-    let mut server = EchoServer::new(&mut served.iface, echo.port, echo.backlog)?;
+    let served = Served::open(args, "echo")?;
+    let server = served
+        .stack
+        .with_interface(|iface, _| EchoServer::new(iface, echo.port, echo.backlog))?;
+    let server = Arc::new(Mutex::new(server));
+    let hook_server = server.clone();
+    served.stack.add_hook(move |_, _| {
+        Box::new(move |round| {
+            hook_server
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .poll(round)
+        })
+    });
     eprintln!(
         "ustack: echo on {}:{} (TCP and UDP) over {} ({}); Ctrl-C to stop",
         served.ip.address(),
@@ -31,7 +44,8 @@ pub fn run(args: &GlobalArgs, echo: &EchoArgs) -> CmdResult {
         served.spec,
         served.mac
     );
-    let (mut iface, result) = served.run(args, &mut |iface, now| server.poll(iface, now))?;
+    let (mut stopped, result) = served.run(args)?;
+    let server = server.lock().unwrap_or_else(PoisonError::into_inner);
     let s = server.stats();
     eprintln!(
         "ustack: echo: tcp {} accepted, {} completed, {} failed, {} open, at most {} at once, \
@@ -46,7 +60,7 @@ pub fn run(args: &GlobalArgs, echo: &EchoArgs) -> CmdResult {
         s.udp_bytes,
         s.udp_dropped
     );
-    eprintln!("ustack: tcp counters: {:?}", iface.tcp().counters());
+    eprintln!("ustack: tcp counters: {:?}", stopped.iface.tcp().counters());
     result?;
     Ok(0)
 }

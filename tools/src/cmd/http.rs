@@ -9,7 +9,7 @@
 
 use super::net::{self, Transfer};
 use super::CmdResult;
-use crate::cli::GlobalArgs;
+use crate::global::GlobalArgs;
 use clap::{Args, Subcommand};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
@@ -113,7 +113,7 @@ fn serve(global: &GlobalArgs, dir: &Path, port: u16) -> CmdResult {
         std::thread::sleep(Duration::from_millis(20));
     }
     drop(watch);
-    let counters = stack.with_interface(|iface, _| ustack_tools::driver::format_counters(iface));
+    let counters = stack.with_interface(|iface, _| super::format_counters(iface));
     eprint!("ustack: interface counters:\n{counters}");
     if active.load(Ordering::Relaxed) == 0 {
         drop(stack);

@@ -7,7 +7,7 @@
 
 use super::net;
 use super::CmdResult;
-use crate::cli::GlobalArgs;
+use crate::global::GlobalArgs;
 use clap::Args;
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr};

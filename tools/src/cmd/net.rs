@@ -4,22 +4,17 @@
 //!
 //! The stack is the socket API's (`ustack_socket`): one driver thread owns the link and
 //! the application uses `TcpStream`/`UdpSocket`/`RawSocket` from its own threads. The
-//! link gets the same wrappers as `ustack up`: the pcap writer records what the device
-//! moved and the fault injector sits above it (so injected losses do not show in the
-//! file, like a lossy path beyond the NIC).
+//! link gets the same wrappers as `ustack up` (`ustack_socket::link`): the pcap writer
+//! records what the device moved and the fault injector sits above it (so injected
+//! losses do not show in the file, like a lossy path beyond the NIC).
 
-use crate::cli::GlobalArgs;
-use crate::observe::Observer;
+use crate::global::GlobalArgs;
+use crate::observe::{Attached, Observer};
 use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 use std::io::{self, IsTerminal, Read, Write};
-use std::os::unix::io::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use ustack_socket::NetStack;
-use ustack_tools::driver;
 
 /// Builds and starts the stack for subcommand `what` from the global options.
 ///
@@ -32,51 +27,27 @@ pub fn stack(args: &GlobalArgs, what: &str) -> Result<NetStack, Box<dyn std::err
         ip,
         mac,
     } = super::open_device(args, what)?;
-    let fd = device.as_raw_fd();
-    // The same composition as every other subcommand: faults at the device, pcap or
-    // annotated pcapng as `--pcap` says (see `driver::build_link`).
-    let opts = driver::LinkOptions {
-        pcap: args.pcap.clone(),
-        faults: args.faults.faults(),
-        seed: args.seed,
-    };
-    let link = driver::build_link(device, &opts, &driver::Clock::start())?;
-    let mut b = NetStack::builder()
-        .link_with_fd(Box::new(link), fd)
-        .ip(ip)
-        .mac(mac)
-        .mtu(args.mtu.into());
-    if let Some(gw) = args.gateway {
-        b = b.gateway(gw);
-    }
-    let seed = args.seed;
-    b = b.config(move |c| c.seed = seed);
-    let stack = b
+    let stack = super::builder(args, device, ip, mac)
         .build()
         .map_err(|e| format!("cannot start the stack on {spec}: {e}"))?;
     log::info!("{what}: stack {ip} ({mac}) on {spec}");
     Ok(stack)
 }
 
-/// How often the watcher drains TCP events (the socket-API driver does not: they wait
-/// in the TCP layer's bounded queue until someone does).
-const WATCH_EVERY: Duration = Duration::from_millis(5);
-
-/// `--trace`, `--trace-file` and `--stats` for a socket-API stack: a thread that runs
-/// the [`Observer`] under the stack lock every few milliseconds, and the report when
-/// it ends. The socket-API commands print both on stderr, since their stdout may be
-/// data (`nc`, `http get`). Dropping it stops the thread, drains the last events and
-/// prints the report; drop it before the command's last `NetStack` handle.
+/// `--trace`, `--trace-file` and `--stats` for a socket-API stack: the [`Observer`] as
+/// a hook in the stack's driver, and the report when it ends. The socket-API commands
+/// print both on stderr, since their stdout may be data (`nc`, `http get`). Dropping it
+/// detaches the hook, drains the last events and prints the report; drop it before the
+/// command's last `NetStack` handle.
 pub struct Watch {
     stack: NetStack,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<Observer>>,
+    attached: Option<Attached>,
 }
 
 /// Starts watching `stack` when `--trace`, `--trace-file` or `--stats` asks for it.
 ///
 /// # Errors
-/// The trace file could not be created, or the thread could not start.
+/// The trace file could not be created.
 pub fn watch(
     args: &GlobalArgs,
     stack: &NetStack,
@@ -84,35 +55,18 @@ pub fn watch(
     if !Observer::wanted(args) {
         return Ok(None);
     }
-    let mut obs = Observer::new(args, false)?.on_stderr();
-    let stop = Arc::new(AtomicBool::new(false));
-    let (stop2, stack2) = (stop.clone(), stack.clone());
-    let thread = std::thread::Builder::new()
-        .name("observe".into())
-        .spawn(move || {
-            while !stop2.load(Ordering::Relaxed) {
-                stack2.with_interface(|iface, now| obs.poll(iface, now));
-                std::thread::sleep(WATCH_EVERY);
-            }
-            obs
-        })?;
+    let obs = Observer::new(args, stack, false)?.on_stderr();
     Ok(Some(Watch {
         stack: stack.clone(),
-        stop,
-        thread: Some(thread),
+        attached: Some(Attached::attach(obs, stack)),
     }))
 }
 
 impl Drop for Watch {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            match t.join() {
-                Ok(obs) => self
-                    .stack
-                    .with_interface(|iface, now| obs.finish(iface, now)),
-                Err(_) => eprintln!("ustack: the trace thread panicked"),
-            }
+        if let Some(obs) = self.attached.take().and_then(Attached::detach) {
+            self.stack
+                .with_interface(|iface, now| obs.finish(iface, now));
         }
     }
 }

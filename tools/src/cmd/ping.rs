@@ -4,7 +4,7 @@
 
 use super::net;
 use super::CmdResult;
-use crate::cli::GlobalArgs;
+use crate::global::GlobalArgs;
 use clap::Args;
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};

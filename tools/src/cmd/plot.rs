@@ -6,9 +6,9 @@ use clap::Args;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::PathBuf;
-use ustack_tools::analysis::SeqMode;
-use ustack_tools::dump;
-use ustack_tools::plot::{self, ConnSelect};
+use ustack_capture::analysis::SeqMode;
+use ustack_capture::timeseq::{self, ConnSelect};
+use ustack_capture::{dump, plot, trace};
 
 /// Flags of `ustack plot`.
 #[derive(Debug, Args)]
@@ -51,7 +51,7 @@ pub fn run(args: &PlotArgs) -> CmdResult {
     if let Some(trace) = &args.trace {
         let text =
             std::fs::read_to_string(trace).map_err(|e| format!("{}: {e}", trace.display()))?;
-        let events = plot::parse_trace(&text).map_err(|e| format!("{}: {e}", trace.display()))?;
+        let events = trace::parse_trace(&text).map_err(|e| format!("{}: {e}", trace.display()))?;
         let conn = plot::draw_trace(&events, args.trace_conn.as_deref(), &args.output)?;
         println!(
             "{}: cwnd/ssthresh/srtt of {} ({} events)",
@@ -81,8 +81,8 @@ pub fn run(args: &PlotArgs) -> CmdResult {
         (_, Some(p)) => ConnSelect::Port(p),
         _ => ConnSelect::Busiest,
     };
-    let conn = plot::select(&cap, sel)?;
-    let ts = plot::time_sequence(&cap, conn);
+    let conn = timeseq::select(&cap, sel)?;
+    let ts = timeseq::time_sequence(&cap, conn);
     plot::draw_time_sequence(&ts, &args.output)?;
     println!(
         "{}: connection #{} {} > {}: {} segments, {} retransmissions, {} ACKs, {} SACK blocks",

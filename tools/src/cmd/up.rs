@@ -1,7 +1,7 @@
 //! `ustack up`: the stack on a link, answering ARP and ping until a signal.
 
 use super::{CmdResult, Served};
-use crate::cli::GlobalArgs;
+use crate::global::GlobalArgs;
 
 /// Runs until SIGINT/SIGTERM/SIGHUP, then prints counters.
 pub fn run(args: &GlobalArgs) -> CmdResult {
@@ -10,7 +10,7 @@ pub fn run(args: &GlobalArgs) -> CmdResult {
         "ustack: up on {} as {} ({}); Ctrl-C to stop",
         served.spec, served.ip, served.mac
     );
-    let (_, result) = served.run(args, &mut |_, _| {})?;
+    let (_, result) = served.run(args)?;
     result?;
     Ok(0)
 }

@@ -6,7 +6,7 @@
 
 use super::net::{self, Transfer};
 use super::CmdResult;
-use crate::cli::GlobalArgs;
+use crate::global::GlobalArgs;
 use clap::Args;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};

@@ -17,26 +17,41 @@ use std::io;
 use std::os::unix::io::RawFd;
 use std::time::Duration;
 
-/// Waits until `fd` is readable or `timeout` passes (`None` waits forever).
+/// Most descriptors one [`wait_readable`] call watches (a driver needs its device and
+/// its wake-up eventfd).
+pub const MAX_WAIT_FDS: usize = 4;
+
+/// Waits until one of `fds` is readable or `timeout` passes (`None` waits forever).
+/// The one poll(2) of every host loop: a driver passes its device and its wake-up fd.
 ///
-/// Returns `Ok(true)` when readable (or hung up/in error, so the next read reports it),
-/// `Ok(false)` on timeout or when a signal interrupted the wait.
+/// Returns `Ok(true)` when one is readable (or hung up/in error, so the next read
+/// reports it), `Ok(false)` on timeout or when a signal interrupted the wait.
 ///
 /// # Errors
-/// poll(2) failed for a reason other than EINTR.
-pub fn wait_readable(fd: RawFd, timeout: Option<Duration>) -> io::Result<bool> {
+/// poll(2) failed for a reason other than EINTR, or more than [`MAX_WAIT_FDS`] fds were
+/// given.
+pub fn wait_readable(fds: &[RawFd], timeout: Option<Duration>) -> io::Result<bool> {
+    if fds.len() > MAX_WAIT_FDS {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "too many descriptors to wait on",
+        ));
+    }
     let timeout_ms: libc::c_int = match timeout {
         None => -1,
         // Round up so a deadline 0.3 ms away does not turn into a busy loop of 0 ms polls.
         Some(d) => d.as_micros().div_ceil(1000).min(libc::c_int::MAX as u128) as libc::c_int,
     };
-    let mut pfd = libc::pollfd {
-        fd,
+    let mut pfds = [libc::pollfd {
+        fd: -1,
         events: libc::POLLIN,
         revents: 0,
-    };
-    // SAFETY: `pfd` is a valid, initialised pollfd and we pass a count of exactly one.
-    let n = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+    }; MAX_WAIT_FDS];
+    for (p, &fd) in pfds.iter_mut().zip(fds) {
+        p.fd = fd;
+    }
+    // SAFETY: `pfds` holds `fds.len()` (at most MAX_WAIT_FDS) initialised pollfds.
+    let n = unsafe { libc::poll(pfds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
     if n < 0 {
         let err = io::Error::last_os_error();
         if err.kind() == io::ErrorKind::Interrupted {
@@ -44,7 +59,7 @@ pub fn wait_readable(fd: RawFd, timeout: Option<Duration>) -> io::Result<bool> {
         }
         return Err(err);
     }
-    Ok(n > 0 && pfd.revents != 0)
+    Ok(n > 0)
 }
 
 /// Whether a send error means "the device queue is full": the frame is dropped, not an error.
@@ -73,14 +88,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn wait_readable_times_out_on_an_empty_pipe_and_sees_data() {
+    fn waiting_for_input_times_out_on_an_empty_pipe_and_sees_data() {
         let mut fds = [0 as libc::c_int; 2];
         // SAFETY: `fds` has room for the two descriptors pipe(2) writes.
         assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-        assert!(!wait_readable(fds[0], Some(Duration::from_millis(1))).unwrap());
+        assert!(!wait_readable(&[fds[0]], Some(Duration::from_millis(1))).unwrap());
         // SAFETY: writing one byte from a valid buffer to the pipe's write end.
         assert_eq!(unsafe { libc::write(fds[1], b"x".as_ptr().cast(), 1) }, 1);
-        assert!(wait_readable(fds[0], Some(Duration::from_millis(1000))).unwrap());
+        assert!(wait_readable(&[fds[0]], Some(Duration::from_millis(1000))).unwrap());
         // SAFETY: closing descriptors we own exactly once.
         unsafe {
             libc::close(fds[0]);

@@ -34,8 +34,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
+use ustack_socket::netns::{self, Netns};
 use ustack_tools::ethtool::{self, Offloads};
-use ustack_tools::netns::{self, Netns};
 
 const TAP: &str = "ubtap0";
 const TAP_KERNEL: &str = "10.78.0.1/24";
@@ -409,12 +409,12 @@ impl Lab {
                 }
             })
         };
-        let handle = self.a.spawn_in(job).map_err(|e| e.to_string())?;
-        let out = match handle.join() {
-            Ok(Ok(r)) => r?,
-            Ok(Err(e)) => return Err(format!("entering the client namespace: {e}")),
-            Err(_) => return Err("the client thread panicked".into()),
-        };
+        let handle = self
+            .a
+            .spawn_in("bench client", job)
+            .map_err(|e| format!("entering the client namespace: {e}"))?;
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle.join()))
+            .map_err(|_| "the client thread panicked".to_owned())??;
         match out {
             ClientOut::Figure(value, count) => {
                 let rep = server.finish()?;

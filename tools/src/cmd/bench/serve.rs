@@ -9,7 +9,7 @@
 
 use super::client::pin_to;
 use super::pattern::{self, Pattern};
-use crate::cli::GlobalArgs;
+use crate::global::GlobalArgs;
 use clap::{Args, ValueEnum};
 use serde::{Deserialize, Serialize};
 use std::io::{self, Read, Write};

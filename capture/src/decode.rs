@@ -6,6 +6,13 @@
 //! verified and reported (`checksum_ok`), never a reason to stop. Every header field is
 //! kept, options in the order they appear, so the printers can match tcpdump.
 //!
+//! The headers are read through etherparse's header slices (Ethernet through the
+//! stack's `EthernetRepr`, ARP through `ArpRepr`; IPv4, ICMP, UDP, TCP and TCP options
+//! through etherparse directly), which check lengths but not checksums; this module
+//! adds the checksum verdicts and tcpdump's wording for what is wrong. Linux cooked
+//! headers, which etherparse rejects for types it does not know or lacks (SLL2), are
+//! read field by field.
+//!
 //! Invariant: decoding never panics. A layer that cannot be decoded (short, bad length
 //! field, bad option) stops the decode there and is named in [`Frame::malformed`];
 //! everything outside it is still returned.
@@ -386,17 +393,13 @@ impl Tcp {
     }
 }
 
+/// A big-endian 16-bit word of `b` at `at`, for the few fields no header parser offers:
+/// the Linux cooked-capture headers (etherparse rejects packet and protocol types it
+/// does not know, which a capture must still show, and has no SLL2), the fixed words of
+/// an ARP packet too short for its address lengths (named in the diagnostic), the port
+/// and the port words of the partial transport header an ICMP error quotes.
 fn be16(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes(b.get(at..at + 2)?.try_into().ok()?))
-}
-
-fn be32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-
-fn ip4(b: &[u8], at: usize) -> Option<Ipv4Addr> {
-    let o: [u8; 4] = b.get(at..at + 4)?.try_into().ok()?;
-    Some(Ipv4Addr::from(o))
 }
 
 /// Decodes one capture record.
@@ -503,9 +506,16 @@ fn decode_frame_of(link_type: u16, data: &[u8], wire_len: u32) -> Frame {
 }
 
 fn decode_arp(f: &mut Frame, p: &[u8]) {
-    let (Some(hardware_type), Some(protocol_type), Some(operation)) =
-        (be16(p, 0), be16(p, 2), be16(p, 6))
-    else {
+    let fixed = match etherparse::ArpPacketSlice::from_slice(p) {
+        Ok(a) => Some((a.hw_addr_type().0, a.proto_addr_type().0, a.operation().0)),
+        // Too short for the address lengths it declares: its fixed words still say what
+        // it was meant to be.
+        Err(_) => match (be16(p, 0), be16(p, 2), be16(p, 6)) {
+            (Some(h), Some(t), Some(o)) => Some((h, t, o)),
+            _ => None,
+        },
+    };
+    let Some((hardware_type, protocol_type, operation)) = fixed else {
         f.malformed = Some(Malformed {
             layer: "arp",
             reason: format!("truncated: {} bytes", p.len()),
@@ -537,40 +547,42 @@ fn decode_arp(f: &mut Frame, p: &[u8]) {
     }
 }
 
-/// Decodes the fixed IPv4 header fields; `Err` names what is wrong.
+/// Decodes the IPv4 header (etherparse's slice: version, IHL and length checked, the
+/// checksum not); `Err` names what is wrong.
 fn parse_ipv4_header(p: &[u8]) -> Result<Ipv4, String> {
-    if p.len() < 20 {
-        return Err(format!("truncated: {} of 20 header bytes", p.len()));
-    }
-    let version = p[0] >> 4;
-    let header_len = usize::from(p[0] & 0x0f) * 4;
-    if version != 4 {
-        return Err(format!("version {version}"));
-    }
-    if header_len < 20 {
-        return Err(format!("header length {header_len} < 20"));
-    }
-    let hdr = p
-        .get(..header_len)
-        .ok_or_else(|| format!("truncated: {} of {header_len} header bytes", p.len()))?;
-    let total_len = be16(p, 2).unwrap_or(0);
-    let frag = be16(p, 6).unwrap_or(0);
+    use etherparse::err::ipv4::{HeaderError, HeaderSliceError};
+    let hdr = etherparse::Ipv4HeaderSlice::from_slice(p).map_err(|e| match e {
+        HeaderSliceError::Len(l) => {
+            format!("truncated: {} of {} header bytes", p.len(), l.required_len)
+        }
+        HeaderSliceError::Content(HeaderError::UnexpectedVersion { version_number }) => {
+            format!("version {version_number}")
+        }
+        HeaderSliceError::Content(HeaderError::HeaderLengthSmallerThanHeader { ihl }) => {
+            format!("header length {} < 20", usize::from(ihl) * 4)
+        }
+    })?;
+    let bytes = hdr.slice();
+    let header_len = bytes.len();
+    let total_len = hdr.total_len();
     Ok(Ipv4 {
-        version,
+        version: hdr.version(),
         header_len,
-        tos: p[1],
+        tos: (hdr.dcp().value() << 2) | hdr.ecn().value(),
         total_len,
-        ident: be16(p, 4).unwrap_or(0),
-        reserved_flag: frag & 0x8000 != 0,
-        dont_frag: frag & 0x4000 != 0,
-        more_frags: frag & 0x2000 != 0,
-        frag_offset: (frag & 0x1fff) * 8,
-        ttl: p[8],
-        protocol: p[9],
-        checksum: be16(p, 10).unwrap_or(0),
-        checksum_ok: checksum::of(hdr) == 0,
-        src: ip4(p, 12).unwrap_or(Ipv4Addr::UNSPECIFIED),
-        dst: ip4(p, 16).unwrap_or(Ipv4Addr::UNSPECIFIED),
+        ident: hdr.identification(),
+        // etherparse does not model the reserved ("evil", RFC 3514) bit: the top bit of
+        // the flags byte. The slice is at least 20 bytes long.
+        reserved_flag: bytes[6] & 0x80 != 0,
+        dont_frag: hdr.dont_fragment(),
+        more_frags: hdr.more_fragments(),
+        frag_offset: hdr.fragments_offset().value() * 8,
+        ttl: hdr.ttl(),
+        protocol: hdr.protocol().0,
+        checksum: hdr.header_checksum(),
+        checksum_ok: checksum::of(bytes) == 0,
+        src: hdr.source_addr(),
+        dst: hdr.destination_addr(),
         options_len: header_len - 20,
         payload_len: usize::from(total_len).saturating_sub(header_len),
     })
@@ -643,17 +655,40 @@ pub fn decode_transport(f: &mut Frame, ip: &Ipv4, payload: &[u8], truncated: boo
 }
 
 fn decode_icmp(p: &[u8], len: usize, whole: bool) -> Result<Icmp, Malformed> {
-    if p.len() < 8 {
-        return Err(Malformed {
-            layer: "icmp",
-            reason: format!("truncated: {} of 8 header bytes", p.len()),
-        });
-    }
-    let (icmp_type, code) = (p[0], p[1]);
+    let truncated = || Malformed {
+        layer: "icmp",
+        reason: format!("truncated: {} of 8 header bytes", p.len()),
+    };
+    // type, code, checksum, the "rest of header" word, and what follows the 8 bytes.
+    let (icmp_type, code, sum, rest, body) = match etherparse::Icmpv4Slice::from_slice(p) {
+        Ok(m) => (
+            m.type_u8(),
+            m.code_u8(),
+            m.checksum(),
+            m.bytes5to8(),
+            m.payload(),
+        ),
+        // etherparse also refuses a timestamp message that is not exactly 20 bytes;
+        // tcpdump still shows its identifier and sequence number, so we do too.
+        Err(_) => match p.get(..8) {
+            Some(h) => (
+                h[0],
+                h[1],
+                u16::from_be_bytes([h[2], h[3]]),
+                [h[4], h[5], h[6], h[7]],
+                &p[8..],
+            ),
+            None => return Err(truncated()),
+        },
+    };
+    // RFC 792: the word holds identifier and sequence number of echo and timestamp
+    // messages; RFC 1191: its low half is the next-hop MTU of "fragmentation needed".
+    let hi = u16::from_be_bytes([rest[0], rest[1]]);
+    let lo = u16::from_be_bytes([rest[2], rest[3]]);
     let mut m = Icmp {
         icmp_type,
         code,
-        checksum: be16(p, 2).unwrap_or(0),
+        checksum: sum,
         checksum_ok: whole.then(|| checksum::of(p) == 0),
         ident: None,
         seq: None,
@@ -663,20 +698,22 @@ fn decode_icmp(p: &[u8], len: usize, whole: bool) -> Result<Icmp, Malformed> {
     };
     match icmp_type {
         0 | 8 | 13 | 14 => {
-            m.ident = be16(p, 4);
-            m.seq = be16(p, 6);
+            m.ident = Some(hi);
+            m.seq = Some(lo);
         }
         3 | 4 | 5 | 11 | 12 => {
             if icmp_type == 3 && code == 4 {
-                m.next_hop_mtu = be16(p, 6);
+                m.next_hop_mtu = Some(lo);
             }
-            m.quoted = parse_quoted(&p[8..]);
+            m.quoted = parse_quoted(body);
         }
         _ => {}
     }
     Ok(m)
 }
 
+/// The datagram an ICMP error quotes: its IP header and the first 8 bytes after it
+/// (RFC 792), of which TCP and UDP both start with the two ports.
 fn parse_quoted(q: &[u8]) -> Option<Quoted> {
     let ip = parse_ipv4_header(q).ok()?;
     let l4 = q.get(ip.header_len..).unwrap_or(&[]);
@@ -693,9 +730,7 @@ fn parse_quoted(q: &[u8]) -> Option<Quoted> {
 /// A UDP header is returned even with a bad length field (tcpdump shows its ports),
 /// together with the reason it is malformed.
 fn decode_udp(ip: &Ipv4, p: &[u8], whole: bool) -> (Option<Udp>, Option<Malformed>) {
-    let (Some(src_port), Some(dst_port), Some(length), Some(sum)) =
-        (be16(p, 0), be16(p, 2), be16(p, 4), be16(p, 6))
-    else {
+    let Ok(hdr) = etherparse::UdpHeaderSlice::from_slice(p) else {
         return (
             None,
             Some(Malformed {
@@ -704,9 +739,10 @@ fn decode_udp(ip: &Ipv4, p: &[u8], whole: bool) -> (Option<Udp>, Option<Malforme
             }),
         );
     };
+    let (length, sum) = (hdr.length(), hdr.checksum());
     let udp = Udp {
-        src_port,
-        dst_port,
+        src_port: hdr.source_port(),
+        dst_port: hdr.destination_port(),
         length,
         checksum: sum,
         checksum_ok: (whole && sum != 0 && usize::from(length) <= p.len())
@@ -724,38 +760,64 @@ fn decode_udp(ip: &Ipv4, p: &[u8], whole: bool) -> (Option<Udp>, Option<Malforme
 }
 
 fn decode_tcp(ip: &Ipv4, p: &[u8], whole: bool) -> Result<Tcp, Malformed> {
-    if p.len() < 20 {
-        return Err(Malformed {
-            layer: "tcp",
-            reason: format!("truncated: {} of 20 header bytes", p.len()),
-        });
-    }
-    let header_len = usize::from(p[12] >> 4) * 4;
-    if header_len < 20 || header_len > ip.payload_len {
-        return Err(Malformed {
-            layer: "tcp",
-            reason: format!(
-                "bad header length {header_len} (IP payload {} bytes)",
-                ip.payload_len
-            ),
-        });
-    }
-    let opt_bytes = p.get(20..header_len).ok_or_else(|| Malformed {
+    use etherparse::err::tcp::{HeaderError, HeaderSliceError};
+    let malformed = |reason| Malformed {
         layer: "tcp",
-        reason: format!("truncated: {} of {header_len} header bytes", p.len()),
+        reason,
+    };
+    let bad_len = |header_len: usize| {
+        malformed(format!(
+            "bad header length {header_len} (IP payload {} bytes)",
+            ip.payload_len
+        ))
+    };
+    // etherparse checks the 20 fixed bytes, then the data offset, then that the options
+    // are present; a header longer than the IP payload is reported as such even when
+    // the capture also cut it short.
+    let hdr = etherparse::TcpHeaderSlice::from_slice(p).map_err(|e| match e {
+        HeaderSliceError::Len(l) if l.required_len == 20 => {
+            malformed(format!("truncated: {} of 20 header bytes", p.len()))
+        }
+        HeaderSliceError::Len(l) if l.required_len > ip.payload_len => bad_len(l.required_len),
+        HeaderSliceError::Len(l) => malformed(format!(
+            "truncated: {} of {} header bytes",
+            p.len(),
+            l.required_len
+        )),
+        HeaderSliceError::Content(HeaderError::DataOffsetTooSmall { data_offset }) => {
+            bad_len(usize::from(data_offset) * 4)
+        }
     })?;
-    let (options, options_malformed) = parse_tcp_options(opt_bytes);
+    let header_len = hdr.slice().len();
+    if header_len > ip.payload_len {
+        return Err(bad_len(header_len));
+    }
+    let (options, options_malformed) = parse_tcp_options(hdr.options());
+    let flags = [
+        hdr.fin(),
+        hdr.syn(),
+        hdr.rst(),
+        hdr.psh(),
+        hdr.ack(),
+        hdr.urg(),
+        hdr.ece(),
+        hdr.cwr(),
+        hdr.ns(), // AE since RFC 9768
+    ]
+    .iter()
+    .enumerate()
+    .fold(0u16, |acc, (bit, &set)| acc | (u16::from(set) << bit));
     Ok(Tcp {
-        src_port: be16(p, 0).unwrap_or(0),
-        dst_port: be16(p, 2).unwrap_or(0),
-        seq: be32(p, 4).unwrap_or(0),
-        ack: be32(p, 8).unwrap_or(0),
+        src_port: hdr.source_port(),
+        dst_port: hdr.destination_port(),
+        seq: hdr.sequence_number(),
+        ack: hdr.acknowledgment_number(),
         header_len,
-        flags: be16(p, 12).unwrap_or(0) & 0x1ff,
-        window: be16(p, 14).unwrap_or(0),
-        checksum: be16(p, 16).unwrap_or(0),
+        flags,
+        window: hdr.window_size(),
+        checksum: hdr.checksum(),
         checksum_ok: whole.then(|| checksum::pseudo(ip.src, ip.dst, 6, p) == 0),
-        urgent_ptr: be16(p, 18).unwrap_or(0),
+        urgent_ptr: hdr.urgent_pointer(),
         options,
         options_malformed,
         payload_len: ip.payload_len - header_len,
@@ -763,56 +825,53 @@ fn decode_tcp(ip: &Ipv4, p: &[u8], whole: bool) -> Result<Tcp, Malformed> {
 }
 
 /// Parses a TCP options area in order; the flag is set when an option runs past the end.
+///
+/// Well-formed MSS, window scale, SACK-permitted, SACK and timestamp options, NOP and
+/// EOL come from etherparse's option iterator. What it refuses, an unknown kind or a
+/// known kind of the wrong length, is still a kind-length-value triple (RFC 9293
+/// §3.2), kept as [`TcpOption::Unknown`] so the printers can show it as tcpdump does;
+/// only a length that is below 2 or runs past the area ends the walk.
 pub fn parse_tcp_options(mut b: &[u8]) -> (Vec<TcpOption>, bool) {
+    use etherparse::TcpOptionElement as E;
     let mut out = Vec::new();
-    while let Some(&kind) = b.first() {
-        match kind {
-            0 => {
+    while !b.is_empty() {
+        let mut it = etherparse::TcpOptionsIterator::from_slice(b);
+        match it.next() {
+            // The iterator stops at End of Option List without consuming it.
+            None => {
                 out.push(TcpOption::Eol);
                 break;
             }
-            1 => {
-                out.push(TcpOption::Nop);
-                b = &b[1..];
-                continue;
+            Some(Ok(e)) => {
+                out.push(match e {
+                    E::Noop => TcpOption::Nop,
+                    E::MaximumSegmentSize(value) => TcpOption::Mss { value },
+                    E::WindowScale(shift) => TcpOption::WindowScale { shift },
+                    E::SelectiveAcknowledgementPermitted => TcpOption::SackPermitted,
+                    E::SelectiveAcknowledgement(first, rest) => TcpOption::Sack {
+                        blocks: core::iter::once(first)
+                            .chain(rest.into_iter().flatten())
+                            .collect(),
+                    },
+                    E::Timestamp(val, ecr) => TcpOption::Timestamp { val, ecr },
+                });
+                b = it.rest();
             }
-            _ => {}
+            Some(Err(_)) => {
+                let kind = b[0];
+                let Some(len) = b.get(1).map(|&l| usize::from(l)) else {
+                    return (out, true);
+                };
+                if len < 2 || len > b.len() {
+                    return (out, true);
+                }
+                out.push(TcpOption::Unknown {
+                    kind,
+                    data: b[2..len].to_vec(),
+                });
+                b = &b[len..];
+            }
         }
-        let Some(&len) = b.get(1) else {
-            return (out, true);
-        };
-        let len = usize::from(len);
-        if len < 2 || len > b.len() {
-            return (out, true);
-        }
-        let body = &b[2..len];
-        out.push(match (kind, body.len()) {
-            (2, 2) => TcpOption::Mss {
-                value: u16::from_be_bytes([body[0], body[1]]),
-            },
-            (3, 1) => TcpOption::WindowScale { shift: body[0] },
-            (4, 0) => TcpOption::SackPermitted,
-            (5, n) if n % 8 == 0 && n > 0 => TcpOption::Sack {
-                blocks: body
-                    .chunks_exact(8)
-                    .map(|c| {
-                        (
-                            u32::from_be_bytes([c[0], c[1], c[2], c[3]]),
-                            u32::from_be_bytes([c[4], c[5], c[6], c[7]]),
-                        )
-                    })
-                    .collect(),
-            },
-            (8, 8) => TcpOption::Timestamp {
-                val: u32::from_be_bytes([body[0], body[1], body[2], body[3]]),
-                ecr: u32::from_be_bytes([body[4], body[5], body[6], body[7]]),
-            },
-            _ => TcpOption::Unknown {
-                kind,
-                data: body.to_vec(),
-            },
-        });
-        b = &b[len..];
     }
     (out, false)
 }

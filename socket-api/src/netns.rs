@@ -16,8 +16,9 @@ use std::io;
 use std::os::unix::io::AsRawFd;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{mpsc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// Names of live namespaces, for [`cleanup_all`].
@@ -109,9 +110,15 @@ impl Netns {
             .push(name.clone());
         let ns = Netns { name };
         ns.ip(&["link", "set", "lo", "up"])?;
-        // Best effort: a kernel without IPv6 has no such sysctl, which is just as good.
-        let _ = ns.exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
-        let _ = ns.exec(&["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"]);
+        // Written from a thread inside the namespace: /proc/sys/net is the calling
+        // thread's namespace's. Best effort: a kernel without IPv6 has no such file,
+        // which is just as good.
+        ns.run_in(|| {
+            for which in ["all", "default"] {
+                let _ =
+                    std::fs::write(format!("/proc/sys/net/ipv6/conf/{which}/disable_ipv6"), "1");
+            }
+        })?;
         Ok(ns)
     }
 
@@ -161,18 +168,50 @@ impl Netns {
 
     /// Creates a veth pair `a`–`b` inside the namespace, gives `a` the kernel address
     /// `a_cidr`, leaves `b` without an address (for an AF_PACKET stack) and brings both
-    /// up. Transmit checksum offload is turned off on `a` so the kernel's UDP/TCP reach
-    /// the raw socket with complete checksums.
+    /// up. Transmit checksum offload is turned off on `a` (an ioctl, no ethtool needed)
+    /// so the kernel's UDP/TCP reach the raw socket with complete checksums.
     ///
     /// # Errors
-    /// One of the `ip` commands failed.
+    /// One of the `ip` commands or the ioctl failed.
     pub fn add_veth(&self, a: &str, a_cidr: &str, b: &str) -> Result<(), NetnsError> {
         self.ip(&["link", "add", a, "type", "veth", "peer", "name", b])?;
         self.ip(&["addr", "add", a_cidr, "dev", a])?;
         self.ip(&["link", "set", a, "up"])?;
         self.ip(&["link", "set", b, "up"])?;
-        // Best effort: without ethtool, ICMP still works (its checksum is never offloaded).
-        let _ = self.exec(&["ethtool", "-K", a, "tx", "off"]);
+        let dev = a.to_owned();
+        self.run_in(move || tx_checksum_off(&dev))??;
+        Ok(())
+    }
+
+    /// Waits up to `timeout` until the kernel's device `dev` is operational
+    /// (IFF_RUNNING), e.g. once a stack has opened its TAP. Until the kernel has
+    /// processed the carrier change it drops what it sends on the device (its queue
+    /// discipline is attached with the operational state), so a kernel peer that
+    /// starts at once loses its first ARP request and waits a second for the retry.
+    ///
+    /// # Errors
+    /// The namespace could not be entered, the device does not exist, or it is not
+    /// running after `timeout`.
+    pub fn wait_running(&self, dev: &str, timeout: Duration) -> Result<(), NetnsError> {
+        let name = dev.to_owned();
+        self.run_in(move || -> io::Result<()> {
+            let deadline = Instant::now() + timeout;
+            loop {
+                if if_flags(&name)? & libc::IFF_RUNNING as libc::c_short != 0 {
+                    // The operational state is set just before the qdisc is attached,
+                    // in the same kernel work item: give it a moment to finish.
+                    std::thread::sleep(Duration::from_millis(1));
+                    return Ok(());
+                }
+                if Instant::now() >= deadline {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("{name} not running after {timeout:?}"),
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })??;
         Ok(())
     }
 
@@ -187,37 +226,52 @@ impl Netns {
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
-        match self.spawn_in(f)?.join() {
-            Ok(r) => Ok(r?),
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
+        Ok(self.spawn_in("run", f)?.join())
     }
 
-    /// Starts `f` on a new thread that has entered the namespace (setns(2)) and returns
-    /// at once; joining gives `f`'s result, or the error of entering the namespace.
-    /// Threads `f` spawns inherit the namespace.
+    /// Starts `f` on a new thread named `netns-WHAT` that has entered the namespace
+    /// (setns(2)) before `f` runs, and returns at once: the kernel's side of a
+    /// conversation (a ping, an HTTP client, an echo server) runs there on kernel
+    /// sockets while the caller drives the other side. Sockets the thread opens belong
+    /// to the namespace; the rest of the process stays where it is.
     ///
     /// # Errors
-    /// The namespace file could not be opened or the thread not spawned.
-    pub fn spawn_in<T, F>(&self, f: F) -> Result<JoinHandle<io::Result<T>>, NetnsError>
+    /// The thread could not start or the namespace could not be entered.
+    pub fn spawn_in<T, F>(&self, what: &str, f: F) -> Result<NsThread<T>, NetnsError>
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
         let path = format!("/run/netns/{}", self.name);
         let file = File::open(&path)?;
+        let (entered_tx, entered) = mpsc::sync_channel::<io::Result<()>>(1);
         let handle = std::thread::Builder::new()
-            .name(format!("netns-{}", self.name))
-            .spawn(move || -> io::Result<T> {
+            .name(format!("netns-{what}"))
+            .spawn(move || -> Option<T> {
                 // SAFETY: setns on a valid namespace fd; it changes only this thread's
                 // network namespace (CLONE_NEWNET is allowed in multithreaded processes).
                 let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+                drop(file);
                 if rc != 0 {
-                    return Err(io::Error::last_os_error());
+                    let _ = entered_tx.send(Err(io::Error::last_os_error()));
+                    return None;
                 }
-                Ok(f())
+                let _ = entered_tx.send(Ok(()));
+                Some(f())
             })?;
-        Ok(handle)
+        match entered.recv() {
+            Ok(Ok(())) => Ok(NsThread {
+                handle,
+                what: what.to_owned(),
+            }),
+            Ok(Err(e)) => {
+                let _ = handle.join();
+                Err(NetnsError::Io(e))
+            }
+            Err(_) => Err(NetnsError::Io(io::Error::other(
+                "the namespace thread ended before entering",
+            ))),
+        }
     }
 
     /// Kills what runs inside and deletes the namespace now.
@@ -248,6 +302,146 @@ impl Drop for Netns {
             .unwrap_or_else(|e| e.into_inner())
             .retain(|n| n != &self.name);
     }
+}
+
+/// A thread inside a namespace, started by [`Netns::spawn_in`].
+#[derive(Debug)]
+pub struct NsThread<T> {
+    handle: JoinHandle<Option<T>>,
+    what: String,
+}
+
+impl<T> NsThread<T> {
+    /// What the thread does (the name it was started with).
+    pub fn what(&self) -> &str {
+        &self.what
+    }
+
+    /// Whether the closure has returned (or panicked).
+    pub fn is_finished(&self) -> bool {
+        self.handle.is_finished()
+    }
+
+    /// Waits for the closure and returns its result; a panic in it continues here.
+    pub fn join(self) -> T {
+        match self.handle.join() {
+            Ok(Some(v)) => v,
+            // `spawn_in` hands out a handle only once the thread entered the namespace,
+            // and from then on the thread returns `Some`.
+            Ok(None) => unreachable!("namespace thread handed out before entering"),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+
+    /// Waits up to `timeout` for the closure; gives the handle back if it still runs.
+    ///
+    /// # Errors
+    /// The closure did not return within `timeout`.
+    pub fn join_timeout(self, timeout: Duration) -> Result<T, NsThread<T>> {
+        let deadline = Instant::now() + timeout;
+        while !self.handle.is_finished() {
+            if Instant::now() >= deadline {
+                return Err(self);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(self.join())
+    }
+}
+
+/// `struct ifreq` with the `ifr_flags` member.
+#[repr(C)]
+struct IfreqFlags {
+    name: [libc::c_char; libc::IFNAMSIZ],
+    flags: libc::c_short,
+    _pad: [u8; 22],
+}
+
+/// The interface flags of `dev` (SIOCGIFFLAGS), as the calling thread's namespace sees it.
+fn if_flags(dev: &str) -> io::Result<libc::c_short> {
+    if dev.is_empty() || dev.len() >= libc::IFNAMSIZ {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "bad device name",
+        ));
+    }
+    let mut req = IfreqFlags {
+        name: [0; libc::IFNAMSIZ],
+        flags: 0,
+        _pad: [0; 22],
+    };
+    for (d, s) in req.name.iter_mut().zip(dev.bytes()) {
+        *d = s as libc::c_char;
+    }
+    // SAFETY: plain socket(2); the fd is closed below on every path.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: SIOCGIFFLAGS reads the name and writes the flags of `req`, which outlives
+    // the call.
+    let rc = unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS as _, &mut req) };
+    let err = io::Error::last_os_error();
+    // SAFETY: closing the fd opened above.
+    unsafe { libc::close(fd) };
+    if rc != 0 {
+        return Err(err);
+    }
+    Ok(req.flags)
+}
+
+/// Turns transmit checksum offload off on `dev` (`ethtool -K DEV tx off` through the
+/// SIOCETHTOOL ioctl), so the kernel's UDP and TCP leave a veth with complete
+/// checksums for an AF_PACKET reader. Call it on a thread inside the device's namespace.
+fn tx_checksum_off(dev: &str) -> io::Result<()> {
+    /// `ETHTOOL_STXCSUM` of linux/ethtool.h.
+    const ETHTOOL_STXCSUM: u32 = 0x17;
+    /// `struct ethtool_value`.
+    #[repr(C)]
+    struct EthtoolValue {
+        cmd: u32,
+        data: u32,
+    }
+    /// `struct ifreq` with the `ifr_data` member.
+    #[repr(C)]
+    struct IfreqData {
+        name: [libc::c_char; libc::IFNAMSIZ],
+        data: *mut libc::c_void,
+        _pad: [u8; 16],
+    }
+    if dev.is_empty() || dev.len() >= libc::IFNAMSIZ {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "bad device name",
+        ));
+    }
+    let mut value = EthtoolValue {
+        cmd: ETHTOOL_STXCSUM,
+        data: 0,
+    };
+    let mut req = IfreqData {
+        name: [0; libc::IFNAMSIZ],
+        data: (&mut value as *mut EthtoolValue).cast(),
+        _pad: [0; 16],
+    };
+    for (d, s) in req.name.iter_mut().zip(dev.bytes()) {
+        *d = s as libc::c_char;
+    }
+    // SAFETY: plain socket(2); the fd is closed below on every path.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: SIOCETHTOOL reads the name and the ethtool_value `data` points to; both
+    // outlive the call.
+    let rc = unsafe { libc::ioctl(fd, libc::SIOCETHTOOL as _, &mut req) };
+    let err = io::Error::last_os_error();
+    // SAFETY: closing the fd opened above.
+    unsafe { libc::close(fd) };
+    if rc != 0 {
+        return Err(err);
+    }
+    Ok(())
 }
 
 /// Moves the calling thread into the existing network namespace `name`
@@ -299,25 +493,39 @@ pub fn cleanup_all() {
     }
 }
 
-/// Whether the process can create namespaces and devices: effective CAP_NET_ADMIN (12),
-/// CAP_NET_RAW (13) and CAP_SYS_ADMIN (21), and the `ip` tool.
+/// Whether the process can create namespaces and devices: see [`missing_privileges`].
 pub fn have_privileges() -> bool {
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
-        return false;
-    };
-    let cap_eff = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+    missing_privileges().is_empty()
+}
+
+/// What this process lacks to create namespaces and devices, one short phrase each
+/// (empty when nothing): effective CAP_NET_ADMIN (12), CAP_NET_RAW (13) and
+/// CAP_SYS_ADMIN (21), i.e. root; `/dev/net/tun`; and the `ip` tool of iproute2.
+pub fn missing_privileges() -> Vec<&'static str> {
+    let cap_eff = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
         .unwrap_or(0);
     let needed = (1u64 << 12) | (1 << 13) | (1 << 21);
-    cap_eff & needed == needed
-        && std::path::Path::new("/dev/net/tun").exists()
-        && Command::new("ip")
-            .arg("-V")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
+    let mut missing = Vec::new();
+    if cap_eff & needed != needed {
+        missing.push("root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_SYS_ADMIN)");
+    }
+    if !std::path::Path::new("/dev/net/tun").exists() {
+        missing.push("/dev/net/tun");
+    }
+    let ip = Command::new("ip")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if !ip.is_ok_and(|s| s.success()) {
+        missing.push("the `ip` command (iproute2)");
+    }
+    missing
 }

@@ -73,7 +73,7 @@ impl std::error::Error for DnsError {}
 
 /// Record types by name, for `--type` and for printing.
 const TYPES: &[(&str, u16)] = &[
-    ("A", 1),
+    ("A", TYPE_A),
     ("NS", 2),
     ("CNAME", 5),
     ("SOA", 6),
@@ -121,7 +121,7 @@ pub fn rcode_name(rcode: u8) -> String {
         0 => "NOERROR".into(),
         1 => "FORMERR".into(),
         2 => "SERVFAIL".into(),
-        3 => "NXDOMAIN".into(),
+        RCODE_NXDOMAIN => "NXDOMAIN".into(),
         4 => "NOTIMP".into(),
         5 => "REFUSED".into(),
         n => format!("RCODE{n}"),

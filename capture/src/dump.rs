@@ -15,7 +15,7 @@ use ustack::time::Instant;
 use ustack::wire::{IpProtocol, Ipv4Repr};
 
 /// A protocol to keep with `--proto`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Proto {
     /// TCP segments.
     Tcp,

@@ -6,10 +6,10 @@
 
 use ustack::link::{Direction, PcapReader, PcapRecord, PcapTimestamps, PcapWriter};
 use ustack::time::Instant;
-use ustack_tools::analysis::SeqMode;
-use ustack_tools::decode::{self, TcpOption};
-use ustack_tools::dump::{self, DumpOptions, Filter, Output, Proto};
-use ustack_tools::dump_fmt::TimeStyle;
+use ustack_capture::analysis::SeqMode;
+use ustack_capture::decode::{self, TcpOption};
+use ustack_capture::dump::{self, DumpOptions, Filter, Output, Proto};
+use ustack_capture::dump_fmt::TimeStyle;
 
 const CAPTURE: &[u8] = include_bytes!("../../testdata/kernel_veth_ping_udp_tcp.pcap");
 

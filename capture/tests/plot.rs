@@ -16,9 +16,11 @@ use ustack::wire::{
     EtherType, EthernetAddress, EthernetRepr, IpProtocol, Ipv4Repr, SeqNumber, TcpFlags,
     TcpOptions, TcpRepr,
 };
-use ustack_tools::analysis::SeqMode;
-use ustack_tools::dump;
-use ustack_tools::plot::{self, ConnSelect};
+use ustack_capture::analysis::SeqMode;
+use ustack_capture::dump;
+use ustack_capture::plot;
+use ustack_capture::timeseq::{self, ConnSelect};
+use ustack_capture::trace;
 
 const CAPTURE: &[u8] = include_bytes!("../../testdata/kernel_veth_ping_udp_tcp.pcap");
 const SYNTHETIC: &[u8] = include_bytes!("../../testdata/synthetic_bulk_sack_retransmit.pcapng");
@@ -320,7 +322,7 @@ fn synthetic_transfer_analysis() {
     assert_eq!(c.to_server.bytes, u64::from(SEGMENTS + 1) * MSS as u64);
     assert_eq!(c.to_server.retransmissions, 1);
     assert_eq!(c.to_client.retransmissions, 0);
-    let ts = plot::time_sequence(&cap, c);
+    let ts = timeseq::time_sequence(&cap, c);
     // SYN + 40 data segments + 1 retransmission + FIN.
     assert_eq!(ts.segments.len(), 43);
     assert_eq!(ts.retransmissions(), 1);
@@ -357,7 +359,7 @@ fn synthetic_transfer_analysis() {
     let mut out = Vec::new();
     let o = dump::DumpOptions {
         seq: SeqMode::Relative,
-        time: ustack_tools::dump_fmt::TimeStyle::Utc,
+        time: ustack_capture::dump_fmt::TimeStyle::Utc,
         ..Default::default()
     };
     dump::run(SYNTHETIC, &o, &mut out).unwrap();
@@ -374,8 +376,8 @@ fn synthetic_transfer_analysis() {
 #[test]
 fn svg_has_one_mark_per_segment() {
     let cap = dump::load(SYNTHETIC, SeqMode::Relative).unwrap();
-    let c = plot::select(&cap, ConnSelect::Port(5001)).unwrap();
-    let ts = plot::time_sequence(&cap, c);
+    let c = timeseq::select(&cap, ConnSelect::Port(5001)).unwrap();
+    let ts = timeseq::time_sequence(&cap, c);
     let path = tmp("tseq.svg");
     plot::draw_time_sequence(&ts, &path).unwrap();
     let svg = std::fs::read_to_string(&path).unwrap();
@@ -403,9 +405,9 @@ fn svg_has_one_mark_per_segment() {
 #[test]
 fn png_is_a_real_image() {
     let cap = dump::load(CAPTURE, SeqMode::Relative).unwrap();
-    let c = plot::select(&cap, ConnSelect::Busiest).unwrap();
+    let c = timeseq::select(&cap, ConnSelect::Busiest).unwrap();
     assert_eq!(c.server.port(), 5001);
-    let ts = plot::time_sequence(&cap, c);
+    let ts = timeseq::time_sequence(&cap, c);
     assert_eq!(ts.segments.len(), 3); // SYN, 6 bytes, FIN
     let path = tmp("tseq.png");
     plot::draw_time_sequence(&ts, &path).unwrap();
@@ -422,13 +424,13 @@ fn png_is_a_real_image() {
 #[test]
 fn selecting_connections() {
     let cap = dump::load(CAPTURE, SeqMode::Relative).unwrap();
-    assert!(plot::select(&cap, ConnSelect::Number(1)).is_ok());
+    assert!(timeseq::select(&cap, ConnSelect::Number(1)).is_ok());
     assert_eq!(
-        plot::select(&cap, ConnSelect::Number(2)).unwrap_err(),
+        timeseq::select(&cap, ConnSelect::Number(2)).unwrap_err(),
         "no TCP connection #2 (the capture has 1)"
     );
-    assert!(plot::select(&cap, ConnSelect::Port(38394)).is_ok());
-    assert!(plot::select(&cap, ConnSelect::Port(80)).is_err());
+    assert!(timeseq::select(&cap, ConnSelect::Port(38394)).is_ok());
+    assert!(timeseq::select(&cap, ConnSelect::Port(80)).is_err());
     assert!(plot::Format::from_path(std::path::Path::new("x.jpg")).is_err());
 }
 
@@ -457,7 +459,7 @@ fn cwnd_plot_from_an_event_log() {
         ));
     }
     log.push_str("{\"t_us\":1,\"conn\":\"other\",\"cwnd\":1}\n\n");
-    let events = plot::parse_trace(&log).unwrap();
+    let events = trace::parse_trace(&log).unwrap();
     assert_eq!(events.len(), 51);
     let path = tmp("cwnd.svg");
     assert_eq!(plot::draw_trace(&events, None, &path).unwrap(), conn);
@@ -468,7 +470,7 @@ fn cwnd_plot_from_an_event_log() {
     plot::draw_trace(&events, Some(conn), &png).unwrap();
     assert_eq!(&std::fs::read(&png).unwrap()[..4], b"\x89PNG");
     assert!(plot::draw_trace(&events, Some("nope"), &path).is_err());
-    assert!(plot::parse_trace("{\"cwnd\":1}")
+    assert!(trace::parse_trace("{\"cwnd\":1}")
         .unwrap_err()
         .starts_with("line 1:"));
     let _ = std::fs::remove_file(&path);

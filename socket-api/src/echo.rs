@@ -1,5 +1,5 @@
-//! The echo service (RFC 862) as a driver [`App`](crate::driver::App): TCP and UDP on
-//! one port, used by `ustack echo` and by the kernel tests.
+//! The echo service (RFC 862) as a driver [`Hook`](crate::Hook): TCP and UDP on one
+//! port, run inside the driver thread by `ustack echo` and by the kernel tests.
 //!
 //! TCP: every accepted connection echoes every byte. Flow control is end to end: a
 //! connection reads at most as many bytes as its send buffer has room for, so a sender
@@ -8,15 +8,17 @@
 //! sending, the connection is closed (FIN after the echoed data).
 //!
 //! Work per wake-up is proportional to the sockets that changed: the server services
-//! the handles [`TcpLayer::poll_ready`] returns, never all connections.
+//! the handles the round names ([`Round::ready_tcp`], what `TcpLayer::poll_ready`
+//! returned), never all connections.
 //!
 //! UDP: each datagram goes back to its sender; when the send queue is full it is
 //! dropped (and counted), as a kernel UDP echo would.
 
+use crate::hook::Round;
 use std::collections::HashMap;
 use ustack::iface::Interface;
-use ustack::socket::tcp::{RecvError, SendError, TcpHandle, TcpLayer, TcpState};
-use ustack::socket::udp::{UdpError, UdpHandle};
+use ustack::socket::tcp::{RecvError, SendError, TcpContext, TcpHandle, TcpLayer, TcpState};
+use ustack::socket::udp::{self, UdpHandle};
 use ustack::time::Instant;
 
 /// What the echo server has done so far.
@@ -69,6 +71,9 @@ pub struct EchoServer {
     conns: HashMap<TcpHandle, ()>,
     buf: Vec<u8>,
     stats: EchoStats,
+    /// Polled before: connections that arrived between `new` and the first poll were
+    /// announced to nobody, so the first poll accepts without waiting for a hint.
+    polled: bool,
 }
 
 impl EchoServer {
@@ -95,6 +100,7 @@ impl EchoServer {
             conns: HashMap::new(),
             buf: vec![0; CHUNK.max(ustack::socket::udp::UDP_MAX_PAYLOAD)],
             stats: EchoStats::default(),
+            polled: false,
         })
     }
 
@@ -114,30 +120,42 @@ impl EchoServer {
     }
 
     /// The driver hook: accepts, echoes and closes whatever is ready.
-    pub fn poll(&mut self, iface: &mut Interface, _now: Instant) {
+    pub fn poll(&mut self, round: &mut Round<'_>) {
+        let ready = round.ready_tcp();
+        self.poll_ready(round.iface, round.now, ready);
+    }
+
+    /// Accepts, echoes and closes whatever `ready` names (the handles
+    /// `TcpLayer::poll_ready` returned since the last call).
+    pub fn poll_ready(&mut self, iface: &mut Interface, now: Instant, ready: &[TcpHandle]) {
         self.stats.wakeups += 1;
-        while let Some(h) = iface.tcp().poll_ready() {
+        let cx = iface.tcp_context(now);
+        if !self.polled {
+            self.polled = true;
+            self.accept_all(iface.tcp(), &cx);
+        }
+        for &h in ready {
             if h == self.listener {
-                self.accept_all(iface.tcp());
+                self.accept_all(iface.tcp(), &cx);
             } else if self.conns.contains_key(&h) {
-                self.service(iface.tcp(), h);
+                self.service(iface.tcp(), &cx, h);
             }
         }
         self.echo_udp(iface);
     }
 
-    fn accept_all(&mut self, tcp: &mut TcpLayer) {
+    fn accept_all(&mut self, tcp: &mut TcpLayer, cx: &TcpContext) {
         while let Ok((h, _peer)) = tcp.accept(self.listener) {
             self.stats.accepted += 1;
             self.conns.insert(h, ());
             self.stats.max_open = self.stats.max_open.max(self.conns.len());
             // Whatever arrived before accept is not announced by poll_ready.
-            self.service(tcp, h);
+            self.service(tcp, cx, h);
         }
     }
 
     /// Echoes what can be echoed now; closes the connection at EOF or on error.
-    fn service(&mut self, tcp: &mut TcpLayer, h: TcpHandle) {
+    fn service(&mut self, tcp: &mut TcpLayer, cx: &TcpContext, h: TcpHandle) {
         self.stats.services += 1;
         loop {
             let space = tcp.send_space(h);
@@ -148,7 +166,7 @@ impl EchoServer {
                     tcp.state(h),
                     Some(TcpState::Established | TcpState::CloseWait)
                 ) {
-                    self.finish(tcp, h, true);
+                    self.finish(tcp, cx, h, true);
                 }
                 return;
             }
@@ -156,7 +174,7 @@ impl EchoServer {
             match tcp.recv(h, &mut self.buf[..want]) {
                 Ok(0) => {
                     // EOF, everything read was queued: close sends FIN after it.
-                    self.finish(tcp, h, false);
+                    self.finish(tcp, cx, h, false);
                     return;
                 }
                 Ok(n) => match tcp.send(h, &self.buf[..n]) {
@@ -165,44 +183,43 @@ impl EchoServer {
                         debug_assert_eq!(sent, n);
                         self.stats.tcp_bytes += sent as u64;
                         if sent < n {
-                            self.finish(tcp, h, true);
+                            self.finish(tcp, cx, h, true);
                             return;
                         }
                     }
                     Err(SendError::WouldBlock) => unreachable!("send_space > 0"),
                     Err(_) => {
-                        self.finish(tcp, h, true);
+                        self.finish(tcp, cx, h, true);
                         return;
                     }
                 },
                 Err(RecvError::WouldBlock) => return,
                 Err(_) => {
-                    self.finish(tcp, h, true);
+                    self.finish(tcp, cx, h, true);
                     return;
                 }
             }
         }
     }
 
-    fn finish(&mut self, tcp: &mut TcpLayer, h: TcpHandle, failed: bool) {
+    fn finish(&mut self, tcp: &mut TcpLayer, cx: &TcpContext, h: TcpHandle, failed: bool) {
         if failed {
             self.stats.failed += 1;
             let _ = tcp.abort(h);
         } else {
             self.stats.completed += 1;
-            let _ = tcp.close(h);
+            let _ = tcp.close(h, cx);
         }
         self.conns.remove(&h);
     }
 
     fn echo_udp(&mut self, iface: &mut Interface) {
-        let our = iface.ip_addr();
         let udp = iface.udp();
         loop {
             match udp.recv_from(self.udp, &mut self.buf, false) {
                 Ok((len, peer)) => {
                     let n = len.min(self.buf.len());
-                    match udp.send_to(self.udp, &self.buf[..n], Some(peer), our) {
+                    match udp.send_to(self.udp, &self.buf[..n], Some(peer)) {
                         Ok(_) => {
                             self.stats.udp_datagrams += 1;
                             self.stats.udp_bytes += n as u64;
@@ -211,7 +228,7 @@ impl EchoServer {
                     }
                 }
                 // An ICMP error about an earlier reply: nothing to do.
-                Err(UdpError::ConnectionRefused) => {}
+                Err(udp::RecvError::Refused) => {}
                 Err(_) => return,
             }
         }

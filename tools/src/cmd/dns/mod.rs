@@ -1,20 +1,23 @@
 //! `ustack dns`: one DNS query (RFC 1035) over a ustack `UdpSocket`, the answer printed
 //! one record a line (`NAME. TTL IN A a.b.c.d`, CNAME chains in order). Building and
-//! parsing live in `ustack_tools::dns`; this file does the socket and the printing.
+//! parsing live in [`message`] (pure functions on bytes, used by this command only);
+//! this file does the socket and the printing.
 //!
 //! Exit code 0 when the answer holds a record of the asked type; 1 on NXDOMAIN,
 //! SERVFAIL and the other error codes, an answer without such a record, no answer
 //! after the retries, or a malformed answer.
 
+pub mod message;
+
 use super::net;
 use super::CmdResult;
-use crate::cli::GlobalArgs;
+use crate::global::GlobalArgs;
 use clap::Args;
+use message::Name;
 use std::io::{self, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 use ustack_socket::UdpSocket;
-use ustack_tools::dns::{self, Name};
 
 /// Examples for `ustack dns --help`.
 pub const AFTER_HELP: &str = "Examples:\n  \
@@ -55,13 +58,13 @@ pub fn run(global: &GlobalArgs, args: &DnsArgs) -> CmdResult {
             args.server
         )
     })?;
-    let qtype = dns::parse_type(&args.qtype)?;
+    let qtype = message::parse_type(&args.qtype)?;
     if !(args.timeout > 0.0 && args.timeout.is_finite()) {
         return Err("--timeout must be positive".into());
     }
     let name = Name::from_text(&args.name)?;
-    let id = dns::query_id(global.seed);
-    let query = dns::build_query(id, &args.name, qtype)?;
+    let id = message::query_id(global.seed);
+    let query = message::build_query(id, &args.name, qtype)?;
     let to = SocketAddr::from((server, args.port));
 
     let stack = net::stack(global, "dns")?;
@@ -100,14 +103,14 @@ pub fn run(global: &GlobalArgs, args: &DnsArgs) -> CmdResult {
                 continue;
             }
             // Only a datagram with our id can fail the lookup; others are ignored.
-            match dns::Header::parse(&buf[..n]) {
+            match message::Header::parse(&buf[..n]) {
                 Ok(h) if h.id == id && h.response => {}
                 _ => {
                     log::debug!("dns: ignoring {n} bytes from {from}: not our answer");
                     continue;
                 }
             }
-            let msg = dns::parse_message(&buf[..n])
+            let msg = message::parse_message(&buf[..n])
                 .map_err(|e| format!("malformed answer from {to}: {e}"))?;
             if let Err(why) = msg.answers_query(id, &name, qtype) {
                 log::debug!("dns: ignoring answer from {from}: {why}");
@@ -128,7 +131,7 @@ pub fn run(global: &GlobalArgs, args: &DnsArgs) -> CmdResult {
     eprintln!(
         "ustack: answer from {to} in {:.1} ms: id {id:#06x}, {}{}{}, {} answer{}",
         rtt.as_secs_f64() * 1e3,
-        dns::rcode_name(h.rcode),
+        message::rcode_name(h.rcode),
         if h.authoritative { ", aa" } else { "" },
         if h.recursion_available { ", ra" } else { "" },
         msg.answers.len(),
@@ -138,11 +141,11 @@ pub fn run(global: &GlobalArgs, args: &DnsArgs) -> CmdResult {
         eprintln!("ustack: the answer is truncated (TC); ustack dns does not retry over TCP");
     }
     if h.rcode != 0 {
-        eprintln!("ustack: {name}: {}", dns::rcode_name(h.rcode));
+        eprintln!("ustack: {name}: {}", message::rcode_name(h.rcode));
         return Ok(1);
     }
     // ANY: every answer as it came; otherwise the chain from the name to the type.
-    let chain: Vec<&dns::Record> = if qtype == dns::TYPE_ANY {
+    let chain: Vec<&message::Record> = if qtype == message::TYPE_ANY {
         msg.answers.iter().collect()
     } else {
         msg.chain(&name, qtype)
@@ -152,13 +155,13 @@ pub fn run(global: &GlobalArgs, args: &DnsArgs) -> CmdResult {
         writeln!(out, "{r}")?;
     }
     out.flush()?;
-    let found = if qtype == dns::TYPE_ANY {
+    let found = if qtype == message::TYPE_ANY {
         !chain.is_empty()
     } else {
         chain.last().is_some_and(|r| r.rtype == qtype)
     };
     if !found {
-        eprintln!("ustack: {name}: no {} record", dns::type_name(qtype));
+        eprintln!("ustack: {name}: no {} record", message::type_name(qtype));
         return Ok(1);
     }
     Ok(0)

@@ -1,0 +1,36 @@
+//! What the driver hands the code that runs inside it: a [`Round`] after every round of
+//! I/O, and the [`Hook`] type for that code. A leaf of the crate: the shared state holds
+//! the hooks and the driver calls them, so both import this module and it imports
+//! neither.
+
+use ustack::iface::Interface;
+use ustack::socket::tcp::TcpHandle;
+use ustack::time::Instant;
+
+/// What a [`Hook`] is given after every round of the driver, under the stack lock.
+pub struct Round<'a> {
+    /// The interface.
+    pub iface: &'a mut Interface,
+    /// The round's time.
+    pub now: Instant,
+    ready: &'a [TcpHandle],
+}
+
+impl<'a> Round<'a> {
+    pub(crate) fn new(iface: &'a mut Interface, now: Instant, ready: &'a [TcpHandle]) -> Round<'a> {
+        Round { iface, now, ready }
+    }
+
+    /// The TCP sockets whose readiness may have changed since the previous round: what
+    /// `TcpLayer::poll_ready` returned (the driver drains that queue, so hooks read it
+    /// here). Every hook sees every handle; each services its own.
+    pub fn ready_tcp(&self) -> &'a [TcpHandle] {
+        self.ready
+    }
+}
+
+/// Application or observer code on the driver thread (an echo service, a trace
+/// recorder, a control socket): run after every round of input with the interface
+/// and the time; what it queues is sent before the driver waits again. It must not
+/// block.
+pub type Hook = Box<dyn FnMut(&mut Round<'_>) + Send>;

@@ -1,0 +1,106 @@
+//! The layer's tunables ([`TcpConfig`]) and what the interface passes on every call
+//! ([`TcpContext`]): the caller's time, our address and the MTU. The layer keeps no clock
+//! of its own; every call that needs the time takes a context.
+
+use super::congestion::CongestionAlgorithm;
+use crate::time::{Duration, Instant};
+use core::net::Ipv4Addr;
+
+/// TCP tunables shared by every socket of a layer (per-socket overrides live on sockets).
+#[derive(Clone, Debug)]
+pub struct TcpConfig {
+    /// Default receive buffer per connection in bytes (SO_RCVBUF).
+    pub rx_buffer_len: usize,
+    /// Default send buffer per connection in bytes (SO_SNDBUF).
+    pub tx_buffer_len: usize,
+    /// Maximum segment lifetime; TIME-WAIT lasts 2*MSL (RFC 9293 §3.4.2).
+    pub msl: Duration,
+    /// Delayed-ACK timeout (RFC 1122 §4.2.3.2); zero disables delayed ACKs.
+    pub delayed_ack: Duration,
+    /// RTO before any RTT sample (RFC 6298 §2.1).
+    pub initial_rto: Duration,
+    /// Lower bound of the RTO (Linux: 200 ms).
+    pub min_rto: Duration,
+    /// Upper bound of the RTO.
+    pub max_rto: Duration,
+    /// Retransmissions of data before giving up with ETIMEDOUT (Linux tcp_retries2).
+    pub max_retries: u32,
+    /// SYN retransmissions before connect fails (Linux tcp_syn_retries).
+    pub syn_retries: u32,
+    /// SYN,ACK retransmissions before a half-open connection is dropped.
+    pub synack_retries: u32,
+    /// Default keepalive idle time (TCP_KEEPIDLE).
+    pub keepalive_idle: Duration,
+    /// Default interval between keepalive probes (TCP_KEEPINTVL).
+    pub keepalive_interval: Duration,
+    /// Default number of unanswered probes before giving up (TCP_KEEPCNT).
+    pub keepalive_count: u32,
+    /// Offer window scaling (RFC 7323 §2).
+    pub window_scaling: bool,
+    /// Offer timestamps (RFC 7323 §3).
+    pub timestamps: bool,
+    /// Offer SACK (RFC 2018).
+    pub sack: bool,
+    /// Default congestion control algorithm.
+    pub congestion: CongestionAlgorithm,
+    /// Default for TCP_NODELAY.
+    pub nodelay: bool,
+    /// Upper bound of a listen backlog (Linux somaxconn).
+    pub max_backlog: usize,
+    /// Most out-of-order ranges held per connection.
+    pub max_ooo_ranges: usize,
+    /// Challenge ACKs allowed per second per layer (Linux tcp_challenge_ack_limit).
+    pub challenge_ack_limit: u32,
+    /// Least time between ACKs answering bare out-of-window segments, per connection
+    /// (Linux tcp_invalid_ratelimit).
+    pub invalid_ack_ratelimit: Duration,
+    /// Most events kept for [`TcpLayer::poll_event`](super::TcpLayer::poll_event).
+    pub event_queue_len: usize,
+    /// How long an orphaned connection may stay in FIN-WAIT-2 (Linux tcp_fin_timeout).
+    pub fin_wait2_timeout: Duration,
+    /// Ephemeral port range (inclusive).
+    pub ephemeral_ports: (u16, u16),
+}
+
+impl Default for TcpConfig {
+    fn default() -> Self {
+        TcpConfig {
+            rx_buffer_len: 131_072,
+            tx_buffer_len: 131_072,
+            msl: Duration::from_secs(30),
+            delayed_ack: Duration::from_millis(40),
+            initial_rto: Duration::from_secs(1),
+            min_rto: Duration::from_millis(200),
+            max_rto: Duration::from_secs(120),
+            max_retries: 15,
+            syn_retries: 6,
+            synack_retries: 5,
+            keepalive_idle: Duration::from_secs(7200),
+            keepalive_interval: Duration::from_secs(75),
+            keepalive_count: 9,
+            window_scaling: true,
+            timestamps: true,
+            sack: true,
+            congestion: CongestionAlgorithm::Cubic,
+            nodelay: false,
+            max_backlog: 4096,
+            max_ooo_ranges: 32,
+            challenge_ack_limit: 1000,
+            invalid_ack_ratelimit: Duration::from_millis(500),
+            event_queue_len: 1024,
+            fin_wait2_timeout: Duration::from_secs(60),
+            ephemeral_ports: (32768, 60999),
+        }
+    }
+}
+
+/// What the interface tells the TCP layer on each call.
+#[derive(Clone, Copy, Debug)]
+pub struct TcpContext {
+    /// The current time.
+    pub now: Instant,
+    /// The interface's address.
+    pub local_addr: Ipv4Addr,
+    /// The IP MTU (the largest IP packet, header included, sent without fragmenting).
+    pub mtu: usize,
+}

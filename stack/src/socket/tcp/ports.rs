@@ -1,0 +1,77 @@
+//! The port table: how many sockets hold each local port, and how many exclusively (an
+//! explicit bind or a listener), plus RFC 6056 ephemeral port selection.
+//!
+//! Invariant: every socket whose `Meta::port_claim` is set is counted once under that
+//! port, with the same exclusivity; an entry whose count drops to zero is removed.
+
+use super::demux::ConnKey;
+use super::TcpLayer;
+use core::net::{Ipv4Addr, SocketAddrV4};
+
+/// Port table entry: how many sockets hold the port, and how many exclusively
+/// (explicit bind or listen).
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct PortUse {
+    pub(super) all: u32,
+    pub(super) exclusive: u32,
+}
+
+impl TcpLayer {
+    /// Counts one more holder of `port`.
+    pub(super) fn claim_port(&mut self, port: u16, exclusive: bool) {
+        let e = self.ports.entry(port).or_default();
+        e.all += 1;
+        if exclusive {
+            e.exclusive += 1;
+        }
+    }
+
+    /// Counts one holder of `port` fewer (the inverse of `claim_port`).
+    pub(super) fn release_port(&mut self, port: u16, exclusive: bool) {
+        if let Some(e) = self.ports.get_mut(&port) {
+            e.all = e.all.saturating_sub(1);
+            if exclusive {
+                e.exclusive = e.exclusive.saturating_sub(1);
+            }
+            if e.all == 0 {
+                self.ports.remove(&port);
+            }
+        }
+    }
+
+    /// An ephemeral port for `local_ip`: free of exclusive holders and of a connection
+    /// to `remote` when one is given, free of any holder otherwise.
+    pub(super) fn pick_ephemeral(
+        &mut self,
+        local_ip: Ipv4Addr,
+        remote: Option<SocketAddrV4>,
+    ) -> Option<u16> {
+        let (lo, hi) = self.config.ephemeral_ports;
+        let (lo, hi) = (lo.min(hi), lo.max(hi));
+        let n = u32::from(hi - lo) + 1;
+        // RFC 6056 §3.3.3 (Algorithm 3): offset = F(local, remote, key), plus a counter.
+        let offset = match remote {
+            Some(r) => self.port_key.tuple(SocketAddrV4::new(local_ip, 0), r) as u32,
+            None => self.port_key.hash(&[u64::from(u32::from(local_ip))]) as u32,
+        };
+        for i in 0..n {
+            let port = lo + ((offset.wrapping_add(self.port_counter).wrapping_add(i)) % n) as u16;
+            let usage = self.ports.get(&port).copied().unwrap_or_default();
+            let free = match remote {
+                Some(r) => {
+                    usage.exclusive == 0
+                        && !self.conns.contains_key(&ConnKey {
+                            local: SocketAddrV4::new(local_ip, port),
+                            remote: r,
+                        })
+                }
+                None => usage.all == 0,
+            };
+            if free {
+                self.port_counter = self.port_counter.wrapping_add(i + 1);
+                return Some(port);
+            }
+        }
+        None
+    }
+}

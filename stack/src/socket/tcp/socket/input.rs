@@ -1,0 +1,667 @@
+//! Segment arrival at one connection: RFC 9293 §3.10.7.3 (SYN-SENT) and §3.10.7.4 (the
+//! synchronized states), step by step in the RFC's order: sequence number (with PAWS,
+//! RFC 7323 §5), RST (RFC 5961 §3), SYN (RFC 5961 §4), ACK (RFC 5961 §5; the sender's
+//! side of it — SND.UNA, RTT, send window), URG, segment text and FIN. Loss detection
+//! and congestion control on ACKs are in [`super::recovery`].
+//!
+//! Every step either lets the segment go on to the next one or ends its processing,
+//! possibly with an immediate [`Reply`]. Invariant kept: text is written into `rx` only
+//! in ESTABLISHED, FIN-WAIT-1 and FIN-WAIT-2, trimmed to the window.
+
+use super::{in_window, rst_for, Reply, Socket, PAWS_IDLE};
+use crate::socket::tcp::config::{TcpConfig, TcpContext};
+use crate::socket::tcp::types::{EventQueue, TcpError, TcpEvent, TcpState};
+use crate::socket::{IcmpError, IcmpErrorKind};
+use crate::time::{Duration, Instant};
+use crate::wire::{SeqNumber, TcpRepr};
+use core::ops::ControlFlow;
+
+/// What is left of an acceptable segment after the sequence check: its text trimmed to
+/// the receive window, and whether its SYN and FIN still count.
+struct Text<'a> {
+    seq: SeqNumber,
+    syn: bool,
+    fin: bool,
+    payload: &'a [u8],
+}
+
+impl Socket {
+    /// Processes a segment for this connection (RFC 9293 §3.10.7.3 and §3.10.7.4).
+    pub(crate) fn process(
+        &mut self,
+        cx: &TcpContext,
+        cfg: &TcpConfig,
+        ev: &mut EventQueue,
+        seg: &TcpRepr<'_>,
+    ) -> Option<Reply> {
+        match self.state {
+            TcpState::Closed | TcpState::Listen => return None,
+            TcpState::SynSent => return self.process_syn_sent(cx, ev, seg),
+            _ => {}
+        }
+        self.stats.segs_in += 1;
+        let now = cx.now;
+        // First: the sequence number, after PAWS.
+        if self.paws_rejects(now, seg) {
+            return self.dupack_reply(now, cfg, seg);
+        }
+        let text = match self.check_sequence(now, cfg, seg) {
+            ControlFlow::Continue(text) => text,
+            ControlFlow::Break(reply) => return reply,
+        };
+        // Second: the RST bit.
+        if seg.flags.rst() {
+            return self.on_rst(now, ev, seg);
+        }
+        self.last_rx_touch(now);
+        // Third, security, does not apply. Fourth: the SYN bit.
+        if text.syn {
+            return self.on_syn(now, ev);
+        }
+        // Fifth: the ACK field.
+        if !seg.flags.ack() {
+            return None;
+        }
+        if let ControlFlow::Break(reply) = self.on_ack(now, cfg, ev, seg) {
+            return reply;
+        }
+        // Sixth, the URG bit: urgent data is not supported; it is delivered in line.
+        // Seventh: segment text.
+        if let ControlFlow::Break(reply) = self.on_text(now, cfg, ev, &text) {
+            return reply;
+        }
+        // Eighth: the FIN bit.
+        self.on_fin(now, cfg, ev, &text);
+        if self.state == TcpState::TimeWait && self.ack_now {
+            return Some(Reply::Segment(self.ack_reply(now)));
+        }
+        None
+    }
+
+    /// Per RFC 7323 §5.3 R1: a segment whose TSval is older than TS.Recent is dropped
+    /// (PAWS) and acknowledged, unless it is a RST.
+    fn paws_rejects(&mut self, now: Instant, seg: &TcpRepr<'_>) -> bool {
+        if let (true, false, Some((tsval, _))) =
+            (self.ts_ok, seg.flags.rst(), seg.options.timestamp)
+        {
+            if (tsval.wrapping_sub(self.ts_recent) as i32) < 0
+                && now - self.ts_recent_age < PAWS_IDLE
+            {
+                self.paws_rejected += 1;
+                log::debug!(target: "ustack::tcp", "{:?}: PAWS rejects TSval {tsval}", self.handle);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// The acceptability test of RFC 9293 §3.10.7.4 "first": an acceptable segment
+    /// continues as its [`Text`] trimmed to the window, an unacceptable one is answered
+    /// (rate-limited) with an ACK.
+    fn check_sequence<'a>(
+        &mut self,
+        now: Instant,
+        cfg: &TcpConfig,
+        seg: &TcpRepr<'a>,
+    ) -> ControlFlow<Option<Reply>, Text<'a>> {
+        let mut seq = seg.seq_number;
+        let mut syn = seg.flags.syn();
+        let mut fin = seg.flags.fin();
+        let mut payload = seg.payload;
+
+        if self.state == TcpState::SynReceived && syn && seq == self.irs {
+            if seg.flags.ack() {
+                // The peer's SYN,ACK of a simultaneous open repeats its SYN: only the
+                // ACK is new.
+                syn = false;
+                seq += 1;
+            } else {
+                // A retransmitted SYN: our SYN,ACK was lost; send it again.
+                self.snd_nxt = self.iss;
+                return ControlFlow::Break(None);
+            }
+        }
+
+        // Per RFC 9293 §3.10.7.4 first: the acceptability test.
+        let seg_len = payload.len() + usize::from(syn) + usize::from(fin);
+        let rcv_wnd = self.rx.window();
+        let mut acceptable = match (seg_len, rcv_wnd) {
+            (0, 0) => seq == self.rcv_nxt,
+            (0, _) => in_window(seq, self.rcv_nxt, rcv_wnd),
+            (_, 0) => false,
+            (_, _) => {
+                in_window(seq, self.rcv_nxt, rcv_wnd)
+                    || in_window(seq + (seg_len - 1), self.rcv_nxt, rcv_wnd)
+            }
+        };
+        // "If the RCV.WND is zero, no segments will be acceptable, but special allowance
+        // should be made to accept valid ACKs, URGs, and RSTs."
+        let zero_window_allowance = !acceptable && rcv_wnd == 0 && seq == self.rcv_nxt;
+        if zero_window_allowance {
+            acceptable = true;
+            payload = &[];
+            fin = false;
+            self.ack_now = true;
+        }
+        if !acceptable {
+            if seg.flags.rst() {
+                return ControlFlow::Break(None);
+            }
+            if self.state == TcpState::TimeWait && fin && seq + seg_len == self.rcv_nxt {
+                // Per RFC 9293 §3.10.7.4 eighth: a retransmitted FIN in TIME-WAIT is
+                // acknowledged and restarts the 2 MSL timeout.
+                self.close_at = Some(now + cfg.msl.saturating_mul(2));
+            }
+            return ControlFlow::Break(self.dupack_reply(now, cfg, seg));
+        }
+
+        // Per RFC 7323 §4.3 (2): remember TSval when the segment covers Last.ACK.sent.
+        if let (true, Some((tsval, _))) = (self.ts_ok, seg.options.timestamp) {
+            if seq <= self.last_ack_sent && (tsval.wrapping_sub(self.ts_recent) as i32) >= 0 {
+                self.ts_recent = tsval;
+                self.ts_recent_age = now;
+            }
+        }
+
+        ControlFlow::Continue(self.trim_to_window(
+            Text {
+                seq,
+                syn,
+                fin,
+                payload,
+            },
+            rcv_wnd,
+        ))
+    }
+
+    /// Trims what was already received, and what does not fit the window `rcv_wnd`.
+    fn trim_to_window<'a>(&self, text: Text<'a>, rcv_wnd: usize) -> Text<'a> {
+        let Text {
+            mut seq,
+            mut syn,
+            mut fin,
+            mut payload,
+        } = text;
+        if seq < self.rcv_nxt {
+            let mut skip = (self.rcv_nxt - seq) as usize;
+            if syn {
+                syn = false;
+                skip -= 1;
+                seq += 1;
+            }
+            let d = skip.min(payload.len());
+            payload = &payload[d..];
+            seq += d;
+            if seq < self.rcv_nxt {
+                fin = false;
+            }
+        }
+        let offset = (seq - self.rcv_nxt).max(0) as usize;
+        let room = rcv_wnd.saturating_sub(offset);
+        if payload.len() > room {
+            payload = &payload[..room];
+            fin = false;
+        }
+        Text {
+            seq,
+            syn,
+            fin,
+            payload,
+        }
+    }
+
+    /// RFC 9293 §3.10.7.4 second: an in-window RST.
+    fn on_rst(&mut self, now: Instant, ev: &mut EventQueue, seg: &TcpRepr<'_>) -> Option<Reply> {
+        // Per RFC 5961 §3.2: reset only when SEG.SEQ exactly matches RCV.NXT;
+        // otherwise (in window) send a challenge ACK.
+        if seg.seq_number != self.rcv_nxt {
+            return Some(Reply::Challenge(self.ack_reply(now)));
+        }
+        let err = match self.state {
+            // "If this connection was initiated with a passive OPEN, then return
+            // this connection to the LISTEN state": the child simply goes away.
+            TcpState::SynReceived if self.passive => None,
+            TcpState::SynReceived => Some(TcpError::ConnectionRefused),
+            TcpState::Established
+            | TcpState::FinWait1
+            | TcpState::FinWait2
+            | TcpState::CloseWait => Some(TcpError::ConnectionReset),
+            _ => None,
+        };
+        self.fail(ev, err);
+        None
+    }
+
+    /// RFC 9293 §3.10.7.4 fourth: a SYN in the window.
+    fn on_syn(&mut self, now: Instant, ev: &mut EventQueue) -> Option<Reply> {
+        if self.state == TcpState::SynReceived && self.passive {
+            // Per RFC 9293 §3.10.7.4 fourth: a passive SYN-RECEIVED returns to LISTEN.
+            self.fail(ev, None);
+            return None;
+        }
+        // Per RFC 5961 §4.2: a SYN in a synchronized state elicits a challenge ACK.
+        Some(Reply::Challenge(self.ack_reply(now)))
+    }
+
+    /// RFC 9293 §3.10.7.4 fifth: completes the handshake in SYN-RECEIVED, checks the
+    /// ACK against RFC 5961 §5.2, processes it, and makes the state transitions an ACK
+    /// of our FIN causes.
+    fn on_ack(
+        &mut self,
+        now: Instant,
+        cfg: &TcpConfig,
+        ev: &mut EventQueue,
+        seg: &TcpRepr<'_>,
+    ) -> ControlFlow<Option<Reply>> {
+        let ack = seg.ack_number;
+        if self.state == TcpState::SynReceived {
+            // Per RFC 9293 §3.10.7.4 fifth: "If SND.UNA < SEG.ACK =< SND.NXT, then enter
+            // ESTABLISHED state", else send <SEQ=SEG.ACK><CTL=RST>.
+            if !(ack > self.snd_una && ack <= self.snd_max) {
+                return ControlFlow::Break(Some(Reply::Segment(rst_for(seg))));
+            }
+            self.establish_passive(now, ev, seg);
+        }
+        // Per RFC 5961 §5.2: acceptable ACKs lie in
+        // (SND.UNA - MAX.SND.WND) <= SEG.ACK <= SND.NXT; others are dropped with an ACK.
+        let max_snd_wnd = self.max_snd_wnd.max(1);
+        if ack > self.snd_max || ack < self.snd_una - max_snd_wnd {
+            return ControlFlow::Break(Some(Reply::Challenge(self.ack_reply(now))));
+        }
+        self.process_ack(now, ev, seg);
+
+        match self.state {
+            TcpState::FinWait1 if self.fin_acked() => {
+                self.set_state(ev, TcpState::FinWait2);
+                if self.user_closed {
+                    self.close_at = Some(now + cfg.fin_wait2_timeout);
+                }
+            }
+            TcpState::Closing if self.fin_acked() => {
+                self.enter_time_wait(now, cfg, ev);
+            }
+            TcpState::LastAck if self.fin_acked() => {
+                self.fail(ev, None);
+                return ControlFlow::Break(None);
+            }
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// SYN-RECEIVED → ESTABLISHED (or FIN-WAIT-1 if the application already shut down
+    /// writing): our SYN is acknowledged.
+    fn establish_passive(&mut self, now: Instant, ev: &mut EventQueue, seg: &TcpRepr<'_>) {
+        self.snd_una = self.iss + 1;
+        self.snd_nxt = self.snd_nxt.max(self.snd_una);
+        self.take_syn_rtt_sample(now, seg);
+        self.rto_at = None;
+        self.retries = 0;
+        self.rtt.reset_backoff();
+        self.snd_wnd = usize::from(seg.window_len) << self.snd_wscale;
+        self.max_snd_wnd = self.snd_wnd;
+        self.snd_wl1 = seg.seq_number;
+        self.snd_wl2 = seg.ack_number;
+        self.cc = super::congestion::new_controller(self.opts.congestion, self.send_mss());
+        if self.fin_seq.is_some() {
+            self.set_state(ev, TcpState::Established);
+            self.set_state(ev, TcpState::FinWait1);
+        } else {
+            self.set_state(ev, TcpState::Established);
+        }
+    }
+
+    /// RFC 9293 §3.10.7.4 seventh: text goes to the receive buffer in the states that
+    /// still receive; a socket the application closed answers data with a reset.
+    fn on_text(
+        &mut self,
+        now: Instant,
+        cfg: &TcpConfig,
+        ev: &mut EventQueue,
+        text: &Text<'_>,
+    ) -> ControlFlow<Option<Reply>> {
+        if text.payload.is_empty() {
+            return ControlFlow::Continue(());
+        }
+        match self.state {
+            TcpState::Established | TcpState::FinWait1 | TcpState::FinWait2 => {
+                if self.user_closed {
+                    // Linux (tcp_rcv_state_process): data for a socket the application
+                    // closed is answered with a reset.
+                    let rst = self.rst_segment();
+                    self.fail(ev, None);
+                    return ControlFlow::Break(Some(Reply::Segment(rst)));
+                }
+                self.receive_data(now, cfg, text.seq, text.payload);
+            }
+            // CLOSE-WAIT, CLOSING, LAST-ACK, TIME-WAIT: "This should not occur since a
+            // FIN has been received from the remote side. Ignore the segment text."
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// RFC 9293 §3.10.7.4 eighth: the FIN, processed only when in order.
+    fn on_fin(&mut self, now: Instant, cfg: &TcpConfig, ev: &mut EventQueue, text: &Text<'_>) {
+        if text.fin && text.seq + text.payload.len() == self.rcv_nxt {
+            // The FIN takes a sequence number but no buffer space: the window's right
+            // edge moves along with it.
+            self.rcv_nxt += 1;
+            self.rcv_adv += 1;
+            self.fin_received = true;
+            self.ack_now = true;
+            match self.state {
+                TcpState::SynReceived | TcpState::Established => {
+                    self.set_state(ev, TcpState::CloseWait)
+                }
+                TcpState::FinWait1 => self.set_state(ev, TcpState::Closing),
+                TcpState::FinWait2 => self.enter_time_wait(now, cfg, ev),
+                TcpState::TimeWait => {
+                    self.close_at = Some(now + cfg.msl.saturating_mul(2));
+                }
+                _ => {}
+            }
+        } else if text.fin {
+            // An out-of-order FIN is not remembered: the peer retransmits it.
+            self.ack_now = true;
+        }
+    }
+
+    /// RFC 9293 §3.10.7.4 fifth, for an acceptable ACK: SND.UNA and the send buffer, the
+    /// RTT, congestion control and loss detection (RFC 5681, 6582, 6675), then the send
+    /// window.
+    fn process_ack(&mut self, now: Instant, ev: &mut EventQueue, seg: &TcpRepr<'_>) {
+        let ack = seg.ack_number;
+        let mss = self.send_mss();
+        let seg_wnd = usize::from(seg.window_len) << self.snd_wscale;
+        let sack_new = self.sack_ok
+            && self
+                .scoreboard
+                .update(self.snd_una, self.snd_max, &seg.options.sack_ranges);
+        // Any acceptable ACK shows the peer is alive: zero-window probing goes on as
+        // long as it answers (Linux resets icsk_probes_out the same way).
+        self.persist_probes = 0;
+        if ack > self.snd_una {
+            self.on_new_ack(now, ev, seg, mss);
+        } else if ack == self.snd_una && self.snd_max > self.snd_una {
+            self.on_duplicate_ack(seg, seg_wnd, sack_new, mss);
+        }
+        self.detect_loss(now, ev, mss);
+        self.update_send_window(now, ev, seg, seg_wnd);
+        self.arm_tlp(now);
+    }
+
+    /// An ACK that advances SND.UNA: frees acknowledged bytes, samples the RTT, resets
+    /// the retransmission backoff and lets congestion control grow or leave recovery.
+    fn on_new_ack(&mut self, now: Instant, ev: &mut EventQueue, seg: &TcpRepr<'_>, mss: usize) {
+        let ack = seg.ack_number;
+        let acked = (ack - self.snd_una) as usize;
+        let mut data_acked = acked;
+        if self.fin_seq.is_some_and(|f| ack > f && self.snd_una <= f) {
+            data_acked -= 1;
+        }
+        let data_acked = data_acked.min(self.tx.len());
+        self.tx.dequeue_allocated(data_acked);
+        self.stats.bytes_acked += data_acked as u64;
+        self.snd_una = ack;
+        if self.snd_nxt < self.snd_una {
+            self.snd_nxt = self.snd_una;
+        }
+        if self.high_rxt < self.snd_una {
+            self.high_rxt = self.snd_una;
+        }
+        self.scoreboard.prune(self.snd_una);
+        self.sample_rtt(now, seg);
+        self.retries = 0;
+        self.rtt.reset_backoff();
+        self.persist_probes = 0;
+        if self.rto_recover.is_some_and(|r| self.snd_una >= r) {
+            self.rto_recover = None;
+            self.rto_tsval = None;
+        }
+        self.on_ack_cc(now, ev, acked, data_acked, mss);
+        self.dupacks = 0;
+        self.tlp_probed = false;
+        // Per RFC 6298 §5.2/5.3: stop the timer when all is acked, else restart it.
+        self.rto_at = (self.snd_max > self.snd_una).then(|| now + self.rtt.rto());
+    }
+
+    /// RTT measurement on an ACK that advanced SND.UNA to `seg.ack_number`.
+    fn sample_rtt(&mut self, now: Instant, seg: &TcpRepr<'_>) {
+        let ack = seg.ack_number;
+        // RTT measurement: RFC 7323 §4 RTTM, else Karn's algorithm. Per Karn (RFC
+        // 6298 §3), an echo of a TSval older than the last timeout is no sample: a
+        // receiver answering a duplicate echoes TS.Recent, which may date from
+        // before the timeout whose ACK was lost, and the sample would include the
+        // whole RTO; RTO would feed on itself.
+        let mut sampled = false;
+        let stale = |tsecr: u32| {
+            self.rto_tsval
+                .is_some_and(|t| (tsecr.wrapping_sub(t) as i32) < 0)
+        };
+        if let (true, Some((_, tsecr))) = (self.ts_ok, seg.options.timestamp) {
+            if tsecr != 0 && !stale(tsecr) {
+                let ms = self.ts_now(now).wrapping_sub(tsecr);
+                if ms < 1 << 30 {
+                    self.rtt.sample(Duration::from_millis(u64::from(ms)));
+                    sampled = true;
+                }
+            }
+        }
+        if let Some((end, sent)) = self.rtt_sample {
+            if ack >= end {
+                if !sampled {
+                    self.rtt.sample(now - sent);
+                }
+                self.rtt_sample = None;
+            }
+        }
+    }
+
+    /// Per RFC 9293 §3.10.7.4: update the send window when the segment is newer.
+    fn update_send_window(
+        &mut self,
+        now: Instant,
+        ev: &mut EventQueue,
+        seg: &TcpRepr<'_>,
+        seg_wnd: usize,
+    ) {
+        let ack = seg.ack_number;
+        if self.snd_wl1 < seg.seq_number || (self.snd_wl1 == seg.seq_number && self.snd_wl2 <= ack)
+        {
+            let old = self.snd_wnd;
+            self.snd_wnd = seg_wnd;
+            self.snd_wl1 = seg.seq_number;
+            self.snd_wl2 = ack;
+            self.max_snd_wnd = self.max_snd_wnd.max(seg_wnd);
+            if (old == 0) != (seg_wnd == 0) {
+                ev.push(TcpEvent::WindowUpdate {
+                    handle: self.handle,
+                    window: seg_wnd,
+                });
+            }
+            if seg_wnd > 0 {
+                self.persist_at = None;
+                self.persist_backoff = 0;
+                self.persist_probes = 0;
+                if old == 0 && self.snd_max > self.snd_una && self.recovery.is_none() {
+                    // The window re-opened under data sent past it, which the peer
+                    // cannot have kept: resend from SND.UNA now instead of waiting out
+                    // a backed-off RTO.
+                    self.snd_nxt = self.snd_una;
+                    self.rtt.reset_backoff();
+                    self.rto_at = Some(now + self.rtt.rto());
+                }
+            }
+        }
+    }
+
+    /// The ACK answering an unacceptable segment, rate-limited for bare ACKs like
+    /// Linux's tcp_invalid_ratelimit: data segments are not part of ACK loops, but
+    /// two stacks answering each other's bare out-of-window ACKs would be.
+    fn dupack_reply(&mut self, now: Instant, cfg: &TcpConfig, seg: &TcpRepr<'_>) -> Option<Reply> {
+        if seg.segment_len() == 0 {
+            if self
+                .last_oow_ack
+                .is_some_and(|t| now - t < cfg.invalid_ack_ratelimit)
+            {
+                return None;
+            }
+            self.last_oow_ack = Some(now);
+        }
+        Some(Reply::Segment(self.ack_reply(now)))
+    }
+
+    fn take_syn_rtt_sample(&mut self, now: Instant, seg: &TcpRepr<'_>) {
+        if let (true, Some((_, tsecr))) = (self.ts_ok, seg.options.timestamp) {
+            if tsecr != 0 {
+                let ms = self.ts_now(now).wrapping_sub(tsecr);
+                if ms < 1 << 30 {
+                    self.rtt.sample(Duration::from_millis(u64::from(ms)));
+                }
+                return;
+            }
+        }
+        if let Some((_, sent)) = self.rtt_sample.take() {
+            self.rtt.sample(now - sent);
+        }
+    }
+
+    /// RFC 9293 §3.10.7.3: a segment arriving in SYN-SENT.
+    fn process_syn_sent(
+        &mut self,
+        cx: &TcpContext,
+        ev: &mut EventQueue,
+        seg: &TcpRepr<'_>,
+    ) -> Option<Reply> {
+        let ack_ok = seg.flags.ack() && seg.ack_number > self.iss && seg.ack_number <= self.snd_max;
+        // First: "If SEG.ACK =< ISS or SEG.ACK > SND.NXT, send a reset (unless the RST
+        // bit is set, if so drop the segment and return)".
+        if seg.flags.ack() && !ack_ok {
+            return (!seg.flags.rst()).then(|| Reply::Segment(rst_for(seg)));
+        }
+        // Second: a RST is acceptable only if its ACK acknowledges our SYN (RFC 5961 §3).
+        if seg.flags.rst() {
+            if ack_ok {
+                self.fail(ev, Some(TcpError::ConnectionRefused));
+            }
+            return None;
+        }
+        // Fourth: the SYN bit.
+        if !seg.flags.syn() {
+            return None;
+        }
+        self.stats.segs_in += 1;
+        self.irs = seg.seq_number;
+        self.rcv_nxt = seg.seq_number + 1;
+        self.rcv_adv = self.rcv_nxt;
+        self.last_ack_sent = self.rcv_nxt;
+        self.negotiate(cx, seg);
+        self.snd_wnd = usize::from(seg.window_len);
+        self.max_snd_wnd = self.snd_wnd;
+        self.snd_wl1 = seg.seq_number;
+        self.snd_wl2 = seg.ack_number;
+        self.last_rx_touch(cx.now);
+        if ack_ok {
+            // "If SND.UNA > ISS (our SYN has been ACKed), change the connection state to
+            // ESTABLISHED, form an ACK segment <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>".
+            self.snd_una = seg.ack_number;
+            self.take_syn_rtt_sample(cx.now, seg);
+            self.rto_at = None;
+            self.retries = 0;
+            self.rtt.reset_backoff();
+            self.ack_now = true;
+            self.set_state(ev, TcpState::Established);
+        } else {
+            // "Otherwise, enter SYN-RECEIVED, form a SYN,ACK segment
+            // <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK> and send it" (simultaneous open).
+            self.snd_nxt = self.iss;
+            self.rto_at = None;
+            self.set_state(ev, TcpState::SynReceived);
+        }
+        None
+    }
+
+    /// Seventh step: places text in the receive buffer (RFC 9293 §3.10.7.4) and decides
+    /// about the acknowledgment (RFC 1122 §4.2.3.2, RFC 5681 §4.2).
+    fn receive_data(&mut self, now: Instant, cfg: &TcpConfig, seq: SeqNumber, payload: &[u8]) {
+        let offset = (seq - self.rcv_nxt).max(0) as usize;
+        let had_holes = !self.assembler.is_empty();
+        let n = self.rx.write_unallocated(offset, payload);
+        if n == 0 || !self.assembler.add(offset, n) {
+            // No room, or too many holes: drop the text and tell the peer where we are.
+            self.ack_now = true;
+            return;
+        }
+        let contiguous = self.assembler.remove_front();
+        self.rx.enqueue_unallocated(contiguous);
+        self.rcv_nxt += contiguous;
+        self.stats.bytes_received += contiguous as u64;
+        self.rcv_mss = self.rcv_mss.max(payload.len().min(self.our_mss));
+        if offset > 0 {
+            // Out of order: acknowledge at once (a duplicate ACK with SACK blocks).
+            self.sack_recent.rotate_right(1);
+            self.sack_recent[0] = Some(seq);
+            self.ack_now = true;
+        } else if had_holes {
+            // Fills (part of) a hole: acknowledge at once.
+            self.ack_now = true;
+        } else {
+            self.rcv_unacked += n;
+            if self.rcv_unacked >= 2 * self.rcv_mss || cfg.delayed_ack == Duration::ZERO {
+                // "an ACK SHOULD be generated for at least every second full-sized segment"
+                self.ack_now = true;
+            } else if self.delack_at.is_none() {
+                self.delack_at = Some(now + cfg.delayed_ack);
+            }
+        }
+    }
+
+    pub(super) fn last_rx_touch(&mut self, now: Instant) {
+        self.keep_probes = 0;
+        if self.opts.keepalive {
+            self.keepalive_at = Some(now + self.opts.keep_idle);
+        }
+    }
+
+    /// An ICMP error quoting one of our segments (RFC 1122 §4.2.3.9, RFC 5927).
+    pub(crate) fn handle_icmp(&mut self, ev: &mut EventQueue, err: &IcmpError) {
+        let seq = SeqNumber(err.tcp_seq);
+        // Per RFC 5927 §4.1: only believe errors quoting SND.UNA <= SEG.SEQ < SND.NXT.
+        let plausible = match self.state {
+            TcpState::SynSent => seq == self.iss,
+            _ => seq >= self.snd_una && seq < self.snd_max,
+        };
+        if !plausible {
+            log::debug!(target: "ustack::tcp", "{:?}: ICMP quoting seq {seq} ignored", self.handle);
+            return;
+        }
+        let (hard, error) = match err.kind {
+            IcmpErrorKind::FragmentationNeeded(mtu) => {
+                // RFC 1191: lower the path MTU and resend with smaller segments.
+                let mtu = usize::from(mtu).max(68);
+                if mtu < self.pmtu {
+                    self.pmtu = mtu;
+                    self.snd_nxt = self.snd_una;
+                }
+                return;
+            }
+            IcmpErrorKind::PortUnreachable | IcmpErrorKind::ProtocolUnreachable => {
+                (true, TcpError::ConnectionRefused)
+            }
+            IcmpErrorKind::HostUnreachable | IcmpErrorKind::Prohibited => {
+                (true, TcpError::HostUnreachable)
+            }
+            IcmpErrorKind::TimeExceeded | IcmpErrorKind::Other(..) => {
+                (false, TcpError::HostUnreachable)
+            }
+        };
+        if hard && self.state == TcpState::SynSent {
+            self.fail(ev, Some(error));
+        } else {
+            // Per RFC 5927 §4.1 / Linux: soft in synchronized states; reported if the
+            // connection later times out.
+            self.soft_error = Some(error);
+        }
+    }
+}

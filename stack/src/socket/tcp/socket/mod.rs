@@ -1,0 +1,558 @@
+//! One TCP connection: the RFC 9293 state machine with its send and receive sequence
+//! spaces, retransmission, flow control and loss recovery.
+//!
+//! The layer ([`super::TcpLayer`]) owns sockets, demultiplexes segments to them and
+//! keeps their deadlines in its timer heap; its bookkeeping lives beside each socket,
+//! not in it, so a socket only ever looks at itself.
+//!
+//! This file holds the socket's state, its set-up and what the application does to it;
+//! the rest is split by concern:
+//! - [`input`]: a segment arrives (RFC 9293 §3.10.7, step by step);
+//! - [`output`]: planning and building the next segment (`dispatch`);
+//! - [`timers`]: retransmission, delayed ACK, persist, keepalive, TIME-WAIT;
+//! - [`recovery`]: loss detection and recovery, SACK, tail loss probes and the
+//!   congestion-control hooks;
+//! - [`options`]: socket options, buffer sizes and the options negotiated on the SYN.
+//!
+//! Invariants:
+//! - `snd_una <= snd_nxt <= snd_max <= snd_buf_end (+1 for SYN/FIN)`: `snd_nxt` is the
+//!   next byte to send and goes back to `snd_una` after an RTO (go-back-N); `snd_max` is
+//!   the highest sequence number ever sent.
+//! - Once the SYN is acknowledged, `tx` holds exactly the bytes `[snd_una, snd_buf_end)`
+//!   (the FIN, if queued, sits at `fin_seq == snd_buf_end`).
+//! - `rx` holds in-order bytes not yet read by the application; out-of-order bytes past
+//!   `rcv_nxt` are written into its unallocated part and tracked by `assembler`, whose
+//!   offsets are relative to `rcv_nxt`.
+//! - `rcv_adv` is the right edge of the window last advertised; it never moves left.
+
+mod input;
+mod options;
+mod output;
+mod recovery;
+mod timers;
+
+pub(crate) use options::SocketOptions;
+
+use super::congestion::{self, CongestionControl};
+use super::rtt::RttEstimator;
+use super::sack::Scoreboard;
+use super::{EventQueue, TcpConfig, TcpContext, TcpError, TcpEvent, TcpHandle, TcpInfo, TcpState};
+use crate::storage::{Assembler, RingBuffer};
+use crate::time::{Duration, Instant};
+use crate::wire::{SeqNumber, TcpFlags, TcpOptions, TcpRepr};
+use core::net::{Ipv4Addr, SocketAddrV4};
+
+/// RFC 9293 §3.7.1: the MSS assumed when the peer sends none.
+pub(crate) const DEFAULT_MSS: usize = 536;
+/// Smallest MSS we accept from a peer (Linux clamps similarly), so segments make progress.
+const MIN_MSS: usize = 64;
+/// Bytes the timestamp option takes on every segment (RFC 7323 §3 with two NOPs).
+const TS_OPTION_LEN: usize = 12;
+/// RFC 7323 §2.3: shift counts above 14 are treated as 14.
+const MAX_WSCALE: u8 = 14;
+/// RFC 7323 §5.5: TS.Recent is invalid after 24 days of idleness.
+const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
+/// RFC 5681 §3.2 DupThresh.
+const DUPTHRESH: u32 = 3;
+
+/// A segment a socket wants sent at once in answer to an arriving one.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    /// Send unconditionally (ACK to an unacceptable segment, RST).
+    Segment(TcpRepr<'static>),
+    /// An RFC 5961 challenge ACK: subject to the layer's rate limit.
+    Challenge(TcpRepr<'static>),
+}
+
+/// What kind of probe segment `<SEQ=SND.UNA-1><ACK=RCV.NXT>` to send next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Probe {
+    ZeroWindow,
+    Keepalive,
+}
+
+/// Per-connection statistics for [`TcpInfo`].
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Stats {
+    pub bytes_sent: u64,
+    pub bytes_acked: u64,
+    pub bytes_received: u64,
+    pub bytes_retrans: u64,
+    pub total_retrans: u64,
+    pub segs_out: u64,
+    pub segs_in: u64,
+}
+
+/// A TCP socket: listener or connection.
+#[derive(Debug)]
+pub(crate) struct Socket {
+    pub handle: TcpHandle,
+    pub state: TcpState,
+    pub local: SocketAddrV4,
+    pub remote: SocketAddrV4,
+    pub opts: SocketOptions,
+    /// Created by a passive OPEN (RFC 9293: a reset in SYN-RECEIVED returns to LISTEN).
+    pub passive: bool,
+    /// `close()` was called: the socket is orphaned and freed once CLOSED.
+    pub user_closed: bool,
+    pub shut_rd: bool,
+    pub shut_wr: bool,
+    pub error: Option<TcpError>,
+    pub soft_error: Option<TcpError>,
+
+    // Send sequence space (RFC 9293 §3.3.1).
+    pub iss: SeqNumber,
+    pub snd_una: SeqNumber,
+    pub snd_nxt: SeqNumber,
+    pub snd_max: SeqNumber,
+    pub snd_wnd: usize,
+    snd_wl1: SeqNumber,
+    snd_wl2: SeqNumber,
+    max_snd_wnd: usize,
+    snd_wscale: u8,
+    /// Sequence number just past the last byte queued by the application.
+    snd_buf_end: SeqNumber,
+    /// Sequence number of our FIN once the application shut down writing.
+    fin_seq: Option<SeqNumber>,
+    pub tx: RingBuffer,
+
+    // Receive sequence space.
+    pub irs: SeqNumber,
+    pub rcv_nxt: SeqNumber,
+    rcv_adv: SeqNumber,
+    rcv_wscale: u8,
+    pub rx: RingBuffer,
+    assembler: Assembler,
+    pub fin_received: bool,
+    /// Starts of the most recent out-of-order segments, newest first (RFC 2018 §4).
+    sack_recent: [Option<SeqNumber>; 3],
+    rcv_mss: usize,
+    rcv_unacked: usize,
+
+    // Options.
+    our_mss: usize,
+    peer_mss: usize,
+    pmtu: usize,
+    offer_ws: bool,
+    offer_ts: bool,
+    offer_sack: bool,
+    ws_ok: bool,
+    ts_ok: bool,
+    sack_ok: bool,
+    ts_recent: u32,
+    ts_recent_age: Instant,
+    pub ts_offset: u32,
+    last_ack_sent: SeqNumber,
+    /// When we last answered a bare out-of-window segment.
+    last_oow_ack: Option<Instant>,
+
+    // Timers.
+    rto_at: Option<Instant>,
+    /// Tail loss probe (RFC 8985 §7): when to resend the last segment if no ACK came.
+    tlp_at: Option<Instant>,
+    /// A probe went out and no ACK has advanced SND.UNA since.
+    tlp_probed: bool,
+    delack_at: Option<Instant>,
+    persist_at: Option<Instant>,
+    keepalive_at: Option<Instant>,
+    /// TIME-WAIT expiry, or the FIN-WAIT-2 timeout of an orphan.
+    close_at: Option<Instant>,
+    rtt: RttEstimator,
+    retries: u32,
+    /// Karn's algorithm: (sequence number that must be acked, send time).
+    rtt_sample: Option<(SeqNumber, Instant)>,
+    persist_backoff: u32,
+    persist_probes: u32,
+    keep_probes: u32,
+
+    // Pending output.
+    ack_now: bool,
+    window_update: bool,
+    probe: Option<Probe>,
+    force_send: bool,
+
+    // Loss recovery.
+    dupacks: u32,
+    /// RFC 6582 "recover": set while in fast recovery.
+    recovery: Option<SeqNumber>,
+    rtx_next: Option<SeqNumber>,
+    /// During SACK recovery: the retransmission of SND.UNA and SND.MAX when it left,
+    /// to tell when that retransmission was itself lost.
+    rtx_una_mark: Option<(SeqNumber, SeqNumber)>,
+    high_rxt: SeqNumber,
+    /// RFC 6582 §4 "recover" after a timeout: SND.MAX when the RTO fired. Until the
+    /// cumulative ACK reaches it, duplicate ACKs (caused by go-back-N resending what
+    /// the peer already holds) do not start fast recovery.
+    rto_recover: Option<SeqNumber>,
+    /// Our TSval when the retransmission timer last fired, kept as long as
+    /// `rto_recover`: an ACK echoing an older TSval acknowledges a segment sent before
+    /// the timeout, so its RTT sample is ambiguous (Karn) and inflated by the RTO.
+    rto_tsval: Option<u32>,
+    scoreboard: Scoreboard,
+    cc: Box<dyn CongestionControl>,
+
+    pub stats: Stats,
+    pub paws_rejected: u64,
+}
+
+fn in_window(seq: SeqNumber, start: SeqNumber, len: usize) -> bool {
+    seq >= start && seq < start + len
+}
+
+/// `<SEQ=SEG.ACK><CTL=RST>` for a segment with ACK (RFC 9293 §3.10.7).
+pub(crate) fn rst_for(seg: &TcpRepr<'_>) -> TcpRepr<'static> {
+    TcpRepr {
+        src_port: seg.dst_port,
+        dst_port: seg.src_port,
+        seq_number: seg.ack_number,
+        ack_number: SeqNumber(0),
+        flags: TcpFlags::RST,
+        window_len: 0,
+        urgent_ptr: 0,
+        options: TcpOptions::default(),
+        payload: &[],
+    }
+}
+
+impl Socket {
+    /// A fresh, unbound socket in CLOSED.
+    pub(crate) fn new(handle: TcpHandle, opts: SocketOptions, cfg: &TcpConfig) -> Socket {
+        let unspec = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0);
+        let cc = congestion::new_controller(opts.congestion, DEFAULT_MSS);
+        Socket {
+            handle,
+            state: TcpState::Closed,
+            local: unspec,
+            remote: unspec,
+            opts,
+            passive: false,
+            user_closed: false,
+            shut_rd: false,
+            shut_wr: false,
+            error: None,
+            soft_error: None,
+            iss: SeqNumber(0),
+            snd_una: SeqNumber(0),
+            snd_nxt: SeqNumber(0),
+            snd_max: SeqNumber(0),
+            snd_wnd: 0,
+            snd_wl1: SeqNumber(0),
+            snd_wl2: SeqNumber(0),
+            max_snd_wnd: 0,
+            snd_wscale: 0,
+            snd_buf_end: SeqNumber(0),
+            fin_seq: None,
+            tx: RingBuffer::new(0),
+            irs: SeqNumber(0),
+            rcv_nxt: SeqNumber(0),
+            rcv_adv: SeqNumber(0),
+            rcv_wscale: 0,
+            rx: RingBuffer::new(0),
+            assembler: Assembler::new(cfg.max_ooo_ranges),
+            fin_received: false,
+            sack_recent: [None; 3],
+            rcv_mss: DEFAULT_MSS,
+            rcv_unacked: 0,
+            our_mss: DEFAULT_MSS,
+            peer_mss: DEFAULT_MSS,
+            pmtu: 576,
+            offer_ws: cfg.window_scaling,
+            offer_ts: cfg.timestamps,
+            offer_sack: cfg.sack,
+            ws_ok: false,
+            ts_ok: false,
+            sack_ok: false,
+            ts_recent: 0,
+            ts_recent_age: Instant::ZERO,
+            ts_offset: 0,
+            last_ack_sent: SeqNumber(0),
+            last_oow_ack: None,
+            rto_at: None,
+            tlp_at: None,
+            tlp_probed: false,
+            delack_at: None,
+            persist_at: None,
+            keepalive_at: None,
+            close_at: None,
+            rtt: RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto),
+            retries: 0,
+            rtt_sample: None,
+            persist_backoff: 0,
+            persist_probes: 0,
+            keep_probes: 0,
+            ack_now: false,
+            window_update: false,
+            probe: None,
+            force_send: false,
+            dupacks: 0,
+            recovery: None,
+            rtx_next: None,
+            rtx_una_mark: None,
+            high_rxt: SeqNumber(0),
+            rto_recover: None,
+            rto_tsval: None,
+            scoreboard: Scoreboard::default(),
+            cc,
+            stats: Stats::default(),
+            paws_rejected: 0,
+        }
+    }
+
+    /// Common set-up of a new connection (active or passive), before any SYN is sent.
+    fn init_connection(&mut self, cx: &TcpContext, cfg: &TcpConfig, iss: SeqNumber) {
+        self.size_buffers();
+        self.assembler = Assembler::new(cfg.max_ooo_ranges);
+        self.iss = iss;
+        self.snd_una = iss;
+        self.snd_nxt = iss;
+        self.snd_max = iss;
+        self.snd_buf_end = iss + 1;
+        self.high_rxt = iss;
+        self.rto_recover = None;
+        self.rto_tsval = None;
+        self.fin_seq = None;
+        self.fin_received = false;
+        self.shut_rd = false;
+        self.shut_wr = false;
+        self.error = None;
+        self.soft_error = None;
+        self.pmtu = cx.mtu.max(68);
+        self.our_mss = cx.mtu.saturating_sub(40).max(MIN_MSS);
+        self.rtt = RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto);
+        self.retries = 0;
+        self.stats = Stats::default();
+        self.cc = congestion::new_controller(self.opts.congestion, self.send_mss());
+    }
+
+    /// Active OPEN (RFC 9293 §3.10.1): CLOSED → SYN-SENT; the SYN goes out via dispatch.
+    pub(crate) fn connect(
+        &mut self,
+        cx: &TcpContext,
+        cfg: &TcpConfig,
+        ev: &mut EventQueue,
+        iss: SeqNumber,
+    ) {
+        self.offer_ws = cfg.window_scaling;
+        self.offer_ts = cfg.timestamps;
+        self.offer_sack = cfg.sack;
+        self.init_connection(cx, cfg, iss);
+        self.passive = false;
+        self.set_state(ev, TcpState::SynSent);
+    }
+
+    /// Passive OPEN: a listener got `seg` (a SYN); this child enters SYN-RECEIVED
+    /// (RFC 9293 §3.10.7.2).
+    pub(crate) fn accept_syn(
+        &mut self,
+        cx: &TcpContext,
+        cfg: &TcpConfig,
+        ev: &mut EventQueue,
+        seg: &TcpRepr<'_>,
+        iss: SeqNumber,
+    ) {
+        self.offer_ws = cfg.window_scaling;
+        self.offer_ts = cfg.timestamps;
+        self.offer_sack = cfg.sack;
+        self.init_connection(cx, cfg, iss);
+        self.passive = true;
+        self.state = TcpState::Listen;
+        self.irs = seg.seq_number;
+        self.rcv_nxt = seg.seq_number + 1;
+        self.rcv_adv = self.rcv_nxt;
+        self.last_ack_sent = self.rcv_nxt;
+        self.negotiate(cx, seg);
+        // Per RFC 7323 §2.2: the window of a SYN is never scaled.
+        self.snd_wnd = usize::from(seg.window_len);
+        self.max_snd_wnd = self.snd_wnd;
+        self.snd_wl1 = seg.seq_number;
+        self.snd_wl2 = self.iss;
+        self.last_rx_touch(cx.now);
+        self.set_state(ev, TcpState::SynReceived);
+    }
+
+    // ---------------------------------------------------------------- helpers
+
+    pub(crate) fn set_state(&mut self, ev: &mut EventQueue, to: TcpState) {
+        if self.state != to {
+            ev.push(TcpEvent::StateChanged {
+                handle: self.handle,
+                local: self.local,
+                remote: self.remote,
+                from: self.state,
+                to,
+            });
+            self.state = to;
+        }
+    }
+
+    /// Largest payload of a segment carrying only the timestamp option (Linux mss_cache).
+    pub(crate) fn send_mss(&self) -> usize {
+        let base = self.peer_mss.min(self.pmtu.saturating_sub(40));
+        let opts = if self.ts_ok { TS_OPTION_LEN } else { 0 };
+        base.saturating_sub(opts).max(MIN_MSS / 2)
+    }
+
+    pub(super) fn ts_now(&self, now: Instant) -> u32 {
+        (now.total_millis() as u32).wrapping_add(self.ts_offset)
+    }
+
+    pub(super) fn fin_acked(&self) -> bool {
+        self.fin_seq.is_some_and(|f| self.snd_una > f)
+    }
+
+    /// Enters CLOSED, recording `err` for the application, and stops every timer.
+    pub(crate) fn fail(&mut self, ev: &mut EventQueue, err: Option<TcpError>) {
+        if let Some(e) = err {
+            self.error = Some(e);
+        }
+        // Per RFC 9293 §3.10.7.4: "all segment queues should be flushed"; received
+        // in-order data stays readable, as in Linux.
+        self.tx.dequeue_allocated(self.tx.len());
+        self.assembler = Assembler::new(1);
+        self.stop_timers();
+        self.ack_now = false;
+        self.window_update = false;
+        self.probe = None;
+        self.set_state(ev, TcpState::Closed);
+    }
+
+    // ---------------------------------------------------------------- application
+
+    /// Queues bytes for sending; returns how many fit.
+    pub(crate) fn enqueue(&mut self, data: &[u8]) -> usize {
+        let n = self.tx.enqueue_slice(data);
+        self.snd_buf_end += n;
+        n
+    }
+
+    /// The application closed its sending side: queue a FIN (RFC 9293 §3.10.4).
+    pub(crate) fn shutdown_write(&mut self, ev: &mut EventQueue) {
+        if self.shut_wr {
+            return;
+        }
+        self.shut_wr = true;
+        match self.state {
+            TcpState::SynReceived => {
+                // The FIN follows the handshake: the state moves to FIN-WAIT-1 once the
+                // SYN is acknowledged (RFC 9293 §3.10.4, SYN-RECEIVED).
+                self.fin_seq = Some(self.snd_buf_end);
+            }
+            TcpState::Established => {
+                self.fin_seq = Some(self.snd_buf_end);
+                self.set_state(ev, TcpState::FinWait1);
+            }
+            TcpState::CloseWait => {
+                self.fin_seq = Some(self.snd_buf_end);
+                self.set_state(ev, TcpState::LastAck);
+            }
+            TcpState::SynSent | TcpState::Listen => self.fail(ev, None),
+            _ => {}
+        }
+    }
+
+    /// After the application read from `rx`: schedule a window update when the window
+    /// grew enough (RFC 1122 §4.2.3.3), always when it re-opens from zero.
+    pub(crate) fn on_app_read(&mut self) {
+        if !matches!(
+            self.state,
+            TcpState::Established | TcpState::FinWait1 | TcpState::FinWait2
+        ) {
+            return;
+        }
+        let promised = (self.rcv_adv - self.rcv_nxt).max(0) as usize;
+        let wnd = self.window_to_advertise();
+        let free = self.rx.window();
+        let threshold = (self.rx.capacity() / 2).min(2 * self.our_mss);
+        if wnd > promised && (wnd - promised >= threshold || promised == 0) && free > 0 {
+            self.window_update = true;
+        }
+    }
+
+    /// close() on a connection that continues as an orphan.
+    pub(crate) fn close_graceful(&mut self, now: Instant, cfg: &TcpConfig, ev: &mut EventQueue) {
+        self.user_closed = true;
+        self.shut_rd = true;
+        self.shutdown_write(ev);
+        if self.state == TcpState::FinWait2 && self.close_at.is_none() {
+            self.close_at = Some(now + cfg.fin_wait2_timeout);
+        }
+    }
+
+    // ---------------------------------------------------------------- reporting
+
+    /// Timestamps negotiated.
+    pub(crate) fn ts_ok_pub(&self) -> bool {
+        self.ts_ok
+    }
+
+    /// TS.Recent (RFC 7323 §4.3).
+    pub(crate) fn ts_recent_pub(&self) -> u32 {
+        self.ts_recent
+    }
+
+    /// Bytes sent but not yet acknowledged.
+    pub(crate) fn in_flight(&self) -> usize {
+        (self.snd_max - self.snd_una).max(0) as usize
+    }
+
+    /// A TCP_INFO-like snapshot.
+    pub(crate) fn info(&self) -> TcpInfo {
+        TcpInfo {
+            state: self.state,
+            congestion: self.cc.algorithm(),
+            cwnd: self.cc.cwnd(),
+            ssthresh: self.cc.ssthresh(),
+            srtt: self.rtt.srtt(),
+            rttvar: self.rtt.rttvar(),
+            rto: self.rtt.rto(),
+            backoff: self.rtt.backoff_count(),
+            retransmits: self.retries,
+            snd_mss: self.send_mss(),
+            rcv_mss: self.rcv_mss,
+            advmss: self.our_mss,
+            pmtu: self.pmtu,
+            snd_wnd: self.snd_wnd,
+            rcv_wnd: (self.rcv_adv - self.rcv_nxt).max(0) as usize,
+            snd_wscale: self.snd_wscale,
+            rcv_wscale: self.rcv_wscale,
+            window_scaling: self.ws_ok,
+            timestamps: self.ts_ok,
+            sack: self.sack_ok,
+            unacked: self.in_flight(),
+            sacked: self.scoreboard.sacked_bytes(),
+            in_recovery: self.recovery.is_some(),
+            bytes_sent: self.stats.bytes_sent + self.stats.bytes_retrans,
+            bytes_acked: self.stats.bytes_acked,
+            bytes_received: self.stats.bytes_received,
+            bytes_retrans: self.stats.bytes_retrans,
+            total_retrans: self.stats.total_retrans,
+            segs_out: self.stats.segs_out,
+            segs_in: self.stats.segs_in,
+            snd_una: self.snd_una,
+            snd_nxt: self.snd_nxt,
+            rcv_nxt: self.rcv_nxt,
+            send_queue: self.tx.len(),
+            recv_queue: self.rx.len(),
+        }
+    }
+
+    /// Whether the connection has output that `dispatch` would emit now (cheap check).
+    pub(crate) fn may_want_dispatch(&self) -> bool {
+        self.ack_now
+            || self.window_update
+            || self.probe.is_some()
+            || (matches!(self.state, TcpState::SynSent | TcpState::SynReceived)
+                && self.snd_nxt == self.iss)
+            || (self.may_send_data()
+                && (self.snd_buf_end > self.snd_nxt
+                    || self.rtx_next.is_some()
+                    || self.recovery.is_some()
+                    || self.fin_seq.is_some_and(|f| self.snd_nxt <= f)))
+    }
+
+    /// Test hook: the window scale we announce.
+    #[cfg(test)]
+    pub(crate) fn rcv_wscale(&self) -> u8 {
+        self.rcv_wscale
+    }
+}

@@ -1,0 +1,107 @@
+//! Socket options (SO_*/TCP_* set through the layer's API, inherited by accepted
+//! connections), the buffer sizes and window scale they imply, and the TCP options
+//! negotiated on the SYN (MSS, window scale, timestamps, SACK permitted; RFC 9293
+//! §3.7.1, RFC 7323, RFC 2018).
+
+use super::{Socket, DEFAULT_MSS, MAX_WSCALE, MIN_MSS};
+use crate::socket::tcp::config::{TcpConfig, TcpContext};
+use crate::socket::tcp::congestion::{self, CongestionAlgorithm};
+use crate::socket::tcp::types::TcpState;
+use crate::storage::RingBuffer;
+use crate::time::{Duration, Instant};
+use crate::wire::TcpRepr;
+
+/// Per-socket options, inherited by connections accepted from a listener.
+#[derive(Clone, Debug)]
+pub(crate) struct SocketOptions {
+    pub nodelay: bool,
+    pub keepalive: bool,
+    pub keep_idle: Duration,
+    pub keep_intvl: Duration,
+    pub keep_cnt: u32,
+    pub rx_buffer_len: usize,
+    pub tx_buffer_len: usize,
+    pub congestion: CongestionAlgorithm,
+    pub linger: Option<Duration>,
+    pub reuse_addr: bool,
+}
+
+impl SocketOptions {
+    pub(crate) fn from_config(cfg: &TcpConfig) -> SocketOptions {
+        SocketOptions {
+            nodelay: cfg.nodelay,
+            keepalive: false,
+            keep_idle: cfg.keepalive_idle,
+            keep_intvl: cfg.keepalive_interval,
+            keep_cnt: cfg.keepalive_count,
+            rx_buffer_len: cfg.rx_buffer_len,
+            tx_buffer_len: cfg.tx_buffer_len,
+            congestion: cfg.congestion,
+            linger: None,
+            reuse_addr: false,
+        }
+    }
+}
+
+impl Socket {
+    /// Empty send and receive buffers of the sizes the options ask for (reused when the
+    /// size did not change), and the window scale that lets the receive buffer be
+    /// announced.
+    pub(super) fn size_buffers(&mut self) {
+        if self.rx.capacity() != self.opts.rx_buffer_len {
+            self.rx = RingBuffer::new(self.opts.rx_buffer_len);
+        }
+        if self.tx.capacity() != self.opts.tx_buffer_len {
+            self.tx = RingBuffer::new(self.opts.tx_buffer_len);
+        }
+        self.tx.dequeue_allocated(self.tx.len());
+        self.rx.dequeue_allocated(self.rx.len());
+        // Per RFC 7323 §2.2: the shift makes our buffer fit into the 16-bit field.
+        self.rcv_wscale = 0;
+        if self.offer_ws {
+            while self.rcv_wscale < MAX_WSCALE
+                && (65_535usize << self.rcv_wscale) < self.opts.rx_buffer_len
+            {
+                self.rcv_wscale += 1;
+            }
+        }
+    }
+
+    /// Applies the options of the peer's SYN (RFC 9293 §3.7.1, RFC 7323, RFC 2018).
+    pub(super) fn negotiate(&mut self, cx: &TcpContext, seg: &TcpRepr<'_>) {
+        self.peer_mss = seg
+            .options
+            .mss
+            .map_or(DEFAULT_MSS, usize::from)
+            .max(MIN_MSS);
+        self.ws_ok = self.offer_ws && seg.options.window_scale.is_some();
+        if self.ws_ok {
+            self.snd_wscale = seg.options.window_scale.unwrap_or(0).min(MAX_WSCALE);
+        } else {
+            self.snd_wscale = 0;
+            self.rcv_wscale = 0;
+        }
+        self.sack_ok = self.offer_sack && seg.options.sack_permitted;
+        self.ts_ok = self.offer_ts && seg.options.timestamp.is_some();
+        if let (true, Some((tsval, _))) = (self.ts_ok, seg.options.timestamp) {
+            self.ts_recent = tsval;
+            self.ts_recent_age = cx.now;
+        }
+        // Linux tcp_initialize_rcv_mss: a conservative guess, grown by observation.
+        self.rcv_mss = self
+            .our_mss
+            .min(self.send_mss())
+            .clamp(MIN_MSS, DEFAULT_MSS);
+        self.cc = congestion::new_controller(self.opts.congestion, self.send_mss());
+    }
+
+    /// (Re)arms or clears the keepalive timer after the option changed.
+    pub(crate) fn set_keepalive_timer(&mut self, now: Instant) {
+        self.keepalive_at = (self.opts.keepalive
+            && matches!(
+                self.state,
+                TcpState::Established | TcpState::CloseWait | TcpState::FinWait2
+            ))
+        .then(|| now + self.opts.keep_idle);
+    }
+}

@@ -1,0 +1,470 @@
+//! Output of one connection: what to send next and how it looks. `dispatch` emits at
+//! most one segment per call: a SYN or SYN,ACK, a probe, a data/FIN segment chosen by
+//! `plan_segment` (retransmission first, then new data within the windows, sender SWS
+//! avoidance and Nagle), or a bare ACK / window update. Receive-window advertisement
+//! (RFC 1122 §4.2.3.3 receiver SWS avoidance, RFC 7323 scaling) and SACK blocks
+//! (RFC 2018 §4) are built here too.
+//!
+//! Invariants: every segment carries ACK except a SYN and a RST in SYN-SENT; the
+//! advertised right edge `rcv_adv` never moves left; `snd_max` only grows.
+
+use super::{Probe, Socket, DUPTHRESH};
+use crate::socket::tcp::config::TcpContext;
+use crate::socket::tcp::types::{EventQueue, SegmentAddrs, TcpEvent, TcpState};
+use crate::time::{Duration, Instant};
+use crate::wire::{SeqNumber, TcpFlags, TcpOptions, TcpRepr};
+
+/// One planned data/FIN segment.
+#[derive(Clone, Copy, Debug)]
+struct Plan {
+    seq: SeqNumber,
+    len: usize,
+    fin: bool,
+    rtx: bool,
+    /// Selective retransmission (does not move SND.NXT).
+    hole: bool,
+}
+
+impl Socket {
+    /// Emits at most one segment; returns whether it did.
+    pub(crate) fn dispatch(
+        &mut self,
+        cx: &TcpContext,
+        ev: &mut EventQueue,
+        emit: &mut dyn FnMut(SegmentAddrs, &TcpRepr<'_>),
+    ) -> bool {
+        let now = cx.now;
+        match self.state {
+            TcpState::Closed | TcpState::Listen => return false,
+            TcpState::SynSent | TcpState::SynReceived => {
+                if self.snd_nxt == self.iss {
+                    self.send_syn(now, emit);
+                    return true;
+                }
+                if !(self.state == TcpState::SynReceived && self.ack_now) {
+                    return false;
+                }
+            }
+            _ => {}
+        }
+        if let Some(probe) = self.probe.take() {
+            if self.may_send_data() || probe == Probe::Keepalive {
+                // Linux's probe: an old sequence number elicits an ACK with the window.
+                let mut repr = self.bare(self.snd_una - 1, TcpFlags::ACK);
+                let (options, window) = self.ack_fields(now);
+                repr.options = options;
+                repr.window_len = window;
+                if probe == Probe::ZeroWindow {
+                    ev.push(TcpEvent::ZeroWindowProbe {
+                        handle: self.handle,
+                        seq: repr.seq_number,
+                    });
+                }
+                emit(self.addrs(), &repr);
+                self.stats.segs_out += 1;
+                return true;
+            }
+        }
+        if let Some(plan) = self.plan_segment(now) {
+            self.send_segment(now, plan, ev, emit);
+            return true;
+        }
+        self.maybe_arm_persist(now);
+        if self.ack_now || self.window_update {
+            let update = self.window_update && !self.ack_now;
+            let repr = self.ack_reply(now);
+            if update {
+                ev.push(TcpEvent::WindowUpdateSent {
+                    handle: self.handle,
+                    window: usize::from(repr.window_len) << self.rcv_wscale,
+                });
+            }
+            emit(self.addrs(), &repr);
+            return true;
+        }
+        false
+    }
+
+    fn send_syn(&mut self, now: Instant, emit: &mut dyn FnMut(SegmentAddrs, &TcpRepr<'_>)) {
+        let synack = self.state == TcpState::SynReceived;
+        let mut flags = TcpFlags::SYN;
+        if synack {
+            flags |= TcpFlags::ACK;
+        }
+        let mut repr = self.bare(self.iss, flags);
+        let (ws, ts, sack) = if synack {
+            (self.ws_ok, self.ts_ok, self.sack_ok)
+        } else {
+            (self.offer_ws, self.offer_ts, self.offer_sack)
+        };
+        repr.options.mss = Some(self.our_mss.min(65_535) as u16);
+        if ws {
+            repr.options.window_scale = Some(self.rcv_wscale);
+        }
+        repr.options.sack_permitted = sack;
+        if ts {
+            let ecr = if synack { self.ts_recent } else { 0 };
+            repr.options.timestamp = Some((self.ts_now(now), ecr));
+        }
+        // Per RFC 7323 §2.2: the window field of a SYN is not scaled.
+        repr.window_len = self.rx.window().min(65_535) as u16;
+        if synack {
+            self.rcv_adv = self.rcv_nxt + usize::from(repr.window_len);
+            self.last_ack_sent = self.rcv_nxt;
+            self.ack_now = false;
+        }
+        emit(self.addrs(), &repr);
+        self.stats.segs_out += 1;
+        self.snd_nxt = self.iss + 1;
+        if self.snd_max < self.snd_nxt {
+            self.snd_max = self.snd_nxt;
+            self.rtt_sample = Some((self.snd_nxt, now));
+        }
+        if self.rto_at.is_none() {
+            self.rto_at = Some(now + self.rtt.rto());
+        }
+    }
+
+    fn send_segment(
+        &mut self,
+        now: Instant,
+        plan: Plan,
+        ev: &mut EventQueue,
+        emit: &mut dyn FnMut(SegmentAddrs, &TcpRepr<'_>),
+    ) {
+        let mut options = self.data_options(now);
+        // ack_fields also records the ACK as sent; options must match what it builds.
+        let (ack_opts, window) = self.ack_fields(now);
+        options.sack_ranges = ack_opts.sack_ranges;
+        let offset = (plan.seq - self.snd_una).max(0) as usize;
+        let len = plan.len;
+        let payload = self.tx.get_allocated(offset, len);
+        let sent = payload.len();
+        let fin = plan.fin && sent == len;
+        let mut flags = TcpFlags::ACK;
+        if sent > 0 && plan.seq + sent == self.snd_buf_end {
+            flags |= TcpFlags::PSH;
+        }
+        if fin {
+            flags |= TcpFlags::FIN;
+        }
+        let repr = TcpRepr {
+            src_port: self.local.port(),
+            dst_port: self.remote.port(),
+            seq_number: plan.seq,
+            ack_number: self.rcv_nxt,
+            flags,
+            window_len: window,
+            urgent_ptr: 0,
+            options,
+            payload,
+        };
+        emit(self.addrs(), &repr);
+
+        let end = plan.seq + sent + usize::from(fin);
+        self.stats.segs_out += 1;
+        if plan.hole {
+            self.high_rxt = self.high_rxt.max(end);
+        } else {
+            self.snd_nxt = end;
+        }
+        if plan.rtx {
+            self.stats.bytes_retrans += sent as u64;
+            self.stats.total_retrans += 1;
+            self.rtt_sample = None;
+            ev.push(TcpEvent::Retransmit {
+                handle: self.handle,
+                seq: plan.seq,
+                len: sent,
+            });
+        } else {
+            self.stats.bytes_sent += sent as u64;
+            if self.rtt_sample.is_none() {
+                self.rtt_sample = Some((end, now));
+            }
+        }
+        if end > self.snd_max {
+            self.snd_max = end;
+        }
+        if self.rto_at.is_none() && self.snd_max > self.snd_una {
+            self.rto_at = Some(now + self.rtt.rto());
+        }
+        if !plan.rtx {
+            self.arm_tlp(now);
+        }
+    }
+
+    fn plan_segment(&mut self, now: Instant) -> Option<Plan> {
+        let plan = self.plan_segment_inner(now)?;
+        if plan.rtx && plan.seq == self.snd_una && self.recovery.is_some() && self.sack_ok {
+            self.rtx_una_mark = Some((plan.seq, self.snd_max));
+        }
+        Some(plan)
+    }
+
+    fn plan_segment_inner(&mut self, now: Instant) -> Option<Plan> {
+        if !self.may_send_data() {
+            return None;
+        }
+        let opts = self.data_options(now);
+        let max_len = self.max_payload(opts.buffer_len());
+        let mss = self.send_mss();
+        if let Some(seq) = self.rtx_next.take() {
+            if seq >= self.snd_una && seq < self.snd_max {
+                // Fast retransmit: one segment, not running into SACKed data.
+                let end = self
+                    .scoreboard
+                    .next_lost_hole(seq, self.snd_una, mss)
+                    .filter(|h| h.0 == seq)
+                    .map_or(self.snd_max, |h| h.1);
+                let plan = self.plan_at(seq, max_len, end, true);
+                if plan.len > 0 || plan.fin {
+                    return Some(plan);
+                }
+            }
+        }
+        let cwnd = self.cc.cwnd();
+        let mut budget = usize::MAX;
+        if self.recovery.is_some() && self.sack_ok {
+            // RFC 6675 §5 (C): while pipe < cwnd, retransmit lost holes, then new data.
+            let pipe = self.pipe();
+            if pipe >= cwnd {
+                return None;
+            }
+            budget = cwnd - pipe;
+            let from = self.high_rxt.max(self.snd_una);
+            if let Some((s, e)) = self.scoreboard.next_lost_hole(from, self.snd_una, mss) {
+                let plan = self.plan_at(s, max_len.min(budget), e, true);
+                if plan.len > 0 || plan.fin {
+                    return Some(plan);
+                }
+                // Nothing sendable in that hole: never plan an empty retransmission.
+                self.high_rxt = e;
+            }
+        }
+        let avail = (self.snd_buf_end - self.snd_nxt).max(0) as usize;
+        // Per RFC 3042 (Limited Transmit): each of the first two duplicate ACKs lets one
+        // more new segment out, beyond cwnd, so a small window still produces the
+        // duplicate ACKs (or SACKs) that trigger fast retransmit instead of an RTO.
+        let limited = if self.recovery.is_none() && self.snd_nxt == self.snd_max {
+            self.dupacks.min(DUPTHRESH - 1) as usize * mss
+        } else {
+            0
+        };
+        let win_end = if self.recovery.is_some() && self.sack_ok && self.snd_nxt >= self.snd_max {
+            // RFC 6675 §5 (C): during SACK recovery cwnd bounds pipe (`budget` above),
+            // not SND.NXT - SND.UNA; new data is bounded only by the peer's window. With
+            // SND.UNA + cwnd here, a halved cwnd under a full flight let nothing new out,
+            // so no further SACKs came and every recovery with a second loss ended in
+            // an RTO. While resending below SND.MAX (after a path MTU drop) pipe does
+            // not see those bytes, so the cwnd bound stays.
+            self.snd_una + self.snd_wnd
+        } else {
+            self.snd_una + self.snd_wnd.min(cwnd + limited)
+        };
+        let can = ((win_end - self.snd_nxt).max(0) as usize).min(budget);
+        let len = avail.min(can).min(max_len);
+        let rtx = self.snd_nxt < self.snd_max;
+        let fin = self.fin_seq == Some(self.snd_nxt + len);
+        if len == 0 && !fin {
+            return None;
+        }
+        if !rtx && len < max_len && !fin && !self.force_send {
+            // RFC 1122 §4.2.3.4 sender SWS avoidance: send a partial segment only when it
+            // holds all queued data or at least half the largest window seen...
+            if len < avail && len < self.max_snd_wnd / 2 {
+                return None;
+            }
+            // ...and RFC 896 (Nagle): not while data is unacknowledged.
+            if !self.opts.nodelay && self.snd_max > self.snd_una {
+                return None;
+            }
+        }
+        self.force_send = false;
+        Some(Plan {
+            seq: self.snd_nxt,
+            len,
+            fin,
+            rtx,
+            hole: false,
+        })
+    }
+
+    /// A segment of up to `max_len` bytes starting at `seq` (retransmission).
+    fn plan_at(&self, seq: SeqNumber, max_len: usize, hole_end: SeqNumber, hole: bool) -> Plan {
+        let data_end = self.snd_buf_end.min(self.snd_max).min(hole_end);
+        let len = ((data_end - seq).max(0) as usize).min(max_len);
+        let fin = self
+            .fin_seq
+            .is_some_and(|f| seq + len == f && self.snd_max > f && hole_end > f);
+        Plan {
+            seq,
+            len,
+            fin,
+            rtx: true,
+            hole,
+        }
+    }
+
+    pub(super) fn may_send_data(&self) -> bool {
+        matches!(
+            self.state,
+            TcpState::Established
+                | TcpState::CloseWait
+                | TcpState::FinWait1
+                | TcpState::Closing
+                | TcpState::LastAck
+        )
+    }
+
+    /// Most payload bytes a segment with `opts_len` option bytes may carry.
+    fn max_payload(&self, opts_len: usize) -> usize {
+        let base = self.peer_mss.min(self.pmtu.saturating_sub(40));
+        base.saturating_sub(opts_len).max(1)
+    }
+
+    fn data_options(&self, now: Instant) -> TcpOptions {
+        let mut o = TcpOptions::default();
+        if self.ts_ok {
+            o.timestamp = Some((self.ts_now(now), self.ts_recent));
+        }
+        o.sack_ranges = self.sack_blocks();
+        o
+    }
+
+    fn maybe_arm_persist(&mut self, now: Instant) {
+        let unsent = self.snd_buf_end > self.snd_nxt;
+        if self.may_send_data()
+            && unsent
+            && self.snd_max == self.snd_una
+            && self.rto_at.is_none()
+            && self.persist_at.is_none()
+        {
+            // RFC 9293 §3.8.6.1: probe with exponential backoff, capped like Linux's
+            // TCP_RTO_MAX.
+            let t = self
+                .rtt
+                .rto()
+                .saturating_mul(1 << self.persist_backoff.min(16))
+                .min(Duration::from_secs(120));
+            self.persist_at = Some(now + t);
+        }
+    }
+
+    /// The receive window we may announce: free buffer space, with receiver-side SWS
+    /// avoidance (RFC 1122 §4.2.3.3: move the right edge only by min(RCV.BUFF/2, MSS)).
+    pub(super) fn window_to_advertise(&self) -> usize {
+        let max = 65_535usize << self.rcv_wscale;
+        let free = self.rx.window().min(max);
+        let promised = self.rcv_adv - self.rcv_nxt;
+        let promised = if promised > 0 { promised as usize } else { 0 };
+        let threshold = (self.rx.capacity() / 2).min(self.our_mss);
+        if free > promised && free - promised < threshold {
+            promised
+        } else {
+            free
+        }
+    }
+
+    /// Window field value for a non-SYN segment; records the advertised edge.
+    fn take_window(&mut self) -> u16 {
+        let wnd = self.window_to_advertise();
+        let field = (wnd >> self.rcv_wscale).min(65_535);
+        let edge = self.rcv_nxt + (field << self.rcv_wscale);
+        if edge > self.rcv_adv {
+            self.rcv_adv = edge;
+        }
+        field as u16
+    }
+
+    /// Up to 3 (with timestamps) or 4 SACK blocks, the newest first (RFC 2018 §4).
+    fn sack_blocks(&self) -> [Option<(SeqNumber, SeqNumber)>; 4] {
+        let mut out = [None; 4];
+        if !self.sack_ok || self.assembler.is_empty() {
+            return out;
+        }
+        let max = if self.ts_ok { 3 } else { 4 };
+        // Iterators only: this runs for every ACK while data is out of order, and must
+        // not allocate.
+        let ranges = || {
+            self.assembler
+                .ranges()
+                .map(|(s, e)| (self.rcv_nxt + s, self.rcv_nxt + e))
+        };
+        let mut n = 0;
+        let recent = self.sack_recent.iter().flatten();
+        let by_recency = recent.filter_map(|&seq| ranges().find(|r| r.0 <= seq && seq < r.1));
+        for r in by_recency.chain(ranges().rev()) {
+            if n == max {
+                break;
+            }
+            if !out.contains(&Some(r)) {
+                out[n] = Some(r);
+                n += 1;
+            }
+        }
+        out
+    }
+
+    /// Options and window of a segment carrying ACK; marks the ACK as sent.
+    fn ack_fields(&mut self, now: Instant) -> (TcpOptions, u16) {
+        let mut options = TcpOptions::default();
+        if self.ts_ok {
+            options.timestamp = Some((self.ts_now(now), self.ts_recent));
+        }
+        options.sack_ranges = self.sack_blocks();
+        let window = self.take_window();
+        self.last_ack_sent = self.rcv_nxt;
+        self.ack_now = false;
+        self.window_update = false;
+        self.delack_at = None;
+        self.rcv_unacked = 0;
+        (options, window)
+    }
+
+    fn bare(&self, seq: SeqNumber, flags: TcpFlags) -> TcpRepr<'static> {
+        TcpRepr {
+            src_port: self.local.port(),
+            dst_port: self.remote.port(),
+            seq_number: seq,
+            ack_number: if flags.ack() {
+                self.rcv_nxt
+            } else {
+                SeqNumber(0)
+            },
+            flags,
+            window_len: 0,
+            urgent_ptr: 0,
+            options: TcpOptions::default(),
+            payload: &[],
+        }
+    }
+
+    /// `<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>` with window, timestamps and SACK blocks.
+    pub(crate) fn ack_reply(&mut self, now: Instant) -> TcpRepr<'static> {
+        let mut repr = self.bare(self.snd_max, TcpFlags::ACK);
+        let (options, window) = self.ack_fields(now);
+        repr.options = options;
+        repr.window_len = window;
+        self.stats.segs_out += 1;
+        repr
+    }
+
+    /// `<SEQ=SND.NXT><ACK=RCV.NXT><CTL=RST,ACK>` for aborting a synchronized connection.
+    pub(crate) fn rst_segment(&self) -> TcpRepr<'static> {
+        let mut r = self.bare(self.snd_max, TcpFlags::RST | TcpFlags::ACK);
+        if self.state == TcpState::SynSent {
+            r.flags = TcpFlags::RST;
+            r.ack_number = SeqNumber(0);
+        }
+        r
+    }
+
+    /// The addresses of a segment from this socket.
+    pub(crate) fn addrs(&self) -> SegmentAddrs {
+        SegmentAddrs {
+            src: *self.local.ip(),
+            dst: *self.remote.ip(),
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! The timers of one connection: retransmission (RFC 6298, with SYN retries and
+//! zero-window probing under data in flight), tail loss probe expiry, delayed ACK
+//! (RFC 1122 §4.2.3.2), persist (RFC 9293 §3.8.6.1), keepalive (RFC 1122 §4.2.3.6),
+//! TIME-WAIT (2*MSL) and an orphan's FIN-WAIT-2 timeout.
+//!
+//! Each timer is an `Option<Instant>` deadline on the socket; [`Socket::poll_at`] is the
+//! earliest, which the layer keeps in its heap. A timer is cleared before it runs.
+
+use super::{Probe, Socket};
+use crate::socket::tcp::config::{TcpConfig, TcpContext};
+use crate::socket::tcp::types::{EventQueue, TcpError, TcpEvent, TcpState};
+use crate::time::Instant;
+use crate::wire::TcpRepr;
+
+impl Socket {
+    /// The earliest deadline of this socket.
+    pub(crate) fn poll_at(&self) -> Option<Instant> {
+        [
+            self.rto_at,
+            self.tlp_at,
+            self.delack_at,
+            self.persist_at,
+            self.keepalive_at,
+            self.close_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Runs the timers due at `cx.now`; returns a RST to send if the connection was
+    /// abandoned by keepalive.
+    pub(crate) fn handle_timeout(
+        &mut self,
+        cx: &TcpContext,
+        cfg: &TcpConfig,
+        ev: &mut EventQueue,
+    ) -> Option<TcpRepr<'static>> {
+        let now = cx.now;
+        let due = |t: Option<Instant>| t.is_some_and(|t| t <= now);
+        if due(self.close_at) {
+            self.close_at = None;
+            if matches!(self.state, TcpState::TimeWait | TcpState::FinWait2) {
+                self.fail(ev, None);
+                return None;
+            }
+        }
+        if due(self.tlp_at) {
+            self.tlp_at = None;
+            self.fire_tlp();
+        }
+        if due(self.rto_at) {
+            self.rto_at = None;
+            self.tlp_at = None;
+            self.on_rto(now, cfg, ev);
+            if self.state == TcpState::Closed {
+                return None;
+            }
+        }
+        if due(self.delack_at) {
+            self.delack_at = None;
+            self.ack_now = true;
+        }
+        if due(self.persist_at) {
+            self.persist_at = None;
+            if self.snd_wnd == 0 {
+                self.persist_probes += 1;
+                if self.persist_probes > cfg.max_retries {
+                    let err = self.soft_error.take().unwrap_or(TcpError::TimedOut);
+                    self.fail(ev, Some(err));
+                    return None;
+                }
+                self.persist_backoff = self.persist_backoff.saturating_add(1);
+                self.probe = Some(Probe::ZeroWindow);
+            } else {
+                // RFC 1122 §4.2.3.4 (d): the override timeout sends what the window allows.
+                self.force_send = true;
+            }
+        }
+        if due(self.keepalive_at) {
+            self.keepalive_at = None;
+            return self.on_keepalive(now, ev);
+        }
+        None
+    }
+
+    fn on_rto(&mut self, now: Instant, cfg: &TcpConfig, ev: &mut EventQueue) {
+        let limit = match self.state {
+            TcpState::SynSent => cfg.syn_retries,
+            TcpState::SynReceived => cfg.synack_retries,
+            _ => cfg.max_retries,
+        };
+        if self.snd_max == self.snd_una {
+            return;
+        }
+        if self.snd_wnd == 0 && self.may_send_data() {
+            // The peer shrank its window to zero under data in flight: retransmissions
+            // become zero-window probes, which do not time out while the peer answers.
+            self.persist_probes += 1;
+            if self.persist_probes > cfg.max_retries {
+                let err = self.soft_error.take().unwrap_or(TcpError::TimedOut);
+                self.fail(ev, Some(err));
+                return;
+            }
+            self.rtt.backoff();
+            self.probe = Some(Probe::ZeroWindow);
+            self.rto_at = Some(now + self.rtt.rto());
+            return;
+        }
+        if self.retries >= limit {
+            let err = if self.state == TcpState::SynReceived && self.passive {
+                None
+            } else {
+                Some(self.soft_error.take().unwrap_or(TcpError::TimedOut))
+            };
+            self.fail(ev, err);
+            return;
+        }
+        self.retries += 1;
+        self.rtt.backoff();
+        ev.push(TcpEvent::RtoFired {
+            handle: self.handle,
+            rto: self.rtt.rto(),
+            retries: self.retries,
+        });
+        match self.state {
+            TcpState::SynSent | TcpState::SynReceived => {
+                // SYN (or SYN,ACK) retransmission.
+                self.snd_nxt = self.iss;
+                self.stats.total_retrans += 1;
+                ev.push(TcpEvent::Retransmit {
+                    handle: self.handle,
+                    seq: self.iss,
+                    len: 0,
+                });
+            }
+            _ => {
+                let flight = (self.snd_max - self.snd_una).max(0) as usize;
+                self.cc.on_rto(now, flight, self.send_mss());
+                self.emit_cc_event(ev);
+                // Go back N; RFC 2018 §8: forget SACK information after a timeout.
+                self.snd_nxt = self.snd_una;
+                self.recovery = None;
+                self.dupacks = 0;
+                self.rtx_next = None;
+                self.rtx_una_mark = None;
+                self.scoreboard.clear();
+                self.high_rxt = self.snd_una;
+                self.rto_recover = Some(self.snd_max);
+                self.rto_tsval = Some(self.ts_now(now));
+            }
+        }
+        self.rtt_sample = None;
+        self.rto_at = Some(now + self.rtt.rto());
+    }
+
+    fn on_keepalive(&mut self, now: Instant, ev: &mut EventQueue) -> Option<TcpRepr<'static>> {
+        if !self.opts.keepalive
+            || !matches!(
+                self.state,
+                TcpState::Established | TcpState::CloseWait | TcpState::FinWait2
+            )
+        {
+            return None;
+        }
+        if self.snd_max > self.snd_una || self.snd_buf_end > self.snd_max {
+            // Data outstanding: the retransmission timer watches the connection.
+            self.keepalive_at = Some(now + self.opts.keep_idle);
+            return None;
+        }
+        if self.keep_probes >= self.opts.keep_cnt {
+            // RFC 1122 §4.2.3.6; Linux resets the connection when keepalive gives up.
+            let rst = self.rst_segment();
+            let err = self.soft_error.take().unwrap_or(TcpError::TimedOut);
+            self.fail(ev, Some(err));
+            return Some(rst);
+        }
+        self.keep_probes += 1;
+        self.probe = Some(Probe::Keepalive);
+        self.keepalive_at = Some(now + self.opts.keep_intvl);
+        None
+    }
+
+    pub(super) fn stop_timers(&mut self) {
+        self.rto_at = None;
+        self.tlp_at = None;
+        self.delack_at = None;
+        self.persist_at = None;
+        self.keepalive_at = None;
+        self.close_at = None;
+    }
+
+    pub(super) fn enter_time_wait(&mut self, now: Instant, cfg: &TcpConfig, ev: &mut EventQueue) {
+        self.stop_timers();
+        self.close_at = Some(now + cfg.msl.saturating_mul(2));
+        self.set_state(ev, TcpState::TimeWait);
+    }
+}

@@ -1,0 +1,285 @@
+//! Two layers joined by an in-memory wire with seeded loss, delay and jitter
+//! (reordering); the clock jumps to the next delivery or deadline.
+
+use super::*;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+const A_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+const B_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+const SERVER: SocketAddrV4 = SocketAddrV4::new(B_IP, 5001);
+
+fn cx(now: Instant, ip: Ipv4Addr) -> TcpContext {
+    TcpContext {
+        now,
+        local_addr: ip,
+        mtu: 1500,
+    }
+}
+
+struct Sim {
+    a: TcpLayer,
+    b: TcpLayer,
+    now: Instant,
+    rng: ChaCha8Rng,
+    drop_rate: f64,
+    delay: Duration,
+    jitter_ms: u64,
+    /// (deliver at, to B?, ip, segment with owned payload)
+    wire: Vec<(Instant, bool, SegmentAddrs, TcpRepr<'static>)>,
+    steps: u32,
+    seed: u64,
+}
+
+impl Sim {
+    fn new(seed: u64, config: TcpConfig, drop_rate: f64, jitter_ms: u64) -> Sim {
+        Sim {
+            a: TcpLayer::new(config.clone(), seed),
+            b: TcpLayer::new(config, seed ^ 0xabcdef),
+            now: Instant::ZERO,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            drop_rate,
+            delay: Duration::from_millis(5),
+            jitter_ms,
+            wire: Vec::new(),
+            steps: 0,
+            seed,
+        }
+    }
+
+    fn put(&mut self, to_b: bool, ip: SegmentAddrs, seg: TcpRepr<'static>) {
+        if self.rng.gen_bool(self.drop_rate) {
+            return;
+        }
+        let jitter = if self.jitter_ms > 0 {
+            Duration::from_micros(self.rng.gen_range(0..self.jitter_ms * 1000))
+        } else {
+            Duration::ZERO
+        };
+        self.wire
+            .push((self.now + self.delay + jitter, to_b, ip, seg));
+    }
+
+    /// Drains output, advances the clock, delivers and runs timers. Returns false
+    /// when nothing at all is left to happen.
+    fn step(&mut self) -> bool {
+        self.steps += 1;
+        assert!(self.steps < 2_000_000, "livelock (seed {})", self.seed);
+        for to_b in [true, false] {
+            let (layer, ip) = if to_b {
+                (&mut self.a, A_IP)
+            } else {
+                (&mut self.b, B_IP)
+            };
+            let c = cx(self.now, ip);
+            let mut out = Vec::new();
+            while layer.dispatch(&c, &mut |ip, r| out.push((ip, leak(r)))) {}
+            for (ip, r) in out {
+                self.put(to_b, ip, r);
+            }
+        }
+        let next_delivery = self.wire.iter().map(|e| e.0).min();
+        let Some(next) = [next_delivery, self.a.poll_at(), self.b.poll_at()]
+            .into_iter()
+            .flatten()
+            .min()
+        else {
+            return false;
+        };
+        self.now = self.now.max(next);
+        let now = self.now;
+        let (due, rest): (Vec<_>, Vec<_>) = self.wire.drain(..).partition(|e| e.0 <= now);
+        self.wire = rest;
+        for (_, to_b, ip, seg) in due {
+            let (layer, local) = if to_b {
+                (&mut self.b, B_IP)
+            } else {
+                (&mut self.a, A_IP)
+            };
+            if let Some((rip, reply)) = layer.process(&cx(now, local), ip, &seg) {
+                self.put(!to_b, rip, reply);
+            }
+        }
+        self.a.handle_timeout(&cx(now, A_IP));
+        self.b.handle_timeout(&cx(now, B_IP));
+        true
+    }
+}
+
+/// Sends `len` bytes from A to B, checks them byte-exact and returns the sender's
+/// TCP_INFO at the receiver's EOF.
+fn transfer(seed: u64, drop_rate: f64, alg: CongestionAlgorithm, len: usize) -> TcpInfo {
+    transfer_with(seed, drop_rate, 0, alg, len)
+}
+
+fn transfer_with(
+    seed: u64,
+    drop_rate: f64,
+    jitter_ms: u64,
+    alg: CongestionAlgorithm,
+    len: usize,
+) -> TcpInfo {
+    let config = TcpConfig {
+        congestion: alg,
+        ..TcpConfig::default()
+    };
+    let mut sim = Sim::new(seed, config, drop_rate, jitter_ms);
+    let server = sim.b.socket();
+    sim.b.listen(server, SERVER, 4).unwrap();
+    let client = sim.a.socket();
+    sim.a.connect(client, &cx(sim.now, A_IP), SERVER).unwrap();
+
+    let data: Vec<u8> = (0..len).map(|_| sim.rng.gen()).collect();
+    let mut sent = 0;
+    let mut received = Vec::with_capacity(len);
+    let mut accepted = None;
+    let mut buf = vec![0u8; 65536];
+    let mut closed = false;
+    'run: loop {
+        if sent < len {
+            if let Ok(n) = sim.a.send(client, &data[sent..]) {
+                sent += n;
+            }
+        } else if !closed {
+            sim.a.shutdown(client, Shutdown::Write).unwrap();
+            closed = true;
+        }
+        if accepted.is_none() {
+            if let Ok((h, _)) = sim.b.accept(server) {
+                accepted = Some(h);
+            }
+        }
+        if let Some(h) = accepted {
+            loop {
+                match sim.b.recv(h, &mut buf) {
+                    Ok(0) => break 'run,
+                    Ok(n) => received.extend_from_slice(&buf[..n]),
+                    Err(RecvError::WouldBlock) => break,
+                    Err(e) => panic!("recv: {e} (seed {seed})"),
+                }
+            }
+        }
+        assert!(sim.step(), "stuck (seed {seed})");
+    }
+    assert_eq!(received.len(), data.len(), "seed {seed}");
+    assert!(received == data, "corrupted stream (seed {seed})");
+    sim.a.info(client).expect("client")
+}
+
+#[test]
+fn test_loopback_1mb_lossless_cubic() {
+    let info = transfer(1, 0.0, CongestionAlgorithm::Cubic, 1 << 20);
+    assert_eq!(info.total_retrans, 0);
+    assert_eq!(info.bytes_sent, 1 << 20);
+}
+
+#[test]
+fn test_loopback_1mb_with_drops_cubic() {
+    let info = transfer(7, 0.02, CongestionAlgorithm::Cubic, 1 << 20);
+    assert!(info.total_retrans > 0, "no loss recovery exercised");
+}
+
+#[test]
+fn test_loopback_1mb_with_drops_newreno() {
+    let info = transfer(11, 0.03, CongestionAlgorithm::NewReno, 1 << 20);
+    assert!(info.total_retrans > 0, "no loss recovery exercised");
+}
+
+#[test]
+fn test_loopback_1mb_with_drops_and_reordering() {
+    let info = transfer_with(13, 0.02, 20, CongestionAlgorithm::Cubic, 1 << 20);
+    assert!(info.total_retrans > 0, "no loss recovery exercised");
+}
+
+#[test]
+fn test_loopback_small_transfers_many_seeds() {
+    let mut retrans = 0;
+    for seed in 100..120 {
+        let alg = if seed % 2 == 0 {
+            CongestionAlgorithm::Cubic
+        } else {
+            CongestionAlgorithm::NewReno
+        };
+        retrans += transfer_with(seed, 0.1, seed % 7, alg, 20_000).total_retrans;
+    }
+    assert!(retrans > 0);
+}
+
+/// Both sides close; every socket but the listener is freed, the active closer
+/// after TIME-WAIT.
+#[test]
+fn test_loopback_full_lifecycle_frees_everything() {
+    for seed in 200..210 {
+        let mut sim = Sim::new(seed, TcpConfig::default(), 0.1, 3);
+        let server = sim.b.socket();
+        sim.b.listen(server, SERVER, 4).unwrap();
+        let client = sim.a.socket();
+        sim.a.connect(client, &cx(sim.now, A_IP), SERVER).unwrap();
+        while sim.a.state(client) != Some(TcpState::Established) {
+            assert!(sim.step(), "seed {seed}");
+        }
+        sim.a.send(client, b"request").unwrap();
+        sim.a.close(client, &cx(sim.now, A_IP)).unwrap();
+        let mut conn = None;
+        let mut buf = [0u8; 64];
+        let mut got = Vec::new();
+        while sim.step() {
+            if conn.is_none() {
+                conn = sim.b.accept(server).ok().map(|c| c.0);
+            }
+            if let Some(c) = conn {
+                match sim.b.recv(c, &mut buf) {
+                    Ok(0) => {
+                        // `c` goes stale: later calls fail with BadHandle.
+                        sim.b.close(c, &cx(sim.now, B_IP)).unwrap();
+                    }
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                    Err(_) => {}
+                }
+            }
+        }
+        assert_eq!(got, b"request", "seed {seed}");
+        assert_eq!(sim.a.socket_count(), 0, "seed {seed}");
+        assert_eq!(sim.b.socket_count(), 1, "seed {seed}");
+        let mut saw_time_wait = false;
+        while let Some(e) = sim.a.poll_event() {
+            if let TcpEvent::StateChanged {
+                to: TcpState::TimeWait,
+                ..
+            } = e
+            {
+                saw_time_wait = true;
+            }
+        }
+        assert!(saw_time_wait, "seed {seed}");
+        assert!(sim.now >= Instant::from_secs(60), "seed {seed}");
+    }
+}
+
+/// Both sides connect to each other at once (RFC 9293 §3.5 figure 7).
+#[test]
+fn test_loopback_simultaneous_open() {
+    let mut sim = Sim::new(300, TcpConfig::default(), 0.0, 0);
+    let a = sim.a.socket();
+    let b = sim.b.socket();
+    sim.a.bind(a, SocketAddrV4::new(A_IP, 7000)).unwrap();
+    sim.b.bind(b, SocketAddrV4::new(B_IP, 7001)).unwrap();
+    sim.a
+        .connect(a, &cx(sim.now, A_IP), SocketAddrV4::new(B_IP, 7001))
+        .unwrap();
+    sim.b
+        .connect(b, &cx(sim.now, B_IP), SocketAddrV4::new(A_IP, 7000))
+        .unwrap();
+    for _ in 0..10 {
+        sim.step();
+    }
+    assert_eq!(sim.a.state(a), Some(TcpState::Established));
+    assert_eq!(sim.b.state(b), Some(TcpState::Established));
+    sim.a.send(a, b"ping").unwrap();
+    for _ in 0..10 {
+        sim.step();
+    }
+    let mut buf = [0u8; 8];
+    assert_eq!(sim.b.recv(b, &mut buf), Ok(4));
+    assert_eq!(&buf[..4], b"ping");
+}

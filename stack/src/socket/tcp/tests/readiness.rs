@@ -1,0 +1,82 @@
+//! The readiness queue (`TcpLayer::poll_ready`).
+
+use super::*;
+
+#[test]
+fn test_ready_listener_queued_when_connection_acceptable() {
+    let mut h = socket_syn_received();
+    // The SYN alone makes nothing acceptable; the child is not the user's yet.
+    assert_eq!(ready(&mut h), vec![]);
+    send!(
+        h,
+        TcpRepr {
+            flags: ACK,
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: LOCAL_SEQ + 1,
+            ..SEND_TEMPL
+        }
+    );
+    let listener = h.listener.unwrap();
+    assert_eq!(ready(&mut h), vec![listener]);
+    assert_eq!(ready(&mut h), vec![], "each socket is returned once");
+}
+
+#[test]
+fn test_ready_established_data_ack_and_fin_queue_once() {
+    let mut h = socket_established();
+    assert_eq!(
+        ready(&mut h),
+        vec![h.listener.unwrap()],
+        "from the handshake"
+    );
+    assert_eq!(h.layer.send_space(h.handle), 64);
+    assert_eq!(h.layer.send(h.handle, b"hello"), Ok(5));
+    assert_eq!(h.layer.send_space(h.handle), 59);
+    h.recv().expect("data");
+    // Data and the ACK of "hello" in two segments: queued once until polled.
+    send!(
+        h,
+        TcpRepr {
+            flags: ACK,
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: LOCAL_SEQ + 6,
+            payload: b"abc",
+            ..SEND_TEMPL
+        }
+    );
+    send!(
+        h,
+        TcpRepr {
+            flags: flags(ACK, FIN),
+            seq_number: REMOTE_SEQ + 4,
+            ack_number: LOCAL_SEQ + 6,
+            ..SEND_TEMPL
+        }
+    );
+    assert_eq!(ready(&mut h), vec![h.handle]);
+    assert_eq!(h.layer.send_space(h.handle), 64, "ACK freed the buffer");
+    let mut buf = [0u8; 8];
+    assert_eq!(h.layer.recv(h.handle, &mut buf), Ok(3));
+    assert_eq!(h.layer.recv(h.handle, &mut buf), Ok(0));
+    // A closed handle is never returned, even if queued before close.
+    send!(
+        h,
+        TcpRepr {
+            flags: ACK,
+            seq_number: REMOTE_SEQ + 5,
+            ack_number: LOCAL_SEQ + 6,
+            ..SEND_TEMPL
+        }
+    );
+    h.layer.close(h.handle, &h.cx()).unwrap();
+    assert_eq!(ready(&mut h), vec![]);
+}
+
+#[test]
+fn test_ready_send_space_zero_when_not_sendable() {
+    let h = socket_syn_sent();
+    assert_eq!(h.layer.send_space(h.handle), 0, "handshake in progress");
+    let mut h = socket_established();
+    h.layer.shutdown(h.handle, Shutdown::Write).unwrap();
+    assert_eq!(h.layer.send_space(h.handle), 0, "after shutdown(write)");
+}
