@@ -11,7 +11,7 @@
 //! Readiness: a copy delivered, or send-queue room freed by transmission, queues the
 //! socket once for [`RawLayer::poll_ready`].
 
-use super::CloseError;
+use super::common::CloseError;
 use crate::storage::{Slab, SlabKey};
 use crate::wire::IpProtocol;
 use core::fmt;

@@ -11,7 +11,7 @@
 //! for [`UdpLayer::poll_ready`]. Changes made by the user's own calls are not queued:
 //! the caller knows about them.
 
-use super::{CloseError, IcmpError, IcmpErrorKind};
+use super::common::{CloseError, IcmpError, IcmpErrorKind};
 use crate::storage::{Slab, SlabKey};
 use crate::time::Instant;
 use core::fmt;

@@ -6,8 +6,8 @@
 //! invariants hold again when the call returns. Calls that need the time take the
 //! caller's [`TcpContext`].
 
-use super::demux::ConnKey;
 use super::socket::{Socket, SocketOptions};
+use super::types::ConnKey;
 use super::{
     AcceptError, BindError, CloseError, CongestionAlgorithm, ConnectError, ListenError, Listener,
     OptionError, RecvError, SendError, Shutdown, ShutdownError, TcpContext, TcpError, TcpHandle,

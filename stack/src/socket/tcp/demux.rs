@@ -8,28 +8,12 @@
 //! header. Challenge ACKs (RFC 5961 §7) are rate-limited per layer here.
 
 use super::socket::{self, Reply, Socket};
+use super::types::ConnKey;
 use super::{isn, Listener, SegmentAddrs, TcpContext, TcpLayer, TcpState};
-use crate::socket::IcmpError;
+use crate::socket::common::IcmpError;
 use crate::time::{Duration, Instant};
 use crate::wire::{IpProtocol, SeqNumber, TcpFlags, TcpOptions, TcpRepr};
 use core::net::SocketAddrV4;
-
-/// The 4-tuple of a connection, from our point of view.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(super) struct ConnKey {
-    pub(super) local: SocketAddrV4,
-    pub(super) remote: SocketAddrV4,
-}
-
-impl ConnKey {
-    /// The addresses of a segment from us on this connection.
-    fn reply_addrs(self) -> SegmentAddrs {
-        SegmentAddrs {
-            src: *self.local.ip(),
-            dst: *self.remote.ip(),
-        }
-    }
-}
 
 impl TcpLayer {
     /// Handles a segment addressed to us; returns a segment to send at once (RST, ACK,

@@ -57,7 +57,7 @@ mod types;
 
 /// Errors of [`TcpLayer::close`] and [`TcpLayer::abort`]: the convention shared by every
 /// socket layer.
-pub use crate::socket::CloseError;
+pub use crate::socket::common::CloseError;
 pub use config::{TcpConfig, TcpContext};
 pub use congestion::{CongestionAlgorithm, CongestionControl};
 pub use demux::closed_port_reply;
@@ -68,11 +68,9 @@ pub use types::{
     TcpState,
 };
 
-use self::demux::ConnKey;
 use self::isn::SipKey;
-use self::ports::PortUse;
 use self::socket::{Socket, SocketOptions};
-use self::types::EventQueue;
+use self::types::{ConnKey, EventQueue, PortUse};
 use crate::storage::Slab;
 use crate::time::Instant;
 use crate::wire::{SeqNumber, TcpRepr};

@@ -4,17 +4,9 @@
 //! Invariant: every socket whose `Meta::port_claim` is set is counted once under that
 //! port, with the same exclusivity; an entry whose count drops to zero is removed.
 
-use super::demux::ConnKey;
+use super::types::ConnKey;
 use super::TcpLayer;
 use core::net::{Ipv4Addr, SocketAddrV4};
-
-/// Port table entry: how many sockets hold the port, and how many exclusively
-/// (explicit bind or listen).
-#[derive(Clone, Copy, Debug, Default)]
-pub(super) struct PortUse {
-    pub(super) all: u32,
-    pub(super) exclusive: u32,
-}
 
 impl TcpLayer {
     /// Counts one more holder of `port`.

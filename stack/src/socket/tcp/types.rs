@@ -495,3 +495,28 @@ impl EventQueue {
         self.queue.push_back(e);
     }
 }
+
+/// The 4-tuple of a connection, from our point of view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(super) struct ConnKey {
+    pub(super) local: SocketAddrV4,
+    pub(super) remote: SocketAddrV4,
+}
+
+impl ConnKey {
+    /// The addresses of a segment from us on this connection.
+    pub(super) fn reply_addrs(self) -> SegmentAddrs {
+        SegmentAddrs {
+            src: *self.local.ip(),
+            dst: *self.remote.ip(),
+        }
+    }
+}
+
+/// Port table entry: how many sockets hold the port, and how many exclusively
+/// (explicit bind or listen).
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct PortUse {
+    pub(super) all: u32,
+    pub(super) exclusive: u32,
+}

@@ -9,9 +9,9 @@
 //! in ESTABLISHED, FIN-WAIT-1 and FIN-WAIT-2, trimmed to the window.
 
 use super::{in_window, rst_for, Reply, Socket, PAWS_IDLE};
+use crate::socket::common::{IcmpError, IcmpErrorKind};
 use crate::socket::tcp::config::{TcpConfig, TcpContext};
 use crate::socket::tcp::types::{EventQueue, TcpError, TcpEvent, TcpState};
-use crate::socket::{IcmpError, IcmpErrorKind};
 use crate::time::{Duration, Instant};
 use crate::wire::{SeqNumber, TcpRepr};
 use core::ops::ControlFlow;
