@@ -24,45 +24,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use ustack_socket::kernel_peer::{http_get, HttpFileServer};
-use ustack_socket::netns::{have_privileges, Netns, NsThread};
+use ustack_socket::netns::{Netns, NsThread};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ustack");
 const KERNEL_IP: &str = "10.77.0.1";
 const STACK_IP: &str = "10.77.0.2";
 const STACK_CIDR: &str = "10.77.0.2/24";
 
-/// Whether the test can run: privileges and `tools`; otherwise skip loudly (or panic
-/// under `USTACK_REQUIRE_NETNS=1`).
-fn can_run(tools: &[&str]) -> bool {
+/// Whether the test can run (privileges); otherwise skip loudly, or fail under
+/// `USTACK_REQUIRE_NETNS=1` (the harness's rule).
+fn can_run() -> bool {
     let test = std::thread::current()
         .name()
         .unwrap_or("kernel test")
         .to_owned();
-    let why = if !have_privileges() {
-        Some(
-            "missing privileges (CAP_NET_ADMIN/NET_RAW/SYS_ADMIN), /dev/net/tun or iproute2".into(),
-        )
-    } else {
-        tools
-            .iter()
-            .find(|t| {
-                !std::env::var_os("PATH")
-                    .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(t).is_file()))
-            })
-            .map(|t| format!("`{t}` is not installed"))
-    };
-    let Some(why) = why else { return true };
-    if std::env::var("USTACK_REQUIRE_NETNS").is_ok_and(|v| v == "1") {
-        panic!("{test}: cannot run kernel test: {why} (USTACK_REQUIRE_NETNS=1)");
-    }
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n################################################################\n\
-         ## SKIPPED {test}: {why}\n\
-         ## set USTACK_REQUIRE_NETNS=1 to fail instead.\n\
-         ################################################################\n"
-    );
-    false
+    ustack_tests::netns_available(&test)
 }
 
 /// A namespace with `tap0` (kernel 10.77.0.1/24) for the stack to attach to.
@@ -303,7 +279,7 @@ fn receive_one(listener: TcpListener) -> std::io::Result<(u64, String)> {
 
 #[test]
 fn kernel_apps_kernel_http_client_fetches_from_http_serve_1mb_and_100mb() {
-    if !can_run(&[]) {
+    if !can_run() {
         return;
     }
     let ns = namespace();
@@ -354,7 +330,7 @@ fn kernel_apps_kernel_http_client_fetches_from_http_serve_1mb_and_100mb() {
 
 #[test]
 fn kernel_apps_http_get_fetches_from_kernel_http_server_1mb_and_100mb() {
-    if !can_run(&[]) {
+    if !can_run() {
         return;
     }
     let ns = namespace();
@@ -398,7 +374,7 @@ fn kernel_apps_http_get_fetches_from_kernel_http_server_1mb_and_100mb() {
 
 #[test]
 fn kernel_apps_nc_both_directions_with_kernel_peers() {
-    if !can_run(&[]) {
+    if !can_run() {
         return;
     }
     let ns = namespace();
@@ -443,7 +419,7 @@ fn kernel_apps_nc_both_directions_with_kernel_peers() {
 
 #[test]
 fn kernel_apps_send_and_recv_100mb_with_kernel_peers() {
-    if !can_run(&[]) {
+    if !can_run() {
         return;
     }
     let ns = namespace();
@@ -493,7 +469,7 @@ fn kernel_apps_send_and_recv_100mb_with_kernel_peers() {
 
 #[test]
 fn kernel_apps_ping_the_kernel() {
-    if !can_run(&[]) {
+    if !can_run() {
         return;
     }
     let ns = namespace();
@@ -562,7 +538,7 @@ fn kernel_apps_ping_the_kernel() {
 
 #[test]
 fn kernel_apps_demo_pings_fetches_echoes_and_leaves_no_namespace() {
-    if !can_run(&[]) {
+    if !can_run() {
         return;
     }
     let dir = TempDir::new("demo");
@@ -696,7 +672,7 @@ fn dns_responder(sock: UdpSocket, stop: Arc<AtomicBool>) -> std::io::Result<()> 
 
 #[test]
 fn kernel_apps_dns_queries_a_responder_in_the_namespace() {
-    if !can_run(&[]) {
+    if !can_run() {
         return;
     }
     let ns = namespace();
@@ -783,7 +759,7 @@ fn kernel_apps_dns_queries_a_responder_in_the_namespace() {
 
 #[test]
 fn kernel_apps_netns_option_enters_the_namespace_from_the_root_one() {
-    if !can_run(&[]) {
+    if !can_run() {
         return;
     }
     let ns = namespace();

@@ -10,25 +10,11 @@
 
 use std::process::Command;
 use std::time::{Duration, Instant};
-use ustack_socket::netns::have_privileges;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ustack");
 
 fn can_run() -> bool {
-    if have_privileges() {
-        return true;
-    }
-    let why = "missing privileges (CAP_NET_ADMIN/NET_RAW/SYS_ADMIN), /dev/net/tun or iproute2";
-    if std::env::var("USTACK_REQUIRE_NETNS").is_ok_and(|v| v == "1") {
-        panic!("kernel_bench: cannot run: {why} (USTACK_REQUIRE_NETNS=1)");
-    }
-    eprintln!(
-        "\n################################################################\n\
-         ## SKIPPED kernel_bench: {why}\n\
-         ## set USTACK_REQUIRE_NETNS=1 to fail instead.\n\
-         ################################################################\n"
-    );
-    false
+    ustack_tests::netns_available("kernel_bench")
 }
 
 fn valgrind_installed() -> bool {

@@ -7,31 +7,13 @@
 //! must agree exactly. Everything stays in the namespace, which `Netns` deletes on every
 //! exit path (killing what runs inside).
 
-use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use ustack::link::{Direction, PcapReader};
 use ustack_socket::kernel_peer::{self, PingOptions};
-use ustack_socket::netns::{have_privileges, Netns};
+use ustack_socket::netns::Netns;
 
 const UP: &str = env!("CARGO_BIN_EXE_ustack");
-
-fn skip(why: &str) {
-    assert!(
-        std::env::var("USTACK_REQUIRE_NETNS").map_or(true, |v| v != "1"),
-        "kernel_up_observe: {why} (USTACK_REQUIRE_NETNS=1)"
-    );
-    let _ = writeln!(
-        std::io::stderr(),
-        "## SKIPPED kernel_up_observe: {why}; set USTACK_REQUIRE_NETNS=1 to fail"
-    );
-}
-
-/// Whether `tool` is on PATH.
-fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-}
 
 /// The `N random` count of `ustack: faults rx: ...` in the exit log.
 fn rx_random_drops(stderr: &str) -> u64 {
@@ -45,8 +27,8 @@ fn rx_random_drops(stderr: &str) -> u64 {
 
 #[test]
 fn up_records_the_story_and_answers_ustack_stats() {
-    if !have_privileges() {
-        return skip("needs root (CAP_NET_ADMIN/NET_RAW/SYS_ADMIN), /dev/net/tun, iproute2");
+    if !ustack_tests::netns_available("kernel_up_observe") {
+        return;
     }
     let ns = Netns::new("ustack-obs").unwrap();
     ns.add_tap("tap0", "10.77.0.1/24").unwrap();
@@ -146,9 +128,7 @@ fn up_records_the_story_and_answers_ustack_stats() {
 
     // The oracle: tshark reads the comments too. Missing, it is a loud skip of this
     // part (a failure under USTACK_REQUIRE_NETNS=1), never a silent pass.
-    if !on_path("tshark") {
-        skip("`tshark` is not installed: the pcapng comments were not cross-checked");
-    } else {
+    if ustack_tests::tool_available("kernel_up_observe (tshark cross-check)", "tshark") {
         let t = Command::new("tshark")
             .args(["-n", "-r"])
             .arg(&pcap)

@@ -263,21 +263,13 @@ fn pcapng_records_every_fault_and_every_stack_drop() {
 /// tshark reads the file, lists the same comments, and flags as malformed only frames
 /// we corrupted or fed as garbage.
 fn tshark_check(path: &Path, records: &[PcapRecord]) {
-    let tshark = Path::new("/usr/bin/tshark");
-    if !tshark.exists() {
-        assert!(
-            std::env::var("USTACK_REQUIRE_NETNS").map_or(true, |v| v != "1"),
-            "tshark not installed (USTACK_REQUIRE_NETNS=1)"
-        );
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "## SKIPPED tshark part of pcapng_records_every_fault_and_every_stack_drop: \
-             /usr/bin/tshark not installed"
-        );
+    if !ustack_tests::tool_available(
+        "pcapng_records_every_fault_and_every_stack_drop (tshark part)",
+        "tshark",
+    ) {
         return;
     }
-    let out = std::process::Command::new(tshark)
+    let out = std::process::Command::new("tshark")
         .args(["-n", "-r"])
         .arg(path)
         .args([
@@ -311,7 +303,7 @@ fn tshark_check(path: &Path, records: &[PcapRecord]) {
         // tshark joins several comments with ','.
         assert_eq!(comments, rec.comments.join(","), "frame {n}");
     }
-    let malformed = std::process::Command::new(tshark)
+    let malformed = std::process::Command::new("tshark")
         .args(["-n", "-r"])
         .arg(path)
         .args(["-Y", "_ws.malformed", "-T", "fields", "-e", "frame.number"])
