@@ -27,6 +27,7 @@
 //! | `events`   | [`PollEvents`] and epoll keys |
 //! | `hook`     | [`Hook`] and [`Round`]: what runs inside the driver |
 //! | [`link`]   | host plumbing around a link: devices, [`Clock`](link::Clock), fault/pcap composition, counters |
+//! | [`ethtool`] | device offload switches through SIOCETHTOOL (no `ethtool` program) |
 //! | [`netns`]  | network namespaces for hosts and tests (create, enter, run inside) |
 //! | [`kernel_peer`] | the kernel's side of a conversation on kernel sockets (ping, HTTP), for the demo and the tests, run on a thread inside a namespace |
 //! | `table`    | descriptors → open sockets, per-description options, waiters, epoll sets |
@@ -67,6 +68,7 @@ pub mod bsd;
 pub mod driver;
 pub mod echo;
 pub mod errno;
+pub mod ethtool;
 mod events;
 mod hook;
 pub mod kernel_peer;

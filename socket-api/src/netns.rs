@@ -179,7 +179,9 @@ impl Netns {
         self.ip(&["link", "set", a, "up"])?;
         self.ip(&["link", "set", b, "up"])?;
         let dev = a.to_owned();
-        self.run_in(move || tx_checksum_off(&dev))??;
+        // Complete checksums for an AF_PACKET reader: the kernel's UDP and TCP would
+        // otherwise leave the veth with partial ones.
+        self.run_in(move || crate::ethtool::set_tx_checksum(&dev, false))??;
         Ok(())
     }
 
@@ -388,60 +390,6 @@ fn if_flags(dev: &str) -> io::Result<libc::c_short> {
         return Err(err);
     }
     Ok(req.flags)
-}
-
-/// Turns transmit checksum offload off on `dev` (`ethtool -K DEV tx off` through the
-/// SIOCETHTOOL ioctl), so the kernel's UDP and TCP leave a veth with complete
-/// checksums for an AF_PACKET reader. Call it on a thread inside the device's namespace.
-fn tx_checksum_off(dev: &str) -> io::Result<()> {
-    /// `ETHTOOL_STXCSUM` of linux/ethtool.h.
-    const ETHTOOL_STXCSUM: u32 = 0x17;
-    /// `struct ethtool_value`.
-    #[repr(C)]
-    struct EthtoolValue {
-        cmd: u32,
-        data: u32,
-    }
-    /// `struct ifreq` with the `ifr_data` member.
-    #[repr(C)]
-    struct IfreqData {
-        name: [libc::c_char; libc::IFNAMSIZ],
-        data: *mut libc::c_void,
-        _pad: [u8; 16],
-    }
-    if dev.is_empty() || dev.len() >= libc::IFNAMSIZ {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "bad device name",
-        ));
-    }
-    let mut value = EthtoolValue {
-        cmd: ETHTOOL_STXCSUM,
-        data: 0,
-    };
-    let mut req = IfreqData {
-        name: [0; libc::IFNAMSIZ],
-        data: (&mut value as *mut EthtoolValue).cast(),
-        _pad: [0; 16],
-    };
-    for (d, s) in req.name.iter_mut().zip(dev.bytes()) {
-        *d = s as libc::c_char;
-    }
-    // SAFETY: plain socket(2); the fd is closed below on every path.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: SIOCETHTOOL reads the name and the ethtool_value `data` points to; both
-    // outlive the call.
-    let rc = unsafe { libc::ioctl(fd, libc::SIOCETHTOOL as _, &mut req) };
-    let err = io::Error::last_os_error();
-    // SAFETY: closing the fd opened above.
-    unsafe { libc::close(fd) };
-    if rc != 0 {
-        return Err(err);
-    }
-    Ok(())
 }
 
 /// Moves the calling thread into the existing network namespace `name`

@@ -10,7 +10,6 @@
 #![allow(rustdoc::broken_intra_doc_links)]
 
 pub mod control;
-pub mod ethtool;
 pub mod faults;
 pub mod signals;
 pub mod stats;

@@ -34,8 +34,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
+use ustack_socket::ethtool::{self, Offloads};
 use ustack_socket::netns::{self, Netns};
-use ustack_tools::ethtool::{self, Offloads};
 
 const TAP: &str = "ubtap0";
 const TAP_KERNEL: &str = "10.78.0.1/24";

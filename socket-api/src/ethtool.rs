@@ -25,7 +25,7 @@ const ETHTOOL_SGRO: u32 = 0x2c;
 const SIOCETHTOOL: libc::c_ulong = 0x8946;
 
 /// The offload switches this module reads and sets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Offloads {
     /// Transmit checksum offload (`tx`).
     pub tx_csum: bool,
@@ -147,6 +147,17 @@ pub fn get(ifname: &str) -> io::Result<Offloads> {
         gso: g(ETHTOOL_GGSO)?,
         gro: g(ETHTOOL_GGRO)?,
     })
+}
+
+/// Turns transmit checksum offload of `ifname` on or off (`ethtool -K IF tx on|off`),
+/// leaving the other switches to the kernel (turning it off also drops what needs it).
+///
+/// # Errors
+/// No such device, or the kernel refused.
+pub fn set_tx_checksum(ifname: &str, on: bool) -> io::Result<()> {
+    CtlSocket::new()?
+        .call(ifname, ETHTOOL_STXCSUM, u32::from(on))
+        .map(|_| ())
 }
 
 /// Sets the offload switches of `ifname` (in the calling thread's namespace) and returns
