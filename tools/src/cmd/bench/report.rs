@@ -452,25 +452,11 @@ pub fn markdown_table(head: &[&str], rows: &[Vec<String>]) -> String {
     s
 }
 
-/// `YYYY-MM-DD HH:MM UTC` for seconds since the Unix epoch (Howard Hinnant's
-/// days-to-civil algorithm, so no time crate is needed).
+/// `YYYY-MM-DD HH:MM UTC` for seconds since the Unix epoch: the date and minutes of the
+/// capture crate's RFC 3339 timestamp (one civil-calendar conversion in the workspace).
 pub fn utc_date(epoch_secs: u64) -> String {
-    let days = (epoch_secs / 86_400) as i64;
-    let rem = epoch_secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
-        rem / 3600,
-        (rem % 3600) / 60
-    )
+    let t = ustack_capture::dump::rfc3339(i128::from(epoch_secs) * 1_000_000_000);
+    format!("{} {} UTC", &t[..10], &t[11..16])
 }
 
 #[cfg(test)]
