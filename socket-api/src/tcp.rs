@@ -45,7 +45,9 @@ pub(crate) fn readiness(iface: &mut Interface, t: TcpSock, file: &mut File) -> P
     let tcp = iface.tcp();
     let mut r = PollEvents::empty();
     let state = tcp.state(t.h);
-    if tcp.can_recv(t.h) || file.error.is_some() {
+    // A receive shutdown reads as end of file at once (Linux tcp_poll sets POLLIN for
+    // RCV_SHUTDOWN), so a reader blocked in recv wakes.
+    if tcp.can_recv(t.h) || file.error.is_some() || file.shut_rd {
         r |= PollEvents::POLLIN;
     }
     if tcp.can_send(t.h) {

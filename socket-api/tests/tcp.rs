@@ -254,6 +254,28 @@ fn shutdown_write_gives_the_peer_eof_and_half_close_works() {
 }
 
 #[test]
+fn shutdown_read_wakes_a_blocked_tcp_reader_with_eof() {
+    let (a, b) = pair();
+    let l = TcpListener::bind(&b, "0.0.0.0:6110").unwrap();
+    let _c = TcpStream::connect(&a, (B, 6110)).unwrap();
+    let (s, _) = l.accept().unwrap();
+    let fd = s.fd();
+    let b2 = b.clone();
+    let started = Instant::now();
+    // No timeout: only the shutdown can end this read.
+    let t = std::thread::spawn(move || b2.recv(fd, &mut [0u8; 4], 0));
+    std::thread::sleep(Duration::from_millis(50));
+    b.shutdown(fd, SHUT_RD).unwrap();
+    assert_eq!(t.join().unwrap(), Ok(0));
+    assert!(
+        started.elapsed() < PATIENCE,
+        "woken by the shutdown, not a timer"
+    );
+    let mut p = [PollFd::new(fd, PollEvents::POLLIN)];
+    assert_eq!(b.poll(&mut p, Some(Duration::ZERO)).unwrap(), 1);
+}
+
+#[test]
 fn msg_waitall_msg_peek_and_timeouts() {
     let (a, b) = pair();
     let l = TcpListener::bind(&b, "0.0.0.0:6200").unwrap();
