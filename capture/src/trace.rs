@@ -1,4 +1,4 @@
-//! Reading TCP event logs (`ustack --trace FILE`, written by the tools' tracer) for
+//! Reading TCP event logs (`ustack --trace-file FILE`, written by the tools' tracer) for
 //! `ustack plot --trace`.
 //!
 //! # Event log format

@@ -8,8 +8,7 @@
 //! sending, the connection is closed (FIN after the echoed data).
 //!
 //! Work per wake-up is proportional to the sockets that changed: the server services
-//! the handles the round names ([`Round::ready_tcp`], what `TcpLayer::poll_ready`
-//! returned), never all connections.
+//! the handles the round names ([`Round::ready_tcp`]), never all connections.
 //!
 //! UDP: each datagram goes back to its sender; when the send queue is full it is
 //! dropped (and counted), as a kernel UDP echo would.
@@ -125,8 +124,8 @@ impl EchoServer {
         self.poll_ready(round.iface, round.now, ready);
     }
 
-    /// Accepts, echoes and closes whatever `ready` names (the handles
-    /// `TcpLayer::poll_ready` returned since the last call).
+    /// Accepts, echoes and closes whatever `ready` names (the TCP handles the engine
+    /// reported since the last call).
     pub fn poll_ready(&mut self, iface: &mut Interface, now: Instant, ready: &[TcpHandle]) {
         self.stats.wakeups += 1;
         let cx = iface.tcp_context(now);

@@ -21,9 +21,10 @@ impl<'a> Round<'a> {
         Round { iface, now, ready }
     }
 
-    /// The TCP sockets whose readiness may have changed since the previous round: what
-    /// `TcpLayer::poll_ready` returned (the driver drains that queue, so hooks read it
-    /// here). Every hook sees every handle; each services its own.
+    /// The TCP sockets whose readiness may have changed since the previous round: the
+    /// TCP part of what `Interface::poll_ready` returned, plus those the hooks' own
+    /// output touched last round (the driver drains that queue, so hooks read it here).
+    /// A handle may appear twice. Every hook sees every handle; each services its own.
     pub fn ready_tcp(&self) -> &'a [TcpHandle] {
         self.ready
     }

@@ -10,7 +10,7 @@
 //! - A [`FileKey`] is never reused, so a thread blocked on a socket whose descriptor
 //!   was closed and reallocated notices (EBADF) instead of waiting on a stranger.
 //! - `watched` holds exactly the files with a blocked thread or an epoll registration;
-//!   the driver re-checks readiness of those files only.
+//!   the driver re-checks only those of them whose engine socket `poll_ready` names.
 
 use crate::errno::Errno;
 use crate::events::{EpollKey, PollEvents};

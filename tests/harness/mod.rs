@@ -271,8 +271,8 @@ impl Fixture {
     }
 
     /// Like [`start`](Self::start), with an application on the driver thread: `make_app`
-    /// gets the new interface (to open sockets, e.g. listen) before the driver starts,
-    /// and returns the hook run after every round of input.
+    /// gets the interface under the stack lock (to open sockets, e.g. listen) before the
+    /// hook is attached, and returns the hook run after every round of input.
     ///
     /// # Panics
     /// Any set-up step fails.

@@ -49,8 +49,9 @@ pub enum Command {
     Up,
     /// Show the stack working against the Linux kernel: creates a private network
     /// namespace with a TAP, runs HTTP and TCP/UDP echo on the stack, pings it from the
-    /// kernel side (small and fragmented), fetches a page with curl and talks to echo
-    /// with socat, writes a pcap, prints what crossed the wire, and removes everything.
+    /// kernel side (small and fragmented), fetches a page and talks to echo from
+    /// threads inside the namespace on kernel sockets (no ping, curl or socat needed),
+    /// writes a pcap, prints what crossed the wire, and removes everything.
     #[command(after_help = "Examples:\n  \
         sudo ustack demo\n  \
         sudo ustack --pcap /tmp/demo.pcap --seed 7 demo\n  \

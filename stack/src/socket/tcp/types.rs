@@ -138,7 +138,7 @@ error_enum!(
         InvalidState => "socket already bound",
         /// The port is taken (EADDRINUSE).
         AddrInUse => "address in use",
-        /// No free ephemeral port (EADDRNOTAVAIL).
+        /// No free ephemeral port (EADDRINUSE, as Linux's bind and listen).
         NoPortsAvailable => "no ports available",
     }
 );
@@ -152,7 +152,7 @@ error_enum!(
         InvalidState => "socket is connected",
         /// The port is taken (EADDRINUSE).
         AddrInUse => "address in use",
-        /// No free ephemeral port (EADDRNOTAVAIL).
+        /// No free ephemeral port (EADDRINUSE, as Linux's bind and listen).
         NoPortsAvailable => "no ports available",
     }
 );

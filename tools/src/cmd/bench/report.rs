@@ -45,7 +45,8 @@ impl Figure {
         Figure::InMemoryInstructions,
     ];
 
-    /// The row's label; `n` is the bulk size or connection count where it matters.
+    /// The row's label, with the bulk size or connection count from `settings` where it
+    /// matters.
     pub fn label(self, settings: &Settings) -> String {
         match self {
             Figure::BulkRx => format!("bulk, stack receiving {}", human_bytes(settings.size)),

@@ -1,5 +1,5 @@
 //! The server half of one `ustack bench` run, in a child process (`ustack --netns NS
-//! --tap T --ip A --mac M bench-serve --stack S --test T ...`), so each run starts from a
+//! --tap T --ip A --mac M bench-serve --server S --test T ...`), so each run starts from a
 //! fresh process whose RSS is its own and which the coordinator can kill on a timeout.
 //!
 //! Protocol on stdout, one line each: `ready` once listening; for the concurrency test
