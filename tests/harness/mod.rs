@@ -47,6 +47,9 @@ pub use ustack_socket::netns::{have_privileges, Netns, NetnsError, NsThread};
 /// every round with the interface, the time and the TCP sockets that became ready.
 pub type BoxedApp = ustack_socket::Hook;
 
+/// Builds a fixture's application from the new interface.
+type MakeApp = dyn FnOnce(&mut Interface) -> BoxedApp;
+
 /// What a stopped fixture's stack hands back.
 pub struct StackReport {
     /// The interface, for its counters.
@@ -267,7 +270,8 @@ impl Fixture {
     /// # Panics
     /// Any set-up step fails (the test fails with the reason).
     pub fn start(opts: Options) -> Fixture {
-        Fixture::start_with_app(opts, |_| Box::new(|_| {}))
+        // No hook: a round with none skips the hook pass entirely.
+        Fixture::start_inner(opts, None)
     }
 
     /// Like [`start`](Self::start), with an application on the driver thread: `make_app`
@@ -278,8 +282,12 @@ impl Fixture {
     /// Any set-up step fails.
     pub fn start_with_app(
         opts: Options,
-        make_app: impl FnOnce(&mut Interface) -> BoxedApp,
+        make_app: impl FnOnce(&mut Interface) -> BoxedApp + 'static,
     ) -> Fixture {
+        Fixture::start_inner(opts, Some(Box::new(make_app)))
+    }
+
+    fn start_inner(opts: Options, make_app: Option<Box<MakeApp>>) -> Fixture {
         let ns = Netns::new("ustack-test").expect("create namespace");
         let mac = mac_from_seed(opts.seed);
         let (spec, kernel_if, kernel_ip, stack_ip) = match opts.link {
@@ -343,7 +351,9 @@ impl Fixture {
         let stack = builder.build().expect("start the stack");
         let injector = handle.map(|rx| rx.recv().expect("the injector was built"));
         // Under the stack lock: nothing the app's sockets report is missed meanwhile.
-        stack.add_hook(move |iface, _| make_app(iface));
+        if let Some(make_app) = make_app {
+            stack.add_hook(move |iface, _| make_app(iface));
+        }
         Fixture {
             stack: Some(stack),
             ns,
