@@ -125,7 +125,8 @@ fn echo_payload(seq: u16, size: usize) -> Vec<u8> {
         .collect()
 }
 
-/// Internet checksum (RFC 1071).
+/// Internet checksum (RFC 1071), written apart from `ustack::wire::checksum` on purpose:
+/// the peer checks the stack's replies, so it must not share the stack's code.
 fn checksum(data: &[u8]) -> u16 {
     let mut sum: u32 = 0;
     let mut chunks = data.chunks_exact(2);
@@ -188,23 +189,7 @@ fn send_to(fd: &OwnedFd, dst: Ipv4Addr, packet: &[u8]) -> io::Result<()> {
 /// Waits up to `wait` for `fd` to be readable, then reads one datagram without
 /// blocking; `Ok(None)` when nothing came.
 fn recv_within(fd: &OwnedFd, buf: &mut [u8], wait: Duration) -> io::Result<Option<usize>> {
-    let mut pfd = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    let ms = wait.as_millis().min(i32::MAX as u128) as i32;
-    // SAFETY: one valid pollfd.
-    let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
-    if rc < 0 {
-        let e = io::Error::last_os_error();
-        return if e.kind() == io::ErrorKind::Interrupted {
-            Ok(None)
-        } else {
-            Err(e)
-        };
-    }
-    if rc == 0 {
+    if !ustack::link::sys::wait_readable(&[fd.as_raw_fd()], Some(wait))? {
         return Ok(None);
     }
     // SAFETY: `buf` is valid for its length.
