@@ -241,6 +241,11 @@ impl TcpLayer {
         let Some(Item { meta, socket }) = self.slab.remove(key) else {
             return;
         };
+        if meta.ready_queued {
+            // As UDP and raw: keeps the ready queue bounded by the open sockets for
+            // callers that never drain it (the slot's next socket may queue again).
+            self.ready.retain(|&h| h != TcpHandle(key));
+        }
         if meta.in_conns {
             self.conns.remove(&ConnKey {
                 local: socket.local,

@@ -80,3 +80,23 @@ fn test_ready_send_space_zero_when_not_sendable() {
     h.layer.shutdown(h.handle, Shutdown::Write).unwrap();
     assert_eq!(h.layer.send_space(h.handle), 0, "after shutdown(write)");
 }
+
+#[test]
+fn test_ready_entry_of_a_freed_socket_is_dropped_with_it() {
+    let mut h = socket_established();
+    send!(
+        h,
+        TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: LOCAL_SEQ + 1,
+            payload: b"abc",
+            ..SEND_TEMPL
+        }
+    );
+    assert!(h.layer.ready.contains(&h.handle), "queued by the data");
+    // Nobody drains the queue: freeing the socket must take its entry along, or a
+    // caller that never polls would keep one per connection ever touched.
+    assert_eq!(h.layer.abort(h.handle), Ok(()));
+    assert_eq!(h.layer.state(h.handle), None, "the slot was freed");
+    assert!(!h.layer.ready.contains(&h.handle));
+}
