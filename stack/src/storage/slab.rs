@@ -57,8 +57,6 @@ pub struct Slab<T> {
     entries: Vec<Entry<T>>,
     free: Vec<u32>,
     len: usize,
-    /// Generation of slots created from now on (see [`Slab::shrink`]).
-    fresh_gen: u32,
 }
 
 impl<T> Default for Slab<T> {
@@ -74,7 +72,6 @@ impl<T> Slab<T> {
             entries: Vec::new(),
             free: Vec::new(),
             len: 0,
-            fresh_gen: 0,
         }
     }
 
@@ -105,7 +102,7 @@ impl<T> Slab<T> {
             None => {
                 let i = u32::try_from(self.entries.len()).expect("slab holds under 2^32 values");
                 self.entries.push(Entry {
-                    gen: self.fresh_gen,
+                    gen: 0,
                     value: None,
                 });
                 i
@@ -137,11 +134,6 @@ impl<T> Slab<T> {
             return None;
         }
         e.value.as_mut()
-    }
-
-    /// True while the value under `key` is live.
-    pub fn contains(&self, key: SlabKey) -> bool {
-        self.get(key).is_some()
     }
 
     /// Removes and returns the value under `key`; the key (and every copy of it) goes
@@ -188,51 +180,6 @@ impl<T> Slab<T> {
             })
         })
     }
-
-    /// Every live value with its key, mutably, in slot order.
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = (SlabKey, &mut T)> + '_ {
-        self.entries.iter_mut().enumerate().filter_map(|(i, e)| {
-            let gen = e.gen;
-            e.value.as_mut().map(|v| {
-                (
-                    SlabKey {
-                        index: i as u32,
-                        gen,
-                    },
-                    v,
-                )
-            })
-        })
-    }
-
-    /// Removes every value; every key goes stale.
-    pub fn clear(&mut self) {
-        for (i, e) in self.entries.iter_mut().enumerate() {
-            if e.value.take().is_some() {
-                e.gen = e.gen.wrapping_add(1);
-                self.free.push(i as u32);
-            }
-        }
-        self.len = 0;
-    }
-
-    /// Gives back the memory of trailing free slots and of spare capacity, so a table
-    /// that once held many values does not keep their footprint forever.
-    pub fn shrink(&mut self) {
-        while let Some(e) = self.entries.last() {
-            if e.value.is_some() {
-                break;
-            }
-            // A stale key into this slot carries a generation below `e.gen`; a slot
-            // created later at the same index starts at least there, so it stays stale.
-            self.fresh_gen = self.fresh_gen.max(e.gen);
-            self.entries.pop();
-        }
-        let n = self.entries.len() as u32;
-        self.free.retain(|&i| i < n);
-        self.entries.shrink_to_fit();
-        self.free.shrink_to_fit();
-    }
 }
 
 #[cfg(test)]
@@ -272,31 +219,5 @@ mod tests {
         let mut s = Slab::new();
         let k = s.insert_with(|k| k);
         assert_eq!(s.get(k), Some(&k));
-    }
-
-    #[test]
-    fn shrink_gives_back_trailing_slots_and_keeps_old_keys_stale() {
-        let mut s = Slab::new();
-        let keys: Vec<_> = (0..100).map(|i| s.insert(i)).collect();
-        for &k in &keys[1..] {
-            s.remove(k);
-        }
-        s.shrink();
-        assert_eq!(s.slots(), 1);
-        let again: Vec<_> = (0..99).map(|i| s.insert(i)).collect();
-        for (old, new) in keys[1..].iter().zip(&again) {
-            assert_eq!(s.get(*old), None, "stale {old:?} reached {new:?}");
-        }
-    }
-
-    #[test]
-    fn clear_makes_every_key_stale() {
-        let mut s = Slab::new();
-        let a = s.insert(1);
-        s.clear();
-        assert!(s.is_empty());
-        let b = s.insert(2);
-        assert_eq!(s.get(a), None);
-        assert_eq!(s.get(b), Some(&2));
     }
 }
