@@ -2,8 +2,9 @@
 //!
 //! Each protocol has a *layer* object owned by the [`crate::iface::Interface`] that
 //! holds its sockets, demultiplexes by hash map (UDP: local port; TCP: 4-tuple, then
-//! listening address; raw: protocol), keeps deadlines in a timer structure, and tracks
-//! which sockets have output pending, so no per-packet work scans every socket.
+//! listening address; raw: protocol) and tracks which sockets have output pending; TCP,
+//! the only one with timers, keeps its deadlines in a timer structure. So no per-packet
+//! work scans every socket.
 //!
 //! The three layers share one convention:
 //! - sockets live in a generation-checked [`Slab`](crate::storage::Slab), so a handle
