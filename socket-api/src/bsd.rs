@@ -3,12 +3,14 @@
 //! which delegates here); `Calls` implements them over the shared state, so this
 //! module imports nothing above `state`.
 //!
-//! Each call locks the stack, resolves the descriptor, and tries the non-blocking
-//! operation on the engine. If it would block and the descriptor is blocking (no
-//! O_NONBLOCK, no MSG_DONTWAIT), the thread registers a waiter for POLLIN or POLLOUT
-//! and sleeps until the driver signals readiness, honouring SO_RCVTIMEO/SO_SNDTIMEO
-//! (EAGAIN once they pass). After anything that queues output or changes state, the
-//! driver is woken so the frames leave at once.
+//! Each call locks the stack once, resolves the descriptor once, and tries the
+//! non-blocking operation on the engine. What it queued is transmitted before it
+//! returns, by its own thread (`State::flush`). If it would block and the descriptor
+//! is blocking (no O_NONBLOCK, no MSG_DONTWAIT), the thread registers a waiter for
+//! POLLIN or POLLOUT and waits (`state::wait_ready`): leading the link itself when
+//! nobody does, else on its condvar until a round signals readiness, honouring
+//! SO_RCVTIMEO/SO_SNDTIMEO (EAGAIN once they pass). A non-blocking call that finds
+//! nothing while nobody attends the link runs a round first (see the driver module).
 //!
 //! Names and semantics follow Linux; each call links its man page. Differences are
 //! listed in `docs/socket-api.md`.
@@ -17,11 +19,14 @@ use crate::errno::Errno;
 use crate::events::{PollEvents, ALWAYS};
 use crate::ready::readiness;
 use crate::state::Shared;
-use crate::state::{add_waiter, close_sock, remaining, remove_waiter, wait_on, State};
+use crate::state::{
+    add_waiter, close_sock, remaining, remove_waiter, step_down, thread_cv, wait_on, wait_ready,
+    State,
+};
 use crate::table::{Fd, File, FileKey, Opts, Sock, TcpSock};
 use crate::tcp::{self, TcpInfo};
 use core::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::sync::{Arc, Condvar};
+use std::sync::Condvar;
 use std::time::{Duration, Instant as StdInstant};
 use ustack::iface::Interface;
 use ustack::socket::tcp::{RecvError, SendError, Shutdown};
@@ -239,21 +244,131 @@ impl<'a> Calls<'a> {
     fn shared(&self) -> &Shared {
         self.shared
     }
-
-    /// Makes the driver run now (after queuing output or changing state).
-    fn kick(&self) {
-        self.shared.waker.wake();
-    }
 }
 
 fn to_stack(d: Duration) -> ustack::time::Duration {
     ustack::time::Duration::from_micros(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
+/// send(2) for TCP, one try under the lock (see `Calls::send_inner`): queues what fits
+/// after what earlier tries queued (`sent`).
+fn tcp_send(
+    iface: &mut Interface,
+    f: &mut File,
+    t: TcpSock,
+    buf: &[u8],
+    flags: i32,
+    sent: &mut usize,
+    call_queued: &mut bool,
+) -> Result<usize, Errno> {
+    let nonblocking = f.nonblocking || flags & MSG_DONTWAIT != 0;
+    if let Some(e) = f.error.take() {
+        return Err(e);
+    }
+    if f.shut_wr {
+        return Err(Errno::EPIPE);
+    }
+    loop {
+        if *sent == buf.len() {
+            return Ok(*sent);
+        }
+        match iface.tcp().send(t.h, &buf[*sent..]) {
+            Ok(n) => {
+                *sent += n;
+                *call_queued = true;
+            }
+            Err(SendError::WouldBlock) if nonblocking && *sent > 0 => return Ok(*sent),
+            Err(SendError::WouldBlock) => return Err(Errno::EAGAIN),
+            Err(e) if *sent > 0 => {
+                // Report what was queued now, the error on the next call.
+                f.error = Some(e.into());
+                return Ok(*sent);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// recv(2) for TCP, one try under the lock: data first, then a pending error, then end
+/// of stream (0). MSG_WAITALL keeps waiting until `buf` is full (or EOF, error,
+/// SO_RCVTIMEO); `got` carries what earlier tries received.
+#[allow(clippy::too_many_arguments)]
+fn tcp_recv(
+    iface: &mut Interface,
+    f: &mut File,
+    t: TcpSock,
+    buf: &mut [u8],
+    flags: i32,
+    got: &mut usize,
+    peer: &mut Option<SocketAddr>,
+    call_queued: &mut bool,
+) -> Result<usize, Errno> {
+    let peek = flags & MSG_PEEK != 0;
+    let waitall = flags & MSG_WAITALL != 0 && !peek;
+    let nonblocking = f.nonblocking || flags & MSG_DONTWAIT != 0;
+    if peer.is_none() {
+        *peer = iface.tcp().peer_addr(t.h).map(SocketAddr::V4);
+    }
+    if buf.is_empty() {
+        return Ok(0);
+    }
+    loop {
+        let r = if peek {
+            iface.tcp().peek(t.h, &mut buf[*got..])
+        } else {
+            iface.tcp().recv(t.h, &mut buf[*got..])
+        };
+        match r {
+            Ok(0) => {
+                if *got > 0 {
+                    return Ok(*got);
+                }
+                return match f.error.take() {
+                    Some(e) => Err(e),
+                    None => Ok(0),
+                };
+            }
+            Ok(n) => {
+                *got += n;
+                if !peek {
+                    // The window opened: the peer may be owed an update.
+                    *call_queued = true;
+                }
+                if peek || *got == buf.len() || !waitall || nonblocking {
+                    return Ok(*got);
+                }
+            }
+            Err(RecvError::WouldBlock) => {
+                if *got > 0 && (!waitall || nonblocking) {
+                    return Ok(*got);
+                }
+                if let Some(e) = f.error.take() {
+                    if *got > 0 {
+                        f.error = Some(e);
+                        return Ok(*got);
+                    }
+                    return Err(e);
+                }
+                if f.shut_rd {
+                    return Ok(*got);
+                }
+                return Err(Errno::EAGAIN);
+            }
+            Err(e) if *got > 0 => {
+                f.error = Some(e.into());
+                return Ok(*got);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 impl Calls<'_> {
-    /// Runs `op` under the lock until it stops saying EAGAIN, sleeping on readiness in
-    /// between unless the descriptor or `flags` ask not to block. Gives `on_timeout`
-    /// when the direction's SO_*TIMEO passes.
+    /// Runs `op` under the lock until it stops saying EAGAIN, waiting for readiness in
+    /// between (leading the link or following, `wait_ready`) unless the descriptor or
+    /// `flags` ask not to block. What `op` queued (it sets `State::call_queued`) is
+    /// transmitted after each try. Gives `on_timeout` when the direction's SO_*TIMEO
+    /// passes. One lock and one descriptor lookup when `op` succeeds at once.
     pub(crate) fn blocking<T>(
         &self,
         fd: Fd,
@@ -264,37 +379,53 @@ impl Calls<'_> {
     ) -> Result<T, Errno> {
         let mut st = self.shared().lock();
         let key = st.table.key(fd)?;
-        let (nonblocking, timeout) = {
-            let f = st.table.file(key)?;
-            let t = match dir {
-                Dir::Read => f.opts.rcvtimeo,
-                Dir::Write => f.opts.sndtimeo,
-            };
-            (f.nonblocking || flags & MSG_DONTWAIT != 0, t)
-        };
         let mask = match dir {
             Dir::Read => PollEvents::POLLIN,
             Dir::Write => PollEvents::POLLOUT,
         };
-        let deadline = timeout.map(|t| StdInstant::now() + t);
-        let mut cv: Option<Arc<Condvar>> = None;
-        loop {
+        let mut leading = false;
+        let mut polled = false;
+        let mut deadline: Option<Option<StdInstant>> = None;
+        let r = loop {
             if st.dead {
-                return Err(Errno::EIO);
+                break Err(Errno::EIO);
             }
             let r = op(&mut st, key);
+            st.flush(self.shared().now());
             match r {
-                Err(Errno::EAGAIN) if !nonblocking => {}
-                r => return r,
+                Err(Errno::EAGAIN) => {}
+                r => break r,
             }
-            let Ok(left) = remaining(deadline) else {
-                return Err(on_timeout);
+            let (nonblocking, timeout) = match st.table.file(key) {
+                Ok(f) => (
+                    f.nonblocking || flags & MSG_DONTWAIT != 0,
+                    match dir {
+                        Dir::Read => f.opts.rcvtimeo,
+                        Dir::Write => f.opts.sndtimeo,
+                    },
+                ),
+                Err(e) => break Err(e),
             };
-            let cv = cv.get_or_insert_with(|| Arc::new(Condvar::new())).clone();
+            if nonblocking {
+                if !polled && st.link_unattended() {
+                    // Frames may wait on a link nobody polls: look once.
+                    polled = true;
+                    st.caller_round(self.shared().now());
+                    continue;
+                }
+                break Err(Errno::EAGAIN);
+            }
+            let deadline = *deadline.get_or_insert_with(|| timeout.map(|t| StdInstant::now() + t));
+            let Ok(left) = remaining(deadline) else {
+                break Err(on_timeout);
+            };
+            let cv = thread_cv();
             add_waiter(&mut st, key, &cv, mask);
-            st = wait_on(&cv, st, left);
+            st = wait_ready(self.shared(), st, &cv, left, &mut leading);
             remove_waiter(&mut st, key, &cv);
-        }
+        };
+        step_down(&mut st, &mut leading);
+        r
     }
 
     /// See `NetStack::socket`.
@@ -404,14 +535,16 @@ impl Calls<'_> {
 
     /// See `NetStack::accept`.
     pub(crate) fn accept(&self, fd: Fd) -> Result<(Fd, SocketAddr), Errno> {
-        let r = self.blocking(fd, 0, Dir::Read, Errno::EAGAIN, |st, key| {
-            let State { iface, table, .. } = st;
-            let f = table.file(key)?;
+        self.blocking(fd, 0, Dir::Read, Errno::EAGAIN, |st, key| {
+            let f = st.table.file(key)?;
             let (t, opts) = match &f.sock {
                 Sock::Udp(_) | Sock::Raw { .. } => return Err(Errno::EOPNOTSUPP),
                 Sock::Tcp(t) => (*t, f.opts.clone()),
             };
-            let (child, peer) = iface.tcp().accept(t.h)?;
+            let (child, peer) = st.iface.tcp().accept(t.h)?;
+            // A slot of the accept queue freed: a round may owe the peer something.
+            st.call_queued = true;
+            let State { iface, table, .. } = st;
             // Linux: options are inherited, O_NONBLOCK is not.
             let file = File::new(Sock::Tcp(TcpSock { h: child }), opts, false);
             match table.insert(file) {
@@ -421,11 +554,7 @@ impl Calls<'_> {
                     Err(e)
                 }
             }
-        });
-        if r.is_ok() {
-            self.kick();
-        }
-        r
+        })
     }
 
     /// See `NetStack::connect`.
@@ -462,7 +591,12 @@ impl Calls<'_> {
         let mut started = false;
         self.blocking(fd, 0, Dir::Write, Errno::EINPROGRESS, |st, key| {
             let cx = st.iface.tcp_context(self.shared().now());
-            let State { iface, table, .. } = st;
+            let State {
+                iface,
+                table,
+                call_queued,
+                ..
+            } = st;
             let f = table.file_mut(key)?;
             let Sock::Tcp(t) = f.sock else {
                 return Err(Errno::EBADF);
@@ -471,7 +605,7 @@ impl Calls<'_> {
                 started = true;
                 iface.tcp().connect(t.h, &cx, addr)?;
                 f.error = None;
-                self.kick();
+                *call_queued = true;
                 if f.nonblocking {
                     return Err(Errno::EINPROGRESS);
                 }
@@ -497,6 +631,10 @@ impl Calls<'_> {
         self.send_inner(fd, buf, flags, Some(a))
     }
 
+    /// send(2) and sendto(2), every socket kind, in one lock and one lookup. TCP: a
+    /// blocking send queues everything (waiting for room, transmitting as it goes)
+    /// unless SO_SNDTIMEO passes, then returns what was queued; a non-blocking send
+    /// queues what fits. Datagrams: one datagram or nothing.
     fn send_inner(
         &self,
         fd: Fd,
@@ -504,160 +642,42 @@ impl Calls<'_> {
         flags: i32,
         dst: Option<SocketAddrV4>,
     ) -> Result<usize, Errno> {
-        if self.is_tcp(fd)? {
-            return self.tcp_send(fd, buf, flags);
-        }
+        let mut sent = 0;
         let r = self.blocking(fd, flags, Dir::Write, Errno::EAGAIN, |st, key| {
-            let State { iface, table, .. } = st;
+            let State {
+                iface,
+                table,
+                call_queued,
+                ..
+            } = st;
             let f = table.file_mut(key)?;
+            let (h, raw) = match f.sock {
+                Sock::Tcp(t) => return tcp_send(iface, f, t, buf, flags, &mut sent, call_queued),
+                Sock::Udp(h) => (Some(h), None),
+                Sock::Raw { h, .. } => (None, Some(h)),
+            };
             if f.shut_wr {
                 return Err(Errno::EPIPE);
             }
-            match &f.sock {
-                Sock::Udp(h) => {
+            let n = match (h, raw) {
+                (Some(h), _) => {
                     if let Some(e) = f.error.take() {
                         return Err(e);
                     }
                     if dst.is_some_and(|d| d.port() == 0) {
                         return Err(Errno::EINVAL);
                     }
-                    Ok(iface.udp().send_to(*h, buf, dst)?)
+                    iface.udp().send_to(h, buf, dst)?
                 }
-                Sock::Raw { h, .. } => Ok(iface.raw().send_to(*h, buf, dst.map(|d| *d.ip()))?),
-                Sock::Tcp(_) => Err(Errno::EBADF),
-            }
-        });
-        if r.is_ok() {
-            self.kick();
-        }
-        r
-    }
-
-    fn is_tcp(&self, fd: Fd) -> Result<bool, Errno> {
-        let st = self.shared().lock();
-        Ok(matches!(
-            st.table.file(st.table.key(fd)?)?.sock,
-            Sock::Tcp(_)
-        ))
-    }
-
-    /// send(2) for TCP: a blocking send queues everything (waiting for room, kicking
-    /// the driver as it goes) unless SO_SNDTIMEO passes, then returns what was queued;
-    /// a non-blocking send queues what fits.
-    fn tcp_send(&self, fd: Fd, buf: &[u8], flags: i32) -> Result<usize, Errno> {
-        let mut sent = 0;
-        let r = self.blocking(fd, flags, Dir::Write, Errno::EAGAIN, |st, key| {
-            let State { iface, table, .. } = st;
-            let f = table.file_mut(key)?;
-            let Sock::Tcp(t) = f.sock else {
-                return Err(Errno::EBADF);
+                (None, Some(h)) => iface.raw().send_to(h, buf, dst.map(|d| *d.ip()))?,
+                (None, None) => return Err(Errno::EBADF),
             };
-            let nonblocking = f.nonblocking || flags & MSG_DONTWAIT != 0;
-            if let Some(e) = f.error.take() {
-                return Err(e);
-            }
-            if f.shut_wr {
-                return Err(Errno::EPIPE);
-            }
-            loop {
-                if sent == buf.len() {
-                    return Ok(sent);
-                }
-                match iface.tcp().send(t.h, &buf[sent..]) {
-                    Ok(n) => {
-                        sent += n;
-                        self.kick();
-                    }
-                    Err(SendError::WouldBlock) if nonblocking && sent > 0 => return Ok(sent),
-                    Err(SendError::WouldBlock) => return Err(Errno::EAGAIN),
-                    Err(e) if sent > 0 => {
-                        // Report what was queued now, the error on the next call.
-                        f.error = Some(e.into());
-                        return Ok(sent);
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
+            *call_queued = true;
+            Ok(n)
         });
         match r {
             Err(Errno::EAGAIN) if sent > 0 => Ok(sent),
             r => r,
-        }
-    }
-
-    /// recv(2) for TCP: data first, then a pending error, then end of stream (0).
-    /// MSG_WAITALL keeps waiting until `buf` is full (or EOF, error, SO_RCVTIMEO).
-    fn tcp_recv(&self, fd: Fd, buf: &mut [u8], flags: i32) -> Result<(usize, SocketAddr), Errno> {
-        let peek = flags & MSG_PEEK != 0;
-        let waitall = flags & MSG_WAITALL != 0 && !peek;
-        let mut got = 0;
-        let mut peer = unspecified();
-        let r = self.blocking(fd, flags, Dir::Read, Errno::EAGAIN, |st, key| {
-            let State { iface, table, .. } = st;
-            let f = table.file_mut(key)?;
-            let Sock::Tcp(t) = f.sock else {
-                return Err(Errno::EBADF);
-            };
-            let nonblocking = f.nonblocking || flags & MSG_DONTWAIT != 0;
-            if let Some(p) = iface.tcp().peer_addr(t.h) {
-                peer = SocketAddr::V4(p);
-            }
-            if buf.is_empty() {
-                return Ok(0);
-            }
-            loop {
-                let r = if peek {
-                    iface.tcp().peek(t.h, &mut buf[got..])
-                } else {
-                    iface.tcp().recv(t.h, &mut buf[got..])
-                };
-                match r {
-                    Ok(0) => {
-                        if got > 0 {
-                            return Ok(got);
-                        }
-                        return match f.error.take() {
-                            Some(e) => Err(e),
-                            None => Ok(0),
-                        };
-                    }
-                    Ok(n) => {
-                        got += n;
-                        if !peek {
-                            // The window opened: the driver may owe the peer an update.
-                            self.kick();
-                        }
-                        if peek || got == buf.len() || !waitall || nonblocking {
-                            return Ok(got);
-                        }
-                    }
-                    Err(RecvError::WouldBlock) => {
-                        if got > 0 && (!waitall || nonblocking) {
-                            return Ok(got);
-                        }
-                        if let Some(e) = f.error.take() {
-                            if got > 0 {
-                                f.error = Some(e);
-                                return Ok(got);
-                            }
-                            return Err(e);
-                        }
-                        if f.shut_rd {
-                            return Ok(got);
-                        }
-                        return Err(Errno::EAGAIN);
-                    }
-                    Err(e) if got > 0 => {
-                        f.error = Some(e.into());
-                        return Ok(got);
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        });
-        match r {
-            Err(Errno::EAGAIN) if got > 0 => Ok((got, peer)),
-            r => r.map(|n| (n, peer)),
         }
     }
 
@@ -666,22 +686,31 @@ impl Calls<'_> {
         self.recvfrom(fd, buf, flags).map(|(n, _)| n)
     }
 
-    /// See `NetStack::recvfrom`.
+    /// See `NetStack::recvfrom`: every socket kind, in one lock and one lookup.
     pub(crate) fn recvfrom(
         &self,
         fd: Fd,
         buf: &mut [u8],
         flags: i32,
     ) -> Result<(usize, SocketAddr), Errno> {
-        if self.is_tcp(fd)? {
-            return self.tcp_recv(fd, buf, flags);
-        }
         let peek = flags & MSG_PEEK != 0;
         let trunc = flags & MSG_TRUNC != 0;
+        let mut got = 0;
+        let mut peer = None;
         let r = self.blocking(fd, flags, Dir::Read, Errno::EAGAIN, |st, key| {
-            let State { iface, table, .. } = st;
+            let State {
+                iface,
+                table,
+                call_queued,
+                ..
+            } = st;
             let f = table.file_mut(key)?;
-            let got = match &f.sock {
+            let got_dgram = match &f.sock {
+                Sock::Tcp(t) => {
+                    let t = *t;
+                    return tcp_recv(iface, f, t, buf, flags, &mut got, &mut peer, call_queued)
+                        .map(|n| (n, peer.unwrap_or_else(unspecified)));
+                }
                 Sock::Udp(h) => match iface.udp().recv_from(*h, buf, peek) {
                     Ok((n, from)) => Ok((n, SocketAddr::V4(from))),
                     Err(udp::RecvError::WouldBlock) => Err(Errno::EAGAIN),
@@ -692,9 +721,8 @@ impl Calls<'_> {
                     .recv_from(*h, buf, peek)
                     .map(|(n, ip)| (n, SocketAddr::V4(SocketAddrV4::new(ip, 0))))
                     .map_err(Errno::from),
-                Sock::Tcp(_) => return Err(Errno::EBADF),
             };
-            match got {
+            match got_dgram {
                 Ok((n, from)) => Ok((if trunc { n } else { n.min(buf.len()) }, from)),
                 // Data first, then a pending error, then end of file (Linux order).
                 Err(Errno::EAGAIN) => match f.error.take() {
@@ -705,10 +733,10 @@ impl Calls<'_> {
                 Err(e) => Err(e),
             }
         });
-        if r.is_ok() {
-            self.kick();
+        match r {
+            Err(Errno::EAGAIN) if got > 0 => Ok((got, peer.unwrap_or_else(unspecified))),
+            r => r,
         }
-        r
     }
 
     /// See `NetStack::shutdown`.
@@ -740,8 +768,9 @@ impl Calls<'_> {
         f.shut_rd |= rd;
         f.shut_wr |= wr;
         st.notify(key);
+        st.call_queued = true;
+        st.flush(self.shared().now());
         drop(st);
-        self.kick();
         if connected {
             Ok(())
         } else {
@@ -762,17 +791,19 @@ impl Calls<'_> {
                         set.forget(w.fd);
                     }
                 }
-                State::wake_all(&file);
+                st.wake_all(&file);
                 let linger = file.opts.linger;
                 let now = self.shared().now();
+                // Datagrams sent before close must still leave (they did: every call
+                // transmits what it queued); a TCP close queues its FIN or RST.
                 match file.sock {
-                    Sock::Tcp(t) => tcp::close(&mut st.iface, t, linger, now),
-                    sock => {
-                        // Datagrams sent before close must still leave.
-                        st.flush_to_outbox(now);
-                        close_sock(&mut st, sock, now);
+                    Sock::Tcp(t) => {
+                        tcp::close(&mut st.iface, t, linger, now);
+                        st.call_queued = true;
                     }
+                    sock => close_sock(&mut st, sock, now),
                 }
+                st.flush(now);
             }
             None => {
                 // Other descriptors remain: only forget this one in epolls.
@@ -788,7 +819,6 @@ impl Calls<'_> {
             }
         }
         drop(st);
-        self.kick();
         log::trace!(target: "ustack::socket", "close({fd})");
         Ok(())
     }
@@ -815,7 +845,8 @@ impl Calls<'_> {
         if st.iface.tcp().shutdown(h, Shutdown::Write).is_err() {
             return;
         }
-        self.kick();
+        st.call_queued = true;
+        st.flush(self.shared().now());
         let deadline = StdInstant::now() + linger;
         let cv = Condvar::new();
         loop {
@@ -835,6 +866,10 @@ impl Calls<'_> {
                 st,
                 Some(left.unwrap_or_default().min(Duration::from_millis(5))),
             );
+            // The acknowledgement may wait on a link nobody attends.
+            if st.link_unattended() {
+                st.caller_round(self.shared().now());
+            }
         }
     }
 
@@ -965,6 +1000,8 @@ impl Calls<'_> {
             SockOpt::TcpKeepCnt(n) => f.opts.keepcnt = n,
             SockOpt::TcpCongestion(name) => f.opts.congestion = name,
         }
+        // A keep-alive or buffer change may move a timer.
+        st.after_call();
         Ok(())
     }
 
@@ -1064,21 +1101,23 @@ impl PollFd {
 }
 
 impl Calls<'_> {
-    /// See `NetStack::poll`.
+    /// See `NetStack::poll`. Allocates only when it has to wait.
     pub(crate) fn poll(
         &self,
         fds: &mut [PollFd],
         timeout: Option<Duration>,
     ) -> Result<usize, Errno> {
         let deadline = timeout.map(|t| StdInstant::now() + t);
-        let cv = Arc::new(Condvar::new());
+        let cv = thread_cv();
+        let mut keys = Vec::new();
+        let mut leading = false;
+        let mut polled = false;
         let mut st = self.shared().lock();
-        loop {
+        let r = loop {
             if st.dead {
-                return Err(Errno::EIO);
+                break Err(Errno::EIO);
             }
             let mut n = 0;
-            let mut keys = Vec::with_capacity(fds.len());
             for p in fds.iter_mut() {
                 p.revents = PollEvents::empty();
                 if p.fd < 0 {
@@ -1091,7 +1130,6 @@ impl Calls<'_> {
                         if let Ok(f) = table.file_mut(k) {
                             p.revents = readiness(iface, f) & (p.events | ALWAYS);
                         }
-                        keys.push((k, p.events));
                     }
                 }
                 if !p.revents.is_empty() {
@@ -1099,18 +1137,39 @@ impl Calls<'_> {
                 }
             }
             if n > 0 {
-                return Ok(n);
+                break Ok(n);
             }
-            let Ok(left) = remaining(deadline) else {
-                return Ok(0);
+            let left = match remaining(deadline) {
+                Ok(left) if left.is_some_and(|l| l.is_zero()) => None,
+                Ok(left) => Some(left),
+                Err(()) => None,
             };
+            let Some(left) = left else {
+                if !polled && st.link_unattended() {
+                    // Frames may wait on a link nobody polls: look once.
+                    polled = true;
+                    st.caller_round(self.shared().now());
+                    continue;
+                }
+                break Ok(0);
+            };
+            keys.clear();
+            for p in fds.iter() {
+                if let Ok(k) = st.table.key(p.fd) {
+                    if p.fd >= 0 {
+                        keys.push((k, p.events));
+                    }
+                }
+            }
             for &(k, mask) in &keys {
                 add_waiter(&mut st, k, &cv, mask);
             }
-            st = wait_on(&cv, st, left);
+            st = wait_ready(self.shared(), st, &cv, left, &mut leading);
             for &(k, _) in &keys {
                 remove_waiter(&mut st, k, &cv);
             }
-        }
+        };
+        step_down(&mut st, &mut leading);
+        r
     }
 }

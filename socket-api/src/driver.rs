@@ -1,82 +1,95 @@
 //! The driver: THE host loop. Every stack — the socket API, the `ustack` commands, the
-//! kernel tests — runs its link on one of these threads.
+//! kernel tests — runs its link through it; who runs it is decided per wait.
 //!
-//! One thread per stack owns the link; the `Interface` and the descriptor table sit
-//! behind one `Mutex` shared with the application threads (STYLE §3). The loop:
+//! The `Interface`, the link, the descriptor table and the hooks sit behind one `Mutex`
+//! (`State`). All I/O happens in *rounds* (`State::round`), under that lock: what calls
+//! queued goes out, every ready frame comes in (`Interface::poll_link`: frames, due
+//! timers, pending output), then `Interface::poll_ready` names every socket (TCP, UDP
+//! or raw) whose readiness may have changed and only the *watched* ones among them (a
+//! blocked thread or an epoll registration, found through a map from engine socket to
+//! description) are re-checked and their waiters signalled; then the [`Hook`]s run with
+//! the TCP sockets named and what they queued goes out. Nothing re-parses frames, and
+//! no round re-checks every watched socket. Three kinds of thread run rounds:
 //!
-//! 1. compute the timeout: the interface's and the link's next deadline;
-//! 2. wait with poll(2) on {the link's fd, if it has one; the wake-up eventfd};
-//! 3. lock; `Interface::poll_link(now, link)` (every ready frame in, due timers, every
-//!    pending frame out); drain `Interface::poll_ready`, which names every socket (TCP,
-//!    UDP or raw) whose readiness may have changed, and re-check only those of them
-//!    that are *watched* (a blocked thread or an epoll registration), found through a
-//!    map from engine socket to description; run the [`Hook`]s (in-driver applications
-//!    and observers) with the TCP sockets named, send what they queued, and re-check
-//!    what that touched; unlock. Nothing re-parses frames, and no round re-checks every
-//!    watched socket.
+//! 1. **The calling thread, inline.** A call that queued output or changed timers
+//!    (send, a receive that opened the window, connect, accept, shutdown, close, UDP
+//!    sendto, ...) runs a round itself before it returns: its frames reach the device
+//!    from its own thread, with no eventfd write and no other thread scheduled.
+//! 2. **A leader.** A call that must block (recv, accept, connect, send waiting for
+//!    room, poll, epoll wait) on a link with an fd, when no other thread leads, leads:
+//!    it registers as a waiter like any other, then waits in poll(2) on the link's fd
+//!    and the leader eventfd, at most until its own timeout or the stack's next
+//!    deadline, runs a round, and re-checks its call; it stops leading when its call
+//!    returns. Other blocked threads follow: they sleep on their condvars and whoever
+//!    runs a round signals them. A round run by another thread that makes the leader's
+//!    socket ready (or a close of it) writes the leader eventfd.
+//! 3. **The driver thread**, one per stack, for everything nobody calls for: in-driver
+//!    hooks, epoll sets nobody waits on, timers when the application is busy elsewhere.
 //!
-//! Application calls run under the same lock and, after anything that queues output or
-//! changes state, write the eventfd so the driver runs at once (mio's `Waker`).
+//! The driver and a leader never both poll the link's fd, so one frame wakes one
+//! thread. The driver is *on the link* (poll(2) on the link's fd and its waker, until
+//! the next deadline) unless it is *parked*: while a thread leads, or within
+//! [`CALLER_GRACE`] of an application thread's last round with nobody following. Parked,
+//! it polls only its waker and wakes every grace period (or at the next deadline) to
+//! look: it runs a round then only if a deadline is due or the callers went quiet. So:
+//!
+//! - a thread that becomes leader while the driver is on the link writes the driver's
+//!   eventfd once (a takeover); while callers keep calling, the driver stays parked and
+//!   no further eventfd is written or read;
+//! - a leader whose call returns leaves without a write when nobody follows: the next
+//!   blocking call leads again, and if none comes the driver takes the link back within
+//!   [`CALLER_GRACE`] — the bound on how long a frame can wait unseen, e.g. for a hook,
+//!   an epoll set nobody waits on, or a connection no thread is accepting. A leader
+//!   leaving followers behind wakes the driver at once;
+//! - a call that arms an earlier timer while the driver is on the link wakes it; a
+//!   parked driver looks every grace period anyway, so timers are at most that late
+//!   when a leader's poll(2) was computed before they were armed;
+//! - a non-blocking call that finds nothing, while the link is unattended (parked
+//!   driver, no leader), runs a round first, so frames that arrived are seen.
+//!
+//! Hooks run in every round, on whichever thread runs it, under the stack lock: a
+//! caller's round serves them like the driver's; with callers quiet the driver runs
+//! them, at the latest one grace period after the last caller round. A stack whose only
+//! applications are hooks is driven by the driver alone.
 //!
 //! Links without a file descriptor (a plain `MemoryLink`, or a custom `Box<dyn Link>`)
-//! cannot wake poll(2), so for them the wait is bounded by [`POLL_TICK`]. A pair built
-//! with [`Builder::build_pair`](crate::Builder::build_pair) has no such tick: each
-//! end's sends write the other stack's eventfd.
+//! cannot wake poll(2): the driver polls them every [`POLL_TICK`] and stays on them,
+//! callers run inline rounds but never lead. A pair built with
+//! [`Builder::build_pair`](crate::Builder::build_pair) has an eventfd per end that the
+//! other end's sends write, so it is a link with an fd.
 //!
-//! `now` is the time since the stack started ([`Clock`](crate::link::Clock)).
+//! A panic in a round kills the stack, whichever thread ran it: blocking calls fail
+//! with EIO. `now` is the time since the stack started ([`Clock`](crate::link::Clock)).
 
 pub use crate::hook::{Hook, Round};
+pub use crate::state::CALLER_GRACE;
 
-use crate::link::Counted;
-use crate::state::{close_sock, Shared, State};
-use std::os::fd::RawFd;
+use crate::state::{close_sock, sys, By, Shared};
 use std::sync::Arc;
 use std::time::Duration;
-use ustack::link::sys::wait_readable;
-use ustack::link::Link;
-use ustack::socket::tcp::TcpHandle;
-use ustack::time::Instant;
 
-/// Longest wait of the driver on a link that cannot wake it (no fd, no notifier).
+/// Longest wait of the driver on a link that cannot wake it (no fd).
 pub const POLL_TICK: Duration = Duration::from_millis(1);
 
-/// The link as the driver holds it: counted.
-type DriverLink = Counted<Box<dyn Link + Send>>;
-
-fn send_outbox(st: &mut State, link: &mut dyn Link, now: Instant) {
-    while let Some(frame) = st.outbox.pop_front() {
-        if let Err(e) = link.send(now, &frame) {
-            log::debug!(target: "ustack::socket", "outbox frame lost: {e}");
-        }
-    }
-}
-
 /// The driver thread (see the module docs): the loop, then the shutdown.
-pub(crate) fn run(
-    shared: Arc<Shared>,
-    link: Box<dyn Link + Send>,
-    fd: Option<RawFd>,
-    tick: Option<Duration>,
-) {
-    let mut link = Counted::new(link);
-    let wake_fd = shared.waker.fd();
-    let fds: Vec<RawFd> = fd.into_iter().chain([wake_fd]).collect();
-    let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        drive(&shared, &mut link, &fds, tick)
-    }));
+pub(crate) fn run(shared: Arc<Shared>, tick: Option<Duration>) {
+    let res =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drive(&shared, tick)));
+    let mut st = shared.lock();
     if res.is_err() {
         log::error!(target: "ustack::socket", "driver thread panicked: the stack is dead, blocking calls fail with EIO");
-        let mut st = shared.lock();
-        st.dead = true;
-        st.stopping = true;
-        st.link_error = Some("driver thread panicked".to_owned());
-        st.link_stats = link.stats();
-        st.wake_everyone();
+        st.die("driver thread panicked");
+    }
+    if st.dead {
+        // The engine may be inconsistent: close nothing, just let the device go.
+        let io = st.io.take();
+        st.final_link_stats = io.as_ref().map(|io| io.link.stats());
+        drop(st);
+        drop(io);
         return;
     }
     // Stopping: nobody holds a descriptor any more. Close every socket, then flush
     // whatever that queued (FINs, RSTs) and what arrived meanwhile, once.
-    let mut st = shared.lock();
     let files = st.table.drain_files();
     st.forget_all_sockets();
     let n = files.len();
@@ -84,109 +97,44 @@ pub(crate) fn run(
     for f in files {
         close_sock(&mut st, f.sock, now);
     }
-    send_outbox(&mut st, &mut link, now);
-    if let Err(e) = st.iface.poll_link(now, &mut link) {
-        log::debug!(target: "ustack::socket", "final flush: {e}");
-    }
-    st.link_stats = link.stats();
+    st.round(now, By::Driver);
     log::info!(target: "ustack::socket", "stack {} down ({n} sockets closed)", st.iface.ip_addr());
-    drop(st);
     // The link goes with the thread: the device closes and a recorder flushes.
-    drop(link);
+    let io = st.io.take();
+    st.final_link_stats = io.as_ref().map(|io| io.link.stats());
+    drop(st);
+    drop(io);
 }
 
-/// Runs the hooks with the TCP sockets `ready` names, then sends what they queued.
-fn run_hooks(
-    st: &mut State,
-    link: &mut DriverLink,
-    now: Instant,
-    ready: &[TcpHandle],
-    buf: &mut Vec<u8>,
-) {
-    let State { iface, hooks, .. } = st;
-    let mut round = Round::new(iface, now, ready);
-    for hook in hooks.iter_mut() {
-        hook(&mut round);
-    }
-    buf.resize(iface.config().mtu + 14, 0);
-    while let Some(n) = iface.poll_transmit(now, buf) {
-        if let Err(e) = link.send(now, &buf[..n]) {
-            log::debug!(target: "ustack::socket", "hook output lost: {e}");
-        }
-    }
-}
-
-/// The loop proper; returns when the stack is stopping.
-fn drive(shared: &Shared, link: &mut DriverLink, fds: &[RawFd], tick: Option<Duration>) {
-    let mut failing = false;
-    // TCP sockets the engine named this round (for the hooks), and the few a hook's
-    // own output touched, carried to the next round.
-    let mut ready: Vec<TcpHandle> = Vec::new();
-    let mut carried: Vec<TcpHandle> = Vec::new();
-    let mut hook_buf: Vec<u8> = Vec::new();
+/// The loop proper; returns when the stack is stopping or dead.
+fn drive(shared: &Shared, tick: Option<Duration>) {
+    let wake_fd = shared.waker.fd();
     loop {
-        let timeout = {
-            let st = shared.lock();
-            if st.stopping {
+        let (link_fd, timeout) = {
+            let mut st = shared.lock();
+            if st.stopping || st.dead {
                 return;
             }
             let now = shared.now();
-            let deadline = match (st.iface.poll_timeout(), link.poll_timeout()) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            let until = deadline
-                .map(|d| Duration::from_micros(d.saturating_duration_since(now).total_micros()));
-            let mut t = match (until, tick) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            if failing {
-                t = Some(t.map_or(Duration::from_millis(100), |t| {
-                    t.min(Duration::from_millis(100))
-                }));
-            }
-            if !carried.is_empty() {
-                t = Some(Duration::ZERO);
-            }
-            t
+            let (on_link, timeout) = st.driver_plan(now, tick);
+            let fd = st.io.as_ref().and_then(|io| io.fd).filter(|_| on_link);
+            (fd, timeout)
         };
-        if let Err(e) = wait_readable(fds, timeout) {
-            log::error!(target: "ustack::socket", "driver poll(2) failed: {e}");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        shared.waker.drain();
-        let mut st = shared.lock();
-        st.stats.rounds += 1;
-        let now = shared.now();
-        send_outbox(&mut st, link, now);
-        match st.iface.poll_link(now, link) {
-            Ok(_) => {
-                if failing {
-                    log::info!(target: "ustack::socket", "link recovered");
-                    failing = false;
-                    st.link_error = None;
-                }
-            }
+        let ready = match sys::poll2([link_fd.unwrap_or(-1), wake_fd], timeout) {
+            Ok(r) => r,
             Err(e) => {
-                if !failing {
-                    log::warn!(target: "ustack::socket", "link error: {e}");
-                }
-                failing = true;
-                st.link_error = Some(e.to_string());
+                log::error!(target: "ustack::socket", "driver poll(2) failed: {e}");
+                std::thread::sleep(Duration::from_millis(10));
+                [false, false]
             }
+        };
+        let mut st = shared.lock();
+        if ready[1] {
+            shared.waker.drain();
         }
-        // The engine names every socket (TCP, UDP, raw) whose readiness frames, timers,
-        // ARP, drops or calls may have changed: wake only their waiters. The TCP ones
-        // also go to the hooks; what a hook's own output touched is woken at once and
-        // handed to the hooks next round.
-        ready.clear();
-        ready.append(&mut carried);
-        st.notify_ready(&mut ready);
-        if !st.hooks.is_empty() {
-            run_hooks(&mut st, link, now, &ready, &mut hook_buf);
-            st.notify_ready(&mut carried);
+        let now = shared.now();
+        if st.driver_woke(now, link_fd.is_some() || tick.is_some(), ready[1]) {
+            st.round(now, By::Driver);
         }
-        st.link_stats = link.stats();
     }
 }

@@ -6,9 +6,11 @@
 //! stack lock, check; if nothing is ready, register a waiter (a condvar and an event
 //! mask) on every socket of interest, wait, unregister, check again. The driver, after
 //! each round of I/O, re-checks the sockets that have waiters and signals the ones whose
-//! readiness meets the mask; since it holds the same lock, no wake-up is lost.
+//! readiness meets the mask; since it holds the same lock, no wake-up is lost. A waiter
+//! may lead the link itself instead of sleeping (see the driver module); the round it
+//! runs signals the others.
 //!
-//! An [`Epoll`] keeps, like Linux's, a *ready list*: the driver (or any call that
+//! An [`Epoll`] keeps, like Linux's, a *ready list*: a round (or any call that
 //! changes a socket's state) appends a descriptor when it becomes ready, and
 //! [`Epoll::wait`] only looks at that list, never at the whole interest set. It is
 //! level-triggered: a descriptor stays on the list while it is ready (EPOLLONESHOT is
@@ -18,7 +20,7 @@ use crate::errno::Errno;
 use crate::events::{EpollKey, ALWAYS};
 use crate::ready::readiness;
 use crate::stack::NetStack;
-use crate::state::{remaining, wait_on, State};
+use crate::state::{remaining, step_down, wait_ready, State};
 use crate::table::{EpollSet, EpollWatch, Fd, Interest};
 
 use std::time::{Duration, Instant as StdInstant};
@@ -143,24 +145,42 @@ impl Epoll {
             return Err(Errno::EINVAL);
         }
         let deadline = timeout.map(|t| StdInstant::now() + t);
-        let mut st = self.stack.shared().lock();
-        loop {
+        let shared = self.stack.shared();
+        let mut st = shared.lock();
+        let mut leading = false;
+        let mut polled = false;
+        let r = loop {
             if st.dead {
-                return Err(Errno::EIO);
+                break Err(Errno::EIO);
             }
             let n = self.harvest(&mut st, events);
             if n > 0 {
-                return Ok(n);
+                break Ok(n);
             }
-            let Ok(left) = remaining(deadline) else {
-                return Ok(0);
+            let left = match remaining(deadline) {
+                Ok(Some(l)) if l.is_zero() => None,
+                Ok(left) => Some(left),
+                Err(()) => None,
+            };
+            let Some(left) = left else {
+                if !polled && st.link_unattended() {
+                    // Frames may wait on a link nobody polls: look once.
+                    polled = true;
+                    st.caller_round(shared.now());
+                    continue;
+                }
+                break Ok(0);
             };
             let cv = match st.epolls.get(&self.key) {
                 Some(set) => set.cv.clone(),
-                None => return Err(Errno::EBADF),
+                None => break Err(Errno::EBADF),
             };
-            st = wait_on(&cv, st, left);
-        }
+            // Waiting on the set's condvar, or leading the link with it as identity:
+            // a round that marks a descriptor ready signals either.
+            st = wait_ready(shared, st, &cv, left, &mut leading);
+        };
+        step_down(&mut st, &mut leading);
+        r
     }
 
     /// Moves ready descriptors into `out`: each queued one is re-checked; one still

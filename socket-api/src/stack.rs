@@ -9,7 +9,7 @@ use crate::driver::{self, POLL_TICK};
 use crate::errno::Errno;
 use crate::hook::Hook;
 use crate::link::{Clock, Device, LinkOptions, LinkReport, LinkStats, OsLink, Reported};
-use crate::state::{DriverStats, Shared, State, Waker};
+use crate::state::{DriverStats, LinkIo, Shared, State, Waker};
 use crate::table::Fd;
 use core::net::SocketAddr;
 use std::io;
@@ -124,11 +124,6 @@ impl NetStack {
         Calls::new(self.shared())
     }
 
-    /// Makes the driver run now (after queuing output or changing state).
-    pub(crate) fn kick(&self) {
-        self.handle.shared.waker.wake();
-    }
-
     /// A handle that makes the driver run a round (and its hooks) soon, for a thread
     /// that hands a hook work from outside the stack. It does not keep the stack alive.
     pub fn driver_waker(&self) -> DriverWaker {
@@ -160,14 +155,15 @@ impl NetStack {
         self.shared().lock().table.len()
     }
 
-    /// What the driver thread has done so far.
+    /// What the host loop has done so far: rounds by the driver and by application
+    /// threads, waits on the link, wake-ups (see the [`driver`](crate::driver) module).
     pub fn driver_stats(&self) -> DriverStats {
-        self.shared().lock().stats
+        self.shared().lock().driver_stats()
     }
 
-    /// What crossed the link so far (as of the driver's last round).
+    /// What crossed the link so far.
     pub fn link_stats(&self) -> LinkStats {
-        self.shared().lock().link_stats
+        self.shared().lock().link_stats()
     }
 
     /// The last error of the link, if it failed (the driver keeps retrying).
@@ -185,12 +181,14 @@ impl NetStack {
         alive && !self.shared().lock().dead
     }
 
-    /// Runs `f` on the interface under the stack lock, then wakes the driver. For tools
-    /// and tests that need the engine directly; do not block inside.
+    /// Runs `f` on the interface under the stack lock, then a round (what `f` queued
+    /// goes out). For tools and tests that need the engine directly; do not block
+    /// inside.
     pub fn with_interface<R>(&self, f: impl FnOnce(&mut Interface, Instant) -> R) -> R {
         let now = self.shared().now();
-        let r = f(&mut self.shared().lock().iface, now);
-        self.kick();
+        let mut st = self.shared().lock();
+        let r = f(&mut st.iface, now);
+        st.caller_round(self.shared().now());
         r
     }
 
@@ -199,12 +197,10 @@ impl NetStack {
     /// the same critical section, so nothing the sockets report is missed in between.
     pub fn add_hook(&self, make: impl FnOnce(&mut Interface, Instant) -> Hook) {
         let now = self.shared().now();
-        {
-            let mut st = self.shared().lock();
-            let hook = make(&mut st.iface, now);
-            st.hooks.push(hook);
-        }
-        self.kick();
+        let mut st = self.shared().lock();
+        let hook = make(&mut st.iface, now);
+        st.hooks.push(hook);
+        st.caller_round(self.shared().now());
     }
 
     /// Stops the driver (it closes every socket, flushes once and drops the link) and
@@ -230,8 +226,8 @@ impl NetStack {
             .and_then(|s| s.lock().unwrap_or_else(|e| e.into_inner()).take());
         let st = shared.into_state();
         Ok(Stopped {
-            link: st.link_stats,
-            driver: st.stats,
+            link: st.link_stats(),
+            driver: st.driver_stats(),
             link_error: st.link_error,
             iface: st.iface,
             report,
@@ -451,7 +447,7 @@ impl NetStack {
 enum LinkSpec {
     None,
     Device(Device),
-    Boxed(Box<dyn Link + Send>, Option<RawFd>, bool),
+    Boxed(Box<dyn Link + Send>, Option<RawFd>),
 }
 
 type LinkWrapper = Box<dyn FnOnce(Box<dyn Link + Send>) -> Box<dyn Link + Send> + Send>;
@@ -520,26 +516,26 @@ impl Builder {
     /// Uses an OS device opened already (e.g. inside another network namespace).
     pub fn os_link(mut self, link: OsLink) -> Builder {
         let fd = link.as_raw_fd();
-        self.link = LinkSpec::Boxed(Box::new(link), Some(fd), false);
+        self.link = LinkSpec::Boxed(Box::new(link), Some(fd));
         self
     }
 
     /// Uses one end of an in-memory pair; the driver polls it every [`POLL_TICK`]. For
     /// two stacks joined in memory without a tick, see [`Builder::build_pair`].
     pub fn memory(mut self, link: MemoryLink) -> Builder {
-        self.link = LinkSpec::Boxed(Box::new(link), None, false);
+        self.link = LinkSpec::Boxed(Box::new(link), None);
         self
     }
 
     /// Uses any link; without a file descriptor the driver polls it every [`POLL_TICK`].
     pub fn link(mut self, link: Box<dyn Link + Send>) -> Builder {
-        self.link = LinkSpec::Boxed(link, None, false);
+        self.link = LinkSpec::Boxed(link, None);
         self
     }
 
     /// Uses any link whose readiness shows on `fd` (readable when a frame waits).
     pub fn link_with_fd(mut self, link: Box<dyn Link + Send>, fd: RawFd) -> Builder {
-        self.link = LinkSpec::Boxed(link, Some(fd), false);
+        self.link = LinkSpec::Boxed(link, Some(fd));
         self
     }
 
@@ -626,44 +622,47 @@ impl Builder {
     }
 
     /// Builds two stacks joined by an in-memory link of `capacity` frames per
-    /// direction; each end's sends wake the other's driver, so neither polls on a tick.
-    /// Any link set on either builder is replaced.
+    /// direction; each end has an eventfd that the other end's sends write, so the
+    /// link has an fd like a device: nobody polls it on a tick, and blocked callers
+    /// lead it. Any link set on either builder is replaced.
     ///
     /// # Errors
     /// As [`build`](Self::build).
     pub fn build_pair(self, other: Builder, capacity: usize) -> io::Result<(NetStack, NetStack)> {
-        let (wa, wb) = (Arc::new(Waker::new()?), Arc::new(Waker::new()?));
+        let (na, nb) = (Arc::new(Waker::new()?), Arc::new(Waker::new()?));
         let (la, lb) = MemoryLink::pair(capacity);
+        let (fa, fb) = (na.fd(), nb.fd());
         let la = NotifyLink {
             inner: la,
-            peer: wb.clone(),
+            own: na.clone(),
+            peer: nb.clone(),
         };
         let lb = NotifyLink {
             inner: lb,
-            peer: wa.clone(),
+            own: nb,
+            peer: na,
         };
         let mut a = self;
         let mut b = other;
-        a.link = LinkSpec::Boxed(Box::new(la), None, true);
-        b.link = LinkSpec::Boxed(Box::new(lb), None, true);
-        Ok((a.build_with(wa)?, b.build_with(wb)?))
+        a.link = LinkSpec::Boxed(Box::new(la), Some(fa));
+        b.link = LinkSpec::Boxed(Box::new(lb), Some(fb));
+        Ok((a.build_with(Arc::new(Waker::new()?))?, b.build_with(Arc::new(Waker::new()?))?))
     }
 
     fn build_with(self, waker: Arc<Waker>) -> io::Result<NetStack> {
         let ip = self
             .ip
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no IP address"))?;
-        let (mut link, fd, notifies): (Box<dyn Link + Send>, Option<RawFd>, bool) = match self.link
-        {
+        let (mut link, fd): (Box<dyn Link + Send>, Option<RawFd>) = match self.link {
             LinkSpec::None => {
                 return Err(io::Error::new(io::ErrorKind::InvalidInput, "no link"));
             }
             LinkSpec::Device(device) => {
                 let l = device.open()?;
                 let fd = l.as_raw_fd();
-                (Box::new(l), Some(fd), false)
+                (Box::new(l), Some(fd))
             }
-            LinkSpec::Boxed(l, fd, n) => (l, fd, n),
+            LinkSpec::Boxed(l, fd) => (l, fd),
         };
         let clock = Clock::start();
         let mut report = None;
@@ -696,18 +695,14 @@ impl Builder {
         for make in self.hooks {
             hooks.push(make(&mut iface, clock.now()));
         }
-        let mut state = State::new(iface, self.max_fds);
+        let mut state = State::new(iface, LinkIo::new(link, fd), self.max_fds, waker.clone())?;
         state.hooks = hooks;
         let shared = Arc::new(Shared::new(state, waker, clock, report));
-        let tick = if fd.is_some() || notifies {
-            None
-        } else {
-            Some(POLL_TICK)
-        };
+        let tick = if fd.is_some() { None } else { Some(POLL_TICK) };
         let s = shared.clone();
         let thread = std::thread::Builder::new()
             .name(format!("ustack-driver-{}", ip.address()))
-            .spawn(move || driver::run(s, link, fd, tick))?;
+            .spawn(move || driver::run(s, tick))?;
         log::info!(target: "ustack::socket", "stack {ip} ({mac}) up");
         Ok(NetStack {
             handle: Arc::new(Handle {
@@ -718,15 +713,25 @@ impl Builder {
     }
 }
 
-/// A memory link whose sends wake the peer stack's driver.
+/// A memory link whose sends signal the peer end's eventfd, which is the peer's link
+/// fd (readable while a frame may wait).
 struct NotifyLink {
     inner: MemoryLink,
+    own: Arc<Waker>,
     peer: Arc<Waker>,
 }
 
 impl Link for NotifyLink {
     fn recv(&mut self, now: Instant, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        self.inner.recv(now, buf)
+        if let Some(n) = self.inner.recv(now, buf)? {
+            return Ok(Some(n));
+        }
+        // Empty: reset the signal, then look once more, so that a frame sent after
+        // this look signals again and one sent before it is not left behind.
+        if self.own.drain() {
+            return self.inner.recv(now, buf);
+        }
+        Ok(None)
     }
     fn send(&mut self, now: Instant, frame: &[u8]) -> io::Result<()> {
         self.inner.send(now, frame)?;

@@ -1,29 +1,47 @@
 //! The state every thread of a stack shares: the [`State`] behind the stack mutex (the
-//! interface, the descriptor table, epoll sets, the driver's hooks and counters), the
-//! [`Waker`] that makes the driver run, and the helpers that wait for readiness under
-//! that mutex. The calls (`bsd`, `poll`) and the driver loop (`driver`) build on it.
+//! interface, the link, the descriptor table, epoll sets, the hooks and counters), the
+//! [`Waker`]s, one *round* of I/O ([`State::round`]) and the waits for readiness,
+//! which lead the link when they can. The calls (`bsd`, `poll`) and the driver loop
+//! (`driver`) build on it; the driver module's docs describe the whole loop.
+//!
+//! Invariants, all under the stack mutex:
+//! - at most one application thread leads the link ([`State::lead`]); the driver polls
+//!   the link's fd only while `driver_on_link` is set, which it never is while a leader
+//!   exists, so one frame wakes one thread;
+//! - every thread that waits for readiness is registered on the files it waits for
+//!   (a [`Waiter`]) before it releases the mutex, and whoever runs a round signals it
+//!   ([`State::signal`]): a condvar for a follower, the leader's eventfd for a leader
+//!   in poll(2).
 
 use crate::events::{EpollKey, PollEvents};
-use crate::hook::Hook;
-use crate::link::{Clock, LinkStats, ReportSlot};
+use crate::hook::{Hook, Round};
+use crate::link::{Clock, Counted, LinkStats, ReportSlot};
 use crate::ready::readiness;
 use crate::table::{EpollSet, File, FileKey, Sock, Table, Waiter};
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant as StdInstant};
 use ustack::iface::Interface;
+use ustack::link::Link;
 use ustack::socket::tcp::TcpHandle;
 use ustack::socket::SocketHandle;
 use ustack::time::Instant;
 
-/// Small wrappers over eventfd(2); with poll(2) in the engine's `link::sys`, the only
-/// syscalls the host makes outside its devices.
-mod sys {
+/// How long the driver leaves the link to application threads after their last round
+/// (or while one leads): it does not poll the link fd then, and wakes only this often
+/// to look. The bound on how late a frame is taken in when application threads stop
+/// calling with nobody blocked (see the driver module).
+pub const CALLER_GRACE: Duration = Duration::from_millis(1);
+
+/// Small wrappers over eventfd(2) and poll(2); with the devices, the only syscalls the
+/// host makes.
+pub(crate) mod sys {
     use std::io;
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+    use std::time::Duration;
 
     /// A non-blocking, close-on-exec eventfd (eventfd(2)).
     pub fn eventfd() -> io::Result<OwnedFd> {
@@ -50,14 +68,41 @@ mod sys {
         let n = unsafe { libc::read(fd.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
         n == 8 && v > 0
     }
+
+    /// poll(2) for readability on up to two descriptors (a negative one is skipped);
+    /// returns which were readable (or hung up). EINTR reads as a timeout.
+    pub fn poll2(fds: [RawFd; 2], timeout: Option<Duration>) -> io::Result<[bool; 2]> {
+        let timeout_ms: libc::c_int = match timeout {
+            None => -1,
+            // Round up so a deadline 0.3 ms away is not a busy loop of 0 ms polls.
+            Some(d) => d.as_micros().div_ceil(1000).min(libc::c_int::MAX as u128) as libc::c_int,
+        };
+        let mut p = fds.map(|fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        });
+        // SAFETY: `p` holds two initialised pollfds; negative fds are ignored by poll.
+        let n = unsafe { libc::poll(p.as_mut_ptr(), 2, timeout_ms) };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                return Ok([false; 2]);
+            }
+            return Err(err);
+        }
+        Ok(p.map(|p| p.revents != 0))
+    }
 }
 
-/// Wakes the driver thread: an eventfd plus a flag so that a burst of calls costs one
-/// write(2) (mio `Waker`).
+/// Wakes a thread sleeping in poll(2) on its eventfd (the driver, or the leader): an
+/// eventfd plus a flag so that a burst of wakes costs one write(2) (mio `Waker`).
 #[derive(Debug)]
 pub(crate) struct Waker {
     fd: OwnedFd,
     pending: AtomicBool,
+    /// write(2)s made, for [`DriverStats`].
+    writes: AtomicU64,
 }
 
 impl Waker {
@@ -65,99 +110,409 @@ impl Waker {
         Ok(Waker {
             fd: sys::eventfd()?,
             pending: AtomicBool::new(false),
+            writes: AtomicU64::new(0),
         })
     }
 
-    /// The eventfd the driver polls.
+    /// The eventfd to poll.
     pub(crate) fn fd(&self) -> RawFd {
         self.fd.as_raw_fd()
     }
 
-    /// Makes the driver run its loop once more, soon.
+    /// Makes the thread polling the eventfd return, soon.
     pub(crate) fn wake(&self) {
         if !self.pending.swap(true, Ordering::AcqRel) {
+            self.writes.fetch_add(1, Ordering::Relaxed);
             sys::eventfd_write(&self.fd);
         }
     }
 
-    /// Resets the eventfd, then the flag. In this order a wake that found the flag set
-    /// happened before the reset, so its call's work is seen by the round that follows;
-    /// the other order could consume a write while leaving the flag set, and every later
-    /// wake would be skipped.
+    /// Resets the eventfd, then the flag; called only when poll(2) found the eventfd
+    /// readable (or by a link that must look), so a round that was not signalled makes
+    /// no read(2). In this order a wake that found the flag set happened before the
+    /// reset, so its work is seen by the round that follows; the other order could
+    /// consume a write while leaving the flag set, and every later wake would be
+    /// skipped.
     pub(crate) fn drain(&self) -> bool {
         let woken = sys::eventfd_read(&self.fd);
         self.pending.store(false, Ordering::Release);
         woken
     }
+
+    /// write(2)s made so far.
+    pub(crate) fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
+    }
+}
+
+/// The link as the stack holds it: counted, with the fd that shows a frame waiting.
+pub(crate) struct LinkIo {
+    pub link: Counted<Box<dyn Link + Send>>,
+    /// Readable when a frame waits. `None` (a plain memory link, a custom link): the
+    /// driver polls the link every tick and application threads never lead.
+    pub fd: Option<RawFd>,
+    /// The link failed in the last round (the driver retries, logging once).
+    failing: bool,
+    /// MTU-sized scratch for the transmit path.
+    buf: Vec<u8>,
+}
+
+impl LinkIo {
+    pub(crate) fn new(link: Box<dyn Link + Send>, fd: Option<RawFd>) -> LinkIo {
+        LinkIo {
+            link: Counted::new(link),
+            fd,
+            failing: false,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Whether the last round failed on the link.
+    pub(crate) fn failing(&self) -> bool {
+        self.failing
+    }
+}
+
+/// Which thread runs a round.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum By {
+    /// The driver thread.
+    Driver,
+    /// An application thread, inline after its call or while it leads.
+    Caller,
+}
+
+/// The application thread that leads the link (see the driver module).
+#[derive(Debug)]
+pub(crate) struct Lead {
+    /// The condvar it registered on the files it waits for: signals meant for it
+    /// become a write to the leader eventfd while it is in poll(2).
+    cv: Arc<Condvar>,
+    /// In poll(2), without the lock.
+    parked: bool,
 }
 
 /// Everything the stack mutex protects.
 pub(crate) struct State {
     pub iface: Interface,
+    /// The link; taken by the driver when the stack stops (the device closes with it).
+    pub io: Option<LinkIo>,
     pub table: Table,
     pub epolls: HashMap<EpollKey, EpollSet>,
     pub next_epoll: u64,
     /// The last handle is gone (or `stop` was called): the driver winds down.
     pub stopping: bool,
-    /// The driver thread died (a panic in the engine): blocking calls fail with EIO.
+    /// A round panicked (in the driver or in a caller): blocking calls fail with EIO.
     pub dead: bool,
     pub link_error: Option<String>,
-    /// Frames produced outside the driver (see [`State::flush_to_outbox`]), sent by the
-    /// driver before anything else.
-    pub outbox: std::collections::VecDeque<Vec<u8>>,
     /// The watched descriptions by the engine socket behind them: what the engine's
     /// `poll_ready` names is looked up here, so a round re-checks only those.
     watched_by_socket: HashMap<SocketHandle, FileKey>,
     pub stats: DriverStats,
-    /// What crossed the link, copied from the driver's counter after every round.
-    pub link_stats: LinkStats,
-    /// In-driver applications and observers, run after every round.
+    /// In-driver applications and observers, run after every round, whoever runs it.
     pub hooks: Vec<Hook>,
-    /// Scratch list of files to re-check, kept so a driver round does not allocate.
+    /// Scratch list of files to re-check, kept so a round does not allocate.
     recheck: Vec<FileKey>,
+    /// The TCP sockets a round named, for the hooks (scratch).
+    ready: Vec<TcpHandle>,
+    /// TCP sockets the hooks' own output touched, handed to the hooks next round.
+    carried: Vec<TcpHandle>,
+    /// The application thread leading the link, if any.
+    lead: Option<Lead>,
+    /// Application threads waiting on a condvar (not leading).
+    followers: usize,
+    /// The driver is in poll(2) on the link's fd (not parked).
+    driver_on_link: bool,
+    /// When the driver, on the link, wakes at the latest (`None`: only for a frame or
+    /// a wake-up): a call that arms an earlier timer wakes it.
+    driver_until: Option<Instant>,
+    /// When an application thread last ran a round.
+    last_caller_round: Option<Instant>,
+    /// A call queued output or changed timers: the round after it is owed.
+    pub call_queued: bool,
+    /// What crossed the link, kept when the driver dropped it.
+    pub final_link_stats: Option<LinkStats>,
+    /// Wakes the driver thread.
+    waker: Arc<Waker>,
+    /// Wakes the leader out of poll(2).
+    leader_waker: Waker,
 }
 
-/// What the driver thread has done, for observability and tests.
+/// What the host loop has done, for observability and tests: rounds by thread, waits
+/// on the link, wake-ups written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DriverStats {
-    /// Rounds of the loop (wake-ups).
+    /// Rounds run by the driver thread.
     pub rounds: u64,
+    /// Rounds run by application threads: inline after a call that queued output, or
+    /// while leading the link.
+    pub caller_rounds: u64,
+    /// Transmit-only flushes by application threads after a call that queued output.
+    pub caller_flushes: u64,
+    /// Waits in poll(2) on the link by a leading application thread.
+    pub leads: u64,
+    /// Waits on a condvar by a follower (another thread led, or the link has no fd).
+    pub follows: u64,
+    /// eventfd writes that woke the driver thread (a takeover of the link, a leader
+    /// leaving followers behind, an earlier timer, `DriverWaker`, stop).
+    pub driver_wakeups: u64,
+    /// eventfd writes that woke a leader out of poll(2) (another thread made its socket
+    /// ready, or closed it).
+    pub leader_wakeups: u64,
     /// Sockets the engine reported as possibly changed (`Interface::poll_ready`),
     /// watched or not.
     pub ready_sockets: u64,
     /// Readiness checks of watched descriptions that those reports led to: the only
-    /// checks the driver makes (it never re-checks every watched socket).
+    /// checks a round makes (it never re-checks every watched socket).
     pub ready_checks: u64,
 }
 
+/// Writes every frame the interface has queued to the link.
+fn transmit(iface: &mut Interface, io: &mut LinkIo, now: Instant) -> io::Result<()> {
+    let need = iface.config().mtu + 14;
+    if io.buf.len() < need {
+        io.buf.resize(need, 0);
+    }
+    while let Some(n) = iface.poll_transmit(now, &mut io.buf) {
+        io.link.send(now, &io.buf[..n])?;
+    }
+    Ok(())
+}
+
 impl State {
-    /// A stack with no sockets yet.
-    pub(crate) fn new(iface: Interface, max_fds: usize) -> State {
-        State {
+    /// A stack with no sockets yet, on `io`, whose driver `waker` wakes.
+    pub(crate) fn new(
+        iface: Interface,
+        io: LinkIo,
+        max_fds: usize,
+        waker: Arc<Waker>,
+    ) -> io::Result<State> {
+        Ok(State {
             iface,
+            io: Some(io),
             table: Table::new(max_fds),
             epolls: HashMap::new(),
             next_epoll: 0,
             stopping: false,
             dead: false,
             link_error: None,
-            outbox: std::collections::VecDeque::new(),
             watched_by_socket: HashMap::new(),
             stats: DriverStats::default(),
-            link_stats: LinkStats::default(),
             hooks: Vec::new(),
             recheck: Vec::new(),
+            ready: Vec::new(),
+            carried: Vec::new(),
+            lead: None,
+            followers: 0,
+            driver_on_link: false,
+            driver_until: None,
+            last_caller_round: None,
+            call_queued: false,
+            final_link_stats: None,
+            waker,
+            leader_waker: Waker::new()?,
+        })
+    }
+
+    /// The counters, with the wake-ups the wakers made.
+    pub(crate) fn driver_stats(&self) -> DriverStats {
+        DriverStats {
+            driver_wakeups: self.waker.writes(),
+            leader_wakeups: self.leader_waker.writes(),
+            ..self.stats
         }
     }
 
-    /// Runs the interface's transmit path now and keeps the frames for the driver.
-    /// Used when a datagram socket is closed with output still queued: UDP `sendto`
-    /// is complete when it returns on Linux, so closing right after must not lose the
-    /// datagram, and the port must be free again at once.
-    pub(crate) fn flush_to_outbox(&mut self, now: Instant) {
-        let mut buf = vec![0u8; self.iface.config().mtu + 14];
-        while let Some(n) = self.iface.poll_transmit(now, &mut buf) {
-            self.outbox.push_back(buf[..n].to_vec());
+    /// What crossed the link so far.
+    pub(crate) fn link_stats(&self) -> LinkStats {
+        match &self.io {
+            Some(io) => io.link.stats(),
+            None => self.final_link_stats.unwrap_or_default(),
+        }
+    }
+
+    /// The engine's and the link's next deadline.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        let link = self.io.as_ref().and_then(|io| io.link.poll_timeout());
+        match (self.iface.poll_timeout(), link) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// One round of I/O: what calls queued goes out, every ready frame comes in, due
+    /// timers run, every pending frame goes out; the watched descriptions the engine
+    /// names are re-checked and their waiters signalled; the hooks run with the TCP
+    /// sockets named, and what they queued goes out. The one code path of the driver
+    /// and of application threads.
+    pub(crate) fn round(&mut self, now: Instant, by: By) {
+        if self.dead {
+            return;
+        }
+        let Some(io) = self.io.as_mut() else {
+            return;
+        };
+        match by {
+            By::Driver => self.stats.rounds += 1,
+            By::Caller => {
+                self.stats.caller_rounds += 1;
+                self.last_caller_round = Some(now);
+            }
+        }
+        self.call_queued = false;
+        // What a call queued leaves before anything is read: a reply is not delayed by
+        // the read(2) that finds the link empty.
+        let res = transmit(&mut self.iface, io, now)
+            .and_then(|()| self.iface.poll_link(now, &mut io.link).map(|_| ()));
+        match res {
+            Ok(()) => {
+                if io.failing {
+                    log::info!(target: "ustack::socket", "link recovered");
+                    io.failing = false;
+                    self.link_error = None;
+                }
+            }
+            Err(e) => {
+                if !io.failing {
+                    log::warn!(target: "ustack::socket", "link error: {e}");
+                }
+                io.failing = true;
+                self.link_error = Some(e.to_string());
+            }
+        }
+        // The engine names every socket (TCP, UDP, raw) whose readiness frames, timers,
+        // ARP, drops or calls may have changed: wake only their waiters. The TCP ones
+        // also go to the hooks; what a hook's own output touched is woken at once and
+        // handed to the hooks next round.
+        let mut ready = core::mem::take(&mut self.ready);
+        ready.clear();
+        ready.append(&mut self.carried);
+        self.notify_ready(&mut ready);
+        if !self.hooks.is_empty() {
+            self.run_hooks(now, &ready);
+            let mut carried = core::mem::take(&mut self.carried);
+            self.notify_ready(&mut carried);
+            self.carried = carried;
+            if by == By::Caller && !self.carried.is_empty() {
+                // The driver owes the hooks a round at once (it runs one when it has
+                // carried handles); a caller does not loop on them.
+                self.waker.wake();
+            }
+        }
+        self.ready = ready;
+    }
+
+    /// Whether a round left handles for the hooks' next round.
+    pub(crate) fn has_carried(&self) -> bool {
+        !self.carried.is_empty()
+    }
+
+    /// Runs the hooks with the TCP sockets `ready` names, then sends what they queued.
+    fn run_hooks(&mut self, now: Instant, ready: &[TcpHandle]) {
+        let State {
+            iface, hooks, io, ..
+        } = self;
+        let mut round = Round::new(iface, now, ready);
+        for hook in hooks.iter_mut() {
+            hook(&mut round);
+        }
+        if let Some(io) = io.as_mut() {
+            if let Err(e) = transmit(iface, io, now) {
+                log::debug!(target: "ustack::socket", "hook output lost: {e}");
+            }
+        }
+    }
+
+    /// A round run by an application thread. A panic in it (a bug in the engine or a
+    /// hook) kills the stack as a panic in the driver does: blocking calls fail with
+    /// EIO; it does not unwind into the application.
+    pub(crate) fn caller_round(&mut self, now: Instant) {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.round(now, By::Caller)
+        }));
+        if r.is_err() {
+            log::error!(target: "ustack::socket", "a round panicked in an application thread: the stack is dead, blocking calls fail with EIO");
+            self.die("a round panicked");
+            return;
+        }
+        self.after_call();
+    }
+
+    /// What a call owes when it queued output or changed timers: its frames go to the
+    /// device from its own thread (the transmit path only: no read(2) that would find
+    /// the link empty; frames in are the business of the next full round), and the
+    /// driver learns of an earlier timer. Nothing when the call queued nothing.
+    pub(crate) fn flush(&mut self, now: Instant) {
+        if !core::mem::take(&mut self.call_queued) || self.dead {
+            return;
+        }
+        let State {
+            iface, io, stats, ..
+        } = self;
+        let Some(io) = io.as_mut() else {
+            return;
+        };
+        stats.caller_flushes += 1;
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            transmit(iface, io, now)
+        }));
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                log::debug!(target: "ustack::socket", "transmit failed: {e}");
+                self.link_error = Some(e.to_string());
+            }
+            Err(_) => {
+                log::error!(target: "ustack::socket", "transmit panicked in an application thread: the stack is dead, blocking calls fail with EIO");
+                self.die("a round panicked");
+                return;
+            }
+        }
+        self.last_caller_round = Some(now);
+        self.after_call();
+    }
+
+    /// After a call changed timers: the driver, waiting on the link for a later
+    /// deadline, must look again. (Parked, it looks every [`CALLER_GRACE`] anyway; a
+    /// leader's timers are the parked driver's.)
+    pub(crate) fn after_call(&mut self) {
+        if self.driver_on_link {
+            let d = self.next_deadline();
+            if d.is_some() && (self.driver_until.is_none() || d < self.driver_until) {
+                self.driver_until = d;
+                self.waker.wake();
+            }
+        }
+    }
+
+    /// The stack is dead (a round panicked): everyone blocked wakes and fails with EIO,
+    /// and the driver winds down.
+    pub(crate) fn die(&mut self, why: &str) {
+        self.dead = true;
+        self.link_error = Some(why.to_owned());
+        self.wake_everyone();
+        self.waker.wake();
+    }
+
+    /// Signals a waiter's condvar: the leader's eventfd if it is the leader's and the
+    /// leader is in poll(2) (its own rounds need no signal: it looks after each), the
+    /// condvar otherwise. `all`: every thread on it (an epoll set's).
+    pub(crate) fn signal(lead: &Option<Lead>, leader_waker: &Waker, cv: &Arc<Condvar>, all: bool) {
+        if let Some(l) = lead {
+            if Arc::ptr_eq(&l.cv, cv) {
+                if l.parked {
+                    leader_waker.wake();
+                }
+                if all {
+                    cv.notify_all();
+                }
+                return;
+            }
+        }
+        if all {
+            cv.notify_all();
+        } else {
+            cv.notify_one();
         }
     }
 
@@ -168,6 +523,8 @@ impl State {
             iface,
             table,
             epolls,
+            lead,
+            leader_waker,
             ..
         } = self;
         let Ok(file) = table.file_mut(key) else {
@@ -179,22 +536,24 @@ impl State {
         }
         for w in &file.waiters {
             if ready.intersects(w.mask | PollEvents::POLLERR | PollEvents::POLLHUP) {
-                w.cv.notify_one();
+                State::signal(lead, leader_waker, &w.cv, false);
             }
         }
         for watch in &file.epolls {
             if let Some(set) = epolls.get_mut(&watch.epoll) {
-                if ready.intersects(watch.mask | PollEvents::POLLERR | PollEvents::POLLHUP) {
-                    set.mark_ready(watch.fd);
+                if ready.intersects(watch.mask | PollEvents::POLLERR | PollEvents::POLLHUP)
+                    && set.mark_ready(watch.fd)
+                {
+                    State::signal(lead, leader_waker, &set.cv, true);
                 }
             }
         }
     }
 
     /// Wakes every waiter of a file regardless of readiness (it was closed).
-    pub(crate) fn wake_all(file: &File) {
+    pub(crate) fn wake_all(&self, file: &File) {
         for w in &file.waiters {
-            w.cv.notify_one();
+            State::signal(&self.lead, &self.leader_waker, &w.cv, false);
         }
     }
 
@@ -230,7 +589,7 @@ impl State {
 
     /// Drains `Interface::poll_ready` (every socket kind whose readiness may have
     /// changed), re-checks the watched descriptions among them and appends the TCP
-    /// handles to `tcp` (for the driver's hooks).
+    /// handles to `tcp` (for the hooks).
     pub(crate) fn notify_ready(&mut self, tcp: &mut Vec<TcpHandle>) {
         let mut keys = core::mem::take(&mut self.recheck);
         keys.clear();
@@ -250,17 +609,87 @@ impl State {
         self.recheck = keys;
     }
 
-    /// Wakes every blocked thread and epoll (the driver died).
+    /// Wakes every blocked thread, the leader and every epoll (the stack died).
     pub(crate) fn wake_everyone(&mut self) {
         for key in self.table.watched.clone() {
             if let Ok(f) = self.table.file(key) {
-                State::wake_all(f);
+                for w in &f.waiters {
+                    w.cv.notify_all();
+                }
             }
         }
         for set in self.epolls.values() {
             set.wake();
         }
+        self.leader_waker.wake();
     }
+
+    /// Whether a call that found nothing ready should run a round before it gives up
+    /// or sleeps: nobody else is taking frames in at once (the driver is parked and no
+    /// thread leads), so frames may be waiting on the link.
+    pub(crate) fn link_unattended(&self) -> bool {
+        self.lead.is_none()
+            && !self.driver_on_link
+            && self.io.as_ref().is_some_and(|io| io.fd.is_some())
+    }
+
+    /// How the driver waits next (see the driver module): `(poll the link fd, timeout)`.
+    /// Sets `driver_on_link` accordingly.
+    pub(crate) fn driver_plan(&mut self, now: Instant, tick: Option<Duration>) -> (bool, Option<Duration>) {
+        let has_fd = self.io.as_ref().is_some_and(|io| io.fd.is_some());
+        let grace = to_stack(CALLER_GRACE);
+        let recent = self
+            .last_caller_round
+            .is_some_and(|t| now < t + grace);
+        let parked = has_fd && (self.lead.is_some() || (recent && self.followers == 0));
+        let deadline = self.next_deadline();
+        let until = |t: Instant| Duration::from_micros(t.saturating_duration_since(now).total_micros());
+        if parked {
+            self.driver_on_link = false;
+            self.driver_until = None;
+            // A leader's own poll(2) covers the deadlines it knew of; a timer armed
+            // since is the parked driver's, at most one grace late.
+            let wake = match (&self.lead, self.last_caller_round) {
+                (None, Some(last)) => deadline.map_or(last + grace, |d| d.min(last + grace)),
+                _ => now + grace,
+            };
+            return (false, Some(until(wake)));
+        }
+        self.driver_on_link = has_fd;
+        self.driver_until = deadline;
+        let mut t = match (deadline.map(until), tick) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if self.io.as_ref().is_some_and(LinkIo::failing) {
+            t = Some(t.map_or(Duration::from_millis(100), |t| t.min(Duration::from_millis(100))));
+        }
+        if self.has_carried() {
+            t = Some(Duration::ZERO);
+        }
+        (has_fd, t)
+    }
+
+    /// The driver woke: it no longer polls the link. Whether it must run a round: it
+    /// was signalled, or on the link, or a deadline is due, or the callers stopped.
+    pub(crate) fn driver_woke(&mut self, now: Instant, on_link: bool, signalled: bool) -> bool {
+        self.driver_on_link = false;
+        self.driver_until = None;
+        if on_link || signalled || self.has_carried() {
+            return true;
+        }
+        if self.next_deadline().is_some_and(|d| d <= now) {
+            return true;
+        }
+        // Parked: a leader takes frames in; recent callers will, or the grace ends.
+        let grace = to_stack(CALLER_GRACE);
+        let recent = self.last_caller_round.is_some_and(|t| now < t + grace);
+        !(self.lead.is_some() || recent)
+    }
+}
+
+fn to_stack(d: Duration) -> ustack::time::Duration {
+    ustack::time::Duration::from_micros(d.as_micros() as u64)
 }
 
 /// What the driver thread and the handles share.
@@ -307,6 +736,17 @@ impl Shared {
     }
 }
 
+thread_local! {
+    /// The condvar this thread waits on in the BSD calls and poll: a thread is in one
+    /// call at a time, so one serves them all, and a blocking call allocates nothing.
+    static THREAD_CV: Arc<Condvar> = Arc::new(Condvar::new());
+}
+
+/// This thread's condvar (see `THREAD_CV`).
+pub(crate) fn thread_cv() -> Arc<Condvar> {
+    THREAD_CV.with(Arc::clone)
+}
+
 /// Waits on `cv` with the stack lock, at most `timeout`.
 pub(crate) fn wait_on<'a>(
     cv: &Condvar,
@@ -319,6 +759,89 @@ pub(crate) fn wait_on<'a>(
             cv.wait_timeout(guard, t)
                 .unwrap_or_else(|e| e.into_inner())
                 .0
+        }
+    }
+}
+
+/// Waits once for readiness: the caller registered `cv` on what it waits for (a
+/// [`Waiter`] on its files, or an epoll set's condvar) and re-checks when this returns,
+/// after `left` at most (`None`: no bound).
+///
+/// If the link has an fd and nobody leads (or this caller leads already: `leading`),
+/// the caller leads: it waits in poll(2) on the link's fd and the leader eventfd, at
+/// most until the stack's next deadline, then runs a round itself, which signals the
+/// others whose sockets became ready. If the driver was on the link it is told to park
+/// (one eventfd write per takeover). Otherwise the caller follows: it sleeps on `cv`
+/// until whoever runs a round signals it. A leader keeps leading across calls of this
+/// function; the caller steps down with [`step_down`] when its call returns.
+pub(crate) fn wait_ready<'a>(
+    shared: &'a Shared,
+    mut st: MutexGuard<'a, State>,
+    cv: &Arc<Condvar>,
+    left: Option<Duration>,
+    leading: &mut bool,
+) -> MutexGuard<'a, State> {
+    let link_fd = st.io.as_ref().and_then(|io| io.fd);
+    let Some(link_fd) = link_fd.filter(|_| *leading || st.lead.is_none()) else {
+        st.followers += 1;
+        st.stats.follows += 1;
+        st = wait_on(cv, st, left);
+        st.followers -= 1;
+        return st;
+    };
+    if !*leading {
+        *leading = true;
+        st.lead = Some(Lead {
+            cv: cv.clone(),
+            parked: false,
+        });
+        if st.driver_on_link {
+            st.driver_on_link = false;
+            st.waker.wake();
+        }
+    }
+    let now = shared.now();
+    let to_deadline = st
+        .next_deadline()
+        .map(|d| Duration::from_micros(d.saturating_duration_since(now).total_micros()));
+    let timeout = match (left, to_deadline) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    if let Some(l) = st.lead.as_mut() {
+        l.parked = true;
+    }
+    st.stats.leads += 1;
+    let leader_fd = st.leader_waker.fd();
+    drop(st);
+    let polled = sys::poll2([link_fd, leader_fd], timeout);
+    let mut st = shared.lock();
+    if let Some(l) = st.lead.as_mut() {
+        l.parked = false;
+    }
+    match polled {
+        Ok([_, true]) => {
+            st.leader_waker.drain();
+        }
+        Ok(_) => {}
+        Err(e) => {
+            log::error!(target: "ustack::socket", "leader poll(2) failed: {e}");
+            st = wait_on(cv, st, Some(Duration::from_millis(10)));
+        }
+    }
+    let now = shared.now();
+    st.caller_round(now);
+    st
+}
+
+/// Ends a caller's lead, if it led (see [`wait_ready`]). Threads still waiting on
+/// condvars need someone on the link at once: the driver is woken to take it;
+/// otherwise the driver takes it back lazily, within [`CALLER_GRACE`].
+pub(crate) fn step_down(st: &mut State, leading: &mut bool) {
+    if core::mem::take(leading) {
+        st.lead = None;
+        if st.followers > 0 {
+            st.waker.wake();
         }
     }
 }
@@ -363,4 +886,5 @@ pub(crate) fn close_sock(st: &mut State, sock: Sock, now: Instant) {
         Sock::Raw { h, .. } => drop(st.iface.raw().close(h)),
         Sock::Tcp(t) => crate::tcp::close(&mut st.iface, t, None, now),
     }
+    st.call_queued = true;
 }

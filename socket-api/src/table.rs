@@ -144,12 +144,14 @@ pub(crate) struct EpollSet {
 }
 
 impl EpollSet {
-    /// Puts `fd` on the ready list (once) and wakes the waiting threads.
-    pub(crate) fn mark_ready(&mut self, fd: Fd) {
+    /// Puts `fd` on the ready list (once); true if it was not on it, and the waiting
+    /// threads are to be signalled (`State::signal`: one may be leading the link).
+    pub(crate) fn mark_ready(&mut self, fd: Fd) -> bool {
         if self.queued.insert(fd) {
             self.ready.push_back(fd);
-            self.cv.notify_all();
+            return true;
         }
+        false
     }
 
     /// Wakes every thread waiting on this instance.
