@@ -87,7 +87,7 @@ pub use bsd::{
     MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK, MSG_TRUNC, MSG_WAITALL, SHUT_RD, SHUT_RDWR, SHUT_WR,
     SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOCK_RAW, SOCK_STREAM,
 };
-pub use driver::POLL_TICK;
+pub use driver::{CALLER_GRACE, POLL_TICK};
 pub use errno::Errno;
 pub use hook::{Hook, Round};
 pub use net::{Incoming, RawSocket, TcpListener, TcpStream, UdpSocket};
