@@ -385,6 +385,9 @@ impl Calls<'_> {
         };
         let mut leading = false;
         let mut polled = false;
+        // This thread's condvar, registered once for the whole call (a signal that
+        // finds it while `op` runs only costs a re-check).
+        let mut waiting: Option<std::sync::Arc<Condvar>> = None;
         let mut deadline: Option<Option<StdInstant>> = None;
         let r = loop {
             if st.dead {
@@ -419,11 +422,19 @@ impl Calls<'_> {
             let Ok(left) = remaining(deadline) else {
                 break Err(on_timeout);
             };
-            let cv = thread_cv();
-            add_waiter(&mut st, key, &cv, mask);
+            let cv = match &waiting {
+                Some(cv) => cv.clone(),
+                None => {
+                    let cv = thread_cv();
+                    add_waiter(&mut st, key, &cv, mask);
+                    waiting.insert(cv).clone()
+                }
+            };
             st = wait_ready(self.shared(), st, &cv, left, &mut leading);
-            remove_waiter(&mut st, key, &cv);
         };
+        if let Some(cv) = waiting {
+            remove_waiter(&mut st, key, &cv);
+        }
         step_down(&mut st, &mut leading);
         r
     }

@@ -17,8 +17,7 @@ use crate::events::{EpollKey, PollEvents};
 use crate::hook::{Hook, Round};
 use crate::link::{Clock, Counted, LinkStats, ReportSlot};
 use crate::ready::readiness;
-use crate::table::{EpollSet, File, FileKey, Sock, Table, Waiter};
-use std::collections::HashMap;
+use crate::table::{EpollSet, File, FileKey, IdMap, Sock, Table, Waiter};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -198,7 +197,7 @@ pub(crate) struct State {
     /// The link; taken by the driver when the stack stops (the device closes with it).
     pub io: Option<LinkIo>,
     pub table: Table,
-    pub epolls: HashMap<EpollKey, EpollSet>,
+    pub epolls: IdMap<EpollKey, EpollSet>,
     pub next_epoll: u64,
     /// The last handle is gone (or `stop` was called): the driver winds down.
     pub stopping: bool,
@@ -207,7 +206,7 @@ pub(crate) struct State {
     pub link_error: Option<String>,
     /// The watched descriptions by the engine socket behind them: what the engine's
     /// `poll_ready` names is looked up here, so a round re-checks only those.
-    watched_by_socket: HashMap<SocketHandle, FileKey>,
+    watched_by_socket: IdMap<SocketHandle, FileKey>,
     pub stats: DriverStats,
     /// In-driver applications and observers, run after every round, whoever runs it.
     pub hooks: Vec<Hook>,
@@ -291,12 +290,12 @@ impl State {
             iface,
             io: Some(io),
             table: Table::new(max_fds),
-            epolls: HashMap::new(),
+            epolls: IdMap::default(),
             next_epoll: 0,
             stopping: false,
             dead: false,
             link_error: None,
-            watched_by_socket: HashMap::new(),
+            watched_by_socket: IdMap::default(),
             stats: DriverStats::default(),
             hooks: Vec::new(),
             recheck: Vec::new(),

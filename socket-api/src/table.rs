@@ -16,12 +16,58 @@ use crate::errno::Errno;
 use crate::events::{EpollKey, PollEvents};
 use core::net::Ipv4Addr;
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Condvar};
 use std::time::Duration;
 use ustack::socket::raw::RawHandle;
 use ustack::socket::tcp::TcpHandle;
 use ustack::socket::udp::UdpHandle;
 use ustack::socket::SocketHandle;
+
+/// A hasher for the host's own integer keys (descriptors, description keys, engine
+/// handles): a multiply-rotate over the words (FxHash's scheme). Those keys are
+/// counters and slab indices the host hands out, never chosen by a peer, so SipHash's
+/// flooding resistance buys nothing and costs a few hundred nanoseconds per blocking
+/// call.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_u32(&mut self, w: u32) {
+        self.write_u64(u64::from(w));
+    }
+    fn write_i32(&mut self, w: i32) {
+        self.write_u64(w as u32 as u64);
+    }
+    fn write_usize(&mut self, w: usize) {
+        self.write_u64(w as u64);
+    }
+    fn write_isize(&mut self, w: isize) {
+        self.write_u64(w as u64);
+    }
+    fn write_u16(&mut self, w: u16) {
+        self.write_u64(u64::from(w));
+    }
+    fn write_u8(&mut self, w: u8) {
+        self.write_u64(u64::from(w));
+    }
+}
+
+/// A map keyed by the host's own integers ([`IdHasher`]).
+pub(crate) type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+/// A set of the host's own integers ([`IdHasher`]).
+pub(crate) type IdSet<K> = HashSet<K, BuildHasherDefault<IdHasher>>;
 
 /// A socket descriptor: an index into its stack's descriptor table (like a Unix fd,
 /// but meaningful only to the [`NetStack`](crate::NetStack) that returned it).
@@ -137,9 +183,9 @@ pub(crate) struct Interest {
 /// [`crate::poll`]).
 #[derive(Debug, Default)]
 pub(crate) struct EpollSet {
-    pub interest: HashMap<Fd, Interest>,
+    pub interest: IdMap<Fd, Interest>,
     pub ready: VecDeque<Fd>,
-    pub queued: HashSet<Fd>,
+    pub queued: IdSet<Fd>,
     pub cv: Arc<Condvar>,
 }
 
@@ -205,23 +251,23 @@ impl File {
 #[derive(Debug)]
 pub(crate) struct Table {
     fds: Vec<Option<FileKey>>,
-    files: HashMap<FileKey, File>,
+    files: IdMap<FileKey, File>,
     next_key: u64,
     /// Lowest possibly free slot in `fds`.
     free_hint: usize,
     max_fds: usize,
-    pub watched: HashSet<FileKey>,
+    pub watched: IdSet<FileKey>,
 }
 
 impl Table {
     pub(crate) fn new(max_fds: usize) -> Table {
         Table {
             fds: Vec::new(),
-            files: HashMap::new(),
+            files: IdMap::default(),
             next_key: 0,
             free_hint: 0,
             max_fds,
-            watched: HashSet::new(),
+            watched: IdSet::default(),
         }
     }
 
