@@ -30,8 +30,9 @@
 //! thread. The driver is *on the link* (poll(2) on the link's fd and its waker, until
 //! the next deadline) unless it is *parked*: while a thread leads, or within
 //! [`CALLER_GRACE`] of an application thread's last round with nobody following. Parked,
-//! it polls only its waker and wakes every grace period (or at the next deadline) to
-//! look: it runs a round then only if a deadline is due or the callers went quiet. So:
+//! it polls only its waker and wakes once per grace period to look: it runs a round
+//! then only if the callers went quiet (the link and its timers are theirs meanwhile).
+//! So:
 //!
 //! - a thread that becomes leader while the driver is on the link writes the driver's
 //!   eventfd once (a takeover); while callers keep calling, the driver stays parked and
@@ -41,9 +42,11 @@
 //!   [`CALLER_GRACE`] — the bound on how long a frame can wait unseen, e.g. for a hook,
 //!   an epoll set nobody waits on, or a connection no thread is accepting. A leader
 //!   leaving followers behind wakes the driver at once;
-//! - a call that arms an earlier timer while the driver is on the link wakes it; a
-//!   parked driver looks every grace period anyway, so timers are at most that late
-//!   when a leader's poll(2) was computed before they were armed;
+//! - a call that arms a timer earlier than what the thread waiting on the link (the
+//!   driver on it, or a leader in poll(2)) will wake for wakes that thread; between
+//!   calls, with nobody leading, a due timer runs in the next blocking call's round (a
+//!   leader polls with the deadline as timeout) or, callers quiet, within
+//!   [`CALLER_GRACE`];
 //! - a non-blocking call that finds nothing, while the link is unattended (parked
 //!   driver, no leader), runs a round first, so frames that arrived are seen.
 //!

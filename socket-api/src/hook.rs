@@ -1,13 +1,13 @@
-//! What the driver hands the code that runs inside it: a [`Round`] after every round of
-//! I/O, and the [`Hook`] type for that code. A leaf of the crate: the shared state holds
-//! the hooks and the driver calls them, so both import this module and it imports
-//! neither.
+//! What the host loop hands the code that runs inside it: a [`Round`] after every round
+//! of I/O, and the [`Hook`] type for that code. A leaf of the crate: the shared state
+//! holds the hooks and runs them in every round, so it imports this module and this
+//! module imports nothing of the crate.
 
 use ustack::iface::Interface;
 use ustack::socket::tcp::TcpHandle;
 use ustack::time::Instant;
 
-/// What a [`Hook`] is given after every round of the driver, under the stack lock.
+/// What a [`Hook`] is given after every round, under the stack lock.
 pub struct Round<'a> {
     /// The interface.
     pub iface: &'a mut Interface,
@@ -23,15 +23,16 @@ impl<'a> Round<'a> {
 
     /// The TCP sockets whose readiness may have changed since the previous round: the
     /// TCP part of what `Interface::poll_ready` returned, plus those the hooks' own
-    /// output touched last round (the driver drains that queue, so hooks read it here).
+    /// output touched last round (the round drains that queue, so hooks read it here).
     /// A handle may appear twice. Every hook sees every handle; each services its own.
     pub fn ready_tcp(&self) -> &'a [TcpHandle] {
         self.ready
     }
 }
 
-/// Application or observer code on the driver thread (an echo service, a trace
+/// Application or observer code inside the host loop (an echo service, a trace
 /// recorder, a control socket): run after every round of input with the interface
-/// and the time; what it queues is sent before the driver waits again. It must not
+/// and the time, on whichever thread runs the round (the driver, or an application
+/// thread leading the link); what it queues is sent before the round ends. It must not
 /// block.
 pub type Hook = Box<dyn FnMut(&mut Round<'_>) + Send>;

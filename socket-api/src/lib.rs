@@ -1,9 +1,10 @@
 //! BSD-style sockets and `std::net`-like types over the ustack engine.
 //!
 //! A [`NetStack`] runs one [`Interface`](ustack::iface::Interface) on a link (TAP,
-//! AF_PACKET, an in-memory pair, or any [`Link`](ustack::link::Link)) with a driver
-//! thread — the one host loop every `ustack` command and test runs on — and gives
-//! application threads two APIs on top:
+//! AF_PACKET, an in-memory pair, or any [`Link`](ustack::link::Link)) on the one host
+//! loop every `ustack` command and test runs on — calling threads move their own frames
+//! and lead the link while they block, a driver thread serves the rest ([`driver`]) —
+//! and gives application threads two APIs on top:
 //!
 //! - [`bsd`]: the BSD calls over integer descriptors ([`Fd`]) in a per-stack table:
 //!   [`socket`](NetStack::socket), [`bind`](NetStack::bind),
@@ -33,8 +34,8 @@
 //! | `table`    | descriptors → open sockets, per-description options, waiters, epoll sets |
 //! | `tcp`      | the TCP-specific parts of the BSD calls |
 //! | `ready`    | the readiness of one description |
-//! | `state`    | what the stack mutex protects, the waker, waiting for readiness |
-//! | [`driver`] | the driver loop and its [`Hook`]s |
+//! | `state`    | what the stack mutex protects (the link too), a round, the wakers, waiting for readiness (lead or follow) |
+//! | [`driver`] | the host loop's rules and the driver thread; its [`Hook`]s |
 //! | [`bsd`]    | the BSD calls and poll(2), over the shared state |
 //! | `stack`    | [`NetStack`] (every method, the calls delegating to `bsd`) and its [`Builder`] |
 //! | [`poll`]   | [`Epoll`] |
@@ -42,8 +43,9 @@
 //! | [`echo`]   | an echo service (RFC 862) as a driver hook |
 //!
 //! Threads block as in gVisor's `waiter` package: try under the stack lock, and if the
-//! call would block, wait on a condvar until the driver reports readiness (honouring
-//! SO_RCVTIMEO/SO_SNDTIMEO). Every call is safe from any number of threads.
+//! call would block, wait — polling the link itself when no other thread does, else on
+//! a condvar until a round reports readiness — honouring SO_RCVTIMEO/SO_SNDTIMEO.
+//! Every call is safe from any number of threads.
 //!
 //! ```
 //! use ustack_socket::{NetStack, UdpSocket};

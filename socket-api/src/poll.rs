@@ -4,8 +4,8 @@
 //! Readiness of a socket is computed from the engine on demand (`readiness`); nothing
 //! is cached that could go stale. Waiting follows gVisor's `waiter` package: under the
 //! stack lock, check; if nothing is ready, register a waiter (a condvar and an event
-//! mask) on every socket of interest, wait, unregister, check again. The driver, after
-//! each round of I/O, re-checks the sockets that have waiters and signals the ones whose
+//! mask) on every socket of interest, wait, unregister, check again. Whoever runs a
+//! round of I/O re-checks the sockets that have waiters and signals the ones whose
 //! readiness meets the mask; since it holds the same lock, no wake-up is lost. A waiter
 //! may lead the link itself instead of sleeping (see the driver module); the round it
 //! runs signals the others.

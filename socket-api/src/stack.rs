@@ -89,7 +89,7 @@ pub struct Stopped {
     pub link: LinkStats,
     /// What the host wrappers did, when the stack was built with [`LinkOptions`].
     pub report: Option<LinkReport>,
-    /// What the driver thread did.
+    /// What the host loop did (rounds by the driver and by callers, leads, wake-ups).
     pub driver: DriverStats,
     /// The link's last error, if it was failing when the stack stopped.
     pub link_error: Option<String>,

@@ -189,6 +189,9 @@ pub(crate) struct Lead {
     cv: Arc<Condvar>,
     /// In poll(2), without the lock.
     parked: bool,
+    /// When that poll(2) returns at the latest (`None`: only for a frame or a signal):
+    /// a call that arms an earlier timer meanwhile wakes it.
+    until: Option<Instant>,
 }
 
 /// Everything the stack mutex protects.
@@ -471,15 +474,26 @@ impl State {
         self.after_call();
     }
 
-    /// After a call changed timers: the driver, waiting on the link for a later
-    /// deadline, must look again. (Parked, it looks every [`CALLER_GRACE`] anyway; a
-    /// leader's timers are the parked driver's.)
+    /// After a call changed timers: whoever waits on the link (the driver, or a leader
+    /// in poll(2)) for a later deadline must look again. (A parked driver leaves timers
+    /// to the callers, and takes them over within [`CALLER_GRACE`] once they are quiet.)
     pub(crate) fn after_call(&mut self) {
+        let earlier = |d: Option<Instant>, until: Option<Instant>| {
+            d.is_some() && (until.is_none() || d < until)
+        };
         if self.driver_on_link {
             let d = self.next_deadline();
-            if d.is_some() && (self.driver_until.is_none() || d < self.driver_until) {
+            if earlier(d, self.driver_until) {
                 self.driver_until = d;
                 self.waker.wake();
+            }
+        } else if self.lead.as_ref().is_some_and(|l| l.parked) {
+            let d = self.next_deadline();
+            if let Some(l) = self.lead.as_mut() {
+                if earlier(d, l.until) {
+                    l.until = d;
+                    self.leader_waker.wake();
+                }
             }
         }
     }
@@ -644,12 +658,14 @@ impl State {
         let deadline = self.next_deadline();
         let until = |t: Instant| Duration::from_micros(t.saturating_duration_since(now).total_micros());
         if parked {
+            // The link and its timers are the callers': a leader's poll(2) is bounded
+            // by the deadline (and woken for an earlier one, `after_call`), and the
+            // next blocking call will lead. The driver only looks, once per grace
+            // period, whether the callers went quiet.
             self.driver_on_link = false;
             self.driver_until = None;
-            // A leader's own poll(2) covers the deadlines it knew of; a timer armed
-            // since is the parked driver's, at most one grace late.
             let wake = match (&self.lead, self.last_caller_round) {
-                (None, Some(last)) => deadline.map_or(last + grace, |d| d.min(last + grace)),
+                (None, Some(last)) => last + grace,
                 _ => now + grace,
             };
             return (false, Some(until(wake)));
@@ -670,17 +686,15 @@ impl State {
     }
 
     /// The driver woke: it no longer polls the link. Whether it must run a round: it
-    /// was signalled, or on the link, or a deadline is due, or the callers stopped.
+    /// was signalled, or on the link, or the callers went quiet.
     pub(crate) fn driver_woke(&mut self, now: Instant, on_link: bool, signalled: bool) -> bool {
         self.driver_on_link = false;
         self.driver_until = None;
         if on_link || signalled || self.has_carried() {
             return true;
         }
-        if self.next_deadline().is_some_and(|d| d <= now) {
-            return true;
-        }
-        // Parked: a leader takes frames in; recent callers will, or the grace ends.
+        // Parked: a leader takes frames in and runs timers; recent callers will, or
+        // the grace ends.
         let grace = to_stack(CALLER_GRACE);
         let recent = self.last_caller_round.is_some_and(|t| now < t + grace);
         !(self.lead.is_some() || recent)
@@ -793,6 +807,7 @@ pub(crate) fn wait_ready<'a>(
         st.lead = Some(Lead {
             cv: cv.clone(),
             parked: false,
+            until: None,
         });
         if st.driver_on_link {
             st.driver_on_link = false;
@@ -800,15 +815,16 @@ pub(crate) fn wait_ready<'a>(
         }
     }
     let now = shared.now();
-    let to_deadline = st
-        .next_deadline()
-        .map(|d| Duration::from_micros(d.saturating_duration_since(now).total_micros()));
+    let deadline = st.next_deadline();
+    let to_deadline =
+        deadline.map(|d| Duration::from_micros(d.saturating_duration_since(now).total_micros()));
     let timeout = match (left, to_deadline) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
     if let Some(l) = st.lead.as_mut() {
         l.parked = true;
+        l.until = deadline;
     }
     st.stats.leads += 1;
     let leader_fd = st.leader_waker.fd();

@@ -1,9 +1,16 @@
 //! A fixed-capacity ring of bytes.
 
 /// A byte ring buffer of fixed capacity.
+///
+/// The storage is reserved at once but initialised only as far as bytes are written
+/// (`storage.len()` is that high-water mark): a connection that moves a few bytes
+/// touches a few pages, and allocating a ring never zeroes it (a zeroed allocation is
+/// a memset of the whole ring whenever the allocator reuses memory, e.g. for every
+/// connection of a server that accepts and closes in a loop).
 #[derive(Debug)]
 pub struct RingBuffer {
-    storage: Box<[u8]>,
+    storage: Vec<u8>,
+    capacity: usize,
     read_at: usize,
     length: usize,
 }
@@ -12,7 +19,8 @@ impl RingBuffer {
     /// An empty ring that holds up to `capacity` bytes.
     pub fn new(capacity: usize) -> RingBuffer {
         RingBuffer {
-            storage: vec![0; capacity].into_boxed_slice(),
+            storage: Vec::with_capacity(capacity),
+            capacity,
             read_at: 0,
             length: 0,
         }
@@ -20,7 +28,17 @@ impl RingBuffer {
 
     /// Total capacity in bytes.
     pub fn capacity(&self) -> usize {
-        self.storage.len()
+        self.capacity
+    }
+
+    /// Copies `data` to `at` (within the capacity), initialising the storage up to its
+    /// end first if it was never written that far.
+    fn put(&mut self, at: usize, data: &[u8]) {
+        let end = at + data.len();
+        if end > self.storage.len() {
+            self.storage.resize(end, 0);
+        }
+        self.storage[at..end].copy_from_slice(data);
     }
 
     /// Bytes stored.
@@ -47,8 +65,8 @@ impl RingBuffer {
         }
         let write_at = (self.read_at + self.length) % cap;
         let first = n.min(cap - write_at);
-        self.storage[write_at..write_at + first].copy_from_slice(&data[..first]);
-        self.storage[..n - first].copy_from_slice(&data[first..n]);
+        self.put(write_at, &data[..first]);
+        self.put(0, &data[first..n]);
         self.length += n;
         n
     }
@@ -95,14 +113,21 @@ impl RingBuffer {
         let n = data.len().min(self.window() - offset);
         let start = (self.read_at + self.length + offset) % cap;
         let first = n.min(cap - start);
-        self.storage[start..start + first].copy_from_slice(&data[..first]);
-        self.storage[..n - first].copy_from_slice(&data[first..n]);
+        self.put(start, &data[..first]);
+        self.put(0, &data[first..n]);
         n
     }
 
     /// Makes `n` bytes written with [`write_unallocated`](Self::write_unallocated) readable.
     pub fn enqueue_unallocated(&mut self, n: usize) {
-        self.length += n.min(self.window());
+        let n = n.min(self.window());
+        // Those bytes were written (out-of-order data); one that was not reads as zero,
+        // as it did when the ring was zeroed up front.
+        let end = (self.read_at + self.length + n).min(self.capacity);
+        if end > self.storage.len() {
+            self.storage.resize(end, 0);
+        }
+        self.length += n;
     }
 
     /// The longest contiguous readable slice starting `offset` past the front, at most
@@ -122,6 +147,21 @@ impl RingBuffer {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn only_written_bytes_are_initialised() {
+        let mut r = RingBuffer::new(1 << 20);
+        assert_eq!(r.storage.len(), 0, "allocating does not zero the ring");
+        r.enqueue_slice(b"abc");
+        assert_eq!(r.storage.len(), 3);
+        // Out-of-order data past a gap initialises the gap; made readable, it reads.
+        assert_eq!(r.write_unallocated(7, b"xy"), 2);
+        assert_eq!(r.storage.len(), 12);
+        r.enqueue_unallocated(9);
+        let mut out = [1u8; 12];
+        assert_eq!(r.dequeue_slice(&mut out), 12);
+        assert_eq!(&out, b"abc\0\0\0\0\0\0\0xy");
+    }
 
     #[test]
     fn wraps_around() {
