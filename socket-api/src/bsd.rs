@@ -396,17 +396,18 @@ impl Calls<'_> {
             // A panic in `op` (a bug in the engine) unwinds into the caller as before,
             // but must not leave this thread registered or leading: nobody would
             // take the link again.
-            let r = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op(&mut st, key))) {
-                Ok(r) => r,
-                Err(panic) => {
-                    if let Some(cv) = waiting.take() {
-                        remove_waiter(&mut st, key, &cv);
+            let r =
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op(&mut st, key))) {
+                    Ok(r) => r,
+                    Err(panic) => {
+                        if let Some(cv) = waiting.take() {
+                            remove_waiter(&mut st, key, &cv);
+                        }
+                        step_down(&mut st, &mut leading);
+                        drop(st);
+                        std::panic::resume_unwind(panic);
                     }
-                    step_down(&mut st, &mut leading);
-                    drop(st);
-                    std::panic::resume_unwind(panic);
-                }
-            };
+                };
             st.flush(self.shared().now());
             match r {
                 Err(Errno::EAGAIN) => {}

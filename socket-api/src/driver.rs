@@ -76,8 +76,7 @@ pub const POLL_TICK: Duration = Duration::from_millis(1);
 
 /// The driver thread (see the module docs): the loop, then the shutdown.
 pub(crate) fn run(shared: Arc<Shared>, tick: Option<Duration>) {
-    let res =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drive(&shared, tick)));
+    let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drive(&shared, tick)));
     let mut st = shared.lock();
     if res.is_err() {
         log::error!(target: "ustack::socket", "driver thread panicked: the stack is dead, blocking calls fail with EIO");

@@ -646,7 +646,10 @@ impl Builder {
         let mut b = other;
         a.link = LinkSpec::Boxed(Box::new(la), Some(fa));
         b.link = LinkSpec::Boxed(Box::new(lb), Some(fb));
-        Ok((a.build_with(Arc::new(Waker::new()?))?, b.build_with(Arc::new(Waker::new()?))?))
+        Ok((
+            a.build_with(Arc::new(Waker::new()?))?,
+            b.build_with(Arc::new(Waker::new()?))?,
+        ))
     }
 
     fn build_with(self, waker: Arc<Waker>) -> io::Result<NetStack> {

@@ -429,9 +429,8 @@ impl State {
     /// hook) kills the stack as a panic in the driver does: blocking calls fail with
     /// EIO; it does not unwind into the application.
     pub(crate) fn caller_round(&mut self, now: Instant) {
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.round(now, By::Caller)
-        }));
+        let r =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.round(now, By::Caller)));
         if r.is_err() {
             log::error!(target: "ustack::socket", "a round panicked in an application thread: the stack is dead, blocking calls fail with EIO");
             self.die("a round panicked");
@@ -455,9 +454,7 @@ impl State {
             return;
         };
         stats.caller_flushes += 1;
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            transmit(iface, io, now)
-        }));
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| transmit(iface, io, now)));
         match r {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
@@ -648,15 +645,18 @@ impl State {
 
     /// How the driver waits next (see the driver module): `(poll the link fd, timeout)`.
     /// Sets `driver_on_link` accordingly.
-    pub(crate) fn driver_plan(&mut self, now: Instant, tick: Option<Duration>) -> (bool, Option<Duration>) {
+    pub(crate) fn driver_plan(
+        &mut self,
+        now: Instant,
+        tick: Option<Duration>,
+    ) -> (bool, Option<Duration>) {
         let has_fd = self.io.as_ref().is_some_and(|io| io.fd.is_some());
         let grace = to_stack(CALLER_GRACE);
-        let recent = self
-            .last_caller_round
-            .is_some_and(|t| now < t + grace);
+        let recent = self.last_caller_round.is_some_and(|t| now < t + grace);
         let parked = has_fd && (self.lead.is_some() || (recent && self.followers == 0));
         let deadline = self.next_deadline();
-        let until = |t: Instant| Duration::from_micros(t.saturating_duration_since(now).total_micros());
+        let until =
+            |t: Instant| Duration::from_micros(t.saturating_duration_since(now).total_micros());
         if parked {
             // The link and its timers are the callers': a leader's poll(2) is bounded
             // by the deadline (and woken for an earlier one, `after_call`), and the
@@ -677,7 +677,9 @@ impl State {
             (a, b) => a.or(b),
         };
         if self.io.as_ref().is_some_and(LinkIo::failing) {
-            t = Some(t.map_or(Duration::from_millis(100), |t| t.min(Duration::from_millis(100))));
+            t = Some(t.map_or(Duration::from_millis(100), |t| {
+                t.min(Duration::from_millis(100))
+            }));
         }
         if self.has_carried() {
             t = Some(Duration::ZERO);

@@ -142,17 +142,25 @@ fn a_request_response_server_moves_its_own_frames() {
     }
     let (d, frames) = (delta(b.driver_stats(), before), by.get());
     let _s = server.join().unwrap();
-    let [driver_tx, app_tx, driver_rx, app_rx] =
-        [0, 1, 2, 3].map(|i| frames[i] - frames0[i]);
+    let [driver_tx, app_tx, driver_rx, app_rx] = [0, 1, 2, 3].map(|i| frames[i] - frames0[i]);
     let n = (N - 1) as u64;
     // Every reply left from the server thread; every request came in on it. A loaded
     // machine may leave the server unscheduled past the grace period now and then, so
     // the driver may take a few.
-    assert!(app_tx >= n, "replies sent by the application thread: {app_tx} of {n} ({driver_tx} by the driver)");
-    assert!(app_rx * 10 >= n * 9, "requests taken in by the application thread: {app_rx} ({driver_rx} by the driver)");
+    assert!(
+        app_tx >= n,
+        "replies sent by the application thread: {app_tx} of {n} ({driver_tx} by the driver)"
+    );
+    assert!(
+        app_rx * 10 >= n * 9,
+        "requests taken in by the application thread: {app_rx} ({driver_rx} by the driver)"
+    );
     assert!(d.leads * 10 >= n * 9, "blocked reads led the link: {d:?}");
     assert!(d.rounds * 10 <= n, "the driver ran few rounds: {d:?}");
-    assert!(d.driver_wakeups * 10 <= n, "the driver was seldom woken: {d:?}");
+    assert!(
+        d.driver_wakeups * 10 <= n,
+        "the driver was seldom woken: {d:?}"
+    );
 }
 
 /// A sender whose peer's window keeps filling: its blocked send leads the link, takes
@@ -176,7 +184,10 @@ fn a_bulk_sender_transmits_and_takes_acks_in_on_its_own_thread() {
     assert!(reader.join().unwrap() == expect);
     let d = delta(b.driver_stats(), before);
     let [driver_tx, app_tx, _, _] = by.get();
-    assert!(app_tx > 1000 && driver_tx * 10 < app_tx, "data left from the writer's thread: {app_tx} (driver {driver_tx})");
+    assert!(
+        app_tx > 1000 && driver_tx * 10 < app_tx,
+        "data left from the writer's thread: {app_tx} (driver {driver_tx})"
+    );
     assert!(d.caller_flushes > 0 && d.leads > 0, "{d:?}");
 }
 
@@ -206,7 +217,10 @@ fn a_leader_and_a_follower_both_complete() {
     let peer = accepter.join().unwrap().unwrap();
     assert_eq!(peer, c2.local_addr().unwrap());
     let d = delta(b.driver_stats(), before);
-    assert!(d.leads >= 1 && d.follows >= 1, "one led, one followed: {d:?}");
+    assert!(
+        d.leads >= 1 && d.follows >= 1,
+        "one led, one followed: {d:?}"
+    );
 }
 
 /// SO_RCVTIMEO holds while the caller leads: poll(2) on the link is bounded by it.
@@ -251,7 +265,9 @@ fn a_leading_reader_times_out() {
 #[test]
 fn the_driver_serves_frames_nobody_calls_for() {
     let (a, b) = pair();
-    let server = Arc::new(std::sync::Mutex::new(None::<ustack_socket::echo::EchoServer>));
+    let server = Arc::new(std::sync::Mutex::new(
+        None::<ustack_socket::echo::EchoServer>,
+    ));
     let hook_server = server.clone();
     b.add_hook(move |iface, _| {
         *hook_server.lock().unwrap() =
