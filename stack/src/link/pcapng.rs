@@ -350,6 +350,19 @@ impl<L, W: Write> PcapNgLink<L, W> {
         Self::keep_error(&mut self.error, res);
     }
 
+    /// Makes the held frame honest about offloads: a partial checksum is filled in (the
+    /// wire would carry it complete) and a GSO super-frame gets a comment saying so and
+    /// how many wire segments it stands for.
+    fn note_offload(&mut self, meta: &super::FrameMeta) {
+        if meta.is_plain() {
+            return;
+        }
+        super::offload::complete_checksum(&mut self.held.frame, meta);
+        if let Some(text) = super::offload::describe(&self.held.frame, meta) {
+            self.held.add_comment(&text);
+        }
+    }
+
     fn keep_error(error: &mut Option<io::Error>, res: io::Result<()>) {
         if let Err(e) = res {
             if error.is_none() {
@@ -441,6 +454,8 @@ impl<L: Link, W: Write> Link for PcapNgLink<L, W> {
             if !self.note.is_empty() {
                 self.held.add_comment(&self.note);
             }
+            let meta = self.inner.rx_meta();
+            self.note_offload(&meta);
         } else {
             // Only drops are reported without a delivery; they are written at once.
             self.drain_fault_reports(now);
@@ -461,6 +476,26 @@ impl<L: Link, W: Write> Link for PcapNgLink<L, W> {
 
     fn poll_timeout(&self) -> Option<Instant> {
         self.inner.poll_timeout()
+    }
+
+    fn caps(&self) -> super::LinkCaps {
+        self.inner.caps()
+    }
+
+    fn rx_meta(&self) -> super::FrameMeta {
+        self.inner.rx_meta()
+    }
+
+    fn send_meta(&mut self, now: Instant, frame: &[u8], meta: &super::FrameMeta) -> io::Result<()> {
+        self.write_held();
+        self.hold(now, Direction::Tx, frame);
+        let res = self.inner.send_meta(now, frame, meta);
+        self.drain_fault_reports(now);
+        if !self.note.is_empty() {
+            self.held.add_comment(&self.note);
+        }
+        self.note_offload(meta);
+        res
     }
 
     fn rx_dropped(&mut self, reason: &dyn core::fmt::Display) {
