@@ -294,7 +294,7 @@ impl Lab {
         let port = self.port;
         let mut cmd = Command::new(&self.exe);
         let (server, addr) = match col {
-            Column::Ustack | Column::Smoltcp => {
+            Column::Ustack | Column::Smoltcp | Column::UstackOffloadsOn => {
                 cmd.args([
                     "--netns",
                     self.a.name(),
@@ -304,11 +304,17 @@ impl Lab {
                     STACK_CIDR,
                     "--mac",
                     STACK_MAC,
+                    "--offload",
+                    if col == Column::UstackOffloadsOn {
+                        "auto"
+                    } else {
+                        "off"
+                    },
                 ]);
-                let server = if col == Column::Ustack {
-                    "ustack"
-                } else {
+                let server = if col == Column::Smoltcp {
                     "smoltcp"
+                } else {
+                    "ustack"
                 };
                 (server, format!("{STACK_IP}:{port}"))
             }
@@ -387,7 +393,7 @@ impl Lab {
         let pin = fig == Figure::RrPinned;
         let (server, addr) = self.spawn(col, test, s, pin)?;
         server.wait_line("ready", READY_TIMEOUT)?;
-        if matches!(col, Column::Ustack | Column::Smoltcp) {
+        if is_tap(col) {
             self.wait_tap_up()?;
         }
         let (size, secs, conns, cpu) = (s.size, s.secs, s.conns, self.cpu);
@@ -448,7 +454,7 @@ impl Lab {
                 }
                 let rate = n as f64 / elapsed.as_secs_f64();
                 let mut v = vec![(Figure::ConcurrentAccept, Outcome::Value(rate))];
-                if matches!(col, Column::Ustack | Column::Smoltcp) {
+                if is_tap(col) {
                     let per = rss1.saturating_sub(rss0) as f64 / n as f64;
                     v.push((Figure::ConcurrentMemory, Outcome::Value(per)));
                 }
@@ -457,6 +463,17 @@ impl Lab {
         }
     }
 }
+
+/// Whether a column's server runs on the TAP (a user-space stack).
+fn is_tap(col: Column) -> bool {
+    matches!(
+        col,
+        Column::Ustack | Column::Smoltcp | Column::UstackOffloadsOn
+    )
+}
+
+/// Figures the offload column runs: offloads change how bulk data crosses the TAP.
+const OFFLOAD_FIGS: [Figure; 2] = [Figure::BulkRx, Figure::BulkTx];
 
 /// Resolved settings: explicit flags, else the --quick or default value.
 fn settings(args: &BenchArgs) -> Settings {
@@ -605,6 +622,7 @@ pub fn run(args: &BenchArgs) -> CmdResult {
         s.conns
     ));
     notes.push("every timed figure includes the connection set-up; bulk receiving ends when the server's byte count arrives, bulk sending at EOF".into());
+    notes.push("ustack: --offload off (one wire frame per read/write, as smoltcp); ustack, offloads on: --offload auto, the TAP opened with IFF_VNET_HDR and TUN_F_CSUM|TUN_F_TSO4 (64 KB TCP super-frames both ways, partial checksums); bulk figures only".into());
 
     let smoltcp_built = cfg!(feature = "smoltcp-peer");
     let mut columns = vec![Column::Ustack];
@@ -620,6 +638,19 @@ pub fn run(args: &BenchArgs) -> CmdResult {
         Figure::ConnRate,
         Figure::ConcurrentAccept,
     ];
+    for f in Figure::ALL {
+        if !OFFLOAD_FIGS.contains(&f) {
+            let why = if matches!(
+                f,
+                Figure::InMemoryBulk | Figure::InMemoryInstructions
+            ) {
+                Absent::NotApplicable
+            } else {
+                Absent::Skipped("bulk figures only".into())
+            };
+            report.absent.insert((f, Column::UstackOffloadsOn), why);
+        }
+    }
     if !smoltcp_built {
         for f in Figure::ALL {
             report.absent.insert(
@@ -652,6 +683,7 @@ pub fn run(args: &BenchArgs) -> CmdResult {
     for round in 0..s.rounds {
         // Alternate which user-space stack goes first.
         let mut order = columns.clone();
+        order.insert(1, Column::UstackOffloadsOn);
         if round % 2 == 1 {
             order.reverse();
         }
@@ -660,6 +692,9 @@ pub fn run(args: &BenchArgs) -> CmdResult {
         }
         for fig in net_figs {
             for &col in &order {
+                if col == Column::UstackOffloadsOn && !OFFLOAD_FIGS.contains(&fig) {
+                    continue;
+                }
                 for (f, o) in lab.run(fig, col, &s) {
                     progress(Some(round), &s, f, col, &o);
                     report.results.entry((f, col)).or_default().push(o);
