@@ -52,10 +52,16 @@ fn bulk_each_way(offload: bool) -> (StackReport, f64, (u64, u64), (u64, u64)) {
     let k = server.join(Duration::from_secs(60)).expect("kernel server");
     assert!(res.error.is_none(), "client: {res:?}");
     assert_eq!(k.received, len, "bytes the kernel received");
-    assert_eq!(k.received_sha256, res.sent_sha256, "SHA-256 stack -> kernel");
+    assert_eq!(
+        k.received_sha256, res.sent_sha256,
+        "SHA-256 stack -> kernel"
+    );
     assert_eq!(k.sent, len, "bytes the kernel sent");
     assert_eq!(res.received, len, "bytes the stack received");
-    assert_eq!(k.sent_sha256, res.received_sha256, "SHA-256 kernel -> stack");
+    assert_eq!(
+        k.sent_sha256, res.received_sha256,
+        "SHA-256 kernel -> stack"
+    );
     let after = kernel_csum_errors(&fx);
     let secs = res.elapsed.as_secs_f64();
     (fx.stop(), secs, before, after)
@@ -113,4 +119,53 @@ fn kernel_offload_off_100mb_each_way_moves_wire_frames() {
     assert_eq!(c.offload_rx_csum_skipped + c.offload_tx_csum_partial, 0);
     assert_eq!(after, before, "kernel InCsumErrors (tcp, udp) moved");
     assert!(r.link.rx_frames + r.link.tx_frames >= 2 * 100 * MB / 1500);
+}
+
+#[test]
+fn kernel_offload_pcap_records_super_frames_with_complete_checksums() {
+    require_netns!();
+    let len = 5 * MB;
+    let mut fx = Fixture::start(Options {
+        offload: true,
+        pcap: true,
+        seed: 12,
+        ..Options::default()
+    });
+    let port = 5002;
+    let listener = fx.in_ns(move || TcpListener::bind(("0.0.0.0", port)).expect("bind"));
+    let server = fx.peer("sink-source server", move || {
+        let (conn, _) = listener.accept()?;
+        peer::exchange(conn, len, 0x0ff3)
+    });
+    let remote = format!("{}:{port}", fx.kernel_ip).parse().expect("addr");
+    let (client, rx) = BulkClient::new(remote, len, 0x0ff4);
+    fx.spawn_app(client.into_app());
+    let res = tcp::wait_result(&rx, Duration::from_secs(120));
+    let k = server.join(Duration::from_secs(60)).expect("kernel server");
+    assert!(res.error.is_none(), "client: {res:?}");
+    assert_eq!((k.received, res.received), (len, len));
+    let path = fx.pcap.clone().expect("pcap path");
+    let r = fx.stop();
+    assert!(r.iface.counters().offload_rx_gso_frames > 0);
+    let records = ustack_tests::pcap::read(&path);
+    let _ = std::fs::remove_file(&path);
+    let mut big = 0;
+    let mut tcp_frames = 0;
+    for (i, rec) in records.iter().enumerate() {
+        let f = ustack_capture::decode::decode_record(i + 1, rec);
+        assert!(f.malformed.is_none(), "frame {}: {:?}", i + 1, f.malformed);
+        if let Some(t) = &f.tcp {
+            tcp_frames += 1;
+            // Partial checksums were finished for the file, super-frames included.
+            assert_eq!(t.checksum_ok, Some(true), "frame {}", i + 1);
+        }
+        if rec.data.len() > 1514 {
+            big += 1;
+        }
+    }
+    report(&format!(
+        "offloads on, pcap: {} records, {tcp_frames} TCP, {big} super-frames",
+        records.len()
+    ));
+    assert!(big > 0, "no super-frame in the recording");
 }

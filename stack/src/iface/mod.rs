@@ -1294,4 +1294,6 @@ impl Inner {
 }
 
 #[cfg(test)]
+mod offload_tests;
+#[cfg(test)]
 mod tests;

@@ -102,7 +102,14 @@ impl TapLink {
                 }
             }
         }
-        Self::open_flags(name, false)
+        let link = Self::open_flags(name, false)?;
+        // Offload features outlive the descriptor that set them on a persistent TAP:
+        // a plain reader after an offloading one would get super-frames and partial
+        // checksums it cannot tell from garbage. Reset them (already off by default).
+        if let Err(e) = link.set_offload_flags(0) {
+            log::debug!(target: "ustack::link", "tap {}: resetting offloads: {e}", link.name);
+        }
+        Ok(link)
     }
 
     fn open_flags(name: &str, vnet: bool) -> io::Result<TapLink> {
@@ -155,18 +162,17 @@ impl TapLink {
         if unsafe { libc::ioctl(self.fd.as_raw_fd(), TUNSETVNETHDRSZ, &hdr_len) } < 0 {
             return Err(io::Error::last_os_error());
         }
+        self.set_offload_flags(TUN_F_CSUM | TUN_F_TSO4)?;
+        log::debug!(target: "ustack::link", "tap {}: offloads on (csum, tso4)", self.name);
+        Ok(())
+    }
+
+    fn set_offload_flags(&self, flags: libc::c_uint) -> io::Result<()> {
         // SAFETY: TUNSETOFFLOAD takes its flags by value.
-        let rc = unsafe {
-            libc::ioctl(
-                self.fd.as_raw_fd(),
-                TUNSETOFFLOAD,
-                (TUN_F_CSUM | TUN_F_TSO4) as libc::c_ulong,
-            )
-        };
+        let rc = unsafe { libc::ioctl(self.fd.as_raw_fd(), TUNSETOFFLOAD, flags as libc::c_ulong) };
         if rc < 0 {
             return Err(io::Error::last_os_error());
         }
-        log::debug!(target: "ustack::link", "tap {}: offloads on (csum, tso4)", self.name);
         Ok(())
     }
 
@@ -313,6 +319,16 @@ fn encode_vnet_hdr(frame: &[u8], meta: &FrameMeta) -> [u8; VNET_HDR_LEN] {
         h[4..6].copy_from_slice(&size.to_ne_bytes());
     }
     h
+}
+
+impl Drop for TapLink {
+    /// Leaves a persistent TAP as it was found: offloads off for whoever attaches next
+    /// (another program may read it without a virtio-net header).
+    fn drop(&mut self) {
+        if self.offload {
+            let _ = self.set_offload_flags(0);
+        }
+    }
 }
 
 impl AsRawFd for TapLink {

@@ -640,10 +640,7 @@ pub fn run(args: &BenchArgs) -> CmdResult {
     ];
     for f in Figure::ALL {
         if !OFFLOAD_FIGS.contains(&f) {
-            let why = if matches!(
-                f,
-                Figure::InMemoryBulk | Figure::InMemoryInstructions
-            ) {
+            let why = if matches!(f, Figure::InMemoryBulk | Figure::InMemoryInstructions) {
                 Absent::NotApplicable
             } else {
                 Absent::Skipped("bulk figures only".into())
