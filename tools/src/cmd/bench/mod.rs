@@ -60,8 +60,10 @@ const DONE_TIMEOUT: Duration = Duration::from_secs(20);
     after_help = "What it runs, inside two network namespaces it creates and deletes:\n  \
     ustack (socket API) and smoltcp 0.14 (phy::TunTapInterface, polled in the serving\n  \
     thread) as servers on the same TAP, each against the same client: Linux sockets\n  \
-    on threads inside the namespace. Linux-to-Linux over a veth pair, offloads off and\n  \
-    on (set with the SIOCETHTOOL ioctl), as the reference. In-memory bulk between two\n  \
+    on threads inside the namespace. ustack runs with --offload off, and again with\n  \
+    TAP offloads on (64 KB super-frames) for the two bulk figures. Linux-to-Linux\n  \
+    over a veth pair, offloads off and on (set with the SIOCETHTOOL ioctl), as the\n  \
+    reference. In-memory bulk between two\n  \
     instances of each stack, natively and under valgrind's callgrind (if installed).\n  \
     smoltcp is compiled in by the default feature `smoltcp-peer`; without it its\n  \
     column says skipped.\n\n\
@@ -72,8 +74,8 @@ const DONE_TIMEOUT: Duration = Duration::from_secs(20);
     figures for reference. Every transfer checks its byte count and a byte pattern; a\n  \
     failed round is listed as failed, not counted. Needs root (CAP_NET_ADMIN,\n  \
     CAP_SYS_ADMIN). Speed figures depend on the machine's load; see docs/performance.md.\n  \
-    The global link flags (--tap, --raw, --ip, --mac, --pcap, the fault flags) do not\n  \
-    apply: it picks its own devices and addresses.\n\n\
+    The global link flags (--tap, --raw, --ip, --mac, --pcap, --offload, the fault\n  \
+    flags) do not apply: it picks its own devices and addresses.\n\n\
     Examples:\n  \
     sudo ustack bench --quick                # under a minute, small sizes\n  \
     sudo ustack bench                        # 5 rounds, 1 GB bulk, 10,000 connections\n  \
