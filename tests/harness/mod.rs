@@ -266,6 +266,21 @@ impl Link for SharedInjector {
     fn poll_timeout(&self) -> Option<Instant> {
         self.lock().poll_timeout()
     }
+    // The injector decides whether offloads pass (only while it is transparent).
+    fn caps(&self) -> ustack::link::LinkCaps {
+        self.lock().caps()
+    }
+    fn rx_meta(&self) -> ustack::link::FrameMeta {
+        self.lock().rx_meta()
+    }
+    fn send_meta(
+        &mut self,
+        now: Instant,
+        frame: &[u8],
+        meta: &ustack::link::FrameMeta,
+    ) -> io::Result<()> {
+        self.lock().send_meta(now, frame, meta)
+    }
 }
 
 impl Fixture {

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener};
 use std::time::Duration;
+use ustack::link::{FaultConfig, Faults};
 use ustack_tests::tcp::{self, BulkClient, Pattern};
 use ustack_tests::{peer, require_netns, Fixture, Options, StackReport};
 
@@ -71,9 +72,17 @@ fn stack_exchange(s: ustack_socket::TcpStream, len: u64, seed: u64) -> (String, 
 /// frames with `poll_link`) and a kernel server; returns what the stack did, the
 /// seconds it took and the kernel's checksum errors before and after.
 fn bulk_each_way(offload: bool) -> (StackReport, f64, (u64, u64), (u64, u64)) {
-    let len = 100 * MB;
+    bulk_each_way_with(offload, None, 100 * MB)
+}
+
+fn bulk_each_way_with(
+    offload: bool,
+    faults: Option<Faults>,
+    len: u64,
+) -> (StackReport, f64, (u64, u64), (u64, u64)) {
     let mut fx = Fixture::start(Options {
         offload,
+        faults,
         seed: 11,
         ..Options::default()
     });
@@ -101,13 +110,14 @@ fn bulk_each_way(offload: bool) -> (StackReport, f64, (u64, u64), (u64, u64)) {
     (fx.stop(), secs, before, after)
 }
 
-fn summary(what: &str, r: &StackReport, secs: f64) {
+fn summary(what: &str, len: u64, r: &StackReport, secs: f64) {
     let c = r.iface.counters();
     report(&format!(
-        "{what}: 100 MB each way in {secs:.2} s ({:.0} Mbit/s per direction); link rx {} / tx {} \
+        "{what}: {} MB each way in {secs:.2} s ({:.0} Mbit/s per direction); link rx {} / tx {} \
          frames; rx GSO frames {}, rx checksums skipped {}, tx TSO frames {} ({} wire \
          segments), tx partial checksums {}",
-        100.0 * 8.0 / secs.max(1e-9),
+        len / MB,
+        (len / MB) as f64 * 8.0 / secs.max(1e-9),
         r.link.rx_frames,
         r.link.tx_frames,
         c.offload_rx_gso_frames,
@@ -122,7 +132,7 @@ fn summary(what: &str, r: &StackReport, secs: f64) {
 fn kernel_offload_on_100mb_each_way_moves_super_frames_with_good_checksums() {
     require_netns!();
     let (r, secs, before, after) = bulk_each_way(true);
-    summary("offloads on", &r, secs);
+    summary("offloads on", 100 * MB, &r, secs);
     let c = r.iface.counters();
     assert!(c.offload_rx_gso_frames > 0, "no GSO super-frame received");
     assert!(c.offload_tx_tso_frames > 0, "no TSO super-segment sent");
@@ -146,7 +156,7 @@ fn kernel_offload_on_100mb_each_way_moves_super_frames_with_good_checksums() {
 fn kernel_offload_off_100mb_each_way_moves_wire_frames() {
     require_netns!();
     let (r, secs, before, after) = bulk_each_way(false);
-    summary("offloads off", &r, secs);
+    summary("offloads off", 100 * MB, &r, secs);
     let c = r.iface.counters();
     assert_eq!(c.offload_rx_gso_frames, 0);
     assert_eq!(c.offload_tx_tso_frames, 0);
@@ -202,4 +212,42 @@ fn kernel_offload_pcap_records_super_frames_with_complete_checksums() {
         records.len()
     ));
     assert!(big > 0, "no super-frame in the recording");
+}
+
+#[test]
+fn kernel_offload_with_a_transparent_injector_still_moves_super_frames() {
+    require_netns!();
+    // Every host wraps its device in an injector; without faults it must pass the
+    // offloads through (metadata and all), not turn them off or cut super-frames.
+    let (r, secs, before, after) =
+        bulk_each_way_with(true, Some(Faults::both(FaultConfig::none())), 20 * MB);
+    summary("offloads on, transparent injector", 20 * MB, &r, secs);
+    let c = r.iface.counters();
+    assert!(c.offload_rx_gso_frames > 0 && c.offload_tx_tso_frames > 0);
+    assert_eq!(after, before, "kernel InCsumErrors (tcp, udp) moved");
+}
+
+#[test]
+fn kernel_offload_device_under_a_lossy_injector_falls_back_to_plain_output() {
+    require_netns!();
+    // With faults on, the injector reports no offloads: the stack sends plain wire
+    // frames with full checksums, and the super-frames and partial checksums the
+    // device still hands up are finished by the injector before the stack sees them.
+    let (r, secs, before, after) = bulk_each_way_with(
+        true,
+        Some(Faults::both(FaultConfig {
+            loss: 0.01,
+            ..FaultConfig::none()
+        })),
+        10 * MB,
+    );
+    summary("offloads on, 1% loss in the injector", 10 * MB, &r, secs);
+    let c = r.iface.counters();
+    assert_eq!(c.offload_tx_tso_frames + c.offload_tx_csum_partial, 0);
+    assert_eq!(
+        c.offload_rx_csum_skipped, 0,
+        "the stack verified every checksum"
+    );
+    assert_eq!(c.dropped(ustack::iface::DropReason::TcpChecksum), 0);
+    assert_eq!(after, before, "kernel InCsumErrors (tcp, udp) moved");
 }
