@@ -22,7 +22,8 @@ use std::sync::{Arc, Mutex};
 use ustack::link::fault::FaultCounters;
 use ustack::link::sys::{AfPacketLink, TapLink};
 use ustack::link::{
-    Direction, FaultEvent, FaultInjector, Faults, Link, PcapNgLink, PcapTimestamps, PcapWriter,
+    Direction, FaultEvent, FaultInjector, Faults, FrameMeta, Link, LinkCaps, PcapNgLink,
+    PcapTimestamps, PcapWriter,
 };
 use ustack::time::Instant;
 use ustack::wire::EthernetAddress;
@@ -69,14 +70,46 @@ pub enum Device {
 }
 
 impl Device {
-    /// Opens the device in the calling thread's network namespace.
+    /// Opens the device in the calling thread's network namespace, without offloads.
     ///
     /// # Errors
     /// The device could not be opened.
     pub fn open(&self) -> io::Result<OsLink> {
+        self.open_with(Offload::Off)
+    }
+
+    /// Opens the device with checksum and segmentation offloads when `offload` asks
+    /// for them and the device and kernel support them (a TAP; an AF_PACKET socket has
+    /// none): `Offload::Auto` falls back to plain frames with a log line.
+    ///
+    /// # Errors
+    /// The device could not be opened.
+    pub fn open_with(&self, offload: Offload) -> io::Result<OsLink> {
         match self {
-            Device::Tap(name) => TapLink::open(name).map(OsLink::Tap),
+            Device::Tap(name) => {
+                TapLink::open_with_offload(name, offload == Offload::Auto).map(OsLink::Tap)
+            }
             Device::Raw(name) => AfPacketLink::open(name).map(OsLink::Raw),
+        }
+    }
+}
+
+/// Whether a device is opened with checksum and segmentation offloads (`--offload`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Offload {
+    /// On where the device and kernel support it (a TAP), plain frames elsewhere.
+    #[default]
+    Auto,
+    /// Plain frames with complete checksums, one wire segment per frame.
+    Off,
+}
+
+impl OsLink {
+    /// Whether offloads are on for this device.
+    pub fn offload(&self) -> bool {
+        match self {
+            OsLink::Tap(l) => l.offload(),
+            OsLink::Raw(_) => false,
         }
     }
 }
@@ -119,6 +152,24 @@ impl Link for OsLink {
         match self {
             OsLink::Tap(l) => l.send(now, frame),
             OsLink::Raw(l) => l.send(now, frame),
+        }
+    }
+    fn caps(&self) -> LinkCaps {
+        match self {
+            OsLink::Tap(l) => l.caps(),
+            OsLink::Raw(l) => l.caps(),
+        }
+    }
+    fn rx_meta(&self) -> FrameMeta {
+        match self {
+            OsLink::Tap(l) => l.rx_meta(),
+            OsLink::Raw(l) => l.rx_meta(),
+        }
+    }
+    fn send_meta(&mut self, now: Instant, frame: &[u8], meta: &FrameMeta) -> io::Result<()> {
+        match self {
+            OsLink::Tap(l) => l.send_meta(now, frame, meta),
+            OsLink::Raw(l) => l.send_meta(now, frame, meta),
         }
     }
 }
@@ -199,6 +250,17 @@ impl<L: Link> Link for Counted<L> {
     fn poll_fault_report(&mut self, frame: &mut Vec<u8>) -> Option<FaultEvent> {
         self.inner.poll_fault_report(frame)
     }
+    fn caps(&self) -> LinkCaps {
+        self.inner.caps()
+    }
+    fn rx_meta(&self) -> FrameMeta {
+        self.inner.rx_meta()
+    }
+    fn send_meta(&mut self, now: Instant, frame: &[u8], meta: &FrameMeta) -> io::Result<()> {
+        self.stats.tx_frames += 1;
+        self.stats.tx_bytes += frame.len() as u64;
+        self.inner.send_meta(now, frame, meta)
+    }
 }
 
 /// Recording and fault injection around a device (the `ustack` global flags).
@@ -211,13 +273,33 @@ pub struct LinkOptions {
     pub faults: Option<Faults>,
     /// Seed of the injected faults.
     pub seed: u64,
+    /// Checksum and segmentation offloads of a device the host opens (`--offload`).
+    /// Fault flags work on wire frames: with faults configured the device is opened
+    /// without offloads ([`device_offload`](Self::device_offload)).
+    pub offload: Offload,
 }
 
 impl LinkOptions {
     /// Whether these options wrap the device in anything observable (a recording or
-    /// faults); a host may leave the device bare otherwise.
+    /// faults); a host may leave the device bare otherwise. The offload choice is made
+    /// when the device is opened and wraps nothing.
     pub fn is_empty(&self) -> bool {
         self.pcap.is_none() && self.faults.is_none()
+    }
+
+    /// The offload setting to open the device with: [`offload`](Self::offload), but off
+    /// while faults are configured, since loss, corruption and reordering are meant
+    /// per wire frame, not per 64 KB super-frame.
+    pub fn device_offload(&self) -> Offload {
+        let faulty = self
+            .faults
+            .as_ref()
+            .is_some_and(|f| !(f.rx.is_transparent() && f.tx.is_transparent()));
+        if faulty {
+            Offload::Off
+        } else {
+            self.offload
+        }
     }
 }
 
@@ -363,6 +445,27 @@ impl<D: Link> Link for HostLink<D> {
             HostLink::PcapNg(l) => l.poll_fault_report(frame),
         }
     }
+    fn caps(&self) -> LinkCaps {
+        match self {
+            HostLink::Plain(l) => l.caps(),
+            HostLink::Pcap(l) => l.caps(),
+            HostLink::PcapNg(l) => l.caps(),
+        }
+    }
+    fn rx_meta(&self) -> FrameMeta {
+        match self {
+            HostLink::Plain(l) => l.rx_meta(),
+            HostLink::Pcap(l) => l.rx_meta(),
+            HostLink::PcapNg(l) => l.rx_meta(),
+        }
+    }
+    fn send_meta(&mut self, now: Instant, frame: &[u8], meta: &FrameMeta) -> io::Result<()> {
+        match self {
+            HostLink::Plain(l) => l.send_meta(now, frame, meta),
+            HostLink::Pcap(l) => l.send_meta(now, frame, meta),
+            HostLink::PcapNg(l) => l.send_meta(now, frame, meta),
+        }
+    }
 }
 
 /// What the host wrappers did over a stack's life, handed back by
@@ -414,6 +517,15 @@ impl<D: Link> Link for Reported<D> {
     }
     fn poll_fault_report(&mut self, frame: &mut Vec<u8>) -> Option<FaultEvent> {
         self.link.poll_fault_report(frame)
+    }
+    fn caps(&self) -> LinkCaps {
+        self.link.caps()
+    }
+    fn rx_meta(&self) -> FrameMeta {
+        self.link.rx_meta()
+    }
+    fn send_meta(&mut self, now: Instant, frame: &[u8], meta: &FrameMeta) -> io::Result<()> {
+        self.link.send_meta(now, frame, meta)
     }
 }
 

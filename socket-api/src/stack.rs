@@ -661,7 +661,7 @@ impl Builder {
                 return Err(io::Error::new(io::ErrorKind::InvalidInput, "no link"));
             }
             LinkSpec::Device(device) => {
-                let l = device.open()?;
+                let l = device.open_with(self.options.device_offload())?;
                 let fd = l.as_raw_fd();
                 (Box::new(l), Some(fd))
             }

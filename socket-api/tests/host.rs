@@ -128,6 +128,7 @@ fn link_options_record_and_inject_and_report_at_stop() {
             },
         }),
         seed: 3,
+        ..LinkOptions::default()
     };
     let (a, b) = NetStack::builder()
         .ip("10.0.0.1/24".parse().unwrap())

@@ -190,6 +190,9 @@ pub struct Options {
     /// Capacity of the injector's fate log per direction (0: off); read it with
     /// [`Fixture::injector`] and `poll_event`.
     pub fault_log: usize,
+    /// Open the TAP with checksum and segmentation offloads (`--offload`); off by
+    /// default so the other tests see one wire frame per read.
+    pub offload: bool,
 }
 
 impl Default for Options {
@@ -201,6 +204,7 @@ impl Default for Options {
             mtu: 1500,
             faults: None,
             fault_log: 0,
+            offload: false,
         }
     }
 }
@@ -262,6 +266,21 @@ impl Link for SharedInjector {
     fn poll_timeout(&self) -> Option<Instant> {
         self.lock().poll_timeout()
     }
+    // The injector decides whether offloads pass (only while it is transparent).
+    fn caps(&self) -> ustack::link::LinkCaps {
+        self.lock().caps()
+    }
+    fn rx_meta(&self) -> ustack::link::FrameMeta {
+        self.lock().rx_meta()
+    }
+    fn send_meta(
+        &mut self,
+        now: Instant,
+        frame: &[u8],
+        meta: &ustack::link::FrameMeta,
+    ) -> io::Result<()> {
+        self.lock().send_meta(now, frame, meta)
+    }
 }
 
 impl Fixture {
@@ -310,8 +329,13 @@ impl Fixture {
             ns.ip(&["link", "set", kernel_if, "mtu", &opts.mtu.to_string()])
                 .expect("set mtu");
         }
+        let offload = if opts.offload {
+            ustack_socket::link::Offload::Auto
+        } else {
+            ustack_socket::link::Offload::Off
+        };
         let os_link = ns
-            .run_in(move || spec.open())
+            .run_in(move || spec.open_with(offload))
             .expect("enter namespace")
             .expect("open the stack's link");
         // Kernel side: its device is usable once it has seen the new carrier.

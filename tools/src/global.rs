@@ -72,6 +72,18 @@ pub struct GlobalArgs {
     #[arg(long, value_name = "FORMAT", global = true, num_args = 0..=1,
           require_equals = true, default_missing_value = "text", value_enum)]
     pub stats: Option<StatsFormat>,
+    /// Checksum and TCP segmentation offloads on a TAP (`IFF_VNET_HDR`): the kernel and
+    /// the stack exchange 64 KB TCP super-frames and leave checksums of frames that
+    /// never cross a wire unfinished. `auto` (the default) turns them on where the kernel
+    /// supports it and falls back to plain frames otherwise; `off` (or --no-offload)
+    /// moves one wire frame per read/write. Fault flags imply `off`: faults are per
+    /// wire frame. AF_PACKET (--raw) has no offloads.
+    #[arg(long, value_name = "auto|off", global = true, default_value = "auto",
+          value_parser = parse_offload)]
+    pub offload: ustack_socket::link::Offload,
+    /// Same as `--offload off`.
+    #[arg(long, global = true)]
+    pub no_offload: bool,
     /// Loss, duplication, reordering, corruption, delay and rate limits at the link.
     #[command(flatten)]
     pub faults: ustack_tools::faults::FaultArgs,
@@ -94,6 +106,20 @@ impl GlobalArgs {
             pcap: self.pcap.clone(),
             faults: self.faults.faults(),
             seed: self.seed,
+            offload: if self.no_offload {
+                ustack_socket::link::Offload::Off
+            } else {
+                self.offload
+            },
         }
+    }
+}
+
+/// `--offload` values: `auto`/`on` and `off`.
+fn parse_offload(s: &str) -> Result<ustack_socket::link::Offload, String> {
+    match s {
+        "auto" | "on" => Ok(ustack_socket::link::Offload::Auto),
+        "off" => Ok(ustack_socket::link::Offload::Off),
+        _ => Err(format!("`{s}`: expected auto, on or off")),
     }
 }

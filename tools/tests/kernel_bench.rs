@@ -95,7 +95,23 @@ fn bench_prints_every_row_with_positive_figures() {
             .unwrap_or_else(|| panic!("no row `{label}` in:\n{stdout}"));
         let cells: Vec<&str> = line.split('|').map(str::trim).collect();
         // | figure | unit | ustack | smoltcp | ratio | kernel off | kernel on |
-        assert_eq!(cells.len(), 9, "{line}");
+        //   ustack offloads on | offloads/smoltcp | offloads/kernel on |
+        assert_eq!(cells.len(), 12, "{line}");
+        if label.starts_with("bulk") {
+            for (i, what) in [
+                (8, "offloads"),
+                (9, "offloads ratio"),
+                (10, "offloads/kernel"),
+            ] {
+                let v =
+                    figure(cells[i]).unwrap_or_else(|| panic!("{what} cell not a figure: {line}"));
+                assert!(v > 0.0, "{what} figure not positive: {line}");
+            }
+        } else if label.starts_with("in-memory") {
+            assert_eq!(cells[8], "n/a", "{line}");
+        } else {
+            assert_eq!(cells[8], "skipped", "{line}");
+        }
         if label.contains("callgrind") && !callgrind {
             assert_eq!(cells[3], "skipped", "{line}");
             continue;

@@ -89,6 +89,7 @@ fn run(path: &Path) -> Run {
         pcap: Some(path.to_path_buf()),
         faults: Some(faults),
         seed: 7,
+        ..LinkOptions::default()
     };
     let mut link = build_link(device, &opts, Clock::start().epoch_unix_micros()).unwrap();
     assert!(matches!(link, HostLink::PcapNg(_)));

@@ -96,6 +96,13 @@ drop_reasons! {
     ArpQueueFull => "arp", "pending_queue_full";
     /// Outgoing frame dropped because the transmit queue was full.
     TxQueueFull => "ethernet", "tx_queue_full";
+    /// Received frame whose offload metadata (virtio-net header) does not match it: a
+    /// partial checksum or GSO type for a packet that is not TCP/UDP, offsets that do
+    /// not point at its checksum, a zero segment size, a GSO type we do not speak.
+    OffloadBadMeta => "ipv4", "bad_offload_meta";
+    /// A TCP super-segment (TSO) that could not go out at once (its neighbour was not
+    /// resolved); TCP sends the data again.
+    TsoNotSent => "ipv4", "tso_not_sent";
 }
 
 impl fmt::Display for DropReason {
@@ -149,6 +156,17 @@ pub struct Counters {
     pub udp_rx_datagrams: u64,
     /// TCP segments received (valid).
     pub tcp_rx_segments: u64,
+    /// GSO super-frames received from an offloading link (counted in `rx_frames` too).
+    pub offload_rx_gso_frames: u64,
+    /// Frames received with a checksum the link left partial or validated, so not
+    /// verified here.
+    pub offload_rx_csum_skipped: u64,
+    /// TCP super-segments sent for the link to cut (TSO).
+    pub offload_tx_tso_frames: u64,
+    /// Wire segments those super-segments stand for.
+    pub offload_tx_tso_segments: u64,
+    /// Frames sent with a partial checksum for the link to finish.
+    pub offload_tx_csum_partial: u64,
     /// Drops, indexed by [`DropReason`] as usize.
     pub drops: [u64; DropReason::COUNT],
 }
@@ -177,6 +195,11 @@ impl Default for Counters {
             icmp_rate_limited: 0,
             udp_rx_datagrams: 0,
             tcp_rx_segments: 0,
+            offload_rx_gso_frames: 0,
+            offload_rx_csum_skipped: 0,
+            offload_tx_tso_frames: 0,
+            offload_tx_tso_segments: 0,
+            offload_tx_csum_partial: 0,
             drops: [0; DropReason::COUNT],
         }
     }
@@ -217,6 +240,11 @@ impl Counters {
             ("icmp", "rate_limited", self.icmp_rate_limited),
             ("udp", "rx_datagrams", self.udp_rx_datagrams),
             ("tcp", "rx_segments", self.tcp_rx_segments),
+            ("offload", "rx_gso_frames", self.offload_rx_gso_frames),
+            ("offload", "rx_csum_skipped", self.offload_rx_csum_skipped),
+            ("offload", "tx_tso_frames", self.offload_tx_tso_frames),
+            ("offload", "tx_tso_segments", self.offload_tx_tso_segments),
+            ("offload", "tx_csum_partial", self.offload_tx_csum_partial),
         ];
         plain.into_iter().chain(
             DropReason::ALL

@@ -23,7 +23,7 @@ pub use arp::{ArpAction, ArpConfig, NeighborCache, QueueOutcome};
 pub use counters::{Counters, DropReason};
 pub use reassembly::{Expired, Reassembler, ReassemblyConfig};
 
-use crate::link::Link;
+use crate::link::{FrameMeta, Gso, Link, LinkCaps};
 use crate::socket::raw::RawLayer;
 use crate::socket::tcp::{SegmentAddrs, TcpConfig, TcpContext, TcpLayer};
 use crate::socket::udp::{UdpConfig, UdpLayer};
@@ -149,6 +149,11 @@ struct Inner {
     icmp_refilled_at: Instant,
     echo_replies: VecDeque<EchoReply>,
     arp_actions: Vec<ArpAction>,
+    /// Offload metadata of the frame being handled (plain outside `handle_frame_meta`).
+    rx_meta: FrameMeta,
+    /// The transport checksum of the frame being handled is not to be verified: the
+    /// link left it partial or validated it (set by `process_ipv4` from `rx_meta`).
+    rx_csum_trusted: bool,
 }
 
 /// A network interface driven by frames and time.
@@ -182,7 +187,9 @@ impl Interface {
             tcp: TcpLayer::new(config.tcp.clone(), seed),
             udp: UdpLayer::new(config.udp.clone(), seed.rotate_left(17)),
             raw: RawLayer::new(),
-            rx_buf: vec![0; 65536],
+            // The largest IPv4 packet and its Ethernet header: a GSO super-frame from
+            // an offloading link, or a TSO super-segment going to one.
+            rx_buf: vec![0; ETHERNET_HEADER_LEN + 65535],
             inner: Inner {
                 neighbors,
                 counters: Counters::default(),
@@ -194,6 +201,8 @@ impl Interface {
                 icmp_refilled_at: now,
                 echo_replies: VecDeque::new(),
                 arp_actions: Vec::new(),
+                rx_meta: FrameMeta::default(),
+                rx_csum_trusted: false,
                 config,
             },
         };
@@ -273,9 +282,27 @@ impl Interface {
 
     /// Handles one received Ethernet frame; returns why it was dropped, if it was.
     pub fn handle_frame(&mut self, now: Instant, frame: &[u8]) -> Option<DropReason> {
+        self.handle_frame_meta(now, frame, FrameMeta::default())
+    }
+
+    /// Handles one frame an offloading link returned with `meta` ([`Link::rx_meta`]):
+    /// a GSO super-frame (one TCP/IPv4 packet beyond the MTU) is taken whole, and a
+    /// partial or link-validated transport checksum is not verified. Metadata that
+    /// does not match the frame drops it ([`DropReason::OffloadBadMeta`]).
+    pub fn handle_frame_meta(
+        &mut self,
+        now: Instant,
+        frame: &[u8],
+        meta: FrameMeta,
+    ) -> Option<DropReason> {
         self.inner.counters.rx_frames += 1;
         self.inner.counters.rx_bytes += frame.len() as u64;
-        match self.process_ethernet(now, frame) {
+        self.inner.rx_meta = meta;
+        self.inner.rx_csum_trusted = false;
+        let res = self.process_ethernet(now, frame);
+        self.inner.rx_meta = FrameMeta::default();
+        self.inner.rx_csum_trusted = false;
+        match res {
             Ok(()) => None,
             Err(reason) => {
                 self.inner.count_drop(reason);
@@ -360,6 +387,9 @@ impl Interface {
         if self.inner.is_broadcast(ip.src_addr) || ip.src_addr.is_multicast() {
             return Err(DropReason::Ipv4BadSource);
         }
+        if !self.inner.rx_meta.is_plain() {
+            self.check_rx_meta(&ip, usize::from(packet[0] & 0x0f) * 4)?;
+        }
         self.inner.counters.ipv4_rx_packets += 1;
         if !ip.is_fragment() {
             if self.raw.wants(ip.protocol) {
@@ -387,6 +417,40 @@ impl Interface {
                 res
             }
         }
+    }
+
+    /// Checks an offloading link's metadata against the IPv4 packet it came with
+    /// (header of `header_len` bytes) and decides whether the transport checksum is
+    /// trusted. The link is the kernel on the other side of a TAP: what it says is
+    /// still checked, as a bad header must never make us accept a bad packet.
+    fn check_rx_meta(&mut self, ip: &Ipv4Repr, header_len: usize) -> Result<(), DropReason> {
+        let meta = self.inner.rx_meta;
+        let transport = ETHERNET_HEADER_LEN + header_len;
+        match meta.gso {
+            Gso::None => {}
+            Gso::TcpV4 { size } if size > 0 && ip.protocol == IpProtocol::TCP => {
+                self.inner.counters.offload_rx_gso_frames += 1;
+            }
+            _ => return Err(DropReason::OffloadBadMeta),
+        }
+        if ip.is_fragment() {
+            return Err(DropReason::OffloadBadMeta);
+        }
+        if let Some(c) = meta.csum {
+            let offset_ok = match ip.protocol {
+                IpProtocol::TCP => c.offset == 16,
+                IpProtocol::UDP => c.offset == 6,
+                _ => false,
+            };
+            if usize::from(c.start) != transport || !offset_ok {
+                return Err(DropReason::OffloadBadMeta);
+            }
+        }
+        if meta.csum.is_some() || meta.csum_valid {
+            self.inner.rx_csum_trusted = true;
+            self.inner.counters.offload_rx_csum_skipped += 1;
+        }
+        Ok(())
     }
 
     fn process_ip_payload(
@@ -527,12 +591,16 @@ impl Interface {
         ip: &Ipv4Repr,
         payload: &[u8],
     ) -> Result<(), DropReason> {
-        let (udp, data) =
-            UdpRepr::parse(ip.src_addr, ip.dst_addr, payload).map_err(|e| match e {
-                wire::Error::Checksum => DropReason::UdpChecksum,
-                wire::Error::Truncated => DropReason::UdpTruncated,
-                _ => DropReason::UdpMalformed,
-            })?;
+        let parsed = if self.inner.rx_csum_trusted {
+            UdpRepr::parse_unverified(payload)
+        } else {
+            UdpRepr::parse(ip.src_addr, ip.dst_addr, payload)
+        };
+        let (udp, data) = parsed.map_err(|e| match e {
+            wire::Error::Checksum => DropReason::UdpChecksum,
+            wire::Error::Truncated => DropReason::UdpTruncated,
+            _ => DropReason::UdpMalformed,
+        })?;
         self.inner.counters.udp_rx_datagrams += 1;
         let src = SocketAddrV4::new(ip.src_addr, udp.src_port);
         let dst = SocketAddrV4::new(ip.dst_addr, udp.dst_port);
@@ -550,7 +618,12 @@ impl Interface {
         ip: &Ipv4Repr,
         payload: &[u8],
     ) -> Result<(), DropReason> {
-        let seg = TcpRepr::parse(ip.src_addr, ip.dst_addr, payload).map_err(|e| match e {
+        let parsed = if self.inner.rx_csum_trusted {
+            TcpRepr::parse_unverified(payload)
+        } else {
+            TcpRepr::parse(ip.src_addr, ip.dst_addr, payload)
+        };
+        let seg = parsed.map_err(|e| match e {
             wire::Error::Checksum => DropReason::TcpChecksum,
             wire::Error::Truncated => DropReason::TcpTruncated,
             _ => DropReason::TcpMalformed,
@@ -653,6 +726,34 @@ impl Interface {
     /// fit is dropped and counted.
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        self.poll_transmit_meta(now, buf, LinkCaps::default())
+            .map(|(n, _)| n)
+    }
+
+    /// [`poll_transmit`](Self::poll_transmit) for a link with offloads `caps`
+    /// ([`Link::caps`]): with `tx_csum_partial`, TCP segments going straight out carry a
+    /// partial checksum for the link to finish; with `tso` too, TCP may build one
+    /// segment of many wire segments (up to `max_tx_frame`, at most one 64 KB IPv4
+    /// packet) for the link to cut. Returns the frame's length and the metadata to
+    /// send it with ([`Link::send_meta`]); plain metadata for everything else.
+    #[must_use]
+    pub fn poll_transmit_meta(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        caps: LinkCaps,
+    ) -> Option<(usize, FrameMeta)> {
+        let max_frame = match caps.max_tx_frame {
+            0 => buf.len(),
+            n => n.min(buf.len()),
+        };
+        let tso_max_len = if caps.tso && caps.tx_csum_partial {
+            max_frame
+                .saturating_sub(ETHERNET_HEADER_LEN + IPV4_HEADER_LEN)
+                .min(65535 - IPV4_HEADER_LEN)
+        } else {
+            0
+        };
         loop {
             if let Some(frame) = self.inner.tx_queue.pop_front() {
                 let n = frame.len();
@@ -665,7 +766,7 @@ impl Interface {
                 self.inner.recycle(frame);
                 if fits {
                     self.inner.count_tx(n);
-                    return Some(n);
+                    return Some((n, FrameMeta::default()));
                 }
                 continue;
             }
@@ -678,8 +779,13 @@ impl Interface {
             } = self;
             let cx = inner.tcp_context(now);
             let mut written = None;
+            tcp.set_tso(tso_max_len);
             let emitted = tcp.dispatch(&cx, &mut |addrs, seg| {
                 let hdr = inner.tcp_header(addrs, seg.buffer_len());
+                if caps.tx_csum_partial {
+                    written = inner.emit_tcp_offload(now, hdr, seg, buf);
+                    return;
+                }
                 written = inner
                     .emit_ip(
                         now,
@@ -688,8 +794,17 @@ impl Interface {
                         Some(&mut *buf),
                     )
                     .ok()
-                    .flatten();
+                    .flatten()
+                    .map(|n| (n, FrameMeta::default()));
             });
+            let gso = tcp.last_gso_size();
+            tcp.set_tso(0);
+            if let (Some((n, meta)), Some(size)) = (written.as_mut(), gso) {
+                meta.gso = Gso::TcpV4 { size };
+                inner.counters.offload_tx_tso_frames += 1;
+                inner.counters.offload_tx_tso_segments +=
+                    crate::link::offload::wire_segments(&buf[..*n], meta) as u64;
+            }
             if !emitted {
                 let our_addr = inner.config.ip.address();
                 let emitted = udp.dispatch(our_addr, &mut |src, dst, data| {
@@ -710,7 +825,8 @@ impl Interface {
                             Some(&mut *buf),
                         )
                         .ok()
-                        .flatten();
+                        .flatten()
+                        .map(|n| (n, FrameMeta::default()));
                 });
                 if !emitted {
                     let emitted = raw.dispatch(&mut |protocol, dst, data| {
@@ -722,16 +838,17 @@ impl Interface {
                         written = inner
                             .emit_ip(now, hdr, &mut |b| b.copy_from_slice(data), Some(&mut *buf))
                             .ok()
-                            .flatten();
+                            .flatten()
+                            .map(|n| (n, FrameMeta::default()));
                     });
                     if !emitted {
                         return None;
                     }
                 }
             }
-            if let Some(n) = written {
+            if let Some((n, meta)) = written {
                 self.inner.count_tx(n);
-                return Some(n);
+                return Some((n, meta));
             }
             // The packet was queued (fragments, ARP pending) or dropped; go round again.
         }
@@ -744,6 +861,7 @@ impl Interface {
     /// The link failed.
     pub fn poll_link<L: Link + ?Sized>(&mut self, now: Instant, link: &mut L) -> io::Result<usize> {
         const RX_BUDGET: usize = 256;
+        let caps = link.caps();
         let mut buf = core::mem::take(&mut self.rx_buf);
         let mut moved = 0;
         let res = (|| loop {
@@ -751,7 +869,12 @@ impl Interface {
             while received < RX_BUDGET {
                 match link.recv(now, &mut buf)? {
                     Some(n) => {
-                        if let Some(reason) = self.handle_frame(now, &buf[..n]) {
+                        let meta = if caps.rx_offload {
+                            link.rx_meta()
+                        } else {
+                            FrameMeta::default()
+                        };
+                        if let Some(reason) = self.handle_frame_meta(now, &buf[..n], meta) {
                             // A recording wrapper notes the reason on the frame.
                             link.rx_dropped(&reason);
                         }
@@ -763,8 +886,12 @@ impl Interface {
             if self.poll_timeout().is_some_and(|t| t <= now) {
                 self.handle_timeout(now);
             }
-            while let Some(n) = self.poll_transmit(now, &mut buf) {
-                link.send(now, &buf[..n])?;
+            while let Some((n, meta)) = self.poll_transmit_meta(now, &mut buf, caps) {
+                if meta.is_plain() {
+                    link.send(now, &buf[..n])?;
+                } else {
+                    link.send_meta(now, &buf[..n], &meta)?;
+                }
                 moved += 1;
             }
             moved += received;
@@ -1005,6 +1132,65 @@ impl Inner {
         result
     }
 
+    /// Sends a TCP segment to a link that finishes checksums (and, for a segment beyond
+    /// one wire segment, cuts it: TSO): straight into `out` with a partial checksum
+    /// when the neighbour is known, returning the frame length and its metadata. A
+    /// segment that cannot go out at once takes the ordinary path with a full
+    /// checksum (queued behind ARP); a super-segment that cannot is dropped and
+    /// counted ([`DropReason::TsoNotSent`]), and TCP sends its data again.
+    fn emit_tcp_offload(
+        &mut self,
+        now: Instant,
+        mut hdr: Ipv4Repr,
+        seg: &TcpRepr<'_>,
+        out: &mut [u8],
+    ) -> Option<(usize, FrameMeta)> {
+        let total = IPV4_HEADER_LEN + hdr.payload_len;
+        let frame_len = ETHERNET_HEADER_LEN + total;
+        let mac = self
+            .next_hop(hdr.dst_addr)
+            .and_then(|hop| self.neighbors.lookup(hop));
+        match mac {
+            Some(mac) if out.len() >= frame_len && total <= 65535 => {
+                hdr.ident = self.next_ident;
+                self.next_ident = self.next_ident.wrapping_add(1);
+                let eth = EthernetRepr {
+                    src_addr: self.config.mac,
+                    dst_addr: mac,
+                    ethertype: EtherType::IPV4,
+                };
+                eth.emit(out);
+                hdr.emit(&mut out[ETHERNET_HEADER_LEN..]);
+                let start = ETHERNET_HEADER_LEN + IPV4_HEADER_LEN;
+                seg.emit_partial(&mut out[start..frame_len], hdr.src_addr, hdr.dst_addr);
+                self.counters.ipv4_tx_packets += 1;
+                self.counters.offload_tx_csum_partial += 1;
+                let meta = FrameMeta {
+                    csum: Some(crate::link::CsumPartial {
+                        start: start as u16,
+                        offset: 16,
+                    }),
+                    ..FrameMeta::default()
+                };
+                Some((frame_len, meta))
+            }
+            _ if total <= self.config.mtu => self
+                .emit_ip(
+                    now,
+                    hdr,
+                    &mut |b| seg.emit(b, hdr.src_addr, hdr.dst_addr),
+                    Some(out),
+                )
+                .ok()
+                .flatten()
+                .map(|n| (n, FrameMeta::default())),
+            _ => {
+                self.count_drop(DropReason::TsoNotSent);
+                None
+            }
+        }
+    }
+
     /// Queues a finished frame for transmission, or behind an ARP resolution.
     fn route_frame(
         &mut self,
@@ -1107,5 +1293,7 @@ impl Inner {
     }
 }
 
+#[cfg(test)]
+mod offload_tests;
 #[cfg(test)]
 mod tests;

@@ -452,6 +452,14 @@ impl FaultModel {
         self.counters
     }
 
+    /// Counts a frame that went past the model untouched (an offloading link's frame
+    /// while no fault is configured, see [`FaultInjector`]): an id, received and passed.
+    fn count_bypass(&mut self) {
+        self.next_id += 1;
+        self.counters.received += 1;
+        self.counters.passed += 1;
+    }
+
     /// Frames currently held (delayed, queued or held back).
     pub fn held(&self) -> usize {
         self.scheduled.len() + self.held.len()
@@ -778,6 +786,8 @@ pub struct FaultInjector<L> {
     pool: FramePool,
     max_frame_len: usize,
     reports: Option<Reports>,
+    /// The last received frame came straight from the inner link (see `bypass`).
+    rx_bypassed: bool,
 }
 
 /// Fault reports waiting for [`Link::poll_fault_report`], with the bytes of dropped
@@ -800,7 +810,23 @@ impl<L: Link> FaultInjector<L> {
             pool: FramePool::new(),
             max_frame_len: DEFAULT_FRAME_LEN,
             reports: None,
+            rx_bypassed: false,
         }
+    }
+
+    /// Whether frames go straight through, metadata and all: only over an offloading
+    /// inner link, while no fault is configured in either direction and nothing is
+    /// held. Then the injector forwards [`Link::caps`], [`Link::rx_meta`] and
+    /// [`Link::send_meta`], so a transparent injector (every host has one) does not
+    /// turn offloads off or copy 64 KB super-frames. With faults on, the injector
+    /// reports no capability and works on plain frames: it completes the partial
+    /// checksums of what it receives, and takes super-frames as single frames.
+    fn bypass(&self) -> bool {
+        self.rx.config().is_transparent()
+            && self.tx.config().is_transparent()
+            && self.rx.held() == 0
+            && self.tx.held() == 0
+            && self.inner.caps() != super::LinkCaps::default()
     }
 
     /// Starts keeping reports of every fault for [`Link::poll_fault_report`] (at most
@@ -940,12 +966,33 @@ impl<L: Link> Link for FaultInjector<L> {
     /// returns the next due `rx` frame.
     fn recv(&mut self, now: Instant, buf: &mut [u8]) -> io::Result<Option<usize>> {
         self.flush_tx(now)?;
+        self.rx_bypassed = false;
+        let caps = self.inner.caps();
+        if self.bypass() {
+            let n = self.inner.recv(now, buf)?;
+            if n.is_some() {
+                self.rx.count_bypass();
+                self.rx_bypassed = true;
+            }
+            return Ok(n);
+        }
+        let max_frame_len = if caps.rx_offload {
+            self.max_frame_len.max(super::MAX_OFFLOAD_FRAME_LEN)
+        } else {
+            self.max_frame_len
+        };
         for _ in 0..RX_BATCH {
             let mut frame = self.pool.take();
-            frame.resize(self.max_frame_len, 0);
+            frame.resize(max_frame_len, 0);
             match self.inner.recv(now, &mut frame) {
                 Ok(Some(n)) => {
                     frame.truncate(n);
+                    if caps.rx_offload {
+                        // The models move plain frames: finish what the device left
+                        // partial, so the stack verifies it like any other.
+                        let meta = self.inner.rx_meta();
+                        super::offload::complete_checksum(&mut frame, &meta);
+                    }
                     let pushed = self.rx.push_with_fate(now, frame, &mut self.pool);
                     if self.reports.is_some() {
                         // Dropped frames are reported now (they will never come out);
@@ -979,6 +1026,10 @@ impl<L: Link> Link for FaultInjector<L> {
 
     fn send(&mut self, now: Instant, frame: &[u8]) -> io::Result<()> {
         self.flush_tx(now)?;
+        if self.bypass() {
+            self.tx.count_bypass();
+            return self.inner.send(now, frame);
+        }
         let buf = self.pool.copy_of(frame);
         let pushed = self.tx.push_with_fate(now, buf, &mut self.pool);
         self.report_pushed_tx(now, pushed);
@@ -988,6 +1039,29 @@ impl<L: Link> Link for FaultInjector<L> {
     // `rx_dropped` is deliberately not forwarded: the frame the inner link returned
     // last is not the one the stack just dropped (frames are pulled in batches, held,
     // reordered).
+
+    fn caps(&self) -> super::LinkCaps {
+        if self.bypass() {
+            self.inner.caps()
+        } else {
+            super::LinkCaps::default()
+        }
+    }
+
+    fn rx_meta(&self) -> super::FrameMeta {
+        if self.rx_bypassed {
+            self.inner.rx_meta()
+        } else {
+            super::FrameMeta::default()
+        }
+    }
+
+    fn send_meta(&mut self, now: Instant, frame: &[u8], meta: &super::FrameMeta) -> io::Result<()> {
+        // Only given metadata while `caps` forwarded the inner link's, i.e. bypassing.
+        self.flush_tx(now)?;
+        self.tx.count_bypass();
+        self.inner.send_meta(now, frame, meta)
+    }
 
     fn poll_fault_report(&mut self, frame: &mut Vec<u8>) -> Option<FaultEvent> {
         let Some(reports) = self.reports.as_mut() else {

@@ -20,6 +20,7 @@
 
 pub mod fault;
 mod memory;
+pub mod offload;
 mod pcap;
 mod pcap_read;
 mod pcapng;
@@ -28,6 +29,7 @@ pub mod sys;
 
 pub use fault::{FaultAction, FaultConfig, FaultEvent, FaultInjector, Faults};
 pub use memory::MemoryLink;
+pub use offload::{CsumPartial, FrameMeta, Gso, LinkCaps};
 pub use pcap::{PcapLinkType, PcapTimestamps, PcapWriter};
 pub use pcap_read::{PcapReader, PcapRecord};
 pub use pcapng::{PcapNgLink, PcapNgWriter};
@@ -47,6 +49,10 @@ pub enum Direction {
 
 /// Largest Ethernet frame the stack handles by default (1500 MTU + 14 header).
 pub const DEFAULT_FRAME_LEN: usize = 1514;
+
+/// Largest frame an offloading link moves: one 64 KB IPv4 packet and its Ethernet
+/// header (a GSO super-frame).
+pub const MAX_OFFLOAD_FRAME_LEN: usize = 14 + 65535;
 
 /// A device that moves Ethernet frames (header included, no FCS).
 pub trait Link {
@@ -89,6 +95,32 @@ pub trait Link {
         let _ = frame;
         None
     }
+
+    /// What this link takes and returns beyond plain frames; the interface reads it on
+    /// every [`poll_link`](crate::iface::Interface::poll_link). Default: nothing.
+    fn caps(&self) -> LinkCaps {
+        LinkCaps::default()
+    }
+
+    /// Offload metadata of the frame the last `recv` returned (partial or validated
+    /// checksum, GSO). Only meaningful when [`caps`](Self::caps) has `rx_offload`.
+    fn rx_meta(&self) -> FrameMeta {
+        FrameMeta::default()
+    }
+
+    /// Sends one frame with offload metadata the interface chose within
+    /// [`caps`](Self::caps). The default, for links without offloads, is `send`: the
+    /// interface never gives such a link non-plain metadata.
+    ///
+    /// # Errors
+    /// As [`send`](Self::send).
+    fn send_meta(&mut self, now: Instant, frame: &[u8], meta: &FrameMeta) -> io::Result<()> {
+        debug_assert!(
+            meta.is_plain(),
+            "offload metadata for a link without offloads"
+        );
+        self.send(now, frame)
+    }
 }
 
 impl<L: Link + ?Sized> Link for Box<L> {
@@ -106,5 +138,14 @@ impl<L: Link + ?Sized> Link for Box<L> {
     }
     fn poll_fault_report(&mut self, frame: &mut Vec<u8>) -> Option<FaultEvent> {
         (**self).poll_fault_report(frame)
+    }
+    fn caps(&self) -> LinkCaps {
+        (**self).caps()
+    }
+    fn rx_meta(&self) -> FrameMeta {
+        (**self).rx_meta()
+    }
+    fn send_meta(&mut self, now: Instant, frame: &[u8], meta: &FrameMeta) -> io::Result<()> {
+        (**self).send_meta(now, frame, meta)
     }
 }

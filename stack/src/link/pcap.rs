@@ -36,6 +36,8 @@ pub struct PcapWriter<L, W: Write> {
     resolution: PcapTimestamps,
     snaplen: u32,
     error: Option<io::Error>,
+    /// A copy of a partial-checksum frame with its checksum filled in for the file.
+    scratch: Vec<u8>,
 }
 
 impl<L, W: Write> PcapWriter<L, W> {
@@ -69,6 +71,7 @@ impl<L, W: Write> PcapWriter<L, W> {
             resolution,
             snaplen,
             error: None,
+            scratch: Vec::new(),
         })
     }
 
@@ -117,6 +120,21 @@ impl<L, W: Write> PcapWriter<L, W> {
         (self.inner, self.out)
     }
 
+    /// Records a frame an offloading link moved with `meta`: a partial checksum is
+    /// filled in for the file (the wire would carry it complete); a GSO super-frame is
+    /// recorded whole, as one packet (classic pcap cannot say so; pcapng does).
+    fn record_meta(&mut self, now: Instant, frame: &[u8], meta: &super::FrameMeta) {
+        if meta.csum.is_none() {
+            return self.record_or_keep_error(now, frame);
+        }
+        let mut copy = core::mem::take(&mut self.scratch);
+        copy.clear();
+        copy.extend_from_slice(frame);
+        super::offload::complete_checksum(&mut copy, meta);
+        self.record_or_keep_error(now, &copy);
+        self.scratch = copy;
+    }
+
     fn record_or_keep_error(&mut self, now: Instant, frame: &[u8]) {
         if self.error.is_none() {
             if let Err(e) = self.record(now, frame) {
@@ -131,7 +149,8 @@ impl<L: Link, W: Write> Link for PcapWriter<L, W> {
     fn recv(&mut self, now: Instant, buf: &mut [u8]) -> io::Result<Option<usize>> {
         let n = self.inner.recv(now, buf)?;
         if let Some(n) = n {
-            self.record_or_keep_error(now, &buf[..n]);
+            let meta = self.inner.rx_meta();
+            self.record_meta(now, &buf[..n], &meta);
         }
         Ok(n)
     }
@@ -139,6 +158,19 @@ impl<L: Link, W: Write> Link for PcapWriter<L, W> {
     fn send(&mut self, now: Instant, frame: &[u8]) -> io::Result<()> {
         self.record_or_keep_error(now, frame);
         self.inner.send(now, frame)
+    }
+
+    fn caps(&self) -> super::LinkCaps {
+        self.inner.caps()
+    }
+
+    fn rx_meta(&self) -> super::FrameMeta {
+        self.inner.rx_meta()
+    }
+
+    fn send_meta(&mut self, now: Instant, frame: &[u8], meta: &super::FrameMeta) -> io::Result<()> {
+        self.record_meta(now, frame, meta);
+        self.inner.send_meta(now, frame, meta)
     }
 
     fn poll_timeout(&self) -> Option<Instant> {

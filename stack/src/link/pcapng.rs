@@ -350,6 +350,19 @@ impl<L, W: Write> PcapNgLink<L, W> {
         Self::keep_error(&mut self.error, res);
     }
 
+    /// Makes the held frame honest about offloads: a partial checksum is filled in (the
+    /// wire would carry it complete) and a GSO super-frame gets a comment saying so and
+    /// how many wire segments it stands for.
+    fn note_offload(&mut self, meta: &super::FrameMeta) {
+        if meta.is_plain() {
+            return;
+        }
+        super::offload::complete_checksum(&mut self.held.frame, meta);
+        if let Some(text) = super::offload::describe(&self.held.frame, meta) {
+            self.held.add_comment(&text);
+        }
+    }
+
     fn keep_error(error: &mut Option<io::Error>, res: io::Result<()>) {
         if let Err(e) = res {
             if error.is_none() {
@@ -441,6 +454,8 @@ impl<L: Link, W: Write> Link for PcapNgLink<L, W> {
             if !self.note.is_empty() {
                 self.held.add_comment(&self.note);
             }
+            let meta = self.inner.rx_meta();
+            self.note_offload(&meta);
         } else {
             // Only drops are reported without a delivery; they are written at once.
             self.drain_fault_reports(now);
@@ -461,6 +476,26 @@ impl<L: Link, W: Write> Link for PcapNgLink<L, W> {
 
     fn poll_timeout(&self) -> Option<Instant> {
         self.inner.poll_timeout()
+    }
+
+    fn caps(&self) -> super::LinkCaps {
+        self.inner.caps()
+    }
+
+    fn rx_meta(&self) -> super::FrameMeta {
+        self.inner.rx_meta()
+    }
+
+    fn send_meta(&mut self, now: Instant, frame: &[u8], meta: &super::FrameMeta) -> io::Result<()> {
+        self.write_held();
+        self.hold(now, Direction::Tx, frame);
+        let res = self.inner.send_meta(now, frame, meta);
+        self.drain_fault_reports(now);
+        if !self.note.is_empty() {
+            self.held.add_comment(&self.note);
+        }
+        self.note_offload(meta);
+        res
     }
 
     fn rx_dropped(&mut self, reason: &dyn core::fmt::Display) {
@@ -521,6 +556,100 @@ mod tests {
         assert_eq!(recs[1].comments, vec!["dropped: ipv4 bad_checksum"]);
         assert_eq!(recs[1].timestamp_ns, 1_700_000_002_000_003_000);
         assert_eq!(recs[1].orig_len as usize, testdata::TCP_SYN.len());
+    }
+
+    /// A link that hands up one super-frame with a partial checksum, as an
+    /// offloading TAP does, and takes frames with metadata.
+    struct OffloadStub {
+        frame: Vec<u8>,
+        meta: crate::link::FrameMeta,
+        sent: Vec<(Vec<u8>, crate::link::FrameMeta)>,
+    }
+
+    impl Link for OffloadStub {
+        fn recv(&mut self, _: Instant, buf: &mut [u8]) -> io::Result<Option<usize>> {
+            buf[..self.frame.len()].copy_from_slice(&self.frame);
+            Ok(Some(self.frame.len()))
+        }
+        fn send(&mut self, _: Instant, _: &[u8]) -> io::Result<()> {
+            Ok(())
+        }
+        fn caps(&self) -> crate::link::LinkCaps {
+            crate::link::LinkCaps {
+                tso: true,
+                tx_csum_partial: true,
+                rx_offload: true,
+                max_tx_frame: 0,
+            }
+        }
+        fn rx_meta(&self) -> crate::link::FrameMeta {
+            self.meta
+        }
+        fn send_meta(
+            &mut self,
+            _: Instant,
+            frame: &[u8],
+            meta: &crate::link::FrameMeta,
+        ) -> io::Result<()> {
+            self.sent.push((frame.to_vec(), *meta));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn super_frames_are_recorded_whole_with_a_comment_and_finished_checksums() {
+        use crate::link::{CsumPartial, FrameMeta, Gso};
+        // TCP_DATA (6 payload bytes) as a "super-frame" of 2-byte wire segments, its
+        // checksum left partial as the kernel hands it over.
+        let mut partial = testdata::TCP_DATA.to_vec();
+        let sum = crate::wire::TcpRepr::pseudo_sum(
+            testdata::KERNEL_IP,
+            testdata::PEER_IP,
+            partial.len() - 34,
+        );
+        partial[50..52].copy_from_slice(&sum.to_be_bytes());
+        let meta = FrameMeta {
+            gso: Gso::TcpV4 { size: 2 },
+            csum: Some(CsumPartial {
+                start: 34,
+                offset: 16,
+            }),
+            csum_valid: false,
+        };
+        let stub = OffloadStub {
+            frame: partial.clone(),
+            meta,
+            sent: Vec::new(),
+        };
+        let mut out = Vec::new();
+        {
+            let mut l = PcapNgLink::new(stub, &mut out, 0).unwrap();
+            assert!(l.caps().tso, "the recorder forwards the device's offloads");
+            let mut buf = [0u8; 1514];
+            let n = l.recv(Instant::ZERO, &mut buf).unwrap().unwrap();
+            assert_eq!(
+                &buf[..n],
+                &partial[..],
+                "the stack gets the frame untouched"
+            );
+            assert_eq!(l.rx_meta(), meta);
+            l.send_meta(Instant::from_micros(5), &partial, &meta)
+                .unwrap();
+            assert_eq!(l.get_ref().sent, vec![(partial.clone(), meta)]);
+            l.flush().unwrap();
+        }
+        let recs: Vec<_> = PcapReader::new(&out[..])
+            .unwrap()
+            .collect::<io::Result<_>>()
+            .unwrap();
+        assert_eq!(recs.len(), 2);
+        for r in &recs {
+            assert_eq!(r.data, testdata::TCP_DATA, "checksum finished for the file");
+            assert_eq!(
+                r.comments,
+                vec!["GSO super-frame, gso_size 2, 3 wire segments"]
+            );
+        }
     }
 
     #[test]
@@ -748,5 +877,109 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn tshark_reads_a_recorded_super_frame_with_a_good_checksum() {
+        use crate::link::{CsumPartial, FrameMeta, Gso};
+        use crate::wire::{
+            EtherType, EthernetRepr, IpProtocol, Ipv4Repr, SeqNumber, TcpFlags, TcpOptions, TcpRepr,
+        };
+        let tshark = std::path::Path::new("/usr/bin/tshark");
+        if !tshark.exists() {
+            assert!(
+                std::env::var("USTACK_REQUIRE_NETNS").map_or(true, |v| v != "1"),
+                "tshark not installed (USTACK_REQUIRE_NETNS=1)"
+            );
+            return;
+        }
+        // A 30,000-byte TSO super-segment as the stack hands it to an offloading TAP.
+        let payload: Vec<u8> = (0..30_000u32).map(|i| (i % 251) as u8).collect();
+        let seg = TcpRepr {
+            src_port: 5001,
+            dst_port: 40000,
+            seq_number: SeqNumber(1000),
+            ack_number: SeqNumber(2000),
+            flags: TcpFlags::ACK | TcpFlags::PSH,
+            window_len: 512,
+            urgent_ptr: 0,
+            options: TcpOptions::default(),
+            payload: &payload,
+        };
+        let ip = Ipv4Repr {
+            src_addr: testdata::PEER_IP,
+            dst_addr: testdata::KERNEL_IP,
+            protocol: IpProtocol::TCP,
+            ttl: 64,
+            tos: 0,
+            ident: 7,
+            dont_frag: true,
+            more_frags: false,
+            frag_offset: 0,
+            payload_len: seg.buffer_len(),
+        };
+        let mut frame = vec![0u8; 34 + seg.buffer_len()];
+        EthernetRepr {
+            src_addr: testdata::PEER_MAC,
+            dst_addr: testdata::KERNEL_MAC,
+            ethertype: EtherType::IPV4,
+        }
+        .emit(&mut frame);
+        ip.emit(&mut frame[14..]);
+        seg.emit_partial(&mut frame[34..], ip.src_addr, ip.dst_addr);
+        let meta = FrameMeta {
+            gso: Gso::TcpV4 { size: 1448 },
+            csum: Some(CsumPartial {
+                start: 34,
+                offset: 16,
+            }),
+            csum_valid: false,
+        };
+        let stub = OffloadStub {
+            frame: Vec::new(),
+            meta: FrameMeta::default(),
+            sent: Vec::new(),
+        };
+        let mut out = Vec::new();
+        {
+            let mut l = PcapNgLink::new(stub, &mut out, 0).unwrap();
+            l.send_meta(Instant::ZERO, &frame, &meta).unwrap();
+            l.flush().unwrap();
+        }
+        let path = std::env::temp_dir().join(format!("ustack-gso-{}.pcapng", std::process::id()));
+        std::fs::write(&path, &out).unwrap();
+        let run = |args: &[&str]| {
+            let o = std::process::Command::new(tshark)
+                .args(["-n", "-o", "tcp.check_checksum:TRUE", "-r"])
+                .arg(&path)
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            String::from_utf8_lossy(&o.stdout).into_owned()
+        };
+        let listing = run(&[]);
+        let fields = run(&[
+            "-T",
+            "fields",
+            "-e",
+            "frame.len",
+            "-e",
+            "tcp.len",
+            "-e",
+            "tcp.checksum.status",
+            "-e",
+            "frame.comment",
+        ]);
+        let _ = std::fs::remove_file(&path);
+        assert!(!listing.contains("Malformed"), "{listing}");
+        assert_eq!(
+            fields.trim(),
+            format!(
+                "{}\t30000\t1\tGSO super-frame, gso_size 1448, 21 wire segments",
+                frame.len()
+            ),
+            "{listing}"
+        );
     }
 }

@@ -68,6 +68,19 @@ pub mod checksum {
             .to_be()
     }
 
+    /// The folded, uncomplemented sum of the IPv4 pseudo-header of a `len`-byte
+    /// transport segment: what a sender leaves in the checksum field for a device that
+    /// finishes the checksum (virtio-net `NEEDS_CSUM`, Linux `CHECKSUM_PARTIAL`).
+    pub fn pseudo_header_sum(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, len: usize) -> u16 {
+        !Sum16BitWords::new()
+            .add_4bytes(src.octets())
+            .add_4bytes(dst.octets())
+            .add_2bytes([0, protocol])
+            .add_2bytes((len as u16).to_be_bytes())
+            .ones_complement()
+            .to_be()
+    }
+
     /// Checksum over the IPv4 pseudo-header (RFC 793 §3.1) and `data`.
     pub fn pseudo(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, data: &[u8]) -> u16 {
         Sum16BitWords::new()

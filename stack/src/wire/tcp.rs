@@ -344,13 +344,32 @@ impl<'a> TcpRepr<'a> {
     /// # Errors
     /// `Truncated`, `Malformed` (data offset or options) or `Checksum`.
     pub fn parse(src: Ipv4Addr, dst: Ipv4Addr, segment: &'a [u8]) -> Result<TcpRepr<'a>, Error> {
+        Self::parse_inner(Some((src, dst)), segment)
+    }
+
+    /// Parses a segment whose checksum the link vouches for or left partial (an
+    /// offloading link's `DATA_VALID` or `NEEDS_CSUM`): everything
+    /// [`parse`](Self::parse) checks but the checksum.
+    ///
+    /// # Errors
+    /// `Truncated` or `Malformed` (data offset or options).
+    pub fn parse_unverified(segment: &'a [u8]) -> Result<TcpRepr<'a>, Error> {
+        Self::parse_inner(None, segment)
+    }
+
+    fn parse_inner(
+        addrs: Option<(Ipv4Addr, Ipv4Addr)>,
+        segment: &'a [u8],
+    ) -> Result<TcpRepr<'a>, Error> {
         use etherparse::err::tcp::HeaderSliceError;
         let hdr = etherparse::TcpHeaderSlice::from_slice(segment).map_err(|e| match e {
             HeaderSliceError::Len(_) => Error::Truncated,
             HeaderSliceError::Content(_) => Error::Malformed,
         })?;
-        if checksum::pseudo(src, dst, IpProtocol::TCP.0, segment) != 0 {
-            return Err(Error::Checksum);
+        if let Some((src, dst)) = addrs {
+            if checksum::pseudo(src, dst, IpProtocol::TCP.0, segment) != 0 {
+                return Err(Error::Checksum);
+            }
         }
         let header_len = hdr.slice().len();
         let raw = hdr.slice();
@@ -365,6 +384,12 @@ impl<'a> TcpRepr<'a> {
             options: TcpOptions::parse(hdr.options())?,
             payload: &segment[header_len..],
         })
+    }
+
+    /// The folded, uncomplemented pseudo-header sum of a `tcp_len`-byte segment: what
+    /// the checksum field holds when a device is left to finish it (`NEEDS_CSUM`).
+    pub fn pseudo_sum(src: Ipv4Addr, dst: Ipv4Addr, tcp_len: usize) -> u16 {
+        checksum::pseudo_header_sum(src, dst, IpProtocol::TCP.0, tcp_len)
     }
 
     /// SEG.LEN: payload plus one for each of SYN and FIN (RFC 9293 §3.4).
@@ -389,6 +414,25 @@ impl<'a> TcpRepr<'a> {
         debug_assert!(header_len <= TCP_HEADER_LEN + TCP_MAX_OPTIONS_LEN);
         let total = header_len + self.payload.len();
         let b = &mut buf[..total];
+        self.emit_header(b);
+        b[header_len..].copy_from_slice(self.payload);
+        let sum = checksum::pseudo(src, dst, IpProtocol::TCP.0, b);
+        b[16..18].copy_from_slice(&sum.to_be_bytes());
+    }
+
+    /// Like [`emit`](Self::emit), but leaves the checksum for the device to finish
+    /// (`NEEDS_CSUM`): the field holds only the pseudo-header sum, so the payload is
+    /// copied but never summed here.
+    pub fn emit_partial(&self, buf: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) {
+        let total = self.buffer_len();
+        self.emit_header(buf);
+        buf[self.header_len()..total].copy_from_slice(self.payload);
+        let sum = Self::pseudo_sum(src, dst, total);
+        buf[16..18].copy_from_slice(&sum.to_be_bytes());
+    }
+
+    fn emit_header(&self, b: &mut [u8]) {
+        let header_len = self.header_len();
         b[0..2].copy_from_slice(&self.src_port.to_be_bytes());
         b[2..4].copy_from_slice(&self.dst_port.to_be_bytes());
         b[4..8].copy_from_slice(&self.seq_number.0.to_be_bytes());
@@ -399,9 +443,6 @@ impl<'a> TcpRepr<'a> {
         b[16..18].copy_from_slice(&[0, 0]);
         b[18..20].copy_from_slice(&self.urgent_ptr.to_be_bytes());
         self.options.emit(&mut b[TCP_HEADER_LEN..header_len]);
-        b[header_len..].copy_from_slice(self.payload);
-        let sum = checksum::pseudo(src, dst, IpProtocol::TCP.0, b);
-        b[16..18].copy_from_slice(&sum.to_be_bytes());
     }
 }
 

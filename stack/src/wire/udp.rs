@@ -23,6 +23,22 @@ impl UdpRepr {
     /// # Errors
     /// `Truncated`, `Malformed` (length field below 8) or `Checksum`.
     pub fn parse(src: Ipv4Addr, dst: Ipv4Addr, segment: &[u8]) -> Result<(UdpRepr, &[u8]), Error> {
+        Self::parse_inner(Some((src, dst)), segment)
+    }
+
+    /// Parses a datagram whose checksum an offloading link vouches for or left partial
+    /// (`DATA_VALID`, `NEEDS_CSUM`): the length checks of [`parse`](Self::parse) only.
+    ///
+    /// # Errors
+    /// `Truncated` or `Malformed`.
+    pub fn parse_unverified(segment: &[u8]) -> Result<(UdpRepr, &[u8]), Error> {
+        Self::parse_inner(None, segment)
+    }
+
+    fn parse_inner(
+        addrs: Option<(Ipv4Addr, Ipv4Addr)>,
+        segment: &[u8],
+    ) -> Result<(UdpRepr, &[u8]), Error> {
         let slice = etherparse::UdpSlice::from_slice(segment).map_err(|_| Error::Truncated)?;
         let length = slice.length() as usize;
         if length < UDP_HEADER_LEN {
@@ -31,10 +47,12 @@ impl UdpRepr {
         if length > segment.len() {
             return Err(Error::Truncated);
         }
-        if slice.checksum() != 0
-            && checksum::pseudo(src, dst, IpProtocol::UDP.0, &segment[..length]) != 0
-        {
-            return Err(Error::Checksum);
+        if let Some((src, dst)) = addrs {
+            if slice.checksum() != 0
+                && checksum::pseudo(src, dst, IpProtocol::UDP.0, &segment[..length]) != 0
+            {
+                return Err(Error::Checksum);
+            }
         }
         let repr = UdpRepr {
             src_port: slice.source_port(),

@@ -74,6 +74,7 @@ pub fn run(args: &GlobalArgs) -> CmdResult {
         pcap: Some(pcap_path.clone()),
         faults: args.faults.faults(),
         seed,
+        offload: ustack_socket::link::Offload::Off,
     };
     let stack = NetStack::builder()
         .os_link(os_link)

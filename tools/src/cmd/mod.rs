@@ -55,7 +55,7 @@ pub fn open_device(args: &GlobalArgs, what: &str) -> Result<Device, String> {
         .ok_or_else(|| format!("`{what}` needs --ip ADDR/PREFIX"))?;
     let mac = args.mac.unwrap_or_else(|| mac_from_seed(args.seed));
     let link = spec
-        .open()
+        .open_with(args.link_options().device_offload())
         .map_err(|e| format!("cannot open {spec}: {e}"))?;
     Ok(Device {
         spec,

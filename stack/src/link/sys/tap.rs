@@ -4,71 +4,414 @@
 //! The device is created (or attached to, if a persistent TAP of that name exists, e.g.
 //! from `ip tuntap add dev NAME mode tap`) in the network namespace of the *calling
 //! thread*. Addressing and bringing up the kernel side is the caller's business
-//! (`ip addr add`, `ip link set up`). Without packet info and without a vnet header,
-//! the kernel hands us frames with complete checksums.
+//! (`ip addr add`, `ip link set up`).
+//!
+//! **Offloads** ([`TapLink::open_with_offload`]): the device is opened with
+//! `IFF_VNET_HDR`, so every frame in either direction is preceded by a 10-byte
+//! `struct virtio_net_hdr`, and `TUNSETOFFLOAD` turns on `TUN_F_CSUM | TUN_F_TSO4`. The
+//! kernel then sends us TCP super-frames of up to 64 KB (GSO, one read instead of ~44)
+//! and frames whose TCP/UDP checksum it left partial (it never crossed a wire), and
+//! takes the same from us. The 10-byte header rather than the 12-byte
+//! `virtio_net_hdr_mrg_rxbuf`: its extra `num_buffers` field only matters to a virtio
+//! driver merging receive buffers, never to one `read` of one frame, and 10 is the
+//! kernel's default, which we still set explicitly. The header is in native byte order
+//! (no `TUNSETVNETLE`), which is what the kernel uses for a TAP by default.
+//!
+//! When the kernel refuses (`IFF_VNET_HDR` or `TUNSETOFFLOAD` fails, e.g. an old kernel
+//! or a device attached with other flags), the device is reopened plain, a log line
+//! says so, and [`TapLink::offload`] reports false. Our own ioctl layer (not the
+//! tun-tap crate, whose open knows no `IFF_VNET_HDR`): `TUNSETIFF`, `TUNSETVNETHDRSZ`,
+//! `TUNSETOFFLOAD`.
+//!
+//! Frames move with `readv`/`writev` of the header and the caller's buffer, so the
+//! frame itself is never copied here.
 
 use super::is_queue_full;
+use crate::link::offload::{CsumPartial, FrameMeta, Gso, LinkCaps};
 use crate::link::Link;
 use crate::time::Instant;
 use std::io;
-use std::os::unix::io::{AsRawFd, RawFd};
+use std::os::unix::io::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+const TUNSETOFFLOAD: libc::c_ulong = 0x4004_54d0;
+const TUNSETVNETHDRSZ: libc::c_ulong = 0x4004_54d8;
+const IFF_TAP: libc::c_short = 0x0002;
+const IFF_NO_PI: libc::c_short = 0x1000;
+const IFF_VNET_HDR: libc::c_short = 0x4000;
+const TUN_F_CSUM: libc::c_uint = 0x01;
+const TUN_F_TSO4: libc::c_uint = 0x02;
+
+/// `VIRTIO_NET_HDR_F_NEEDS_CSUM`: the transport checksum is partial.
+const F_NEEDS_CSUM: u8 = 1;
+/// `VIRTIO_NET_HDR_F_DATA_VALID`: the transport checksum was validated.
+const F_DATA_VALID: u8 = 2;
+/// `VIRTIO_NET_HDR_GSO_TCPV4`.
+const GSO_TCPV4: u8 = 1;
+/// Size of `struct virtio_net_hdr` (flags, gso_type, hdr_len, gso_size, csum_start,
+/// csum_offset).
+pub const VNET_HDR_LEN: usize = 10;
+
+/// Largest frame a TAP with TSO takes: one 64 KB IPv4 packet and its Ethernet header.
+pub const TSO_MAX_FRAME: usize = crate::link::MAX_OFFLOAD_FRAME_LEN;
+
+/// `struct ifreq` as TUNSETIFF reads it: the name, then the flags in the union.
+#[repr(C)]
+struct IfReq {
+    name: [u8; libc::IFNAMSIZ],
+    flags: libc::c_short,
+    _pad: [u8; 22],
+}
 
 /// A non-blocking TAP device.
 #[derive(Debug)]
 pub struct TapLink {
-    iface: tun_tap::Iface,
+    fd: OwnedFd,
+    name: String,
+    offload: bool,
+    rx_meta: FrameMeta,
 }
 
 impl TapLink {
-    /// Opens (creating if needed) the TAP device `name` and makes it non-blocking.
+    /// Opens (creating if needed) the TAP device `name`, non-blocking, without offloads.
     ///
     /// # Errors
     /// `/dev/net/tun` is missing, the caller lacks CAP_NET_ADMIN, or `name` is taken by
     /// a device of another kind.
     pub fn open(name: &str) -> io::Result<TapLink> {
-        let iface = tun_tap::Iface::without_packet_info(name, tun_tap::Mode::Tap)?;
-        iface.set_non_blocking()?;
-        Ok(TapLink { iface })
+        Self::open_with_offload(name, false)
+    }
+
+    /// Opens the TAP device `name`, with checksum and TCP segmentation offload when
+    /// `offload` is true and the kernel accepts it (see the module doc; if it does not,
+    /// the device is plain and [`offload`](Self::offload) says so).
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub fn open_with_offload(name: &str, offload: bool) -> io::Result<TapLink> {
+        if offload {
+            match Self::open_flags(name, true) {
+                Ok(link) => match link.enable_offload() {
+                    Ok(()) => return Ok(link),
+                    Err(e) => {
+                        log::info!(target: "ustack::link", "tap {name}: kernel refused TUNSETOFFLOAD ({e}); offloads off");
+                    }
+                },
+                Err(e) => {
+                    log::info!(target: "ustack::link", "tap {name}: kernel refused IFF_VNET_HDR ({e}); offloads off");
+                }
+            }
+        }
+        let link = Self::open_flags(name, false)?;
+        // Offload features outlive the descriptor that set them on a persistent TAP:
+        // a plain reader after an offloading one would get super-frames and partial
+        // checksums it cannot tell from garbage. Reset them (already off by default).
+        if let Err(e) = link.set_offload_flags(0) {
+            log::debug!(target: "ustack::link", "tap {}: resetting offloads: {e}", link.name);
+        }
+        Ok(link)
+    }
+
+    fn open_flags(name: &str, vnet: bool) -> io::Result<TapLink> {
+        if name.len() >= libc::IFNAMSIZ || name.as_bytes().contains(&0) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "TAP name too long or contains NUL",
+            ));
+        }
+        // SAFETY: a constant NUL-terminated path and plain flags.
+        let raw = unsafe {
+            libc::open(
+                c"/dev/net/tun".as_ptr(),
+                libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC,
+            )
+        };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a freshly opened descriptor nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let mut req = IfReq {
+            name: [0; libc::IFNAMSIZ],
+            flags: IFF_TAP | IFF_NO_PI | if vnet { IFF_VNET_HDR } else { 0 },
+            _pad: [0; 22],
+        };
+        req.name[..name.len()].copy_from_slice(name.as_bytes());
+        // SAFETY: TUNSETIFF reads and writes a `struct ifreq`, which `IfReq` lays out
+        // (40 bytes), and `req` lives across the call.
+        if unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETIFF, &mut req as *mut IfReq) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let len = req
+            .name
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(req.name.len());
+        let name = String::from_utf8_lossy(&req.name[..len]).into_owned();
+        Ok(TapLink {
+            fd,
+            name,
+            offload: vnet,
+            rx_meta: FrameMeta::default(),
+        })
+    }
+
+    fn enable_offload(&self) -> io::Result<()> {
+        let hdr_len: libc::c_int = VNET_HDR_LEN as libc::c_int;
+        // SAFETY: TUNSETVNETHDRSZ reads one int from the pointer, valid for the call.
+        if unsafe { libc::ioctl(self.fd.as_raw_fd(), TUNSETVNETHDRSZ, &hdr_len) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        self.set_offload_flags(TUN_F_CSUM | TUN_F_TSO4)?;
+        log::debug!(target: "ustack::link", "tap {}: offloads on (csum, tso4)", self.name);
+        Ok(())
+    }
+
+    fn set_offload_flags(&self, flags: libc::c_uint) -> io::Result<()> {
+        // SAFETY: TUNSETOFFLOAD takes its flags by value.
+        let rc = unsafe { libc::ioctl(self.fd.as_raw_fd(), TUNSETOFFLOAD, flags as libc::c_ulong) };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
     }
 
     /// The device name the kernel gave us (the requested one unless it was too long).
     pub fn name(&self) -> &str {
-        self.iface.name()
+        &self.name
+    }
+
+    /// Whether checksum and segmentation offloads are on.
+    pub fn offload(&self) -> bool {
+        self.offload
+    }
+
+    fn recv_plain(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        loop {
+            // SAFETY: `buf` is valid for `buf.len()` writable bytes.
+            let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n >= 0 {
+                return Ok(Some(n as usize));
+            }
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::WouldBlock => return Ok(None),
+                io::ErrorKind::Interrupted => continue,
+                _ => return Err(e),
+            }
+        }
+    }
+
+    fn recv_vnet(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        let mut hdr = [0u8; VNET_HDR_LEN];
+        loop {
+            let iov = [
+                libc::iovec {
+                    iov_base: hdr.as_mut_ptr().cast(),
+                    iov_len: VNET_HDR_LEN,
+                },
+                libc::iovec {
+                    iov_base: buf.as_mut_ptr().cast(),
+                    iov_len: buf.len(),
+                },
+            ];
+            // SAFETY: both iovecs describe live, writable buffers of the stated lengths.
+            let n = unsafe { libc::readv(self.fd.as_raw_fd(), iov.as_ptr(), 2) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                match e.kind() {
+                    io::ErrorKind::WouldBlock => return Ok(None),
+                    io::ErrorKind::Interrupted => continue,
+                    _ => return Err(e),
+                }
+            }
+            let n = n as usize;
+            if n < VNET_HDR_LEN {
+                // Not even a header: nothing we can hand up.
+                continue;
+            }
+            self.rx_meta = decode_vnet_hdr(&hdr);
+            return Ok(Some(n - VNET_HDR_LEN));
+        }
+    }
+
+    fn write_frame(&mut self, frame: &[u8], meta: Option<&FrameMeta>) -> io::Result<()> {
+        loop {
+            let hdr = meta.map(|m| encode_vnet_hdr(frame, m));
+            let n = match &hdr {
+                Some(h) => {
+                    let iov = [
+                        libc::iovec {
+                            iov_base: h.as_ptr() as *mut libc::c_void,
+                            iov_len: VNET_HDR_LEN,
+                        },
+                        libc::iovec {
+                            iov_base: frame.as_ptr() as *mut libc::c_void,
+                            iov_len: frame.len(),
+                        },
+                    ];
+                    // SAFETY: both iovecs describe live buffers; writev only reads them.
+                    unsafe { libc::writev(self.fd.as_raw_fd(), iov.as_ptr(), 2) }
+                }
+                // SAFETY: `frame` is valid for `frame.len()` readable bytes.
+                None => unsafe {
+                    libc::write(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len())
+                },
+            };
+            if n >= 0 {
+                return Ok(());
+            }
+            let e = io::Error::last_os_error();
+            match e {
+                _ if e.kind() == io::ErrorKind::Interrupted => continue,
+                _ if is_queue_full(&e) => {
+                    log::debug!(target: "ustack::link", "tap {}: queue full, frame dropped", self.name);
+                    return Ok(());
+                }
+                // The kernel side is down (no carrier): frames go nowhere, like a NIC
+                // with no cable. Not an error for the stack.
+                _ if e.raw_os_error() == Some(libc::EIO) => return Ok(()),
+                _ => return Err(e),
+            }
+        }
+    }
+}
+
+/// The metadata a received virtio-net header describes. Whatever the kernel wrote is
+/// taken as given here; the interface checks it against the frame.
+fn decode_vnet_hdr(h: &[u8; VNET_HDR_LEN]) -> FrameMeta {
+    let u16_at = |i: usize| u16::from_ne_bytes([h[i], h[i + 1]]);
+    let flags = h[0];
+    let gso = match h[1] {
+        0 => Gso::None,
+        GSO_TCPV4 => Gso::TcpV4 { size: u16_at(4) },
+        other => Gso::Other(other),
+    };
+    FrameMeta {
+        gso,
+        csum: (flags & F_NEEDS_CSUM != 0).then(|| CsumPartial {
+            start: u16_at(6),
+            offset: u16_at(8),
+        }),
+        csum_valid: flags & F_DATA_VALID != 0,
+    }
+}
+
+/// The virtio-net header for a frame we send with `meta`.
+fn encode_vnet_hdr(frame: &[u8], meta: &FrameMeta) -> [u8; VNET_HDR_LEN] {
+    let mut h = [0u8; VNET_HDR_LEN];
+    if let Some(c) = meta.csum {
+        h[0] = F_NEEDS_CSUM;
+        h[6..8].copy_from_slice(&c.start.to_ne_bytes());
+        h[8..10].copy_from_slice(&c.offset.to_ne_bytes());
+    }
+    if let Gso::TcpV4 { size } = meta.gso {
+        h[1] = GSO_TCPV4;
+        // hdr_len: Ethernet, IPv4 and TCP headers, options included (a hint for the
+        // kernel's linear allocation).
+        let hdr_len = frame
+            .get(14)
+            .zip(frame.get(14 + usize::from(frame[14] & 0x0f) * 4 + 12))
+            .map_or(0, |(vihl, doff)| {
+                14 + usize::from(vihl & 0x0f) * 4 + usize::from(doff >> 4) * 4
+            });
+        h[2..4].copy_from_slice(&(hdr_len as u16).to_ne_bytes());
+        h[4..6].copy_from_slice(&size.to_ne_bytes());
+    }
+    h
+}
+
+impl Drop for TapLink {
+    /// Leaves a persistent TAP as it was found: offloads off for whoever attaches next
+    /// (another program may read it without a virtio-net header).
+    fn drop(&mut self) {
+        if self.offload {
+            let _ = self.set_offload_flags(0);
+        }
     }
 }
 
 impl AsRawFd for TapLink {
     fn as_raw_fd(&self) -> RawFd {
-        self.iface.as_raw_fd()
+        self.fd.as_raw_fd()
     }
 }
 
 impl Link for TapLink {
     fn recv(&mut self, _now: Instant, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        loop {
-            match self.iface.recv(buf) {
-                Ok(n) => return Ok(Some(n)),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
+        if self.offload {
+            self.recv_vnet(buf)
+        } else {
+            self.recv_plain(buf)
         }
     }
 
     fn send(&mut self, _now: Instant, frame: &[u8]) -> io::Result<()> {
-        loop {
-            match self.iface.send(frame) {
-                Ok(_) => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if is_queue_full(&e) => {
-                    log::debug!(target: "ustack::link", "tap {}: queue full, frame dropped", self.name());
-                    return Ok(());
-                }
-                // The kernel side is down (no carrier): frames go nowhere, like a NIC with
-                // no cable. Not an error for the stack.
-                Err(e) if e.raw_os_error() == Some(libc::EIO) => return Ok(()),
-                Err(e) => return Err(e),
-            }
+        if self.offload {
+            self.write_frame(frame, Some(&FrameMeta::default()))
+        } else {
+            self.write_frame(frame, None)
         }
+    }
+
+    fn caps(&self) -> LinkCaps {
+        if self.offload {
+            LinkCaps {
+                tso: true,
+                tx_csum_partial: true,
+                rx_offload: true,
+                max_tx_frame: TSO_MAX_FRAME,
+            }
+        } else {
+            LinkCaps::default()
+        }
+    }
+
+    fn rx_meta(&self) -> FrameMeta {
+        if self.offload {
+            self.rx_meta
+        } else {
+            FrameMeta::default()
+        }
+    }
+
+    fn send_meta(&mut self, _now: Instant, frame: &[u8], meta: &FrameMeta) -> io::Result<()> {
+        if self.offload {
+            self.write_frame(frame, Some(meta))
+        } else {
+            debug_assert!(meta.is_plain(), "offload metadata for a plain TAP");
+            self.write_frame(frame, None)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vnet_header_round_trips_gso_and_partial_checksum() {
+        let meta = FrameMeta {
+            gso: Gso::TcpV4 { size: 1448 },
+            csum: Some(CsumPartial {
+                start: 34,
+                offset: 16,
+            }),
+            csum_valid: false,
+        };
+        // Ethernet + IPv4 (IHL 5) + TCP with data offset 8 (32 bytes).
+        let mut frame = vec![0u8; 14 + 20 + 32 + 100];
+        frame[14] = 0x45;
+        frame[14 + 20 + 12] = 8 << 4;
+        let h = encode_vnet_hdr(&frame, &meta);
+        assert_eq!(h[0], F_NEEDS_CSUM);
+        assert_eq!(u16::from_ne_bytes([h[2], h[3]]), 14 + 20 + 32);
+        assert_eq!(decode_vnet_hdr(&h), meta);
+        let valid = decode_vnet_hdr(&[F_DATA_VALID, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert!(valid.csum_valid && valid.csum.is_none() && valid.gso == Gso::None);
+        assert_eq!(
+            decode_vnet_hdr(&[0, 4, 0, 0, 0, 0, 0, 0, 0, 0]).gso,
+            Gso::Other(4)
+        );
     }
 }

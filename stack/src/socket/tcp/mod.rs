@@ -141,6 +141,11 @@ pub struct TcpLayer {
     counters: TcpCounters,
     /// Test hook: every new connection uses this ISN and a zero timestamp offset.
     fixed_isn: Option<SeqNumber>,
+    /// Largest TCP segment the link cuts for us (TSO), 0 without ([`set_tso`](Self::set_tso)).
+    tso_max_len: usize,
+    /// Wire payload size of the last segment [`dispatch`](Self::dispatch) emitted when it
+    /// was a super-segment, else 0.
+    last_gso_size: u16,
 }
 
 const MAX_PENDING_RSTS: usize = 256;
@@ -169,7 +174,23 @@ impl TcpLayer {
             challenge_count: 0,
             counters: TcpCounters::default(),
             fixed_isn: None,
+            tso_max_len: 0,
+            last_gso_size: 0,
         }
+    }
+
+    /// Lets [`dispatch`](Self::dispatch) build segments of up to `max_len` bytes (TCP
+    /// header included) that the link cuts into wire segments (TSO); 0 turns it off.
+    /// The MSS stays the size of each wire segment.
+    pub fn set_tso(&mut self, max_len: usize) {
+        self.tso_max_len = max_len;
+    }
+
+    /// Payload bytes per wire segment of the segment the last
+    /// [`dispatch`](Self::dispatch) emitted, when it was a super-segment (more payload
+    /// than one wire segment carries); `None` for an ordinary segment.
+    pub fn last_gso_size(&self) -> Option<u16> {
+        (self.last_gso_size > 0).then_some(self.last_gso_size)
     }
 
     /// The configuration.
@@ -393,6 +414,7 @@ impl TcpLayer {
         cx: &TcpContext,
         emit: &mut dyn FnMut(SegmentAddrs, &TcpRepr<'_>),
     ) -> bool {
+        self.last_gso_size = 0;
         if let Some((addrs, r)) = self.pending_rsts.pop_front() {
             emit(addrs, &r);
             self.counters.segments_out += 1;
@@ -407,7 +429,9 @@ impl TcpLayer {
             }
             it.meta.queued = false;
             let prev = it.socket.state;
+            it.socket.tso_max_len = self.tso_max_len;
             let sent = it.socket.dispatch(cx, &mut self.events, emit);
+            self.last_gso_size = core::mem::take(&mut it.socket.gso_size);
             if sent {
                 self.counters.segments_out += 1;
                 // Round robin: the socket may have more to send after the others.

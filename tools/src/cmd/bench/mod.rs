@@ -60,8 +60,10 @@ const DONE_TIMEOUT: Duration = Duration::from_secs(20);
     after_help = "What it runs, inside two network namespaces it creates and deletes:\n  \
     ustack (socket API) and smoltcp 0.14 (phy::TunTapInterface, polled in the serving\n  \
     thread) as servers on the same TAP, each against the same client: Linux sockets\n  \
-    on threads inside the namespace. Linux-to-Linux over a veth pair, offloads off and\n  \
-    on (set with the SIOCETHTOOL ioctl), as the reference. In-memory bulk between two\n  \
+    on threads inside the namespace. ustack runs with --offload off, and again with\n  \
+    TAP offloads on (64 KB super-frames) for the two bulk figures. Linux-to-Linux\n  \
+    over a veth pair, offloads off and on (set with the SIOCETHTOOL ioctl), as the\n  \
+    reference. In-memory bulk between two\n  \
     instances of each stack, natively and under valgrind's callgrind (if installed).\n  \
     smoltcp is compiled in by the default feature `smoltcp-peer`; without it its\n  \
     column says skipped.\n\n\
@@ -72,8 +74,8 @@ const DONE_TIMEOUT: Duration = Duration::from_secs(20);
     figures for reference. Every transfer checks its byte count and a byte pattern; a\n  \
     failed round is listed as failed, not counted. Needs root (CAP_NET_ADMIN,\n  \
     CAP_SYS_ADMIN). Speed figures depend on the machine's load; see docs/performance.md.\n  \
-    The global link flags (--tap, --raw, --ip, --mac, --pcap, the fault flags) do not\n  \
-    apply: it picks its own devices and addresses.\n\n\
+    The global link flags (--tap, --raw, --ip, --mac, --pcap, --offload, the fault\n  \
+    flags) do not apply: it picks its own devices and addresses.\n\n\
     Examples:\n  \
     sudo ustack bench --quick                # under a minute, small sizes\n  \
     sudo ustack bench                        # 5 rounds, 1 GB bulk, 10,000 connections\n  \
@@ -294,7 +296,7 @@ impl Lab {
         let port = self.port;
         let mut cmd = Command::new(&self.exe);
         let (server, addr) = match col {
-            Column::Ustack | Column::Smoltcp => {
+            Column::Ustack | Column::Smoltcp | Column::UstackOffloadsOn => {
                 cmd.args([
                     "--netns",
                     self.a.name(),
@@ -304,11 +306,17 @@ impl Lab {
                     STACK_CIDR,
                     "--mac",
                     STACK_MAC,
+                    "--offload",
+                    if col == Column::UstackOffloadsOn {
+                        "auto"
+                    } else {
+                        "off"
+                    },
                 ]);
-                let server = if col == Column::Ustack {
-                    "ustack"
-                } else {
+                let server = if col == Column::Smoltcp {
                     "smoltcp"
+                } else {
+                    "ustack"
                 };
                 (server, format!("{STACK_IP}:{port}"))
             }
@@ -387,7 +395,7 @@ impl Lab {
         let pin = fig == Figure::RrPinned;
         let (server, addr) = self.spawn(col, test, s, pin)?;
         server.wait_line("ready", READY_TIMEOUT)?;
-        if matches!(col, Column::Ustack | Column::Smoltcp) {
+        if is_tap(col) {
             self.wait_tap_up()?;
         }
         let (size, secs, conns, cpu) = (s.size, s.secs, s.conns, self.cpu);
@@ -448,7 +456,7 @@ impl Lab {
                 }
                 let rate = n as f64 / elapsed.as_secs_f64();
                 let mut v = vec![(Figure::ConcurrentAccept, Outcome::Value(rate))];
-                if matches!(col, Column::Ustack | Column::Smoltcp) {
+                if is_tap(col) {
                     let per = rss1.saturating_sub(rss0) as f64 / n as f64;
                     v.push((Figure::ConcurrentMemory, Outcome::Value(per)));
                 }
@@ -457,6 +465,17 @@ impl Lab {
         }
     }
 }
+
+/// Whether a column's server runs on the TAP (a user-space stack).
+fn is_tap(col: Column) -> bool {
+    matches!(
+        col,
+        Column::Ustack | Column::Smoltcp | Column::UstackOffloadsOn
+    )
+}
+
+/// Figures the offload column runs: offloads change how bulk data crosses the TAP.
+const OFFLOAD_FIGS: [Figure; 2] = [Figure::BulkRx, Figure::BulkTx];
 
 /// Resolved settings: explicit flags, else the --quick or default value.
 fn settings(args: &BenchArgs) -> Settings {
@@ -605,6 +624,7 @@ pub fn run(args: &BenchArgs) -> CmdResult {
         s.conns
     ));
     notes.push("every timed figure includes the connection set-up; bulk receiving ends when the server's byte count arrives, bulk sending at EOF".into());
+    notes.push("ustack: --offload off (one wire frame per read/write, as smoltcp); ustack, offloads on: --offload auto, the TAP opened with IFF_VNET_HDR and TUN_F_CSUM|TUN_F_TSO4 (64 KB TCP super-frames both ways, partial checksums); bulk figures only".into());
 
     let smoltcp_built = cfg!(feature = "smoltcp-peer");
     let mut columns = vec![Column::Ustack];
@@ -620,6 +640,16 @@ pub fn run(args: &BenchArgs) -> CmdResult {
         Figure::ConnRate,
         Figure::ConcurrentAccept,
     ];
+    for f in Figure::ALL {
+        if !OFFLOAD_FIGS.contains(&f) {
+            let why = if matches!(f, Figure::InMemoryBulk | Figure::InMemoryInstructions) {
+                Absent::NotApplicable
+            } else {
+                Absent::Skipped("bulk figures only".into())
+            };
+            report.absent.insert((f, Column::UstackOffloadsOn), why);
+        }
+    }
     if !smoltcp_built {
         for f in Figure::ALL {
             report.absent.insert(
@@ -652,6 +682,7 @@ pub fn run(args: &BenchArgs) -> CmdResult {
     for round in 0..s.rounds {
         // Alternate which user-space stack goes first.
         let mut order = columns.clone();
+        order.insert(1, Column::UstackOffloadsOn);
         if round % 2 == 1 {
             order.reverse();
         }
@@ -660,6 +691,9 @@ pub fn run(args: &BenchArgs) -> CmdResult {
         }
         for fig in net_figs {
             for &col in &order {
+                if col == Column::UstackOffloadsOn && !OFFLOAD_FIGS.contains(&fig) {
+                    continue;
+                }
                 for (f, o) in lab.run(fig, col, &s) {
                     progress(Some(round), &s, f, col, &o);
                     report.results.entry((f, col)).or_default().push(o);

@@ -103,15 +103,18 @@ pub enum Column {
     KernelOffloadsOff,
     /// Linux to Linux over a veth pair, offloads on.
     KernelOffloadsOn,
+    /// ustack on the TAP with checksum and segmentation offloads (`--offload`).
+    UstackOffloadsOn,
 }
 
 impl Column {
     /// Every column, in print order.
-    pub const ALL: [Column; 4] = [
+    pub const ALL: [Column; 5] = [
         Column::Ustack,
         Column::Smoltcp,
         Column::KernelOffloadsOff,
         Column::KernelOffloadsOn,
+        Column::UstackOffloadsOn,
     ];
 
     /// The column heading.
@@ -121,6 +124,7 @@ impl Column {
             Column::Smoltcp => "smoltcp",
             Column::KernelOffloadsOff => "kernel veth, offloads off",
             Column::KernelOffloadsOn => "kernel veth, offloads on",
+            Column::UstackOffloadsOn => "ustack, offloads on",
         }
     }
 }
@@ -364,6 +368,9 @@ impl Report {
         head.extend([
             Column::KernelOffloadsOff.heading(),
             Column::KernelOffloadsOn.heading(),
+            Column::UstackOffloadsOn.heading(),
+            "offloads/smoltcp",
+            "offloads/kernel veth on",
         ]);
         let mut rows: Vec<Vec<String>> = Vec::new();
         for f in Figure::ALL {
@@ -385,6 +392,14 @@ impl Report {
             } else {
                 format!("{} (less is better)", f.unit())
             };
+            let r_of = |other| {
+                ratio(
+                    self.median_of(f, Column::UstackOffloadsOn),
+                    self.median_of(f, other),
+                )
+                .map(|r| format!("{r:.2}"))
+                .unwrap_or_else(|| "—".into())
+            };
             rows.push(vec![
                 f.label(&self.settings),
                 unit,
@@ -393,6 +408,9 @@ impl Report {
                 r,
                 c(Column::KernelOffloadsOff),
                 c(Column::KernelOffloadsOn),
+                c(Column::UstackOffloadsOn),
+                r_of(Column::Smoltcp),
+                r_of(Column::KernelOffloadsOn),
             ]);
         }
         s.push_str(&markdown_table(&head, &rows));

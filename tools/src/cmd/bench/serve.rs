@@ -192,10 +192,12 @@ fn serve_ustack(global: &GlobalArgs, args: &ServeArgs) -> Result<u64, String> {
     let tap = global.tap.as_deref().ok_or("bench-serve needs --tap")?;
     let ip = global.ip.ok_or("bench-serve needs --ip")?;
     let mac = global.mac.ok_or("bench-serve needs --mac")?;
+    // `--offload` (or `--no-offload`) from the coordinator picks the column.
     let stack = ustack_socket::NetStack::builder()
         .tap(tap)
         .ip(ip)
         .mac(mac)
+        .link_options(global.link_options())
         .build()
         .map_err(|e| format!("ustack on {tap}: {e}"))?;
     let l = ustack_socket::TcpListener::bind(&stack, ("0.0.0.0", args.port))

@@ -194,6 +194,14 @@ pub(crate) struct Socket {
 
     pub stats: Stats,
     pub paws_rejected: u64,
+
+    // Segmentation offload, set by the layer around each dispatch.
+    /// Largest TCP segment (header included) the link cuts into wire segments for us
+    /// (TSO); 0 when every segment must fit the wire.
+    pub(crate) tso_max_len: usize,
+    /// Payload bytes per wire segment of the last segment dispatched when it was a
+    /// super-segment (larger than one wire segment), else 0.
+    pub(crate) gso_size: u16,
 }
 
 fn in_window(seq: SeqNumber, start: SeqNumber, len: usize) -> bool {
@@ -285,6 +293,8 @@ impl Socket {
             window_update: false,
             probe: None,
             force_send: false,
+            tso_max_len: 0,
+            gso_size: 0,
             dupacks: 0,
             recovery: None,
             rtx_next: None,

@@ -23,6 +23,9 @@ struct Plan {
     rtx: bool,
     /// Selective retransmission (does not move SND.NXT).
     hole: bool,
+    /// Payload bytes one wire segment carries with this segment's options; a plan
+    /// longer than this is a super-segment for the link to cut (TSO).
+    wire_len: usize,
 }
 
 impl Socket {
@@ -161,6 +164,9 @@ impl Socket {
         };
         emit(self.addrs(), &repr);
 
+        if sent > plan.wire_len {
+            self.gso_size = plan.wire_len.min(usize::from(u16::MAX)) as u16;
+        }
         let end = plan.seq + sent + usize::from(fin);
         self.stats.segs_out += 1;
         if plan.hole {
@@ -263,7 +269,15 @@ impl Socket {
             self.snd_una + self.snd_wnd.min(cwnd + limited)
         };
         let can = ((win_end - self.snd_nxt).max(0) as usize).min(budget);
-        let len = avail.min(can).min(max_len);
+        let mut len = avail
+            .min(can)
+            .min(self.burst_len(max_len, opts.buffer_len()));
+        if len > max_len && len < avail {
+            // A super-segment is cut into whole wire segments plus what remains queued
+            // at the end; never leave a runt wire segment in mid-stream (the sender
+            // SWS avoidance below would not have sent it alone).
+            len -= len % max_len;
+        }
         let rtx = self.snd_nxt < self.snd_max;
         let fin = self.fin_seq == Some(self.snd_nxt + len);
         if len == 0 && !fin {
@@ -287,7 +301,19 @@ impl Socket {
             fin,
             rtx,
             hole: false,
+            wire_len: max_len,
         })
+    }
+
+    /// Most payload one segment may carry: one wire segment (`wire_len`), or with TSO
+    /// as many whole wire segments as fit the link's super-segment bound.
+    fn burst_len(&self, wire_len: usize, opts_len: usize) -> usize {
+        let header = crate::wire::TCP_HEADER_LEN + opts_len;
+        let room = self.tso_max_len.saturating_sub(header);
+        if room <= wire_len {
+            return wire_len;
+        }
+        room - room % wire_len
     }
 
     /// A segment of up to `max_len` bytes starting at `seq` (retransmission).
@@ -303,6 +329,7 @@ impl Socket {
             fin,
             rtx: true,
             hole,
+            wire_len: max_len,
         }
     }
 
