@@ -109,6 +109,8 @@ pub struct WireLab {
     pub b: Netns,
     /// The offloads of the endpoint devices as read back after switching them off.
     pub offloads: Offloads,
+    /// The kernel's MACs on `wla` and `wlb`.
+    pub kernel_macs: [EthernetAddress; 2],
 }
 
 impl WireLab {
@@ -145,7 +147,67 @@ impl WireLab {
             offloads = ns.run_in(move || ethtool::set(dev, Offloads::all(false)))??;
             w.run_in(move || ethtool::set(wire_end, Offloads::all(false)))??;
         }
-        Ok(WireLab { a, w, b, offloads })
+        let kernel_macs = [link_mac(&a, A_DEV)?, link_mac(&b, B_DEV)?];
+        Ok(WireLab {
+            a,
+            w,
+            b,
+            offloads,
+            kernel_macs,
+        })
+    }
+
+    /// The kernel's MAC on one side's endpoint device.
+    pub fn kernel_mac(&self, side: Side) -> EthernetAddress {
+        match side {
+            Side::A => self.kernel_macs[0],
+            Side::B => self.kernel_macs[1],
+        }
+    }
+
+    /// Gives both kernels permanent neighbour entries for every address on the other
+    /// side (kernel and ustack), so no ARP crosses the wire afterwards: a benchmark then
+    /// measures TCP, not whether a seed happened to drop an ARP request. A lab ustack
+    /// gets the same entries from [`static_neighbors`](Self::static_neighbors).
+    ///
+    /// # Errors
+    /// An `ip neigh` command failed.
+    pub fn pin_neighbors(&self) -> Result<(), NetnsError> {
+        for side in [Side::A, Side::B] {
+            let other = match side {
+                Side::A => Side::B,
+                Side::B => Side::A,
+            };
+            for (ip, mac) in [
+                (other.kernel_ip(), self.kernel_mac(other)),
+                (other.stack_ip(), other.stack_mac()),
+            ] {
+                self.ns(side).ip(&[
+                    "neigh",
+                    "replace",
+                    &ip.to_string(),
+                    "lladdr",
+                    &mac.to_string(),
+                    "dev",
+                    side.dev(),
+                    "nud",
+                    "permanent",
+                ])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Static neighbours for a ustack on `side`: the other side's kernel and ustack.
+    pub fn static_neighbors(&self, side: Side) -> Vec<(Ipv4Addr, EthernetAddress)> {
+        let other = match side {
+            Side::A => Side::B,
+            Side::B => Side::A,
+        };
+        vec![
+            (other.kernel_ip(), self.kernel_mac(other)),
+            (other.stack_ip(), other.stack_mac()),
+        ]
     }
 
     /// The namespace of one side.
@@ -181,6 +243,22 @@ impl WireLab {
             })
             .map_err(|e| io::Error::other(e.to_string()))?
     }
+}
+
+/// The MAC of `dev` in `ns`, from `ip -o link show`.
+fn link_mac(ns: &Netns, dev: &str) -> Result<EthernetAddress, NetnsError> {
+    let out = ns.ip(&["-o", "link", "show", dev])?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .skip_while(|w| *w != "link/ether")
+        .nth(1)
+        .and_then(|m| m.parse().ok())
+        .ok_or_else(|| {
+            NetnsError::Failed(
+                format!("ip -o link show {dev}"),
+                format!("no MAC in: {text}"),
+            )
+        })
 }
 
 /// Sets a socket's receive and send buffers to `bytes` with SO_RCVBUFFORCE and

@@ -254,3 +254,65 @@ fn the_same_seed_drops_the_same_frames_twice() {
         "b2a drops differ for the same seed"
     );
 }
+
+/// `ustack bench loss --quick` (one seed, small transfers): every cell of the table is
+/// filled, no run failed, and the namespaces are gone afterwards. No figure is
+/// asserted: they are what the benchmark prints.
+#[test]
+fn bench_loss_quick_fills_every_cell() {
+    if !can_run() {
+        return;
+    }
+    let out = std::process::Command::new(BIN)
+        .args(["bench", "loss", "--quick", "--seeds", "1", "--size", "200K"])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ustack bench loss");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "exit {}: {stdout}\n{stderr}",
+        out.status
+    );
+    let rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| loss"))
+        .map(|l| l.trim_matches('|').split('|').map(str::trim).collect())
+        .collect();
+    let models = ["1%", "3%", "5%", "10%", "gilbert:0.01:0.3"];
+    let pairs = ["kernel → kernel", "kernel → ustack", "ustack → kernel"];
+    assert_eq!(rows.len(), models.len() * pairs.len(), "{stdout}");
+    for m in models {
+        for p in pairs {
+            let row = rows
+                .iter()
+                .find(|r| r[0] == m && r[1] == p)
+                .unwrap_or_else(|| panic!("no row {m} / {p} in {stdout}"));
+            assert_eq!(row[2], "1/1", "{m} {p}: {stdout}");
+            for (i, cell) in row.iter().enumerate().skip(3) {
+                assert!(
+                    !cell.is_empty() && *cell != "-",
+                    "{m} {p} column {i} empty: {stdout}"
+                );
+            }
+            let secs: f64 = row[3]
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{m} {p}: bad time {}", row[3]));
+            assert!(secs > 0.0, "{m} {p}: {secs}");
+        }
+    }
+    assert!(stdout.contains("0 of 15 runs failed"), "{stdout}");
+    // Other tests' labs may exist at the same time, but never one named by the bench.
+    let leftover = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip netns list");
+    assert!(
+        !String::from_utf8_lossy(&leftover.stdout).contains("uloss-"),
+        "namespaces left behind"
+    );
+}
