@@ -65,11 +65,15 @@ const CHUNK: usize = 64 * 1024;
     median for the same loss, and the sender's median retransmitted segments, bytes\n\
     and RTOs (kernel: /proc/net/snmp RetransSegs, /proc/net/netstat TCPTimeouts and\n\
     TCP_INFO bytes_retrans in the sender's namespace; ustack: TcpInfo and its RTO\n\
-    events). Figures depend on the machine's load; compare ratios from one run.\n\n\
+    events). Figures depend on the machine's load; compare ratios from one run.\n\
+    The kernels run their default congestion control unless --kernel-cc says\n\
+    otherwise (ustack runs CUBIC). The global link flags (--tap, --raw, --ip, --pcap,\n\
+    the fault flags) do not apply: it picks its own devices, addresses and faults.\n\n\
     Examples:\n  \
     sudo ustack bench loss --quick             # 2 seeds of 500 KB, a minute or two\n  \
     sudo ustack bench loss                     # 15 seeds of 10 MB\n  \
-    sudo ustack bench loss --seeds 20 --size 1M --json > loss.json"
+    sudo ustack bench loss --seeds 20 --size 1M --json > loss.json\n  \
+    sudo ustack bench loss --kernel-cc cubic   # both kernels on CUBIC, as ustack"
 )]
 pub struct LossArgs {
     /// Two seeds of 500 KB transfers. Explicit flags still win.
@@ -87,9 +91,35 @@ pub struct LossArgs {
     /// Seconds a transfer may take before it counts as failed.
     #[arg(long, value_name = "SECS", default_value_t = 180)]
     pub timeout: u64,
+    /// Congestion control of both kernels (net.ipv4.tcp_congestion_control in the
+    /// endpoint namespaces, e.g. cubic) [default: the host's, which new namespaces
+    /// inherit].
+    #[arg(long, value_name = "NAME")]
+    pub kernel_cc: Option<String>,
     /// Print every run and the cells as JSON instead of the table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Sets (with `Some`) and reads back the congestion control of both endpoint kernels.
+fn kernel_cc(lab: &WireLab, want: Option<&str>) -> Result<String, String> {
+    const PATH: &str = "/proc/sys/net/ipv4/tcp_congestion_control";
+    let mut got = Vec::new();
+    for ns in [&lab.a, &lab.b] {
+        let want = want.map(str::to_owned);
+        let r = ns
+            .run_in(move || -> io::Result<String> {
+                if let Some(w) = want {
+                    std::fs::write(PATH, w)?;
+                }
+                Ok(std::fs::read_to_string(PATH)?.trim().to_owned())
+            })
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("{PATH}: {e}"))?;
+        got.push(r);
+    }
+    got.dedup();
+    Ok(got.join("/"))
 }
 
 /// Which stacks move the data.
@@ -555,6 +585,7 @@ pub fn run(args: &LossArgs) -> CmdResult {
         .map_or(0, |d| d.as_secs());
     let lab = WireLab::new("uloss")?;
     lab.pin_neighbors()?;
+    let cc = kernel_cc(&lab, args.kernel_cc.as_deref())?;
     let offloads = lab.offloads;
     let t_start = Instant::now();
     let mut runs = Vec::new();
@@ -647,6 +678,7 @@ pub fn run(args: &LossArgs) -> CmdResult {
         .chain(std::env::args().skip(1))
         .collect::<Vec<_>>()
         .join(" ");
+    let tcp = ustack::socket::tcp::TcpConfig::default();
     let notes = vec![
         format!(
             "{} per transfer, side A to side B; seeds {}..={}; loss in both directions, decided by the wire's seed per frame index",
@@ -657,7 +689,10 @@ pub fn run(args: &LossArgs) -> CmdResult {
         "permanent neighbour entries on both kernels and static ones in ustack: no ARP crosses the wire, so a dropped ARP request never delays a run".into(),
         "time: connect to the receiver's close, on the sender; retransmissions and RTOs: the sender's (kernel: nstat RetransSegs/TCPTimeouts deltas in its namespace and TCP_INFO bytes_retrans; ustack: TcpInfo and RtoFired events)".into(),
         format!(
-            "ustack: socket API NetStack with its default TcpConfig on AF_PACKET; kernel: default sysctls in fresh namespaces; offloads of the endpoints' veth ends as read back: {}",
+            "ustack: socket API NetStack with its default TcpConfig ({:?}, {} KiB receive / {} KiB send buffers) on AF_PACKET; kernel: congestion control {cc}, other sysctls as new namespaces get them; offloads of the endpoints' veth ends as read back: {}",
+            tcp.congestion,
+            tcp.rx_buffer_len / 1024,
+            tcp.tx_buffer_len / 1024,
             offloads
         ),
         format!("frames dropped at AF_PACKET sockets (not by the seed) over all runs: {socket_drops}"),
