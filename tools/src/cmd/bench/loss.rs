@@ -45,10 +45,12 @@ const MODELS: [(&str, &str, &str); 5] = [
     ("gilbert:0.01:0.3", "--loss-model", "gilbert:0.01:0.3"),
 ];
 
-/// The receiver's port.
-const PORT: u16 = 5201;
+/// The receiver's port for the first run; each run uses the next one.
+const PORT: u16 = 20_000;
 /// Read/write chunk of every endpoint.
 const CHUNK: usize = 64 * 1024;
+/// Per-call socket timeout: how often a blocked endpoint looks at the run's deadline.
+const TICK: Duration = Duration::from_secs(1);
 
 /// Options of `ustack bench loss`.
 #[derive(Debug, Args)]
@@ -333,15 +335,53 @@ fn fill(buf: &mut [u8], off: u64) {
     }
 }
 
-/// Reads `r` to EOF, checking the pattern; returns the byte count.
-fn drain(mut r: impl Read) -> io::Result<u64> {
+/// Whether an I/O error is a per-call timeout (`SO_RCVTIMEO`/`SO_SNDTIMEO`), after
+/// which the caller checks the run's deadline and tries again.
+fn timed_out(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}
+
+fn past(deadline: Instant, what: &str) -> io::Result<()> {
+    if Instant::now() >= deadline {
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("{what}: the run's deadline passed"),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Takes one connection before `deadline` from a non-blocking listener.
+fn accept_until<S>(accept: impl Fn() -> io::Result<S>, deadline: Instant) -> io::Result<S> {
+    loop {
+        match accept() {
+            Ok(s) => return Ok(s),
+            Err(e) if timed_out(&e) => {
+                past(deadline, "accept")?;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Reads `r` to EOF, checking the pattern; returns the byte count. The socket has a
+/// short read timeout ([`TICK`]), so the run's deadline is checked while it waits.
+fn drain(mut r: impl Read, deadline: Instant) -> io::Result<u64> {
     let mut buf = vec![0u8; CHUNK];
     let mut off = 0u64;
     loop {
         let n = match r.read(&mut buf) {
             Ok(0) => return Ok(off),
             Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if timed_out(&e) => {
+                past(deadline, "receiving")?;
+                continue;
+            }
             Err(e) => return Err(e),
         };
         for (i, &b) in buf[..n].iter().enumerate() {
@@ -356,11 +396,13 @@ fn drain(mut r: impl Read) -> io::Result<u64> {
     }
 }
 
-/// Writes `size` pattern bytes, half-closes, waits for the peer's close; returns the
-/// seconds from `t0`.
+/// Writes `size` pattern bytes, half-closes, and waits for the peer's close, giving up
+/// at `deadline` (the socket has short timeouts, [`TICK`]). Partial writes are
+/// tracked, so a timed-out call loses nothing.
 fn send_all(
     mut w: impl Read + Write,
     size: u64,
+    deadline: Instant,
     shutdown: impl FnOnce() -> io::Result<()>,
 ) -> io::Result<()> {
     let mut buf = vec![0u8; CHUNK];
@@ -368,7 +410,15 @@ fn send_all(
     while off < size {
         let n = (size - off).min(CHUNK as u64) as usize;
         fill(&mut buf[..n], off);
-        w.write_all(&buf[..n])?;
+        let mut done = 0;
+        while done < n {
+            match w.write(&buf[done..n]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(k) => done += k,
+                Err(e) if timed_out(&e) => past(deadline, "sending")?,
+                Err(e) => return Err(e),
+            }
+        }
         off += n as u64;
     }
     shutdown()?;
@@ -377,7 +427,7 @@ fn send_all(
         match w.read(&mut sink) {
             Ok(0) => return Ok(()),
             Ok(_) => return Err(io::Error::other("the receiver sent data")),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if timed_out(&e) => past(deadline, "waiting for the receiver's close")?,
             Err(e) => return Err(e),
         }
     }
@@ -436,21 +486,24 @@ fn start_receiver(
     lab: &WireLab,
     pair: Pair,
     seed: u64,
-    timeout: Duration,
+    port: u16,
+    deadline: Instant,
 ) -> Result<Receiver, String> {
     if pair == Pair::KernelToUstack {
         let st = LabStack::start(lab, Side::B, seed)?;
-        let listener = ustack_socket::TcpListener::bind(&st.stack, (Ipv4Addr::UNSPECIFIED, PORT))
+        let listener = ustack_socket::TcpListener::bind(&st.stack, (Ipv4Addr::UNSPECIFIED, port))
             .map_err(|e| format!("ustack listen: {e}"))?;
         let h = std::thread::spawn(move || -> io::Result<u64> {
-            let (s, _) = listener.accept()?;
+            listener.set_nonblocking(true)?;
+            let (s, _) = accept_until(|| listener.accept(), deadline)?;
             drop(listener);
-            s.set_read_timeout(Some(timeout))?;
-            drain(&s)
+            s.set_nonblocking(false)?;
+            s.set_read_timeout(Some(TICK))?;
+            drain(&s, deadline)
         });
         return Ok(Receiver::Ustack(h, st));
     }
-    let addr = SocketAddr::from((Side::B.kernel_ip(), PORT));
+    let addr = SocketAddr::from((Side::B.kernel_ip(), port));
     let listener = lab
         .b
         .run_in(move || std::net::TcpListener::bind(addr))
@@ -459,10 +512,12 @@ fn start_receiver(
     let t = lab
         .b
         .spawn_in("loss receiver", move || -> io::Result<u64> {
-            let (s, _) = listener.accept()?;
+            listener.set_nonblocking(true)?;
+            let (s, _) = accept_until(|| listener.accept(), deadline)?;
             drop(listener);
-            s.set_read_timeout(Some(timeout))?;
-            drain(&s)
+            s.set_nonblocking(false)?;
+            s.set_read_timeout(Some(TICK))?;
+            drain(&s, deadline)
         })
         .map_err(|e| e.to_string())?;
     Ok(Receiver::Kernel(t))
@@ -474,14 +529,18 @@ fn transfer(
     pair: Pair,
     seed: u64,
     size: u64,
+    port: u16,
     timeout: Duration,
 ) -> Result<Figures, String> {
-    let receiver = start_receiver(lab, pair, seed, timeout)?;
+    // Every endpoint gives up at this instant, so no thread or connection outlives its
+    // run (a leftover would hold the port or send into the next run's wire).
+    let deadline = Instant::now() + timeout;
+    let receiver = start_receiver(lab, pair, seed, port, deadline)?;
     let dst = match pair {
         Pair::KernelToUstack => Side::B.stack_ip(),
         _ => Side::B.kernel_ip(),
     };
-    let to = SocketAddr::from((dst, PORT));
+    let to = SocketAddr::from((dst, port));
     let mut socket_drops = 0;
     let sent: Result<Figures, String> = if pair == Pair::UstackToKernel {
         let st = LabStack::start(lab, Side::A, seed)?;
@@ -490,9 +549,9 @@ fn transfer(
             std::thread::spawn(move || -> io::Result<Figures> {
                 let t0 = Instant::now();
                 let s = ustack_socket::TcpStream::connect(&stack, to)?;
-                s.set_read_timeout(Some(timeout))?;
-                s.set_write_timeout(Some(timeout))?;
-                send_all(&s, size, || s.shutdown(Shutdown::Write))?;
+                s.set_read_timeout(Some(TICK))?;
+                s.set_write_timeout(Some(TICK))?;
+                send_all(&s, size, deadline, || s.shutdown(Shutdown::Write))?;
                 let secs = t0.elapsed().as_secs_f64();
                 let info = match stack.getsockopt(s.fd(), SockOptName::TcpInfo) {
                     Ok(SockOpt::TcpInfo(i)) => i,
@@ -518,10 +577,10 @@ fn transfer(
             .spawn_in("loss sender", move || -> io::Result<Figures> {
                 let before = KernelTcpCounters::read()?;
                 let t0 = Instant::now();
-                let s = std::net::TcpStream::connect_timeout(&to, Duration::from_secs(30))?;
-                s.set_read_timeout(Some(timeout))?;
-                s.set_write_timeout(Some(timeout))?;
-                send_all(&s, size, || s.shutdown(Shutdown::Write))?;
+                let s = std::net::TcpStream::connect_timeout(&to, timeout)?;
+                s.set_read_timeout(Some(TICK))?;
+                s.set_write_timeout(Some(TICK))?;
+                send_all(&s, size, deadline, || s.shutdown(Shutdown::Write))?;
                 let secs = t0.elapsed().as_secs_f64();
                 let info = wirelab::kernel_tcp_info(s.as_raw_fd())?;
                 let delta = KernelTcpCounters::read()?.since(&before);
@@ -534,18 +593,17 @@ fn transfer(
                 })
             })
             .map_err(|e| e.to_string())?
-            .join_timeout(timeout + Duration::from_secs(10))
+            .join_timeout(timeout + Duration::from_secs(15))
             .map_err(|_| "the kernel sender overstayed".to_owned())
             .and_then(|r| r.map_err(|e| format!("kernel sender: {e}")))
     };
     let got = match receiver {
         Receiver::Kernel(t) => t
-            .join_timeout(Duration::from_secs(10))
+            .join_timeout(timeout + Duration::from_secs(15))
             .map_err(|_| "the kernel receiver did not finish".to_owned())
             .and_then(|r| r.map_err(|e| format!("kernel receiver: {e}"))),
         Receiver::Ustack(h, st) => {
-            // Without a sender result the receiver may still wait: its read timeout
-            // bounds it.
+            // Bounded by the run's deadline, like every endpoint.
             let r = h
                 .join()
                 .map_err(|_| "the ustack receiver panicked".to_owned())
@@ -595,7 +653,10 @@ pub fn run(args: &LossArgs) -> CmdResult {
             for k in 0..Pair::ALL.len() {
                 let pair = Pair::ALL[(k + si) % Pair::ALL.len()];
                 let result = WireProc::start(&lab, &exe, seed, (flag, value)).and_then(|wire| {
-                    let r = transfer(&lab, pair, seed, size, timeout);
+                    // A port per run: a connection of an earlier run can never be
+                    // mistaken for this one's.
+                    let port = PORT + (runs.len() % 10_000) as u16;
+                    let r = transfer(&lab, pair, seed, size, port, timeout);
                     let counters = wire.stop();
                     let mut f = r?;
                     let (dropped, socket) = counters?;
