@@ -263,12 +263,16 @@ fn bench_loss_quick_fills_every_cell() {
     if !can_run() {
         return;
     }
-    let out = std::process::Command::new(BIN)
+    let child = std::process::Command::new(BIN)
         .args(["bench", "loss", "--quick", "--seeds", "1", "--size", "200K"])
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("run ustack bench loss");
+    let pid = child.id();
+    let out = child.wait_with_output().expect("wait for ustack bench loss");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -306,13 +310,14 @@ fn bench_loss_quick_fills_every_cell() {
         }
     }
     assert!(stdout.contains("0 of 15 runs failed"), "{stdout}");
-    // Other tests' labs may exist at the same time, but never one named by the bench.
+    // Its namespaces are named `uloss-{a,w,b}-PID-...`; other runs' may exist.
     let leftover = std::process::Command::new("ip")
         .args(["netns", "list"])
         .output()
         .expect("ip netns list");
-    assert!(
-        !String::from_utf8_lossy(&leftover.stdout).contains("uloss-"),
-        "namespaces left behind"
-    );
+    let list = String::from_utf8_lossy(&leftover.stdout);
+    for side in ["a", "w", "b"] {
+        let name = format!("uloss-{side}-{pid}-");
+        assert!(!list.contains(&name), "{name}... left behind: {list}");
+    }
 }
