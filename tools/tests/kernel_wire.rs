@@ -272,7 +272,9 @@ fn bench_loss_quick_fills_every_cell() {
         .spawn()
         .expect("run ustack bench loss");
     let pid = child.id();
-    let out = child.wait_with_output().expect("wait for ustack bench loss");
+    let out = child
+        .wait_with_output()
+        .expect("wait for ustack bench loss");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
