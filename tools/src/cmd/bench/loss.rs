@@ -454,6 +454,9 @@ impl LabStack {
             .config(move |c| {
                 c.seed = seed;
                 c.static_neighbors = neighbors;
+                // No frame of its own before the connection's first, so its frames
+                // line up by index with a kernel endpoint's under the same seed.
+                c.arp.gratuitous_at_start = false;
             })
             .build()
             .map_err(|e| format!("cannot start ustack on {}: {e}", side.dev()))?;
@@ -747,7 +750,7 @@ pub fn run(args: &LossArgs) -> CmdResult {
             seeds.first().copied().unwrap_or(0),
             seeds.last().copied().unwrap_or(0)
         ),
-        "permanent neighbour entries on both kernels and static ones in ustack: no ARP crosses the wire, so a dropped ARP request never delays a run".into(),
+        "permanent neighbour entries on both kernels and static ones in ustack, and no gratuitous ARP from ustack: no ARP crosses the wire, so a dropped ARP request never delays a run and the n-th frame of a connection is the n-th frame the wire sees, whichever stack sends it".into(),
         "time: connect to the receiver's close, on the sender; retransmissions and RTOs: the sender's (kernel: nstat RetransSegs/TCPTimeouts deltas in its namespace and TCP_INFO bytes_retrans; ustack: TcpInfo and RtoFired events)".into(),
         format!(
             "ustack: socket API NetStack with its default TcpConfig ({:?}, {} KiB receive / {} KiB send buffers) on AF_PACKET; kernel: congestion control {cc}, other sysctls as new namespaces get them; offloads of the endpoints' veth ends as read back: {}",
