@@ -102,6 +102,12 @@ pub enum Command {
     /// SERVFAIL, no such record or no answer.
     #[command(after_help = crate::cmd::dns::AFTER_HELP)]
     Dns(crate::cmd::dns::DnsArgs),
+    /// A seeded lossy wire: forward every Ethernet frame between two devices (TAP or
+    /// AF_PACKET, optionally each in its own namespace) through the fault injector, per
+    /// direction, so two TCP stacks can be compared under the same faults; counters at
+    /// exit.
+    #[command(after_help = crate::cmd::wire::AFTER_HELP)]
+    Wire(crate::cmd::wire::WireArgs),
     /// Benchmark ustack against smoltcp 0.14 on the same TAP and the same kernel-side
     /// client, with Linux over veth (offloads off and on) for reference: bulk each way,
     /// request/response, connection rate, 10,000 concurrent connections, in-memory

@@ -4,6 +4,10 @@
 //! (device → stack) or `tx:` (stack → device); flags may repeat, e.g.
 //! `--loss 0.02 --loss tx:0.1`. Faults are drawn from `--seed`, so the same seed and
 //! the same traffic inject the same faults.
+//!
+//! `ustack wire` forwards between two ends A and B and names its directions `a2b:` and
+//! `b2a:`. It runs the same injector with A in the stack's place, so `a2b:` is parsed as
+//! `tx:` and `b2a:` as `rx:` (both spellings are accepted everywhere).
 
 use clap::Args;
 use core::fmt;
@@ -24,9 +28,11 @@ pub struct Directed<T> {
 impl<T: FromStr<Err = FaultSpecError>> FromStr for Directed<T> {
     type Err = FaultSpecError;
     fn from_str(s: &str) -> Result<Self, FaultSpecError> {
-        let (direction, rest) = if let Some(r) = s.strip_prefix("rx:") {
+        // `ustack wire` puts end A where a stack would be: what A sends is the
+        // injector's tx, what reaches A its rx.
+        let (direction, rest) = if let Some(r) = s.strip_prefix("rx:").or(s.strip_prefix("b2a:")) {
             (Some(Direction::Rx), r)
-        } else if let Some(r) = s.strip_prefix("tx:") {
+        } else if let Some(r) = s.strip_prefix("tx:").or(s.strip_prefix("a2b:")) {
             (Some(Direction::Tx), r)
         } else {
             (None, s)
@@ -95,7 +101,9 @@ impl FromStr for LossModel {
 
 /// Fault injection at the link, in either or both directions.
 #[derive(Clone, Debug, Default, Args)]
-#[command(next_help_heading = "Fault injection (prefix a value with rx: or tx: for one direction)")]
+#[command(
+    next_help_heading = "Fault injection (prefix a value with rx: or tx: for one direction; a2b: or b2a: in `ustack wire`)"
+)]
 pub struct FaultArgs {
     /// Drop frames with probability P (0.1 or 10%).
     #[arg(long, value_name = "[DIR:]P", global = true)]
@@ -228,6 +236,13 @@ mod tests {
         assert_eq!(f.tx.loss, 0.05);
         assert_eq!(f.rx.duplicate, 0.01);
         assert_eq!(f.tx.duplicate, 0.0);
+    }
+
+    #[test]
+    fn wire_directions_are_tx_and_rx() {
+        let f = parse(&["--loss", "a2b:0.1", "--loss", "b2a:0.2", "--dup", "a2b:0.3"]).unwrap();
+        assert_eq!((f.tx.loss, f.rx.loss), (0.1, 0.2));
+        assert_eq!((f.tx.duplicate, f.rx.duplicate), (0.3, 0.0));
     }
 
     #[test]

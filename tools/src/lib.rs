@@ -14,3 +14,4 @@ pub mod faults;
 pub mod signals;
 pub mod stats;
 pub mod trace;
+pub mod wirelab;

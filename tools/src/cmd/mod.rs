@@ -12,6 +12,7 @@ pub mod ping;
 pub mod plot;
 pub mod stats;
 pub mod up;
+pub mod wire;
 pub mod xfer;
 
 /// Errors a subcommand reports before exiting.

@@ -17,6 +17,7 @@
 
 pub mod client;
 pub mod inmem;
+pub mod loss;
 pub mod pattern;
 pub mod report;
 pub mod serve;
@@ -119,6 +120,18 @@ pub struct BenchArgs {
     /// Print the report as JSON (every round's figure or failure) instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// A benchmark other than the speed table.
+    #[command(subcommand)]
+    pub mode: Option<BenchMode>,
+}
+
+/// The benchmarks besides the default speed table.
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchMode {
+    /// TCP under seeded loss: kernel->kernel, kernel->ustack and ustack->kernel through
+    /// `ustack wire`, the same seeds for each, at 1/3/5/10% random loss and a
+    /// Gilbert burst model; median time, retransmissions and RTOs per cell.
+    Loss(loss::LossArgs),
 }
 
 /// The namespaces, devices and the binary every run uses.
@@ -574,6 +587,9 @@ fn callgrind_instructions(exe: &PathBuf, stack: &str, size: u64) -> Result<u64, 
 
 /// Runs `ustack bench`.
 pub fn run(args: &BenchArgs) -> CmdResult {
+    if let Some(BenchMode::Loss(l)) = &args.mode {
+        return loss::run(l);
+    }
     ustack_tools::signals::handle_with(|sig| {
         netns::cleanup_all();
         std::process::exit(128 + sig);

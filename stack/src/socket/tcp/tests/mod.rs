@@ -555,6 +555,7 @@ mod listen;
 mod loopback;
 mod loss_detection;
 mod readiness;
+mod receiver_acks;
 mod robustness;
 mod syn_received;
 mod syn_sent;

@@ -1,0 +1,852 @@
+//! `ustack bench loss`: the same bulk transfer kernel→kernel, kernel→ustack and
+//! ustack→kernel through `ustack wire`, over the same seeds, at several loss rates;
+//! per cell the median time and the sender's retransmissions and RTOs.
+//!
+//! Layout: the lab of [`ustack_tools::wirelab`] (namespaces A, W, B). The sender is
+//! always on side A, the receiver on side B; a kernel endpoint is a thread inside the
+//! side's namespace on kernel sockets, a ustack endpoint a `NetStack` in this process
+//! on an AF_PACKET socket on the same veth end. Each run starts its own wire (a child
+//! `ustack wire` with the run's seed and loss, both directions) and its own stacks, so
+//! the n-th frame of each direction meets the same fate for every pair of stacks.
+//! Runs are interleaved (seed by seed, the pair order rotating), so the machine's load
+//! spreads over all cells alike.
+//!
+//! Figures: time from `connect` to the receiver's close (it closes once it has read
+//! everything and the FIN), on the sender's clock; the sender's retransmitted segments
+//! and bytes and its RTO count: the kernel's from its namespace's `/proc/net/snmp`
+//! `RetransSegs` and `/proc/net/netstat` `TCPTimeouts` (deltas over the run; the
+//! namespace holds nothing else) and `TCP_INFO` `tcpi_bytes_retrans`; ustack's from
+//! `TcpInfo` (`total_retrans`, `bytes_retrans`) and the `RtoFired` events.
+
+use super::report::{self, human_bytes, markdown_table, median};
+use super::CmdResult;
+use clap::Args;
+use serde::Serialize;
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use ustack::socket::tcp::TcpEvent;
+use ustack_socket::link::OsLink;
+use ustack_socket::netns;
+use ustack_socket::{NetStack, SockOpt, SockOptName};
+use ustack_tools::wirelab::{self, KernelTcpCounters, Side, WireLab};
+
+/// The loss models of the table: label, flag, value (both directions).
+const MODELS: [(&str, &str, &str); 5] = [
+    ("1%", "--loss", "0.01"),
+    ("3%", "--loss", "0.03"),
+    ("5%", "--loss", "0.05"),
+    ("10%", "--loss", "0.1"),
+    ("gilbert:0.01:0.3", "--loss-model", "gilbert:0.01:0.3"),
+];
+
+/// The receiver's port for the first run; each run uses the next one.
+const PORT: u16 = 20_000;
+/// Read/write chunk of every endpoint.
+const CHUNK: usize = 64 * 1024;
+/// Per-call socket timeout: how often a blocked endpoint looks at the run's deadline.
+const TICK: Duration = Duration::from_secs(1);
+
+/// Options of `ustack bench loss`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "What it runs, inside three network namespaces it creates and deletes\n\
+    (A and B for the endpoints, W for `ustack wire` between two veth pairs): one bulk\n\
+    transfer from side A to side B per (loss model, seed, pair of stacks), with\n\
+    kernel -> kernel, kernel -> ustack and ustack -> kernel, each through a fresh wire\n\
+    with that seed and loss in both directions. Loss models: 1%, 3%, 5%, 10% random\n\
+    and gilbert:0.01:0.3 (Gilbert-Elliott bursts, about 3.2% of frames in bursts of\n\
+    about 3). Every transfer checks its byte count and pattern; a failed or timed-out\n\
+    run is listed, not counted.\n\n\
+    Per cell: runs that succeeded, median time (min-max), time / kernel->kernel's\n\
+    median for the same loss, and the sender's median retransmitted segments, bytes\n\
+    and RTOs (kernel: /proc/net/snmp RetransSegs, /proc/net/netstat TCPTimeouts and\n\
+    TCP_INFO bytes_retrans in the sender's namespace; ustack: TcpInfo and its RTO\n\
+    events). Figures depend on the machine's load; compare ratios from one run.\n\
+    The kernels run their default congestion control unless --kernel-cc says\n\
+    otherwise (ustack runs CUBIC). The global link flags (--tap, --raw, --ip, --pcap,\n\
+    the fault flags) do not apply: it picks its own devices, addresses and faults.\n\n\
+    Examples:\n  \
+    sudo ustack bench loss --quick             # 2 seeds of 500 KB, a minute or two\n  \
+    sudo ustack bench loss                     # 15 seeds of 10 MB\n  \
+    sudo ustack bench loss --seeds 20 --size 1M --json > loss.json\n  \
+    sudo ustack bench loss --kernel-cc cubic   # both kernels on CUBIC, as ustack"
+)]
+pub struct LossArgs {
+    /// Two seeds of 500 KB transfers. Explicit flags still win.
+    #[arg(long)]
+    pub quick: bool,
+    /// Seeds per cell (the same seeds for every pair) [default: 15; --quick: 2].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub seeds: Option<u64>,
+    /// The first seed; the run uses FIRST..FIRST+N.
+    #[arg(long, value_name = "SEED", default_value_t = 1)]
+    pub first_seed: u64,
+    /// Bytes per transfer, e.g. 10M, 500K [default: 10M; --quick: 500K].
+    #[arg(long, value_name = "BYTES", value_parser = report::parse_size)]
+    pub size: Option<u64>,
+    /// Seconds a transfer may take before it counts as failed.
+    #[arg(long, value_name = "SECS", default_value_t = 180)]
+    pub timeout: u64,
+    /// Congestion control of both kernels (net.ipv4.tcp_congestion_control in the
+    /// endpoint namespaces, e.g. cubic) [default: the host's, which new namespaces
+    /// inherit].
+    #[arg(long, value_name = "NAME")]
+    pub kernel_cc: Option<String>,
+    /// Print every run and the cells as JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Sets (with `Some`) and reads back the congestion control of both endpoint kernels.
+fn kernel_cc(lab: &WireLab, want: Option<&str>) -> Result<String, String> {
+    const PATH: &str = "/proc/sys/net/ipv4/tcp_congestion_control";
+    let mut got = Vec::new();
+    for ns in [&lab.a, &lab.b] {
+        let want = want.map(str::to_owned);
+        let r = ns
+            .run_in(move || -> io::Result<String> {
+                if let Some(w) = want {
+                    std::fs::write(PATH, w)?;
+                }
+                Ok(std::fs::read_to_string(PATH)?.trim().to_owned())
+            })
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("{PATH}: {e}"))?;
+        got.push(r);
+    }
+    got.dedup();
+    Ok(got.join("/"))
+}
+
+/// Which stacks move the data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pair {
+    /// Kernel sender, kernel receiver.
+    KernelToKernel,
+    /// Kernel sender, ustack receiver.
+    KernelToUstack,
+    /// ustack sender, kernel receiver.
+    UstackToKernel,
+}
+
+impl Pair {
+    const ALL: [Pair; 3] = [
+        Pair::KernelToKernel,
+        Pair::KernelToUstack,
+        Pair::UstackToKernel,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Pair::KernelToKernel => "kernel → kernel",
+            Pair::KernelToUstack => "kernel → ustack",
+            Pair::UstackToKernel => "ustack → kernel",
+        }
+    }
+}
+
+/// What one successful run measured.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Figures {
+    /// Seconds from connect to the receiver's close.
+    pub secs: f64,
+    /// Segments the sender retransmitted.
+    pub retrans_segs: u64,
+    /// Payload bytes the sender retransmitted.
+    pub retrans_bytes: u64,
+    /// Retransmission timeouts at the sender.
+    pub rtos: u64,
+    /// Frames the wire dropped A→B / B→A.
+    pub wire_dropped: [u64; 2],
+    /// Frames the kernel dropped at AF_PACKET sockets (wire and ustack ends), which no
+    /// seed decided.
+    pub socket_drops: u64,
+}
+
+/// One run.
+#[derive(Clone, Debug, Serialize)]
+pub struct Run {
+    /// Loss model label.
+    pub model: &'static str,
+    /// The stacks.
+    pub pair: Pair,
+    /// The wire's seed.
+    pub seed: u64,
+    /// Figures, or why the run failed.
+    pub result: Result<Figures, String>,
+}
+
+/// One cell of the table.
+#[derive(Clone, Debug, Serialize)]
+pub struct Cell {
+    /// Loss model label.
+    pub model: &'static str,
+    /// The stacks.
+    pub pair: Pair,
+    /// Runs tried.
+    pub runs: usize,
+    /// Runs that succeeded.
+    pub ok: usize,
+    /// Median, min and max seconds.
+    pub secs: Option<[f64; 3]>,
+    /// Median time / kernel→kernel's median time for the same model.
+    pub vs_kernel: Option<f64>,
+    /// Median retransmitted segments.
+    pub retrans_segs: Option<f64>,
+    /// Median retransmitted bytes.
+    pub retrans_bytes: Option<f64>,
+    /// Median RTO count.
+    pub rtos: Option<f64>,
+}
+
+/// The whole report (`--json`).
+#[derive(Debug, Serialize)]
+pub struct LossReport {
+    /// When it ran.
+    pub date: String,
+    /// CPUs, kernel, load.
+    pub machine: String,
+    /// The command line.
+    pub command: String,
+    /// Bytes per transfer.
+    pub size: u64,
+    /// Seeds used.
+    pub seeds: Vec<u64>,
+    /// Remarks.
+    pub notes: Vec<String>,
+    /// The table.
+    pub cells: Vec<Cell>,
+    /// Every run.
+    pub runs: Vec<Run>,
+}
+
+/// The wire of one run, as a child process; its stderr goes to a file.
+struct WireProc {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl WireProc {
+    fn start(
+        lab: &WireLab,
+        exe: &Path,
+        seed: u64,
+        model: (&str, &str),
+    ) -> Result<WireProc, String> {
+        let log =
+            std::env::temp_dir().join(format!("ustack-bench-loss-{}-wire.log", std::process::id()));
+        let file = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let child = lab
+            .wire_command(exe)
+            .args(["--seed", &seed.to_string(), model.0, model.1])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .map_err(|e| format!("cannot start the wire: {e}"))?;
+        let mut w = WireProc {
+            child: Some(child),
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if w.output().contains("forwarding") {
+                return Ok(w);
+            }
+            if let Some(c) = w.child.as_mut() {
+                if let Ok(Some(st)) = c.try_wait() {
+                    return Err(format!("the wire exited ({st}): {}", w.output().trim()));
+                }
+            }
+            if Instant::now() > deadline {
+                return Err("the wire did not start within 10 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM; returns (dropped a2b, dropped b2a, socket drops) from its exit counters.
+    fn stop(mut self) -> Result<([u64; 2], u64), String> {
+        let Some(mut child) = self.child.take() else {
+            return Err("no wire".into());
+        };
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let status = child.wait().map_err(|e| e.to_string())?;
+        let out = self.output();
+        if !status.success() {
+            return Err(format!("the wire exited with {status}: {}", out.trim()));
+        }
+        parse_wire_counters(&out)
+            .ok_or_else(|| format!("no counters from the wire: {}", out.trim()))
+    }
+}
+
+impl Drop for WireProc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// Drops per direction and AF_PACKET socket drops from `ustack wire`'s exit lines.
+fn parse_wire_counters(out: &str) -> Option<([u64; 2], u64)> {
+    let dropped = |dir: &str| -> Option<u64> {
+        let line = out
+            .lines()
+            .find(|l| l.contains(&format!("{dir}: ")) && l.contains("frames in"))?;
+        let after = line.split("dropped ").nth(1)?;
+        // "R random / B burst / Q queue-full"
+        let nums: Vec<u64> = after
+            .split('/')
+            .take(3)
+            .filter_map(|p| p.split_whitespace().next()?.parse().ok())
+            .collect();
+        (nums.len() == 3).then(|| nums.iter().sum())
+    };
+    let sock = out.lines().find(|l| l.contains("socket drops"))?;
+    let socket: u64 = sock
+        .split("): ")
+        .nth(1)?
+        .split(',')
+        .filter_map(|p| p.split_whitespace().last()?.parse::<u64>().ok())
+        .sum();
+    Some(([dropped("a2b")?, dropped("b2a")?], socket))
+}
+
+/// Fills `buf` with the bench pattern from stream offset `off`.
+fn fill(buf: &mut [u8], off: u64) {
+    for (i, b) in buf.iter_mut().enumerate() {
+        *b = super::pattern::byte_at(off + i as u64);
+    }
+}
+
+/// Whether an I/O error is a per-call timeout (`SO_RCVTIMEO`/`SO_SNDTIMEO`), after
+/// which the caller checks the run's deadline and tries again.
+fn timed_out(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}
+
+fn past(deadline: Instant, what: &str) -> io::Result<()> {
+    if Instant::now() >= deadline {
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("{what}: the run's deadline passed"),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Takes one connection before `deadline` from a non-blocking listener.
+fn accept_until<S>(accept: impl Fn() -> io::Result<S>, deadline: Instant) -> io::Result<S> {
+    loop {
+        match accept() {
+            Ok(s) => return Ok(s),
+            Err(e) if timed_out(&e) => {
+                past(deadline, "accept")?;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Reads `r` to EOF, checking the pattern; returns the byte count. The socket has a
+/// short read timeout ([`TICK`]), so the run's deadline is checked while it waits.
+fn drain(mut r: impl Read, deadline: Instant) -> io::Result<u64> {
+    let mut buf = vec![0u8; CHUNK];
+    let mut off = 0u64;
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => return Ok(off),
+            Ok(n) => n,
+            Err(e) if timed_out(&e) => {
+                past(deadline, "receiving")?;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        for (i, &b) in buf[..n].iter().enumerate() {
+            if b != super::pattern::byte_at(off + i as u64) {
+                return Err(io::Error::other(format!(
+                    "byte {} is {b}, not the pattern's",
+                    off + i as u64
+                )));
+            }
+        }
+        off += n as u64;
+    }
+}
+
+/// Writes `size` pattern bytes, half-closes, and waits for the peer's close, giving up
+/// at `deadline` (the socket has short timeouts, [`TICK`]). Partial writes are
+/// tracked, so a timed-out call loses nothing.
+fn send_all(
+    mut w: impl Read + Write,
+    size: u64,
+    deadline: Instant,
+    shutdown: impl FnOnce() -> io::Result<()>,
+) -> io::Result<()> {
+    let mut buf = vec![0u8; CHUNK];
+    let mut off = 0u64;
+    while off < size {
+        let n = (size - off).min(CHUNK as u64) as usize;
+        fill(&mut buf[..n], off);
+        let mut done = 0;
+        while done < n {
+            match w.write(&buf[done..n]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(k) => done += k,
+                Err(e) if timed_out(&e) => past(deadline, "sending")?,
+                Err(e) => return Err(e),
+            }
+        }
+        off += n as u64;
+    }
+    shutdown()?;
+    let mut sink = [0u8; 512];
+    loop {
+        match w.read(&mut sink) {
+            Ok(0) => return Ok(()),
+            Ok(_) => return Err(io::Error::other("the receiver sent data")),
+            Err(e) if timed_out(&e) => past(deadline, "waiting for the receiver's close")?,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A ustack on one side of the lab, with its RTO count and its socket's fd.
+struct LabStack {
+    stack: NetStack,
+    rtos: Arc<AtomicU64>,
+    fd: i32,
+}
+
+impl LabStack {
+    fn start(lab: &WireLab, side: Side, seed: u64) -> Result<LabStack, String> {
+        let link = lab
+            .open_stack_link(side)
+            .map_err(|e| format!("AF_PACKET on {}: {e}", side.dev()))?;
+        let fd = link.as_raw_fd();
+        let neighbors = lab.static_neighbors(side);
+        let stack = NetStack::builder()
+            .os_link(OsLink::Raw(link))
+            .ip(side.stack_cidr())
+            .mac(side.stack_mac())
+            .config(move |c| {
+                c.seed = seed;
+                c.static_neighbors = neighbors;
+                // No frame of its own before the connection's first, so its frames
+                // line up by index with a kernel endpoint's under the same seed.
+                c.arp.gratuitous_at_start = false;
+            })
+            .build()
+            .map_err(|e| format!("cannot start ustack on {}: {e}", side.dev()))?;
+        let rtos = Arc::new(AtomicU64::new(0));
+        let count = rtos.clone();
+        stack.add_hook(move |_, _| {
+            Box::new(move |round| {
+                while let Some(ev) = round.iface.tcp().poll_event() {
+                    if matches!(ev, TcpEvent::RtoFired { .. }) {
+                        count.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        });
+        Ok(LabStack { stack, rtos, fd })
+    }
+
+    fn socket_drops(&self) -> u64 {
+        u64::from(wirelab::packet_drops(self.fd).unwrap_or(0))
+    }
+}
+
+/// The receiver of one run, started before the sender.
+enum Receiver {
+    Kernel(netns::NsThread<io::Result<u64>>),
+    Ustack(std::thread::JoinHandle<io::Result<u64>>, LabStack),
+}
+
+fn start_receiver(
+    lab: &WireLab,
+    pair: Pair,
+    seed: u64,
+    port: u16,
+    deadline: Instant,
+) -> Result<Receiver, String> {
+    if pair == Pair::KernelToUstack {
+        let st = LabStack::start(lab, Side::B, seed)?;
+        let listener = ustack_socket::TcpListener::bind(&st.stack, (Ipv4Addr::UNSPECIFIED, port))
+            .map_err(|e| format!("ustack listen: {e}"))?;
+        let h = std::thread::spawn(move || -> io::Result<u64> {
+            listener.set_nonblocking(true)?;
+            let (s, _) = accept_until(|| listener.accept(), deadline)?;
+            drop(listener);
+            s.set_nonblocking(false)?;
+            s.set_read_timeout(Some(TICK))?;
+            drain(&s, deadline)
+        });
+        return Ok(Receiver::Ustack(h, st));
+    }
+    let addr = SocketAddr::from((Side::B.kernel_ip(), port));
+    let listener = lab
+        .b
+        .run_in(move || std::net::TcpListener::bind(addr))
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("kernel listen: {e}"))?;
+    let t = lab
+        .b
+        .spawn_in("loss receiver", move || -> io::Result<u64> {
+            listener.set_nonblocking(true)?;
+            let (s, _) = accept_until(|| listener.accept(), deadline)?;
+            drop(listener);
+            s.set_nonblocking(false)?;
+            s.set_read_timeout(Some(TICK))?;
+            drain(&s, deadline)
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(Receiver::Kernel(t))
+}
+
+/// Runs one transfer; the wire is already running.
+fn transfer(
+    lab: &WireLab,
+    pair: Pair,
+    seed: u64,
+    size: u64,
+    port: u16,
+    timeout: Duration,
+) -> Result<Figures, String> {
+    // Every endpoint gives up at this instant, so no thread or connection outlives its
+    // run (a leftover would hold the port or send into the next run's wire).
+    let deadline = Instant::now() + timeout;
+    let receiver = start_receiver(lab, pair, seed, port, deadline)?;
+    let dst = match pair {
+        Pair::KernelToUstack => Side::B.stack_ip(),
+        _ => Side::B.kernel_ip(),
+    };
+    let to = SocketAddr::from((dst, port));
+    let mut socket_drops = 0;
+    let sent: Result<Figures, String> = if pair == Pair::UstackToKernel {
+        let st = LabStack::start(lab, Side::A, seed)?;
+        let h = {
+            let stack = st.stack.clone();
+            std::thread::spawn(move || -> io::Result<Figures> {
+                let t0 = Instant::now();
+                let s = ustack_socket::TcpStream::connect(&stack, to)?;
+                s.set_read_timeout(Some(TICK))?;
+                s.set_write_timeout(Some(TICK))?;
+                send_all(&s, size, deadline, || s.shutdown(Shutdown::Write))?;
+                let secs = t0.elapsed().as_secs_f64();
+                let info = match stack.getsockopt(s.fd(), SockOptName::TcpInfo) {
+                    Ok(SockOpt::TcpInfo(i)) => i,
+                    _ => return Err(io::Error::other("no TcpInfo")),
+                };
+                Ok(Figures {
+                    secs,
+                    retrans_segs: info.total_retrans,
+                    retrans_bytes: info.bytes_retrans,
+                    ..Figures::default()
+                })
+            })
+        };
+        let r = h
+            .join()
+            .map_err(|_| "the ustack sender panicked".to_owned())
+            .and_then(|r| r.map_err(|e| format!("ustack sender: {e}")));
+        socket_drops += st.socket_drops();
+        let rtos = st.rtos.load(Ordering::Relaxed);
+        r.map(|f| Figures { rtos, ..f })
+    } else {
+        lab.a
+            .spawn_in("loss sender", move || -> io::Result<Figures> {
+                let before = KernelTcpCounters::read()?;
+                let t0 = Instant::now();
+                let s = std::net::TcpStream::connect_timeout(&to, timeout)?;
+                s.set_read_timeout(Some(TICK))?;
+                s.set_write_timeout(Some(TICK))?;
+                send_all(&s, size, deadline, || s.shutdown(Shutdown::Write))?;
+                let secs = t0.elapsed().as_secs_f64();
+                let info = wirelab::kernel_tcp_info(s.as_raw_fd())?;
+                let delta = KernelTcpCounters::read()?.since(&before);
+                Ok(Figures {
+                    secs,
+                    retrans_segs: delta.retrans_segs,
+                    retrans_bytes: info.bytes_retrans,
+                    rtos: delta.timeouts,
+                    ..Figures::default()
+                })
+            })
+            .map_err(|e| e.to_string())?
+            .join_timeout(timeout + Duration::from_secs(15))
+            .map_err(|_| "the kernel sender overstayed".to_owned())
+            .and_then(|r| r.map_err(|e| format!("kernel sender: {e}")))
+    };
+    let got = match receiver {
+        Receiver::Kernel(t) => t
+            .join_timeout(timeout + Duration::from_secs(15))
+            .map_err(|_| "the kernel receiver did not finish".to_owned())
+            .and_then(|r| r.map_err(|e| format!("kernel receiver: {e}"))),
+        Receiver::Ustack(h, st) => {
+            // Bounded by the run's deadline, like every endpoint.
+            let r = h
+                .join()
+                .map_err(|_| "the ustack receiver panicked".to_owned())
+                .and_then(|r| r.map_err(|e| format!("ustack receiver: {e}")));
+            socket_drops += st.socket_drops();
+            r
+        }
+    };
+    let mut f = sent?;
+    let got = got?;
+    if got != size {
+        return Err(format!("{got} bytes received of {size}"));
+    }
+    f.socket_drops = socket_drops;
+    Ok(f)
+}
+
+/// Runs `ustack bench loss`.
+pub fn run(args: &LossArgs) -> CmdResult {
+    ustack_tools::signals::handle_with(|sig| {
+        netns::cleanup_all();
+        std::process::exit(128 + sig);
+    })?;
+    if !netns::have_privileges() {
+        return Err("ustack bench loss needs root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_SYS_ADMIN) and iproute2: it creates its own namespaces and veth pairs".into());
+    }
+    let n_seeds = args.seeds.unwrap_or(if args.quick { 2 } else { 15 });
+    let size = args
+        .size
+        .unwrap_or(if args.quick { 500_000 } else { 10_000_000 });
+    let timeout = Duration::from_secs(args.timeout.max(1));
+    let seeds: Vec<u64> = (args.first_seed..args.first_seed.saturating_add(n_seeds)).collect();
+    let exe = std::env::current_exe()?;
+    let machine = super::machine();
+    let start = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let lab = WireLab::new("uloss")?;
+    lab.pin_neighbors()?;
+    let cc = kernel_cc(&lab, args.kernel_cc.as_deref())?;
+    let offloads = lab.offloads;
+    let t_start = Instant::now();
+    let mut runs = Vec::new();
+    let total = seeds.len() * MODELS.len() * Pair::ALL.len();
+    for (si, &seed) in seeds.iter().enumerate() {
+        for (label, flag, value) in MODELS {
+            for k in 0..Pair::ALL.len() {
+                let pair = Pair::ALL[(k + si) % Pair::ALL.len()];
+                let result = WireProc::start(&lab, &exe, seed, (flag, value)).and_then(|wire| {
+                    // A port per run: a connection of an earlier run can never be
+                    // mistaken for this one's.
+                    let port = PORT + (runs.len() % 10_000) as u16;
+                    let r = transfer(&lab, pair, seed, size, port, timeout);
+                    let counters = wire.stop();
+                    let mut f = r?;
+                    let (dropped, socket) = counters?;
+                    f.wire_dropped = dropped;
+                    f.socket_drops += socket;
+                    Ok(f)
+                });
+                let what = match &result {
+                    Ok(f) => format!(
+                        "{:.3} s, {} segments / {} retransmitted, {} RTOs",
+                        f.secs,
+                        f.retrans_segs,
+                        human_bytes(f.retrans_bytes),
+                        f.rtos
+                    ),
+                    Err(e) => format!("FAILED: {e}"),
+                };
+                eprintln!(
+                    "ustack bench loss: {}/{total}: {label} seed {seed} {}: {what}",
+                    runs.len() + 1,
+                    pair.label()
+                );
+                runs.push(Run {
+                    model: label,
+                    pair,
+                    seed,
+                    result,
+                });
+            }
+        }
+    }
+    drop(lab);
+
+    let mut cells = Vec::new();
+    for (label, _, _) in MODELS {
+        let mut kk_median = None;
+        for pair in Pair::ALL {
+            let of: Vec<&Figures> = runs
+                .iter()
+                .filter(|r| r.model == label && r.pair == pair)
+                .filter_map(|r| r.result.as_ref().ok())
+                .collect();
+            let tried = runs
+                .iter()
+                .filter(|r| r.model == label && r.pair == pair)
+                .count();
+            let secs: Vec<f64> = of.iter().map(|f| f.secs).collect();
+            let med =
+                |g: &dyn Fn(&Figures) -> f64| median(&of.iter().map(|f| g(f)).collect::<Vec<_>>());
+            let m = median(&secs);
+            if pair == Pair::KernelToKernel {
+                kk_median = m;
+            }
+            cells.push(Cell {
+                model: label,
+                pair,
+                runs: tried,
+                ok: of.len(),
+                secs: m.map(|m| {
+                    [
+                        m,
+                        secs.iter().copied().fold(f64::INFINITY, f64::min),
+                        secs.iter().copied().fold(0.0, f64::max),
+                    ]
+                }),
+                vs_kernel: report::ratio(m, kk_median),
+                retrans_segs: med(&|f| f.retrans_segs as f64),
+                retrans_bytes: med(&|f| f.retrans_bytes as f64),
+                rtos: med(&|f| f.rtos as f64),
+            });
+        }
+    }
+    let socket_drops: u64 = runs
+        .iter()
+        .filter_map(|r| r.result.as_ref().ok())
+        .map(|f| f.socket_drops)
+        .sum();
+    let failed = runs.iter().filter(|r| r.result.is_err()).count();
+    let command = std::iter::once("ustack".to_string())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let tcp = ustack::socket::tcp::TcpConfig::default();
+    let notes = vec![
+        format!(
+            "{} per transfer, side A to side B; seeds {}..={}; loss in both directions, decided by the wire's seed per frame index",
+            human_bytes(size),
+            seeds.first().copied().unwrap_or(0),
+            seeds.last().copied().unwrap_or(0)
+        ),
+        "permanent neighbour entries on both kernels and static ones in ustack, and no gratuitous ARP from ustack: no ARP crosses the wire, so a dropped ARP request never delays a run and the n-th frame of a connection is the n-th frame the wire sees, whichever stack sends it".into(),
+        "time: connect to the receiver's close, on the sender; retransmissions and RTOs: the sender's (kernel: nstat RetransSegs/TCPTimeouts deltas in its namespace and TCP_INFO bytes_retrans; ustack: TcpInfo and RtoFired events)".into(),
+        format!(
+            "ustack: socket API NetStack with its default TcpConfig ({:?}, {} KiB receive / {} KiB send buffers) on AF_PACKET; kernel: congestion control {cc}, other sysctls as new namespaces get them; offloads of the endpoints' veth ends as read back: {}",
+            tcp.congestion,
+            tcp.rx_buffer_len / 1024,
+            tcp.tx_buffer_len / 1024,
+            offloads
+        ),
+        format!("frames dropped at AF_PACKET sockets (not by the seed) over all runs: {socket_drops}"),
+        format!("{failed} of {} runs failed", runs.len()),
+        format!("total run time {:.0} s", t_start.elapsed().as_secs_f64()),
+    ];
+    let report = LossReport {
+        date: report::utc_date(start),
+        machine,
+        command,
+        size,
+        seeds,
+        notes,
+        cells,
+        runs,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", to_text(&report));
+    }
+    Ok(if failed == 0 { 0 } else { 2 })
+}
+
+/// The table and notes as text.
+pub fn to_text(r: &LossReport) -> String {
+    let mut s = format!(
+        "ustack bench loss — {}\n{}\n{}\n\n",
+        r.date, r.machine, r.command
+    );
+    let rows: Vec<Vec<String>> = r
+        .cells
+        .iter()
+        .map(|c| {
+            let opt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or("-".to_owned(), f);
+            vec![
+                c.model.to_owned(),
+                c.pair.label().to_owned(),
+                format!("{}/{}", c.ok, c.runs),
+                c.secs.map_or("-".to_owned(), |[m, lo, hi]| {
+                    format!("{m:.3} ({lo:.3}–{hi:.3})")
+                }),
+                opt(c.vs_kernel, &|v| format!("{v:.2}×")),
+                opt(c.retrans_segs, &|v| format!("{v:.0}")),
+                opt(c.retrans_bytes, &|v| human_bytes(v as u64)),
+                opt(c.rtos, &|v| format!("{v:.1}")),
+            ]
+        })
+        .collect();
+    s.push_str(&markdown_table(
+        &[
+            "loss",
+            "sender → receiver",
+            "ok",
+            "time s, median (min–max)",
+            "vs kernel",
+            "retrans segs",
+            "retrans bytes",
+            "RTOs",
+        ],
+        &rows,
+    ));
+    s.push('\n');
+    for n in &r.notes {
+        s.push_str(&format!("- {n}\n"));
+    }
+    for run in &r.runs {
+        if let Err(e) = &run.result {
+            s.push_str(&format!(
+                "- FAILED {} seed {} {}: {e}\n",
+                run.model,
+                run.seed,
+                run.pair.label()
+            ));
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_counters_parse() {
+        let out = "ustack wire: forwarding raw:wwa <-> raw:wwb (seed 5); Ctrl-C to stop\n\
+            ustack wire: a2b: 1455 frames in, 1385 passed, dropped 70 random / 2 burst / 1 queue-full, 0 duplicated\n\
+            ustack wire: b2a: 951 frames in, 910 passed, dropped 41 random / 0 burst / 0 queue-full, 0 duplicated\n\
+            ustack wire: socket drops (receive buffer full, not injected): raw:wwa 3, raw:wwb 4\n";
+        assert_eq!(parse_wire_counters(out), Some(([73, 41], 7)));
+        assert_eq!(parse_wire_counters("nothing"), None);
+    }
+}
