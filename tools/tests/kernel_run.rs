@@ -587,11 +587,14 @@ fn python_http_server_on_ipv6_any_serves_the_kernel() {
     }
     let ns = namespace();
     let dir = TempDir::new("pyhttp");
-    let len = 20 * 1024 * 1024;
+    let len = 100 * 1024 * 1024;
     let sha = random_file(&dir.path("f.bin"), len, 0xfeed);
-    // http.server binds `::` (dual stack) when no address is given.
+    // `--bind ::`: an AF_INET6 socket with IPV6_V6ONLY off (http.server's
+    // DualStackServer), reached by the kernel's IPv4 client through a v4-mapped address.
+    // (Without --bind it picks getaddrinfo's first passive address, which is 0.0.0.0
+    // in a namespace without IPv6 addresses.)
     let mut p = Proc::spawn(
-        ustack_run(&ns, &[], &["python3", "-u", "-m", "http.server", "8000", "-d", &dir.s("")]),
+        ustack_run(&ns, &[], &["python3", "-u", "-m", "http.server", "--bind", "::", "8000", "-d", &dir.s("")]),
         "python3 -m http.server",
     );
     p.wait_line("Serving HTTP on :: port 8000", LIMIT);
