@@ -172,6 +172,8 @@ mod tests {
         assert_eq!(unsafe { read(p, 8) }, Err(libc::EINVAL));
         assert_eq!(unsafe { read(core::ptr::null(), 16) }, Err(libc::EFAULT));
         sin.sin_family = libc::AF_UNIX as libc::sa_family_t;
+        let p = (&sin as *const sockaddr_in).cast();
+        // SAFETY: as above.
         assert_eq!(unsafe { read(p, 16) }, Err(libc::EAFNOSUPPORT));
     }
 

@@ -144,7 +144,7 @@ pub fn check(us: &mut [UWait]) -> usize {
 }
 
 /// Time left until `deadline` (`None`: forever); `Err` once it passed.
-pub fn remaining(deadline: Option<Instant>) -> Result<Option<Duration>, ()> {
+pub(crate) fn remaining(deadline: Option<Instant>) -> Result<Option<Duration>, ()> {
     match deadline {
         None => Ok(None),
         Some(d) => d

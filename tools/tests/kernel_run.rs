@@ -42,7 +42,8 @@ fn test_name() -> String {
 /// Privileges and tools, or skip/fail by the harness's rules.
 fn can_run(tools: &[&str]) -> bool {
     let test = test_name();
-    ustack_tests::netns_available(&test) && tools.iter().all(|t| ustack_tests::tool_available(&test, t))
+    ustack_tests::netns_available(&test)
+        && tools.iter().all(|t| ustack_tests::tool_available(&test, t))
 }
 
 /// `libustack_preload.so` next to the `ustack` binary, built once per test process
@@ -142,7 +143,10 @@ impl Proc {
                 Err(_) => break,
             }
         }
-        panic!("{}: no line with {text:?} in {limit:?}; saw {:?}", self.what, self.seen);
+        panic!(
+            "{}: no line with {text:?} in {limit:?}; saw {:?}",
+            self.what, self.seen
+        );
     }
 
     /// Waits for the exit; returns (exit code, all stdout, stderr).
@@ -157,7 +161,10 @@ impl Proc {
                 if let Some(mut e) = child.stderr.take() {
                     let _ = e.read_to_string(&mut err);
                 }
-                panic!("{} still running after {limit:?}; stdout {:?}; stderr:\n{err}", self.what, self.seen);
+                panic!(
+                    "{} still running after {limit:?}; stdout {:?}; stderr:\n{err}",
+                    self.what, self.seen
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -178,7 +185,10 @@ impl Proc {
     fn success(self, limit: Duration) -> String {
         let what = self.what.clone();
         let (code, out, err) = self.finish(limit);
-        assert_eq!(code, 0, "{what} exit status; stdout:\n{out}\nstderr:\n{err}");
+        assert_eq!(
+            code, 0,
+            "{what} exit status; stdout:\n{out}\nstderr:\n{err}"
+        );
         out
     }
 
@@ -232,7 +242,11 @@ fn repo() -> PathBuf {
 /// library through `ustack.h`; returns the executable.
 fn compile(dir: &TempDir, source: &str, api: bool) -> String {
     let src = repo().join(source);
-    let stem = Path::new(source).file_stem().expect("stem").to_string_lossy().into_owned();
+    let stem = Path::new(source)
+        .file_stem()
+        .expect("stem")
+        .to_string_lossy()
+        .into_owned();
     let out = dir.s(&format!("{stem}{}", if api { "_api" } else { "" }));
     let mut cmd = Command::new("cc");
     cmd.args(["-Wall", "-O1", "-o", &out]).arg(&src);
@@ -246,12 +260,20 @@ fn compile(dir: &TempDir, source: &str, api: bool) -> String {
             .arg(format!("-Wl,-rpath,{}", libdir.display()));
     }
     let o = cmd.output().expect("run cc");
-    assert!(o.status.success(), "cc {source}: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "cc {source}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     out
 }
 
 /// Runs `f` as the kernel's side on a thread inside `ns`.
-fn peer<T: Send + 'static>(ns: &Netns, what: &str, f: impl FnOnce() -> T + Send + 'static) -> NsThread<T> {
+fn peer<T: Send + 'static>(
+    ns: &Netns,
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> NsThread<T> {
     ns.spawn_in(what, f)
         .unwrap_or_else(|e| panic!("kernel peer `{what}`: {e}"))
 }
@@ -303,7 +325,9 @@ fn kernel_udp_echo(ns: &Netns, port: u16, count: usize) -> NsThread<usize> {
         let mut buf = [0u8; 2048];
         let mut n = 0;
         while n < count {
-            let Ok((len, from)) = u.recv_from(&mut buf) else { break };
+            let Ok((len, from)) = u.recv_from(&mut buf) else {
+                break;
+            };
             let _ = u.send_to(&buf[..len], from);
             n += 1;
         }
@@ -328,7 +352,10 @@ fn pattern(len: usize) -> Vec<u8> {
 }
 
 fn sha256(data: &[u8]) -> String {
-    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Writes `len` pseudo-random bytes to `path`; returns their SHA-256.
@@ -361,7 +388,13 @@ fn c_examples(api: bool) {
     let tmp = TempDir::new(if api { "capi" } else { "crun" });
     let exe = |name: &str| compile(&tmp, &format!("examples/c/{name}.c"), api);
     let ns = namespace();
-    let run = |args: &[&str]| if api { linked(&ns, args) } else { ustack_run(&ns, &[], args) };
+    let run = |args: &[&str]| {
+        if api {
+            linked(&ns, args)
+        } else {
+            ustack_run(&ns, &[], args)
+        }
+    };
 
     // TCP server on 8080: the kernel sends 1 MB and reads it back.
     let server = exe("tcp_server");
@@ -385,14 +418,22 @@ fn c_examples(api: bool) {
         }),
         LIMIT,
     );
-    assert!(back == data, "tcp_server echoed {} bytes, not the 1 MB sent", back.len());
+    assert!(
+        back == data,
+        "tcp_server echoed {} bytes, not the 1 MB sent",
+        back.len()
+    );
     let out = p.success(LIMIT);
     assert!(out.contains("echoed 1000000 bytes"), "{out}");
     assert!(out.contains(&format!("client {KERNEL_IP}:")), "{out}");
 
     // TCP client: 1 MB through a kernel echo server.
     let echo = kernel_echo(&ns, 7000, 1);
-    let out = Proc::spawn(run(&[&exe("tcp_client"), KERNEL_IP, "7000", "1000000"]), "tcp_client").success(LIMIT);
+    let out = Proc::spawn(
+        run(&[&exe("tcp_client"), KERNEL_IP, "7000", "1000000"]),
+        "tcp_client",
+    )
+    .success(LIMIT);
     assert!(out.contains("ok 1000000 bytes echoed"), "{out}");
     assert_eq!(join(echo, LIMIT), 1_000_000);
 
@@ -428,7 +469,8 @@ fn c_examples(api: bool) {
             u.set_read_timeout(Some(Duration::from_secs(10))).ok();
             let mut acks = Vec::new();
             for i in 0..3 {
-                u.send_to(format!("datagram {i}").as_bytes(), stack_addr(9000)).expect("send");
+                u.send_to(format!("datagram {i}").as_bytes(), stack_addr(9000))
+                    .expect("send");
                 let mut buf = [0u8; 64];
                 let (n, _) = u.recv_from(&mut buf).expect("ack");
                 acks.push(String::from_utf8_lossy(&buf[..n]).into_owned());
@@ -439,22 +481,30 @@ fn c_examples(api: bool) {
     );
     assert_eq!(acks, ["ack datagram 0", "ack datagram 1", "ack datagram 2"]);
     let out = p.success(LIMIT);
-    assert!(out.contains(&format!("from {KERNEL_IP}:")) && out.contains(": datagram 2"), "{out}");
+    assert!(
+        out.contains(&format!("from {KERNEL_IP}:")) && out.contains(": datagram 2"),
+        "{out}"
+    );
 
     // UDP sender: five datagrams to a kernel receiver.
-    let u = ns.run_in(|| UdpSocket::bind((KERNEL_IP, 9001)).expect("bind")).expect("ns");
+    let u = ns
+        .run_in(|| UdpSocket::bind((KERNEL_IP, 9001)).expect("bind"))
+        .expect("ns");
     let got = peer(&ns, "udp receiver", move || {
         u.set_read_timeout(Some(Duration::from_secs(20))).ok();
         let mut got = Vec::new();
         let mut buf = [0u8; 64];
         while got.len() < 5 {
-            let Ok((n, from)) = u.recv_from(&mut buf) else { break };
+            let Ok((n, from)) = u.recv_from(&mut buf) else {
+                break;
+            };
             assert_eq!(from.ip().to_string(), STACK_IP);
             got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
         }
         got
     });
-    let out = Proc::spawn(run(&[&exe("udp_send"), KERNEL_IP, "9001", "5"]), "udp_send").success(LIMIT);
+    let out =
+        Proc::spawn(run(&[&exe("udp_send"), KERNEL_IP, "9001", "5"]), "udp_send").success(LIMIT);
     assert!(out.contains("sent 5"), "{out}");
     let got = join(got, LIMIT);
     let want: Vec<String> = (0..5).map(|i| format!("datagram {i}")).collect();
@@ -462,9 +512,16 @@ fn c_examples(api: bool) {
 
     // Non-blocking connect: one accepted (and echoed), one refused.
     let echo = kernel_echo(&ns, 7002, 1);
-    let out = Proc::spawn(run(&[&exe("nonblock_connect"), KERNEL_IP, "7002", "7003"]), "nonblock_connect").success(LIMIT);
+    let out = Proc::spawn(
+        run(&[&exe("nonblock_connect"), KERNEL_IP, "7002", "7003"]),
+        "nonblock_connect",
+    )
+    .success(LIMIT);
     assert!(out.contains("connect: EINPROGRESS"), "{out}");
-    assert!(out.contains("port 7002: connected") && out.contains("echo ok"), "{out}");
+    assert!(
+        out.contains("port 7002: connected") && out.contains("echo ok"),
+        "{out}"
+    );
     assert!(out.contains("port 7003: Connection refused"), "{out}");
     assert_eq!(join(echo, LIMIT), 6);
 
@@ -477,7 +534,11 @@ fn c_examples(api: bool) {
     for (i, mode) in ["lt", "et"].into_iter().enumerate() {
         let port = 7010 + i as u16;
         let echo = kernel_udp_echo(&ns, port, 3);
-        let out = Proc::spawn(run(&[&epoll, KERNEL_IP, &port.to_string(), mode]), "epoll_mix").success(LIMIT);
+        let out = Proc::spawn(
+            run(&[&epoll, KERNEL_IP, &port.to_string(), mode]),
+            "epoll_mix",
+        )
+        .success(LIMIT);
         for what in ["pipe: ok", "unix: ok", "udp: ok", "oneshot: ok"] {
             assert!(out.contains(what), "{mode}: {out}");
         }
@@ -506,14 +567,25 @@ fn fork_and_descriptor_semantics() {
     let ns = namespace();
     let fork = compile(&tmp, "tools/tests/c/fork_child.c", false);
     let echo = kernel_echo(&ns, 7000, 1);
-    let out = Proc::spawn(ustack_run(&ns, &[], &[&fork, KERNEL_IP, "7000"]), "fork_child").success(LIMIT);
-    assert!(out.contains("child: EBADF on the inherited socket"), "{out}");
+    let out = Proc::spawn(
+        ustack_run(&ns, &[], &[&fork, KERNEL_IP, "7000"]),
+        "fork_child",
+    )
+    .success(LIMIT);
+    assert!(
+        out.contains("child: EBADF on the inherited socket"),
+        "{out}"
+    );
     assert!(out.contains("parent: connection intact"), "{out}");
     assert_eq!(join(echo, LIMIT), 11);
 
     let fds = compile(&tmp, "tools/tests/c/descriptors.c", false);
     let echo = kernel_echo(&ns, 7001, 1);
-    let out = Proc::spawn(ustack_run(&ns, &[], &[&fds, KERNEL_IP, "7001"]), "descriptors").success(LIMIT);
+    let out = Proc::spawn(
+        ustack_run(&ns, &[], &[&fds, KERNEL_IP, "7001"]),
+        "descriptors",
+    )
+    .success(LIMIT);
     for what in ["dup: ok", "dup2/cloexec: ok", "reuse: ok", "eintr: ok"] {
         assert!(out.contains(what), "{out}");
     }
@@ -548,10 +620,18 @@ fn curl_fetches_100_mb_from_the_kernel() {
     let out = dir.s("out.bin");
     let url = format!("http://{KERNEL_IP}/big.bin");
     let start = Instant::now();
-    Proc::spawn(ustack_run(&ns, &[], &["curl", "-sS", "-o", &out, &url]), "curl").success(Duration::from_secs(600));
+    Proc::spawn(
+        ustack_run(&ns, &[], &["curl", "-sS", "-o", &out, &url]),
+        "curl",
+    )
+    .success(Duration::from_secs(600));
     let secs = start.elapsed().as_secs_f64();
     assert_eq!(std::fs::metadata(&out).expect("output").len(), len as u64);
-    assert_eq!(sha256_file(Path::new(&out)), sha, "SHA-256 of what curl saved");
+    assert_eq!(
+        sha256_file(Path::new(&out)),
+        sha,
+        "SHA-256 of what curl saved"
+    );
     report(&format!(
         "curl under ustack run: {len} bytes in {secs:.2} s = {:.0} Mbit/s, SHA-256 equal",
         len as f64 * 8.0 / secs / 1e6
@@ -570,13 +650,28 @@ fn curl_with_loss_is_byte_exact_and_the_capture_shows_the_drops() {
     let pcap = dir.s("x.pcapng");
     let url = format!("http://{KERNEL_IP}/big.bin");
     let flags = ["--loss", "0.05", "--seed", "7", "--pcap", &pcap];
-    Proc::spawn(ustack_run(&ns, &flags, &["curl", "-sS", "-o", &out, &url]), "curl --loss").success(Duration::from_secs(600));
+    Proc::spawn(
+        ustack_run(&ns, &flags, &["curl", "-sS", "-o", &out, &url]),
+        "curl --loss",
+    )
+    .success(Duration::from_secs(600));
     assert_eq!(sha256_file(Path::new(&out)), sha, "SHA-256 with 5% loss");
-    let dump = Command::new(BIN).args(["dump", &pcap]).output().expect("ustack dump");
-    assert!(dump.status.success(), "ustack dump: {}", String::from_utf8_lossy(&dump.stderr));
+    let dump = Command::new(BIN)
+        .args(["dump", &pcap])
+        .output()
+        .expect("ustack dump");
+    assert!(
+        dump.status.success(),
+        "ustack dump: {}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
     let text = String::from_utf8_lossy(&dump.stdout);
     let drops = text.lines().filter(|l| l.contains("dropped")).count();
-    assert!(drops > 0, "ustack dump shows no dropped frame; first lines:\n{}", text.lines().take(20).collect::<Vec<_>>().join("\n"));
+    assert!(
+        drops > 0,
+        "ustack dump shows no dropped frame; first lines:\n{}",
+        text.lines().take(20).collect::<Vec<_>>().join("\n")
+    );
     report(&format!("curl --loss 0.05 --seed 7: {len} bytes byte-exact; ustack dump shows {drops} dropped frames"));
 }
 
@@ -594,7 +689,21 @@ fn python_http_server_on_ipv6_any_serves_the_kernel() {
     // (Without --bind it picks getaddrinfo's first passive address, which is 0.0.0.0
     // in a namespace without IPv6 addresses.)
     let mut p = Proc::spawn(
-        ustack_run(&ns, &[], &["python3", "-u", "-m", "http.server", "--bind", "::", "8000", "-d", &dir.s("")]),
+        ustack_run(
+            &ns,
+            &[],
+            &[
+                "python3",
+                "-u",
+                "-m",
+                "http.server",
+                "--bind",
+                "::",
+                "8000",
+                "-d",
+                &dir.s(""),
+            ],
+        ),
         "python3 -m http.server",
     );
     p.wait_line("Serving HTTP on :: port 8000", LIMIT);
