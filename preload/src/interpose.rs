@@ -27,9 +27,19 @@ fn interposing() -> bool {
         1 => true,
         2 => false,
         _ => {
-            let preload = std::env::var_os("LD_PRELOAD")
-                .is_some_and(|v| v.to_string_lossy().contains("ustack_preload"));
-            let forced = std::env::var_os("USTACK_INTERPOSE").is_some_and(|v| v == "1");
+            // getenv, not std::env: this can run inside a malloc's initialisation
+            // (jemalloc calls syscall(2) and read(2) while it sets up), where
+            // allocating would deadlock.
+            let var = |name: &core::ffi::CStr| {
+                // SAFETY: getenv takes a NUL-terminated name and returns a string
+                // owned by the environment (or null), which we only read here.
+                let p = unsafe { libc::getenv(name.as_ptr()) };
+                // SAFETY: a non-null getenv result is a valid C string.
+                (!p.is_null()).then(|| unsafe { core::ffi::CStr::from_ptr(p) }.to_bytes())
+            };
+            let preload =
+                var(c"LD_PRELOAD").is_some_and(|v| v.windows(14).any(|w| w == b"ustack_preload"));
+            let forced = var(c"USTACK_INTERPOSE") == Some(b"1".as_slice());
             let on = preload || forced;
             MODE.store(if on { 1 } else { 2 }, Ordering::Relaxed);
             on
@@ -206,6 +216,95 @@ pub unsafe extern "C" fn __ppoll_chk(
     }
     // SAFETY: as ppoll.
     unsafe { ppoll(fds, n, t, mask) }
+}
+
+/// syscall(2), for the socket calls some libraries make through it rather than
+/// through their libc names (libuv's `uv__sendmmsg`/`uv__recvmmsg`, as used by dig).
+/// Only sendmmsg and recvmmsg on ustack sockets are diverted; everything else goes to
+/// the C library's syscall with the six argument registers as they came.
+#[no_mangle]
+pub unsafe extern "C" fn syscall(
+    n: libc::c_long,
+    a: libc::c_long,
+    b: libc::c_long,
+    c: libc::c_long,
+    d: libc::c_long,
+    e: libc::c_long,
+    f: libc::c_long,
+) -> libc::c_long {
+    if (n == libc::SYS_sendmmsg || n == libc::SYS_recvmmsg) && interposing() {
+        if let crate::table::Slot::Sock(_) | crate::table::Slot::Dead =
+            crate::table::lookup(a as c_int)
+        {
+            // SAFETY: the arguments are those of the named system call.
+            return unsafe {
+                if n == libc::SYS_sendmmsg {
+                    ops::sendmmsg(a as c_int, b as *mut mmsghdr, c as c_uint, d as c_int)
+                        as libc::c_long
+                } else {
+                    ops::recvmmsg(
+                        a as c_int,
+                        b as *mut mmsghdr,
+                        c as c_uint,
+                        d as c_int,
+                        e as *mut timespec,
+                    ) as libc::c_long
+                }
+            };
+        }
+    }
+    // SAFETY: forwarded unchanged (unused argument registers are passed along as
+    // they are, which the kernel ignores).
+    unsafe { raw_syscall(n, a, b, c, d, e, f) }
+}
+
+/// The system call itself, without the C library: neither dlsym nor anything that
+/// allocates may run here (see `interposing`). Returns -1 with errno set, as
+/// syscall(3) does.
+#[cfg(target_arch = "x86_64")]
+unsafe fn raw_syscall(
+    n: libc::c_long,
+    a: libc::c_long,
+    b: libc::c_long,
+    c: libc::c_long,
+    d: libc::c_long,
+    e: libc::c_long,
+    f: libc::c_long,
+) -> libc::c_long {
+    let ret: libc::c_long;
+    // SAFETY: the x86-64 Linux system call convention: number in rax, arguments in
+    // rdi, rsi, rdx, r10, r8, r9; rcx and r11 are clobbered. The caller passed a
+    // system call and its arguments.
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            inlateout("rax") n => ret,
+            in("rdi") a, in("rsi") b, in("rdx") c, in("r10") d, in("r8") e, in("r9") f,
+            lateout("rcx") _, lateout("r11") _,
+            options(nostack)
+        );
+    }
+    if (-4095..0).contains(&ret) {
+        crate::set_errno(-ret as c_int);
+        -1
+    } else {
+        ret
+    }
+}
+
+/// Other architectures: the C library's syscall, found with dlsym.
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn raw_syscall(
+    n: libc::c_long,
+    a: libc::c_long,
+    b: libc::c_long,
+    c: libc::c_long,
+    d: libc::c_long,
+    e: libc::c_long,
+    f: libc::c_long,
+) -> libc::c_long {
+    // SAFETY: forwarded unchanged.
+    unsafe { real::syscall(n, a, b, c, d, e, f) }
 }
 
 extern "C" {

@@ -88,4 +88,5 @@ real! {
     dup2(old: c_int, new: c_int) -> c_int;
     dup3(old: c_int, new: c_int, flags: c_int) -> c_int;
     sendfile(out: c_int, inp: c_int, off: *mut off_t, count: size_t) -> ssize_t;
+    syscall(n: libc::c_long, a: libc::c_long, b: libc::c_long, c: libc::c_long, d: libc::c_long, e: libc::c_long, f: libc::c_long) -> libc::c_long;
 }

@@ -726,3 +726,401 @@ fn python_http_server_on_ipv6_any_serves_the_kernel() {
         len as f64 * 8.0 / secs / 1e6
     ));
 }
+
+#[test]
+fn wget_fetches_from_the_kernel() {
+    if !can_run(&["wget"]) {
+        return;
+    }
+    let ns = namespace();
+    let len = 100 * 1024 * 1024;
+    let (_server, dir, sha) = kernel_http(&ns, "wget", len);
+    let out = dir.s("out.bin");
+    let url = format!("http://{KERNEL_IP}/big.bin");
+    let start = Instant::now();
+    Proc::spawn(
+        ustack_run(&ns, &[], &["wget", "-q", "-O", &out, &url]),
+        "wget",
+    )
+    .success(Duration::from_secs(600));
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!(
+        sha256_file(Path::new(&out)),
+        sha,
+        "SHA-256 of what wget saved"
+    );
+    report(&format!(
+        "wget under ustack run: {len} bytes in {secs:.2} s = {:.0} Mbit/s, SHA-256 equal",
+        len as f64 * 8.0 / secs / 1e6
+    ));
+}
+
+/// An asyncio (epoll) TCP echo server, used by 100 kernel clients at once.
+const ASYNCIO_ECHO: &str = "
+import asyncio, sys
+async def handle(r, w):
+    while True:
+        d = await r.read(65536)
+        if not d:
+            break
+        w.write(d)
+        await w.drain()
+    w.close()
+async def main():
+    srv = await asyncio.start_server(handle, '0.0.0.0', int(sys.argv[1]))
+    print('serving', flush=True)
+    async with srv:
+        await srv.serve_forever()
+asyncio.run(main())
+";
+
+#[test]
+fn python_asyncio_echo_serves_100_kernel_clients_at_once() {
+    if !can_run(&["python3"]) {
+        return;
+    }
+    let ns = namespace();
+    let mut p = Proc::spawn(
+        ustack_run(&ns, &[], &["python3", "-u", "-c", ASYNCIO_ECHO, "7007"]),
+        "asyncio echo",
+    );
+    p.wait_line("serving", LIMIT);
+    let results = join(
+        peer(&ns, "100 echo clients", || {
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(100));
+            let threads: Vec<_> = (0..100u32)
+                .map(|i| {
+                    let barrier = barrier.clone();
+                    std::thread::spawn(move || {
+                        let mut s = connect_retry(stack_addr(7007));
+                        s.set_read_timeout(Some(Duration::from_secs(60))).ok();
+                        // Every client is connected before any sends.
+                        barrier.wait();
+                        let data: Vec<u8> = (0..20_000u32).map(|k| (k * 31 + i) as u8).collect();
+                        s.write_all(&data).expect("send");
+                        let mut back = vec![0u8; data.len()];
+                        s.read_exact(&mut back).expect("echo");
+                        back == data
+                    })
+                })
+                .collect();
+            threads
+                .into_iter()
+                .map(|t| t.join().unwrap_or(false))
+                .filter(|ok| *ok)
+                .count()
+        }),
+        Duration::from_secs(120),
+    );
+    assert_eq!(results, 100, "clients whose 20 kB came back intact");
+    p.kill();
+}
+
+#[test]
+fn nginx_serves_20_concurrent_kernel_clients() {
+    if !can_run(&["nginx"]) {
+        return;
+    }
+    let ns = namespace();
+    let dir = TempDir::new("nginx");
+    let len = 20 * 1024 * 1024;
+    let sha = random_file(&dir.path("f.bin"), len, 0x9e);
+    let conf = dir.path("nginx.conf");
+    let d = dir.s("");
+    std::fs::write(
+        &conf,
+        format!(
+            "daemon off;\nmaster_process off;\nworker_processes 1;\nerror_log stderr warn;\n\
+             pid {d}/nginx.pid;\nevents {{ worker_connections 256; }}\n\
+             http {{\n access_log off;\n sendfile on;\n tcp_nopush on;\n\
+             client_body_temp_path {d}/body;\n proxy_temp_path {d}/proxy;\n\
+             fastcgi_temp_path {d}/fcgi;\n uwsgi_temp_path {d}/uwsgi;\n scgi_temp_path {d}/scgi;\n\
+             server {{ listen 8080; root {d}; }}\n}}\n"
+        ),
+    )
+    .expect("nginx.conf");
+    let _p = Proc::spawn(
+        ustack_run(
+            &ns,
+            &[],
+            &["nginx", "-c", &conf.to_string_lossy(), "-e", "stderr"],
+        ),
+        "nginx",
+    );
+    let start = Instant::now();
+    let sums = join(
+        peer(&ns, "20 http clients", || {
+            let threads: Vec<_> = (0..20)
+                .map(|_| {
+                    std::thread::spawn(|| {
+                        let end = Instant::now() + Duration::from_secs(10);
+                        loop {
+                            let mut h = Sha256::new();
+                            match http_get(stack_addr(8080), "/f.bin", &mut h) {
+                                Ok(r) if r.status == 200 => {
+                                    return (
+                                        r.body_len,
+                                        h.finalize()
+                                            .iter()
+                                            .map(|b| format!("{b:02x}"))
+                                            .collect::<String>(),
+                                    )
+                                }
+                                Ok(r) => panic!("status {}", r.status),
+                                // nginx may still be starting.
+                                Err(_) if Instant::now() < end => {
+                                    std::thread::sleep(Duration::from_millis(100))
+                                }
+                                Err(e) => panic!("GET: {e}"),
+                            }
+                        }
+                    })
+                })
+                .collect();
+            threads
+                .into_iter()
+                .map(|t| t.join().expect("client"))
+                .collect::<Vec<_>>()
+        }),
+        Duration::from_secs(600),
+    );
+    let secs = start.elapsed().as_secs_f64();
+    for (n, s) in &sums {
+        assert_eq!(*n, len as u64);
+        assert_eq!(s, &sha, "SHA-256 of a body nginx sent");
+    }
+    report(&format!(
+        "nginx under ustack run: 20 x {len} bytes in {secs:.2} s = {:.0} Mbit/s total, every SHA-256 equal",
+        20.0 * len as f64 * 8.0 / secs / 1e6
+    ));
+}
+
+#[test]
+fn redis_server_under_ustack_run_and_redis_cli_against_the_kernel() {
+    if !can_run(&["redis-server", "redis-benchmark", "redis-cli"]) {
+        return;
+    }
+    let ns = namespace();
+    let mut p = Proc::spawn(
+        ustack_run(
+            &ns,
+            &[],
+            &[
+                "redis-server",
+                "--port",
+                "6379",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "no",
+            ],
+        ),
+        "redis-server",
+    );
+    p.wait_line("Ready to accept connections", LIMIT);
+    let out = ns
+        .command(&[
+            "redis-benchmark",
+            "-h",
+            STACK_IP,
+            "-q",
+            "-n",
+            "100000",
+            "-t",
+            "set,get",
+        ])
+        .output()
+        .expect("redis-benchmark");
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "\n");
+    assert!(out.status.success(), "redis-benchmark: {text}");
+    let summary: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("requests per second"))
+        .collect();
+    assert_eq!(summary.len(), 2, "SET and GET summaries: {text}");
+    report(&format!(
+        "redis-benchmark -n 100000 against redis-server under ustack run: {}",
+        summary.join("; ")
+    ));
+    p.kill();
+
+    // redis-cli on the stack, redis-server on the kernel.
+    let mut server = Proc::spawn(
+        ns.command(&[
+            "redis-server",
+            "--bind",
+            KERNEL_IP,
+            "--port",
+            "6380",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "no",
+        ]),
+        "kernel redis-server",
+    );
+    server.wait_line("Ready to accept connections", LIMIT);
+    let set = Proc::spawn(
+        ustack_run(
+            &ns,
+            &[],
+            &[
+                "redis-cli",
+                "-h",
+                KERNEL_IP,
+                "-p",
+                "6380",
+                "set",
+                "k",
+                "ustack",
+            ],
+        ),
+        "redis-cli set",
+    )
+    .success(LIMIT);
+    assert_eq!(set.trim(), "OK");
+    let get = Proc::spawn(
+        ustack_run(
+            &ns,
+            &[],
+            &["redis-cli", "-h", KERNEL_IP, "-p", "6380", "get", "k"],
+        ),
+        "redis-cli get",
+    )
+    .success(LIMIT);
+    assert_eq!(get.trim(), "ustack");
+}
+
+/// The receiver's Mbit/s from `iperf3 -J` output.
+fn iperf_mbits(json: &str) -> f64 {
+    let v: serde_json::Value =
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("iperf3 -J: {e}: {json}"));
+    v["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .expect("sum_received")
+        / 1e6
+}
+
+#[test]
+fn iperf3_both_ways() {
+    if !can_run(&["iperf3"]) {
+        return;
+    }
+    let ns = namespace();
+    // ustack client -> kernel server.
+    let mut server = Proc::spawn(
+        ns.command(&[
+            "iperf3",
+            "--forceflush",
+            "-s",
+            "-1",
+            "-B",
+            KERNEL_IP,
+            "-p",
+            "5201",
+        ]),
+        "kernel iperf3 -s",
+    );
+    server.wait_line("Server listening", LIMIT);
+    let out = Proc::spawn(
+        ustack_run(
+            &ns,
+            &[],
+            &["iperf3", "-J", "-c", KERNEL_IP, "-p", "5201", "-t", "3"],
+        ),
+        "iperf3 -c on ustack",
+    )
+    .success(LIMIT);
+    let up = iperf_mbits(&out);
+    server.finish(LIMIT);
+    // kernel client -> ustack server.
+    let mut server = Proc::spawn(
+        ustack_run(
+            &ns,
+            &[],
+            &["iperf3", "--forceflush", "-s", "-1", "-p", "5202"],
+        ),
+        "iperf3 -s on ustack",
+    );
+    server.wait_line("Server listening", LIMIT);
+    let out = ns
+        .command(&["iperf3", "-J", "-c", STACK_IP, "-p", "5202", "-t", "3"])
+        .output()
+        .expect("kernel iperf3 -c");
+    assert!(
+        out.status.success(),
+        "kernel iperf3 -c: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let down = iperf_mbits(&String::from_utf8_lossy(&out.stdout));
+    let _ = server.success(LIMIT);
+    assert!(up > 0.0 && down > 0.0);
+    report(&format!("iperf3 3 s: ustack client -> kernel {up:.0} Mbit/s; kernel client -> ustack server {down:.0} Mbit/s"));
+}
+
+/// Answers every A query with 10.77.0.53 (one record, name compressed), `count` times.
+fn dns_responder(u: UdpSocket, count: usize) -> usize {
+    u.set_read_timeout(Some(Duration::from_secs(20))).ok();
+    let mut answered = 0;
+    let mut q = [0u8; 512];
+    while answered < count {
+        let Ok((n, from)) = u.recv_from(&mut q) else {
+            break;
+        };
+        if n < 12 {
+            continue;
+        }
+        // The question: labels up to the root, then QTYPE and QCLASS.
+        let mut i = 12;
+        while i < n && q[i] != 0 {
+            i += 1 + q[i] as usize;
+        }
+        let end = i + 5;
+        if end > n {
+            continue;
+        }
+        let mut r = Vec::with_capacity(end + 16);
+        r.extend_from_slice(&q[..2]);
+        r.extend_from_slice(&[0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0]);
+        r.extend_from_slice(&q[12..end]);
+        r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 77, 0, 53]);
+        let _ = u.send_to(&r, from);
+        answered += 1;
+    }
+    answered
+}
+
+#[test]
+fn dig_asks_a_kernel_dns_responder() {
+    if !can_run(&["dig"]) {
+        return;
+    }
+    let ns = namespace();
+    let u = ns
+        .run_in(|| UdpSocket::bind((KERNEL_IP, 53)).expect("bind 53"))
+        .expect("ns");
+    let responder = peer(&ns, "dns responder", move || dns_responder(u, 1));
+    let out = Proc::spawn(
+        ustack_run(
+            &ns,
+            &[],
+            &[
+                "dig",
+                "+tries=1",
+                "+time=5",
+                "+short",
+                &format!("@{KERNEL_IP}"),
+                "host.ustack.test",
+                "A",
+            ],
+        ),
+        "dig",
+    )
+    .success(LIMIT);
+    assert_eq!(out.trim(), "10.77.0.53", "dig's answer");
+    assert_eq!(join(responder, LIMIT), 1);
+}
