@@ -59,8 +59,12 @@ fn preload_lib() -> PathBuf {
         cmd.args(["build", "-q", "-p", "ustack-preload", "--manifest-path"])
             .arg(&manifest)
             .env("CARGO_TARGET_DIR", target);
+        // The profile the ustack binary was built with, so the library shares its
+        // compiled dependencies (and their optimisation level).
         if dir.file_name().is_some_and(|n| n == "release") {
             cmd.arg("--release");
+        } else {
+            cmd.args(["--profile", "test"]);
         }
         let status = cmd.status().expect("run cargo build -p ustack-preload");
         assert!(status.success(), "cargo build -p ustack-preload failed");
