@@ -196,11 +196,12 @@ fn blocking<T>(
     let deadline = timeout.map(|t| Instant::now() + t);
     loop {
         match op() {
-            Err(Errno::EAGAIN) if !dontwait => {
-                if !wake::wait_one(f, events, deadline)? {
-                    return Err(libc::EAGAIN);
-                }
-            }
+            Err(Errno::EAGAIN) if !dontwait => match wake::wait_one(f, events, deadline) {
+                Ok(true) => {}
+                Ok(false) => return Err(libc::EAGAIN),
+                Err(libc::EINTR) if timeout.is_none() && wake::restart_after_signal() => {}
+                Err(e) => return Err(e),
+            },
             r => return r.map_err(raw),
         }
     }
@@ -327,8 +328,13 @@ pub unsafe fn connect(fd: c_int, a: *const sockaddr, len: socklen_t) -> c_int {
             Ok(()) => Ok(0),
             Err(Errno::EINPROGRESS) if !f.nonblocking() => {
                 let deadline = sndtimeo(&f).map(|t| Instant::now() + t);
-                if !wake::wait_one(&f, PollEvents::POLLOUT, deadline)? {
-                    return Err(libc::EINPROGRESS);
+                loop {
+                    match wake::wait_one(&f, PollEvents::POLLOUT, deadline) {
+                        Ok(true) => break,
+                        Ok(false) => return Err(libc::EINPROGRESS),
+                        Err(libc::EINTR) if deadline.is_none() && wake::restart_after_signal() => {}
+                        Err(e) => return Err(e),
+                    }
                 }
                 match f.stack.getsockopt(f.sfd, SockOptName::Error) {
                     Ok(SockOpt::Error(Some(e))) => Err(e.raw()),
@@ -406,6 +412,7 @@ fn send_on(
                     Ok(true) => {}
                     Ok(false) if sent > 0 => return Ok(sent),
                     Ok(false) => return Err(libc::EAGAIN),
+                    Err(libc::EINTR) if deadline.is_none() && wake::restart_after_signal() => {}
                     Err(_) if sent > 0 => return Ok(sent),
                     Err(e) => return Err(e),
                 }
@@ -459,6 +466,7 @@ fn recv_on(
                     Ok(true) => {}
                     Ok(false) if got > 0 => break,
                     Ok(false) => return Err(libc::EAGAIN),
+                    Err(libc::EINTR) if deadline.is_none() && wake::restart_after_signal() => {}
                     Err(_) if got > 0 => break,
                     Err(e) => return Err(e),
                 }

@@ -241,3 +241,32 @@ pub fn wait_one(
     }];
     Ok(wait(&mut Vec::new(), &mut us, left, core::ptr::null())? > 0)
 }
+
+/// Whether a blocking socket call interrupted by a signal should start again, as
+/// signal(7) says for accept, connect, recv and send when the handler has SA_RESTART
+/// and the socket has no timeout. The wait cannot tell which signal interrupted it, so
+/// the call restarts only when every installed handler has SA_RESTART (and returns
+/// EINTR if any lacks it). Only asked after an EINTR, so its 64 sigaction(2) reads
+/// cost nothing in the common case.
+pub fn restart_after_signal() -> bool {
+    let mut handlers = 0;
+    for sig in 1..libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: sigaction with a null new action only reads the current one into
+        // a zeroed, live struct.
+        let mut old: libc::sigaction = unsafe { core::mem::zeroed() };
+        if unsafe { libc::sigaction(sig, core::ptr::null(), &mut old) } != 0 {
+            continue;
+        }
+        if old.sa_sigaction == libc::SIG_DFL || old.sa_sigaction == libc::SIG_IGN {
+            continue;
+        }
+        handlers += 1;
+        if old.sa_flags & libc::SA_RESTART == 0 {
+            return false;
+        }
+    }
+    handlers > 0
+}

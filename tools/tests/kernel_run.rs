@@ -253,7 +253,7 @@ fn compile(dir: &TempDir, source: &str, api: bool) -> String {
         .into_owned();
     let out = dir.s(&format!("{stem}{}", if api { "_api" } else { "" }));
     let mut cmd = Command::new("cc");
-    cmd.args(["-Wall", "-O1", "-o", &out]).arg(&src);
+    cmd.args(["-Wall", "-O1", "-pthread", "-o", &out]).arg(&src);
     if api {
         let lib = preload_lib();
         let libdir = lib.parent().expect("lib dir");
@@ -585,15 +585,23 @@ fn fork_and_descriptor_semantics() {
 
     let fds = compile(&tmp, "tools/tests/c/descriptors.c", false);
     let echo = kernel_echo(&ns, 7001, 1);
+    let echo2 = kernel_echo(&ns, 7002, 1);
     let out = Proc::spawn(
-        ustack_run(&ns, &[], &[&fds, KERNEL_IP, "7001"]),
+        ustack_run(&ns, &[], &[&fds, KERNEL_IP, "7001", "7002"]),
         "descriptors",
     )
     .success(LIMIT);
-    for what in ["dup: ok", "dup2/cloexec: ok", "reuse: ok", "eintr: ok"] {
+    for what in [
+        "dup: ok",
+        "dup2/cloexec: ok",
+        "reuse: ok",
+        "eintr: ok",
+        "sa_restart: ok",
+    ] {
         assert!(out.contains(what), "{out}");
     }
     assert_eq!(join(echo, LIMIT), 17);
+    assert_eq!(join(echo2, LIMIT), 5);
 }
 
 /// Serves `len` random bytes as /big.bin from a kernel HTTP server in `ns`; returns

@@ -1,12 +1,20 @@
 /* Descriptor semantics of ustack sockets: dup/close of the original, dup2 onto a
  * chosen number, FD_CLOEXEC per number, EINTR from a blocking recv when a signal
- * handler runs, and a closed socket's number reused by a file. argv: IP PORT of a
- * kernel TCP echo server. */
+ * handler runs (and SA_RESTART), and a closed socket's number reused by a file.
+ * argv: IP PORT [PORT2] of kernel TCP echo servers. */
 #include "../../../examples/c/common.h"
+#include <pthread.h>
 #include <signal.h>
 
 static volatile sig_atomic_t alarmed;
 static void on_alarm(int sig) { (void)sig; alarmed = 1; }
+
+/* Writes to the echo connection two seconds later, from another thread. */
+static void *late_writer(void *arg) {
+    sleep(2);
+    write_all(*(int *)arg, "late\n", 5);
+    return NULL;
+}
 
 static void echo(int fd, const char *msg) {
     size_t len = strlen(msg), got = 0;
@@ -68,5 +76,25 @@ int main(int argc, char **argv) {
         return 1;
     }
     printf("eintr: ok\n");
+    /* With SA_RESTART the blocking recv goes on after the handler: the alarm fires at
+     * 1 s, the echo of a write made at 2 s ends it. */
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGALRM, &sa, NULL);
+    struct sockaddr_in a2 = addr_of(argv[1], atoi(argc > 3 ? argv[3] : argv[2]));
+    int t = socket(AF_INET, SOCK_STREAM, 0);
+    if (t < 0 || connect(t, (struct sockaddr *)&a2, sizeof a2) < 0) DIE("connect 2");
+    pthread_t th;
+    pthread_create(&th, NULL, late_writer, &t);
+    alarmed = 0;
+    alarm(1);
+    char buf[8];
+    r = recv(t, buf, 5, MSG_WAITALL);
+    pthread_join(th, NULL);
+    if (r != 5 || memcmp(buf, "late\n", 5) != 0 || !alarmed) {
+        fprintf(stderr, "SA_RESTART recv: %zd errno %d alarmed %d\n", r, errno, alarmed);
+        return 1;
+    }
+    printf("sa_restart: ok\n");
+    close(t);
     return 0;
 }
