@@ -32,3 +32,64 @@ impl NetStack {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{NetStack, PollEvents, UdpSocket};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_datagram_arriving_calls_the_notifier_with_pollin_and_none_stops_it() {
+        let (a, b) = NetStack::builder()
+            .ip("10.0.0.1/24".parse().unwrap())
+            .build_pair(NetStack::builder().ip("10.0.0.2/24".parse().unwrap()), 64)
+            .unwrap();
+        let server = b
+            .socket(crate::AF_INET, crate::SOCK_DGRAM | crate::SOCK_NONBLOCK, 0)
+            .unwrap();
+        b.bind(server, "0.0.0.0:7".parse().unwrap()).unwrap();
+        let seen: Arc<Mutex<Vec<PollEvents>>> = Arc::default();
+        let s2 = seen.clone();
+        b.set_ready_notifier(server, Some(Arc::new(move |r| s2.lock().unwrap().push(r))))
+            .unwrap();
+        // Setting it reports the readiness now: writable, nothing to read.
+        let first = seen.lock().unwrap().clone();
+        assert!(
+            !first.is_empty() && !first[0].intersects(PollEvents::POLLIN),
+            "{first:?}"
+        );
+        let client = UdpSocket::bind(&a, "0.0.0.0:0").unwrap();
+        client.send_to(b"x", "10.0.0.2:7").unwrap();
+        let end = Instant::now() + Duration::from_secs(5);
+        while !seen
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|r| r.intersects(PollEvents::POLLIN))
+        {
+            assert!(
+                Instant::now() < end,
+                "no POLLIN report: {:?}",
+                seen.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let mut buf = [0u8; 4];
+        assert_eq!(b.recv(server, &mut buf, 0).unwrap(), 1);
+        b.set_ready_notifier(server, None).unwrap();
+        let n = seen.lock().unwrap().len();
+        client.send_to(b"y", "10.0.0.2:7").unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(
+            seen.lock().unwrap().len(),
+            n,
+            "a removed notifier was called"
+        );
+        assert_eq!(b.recv(server, &mut buf, 0).unwrap(), 1);
+        assert!(
+            b.set_ready_notifier(99_999, None).is_err(),
+            "EBADF for a closed descriptor"
+        );
+    }
+}
