@@ -1136,3 +1136,33 @@ fn dig_asks_a_kernel_dns_responder() {
     assert_eq!(out.trim(), "10.77.0.53", "dig's answer");
     assert_eq!(join(responder, LIMIT), 1);
 }
+
+/// Programs the loader would not load the library into are refused with one line and
+/// exit status 1, before anything runs (no namespace needed: nothing is opened).
+#[test]
+fn run_refuses_static_and_setuid_programs() {
+    let tmp = TempDir::new("refuse");
+    let run = |program: &str| {
+        Command::new(BIN)
+            .args(["--tap", "tap0", "--ip", STACK_CIDR, "run", "--", program])
+            .env("USTACK_PRELOAD_LIB", "/nonexistent-is-not-reached")
+            .output()
+            .expect("run ustack")
+    };
+    // A static-pie binary on Debian; the ELF check is unit-tested in `cmd::run` too.
+    if Path::new("/sbin/ldconfig").exists() {
+        let o = run("/sbin/ldconfig");
+        assert_eq!(o.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("statically linked"), "{err}");
+    }
+    let suid = tmp.path("suid-true");
+    std::fs::copy("/bin/true", &suid).expect("copy /bin/true");
+    let mut perm = std::fs::metadata(&suid).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o4755);
+    std::fs::set_permissions(&suid, perm).expect("chmod u+s");
+    let o = run(&suid.to_string_lossy());
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("set-user-ID"), "{err}");
+}
