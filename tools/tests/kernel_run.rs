@@ -835,7 +835,7 @@ fn nginx_serves_20_concurrent_kernel_clients() {
     }
     let ns = namespace();
     let dir = TempDir::new("nginx");
-    let len = 20 * 1024 * 1024;
+    let len = 100 * 1024 * 1024;
     let sha = random_file(&dir.path("f.bin"), len, 0x9e);
     let conf = dir.path("nginx.conf");
     let d = dir.s("");
