@@ -19,6 +19,7 @@
 //! | [`table`] | descriptor numbers → ustack sockets; the per-process state; fork |
 //! | [`wake`]  | waiting in the kernel (EINTR) for ustack sockets and kernel descriptors together |
 //! | [`ops`]   | every call, with the C semantics |
+//! | [`observe`] | `--trace`, `--trace-file`, `--stats` inside the program |
 //! | `interpose` | the C library's names (only in the shared library) |
 //! | [`capi`]  | the `ustack_*` names of `ustack.h` |
 //!
@@ -30,6 +31,7 @@ pub mod addr;
 pub mod capi;
 #[cfg(not(test))]
 mod interpose;
+pub mod observe;
 pub mod ops;
 pub mod real;
 pub mod table;

@@ -73,6 +73,9 @@ fn stack() -> Result<NetStack, c_int> {
     }
     let r = match attach() {
         Ok(s) => {
+            if let Err(e) = crate::observe::attach(&s) {
+                say(&format!("trace: {e}"));
+            }
             // SAFETY: registering a plain function.
             unsafe { libc::atexit(at_exit) };
             Ok(s)
@@ -135,6 +138,9 @@ extern "C" fn at_exit() {
     p.epolls.lock().unwrap_or_else(|e| e.into_inner()).clear();
     drop(files);
     let s = p.stack.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(Ok(s)) = &s {
+        crate::observe::finish(s);
+    }
     drop(s);
 }
 

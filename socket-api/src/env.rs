@@ -34,8 +34,32 @@ pub const SEED: &str = "USTACK_SEED";
 /// Faults, encoded as the module docs say.
 pub const FAULTS: &str = "USTACK_FAULTS";
 
-/// Every variable this module reads.
-pub const ALL: [&str; 9] = [TAP, RAW, IP, GATEWAY, MAC, MTU, PCAP, SEED, FAULTS];
+/// `--trace`: TCP events as lines on stderr (`1`).
+pub const TRACE: &str = "USTACK_TRACE";
+/// `--trace-file`: TCP events and samples as JSON lines in this file.
+pub const TRACE_FILE: &str = "USTACK_TRACE_FILE";
+/// `--trace-every`: sampling period of the trace file, in milliseconds.
+pub const TRACE_EVERY: &str = "USTACK_TRACE_EVERY";
+/// `--stats`: the counters and TCP sockets at exit, on stderr (`text` or `json`).
+pub const STATS: &str = "USTACK_STATS";
+
+/// Every variable of a stack's settings (this module's, and the observation ones the
+/// preload library reads itself).
+pub const ALL: [&str; 13] = [
+    TAP,
+    RAW,
+    IP,
+    GATEWAY,
+    MAC,
+    MTU,
+    PCAP,
+    SEED,
+    FAULTS,
+    TRACE,
+    TRACE_FILE,
+    TRACE_EVERY,
+    STATS,
+];
 
 /// A stack's settings, as carried in the environment.
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -1166,3 +1166,36 @@ fn run_refuses_static_and_setuid_programs() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("set-user-ID"), "{err}");
 }
+
+#[test]
+fn trace_and_stats_reach_the_program() {
+    if !can_run(&["curl"]) {
+        return;
+    }
+    let ns = namespace();
+    let (_server, dir, sha) = kernel_http(&ns, "trace", 1024 * 1024);
+    let out = dir.s("out.bin");
+    let trace_file = dir.s("tcp.jsonl");
+    let url = format!("http://{KERNEL_IP}/big.bin");
+    let flags = ["--trace", "--stats", "--trace-file", &trace_file];
+    let (code, _, err) = Proc::spawn(
+        ustack_run(&ns, &flags, &["curl", "-sS", "-o", &out, &url]),
+        "curl --trace --stats",
+    )
+    .finish(LIMIT);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(sha256_file(Path::new(&out)), sha);
+    assert!(
+        err.contains("SYN-SENT -> ESTABLISHED"),
+        "no trace line on stderr:\n{err}"
+    );
+    assert!(
+        err.contains("interface counters") && err.contains("tcp.rx_segments"),
+        "no stats report:\n{err}"
+    );
+    let lines = std::fs::read_to_string(&trace_file).expect("trace file");
+    assert!(
+        lines.lines().count() > 1 && lines.contains(r#""event":"state""#),
+        "{lines}"
+    );
+}

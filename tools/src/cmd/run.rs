@@ -1,7 +1,8 @@
 //! `ustack run -- PROGRAM ARGS...`: runs an unmodified, dynamically linked program with
 //! its AF_INET/AF_INET6 sockets on ustack. It loads `libustack_preload.so` with
 //! `LD_PRELOAD` and hands the library the global flags (link, address, gateway, MAC,
-//! MTU, `--pcap`, `--seed`, every fault flag) through `USTACK_*` variables
+//! MTU, `--pcap`, `--seed`, every fault flag, `--trace`, `--trace-file`, `--stats`)
+//! through `USTACK_*` variables
 //! (`ustack_socket::env`); the library attaches to the link when the program opens its
 //! first such socket. Statically linked and setuid programs are refused, since the
 //! dynamic loader would not load the library into them.
@@ -40,7 +41,7 @@ pub const AFTER_HELP: &str = "Examples:\n  \
     run -- curl -o f http://10.77.0.1/f\n  \
     ustack dump x.pcapng\n\n\
     The library is looked for in $USTACK_PRELOAD_LIB, then next to the ustack binary.\n\
-    --trace, --trace-file and --stats are not passed to the program (yet).";
+    --trace lines and the --stats report go to the program's stderr.";
 
 /// Runs the program; its exit status becomes ours (128+N if signal N killed it).
 pub fn run(global: &GlobalArgs, args: &RunArgs) -> CmdResult {
@@ -74,6 +75,22 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> CmdResult {
         cmd.env_remove(name);
     }
     cmd.envs(env.to_vars()).env("LD_PRELOAD", preload);
+    if global.trace {
+        cmd.env(ustack_socket::env::TRACE, "1");
+    }
+    if let Some(f) = &global.trace_file {
+        cmd.env(ustack_socket::env::TRACE_FILE, f).env(
+            ustack_socket::env::TRACE_EVERY,
+            global.trace_every.to_string(),
+        );
+    }
+    if let Some(s) = global.stats {
+        let v = match s {
+            crate::global::StatsFormat::Text => "text",
+            crate::global::StatsFormat::Json => "json",
+        };
+        cmd.env(ustack_socket::env::STATS, v);
+    }
     // exec: the program takes our place (and pid), so signals and the exit status are
     // its own. Only an error comes back.
     let err = cmd.exec();
