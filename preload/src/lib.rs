@@ -35,6 +35,8 @@ pub mod observe;
 pub mod ops;
 pub mod real;
 pub mod table;
+#[cfg(test)]
+mod tests;
 pub mod wake;
 
 use libc::c_int;
