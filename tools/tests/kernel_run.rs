@@ -1199,3 +1199,43 @@ fn trace_and_stats_reach_the_program() {
         "{lines}"
     );
 }
+
+/// A shell under `ustack run` never takes the link (it opens no socket); the program it
+/// execs does. A second program while the first holds the TAP gets one stderr line and
+/// EBUSY on its sockets.
+#[test]
+fn exec_attaches_lazily_and_a_busy_link_fails_clearly() {
+    if !can_run(&["curl", "cc"]) {
+        return;
+    }
+    let ns = namespace();
+    let (_server, dir, sha) = kernel_http(&ns, "exec", 1024 * 1024);
+    let out = dir.s("out.bin");
+    let url = format!("http://{KERNEL_IP}/big.bin");
+    let script = format!("curl -sS -o {out} {url} && echo fetched");
+    let got =
+        Proc::spawn(ustack_run(&ns, &[], &["sh", "-c", &script]), "sh -c curl").success(LIMIT);
+    assert!(got.contains("fetched"), "{got}");
+    assert_eq!(sha256_file(Path::new(&out)), sha);
+
+    // tcp_server holds the TAP while it waits for a client.
+    let server = compile(&dir, "examples/c/tcp_server.c", false);
+    let mut holder = Proc::spawn(ustack_run(&ns, &[], &[&server, "8080", "1"]), "tcp_server");
+    holder.wait_line("listening on 8080", LIMIT);
+    let (code, _, err) = Proc::spawn(
+        ustack_run(&ns, &[], &["curl", "-sS", "-o", &out, &url]),
+        "second curl",
+    )
+    .finish(LIMIT);
+    assert_ne!(code, 0, "curl cannot have reached the server: {err}");
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("ustack preload:"))
+        .collect();
+    assert_eq!(lines.len(), 1, "one line from the library: {err}");
+    assert!(
+        lines[0].contains("cannot attach to TAP tap0") && lines[0].contains("errno 16"),
+        "{err}"
+    );
+    holder.kill();
+}
