@@ -1218,6 +1218,24 @@ fn exec_attaches_lazily_and_a_busy_link_fails_clearly() {
     assert!(got.contains("fetched"), "{got}");
     assert_eq!(sha256_file(Path::new(&out)), sha);
 
+    // `--netns NAME` enters the namespace before the exec (started from outside it).
+    let _ = std::fs::remove_file(&out);
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "--netns",
+        ns.name(),
+        "--tap",
+        "tap0",
+        "--ip",
+        STACK_CIDR,
+        "run",
+        "--",
+    ])
+    .args(["curl", "-sS", "-o", &out, &url])
+    .env("USTACK_PRELOAD_LIB", preload_lib());
+    Proc::spawn(cmd, "ustack --netns run curl").success(LIMIT);
+    assert_eq!(sha256_file(Path::new(&out)), sha, "fetched with --netns");
+
     // tcp_server holds the TAP while it waits for a client.
     let server = compile(&dir, "examples/c/tcp_server.c", false);
     let mut holder = Proc::spawn(ustack_run(&ns, &[], &[&server, "8080", "1"]), "tcp_server");
