@@ -65,6 +65,33 @@ pub unsafe fn read(addr: *const sockaddr, len: socklen_t) -> Result<Parsed, c_in
     }
 }
 
+/// Whether the address at `addr` is a loopback one (127.0.0.0/8, `::1`, or
+/// `::ffff:127.x.y.z`): the stack has no loopback, the kernel does.
+///
+/// # Safety
+/// As [`read`].
+pub unsafe fn is_loopback(addr: *const sockaddr, len: socklen_t) -> bool {
+    if addr.is_null() || (len as usize) < core::mem::size_of::<sockaddr_in>() {
+        return false;
+    }
+    // SAFETY: the caller's contract; at least a sockaddr_in is readable.
+    let family = unsafe { (*addr).sa_family } as c_int;
+    match family {
+        libc::AF_INET => {
+            // SAFETY: as above.
+            let sin: sockaddr_in = unsafe { core::ptr::read_unaligned(addr.cast()) };
+            Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)).is_loopback()
+        }
+        libc::AF_INET6 if (len as usize) >= core::mem::size_of::<sockaddr_in6>() => {
+            // SAFETY: `len` covers a sockaddr_in6.
+            let sin6: sockaddr_in6 = unsafe { core::ptr::read_unaligned(addr.cast()) };
+            let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        _ => false,
+    }
+}
+
 /// The IPv4 address an IPv6 one stands for: `::` is 0.0.0.0, `::ffff:a.b.c.d` is
 /// a.b.c.d; anything else is native IPv6.
 pub fn v4_of(ip: Ipv6Addr) -> Option<Ipv4Addr> {

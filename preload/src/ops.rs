@@ -177,6 +177,8 @@ fn install(
         listening: AtomicBool::new(false),
         generation: generation.clone(),
         timeouts: Mutex::new((None, None)),
+        used: AtomicBool::new(false),
+        options: Mutex::new(Vec::new()),
     });
     let wakers = process().wakers.clone();
     let _ = stack.set_ready_notifier(
@@ -211,6 +213,53 @@ fn blocking<T>(
             r => return r.map_err(raw),
         }
     }
+}
+
+/// Moves a socket that has not been used yet to the kernel, under the same number: the
+/// program bound or connected it to a loopback address, which only the kernel has. A
+/// kernel socket of the same family, type and protocol gets the options set so far
+/// and O_NONBLOCK, and replaces the eventfd at `fd` (dup3, keeping FD_CLOEXEC); the
+/// ustack socket is closed. Refused (`None`) once the socket was used or is `dup`ed.
+fn to_kernel(fd: c_int, f: &Arc<UFile>) -> Option<()> {
+    // The table's reference and ours: no other number names it.
+    if f.used.load(Ordering::Acquire) || Arc::strong_count(f) > 2 {
+        return None;
+    }
+    let domain = if f.v6 { libc::AF_INET6 } else { libc::AF_INET };
+    let ty = f.ty
+        | if f.nonblocking() {
+            libc::SOCK_NONBLOCK
+        } else {
+            0
+        };
+    // SAFETY: raw calls on a descriptor we create; option values are the bytes the
+    // program gave, with their length.
+    unsafe {
+        let k = real::socket(domain, ty, f.proto);
+        if k < 0 {
+            return None;
+        }
+        for (level, name, val) in f.options.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            real::setsockopt(
+                k,
+                *level,
+                *name,
+                val.as_ptr().cast(),
+                val.len() as socklen_t,
+            );
+        }
+        let cloexec = real::fcntl(fd, libc::F_GETFD, 0) & libc::FD_CLOEXEC != 0;
+        let flags = if cloexec { libc::O_CLOEXEC } else { 0 };
+        let old = process().with_locked(|slots| {
+            if real::dup3(k, fd, flags) < 0 {
+                return None;
+            }
+            Some(set_slot(slots, fd, Slot::Kernel))
+        });
+        real::close(k);
+        drop(old?);
+    }
+    Some(())
 }
 
 fn rcvtimeo(f: &UFile) -> Option<Duration> {
@@ -270,6 +319,13 @@ pub unsafe fn bind(fd: c_int, a: *const sockaddr, len: socklen_t) -> c_int {
     // SAFETY: forwarded unchanged.
     on_sock!(fd, unsafe { real::bind(fd, a, len) }, |f| done((|| {
         // SAFETY: the caller's address and length.
+        if unsafe { addr::is_loopback(a, len) } && to_kernel(fd, &f).is_some() {
+            // SAFETY: now a kernel socket at the same number.
+            let r = unsafe { real::bind(fd, a, len) };
+            return if r < 0 { Err(errno()) } else { Ok(0) };
+        }
+        f.used.store(true, Ordering::Release);
+        // SAFETY: the caller's address and length.
         match unsafe { addr::read(a, len) }? {
             Parsed::V4(sa) => {
                 if f.v6 && f.v6only.load(Ordering::Relaxed) {
@@ -288,12 +344,13 @@ pub unsafe fn bind(fd: c_int, a: *const sockaddr, len: socklen_t) -> c_int {
 /// listen(2).
 pub unsafe fn listen(fd: c_int, backlog: c_int) -> c_int {
     // SAFETY: forwarded unchanged.
-    on_sock!(fd, unsafe { real::listen(fd, backlog) }, |f| done(
-        f.stack.listen(f.sfd, backlog).map_err(raw).map(|()| {
+    on_sock!(fd, unsafe { real::listen(fd, backlog) }, |f| {
+        f.used.store(true, Ordering::Release);
+        done(f.stack.listen(f.sfd, backlog).map_err(raw).map(|()| {
             f.listening.store(true, Ordering::Relaxed);
             0
-        })
-    ))
+        }))
+    })
 }
 
 /// accept4(2) (accept(2) is flags 0).
@@ -324,6 +381,13 @@ pub unsafe fn accept4(fd: c_int, a: *mut sockaddr, len: *mut socklen_t, flags: c
 pub unsafe fn connect(fd: c_int, a: *const sockaddr, len: socklen_t) -> c_int {
     // SAFETY: forwarded unchanged.
     on_sock!(fd, unsafe { real::connect(fd, a, len) }, |f| done((|| {
+        // SAFETY: the caller's address and length.
+        if unsafe { addr::is_loopback(a, len) } && to_kernel(fd, &f).is_some() {
+            // SAFETY: now a kernel socket at the same number.
+            let r = unsafe { real::connect(fd, a, len) };
+            return if r < 0 { Err(errno()) } else { Ok(0) };
+        }
+        f.used.store(true, Ordering::Release);
         // SAFETY: the caller's address and length.
         let sa = match unsafe { addr::read(a, len) }? {
             Parsed::V4(sa) => sa,
@@ -396,6 +460,7 @@ fn send_on(
     flags: c_int,
     to: Option<SocketAddr>,
 ) -> Result<usize, c_int> {
+    f.used.store(true, Ordering::Release);
     let dontwait = flags & libc::MSG_DONTWAIT != 0 || f.nonblocking();
     let stream = f.ty == libc::SOCK_STREAM;
     let deadline = sndtimeo(f).map(|t| Instant::now() + t);
@@ -1044,6 +1109,14 @@ pub unsafe fn setsockopt(
         fd,
         unsafe { real::setsockopt(fd, level, name, val, len) },
         |f| done((|| {
+            if !val.is_null() && len as usize <= 256 {
+                // SAFETY: the caller's option value of `len` bytes.
+                let bytes = unsafe { slice(val, len as usize) }.to_vec();
+                f.options
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((level, name, bytes));
+            }
             let opt = match (level, name) {
                 (libc::SOL_SOCKET, libc::SO_REUSEADDR) => {
                     SockOpt::ReuseAddr(read_int(val, len)? != 0)

@@ -47,6 +47,12 @@ pub struct UFile {
     pub generation: Arc<AtomicU64>,
     /// SO_RCVTIMEO and SO_SNDTIMEO (`None`: forever).
     pub timeouts: Mutex<(Option<Duration>, Option<Duration>)>,
+    /// bind, connect, listen or a send happened: the socket can no longer move to the
+    /// kernel (see `ops::to_kernel`).
+    pub used: AtomicBool,
+    /// Every setsockopt(2) made so far, `(level, name, value)`, replayed on the kernel
+    /// socket if the socket moves there.
+    pub options: Mutex<Vec<(c_int, c_int, Vec<u8>)>>,
 }
 
 impl UFile {

@@ -1257,3 +1257,52 @@ fn exec_attaches_lazily_and_a_busy_link_fails_clearly() {
     );
     holder.kill();
 }
+
+/// The stack has no loopback: a socket bound or connected to 127.0.0.0/8 (or `::1`)
+/// before any other use moves to the kernel under the same number, options included.
+#[test]
+fn loopback_goes_to_the_kernel() {
+    if !can_run(&["curl", "python3"]) {
+        return;
+    }
+    let ns = namespace();
+    let dir = TempDir::new("loop");
+    let sha = random_file(&dir.path("f.bin"), 1024 * 1024, 0x10);
+    let root = dir.0.clone();
+    let _server = ns
+        .run_in(move || HttpFileServer::start("127.0.0.1:8088".parse().unwrap(), &root))
+        .expect("ns")
+        .expect("kernel http server on loopback");
+    let out = dir.s("out.bin");
+    Proc::spawn(
+        ustack_run(
+            &ns,
+            &[],
+            &["curl", "-sS", "-o", &out, "http://127.0.0.1:8088/f.bin"],
+        ),
+        "curl to 127.0.0.1",
+    )
+    .success(LIMIT);
+    assert_eq!(sha256_file(Path::new(&out)), sha);
+    // A server on 127.0.0.1 and a client of it in one program under ustack run, with
+    // an option set before bind; and an ordinary socket on the stack next to them.
+    let script = "
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('127.0.0.1', 0)); s.listen()
+assert s.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR) == 1
+c = socket.create_connection(s.getsockname()); a, _ = s.accept()
+c.sendall(b'over lo'); print(a.recv(16).decode())
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(('0.0.0.0', 0))
+print('stack', u.getsockname()[0])
+";
+    let got = Proc::spawn(
+        ustack_run(&ns, &[], &["python3", "-c", script]),
+        "python loopback",
+    )
+    .success(LIMIT);
+    assert!(
+        got.contains("over lo") && got.contains("stack 0.0.0.0"),
+        "{got}"
+    );
+}
