@@ -29,6 +29,20 @@ use ustack_socket::{Errno, NetStack, PollEvents, PollFd, SockOpt, SockOptName};
 const KNOWN_MSG_FLAGS: c_int =
     libc::MSG_PEEK | libc::MSG_DONTWAIT | libc::MSG_WAITALL | libc::MSG_TRUNC | libc::MSG_NOSIGNAL;
 
+/// What makes a socket's eventfd readable (`crate::table::Level`).
+const READABLE: PollEvents =
+    PollEvents::from_bits((libc::POLLIN | libc::POLLERR | libc::POLLHUP | libc::POLLRDHUP) as u32);
+
+/// Re-reads a socket's readability into its eventfd, after a call found nothing to
+/// read (the notifier only reports what the stack changed, not what the program
+/// consumed).
+fn refresh_level(f: &UFile) {
+    let mut p = [PollFd::new(f.sfd, PollEvents::POLLIN)];
+    if f.stack.poll(&mut p, Some(Duration::ZERO)).is_ok() {
+        f.level.set(p[0].revents.intersects(READABLE));
+    }
+}
+
 /// The data an epoll instance's wake-up eventfd is registered with in the kernel.
 pub const WAKE_TOKEN: u64 = u64::MAX - 0x7573;
 
@@ -166,6 +180,7 @@ fn install(
         return Err(e);
     }
     let generation = Arc::new(AtomicU64::new(0));
+    let level = Arc::new(crate::table::Level::new(efd));
     let file = Arc::new(UFile {
         stack: stack.clone(),
         sfd,
@@ -179,11 +194,13 @@ fn install(
         timeouts: Mutex::new((None, None)),
         used: AtomicBool::new(false),
         options: Mutex::new(Vec::new()),
+        level: level.clone(),
     });
     let wakers = process().wakers.clone();
     let _ = stack.set_ready_notifier(
         sfd,
-        Some(Arc::new(move |_ready| {
+        Some(Arc::new(move |ready| {
+            level.set(ready.intersects(READABLE));
             generation.fetch_add(1, Ordering::AcqRel);
             wakers.wake_all();
         })),
@@ -203,7 +220,11 @@ fn blocking<T>(
 ) -> Result<T, c_int> {
     let deadline = timeout.map(|t| Instant::now() + t);
     loop {
-        match op() {
+        let r = op();
+        if matches!(r, Err(Errno::EAGAIN)) && events.contains(PollEvents::POLLIN) {
+            refresh_level(f);
+        }
+        match r {
             Err(Errno::EAGAIN) if !dontwait => match wake::wait_one(f, events, deadline) {
                 Ok(true) => {}
                 Ok(false) => return Err(libc::EAGAIN),
@@ -524,6 +545,9 @@ fn recv_on(
                 .recv(f.sfd, &mut buf[got..], rflags)
                 .map(|n| (n, None))
         };
+        if matches!(r, Err(Errno::EAGAIN)) {
+            refresh_level(f);
+        }
         match r {
             Ok((n, a)) => {
                 from = a.or(from);

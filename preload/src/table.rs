@@ -53,6 +53,71 @@ pub struct UFile {
     /// Every setsockopt(2) made so far, `(level, name, value)`, replayed on the kernel
     /// socket if the socket moves there.
     pub options: Mutex<Vec<(c_int, c_int, Vec<u8>)>>,
+    /// Keeps the eventfd readable exactly while the socket is readable.
+    pub level: Arc<Level>,
+}
+
+/// The readability of a socket mirrored on its eventfd, for waits the library does not
+/// intercept (a raw `syscall(SYS_epoll_wait)`, an epoll instance nested in another).
+/// It writes through a private duplicate of the eventfd at a high number, since the
+/// program may close or reuse the numbers it was given; the duplicate is closed when
+/// both the description and the stack's notifier have let go of it. Writability is not
+/// mirrored: an eventfd can be made unwritable only by filling its counter, which would
+/// also make it readable.
+pub struct Level {
+    fd: c_int,
+    on: AtomicBool,
+}
+
+impl Level {
+    /// Mirrors `efd`'s readability through a duplicate of it (none if the duplicate
+    /// cannot be made: then nothing is mirrored).
+    pub fn new(efd: c_int) -> Level {
+        // SAFETY: getrlimit writes into a live struct.
+        let mut lim: libc::rlimit = unsafe { core::mem::zeroed() };
+        let cur = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+            lim.rlim_cur
+        } else {
+            1024
+        };
+        // Out of the way of the numbers the program counts on (the lowest free ones),
+        // without growing the kernel's descriptor table much.
+        let min = (cur / 2).clamp(3, 4096) as c_int;
+        // SAFETY: F_DUPFD_CLOEXEC on a descriptor we just made.
+        let fd = unsafe { crate::real::fcntl(efd, libc::F_DUPFD_CLOEXEC, min as libc::c_ulong) };
+        Level {
+            fd,
+            on: AtomicBool::new(false),
+        }
+    }
+
+    /// Makes the eventfd readable or not.
+    pub fn set(&self, readable: bool) {
+        if self.fd < 0 {
+            return;
+        }
+        if readable {
+            if !self.on.swap(true, Ordering::AcqRel) {
+                let one: u64 = 1;
+                // SAFETY: 8 bytes from a live local, to our own descriptor.
+                unsafe { crate::real::write(self.fd, (&one as *const u64).cast(), 8) };
+            }
+        } else if self.on.swap(false, Ordering::AcqRel) {
+            let mut v: u64 = 0;
+            // SAFETY: 8 writable bytes of a live local, from our own descriptor (the
+            // counter is non-zero, so this does not block).
+            unsafe { crate::real::read(self.fd, (&mut v as *mut u64).cast(), 8) };
+        }
+    }
+}
+
+impl Drop for Level {
+    fn drop(&mut self) {
+        if self.fd >= 0 {
+            // SAFETY: we own the duplicate.
+            unsafe { crate::real::close(self.fd) };
+        }
+    }
 }
 
 impl UFile {

@@ -602,6 +602,17 @@ fn fork_and_descriptor_semantics() {
     }
     assert_eq!(join(echo, LIMIT), 17);
     assert_eq!(join(echo2, LIMIT), 5);
+
+    // A wait the library does not see (raw syscalls) still sees readability.
+    let raw = compile(&tmp, "tools/tests/c/raw_epoll.c", false);
+    let echo = kernel_udp_echo(&ns, 7003, 1);
+    let out = Proc::spawn(
+        ustack_run(&ns, &[], &[&raw, KERNEL_IP, "7003"]),
+        "raw_epoll",
+    )
+    .success(LIMIT);
+    assert!(out.contains("raw epoll: ok"), "{out}");
+    assert_eq!(join(echo, LIMIT), 1);
 }
 
 /// Serves `len` random bytes as /big.bin from a kernel HTTP server in `ns`; returns
