@@ -163,7 +163,7 @@ pub struct Watch {
 /// What the library keeps for one kernel epoll instance that watches ustack sockets.
 pub struct EpollInfo {
     /// Wakes the instance's waiters when a ustack socket may have changed; it is
-    /// registered in the kernel instance with [`crate::epoll::WAKE_TOKEN`].
+    /// registered in the kernel instance with [`crate::ops::WAKE_TOKEN`].
     pub wake: Arc<crate::wake::WakeFd>,
     /// The ustack descriptors watched, by number.
     pub watches: Mutex<HashMap<c_int, Watch>>,

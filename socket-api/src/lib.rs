@@ -40,7 +40,7 @@
 //! | [`poll`]   | [`Epoll`] |
 //! | [`notifier`] | per-descriptor readiness callbacks (the preload library's wake-ups) |
 //! | [`net`]    | the `std::net`-like types |
-//! | [`env`]    | a stack's settings in environment variables (`ustack run` → the preload library) |
+//! | [`env`](mod@env)    | a stack's settings in environment variables (`ustack run` → the preload library) |
 //! | [`echo`]   | an echo service (RFC 862) as a driver hook |
 //!
 //! Threads block as in gVisor's `waiter` package: try under the stack lock, and if the
