@@ -1317,3 +1317,28 @@ print('stack', u.getsockname()[0])
         "{got}"
     );
 }
+
+/// `--raw IFACE`: the library's stack on an AF_PACKET socket (a veth end without an
+/// address) instead of a TAP.
+#[test]
+fn run_on_an_af_packet_link() {
+    if !can_run(&["curl"]) {
+        return;
+    }
+    let ns = Netns::new("ustack-run-raw").expect("create namespace");
+    ns.add_veth("veth0", "10.77.1.1/24", "veth1")
+        .expect("veth pair");
+    let dir = TempDir::new("raw");
+    let sha = random_file(&dir.path("f.bin"), 10 * 1024 * 1024, 0x7a);
+    let root = dir.0.clone();
+    let _server = ns
+        .run_in(move || HttpFileServer::start("10.77.1.1:80".parse().unwrap(), &root))
+        .expect("ns")
+        .expect("kernel http server");
+    let out = dir.s("out.bin");
+    let mut cmd = ns.command(&[BIN, "--raw", "veth1", "--ip", "10.77.1.2/24", "run", "--"]);
+    cmd.args(["curl", "-sS", "-o", &out, "http://10.77.1.1/f.bin"])
+        .env("USTACK_PRELOAD_LIB", preload_lib());
+    Proc::spawn(cmd, "curl on AF_PACKET").success(LIMIT);
+    assert_eq!(sha256_file(Path::new(&out)), sha);
+}
