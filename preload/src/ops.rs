@@ -18,7 +18,7 @@ use libc::{
     c_int, c_uint, c_ulong, c_void, iovec, msghdr, nfds_t, pollfd, size_t, sockaddr, socklen_t,
     ssize_t,
 };
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use ustack_socket::env::StackEnv;
@@ -33,13 +33,16 @@ const KNOWN_MSG_FLAGS: c_int =
 const READABLE: PollEvents =
     PollEvents::from_bits((libc::POLLIN | libc::POLLERR | libc::POLLHUP | libc::POLLRDHUP) as u32);
 
-/// Re-reads a socket's readability into its eventfd, after a call found nothing to
-/// read (the notifier only reports what the stack changed, not what the program
-/// consumed).
-fn refresh_level(f: &UFile) {
-    let mut p = [PollFd::new(f.sfd, PollEvents::POLLIN)];
+/// Re-reads a socket's readiness into its eventfd and its edges, after a call consumed
+/// `bits` (POLLIN: read all there was; POLLOUT: filled the send buffer): the notifier
+/// only reports what the stack changed, not what the program took.
+fn refresh_level(f: &UFile, bits: PollEvents) {
+    f.edges.consumed(bits.bits());
+    let all = PollEvents::POLLIN | PollEvents::POLLOUT | PollEvents::POLLRDHUP;
+    let mut p = [PollFd::new(f.sfd, all)];
     if f.stack.poll(&mut p, Some(Duration::ZERO)).is_ok() {
         f.level.set(p[0].revents.intersects(READABLE));
+        f.edges.observe(p[0].revents.bits());
     }
 }
 
@@ -179,7 +182,7 @@ fn install(
         let _ = stack.close(sfd);
         return Err(e);
     }
-    let generation = Arc::new(AtomicU64::new(0));
+    let edges = Arc::new(crate::table::Edges::default());
     let level = Arc::new(crate::table::Level::new(efd));
     let file = Arc::new(UFile {
         stack: stack.clone(),
@@ -190,7 +193,7 @@ fn install(
         nonblocking: AtomicBool::new(flags & libc::SOCK_NONBLOCK != 0),
         v6only: AtomicBool::new(false),
         listening: AtomicBool::new(false),
-        generation: generation.clone(),
+        edges: edges.clone(),
         timeouts: Mutex::new((None, None)),
         used: AtomicBool::new(false),
         options: Mutex::new(Vec::new()),
@@ -201,7 +204,7 @@ fn install(
         sfd,
         Some(Arc::new(move |ready| {
             level.set(ready.intersects(READABLE));
-            generation.fetch_add(1, Ordering::AcqRel);
+            edges.observe(ready.bits());
             wakers.wake_all();
         })),
     );
@@ -221,8 +224,8 @@ fn blocking<T>(
     let deadline = timeout.map(|t| Instant::now() + t);
     loop {
         let r = op();
-        if matches!(r, Err(Errno::EAGAIN)) && events.contains(PollEvents::POLLIN) {
-            refresh_level(f);
+        if matches!(r, Err(Errno::EAGAIN)) {
+            refresh_level(f, events);
         }
         match r {
             Err(Errno::EAGAIN) if !dontwait => match wake::wait_one(f, events, deadline) {
@@ -492,8 +495,16 @@ fn send_on(
             Some(a) if !stream => f.stack.sendto(f.sfd, &buf[sent..], sflags, a),
             _ => f.stack.send(f.sfd, &buf[sent..], sflags),
         };
+        if matches!(r, Err(Errno::EAGAIN)) {
+            // Full: room appearing later must be an edge.
+            refresh_level(f, PollEvents::POLLOUT);
+        }
         match r {
             Ok(n) => {
+                if n < buf.len() - sent {
+                    // A short write: the buffer is full.
+                    refresh_level(f, PollEvents::POLLOUT);
+                }
                 sent += n;
                 if !stream || sent >= buf.len() || dontwait {
                     return Ok(sent);
@@ -546,12 +557,17 @@ fn recv_on(
                 .map(|n| (n, None))
         };
         if matches!(r, Err(Errno::EAGAIN)) {
-            refresh_level(f);
+            refresh_level(f, PollEvents::POLLIN);
         }
         match r {
             Ok((n, a)) => {
+                let asked = buf.len() - got;
                 from = a.or(from);
                 got += n;
+                if n < asked && flags & libc::MSG_PEEK == 0 {
+                    // Probably drained: the next data must be an edge.
+                    refresh_level(f, PollEvents::POLLIN);
+                }
                 if n == 0 || !waitall || got >= buf.len() {
                     break;
                 }
@@ -1659,7 +1675,7 @@ fn epoll_scan(info: &EpollInfo, out: &mut [libc::epoll_event]) -> usize {
                 | PollEvents::POLLOUT
                 | PollEvents::POLLRDHUP
                 | PollEvents::POLLPRI);
-        let generation = w.file.generation.load(Ordering::Acquire);
+        let edges = w.file.edges.count(w.events);
         let mut p = [PollFd::new(w.file.sfd, asked)];
         let ready = match w.file.stack.poll(&mut p, Some(Duration::ZERO)) {
             Ok(_) => p[0].revents & (asked | PollEvents::POLLERR | PollEvents::POLLHUP),
@@ -1669,10 +1685,10 @@ fn epoll_scan(info: &EpollInfo, out: &mut [libc::epoll_event]) -> usize {
             continue;
         }
         if w.events & libc::EPOLLET as u32 != 0 {
-            if generation == w.seen {
+            if edges == w.seen {
                 continue;
             }
-            w.seen = generation;
+            w.seen = edges;
         }
         if w.events & libc::EPOLLONESHOT as u32 != 0 {
             w.disarmed = true;

@@ -18,7 +18,7 @@
 use crate::wake::Wakers;
 use libc::c_int;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use ustack_socket::{Fd, NetStack};
@@ -42,9 +42,8 @@ pub struct UFile {
     pub v6only: AtomicBool,
     /// listen(2) succeeded (SO_ACCEPTCONN).
     pub listening: AtomicBool,
-    /// Bumped by the stack every time it reports the socket may have changed: an edge
-    /// for EPOLLET.
-    pub generation: Arc<AtomicU64>,
+    /// Edges for EPOLLET: which readiness bits newly appeared, counted.
+    pub edges: Arc<Edges>,
     /// SO_RCVTIMEO and SO_SNDTIMEO (`None`: forever).
     pub timeouts: Mutex<(Option<Duration>, Option<Duration>)>,
     /// bind, connect, listen or a send happened: the socket can no longer move to the
@@ -133,6 +132,55 @@ impl Drop for UFile {
     }
 }
 
+/// The edges of a socket's readiness, for EPOLLET: a counter per kind of event, bumped
+/// when its bit appears in the readiness after being absent. The readiness is observed
+/// by the stack's notifier and re-read by the calls that consume (a receive that finds
+/// nothing more, or less than it asked for), so draining a socket and then receiving
+/// new data is a new edge, as on Linux, while a report of something else (the send
+/// side) is not an edge for a watcher of EPOLLIN.
+#[derive(Default)]
+pub struct Edges {
+    prev: AtomicU32,
+    input: AtomicU64,
+    output: AtomicU64,
+    hangup: AtomicU64,
+}
+
+impl Edges {
+    /// Takes in the readiness now.
+    pub fn observe(&self, ready: u32) {
+        let new = ready & !self.prev.swap(ready, Ordering::AcqRel);
+        if new & libc::POLLIN as u32 != 0 {
+            self.input.fetch_add(1, Ordering::AcqRel);
+        }
+        if new & libc::POLLOUT as u32 != 0 {
+            self.output.fetch_add(1, Ordering::AcqRel);
+        }
+        if new & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) as u32 != 0 {
+            self.hangup.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Forgets that `bits` were set: the caller consumed them (read until nothing was
+    /// left, wrote until the buffer was full), so seeing them again, even at once, is
+    /// an edge. A spurious edge costs an EAGAIN; a missed one hangs an ET program.
+    pub fn consumed(&self, bits: u32) {
+        self.prev.fetch_and(!bits, Ordering::AcqRel);
+    }
+
+    /// A number that grows with every edge an epoll watch of `events` cares about.
+    pub fn count(&self, events: u32) -> u64 {
+        let mut n = self.hangup.load(Ordering::Acquire);
+        if events & libc::EPOLLIN as u32 != 0 {
+            n += self.input.load(Ordering::Acquire);
+        }
+        if events & libc::EPOLLOUT as u32 != 0 {
+            n += self.output.load(Ordering::Acquire);
+        }
+        n
+    }
+}
+
 /// What a descriptor number is to the library.
 #[derive(Clone, Default)]
 pub enum Slot {
@@ -156,7 +204,7 @@ pub struct Watch {
     pub data: u64,
     /// EPOLLONESHOT fired: silent until EPOLL_CTL_MOD.
     pub disarmed: bool,
-    /// The generation last reported (EPOLLET).
+    /// The edge count last reported (EPOLLET).
     pub seen: u64,
 }
 
@@ -342,6 +390,31 @@ mod tests {
         assert_eq!(slots.len(), 6);
         assert!(matches!(set_slot(&mut slots, 5, Slot::Kernel), Slot::Dead));
         assert!(matches!(slots[5], Slot::Kernel));
+    }
+
+    #[test]
+    fn edges_count_bits_that_appear_and_only_those_a_watch_asks_for() {
+        let (i, o) = (libc::POLLIN as u32, libc::POLLOUT as u32);
+        let e = Edges::default();
+        let (in_only, out_only) = (libc::EPOLLIN as u32, libc::EPOLLOUT as u32);
+        e.observe(o);
+        assert_eq!((e.count(in_only), e.count(out_only)), (0, 1));
+        e.observe(o | i);
+        assert_eq!(e.count(in_only), 1, "data arrived");
+        e.observe(o | i);
+        e.observe(i);
+        assert_eq!(
+            e.count(in_only),
+            1,
+            "the same readiness, or OUT going away, is no IN edge"
+        );
+        e.observe(i | o);
+        assert_eq!((e.count(in_only), e.count(out_only)), (1, 2));
+        e.observe(o);
+        e.observe(o | i);
+        assert_eq!(e.count(in_only), 2, "drained, then new data");
+        e.observe(o | i | libc::POLLRDHUP as u32);
+        assert_eq!(e.count(in_only), 3, "a hang-up is an edge for every watch");
     }
 
     #[test]
