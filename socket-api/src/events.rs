@@ -132,3 +132,16 @@ pub(crate) const ALWAYS: PollEvents = PollEvents(libc::POLLERR as u32 | libc::PO
 /// Identifies an epoll instance within its stack.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct EpollKey(pub u64);
+
+/// A readiness callback (`NetStack::set_ready_notifier`, in `crate::notifier`).
+pub type ReadyNotifier = std::sync::Arc<dyn Fn(PollEvents) + Send + Sync>;
+
+/// A [`ReadyNotifier`] kept on an open description.
+#[derive(Clone)]
+pub(crate) struct Notifier(pub ReadyNotifier);
+
+impl core::fmt::Debug for Notifier {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Notifier")
+    }
+}

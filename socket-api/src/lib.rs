@@ -39,7 +39,9 @@
 //! | [`bsd`]    | the BSD calls and poll(2), over the shared state |
 //! | `stack`    | [`NetStack`] (every method, the calls delegating to `bsd`) and its [`Builder`] |
 //! | [`poll`]   | [`Epoll`] |
+//! | [`notifier`] | per-descriptor readiness callbacks (the preload library's wake-ups) |
 //! | [`net`]    | the `std::net`-like types |
+//! | [`env`](mod@env)    | a stack's settings in environment variables (`ustack run` → the preload library) |
 //! | [`echo`]   | an echo service (RFC 862) as a driver hook |
 //!
 //! Threads block as in gVisor's `waiter` package: try under the stack lock, and if the
@@ -69,6 +71,7 @@
 pub mod bsd;
 pub mod driver;
 pub mod echo;
+pub mod env;
 pub mod errno;
 pub mod ethtool;
 mod events;
@@ -77,6 +80,7 @@ pub mod kernel_peer;
 pub mod link;
 pub mod net;
 pub mod netns;
+pub mod notifier;
 pub mod poll;
 mod ready;
 mod stack;

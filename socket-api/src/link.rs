@@ -264,7 +264,7 @@ impl<L: Link> Link for Counted<L> {
 }
 
 /// Recording and fault injection around a device (the `ustack` global flags).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct LinkOptions {
     /// Record to this file: pcapng with comments when it ends in `.pcapng`, classic
     /// pcap otherwise.

@@ -541,6 +541,9 @@ impl State {
             return;
         };
         let ready = readiness(iface, file);
+        if let Some(n) = &file.notifier {
+            (n.0)(ready);
+        }
         if ready.is_empty() {
             return;
         }

@@ -229,6 +229,8 @@ pub(crate) struct File {
     pub error: Option<Errno>,
     pub waiters: Vec<Waiter>,
     pub epolls: Vec<EpollWatch>,
+    /// Called on every readiness report (`crate::notifier`).
+    pub notifier: Option<crate::events::Notifier>,
 }
 
 impl File {
@@ -243,6 +245,7 @@ impl File {
             error: None,
             waiters: Vec::new(),
             epolls: Vec::new(),
+            notifier: None,
         }
     }
 }
@@ -344,7 +347,7 @@ impl Table {
     /// Keeps `watched` in step with the file's waiters and epoll registrations.
     pub(crate) fn update_watched(&mut self, key: FileKey) {
         match self.files.get(&key) {
-            Some(f) if !f.waiters.is_empty() || !f.epolls.is_empty() => {
+            Some(f) if !f.waiters.is_empty() || !f.epolls.is_empty() || f.notifier.is_some() => {
                 self.watched.insert(key);
             }
             _ => {

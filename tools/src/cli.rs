@@ -108,6 +108,10 @@ pub enum Command {
     /// exit.
     #[command(after_help = crate::cmd::wire::AFTER_HELP)]
     Wire(crate::cmd::wire::WireArgs),
+    /// Run an unmodified, dynamically linked program with its AF_INET/AF_INET6 sockets
+    /// on ustack (LD_PRELOAD); its exit status is ours.
+    #[command(after_help = crate::cmd::run::AFTER_HELP)]
+    Run(crate::cmd::run::RunArgs),
     /// Benchmark ustack against smoltcp 0.14 on the same TAP and the same kernel-side
     /// client, with Linux over veth (offloads off and on) for reference: bulk each way,
     /// request/response, connection rate, 10,000 concurrent connections, in-memory

@@ -32,6 +32,7 @@ fn main() {
         cli::Command::Ping(args) => cmd::ping::run(&cli.global, &args),
         cli::Command::Dns(args) => cmd::dns::run(&cli.global, &args),
         cli::Command::Wire(args) => cmd::wire::run(&cli.global, &args),
+        cli::Command::Run(args) => cmd::run::run(&cli.global, &args),
         cli::Command::Bench(args) => cmd::bench::run(&args),
         cli::Command::BenchServe(args) => cmd::bench::serve::run(&cli.global, &args),
         cli::Command::BenchInmem(args) => cmd::bench::inmem::run(&args),

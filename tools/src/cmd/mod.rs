@@ -10,6 +10,7 @@ pub mod nc;
 pub mod net;
 pub mod ping;
 pub mod plot;
+pub mod run;
 pub mod stats;
 pub mod up;
 pub mod wire;

@@ -1,0 +1,154 @@
+//! The calls over an in-memory stack (no TAP, no privileges): descriptor bookkeeping
+//! (dup, dup2, close, fd reuse, O_NONBLOCK per description, FD_CLOEXEC per number),
+//! poll over a ustack socket and a pipe, and epoll LT/ET/ONESHOT. The process's stack
+//! is set directly instead of attached from the environment. One test function: the
+//! library's state is per process.
+
+use crate::ops;
+use crate::table::{process, Slot};
+use libc::{c_int, c_void, sockaddr, socklen_t};
+use ustack_socket::NetStack;
+
+fn sin(ip: [u8; 4], port: u16) -> libc::sockaddr_in {
+    // SAFETY: plain data; all-zero is valid.
+    let mut a: libc::sockaddr_in = unsafe { core::mem::zeroed() };
+    a.sin_family = libc::AF_INET as libc::sa_family_t;
+    a.sin_port = port.to_be();
+    a.sin_addr.s_addr = u32::from_be_bytes(ip).to_be();
+    a
+}
+
+fn sa(a: &libc::sockaddr_in) -> (*const sockaddr, socklen_t) {
+    (
+        (a as *const libc::sockaddr_in).cast(),
+        core::mem::size_of::<libc::sockaddr_in>() as socklen_t,
+    )
+}
+
+fn errno() -> c_int {
+    crate::errno()
+}
+
+#[test]
+fn descriptors_poll_and_epoll_over_a_memory_stack() {
+    let (a, b) = NetStack::builder()
+        .ip("10.0.0.1/24".parse().unwrap())
+        .build_pair(NetStack::builder().ip("10.0.0.2/24".parse().unwrap()), 256)
+        .unwrap();
+    *process().stack.lock().unwrap() = Some(Ok(a));
+    // SAFETY: every call below is given live buffers of the sizes passed.
+    unsafe {
+        // A UDP socket on our stack, bound to port 7.
+        let u = ops::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
+        assert!(u >= 0, "socket: errno {}", errno());
+        assert!(matches!(process().get(u), Slot::Sock(_)));
+        let any = sin([0, 0, 0, 0], 7);
+        let (p, l) = sa(&any);
+        assert_eq!(ops::bind(u, p, l), 0);
+
+        // dup shares the description: O_NONBLOCK set through one shows on the other;
+        // FD_CLOEXEC is per number.
+        let d = ops::dup(u);
+        assert!(d >= 0 && d != u);
+        assert_eq!(ops::fcntl(d, libc::F_SETFL, libc::O_NONBLOCK as _), 0);
+        assert_ne!(ops::fcntl(u, libc::F_GETFL, 0) & libc::O_NONBLOCK, 0);
+        assert_eq!(ops::fcntl(d, libc::F_SETFD, libc::FD_CLOEXEC as _), 0);
+        assert_eq!(ops::fcntl(u, libc::F_GETFD, 0), 0);
+        let mut buf = [0u8; 16];
+        assert_eq!(ops::recv(u, buf.as_mut_ptr().cast(), 16, 0), -1);
+        assert_eq!(errno(), libc::EAGAIN, "non-blocking through the dup");
+        // FIONBIO turns it back off for both.
+        let mut off: c_int = 0;
+        assert_eq!(
+            ops::ioctl(u, libc::FIONBIO, (&mut off as *mut c_int).cast()),
+            0
+        );
+        assert_eq!(ops::fcntl(d, libc::F_GETFL, 0) & libc::O_NONBLOCK, 0);
+
+        // Closing the original keeps the socket alive through the dup.
+        assert_eq!(ops::close(u), 0);
+        assert!(matches!(process().get(u), Slot::Kernel));
+        let peer = b.socket(libc::AF_INET, libc::SOCK_DGRAM, 0).unwrap();
+        b.sendto(peer, b"one", 0, "10.0.0.1:7".parse().unwrap())
+            .unwrap();
+        let n = ops::recv(d, buf.as_mut_ptr().cast(), 16, 0);
+        assert_eq!(&buf[..n as usize], b"one", "blocking recv through the dup");
+
+        // dup2 onto a pipe's number replaces the pipe there.
+        let mut pipe = [0 as c_int; 2];
+        assert_eq!(libc::pipe(pipe.as_mut_ptr()), 0);
+        assert_eq!(ops::dup2(d, pipe[0]), pipe[0]);
+        assert!(matches!(process().get(pipe[0]), Slot::Sock(_)));
+        assert_eq!(ops::close(pipe[0]), 0);
+        assert_eq!(libc::pipe(pipe.as_mut_ptr()), 0);
+
+        // poll: nothing ready; then the socket, then the pipe.
+        let mut fds = [
+            libc::pollfd {
+                fd: d,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: pipe[0],
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        assert_eq!(ops::poll(fds.as_mut_ptr(), 2, 50), 0);
+        b.sendto(peer, b"two", 0, "10.0.0.1:7".parse().unwrap())
+            .unwrap();
+        assert_eq!(ops::poll(fds.as_mut_ptr(), 2, 5000), 1);
+        assert_eq!((fds[0].revents, fds[1].revents), (libc::POLLIN, 0));
+        ops::recv(d, buf.as_mut_ptr().cast(), 16, 0);
+        assert_eq!(libc::write(pipe[1], b"p".as_ptr().cast::<c_void>(), 1), 1);
+        assert_eq!(ops::poll(fds.as_mut_ptr(), 2, 5000), 1);
+        assert_eq!((fds[0].revents, fds[1].revents), (0, libc::POLLIN));
+        libc::read(pipe[0], buf.as_mut_ptr().cast(), 16);
+
+        // epoll, edge-triggered on the socket, level-triggered on the pipe.
+        let ep = libc::epoll_create1(libc::EPOLL_CLOEXEC);
+        let mut ev = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLET) as u32,
+            u64: 1,
+        };
+        assert_eq!(ops::epoll_ctl(ep, libc::EPOLL_CTL_ADD, d, &mut ev), 0);
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: 2,
+        };
+        assert_eq!(ops::epoll_ctl(ep, libc::EPOLL_CTL_ADD, pipe[0], &mut ev), 0);
+        let mut out = [libc::epoll_event { events: 0, u64: 0 }; 4];
+        assert_eq!(ops::epoll_wait(ep, out.as_mut_ptr(), 4, 50), 0);
+        b.sendto(peer, b"three", 0, "10.0.0.1:7".parse().unwrap())
+            .unwrap();
+        assert_eq!(ops::epoll_wait(ep, out.as_mut_ptr(), 4, 5000), 1);
+        assert_eq!({ out[0].u64 }, 1);
+        assert_eq!(
+            ops::epoll_wait(ep, out.as_mut_ptr(), 4, 100),
+            0,
+            "ET: no new edge"
+        );
+        libc::write(pipe[1], b"p".as_ptr().cast::<c_void>(), 1);
+        for _ in 0..2 {
+            assert_eq!(ops::epoll_wait(ep, out.as_mut_ptr(), 4, 5000), 1);
+            assert_eq!({ out[0].u64 }, 2, "LT pipe reported again");
+        }
+        // A closed number leaves the instance.
+        assert_eq!(ops::close(d), 0);
+        libc::read(pipe[0], buf.as_mut_ptr().cast(), 16);
+        assert_eq!(ops::epoll_wait(ep, out.as_mut_ptr(), 4, 50), 0);
+        assert_eq!(
+            ops::epoll_ctl(ep, libc::EPOLL_CTL_DEL, d, core::ptr::null_mut()),
+            -1
+        );
+
+        // The number goes back to the kernel: the next descriptor made reuses it.
+        let reused = libc::dup(pipe[1]);
+        assert_eq!(reused, d);
+        assert!(matches!(process().get(reused), Slot::Kernel));
+        for fd in [reused, pipe[0], pipe[1], ep] {
+            libc::close(fd);
+        }
+    }
+}
