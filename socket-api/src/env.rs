@@ -7,7 +7,7 @@
 //! Faults travel as one variable, `USTACK_FAULTS`: `;`-separated `DIR.FIELD=VALUE`
 //! items (`rx.loss=0.05;tx.loss=0.05`), durations in microseconds.
 
-use crate::link::LinkOptions;
+use crate::link::{LinkOptions, Offload};
 use core::net::Ipv4Addr;
 use std::path::PathBuf;
 use ustack::link::fault::GilbertElliott;
@@ -33,6 +33,8 @@ pub const PCAP: &str = "USTACK_PCAP";
 pub const SEED: &str = "USTACK_SEED";
 /// Faults, encoded as the module docs say.
 pub const FAULTS: &str = "USTACK_FAULTS";
+/// `--offload`: `off` opens the device without checksum and segmentation offloads.
+pub const OFFLOAD: &str = "USTACK_OFFLOAD";
 
 /// `--trace`: TCP events as lines on stderr (`1`).
 pub const TRACE: &str = "USTACK_TRACE";
@@ -45,7 +47,7 @@ pub const STATS: &str = "USTACK_STATS";
 
 /// Every variable of a stack's settings (this module's, and the observation ones the
 /// preload library reads itself).
-pub const ALL: [&str; 13] = [
+pub const ALL: [&str; 14] = [
     TAP,
     RAW,
     IP,
@@ -55,6 +57,7 @@ pub const ALL: [&str; 13] = [
     PCAP,
     SEED,
     FAULTS,
+    OFFLOAD,
     TRACE,
     TRACE_FILE,
     TRACE_EVERY,
@@ -109,6 +112,9 @@ impl StackEnv {
         if let Some(f) = &self.link.faults {
             v.push((FAULTS, encode_faults(f)));
         }
+        if self.link.offload == Offload::Off {
+            v.push((OFFLOAD, "off".to_owned()));
+        }
         v
     }
 
@@ -144,6 +150,11 @@ impl StackEnv {
                 faults: match nonempty(FAULTS) {
                     None => None,
                     Some(s) => Some(decode_faults(&s).map_err(|e| format!("{FAULTS}: {e}"))?),
+                },
+                offload: match nonempty(OFFLOAD).as_deref() {
+                    None | Some("auto") => Offload::Auto,
+                    Some("off") => Offload::Off,
+                    Some(s) => return Err(format!("{OFFLOAD}={s}: malformed (auto or off)")),
                 },
             },
         })
