@@ -445,6 +445,14 @@ impl Lab {
                         rep.count
                     ));
                 }
+                if col == Column::UstackOffloadsOn {
+                    // A TAP that refused offloads falls back to plain frames: that must
+                    // not pass for an offload figure.
+                    let [rx, tx] = rep.offload_frames.unwrap_or_default();
+                    if rx + tx == 0 {
+                        return Err("ustack used no super-frame: the kernel refused TAP offloads (see the server's log)".into());
+                    }
+                }
                 Ok(vec![(fig, Outcome::Value(value))])
             }
             ClientOut::Held(held, t0) => {

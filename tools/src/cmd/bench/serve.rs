@@ -74,7 +74,14 @@ pub struct ServeReport {
     pub count: u64,
     /// Why the server failed, if it did.
     pub error: Option<String>,
+    /// ustack only: GSO super-frames received and TSO super-segments sent, so a column
+    /// meant to run with offloads can tell that it did.
+    #[serde(default)]
+    pub offload_frames: Option<[u64; 2]>,
 }
+
+/// What the ustack server's interface counted of offloads (read before it stops).
+static OFFLOAD_FRAMES: std::sync::Mutex<Option<[u64; 2]>> = std::sync::Mutex::new(None);
 
 /// Set when the coordinator closes stdin.
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -127,11 +134,17 @@ pub fn run(global: &GlobalArgs, args: &ServeArgs) -> super::super::CmdResult {
         Server::Kernel => serve_kernel(args),
         Server::Smoltcp => serve_smoltcp(global, args),
     };
+    let offload_frames = *OFFLOAD_FRAMES.lock().unwrap_or_else(|e| e.into_inner());
     let report = match result {
-        Ok(count) => ServeReport { count, error: None },
+        Ok(count) => ServeReport {
+            count,
+            error: None,
+            offload_frames,
+        },
         Err(e) => ServeReport {
             count: 0,
             error: Some(e),
+            offload_frames,
         },
     };
     say(&format!("done {}", serde_json::to_string(&report)?));
@@ -210,7 +223,13 @@ fn serve_ustack(global: &GlobalArgs, args: &ServeArgs) -> Result<u64, String> {
     stack
         .setsockopt(l.fd(), ustack_socket::SockOpt::RcvTimeo(Some(TICK)))
         .map_err(|e| format!("SO_RCVTIMEO: {e}"))?;
-    serve_blocking(&UsListener(l), args)
+    let res = serve_blocking(&UsListener(l), args);
+    let frames = stack.with_interface(|iface, _| {
+        let c = iface.counters();
+        [c.offload_rx_gso_frames, c.offload_tx_tso_frames]
+    });
+    *OFFLOAD_FRAMES.lock().unwrap_or_else(|e| e.into_inner()) = Some(frames);
+    res
 }
 
 fn serve_kernel(args: &ServeArgs) -> Result<u64, String> {
