@@ -37,11 +37,13 @@
 //! - a thread that becomes leader while the driver is on the link writes the driver's
 //!   eventfd once (a takeover); while callers keep calling, the driver stays parked and
 //!   no further eventfd is written or read;
-//! - a leader whose call returns leaves without a write when nobody follows: the next
-//!   blocking call leads again, and if none comes the driver takes the link back within
-//!   [`CALLER_GRACE`] — the bound on how long a frame can wait unseen, e.g. for a hook,
-//!   an epoll set nobody waits on, or a connection no thread is accepting. A leader
-//!   leaving followers behind wakes the driver at once;
+//! - a leader whose call returns leaves without a write: the next blocking call leads
+//!   again, and if none comes the driver takes the link back within [`CALLER_GRACE`] —
+//!   the bound on how long a frame can wait unseen, e.g. for a hook, an epoll set
+//!   nobody waits on, a connection no thread is accepting, or a follower left behind
+//!   (with followers the driver goes back on the link at its next look, recent callers
+//!   or not; so a server whose acceptor stays blocked costs at most one takeover per
+//!   grace period, not one per I/O);
 //! - a call that arms a timer earlier than what the thread waiting on the link (the
 //!   driver on it, or a leader in poll(2)) will wake for wakes that thread; between
 //!   calls, with nobody leading, a due timer runs in the next blocking call's round (a

@@ -255,8 +255,8 @@ pub struct DriverStats {
     pub leads: u64,
     /// Waits on a condvar by a follower (another thread led, or the link has no fd).
     pub follows: u64,
-    /// eventfd writes that woke the driver thread (a takeover of the link, a leader
-    /// leaving followers behind, an earlier timer, `DriverWaker`, stop).
+    /// eventfd writes that woke the driver thread (a takeover of the link, an earlier
+    /// timer, `DriverWaker`, stop).
     pub driver_wakeups: u64,
     /// eventfd writes that woke a leader out of poll(2) (another thread made its socket
     /// ready, or closed it).
@@ -854,15 +854,14 @@ pub(crate) fn wait_ready<'a>(
     st
 }
 
-/// Ends a caller's lead, if it led (see [`wait_ready`]). Threads still waiting on
-/// condvars need someone on the link at once: the driver is woken to take it;
-/// otherwise the driver takes it back lazily, within [`CALLER_GRACE`].
+/// Ends a caller's lead, if it led (see [`wait_ready`]), without a wake-up: the next
+/// blocking call leads again, and if none comes the parked driver takes the link back
+/// within [`CALLER_GRACE`] (at once on its next look when threads still follow). Waking
+/// the driver here would cost an eventfd write and a switch per I/O in a server with a
+/// thread that stays blocked (an acceptor) — the handoff this loop exists to avoid.
 pub(crate) fn step_down(st: &mut State, leading: &mut bool) {
     if core::mem::take(leading) {
         st.lead = None;
-        if st.followers > 0 {
-            st.waker.wake();
-        }
     }
 }
 

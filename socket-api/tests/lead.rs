@@ -348,3 +348,62 @@ fn a_nonblocking_read_looks_at_an_unattended_link() {
         }
     }
 }
+
+/// A thread that stays blocked (an acceptor that gets nothing) while another serves
+/// requests: leaders leave without waking the driver, so the driver is woken at most
+/// about once per grace period (a takeover after it went back on the link for the
+/// follower), not once or twice per request as a handoff per I/O would.
+#[test]
+fn a_blocked_follower_does_not_cost_a_wakeup_per_request() {
+    const N: usize = 300;
+    let (a, b) = pair();
+    let idle = TcpListener::bind(&b, "0.0.0.0:90").unwrap();
+    let l = TcpListener::bind(&b, "0.0.0.0:91").unwrap();
+    let idle_fd = idle.fd();
+    b.setsockopt(idle_fd, SockOpt::RcvTimeo(Some(PATIENCE)))
+        .unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        s.set_nodelay(true).unwrap();
+        s.set_read_timeout(Some(PATIENCE)).unwrap();
+        let mut one = [0u8; 1];
+        for _ in 0..N {
+            s.read_exact(&mut one).unwrap();
+            s.write_all(&[one[0]]).unwrap();
+        }
+    });
+    let mut c = TcpStream::connect(&a, (B, 91)).unwrap();
+    c.set_nodelay(true).unwrap();
+    c.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut one = [0u8; 1];
+    c.write_all(&[0]).unwrap();
+    c.read_exact(&mut one).unwrap();
+    // The server thread now leads, blocked in its read; the acceptor blocks behind it
+    // and follows.
+    std::thread::sleep(Duration::from_millis(20));
+    let b2 = b.clone();
+    let acceptor = std::thread::spawn(move || b2.accept(idle_fd).map(|_| ()));
+    std::thread::sleep(Duration::from_millis(20));
+    let (before, t0) = (b.driver_stats(), Instant::now());
+    for i in 1..N {
+        c.write_all(&[i as u8]).unwrap();
+        c.read_exact(&mut one).unwrap();
+        assert_eq!(one[0], i as u8);
+    }
+    let (d, ms) = (
+        delta(b.driver_stats(), before),
+        t0.elapsed().as_millis() as u64,
+    );
+    server.join().unwrap();
+    let grace_ms = CALLER_GRACE.as_millis().max(1) as u64;
+    assert!(d.leads as usize >= N / 2, "the server's reads led: {d:?}");
+    assert!(
+        d.driver_wakeups <= ms / grace_ms + 10,
+        "{} driver wake-ups in {ms} ms for {} requests: {d:?}",
+        d.driver_wakeups,
+        N - 1
+    );
+    // The acceptor still works: a connection reaches it.
+    let _c2 = TcpStream::connect(&a, (B, 90)).unwrap();
+    acceptor.join().unwrap().unwrap();
+}
