@@ -26,6 +26,7 @@ impl NetStack {
     pub fn set_ready_notifier(&self, fd: Fd, notifier: Option<ReadyNotifier>) -> Result<(), Errno> {
         let mut st = self.shared().lock();
         let key = st.table.key(fd)?;
+        st.external_waiters |= notifier.is_some();
         st.table.file_mut(key)?.notifier = notifier.map(Notifier);
         st.update_watched(key);
         st.notify(key);

@@ -230,6 +230,11 @@ pub(crate) struct State {
     driver_until: Option<Instant>,
     /// When an application thread last ran a round.
     last_caller_round: Option<Instant>,
+    /// Some thread waits for readiness outside the stack (a readiness notifier is set,
+    /// `crate::notifier`: the preload library's threads sleep in the kernel's poll(2)).
+    /// Nobody who calls will lead then, so the driver never parks on a caller's grace:
+    /// it stays on the link, and a frame is taken in when it arrives.
+    pub(crate) external_waiters: bool,
     /// A call queued output or changed timers: the round after it is owed.
     pub call_queued: bool,
     /// What crossed the link, kept when the driver dropped it.
@@ -271,12 +276,15 @@ pub struct DriverStats {
 
 /// Writes every frame the interface has queued to the link.
 fn transmit(iface: &mut Interface, io: &mut LinkIo, now: Instant) -> io::Result<()> {
-    let need = iface.config().mtu + 14;
+    // With the link's offloads, as `Interface::poll_link` sends: a call's output may
+    // leave as TSO super-segments from the calling thread too.
+    let caps = io.link.caps();
+    let need = (iface.config().mtu + 14).max(caps.max_tx_frame);
     if io.buf.len() < need {
         io.buf.resize(need, 0);
     }
-    while let Some(n) = iface.poll_transmit(now, &mut io.buf) {
-        io.link.send(now, &io.buf[..n])?;
+    while let Some((n, meta)) = iface.poll_transmit_meta(now, &mut io.buf, caps) {
+        io.link.send_meta(now, &io.buf[..n], &meta)?;
     }
     Ok(())
 }
@@ -309,6 +317,7 @@ impl State {
             driver_on_link: false,
             driver_until: None,
             last_caller_round: None,
+            external_waiters: false,
             call_queued: false,
             final_link_stats: None,
             waker,
@@ -656,7 +665,8 @@ impl State {
         let has_fd = self.io.as_ref().is_some_and(|io| io.fd.is_some());
         let grace = to_stack(CALLER_GRACE);
         let recent = self.last_caller_round.is_some_and(|t| now < t + grace);
-        let parked = has_fd && (self.lead.is_some() || (recent && self.followers == 0));
+        let parked = has_fd
+            && (self.lead.is_some() || (recent && self.followers == 0 && !self.external_waiters));
         let deadline = self.next_deadline();
         let until =
             |t: Instant| Duration::from_micros(t.saturating_duration_since(now).total_micros());
@@ -702,7 +712,7 @@ impl State {
         // the grace ends.
         let grace = to_stack(CALLER_GRACE);
         let recent = self.last_caller_round.is_some_and(|t| now < t + grace);
-        !(self.lead.is_some() || recent)
+        !(self.lead.is_some() || (recent && !self.external_waiters))
     }
 }
 
