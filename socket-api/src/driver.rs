@@ -32,6 +32,8 @@
 //! [`CALLER_GRACE`] of an application thread's last round with nobody following. Parked,
 //! it polls only its waker and wakes once per grace period to look: it runs a round
 //! then only if the callers went quiet (the link and its timers are theirs meanwhile).
+//! A stack with a readiness notifier set (`crate::notifier`: threads that wait in the
+//! kernel, as the preload library's do, and never lead) is not parked on a grace.
 //! So:
 //!
 //! - a thread that becomes leader while the driver is on the link writes the driver's
