@@ -308,6 +308,7 @@ mod tests {
                 pcap: Some("x.pcapng".into()),
                 faults: Some(faults),
                 seed: 7,
+                offload: crate::link::Offload::Off,
             },
         };
         let vars = env.to_vars();
