@@ -284,7 +284,11 @@ fn transmit(iface: &mut Interface, io: &mut LinkIo, now: Instant) -> io::Result<
         io.buf.resize(need, 0);
     }
     while let Some((n, meta)) = iface.poll_transmit_meta(now, &mut io.buf, caps) {
-        io.link.send_meta(now, &io.buf[..n], &meta)?;
+        if meta.is_plain() {
+            io.link.send(now, &io.buf[..n])?;
+        } else {
+            io.link.send_meta(now, &io.buf[..n], &meta)?;
+        }
     }
     Ok(())
 }
