@@ -121,6 +121,8 @@ pub struct TcpLayer {
     config: TcpConfig,
     slab: Slab<Item>,
     conns: HashMap<ConnKey, u32>,
+    /// The slot `demux` found last in `conns` (a hint, checked before use).
+    last_conn: u32,
     listeners: HashMap<u16, u32>,
     ports: HashMap<u16, PortUse>,
     dirty: VecDeque<u32>,
@@ -153,6 +155,7 @@ impl TcpLayer {
             config,
             slab: Slab::new(),
             conns: HashMap::new(),
+            last_conn: u32::MAX,
             listeners: HashMap::new(),
             ports: HashMap::new(),
             dirty: VecDeque::new(),
