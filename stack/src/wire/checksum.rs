@@ -94,6 +94,7 @@ fn fold(sum: u64) -> u16 {
 }
 
 /// Ones-complement checksum of `data`; 0 means a received buffer (checksum included) verifies.
+#[inline]
 pub fn of(data: &[u8]) -> u16 {
     Sum::default().add(data).finish()
 }
@@ -110,6 +111,7 @@ pub fn pseudo_header(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, len: usize) -> 
 }
 
 /// Checksum over the IPv4 pseudo-header (RFC 9293 §3.1) and `data`.
+#[inline]
 pub fn pseudo(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, data: &[u8]) -> u16 {
     pseudo_header(src, dst, protocol, data.len())
         .add(data)

@@ -8,7 +8,7 @@
 //! Invariants: every segment carries ACK except a SYN and a RST in SYN-SENT; the
 //! advertised right edge `rcv_adv` never moves left; `snd_max` only grows.
 
-use super::{Probe, Socket, DUPTHRESH};
+use super::{Probe, Socket, DUPTHRESH, TS_OPTION_LEN};
 use crate::socket::tcp::config::TcpContext;
 use crate::socket::tcp::types::{EventQueue, SegmentAddrs, TcpEvent, TcpState};
 use crate::time::{Duration, Instant};
@@ -65,7 +65,7 @@ impl Socket {
                 return true;
             }
         }
-        if let Some(plan) = self.plan_segment(now) {
+        if let Some(plan) = self.plan_segment() {
             self.send_segment(now, plan, ev, emit);
             return true;
         }
@@ -132,10 +132,9 @@ impl Socket {
         ev: &mut EventQueue,
         emit: &mut dyn FnMut(SegmentAddrs, &TcpRepr<'_>),
     ) {
-        let mut options = self.data_options(now);
-        // ack_fields also records the ACK as sent; options must match what it builds.
-        let (ack_opts, window) = self.ack_fields(now);
-        options.sack_ranges = ack_opts.sack_ranges;
+        // A data segment carries what an ACK does (timestamps, SACK blocks), and
+        // ack_fields records the ACK as sent.
+        let (options, window) = self.ack_fields(now);
         let offset = (plan.seq - self.snd_una).max(0) as usize;
         let len = plan.len;
         let payload = self.tx.get_allocated(offset, len);
@@ -194,20 +193,19 @@ impl Socket {
         }
     }
 
-    fn plan_segment(&mut self, now: Instant) -> Option<Plan> {
-        let plan = self.plan_segment_inner(now)?;
+    fn plan_segment(&mut self) -> Option<Plan> {
+        let plan = self.plan_segment_inner()?;
         if plan.rtx && plan.seq == self.snd_una && self.recovery.is_some() && self.sack_ok {
             self.rtx_una_mark = Some((plan.seq, self.snd_max));
         }
         Some(plan)
     }
 
-    fn plan_segment_inner(&mut self, now: Instant) -> Option<Plan> {
+    fn plan_segment_inner(&mut self) -> Option<Plan> {
         if !self.may_send_data() {
             return None;
         }
-        let opts = self.data_options(now);
-        let max_len = self.max_payload(opts.buffer_len());
+        let max_len = self.max_payload(self.data_options_len());
         let mss = self.send_mss();
         if let Some(seq) = self.rtx_next.take() {
             if seq >= self.snd_una && seq < self.snd_max {
@@ -323,13 +321,19 @@ impl Socket {
         base.saturating_sub(opts_len).max(1)
     }
 
-    fn data_options(&self, now: Instant) -> TcpOptions {
-        let mut o = TcpOptions::default();
-        if self.ts_ok {
-            o.timestamp = Some((self.ts_now(now), self.ts_recent));
+    /// Option bytes of the next data segment: what [`ack_fields`](Self::ack_fields)
+    /// will put in it, without building it.
+    fn data_options_len(&self) -> usize {
+        let ts = if self.ts_ok { TS_OPTION_LEN } else { 0 };
+        if !self.sack_ok || self.assembler.is_empty() {
+            return ts;
         }
-        o.sack_ranges = self.sack_blocks();
-        o
+        let o = TcpOptions {
+            timestamp: self.ts_ok.then_some((0, 0)),
+            sack_ranges: self.sack_blocks(),
+            ..TcpOptions::default()
+        };
+        o.buffer_len()
     }
 
     fn maybe_arm_persist(&mut self, now: Instant) {

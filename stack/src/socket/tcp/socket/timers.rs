@@ -15,17 +15,15 @@ use crate::wire::TcpRepr;
 impl Socket {
     /// The earliest deadline of this socket.
     pub(crate) fn poll_at(&self) -> Option<Instant> {
-        [
-            self.rto_at,
-            self.tlp_at,
-            self.delack_at,
-            self.persist_at,
-            self.keepalive_at,
-            self.close_at,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        // Straight-line: this runs after every segment in and out.
+        let earlier = |a: Option<Instant>, b: Option<Instant>| match (a, b) {
+            (Some(x), Some(y)) => Some(if y < x { y } else { x }),
+            (None, t) | (t, None) => t,
+        };
+        let a = earlier(self.rto_at, self.tlp_at);
+        let b = earlier(self.delack_at, self.persist_at);
+        let c = earlier(self.keepalive_at, self.close_at);
+        earlier(earlier(a, b), c)
     }
 
     /// Runs the timers due at `cx.now`; returns a RST to send if the connection was
