@@ -31,6 +31,8 @@ mod output;
 mod recovery;
 mod timers;
 
+#[cfg(test)]
+pub(crate) use input::{PREDICTED, PREDICTION_OFF};
 pub(crate) use options::SocketOptions;
 
 use super::congestion::{self, CongestionControl};
