@@ -96,6 +96,11 @@ fn fold(sum: u64) -> u16 {
 /// Ones-complement checksum of `data`; 0 means a received buffer (checksum included) verifies.
 #[inline]
 pub fn of(data: &[u8]) -> u16 {
+    if let Ok(h) = <&[u8; 20]>::try_from(data) {
+        // An IPv4 header without options: five words, no loop.
+        let w = |i: usize| u64::from(u32::from_ne_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
+        return Sum(w(0) + w(4) + w(8) + w(12) + w(16)).finish();
+    }
     Sum::default().add(data).finish()
 }
 

@@ -312,6 +312,16 @@ impl TcpLayer {
             return;
         };
         let state = it.socket.state;
+        if prev != TcpState::SynReceived && state != TcpState::Closed {
+            // The common case, after a segment or call on a live connection: no
+            // listener queue to move it between and nothing to free.
+            if dirty && !it.meta.queued && it.socket.may_want_dispatch() {
+                it.meta.queued = true;
+                self.dirty.push_back(idx);
+            }
+            self.reschedule(idx);
+            return;
+        }
         let handle = it.socket.handle;
         let parent = it.meta.parent;
         if prev == TcpState::SynReceived

@@ -382,11 +382,18 @@ impl Socket {
     }
 
     /// Up to 3 (with timestamps) or 4 SACK blocks, the newest first (RFC 2018 §4).
+    #[inline]
     fn sack_blocks(&self) -> [Option<(SeqNumber, SeqNumber)>; 4] {
-        let mut out = [None; 4];
         if !self.sack_ok || self.assembler.is_empty() {
-            return out;
+            return [None; 4];
         }
+        self.sack_blocks_out_of_order()
+    }
+
+    /// `sack_blocks` while out-of-order data waits.
+    #[inline(never)]
+    fn sack_blocks_out_of_order(&self) -> [Option<(SeqNumber, SeqNumber)>; 4] {
+        let mut out = [None; 4];
         let max = if self.ts_ok { 3 } else { 4 };
         // Iterators only: this runs for every ACK while data is out of order, and must
         // not allocate.
