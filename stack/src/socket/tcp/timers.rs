@@ -2,7 +2,9 @@
 //! scans the sockets.
 //!
 //! Each socket's earliest deadline ([`Socket::poll_at`](super::socket::Socket::poll_at))
-//! sits in a binary heap as `(deadline, slot, tag)`. The slot's `Meta` records the tag
+//! sits in a binary heap as `(deadline, slot, tag)`. It is re-read only when one of
+//! the socket's timers was written since the last look (`Socket::timers_changed`), so
+//! a segment that leaves the timers alone costs no recomputation. The slot's `Meta` records the tag
 //! and deadline of its one live entry; any other entry for the slot (an older deadline,
 //! or a freed socket's) is stale and skipped lazily. Invariant: after every public call
 //! the top of the heap is live, so [`TcpLayer::poll_at`] is a peek. The heap is rebuilt
@@ -20,6 +22,12 @@ impl TcpLayer {
         let Some(it) = self.slab.get_at_mut(idx) else {
             return;
         };
+        if !it.socket.timers_changed {
+            // No deadline was written since the last look: the entry is current.
+            debug_assert_eq!(it.socket.poll_at(), it.meta.timer_at);
+            return;
+        }
+        it.socket.timers_changed = false;
         let at = it.socket.poll_at();
         if at == it.meta.timer_at {
             return;
@@ -82,6 +90,9 @@ impl TcpLayer {
             };
             it.meta.timer_at = None;
             let s = &mut it.socket;
+            // The layer dropped its entry: the next settle must push the socket's
+            // remaining deadlines afresh.
+            s.timers_changed = true;
             let prev = s.state;
             if let Some(rst) = s.handle_timeout(cx, &self.config, &mut self.events) {
                 let addrs = s.addrs();

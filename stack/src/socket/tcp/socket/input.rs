@@ -175,6 +175,7 @@ impl Socket {
             self.snd_wl1 = seq;
             self.snd_wl2 = ack;
             self.max_snd_wnd = self.max_snd_wnd.max(seg_wnd);
+            self.timers_changed |= self.persist_at.is_some();
             self.persist_at = None;
             self.persist_backoff = 0;
         }
@@ -257,7 +258,9 @@ impl Socket {
             if self.state == TcpState::TimeWait && fin && seq + seg_len == self.rcv_nxt {
                 // Per RFC 9293 §3.10.7.4 eighth: a retransmitted FIN in TIME-WAIT is
                 // acknowledged and restarts the 2 MSL timeout.
-                self.close_at = Some(now + cfg.msl.saturating_mul(2));
+                let at = Some(now + cfg.msl.saturating_mul(2));
+                self.timers_changed |= self.close_at != at;
+                self.close_at = at;
             }
             return ControlFlow::Break(self.dupack_reply(now, cfg, seg));
         }
@@ -381,7 +384,9 @@ impl Socket {
             TcpState::FinWait1 if self.fin_acked() => {
                 self.set_state(ev, TcpState::FinWait2);
                 if self.user_closed {
-                    self.close_at = Some(now + cfg.fin_wait2_timeout);
+                    let at = Some(now + cfg.fin_wait2_timeout);
+                    self.timers_changed |= self.close_at != at;
+                    self.close_at = at;
                 }
             }
             TcpState::Closing if self.fin_acked() => {
@@ -402,6 +407,7 @@ impl Socket {
         self.snd_una = self.iss + 1;
         self.snd_nxt = self.snd_nxt.max(self.snd_una);
         self.take_syn_rtt_sample(now, seg);
+        self.timers_changed |= self.rto_at.is_some();
         self.rto_at = None;
         self.retries = 0;
         self.rtt.reset_backoff();
@@ -464,7 +470,9 @@ impl Socket {
                 TcpState::FinWait1 => self.set_state(ev, TcpState::Closing),
                 TcpState::FinWait2 => self.enter_time_wait(now, cfg, ev),
                 TcpState::TimeWait => {
-                    self.close_at = Some(now + cfg.msl.saturating_mul(2));
+                    let at = Some(now + cfg.msl.saturating_mul(2));
+                    self.timers_changed |= self.close_at != at;
+                    self.close_at = at;
                 }
                 _ => {}
             }
@@ -530,7 +538,9 @@ impl Socket {
         self.dupacks = 0;
         self.tlp_probed = false;
         // Per RFC 6298 §5.2/5.3: stop the timer when all is acked, else restart it.
-        self.rto_at = (self.snd_max > self.snd_una).then(|| now + self.rtt.rto());
+        let at = (self.snd_max > self.snd_una).then(|| now + self.rtt.rto());
+        self.timers_changed |= self.rto_at != at;
+        self.rto_at = at;
     }
 
     /// RTT measurement on an ACK that advanced SND.UNA to `seg.ack_number`.
@@ -588,6 +598,7 @@ impl Socket {
                 });
             }
             if seg_wnd > 0 {
+                self.timers_changed |= self.persist_at.is_some();
                 self.persist_at = None;
                 self.persist_backoff = 0;
                 self.persist_probes = 0;
@@ -597,7 +608,9 @@ impl Socket {
                     // a backed-off RTO.
                     self.snd_nxt = self.snd_una;
                     self.rtt.reset_backoff();
-                    self.rto_at = Some(now + self.rtt.rto());
+                    let at = Some(now + self.rtt.rto());
+                    self.timers_changed |= self.rto_at != at;
+                    self.rto_at = at;
                 }
             }
         }
@@ -674,6 +687,7 @@ impl Socket {
             // ESTABLISHED, form an ACK segment <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>".
             self.snd_una = seg.ack_number;
             self.take_syn_rtt_sample(cx.now, seg);
+            self.timers_changed |= self.rto_at.is_some();
             self.rto_at = None;
             self.retries = 0;
             self.rtt.reset_backoff();
@@ -683,6 +697,7 @@ impl Socket {
             // "Otherwise, enter SYN-RECEIVED, form a SYN,ACK segment
             // <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK> and send it" (simultaneous open).
             self.snd_nxt = self.iss;
+            self.timers_changed |= self.rto_at.is_some();
             self.rto_at = None;
             self.set_state(ev, TcpState::SynReceived);
         }
@@ -719,7 +734,9 @@ impl Socket {
                 // "an ACK SHOULD be generated for at least every second full-sized segment"
                 self.ack_now = true;
             } else if self.delack_at.is_none() {
-                self.delack_at = Some(now + cfg.delayed_ack);
+                let at = Some(now + cfg.delayed_ack);
+                self.timers_changed |= self.delack_at != at;
+                self.delack_at = at;
             }
         }
     }
@@ -736,14 +753,18 @@ impl Socket {
         if self.rcv_unacked >= 2 * self.rcv_mss || cfg.delayed_ack == Duration::ZERO {
             self.ack_now = true;
         } else if self.delack_at.is_none() {
-            self.delack_at = Some(now + cfg.delayed_ack);
+            let at = Some(now + cfg.delayed_ack);
+            self.timers_changed |= self.delack_at != at;
+            self.delack_at = at;
         }
     }
 
     pub(super) fn last_rx_touch(&mut self, now: Instant) {
         self.keep_probes = 0;
         if self.opts.keepalive {
-            self.keepalive_at = Some(now + self.opts.keep_idle);
+            let at = Some(now + self.opts.keep_idle);
+            self.timers_changed |= self.keepalive_at != at;
+            self.keepalive_at = at;
         }
     }
 

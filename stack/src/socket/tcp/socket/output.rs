@@ -121,7 +121,9 @@ impl Socket {
             self.rtt_sample = Some((self.snd_nxt, now));
         }
         if self.rto_at.is_none() {
-            self.rto_at = Some(now + self.rtt.rto());
+            let at = Some(now + self.rtt.rto());
+            self.timers_changed |= self.rto_at != at;
+            self.rto_at = at;
         }
     }
 
@@ -186,7 +188,9 @@ impl Socket {
             self.snd_max = end;
         }
         if self.rto_at.is_none() && self.snd_max > self.snd_una {
-            self.rto_at = Some(now + self.rtt.rto());
+            let at = Some(now + self.rtt.rto());
+            self.timers_changed |= self.rto_at != at;
+            self.rto_at = at;
         }
         if !plan.rtx {
             self.arm_tlp(now);
@@ -351,7 +355,9 @@ impl Socket {
                 .rto()
                 .saturating_mul(1 << self.persist_backoff.min(16))
                 .min(Duration::from_secs(120));
-            self.persist_at = Some(now + t);
+            let at = Some(now + t);
+            self.timers_changed |= self.persist_at != at;
+            self.persist_at = at;
         }
     }
 
@@ -428,6 +434,7 @@ impl Socket {
         self.last_ack_sent = self.rcv_nxt;
         self.ack_now = false;
         self.window_update = false;
+        self.timers_changed |= self.delack_at.is_some();
         self.delack_at = None;
         self.rcv_unacked = 0;
         (options, window)

@@ -148,6 +148,7 @@ impl Socket {
     /// segment is in flight), at least 10 ms, and only if it comes before the RTO.
     /// Not during loss recovery, without SACK, or with a probe already out.
     pub(super) fn arm_tlp(&mut self, now: Instant) {
+        self.timers_changed |= self.tlp_at.is_some();
         self.tlp_at = None;
         if !self.sack_ok
             || self.recovery.is_some()
@@ -166,7 +167,9 @@ impl Socket {
         }
         let at = now + pto.max(Duration::from_millis(10));
         if self.rto_at.is_none_or(|rto| at < rto) {
-            self.tlp_at = Some(at);
+            let at = Some(at);
+            self.timers_changed |= self.tlp_at != at;
+            self.tlp_at = at;
         }
     }
 
