@@ -51,9 +51,7 @@ impl Socket {
             if self.may_send_data() || probe == Probe::Keepalive {
                 // Linux's probe: an old sequence number elicits an ACK with the window.
                 let mut repr = self.bare(self.snd_una - 1, TcpFlags::ACK);
-                let (options, window) = self.ack_fields(now);
-                repr.options = options;
-                repr.window_len = window;
+                repr.window_len = self.ack_fields(now, &mut repr.options);
                 if probe == Probe::ZeroWindow {
                     ev.push(TcpEvent::ZeroWindowProbe {
                         handle: self.handle,
@@ -134,32 +132,32 @@ impl Socket {
         ev: &mut EventQueue,
         emit: &mut dyn FnMut(SegmentAddrs, &TcpRepr<'_>),
     ) {
+        let mut repr = TcpRepr {
+            src_port: self.local.port(),
+            dst_port: self.remote.port(),
+            seq_number: plan.seq,
+            ack_number: self.rcv_nxt,
+            flags: TcpFlags::ACK,
+            window_len: 0,
+            urgent_ptr: 0,
+            options: TcpOptions::default(),
+            payload: &[],
+        };
         // A data segment carries what an ACK does (timestamps, SACK blocks), and
         // ack_fields records the ACK as sent.
-        let (options, window) = self.ack_fields(now);
+        repr.window_len = self.ack_fields(now, &mut repr.options);
         let offset = (plan.seq - self.snd_una).max(0) as usize;
         let len = plan.len;
         let payload = self.tx.get_allocated(offset, len);
         let sent = payload.len();
         let fin = plan.fin && sent == len;
-        let mut flags = TcpFlags::ACK;
         if sent > 0 && plan.seq + sent == self.snd_buf_end {
-            flags |= TcpFlags::PSH;
+            repr.flags |= TcpFlags::PSH;
         }
         if fin {
-            flags |= TcpFlags::FIN;
+            repr.flags |= TcpFlags::FIN;
         }
-        let repr = TcpRepr {
-            src_port: self.local.port(),
-            dst_port: self.remote.port(),
-            seq_number: plan.seq,
-            ack_number: self.rcv_nxt,
-            flags,
-            window_len: window,
-            urgent_ptr: 0,
-            options,
-            payload,
-        };
+        repr.payload = payload;
         emit(self.addrs(), &repr);
 
         let end = plan.seq + sent + usize::from(fin);
@@ -423,9 +421,9 @@ impl Socket {
         out
     }
 
-    /// Options and window of a segment carrying ACK; marks the ACK as sent.
-    fn ack_fields(&mut self, now: Instant) -> (TcpOptions, u16) {
-        let mut options = TcpOptions::default();
+    /// Fills the timestamp and SACK options of a segment carrying ACK (its `options`
+    /// start out empty) and returns its window field; marks the ACK as sent.
+    fn ack_fields(&mut self, now: Instant, options: &mut TcpOptions) -> u16 {
         if self.ts_ok {
             options.timestamp = Some((self.ts_now(now), self.ts_recent));
         }
@@ -437,7 +435,7 @@ impl Socket {
         self.timers_changed |= self.delack_at.is_some();
         self.delack_at = None;
         self.rcv_unacked = 0;
-        (options, window)
+        window
     }
 
     fn bare(&self, seq: SeqNumber, flags: TcpFlags) -> TcpRepr<'static> {
@@ -461,9 +459,7 @@ impl Socket {
     /// `<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>` with window, timestamps and SACK blocks.
     pub(crate) fn ack_reply(&mut self, now: Instant) -> TcpRepr<'static> {
         let mut repr = self.bare(self.snd_max, TcpFlags::ACK);
-        let (options, window) = self.ack_fields(now);
-        repr.options = options;
-        repr.window_len = window;
+        repr.window_len = self.ack_fields(now, &mut repr.options);
         self.stats.segs_out += 1;
         repr
     }
