@@ -132,6 +132,9 @@ pub struct TcpLayer {
     /// Scratch list of sockets whose timer is due, kept to avoid allocating per expiry.
     due: Vec<u32>,
     timer_seq: u64,
+    /// The top of `timers` may be a stale entry (set whenever an entry goes stale,
+    /// cleared by `tidy_timers`), so tidying is free while nothing changed.
+    timers_stale: bool,
     events: EventQueue,
     pending_rsts: VecDeque<(SegmentAddrs, TcpRepr<'static>)>,
     isn_key: SipKey,
@@ -163,6 +166,7 @@ impl TcpLayer {
             timers: BinaryHeap::new(),
             due: Vec::new(),
             timer_seq: 0,
+            timers_stale: false,
             pending_rsts: VecDeque::new(),
             isn_key: SipKey::from_seed(seed, 1),
             ts_key: SipKey::from_seed(seed, 2),
@@ -244,6 +248,7 @@ impl TcpLayer {
         let Some(Item { meta, socket }) = self.slab.remove(key) else {
             return;
         };
+        self.timers_stale = true;
         if meta.ready_queued {
             // As UDP and raw: keeps the ready queue bounded by the open sockets for
             // callers that never drain it (the slot's next socket may queue again).

@@ -34,6 +34,7 @@ impl TcpLayer {
         }
         it.meta.timer_at = at;
         it.meta.timer_gen = seq;
+        self.timers_stale = true;
         self.timer_seq = seq;
         if let Some(t) = at {
             self.timers.push(Reverse((t, idx, seq)));
@@ -63,12 +64,20 @@ impl TcpLayer {
 
     /// Pops stale entries so the top of the heap is a live deadline.
     pub(super) fn tidy_timers(&mut self) {
+        if !self.timers_stale {
+            debug_assert!(self
+                .timers
+                .peek()
+                .is_none_or(|&Reverse((_, idx, gen))| self.timer_valid(idx, gen)));
+            return;
+        }
         while let Some(&Reverse((_, idx, gen))) = self.timers.peek() {
             if self.timer_valid(idx, gen) {
                 break;
             }
             self.timers.pop();
         }
+        self.timers_stale = false;
     }
 
     /// Runs every timer due at `cx.now`.
@@ -89,6 +98,7 @@ impl TcpLayer {
                 continue;
             };
             it.meta.timer_at = None;
+            self.timers_stale = true;
             let s = &mut it.socket;
             // The layer dropped its entry: the next settle must push the socket's
             // remaining deadlines afresh.
