@@ -21,7 +21,7 @@ pub struct Sum(u64);
 impl Sum {
     /// Adds `data` (its odd last byte, if any, padded with a zero).
     #[inline]
-    pub fn add(self, data: &[u8]) -> Sum {
+    pub fn add_bytes(self, data: &[u8]) -> Sum {
         Sum(add_carry(self.0, add_words(data)))
     }
 
@@ -101,7 +101,7 @@ pub fn of(data: &[u8]) -> u16 {
         let w = |i: usize| u64::from(u32::from_ne_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
         return Sum(w(0) + w(4) + w(8) + w(12) + w(16)).finish();
     }
-    Sum::default().add(data).finish()
+    Sum::default().add_bytes(data).finish()
 }
 
 /// The IPv4 pseudo-header (RFC 9293 §3.1) for `len` bytes of `protocol`.
@@ -112,14 +112,14 @@ pub fn pseudo_header(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, len: usize) -> 
     let hdr = [
         s[0], s[1], s[2], s[3], d[0], d[1], d[2], d[3], 0, protocol, len[0], len[1],
     ];
-    Sum::default().add(&hdr)
+    Sum::default().add_bytes(&hdr)
 }
 
 /// Checksum over the IPv4 pseudo-header (RFC 9293 §3.1) and `data`.
 #[inline]
 pub fn pseudo(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, data: &[u8]) -> u16 {
     pseudo_header(src, dst, protocol, data.len())
-        .add(data)
+        .add_bytes(data)
         .finish()
 }
 
@@ -167,7 +167,7 @@ mod tests {
             cut in 0usize..300,
         ) {
             let cut = (cut * 2).min(data.len() & !1);
-            let split = Sum::default().add(&data[..cut]).add(&data[cut..]).finish();
+            let split = Sum::default().add_bytes(&data[..cut]).add_bytes(&data[cut..]).finish();
             prop_assert_eq!(split, of(&data));
         }
 
