@@ -1,6 +1,8 @@
 //! Per-frame cost of the interface paths, ustack side by side with smoltcp, both fed the
 //! same real frames (the repository capture) through their own device abstraction.
 //!
+//! Also the checksum alone, against smoltcp's and etherparse's.
+//!
 //! Run: `cargo bench -p ustack --bench iface` (criterion prints medians per frame).
 
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -227,5 +229,30 @@ fn bench_parse(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_echo, bench_udp, bench_parse);
+/// The Internet checksum of a full-sized TCP segment (1480 bytes): ours, smoltcp's and
+/// etherparse's (which the stack used before), on the same bytes.
+fn bench_checksum(c: &mut Criterion) {
+    let data: Vec<u8> = (0..1480u32).map(|i| (i * 7 + 3) as u8).collect();
+    let mut g = c.benchmark_group("checksum_1480_bytes");
+    g.throughput(criterion::Throughput::Bytes(data.len() as u64));
+    g.bench_function("ustack", |b| {
+        b.iter(|| black_box(ustack::wire::checksum::of(black_box(&data))))
+    });
+    g.bench_function("smoltcp", |b| {
+        b.iter(|| black_box(smoltcp::wire::checksum::data(black_box(&data))))
+    });
+    g.bench_function("etherparse", |b| {
+        use etherparse::checksum::Sum16BitWords;
+        b.iter(|| {
+            black_box(
+                Sum16BitWords::new()
+                    .add_slice(black_box(&data))
+                    .ones_complement(),
+            )
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_echo, bench_udp, bench_parse, bench_checksum);
 criterion_main!(benches);

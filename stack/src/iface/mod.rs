@@ -154,6 +154,11 @@ struct Inner {
     /// The transport checksum of the frame being handled is not to be verified: the
     /// link left it partial or validated it (set by `process_ipv4` from `rx_meta`).
     rx_csum_trusted: bool,
+    /// The neighbour `emit_ip` resolved last, while the cache has not changed since:
+    /// a run of frames to one peer skips hashing its address. Cleared before every call
+    /// that may change the cache, so a hit is what `NeighborCache::lookup` would return,
+    /// and the entry is already marked in use.
+    last_neighbor: Option<(Ipv4Addr, EthernetAddress)>,
 }
 
 /// A network interface driven by frames and time.
@@ -203,6 +208,7 @@ impl Interface {
                 arp_actions: Vec::new(),
                 rx_meta: FrameMeta::default(),
                 rx_csum_trusted: false,
+                last_neighbor: None,
                 config,
             },
         };
@@ -340,6 +346,7 @@ impl Interface {
         }
         let for_us = arp.target_protocol_addr == our_ip;
         // RFC 826 "merge": refresh the sender if known; create it when we are the target.
+        inner.last_neighbor = None;
         let released = inner.neighbors.learn(
             now,
             arp.source_protocol_addr,
@@ -653,6 +660,7 @@ impl Interface {
     /// Runs every timer due at `now`: ARP retries and expiry, reassembly timeouts, TCP.
     pub fn handle_timeout(&mut self, now: Instant) {
         let mut actions = core::mem::take(&mut self.inner.arp_actions);
+        self.inner.last_neighbor = None;
         self.inner.neighbors.handle_timeout(now, &mut actions);
         for action in actions.drain(..) {
             match action {
@@ -1035,6 +1043,18 @@ impl Inner {
         }
     }
 
+    /// The MAC of neighbour `ip`, as [`NeighborCache::lookup`] gives it.
+    fn neighbor(&mut self, ip: Ipv4Addr) -> Option<EthernetAddress> {
+        if let Some((last, mac)) = self.last_neighbor {
+            if last == ip {
+                return Some(mac);
+            }
+        }
+        let mac = self.neighbors.lookup(ip);
+        self.last_neighbor = mac.map(|m| (ip, m));
+        mac
+    }
+
     /// Next hop for `dst`: on-link destinations directly, others via the gateway.
     fn next_hop(&self, dst: Ipv4Addr) -> Option<Ipv4Addr> {
         if self.config.ip.contains(dst) || dst.is_broadcast() {
@@ -1065,7 +1085,7 @@ impl Inner {
         let mac = if self.is_broadcast(hdr.dst_addr) {
             Some(EthernetAddress::BROADCAST)
         } else {
-            self.neighbors.lookup(next_hop)
+            self.neighbor(next_hop)
         };
         let eth = EthernetRepr {
             src_addr: self.config.mac,
@@ -1203,6 +1223,7 @@ impl Inner {
             self.enqueue(frame);
             return Ok(());
         }
+        self.last_neighbor = None;
         match self.neighbors.queue(now, next_hop, frame) {
             QueueOutcome::Queued => Ok(()),
             QueueOutcome::QueuedSendRequest => {

@@ -11,6 +11,7 @@
 //! This module imports nothing else from the crate.
 
 mod arp;
+pub mod checksum;
 mod ethernet;
 mod icmp;
 mod ipv4;
@@ -54,59 +55,6 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
-
-/// Internet checksum (RFC 1071) helpers built on etherparse's 16-bit word summer.
-pub mod checksum {
-    use core::net::Ipv4Addr;
-    use etherparse::checksum::Sum16BitWords;
-
-    /// Ones-complement checksum of `data`; 0 means a received buffer (checksum included) verifies.
-    pub fn of(data: &[u8]) -> u16 {
-        Sum16BitWords::new()
-            .add_slice(data)
-            .ones_complement()
-            .to_be()
-    }
-
-    /// The folded, uncomplemented sum of the IPv4 pseudo-header of a `len`-byte
-    /// transport segment: what a sender leaves in the checksum field for a device that
-    /// finishes the checksum (virtio-net `NEEDS_CSUM`, Linux `CHECKSUM_PARTIAL`).
-    pub fn pseudo_header_sum(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, len: usize) -> u16 {
-        !Sum16BitWords::new()
-            .add_4bytes(src.octets())
-            .add_4bytes(dst.octets())
-            .add_2bytes([0, protocol])
-            .add_2bytes((len as u16).to_be_bytes())
-            .ones_complement()
-            .to_be()
-    }
-
-    /// Checksum over the IPv4 pseudo-header (RFC 793 §3.1) and `data`.
-    pub fn pseudo(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, data: &[u8]) -> u16 {
-        Sum16BitWords::new()
-            .add_4bytes(src.octets())
-            .add_4bytes(dst.octets())
-            .add_2bytes([0, protocol])
-            .add_2bytes((data.len() as u16).to_be_bytes())
-            .add_slice(data)
-            .ones_complement()
-            .to_be()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn checksum_of_rfc1071_example() {
-        // RFC 1071 §3 example words: 0x0001 0xf203 0xf4f5 0xf6f7 sum to 0xddf2 (complement 0x220d).
-        assert_eq!(
-            checksum::of(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]),
-            0x220d
-        );
-    }
-}
 
 #[cfg(test)]
 mod robustness {

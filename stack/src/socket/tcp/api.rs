@@ -244,6 +244,36 @@ impl TcpLayer {
         Self::recv_empty(s, in_conns, buf.is_empty())
     }
 
+    /// Reads received data in place, without copying it out: `f` sees the longest
+    /// contiguous run of readable bytes and returns how many of them it consumed (at
+    /// most their number); `recv_with` returns that count. The receive buffer is a ring,
+    /// so a second call may see the bytes after the wrap. Like smoltcp's `recv`.
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv); `f` is not called when there is nothing to read.
+    pub fn recv_with(
+        &mut self,
+        h: TcpHandle,
+        f: impl FnOnce(&[u8]) -> usize,
+    ) -> Result<usize, RecvError> {
+        let it = self.user_item_mut(h).ok_or(RecvError::BadHandle)?;
+        let in_conns = it.meta.in_conns;
+        let s = &mut it.socket;
+        if s.rx.is_empty() {
+            return Self::recv_empty(s, in_conns, false);
+        }
+        let data = s.rx.get_allocated(0, s.rx.len());
+        let n = f(data).min(data.len());
+        s.rx.dequeue_allocated(n);
+        if n > 0 {
+            s.on_app_read();
+            let prev = s.state;
+            self.settle(h.index(), prev, true);
+            self.tidy_timers();
+        }
+        Ok(n)
+    }
+
     /// What `recv` returns when it has no data to hand over.
     fn recv_empty(s: &mut Socket, in_conns: bool, empty_buf: bool) -> Result<usize, RecvError> {
         if let Some(e) = s.error.take() {

@@ -59,7 +59,7 @@ impl TcpLayer {
             remote: SocketAddrV4::new(src, seg.src_port),
         };
         let mut iss_hint = None;
-        if let Some(&idx) = self.conns.get(&key) {
+        if let Some(idx) = self.find_conn(&key) {
             let it = self.slab.get_at(idx)?;
             let s = &it.socket;
             if s.state == TcpState::TimeWait
@@ -92,6 +92,23 @@ impl TcpLayer {
         }
         self.counters.no_socket += 1;
         closed_port_reply(addrs, seg)
+    }
+
+    /// The slot of the connection with this 4-tuple. The slot found last is tried
+    /// first, which spares hashing the 4-tuple for a run of segments of one
+    /// connection (a bulk transfer); it is checked against the slot's own 4-tuple and
+    /// `in_conns`, which only the socket holding that 4-tuple in `conns` can pass.
+    fn find_conn(&mut self, key: &ConnKey) -> Option<u32> {
+        let last = self.last_conn;
+        let hit = self.slab.get_at(last).is_some_and(|it| {
+            it.meta.in_conns && it.socket.local == key.local && it.socket.remote == key.remote
+        });
+        if hit {
+            return Some(last);
+        }
+        let idx = *self.conns.get(key)?;
+        self.last_conn = idx;
+        Some(idx)
     }
 
     /// A segment for a connection (RFC 9293 §3.10.7.3-4), then the bookkeeping it needs.

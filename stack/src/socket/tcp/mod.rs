@@ -121,6 +121,8 @@ pub struct TcpLayer {
     config: TcpConfig,
     slab: Slab<Item>,
     conns: HashMap<ConnKey, u32>,
+    /// The slot `demux` found last in `conns` (a hint, checked before use).
+    last_conn: u32,
     listeners: HashMap<u16, u32>,
     ports: HashMap<u16, PortUse>,
     dirty: VecDeque<u32>,
@@ -130,6 +132,9 @@ pub struct TcpLayer {
     /// Scratch list of sockets whose timer is due, kept to avoid allocating per expiry.
     due: Vec<u32>,
     timer_seq: u64,
+    /// The top of `timers` may be a stale entry (set whenever an entry goes stale,
+    /// cleared by `tidy_timers`), so tidying is free while nothing changed.
+    timers_stale: bool,
     events: EventQueue,
     pending_rsts: VecDeque<(SegmentAddrs, TcpRepr<'static>)>,
     isn_key: SipKey,
@@ -158,6 +163,7 @@ impl TcpLayer {
             config,
             slab: Slab::new(),
             conns: HashMap::new(),
+            last_conn: u32::MAX,
             listeners: HashMap::new(),
             ports: HashMap::new(),
             dirty: VecDeque::new(),
@@ -165,6 +171,7 @@ impl TcpLayer {
             timers: BinaryHeap::new(),
             due: Vec::new(),
             timer_seq: 0,
+            timers_stale: false,
             pending_rsts: VecDeque::new(),
             isn_key: SipKey::from_seed(seed, 1),
             ts_key: SipKey::from_seed(seed, 2),
@@ -262,6 +269,7 @@ impl TcpLayer {
         let Some(Item { meta, socket }) = self.slab.remove(key) else {
             return;
         };
+        self.timers_stale = true;
         if meta.ready_queued {
             // As UDP and raw: keeps the ready queue bounded by the open sockets for
             // callers that never drain it (the slot's next socket may queue again).
@@ -330,6 +338,16 @@ impl TcpLayer {
             return;
         };
         let state = it.socket.state;
+        if prev != TcpState::SynReceived && state != TcpState::Closed {
+            // The common case, after a segment or call on a live connection: no
+            // listener queue to move it between and nothing to free.
+            if dirty && !it.meta.queued && it.socket.may_want_dispatch() {
+                it.meta.queued = true;
+                self.dirty.push_back(idx);
+            }
+            self.reschedule(idx);
+            return;
+        }
         let handle = it.socket.handle;
         let parent = it.meta.parent;
         if prev == TcpState::SynReceived

@@ -2,7 +2,9 @@
 //! scans the sockets.
 //!
 //! Each socket's earliest deadline ([`Socket::poll_at`](super::socket::Socket::poll_at))
-//! sits in a binary heap as `(deadline, slot, tag)`. The slot's `Meta` records the tag
+//! sits in a binary heap as `(deadline, slot, tag)`. It is re-read only when one of
+//! the socket's timers was written since the last look (`Socket::timers_changed`), so
+//! a segment that leaves the timers alone costs no recomputation. The slot's `Meta` records the tag
 //! and deadline of its one live entry; any other entry for the slot (an older deadline,
 //! or a freed socket's) is stale and skipped lazily. Invariant: after every public call
 //! the top of the heap is live, so [`TcpLayer::poll_at`] is a peek. The heap is rebuilt
@@ -20,12 +22,19 @@ impl TcpLayer {
         let Some(it) = self.slab.get_at_mut(idx) else {
             return;
         };
+        if !it.socket.timers_changed {
+            // No deadline was written since the last look: the entry is current.
+            debug_assert_eq!(it.socket.poll_at(), it.meta.timer_at);
+            return;
+        }
+        it.socket.timers_changed = false;
         let at = it.socket.poll_at();
         if at == it.meta.timer_at {
             return;
         }
         it.meta.timer_at = at;
         it.meta.timer_gen = seq;
+        self.timers_stale = true;
         self.timer_seq = seq;
         if let Some(t) = at {
             self.timers.push(Reverse((t, idx, seq)));
@@ -55,12 +64,20 @@ impl TcpLayer {
 
     /// Pops stale entries so the top of the heap is a live deadline.
     pub(super) fn tidy_timers(&mut self) {
+        if !self.timers_stale {
+            debug_assert!(self
+                .timers
+                .peek()
+                .is_none_or(|&Reverse((_, idx, gen))| self.timer_valid(idx, gen)));
+            return;
+        }
         while let Some(&Reverse((_, idx, gen))) = self.timers.peek() {
             if self.timer_valid(idx, gen) {
                 break;
             }
             self.timers.pop();
         }
+        self.timers_stale = false;
     }
 
     /// Runs every timer due at `cx.now`.
@@ -81,7 +98,11 @@ impl TcpLayer {
                 continue;
             };
             it.meta.timer_at = None;
+            self.timers_stale = true;
             let s = &mut it.socket;
+            // The layer dropped its entry: the next settle must push the socket's
+            // remaining deadlines afresh.
+            s.timers_changed = true;
             let prev = s.state;
             if let Some(rst) = s.handle_timeout(cx, &self.config, &mut self.events) {
                 let addrs = s.addrs();

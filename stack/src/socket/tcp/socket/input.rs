@@ -13,7 +13,7 @@ use crate::socket::common::{IcmpError, IcmpErrorKind};
 use crate::socket::tcp::config::{TcpConfig, TcpContext};
 use crate::socket::tcp::types::{EventQueue, TcpError, TcpEvent, TcpState};
 use crate::time::{Duration, Instant};
-use crate::wire::{SeqNumber, TcpRepr};
+use crate::wire::{SeqNumber, TcpFlags, TcpRepr};
 use core::ops::ControlFlow;
 
 /// What is left of an acceptable segment after the sequence check: its text trimmed to
@@ -23,6 +23,21 @@ struct Text<'a> {
     syn: bool,
     fin: bool,
     payload: &'a [u8],
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Test hook: sends every segment through the full path, to compare the two.
+    pub(crate) static PREDICTION_OFF: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+    /// Test hook: segments that took the predicted path on this thread.
+    pub(crate) static PREDICTED: core::cell::Cell<u64> = const { core::cell::Cell::new(0) };
+}
+
+fn prediction_enabled() -> bool {
+    #[cfg(test)]
+    return !PREDICTION_OFF.with(|c| c.get());
+    #[cfg(not(test))]
+    true
 }
 
 impl Socket {
@@ -41,6 +56,11 @@ impl Socket {
         }
         self.stats.segs_in += 1;
         let now = cx.now;
+        if prediction_enabled() && self.predicted(now, cfg, ev, seg) {
+            #[cfg(test)]
+            PREDICTED.with(|c| c.set(c.get() + 1));
+            return None;
+        }
         // First: the sequence number, after PAWS.
         if self.paws_rejects(now, seg) {
             return self.dupack_reply(now, cfg, seg);
@@ -76,6 +96,94 @@ impl Socket {
             return Some(Reply::Segment(self.ack_reply(now)));
         }
         None
+    }
+
+    /// Header prediction (Van Jacobson's, as in 4.4BSD's and Linux's fast paths): in
+    /// ESTABLISHED, the next in-order segment with only ACK (and PSH) set, the window
+    /// unchanged, no SACK blocks and a timestamp that passes PAWS is either in-order
+    /// data while nothing of ours is in flight, or a pure ACK advancing SND.UNA outside
+    /// loss recovery. For those, every step of RFC 9293 §3.10.7.4 has a known outcome:
+    /// the segment is acceptable and needs no trimming, RST/SYN/FIN/URG do not apply,
+    /// the ACK passes RFC 5961 §5.2, loss detection has nothing to do, and data goes
+    /// straight to the receive buffer with no holes to track. This does exactly what the
+    /// full path would, minus the checks; returns false (having changed nothing) for any
+    /// other segment. `tests::loopback::test_loopback_header_prediction_changes_nothing`
+    /// checks that transfers with and without it emit the same segments.
+    fn predicted(
+        &mut self,
+        now: Instant,
+        cfg: &TcpConfig,
+        ev: &mut EventQueue,
+        seg: &TcpRepr<'_>,
+    ) -> bool {
+        let seq = seg.seq_number;
+        let ack = seg.ack_number;
+        let seg_wnd = usize::from(seg.window_len) << self.snd_wscale;
+        if self.state != TcpState::Established
+            || seg.flags.0 & !TcpFlags::PSH.0 != TcpFlags::ACK.0
+            || seq != self.rcv_nxt
+            || seg_wnd != self.snd_wnd
+            || seg_wnd == 0
+            || seg.options.sack_ranges[0].is_some()
+            || self.recovery.is_some()
+            || self.rtx_una_mark.is_some()
+        {
+            return false;
+        }
+        let tsval = match (self.ts_ok, seg.options.timestamp) {
+            (false, _) => None,
+            // PAWS (RFC 7323 §5.3 R1) passes.
+            (true, Some((v, _))) if (v.wrapping_sub(self.ts_recent) as i32) >= 0 => Some(v),
+            (true, _) => return false,
+        };
+        let data = !seg.payload.is_empty();
+        if data {
+            // In-order data that fits, with nothing in flight (so the ACK field has
+            // nothing to say) and no out-of-order data waiting.
+            if ack != self.snd_una
+                || self.snd_max != self.snd_una
+                || seg.payload.len() > self.rx.window()
+                || !self.assembler.is_empty()
+                || self.user_closed
+            {
+                return false;
+            }
+        } else if !(ack > self.snd_una && ack <= self.snd_max)
+            || self.dupacks != 0
+            || self.rto_recover.is_some()
+            || (self.sack_ok && self.scoreboard.sacked_bytes() != 0)
+        {
+            // A pure ACK must advance SND.UNA with no SACK state to maintain.
+            return false;
+        }
+        // RFC 7323 §4.3 (2), as in check_sequence.
+        if let Some(v) = tsval {
+            if seq <= self.last_ack_sent {
+                self.ts_recent = v;
+                self.ts_recent_age = now;
+            }
+        }
+        self.last_rx_touch(now);
+        // process_ack, with its outcomes known.
+        self.persist_probes = 0;
+        if !data {
+            let mss = self.send_mss();
+            self.on_new_ack(now, ev, seg, mss);
+        }
+        // update_send_window with an unchanged, non-zero window.
+        if self.snd_wl1 < seq || (self.snd_wl1 == seq && self.snd_wl2 <= ack) {
+            self.snd_wl1 = seq;
+            self.snd_wl2 = ack;
+            self.max_snd_wnd = self.max_snd_wnd.max(seg_wnd);
+            self.timers_changed |= self.persist_at.is_some();
+            self.persist_at = None;
+            self.persist_backoff = 0;
+        }
+        self.arm_tlp(now);
+        if data {
+            self.receive_in_order(now, cfg, seg.payload);
+        }
+        true
     }
 
     /// Per RFC 7323 §5.3 R1: a segment whose TSval is older than TS.Recent is dropped
@@ -150,7 +258,9 @@ impl Socket {
             if self.state == TcpState::TimeWait && fin && seq + seg_len == self.rcv_nxt {
                 // Per RFC 9293 §3.10.7.4 eighth: a retransmitted FIN in TIME-WAIT is
                 // acknowledged and restarts the 2 MSL timeout.
-                self.close_at = Some(now + cfg.msl.saturating_mul(2));
+                let at = Some(now + cfg.msl.saturating_mul(2));
+                self.timers_changed |= self.close_at != at;
+                self.close_at = at;
             }
             return ControlFlow::Break(self.dupack_reply(now, cfg, seg));
         }
@@ -274,7 +384,9 @@ impl Socket {
             TcpState::FinWait1 if self.fin_acked() => {
                 self.set_state(ev, TcpState::FinWait2);
                 if self.user_closed {
-                    self.close_at = Some(now + cfg.fin_wait2_timeout);
+                    let at = Some(now + cfg.fin_wait2_timeout);
+                    self.timers_changed |= self.close_at != at;
+                    self.close_at = at;
                 }
             }
             TcpState::Closing if self.fin_acked() => {
@@ -295,6 +407,7 @@ impl Socket {
         self.snd_una = self.iss + 1;
         self.snd_nxt = self.snd_nxt.max(self.snd_una);
         self.take_syn_rtt_sample(now, seg);
+        self.timers_changed |= self.rto_at.is_some();
         self.rto_at = None;
         self.retries = 0;
         self.rtt.reset_backoff();
@@ -357,7 +470,9 @@ impl Socket {
                 TcpState::FinWait1 => self.set_state(ev, TcpState::Closing),
                 TcpState::FinWait2 => self.enter_time_wait(now, cfg, ev),
                 TcpState::TimeWait => {
-                    self.close_at = Some(now + cfg.msl.saturating_mul(2));
+                    let at = Some(now + cfg.msl.saturating_mul(2));
+                    self.timers_changed |= self.close_at != at;
+                    self.close_at = at;
                 }
                 _ => {}
             }
@@ -423,7 +538,9 @@ impl Socket {
         self.dupacks = 0;
         self.tlp_probed = false;
         // Per RFC 6298 §5.2/5.3: stop the timer when all is acked, else restart it.
-        self.rto_at = (self.snd_max > self.snd_una).then(|| now + self.rtt.rto());
+        let at = (self.snd_max > self.snd_una).then(|| now + self.rtt.rto());
+        self.timers_changed |= self.rto_at != at;
+        self.rto_at = at;
     }
 
     /// RTT measurement on an ACK that advanced SND.UNA to `seg.ack_number`.
@@ -481,6 +598,7 @@ impl Socket {
                 });
             }
             if seg_wnd > 0 {
+                self.timers_changed |= self.persist_at.is_some();
                 self.persist_at = None;
                 self.persist_backoff = 0;
                 self.persist_probes = 0;
@@ -490,7 +608,9 @@ impl Socket {
                     // a backed-off RTO.
                     self.snd_nxt = self.snd_una;
                     self.rtt.reset_backoff();
-                    self.rto_at = Some(now + self.rtt.rto());
+                    let at = Some(now + self.rtt.rto());
+                    self.timers_changed |= self.rto_at != at;
+                    self.rto_at = at;
                 }
             }
         }
@@ -567,6 +687,7 @@ impl Socket {
             // ESTABLISHED, form an ACK segment <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>".
             self.snd_una = seg.ack_number;
             self.take_syn_rtt_sample(cx.now, seg);
+            self.timers_changed |= self.rto_at.is_some();
             self.rto_at = None;
             self.retries = 0;
             self.rtt.reset_backoff();
@@ -576,6 +697,7 @@ impl Socket {
             // "Otherwise, enter SYN-RECEIVED, form a SYN,ACK segment
             // <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK> and send it" (simultaneous open).
             self.snd_nxt = self.iss;
+            self.timers_changed |= self.rto_at.is_some();
             self.rto_at = None;
             self.set_state(ev, TcpState::SynReceived);
         }
@@ -612,15 +734,37 @@ impl Socket {
                 // "an ACK SHOULD be generated for at least every second full-sized segment"
                 self.ack_now = true;
             } else if self.delack_at.is_none() {
-                self.delack_at = Some(now + cfg.delayed_ack);
+                let at = Some(now + cfg.delayed_ack);
+                self.timers_changed |= self.delack_at != at;
+                self.delack_at = at;
             }
+        }
+    }
+
+    /// `receive_data` for text at RCV.NXT that fits the window, with no holes: the
+    /// assembler would take it and hand it straight back.
+    fn receive_in_order(&mut self, now: Instant, cfg: &TcpConfig, payload: &[u8]) {
+        let n = self.rx.enqueue_slice(payload);
+        debug_assert_eq!(n, payload.len());
+        self.rcv_nxt += n;
+        self.stats.bytes_received += n as u64;
+        self.rcv_mss = self.rcv_mss.max(payload.len().min(self.our_mss));
+        self.rcv_unacked += n;
+        if self.rcv_unacked >= 2 * self.rcv_mss || cfg.delayed_ack == Duration::ZERO {
+            self.ack_now = true;
+        } else if self.delack_at.is_none() {
+            let at = Some(now + cfg.delayed_ack);
+            self.timers_changed |= self.delack_at != at;
+            self.delack_at = at;
         }
     }
 
     pub(super) fn last_rx_touch(&mut self, now: Instant) {
         self.keep_probes = 0;
         if self.opts.keepalive {
-            self.keepalive_at = Some(now + self.opts.keep_idle);
+            let at = Some(now + self.opts.keep_idle);
+            self.timers_changed |= self.keepalive_at != at;
+            self.keepalive_at = at;
         }
     }
 

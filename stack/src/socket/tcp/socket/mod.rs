@@ -31,6 +31,8 @@ mod output;
 mod recovery;
 mod timers;
 
+#[cfg(test)]
+pub(crate) use input::{PREDICTED, PREDICTION_OFF};
 pub(crate) use options::SocketOptions;
 
 use super::congestion::{self, CongestionControl};
@@ -158,6 +160,10 @@ pub(crate) struct Socket {
     keepalive_at: Option<Instant>,
     /// TIME-WAIT expiry, or the FIN-WAIT-2 timeout of an orphan.
     close_at: Option<Instant>,
+    /// Set by every write to a deadline above, cleared by the layer when it re-reads
+    /// [`poll_at`](Self::poll_at): while clear, the layer's copy of the earliest
+    /// deadline is current, and the layer skips recomputing it after each segment.
+    pub timers_changed: bool,
     rtt: RttEstimator,
     retries: u32,
     /// Karn's algorithm: (sequence number that must be acked, send time).
@@ -283,6 +289,7 @@ impl Socket {
             persist_at: None,
             keepalive_at: None,
             close_at: None,
+            timers_changed: false,
             rtt: RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto),
             retries: 0,
             rtt_sample: None,
@@ -485,7 +492,9 @@ impl Socket {
         self.shut_rd = true;
         self.shutdown_write(ev);
         if self.state == TcpState::FinWait2 && self.close_at.is_none() {
-            self.close_at = Some(now + cfg.fin_wait2_timeout);
+            let at = Some(now + cfg.fin_wait2_timeout);
+            self.timers_changed |= self.close_at != at;
+            self.close_at = at;
         }
     }
 

@@ -97,11 +97,13 @@ impl Socket {
 
     /// (Re)arms or clears the keepalive timer after the option changed.
     pub(crate) fn set_keepalive_timer(&mut self, now: Instant) {
-        self.keepalive_at = (self.opts.keepalive
+        let at = (self.opts.keepalive
             && matches!(
                 self.state,
                 TcpState::Established | TcpState::CloseWait | TcpState::FinWait2
             ))
         .then(|| now + self.opts.keep_idle);
+        self.timers_changed |= self.keepalive_at != at;
+        self.keepalive_at = at;
     }
 }

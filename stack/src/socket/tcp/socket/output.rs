@@ -8,7 +8,7 @@
 //! Invariants: every segment carries ACK except a SYN and a RST in SYN-SENT; the
 //! advertised right edge `rcv_adv` never moves left; `snd_max` only grows.
 
-use super::{Probe, Socket, DUPTHRESH};
+use super::{Probe, Socket, DUPTHRESH, TS_OPTION_LEN};
 use crate::socket::tcp::config::TcpContext;
 use crate::socket::tcp::types::{EventQueue, SegmentAddrs, TcpEvent, TcpState};
 use crate::time::{Duration, Instant};
@@ -54,9 +54,7 @@ impl Socket {
             if self.may_send_data() || probe == Probe::Keepalive {
                 // Linux's probe: an old sequence number elicits an ACK with the window.
                 let mut repr = self.bare(self.snd_una - 1, TcpFlags::ACK);
-                let (options, window) = self.ack_fields(now);
-                repr.options = options;
-                repr.window_len = window;
+                repr.window_len = self.ack_fields(now, &mut repr.options);
                 if probe == Probe::ZeroWindow {
                     ev.push(TcpEvent::ZeroWindowProbe {
                         handle: self.handle,
@@ -68,7 +66,7 @@ impl Socket {
                 return true;
             }
         }
-        if let Some(plan) = self.plan_segment(now) {
+        if let Some(plan) = self.plan_segment() {
             self.send_segment(now, plan, ev, emit);
             return true;
         }
@@ -124,7 +122,9 @@ impl Socket {
             self.rtt_sample = Some((self.snd_nxt, now));
         }
         if self.rto_at.is_none() {
-            self.rto_at = Some(now + self.rtt.rto());
+            let at = Some(now + self.rtt.rto());
+            self.timers_changed |= self.rto_at != at;
+            self.rto_at = at;
         }
     }
 
@@ -135,33 +135,32 @@ impl Socket {
         ev: &mut EventQueue,
         emit: &mut dyn FnMut(SegmentAddrs, &TcpRepr<'_>),
     ) {
-        let mut options = self.data_options(now);
-        // ack_fields also records the ACK as sent; options must match what it builds.
-        let (ack_opts, window) = self.ack_fields(now);
-        options.sack_ranges = ack_opts.sack_ranges;
+        let mut repr = TcpRepr {
+            src_port: self.local.port(),
+            dst_port: self.remote.port(),
+            seq_number: plan.seq,
+            ack_number: self.rcv_nxt,
+            flags: TcpFlags::ACK,
+            window_len: 0,
+            urgent_ptr: 0,
+            options: TcpOptions::default(),
+            payload: &[],
+        };
+        // A data segment carries what an ACK does (timestamps, SACK blocks), and
+        // ack_fields records the ACK as sent.
+        repr.window_len = self.ack_fields(now, &mut repr.options);
         let offset = (plan.seq - self.snd_una).max(0) as usize;
         let len = plan.len;
         let payload = self.tx.get_allocated(offset, len);
         let sent = payload.len();
         let fin = plan.fin && sent == len;
-        let mut flags = TcpFlags::ACK;
         if sent > 0 && plan.seq + sent == self.snd_buf_end {
-            flags |= TcpFlags::PSH;
+            repr.flags |= TcpFlags::PSH;
         }
         if fin {
-            flags |= TcpFlags::FIN;
+            repr.flags |= TcpFlags::FIN;
         }
-        let repr = TcpRepr {
-            src_port: self.local.port(),
-            dst_port: self.remote.port(),
-            seq_number: plan.seq,
-            ack_number: self.rcv_nxt,
-            flags,
-            window_len: window,
-            urgent_ptr: 0,
-            options,
-            payload,
-        };
+        repr.payload = payload;
         emit(self.addrs(), &repr);
 
         if sent > plan.wire_len {
@@ -193,27 +192,29 @@ impl Socket {
             self.snd_max = end;
         }
         if self.rto_at.is_none() && self.snd_max > self.snd_una {
-            self.rto_at = Some(now + self.rtt.rto());
+            let at = Some(now + self.rtt.rto());
+            self.timers_changed |= self.rto_at != at;
+            self.rto_at = at;
         }
         if !plan.rtx {
             self.arm_tlp(now);
         }
     }
 
-    fn plan_segment(&mut self, now: Instant) -> Option<Plan> {
-        let plan = self.plan_segment_inner(now)?;
+    fn plan_segment(&mut self) -> Option<Plan> {
+        let plan = self.plan_segment_inner()?;
         if plan.rtx && plan.seq == self.snd_una && self.recovery.is_some() && self.sack_ok {
             self.rtx_una_mark = Some((plan.seq, self.snd_max));
         }
         Some(plan)
     }
 
-    fn plan_segment_inner(&mut self, now: Instant) -> Option<Plan> {
+    fn plan_segment_inner(&mut self) -> Option<Plan> {
         if !self.may_send_data() {
             return None;
         }
-        let opts = self.data_options(now);
-        let max_len = self.max_payload(opts.buffer_len());
+        let opts_len = self.data_options_len();
+        let max_len = self.max_payload(opts_len);
         let mss = self.send_mss();
         if let Some(seq) = self.rtx_next.take() {
             if seq >= self.snd_una && seq < self.snd_max {
@@ -269,9 +270,7 @@ impl Socket {
             self.snd_una + self.snd_wnd.min(cwnd + limited)
         };
         let can = ((win_end - self.snd_nxt).max(0) as usize).min(budget);
-        let mut len = avail
-            .min(can)
-            .min(self.burst_len(max_len, opts.buffer_len()));
+        let mut len = avail.min(can).min(self.burst_len(max_len, opts_len));
         if len > max_len && len < avail {
             // A super-segment is cut into whole wire segments plus what remains queued
             // at the end; never leave a runt wire segment in mid-stream (the sender
@@ -350,13 +349,19 @@ impl Socket {
         base.saturating_sub(opts_len).max(1)
     }
 
-    fn data_options(&self, now: Instant) -> TcpOptions {
-        let mut o = TcpOptions::default();
-        if self.ts_ok {
-            o.timestamp = Some((self.ts_now(now), self.ts_recent));
+    /// Option bytes of the next data segment: what [`ack_fields`](Self::ack_fields)
+    /// will put in it, without building it.
+    fn data_options_len(&self) -> usize {
+        let ts = if self.ts_ok { TS_OPTION_LEN } else { 0 };
+        if !self.sack_ok || self.assembler.is_empty() {
+            return ts;
         }
-        o.sack_ranges = self.sack_blocks();
-        o
+        let o = TcpOptions {
+            timestamp: self.ts_ok.then_some((0, 0)),
+            sack_ranges: self.sack_blocks(),
+            ..TcpOptions::default()
+        };
+        o.buffer_len()
     }
 
     fn maybe_arm_persist(&mut self, now: Instant) {
@@ -374,7 +379,9 @@ impl Socket {
                 .rto()
                 .saturating_mul(1 << self.persist_backoff.min(16))
                 .min(Duration::from_secs(120));
-            self.persist_at = Some(now + t);
+            let at = Some(now + t);
+            self.timers_changed |= self.persist_at != at;
+            self.persist_at = at;
         }
     }
 
@@ -405,11 +412,18 @@ impl Socket {
     }
 
     /// Up to 3 (with timestamps) or 4 SACK blocks, the newest first (RFC 2018 §4).
+    #[inline]
     fn sack_blocks(&self) -> [Option<(SeqNumber, SeqNumber)>; 4] {
-        let mut out = [None; 4];
         if !self.sack_ok || self.assembler.is_empty() {
-            return out;
+            return [None; 4];
         }
+        self.sack_blocks_out_of_order()
+    }
+
+    /// `sack_blocks` while out-of-order data waits.
+    #[inline(never)]
+    fn sack_blocks_out_of_order(&self) -> [Option<(SeqNumber, SeqNumber)>; 4] {
+        let mut out = [None; 4];
         let max = if self.ts_ok { 3 } else { 4 };
         // Iterators only: this runs for every ACK while data is out of order, and must
         // not allocate.
@@ -433,9 +447,9 @@ impl Socket {
         out
     }
 
-    /// Options and window of a segment carrying ACK; marks the ACK as sent.
-    fn ack_fields(&mut self, now: Instant) -> (TcpOptions, u16) {
-        let mut options = TcpOptions::default();
+    /// Fills the timestamp and SACK options of a segment carrying ACK (its `options`
+    /// start out empty) and returns its window field; marks the ACK as sent.
+    fn ack_fields(&mut self, now: Instant, options: &mut TcpOptions) -> u16 {
         if self.ts_ok {
             options.timestamp = Some((self.ts_now(now), self.ts_recent));
         }
@@ -444,9 +458,10 @@ impl Socket {
         self.last_ack_sent = self.rcv_nxt;
         self.ack_now = false;
         self.window_update = false;
+        self.timers_changed |= self.delack_at.is_some();
         self.delack_at = None;
         self.rcv_unacked = 0;
-        (options, window)
+        window
     }
 
     fn bare(&self, seq: SeqNumber, flags: TcpFlags) -> TcpRepr<'static> {
@@ -470,9 +485,7 @@ impl Socket {
     /// `<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>` with window, timestamps and SACK blocks.
     pub(crate) fn ack_reply(&mut self, now: Instant) -> TcpRepr<'static> {
         let mut repr = self.bare(self.snd_max, TcpFlags::ACK);
-        let (options, window) = self.ack_fields(now);
-        repr.options = options;
-        repr.window_len = window;
+        repr.window_len = self.ack_fields(now, &mut repr.options);
         self.stats.segs_out += 1;
         repr
     }

@@ -148,26 +148,28 @@ impl Socket {
     /// segment is in flight), at least 10 ms, and only if it comes before the RTO.
     /// Not during loss recovery, without SACK, or with a probe already out.
     pub(super) fn arm_tlp(&mut self, now: Instant) {
-        self.tlp_at = None;
+        let at = self.tlp_deadline(now);
+        self.timers_changed |= self.tlp_at != at;
+        self.tlp_at = at;
+    }
+
+    /// When a tail loss probe is due from `now`, if one should be armed.
+    fn tlp_deadline(&self, now: Instant) -> Option<Instant> {
         if !self.sack_ok
             || self.recovery.is_some()
             || self.tlp_probed
             || self.snd_max <= self.snd_una
             || !matches!(self.state, TcpState::Established | TcpState::CloseWait)
         {
-            return;
+            return None;
         }
-        let Some(srtt) = self.rtt.srtt() else {
-            return;
-        };
+        let srtt = self.rtt.srtt()?;
         let mut pto = srtt.saturating_mul(2);
         if ((self.snd_max - self.snd_una).max(0) as usize) <= self.send_mss() {
             pto += Duration::from_millis(200);
         }
         let at = now + pto.max(Duration::from_millis(10));
-        if self.rto_at.is_none_or(|rto| at < rto) {
-            self.tlp_at = Some(at);
-        }
+        self.rto_at.is_none_or(|rto| at < rto).then_some(at)
     }
 
     /// The probe timeout fired: resend the last segment sent (RFC 8985 §7.3 when no new

@@ -15,17 +15,15 @@ use crate::wire::TcpRepr;
 impl Socket {
     /// The earliest deadline of this socket.
     pub(crate) fn poll_at(&self) -> Option<Instant> {
-        [
-            self.rto_at,
-            self.tlp_at,
-            self.delack_at,
-            self.persist_at,
-            self.keepalive_at,
-            self.close_at,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        // Straight-line: this runs after every segment in and out.
+        let earlier = |a: Option<Instant>, b: Option<Instant>| match (a, b) {
+            (Some(x), Some(y)) => Some(if y < x { y } else { x }),
+            (None, t) | (t, None) => t,
+        };
+        let a = earlier(self.rto_at, self.tlp_at);
+        let b = earlier(self.delack_at, self.persist_at);
+        let c = earlier(self.keepalive_at, self.close_at);
+        earlier(earlier(a, b), c)
     }
 
     /// Runs the timers due at `cx.now`; returns a RST to send if the connection was
@@ -39,6 +37,7 @@ impl Socket {
         let now = cx.now;
         let due = |t: Option<Instant>| t.is_some_and(|t| t <= now);
         if due(self.close_at) {
+            self.timers_changed |= self.close_at.is_some();
             self.close_at = None;
             if matches!(self.state, TcpState::TimeWait | TcpState::FinWait2) {
                 self.fail(ev, None);
@@ -46,11 +45,14 @@ impl Socket {
             }
         }
         if due(self.tlp_at) {
+            self.timers_changed |= self.tlp_at.is_some();
             self.tlp_at = None;
             self.fire_tlp();
         }
         if due(self.rto_at) {
+            self.timers_changed |= self.rto_at.is_some();
             self.rto_at = None;
+            self.timers_changed |= self.tlp_at.is_some();
             self.tlp_at = None;
             self.on_rto(now, cfg, ev);
             if self.state == TcpState::Closed {
@@ -58,10 +60,12 @@ impl Socket {
             }
         }
         if due(self.delack_at) {
+            self.timers_changed |= self.delack_at.is_some();
             self.delack_at = None;
             self.ack_now = true;
         }
         if due(self.persist_at) {
+            self.timers_changed |= self.persist_at.is_some();
             self.persist_at = None;
             if self.snd_wnd == 0 {
                 self.persist_probes += 1;
@@ -78,6 +82,7 @@ impl Socket {
             }
         }
         if due(self.keepalive_at) {
+            self.timers_changed |= self.keepalive_at.is_some();
             self.keepalive_at = None;
             return self.on_keepalive(now, ev);
         }
@@ -104,7 +109,9 @@ impl Socket {
             }
             self.rtt.backoff();
             self.probe = Some(Probe::ZeroWindow);
-            self.rto_at = Some(now + self.rtt.rto());
+            let at = Some(now + self.rtt.rto());
+            self.timers_changed |= self.rto_at != at;
+            self.rto_at = at;
             return;
         }
         if self.retries >= limit {
@@ -151,7 +158,9 @@ impl Socket {
             }
         }
         self.rtt_sample = None;
-        self.rto_at = Some(now + self.rtt.rto());
+        let at = Some(now + self.rtt.rto());
+        self.timers_changed |= self.rto_at != at;
+        self.rto_at = at;
     }
 
     fn on_keepalive(&mut self, now: Instant, ev: &mut EventQueue) -> Option<TcpRepr<'static>> {
@@ -165,7 +174,9 @@ impl Socket {
         }
         if self.snd_max > self.snd_una || self.snd_buf_end > self.snd_max {
             // Data outstanding: the retransmission timer watches the connection.
-            self.keepalive_at = Some(now + self.opts.keep_idle);
+            let at = Some(now + self.opts.keep_idle);
+            self.timers_changed |= self.keepalive_at != at;
+            self.keepalive_at = at;
             return None;
         }
         if self.keep_probes >= self.opts.keep_cnt {
@@ -177,22 +188,32 @@ impl Socket {
         }
         self.keep_probes += 1;
         self.probe = Some(Probe::Keepalive);
-        self.keepalive_at = Some(now + self.opts.keep_intvl);
+        let at = Some(now + self.opts.keep_intvl);
+        self.timers_changed |= self.keepalive_at != at;
+        self.keepalive_at = at;
         None
     }
 
     pub(super) fn stop_timers(&mut self) {
+        self.timers_changed |= self.rto_at.is_some();
         self.rto_at = None;
+        self.timers_changed |= self.tlp_at.is_some();
         self.tlp_at = None;
+        self.timers_changed |= self.delack_at.is_some();
         self.delack_at = None;
+        self.timers_changed |= self.persist_at.is_some();
         self.persist_at = None;
+        self.timers_changed |= self.keepalive_at.is_some();
         self.keepalive_at = None;
+        self.timers_changed |= self.close_at.is_some();
         self.close_at = None;
     }
 
     pub(super) fn enter_time_wait(&mut self, now: Instant, cfg: &TcpConfig, ev: &mut EventQueue) {
         self.stop_timers();
-        self.close_at = Some(now + cfg.msl.saturating_mul(2));
+        let at = Some(now + cfg.msl.saturating_mul(2));
+        self.timers_changed |= self.close_at != at;
+        self.close_at = at;
         self.set_state(ev, TcpState::TimeWait);
     }
 }

@@ -35,6 +35,36 @@ fn test_established_recv_data() {
 }
 
 #[test]
+fn test_established_recv_with_reads_in_place() {
+    let mut h = socket_established();
+    send!(
+        h,
+        TcpRepr {
+            flags: flags(ACK, PSH),
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: LOCAL_SEQ + 1,
+            payload: b"abcdef",
+            ..SEND_TEMPL
+        }
+    );
+    let mut seen = Vec::new();
+    // Consumes only part of what it is shown; the rest stays readable.
+    let n = h.layer.recv_with(h.handle, |d| {
+        seen.extend_from_slice(d);
+        4
+    });
+    assert_eq!(n, Ok(4));
+    assert_eq!(seen, b"abcdef");
+    // Claiming more than it was shown consumes only what is there.
+    assert_eq!(h.layer.recv_with(h.handle, |d| d.len() + 10), Ok(2));
+    assert_eq!(
+        h.layer
+            .recv_with(h.handle, |_| unreachable!("nothing to read")),
+        Err(RecvError::WouldBlock)
+    );
+}
+
+#[test]
 fn test_established_send_data() {
     let mut h = socket_established();
     assert_eq!(h.layer.send(h.handle, b"hello"), Ok(5));

@@ -29,6 +29,8 @@ struct Sim {
     wire: Vec<(Instant, bool, SegmentAddrs, TcpRepr<'static>)>,
     steps: u32,
     seed: u64,
+    /// Every segment sent, with its time and direction, when recording.
+    trace: Option<Vec<(Instant, bool, TcpRepr<'static>)>>,
 }
 
 impl Sim {
@@ -44,10 +46,14 @@ impl Sim {
             wire: Vec::new(),
             steps: 0,
             seed,
+            trace: None,
         }
     }
 
     fn put(&mut self, to_b: bool, ip: SegmentAddrs, seg: TcpRepr<'static>) {
+        if let Some(t) = &mut self.trace {
+            t.push((self.now, to_b, seg));
+        }
         if self.rng.gen_bool(self.drop_rate) {
             return;
         }
@@ -119,11 +125,24 @@ fn transfer_with(
     alg: CongestionAlgorithm,
     len: usize,
 ) -> TcpInfo {
+    transfer_traced(seed, drop_rate, jitter_ms, alg, len, false).0
+}
+
+/// As `transfer_with`; also returns every segment sent when `trace` is set.
+fn transfer_traced(
+    seed: u64,
+    drop_rate: f64,
+    jitter_ms: u64,
+    alg: CongestionAlgorithm,
+    len: usize,
+    trace: bool,
+) -> (TcpInfo, Vec<(Instant, bool, TcpRepr<'static>)>) {
     let config = TcpConfig {
         congestion: alg,
         ..TcpConfig::default()
     };
     let mut sim = Sim::new(seed, config, drop_rate, jitter_ms);
+    sim.trace = trace.then(Vec::new);
     let server = sim.b.socket();
     sim.b.listen(server, SERVER, 4).unwrap();
     let client = sim.a.socket();
@@ -163,7 +182,40 @@ fn transfer_with(
     }
     assert_eq!(received.len(), data.len(), "seed {seed}");
     assert!(received == data, "corrupted stream (seed {seed})");
-    sim.a.info(client).expect("client")
+    let info = sim.a.info(client).expect("client");
+    (info, sim.trace.unwrap_or_default())
+}
+
+/// Header prediction is only a shortcut: with it and without it, the same transfers
+/// (lossless, lossy, reordered) emit exactly the same segments at the same times.
+#[test]
+fn test_loopback_header_prediction_changes_nothing() {
+    use crate::socket::tcp::socket::{PREDICTED, PREDICTION_OFF};
+    for (seed, drop_rate, jitter_ms) in [(31, 0.0, 0), (32, 0.02, 0), (33, 0.02, 20)] {
+        let alg = CongestionAlgorithm::Cubic;
+        PREDICTED.with(|c| c.set(0));
+        let (info, fast) = transfer_traced(seed, drop_rate, jitter_ms, alg, 300_000, true);
+        let predicted = PREDICTED.with(|c| c.get());
+        PREDICTION_OFF.with(|c| c.set(true));
+        let (info_full, full) = transfer_traced(seed, drop_rate, jitter_ms, alg, 300_000, true);
+        PREDICTION_OFF.with(|c| c.set(false));
+        // Loss and reordering leave holes, which take the full path.
+        let expected = if drop_rate == 0.0 {
+            fast.len() as u64 / 4
+        } else {
+            10
+        };
+        assert!(
+            predicted > expected,
+            "seed {seed}: only {predicted} of {} segments predicted",
+            fast.len()
+        );
+        assert_eq!(fast.len(), full.len(), "seed {seed}");
+        for (i, (f, s)) in fast.iter().zip(&full).enumerate() {
+            assert_eq!(f, s, "seed {seed}: segment {i} differs");
+        }
+        assert_eq!(format!("{info:?}"), format!("{info_full:?}"), "seed {seed}");
+    }
 }
 
 #[test]

@@ -1,0 +1,200 @@
+//! The Internet checksum (RFC 1071): the ones' complement of the ones' complement sum
+//! of 16-bit words.
+//!
+//! RFC 1071 §2 (B) and (C): the sum does not depend on byte order, and carries may be
+//! deferred. So the data is summed as native-endian 64-bit words into two 128-bit
+//! accumulators, which compiles to an add-with-carry pair per 8 bytes with two
+//! independent chains; the result is folded to 16 bits once at the end. That takes
+//! about 0.3 instructions per byte, against about 0.45 for a SIMD sum of 32-bit words
+//! (SSE2 has no cheap widening add), about 0.66 for etherparse's summer and 0.43 for
+//! smoltcp's (callgrind, 1448-byte buffers; `benches/iface.rs` times them).
+//!
+//! Invariant: the accumulators cannot overflow (2^64 words would be needed).
+
+use core::net::Ipv4Addr;
+
+/// A running, unfolded sum. Pieces added one after another must each start at an even
+/// offset of the checksummed stream; only the last may have an odd length.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Sum(u64);
+
+impl Sum {
+    /// Adds `data` (its odd last byte, if any, padded with a zero).
+    #[inline]
+    pub fn add_bytes(self, data: &[u8]) -> Sum {
+        Sum(add_carry(self.0, add_words(data)))
+    }
+
+    /// The checksum field value: the complement of the folded sum, in the byte order
+    /// to write with `to_be_bytes` (0 for a received buffer that verifies).
+    #[inline]
+    pub fn finish(self) -> u16 {
+        (!fold(self.0)).to_be()
+    }
+}
+
+/// Ones' complement addition of two 64-bit sums (end-around carry; 2^64 ≡ 1 mod 0xffff).
+#[inline]
+fn add_carry(a: u64, b: u64) -> u64 {
+    let (s, c) = a.overflowing_add(b);
+    // With a carry, s <= 2^64 - 2: adding it back cannot overflow.
+    s + u64::from(c)
+}
+
+/// The native-endian 64-bit word at `b[i..i + 8]`, widened.
+#[inline(always)]
+fn word(b: &[u8], i: usize) -> u128 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[i..i + 8]);
+    u128::from(u64::from_ne_bytes(w))
+}
+
+/// Sum of `data` as native-endian words, not yet folded.
+#[inline]
+fn add_words(data: &[u8]) -> u64 {
+    // Two chains so that consecutive add-with-carry pairs do not wait on each other.
+    let (mut a, mut b) = (0u128, 0u128);
+    let mut chunks = data.chunks_exact(32);
+    for c in &mut chunks {
+        a += word(c, 0);
+        b += word(c, 8);
+        a += word(c, 16);
+        b += word(c, 24);
+    }
+    let mut rest = chunks.remainder();
+    while rest.len() >= 8 {
+        a += word(rest, 0);
+        rest = &rest[8..];
+    }
+    let mut tail = 0u64;
+    if rest.len() >= 4 {
+        tail += u64::from(u32::from_ne_bytes([rest[0], rest[1], rest[2], rest[3]]));
+        rest = &rest[4..];
+    }
+    if rest.len() >= 2 {
+        tail += u64::from(u16::from_ne_bytes([rest[0], rest[1]]));
+        rest = &rest[2..];
+    }
+    if let [x] = rest {
+        tail += u64::from(u16::from_ne_bytes([*x, 0]));
+    }
+    let sum = a + b + u128::from(tail);
+    add_carry(sum as u64, (sum >> 64) as u64)
+}
+
+/// Folds a deferred-carry sum to 16 bits (RFC 1071 §4.1's `while (sum>>16)` loop).
+#[inline]
+fn fold(sum: u64) -> u16 {
+    let s = (sum & 0xffff_ffff) + (sum >> 32);
+    let s = (s & 0xffff_ffff) + (s >> 32);
+    let s = (s & 0xffff) + (s >> 16);
+    let s = (s & 0xffff) + (s >> 16);
+    let s = (s & 0xffff) + (s >> 16);
+    s as u16
+}
+
+/// Ones-complement checksum of `data`; 0 means a received buffer (checksum included) verifies.
+#[inline]
+pub fn of(data: &[u8]) -> u16 {
+    if let Ok(h) = <&[u8; 20]>::try_from(data) {
+        // An IPv4 header without options: five words, no loop.
+        let w = |i: usize| u64::from(u32::from_ne_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
+        return Sum(w(0) + w(4) + w(8) + w(12) + w(16)).finish();
+    }
+    Sum::default().add_bytes(data).finish()
+}
+
+/// The IPv4 pseudo-header (RFC 9293 §3.1) for `len` bytes of `protocol`.
+#[inline]
+pub fn pseudo_header(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, len: usize) -> Sum {
+    let (s, d) = (src.octets(), dst.octets());
+    let len = (len as u16).to_be_bytes();
+    let hdr = [
+        s[0], s[1], s[2], s[3], d[0], d[1], d[2], d[3], 0, protocol, len[0], len[1],
+    ];
+    Sum::default().add_bytes(&hdr)
+}
+
+/// The folded, uncomplemented sum of the IPv4 pseudo-header of a `len`-byte transport
+/// segment, in the byte order to write with `to_be_bytes`: what a sender leaves in the
+/// checksum field for a device that finishes the checksum (virtio-net `NEEDS_CSUM`,
+/// Linux `CHECKSUM_PARTIAL`).
+#[inline]
+pub fn pseudo_header_sum(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, len: usize) -> u16 {
+    !pseudo_header(src, dst, protocol, len).finish()
+}
+
+/// Checksum over the IPv4 pseudo-header (RFC 9293 §3.1) and `data`.
+#[inline]
+pub fn pseudo(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, data: &[u8]) -> u16 {
+    pseudo_header(src, dst, protocol, data.len())
+        .add_bytes(data)
+        .finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etherparse::checksum::Sum16BitWords;
+    use proptest::prelude::*;
+
+    /// The reference: etherparse's summer, as the stack used before.
+    fn reference(data: &[u8]) -> u16 {
+        Sum16BitWords::new()
+            .add_slice(data)
+            .ones_complement()
+            .to_be()
+    }
+
+    #[test]
+    fn checksum_of_rfc1071_example() {
+        // RFC 1071 §3 example words: 0x0001 0xf203 0xf4f5 0xf6f7 sum to 0xddf2 (complement 0x220d).
+        assert_eq!(
+            of(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]),
+            0x220d
+        );
+    }
+
+    #[test]
+    fn all_ones_and_carries_fold() {
+        // 0xffff words sum to 0xffff in ones' complement: the checksum is 0.
+        assert_eq!(of(&[0xff; 64]), 0);
+        assert_eq!(of(&[0xff; 65]), reference(&[0xff; 65]));
+        let big = vec![0xfe; 65_535];
+        assert_eq!(of(&big), reference(&big));
+    }
+
+    proptest! {
+        #[test]
+        fn matches_etherparse(data in proptest::collection::vec(any::<u8>(), 0..3000)) {
+            prop_assert_eq!(of(&data), reference(&data));
+        }
+
+        #[test]
+        fn pieces_sum_like_the_whole(
+            data in proptest::collection::vec(any::<u8>(), 0..600),
+            cut in 0usize..300,
+        ) {
+            let cut = (cut * 2).min(data.len() & !1);
+            let split = Sum::default().add_bytes(&data[..cut]).add_bytes(&data[cut..]).finish();
+            prop_assert_eq!(split, of(&data));
+        }
+
+        #[test]
+        fn pseudo_matches_etherparse(
+            data in proptest::collection::vec(any::<u8>(), 0..200),
+            src: [u8; 4],
+            dst: [u8; 4],
+        ) {
+            let expect = Sum16BitWords::new()
+                .add_4bytes(src)
+                .add_4bytes(dst)
+                .add_2bytes([0, 6])
+                .add_2bytes((data.len() as u16).to_be_bytes())
+                .add_slice(&data)
+                .ones_complement()
+                .to_be();
+            prop_assert_eq!(pseudo(src.into(), dst.into(), 6, &data), expect);
+        }
+    }
+}
