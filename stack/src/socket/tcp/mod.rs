@@ -50,6 +50,7 @@ mod ports;
 mod rtt;
 mod sack;
 mod socket;
+mod syncookie;
 #[cfg(test)]
 mod tests;
 mod timers;
@@ -81,7 +82,11 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 #[derive(Debug, Default)]
 struct Listener {
     backlog: usize,
-    syn_queue: Vec<TcpHandle>,
+    /// Half-open children, oldest first (evicted from the front under pressure).
+    syn_queue: VecDeque<TcpHandle>,
+    /// When this listener last answered a SYN with a cookie: only then are bare ACKs
+    /// checked for one (Linux tcp_synq_no_recent_overflow).
+    last_cookie: Option<Instant>,
     accept_queue: VecDeque<TcpHandle>,
 }
 
@@ -135,6 +140,7 @@ pub struct TcpLayer {
     isn_key: SipKey,
     ts_key: SipKey,
     port_key: SipKey,
+    cookie_key: SipKey,
     port_counter: u32,
     challenge_window: Instant,
     challenge_count: u32,
@@ -164,6 +170,7 @@ impl TcpLayer {
             isn_key: SipKey::from_seed(seed, 1),
             ts_key: SipKey::from_seed(seed, 2),
             port_key: SipKey::from_seed(seed, 3),
+            cookie_key: SipKey::from_seed(seed, 4),
             port_counter: 0,
             challenge_window: Instant::ZERO,
             challenge_count: 0,

@@ -454,6 +454,14 @@ pub struct TcpCounters {
     pub listen_overflows: u64,
     /// Handshake ACKs dropped because the accept queue was full.
     pub accept_queue_full: u64,
+    /// SYN,ACKs sent with a SYN cookie because a SYN queue was full.
+    pub syncookies_sent: u64,
+    /// ACKs carrying a valid SYN cookie (each made a connection).
+    pub syncookies_valid: u64,
+    /// ACKs to a listener that recently sent cookies whose cookie did not validate.
+    pub syncookies_invalid: u64,
+    /// SYN-RECEIVED entries evicted, oldest first, from a full SYN queue.
+    pub syn_recv_evicted: u64,
     /// Challenge ACKs sent (RFC 5961).
     pub challenge_acks: u64,
     /// Challenge ACKs suppressed by the rate limit.

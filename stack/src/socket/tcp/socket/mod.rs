@@ -31,7 +31,7 @@ mod output;
 mod recovery;
 mod timers;
 
-pub(crate) use options::SocketOptions;
+pub(crate) use options::{wscale_for, SocketOptions};
 
 use super::congestion::{self, CongestionControl};
 use super::rtt::RttEstimator;
@@ -196,6 +196,11 @@ pub(crate) struct Socket {
     pub paws_rejected: u64,
 }
 
+/// The MSS we announce on a link with this IP MTU.
+pub(crate) fn our_mss(mtu: usize) -> usize {
+    mtu.saturating_sub(40).max(MIN_MSS)
+}
+
 fn in_window(seq: SeqNumber, start: SeqNumber, len: usize) -> bool {
     seq >= start && seq < start + len
 }
@@ -318,7 +323,7 @@ impl Socket {
         self.error = None;
         self.soft_error = None;
         self.pmtu = cx.mtu.max(68);
-        self.our_mss = cx.mtu.saturating_sub(40).max(MIN_MSS);
+        self.our_mss = our_mss(cx.mtu);
         self.rtt = RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto);
         self.retries = 0;
         self.stats = Stats::default();
@@ -369,6 +374,17 @@ impl Socket {
         self.snd_wl2 = self.iss;
         self.last_rx_touch(cx.now);
         self.set_state(ev, TcpState::SynReceived);
+    }
+
+    /// A child made from a SYN cookie: its SYN,ACK already went out (statelessly) with
+    /// the unscaled window its receive buffer allows, so the returning ACK completes the
+    /// handshake as if this socket had sent it.
+    pub(crate) fn synack_sent_as_cookie(&mut self) {
+        self.snd_nxt = self.iss + 1;
+        self.snd_max = self.snd_nxt;
+        self.rcv_adv = self.rcv_nxt + self.rx.capacity().min(65_535);
+        self.last_ack_sent = self.rcv_nxt;
+        self.ack_now = false;
     }
 
     // ---------------------------------------------------------------- helpers
