@@ -118,7 +118,9 @@ pub(crate) struct CookieOptions {
 /// Our TSval for a cookie SYN,ACK: `ts_now` with its low bits replaced by `opts`, and
 /// moved back one step if that went above `ts_now`, so the clock never runs backwards.
 pub(crate) fn ts_encode(ts_now: u32, opts: CookieOptions) -> u32 {
-    let mut bits = opts.window_scale.map_or(TS_NO_WSCALE, |w| u32::from(w.min(14)));
+    let mut bits = opts
+        .window_scale
+        .map_or(TS_NO_WSCALE, |w| u32::from(w.min(14)));
     if opts.sack_permitted {
         bits |= TS_SACK;
     }

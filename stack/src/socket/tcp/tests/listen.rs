@@ -376,7 +376,11 @@ fn test_listen_cookie_carries_options_in_timestamp() {
     let r = cookie_synack(&mut h, syn_opts);
     let (tsval, tsecr) = r.options.timestamp.expect("timestamps");
     assert_eq!(tsecr, 5555);
-    assert_eq!(r.options.window_scale, Some(5), "our shift for a 1 MiB buffer");
+    assert_eq!(
+        r.options.window_scale,
+        Some(5),
+        "our shift for a 1 MiB buffer"
+    );
     assert!(r.options.sack_permitted);
     send!(
         h,
@@ -420,7 +424,10 @@ fn test_listen_full_queue_evicts_oldest_after_retry_under_pressure() {
     assert_eq!(h.layer.counters().syn_recv_evicted, 1);
     assert_eq!(h.layer.counters().syncookies_sent, 0);
     assert!(h.layer.conn_handle(LOCAL, old).is_none(), "the oldest went");
-    assert!(h.layer.conn_handle(LOCAL, REMOTE).is_some(), "the new one is queued");
+    assert!(
+        h.layer.conn_handle(LOCAL, REMOTE).is_some(),
+        "the new one is queued"
+    );
     // Evicted silently: only the new SYN,ACK goes out.
     let r = h.recv().expect("SYN,ACK of the new one");
     assert_eq!((r.flags, r.dst_port), (flags(SYN, ACK), REMOTE_PORT));
