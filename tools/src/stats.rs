@@ -172,6 +172,7 @@ impl StatsReport {
             "syncookies_valid": t.syncookies_valid,
             "syncookies_invalid": t.syncookies_invalid,
             "syn_recv_evicted": t.syn_recv_evicted,
+            "buffers_released": t.buffers_released,
             "challenge_acks": t.challenge_acks,
             "challenge_acks_limited": t.challenge_acks_limited,
             "paws_rejected": t.paws_rejected,

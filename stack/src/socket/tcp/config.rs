@@ -66,6 +66,9 @@ pub struct TcpConfig {
     pub event_queue_len: usize,
     /// How long an orphaned connection may stay in FIN-WAIT-2 (Linux tcp_fin_timeout).
     pub fin_wait2_timeout: Duration,
+    /// How long a connection's empty send or receive buffer keeps its storage while no
+    /// segment moves before the memory is given back (buffers grow again on demand).
+    pub idle_buffer_release: Duration,
     /// Ephemeral port range (inclusive).
     pub ephemeral_ports: (u16, u16),
 }
@@ -99,6 +102,7 @@ impl Default for TcpConfig {
             invalid_ack_ratelimit: Duration::from_millis(500),
             event_queue_len: 1024,
             fin_wait2_timeout: Duration::from_secs(60),
+            idle_buffer_release: Duration::from_secs(1),
             ephemeral_ports: (32768, 60999),
         }
     }

@@ -27,6 +27,7 @@ impl TcpLayer {
         self.counters.segments_in += 1;
         let reply = self.process_inner(cx, addrs, seg);
         self.tidy_timers();
+        self.arm_reclaim(cx.now);
         if let Some((_, r)) = &reply {
             self.counters.segments_out += 1;
             if r.flags.rst() {

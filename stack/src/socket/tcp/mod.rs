@@ -47,6 +47,7 @@ pub mod congestion;
 mod demux;
 mod isn;
 mod ports;
+mod reclaim;
 mod rtt;
 mod sack;
 mod socket;
@@ -109,8 +110,11 @@ struct Meta {
     parent: Option<TcpHandle>,
     /// In its parent's accept queue (the handshake completed).
     in_accept_queue: bool,
-    /// The SYN and accept queues of a socket in LISTEN.
-    listener: Option<Listener>,
+    /// The SYN and accept queues of a socket in LISTEN (boxed: most sockets are not
+    /// listeners, and every slot pays for `Meta`).
+    listener: Option<Box<Listener>>,
+    /// In the reclaim queue (see `reclaim`).
+    reclaim_queued: bool,
 }
 
 /// One slot of the layer's slab: its bookkeeping beside the socket.
@@ -137,6 +141,13 @@ pub struct TcpLayer {
     timer_seq: u64,
     events: EventQueue,
     pending_rsts: VecDeque<(SegmentAddrs, TcpRepr<'static>)>,
+    /// Connections with empty buffers still holding storage, with a snapshot of their
+    /// segment counters (`reclaim`).
+    reclaim: VecDeque<(TcpHandle, u64)>,
+    /// When the reclaim queue is looked at next.
+    reclaim_at: Option<Instant>,
+    /// Compact the tables when the live sockets drop to this many (`reclaim`).
+    compact_at: usize,
     isn_key: SipKey,
     ts_key: SipKey,
     port_key: SipKey,
@@ -167,6 +178,9 @@ impl TcpLayer {
             due: Vec::new(),
             timer_seq: 0,
             pending_rsts: VecDeque::new(),
+            reclaim: VecDeque::new(),
+            reclaim_at: None,
+            compact_at: 0,
             isn_key: SipKey::from_seed(seed, 1),
             ts_key: SipKey::from_seed(seed, 2),
             port_key: SipKey::from_seed(seed, 3),
@@ -237,6 +251,7 @@ impl TcpLayer {
             meta: Meta::default(),
             socket: Box::new(Socket::new(TcpHandle(key), opts, config)),
         });
+        self.compact_at = self.compact_at.max(self.slab.len() / 4);
         TcpHandle(key)
     }
 
@@ -285,6 +300,7 @@ impl TcpLayer {
                 l.accept_queue.retain(|&c| c != socket.handle);
             }
         }
+        self.maybe_compact();
     }
 
     // ------------------------------------------------------------ bookkeeping
@@ -358,6 +374,7 @@ impl TcpLayer {
             self.mark_dirty(idx);
         }
         self.reschedule(idx);
+        self.note_idle_buffers(idx);
     }
 
     fn queue_rst(&mut self, addrs: SegmentAddrs, repr: TcpRepr<'static>) {
@@ -425,6 +442,7 @@ impl TcpLayer {
             self.settle(idx, prev, false);
         }
         self.tidy_timers();
+        self.arm_reclaim(cx.now);
         false
     }
 

@@ -462,6 +462,8 @@ pub struct TcpCounters {
     pub syncookies_invalid: u64,
     /// SYN-RECEIVED entries evicted, oldest first, from a full SYN queue.
     pub syn_recv_evicted: u64,
+    /// Times an idle or closing connection gave its empty buffers' memory back.
+    pub buffers_released: u64,
     /// Challenge ACKs sent (RFC 5961).
     pub challenge_acks: u64,
     /// Challenge ACKs suppressed by the rate limit.

@@ -495,6 +495,30 @@ impl Socket {
         }
     }
 
+    // ---------------------------------------------------------------- memory
+
+    /// A buffer holds storage but no bytes (and, for the receive side, no out-of-order
+    /// data written past its end).
+    pub(crate) fn has_idle_buffers(&self) -> bool {
+        (self.tx.is_empty() && self.tx.allocated() > 0)
+            || (self.rx.is_empty() && self.rx.allocated() > 0 && self.assembler.is_empty())
+    }
+
+    /// Gives back the storage of empty buffers; returns whether any was freed.
+    pub(crate) fn release_idle_buffers(&mut self) -> bool {
+        let tx = self.tx.release_if_empty();
+        let rx = self.assembler.is_empty() && self.rx.release_if_empty();
+        if self.assembler.is_empty() {
+            self.assembler.release();
+        }
+        tx || rx
+    }
+
+    /// Changes whenever a segment arrives or leaves: idleness is "unchanged since".
+    pub(crate) fn activity(&self) -> u64 {
+        self.stats.segs_in.wrapping_add(self.stats.segs_out)
+    }
+
     // ---------------------------------------------------------------- reporting
 
     /// Timestamps negotiated.

@@ -111,3 +111,71 @@ proptest! {
         prop_assert!(h.layer.socket_count() <= 3);
     }
 }
+
+#[test]
+fn test_established_idle_buffers_are_given_back_and_grow_again() {
+    let mut h = socket_established_with(
+        TcpConfig {
+            rx_buffer_len: 1 << 16,
+            tx_buffer_len: 1 << 16,
+            idle_buffer_release: Duration::from_secs(1),
+            ..base_config()
+        },
+        mss_opt(1460),
+    );
+    let alloc = |h: &Harness| {
+        let s = h.layer.socket_ref(h.handle).unwrap();
+        (s.rx.allocated(), s.tx.allocated())
+    };
+    assert_eq!(alloc(&h), (0, 0), "nothing allocated before data");
+    send!(
+        h,
+        time 10,
+        TcpRepr {
+            flags: flags(ACK, PSH),
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: LOCAL_SEQ + 1,
+            payload: b"abcdef",
+            ..SEND_TEMPL
+        }
+    );
+    assert_eq!(h.layer.send(h.handle, b"xyz"), Ok(3));
+    assert!(alloc(&h).0 > 0 && alloc(&h).1 > 0);
+    let mut buf = [0u8; 16];
+    assert_eq!(h.layer.recv(h.handle, &mut buf), Ok(6));
+    let seg = h.recv().expect("data and ACK");
+    assert_eq!(seg.payload, b"xyz");
+    send!(
+        h,
+        time 20,
+        TcpRepr {
+            flags: ACK,
+            seq_number: REMOTE_SEQ + 7,
+            ack_number: LOCAL_SEQ + 4,
+            ..SEND_TEMPL
+        }
+    );
+    // Empty but recently busy: kept until a whole period passes without segments.
+    assert!(h.layer.poll_at().is_some());
+    h.at(500);
+    assert!(alloc(&h).0 > 0, "kept while the period runs");
+    h.at(1100);
+    h.at(2100);
+    assert_eq!(alloc(&h), (0, 0), "given back after a quiet period");
+    assert!(h.layer.counters().buffers_released >= 1);
+    assert_eq!(h.layer.reclaim_queue_len(), 0);
+    // And grown again on demand, data intact.
+    send!(
+        h,
+        time 2200,
+        TcpRepr {
+            flags: flags(ACK, PSH),
+            seq_number: REMOTE_SEQ + 7,
+            ack_number: LOCAL_SEQ + 4,
+            payload: b"more",
+            ..SEND_TEMPL
+        }
+    );
+    assert_eq!(h.layer.recv(h.handle, &mut buf), Ok(4));
+    assert_eq!(&buf[..4], b"more");
+}
