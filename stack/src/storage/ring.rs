@@ -11,8 +11,10 @@
 //! `read_at .. read_at + len` modulo `allocated()`; bytes written past the end with
 //! [`RingBuffer::write_unallocated`] keep their offset from `read_at` across growth.
 
-/// The smallest storage a ring allocates: one Ethernet-sized segment and some.
-pub const MIN_ALLOC: usize = 2048;
+/// The smallest storage a ring allocates. Small, so that a connection that moves a few
+/// bytes and goes idle costs little even before its buffers are given back; writes of a
+/// full segment go straight to the next power of two that holds them.
+pub const MIN_ALLOC: usize = 256;
 
 /// A byte ring buffer of bounded capacity, allocated on demand.
 #[derive(Debug)]
