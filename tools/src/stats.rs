@@ -179,6 +179,8 @@ impl StatsReport {
             "time_wait_reused": t.time_wait_reused,
             "events_dropped": t.events_dropped,
             "icmp_unmatched": t.icmp_unmatched,
+            "icmp_rejected": t.icmp_rejected,
+            "ooo_dropped": t.ooo_dropped,
         });
         let sockets: Vec<Value> = self
             .sockets

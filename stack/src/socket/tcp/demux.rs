@@ -122,8 +122,11 @@ impl TcpLayer {
         let s = &mut it.socket;
         let prev = s.state;
         let paws_before = s.paws_rejected;
+        let ooo_before = s.ooo_dropped;
         let reply = s.process(cx, cfg, ev, seg);
-        self.counters.paws_rejected += s.paws_rejected - paws_before;
+        let (paws, ooo) = (s.paws_rejected - paws_before, s.ooo_dropped - ooo_before);
+        self.counters.paws_rejected += paws;
+        self.counters.ooo_dropped += ooo;
         self.touch(idx);
         self.settle(idx, prev, true);
         match reply? {
@@ -412,7 +415,10 @@ impl TcpLayer {
             return;
         };
         let prev = it.socket.state;
-        it.socket.handle_icmp(ev, err);
+        if !it.socket.handle_icmp(ev, err) {
+            // Per RFC 5927 §4.1: an error quoting nothing in flight is forged or stale.
+            self.counters.icmp_rejected += 1;
+        }
         self.touch(idx);
         self.settle(idx, prev, true);
         self.tidy_timers();

@@ -476,6 +476,12 @@ pub struct TcpCounters {
     pub events_dropped: u64,
     /// ICMP errors that matched no connection.
     pub icmp_unmatched: u64,
+    /// ICMP errors for a connection quoting a sequence number not in flight (RFC 5927
+    /// §4.1): ignored.
+    pub icmp_rejected: u64,
+    /// Out-of-order segments dropped: past the receive buffer or the per-connection
+    /// limit of out-of-order ranges (`max_ooo_ranges`).
+    pub ooo_dropped: u64,
 }
 
 /// Bounded queue of events; the oldest are dropped first.

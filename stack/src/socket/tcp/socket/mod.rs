@@ -194,6 +194,8 @@ pub(crate) struct Socket {
 
     pub stats: Stats,
     pub paws_rejected: u64,
+    /// Segments past RCV.NXT dropped for want of buffer room or assembler ranges.
+    pub ooo_dropped: u64,
 }
 
 /// The MSS we announce on a link with this IP MTU.
@@ -301,6 +303,7 @@ impl Socket {
             cc,
             stats: Stats::default(),
             paws_rejected: 0,
+            ooo_dropped: 0,
         }
     }
 

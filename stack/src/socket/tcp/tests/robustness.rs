@@ -179,3 +179,71 @@ fn test_established_idle_buffers_are_given_back_and_grow_again() {
     assert_eq!(h.layer.recv(h.handle, &mut buf), Ok(4));
     assert_eq!(&buf[..4], b"more");
 }
+
+#[test]
+fn test_established_icmp_flood_outside_flight_is_ignored_and_counted() {
+    let mut h = socket_established();
+    h.layer.send(h.handle, b"abc").unwrap();
+    h.recv();
+    let cx = h.cx();
+    // Per RFC 5927 §4.1: errors quoting anything but SND.UNA..SND.NXT are forged.
+    for off in [0usize, 4, 1000, 1 << 30] {
+        for _ in 0..250 {
+            h.layer
+                .handle_icmp_error(&cx, &icmp(IcmpErrorKind::PortUnreachable, LOCAL_SEQ + off));
+        }
+    }
+    assert_eq!(h.layer.counters().icmp_rejected, 1000);
+    assert_eq!(h.state(), TcpState::Established);
+    assert_eq!(h.layer.take_error(h.handle), None);
+    // One that quotes data in flight is believed (soft in ESTABLISHED).
+    h.layer
+        .handle_icmp_error(&cx, &icmp(IcmpErrorKind::HostUnreachable, LOCAL_SEQ + 2));
+    assert_eq!(h.layer.counters().icmp_rejected, 1000);
+    assert_eq!(
+        h.layer.take_error(h.handle),
+        Some(TcpError::HostUnreachable)
+    );
+}
+
+#[test]
+fn test_established_out_of_order_flood_is_bounded_and_counted() {
+    let mut h = socket_established_with(
+        TcpConfig {
+            rx_buffer_len: 4096,
+            max_ooo_ranges: 4,
+            ..base_config()
+        },
+        mss_opt(1460),
+    );
+    // 1,000 one-byte segments, each leaving a hole: only 4 ranges are kept.
+    for i in 0..1000usize {
+        h.send(&TcpRepr {
+            flags: ACK,
+            seq_number: REMOTE_SEQ + 1 + 2 + 2 * (i % 2000),
+            ack_number: LOCAL_SEQ + 1,
+            payload: b"x",
+            ..SEND_TEMPL
+        });
+    }
+    let dropped = h.layer.counters().ooo_dropped;
+    assert!(dropped >= 996, "only {dropped} dropped");
+    let s = h.layer.socket_ref(h.handle).unwrap();
+    assert!(
+        s.rx.allocated() <= 4096,
+        "{} bytes for out-of-order data",
+        s.rx.allocated()
+    );
+    assert_eq!(s.rx.len(), 0);
+    // The hole filled: the kept ranges become readable, and the connection goes on.
+    h.send(&TcpRepr {
+        flags: ACK,
+        seq_number: REMOTE_SEQ + 1,
+        ack_number: LOCAL_SEQ + 1,
+        payload: b"ab",
+        ..SEND_TEMPL
+    });
+    let mut buf = [0u8; 64];
+    assert_eq!(h.layer.recv(h.handle, &mut buf), Ok(3));
+    assert_eq!(&buf[..3], b"abx");
+}
