@@ -233,3 +233,102 @@ fn kernel_flood_syn_cookies_keep_service_under_100k_spoofed_syns() {
         "no SYN dropped for a full queue: {c:?}"
     );
 }
+
+/// VmRSS of this process in KiB (the stack runs in it).
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// A first fragment (MF set, offset 0) of a UDP datagram that never completes.
+fn fragment_frame(dst_mac: EthernetAddress, host: u8, ident: u16, len: usize) -> Vec<u8> {
+    let total = 20 + len;
+    let mut f = vec![0u8; 14 + total];
+    f[0..6].copy_from_slice(&dst_mac.0);
+    f[6..12].copy_from_slice(&[0x02, 0x5f, 0, 0, 1, host]);
+    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    f[14] = 0x45;
+    f[16..18].copy_from_slice(&(total as u16).to_be_bytes());
+    f[18..20].copy_from_slice(&ident.to_be_bytes());
+    f[20..22].copy_from_slice(&0x2000u16.to_be_bytes());
+    f[22] = 64;
+    f[23] = 17;
+    f[26..30].copy_from_slice(&[10, 77, 0, host]);
+    f[30..34].copy_from_slice(&[10, 77, 0, 2]);
+    let sum = checksum::of(&f[14..34]);
+    f[24..26].copy_from_slice(&sum.to_be_bytes());
+    for (i, b) in f[34..].iter_mut().enumerate() {
+        *b = i as u8;
+    }
+    f
+}
+
+#[test]
+fn kernel_flood_100k_never_completed_fragments_stay_bounded() {
+    require_netns!();
+    let fx = Fixture::start(Options::default());
+    let mac = fx.mac;
+    const FRAGMENTS: u32 = 100_000;
+    let before = rss_kib();
+    let flood = fx.peer("fragment flood", move || -> Result<Duration, String> {
+        let mut link = AfPacketLink::open("tap0").map_err(|e| e.to_string())?;
+        let t0 = StdInstant::now();
+        for i in 0..FRAGMENTS {
+            // Hosts 100..=254 of the subnet (nobody answers ARP), every ident distinct
+            // per host: 100,000 datagrams, each missing its last fragment.
+            let host = 100 + (i % 155) as u8;
+            let f = fragment_frame(mac, host, (i / 155) as u16, 1200);
+            loop {
+                match link.send(Instant::ZERO, &f) {
+                    Ok(()) => break,
+                    Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                        std::thread::sleep(Duration::from_micros(50))
+                    }
+                    Err(e) => return Err(format!("send: {e}")),
+                }
+            }
+        }
+        Ok(t0.elapsed())
+    });
+    let took = flood
+        .join(Duration::from_secs(120))
+        .expect("fragments sent");
+    let during = rss_kib();
+    let ping = fx.ping(&["-c", "3", "-s", "3000", "-W", "2"][..]);
+    let after = rss_kib();
+    let (held, datagrams, counters) = fx.call(|iface, _| {
+        let r = iface.reassembler();
+        (
+            r.bytes(),
+            r.in_progress(),
+            iface.counters().iter().collect::<Vec<_>>(),
+        )
+    });
+    let count = |name: &str| {
+        counters
+            .iter()
+            .find(|(l, n, _)| *l == "ipv4" && *n == name)
+            .map_or(0, |c| c.2)
+    };
+    report(&format!(
+        "fragment flood: {FRAGMENTS} first fragments of 1200 bytes in {took:?}; VmRSS {before} \
+         KiB -> {during} KiB after the flood, {after} KiB after the ping; reassembler holds \
+         {held} bytes in {datagrams} datagrams; ipv4.rx_fragments {}, reassembly_no_room {}, \
+         reassembled {}; 3000-byte ping: {}",
+        count("rx_fragments"),
+        count("reassembly_no_room"),
+        count("reassembled"),
+        ping.output
+    ));
+    ping.assert_all_answered(3);
+    assert!(
+        during.saturating_sub(before) <= 64 * 1024,
+        "RSS grew {} KiB under the fragment flood",
+        during.saturating_sub(before)
+    );
+    assert!(count("rx_fragments") > 0);
+}
