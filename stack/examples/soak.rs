@@ -342,7 +342,10 @@ fn arg(args: &[String], name: &str, default: u64) -> u64 {
     args.iter()
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1))
-        .map(|v| v.parse().unwrap_or_else(|_| panic!("{name} takes a number")))
+        .map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{name} takes a number"))
+        })
         .unwrap_or(default)
 }
 
@@ -405,9 +408,10 @@ fn main() {
         c.opening = false;
     }
     let deadline = net.now() + Duration::from_secs(3600);
-    let drained = net.run_until(deadline, |net| {
-        matches!(net.node::<Node>(client), Some(Node::Client(c)) if c.transfers.is_empty())
-    });
+    let drained = net.run_until(
+        deadline,
+        |net| matches!(net.node::<Node>(client), Some(Node::Client(c)) if c.transfers.is_empty()),
+    );
     // Every timer (TIME-WAIT, FIN-WAIT-2, retries) runs out.
     net.run_for(Duration::from_secs(600));
     let sim_secs = net.now().total_millis() as f64 / 1000.0;

@@ -66,6 +66,7 @@ unsafe impl GlobalAlloc for CountingAlloc {
 
 /// Runs `f` and returns its result with the number of allocations (and reallocations)
 /// this thread made meanwhile.
+#[allow(dead_code)]
 pub fn count_allocs<R>(f: impl FnOnce() -> R) -> (R, u64) {
     COUNT.with(|c| c.set(0));
     COUNTING.with(|c| c.set(true));
