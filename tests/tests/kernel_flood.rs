@@ -212,11 +212,24 @@ fn kernel_flood_syn_cookies_keep_service_under_100k_spoofed_syns() {
         .join(Duration::from_secs(20));
     let bulk = bulk.join(Duration::from_secs(120));
     let c = fx.call(|iface, _| iface.tcp().counters());
+    // SYNs the kernel could not hand to the TAP because the stack was behind.
+    let tap = fx
+        .ns
+        .ip(&["-s", "link", "show", "tap0"])
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let tx_dropped = tap
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("TX:"))
+        .nth(1)
+        .and_then(|l| l.split_whitespace().nth(3))
+        .unwrap_or("?")
+        .to_owned();
     report(&format!(
         "SYN flood: {SYNS} spoofed SYNs sent in {flood_took:?}; pre-flood connection echoed \
          {BULK} bytes: {bulk:?}; new connection during the flood: {during:?}, after: {after:?}; \
          segments in {}, SYN cookies sent {}, valid {}, invalid {}, SYN-RECEIVED evicted {}, \
-         listen overflows {}",
+         listen overflows {}; tap0 TX dropped (SYNs the stack was too slow to take) {tx_dropped}",
         c.segments_in,
         c.syncookies_sent,
         c.syncookies_valid,
