@@ -25,14 +25,19 @@ impl TcpLayer {
         let Some(it) = self.slab.get_at_mut(idx) else {
             return;
         };
-        if it.meta.reclaim_queued || !it.socket.has_idle_buffers() {
+        if !it.socket.has_idle_buffers() {
             return;
         }
         if matches!(it.socket.state, TcpState::TimeWait | TcpState::Closed) {
-            // Nothing more will be sent or received into them.
+            // Nothing more will be sent or received into them: give them back now, even
+            // if the connection already waits for the tick (its entry then finds
+            // nothing to do).
             if it.socket.release_idle_buffers() {
                 self.counters.buffers_released += 1;
             }
+            return;
+        }
+        if it.meta.reclaim_queued {
             return;
         }
         it.meta.reclaim_queued = true;

@@ -247,3 +247,53 @@ fn test_established_out_of_order_flood_is_bounded_and_counted() {
     assert_eq!(h.layer.recv(h.handle, &mut buf), Ok(3));
     assert_eq!(&buf[..3], b"abx");
 }
+
+#[test]
+fn test_time_wait_gives_buffers_back_at_once_even_when_queued_for_the_tick() {
+    let mut h = socket_established_with(
+        TcpConfig {
+            idle_buffer_release: Duration::from_secs(10),
+            ..base_config()
+        },
+        mss_opt(1460),
+    );
+    assert_eq!(h.layer.send(h.handle, b"xyz"), Ok(3));
+    h.recv().expect("data");
+    send!(
+        h,
+        time 10,
+        TcpRepr {
+            flags: flags(ACK, PSH),
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: LOCAL_SEQ + 4,
+            payload: b"abc",
+            ..SEND_TEMPL
+        }
+    );
+    let mut buf = [0u8; 8];
+    assert_eq!(h.layer.recv(h.handle, &mut buf), Ok(3));
+    assert_eq!(
+        h.layer.reclaim_queue_len(),
+        1,
+        "empty buffers wait for the tick"
+    );
+    h.layer.shutdown(h.handle, Shutdown::Write).unwrap();
+    let fin = h.recv().expect("FIN");
+    assert!(fin.flags.fin());
+    h.at(20);
+    // The reply is the ACK of the FIN.
+    let ack = h.send(&TcpRepr {
+        flags: flags(FIN, ACK),
+        seq_number: REMOTE_SEQ + 4,
+        ack_number: LOCAL_SEQ + 5,
+        ..SEND_TEMPL
+    });
+    assert!(ack.is_some_and(|a| a.ack_number == REMOTE_SEQ + 5));
+    assert_eq!(h.state(), TcpState::TimeWait);
+    let s = h.layer.socket_ref(h.handle).unwrap();
+    assert_eq!(
+        (s.rx.allocated(), s.tx.allocated()),
+        (0, 0),
+        "freed at TIME-WAIT"
+    );
+}
