@@ -17,6 +17,10 @@ use ustack::time::Instant;
 use ustack::wire::{checksum, EthernetAddress, SeqNumber, TcpFlags, TcpOptions, TcpRepr};
 use ustack_tests::{require_netns, tcp, Fixture, Options};
 
+/// The tests of this file measure this process's RSS (and load the machine): they run
+/// one at a time even when the harness runs tests in parallel.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Printed even when the test runner captures output.
 fn report(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
@@ -141,6 +145,7 @@ fn connect_and_echo(
 #[test]
 fn kernel_flood_syn_cookies_keep_service_under_100k_spoofed_syns() {
     require_netns!();
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (make, _stats) = tcp::echo_app(7);
     let fx = Fixture::start_with_app(Options::default(), make);
     let to: SocketAddr = format!("{}:7", fx.stack_ip).parse().expect("addr");
@@ -283,6 +288,7 @@ fn fragment_frame(dst_mac: EthernetAddress, host: u8, ident: u16, len: usize) ->
 #[test]
 fn kernel_flood_100k_never_completed_fragments_stay_bounded() {
     require_netns!();
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let fx = Fixture::start(Options::default());
     let mac = fx.mac;
     const FRAGMENTS: u32 = 100_000;

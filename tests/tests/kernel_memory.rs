@@ -11,6 +11,10 @@ use std::os::fd::FromRawFd;
 use std::time::Duration;
 use ustack_tests::{require_netns, tcp, Fixture, Options};
 
+/// The tests of this file measure this process's RSS (and load the machine): they run
+/// one at a time even when the harness runs tests in parallel.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Printed even when the test runner captures output.
 fn report(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
@@ -116,6 +120,7 @@ fn fixture() -> (Fixture, SocketAddrV4) {
 #[test]
 fn kernel_memory_10k_idle_connections_cost_under_8_kib_each() {
     require_netns!();
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (fx, to) = fixture();
     const N: usize = 10_000;
     // Warm-up: pools that are bounded but filled lazily count in the baseline.
@@ -155,6 +160,7 @@ fn kernel_memory_10k_idle_connections_cost_under_8_kib_each() {
 #[test]
 fn kernel_memory_six_rounds_of_5000_connections_give_memory_back() {
     require_netns!();
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (fx, to) = fixture();
     const N: usize = 5000;
     let start = rss_kib();
