@@ -85,7 +85,9 @@ impl TcpLayer {
     /// halves after each compaction, so the work stays linear in the frees.
     pub(super) fn maybe_compact(&mut self) {
         let live = self.slab.len();
-        if live > self.compact_at {
+        // A small table is not worth shrinking: a client opening and closing one
+        // connection at a time would rebuild its maps every time.
+        if live > self.compact_at || self.slab.slots() <= 64 {
             return;
         }
         self.compact();
