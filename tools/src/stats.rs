@@ -134,6 +134,13 @@ impl StatsReport {
             t.paws_rejected,
             t.events_dropped
         );
+        if t.syncookies_sent + t.syncookies_invalid + t.syn_recv_evicted > 0 {
+            let _ = writeln!(
+                out,
+                "tcp syn flood: {} SYN cookies sent, {} valid, {} invalid, {} SYN-RECEIVED evicted",
+                t.syncookies_sent, t.syncookies_valid, t.syncookies_invalid, t.syn_recv_evicted
+            );
+        }
         let _ = writeln!(out, "tcp sockets: {}", self.sockets.len());
         if !self.sockets.is_empty() {
             let _ = writeln!(out, "{:<12} {:<21} {:<21}", "State", "Local", "Peer");
@@ -161,12 +168,19 @@ impl StatsReport {
             "bad_segments": t.bad_segments,
             "listen_overflows": t.listen_overflows,
             "accept_queue_full": t.accept_queue_full,
+            "syncookies_sent": t.syncookies_sent,
+            "syncookies_valid": t.syncookies_valid,
+            "syncookies_invalid": t.syncookies_invalid,
+            "syn_recv_evicted": t.syn_recv_evicted,
+            "buffers_released": t.buffers_released,
             "challenge_acks": t.challenge_acks,
             "challenge_acks_limited": t.challenge_acks_limited,
             "paws_rejected": t.paws_rejected,
             "time_wait_reused": t.time_wait_reused,
             "events_dropped": t.events_dropped,
             "icmp_unmatched": t.icmp_unmatched,
+            "icmp_rejected": t.icmp_rejected,
+            "ooo_dropped": t.ooo_dropped,
         });
         let sockets: Vec<Value> = self
             .sockets

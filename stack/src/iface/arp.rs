@@ -6,6 +6,13 @@
 //! unresolved neighbour and `pending_total` overall. An entry in active use is refreshed
 //! with a unicast request before it expires instead of being dropped (like Linux's
 //! STALE → PROBE), so a busy peer never loses its entry mid-transfer.
+//!
+//! ARP spoofing of a resolved neighbour: an unsolicited claim that a known address moved
+//! to another MAC does not replace the entry. Like Linux (which keeps a connected entry's
+//! address unless the update overrides it), the old address stays in use and is
+//! re-confirmed at once with unicast requests; if its owner answers, the claim is ignored,
+//! and only if it stays silent does the entry go and the next resolution learn anew.
+//! Each claim held back is counted ([`NeighborCache::changes_held`]) and logged.
 
 use crate::time::{Duration, Instant};
 use crate::wire::EthernetAddress;
@@ -109,6 +116,8 @@ pub struct NeighborCache {
     pending_total: usize,
     /// A lower bound of every entry's deadline (may be early, never late).
     next_deadline: Option<Instant>,
+    /// Claims of a new MAC for a resolved neighbour held back until it is re-confirmed.
+    changes_held: u64,
 }
 
 impl NeighborCache {
@@ -119,6 +128,7 @@ impl NeighborCache {
             entries: HashMap::new(),
             pending_total: 0,
             next_deadline: None,
+            changes_held: 0,
         }
     }
 
@@ -185,9 +195,16 @@ impl NeighborCache {
         self.entries.contains_key(&ip)
     }
 
+    /// Claims of a new MAC for a resolved neighbour held back so far (module docs).
+    pub fn changes_held(&self) -> u64 {
+        self.changes_held
+    }
+
     /// Records that `ip` is at `mac` (RFC 826 "merge"). Creates the entry only when
-    /// `create` (the packet was addressed to us, or answers our request). Returns frames
-    /// that were waiting for this neighbour, with their destination MAC still unset.
+    /// `create` (the packet was addressed to us, or answers our request). A resolved
+    /// entry claimed by another MAC keeps its own until re-confirmed (module docs).
+    /// Returns frames that were waiting for this neighbour, with their destination MAC
+    /// still unset.
     pub fn learn(
         &mut self,
         now: Instant,
@@ -207,6 +224,27 @@ impl NeighborCache {
         let room = self.entries.len() < self.config.max_entries;
         let released = match self.entries.get_mut(&ip) {
             Some(State::Static(_)) => return VecDeque::new(),
+            Some(State::Reachable { mac: old, .. }) if *old != mac => {
+                // Keep the old address and ask its owner right away (module docs).
+                let old = *old;
+                log::warn!(target: "ustack::arp", "{ip} claimed by {mac} while at {old}: kept until re-confirmed");
+                self.changes_held += 1;
+                self.entries.insert(
+                    ip,
+                    State::Probe {
+                        mac: old,
+                        retries_left: self.config.max_retries,
+                        next_at: now,
+                    },
+                );
+                self.note_deadline(now);
+                return VecDeque::new();
+            }
+            Some(State::Probe { mac: old, .. }) if *old != mac => {
+                log::debug!(target: "ustack::arp", "{ip} claimed by {mac} while re-confirming {old}: ignored");
+                self.changes_held += 1;
+                return VecDeque::new();
+            }
             Some(state) => match core::mem::replace(state, confirmed) {
                 State::Incomplete { pending, .. } => pending,
                 _ => VecDeque::new(),
@@ -432,7 +470,51 @@ mod tests {
         assert_eq!(c.get(IP), Some(MAC));
         let newer = EthernetAddress([2, 0, 0, 0, 0, 2]);
         c.learn(Instant::ZERO, IP, newer, false);
-        assert_eq!(c.get(IP), Some(newer));
+        assert_eq!(
+            c.get(IP),
+            Some(MAC),
+            "a resolved entry is not moved by a claim"
+        );
+        assert_eq!(c.changes_held(), 1);
+    }
+
+    #[test]
+    fn spoofed_claim_keeps_old_entry_until_probe_decides() {
+        let mut c = cache();
+        let spoof = EthernetAddress([2, 6, 6, 6, 6, 6]);
+        c.learn(Instant::ZERO, IP, MAC, true);
+        // Many spoofed replies: the old address stays, one probe starts at once.
+        for _ in 0..100 {
+            c.learn(Instant::from_millis(10), IP, spoof, true);
+        }
+        assert_eq!(c.lookup(IP), Some(MAC));
+        assert_eq!(c.changes_held(), 100);
+        assert_eq!(c.poll_at(), Some(Instant::from_millis(10)));
+        let mut actions = Vec::new();
+        c.handle_timeout(Instant::from_millis(10), &mut actions);
+        assert_eq!(
+            actions,
+            vec![ArpAction::Request {
+                ip: IP,
+                unicast: Some(MAC)
+            }]
+        );
+        // The owner answers: confirmed, the claim is forgotten.
+        c.learn(Instant::from_millis(11), IP, MAC, true);
+        assert_eq!(c.get(IP), Some(MAC));
+        actions.clear();
+        c.handle_timeout(Instant::from_secs(5), &mut actions);
+        assert!(actions.is_empty(), "{actions:?}");
+
+        // Another claim, and this time the owner stays silent: the entry goes after the
+        // probes, and the next resolution learns whoever answers.
+        c.learn(Instant::from_secs(6), IP, spoof, true);
+        for s in 6..12 {
+            c.handle_timeout(Instant::from_secs(s), &mut actions);
+        }
+        assert_eq!(c.get(IP), None);
+        c.learn(Instant::from_secs(12), IP, spoof, true);
+        assert_eq!(c.get(IP), Some(spoof));
     }
 
     #[test]

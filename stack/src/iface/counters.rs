@@ -130,6 +130,9 @@ pub struct Counters {
     pub arp_tx_requests: u64,
     /// ARP replies sent.
     pub arp_tx_replies: u64,
+    /// Claims of a new MAC for a resolved neighbour kept back until it was re-confirmed
+    /// (ARP spoofing defence).
+    pub arp_changes_held: u64,
     /// IPv4 packets delivered to us (fragments counted individually).
     pub ipv4_rx_packets: u64,
     /// IPv4 packets sent (fragments counted individually).
@@ -182,6 +185,7 @@ impl Default for Counters {
             arp_rx_replies: 0,
             arp_tx_requests: 0,
             arp_tx_replies: 0,
+            arp_changes_held: 0,
             ipv4_rx_packets: 0,
             ipv4_tx_packets: 0,
             ipv4_rx_fragments: 0,
@@ -227,6 +231,7 @@ impl Counters {
             ("arp", "rx_replies", self.arp_rx_replies),
             ("arp", "tx_requests", self.arp_tx_requests),
             ("arp", "tx_replies", self.arp_tx_replies),
+            ("arp", "changes_held", self.arp_changes_held),
             ("ipv4", "rx_packets", self.ipv4_rx_packets),
             ("ipv4", "tx_packets", self.ipv4_tx_packets),
             ("ipv4", "rx_fragments", self.ipv4_rx_fragments),

@@ -353,6 +353,7 @@ impl Interface {
             arp.source_hardware_addr,
             for_us,
         );
+        inner.counters.arp_changes_held = inner.neighbors.changes_held();
         if !released.is_empty() {
             log::debug!(target: "ustack::arp", "{} is-at {}: releasing {} queued", arp.source_protocol_addr, arp.source_hardware_addr, released.len());
         }

@@ -10,11 +10,19 @@ pub struct Assembler {
 }
 
 impl Assembler {
-    /// An empty assembler tracking at most `max_ranges` disjoint ranges.
+    /// An empty assembler tracking at most `max_ranges` disjoint ranges. It allocates
+    /// only when out-of-order data first arrives (most connections never see any).
     pub fn new(max_ranges: usize) -> Assembler {
         Assembler {
-            ranges: Vec::with_capacity(max_ranges),
+            ranges: Vec::new(),
             max_ranges,
+        }
+    }
+
+    /// Frees the range list's memory when it is empty.
+    pub fn release(&mut self) {
+        if self.ranges.is_empty() {
+            self.ranges = Vec::new();
         }
     }
 

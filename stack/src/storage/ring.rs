@@ -1,26 +1,36 @@
-//! A fixed-capacity ring of bytes.
+//! A byte ring of bounded capacity whose memory follows its contents.
+//!
+//! The capacity (what [`RingBuffer::window`] offers, e.g. a TCP window) is fixed at
+//! creation, but storage is allocated only when bytes need it: it starts empty, grows by
+//! doubling (at least [`MIN_ALLOC`]) when a write does not fit, and is given back by
+//! [`RingBuffer::release_if_empty`]. So an idle connection costs no buffer memory and a
+//! busy one reaches its working size once, after which writes never allocate (Linux's
+//! tcp_rmem/tcp_wmem play the same role with socket buffers grown on demand).
+//!
+//! Invariants: `len() <= allocated() <= capacity()`; bytes live at positions
+//! `read_at .. read_at + len` modulo `allocated()`; bytes written past the end with
+//! [`RingBuffer::write_unallocated`] keep their offset from `read_at` across growth.
 
-/// A byte ring buffer of fixed capacity.
-///
-/// The storage is reserved at once but initialised only as far as bytes are written
-/// (`storage.len()` is that high-water mark): a connection that moves a few bytes
-/// touches a few pages, and allocating a ring never zeroes it (a zeroed allocation is
-/// a memset of the whole ring whenever the allocator reuses memory, e.g. for every
-/// connection of a server that accepts and closes in a loop).
+/// The smallest storage a ring allocates. Small, so that a connection that moves a few
+/// bytes and goes idle costs little even before its buffers are given back; writes of a
+/// full segment go straight to the next power of two that holds them.
+pub const MIN_ALLOC: usize = 256;
+
+/// A byte ring buffer of bounded capacity, allocated on demand.
 #[derive(Debug)]
 pub struct RingBuffer {
-    storage: Vec<u8>,
-    capacity: usize,
+    storage: Box<[u8]>,
+    limit: usize,
     read_at: usize,
     length: usize,
 }
 
 impl RingBuffer {
-    /// An empty ring that holds up to `capacity` bytes.
+    /// An empty ring that holds up to `capacity` bytes; allocates nothing yet.
     pub fn new(capacity: usize) -> RingBuffer {
         RingBuffer {
-            storage: Vec::with_capacity(capacity),
-            capacity,
+            storage: Box::default(),
+            limit: capacity,
             read_at: 0,
             length: 0,
         }
@@ -28,17 +38,12 @@ impl RingBuffer {
 
     /// Total capacity in bytes.
     pub fn capacity(&self) -> usize {
-        self.capacity
+        self.limit
     }
 
-    /// Copies `data` to `at` (within the capacity), initialising the storage up to its
-    /// end first if it was never written that far.
-    fn put(&mut self, at: usize, data: &[u8]) {
-        let end = at + data.len();
-        if end > self.storage.len() {
-            self.storage.resize(end, 0);
-        }
-        self.storage[at..end].copy_from_slice(data);
+    /// Bytes of storage currently allocated.
+    pub fn allocated(&self) -> usize {
+        self.storage.len()
     }
 
     /// Bytes stored.
@@ -53,20 +58,56 @@ impl RingBuffer {
 
     /// Free space in bytes.
     pub fn window(&self) -> usize {
-        self.capacity() - self.length
+        self.limit - self.length
+    }
+
+    /// Frees the storage when no byte is stored; returns whether memory was given back.
+    /// Bytes written with [`write_unallocated`](Self::write_unallocated) and not yet
+    /// made readable are lost: the caller releases only when it holds none.
+    pub fn release_if_empty(&mut self) -> bool {
+        if self.length != 0 || self.storage.is_empty() {
+            return false;
+        }
+        self.storage = Box::default();
+        self.read_at = 0;
+        true
+    }
+
+    /// Makes room for `end` bytes counted from `read_at` (at most the capacity): the
+    /// cold path of every write.
+    #[cold]
+    fn grow(&mut self, end: usize) {
+        let old = self.storage.len();
+        let want = end
+            .max(MIN_ALLOC)
+            .checked_next_power_of_two()
+            .unwrap_or(usize::MAX)
+            .max(old.saturating_mul(2))
+            .min(self.limit.max(end));
+        let mut fresh = vec![0u8; want].into_boxed_slice();
+        // Unroll the ring so `read_at` becomes 0; every byte keeps its offset from it,
+        // the not-yet-readable ones past `length` included.
+        let first = old - self.read_at;
+        fresh[..first].copy_from_slice(&self.storage[self.read_at..]);
+        fresh[first..old].copy_from_slice(&self.storage[..self.read_at]);
+        self.storage = fresh;
+        self.read_at = 0;
     }
 
     /// Appends as much of `data` as fits; returns how many bytes were taken.
     pub fn enqueue_slice(&mut self, data: &[u8]) -> usize {
-        let cap = self.capacity();
         let n = data.len().min(self.window());
         if n == 0 {
             return 0;
         }
+        if self.length + n > self.storage.len() {
+            self.grow(self.length + n);
+        }
+        let cap = self.storage.len();
         let write_at = (self.read_at + self.length) % cap;
         let first = n.min(cap - write_at);
-        self.put(write_at, &data[..first]);
-        self.put(0, &data[first..n]);
+        self.storage[write_at..write_at + first].copy_from_slice(&data[..first]);
+        self.storage[..n - first].copy_from_slice(&data[first..n]);
         self.length += n;
         n
     }
@@ -80,10 +121,10 @@ impl RingBuffer {
 
     /// Copies bytes starting `offset` past the front into `buf` without removing them.
     pub fn read_allocated(&self, offset: usize, buf: &mut [u8]) -> usize {
-        if offset >= self.length || self.capacity() == 0 {
+        if offset >= self.length {
             return 0;
         }
-        let cap = self.capacity();
+        let cap = self.storage.len();
         let n = buf.len().min(self.length - offset);
         let start = (self.read_at + offset) % cap;
         let first = n.min(cap - start);
@@ -95,9 +136,10 @@ impl RingBuffer {
     /// Drops `n` bytes from the front (at most what is stored).
     pub fn dequeue_allocated(&mut self, n: usize) {
         let n = n.min(self.length);
-        if self.capacity() > 0 {
-            self.read_at = (self.read_at + n) % self.capacity();
+        if n == 0 {
+            return;
         }
+        self.read_at = (self.read_at + n) % self.storage.len();
         // `read_at` is not rewound when the ring empties: bytes written past the end
         // with `write_unallocated` (out-of-order TCP data) must stay where they are.
         self.length -= n;
@@ -106,37 +148,39 @@ impl RingBuffer {
     /// Writes `data` at `offset` past the end of the stored bytes without making it
     /// readable (out-of-order data); returns how many bytes fit.
     pub fn write_unallocated(&mut self, offset: usize, data: &[u8]) -> usize {
-        let cap = self.capacity();
         if offset >= self.window() {
             return 0;
         }
         let n = data.len().min(self.window() - offset);
+        if n == 0 {
+            return 0;
+        }
+        let end = self.length + offset + n;
+        if end > self.storage.len() {
+            self.grow(end);
+        }
+        let cap = self.storage.len();
         let start = (self.read_at + self.length + offset) % cap;
         let first = n.min(cap - start);
-        self.put(start, &data[..first]);
-        self.put(0, &data[first..n]);
+        self.storage[start..start + first].copy_from_slice(&data[..first]);
+        self.storage[..n - first].copy_from_slice(&data[first..n]);
         n
     }
 
     /// Makes `n` bytes written with [`write_unallocated`](Self::write_unallocated) readable.
     pub fn enqueue_unallocated(&mut self, n: usize) {
-        let n = n.min(self.window());
-        // Those bytes were written (out-of-order data); one that was not reads as zero,
-        // as it did when the ring was zeroed up front.
-        let end = (self.read_at + self.length + n).min(self.capacity);
-        if end > self.storage.len() {
-            self.storage.resize(end, 0);
-        }
+        // Only bytes that were written can become readable: they lie in the storage.
+        let n = n.min(self.window()).min(self.storage.len() - self.length);
         self.length += n;
     }
 
     /// The longest contiguous readable slice starting `offset` past the front, at most
     /// `max` bytes long.
     pub fn get_allocated(&self, offset: usize, max: usize) -> &[u8] {
-        if offset >= self.length || self.capacity() == 0 {
+        if offset >= self.length {
             return &[];
         }
-        let cap = self.capacity();
+        let cap = self.storage.len();
         let start = (self.read_at + offset) % cap;
         let n = (self.length - offset).min(cap - start).min(max);
         &self.storage[start..start + n]
@@ -147,21 +191,6 @@ impl RingBuffer {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-
-    #[test]
-    fn only_written_bytes_are_initialised() {
-        let mut r = RingBuffer::new(1 << 20);
-        assert_eq!(r.storage.len(), 0, "allocating does not zero the ring");
-        r.enqueue_slice(b"abc");
-        assert_eq!(r.storage.len(), 3);
-        // Out-of-order data past a gap initialises the gap; made readable, it reads.
-        assert_eq!(r.write_unallocated(7, b"xy"), 2);
-        assert_eq!(r.storage.len(), 12);
-        r.enqueue_unallocated(9);
-        let mut out = [1u8; 12];
-        assert_eq!(r.dequeue_slice(&mut out), 12);
-        assert_eq!(&out, b"abc\0\0\0\0\0\0\0xy");
-    }
 
     #[test]
     fn wraps_around() {
@@ -203,7 +232,98 @@ mod tests {
         assert_eq!(&out, b"abcd");
     }
 
+    #[test]
+    fn storage_follows_contents() {
+        let mut r = RingBuffer::new(1 << 20);
+        assert_eq!(
+            (r.capacity(), r.allocated(), r.window()),
+            (1 << 20, 0, 1 << 20)
+        );
+        assert_eq!(r.enqueue_slice(b"x"), 1);
+        assert_eq!(r.allocated(), MIN_ALLOC);
+        assert_eq!(r.enqueue_slice(&[7u8; 5000]), 5000);
+        assert_eq!(r.allocated(), 8192);
+        assert!(!r.release_if_empty(), "holds bytes");
+        r.dequeue_allocated(5001);
+        assert!(r.release_if_empty());
+        assert_eq!((r.allocated(), r.capacity()), (0, 1 << 20));
+        assert!(!r.release_if_empty(), "nothing left to give back");
+    }
+
+    #[test]
+    fn growth_keeps_wrapped_and_unallocated_bytes() {
+        let mut r = RingBuffer::new(100_000);
+        let a: Vec<u8> = (0..1500u32).map(|i| i as u8).collect();
+        r.enqueue_slice(&a);
+        let mut sink = [0u8; 1000];
+        r.dequeue_slice(&mut sink);
+        // Wraps in the 2 KiB storage.
+        r.enqueue_slice(&a);
+        // Out-of-order bytes far past the end force growth.
+        assert_eq!(r.write_unallocated(3000, b"late"), 4);
+        assert!(r.allocated() >= 8192);
+        assert_eq!(r.write_unallocated(0, &vec![9u8; 3000]), 3000);
+        r.enqueue_unallocated(3004);
+        let mut all = vec![0u8; r.len()];
+        assert_eq!(r.dequeue_slice(&mut all), 500 + 1500 + 3004);
+        assert_eq!(&all[..500], &a[1000..]);
+        assert_eq!(&all[500..2000], &a[..]);
+        assert!(all[2000..5000].iter().all(|&b| b == 9));
+        assert_eq!(&all[5000..], b"late");
+    }
+
     proptest! {
+        #[test]
+        fn lazy_ring_matches_a_model_with_out_of_order_writes(
+            ops in proptest::collection::vec((0u8..4, 0usize..3000, 0usize..3000), 0..100)
+        ) {
+            let cap = 10_000;
+            let mut r = RingBuffer::new(cap);
+            let mut model: std::collections::VecDeque<u8> = Default::default();
+            // Bytes past the end: offset -> value.
+            let mut ooo: std::collections::BTreeMap<usize, u8> = Default::default();
+            let mut next = 0u8;
+            for (op, a, b) in ops {
+                match op {
+                    0 => {
+                        let data: Vec<u8> = (0..a).map(|_| { next = next.wrapping_add(1); next }).collect();
+                        let n = r.enqueue_slice(&data);
+                        prop_assert_eq!(n, a.min(cap - model.len()));
+                        model.extend(&data[..n]);
+                        ooo.clear();
+                    }
+                    1 => {
+                        let mut buf = vec![0u8; a];
+                        let got = r.dequeue_slice(&mut buf);
+                        let want: Vec<u8> = model.drain(..got.min(model.len())).collect();
+                        prop_assert_eq!(&buf[..got], &want[..]);
+                        let shifted = ooo.iter().map(|(&k, &v)| (k, v)).collect::<Vec<_>>();
+                        ooo = shifted.into_iter().collect();
+                    }
+                    2 => {
+                        let data: Vec<u8> = (0..b.min(500)).map(|_| { next = next.wrapping_add(1); next }).collect();
+                        let n = r.write_unallocated(a, &data);
+                        for (i, &v) in data[..n].iter().enumerate() {
+                            ooo.insert(a + i, v);
+                        }
+                    }
+                    _ => {
+                        // Make the contiguous prefix of out-of-order bytes readable.
+                        let mut k = 0;
+                        while ooo.contains_key(&k) { k += 1; }
+                        r.enqueue_unallocated(k);
+                        for i in 0..k { model.push_back(ooo[&i]); }
+                        ooo = ooo.into_iter().filter(|&(o, _)| o >= k).map(|(o, v)| (o - k, v)).collect();
+                    }
+                }
+                prop_assert_eq!(r.len(), model.len());
+                prop_assert!(r.allocated() <= cap);
+                let mut peek = vec![0u8; model.len()];
+                r.read_allocated(0, &mut peek);
+                prop_assert!(peek.iter().eq(model.iter()));
+            }
+        }
+
         #[test]
         fn behaves_like_a_fifo(ops in proptest::collection::vec((any::<bool>(), 0usize..20), 0..200)) {
             let mut r = RingBuffer::new(16);

@@ -57,6 +57,9 @@ pub struct Slab<T> {
     entries: Vec<Entry<T>>,
     free: Vec<u32>,
     len: usize,
+    /// Generation of slots created from now on: above every generation a slot dropped
+    /// by [`shrink`](Slab::shrink) ever had, so keys into dropped slots stay stale.
+    fresh_gen: u32,
 }
 
 impl<T> Default for Slab<T> {
@@ -72,6 +75,7 @@ impl<T> Slab<T> {
             entries: Vec::new(),
             free: Vec::new(),
             len: 0,
+            fresh_gen: 0,
         }
     }
 
@@ -102,7 +106,7 @@ impl<T> Slab<T> {
             None => {
                 let i = u32::try_from(self.entries.len()).expect("slab holds under 2^32 values");
                 self.entries.push(Entry {
-                    gen: 0,
+                    gen: self.fresh_gen,
                     value: None,
                 });
                 i
@@ -148,6 +152,32 @@ impl<T> Slab<T> {
         self.free.push(key.index);
         self.len -= 1;
         Some(value)
+    }
+
+    /// Gives back memory after many removals: drops the free slots at the end of the
+    /// table and the spare capacity of its vectors. Live keys stay valid; keys into
+    /// dropped slots stay stale (a slot created later at that index starts at a newer
+    /// generation). Returns the number of slots dropped.
+    pub fn shrink(&mut self) -> usize {
+        let before = self.entries.len();
+        while let Some(e) = self.entries.last() {
+            if e.value.is_some() {
+                break;
+            }
+            self.fresh_gen = self.fresh_gen.max(e.gen.wrapping_add(1));
+            self.entries.pop();
+        }
+        let len = self.entries.len() as u32;
+        if self.entries.len() < before {
+            self.free.retain(|&i| i < len);
+        }
+        if self.entries.capacity() > 2 * self.entries.len() {
+            self.entries.shrink_to_fit();
+        }
+        if self.free.capacity() > 2 * self.free.len() {
+            self.free.shrink_to_fit();
+        }
+        before - self.entries.len()
     }
 
     /// The key of the live value in slot `index`, if any.
@@ -212,6 +242,27 @@ mod tests {
         assert_eq!(s.key_at(2), Some(keys[2]));
         assert_eq!(s.key_at(1), None);
         assert_eq!(s.key_at(99), None);
+    }
+
+    #[test]
+    fn shrink_drops_trailing_free_slots_and_keeps_old_keys_stale() {
+        let mut s = Slab::new();
+        let keys: Vec<_> = (0..100).map(|i| s.insert(i)).collect();
+        for k in &keys[1..] {
+            s.remove(*k);
+        }
+        // A slot used twice: its generation must not come back.
+        let again = s.insert(1000);
+        s.remove(again);
+        assert_eq!(s.shrink(), 99);
+        assert_eq!(s.slots(), 1);
+        assert_eq!(s.get(keys[0]), Some(&0));
+        let fresh: Vec<_> = (0..100).map(|i| s.insert(i)).collect();
+        for old in keys[1..].iter().chain([&again]) {
+            assert_eq!(s.get(*old), None, "stale {old:?} reaches a new value");
+        }
+        assert!(fresh.iter().all(|k| s.get(*k).is_some()));
+        assert_eq!(s.shrink(), 0, "nothing free at the end");
     }
 
     #[test]

@@ -99,10 +99,10 @@ impl TcpLayer {
         }
         self.listeners.insert(port, h.index());
         if let Some((it, _, ev)) = self.user_parts(h) {
-            it.meta.listener = Some(Listener {
+            it.meta.listener = Some(Box::new(Listener {
                 backlog,
                 ..Listener::default()
-            });
+            }));
             it.socket.set_state(ev, TcpState::Listen);
         }
         Ok(())

@@ -45,8 +45,16 @@ pub struct TcpConfig {
     pub congestion: CongestionAlgorithm,
     /// Default for TCP_NODELAY.
     pub nodelay: bool,
-    /// Upper bound of a listen backlog (Linux somaxconn).
+    /// Upper bound of a listen backlog (Linux somaxconn). A listener's SYN queue and
+    /// accept queue each hold at most its backlog.
     pub max_backlog: usize,
+    /// Answer SYNs with SYN cookies (RFC 4987 §3.6) when a listener's SYN queue is full
+    /// (Linux tcp_syncookies=1); off: such SYNs are dropped (`listen_overflows`).
+    pub syncookies: bool,
+    /// SYN,ACK retransmissions after which the oldest SYN-RECEIVED entry of a full SYN
+    /// queue is evicted to make room for a new SYN (`syn_recv_evicted`); the limit
+    /// `synack_retries` applies otherwise. Linux prunes young and old entries alike.
+    pub synack_retries_under_pressure: u32,
     /// Most out-of-order ranges held per connection.
     pub max_ooo_ranges: usize,
     /// Challenge ACKs allowed per second per layer (Linux tcp_challenge_ack_limit).
@@ -58,6 +66,9 @@ pub struct TcpConfig {
     pub event_queue_len: usize,
     /// How long an orphaned connection may stay in FIN-WAIT-2 (Linux tcp_fin_timeout).
     pub fin_wait2_timeout: Duration,
+    /// How long a connection's empty send or receive buffer keeps its storage while no
+    /// segment moves before the memory is given back (buffers grow again on demand).
+    pub idle_buffer_release: Duration,
     /// Ephemeral port range (inclusive).
     pub ephemeral_ports: (u16, u16),
 }
@@ -84,11 +95,14 @@ impl Default for TcpConfig {
             congestion: CongestionAlgorithm::Cubic,
             nodelay: false,
             max_backlog: 4096,
+            syncookies: true,
+            synack_retries_under_pressure: 1,
             max_ooo_ranges: 32,
             challenge_ack_limit: 1000,
             invalid_ack_ratelimit: Duration::from_millis(500),
             event_queue_len: 1024,
             fin_wait2_timeout: Duration::from_secs(60),
+            idle_buffer_release: Duration::from_secs(1),
             ephemeral_ports: (32768, 60999),
         }
     }

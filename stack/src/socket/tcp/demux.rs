@@ -9,7 +9,7 @@
 
 use super::socket::{self, Reply, Socket};
 use super::types::ConnKey;
-use super::{isn, Listener, SegmentAddrs, TcpContext, TcpLayer, TcpState};
+use super::{isn, syncookie, Listener, SegmentAddrs, TcpContext, TcpLayer, TcpState};
 use crate::socket::common::IcmpError;
 use crate::time::{Duration, Instant};
 use crate::wire::{IpProtocol, SeqNumber, TcpFlags, TcpOptions, TcpRepr};
@@ -27,6 +27,7 @@ impl TcpLayer {
         self.counters.segments_in += 1;
         let reply = self.process_inner(cx, addrs, seg);
         self.tidy_timers();
+        self.arm_reclaim(cx.now);
         if let Some((_, r)) = &reply {
             self.counters.segments_out += 1;
             if r.flags.rst() {
@@ -138,8 +139,11 @@ impl TcpLayer {
         let s = &mut it.socket;
         let prev = s.state;
         let paws_before = s.paws_rejected;
+        let ooo_before = s.ooo_dropped;
         let reply = s.process(cx, cfg, ev, seg);
-        self.counters.paws_rejected += s.paws_rejected - paws_before;
+        let (paws, ooo) = (s.paws_rejected - paws_before, s.ooo_dropped - ooo_before);
+        self.counters.paws_rejected += paws;
+        self.counters.ooo_dropped += ooo;
         self.touch(idx);
         self.settle(idx, prev, true);
         match reply? {
@@ -162,7 +166,13 @@ impl TcpLayer {
             return None;
         }
         // "Second, check for an ACK: any acknowledgment is bad ... <SEQ=SEG.ACK><CTL=RST>"
+        // unless it returns a SYN cookie (RFC 4987 §3.6).
         if seg.flags.ack() {
+            if !seg.flags.syn() {
+                if let Some(reply) = self.cookie_ack(cx, key, seg, lidx) {
+                    return reply;
+                }
+            }
             return Some((key.reply_addrs(), socket::rst_for(seg)));
         }
         if !seg.flags.syn() {
@@ -171,16 +181,44 @@ impl TcpLayer {
         let (opts, lhandle) = {
             let l = self.slab.get_at(lidx)?;
             let q: &Listener = l.meta.listener.as_ref()?;
-            // A full SYN or accept queue drops the SYN, like Linux without syncookies.
-            if q.syn_queue.len() >= q.backlog || q.accept_queue.len() >= q.backlog {
+            if q.accept_queue.len() >= q.backlog {
+                // Nobody accepts: a cookie would only make a connection to drop.
                 self.counters.listen_overflows += 1;
-                log::debug!(target: "ustack::tcp", "listen queue of port {} full: SYN dropped", key.local.port());
+                log::debug!(target: "ustack::tcp", "accept queue of port {} full: SYN dropped", key.local.port());
                 return None;
             }
+            if q.syn_queue.len() >= q.backlog && !self.evict_stale_syn_recv(lidx) {
+                if self.config.syncookies {
+                    return self.cookie_synack(cx, key, seg, lidx);
+                }
+                self.counters.listen_overflows += 1;
+                log::debug!(target: "ustack::tcp", "SYN queue of port {} full: SYN dropped", key.local.port());
+                return None;
+            }
+            let l = self.slab.get_at(lidx)?;
             (l.socket.opts.clone(), l.socket.handle)
         };
         let h = self.alloc(opts);
         let iss = iss_hint.unwrap_or_else(|| self.isn_for(key, cx.now));
+        let idx = self.new_child(cx, key, lhandle, h, seg, iss)?;
+        if let Some(q) = self.at(lidx).and_then(|l| l.meta.listener.as_mut()) {
+            q.syn_queue.push_back(h);
+        }
+        self.settle(idx, TcpState::Listen, true);
+        None
+    }
+
+    /// Sets up `h` as a child of `lhandle` in SYN-RECEIVED for the SYN `syn`, and enters
+    /// it in the connection map; returns its slot.
+    fn new_child(
+        &mut self,
+        cx: &TcpContext,
+        key: ConnKey,
+        lhandle: super::TcpHandle,
+        h: super::TcpHandle,
+        syn: &TcpRepr<'_>,
+        iss: SeqNumber,
+    ) -> Option<u32> {
         let ts_offset = self.ts_offset_for(key);
         let idx = h.index();
         {
@@ -192,15 +230,189 @@ impl TcpLayer {
             c.local = key.local;
             c.remote = key.remote;
             c.ts_offset = ts_offset;
-            c.accept_syn(cx, cfg, ev, seg, iss);
+            c.accept_syn(cx, cfg, ev, syn, iss);
         }
         self.claim_port(key.local.port(), false);
         self.conns.insert(key, idx);
-        if let Some(q) = self.at(lidx).and_then(|l| l.meta.listener.as_mut()) {
-            q.syn_queue.push(h);
+        Some(idx)
+    }
+
+    /// Under pressure, fewer SYN,ACK retries: evicts the oldest SYN-RECEIVED child of a
+    /// full SYN queue once it has retransmitted `synack_retries_under_pressure` times.
+    /// Returns whether a slot was freed.
+    fn evict_stale_syn_recv(&mut self, lidx: u32) -> bool {
+        let Some(oldest) = self
+            .slab
+            .get_at(lidx)
+            .and_then(|l| l.meta.listener.as_ref())
+            .and_then(|q| q.syn_queue.front().copied())
+        else {
+            return false;
+        };
+        let stale = self.item(oldest).is_none_or(|c| {
+            c.socket.state != TcpState::SynReceived
+                || c.socket.info().retransmits >= self.config.synack_retries_under_pressure
+        });
+        if !stale {
+            return false;
         }
-        self.settle(idx, TcpState::Listen, true);
-        None
+        if let Some(q) = self.at(lidx).and_then(|l| l.meta.listener.as_mut()) {
+            q.syn_queue.pop_front();
+        }
+        if let Some(c) = self.slab.get_mut(oldest.0) {
+            // Silently: a RST to a spoofed address would only add to the flood.
+            c.meta.parent = None;
+            c.socket.user_closed = true;
+            let prev = c.socket.state;
+            c.socket.fail(&mut self.events, None);
+            self.counters.syn_recv_evicted += 1;
+            log::debug!(target: "ustack::tcp", "SYN queue full: evicted the oldest half-open connection");
+            self.settle(oldest.index(), prev, false);
+        }
+        true
+    }
+
+    /// RFC 4987 §3.6: answers a SYN to a listener with a full SYN queue by a SYN,ACK
+    /// whose ISN is a cookie, keeping no state.
+    fn cookie_synack(
+        &mut self,
+        cx: &TcpContext,
+        key: ConnKey,
+        seg: &TcpRepr<'_>,
+        lidx: u32,
+    ) -> Option<(SegmentAddrs, TcpRepr<'static>)> {
+        let l = self.slab.get_at(lidx)?;
+        let rx_len = l.socket.opts.rx_buffer_len;
+        let cfg = &self.config;
+        let peer_mss = seg.options.mss.unwrap_or(socket::DEFAULT_MSS as u16);
+        let mss_index = syncookie::mss_index(peer_mss);
+        let count = syncookie::count(cx.now);
+        let iss = syncookie::encode(
+            &self.cookie_key,
+            key.local,
+            key.remote,
+            seg.seq_number.0,
+            count,
+            mss_index,
+        );
+        let mut options = TcpOptions {
+            mss: Some(socket::our_mss(cx.mtu).min(65_535) as u16),
+            ..TcpOptions::default()
+        };
+        // Options beyond the MSS need the timestamp to come back (module docs).
+        if let (true, Some((tsval, _))) = (cfg.timestamps, seg.options.timestamp) {
+            let ws = (cfg.window_scaling && seg.options.window_scale.is_some())
+                .then(|| seg.options.window_scale.unwrap_or(0));
+            let sack = cfg.sack && seg.options.sack_permitted;
+            let ts_now = (cx.now.total_millis() as u32).wrapping_add(self.ts_offset_for(key));
+            let ours = syncookie::ts_encode(
+                ts_now,
+                syncookie::CookieOptions {
+                    window_scale: ws,
+                    sack_permitted: sack,
+                },
+            );
+            options.timestamp = Some((ours, tsval));
+            options.sack_permitted = sack;
+            if ws.is_some() {
+                options.window_scale = Some(socket::wscale_for(rx_len));
+            }
+        }
+        let reply = TcpRepr {
+            src_port: seg.dst_port,
+            dst_port: seg.src_port,
+            seq_number: SeqNumber(iss),
+            ack_number: seg.seq_number + 1,
+            flags: TcpFlags::SYN | TcpFlags::ACK,
+            // Per RFC 7323 §2.2: the window field of a SYN is not scaled.
+            window_len: rx_len.min(65_535) as u16,
+            urgent_ptr: 0,
+            options,
+            payload: &[],
+        };
+        if let Some(q) = self.at(lidx).and_then(|l| l.meta.listener.as_mut()) {
+            q.last_cookie = Some(cx.now);
+        }
+        self.counters.syncookies_sent += 1;
+        log::trace!(target: "ustack::tcp", "SYN queue of port {} full: SYN cookie to {}", key.local.port(), key.remote);
+        Some((key.reply_addrs(), reply))
+    }
+
+    /// A bare ACK to a listener: if it returns a valid SYN cookie, makes the connection
+    /// (into the accept queue) and processes the ACK on it. `None` when cookies are not
+    /// in play and the caller answers as RFC 9293 says; `Some(reply)` otherwise.
+    fn cookie_ack(
+        &mut self,
+        cx: &TcpContext,
+        key: ConnKey,
+        seg: &TcpRepr<'_>,
+        lidx: u32,
+    ) -> Option<Option<(SegmentAddrs, TcpRepr<'static>)>> {
+        let l = self.slab.get_at(lidx)?;
+        let q = l.meta.listener.as_ref()?;
+        let recent = q.last_cookie.is_some_and(|t| {
+            cx.now - t < Duration::from_secs(2 * syncookie::COOKIE_PERIOD_SECS as u64)
+        });
+        if !self.config.syncookies || !recent {
+            return None;
+        }
+        let peer_seq = seg.seq_number - 1;
+        let cookie = seg.ack_number - 1;
+        let Some(mss_index) = syncookie::decode(
+            &self.cookie_key,
+            key.local,
+            key.remote,
+            peer_seq.0,
+            cookie.0,
+            syncookie::count(cx.now),
+        ) else {
+            self.counters.syncookies_invalid += 1;
+            log::debug!(target: "ustack::tcp", "invalid SYN cookie from {}", key.remote);
+            return None;
+        };
+        if q.accept_queue.len() >= q.backlog {
+            self.counters.accept_queue_full += 1;
+            return Some(None);
+        }
+        let (opts, lhandle) = (l.socket.opts.clone(), l.socket.handle);
+        // The SYN as the cookie remembers it: what the SYN,ACK agreed to.
+        let mut syn_opts = TcpOptions {
+            mss: Some(syncookie::MSS_TABLE[mss_index as usize]),
+            ..TcpOptions::default()
+        };
+        if let (true, Some((tsval, tsecr))) = (self.config.timestamps, seg.options.timestamp) {
+            let o = syncookie::ts_decode(tsecr);
+            syn_opts.timestamp = Some((tsval, 0));
+            syn_opts.window_scale = o.window_scale;
+            syn_opts.sack_permitted = o.sack_permitted;
+        }
+        let syn = TcpRepr {
+            seq_number: peer_seq,
+            ack_number: SeqNumber(0),
+            flags: TcpFlags::SYN,
+            options: syn_opts,
+            payload: &[],
+            ..*seg
+        };
+        self.counters.syncookies_valid += 1;
+        let h = self.alloc(opts);
+        let idx = self.new_child(cx, key, lhandle, h, &syn, cookie)?;
+        if let Some((it, _, _)) = self.parts(idx) {
+            it.socket.synack_sent_as_cookie();
+        }
+        if let Some(q) = self.at(lidx).and_then(|l| l.meta.listener.as_mut()) {
+            q.syn_queue.push_back(h);
+        }
+        let reply = self.process_conn(cx, key, idx, seg);
+        if self
+            .item(h)
+            .is_some_and(|c| c.socket.state == TcpState::SynReceived)
+        {
+            // The ACK did not complete the handshake (it cannot, short of a bug): no
+            // half-open state may outlive a cookie.
+            self.abort_handle(h);
+        }
+        Some(reply)
     }
 
     /// Delivers an ICMP error quoting one of our segments (RFC 1122 §4.2.3.9).
@@ -220,7 +432,10 @@ impl TcpLayer {
             return;
         };
         let prev = it.socket.state;
-        it.socket.handle_icmp(ev, err);
+        if !it.socket.handle_icmp(ev, err) {
+            // Per RFC 5927 §4.1: an error quoting nothing in flight is forged or stale.
+            self.counters.icmp_rejected += 1;
+        }
         self.touch(idx);
         self.settle(idx, prev, true);
         self.tidy_timers();

@@ -47,9 +47,11 @@ pub mod congestion;
 mod demux;
 mod isn;
 mod ports;
+mod reclaim;
 mod rtt;
 mod sack;
 mod socket;
+mod syncookie;
 #[cfg(test)]
 mod tests;
 mod timers;
@@ -81,7 +83,11 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 #[derive(Debug, Default)]
 struct Listener {
     backlog: usize,
-    syn_queue: Vec<TcpHandle>,
+    /// Half-open children, oldest first (evicted from the front under pressure).
+    syn_queue: VecDeque<TcpHandle>,
+    /// When this listener last answered a SYN with a cookie: only then are bare ACKs
+    /// checked for one (Linux tcp_synq_no_recent_overflow).
+    last_cookie: Option<Instant>,
     accept_queue: VecDeque<TcpHandle>,
 }
 
@@ -104,8 +110,11 @@ struct Meta {
     parent: Option<TcpHandle>,
     /// In its parent's accept queue (the handshake completed).
     in_accept_queue: bool,
-    /// The SYN and accept queues of a socket in LISTEN.
-    listener: Option<Listener>,
+    /// The SYN and accept queues of a socket in LISTEN (boxed: most sockets are not
+    /// listeners, and every slot pays for `Meta`).
+    listener: Option<Box<Listener>>,
+    /// In the reclaim queue (see `reclaim`).
+    reclaim_queued: bool,
 }
 
 /// One slot of the layer's slab: its bookkeeping beside the socket.
@@ -137,9 +146,17 @@ pub struct TcpLayer {
     timers_stale: bool,
     events: EventQueue,
     pending_rsts: VecDeque<(SegmentAddrs, TcpRepr<'static>)>,
+    /// Connections with empty buffers still holding storage, with a snapshot of their
+    /// segment counters (`reclaim`).
+    reclaim: VecDeque<(TcpHandle, u64)>,
+    /// When the reclaim queue is looked at next.
+    reclaim_at: Option<Instant>,
+    /// Compact the tables when the live sockets drop to this many (`reclaim`).
+    compact_at: usize,
     isn_key: SipKey,
     ts_key: SipKey,
     port_key: SipKey,
+    cookie_key: SipKey,
     port_counter: u32,
     challenge_window: Instant,
     challenge_count: u32,
@@ -173,9 +190,13 @@ impl TcpLayer {
             timer_seq: 0,
             timers_stale: false,
             pending_rsts: VecDeque::new(),
+            reclaim: VecDeque::new(),
+            reclaim_at: None,
+            compact_at: 0,
             isn_key: SipKey::from_seed(seed, 1),
             ts_key: SipKey::from_seed(seed, 2),
             port_key: SipKey::from_seed(seed, 3),
+            cookie_key: SipKey::from_seed(seed, 4),
             port_counter: 0,
             challenge_window: Instant::ZERO,
             challenge_count: 0,
@@ -258,6 +279,7 @@ impl TcpLayer {
             meta: Meta::default(),
             socket: Box::new(Socket::new(TcpHandle(key), opts, config)),
         });
+        self.compact_at = self.compact_at.max(self.slab.len() / 4);
         TcpHandle(key)
     }
 
@@ -307,6 +329,7 @@ impl TcpLayer {
                 l.accept_queue.retain(|&c| c != socket.handle);
             }
         }
+        self.maybe_compact();
     }
 
     // ------------------------------------------------------------ bookkeeping
@@ -390,6 +413,7 @@ impl TcpLayer {
             self.mark_dirty(idx);
         }
         self.reschedule(idx);
+        self.note_idle_buffers(idx);
     }
 
     fn queue_rst(&mut self, addrs: SegmentAddrs, repr: TcpRepr<'static>) {
@@ -460,6 +484,7 @@ impl TcpLayer {
             self.settle(idx, prev, false);
         }
         self.tidy_timers();
+        self.arm_reclaim(cx.now);
         false
     }
 

@@ -113,11 +113,16 @@ impl TcpLayer {
             self.settle(idx, prev, true);
         }
         self.due = due;
+        self.run_reclaim(cx);
         self.tidy_timers();
     }
 
-    /// The earliest deadline of any socket.
+    /// The earliest deadline of any socket (or of the buffer reclaim tick).
     pub fn poll_at(&self) -> Option<Instant> {
-        self.timers.peek().map(|r| r.0 .0)
+        let heap = self.timers.peek().map(|r| r.0 .0);
+        match (heap, self.reclaim_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 }

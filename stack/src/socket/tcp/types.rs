@@ -454,6 +454,16 @@ pub struct TcpCounters {
     pub listen_overflows: u64,
     /// Handshake ACKs dropped because the accept queue was full.
     pub accept_queue_full: u64,
+    /// SYN,ACKs sent with a SYN cookie because a SYN queue was full.
+    pub syncookies_sent: u64,
+    /// ACKs carrying a valid SYN cookie (each made a connection).
+    pub syncookies_valid: u64,
+    /// ACKs to a listener that recently sent cookies whose cookie did not validate.
+    pub syncookies_invalid: u64,
+    /// SYN-RECEIVED entries evicted, oldest first, from a full SYN queue.
+    pub syn_recv_evicted: u64,
+    /// Times an idle or closing connection gave its empty buffers' memory back.
+    pub buffers_released: u64,
     /// Challenge ACKs sent (RFC 5961).
     pub challenge_acks: u64,
     /// Challenge ACKs suppressed by the rate limit.
@@ -466,6 +476,12 @@ pub struct TcpCounters {
     pub events_dropped: u64,
     /// ICMP errors that matched no connection.
     pub icmp_unmatched: u64,
+    /// ICMP errors for a connection quoting a sequence number not in flight (RFC 5927
+    /// §4.1): ignored.
+    pub icmp_rejected: u64,
+    /// Out-of-order segments dropped: past the receive buffer or the per-connection
+    /// limit of out-of-order ranges (`max_ooo_ranges`).
+    pub ooo_dropped: u64,
 }
 
 /// Bounded queue of events; the oldest are dropped first.

@@ -712,6 +712,7 @@ impl Socket {
         let n = self.rx.write_unallocated(offset, payload);
         if n == 0 || !self.assembler.add(offset, n) {
             // No room, or too many holes: drop the text and tell the peer where we are.
+            self.ooo_dropped += 1;
             self.ack_now = true;
             return;
         }
@@ -769,7 +770,8 @@ impl Socket {
     }
 
     /// An ICMP error quoting one of our segments (RFC 1122 §4.2.3.9, RFC 5927).
-    pub(crate) fn handle_icmp(&mut self, ev: &mut EventQueue, err: &IcmpError) {
+    /// Returns whether the error was believed (quoted a sequence number in flight).
+    pub(crate) fn handle_icmp(&mut self, ev: &mut EventQueue, err: &IcmpError) -> bool {
         let seq = SeqNumber(err.tcp_seq);
         // Per RFC 5927 §4.1: only believe errors quoting SND.UNA <= SEG.SEQ < SND.NXT.
         let plausible = match self.state {
@@ -778,7 +780,7 @@ impl Socket {
         };
         if !plausible {
             log::debug!(target: "ustack::tcp", "{:?}: ICMP quoting seq {seq} ignored", self.handle);
-            return;
+            return false;
         }
         let (hard, error) = match err.kind {
             IcmpErrorKind::FragmentationNeeded(mtu) => {
@@ -788,7 +790,7 @@ impl Socket {
                     self.pmtu = mtu;
                     self.snd_nxt = self.snd_una;
                 }
-                return;
+                return true;
             }
             IcmpErrorKind::PortUnreachable | IcmpErrorKind::ProtocolUnreachable => {
                 (true, TcpError::ConnectionRefused)
@@ -807,5 +809,6 @@ impl Socket {
             // connection later times out.
             self.soft_error = Some(error);
         }
+        true
     }
 }

@@ -33,7 +33,7 @@ mod timers;
 
 #[cfg(test)]
 pub(crate) use input::{PREDICTED, PREDICTION_OFF};
-pub(crate) use options::SocketOptions;
+pub(crate) use options::{wscale_for, SocketOptions};
 
 use super::congestion::{self, CongestionControl};
 use super::rtt::RttEstimator;
@@ -200,6 +200,8 @@ pub(crate) struct Socket {
 
     pub stats: Stats,
     pub paws_rejected: u64,
+    /// Segments past RCV.NXT dropped for want of buffer room or assembler ranges.
+    pub ooo_dropped: u64,
 
     // Segmentation offload, set by the layer around each dispatch.
     /// Largest TCP segment (header included) the link cuts into wire segments for us
@@ -208,6 +210,11 @@ pub(crate) struct Socket {
     /// Payload bytes per wire segment of the last segment dispatched when it was a
     /// super-segment (larger than one wire segment), else 0.
     pub(crate) gso_size: u16,
+}
+
+/// The MSS we announce on a link with this IP MTU.
+pub(crate) fn our_mss(mtu: usize) -> usize {
+    mtu.saturating_sub(40).max(MIN_MSS)
 }
 
 fn in_window(seq: SeqNumber, start: SeqNumber, len: usize) -> bool {
@@ -313,6 +320,7 @@ impl Socket {
             cc,
             stats: Stats::default(),
             paws_rejected: 0,
+            ooo_dropped: 0,
         }
     }
 
@@ -335,7 +343,7 @@ impl Socket {
         self.error = None;
         self.soft_error = None;
         self.pmtu = cx.mtu.max(68);
-        self.our_mss = cx.mtu.saturating_sub(40).max(MIN_MSS);
+        self.our_mss = our_mss(cx.mtu);
         self.rtt = RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto);
         self.retries = 0;
         self.stats = Stats::default();
@@ -386,6 +394,17 @@ impl Socket {
         self.snd_wl2 = self.iss;
         self.last_rx_touch(cx.now);
         self.set_state(ev, TcpState::SynReceived);
+    }
+
+    /// A child made from a SYN cookie: its SYN,ACK already went out (statelessly) with
+    /// the unscaled window its receive buffer allows, so the returning ACK completes the
+    /// handshake as if this socket had sent it.
+    pub(crate) fn synack_sent_as_cookie(&mut self) {
+        self.snd_nxt = self.iss + 1;
+        self.snd_max = self.snd_nxt;
+        self.rcv_adv = self.rcv_nxt + self.rx.capacity().min(65_535);
+        self.last_ack_sent = self.rcv_nxt;
+        self.ack_now = false;
     }
 
     // ---------------------------------------------------------------- helpers
@@ -496,6 +515,30 @@ impl Socket {
             self.timers_changed |= self.close_at != at;
             self.close_at = at;
         }
+    }
+
+    // ---------------------------------------------------------------- memory
+
+    /// A buffer holds storage but no bytes (and, for the receive side, no out-of-order
+    /// data written past its end).
+    pub(crate) fn has_idle_buffers(&self) -> bool {
+        (self.tx.is_empty() && self.tx.allocated() > 0)
+            || (self.rx.is_empty() && self.rx.allocated() > 0 && self.assembler.is_empty())
+    }
+
+    /// Gives back the storage of empty buffers; returns whether any was freed.
+    pub(crate) fn release_idle_buffers(&mut self) -> bool {
+        let tx = self.tx.release_if_empty();
+        let rx = self.assembler.is_empty() && self.rx.release_if_empty();
+        if self.assembler.is_empty() {
+            self.assembler.release();
+        }
+        tx || rx
+    }
+
+    /// Changes whenever a segment arrives or leaves: idleness is "unchanged since".
+    pub(crate) fn activity(&self) -> u64 {
+        self.stats.segs_in.wrapping_add(self.stats.segs_out)
     }
 
     // ---------------------------------------------------------------- reporting

@@ -43,6 +43,16 @@ impl SocketOptions {
     }
 }
 
+/// The window scale that lets a receive buffer of `len` bytes be announced (RFC 7323
+/// §2.2: the shift makes the buffer fit into the 16-bit field).
+pub(crate) fn wscale_for(len: usize) -> u8 {
+    let mut shift = 0;
+    while shift < MAX_WSCALE && (65_535usize << shift) < len {
+        shift += 1;
+    }
+    shift
+}
+
 impl Socket {
     /// Empty send and receive buffers of the sizes the options ask for (reused when the
     /// size did not change), and the window scale that lets the receive buffer be
@@ -57,14 +67,11 @@ impl Socket {
         self.tx.dequeue_allocated(self.tx.len());
         self.rx.dequeue_allocated(self.rx.len());
         // Per RFC 7323 §2.2: the shift makes our buffer fit into the 16-bit field.
-        self.rcv_wscale = 0;
-        if self.offer_ws {
-            while self.rcv_wscale < MAX_WSCALE
-                && (65_535usize << self.rcv_wscale) < self.opts.rx_buffer_len
-            {
-                self.rcv_wscale += 1;
-            }
-        }
+        self.rcv_wscale = if self.offer_ws {
+            wscale_for(self.opts.rx_buffer_len)
+        } else {
+            0
+        };
     }
 
     /// Applies the options of the peer's SYN (RFC 9293 §3.7.1, RFC 7323, RFC 2018).

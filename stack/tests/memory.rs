@@ -1,0 +1,190 @@
+//! Memory follows data, not connections: idle connections cost a bounded number of heap
+//! bytes each, and closing them gives the memory back.
+//!
+//! A global allocator counts live heap bytes; two interfaces joined by an in-memory wire
+//! open many connections that each echo one byte, then sit idle. (Bytes, not timings:
+//! the figures are deterministic for a given build.)
+
+mod support;
+
+use std::collections::VecDeque;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use support::counting_alloc::{live_bytes, CountingAlloc};
+use ustack::iface::{Config, Interface};
+use ustack::socket::tcp::TcpHandle;
+use ustack::time::{Duration, Instant};
+use ustack::wire::{EthernetAddress, Ipv4Cidr};
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+/// Printed even when the test runner captures output.
+fn report(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+struct Pair {
+    ends: [Interface; 2],
+    wire: [VecDeque<Vec<u8>>; 2],
+    buf: Vec<u8>,
+    now: Instant,
+}
+
+impl Pair {
+    fn new() -> Pair {
+        let host = |n: u8, peer: u8| {
+            let mut c = Config::new(
+                EthernetAddress([2, 0, 0, 0, 0, n]),
+                Ipv4Cidr::new(Ipv4Addr::new(10, 0, 0, n), 24),
+            );
+            c.arp.gratuitous_at_start = false;
+            c.static_neighbors = vec![(
+                Ipv4Addr::new(10, 0, 0, peer),
+                EthernetAddress([2, 0, 0, 0, 0, peer]),
+            )];
+            c.seed = u64::from(n);
+            Interface::new(c, Instant::ZERO)
+        };
+        Pair {
+            ends: [host(1, 2), host(2, 1)],
+            wire: Default::default(),
+            buf: vec![0; 1514],
+            now: Instant::ZERO,
+        }
+    }
+
+    /// Moves frames until both ends are quiet; runs due timers first.
+    fn pump(&mut self) {
+        for e in self.ends.iter_mut() {
+            if e.poll_timeout().is_some_and(|t| t <= self.now) {
+                e.handle_timeout(self.now);
+            }
+        }
+        loop {
+            let mut progress = false;
+            for i in 0..2 {
+                while let Some(n) = self.ends[i].poll_transmit(self.now, &mut self.buf) {
+                    self.wire[i].push_back(self.buf[..n].to_vec());
+                    progress = true;
+                }
+            }
+            for i in 0..2 {
+                while let Some(f) = self.wire[1 - i].pop_front() {
+                    self.ends[i].handle_frame(self.now, &f);
+                    progress = true;
+                }
+            }
+            if !progress {
+                // Events are bounded (`event_queue_len`); an application drains them.
+                for e in self.ends.iter_mut() {
+                    while e.tcp().poll_event().is_some() {}
+                }
+                // The wire's queues are the test's, not the stacks': give them back.
+                self.wire = Default::default();
+                return;
+            }
+        }
+    }
+
+    /// Lets `d` pass in steps of at most 100 ms, running timers.
+    fn idle(&mut self, d: Duration) {
+        let end = self.now + d;
+        while self.now < end {
+            self.now = (self.now + Duration::from_millis(100)).min(end);
+            self.pump();
+        }
+    }
+}
+
+const SERVER: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 7);
+
+/// Opens `n` connections that each echo one byte; returns (client, server) handles.
+fn open_idle(p: &mut Pair, l: TcpHandle, n: usize) -> Vec<(TcpHandle, TcpHandle)> {
+    let mut conns = Vec::with_capacity(n);
+    let mut clients = Vec::with_capacity(n);
+    for _ in 0..n {
+        let c = p.ends[0].tcp().socket();
+        let cx = p.ends[0].tcp_context(p.now);
+        p.ends[0].tcp().connect(c, &cx, SERVER).unwrap();
+        clients.push(c);
+        if clients.len() % 64 == 0 {
+            p.pump();
+        }
+    }
+    p.pump();
+    for c in clients {
+        let (s, _) = p.ends[1].tcp().accept(l).expect("accepted");
+        assert_eq!(p.ends[0].tcp().send(c, b"x"), Ok(1));
+        conns.push((c, s));
+    }
+    p.pump();
+    let mut b = [0u8; 4];
+    for &(_, s) in &conns {
+        assert_eq!(p.ends[1].tcp().recv(s, &mut b), Ok(1));
+        assert_eq!(p.ends[1].tcp().send(s, &b[..1]), Ok(1));
+    }
+    p.pump();
+    for &(c, _) in &conns {
+        assert_eq!(p.ends[0].tcp().recv(c, &mut b), Ok(1));
+        assert_eq!(&b[..1], b"x");
+    }
+    // Long enough for delayed ACKs and idle buffers to be given back.
+    p.idle(Duration::from_secs(3));
+    conns
+}
+
+fn close_all(p: &mut Pair, conns: &[(TcpHandle, TcpHandle)]) {
+    for &(c, s) in conns {
+        let cx = p.ends[0].tcp_context(p.now);
+        p.ends[0].tcp().close(c, &cx).unwrap();
+        let cx = p.ends[1].tcp_context(p.now);
+        p.ends[1].tcp().close(s, &cx).unwrap();
+    }
+    // TIME-WAIT is 2 MSL = 60 s by default.
+    p.idle(Duration::from_secs(70));
+    assert_eq!(p.ends[0].tcp().socket_count(), 0);
+    assert_eq!(p.ends[1].tcp().socket_count(), 1, "only the listener");
+}
+
+#[test]
+fn idle_connections_cost_bounded_heap_and_closing_returns_it() {
+    const N: usize = 2000;
+    let mut p = Pair::new();
+    let l = p.ends[1].tcp().socket();
+    p.ends[1].tcp().listen(l, SERVER, 4096).unwrap();
+    let base = live_bytes();
+    let mut after = Vec::new();
+    for round in 0..3 {
+        let before = live_bytes();
+        let conns = open_idle(&mut p, l, N);
+        let idle = live_bytes() - before;
+        // Both ends are this stack: two sockets per connection.
+        let per_socket = idle as f64 / (2 * N) as f64;
+        close_all(&mut p, &conns);
+        drop(conns);
+        after.push(live_bytes() - base);
+        report(&format!(
+            "round {round}: {N} idle connections (both ends on the stack): {idle} heap bytes, \
+             {per_socket:.0} per socket; after closing all: {} bytes above the fresh layer",
+            after[round]
+        ));
+        assert!(
+            per_socket <= 4096.0,
+            "an idle socket costs {per_socket:.0} heap bytes"
+        );
+    }
+    // What stays is per interface and bounded whatever the connection count: 64 spare
+    // frames (1514 bytes each) and the capacity of the transmit queue (`tx_queue_len`
+    // entries), for each of the two interfaces.
+    let budget = 2 * (64 * 1514 + 1024 * 24) + 16 * 1024;
+    assert!(
+        after[0] <= budget as isize,
+        "{} bytes stay allocated after every connection closed (budget {budget})",
+        after[0]
+    );
+    assert!(
+        after[2] <= after[0] + 4096,
+        "memory grows from round to round: {after:?}"
+    );
+}
