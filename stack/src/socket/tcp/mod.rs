@@ -369,6 +369,8 @@ impl TcpLayer {
                 self.dirty.push_back(idx);
             }
             self.reschedule(idx);
+            // An emptied buffer waits for the reclaim tick on the fast path too.
+            self.note_idle_buffers(idx);
             return;
         }
         let handle = it.socket.handle;
