@@ -60,10 +60,9 @@ fn round<P: Pair>(p: &mut P, wire: &mut Wire, acks: &mut Wire) -> usize {
 
 mod us {
     use super::*;
-    use ustack::iface::{Config, Interface};
+    use ustack::iface::Interface;
     use ustack::socket::tcp::TcpHandle;
     use ustack::time::{Duration, Instant};
-    use ustack::wire::{EthernetAddress, Ipv4Cidr};
 
     pub struct UsPair {
         ends: [Interface; 2],
@@ -75,16 +74,7 @@ mod us {
     }
 
     fn host(n: u8, peer: u8) -> Interface {
-        let mut c = Config::new(
-            EthernetAddress([2, 0, 0, 0, 0, n]),
-            Ipv4Cidr::new(Ipv4Addr::new(10, 0, 0, n), 24),
-        );
-        c.arp.gratuitous_at_start = false;
-        c.static_neighbors = vec![(
-            Ipv4Addr::new(10, 0, 0, peer),
-            EthernetAddress([2, 0, 0, 0, 0, peer]),
-        )];
-        c.seed = u64::from(n);
+        let mut c = ustack::sim::lab_config(n, peer);
         c.tcp.rx_buffer_len = BUFFER;
         c.tcp.tx_buffer_len = BUFFER;
         Interface::new(c, Instant::ZERO)

@@ -22,13 +22,12 @@ use rand_chacha::ChaCha8Rng;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicIsize, Ordering};
-use ustack::iface::{Config, Interface};
+use ustack::iface::Interface;
 use ustack::link::FaultConfig;
 use ustack::sim::tcp_app::{Pattern, Verifier};
 use ustack::sim::{LinkConfig, SimNet, SimNode};
 use ustack::socket::tcp::{RecvError, Shutdown, TcpHandle};
 use ustack::time::{Duration, Instant};
-use ustack::wire::{EthernetAddress, Ipv4Cidr};
 
 /// Counts live heap bytes and their peak.
 struct PeakAlloc;
@@ -75,17 +74,7 @@ const SERVER: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 7);
 const CHUNK: usize = 16 * 1024;
 
 fn host(n: u8, peer: u8) -> Interface {
-    let mut c = Config::new(
-        EthernetAddress([2, 0, 0, 0, 0, n]),
-        Ipv4Cidr::new(Ipv4Addr::new(10, 0, 0, n), 24),
-    );
-    c.arp.gratuitous_at_start = false;
-    c.static_neighbors = vec![(
-        Ipv4Addr::new(10, 0, 0, peer),
-        EthernetAddress([2, 0, 0, 0, 0, peer]),
-    )];
-    c.seed = u64::from(n);
-    Interface::new(c, Instant::ZERO)
+    Interface::new(ustack::sim::lab_config(n, peer), Instant::ZERO)
 }
 
 /// One client transfer.

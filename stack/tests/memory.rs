@@ -10,10 +10,9 @@ mod support;
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use support::counting_alloc::{live_bytes, CountingAlloc};
-use ustack::iface::{Config, Interface};
+use ustack::iface::Interface;
 use ustack::socket::tcp::TcpHandle;
 use ustack::time::{Duration, Instant};
-use ustack::wire::{EthernetAddress, Ipv4Cidr};
 
 #[global_allocator]
 static GLOBAL: CountingAlloc = CountingAlloc;
@@ -33,19 +32,8 @@ struct Pair {
 
 impl Pair {
     fn new() -> Pair {
-        let host = |n: u8, peer: u8| {
-            let mut c = Config::new(
-                EthernetAddress([2, 0, 0, 0, 0, n]),
-                Ipv4Cidr::new(Ipv4Addr::new(10, 0, 0, n), 24),
-            );
-            c.arp.gratuitous_at_start = false;
-            c.static_neighbors = vec![(
-                Ipv4Addr::new(10, 0, 0, peer),
-                EthernetAddress([2, 0, 0, 0, 0, peer]),
-            )];
-            c.seed = u64::from(n);
-            Interface::new(c, Instant::ZERO)
-        };
+        let host =
+            |n: u8, peer: u8| Interface::new(ustack::sim::lab_config(n, peer), Instant::ZERO);
         Pair {
             ends: [host(1, 2), host(2, 1)],
             wire: Default::default(),

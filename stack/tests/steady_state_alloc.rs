@@ -131,19 +131,8 @@ struct TcpPair {
 
 impl TcpPair {
     fn new() -> TcpPair {
-        let host = |n: u8, peer: u8| {
-            let mut c = Config::new(
-                EthernetAddress([2, 0, 0, 0, 0, n]),
-                Ipv4Cidr::new(Ipv4Addr::new(10, 0, 0, n), 24),
-            );
-            c.arp.gratuitous_at_start = false;
-            c.static_neighbors = vec![(
-                Ipv4Addr::new(10, 0, 0, peer),
-                EthernetAddress([2, 0, 0, 0, 0, peer]),
-            )];
-            c.seed = u64::from(n);
-            Interface::new(c, Instant::ZERO)
-        };
+        let host =
+            |n: u8, peer: u8| Interface::new(ustack::sim::lab_config(n, peer), Instant::ZERO);
         TcpPair {
             ends: [host(1, 2), host(2, 1)],
             wire: Default::default(),

@@ -47,6 +47,26 @@ mod tcp_tests;
 #[cfg(test)]
 mod tests;
 
+/// The configuration of host `n` of the two-host lab the in-memory pairs use (benches,
+/// allocation and memory tests, the soak, `ustack bench`'s in-memory rows): address
+/// 10.0.0.`n`/24, MAC 02:00:00:00:00:`n`, host `peer`'s MAC pinned so no ARP crosses
+/// the wire, no gratuitous ARP, and `n` as the seed.
+pub fn lab_config(n: u8, peer: u8) -> crate::iface::Config {
+    use crate::wire::{EthernetAddress, Ipv4Cidr};
+    use core::net::Ipv4Addr;
+    let mut c = crate::iface::Config::new(
+        EthernetAddress([2, 0, 0, 0, 0, n]),
+        Ipv4Cidr::new(Ipv4Addr::new(10, 0, 0, n), 24),
+    );
+    c.arp.gratuitous_at_start = false;
+    c.static_neighbors = vec![(
+        Ipv4Addr::new(10, 0, 0, peer),
+        EthernetAddress([2, 0, 0, 0, 0, peer]),
+    )];
+    c.seed = u64::from(n);
+    c
+}
+
 /// Environment variable holding a seed to replay (decimal or `0x` hex).
 pub const SEED_ENV: &str = "USTACK_SIM_SEED";
 

@@ -93,22 +93,11 @@ impl Sink {
 /// # Errors
 /// The handshake or the transfer stalled, or the data arrived wrong.
 pub fn ustack_bulk(size: u64) -> Result<Duration, String> {
-    use ustack::iface::{Config, Interface};
+    use ustack::iface::Interface;
     use ustack::time::{Duration as UDuration, Instant as UInstant};
-    use ustack::wire::{EthernetAddress, Ipv4Cidr};
 
     fn host(n: u8, peer: u8) -> Interface {
-        let mut c = Config::new(
-            EthernetAddress([2, 0, 0, 0, 0, n]),
-            Ipv4Cidr::new(Ipv4Addr::new(10, 0, 0, n), 24),
-        );
-        c.arp.gratuitous_at_start = false;
-        c.static_neighbors = vec![(
-            Ipv4Addr::new(10, 0, 0, peer),
-            EthernetAddress([2, 0, 0, 0, 0, peer]),
-        )];
-        c.seed = u64::from(n);
-        Interface::new(c, UInstant::ZERO)
+        Interface::new(ustack::sim::lab_config(n, peer), UInstant::ZERO)
     }
     /// Every frame `from` has to send goes into `to`.
     fn carry(from: &mut Interface, to: &mut Interface, now: UInstant, buf: &mut [u8]) {
