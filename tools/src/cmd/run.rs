@@ -4,7 +4,7 @@
 //! MTU, `--pcap`, `--seed`, every fault flag, `--trace`, `--trace-file`, `--stats`)
 //! through `USTACK_*` variables
 //! (`ustack_socket::env`); the library attaches to the link when the program opens its
-//! first such socket. Statically linked and setuid programs are refused, since the
+//! first such socket. Statically linked, Go and setuid programs are refused, since the
 //! dynamic loader would not load the library into them.
 
 use super::CmdResult;
@@ -141,6 +141,9 @@ pub enum Refusal {
     /// No program interpreter (PT_INTERP): statically linked, it never calls libc's
     /// socket functions through the loader (also most Go binaries).
     Static,
+    /// A Go program (an ELF note named `Go`): its runtime makes socket system calls
+    /// directly, bypassing libc even when it is dynamically linked (cgo).
+    Go,
     /// Not an ELF file the loader runs directly.
     NotElf,
 }
@@ -157,6 +160,10 @@ fn check_program(path: &Path) -> Result<(), String> {
         None => Ok(()),
         Some(Refusal::Setuid) => Err(format!(
             "{}: set-user-ID/set-group-ID programs ignore LD_PRELOAD; refusing to run it on ustack",
+            path.display()
+        )),
+        Some(Refusal::Go) => Err(format!(
+            "{}: a Go program: its runtime makes socket system calls directly, bypassing the ustack library; refusing",
             path.display()
         )),
         Some(Refusal::Static) => Err(format!(
@@ -177,16 +184,70 @@ pub fn refusal(mode: u32, head: &[u8]) -> Option<Refusal> {
     if head.len() < 64 || &head[..4] != b"\x7fELF" {
         return Some(Refusal::NotElf);
     }
-    if has_interp(head) {
+    let headers = program_headers(head);
+    if headers
+        .iter()
+        .any(|h| h.kind == PT_NOTE && has_go_note(head, h))
+    {
+        Some(Refusal::Go)
+    } else if headers.iter().any(|h| h.kind == PT_INTERP) {
         None
     } else {
         Some(Refusal::Static)
     }
 }
 
-/// Whether an ELF image has a PT_INTERP program header (is dynamically linked).
-fn has_interp(elf: &[u8]) -> bool {
-    const PT_INTERP: u32 = 3;
+const PT_INTERP: u32 = 3;
+const PT_NOTE: u32 = 4;
+
+/// The fields of an ELF program header this check reads.
+struct ProgramHeader {
+    kind: u32,
+    offset: u64,
+    size: u64,
+}
+
+/// Whether the note segment `h` (within the file's first bytes, `elf`) holds a note
+/// named `Go` (the Go toolchain's build ID note).
+fn has_go_note(elf: &[u8], h: &ProgramHeader) -> bool {
+    let le = elf[5] == 1;
+    let u32_at = |o: usize| -> Option<usize> {
+        let b: [u8; 4] = elf.get(o..o.checked_add(4)?)?.try_into().ok()?;
+        Some(if le {
+            u32::from_le_bytes(b)
+        } else {
+            u32::from_be_bytes(b)
+        } as usize)
+    };
+    let (Ok(start), Ok(size)) = (usize::try_from(h.offset), usize::try_from(h.size)) else {
+        return false;
+    };
+    let end = start.saturating_add(size).min(elf.len());
+    let mut at = start;
+    // Each note: namesz, descsz, type, then name and desc, each padded to 4 bytes.
+    while at.saturating_add(12) <= end {
+        let (Some(namesz), Some(descsz)) = (u32_at(at), u32_at(at + 4)) else {
+            return false;
+        };
+        let name = at + 12;
+        // The Go linker names its note "Go" (namesz 4: "Go\0\0").
+        if let Some(n) = elf.get(name..name.saturating_add(namesz)) {
+            let trimmed = n
+                .iter()
+                .rposition(|&b| b != 0)
+                .map_or(&n[..0], |i| &n[..=i]);
+            if trimmed == b"Go" {
+                return true;
+            }
+        }
+        let pad = |n: usize| n.saturating_add(3) & !3;
+        at = name.saturating_add(pad(namesz)).saturating_add(pad(descsz));
+    }
+    false
+}
+
+/// The program headers of an ELF image, as far as its first bytes (`elf`) hold them.
+fn program_headers(elf: &[u8]) -> Vec<ProgramHeader> {
     let is64 = elf[4] == 2;
     let le = elf[5] == 1;
     let u16_at = |o: usize| -> Option<u64> {
@@ -219,12 +280,20 @@ fn has_interp(elf: &[u8]) -> bool {
         (u32_at(0x1c), u16_at(0x2a), u16_at(0x2c))
     };
     let (Some(phoff), Some(size), Some(num)) = (phoff, phentsize, phnum) else {
-        return false;
+        return Vec::new();
     };
-    (0..num).any(|i| {
-        let at = phoff.saturating_add(i.saturating_mul(size)) as usize;
-        u32_at(at) == Some(PT_INTERP as u64)
-    })
+    (0..num)
+        .filter_map(|i| {
+            let at = phoff.saturating_add(i.saturating_mul(size)) as usize;
+            let kind = u32::try_from(u32_at(at)?).ok()?;
+            let (offset, size) = if is64 {
+                (u64_at(at + 8)?, u64_at(at + 32)?)
+            } else {
+                (u32_at(at + 4)?, u32_at(at + 16)?)
+            };
+            Some(ProgramHeader { kind, offset, size })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -252,5 +321,37 @@ mod tests {
             refusal(0o755, b"#!/bin/sh\necho hi\n"),
             Some(Refusal::NotElf)
         );
+    }
+
+    #[test]
+    fn go_programs_are_refused_even_when_dynamically_linked() {
+        // PT_INTERP, then a PT_NOTE segment at 0x100 holding a `Go` build ID note.
+        let mut elf = vec![0u8; 0x200];
+        elf[..4].copy_from_slice(b"\x7fELF");
+        elf[4] = 2;
+        elf[5] = 1;
+        elf[0x20..0x28].copy_from_slice(&64u64.to_le_bytes());
+        elf[0x36..0x38].copy_from_slice(&56u16.to_le_bytes());
+        elf[0x38..0x3a].copy_from_slice(&2u16.to_le_bytes());
+        elf[64..68].copy_from_slice(&3u32.to_le_bytes());
+        let note = 64 + 56;
+        elf[note..note + 4].copy_from_slice(&4u32.to_le_bytes());
+        elf[note + 8..note + 16].copy_from_slice(&0x100u64.to_le_bytes());
+        elf[note + 32..note + 40].copy_from_slice(&24u64.to_le_bytes());
+        // namesz 4 ("Go\0\0", as the Go linker writes it), descsz 8, type 4, name, desc.
+        elf[0x100..0x104].copy_from_slice(&4u32.to_le_bytes());
+        elf[0x104..0x108].copy_from_slice(&8u32.to_le_bytes());
+        elf[0x108..0x10c].copy_from_slice(&4u32.to_le_bytes());
+        elf[0x10c..0x110].copy_from_slice(b"Go\0\0");
+        assert_eq!(refusal(0o755, &elf), Some(Refusal::Go));
+        // The same image with another note name is an ordinary dynamic program.
+        elf[0x10c] = b'N';
+        assert_eq!(refusal(0o755, &elf), None);
+        // A note segment pointing past the bytes read, or a lying size: no panic.
+        elf[note + 8..note + 16].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert_eq!(refusal(0o755, &elf), None);
+        elf[note + 8..note + 16].copy_from_slice(&0x100u64.to_le_bytes());
+        elf[0x100..0x104].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(refusal(0o755, &elf), None);
     }
 }
