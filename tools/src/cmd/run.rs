@@ -4,8 +4,9 @@
 //! MTU, `--pcap`, `--seed`, every fault flag, `--trace`, `--trace-file`, `--stats`)
 //! through `USTACK_*` variables
 //! (`ustack_socket::env`); the library attaches to the link when the program opens its
-//! first such socket. Statically linked, Go and setuid programs are refused, since the
-//! dynamic loader would not load the library into them.
+//! first such socket. Statically linked and setuid programs are refused, since the
+//! dynamic loader would not load the library into them, and Go programs, whose runtime
+//! makes its socket system calls without libc.
 
 use super::CmdResult;
 use crate::global::GlobalArgs;
