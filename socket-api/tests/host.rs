@@ -59,8 +59,9 @@ fn echo_hook_serves_tcp_and_udp_clients_of_the_other_stack() {
                 (1, 0, data.len() as u64)
             );
             assert_eq!(s.udp_datagrams, 1);
-            // Connections were serviced from the handles the rounds named.
-            assert!(s.services >= 1 && s.wakeups >= 1, "{s:?}");
+            // 200 kB cannot be echoed in the one service at accept: every later
+            // service came from a handle a round named to the hook.
+            assert!(s.services > s.accepted, "{s:?}");
             break;
         }
         assert!(Instant::now() < deadline, "echo never completed: {s:?}");
