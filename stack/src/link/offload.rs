@@ -111,12 +111,19 @@ pub fn wire_segments(frame: &[u8], meta: &FrameMeta) -> usize {
     payload.div_ceil(usize::from(size).max(1)).max(1)
 }
 
-/// The TCP payload length of an Ethernet/IPv4/TCP frame, from its headers.
-fn tcp_payload_len(frame: &[u8]) -> Option<usize> {
+/// The IPv4 and TCP header lengths (options included) of an Ethernet/IPv4/TCP frame,
+/// or `None` when the frame is too short to say.
+pub(crate) fn ipv4_tcp_header_lens(frame: &[u8]) -> Option<(usize, usize)> {
     let ip = frame.get(14..)?;
     let ihl = usize::from(*ip.first()? & 0x0f) * 4;
-    let total = usize::from(u16::from_be_bytes([*ip.get(2)?, *ip.get(3)?]));
     let doff = usize::from(*ip.get(ihl + 12)? >> 4) * 4;
+    Some((ihl, doff))
+}
+
+/// The TCP payload length of an Ethernet/IPv4/TCP frame, from its headers.
+fn tcp_payload_len(frame: &[u8]) -> Option<usize> {
+    let (ihl, doff) = ipv4_tcp_header_lens(frame)?;
+    let total = usize::from(u16::from_be_bytes([*frame.get(16)?, *frame.get(17)?]));
     total.checked_sub(ihl + doff)
 }
 

@@ -27,7 +27,7 @@
 //! frame itself is never copied here.
 
 use super::is_queue_full;
-use crate::link::offload::{CsumPartial, FrameMeta, Gso, LinkCaps};
+use crate::link::offload::{ipv4_tcp_header_lens, CsumPartial, FrameMeta, Gso, LinkCaps};
 use crate::link::Link;
 use crate::time::Instant;
 use std::io;
@@ -309,12 +309,7 @@ fn encode_vnet_hdr(frame: &[u8], meta: &FrameMeta) -> [u8; VNET_HDR_LEN] {
         h[1] = GSO_TCPV4;
         // hdr_len: Ethernet, IPv4 and TCP headers, options included (a hint for the
         // kernel's linear allocation).
-        let hdr_len = frame
-            .get(14)
-            .zip(frame.get(14 + usize::from(frame[14] & 0x0f) * 4 + 12))
-            .map_or(0, |(vihl, doff)| {
-                14 + usize::from(vihl & 0x0f) * 4 + usize::from(doff >> 4) * 4
-            });
+        let hdr_len = ipv4_tcp_header_lens(frame).map_or(0, |(ihl, doff)| 14 + ihl + doff);
         h[2..4].copy_from_slice(&(hdr_len as u16).to_ne_bytes());
         h[4..6].copy_from_slice(&size.to_ne_bytes());
     }
@@ -413,5 +408,17 @@ mod tests {
             decode_vnet_hdr(&[0, 4, 0, 0, 0, 0, 0, 0, 0, 0]).gso,
             Gso::Other(4)
         );
+    }
+
+    #[test]
+    fn a_gso_header_for_a_frame_too_short_to_hold_its_headers_does_not_panic() {
+        let meta = FrameMeta {
+            gso: Gso::TcpV4 { size: 1448 },
+            ..FrameMeta::default()
+        };
+        for len in [0, 14, 15, 20, 34, 46] {
+            let h = encode_vnet_hdr(&vec![0x45; len], &meta);
+            assert_eq!(u16::from_ne_bytes([h[2], h[3]]), 0, "{len}-byte frame");
+        }
     }
 }
