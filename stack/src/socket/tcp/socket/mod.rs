@@ -521,6 +521,13 @@ impl Socket {
 
     /// A buffer holds storage but no bytes (and, for the receive side, no out-of-order
     /// data written past its end).
+    /// Bytes queued to send and not yet acknowledged, from the sequence space:
+    /// `[SND.UNA, end of queued data)` (tests check `tx` holds exactly that).
+    #[cfg(test)]
+    pub(crate) fn unacked_queued(&self) -> usize {
+        (self.snd_buf_end - self.snd_una).max(0) as usize
+    }
+
     pub(crate) fn has_idle_buffers(&self) -> bool {
         (self.tx.is_empty() && self.tx.allocated() > 0)
             || (self.rx.is_empty() && self.rx.allocated() > 0 && self.assembler.is_empty())

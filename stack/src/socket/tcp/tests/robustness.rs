@@ -102,10 +102,16 @@ proptest! {
             let _ = h.layer.recv(h.handle, &mut buf);
             if let Some(s) = h.layer.socket_ref(h.handle) {
                 prop_assert!(s.snd_una <= s.snd_nxt && s.snd_nxt <= s.snd_max);
-                prop_assert!(s.tx.len() <= s.tx.capacity());
+                if !matches!(s.state, TcpState::SynSent | TcpState::SynReceived | TcpState::Closed) {
+                    // Once the SYN is acknowledged the send buffer holds exactly
+                    // [SND.UNA, the end of queued data) (a FIN sits just past it).
+                    prop_assert_eq!(s.tx.len(), s.unacked_queued());
+                }
             }
             if let Some(at) = h.layer.poll_at() {
-                prop_assert!(at >= Instant::ZERO);
+                // A deadline already past is served by the next timeout call: none may
+                // be earlier than the time the last event was handled at.
+                prop_assert!(at >= Instant::from_millis(t), "deadline {at:?} before now {t} ms");
             }
         }
         prop_assert!(h.layer.socket_count() <= 3);
