@@ -13,8 +13,10 @@
 //!
 //! 1. **The calling thread, inline.** A call that queued output or changed timers
 //!    (send, a receive that opened the window, connect, accept, shutdown, close, UDP
-//!    sendto, ...) runs a round itself before it returns: its frames reach the device
-//!    from its own thread, with no eventfd write and no other thread scheduled.
+//!    sendto, ...) flushes before it returns (the transmit half of a round, no read):
+//!    its frames reach the device from its own thread, with no eventfd write and no
+//!    other thread scheduled. A non-blocking call that finds nothing on an unattended
+//!    link runs a whole round.
 //! 2. **A leader.** A call that must block (recv, accept, connect, send waiting for
 //!    room, poll, epoll wait) on a link with an fd, when no other thread leads, leads:
 //!    it registers as a waiter like any other, then waits in poll(2) on the link's fd

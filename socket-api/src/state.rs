@@ -251,8 +251,8 @@ pub(crate) struct State {
 pub struct DriverStats {
     /// Rounds run by the driver thread.
     pub rounds: u64,
-    /// Rounds run by application threads: inline after a call that queued output, or
-    /// while leading the link.
+    /// Rounds run by application threads: while leading the link, or for a
+    /// non-blocking call that found nothing on an unattended link.
     pub caller_rounds: u64,
     /// Transmit-only flushes by application threads after a call that queued output.
     pub caller_flushes: u64,
@@ -377,8 +377,9 @@ impl State {
         self.call_queued = false;
         // What a call queued leaves before anything is read: a reply is not delayed by
         // the read(2) that finds the link empty.
-        let res = transmit(&mut self.iface, io, now)
-            .and_then(|()| self.iface.poll_link(now, &mut io.link).map(|_| ()));
+        // A failing send must not keep frames from being read or timers from running.
+        let tx = transmit(&mut self.iface, io, now);
+        let res = tx.and(self.iface.poll_link(now, &mut io.link).map(|_| ()));
         match res {
             Ok(()) => {
                 if io.failing {
@@ -472,6 +473,8 @@ impl State {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 log::debug!(target: "ustack::socket", "transmit failed: {e}");
+                // As in `round`: the next round that succeeds clears it.
+                io.failing = true;
                 self.link_error = Some(e.to_string());
             }
             Err(_) => {
@@ -712,11 +715,21 @@ impl State {
         if on_link || signalled || self.has_carried() {
             return true;
         }
-        // Parked: a leader takes frames in and runs timers; recent callers will, or
-        // the grace ends.
+        // Parked: a leader takes frames in and runs timers.
+        if self.lead.is_some() {
+            return false;
+        }
         let grace = to_stack(CALLER_GRACE);
         let recent = self.last_caller_round.is_some_and(|t| now < t + grace);
-        !(self.lead.is_some() || (recent && !self.external_waiters))
+        if !recent || self.external_waiters {
+            return true;
+        }
+        // Recent callers may only be sending (a flush reads nothing and runs no
+        // timer): once per grace period, take in what waits and run what is due, so
+        // input and timers are never starved longer than that.
+        let due = self.next_deadline().is_some_and(|d| d <= now);
+        let fd = self.io.as_ref().and_then(|io| io.fd);
+        due || fd.is_some_and(|fd| sys::poll2([fd, -1], Some(Duration::ZERO)).is_ok_and(|r| r[0]))
     }
 }
 

@@ -110,7 +110,6 @@ fn stop_hands_back_the_interface_only_to_the_last_handle() {
     assert!(stopped.iface.counters().ipv4_tx_packets >= 1);
     assert!(stopped.link.tx_frames >= 2, "{:?}", stopped.link); // ARP + datagram
     assert!(stopped.link.tx_bytes >= 100 + 42);
-    assert!(stopped.driver.rounds > 0);
     assert!(stopped.report.is_none(), "no LinkOptions, no report");
     let b_stats = b.link_stats();
     assert!(b_stats.rx_frames >= 2, "{b_stats:?}");
