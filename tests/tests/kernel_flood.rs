@@ -344,10 +344,12 @@ fn kernel_flood_100k_never_completed_fragments_stay_bounded() {
         ping.output
     ));
     ping.assert_all_answered(3);
+    // Sampled right after the sender and again after the ping (the stack may still
+    // have been draining the TAP at the first sample): both stay within the bound.
+    let grew = during.max(after).saturating_sub(before);
     assert!(
-        during.saturating_sub(before) <= 64 * 1024,
-        "RSS grew {} KiB under the fragment flood",
-        during.saturating_sub(before)
+        grew <= 64 * 1024,
+        "RSS grew {grew} KiB under the fragment flood"
     );
     assert!(count("rx_fragments") > 0);
 }
