@@ -355,24 +355,33 @@ impl TcpLayer {
     }
 
     /// After any change to a socket: queue handling for listener children, freeing
-    /// at CLOSED, timers and the dirty queue.
+    /// at CLOSED, timers, the dirty queue and buffer give-back.
     fn settle(&mut self, idx: u32, prev: TcpState, dirty: bool) {
         let Some(it) = self.at(idx) else {
             return;
         };
         let state = it.socket.state;
-        if prev != TcpState::SynReceived && state != TcpState::Closed {
-            // The common case, after a segment or call on a live connection: no
-            // listener queue to move it between and nothing to free.
-            if dirty && !it.meta.queued && it.socket.may_want_dispatch() {
-                it.meta.queued = true;
-                self.dirty.push_back(idx);
-            }
-            self.reschedule(idx);
-            // An emptied buffer waits for the reclaim tick on the fast path too.
-            self.note_idle_buffers(idx);
+        // The common case, a segment or call on a live connection, skips the listener
+        // queues and freeing.
+        if (prev == TcpState::SynReceived || state == TcpState::Closed)
+            && !self.settle_transition(idx, prev, state)
+        {
             return;
         }
+        if dirty {
+            self.mark_dirty(idx);
+        }
+        self.reschedule(idx);
+        self.note_idle_buffers(idx);
+    }
+
+    /// `settle` for a connection leaving SYN-RECEIVED (into its listener's accept
+    /// queue) or reaching CLOSED (out of the 4-tuple map, freed if nobody will ask for
+    /// it). Returns false when the slot was freed.
+    fn settle_transition(&mut self, idx: u32, prev: TcpState, state: TcpState) -> bool {
+        let Some(it) = self.at(idx) else {
+            return false;
+        };
         let handle = it.socket.handle;
         let parent = it.meta.parent;
         if prev == TcpState::SynReceived
@@ -389,10 +398,10 @@ impl TcpLayer {
                 self.touch(p.index());
             }
         }
-        let Some(it) = self.at(idx) else {
-            return;
-        };
         if state == TcpState::Closed {
+            let Some(it) = self.at(idx) else {
+                return false;
+            };
             if it.meta.in_conns {
                 it.meta.in_conns = false;
                 let key = ConnKey {
@@ -402,20 +411,16 @@ impl TcpLayer {
                 self.conns.remove(&key);
             }
             let Some(it) = self.at(idx) else {
-                return;
+                return false;
             };
             let orphan =
                 it.socket.user_closed || (it.meta.parent.is_some() && !it.meta.in_accept_queue);
             if orphan {
                 self.free_slot(idx);
-                return;
+                return false;
             }
         }
-        if dirty {
-            self.mark_dirty(idx);
-        }
-        self.reschedule(idx);
-        self.note_idle_buffers(idx);
+        true
     }
 
     fn queue_rst(&mut self, addrs: SegmentAddrs, repr: TcpRepr<'static>) {
