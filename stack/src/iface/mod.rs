@@ -1168,7 +1168,9 @@ impl Inner {
     ) -> Option<(usize, FrameMeta)> {
         let total = IPV4_HEADER_LEN + hdr.payload_len;
         let frame_len = ETHERNET_HEADER_LEN + total;
-        let mac = self.next_hop(hdr.dst_addr).and_then(|hop| self.neighbor(hop));
+        let mac = self
+            .next_hop(hdr.dst_addr)
+            .and_then(|hop| self.neighbor(hop));
         match mac {
             Some(mac) if out.len() >= frame_len && total <= 65535 => {
                 hdr.ident = self.next_ident;

@@ -151,7 +151,12 @@ impl Socket {
         repr.window_len = self.ack_fields(now, &mut repr.options);
         let offset = (plan.seq - self.snd_una).max(0) as usize;
         let len = plan.len;
-        let payload = self.tx.get_allocated(offset, len);
+        let mut payload = self.tx.get_allocated(offset, len);
+        if payload.len() < len && payload.len() > plan.wire_len {
+            // The ring wrapped inside a super-segment: send whole wire segments now and
+            // the rest next time, never a runt in mid-stream (as `plan_segment` does).
+            payload = &payload[..payload.len() - payload.len() % plan.wire_len];
+        }
         let sent = payload.len();
         let fin = plan.fin && sent == len;
         if sent > 0 && plan.seq + sent == self.snd_buf_end {
