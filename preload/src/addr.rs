@@ -32,8 +32,10 @@ pub unsafe fn read(addr: *const sockaddr, len: socklen_t) -> Result<Parsed, c_in
     if (len as usize) < core::mem::size_of::<libc::sa_family_t>() {
         return Err(libc::EINVAL);
     }
-    // SAFETY: at least the family is readable (checked above).
-    let family = unsafe { (*addr).sa_family } as c_int;
+    // SAFETY: at least the family is readable (checked above); the caller's buffer
+    // need not be aligned for `sockaddr`, so the field is read unaligned.
+    let family =
+        unsafe { core::ptr::read_unaligned(core::ptr::addr_of!((*addr).sa_family)) } as c_int;
     match family {
         libc::AF_INET => {
             if (len as usize) < core::mem::size_of::<sockaddr_in>() {
@@ -74,8 +76,10 @@ pub unsafe fn is_loopback(addr: *const sockaddr, len: socklen_t) -> bool {
     if addr.is_null() || (len as usize) < core::mem::size_of::<sockaddr_in>() {
         return false;
     }
-    // SAFETY: the caller's contract; at least a sockaddr_in is readable.
-    let family = unsafe { (*addr).sa_family } as c_int;
+    // SAFETY: the caller's contract; at least a sockaddr_in is readable, possibly
+    // unaligned.
+    let family =
+        unsafe { core::ptr::read_unaligned(core::ptr::addr_of!((*addr).sa_family)) } as c_int;
     match family {
         libc::AF_INET => {
             // SAFETY: as above.

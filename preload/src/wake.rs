@@ -246,11 +246,11 @@ pub fn wait_one(
 /// signal(7) says for accept, connect, recv and send when the handler has SA_RESTART
 /// and the socket has no timeout. The wait cannot tell which signal interrupted it, so
 /// the call restarts only when every installed handler has SA_RESTART (and returns
-/// EINTR if any lacks it). Only asked after an EINTR, so its 64 sigaction(2) reads
-/// cost nothing in the common case.
+/// EINTR if any lacks it). Only asked after an EINTR, so its sigaction(2) reads (one
+/// per signal, SIGRTMAX included) cost nothing in the common case.
 pub fn restart_after_signal() -> bool {
     let mut handlers = 0;
-    for sig in 1..libc::SIGRTMAX() {
+    for sig in 1..=libc::SIGRTMAX() {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
         }

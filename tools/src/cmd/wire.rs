@@ -159,6 +159,17 @@ pub fn run(global: &GlobalArgs, args: &WireArgs) -> CmdResult {
             "ustack wire takes its two ends as arguments (A B), not --tap/--raw/--ip".into(),
         );
     }
+    // The wire runs no stack: flags that configure or observe one would be ignored.
+    if global.gateway.is_some()
+        || global.mac.is_some()
+        || global.trace
+        || global.trace_file.is_some()
+        || global.stats.is_some()
+    {
+        return Err(
+            "ustack wire runs no stack: --gateway, --mac, --trace, --trace-file and --stats do not apply".into(),
+        );
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     ustack_tools::signals::handle_with(move |_| flag.store(true, Ordering::Relaxed))?;
