@@ -18,9 +18,8 @@ const CHUNK: usize = 1 << 20;
 /// What one side of a bidirectional transfer did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transfer {
-    /// Bytes this side sent.
-    pub sent: u64,
-    /// SHA-256 of them.
+    /// SHA-256 of the bytes this side sent: all it was asked to (a short write is an
+    /// error, not a shorter transfer).
     pub sent_sha256: String,
     /// Bytes this side read before EOF.
     pub received: u64,
@@ -90,7 +89,6 @@ pub fn exchange(stream: TcpStream, len: u64, seed: u64) -> io::Result<Transfer> 
         .map_err(|_| io::Error::other("the sending thread panicked"))?;
     let (received, received_sha256) = read?;
     Ok(Transfer {
-        sent: len,
         sent_sha256: sent?,
         received,
         received_sha256,

@@ -47,7 +47,6 @@ fn kernel_echo(fx: &Fixture, len: u64, timeout: Duration) -> f64 {
         .peer("echo client", move || peer::echo_client(to, len, 0xec40))
         .join(timeout)
         .expect("kernel echo client");
-    assert_eq!(t.sent, len, "bytes sent by the kernel");
     assert_eq!(t.received, len, "bytes echoed back");
     assert_eq!(
         t.sent_sha256, t.received_sha256,
@@ -76,7 +75,6 @@ fn stack_client(fx: &Fixture, len: u64, seed: u64, timeout: Duration) -> tcp::Cl
         k.received_sha256, res.sent_sha256,
         "SHA-256 stack -> kernel"
     );
-    assert_eq!(k.sent, len, "bytes the kernel sent");
     assert_eq!(res.received, len, "bytes the stack received");
     assert_eq!(
         k.sent_sha256, res.received_sha256,
