@@ -338,14 +338,14 @@ impl BulkApp {
         let h = tcp.socket();
         match self.role {
             Role::Client { remote } => {
-                if let Err(e) = tcp.connect(h, &tcp_cx, remote) {
+                if let Err(e) = tcp.connect(h, &tcp_cx, remote.into()) {
                     self.fail(format!("connect: {e}"));
                 }
                 self.conn = Some(h);
             }
             Role::Server { port } => {
                 let addr = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port);
-                if let Err(e) = tcp.listen(h, addr, 16) {
+                if let Err(e) = tcp.listen(h, addr.into(), 16) {
                     self.fail(format!("listen: {e}"));
                 }
                 self.listener = Some(h);

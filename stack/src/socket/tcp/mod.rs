@@ -544,8 +544,8 @@ impl TcpLayer {
     #[cfg(test)]
     pub(crate) fn conn_handle(
         &self,
-        local: core::net::SocketAddrV4,
-        remote: core::net::SocketAddrV4,
+        local: core::net::SocketAddr,
+        remote: core::net::SocketAddr,
     ) -> Option<TcpHandle> {
         let idx = *self.conns.get(&ConnKey { local, remote })?;
         self.slab.get_at(idx).map(|it| it.socket.handle)
