@@ -79,6 +79,9 @@ const RAW_BUFFER_LEN: usize = 212_992;
 /// [`NetStack::getsockopt`](crate::NetStack::getsockopt) (socket(7), tcp(7)).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
+// The `TcpInfo` answer is the large variant; an option is passed by value once per
+// call, so its size does not matter and boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum SockOpt {
     /// SO_REUSEADDR: bind to a port whose old connections linger in TIME-WAIT.
     ReuseAddr(bool),

@@ -295,6 +295,30 @@ fn describe(ev: &TcpEvent) -> (TcpHandle, &'static str, String) {
             "zero_window_probe",
             format!("zero-window probe seq {seq}"),
         ),
+        TcpEvent::LossProbe {
+            handle,
+            seq,
+            new_data,
+        } => (
+            handle,
+            "loss_probe",
+            format!(
+                "tail loss probe seq {seq} ({})",
+                if new_data { "new data" } else { "last segment" }
+            ),
+        ),
+        TcpEvent::CongestionUndone {
+            handle,
+            cwnd,
+            ssthresh,
+        } => (
+            handle,
+            "cwnd_undo",
+            format!(
+                "spurious reduction undone: congestion window {cwnd} ssthresh {}",
+                fmt_ssthresh(ssthresh)
+            ),
+        ),
     }
 }
 

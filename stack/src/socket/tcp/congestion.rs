@@ -45,6 +45,8 @@ pub trait CongestionControl: fmt::Debug + Send {
     fn ssthresh(&self) -> usize;
     /// Overrides cwnd (used by loss recovery).
     fn set_cwnd(&mut self, cwnd: usize);
+    /// Overrides ssthresh (used to undo a spurious reduction, RFC 3708 / RFC 5682).
+    fn set_ssthresh(&mut self, ssthresh: usize);
     /// `acked` new bytes were cumulatively acknowledged outside loss recovery.
     fn on_ack(&mut self, now: Instant, acked: usize, mss: usize, srtt: Option<Duration>);
     /// A loss was detected by duplicate ACKs or SACK (entering fast recovery):

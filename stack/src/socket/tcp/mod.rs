@@ -47,6 +47,7 @@ pub mod congestion;
 mod demux;
 mod isn;
 mod ports;
+mod rack;
 mod reclaim;
 mod rtt;
 mod sack;

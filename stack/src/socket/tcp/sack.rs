@@ -75,7 +75,13 @@ impl Scoreboard {
         self.blocks.iter().map(|&(l, r)| (r - l) as usize).sum()
     }
 
+    /// The left edge of the lowest SACKed block.
+    pub(crate) fn lowest(&self) -> Option<SeqNumber> {
+        self.blocks.first().map(|b| b.0)
+    }
+
     /// The right edge of the highest SACKed block.
+    #[cfg(test)]
     pub(crate) fn highest(&self) -> Option<SeqNumber> {
         self.blocks.last().map(|b| b.1)
     }
@@ -119,6 +125,7 @@ impl Scoreboard {
     }
 
     /// Bytes in holes between `snd_una` and `upto` (not SACKed).
+    #[cfg(test)]
     pub(crate) fn hole_bytes_below(&self, snd_una: SeqNumber, upto: SeqNumber) -> usize {
         if upto <= snd_una {
             return 0;

@@ -348,6 +348,25 @@ pub enum TcpEvent {
         /// Sequence number of the probe.
         seq: SeqNumber,
     },
+    /// The tail loss probe timer fired (RFC 8985 §7.3): a probe is about to go out.
+    LossProbe {
+        /// The socket.
+        handle: TcpHandle,
+        /// Sequence number the probe starts at.
+        seq: SeqNumber,
+        /// The probe carries new data (else it resends the last segment).
+        new_data: bool,
+    },
+    /// A congestion-window reduction proved spurious and was undone (D-SACK per
+    /// RFC 3708, or a spurious timeout per RFC 5682 / RFC 3522).
+    CongestionUndone {
+        /// The socket.
+        handle: TcpHandle,
+        /// Congestion window in bytes after the undo.
+        cwnd: usize,
+        /// Slow-start threshold in bytes after the undo.
+        ssthresh: usize,
+    },
 }
 
 /// A TCP_INFO-like snapshot of one connection (`ss -ti`).
@@ -399,6 +418,18 @@ pub struct TcpInfo {
     pub sacked: usize,
     /// In fast recovery.
     pub in_recovery: bool,
+    /// Segments RACK marked lost (RFC 8985 §6.2; marks made by an RTO excluded).
+    pub rack_lost: u64,
+    /// Tail loss probes sent (RFC 8985 §7.3).
+    pub tlp_probes: u64,
+    /// Congestion-window reductions undone as spurious (D-SACK, F-RTO, Eifel).
+    pub undos: u64,
+    /// Retransmission timeouts found spurious (F-RTO, RFC 5682; Eifel, RFC 3522).
+    pub spurious_rtos: u64,
+    /// D-SACK blocks received (RFC 2883).
+    pub dsacks_in: u64,
+    /// D-SACK blocks sent (RFC 2883).
+    pub dsacks_out: u64,
     /// Payload bytes sent, retransmissions included.
     pub bytes_sent: u64,
     /// Payload bytes acknowledged.

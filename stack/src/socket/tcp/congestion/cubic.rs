@@ -71,6 +71,10 @@ impl CongestionControl for Cubic {
         self.ssthresh
     }
 
+    fn set_ssthresh(&mut self, ssthresh: usize) {
+        self.ssthresh = ssthresh;
+    }
+
     fn set_cwnd(&mut self, cwnd: usize) {
         self.cwnd = cwnd;
     }

@@ -37,6 +37,10 @@ impl CongestionControl for NewReno {
         self.ssthresh
     }
 
+    fn set_ssthresh(&mut self, ssthresh: usize) {
+        self.ssthresh = ssthresh;
+    }
+
     fn set_cwnd(&mut self, cwnd: usize) {
         self.cwnd = cwnd;
     }

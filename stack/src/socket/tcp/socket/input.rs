@@ -126,7 +126,10 @@ impl Socket {
             || seg_wnd == 0
             || seg.options.sack_ranges[0].is_some()
             || self.recovery.is_some()
-            || self.rtx_una_mark.is_some()
+            || self.tlp_end.is_some()
+            || self.rack_at.is_some()
+            || self.txlog.has_retrans()
+            || self.txlog.lost_bytes() != 0
         {
             return false;
         }
@@ -262,7 +265,16 @@ impl Socket {
                 self.timers_changed |= self.close_at != at;
                 self.close_at = at;
             }
+            if !payload.is_empty() && seq + payload.len() <= self.rcv_nxt {
+                // RFC 2883 §4 (1): report the duplicate as a D-SACK block.
+                self.note_dsack(seq, seq + payload.len());
+            }
             return ControlFlow::Break(self.dupack_reply(now, cfg, seg));
+        }
+        if !payload.is_empty() && seq < self.rcv_nxt && !syn {
+            // Partly a duplicate: RFC 2883 §4 reports the part already received.
+            let end = (seq + payload.len()).min(self.rcv_nxt);
+            self.note_dsack(seq, end);
         }
 
         // Per RFC 7323 §4.3 (2): remember TSval when the segment covers Last.ACK.sent.
@@ -489,26 +501,43 @@ impl Socket {
         let ack = seg.ack_number;
         let mss = self.send_mss();
         let seg_wnd = usize::from(seg.window_len) << self.snd_wscale;
+        let una_before = self.snd_una;
+        let sacked_before = self.scoreboard.sacked_bytes();
+        let dsack = self.sack_ok && self.on_dsack(now, ev, seg);
         let sack_new = self.sack_ok
             && self
                 .scoreboard
                 .update(self.snd_una, self.snd_max, &seg.options.sack_ranges);
+        let mut orig = self.sack_ok && self.rack_on_sack(now, seg, dsack);
         // Any acceptable ACK shows the peer is alive: zero-window probing goes on as
         // long as it answers (Linux resets icsk_probes_out the same way).
         self.persist_probes = 0;
         if ack > self.snd_una {
-            self.on_new_ack(now, ev, seg, mss);
+            orig |= self.on_new_ack(now, ev, seg, mss);
         } else if ack == self.snd_una && self.snd_max > self.snd_una {
             self.on_duplicate_ack(seg, seg_wnd, sack_new, mss);
         }
-        self.detect_loss(now, ev, mss);
+        // RFC 6937 DeliveredData: the change in SND.UNA plus the change in SACKed
+        // bytes (negative when the cumulative ACK covers SACKed data).
+        let delivered = ((self.snd_una - una_before).max(0) as usize
+            + self.scoreboard.sacked_bytes())
+        .saturating_sub(sacked_before);
+        self.detect_loss(now, ev, seg, una_before, delivered, dsack, orig);
         self.update_send_window(now, ev, seg, seg_wnd);
         self.arm_tlp(now);
     }
 
     /// An ACK that advances SND.UNA: frees acknowledged bytes, samples the RTT, resets
     /// the retransmission backoff and lets congestion control grow or leave recovery.
-    fn on_new_ack(&mut self, now: Instant, ev: &mut EventQueue, seg: &TcpRepr<'_>, mss: usize) {
+    /// Returns whether a never-retransmitted segment sent before the last timeout was
+    /// among those acknowledged (F-RTO's test).
+    fn on_new_ack(
+        &mut self,
+        now: Instant,
+        ev: &mut EventQueue,
+        seg: &TcpRepr<'_>,
+        mss: usize,
+    ) -> bool {
         let ack = seg.ack_number;
         let acked = (ack - self.snd_una) as usize;
         let mut data_acked = acked;
@@ -526,21 +555,37 @@ impl Socket {
             self.high_rxt = self.snd_una;
         }
         self.scoreboard.prune(self.snd_una);
+        if self.tlp_pending {
+            // A probe that was due but has not left yet is moot: the ACK came.
+            self.tlp_pending = false;
+            self.rtx_next = None;
+        }
+        let mut orig = false;
+        if self.sack_ok {
+            let tsecr = seg.options.timestamp.map(|t| t.1);
+            let limit = self.rto_recover.unwrap_or(self.snd_una);
+            let echo = self.echo_before(tsecr);
+            orig = self
+                .txlog
+                .on_cum_ack(self.snd_una, &mut self.rack, now, limit, &echo)
+                .orig;
+        }
         self.sample_rtt(now, seg);
         self.retries = 0;
         self.rtt.reset_backoff();
         self.persist_probes = 0;
-        if self.rto_recover.is_some_and(|r| self.snd_una >= r) {
-            self.rto_recover = None;
-            self.rto_tsval = None;
+        if self.frto == 0 {
+            // With F-RTO on, `detect_loss` decides first whether the timeout was
+            // spurious, then ends RTO recovery.
+            self.end_rto_recovery_if_done();
         }
         self.on_ack_cc(now, ev, acked, data_acked, mss);
         self.dupacks = 0;
-        self.tlp_probed = false;
         // Per RFC 6298 §5.2/5.3: stop the timer when all is acked, else restart it.
         let at = (self.snd_max > self.snd_una).then(|| now + self.rtt.rto());
         self.timers_changed |= self.rto_at != at;
         self.rto_at = at;
+        orig
     }
 
     /// RTT measurement on an ACK that advanced SND.UNA to `seg.ack_number`.
@@ -709,6 +754,16 @@ impl Socket {
     fn receive_data(&mut self, now: Instant, cfg: &TcpConfig, seq: SeqNumber, payload: &[u8]) {
         let offset = (seq - self.rcv_nxt).max(0) as usize;
         let had_holes = !self.assembler.is_empty();
+        if had_holes
+            && offset > 0
+            && self
+                .assembler
+                .ranges()
+                .any(|(s, e)| s <= offset && offset + payload.len() <= e)
+        {
+            // Out-of-order data held already: RFC 2883 §4 (2), a D-SACK.
+            self.note_dsack(seq, seq + payload.len());
+        }
         let n = self.rx.write_unallocated(offset, payload);
         if n == 0 || !self.assembler.add(offset, n) {
             // No room, or too many holes: drop the text and tell the peer where we are.
@@ -757,6 +812,13 @@ impl Socket {
             let at = Some(now + cfg.delayed_ack);
             self.timers_changed |= self.delack_at != at;
             self.delack_at = at;
+        }
+    }
+
+    /// Remembers a duplicate segment for the next ACK's first SACK block (RFC 2883).
+    fn note_dsack(&mut self, start: SeqNumber, end: SeqNumber) {
+        if self.sack_ok && end > start {
+            self.dsack = Some((start, end));
         }
     }
 

@@ -36,6 +36,7 @@ pub(crate) use input::{PREDICTED, PREDICTION_OFF};
 pub(crate) use options::{wscale_for, SocketOptions};
 
 use super::congestion::{self, CongestionControl};
+use super::rack::{Rack, TxLog};
 use super::rtt::RttEstimator;
 use super::sack::Scoreboard;
 use crate::socket::tcp::config::{TcpConfig, TcpContext};
@@ -84,6 +85,41 @@ pub(crate) struct Stats {
     pub total_retrans: u64,
     pub segs_out: u64,
     pub segs_in: u64,
+    /// Segments RACK marked lost (RFC 8985 §6.2), RTO marks excluded.
+    pub rack_lost: u64,
+    /// Tail loss probes sent (RFC 8985 §7.3).
+    pub tlp_probes: u64,
+    /// Congestion-window reductions undone (D-SACK, F-RTO or Eifel).
+    pub undos: u64,
+    /// Retransmission timeouts found spurious (RFC 5682, RFC 3522).
+    pub spurious_rtos: u64,
+    /// D-SACK blocks received (RFC 2883).
+    pub dsacks_in: u64,
+    /// D-SACK blocks sent (RFC 2883).
+    pub dsacks_out: u64,
+}
+
+/// RFC 6937 Proportional Rate Reduction state of one fast-recovery episode.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Prr {
+    /// `prr_delivered`: bytes the receiver got since recovery began.
+    delivered: usize,
+    /// `prr_out`: bytes sent since recovery began.
+    out: usize,
+    /// `RecoverFS`: FlightSize when recovery began.
+    recover_fs: usize,
+}
+
+/// What a congestion-window reduction would be undone to, if it proves spurious
+/// (RFC 3708, RFC 5682; Linux's `prior_cwnd`/`undo_marker`/`undo_retrans`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Undo {
+    cwnd: usize,
+    ssthresh: usize,
+    /// SND.UNA when the reduction happened: D-SACKs above it count.
+    marker: SeqNumber,
+    /// Retransmitted segments not yet reported as duplicates by a D-SACK.
+    retrans: i64,
 }
 
 /// A TCP socket: listener or connection.
@@ -153,8 +189,13 @@ pub(crate) struct Socket {
     rto_at: Option<Instant>,
     /// Tail loss probe (RFC 8985 §7): when to resend the last segment if no ACK came.
     tlp_at: Option<Instant>,
-    /// A probe went out and no ACK has advanced SND.UNA since.
-    tlp_probed: bool,
+    /// RFC 8985 §7: `TLP.end_seq` of the probe in flight, and `TLP.is_retrans`.
+    tlp_end: Option<SeqNumber>,
+    tlp_retrans: bool,
+    /// The probe timer fired: the next segment is the probe (beyond cwnd if new data).
+    tlp_pending: bool,
+    /// RFC 8985 §6.2 step 5: the RACK reordering timer.
+    rack_at: Option<Instant>,
     delack_at: Option<Instant>,
     persist_at: Option<Instant>,
     keepalive_at: Option<Instant>,
@@ -183,9 +224,6 @@ pub(crate) struct Socket {
     /// RFC 6582 "recover": set while in fast recovery.
     recovery: Option<SeqNumber>,
     rtx_next: Option<SeqNumber>,
-    /// During SACK recovery: the retransmission of SND.UNA and SND.MAX when it left,
-    /// to tell when that retransmission was itself lost.
-    rtx_una_mark: Option<(SeqNumber, SeqNumber)>,
     high_rxt: SeqNumber,
     /// RFC 6582 §4 "recover" after a timeout: SND.MAX when the RTO fired. Until the
     /// cumulative ACK reaches it, duplicate ACKs (caused by go-back-N resending what
@@ -196,6 +234,16 @@ pub(crate) struct Socket {
     /// the timeout, so its RTT sample is ambiguous (Karn) and inflated by the RTO.
     rto_tsval: Option<u32>,
     scoreboard: Scoreboard,
+    /// Per-segment transmit times and marks (RFC 8985), with SACK.
+    txlog: TxLog,
+    rack: Rack,
+    prr: Prr,
+    undo: Option<Undo>,
+    /// F-RTO (RFC 5682 §3, SACK-enhanced): 1 after a timeout until the first ACK, 2
+    /// until the second; 0 when off.
+    frto: u8,
+    /// Receiver: a duplicate segment to report as the first SACK block (RFC 2883 §4).
+    dsack: Option<(SeqNumber, SeqNumber)>,
     cc: Box<dyn CongestionControl>,
 
     pub stats: Stats,
@@ -330,7 +378,10 @@ impl Socket {
             last_oow_ack: None,
             rto_at: None,
             tlp_at: None,
-            tlp_probed: false,
+            tlp_end: None,
+            tlp_retrans: false,
+            tlp_pending: false,
+            rack_at: None,
             delack_at: None,
             persist_at: None,
             keepalive_at: None,
@@ -351,11 +402,16 @@ impl Socket {
             dupacks: 0,
             recovery: None,
             rtx_next: None,
-            rtx_una_mark: None,
             high_rxt: SeqNumber(0),
             rto_recover: None,
             rto_tsval: None,
             scoreboard: Scoreboard::default(),
+            txlog: TxLog::default(),
+            rack: Rack::new(),
+            prr: Prr::default(),
+            undo: None,
+            frto: 0,
+            dsack: None,
             cc,
             stats: Stats::default(),
             paws_rejected: 0,
@@ -375,6 +431,11 @@ impl Socket {
         self.high_rxt = iss;
         self.rto_recover = None;
         self.rto_tsval = None;
+        self.txlog.clear();
+        self.rack = Rack::new();
+        self.undo = None;
+        self.frto = 0;
+        self.dsack = None;
         self.fin_seq = None;
         self.fin_received = false;
         self.shut_rd = false;
@@ -632,6 +693,12 @@ impl Socket {
             unacked: self.in_flight(),
             sacked: self.scoreboard.sacked_bytes(),
             in_recovery: self.recovery.is_some(),
+            rack_lost: self.stats.rack_lost,
+            tlp_probes: self.stats.tlp_probes,
+            undos: self.stats.undos,
+            spurious_rtos: self.stats.spurious_rtos,
+            dsacks_in: self.stats.dsacks_in,
+            dsacks_out: self.stats.dsacks_out,
             bytes_sent: self.stats.bytes_sent + self.stats.bytes_retrans,
             bytes_acked: self.stats.bytes_acked,
             bytes_received: self.stats.bytes_received,
@@ -658,6 +725,8 @@ impl Socket {
                 && (self.snd_buf_end > self.snd_nxt
                     || self.rtx_next.is_some()
                     || self.recovery.is_some()
+                    || self.tlp_pending
+                    || self.txlog.lost_bytes() != 0
                     || self.fin_seq.is_some_and(|f| self.snd_nxt <= f)))
     }
 

@@ -70,6 +70,8 @@ impl Socket {
             self.send_segment(now, plan, ev, emit);
             return true;
         }
+        // A probe that found nothing to send (the window closed meanwhile) is dropped.
+        self.tlp_pending = false;
         self.maybe_arm_persist(now);
         if self.ack_now || self.window_update {
             let update = self.window_update && !self.ack_now;
@@ -173,6 +175,16 @@ impl Socket {
         }
         let end = plan.seq + sent + usize::from(fin);
         self.stats.segs_out += 1;
+        if self.sack_ok {
+            // RFC 8985 §6.1: every transmission's time, per segment.
+            self.txlog.on_transmit(plan.seq, end, now);
+            self.prr_on_send(sent + usize::from(fin));
+            if plan.rtx {
+                if let Some(u) = self.undo.as_mut() {
+                    u.retrans += sent.div_ceil(plan.wire_len.max(1)).max(1) as i64;
+                }
+            }
+        }
         if plan.hole {
             self.high_rxt = self.high_rxt.max(end);
         } else {
@@ -196,6 +208,7 @@ impl Socket {
         if end > self.snd_max {
             self.snd_max = end;
         }
+        self.tlp_sent(plan.rtx);
         if self.rto_at.is_none() && self.snd_max > self.snd_una {
             let at = Some(now + self.rtt.rto());
             self.timers_changed |= self.rto_at != at;
@@ -207,14 +220,6 @@ impl Socket {
     }
 
     fn plan_segment(&mut self) -> Option<Plan> {
-        let plan = self.plan_segment_inner()?;
-        if plan.rtx && plan.seq == self.snd_una && self.recovery.is_some() && self.sack_ok {
-            self.rtx_una_mark = Some((plan.seq, self.snd_max));
-        }
-        Some(plan)
-    }
-
-    fn plan_segment_inner(&mut self) -> Option<Plan> {
         if !self.may_send_data() {
             return None;
         }
@@ -237,21 +242,33 @@ impl Socket {
         }
         let cwnd = self.cc.cwnd();
         let mut budget = usize::MAX;
-        if self.recovery.is_some() && self.sack_ok {
-            // RFC 6675 §5 (C): while pipe < cwnd, retransmit lost holes, then new data.
+        // With SACK, in fast recovery, after a timeout, or with segments RACK deems
+        // lost, sending is bounded by pipe (RFC 6675 §5 (C); cwnd is PRR's during fast
+        // recovery, RFC 6937).
+        let pipe_mode = self.sack_ok
+            && (self.recovery.is_some()
+                || self.rto_recover.is_some()
+                || self.txlog.lost_bytes() != 0);
+        if pipe_mode {
             let pipe = self.pipe();
             if pipe >= cwnd {
                 return None;
             }
-            budget = cwnd - pipe;
-            let from = self.high_rxt.max(self.snd_una);
-            if let Some((s, e)) = self.scoreboard.next_lost_hole(from, self.snd_una, mss) {
-                let plan = self.plan_at(s, max_len.min(budget), e, true);
-                if plan.len > 0 || plan.fin {
-                    return Some(plan);
+            // Whole segments: a budget short of one still sends one (Linux counts
+            // cwnd and pipe in packets).
+            budget = (cwnd - pipe).div_ceil(max_len) * max_len;
+            // RFC 5682 §3.1 step 2 (b): after the first ACK following a timeout,
+            // F-RTO sends new data rather than retransmissions.
+            let frto_new = self.frto == 2
+                && self.snd_buf_end > self.snd_max
+                && self.snd_una + self.snd_wnd > self.snd_max;
+            if !frto_new {
+                if let Some((s, e)) = self.txlog.first_lost() {
+                    let plan = self.plan_at(s, max_len, e, true);
+                    if plan.len > 0 || plan.fin {
+                        return Some(plan);
+                    }
                 }
-                // Nothing sendable in that hole: never plan an empty retransmission.
-                self.high_rxt = e;
             }
         }
         let avail = (self.snd_buf_end - self.snd_nxt).max(0) as usize;
@@ -263,7 +280,7 @@ impl Socket {
         } else {
             0
         };
-        let win_end = if self.recovery.is_some() && self.sack_ok && self.snd_nxt >= self.snd_max {
+        let win_end = if (pipe_mode && self.snd_nxt >= self.snd_max) || self.tlp_pending {
             // RFC 6675 §5 (C): during SACK recovery cwnd bounds pipe (`budget` above),
             // not SND.NXT - SND.UNA; new data is bounded only by the peer's window. With
             // SND.UNA + cwnd here, a halved cwnd under a full flight let nothing new out,
@@ -276,6 +293,10 @@ impl Socket {
         };
         let can = ((win_end - self.snd_nxt).max(0) as usize).min(budget);
         let mut len = avail.min(can).min(self.burst_len(max_len, opts_len));
+        if self.tlp_pending {
+            // RFC 8985 §7.3: the probe is one segment of new data, outside cwnd.
+            len = len.min(max_len);
+        }
         if len > max_len && len < avail {
             // A super-segment is cut into whole wire segments plus what remains queued
             // at the end; never leave a runt wire segment in mid-stream (the sender
@@ -287,7 +308,7 @@ impl Socket {
         if len == 0 && !fin {
             return None;
         }
-        if !rtx && len < max_len && !fin && !self.force_send {
+        if !rtx && len < max_len && !fin && !self.force_send && !self.tlp_pending {
             // RFC 1122 §4.2.3.4 sender SWS avoidance: send a partial segment only when it
             // holds all queued data or at least half the largest window seen...
             if len < avail && len < self.max_snd_wnd / 2 {
@@ -361,7 +382,7 @@ impl Socket {
     /// will put in it, without building it.
     fn data_options_len(&self) -> usize {
         let ts = if self.ts_ok { TS_OPTION_LEN } else { 0 };
-        if !self.sack_ok || self.assembler.is_empty() {
+        if !self.sack_ok || (self.assembler.is_empty() && self.dsack.is_none()) {
             return ts;
         }
         let o = TcpOptions {
@@ -422,7 +443,7 @@ impl Socket {
     /// Up to 3 (with timestamps) or 4 SACK blocks, the newest first (RFC 2018 §4).
     #[inline]
     fn sack_blocks(&self) -> [Option<(SeqNumber, SeqNumber)>; 4] {
-        if !self.sack_ok || self.assembler.is_empty() {
+        if !self.sack_ok || (self.assembler.is_empty() && self.dsack.is_none()) {
             return [None; 4];
         }
         self.sack_blocks_out_of_order()
@@ -441,13 +462,19 @@ impl Socket {
                 .map(|(s, e)| (self.rcv_nxt + s, self.rcv_nxt + e))
         };
         let mut n = 0;
+        // RFC 2883 §4: a duplicate segment is reported once, as the first block.
+        if let Some(d) = self.dsack {
+            out[0] = Some(d);
+            n = 1;
+        }
+        let first = n;
         let recent = self.sack_recent.iter().flatten();
         let by_recency = recent.filter_map(|&seq| ranges().find(|r| r.0 <= seq && seq < r.1));
         for r in by_recency.chain(ranges().rev()) {
             if n == max {
                 break;
             }
-            if !out.contains(&Some(r)) {
+            if !out[first..].contains(&Some(r)) {
                 out[n] = Some(r);
                 n += 1;
             }
@@ -462,6 +489,9 @@ impl Socket {
             options.timestamp = Some((self.ts_now(now), self.ts_recent));
         }
         options.sack_ranges = self.sack_blocks();
+        if self.dsack.take().is_some() && self.sack_ok {
+            self.stats.dsacks_out += 1;
+        }
         let window = self.take_window();
         self.last_ack_sent = self.rcv_nxt;
         self.ack_now = false;

@@ -23,7 +23,7 @@ impl Socket {
         let a = earlier(self.rto_at, self.tlp_at);
         let b = earlier(self.delack_at, self.persist_at);
         let c = earlier(self.keepalive_at, self.close_at);
-        earlier(earlier(a, b), c)
+        earlier(earlier(a, b), earlier(c, self.rack_at))
     }
 
     /// Runs the timers due at `cx.now`; returns a RST to send if the connection was
@@ -44,10 +44,22 @@ impl Socket {
                 return None;
             }
         }
+        if due(self.rack_at) {
+            // RFC 8985 §6.2 step 5: the reordering window of a segment has passed.
+            self.timers_changed |= self.rack_at.is_some();
+            self.rack_at = None;
+            let was = self.recovery.is_some();
+            self.rack_detect(now, ev);
+            if !was && self.recovery.is_some() {
+                // As Linux's tcp_rack_reo_timeout: PRR counts one segment delivered,
+                // so the first retransmission goes at once.
+                self.prr_on_ack(self.send_mss());
+            }
+        }
         if due(self.tlp_at) {
             self.timers_changed |= self.tlp_at.is_some();
             self.tlp_at = None;
-            self.fire_tlp();
+            self.fire_tlp(now, ev);
         }
         if due(self.rto_at) {
             self.timers_changed |= self.rto_at.is_some();
@@ -143,16 +155,46 @@ impl Socket {
             }
             _ => {
                 let flight = (self.snd_max - self.snd_una).max(0) as usize;
+                let first = self.rto_recover.is_none();
+                if first && (self.recovery.is_none() || self.undo.is_none()) {
+                    // Undo state for F-RTO; a timeout during fast recovery keeps the
+                    // state saved when that recovery began (as Linux does).
+                    self.save_undo();
+                }
+                // RFC 5682 §3.1 step 1: F-RTO watches the ACKs after the first timeout
+                // of an episode (with SACK; it needs RACK's per-segment record).
+                self.frto = if first && self.sack_ok { 1 } else { 0 };
                 self.cc.on_rto(now, flight, self.send_mss());
                 self.emit_cc_event(ev);
-                // Go back N; RFC 2018 §8: forget SACK information after a timeout.
-                self.snd_nxt = self.snd_una;
-                self.recovery = None;
+                if self.recovery.take().is_some() {
+                    self.rack.on_recovery_exit();
+                }
                 self.dupacks = 0;
-                self.rtx_next = None;
-                self.rtx_una_mark = None;
-                self.scoreboard.clear();
+                self.tlp_end = None;
+                self.tlp_pending = false;
+                self.timers_changed |= self.rack_at.is_some();
+                self.rack_at = None;
                 self.high_rxt = self.snd_una;
+                if self.sack_ok && self.scoreboard.lowest() == Some(self.snd_una) {
+                    // RFC 2018 §8: SND.UNA itself is SACKed but not acknowledged, so the
+                    // receiver reneged (Linux tcp_check_sack_reneging): forget it all.
+                    self.scoreboard.clear();
+                    self.txlog.clear_sacked();
+                }
+                if self.sack_ok {
+                    // RFC 6675 §5.1 (as Linux): the scoreboard survives the timeout, so
+                    // SACKed data is not resent. RFC 8985 §6.3: what RACK deems lost is
+                    // marked, SND.UNA's segment always; it goes first, under cwnd =
+                    // 1 MSS, the rest as the ACKs of slow start allow.
+                    let reo_wnd = self.rack.reo_wnd(true, 0, self.rtt.srtt());
+                    self.txlog.mark_lost_on_rto(&self.rack, reo_wnd, now);
+                    self.rtx_next = Some(self.snd_una);
+                } else {
+                    // Go back N; RFC 2018 §8: forget SACK information after a timeout.
+                    self.snd_nxt = self.snd_una;
+                    self.rtx_next = None;
+                    self.scoreboard.clear();
+                }
                 self.rto_recover = Some(self.snd_max);
                 self.rto_tsval = Some(self.ts_now(now));
             }
@@ -199,6 +241,8 @@ impl Socket {
         self.rto_at = None;
         self.timers_changed |= self.tlp_at.is_some();
         self.tlp_at = None;
+        self.timers_changed |= self.rack_at.is_some();
+        self.rack_at = None;
         self.timers_changed |= self.delack_at.is_some();
         self.delack_at = None;
         self.timers_changed |= self.persist_at.is_some();

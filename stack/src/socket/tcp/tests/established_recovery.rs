@@ -120,10 +120,14 @@ fn test_established_sack_recovery_retransmits_holes() {
         },
         ..bulk_ack(0)
     };
+    // RACK (RFC 8985): the handshake measured an RTT of 0, so the reordering window
+    // is 0 and the first SACK marks segment 0 lost; PRR lets the retransmission out.
     send!(h, sack([Some((base + 64, base + 128)), None, None, None]));
+    recv!(h, data_seg(0, leak_slice(&data[..64])));
     recv_nothing!(h);
-    // RFC 6675 IsLost(SND.UNA): more than (DupThresh - 1) * SMSS bytes SACKed above it
-    // starts recovery at the second duplicate ACK, with the first hole.
+    assert!(h.info().in_recovery);
+    assert_eq!(h.info().ssthresh, 320);
+    // Segments 3 and 4 SACKed: segment 2, sent before them, is lost too.
     send!(
         h,
         sack([
@@ -133,24 +137,9 @@ fn test_established_sack_recovery_retransmits_holes() {
             None
         ])
     );
-    recv!(h, data_seg(0, leak_slice(&data[..64])));
-    // pipe = 320 above the highest SACK + 64 retransmitted >= cwnd = 320: wait.
-    recv_nothing!(h);
-    assert!(h.info().in_recovery);
-    assert_eq!(h.info().cwnd, 320);
-    // More SACKed: pipe drops to 256 and the second hole is lost, so it goes next.
-    send!(
-        h,
-        sack([
-            Some((base + 192, base + 448)),
-            Some((base + 64, base + 128)),
-            None,
-            None
-        ])
-    );
     recv!(h, data_seg(128, leak_slice(&data[128..192])));
     recv_nothing!(h);
-    assert_eq!(h.info().sacked, 64 + 256);
+    assert_eq!(h.info().sacked, 64 + 128);
     send!(h, sack([Some((base + 192, base + 640)), None, None, None]));
     send!(h, bulk_ack(640));
     assert_eq!(h.info().unacked, 0);
@@ -179,17 +168,19 @@ fn test_established_sack_recovery_sends_new_data_when_pipe_allows() {
         },
         ..bulk_ack(0)
     };
-    // Segment 0 lost; 1..=3 SACKed: recovery (cwnd = ssthresh = 320), hole resent.
+    // Segment 0 lost; 1..=3 SACKed: recovery (ssthresh = 320); PRR (RFC 6937) lets
+    // the retransmission and one new segment out (CEIL(192 * 320 / 640) = 96 bytes,
+    // in whole segments).
     send!(h, sack(64, 256));
     recv!(h, data_seg(0, leak_slice(&data[..64])));
-    // pipe = 384 above the highest SACK + 64 retransmitted >= 320: wait.
-    recv_nothing!(h);
-    assert_eq!(h.info().cwnd, 320);
-    // 4..=6 SACKed too: pipe = 192 + 64 = 256, so one new segment fits.
-    send!(h, sack(64, 448));
     recv!(h, data_seg(640, leak_slice(&more[..64])));
     recv_nothing!(h);
-    // 7..=9 SACKed: pipe = 64 new + 64 retransmitted = 128: three more.
+    assert_eq!(h.info().ssthresh, 320);
+    // 4..=6 SACKed too: pipe = 64 + 192 + 64 = 320 = ssthresh: nothing more.
+    send!(h, sack(64, 448));
+    recv_nothing!(h);
+    // 7..=9 SACKed: pipe = 128, PRR-SSRB refills to ssthresh: three new segments,
+    // though SND.NXT - SND.UNA is already 704 > cwnd.
     send!(h, sack(64, 640));
     recv!(h, data_seg(704, leak_slice(&more[64..128])));
     recv!(h, data_seg(768, leak_slice(&more[128..192])));
@@ -199,17 +190,23 @@ fn test_established_sack_recovery_sends_new_data_when_pipe_allows() {
 }
 
 /// Regression (seed 2 of `sim::tcp_tests::seed_sweep_64k_each_way`: thousands of
-/// 23-byte retransmissions at one instant): duplicate ACKs that arrive while go-back-N
-/// resends after an RTO must not start fast recovery (RFC 6582 §3.2 (1), §4), whose
-/// pipe does not count the bytes go-back-N resends.
+/// 23-byte retransmissions at one instant): duplicate ACKs that arrive after an RTO
+/// must not start fast recovery (RFC 6582 §3.2 (1), §4). And since the SACK scoreboard
+/// survives the timeout (RFC 6675 §5.1, as Linux), what they SACK is never resent.
 #[test]
 fn test_established_dupacks_after_rto_do_not_start_recovery() {
     let (mut h, data) = socket_bulk(sack_config(), sack_syn());
     for _ in 0..10 {
         h.recv().unwrap();
     }
-    // Nothing is acknowledged: the RTO resends the first segment, cwnd = 1 MSS.
-    recv!(h, time 200, data_seg(0, leak_slice(&data[..64])));
+    // No ACK: the tail loss probe (PTO = 10 ms, the RTT being 0) resends the last
+    // segment, then the RTO, armed from the probe, resends the first; cwnd = 1 MSS.
+    recv!(h, time 10, {
+        let mut s = data_seg(576, leak_slice(&data[576..]));
+        s.flags |= PSH;
+        s
+    });
+    recv!(h, time 210, data_seg(0, leak_slice(&data[..64])));
     recv_nothing!(h);
     assert_eq!(h.info().cwnd, 64);
     let base = LOCAL_SEQ + 1;
@@ -227,9 +224,10 @@ fn test_established_dupacks_after_rto_do_not_start_recovery() {
     }
     assert!(!h.info().in_recovery);
     assert_eq!(h.info().cwnd, 64);
-    // The retransmission is acknowledged: go-back-N goes on in slow start.
+    // The retransmission is acknowledged: nothing is resent (1-9 are SACKed).
     send!(h, bulk_ack(64));
-    recv!(h, data_seg(64, leak_slice(&data[64..128])));
-    recv!(h, data_seg(128, leak_slice(&data[128..192])));
     recv_nothing!(h);
+    assert_eq!(h.info().total_retrans, 2);
+    send!(h, bulk_ack(640));
+    assert_eq!(h.info().unacked, 0);
 }

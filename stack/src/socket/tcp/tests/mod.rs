@@ -553,6 +553,7 @@ mod fin_wait;
 mod listen;
 mod loopback;
 mod loss_detection;
+mod rack_tlp;
 mod readiness;
 mod receiver_acks;
 mod robustness;

@@ -1,0 +1,569 @@
+//! RACK-TLP loss detection (RFC 8985) for one connection: the sender's per-segment
+//! transmit log and RACK's state (the most recently delivered segment's send time,
+//! the reordering window and its D-SACK adaptation).
+//!
+//! The log holds one record per segment sent (a TSO super-segment is one record until
+//! a SACK or a retransmission splits it), in sequence order, covering exactly
+//! `[SND.UNA, SND.MAX)` of what was sent since the connection synchronized. Each record
+//! carries its latest transmission time and whether it was retransmitted, SACKed or is
+//! deemed lost. Records live in a `VecDeque` that keeps its capacity: in steady state
+//! sending and acknowledging allocate nothing.
+//!
+//! Invariants: records are sorted, disjoint and contiguous; `lost` is the byte count of
+//! records marked LOST and not SACKed; `retrans` counts records marked RETRANS; the log
+//! never holds more than `MAX_RECORDS` records (beyond that, new data joins the last
+//! record and SACK edges stop splitting records).
+
+use crate::time::{Duration, Instant};
+use crate::wire::SeqNumber;
+use std::collections::VecDeque;
+
+/// Record retransmitted at least once.
+const RETRANS: u8 = 1;
+/// Record SACKed.
+const SACKED: u8 = 2;
+/// Record deemed lost and not yet retransmitted (RFC 8985 `Segment.lost`).
+const LOST: u8 = 4;
+
+/// Most records kept: a peer SACKing single bytes cannot make the log grow past this.
+const MAX_RECORDS: usize = 8192;
+
+/// RFC 8985 §6.2 step 4: how many recoveries a widened reordering window persists.
+const REO_WND_PERSIST: u32 = 16;
+
+/// One transmitted segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Record {
+    start: SeqNumber,
+    end: SeqNumber,
+    xmit_ts: Instant,
+    /// Transmission order: RACK's tie-break between segments sent at one instant.
+    order: u32,
+    flags: u8,
+}
+
+impl Record {
+    fn len(&self) -> usize {
+        (self.end - self.start).max(0) as usize
+    }
+}
+
+/// RFC 8985 `RACK_sent_after(t1, seq1, t2, seq2)`: ordered by time, then, for segments
+/// sent at one instant, by transmission order, then by sequence (parts of one record
+/// went out in sequence order). The RFC breaks ties by sequence alone, which puts a
+/// retransmission of a low sequence number before the original segments it followed
+/// when the clock did not tick between them.
+fn sent_after(a: (Instant, u32, SeqNumber), b: (Instant, u32, SeqNumber)) -> bool {
+    let order = a.1.wrapping_sub(b.1) as i32;
+    a.0 > b.0 || (a.0 == b.0 && (order > 0 || (order == 0 && a.2 > b.2)))
+}
+
+/// RACK's per-connection state (RFC 8985 §5.2).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Rack {
+    /// `RACK.xmit_ts` and the transmission order standing in for `RACK.end_seq`: the
+    /// most recently sent segment delivered so far.
+    xmit_ts: Option<Instant>,
+    order: u32,
+    end_seq: SeqNumber,
+    /// `RACK.rtt`: the RTT of that segment.
+    rtt: Duration,
+    /// `RACK.min_RTT`.
+    min_rtt: Option<Duration>,
+    /// `RACK.fack`: highest end sequence delivered (ACKed or SACKed).
+    fack: SeqNumber,
+    /// `RACK.reordering_seen`.
+    reordering_seen: bool,
+    /// `RACK.reo_wnd_mult`, `RACK.reo_wnd_persist`, `RACK.dsack_round`.
+    reo_wnd_mult: u32,
+    reo_wnd_persist: u32,
+    dsack_round: Option<SeqNumber>,
+}
+
+/// What one ACK told the log.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Delivered {
+    /// A record never retransmitted and ending at or below the `orig_limit` given was
+    /// newly ACKed or SACKed (Linux's FLAG_ORIG_SACK_ACKED, used by F-RTO).
+    pub orig: bool,
+}
+
+impl Rack {
+    /// A fresh state (RFC 8985 §6.1 initialization).
+    pub(crate) fn new() -> Rack {
+        Rack {
+            reo_wnd_mult: 1,
+            ..Rack::default()
+        }
+    }
+
+    /// RFC 8985 §6.2 steps 1-3 for one newly delivered record.
+    fn update(&mut self, r: &Record, now: Instant, echo_before: &dyn Fn(Instant) -> bool) {
+        let rtt = now - r.xmit_ts;
+        if r.flags & RETRANS != 0 {
+            // Step 2: a retransmitted segment is ambiguous; skip it when the ACK
+            // echoes an older transmission or came back faster than any RTT seen.
+            if echo_before(r.xmit_ts) || self.min_rtt.is_some_and(|m| rtt < m) {
+                return;
+            }
+        } else {
+            // Step 1: RACK.min_RTT from unambiguous samples.
+            self.min_rtt = Some(self.min_rtt.map_or(rtt, |m| m.min(rtt)));
+        }
+        self.rtt = rtt;
+        if self
+            .xmit_ts
+            .is_none_or(|t| sent_after((r.xmit_ts, r.order, r.end), (t, self.order, self.end_seq)))
+        {
+            self.xmit_ts = Some(r.xmit_ts);
+            self.order = r.order;
+            self.end_seq = r.end;
+        }
+        // Step 3: a never-retransmitted segment delivered below RACK.fack was
+        // reordered.
+        if r.end < self.fack {
+            if r.flags & RETRANS == 0 {
+                self.reordering_seen = true;
+            }
+        } else {
+            self.fack = r.end;
+        }
+    }
+
+    /// RFC 8985 §6.2 step 4, the D-SACK part of `RACK_update_reo_wnd`: each round trip
+    /// with a D-SACK widens the window by one more min_RTT/4.
+    pub(crate) fn on_ack_reo_wnd(&mut self, snd_una: SeqNumber, snd_nxt: SeqNumber, dsack: bool) {
+        if self.dsack_round.is_some_and(|r| snd_una >= r) {
+            self.dsack_round = None;
+        }
+        if self.dsack_round.is_none() && dsack {
+            self.dsack_round = Some(snd_nxt);
+            self.reo_wnd_mult = self.reo_wnd_mult.saturating_add(1);
+            self.reo_wnd_persist = REO_WND_PERSIST;
+        }
+    }
+
+    /// RFC 8985 §6.2 step 4: on leaving fast or RTO recovery, a widened window decays
+    /// back after `REO_WND_PERSIST` recoveries without D-SACK.
+    pub(crate) fn on_recovery_exit(&mut self) {
+        self.reo_wnd_persist = self.reo_wnd_persist.saturating_sub(1);
+        if self.reo_wnd_persist == 0 {
+            self.reo_wnd_mult = 1;
+        }
+    }
+
+    /// RFC 8985 §6.2 step 4 `RACK_update_reo_wnd`: zero (DupThresh-like marking) when no
+    /// reordering was seen and either recovery is under way or DupThresh segments are
+    /// SACKed; else `reo_wnd_mult * min_RTT / 4`, at most SRTT.
+    pub(crate) fn reo_wnd(
+        &self,
+        in_recovery: bool,
+        sacked_segs: usize,
+        srtt: Option<Duration>,
+    ) -> Duration {
+        if !self.reordering_seen && (in_recovery || sacked_segs >= 3) {
+            return Duration::ZERO;
+        }
+        let base = self.min_rtt.unwrap_or(Duration::ZERO);
+        let wnd = Duration::from_micros(base.total_micros() / 4).saturating_mul(self.reo_wnd_mult);
+        srtt.map_or(wnd, |s| wnd.min(s))
+    }
+
+    /// The current reordering-window multiplier.
+    #[cfg(test)]
+    pub(crate) fn reo_wnd_mult(&self) -> u32 {
+        self.reo_wnd_mult
+    }
+}
+
+/// The sender's per-segment transmit log.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TxLog {
+    recs: VecDeque<Record>,
+    /// Bytes of records marked LOST (and not SACKed).
+    lost: usize,
+    /// Records marked RETRANS.
+    retrans: usize,
+    /// Transmission order of the next transmission.
+    next_order: u32,
+}
+
+impl TxLog {
+    /// Forgets everything (connection reset or re-initialised).
+    pub(crate) fn clear(&mut self) {
+        self.recs.clear();
+        self.lost = 0;
+        self.retrans = 0;
+    }
+
+    /// Bytes deemed lost and not yet retransmitted.
+    pub(crate) fn lost_bytes(&self) -> usize {
+        self.lost
+    }
+
+    /// Whether any retransmitted record is still unacknowledged.
+    pub(crate) fn has_retrans(&self) -> bool {
+        self.retrans != 0
+    }
+
+    fn set_flags(&mut self, i: usize, flags: u8) {
+        let r = self.recs[i];
+        let was_lost = r.flags & (LOST | SACKED) == LOST;
+        let is_lost = flags & (LOST | SACKED) == LOST;
+        match (was_lost, is_lost) {
+            (false, true) => self.lost += r.len(),
+            (true, false) => self.lost -= r.len(),
+            _ => {}
+        }
+        match (r.flags & RETRANS != 0, flags & RETRANS != 0) {
+            (false, true) => self.retrans += 1,
+            (true, false) => self.retrans -= 1,
+            _ => {}
+        }
+        self.recs[i].flags = flags;
+    }
+
+    /// Index of the first record ending after `seq`.
+    fn index_after(&self, seq: SeqNumber) -> usize {
+        self.recs.partition_point(|r| r.end <= seq)
+    }
+
+    /// Splits the record containing `seq` strictly inside it; false when the log is
+    /// full (the record then stays whole).
+    fn split_at(&mut self, seq: SeqNumber) -> bool {
+        let i = self.index_after(seq);
+        let Some(&r) = self.recs.get(i) else {
+            return true;
+        };
+        if r.start >= seq {
+            return true;
+        }
+        if self.recs.len() >= MAX_RECORDS {
+            return false;
+        }
+        // Counters are per byte (lost) and per record (retrans): a RETRANS record
+        // becomes two.
+        if r.flags & RETRANS != 0 {
+            self.retrans += 1;
+        }
+        self.recs[i].end = seq;
+        self.recs.insert(i + 1, Record { start: seq, ..r });
+        true
+    }
+
+    /// Records a transmission of `[start, end)` at `now`: new data is appended, a
+    /// retransmission updates the records it covers (RFC 8985 §6.1: the latest
+    /// transmission time, `Segment.lost` cleared).
+    pub(crate) fn on_transmit(&mut self, start: SeqNumber, end: SeqNumber, now: Instant) {
+        if end <= start {
+            return;
+        }
+        let order = self.next_order;
+        self.next_order = self.next_order.wrapping_add(1);
+        let tail = self.recs.back().map(|r| r.end);
+        if tail.is_none_or(|t| start >= t) {
+            let full = self.recs.len() >= MAX_RECORDS;
+            if let Some(b) = self.recs.back_mut() {
+                let next = b.order.wrapping_add(1) == order;
+                if b.end == start && b.flags == 0 && ((b.xmit_ts == now && next) || full) {
+                    // Appended at the same instant, nothing sent in between (or no
+                    // room): one record.
+                    b.end = end;
+                    b.xmit_ts = now;
+                    b.order = order;
+                    return;
+                }
+            }
+            self.recs.push_back(Record {
+                start,
+                end,
+                xmit_ts: now,
+                order,
+                flags: 0,
+            });
+            return;
+        }
+        self.split_at(start);
+        self.split_at(end);
+        let mut i = self.index_after(start);
+        while i < self.recs.len() && self.recs[i].start < end {
+            let f = (self.recs[i].flags | RETRANS) & !LOST;
+            self.set_flags(i, f);
+            self.recs[i].xmit_ts = now;
+            self.recs[i].order = order;
+            i += 1;
+        }
+        if let Some(t) = tail.filter(|&t| end > t) {
+            // Sent past the log's end (its start was below it): the rest is new.
+            self.on_transmit(t, end, now);
+        }
+    }
+
+    /// The cumulative ACK reached `snd_una`: drops the records below it, feeding RACK
+    /// with those not SACKed before (RFC 8985 §6.2 steps 1-3).
+    pub(crate) fn on_cum_ack(
+        &mut self,
+        snd_una: SeqNumber,
+        rack: &mut Rack,
+        now: Instant,
+        orig_limit: SeqNumber,
+        echo_before: &dyn Fn(Instant) -> bool,
+    ) -> Delivered {
+        let mut d = Delivered::default();
+        while let Some(&r) = self.recs.front() {
+            if r.start >= snd_una {
+                break;
+            }
+            if r.end > snd_una {
+                // Partly acknowledged (records sent at one instant are one record):
+                // the acknowledged part counts as delivered, the rest stays.
+                if r.flags & (LOST | SACKED) == LOST {
+                    self.lost -= (snd_una - r.start) as usize;
+                }
+                if r.flags & SACKED == 0 {
+                    let part = Record { end: snd_una, ..r };
+                    rack.update(&part, now, echo_before);
+                    d.orig |= r.flags & RETRANS == 0 && snd_una <= orig_limit;
+                }
+                self.recs[0].start = snd_una;
+                break;
+            }
+            self.set_flags(0, 0);
+            self.recs.pop_front();
+            if r.flags & SACKED == 0 {
+                rack.update(&r, now, echo_before);
+                d.orig |= r.flags & RETRANS == 0 && r.end <= orig_limit;
+            }
+        }
+        d
+    }
+
+    /// One SACK block `[left, right)`: marks the records inside it SACKed and feeds
+    /// RACK with the newly SACKed ones.
+    pub(crate) fn on_sack(
+        &mut self,
+        left: SeqNumber,
+        right: SeqNumber,
+        rack: &mut Rack,
+        now: Instant,
+        orig_limit: SeqNumber,
+        echo_before: &dyn Fn(Instant) -> bool,
+    ) -> Delivered {
+        let mut d = Delivered::default();
+        if right <= left {
+            return d;
+        }
+        self.split_at(left);
+        self.split_at(right);
+        let mut i = self.index_after(left);
+        while i < self.recs.len() && self.recs[i].end <= right {
+            let r = self.recs[i];
+            if r.start >= left && r.flags & SACKED == 0 {
+                self.set_flags(i, r.flags | SACKED);
+                rack.update(&r, now, echo_before);
+                d.orig |= r.flags & RETRANS == 0 && r.end <= orig_limit;
+            }
+            i += 1;
+        }
+        d
+    }
+
+    /// RFC 8985 §6.2 step 5 `RACK_detect_loss`: marks lost every unacknowledged record
+    /// sent before the most recently delivered one for longer than RACK.rtt + reo_wnd.
+    /// Returns the segments newly marked (in `mss` units) and, when some records are
+    /// not yet overdue, how long until the first of them is (the reordering timer).
+    pub(crate) fn detect_loss(
+        &mut self,
+        rack: &Rack,
+        reo_wnd: Duration,
+        now: Instant,
+        mss: usize,
+    ) -> (u64, Option<Duration>) {
+        let Some(rack_ts) = rack.xmit_ts else {
+            return (0, None);
+        };
+        let mut marked = 0u64;
+        let mut timeout: Option<Duration> = None;
+        for i in 0..self.recs.len() {
+            let r = self.recs[i];
+            if r.flags & (SACKED | LOST) != 0 {
+                continue;
+            }
+            if !sent_after(
+                (rack_ts, rack.order, rack.end_seq),
+                (r.xmit_ts, r.order, r.end),
+            ) {
+                if self.retrans == 0 {
+                    // Without retransmissions the log is in transmission order too:
+                    // nothing further was sent before RACK's segment.
+                    break;
+                }
+                continue;
+            }
+            let deadline = r.xmit_ts + rack.rtt + reo_wnd;
+            if deadline <= now {
+                self.set_flags(i, r.flags | LOST);
+                marked += r.len().div_ceil(mss.max(1)) as u64;
+            } else {
+                let remaining = deadline - now;
+                timeout = Some(timeout.map_or(remaining, |t| t.max(remaining)));
+            }
+        }
+        (marked, timeout)
+    }
+
+    /// RFC 8985 §6.3 `RACK_mark_losses_on_RTO`: the first record, and every one not
+    /// SACKed that was sent more than RACK.rtt + reo_wnd ago, is lost.
+    pub(crate) fn mark_lost_on_rto(&mut self, rack: &Rack, reo_wnd: Duration, now: Instant) {
+        for i in 0..self.recs.len() {
+            let r = self.recs[i];
+            if r.flags & SACKED != 0 {
+                continue;
+            }
+            if i == 0 || r.xmit_ts + rack.rtt + reo_wnd <= now {
+                self.set_flags(i, r.flags | LOST);
+            }
+        }
+    }
+
+    /// Undo: every LOST mark is taken back (the loss was spurious).
+    pub(crate) fn unmark_lost(&mut self) {
+        for i in 0..self.recs.len() {
+            let f = self.recs[i].flags;
+            if f & LOST != 0 {
+                self.set_flags(i, f & !LOST);
+            }
+        }
+    }
+
+    /// Forgets every SACK mark (RFC 2018 §8: the receiver reneged).
+    pub(crate) fn clear_sacked(&mut self) {
+        for i in 0..self.recs.len() {
+            let f = self.recs[i].flags;
+            if f & SACKED != 0 {
+                self.set_flags(i, f & !SACKED);
+            }
+        }
+    }
+
+    /// Bytes in flight by RFC 8985's and Linux's count: unacknowledged bytes neither
+    /// SACKed nor deemed lost (a retransmitted record is in flight again).
+    pub(crate) fn pipe(&self) -> usize {
+        self.recs
+            .iter()
+            .filter(|r| r.flags & (SACKED | LOST) == 0)
+            .map(Record::len)
+            .sum()
+    }
+
+    /// The first run of contiguous records deemed lost, as `[start, end)`.
+    pub(crate) fn first_lost(&self) -> Option<(SeqNumber, SeqNumber)> {
+        if self.lost == 0 {
+            return None;
+        }
+        let is_lost = |r: &Record| r.flags & (LOST | SACKED) == LOST;
+        let i = self.recs.iter().position(is_lost)?;
+        let start = self.recs[i].start;
+        let mut end = self.recs[i].end;
+        for r in self.recs.iter().skip(i + 1) {
+            if !is_lost(r) || r.start != end {
+                break;
+            }
+            end = r.end;
+        }
+        Some((start, end))
+    }
+
+    /// Number of records (tests).
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.recs.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(n: u32) -> SeqNumber {
+        SeqNumber(n)
+    }
+    fn t(ms: i64) -> Instant {
+        Instant::from_millis(ms)
+    }
+    fn never(_: Instant) -> bool {
+        false
+    }
+
+    #[test]
+    fn appends_splits_and_acks() {
+        let mut log = TxLog::default();
+        let mut rack = Rack::new();
+        log.on_transmit(s(0), s(100), t(0));
+        log.on_transmit(s(100), s(200), t(0)); // same instant: joins
+        log.on_transmit(s(200), s(300), t(1));
+        assert_eq!(log.len(), 2);
+        log.on_sack(s(100), s(200), &mut rack, t(10), s(300), &never);
+        assert_eq!(log.len(), 3);
+        assert_eq!(log.pipe(), 200);
+        log.on_cum_ack(s(150), &mut rack, t(11), s(300), &never);
+        assert_eq!(log.pipe(), 100);
+        log.on_cum_ack(s(300), &mut rack, t(12), s(300), &never);
+        assert_eq!(log.len(), 0);
+        assert_eq!((log.lost_bytes(), log.retrans), (0, 0));
+    }
+
+    #[test]
+    fn time_based_marking_waits_for_reo_wnd() {
+        let mut log = TxLog::default();
+        let mut rack = Rack::new();
+        for k in 0..4u32 {
+            log.on_transmit(s(k * 100), s(k * 100 + 100), t(i64::from(k)));
+        }
+        // Segment 1 SACKed 20 ms after it left: RACK.rtt = 19 ms, min_RTT 19 ms.
+        log.on_sack(s(100), s(200), &mut rack, t(20), s(400), &never);
+        let reo = rack.reo_wnd(false, 1, None);
+        assert_eq!(reo, Duration::from_micros(4750));
+        // Segment 0 is overdue only at 0 + 19 + 4.75 ms.
+        let (n, timer) = log.detect_loss(&rack, reo, t(20), 100);
+        assert_eq!(n, 0);
+        assert_eq!(timer, Some(Duration::from_micros(3750)));
+        let (n, timer) = log.detect_loss(&rack, reo, t(24), 100);
+        assert_eq!((n, timer), (1, None));
+        assert_eq!(log.lost_bytes(), 100);
+        assert_eq!(log.first_lost(), Some((s(0), s(100))));
+        // Retransmitted: in flight again, no longer lost.
+        log.on_transmit(s(0), s(100), t(25));
+        assert_eq!((log.lost_bytes(), log.retrans), (0, 1));
+        assert_eq!(log.pipe(), 300);
+    }
+
+    #[test]
+    fn dsack_widens_reo_wnd_once_per_round() {
+        let mut rack = Rack::new();
+        rack.min_rtt = Some(Duration::from_millis(40));
+        rack.on_ack_reo_wnd(s(0), s(1000), true);
+        rack.on_ack_reo_wnd(s(10), s(1000), true);
+        assert_eq!(rack.reo_wnd_mult(), 2);
+        assert_eq!(rack.reo_wnd(false, 0, None), Duration::from_millis(20));
+        rack.on_ack_reo_wnd(s(1000), s(2000), true);
+        assert_eq!(rack.reo_wnd_mult(), 3);
+        for _ in 0..REO_WND_PERSIST {
+            rack.on_recovery_exit();
+        }
+        assert_eq!(rack.reo_wnd_mult(), 1);
+    }
+
+    #[test]
+    fn log_is_bounded() {
+        let mut log = TxLog::default();
+        let mut rack = Rack::new();
+        for k in 0..(MAX_RECORDS as u32 + 100) {
+            log.on_transmit(s(k * 10), s(k * 10 + 10), t(i64::from(k)));
+        }
+        assert_eq!(log.len(), MAX_RECORDS);
+        // Single-byte SACKs cannot split further.
+        log.on_sack(s(5), s(6), &mut rack, t(0), s(0), &never);
+        assert_eq!(log.len(), MAX_RECORDS);
+    }
+}
