@@ -1,6 +1,9 @@
 //! CUBIC (RFC 9438): after a loss the window follows `W(t) = C (t - K)^3 + W_max`,
-//! with a Reno-friendly estimate as the floor (§4.3) and fast convergence (§4.7).
+//! with a Reno-friendly estimate as the floor (§4.3) and fast convergence (§4.7). The
+//! first slow start ends on rising delay through HyStart++ (RFC 9406, `hystart.rs`), as
+//! Linux's CUBIC ends it with its own HyStart.
 
+use super::hystart::{HyStart, Phase, CSS_GROWTH_DIVISOR};
 use super::{initial_window, slow_start_increase, CongestionAlgorithm, CongestionControl};
 use crate::time::{Duration, Instant};
 
@@ -24,6 +27,8 @@ pub struct Cubic {
     w_est: f64,
     /// Fractional growth carried between ACKs, in bytes.
     carry: f64,
+    /// HyStart++ in the initial slow start.
+    hystart: HyStart,
 }
 
 impl Cubic {
@@ -37,6 +42,7 @@ impl Cubic {
             epoch_start: None,
             w_est: 0.0,
             carry: 0.0,
+            hystart: HyStart::new(),
         }
     }
 
@@ -75,9 +81,29 @@ impl CongestionControl for Cubic {
         self.cwnd = cwnd;
     }
 
+    fn on_rtt_sample(&mut self, rtt: Option<Duration>, round_start: bool) {
+        // RFC 9406 §4.2: only the initial slow start (ssthresh still unset).
+        if self.ssthresh != usize::MAX {
+            return;
+        }
+        self.hystart.on_ack(rtt, round_start);
+        if self.hystart.phase == Phase::Done {
+            // RFC 9406 §4.3: "enter congestion avoidance by setting the ssthresh to
+            // the current cwnd".
+            self.ssthresh = self.cwnd;
+        }
+    }
+
     fn on_ack(&mut self, now: Instant, acked: usize, mss: usize, srtt: Option<Duration>) {
         if self.cwnd < self.ssthresh {
-            self.cwnd += slow_start_increase(acked, mss);
+            let inc = slow_start_increase(acked, mss);
+            self.cwnd += match self.hystart.phase {
+                // RFC 9406 §4.3: CSS grows by a quarter of slow start's increase.
+                Phase::Css { .. } if self.ssthresh == usize::MAX => {
+                    (inc / CSS_GROWTH_DIVISOR).max(1)
+                }
+                _ => inc,
+            };
             return;
         }
         let mssf = mss as f64;
