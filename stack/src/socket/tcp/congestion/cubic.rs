@@ -173,6 +173,70 @@ mod tests {
         assert!((c.w_max - 5.95).abs() < 1e-9);
     }
 
+    /// One HyStart++ round: `n` ACKs of one segment each with RTT `rtt_ms`.
+    fn round(c: &mut Cubic, n: usize, rtt_ms: u64, mss: usize) {
+        for i in 0..n {
+            c.on_rtt_sample(Some(Duration::from_millis(rtt_ms)), i == 0);
+            c.on_ack(Instant::ZERO, mss, mss, None);
+        }
+    }
+
+    #[test]
+    fn hystart_enters_css_on_rising_rtt_then_congestion_avoidance() {
+        let mss = 1000;
+        let mut c = Cubic::new(mss);
+        round(&mut c, 10, 20, mss);
+        assert_eq!(c.cwnd(), 20_000, "slow start: one MSS per MSS acked");
+        // RttThresh = max(4 ms, min(20 ms / 8, 16 ms)) = 4 ms: 23 ms is below it...
+        round(&mut c, 10, 23, mss);
+        assert_eq!(c.cwnd(), 30_000);
+        assert_eq!(c.hystart.phase, Phase::SlowStart);
+        // ...27 ms (>= 23 + 4) after N_RTT_SAMPLE = 8 samples is not: CSS from then on.
+        round(&mut c, 10, 27, mss);
+        assert_eq!(c.hystart.phase, Phase::Css { baseline: Duration::from_millis(27), rounds: 0 });
+        // 7 ACKs at full growth; the 8th sample moved to CSS before its ACK grew cwnd,
+        // so it and the last 2 grew by a quarter (RFC 9406 §4.3 CSS_GROWTH_DIVISOR).
+        assert_eq!(c.cwnd(), 30_000 + 7 * 1000 + 3 * 250);
+        assert_eq!(c.ssthresh(), usize::MAX, "CSS is still slow start");
+        for _ in 0..4 {
+            let before = c.cwnd();
+            round(&mut c, 10, 27, mss);
+            assert_eq!(c.cwnd() - before, 10 * 250);
+        }
+        // The fifth CSS round ends: ssthresh = cwnd, congestion avoidance.
+        let cwnd = c.cwnd();
+        round(&mut c, 1, 27, mss);
+        assert_eq!(c.ssthresh(), cwnd);
+        assert_eq!(c.hystart.phase, Phase::Done);
+    }
+
+    #[test]
+    fn hystart_resumes_slow_start_when_css_was_spurious() {
+        let mss = 1000;
+        let mut c = Cubic::new(mss);
+        round(&mut c, 10, 20, mss);
+        round(&mut c, 10, 30, mss);
+        assert!(matches!(c.hystart.phase, Phase::Css { .. }));
+        // A round whose minimum drops below the CSS baseline (30 ms): back to slow start.
+        round(&mut c, 10, 25, mss);
+        assert_eq!(c.hystart.phase, Phase::SlowStart);
+        let before = c.cwnd();
+        round(&mut c, 10, 25, mss);
+        assert_eq!(c.cwnd() - before, 10 * 1000);
+    }
+
+    #[test]
+    fn hystart_only_runs_in_the_initial_slow_start() {
+        let mss = 1000;
+        let mut c = Cubic::new(mss);
+        c.on_loss(Instant::ZERO, 10_000, mss);
+        c.on_rto(Instant::ZERO, 7_000, mss);
+        // Slow start again after the RTO, ssthresh now set: rising RTTs change nothing.
+        round(&mut c, 10, 20, mss);
+        round(&mut c, 10, 60, mss);
+        assert_eq!(c.hystart.phase, Phase::SlowStart);
+    }
+
     #[test]
     fn grows_back_towards_w_max() {
         let mss = 1000;

@@ -247,3 +247,71 @@ fn test_established_window_limited_sender_grows_its_cwnd() {
         h.info().cwnd
     );
 }
+
+#[test]
+fn test_established_hystart_leaves_slow_start_when_the_rtt_grows() {
+    // A CUBIC sender with timestamps whose path RTT rises from 20 ms to 50 ms once a
+    // queue builds (here: from 300 ms on). Every segment is ACKed alone, one RTT after
+    // it left, echoing its TSval; nothing is lost. HyStart++ (RFC 9406) must see the
+    // round minimum rise, go through CSS and set ssthresh without any loss.
+    let config = TcpConfig {
+        timestamps: true,
+        window_scaling: true,
+        congestion: CongestionAlgorithm::Cubic,
+        tx_buffer_len: 1 << 20,
+        nodelay: true,
+        ..base_config()
+    };
+    let mut h = socket_established_with(
+        config,
+        TcpOptions {
+            mss: Some(SEG as u16),
+            window_scale: Some(7),
+            timestamp: Some((1, 0)),
+            ..NO_OPTIONS
+        },
+    );
+    let data = vec![9u8; 1 << 20];
+    let rtt = |t: i64| if t < 300 { 20 } else { 50 };
+    // (when the ACK arrives, what it acknowledges, the TSval it echoes)
+    let mut acks: std::collections::VecDeque<(i64, usize, u32)> = Default::default();
+    let mut t = 100;
+    let mut sent = 0;
+    let mut ssthresh_at = None;
+    h.at(t);
+    while t < 2000 {
+        let _ = h.layer.send(h.handle, &data);
+        for s in drain(&mut h) {
+            sent += s.payload.len();
+            let tsval = s.options.timestamp.map_or(0, |ts| ts.0);
+            acks.push_back((t + rtt(t), sent, tsval));
+        }
+        let Some((at, acked, tsval)) = acks.pop_front() else {
+            break;
+        };
+        t = at;
+        h.at(t);
+        let ack = TcpRepr {
+            flags: ACK,
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: LOCAL_SEQ + 1 + acked,
+            window_len: 65_535,
+            options: ts_opt(t as u32, tsval),
+            ..SEND_TEMPL
+        };
+        assert_eq!(h.send(&ack), None);
+        if ssthresh_at.is_none() && h.info().ssthresh != usize::MAX {
+            ssthresh_at = Some((t, h.info().cwnd, h.info().ssthresh));
+        }
+    }
+    let (at, cwnd, ssthresh) = ssthresh_at.expect("HyStart++ never left slow start");
+    // Slow start runs until the RTT rises (300 ms + the rounds that see it); CSS then
+    // takes CSS_ROUNDS rounds of about 50 ms each before ssthresh is set to cwnd.
+    assert!(at > 300 + 5 * 50, "ssthresh set at {at} ms");
+    assert_eq!(ssthresh, cwnd);
+    let events = h.events();
+    assert!(
+        !events.iter().any(|e| matches!(e, TcpEvent::FastRetransmit { .. })),
+        "no loss here: {events:?}"
+    );
+}
