@@ -446,3 +446,126 @@ fn sack_retransmits_less_than_newreno_alone() {
         "SACK retransmitted {sack_total} B, NewReno {reno_total} B"
     );
 }
+
+// ---------------------------------------------------------------- autotuning
+
+/// The largest receive window `capture`'s node advertised in the TCP segments it sent:
+/// each window field shifted by the scale its SYN announced (RFC 7323 §2.3; both ends
+/// are ustack and offer scaling), the SYN's own field unscaled (§2.2).
+fn max_advertised_window(capture: &Capture) -> usize {
+    let mut shift = 0;
+    let mut max = 0;
+    for r in capture
+        .records
+        .iter()
+        .filter(|r| r.direction == Direction::Tx)
+    {
+        let Ok((eth, ip)) = crate::wire::EthernetRepr::parse(&r.data) else {
+            continue;
+        };
+        if eth.ethertype != crate::wire::EtherType::IPV4 {
+            continue;
+        }
+        let Ok((ip, seg)) = crate::wire::Ipv4Repr::parse(ip) else {
+            continue;
+        };
+        let Ok(tcp) = crate::wire::TcpRepr::parse(ip.src_addr, ip.dst_addr, seg) else {
+            continue;
+        };
+        let wnd = if tcp.flags.syn() {
+            shift = tcp.options.window_scale.unwrap_or(0);
+            usize::from(tcp.window_len)
+        } else {
+            usize::from(tcp.window_len) << shift
+        };
+        max = max.max(wnd);
+    }
+    max
+}
+
+/// 40 MB over a 1 Gbit/s path with 10 ms each way (bandwidth × delay 2.5 MB), no loss;
+/// the server's capture; its goodput and largest advertised window.
+fn long_fat_transfer(client: TcpConfig, server: TcpConfig) -> (f64, usize, Capture) {
+    let seed = seed_from_env(0xa070);
+    let _guard = SeedGuard::new(seed);
+    let path = FaultConfig {
+        delay: Duration::from_millis(10),
+        rate_bps: Some(1_000_000_000),
+        queue_frames: 10_000,
+        ..FaultConfig::none()
+    };
+    let mut t = Transfer::new(seed, LinkConfig::symmetric(path), 40_000_000, 0);
+    t.client_tcp = client;
+    t.server_tcp = server;
+    let mut net = SimNet::new(t.seed);
+    net.set_step_cap(5_000_000);
+    let spec = t.spec();
+    let c = net.add_node(TcpAppNode::new(
+        tcp_host(1, 2, seed, t.client_tcp.clone()),
+        BulkApp::client(SocketAddrV4::new(ip(2), SERVER_PORT), spec),
+        Instant::ZERO,
+    ));
+    let s = net.add_node(TcpAppNode::new(
+        tcp_host(2, 1, seed, t.server_tcp.clone()),
+        BulkApp::server(SERVER_PORT, spec.mirrored()),
+        Instant::ZERO,
+    ));
+    net.connect(c, s, t.link.clone()).unwrap();
+    net.enable_capture(s);
+    let done = |net: &mut SimNet, id| net.node::<TcpAppNode>(id).unwrap().app.is_done();
+    let finished = net.run_until(Instant::ZERO + t.deadline, |net| {
+        done(net, c) && done(net, s)
+    });
+    let capture = net.take_capture(s).unwrap_or_default();
+    let mut out = Outcome {
+        net,
+        client: c,
+        server: s,
+        finished,
+    };
+    out.check().unwrap();
+    let eof = out.server().eof_at().unwrap();
+    let goodput = t.up as f64 / (eof - Instant::ZERO).as_secs_f64();
+    (goodput, max_advertised_window(&capture), capture)
+}
+
+#[test]
+fn receive_window_autotunes_past_1mb_on_a_long_fat_path() {
+    let (tuned, tuned_wnd, capture) = long_fat_transfer(sim_tcp_config(), sim_tcp_config());
+    // What an explicit SO_RCVBUF of the default size gives: no receive autotuning.
+    let fixed_rx = TcpConfig {
+        rx_buffer_max: 0,
+        ..sim_tcp_config()
+    };
+    let (fixed, fixed_wnd, _) = long_fat_transfer(sim_tcp_config(), fixed_rx);
+    println!(
+        "autotuning: 40 MB, 1 Gbit/s, RTT 20 ms: largest window advertised {tuned_wnd} B, \
+         goodput {:.1} Mbit/s; with a fixed {} B receive buffer: {fixed_wnd} B, {:.1} Mbit/s",
+        tuned * 8e-6,
+        sim_tcp_config().rx_buffer_len,
+        fixed * 8e-6
+    );
+    if let Ok(path) = std::env::var("USTACK_SIM_PCAP") {
+        // For `ustack plot`: the receiver's side of the autotuned transfer.
+        let file = std::fs::File::create(&path).expect("USTACK_SIM_PCAP file");
+        capture.write_pcap(file, 0).expect("write pcap");
+        println!("receiver's capture written to {path}");
+    }
+    assert!(
+        tuned_wnd > 1 << 20,
+        "window {tuned_wnd} never grew past 1 MB"
+    );
+    assert!(
+        tuned_wnd <= sim_tcp_config().rx_buffer_max,
+        "window {tuned_wnd} beyond the maximum"
+    );
+    assert!(
+        fixed_wnd <= sim_tcp_config().rx_buffer_len,
+        "fixed buffer advertised {fixed_wnd}"
+    );
+    // A 128 KiB window carries at most 128 KiB per 20 ms (52 Mbit/s) here.
+    assert!(
+        tuned > 4.0 * fixed,
+        "autotuned goodput {tuned:.0} B/s is not 4x the fixed buffer's {fixed:.0} B/s"
+    );
+}

@@ -41,6 +41,13 @@ impl RingBuffer {
         self.limit
     }
 
+    /// Raises the capacity to `capacity` (never lowers it: bytes stored, and a window
+    /// already offered on the strength of it, must stay valid). Allocates nothing; the
+    /// storage still grows only when bytes need it (TCP buffer autotuning).
+    pub fn grow_capacity(&mut self, capacity: usize) {
+        self.limit = self.limit.max(capacity);
+    }
+
     /// Bytes of storage currently allocated.
     pub fn allocated(&self) -> usize {
         self.storage.len()
@@ -230,6 +237,23 @@ mod tests {
         let mut out = [0u8; 4];
         r.dequeue_slice(&mut out);
         assert_eq!(&out, b"abcd");
+    }
+
+    #[test]
+    fn grown_capacity_keeps_bytes_and_never_shrinks() {
+        let mut r = RingBuffer::new(8);
+        assert_eq!(r.enqueue_slice(b"abcdefghij"), 8);
+        assert_eq!(r.write_unallocated(0, b"x"), 0, "full");
+        r.grow_capacity(16);
+        assert_eq!((r.capacity(), r.window(), r.len()), (16, 8, 8));
+        assert_eq!(r.write_unallocated(1, b"kl"), 2);
+        assert_eq!(r.enqueue_slice(b"i"), 1);
+        r.enqueue_unallocated(2);
+        r.grow_capacity(4);
+        assert_eq!(r.capacity(), 16, "capacity never shrinks");
+        let mut out = [0u8; 11];
+        assert_eq!(r.dequeue_slice(&mut out), 11);
+        assert_eq!(&out, b"abcdefghikl");
     }
 
     #[test]

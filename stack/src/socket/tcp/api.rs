@@ -553,7 +553,8 @@ impl TcpLayer {
         })
     }
 
-    /// Receive buffer size (SO_RCVBUF); only before the connection starts.
+    /// Receive buffer size (SO_RCVBUF); only before the connection starts. Turns receive
+    /// autotuning off for this socket, as an explicit SO_RCVBUF does on Linux.
     ///
     /// # Errors
     /// `BadHandle`, `InvalidState` once connecting.
@@ -563,11 +564,14 @@ impl TcpLayer {
                 return Err(OptionError::InvalidState);
             }
             s.opts.rx_buffer_len = len.max(1);
+            // An explicit size turns autotuning off (Linux SOCK_RCVBUF_LOCK).
+            s.opts.rx_buffer_max = s.opts.rx_buffer_len;
             Ok(())
         })
     }
 
-    /// Send buffer size (SO_SNDBUF); only before the connection starts.
+    /// Send buffer size (SO_SNDBUF); only before the connection starts. Turns send
+    /// autotuning off for this socket, as an explicit SO_SNDBUF does on Linux.
     ///
     /// # Errors
     /// `BadHandle`, `InvalidState` once connecting.
@@ -577,6 +581,8 @@ impl TcpLayer {
                 return Err(OptionError::InvalidState);
             }
             s.opts.tx_buffer_len = len.max(1);
+            // An explicit size turns autotuning off (Linux SOCK_SNDBUF_LOCK).
+            s.opts.tx_buffer_max = s.opts.tx_buffer_len;
             Ok(())
         })
     }

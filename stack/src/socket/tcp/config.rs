@@ -13,6 +13,14 @@ pub struct TcpConfig {
     pub rx_buffer_len: usize,
     /// Default send buffer per connection in bytes (SO_SNDBUF).
     pub tx_buffer_len: usize,
+    /// Most a connection's receive buffer may grow to by autotuning (Linux
+    /// tcp_rmem\[2\]); the window scale is chosen from it. At most `rx_buffer_len`
+    /// turns receive autotuning off; so does an explicit SO_RCVBUF on the socket.
+    pub rx_buffer_max: usize,
+    /// Most a connection's send buffer may grow to by autotuning (Linux
+    /// tcp_wmem\[2\]). At most `tx_buffer_len` turns send autotuning off; so does an
+    /// explicit SO_SNDBUF on the socket.
+    pub tx_buffer_max: usize,
     /// Maximum segment lifetime; TIME-WAIT lasts 2*MSL (RFC 9293 §3.4.2).
     pub msl: Duration,
     /// Delayed-ACK timeout (RFC 1122 §4.2.3.2); zero disables delayed ACKs.
@@ -78,6 +86,8 @@ impl Default for TcpConfig {
         TcpConfig {
             rx_buffer_len: 131_072,
             tx_buffer_len: 131_072,
+            rx_buffer_max: 6 << 20,
+            tx_buffer_max: 4 << 20,
             msl: Duration::from_secs(30),
             delayed_ack: Duration::from_millis(40),
             initial_rto: Duration::from_secs(1),

@@ -1,4 +1,5 @@
-//! Congestion control behind a trait: NewReno (RFC 5681, RFC 6582) and CUBIC (RFC 9438).
+//! Congestion control behind a trait: NewReno (RFC 5681, RFC 6582) and CUBIC (RFC 9438)
+//! with HyStart++ (RFC 9406) in its first slow start.
 //!
 //! The controller owns `cwnd` and `ssthresh` and decides their growth on ACKs and their
 //! reduction on loss. Loss *recovery* (which segment to retransmit, fast-recovery window
@@ -8,6 +9,7 @@
 //! Invariant: `cwnd >= 1 MSS` and `ssthresh >= 2 MSS` after any loss.
 
 mod cubic;
+mod hystart;
 mod newreno;
 
 pub use cubic::Cubic;
@@ -49,6 +51,12 @@ pub trait CongestionControl: fmt::Debug + Send {
     fn set_ssthresh(&mut self, ssthresh: usize);
     /// `acked` new bytes were cumulatively acknowledged outside loss recovery.
     fn on_ack(&mut self, now: Instant, acked: usize, mss: usize, srtt: Option<Duration>);
+    /// An ACK that advanced SND.UNA, outside loss recovery or in it, before
+    /// [`on_ack`](Self::on_ack): the RTT sample it gave, if any, and whether it starts a
+    /// new round (it acknowledged what was SND.NXT when the previous round started;
+    /// RFC 9406 §4.2). Delay-based slow-start exit (HyStart++) uses it; the default
+    /// ignores it.
+    fn on_rtt_sample(&mut self, _rtt: Option<Duration>, _round_start: bool) {}
     /// A loss was detected by duplicate ACKs or SACK (entering fast recovery):
     /// reduce ssthresh and set cwnd to it.
     fn on_loss(&mut self, now: Instant, flight: usize, mss: usize);

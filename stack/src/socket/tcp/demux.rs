@@ -320,7 +320,7 @@ impl TcpLayer {
             options.timestamp = Some((ours, tsval));
             options.sack_permitted = sack;
             if ws.is_some() {
-                options.window_scale = Some(socket::wscale_for(rx_len));
+                options.window_scale = Some(socket::wscale_for(l.socket.opts.rx_scale_len()));
             }
         }
         let reply = TcpRepr {

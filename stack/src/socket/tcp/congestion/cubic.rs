@@ -1,6 +1,9 @@
 //! CUBIC (RFC 9438): after a loss the window follows `W(t) = C (t - K)^3 + W_max`,
-//! with a Reno-friendly estimate as the floor (§4.3) and fast convergence (§4.7).
+//! with a Reno-friendly estimate as the floor (§4.3) and fast convergence (§4.7). The
+//! first slow start ends on rising delay through HyStart++ (RFC 9406, `hystart.rs`), as
+//! Linux's CUBIC ends it with its own HyStart.
 
+use super::hystart::{HyStart, Phase, CSS_GROWTH_DIVISOR};
 use super::{initial_window, slow_start_increase, CongestionAlgorithm, CongestionControl};
 use crate::time::{Duration, Instant};
 
@@ -24,6 +27,8 @@ pub struct Cubic {
     w_est: f64,
     /// Fractional growth carried between ACKs, in bytes.
     carry: f64,
+    /// HyStart++ in the initial slow start.
+    hystart: HyStart,
 }
 
 impl Cubic {
@@ -37,6 +42,7 @@ impl Cubic {
             epoch_start: None,
             w_est: 0.0,
             carry: 0.0,
+            hystart: HyStart::new(),
         }
     }
 
@@ -79,9 +85,29 @@ impl CongestionControl for Cubic {
         self.cwnd = cwnd;
     }
 
+    fn on_rtt_sample(&mut self, rtt: Option<Duration>, round_start: bool) {
+        // RFC 9406 §4.2: only the initial slow start (ssthresh still unset).
+        if self.ssthresh != usize::MAX {
+            return;
+        }
+        self.hystart.on_ack(rtt, round_start);
+        if self.hystart.phase == Phase::Done {
+            // RFC 9406 §4.3: "enter congestion avoidance by setting the ssthresh to
+            // the current cwnd".
+            self.ssthresh = self.cwnd;
+        }
+    }
+
     fn on_ack(&mut self, now: Instant, acked: usize, mss: usize, srtt: Option<Duration>) {
         if self.cwnd < self.ssthresh {
-            self.cwnd += slow_start_increase(acked, mss);
+            let inc = slow_start_increase(acked, mss);
+            self.cwnd += match self.hystart.phase {
+                // RFC 9406 §4.3: CSS grows by a quarter of slow start's increase.
+                Phase::Css { .. } if self.ssthresh == usize::MAX => {
+                    (inc / CSS_GROWTH_DIVISOR).max(1)
+                }
+                _ => inc,
+            };
             return;
         }
         let mssf = mss as f64;
@@ -149,6 +175,70 @@ mod tests {
         assert_eq!(c.cwnd(), 1000);
         // Fast convergence: 7 < 10 segments, so W_max = 7 * 1.7 / 2.
         assert!((c.w_max - 5.95).abs() < 1e-9);
+    }
+
+    /// One HyStart++ round: `n` ACKs of one segment each with RTT `rtt_ms`.
+    fn round(c: &mut Cubic, n: usize, rtt_ms: u64, mss: usize) {
+        for i in 0..n {
+            c.on_rtt_sample(Some(Duration::from_millis(rtt_ms)), i == 0);
+            c.on_ack(Instant::ZERO, mss, mss, None);
+        }
+    }
+
+    #[test]
+    fn hystart_enters_css_on_rising_rtt_then_congestion_avoidance() {
+        let mss = 1000;
+        let mut c = Cubic::new(mss);
+        round(&mut c, 10, 20, mss);
+        assert_eq!(c.cwnd(), 20_000, "slow start: one MSS per MSS acked");
+        // RttThresh = max(4 ms, min(20 ms / 8, 16 ms)) = 4 ms: 23 ms is below it...
+        round(&mut c, 10, 23, mss);
+        assert_eq!(c.cwnd(), 30_000);
+        assert_eq!(c.hystart.phase, Phase::SlowStart);
+        // ...27 ms (>= 23 + 4) after N_RTT_SAMPLE = 8 samples is not: CSS from then on.
+        round(&mut c, 10, 27, mss);
+        assert_eq!(c.hystart.phase, Phase::Css { baseline: Duration::from_millis(27), rounds: 0 });
+        // 7 ACKs at full growth; the 8th sample moved to CSS before its ACK grew cwnd,
+        // so it and the last 2 grew by a quarter (RFC 9406 §4.3 CSS_GROWTH_DIVISOR).
+        assert_eq!(c.cwnd(), 30_000 + 7 * 1000 + 3 * 250);
+        assert_eq!(c.ssthresh(), usize::MAX, "CSS is still slow start");
+        for _ in 0..4 {
+            let before = c.cwnd();
+            round(&mut c, 10, 27, mss);
+            assert_eq!(c.cwnd() - before, 10 * 250);
+        }
+        // The fifth CSS round ends: ssthresh = cwnd, congestion avoidance.
+        let cwnd = c.cwnd();
+        round(&mut c, 1, 27, mss);
+        assert_eq!(c.ssthresh(), cwnd);
+        assert_eq!(c.hystart.phase, Phase::Done);
+    }
+
+    #[test]
+    fn hystart_resumes_slow_start_when_css_was_spurious() {
+        let mss = 1000;
+        let mut c = Cubic::new(mss);
+        round(&mut c, 10, 20, mss);
+        round(&mut c, 10, 30, mss);
+        assert!(matches!(c.hystart.phase, Phase::Css { .. }));
+        // A round whose minimum drops below the CSS baseline (30 ms): back to slow start.
+        round(&mut c, 10, 25, mss);
+        assert_eq!(c.hystart.phase, Phase::SlowStart);
+        let before = c.cwnd();
+        round(&mut c, 10, 25, mss);
+        assert_eq!(c.cwnd() - before, 10 * 1000);
+    }
+
+    #[test]
+    fn hystart_only_runs_in_the_initial_slow_start() {
+        let mss = 1000;
+        let mut c = Cubic::new(mss);
+        c.on_loss(Instant::ZERO, 10_000, mss);
+        c.on_rto(Instant::ZERO, 7_000, mss);
+        // Slow start again after the RTO, ssthresh now set: rising RTTs change nothing.
+        round(&mut c, 10, 20, mss);
+        round(&mut c, 10, 60, mss);
+        assert_eq!(c.hystart.phase, Phase::SlowStart);
     }
 
     #[test]

@@ -87,6 +87,9 @@ impl Socket {
         }
         // Sixth, the URG bit: urgent data is not supported; it is delivered in line.
         // Seventh: segment text.
+        if !text.payload.is_empty() {
+            self.rcv_rtt_measure(now, seg);
+        }
         if let ControlFlow::Break(reply) = self.on_text(now, cfg, ev, &text) {
             return reply;
         }
@@ -184,6 +187,7 @@ impl Socket {
         }
         self.arm_tlp(now);
         if data {
+            self.rcv_rtt_measure(now, seg);
             self.receive_in_order(now, cfg, seg.payload);
         }
         true
@@ -268,6 +272,11 @@ impl Socket {
             if !payload.is_empty() && seq + payload.len() <= self.rcv_nxt {
                 // RFC 2883 §4 (1): report the duplicate as a D-SACK block.
                 self.note_dsack(seq, seq + payload.len());
+                // Data we already hold: the sender is retransmitting, so it is
+                // recovering from a loss; acknowledge the next segments at once so its
+                // window regrows without delayed-ACK waits (Linux tcp_data_queue: "A
+                // retransmit ... Force an immediate ack", tcp_enter_quickack_mode).
+                self.enter_quickack();
             }
             return ControlFlow::Break(self.dupack_reply(now, cfg, seg));
         }
@@ -570,7 +579,10 @@ impl Socket {
                 .on_cum_ack(self.snd_una, &mut self.rack, now, limit, &echo)
                 .orig;
         }
-        self.sample_rtt(now, seg);
+        let rtt = self.sample_rtt(now, seg);
+        let round_start = self.round_starts();
+        self.cc.on_rtt_sample(rtt, round_start);
+        self.snd_buf_expand();
         self.retries = 0;
         self.rtt.reset_backoff();
         self.persist_probes = 0;
@@ -588,15 +600,16 @@ impl Socket {
         orig
     }
 
-    /// RTT measurement on an ACK that advanced SND.UNA to `seg.ack_number`.
-    fn sample_rtt(&mut self, now: Instant, seg: &TcpRepr<'_>) {
+    /// RTT measurement on an ACK that advanced SND.UNA to `seg.ack_number`; returns the
+    /// sample taken, if any.
+    fn sample_rtt(&mut self, now: Instant, seg: &TcpRepr<'_>) -> Option<Duration> {
         let ack = seg.ack_number;
         // RTT measurement: RFC 7323 §4 RTTM, else Karn's algorithm. Per Karn (RFC
         // 6298 §3), an echo of a TSval older than the last timeout is no sample: a
         // receiver answering a duplicate echoes TS.Recent, which may date from
         // before the timeout whose ACK was lost, and the sample would include the
         // whole RTO; RTO would feed on itself.
-        let mut sampled = false;
+        let mut sampled = None;
         let stale = |tsecr: u32| {
             self.rto_tsval
                 .is_some_and(|t| (tsecr.wrapping_sub(t) as i32) < 0)
@@ -605,19 +618,23 @@ impl Socket {
             if tsecr != 0 && !stale(tsecr) {
                 let ms = self.ts_now(now).wrapping_sub(tsecr);
                 if ms < 1 << 30 {
-                    self.rtt.sample(Duration::from_millis(u64::from(ms)));
-                    sampled = true;
+                    let r = Duration::from_millis(u64::from(ms));
+                    self.rtt.sample(r);
+                    sampled = Some(r);
                 }
             }
         }
         if let Some((end, sent)) = self.rtt_sample {
             if ack >= end {
-                if !sampled {
-                    self.rtt.sample(now - sent);
+                if sampled.is_none() {
+                    let r = now - sent;
+                    self.rtt.sample(r);
+                    sampled = Some(r);
                 }
                 self.rtt_sample = None;
             }
         }
+        sampled
     }
 
     /// Per RFC 9293 §3.10.7.4: update the send window when the segment is newer.
@@ -775,6 +792,9 @@ impl Socket {
         self.rx.enqueue_unallocated(contiguous);
         self.rcv_nxt += contiguous;
         self.stats.bytes_received += contiguous as u64;
+        if contiguous > 0 {
+            self.rcv_space_adjust(now);
+        }
         self.rcv_mss = self.rcv_mss.max(payload.len().min(self.our_mss));
         if offset > 0 {
             // Out of order: acknowledge at once (a duplicate ACK with SACK blocks).
@@ -786,8 +806,10 @@ impl Socket {
             self.ack_now = true;
         } else {
             self.rcv_unacked += n;
-            if self.rcv_unacked >= 2 * self.rcv_mss || cfg.delayed_ack == Duration::ZERO {
-                // "an ACK SHOULD be generated for at least every second full-sized segment"
+            let quick = self.take_quickack(now);
+            if self.rcv_unacked >= 2 * self.rcv_mss || cfg.delayed_ack == Duration::ZERO || quick {
+                // "an ACK SHOULD be generated for at least every second full-sized
+                // segment" (RFC 1122 §4.2.3.2), or every one in quick-ACK mode.
                 self.ack_now = true;
             } else if self.delack_at.is_none() {
                 let at = Some(now + cfg.delayed_ack);
@@ -805,8 +827,10 @@ impl Socket {
         self.rcv_nxt += n;
         self.stats.bytes_received += n as u64;
         self.rcv_mss = self.rcv_mss.max(payload.len().min(self.our_mss));
+        self.rcv_space_adjust(now);
         self.rcv_unacked += n;
-        if self.rcv_unacked >= 2 * self.rcv_mss || cfg.delayed_ack == Duration::ZERO {
+        let quick = self.take_quickack(now);
+        if self.rcv_unacked >= 2 * self.rcv_mss || cfg.delayed_ack == Duration::ZERO || quick {
             self.ack_now = true;
         } else if self.delack_at.is_none() {
             let at = Some(now + cfg.delayed_ack);

@@ -12,7 +12,8 @@
 //! - [`timers`]: retransmission, delayed ACK, persist, keepalive, TIME-WAIT;
 //! - [`recovery`]: loss detection and recovery, SACK, tail loss probes and the
 //!   congestion-control hooks;
-//! - [`options`]: socket options, buffer sizes and the options negotiated on the SYN.
+//! - [`options`]: socket options, buffer sizes and the options negotiated on the SYN;
+//! - [`autotune`]: buffer autotuning, cwnd validation, quick ACKs, HyStart++ rounds.
 //!
 //! Invariants:
 //! - `snd_una <= snd_nxt <= snd_max <= snd_buf_end (+1 for SYN/FIN)`: `snd_nxt` is the
@@ -25,6 +26,7 @@
 //!   offsets are relative to `rcv_nxt`.
 //! - `rcv_adv` is the right edge of the window last advertised; it never moves left.
 
+mod autotune;
 mod input;
 mod options;
 mod output;
@@ -245,6 +247,8 @@ pub(crate) struct Socket {
     /// Receiver: a duplicate segment to report as the first SACK block (RFC 2883 §4).
     dsack: Option<(SeqNumber, SeqNumber)>,
     cc: Box<dyn CongestionControl>,
+    /// Buffer autotuning, cwnd validation, quick ACKs, HyStart++ rounds.
+    tune: autotune::Tuning,
 
     pub stats: Stats,
     pub paws_rejected: u64,
@@ -413,6 +417,7 @@ impl Socket {
             frto: 0,
             dsack: None,
             cc,
+            tune: autotune::Tuning::new(DEFAULT_MSS, SeqNumber(0)),
             stats: Stats::default(),
             paws_rejected: 0,
             ooo_dropped: 0,
@@ -448,6 +453,7 @@ impl Socket {
         self.retries = 0;
         self.stats = Stats::default();
         self.cc = congestion::new_controller(self.opts.congestion, self.send_mss());
+        self.tune = autotune::Tuning::new(self.our_mss, iss);
     }
 
     /// Active OPEN (RFC 9293 §3.10.1): CLOSED → SYN-SENT; the SYN goes out via dispatch.
@@ -561,6 +567,8 @@ impl Socket {
     pub(crate) fn enqueue(&mut self, data: &[u8]) -> usize {
         let n = self.tx.enqueue_slice(data);
         self.snd_buf_end += n;
+        // Linux SOCK_NOSPACE: the buffer may grow on the next ACK (`snd_buf_expand`).
+        self.tune.tx_refused |= n < data.len();
         n
     }
 

@@ -21,6 +21,10 @@ pub(crate) struct SocketOptions {
     pub keep_cnt: u32,
     pub rx_buffer_len: usize,
     pub tx_buffer_len: usize,
+    /// Autotuning bounds; equal to the buffer length when off (SO_RCVBUF/SO_SNDBUF set,
+    /// as Linux's SOCK_RCVBUF_LOCK/SOCK_SNDBUF_LOCK).
+    pub rx_buffer_max: usize,
+    pub tx_buffer_max: usize,
     pub congestion: CongestionAlgorithm,
     pub linger: Option<Duration>,
     pub reuse_addr: bool,
@@ -38,6 +42,8 @@ impl SocketOptions {
             keep_cnt: cfg.keepalive_count,
             rx_buffer_len: cfg.rx_buffer_len,
             tx_buffer_len: cfg.tx_buffer_len,
+            rx_buffer_max: cfg.rx_buffer_max.max(cfg.rx_buffer_len),
+            tx_buffer_max: cfg.tx_buffer_max.max(cfg.tx_buffer_len),
             congestion: cfg.congestion,
             linger: None,
             reuse_addr: false,
@@ -56,6 +62,15 @@ pub(crate) fn wscale_for(len: usize) -> u8 {
     shift
 }
 
+impl SocketOptions {
+    /// The receive buffer size the window scale must cover: the autotuning maximum
+    /// (Linux tcp_select_initial_window scales for tcp_rmem\[2\] too), or the fixed
+    /// size when autotuning is off.
+    pub(crate) fn rx_scale_len(&self) -> usize {
+        self.rx_buffer_max.max(self.rx_buffer_len)
+    }
+}
+
 impl Socket {
     /// Empty send and receive buffers of the sizes the options ask for (reused when the
     /// size did not change), and the window scale that lets the receive buffer be
@@ -71,7 +86,7 @@ impl Socket {
         self.rx.dequeue_allocated(self.rx.len());
         // Per RFC 7323 §2.2: the shift makes our buffer fit into the 16-bit field.
         self.rcv_wscale = if self.offer_ws {
-            wscale_for(self.opts.rx_buffer_len)
+            wscale_for(self.opts.rx_scale_len())
         } else {
             0
         };

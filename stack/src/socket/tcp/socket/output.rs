@@ -209,6 +209,7 @@ impl Socket {
             self.snd_max = end;
         }
         self.tlp_sent(plan.rtx);
+        self.note_cwnd_use();
         if self.rto_at.is_none() && self.snd_max > self.snd_una {
             let at = Some(now + self.rtt.rto());
             self.timers_changed |= self.rto_at != at;
@@ -432,7 +433,14 @@ impl Socket {
     /// Window field value for a non-SYN segment; records the advertised edge.
     fn take_window(&mut self) -> u16 {
         let wnd = self.window_to_advertise();
-        let field = (wnd >> self.rcv_wscale).min(65_535);
+        let mut field = (wnd >> self.rcv_wscale).min(65_535);
+        let promised = (self.rcv_adv - self.rcv_nxt).max(0) as usize;
+        if field << self.rcv_wscale < promised {
+            // The edge already offered is rarely a multiple of the scale: rounding down
+            // would move it left (RFC 9293 §3.8.6 says not to shrink the window), so
+            // round up, as Linux's tcp_select_window aligns the current window.
+            field = promised.div_ceil(1 << self.rcv_wscale).min(65_535);
+        }
         let edge = self.rcv_nxt + (field << self.rcv_wscale);
         if edge > self.rcv_adv {
             self.rcv_adv = edge;

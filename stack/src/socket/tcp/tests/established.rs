@@ -577,9 +577,27 @@ fn test_established_delayed_ack_timer() {
     let mut config = base_config();
     config.delayed_ack = Duration::from_millis(40);
     let mut h = socket_established_with(config, NO_OPTIONS);
+    // The first data of a connection is acknowledged at once: quick-ACK mode, two
+    // segments for a window this small (Linux tcp_incr_quickack).
+    for i in 0..2 {
+        send!(h, time 100, TcpRepr {
+            flags: ACK,
+            seq_number: REMOTE_SEQ + 1 + i,
+            ack_number: LOCAL_SEQ + 1,
+            payload: b"a",
+            ..SEND_TEMPL
+        });
+        recv!(h, time 100, TcpRepr {
+            flags: ACK,
+            seq_number: LOCAL_SEQ + 1,
+            ack_number: REMOTE_SEQ + 2 + i,
+            window_len: 63 - i as u16,
+            ..RECV_TEMPL
+        });
+    }
     send!(h, time 100, TcpRepr {
         flags: ACK,
-        seq_number: REMOTE_SEQ + 1,
+        seq_number: REMOTE_SEQ + 3,
         ack_number: LOCAL_SEQ + 1,
         payload: b"abc",
         ..SEND_TEMPL
@@ -589,8 +607,8 @@ fn test_established_delayed_ack_timer() {
     recv!(h, time 140, TcpRepr {
         flags: ACK,
         seq_number: LOCAL_SEQ + 1,
-        ack_number: REMOTE_SEQ + 4,
-        window_len: 61,
+        ack_number: REMOTE_SEQ + 6,
+        window_len: 59,
         ..RECV_TEMPL
     });
 }
@@ -608,20 +626,24 @@ fn test_established_delayed_ack_every_second_full_segment() {
         payload: &[0x55; 100],
         ..SEND_TEMPL
     };
-    send!(h, seg(0));
+    let ack = |n: usize| TcpRepr {
+        flags: ACK,
+        seq_number: LOCAL_SEQ + 1,
+        ack_number: REMOTE_SEQ + 1 + n,
+        window_len: (4096 - n) as u16,
+        ..RECV_TEMPL
+    };
+    // Quick-ACK mode at the start: min(16, window / (2 * rcv_mss)) = 16 segments of
+    // 100 bytes are acknowledged one by one (Linux tcp_incr_quickack).
+    for i in 0..16 {
+        send!(h, seg(100 * i));
+        recv!(h, ack(100 * (i + 1)));
+    }
+    send!(h, seg(1600));
     recv_nothing!(h);
-    send!(h, seg(100));
-    recv!(
-        h,
-        TcpRepr {
-            flags: ACK,
-            seq_number: LOCAL_SEQ + 1,
-            ack_number: REMOTE_SEQ + 201,
-            window_len: 4096 - 200,
-            ..RECV_TEMPL
-        }
-    );
-    send!(h, seg(200));
+    send!(h, seg(1700));
+    recv!(h, ack(1800));
+    send!(h, seg(1800));
     recv_nothing!(h);
 }
 

@@ -195,6 +195,10 @@ fn base_config() -> TcpConfig {
     TcpConfig {
         rx_buffer_len: 64,
         tx_buffer_len: 64,
+        // Fixed buffers: scripted windows stay what the test says; the autotuning
+        // tests turn it on.
+        rx_buffer_max: 0,
+        tx_buffer_max: 0,
         delayed_ack: Duration::ZERO,
         window_scaling: false,
         timestamps: false,
@@ -544,6 +548,7 @@ fn drain(h: &mut Harness) -> Vec<TcpRepr<'static>> {
 
 // ------------------------------------------------------------------ tests by state
 
+mod autotune;
 mod close_wait;
 mod closed;
 mod closing;

@@ -40,14 +40,65 @@ fn our_ack(ack: usize, window: u16, sack: [Option<(SeqNumber, SeqNumber)>; 4]) -
     }
 }
 
+/// Past the quick-ACK mode every connection starts in: the first two one-byte segments
+/// (two: the 64-byte window holds no two full segments) were each acknowledged at once.
+fn delayed_sack_past_quickack() -> Harness {
+    let mut h = delayed_sack();
+    send!(h, time 0, peer_data(0, b"a"));
+    recv!(h, time 0, our_ack(1, 63, [None; 4]));
+    send!(h, time 0, peer_data(1, b"b"));
+    recv!(h, time 0, our_ack(2, 62, [None; 4]));
+    h
+}
+
 #[test]
 fn test_established_in_order_data_waits_for_the_delayed_ack() {
-    // The baseline the other tests differ from: in-order data with no hole is not
-    // acknowledged at once.
+    // The baseline the other tests differ from: past the quick-ACK start, in-order
+    // data with no hole is not acknowledged at once.
+    let mut h = delayed_sack_past_quickack();
+    send!(h, time 0, peer_data(2, b"abc"));
+    recv_nothing!(h, time 0);
+    recv!(h, time 40, our_ack(5, 64 - 5, [None; 4]));
+}
+
+#[test]
+fn test_established_first_data_is_acked_in_quickack_mode() {
+    // Linux tcp_event_data_recv: the first data of a connection enters quick-ACK mode,
+    // so a sender in its first slow start is not held back by delayed ACKs.
     let mut h = delayed_sack();
     send!(h, time 0, peer_data(0, b"abc"));
+    recv!(h, time 0, our_ack(3, 64 - 3, [None; 4]));
+}
+
+#[test]
+fn test_established_idle_peer_restarts_quickack_mode() {
+    // Linux tcp_event_data_recv: data after more than an RTO of silence (1 s here,
+    // no RTT sample yet) is acknowledged at once again.
+    let mut h = delayed_sack_past_quickack();
+    send!(h, time 0, peer_data(2, b"c"));
     recv_nothing!(h, time 0);
-    recv!(h, time 40, our_ack(3, 64 - 3, [None; 4]));
+    recv!(h, time 40, our_ack(3, 61, [None; 4]));
+    send!(h, time 2000, peer_data(3, b"d"));
+    recv!(h, time 2000, our_ack(4, 60, [None; 4]));
+}
+
+#[test]
+fn test_established_retransmitted_data_enters_quickack_mode() {
+    // A segment we already hold means the sender is retransmitting (it lost
+    // something): acknowledge it, and the next in-order segments, at once (Linux
+    // tcp_data_queue: "A retransmit ... Force an immediate ack").
+    let mut h = delayed_sack_past_quickack();
+    send!(h, time 0, peer_data(2, b"c"));
+    recv_nothing!(h, time 0);
+    send!(h, time 1, peer_data(0, b"ab") => Some(our_ack(3, 61, [None; 4])));
+    send!(h, time 2, peer_data(3, b"d"));
+    recv!(h, time 2, our_ack(4, 60, [None; 4]));
+    send!(h, time 3, peer_data(4, b"e"));
+    recv!(h, time 3, our_ack(5, 59, [None; 4]));
+    // Two segments (the window holds no two full ones), then delayed ACKs again.
+    send!(h, time 4, peer_data(5, b"f"));
+    recv_nothing!(h, time 4);
+    recv!(h, time 44, our_ack(6, 58, [None; 4]));
 }
 
 #[test]
