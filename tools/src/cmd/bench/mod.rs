@@ -81,7 +81,8 @@ const DONE_TIMEOUT: Duration = Duration::from_secs(20);
     sudo ustack bench --quick                # under a minute, small sizes\n  \
     sudo ustack bench                        # 5 rounds, 1 GB bulk, 10,000 connections\n  \
     sudo ustack bench --rounds 9 --size 2G --json > bench.json\n  \
-    sudo ustack bench --rounds 1 --size 5M --secs 0.2 --conns 200 --no-kernel"
+    sudo ustack bench --rounds 1 --size 5M --secs 0.2 --conns 200 --no-kernel\n  \
+    sudo ustack bench --only rr-pinned,conn-rate --rounds 9 --no-kernel"
 )]
 pub struct BenchArgs {
     /// Small sizes and short rounds: the whole run takes under a minute (2 rounds, 20 MB
@@ -114,6 +115,9 @@ pub struct BenchArgs {
     /// Skip the kernel-to-kernel veth columns.
     #[arg(long)]
     pub no_kernel: bool,
+    /// Run only these figures (comma-separated); the table leaves the others out.
+    #[arg(long, value_name = "FIGURES", value_delimiter = ',')]
+    pub only: Vec<Only>,
     /// The CPU that pinned figures use.
     #[arg(long, value_name = "CPU", default_value_t = 0)]
     pub cpu: usize,
@@ -123,6 +127,43 @@ pub struct BenchArgs {
     /// A benchmark other than the speed table.
     #[command(subcommand)]
     pub mode: Option<BenchMode>,
+}
+
+/// A figure (or, for `concurrent`, a pair) that `--only` selects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Only {
+    /// Bulk, stack receiving.
+    BulkRx,
+    /// Bulk, stack sending.
+    BulkTx,
+    /// Request/response pinned to one CPU.
+    RrPinned,
+    /// Request/response unpinned.
+    RrUnpinned,
+    /// Serial connect, read, close.
+    ConnRate,
+    /// N concurrent connections: accept rate and memory.
+    Concurrent,
+    /// In-memory bulk, per CPU second.
+    Inmem,
+    /// In-memory instructions per byte (callgrind).
+    Callgrind,
+}
+
+impl Only {
+    /// Whether this selection includes figure `f`.
+    fn covers(self, f: Figure) -> bool {
+        match self {
+            Only::BulkRx => f == Figure::BulkRx,
+            Only::BulkTx => f == Figure::BulkTx,
+            Only::RrPinned => f == Figure::RrPinned,
+            Only::RrUnpinned => f == Figure::RrUnpinned,
+            Only::ConnRate => f == Figure::ConnRate,
+            Only::Concurrent => matches!(f, Figure::ConcurrentAccept | Figure::ConcurrentMemory),
+            Only::Inmem => f == Figure::InMemoryBulk,
+            Only::Callgrind => f == Figure::InMemoryInstructions,
+        }
+    }
 }
 
 /// The benchmarks besides the default speed table.
@@ -605,6 +646,7 @@ pub fn run(args: &BenchArgs) -> CmdResult {
     if !netns::have_privileges() {
         return Err("ustack bench needs root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_SYS_ADMIN), /dev/net/tun and iproute2: it creates its own namespaces, TAP and veth".into());
     }
+    let selected = |f: Figure| args.only.is_empty() || args.only.iter().any(|o| o.covers(f));
     let mut s = settings(args);
     let nofile = raise_nofile();
     let mut notes = Vec::new();
@@ -713,7 +755,7 @@ pub fn run(args: &BenchArgs) -> CmdResult {
         if !args.no_kernel {
             order.extend(kernel_cols);
         }
-        for fig in net_figs {
+        for fig in net_figs.into_iter().filter(|&f| selected(f)) {
             for &col in &order {
                 if col == Column::UstackOffloadsOn && !OFFLOAD_FIGS.contains(&fig) {
                     continue;
@@ -724,7 +766,7 @@ pub fn run(args: &BenchArgs) -> CmdResult {
                 }
             }
         }
-        for &col in &columns {
+        for &col in columns.iter().filter(|_| selected(Figure::InMemoryBulk)) {
             let r = match col {
                 Column::Ustack => inmem::ustack_bulk(s.inmem_size),
                 _ => inmem::smoltcp_bulk(s.inmem_size),
@@ -752,7 +794,9 @@ pub fn run(args: &BenchArgs) -> CmdResult {
     let cg = args
         .callgrind_size
         .unwrap_or(if args.quick { 1_000_000 } else { 4_000_000 });
-    if args.no_callgrind || !valgrind_installed() {
+    if !selected(Figure::InMemoryInstructions) {
+        // Left out of the table below.
+    } else if args.no_callgrind || !valgrind_installed() {
         let why = if args.no_callgrind {
             "--no-callgrind"
         } else {
@@ -802,6 +846,10 @@ pub fn run(args: &BenchArgs) -> CmdResult {
         "total run time {:.0} s",
         t_start.elapsed().as_secs_f64()
     ));
+    if !args.only.is_empty() {
+        report.absent.retain(|(f, _), _| selected(*f));
+        notes.push("--only: the figures not selected were not run".into());
+    }
     report.notes = notes;
     drop(lab);
     if args.json {
