@@ -130,7 +130,7 @@ fn syn_wscale(configure: impl FnOnce(&mut Harness)) -> Option<u8> {
     let mut h = Harness::new(config);
     configure(&mut h);
     let cx = h.cx();
-    h.layer.connect(h.handle, &cx, REMOTE).unwrap();
+    h.layer.connect(h.handle, &cx, REMOTE.into()).unwrap();
     let syn = h.recv().expect("SYN");
     assert!(syn.flags.syn());
     syn.options.window_scale
