@@ -90,7 +90,8 @@ fn test_established_retransmitted_data_enters_quickack_mode() {
     let mut h = delayed_sack_past_quickack();
     send!(h, time 0, peer_data(2, b"c"));
     recv_nothing!(h, time 0);
-    send!(h, time 1, peer_data(0, b"ab") => Some(our_ack(3, 61, [None; 4])));
+    // RFC 2883 §4: the duplicate is reported as a D-SACK block.
+    send!(h, time 1, peer_data(0, b"ab") => Some(our_ack(3, 61, [block(0, 2), None, None, None])));
     send!(h, time 2, peer_data(3, b"d"));
     recv!(h, time 2, our_ack(4, 60, [None; 4]));
     send!(h, time 3, peer_data(4, b"e"));
