@@ -28,10 +28,7 @@ fn test_syn_received_ack_establishes_and_queues_for_accept() {
         h.layer.accept(h.listener.unwrap()),
         Ok((h.handle, SocketAddr::V4(REMOTE)))
     );
-    assert_eq!(
-        h.layer.peer_addr(h.handle),
-        Some(SocketAddr::V4(REMOTE))
-    );
+    assert_eq!(h.layer.peer_addr(h.handle), Some(SocketAddr::V4(REMOTE)));
     recv_nothing!(h);
 }
 
