@@ -191,7 +191,6 @@ fn install(
         ty,
         proto,
         nonblocking: AtomicBool::new(flags & libc::SOCK_NONBLOCK != 0),
-        v6only: AtomicBool::new(false),
         listening: AtomicBool::new(false),
         edges: edges.clone(),
         timeouts: Mutex::new((None, None)),
@@ -332,7 +331,7 @@ pub unsafe fn socket(domain: c_int, ty: c_int, proto: c_int) -> c_int {
     done((|| {
         let stack = stack()?;
         let sfd = stack
-            .socket(libc::AF_INET, base | libc::SOCK_NONBLOCK, proto)
+            .socket(domain, base | libc::SOCK_NONBLOCK, proto)
             .map_err(raw)?;
         install(stack, sfd, domain == libc::AF_INET6, base, proto, flags)
     })())
@@ -351,15 +350,10 @@ pub unsafe fn bind(fd: c_int, a: *const sockaddr, len: socklen_t) -> c_int {
         f.used.store(true, Ordering::Release);
         // SAFETY: the caller's address and length.
         match unsafe { addr::read(a, len) }? {
-            Parsed::V4(sa) => {
-                if f.v6 && f.v6only.load(Ordering::Relaxed) {
-                    // An IPv6-only socket cannot receive IPv4, the only thing there is.
-                    return Err(libc::EADDRNOTAVAIL);
-                }
+            Parsed::Addr(sa) => {
                 f.stack.bind(f.sfd, sa).map_err(raw)?;
                 Ok(0)
             }
-            Parsed::NativeV6 => Err(libc::EADDRNOTAVAIL),
             Parsed::Unspec => Err(libc::EAFNOSUPPORT),
         }
     })()))
@@ -414,8 +408,7 @@ pub unsafe fn connect(fd: c_int, a: *const sockaddr, len: socklen_t) -> c_int {
         f.used.store(true, Ordering::Release);
         // SAFETY: the caller's address and length.
         let sa = match unsafe { addr::read(a, len) }? {
-            Parsed::V4(sa) => sa,
-            Parsed::NativeV6 => return Err(libc::ENETUNREACH),
+            Parsed::Addr(sa) => sa,
             Parsed::Unspec => return Err(libc::EAFNOSUPPORT),
         };
         match f.stack.connect(f.sfd, sa) {
@@ -631,8 +624,7 @@ pub unsafe fn sendto(
             } else {
                 // SAFETY: the caller's address and length.
                 match unsafe { addr::read(a, alen) }? {
-                    Parsed::V4(sa) => Some(sa),
-                    Parsed::NativeV6 => return Err(libc::ENETUNREACH),
+                    Parsed::Addr(sa) => Some(sa),
                     Parsed::Unspec => return Err(libc::EAFNOSUPPORT),
                 }
             };
@@ -798,8 +790,7 @@ pub unsafe fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
             } else {
                 // SAFETY: the caller's address and length.
                 match unsafe { addr::read(m.msg_name.cast(), m.msg_namelen) }? {
-                    Parsed::V4(sa) => Some(sa),
-                    Parsed::NativeV6 => return Err(libc::ENETUNREACH),
+                    Parsed::Addr(sa) => Some(sa),
                     Parsed::Unspec => return Err(libc::EAFNOSUPPORT),
                 }
             };
@@ -1202,10 +1193,15 @@ pub unsafe fn setsockopt(
                 (libc::IPPROTO_TCP, libc::TCP_KEEPCNT) => {
                     SockOpt::TcpKeepCnt(read_int(val, len)?.max(1) as u32)
                 }
-                (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) if f.v6 => {
-                    f.v6only.store(read_int(val, len)? != 0, Ordering::Relaxed);
-                    return Ok(0);
+                (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) => {
+                    SockOpt::Ipv6V6Only(read_int(val, len)? != 0)
                 }
+                (libc::IPPROTO_IPV6, libc::IPV6_TCLASS) => SockOpt::Ipv6TClass(read_int(val, len)?),
+                (libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS) => {
+                    SockOpt::Ipv6UnicastHops(read_int(val, len)?)
+                }
+                // Linux: any IPPROTO_IPV6 option on an AF_INET socket is ENOPROTOOPT.
+                (libc::IPPROTO_IPV6, _) if !f.v6 => return Err(libc::ENOPROTOOPT),
                 _ => {
                     log::debug!(target: "ustack::preload", "setsockopt({level}, {name}) ignored");
                     return Ok(0);
@@ -1296,8 +1292,19 @@ pub unsafe fn getsockopt(
                 (libc::SOL_SOCKET, libc::SO_SNDTIMEO) => {
                     put_bytes(val, len, &timeval_bytes(sndtimeo(&f)))
                 }
-                (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) if f.v6 => {
-                    put_int(val, len, b(f.v6only.load(Ordering::Relaxed)))
+                (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) => match get(SockOptName::Ipv6V6Only)? {
+                    SockOpt::Ipv6V6Only(x) => put_int(val, len, b(x)),
+                    _ => put_int(val, len, 0),
+                },
+                (libc::IPPROTO_IPV6, libc::IPV6_TCLASS) => match get(SockOptName::Ipv6TClass)? {
+                    SockOpt::Ipv6TClass(x) => put_int(val, len, x),
+                    _ => put_int(val, len, 0),
+                },
+                (libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS) => {
+                    match get(SockOptName::Ipv6UnicastHops)? {
+                        SockOpt::Ipv6UnicastHops(x) => put_int(val, len, x),
+                        _ => put_int(val, len, 64),
+                    }
                 }
                 _ => {
                     let n = match (level, name) {

@@ -38,8 +38,6 @@ pub struct UFile {
     pub proto: c_int,
     /// O_NONBLOCK of the description, as the program set it.
     pub nonblocking: AtomicBool,
-    /// IPV6_V6ONLY.
-    pub v6only: AtomicBool,
     /// listen(2) succeeded (SO_ACCEPTCONN).
     pub listening: AtomicBool,
     /// Edges for EPOLLET: which readiness bits newly appeared, counted.

@@ -150,5 +150,87 @@ fn descriptors_poll_and_epoll_over_a_memory_stack() {
         for fd in [reused, pipe[0], pipe[1], ep] {
             libc::close(fd);
         }
+
+        // Native AF_INET6: a dual-stack UDP socket on `[::]:8` hears the IPv4 peer and
+        // reports it v4-mapped in a sockaddr_in6; IPPROTO_IPV6 options follow Linux.
+        let u6 = ops::socket(libc::AF_INET6, libc::SOCK_DGRAM, 0);
+        assert!(u6 >= 0, "socket(AF_INET6): errno {}", errno());
+        let v6only = |fd: c_int, on: c_int| {
+            ops::setsockopt(
+                fd,
+                libc::IPPROTO_IPV6,
+                libc::IPV6_V6ONLY,
+                (&on as *const c_int).cast(),
+                4,
+            )
+        };
+        let mut any6: libc::sockaddr_in6 = core::mem::zeroed();
+        any6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+        any6.sin6_port = 8u16.to_be();
+        let (p6, l6) = (
+            (&any6 as *const libc::sockaddr_in6).cast::<sockaddr>(),
+            core::mem::size_of::<libc::sockaddr_in6>() as socklen_t,
+        );
+        // A sockaddr_in given to an AF_INET6 bind: EINVAL, as Linux.
+        let (p4, l4) = sa(&any);
+        assert_eq!(ops::bind(u6, p4, l4), -1);
+        assert_eq!(errno(), libc::EINVAL);
+        assert_eq!(ops::bind(u6, p6, l6), 0);
+        assert_eq!(v6only(u6, 1), -1, "IPV6_V6ONLY after bind");
+        assert_eq!(errno(), libc::EINVAL);
+        b.sendto(peer, b"six", 0, "10.0.0.1:8".parse().unwrap())
+            .unwrap();
+        let mut from: libc::sockaddr_storage = core::mem::zeroed();
+        let mut flen = core::mem::size_of::<libc::sockaddr_storage>() as socklen_t;
+        let n = ops::recvfrom(
+            u6,
+            buf.as_mut_ptr().cast(),
+            16,
+            0,
+            (&mut from as *mut libc::sockaddr_storage).cast(),
+            &mut flen,
+        );
+        assert_eq!(&buf[..n as usize], b"six");
+        assert_eq!(flen as usize, core::mem::size_of::<libc::sockaddr_in6>());
+        let from6: libc::sockaddr_in6 =
+            core::ptr::read_unaligned((&from as *const libc::sockaddr_storage).cast());
+        assert_eq!(from6.sin6_family, libc::AF_INET6 as libc::sa_family_t);
+        assert_eq!(
+            std::net::Ipv6Addr::from(from6.sin6_addr.s6_addr),
+            "::ffff:10.0.0.2".parse::<std::net::Ipv6Addr>().unwrap()
+        );
+        let mut name: libc::sockaddr_storage = core::mem::zeroed();
+        let mut nlen = core::mem::size_of::<libc::sockaddr_storage>() as socklen_t;
+        assert_eq!(
+            ops::getsockname(
+                u6,
+                (&mut name as *mut libc::sockaddr_storage).cast(),
+                &mut nlen
+            ),
+            0
+        );
+        assert_eq!(nlen as usize, core::mem::size_of::<libc::sockaddr_in6>());
+        // IPV6_V6ONLY before bind on a fresh socket, read back; ENOPROTOOPT on AF_INET.
+        let t6 = ops::socket(libc::AF_INET6, libc::SOCK_STREAM, 0);
+        assert_eq!(v6only(t6, 1), 0);
+        let mut got: c_int = 0;
+        let mut glen = 4 as socklen_t;
+        assert_eq!(
+            ops::getsockopt(
+                t6,
+                libc::IPPROTO_IPV6,
+                libc::IPV6_V6ONLY,
+                (&mut got as *mut c_int).cast(),
+                &mut glen
+            ),
+            0
+        );
+        assert_eq!(got, 1);
+        let t4 = ops::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert_eq!(v6only(t4, 1), -1);
+        assert_eq!(errno(), libc::ENOPROTOOPT);
+        for fd in [u6, t6, t4] {
+            ops::close(fd);
+        }
     }
 }

@@ -17,6 +17,7 @@
 
 use crate::errno::Errno;
 use crate::events::{PollEvents, ALWAYS};
+use crate::family::{self, to_engine, to_user, Use};
 use crate::ready::readiness;
 use crate::state::Shared;
 use crate::state::{
@@ -25,17 +26,18 @@ use crate::state::{
 };
 use crate::table::{Fd, File, FileKey, Opts, Sock, TcpSock};
 use crate::tcp::{self, TcpInfo};
-use core::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use core::net::{IpAddr, SocketAddr};
 use std::sync::Condvar;
 use std::time::{Duration, Instant as StdInstant};
 use ustack::iface::Interface;
 use ustack::socket::tcp::{RecvError, SendError, Shutdown};
 use ustack::socket::udp;
+use ustack::socket::IpFamily;
 use ustack::wire::IpProtocol;
 
-/// IPv4 (the only family supported).
+/// IPv4.
 pub const AF_INET: i32 = libc::AF_INET;
-/// IPv6 (refused with EAFNOSUPPORT).
+/// IPv6, dual stack unless IPV6_V6ONLY (IPv4 peers appear as `::ffff:a.b.c.d`).
 pub const AF_INET6: i32 = libc::AF_INET6;
 /// Byte stream (TCP).
 pub const SOCK_STREAM: i32 = libc::SOCK_STREAM;
@@ -55,6 +57,8 @@ pub const IPPROTO_ICMP: i32 = libc::IPPROTO_ICMP;
 pub const IPPROTO_TCP: i32 = libc::IPPROTO_TCP;
 /// UDP.
 pub const IPPROTO_UDP: i32 = libc::IPPROTO_UDP;
+/// ICMPv6 (for SOCK_RAW on AF_INET6).
+pub const IPPROTO_ICMPV6: i32 = libc::IPPROTO_ICMPV6;
 /// Look at the data without consuming it.
 pub const MSG_PEEK: i32 = libc::MSG_PEEK;
 /// Do not block this one call.
@@ -115,6 +119,15 @@ pub enum SockOpt {
     TcpInfo(TcpInfo),
     /// TCP_CONGESTION: the congestion control algorithm by name.
     TcpCongestion(String),
+    /// IPV6_V6ONLY (AF_INET6 only): `[::]` takes IPv6 only; off by default, as Linux.
+    /// Only before bind (EINVAL after).
+    Ipv6V6Only(bool),
+    /// IPV6_TCLASS (AF_INET6 only), 0..=255 or -1 for the default: recorded and
+    /// reported; the stack sends traffic class 0.
+    Ipv6TClass(i32),
+    /// IPV6_UNICAST_HOPS (AF_INET6 only), 1..=255 or -1 for the default: recorded and
+    /// reported; the interface's hop limit is used.
+    Ipv6UnicastHops(i32),
 }
 
 /// The name of a [`SockOpt`], for [`NetStack::getsockopt`](crate::NetStack::getsockopt).
@@ -151,6 +164,12 @@ pub enum SockOptName {
     TcpInfo,
     /// TCP_CONGESTION.
     TcpCongestion,
+    /// IPV6_V6ONLY.
+    Ipv6V6Only,
+    /// IPV6_TCLASS.
+    Ipv6TClass,
+    /// IPV6_UNICAST_HOPS.
+    Ipv6UnicastHops,
 }
 
 impl SockOptName {
@@ -173,7 +192,15 @@ impl SockOptName {
             N::TcpKeepCnt => (libc::IPPROTO_TCP, libc::TCP_KEEPCNT),
             N::TcpInfo => (libc::IPPROTO_TCP, libc::TCP_INFO),
             N::TcpCongestion => (libc::IPPROTO_TCP, libc::TCP_CONGESTION),
+            N::Ipv6V6Only => (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY),
+            N::Ipv6TClass => (libc::IPPROTO_IPV6, libc::IPV6_TCLASS),
+            N::Ipv6UnicastHops => (libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS),
         }
+    }
+
+    /// True for options at level IPPROTO_IPV6.
+    pub fn is_ipv6(self) -> bool {
+        self.level_and_name().0 == libc::IPPROTO_IPV6
     }
 
     /// True for options at level IPPROTO_TCP.
@@ -202,6 +229,9 @@ impl SockOpt {
             SockOpt::TcpKeepCnt(_) => N::TcpKeepCnt,
             SockOpt::TcpInfo(_) => N::TcpInfo,
             SockOpt::TcpCongestion(_) => N::TcpCongestion,
+            SockOpt::Ipv6V6Only(_) => N::Ipv6V6Only,
+            SockOpt::Ipv6TClass(_) => N::Ipv6TClass,
+            SockOpt::Ipv6UnicastHops(_) => N::Ipv6UnicastHops,
         }
     }
 }
@@ -215,21 +245,16 @@ pub(crate) enum Dir {
     Write,
 }
 
-fn v4(addr: SocketAddr) -> Result<SocketAddrV4, Errno> {
-    match addr {
-        SocketAddr::V4(a) => Ok(a),
-        SocketAddr::V6(_) => Err(Errno::EAFNOSUPPORT),
+/// Whether the interface has a route to `ip`: for IPv4 on-link, broadcast, or a
+/// gateway; for IPv6, an address of ours to send from (the interface routes the rest).
+fn routable(iface: &Interface, ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(ip) => {
+            let c = iface.config();
+            c.ip.contains(ip) || ip.is_broadcast() || c.gateway.is_some()
+        }
+        IpAddr::V6(_) => iface.local_addrs().source_for(ip).is_some(),
     }
-}
-
-fn unspecified() -> SocketAddr {
-    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))
-}
-
-/// Whether the interface has a route to `ip` (on-link, broadcast, or a gateway).
-fn routable(iface: &Interface, ip: Ipv4Addr) -> bool {
-    let c = iface.config();
-    c.ip.contains(ip) || ip.is_broadcast() || c.gateway.is_some()
 }
 
 /// The BSD calls over one stack's shared state. [`NetStack`](crate::NetStack)'s
@@ -458,9 +483,11 @@ impl Calls<'_> {
 
     /// See `NetStack::socket`.
     pub(crate) fn socket(&self, domain: i32, ty: i32, protocol: i32) -> Result<Fd, Errno> {
-        if domain != AF_INET {
-            return Err(Errno::EAFNOSUPPORT);
-        }
+        let family = match domain {
+            AF_INET => IpFamily::V4,
+            AF_INET6 => IpFamily::V6,
+            _ => return Err(Errno::EAFNOSUPPORT),
+        };
         let nonblocking = ty & SOCK_NONBLOCK != 0;
         let base = ty & !(SOCK_NONBLOCK | SOCK_CLOEXEC);
         let mut st = self.shared().lock();
@@ -471,7 +498,7 @@ impl Calls<'_> {
                 }
                 let cfg = &st.iface.config().udp;
                 let opts = Opts::new(cfg.rx_buffer_len, cfg.tx_buffer_len);
-                (Sock::Udp(st.iface.udp().socket()), opts)
+                (Sock::Udp(st.iface.udp().socket_in(family)), opts)
             }
             SOCK_STREAM => {
                 if protocol != 0 && protocol != IPPROTO_TCP {
@@ -494,7 +521,10 @@ impl Calls<'_> {
                 if protocol == 0 || protocol == 255 {
                     return Err(Errno::EPROTONOSUPPORT);
                 }
-                let h = st.iface.raw().socket(IpProtocol(protocol), RAW_BUFFER_LEN);
+                let h = st
+                    .iface
+                    .raw()
+                    .socket_in(family, IpProtocol(protocol), RAW_BUFFER_LEN);
                 let sock = Sock::Raw {
                     h,
                     protocol,
@@ -505,6 +535,7 @@ impl Calls<'_> {
             }
             _ => return Err(Errno::ESOCKTNOSUPPORT),
         };
+        let opts = Opts { family, ..opts };
         match st.table.insert(File::new(sock, opts, nonblocking)) {
             Ok((fd, _)) => {
                 log::trace!(target: "ustack::socket", "socket({base}, {protocol}) = {fd}");
@@ -516,28 +547,29 @@ impl Calls<'_> {
 
     /// See `NetStack::bind`.
     pub(crate) fn bind(&self, fd: Fd, addr: SocketAddr) -> Result<(), Errno> {
-        let addr = v4(addr)?;
         let mut st = self.shared().lock();
         let key = st.table.key(fd)?;
-        let our = st.iface.ip_addr();
         let ours = st.iface.local_addrs();
         let State { iface, table, .. } = &mut *st;
         let f = table.file_mut(key)?;
+        let addr = to_engine(f.opts.family, f.opts.v6only, addr, Use::Bind)?;
+        let ip = addr.ip();
+        let is_ours = ip.is_unspecified() || ours.contains(ip);
         match &mut f.sock {
             Sock::Udp(h) => {
-                iface.udp().bind(*h, addr.into(), &ours)?;
+                iface.udp().bind(*h, addr, &ours)?;
             }
             Sock::Raw { local, .. } => {
-                if !addr.ip().is_unspecified() && *addr.ip() != our {
+                if !is_ours {
                     return Err(Errno::EADDRNOTAVAIL);
                 }
-                *local = Some(*addr.ip());
+                *local = Some(ip);
             }
             Sock::Tcp(t) => {
-                if !addr.ip().is_unspecified() && *addr.ip() != our {
+                if !is_ours {
                     return Err(Errno::EADDRNOTAVAIL);
                 }
-                iface.tcp().bind(t.h, addr.into())?;
+                iface.tcp().bind(t.h, addr)?;
             }
         }
         Ok(())
@@ -548,13 +580,16 @@ impl Calls<'_> {
         let mut st = self.shared().lock();
         let key = st.table.key(fd)?;
         let State { iface, table, .. } = &mut *st;
-        match &table.file(key)?.sock {
+        let f = table.file(key)?;
+        match &f.sock {
             Sock::Udp(_) | Sock::Raw { .. } => Err(Errno::EOPNOTSUPP),
             Sock::Tcp(t) => {
+                // An unbound socket listens on its family's wildcard (`[::]` is dual
+                // stack unless IPV6_V6ONLY, which the engine already knows).
                 let local = iface
                     .tcp()
                     .local_addr(t.h)
-                    .unwrap_or_else(|| tcp::unspecified_v4().into());
+                    .unwrap_or_else(|| family::unspecified(f.opts.family));
                 let backlog = usize::try_from(backlog).unwrap_or(0);
                 iface.tcp().listen(t.h, local, backlog)?;
                 Ok(())
@@ -570,6 +605,7 @@ impl Calls<'_> {
                 Sock::Udp(_) | Sock::Raw { .. } => return Err(Errno::EOPNOTSUPP),
                 Sock::Tcp(t) => (*t, f.opts.clone()),
             };
+            let family = opts.family;
             let (child, peer) = st.iface.tcp().accept(t.h)?;
             // A slot of the accept queue freed: a round may owe the peer something.
             st.call_queued = true;
@@ -577,7 +613,7 @@ impl Calls<'_> {
             // Linux: options are inherited, O_NONBLOCK is not.
             let file = File::new(Sock::Tcp(TcpSock { h: child }), opts, false);
             match table.insert(file) {
-                Ok((fd, _)) => Ok((fd, peer)),
+                Ok((fd, _)) => Ok((fd, to_user(family, peer))),
                 Err(e) => {
                     let _ = iface.tcp().abort(child);
                     Err(e)
@@ -588,22 +624,27 @@ impl Calls<'_> {
 
     /// See `NetStack::connect`.
     pub(crate) fn connect(&self, fd: Fd, addr: SocketAddr) -> Result<(), Errno> {
-        let addr = v4(addr)?;
         let mut st = self.shared().lock();
         let key = st.table.key(fd)?;
-        if !routable(&st.iface, *addr.ip()) {
-            return Err(Errno::ENETUNREACH);
-        }
         let State { iface, table, .. } = &mut *st;
         let f = table.file_mut(key)?;
+        let use_ = match f.sock {
+            Sock::Udp(_) => Use::ConnectDgram,
+            Sock::Raw { .. } => Use::ConnectRaw,
+            Sock::Tcp(_) => Use::ConnectStream,
+        };
+        let addr = to_engine(f.opts.family, f.opts.v6only, addr, use_)?;
+        if !routable(iface, addr.ip()) {
+            return Err(Errno::ENETUNREACH);
+        }
         match &mut f.sock {
             Sock::Udp(h) => {
-                iface.udp().connect(*h, addr.into())?;
+                iface.udp().connect(*h, addr)?;
                 f.error = None;
             }
             Sock::Raw { h, remote, .. } => {
-                iface.raw().connect(*h, (*addr.ip()).into())?;
-                *remote = Some(*addr.ip());
+                iface.raw().connect(*h, addr.ip())?;
+                *remote = Some(addr.ip());
             }
             Sock::Tcp(_) => {
                 drop(st);
@@ -616,7 +657,7 @@ impl Calls<'_> {
     /// connect(2) for TCP: start the handshake, then (unless non-blocking) wait for
     /// POLLOUT and report how it went. SO_SNDTIMEO bounds the wait (EINPROGRESS, as
     /// Linux; the handshake continues).
-    fn tcp_connect(&self, fd: Fd, addr: SocketAddrV4) -> Result<(), Errno> {
+    fn tcp_connect(&self, fd: Fd, addr: SocketAddr) -> Result<(), Errno> {
         let mut started = false;
         self.blocking(fd, 0, Dir::Write, Errno::EINPROGRESS, |st, key| {
             let cx = st.iface.tcp_context(self.shared().now());
@@ -632,7 +673,7 @@ impl Calls<'_> {
             };
             if !started {
                 started = true;
-                iface.tcp().connect(t.h, &cx, addr.into())?;
+                iface.tcp().connect(t.h, &cx, addr)?;
                 f.error = None;
                 *call_queued = true;
                 if f.nonblocking {
@@ -656,8 +697,7 @@ impl Calls<'_> {
         flags: i32,
         addr: SocketAddr,
     ) -> Result<usize, Errno> {
-        let a = v4(addr)?;
-        self.send_inner(fd, buf, flags, Some(a))
+        self.send_inner(fd, buf, flags, Some(addr))
     }
 
     /// send(2) and sendto(2), every socket kind, in one lock and one lookup. TCP: a
@@ -669,7 +709,7 @@ impl Calls<'_> {
         fd: Fd,
         buf: &[u8],
         flags: i32,
-        dst: Option<SocketAddrV4>,
+        dst: Option<SocketAddr>,
     ) -> Result<usize, Errno> {
         let mut sent = 0;
         let r = self.blocking(fd, flags, Dir::Write, Errno::EAGAIN, |st, key| {
@@ -688,6 +728,15 @@ impl Calls<'_> {
             if f.shut_wr {
                 return Err(Errno::EPIPE);
             }
+            let use_ = if raw.is_some() {
+                Use::SendToRaw
+            } else {
+                Use::SendTo
+            };
+            let dst = match dst {
+                Some(d) => Some(to_engine(f.opts.family, f.opts.v6only, d, use_)?),
+                None => None,
+            };
             let n = match (h, raw) {
                 (Some(h), _) => {
                     if let Some(e) = f.error.take() {
@@ -696,9 +745,9 @@ impl Calls<'_> {
                     if dst.is_some_and(|d| d.port() == 0) {
                         return Err(Errno::EINVAL);
                     }
-                    iface.udp().send_to(h, buf, dst.map(SocketAddr::V4))?
+                    iface.udp().send_to(h, buf, dst)?
                 }
-                (None, Some(h)) => iface.raw().send_to(h, buf, dst.map(|d| (*d.ip()).into()))?,
+                (None, Some(h)) => iface.raw().send_to(h, buf, dst.map(|d| d.ip()))?,
                 (None, None) => return Err(Errno::EBADF),
             };
             *call_queued = true;
@@ -726,6 +775,7 @@ impl Calls<'_> {
         let trunc = flags & MSG_TRUNC != 0;
         let mut got = 0;
         let mut peer = None;
+        let mut seen_family = IpFamily::V4;
         let r = self.blocking(fd, flags, Dir::Read, Errno::EAGAIN, |st, key| {
             let State {
                 iface,
@@ -734,21 +784,29 @@ impl Calls<'_> {
                 ..
             } = st;
             let f = table.file_mut(key)?;
+            let family = f.opts.family;
+            seen_family = family;
             let got_dgram = match &f.sock {
                 Sock::Tcp(t) => {
                     let t = *t;
                     return tcp_recv(iface, f, t, buf, flags, &mut got, &mut peer, call_queued)
-                        .map(|n| (n, peer.unwrap_or_else(unspecified)));
+                        .map(|n| {
+                            let p = peer.map_or_else(
+                                || family::unspecified(family),
+                                |p| to_user(family, p),
+                            );
+                            (n, p)
+                        });
                 }
                 Sock::Udp(h) => match iface.udp().recv_from(*h, buf, peek) {
-                    Ok((n, from)) => Ok((n, from)),
+                    Ok((n, from)) => Ok((n, to_user(family, from))),
                     Err(udp::RecvError::WouldBlock) => Err(Errno::EAGAIN),
                     Err(e) => return Err(e.into()),
                 },
                 Sock::Raw { h, .. } => iface
                     .raw()
                     .recv_from(*h, buf, peek)
-                    .map(|(n, ip)| (n, SocketAddr::new(ip, 0)))
+                    .map(|(n, ip)| (n, to_user(family, family::with_port0(ip))))
                     .map_err(Errno::from),
             };
             match got_dgram {
@@ -756,14 +814,20 @@ impl Calls<'_> {
                 // Data first, then a pending error, then end of file (Linux order).
                 Err(Errno::EAGAIN) => match f.error.take() {
                     Some(e) => Err(e),
-                    None if f.shut_rd => Ok((0, unspecified())),
+                    None if f.shut_rd => Ok((0, family::unspecified(family))),
                     None => Err(Errno::EAGAIN),
                 },
                 Err(e) => Err(e),
             }
         });
         match r {
-            Err(Errno::EAGAIN) if got > 0 => Ok((got, peer.unwrap_or_else(unspecified))),
+            Err(Errno::EAGAIN) if got > 0 => Ok((
+                got,
+                peer.map_or_else(
+                    || family::unspecified(seen_family),
+                    |p| to_user(seen_family, p),
+                ),
+            )),
             r => r,
         }
     }
@@ -913,16 +977,19 @@ impl Calls<'_> {
         let key = st.table.key(fd)?;
         let State { iface, table, .. } = &mut *st;
         let f = table.file(key)?;
-        Ok(match &f.sock {
-            Sock::Udp(h) => iface.udp().local_addr(*h)?.unwrap_or_else(unspecified),
+        let family = f.opts.family;
+        let local = match &f.sock {
+            Sock::Udp(h) => iface.udp().local_addr(*h)?,
+            // Linux reports a raw socket's protocol as its port, bound or not.
             Sock::Raw {
                 protocol, local, ..
-            } => SocketAddr::V4(SocketAddrV4::new(
-                local.unwrap_or(Ipv4Addr::UNSPECIFIED),
+            } => Some(SocketAddr::new(
+                local.unwrap_or_else(|| family::unspecified(family).ip()),
                 u16::from(*protocol),
             )),
-            Sock::Tcp(t) => iface.tcp().local_addr(t.h).unwrap_or_else(unspecified),
-        })
+            Sock::Tcp(t) => iface.tcp().local_addr(t.h),
+        };
+        Ok(local.map_or_else(|| family::unspecified(family), |a| to_user(family, a)))
     }
 
     /// See `NetStack::getpeername`.
@@ -931,9 +998,10 @@ impl Calls<'_> {
         let key = st.table.key(fd)?;
         let State { iface, table, .. } = &mut *st;
         let f = table.file(key)?;
+        let family = f.opts.family;
         match &f.sock {
             Sock::Udp(h) => iface.udp().peer_addr(*h)?,
-            Sock::Raw { remote, .. } => remote.map(|ip| SocketAddr::V4(SocketAddrV4::new(ip, 0))),
+            Sock::Raw { remote, .. } => remote.map(family::with_port0),
             Sock::Tcp(t) => {
                 let tcp = iface.tcp();
                 if tcp::has_peer(tcp.state(t.h)) {
@@ -943,6 +1011,7 @@ impl Calls<'_> {
                 }
             }
         }
+        .map(|a| to_user(family, a))
         .ok_or(Errno::ENOTCONN)
     }
 
@@ -957,8 +1026,21 @@ impl Calls<'_> {
         if opt.name().is_tcp() && !is_tcp {
             return Err(Errno::ENOPROTOOPT);
         }
+        // Linux: IPPROTO_IPV6 options on an AF_INET socket are ENOPROTOOPT.
+        if opt.name().is_ipv6() && f.opts.family != IpFamily::V6 {
+            return Err(Errno::ENOPROTOOPT);
+        }
         // Validate, and apply to the engine's TCP socket first.
         match &opt {
+            SockOpt::Ipv6TClass(n) | SockOpt::Ipv6UnicastHops(n) if !(-1..=255).contains(n) => {
+                return Err(Errno::EINVAL)
+            }
+            SockOpt::Ipv6V6Only(b) => match f.sock {
+                // The engine refuses once bound (Linux: EINVAL).
+                Sock::Tcp(t) => iface.tcp().set_v6only(t.h, *b)?,
+                Sock::Udp(h) => iface.udp().set_v6only(h, *b)?,
+                Sock::Raw { .. } => {}
+            },
             SockOpt::TcpKeepIdle(d) | SockOpt::TcpKeepIntvl(d)
                 if !(Duration::from_secs(1)..=Duration::from_secs(32_767)).contains(d) =>
             {
@@ -1022,6 +1104,10 @@ impl Calls<'_> {
             SockOpt::TcpKeepIntvl(d) => f.opts.keepintvl = d,
             SockOpt::TcpKeepCnt(n) => f.opts.keepcnt = n,
             SockOpt::TcpCongestion(name) => f.opts.congestion = name,
+            SockOpt::Ipv6V6Only(b) => f.opts.v6only = b,
+            // -1 restores the default (Linux: traffic class 0, the route's hop limit).
+            SockOpt::Ipv6TClass(n) => f.opts.tclass = n.max(0),
+            SockOpt::Ipv6UnicastHops(n) => f.opts.unicast_hops = n,
         }
         // A keep-alive or buffer change may move a timer.
         st.after_call();
@@ -1036,6 +1122,10 @@ impl Calls<'_> {
         let f = table.file_mut(key)?;
         if name.is_tcp() && !matches!(f.sock, Sock::Tcp(_)) {
             return Err(Errno::ENOPROTOOPT);
+        }
+        // Linux: getsockopt(IPPROTO_IPV6) on an AF_INET socket is EOPNOTSUPP.
+        if name.is_ipv6() && f.opts.family != IpFamily::V6 {
+            return Err(Errno::EOPNOTSUPP);
         }
         let o = &f.opts;
         Ok(match name {
@@ -1067,6 +1157,14 @@ impl Calls<'_> {
             SockOptName::TcpKeepIntvl => SockOpt::TcpKeepIntvl(o.keepintvl),
             SockOptName::TcpKeepCnt => SockOpt::TcpKeepCnt(o.keepcnt),
             SockOptName::TcpCongestion => SockOpt::TcpCongestion(o.congestion.clone()),
+            SockOptName::Ipv6V6Only => SockOpt::Ipv6V6Only(o.v6only),
+            SockOptName::Ipv6TClass => SockOpt::Ipv6TClass(o.tclass),
+            // Linux reports the default hop limit (64) for -1.
+            SockOptName::Ipv6UnicastHops => SockOpt::Ipv6UnicastHops(if o.unicast_hops < 0 {
+                i32::from(iface.config().ttl)
+            } else {
+                o.unicast_hops
+            }),
             SockOptName::TcpInfo => match &f.sock {
                 Sock::Tcp(t) => SockOpt::TcpInfo(iface.tcp().info(t.h).ok_or(Errno::EBADF)?),
                 _ => return Err(Errno::ENOPROTOOPT),

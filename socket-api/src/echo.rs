@@ -81,13 +81,14 @@ impl EchoServer {
     /// # Errors
     /// The port is taken.
     pub fn new(iface: &mut Interface, port: u16, backlog: usize) -> Result<EchoServer, EchoError> {
-        let any = core::net::SocketAddr::from((core::net::Ipv4Addr::UNSPECIFIED, port));
+        // `[::]` without IPV6_V6ONLY: IPv4 and IPv6 clients alike (dual stack).
+        let any = core::net::SocketAddr::from((core::net::Ipv6Addr::UNSPECIFIED, port));
         let tcp = iface.tcp();
         let listener = tcp.socket();
         tcp.listen(listener, any, backlog)
             .map_err(|e| EchoError(format!("TCP port {port}: {e}")))?;
         let ours = iface.local_addrs();
-        let udp = iface.udp().socket();
+        let udp = iface.udp().socket_in(ustack::socket::IpFamily::V6);
         iface
             .udp()
             .bind(udp, any, &ours)

@@ -75,6 +75,7 @@ pub mod env;
 pub mod errno;
 pub mod ethtool;
 mod events;
+pub mod family;
 mod hook;
 pub mod kernel_peer;
 pub mod link;
@@ -89,9 +90,9 @@ mod table;
 mod tcp;
 
 pub use bsd::{
-    SockOpt, SockOptName, AF_INET, AF_INET6, IPPROTO_ICMP, IPPROTO_IP, IPPROTO_TCP, IPPROTO_UDP,
-    MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK, MSG_TRUNC, MSG_WAITALL, SHUT_RD, SHUT_RDWR, SHUT_WR,
-    SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOCK_RAW, SOCK_STREAM,
+    SockOpt, SockOptName, AF_INET, AF_INET6, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_IP, IPPROTO_TCP,
+    IPPROTO_UDP, MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK, MSG_TRUNC, MSG_WAITALL, SHUT_RD, SHUT_RDWR,
+    SHUT_WR, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOCK_RAW, SOCK_STREAM,
 };
 pub use driver::{CALLER_GRACE, POLL_TICK};
 pub use errno::Errno;

@@ -3,36 +3,36 @@
 //!
 //! Names and semantics mirror `std::net`; the one difference is that constructors take
 //! the [`NetStack`] to open the socket on (`UdpSocket::bind(&stack, "0.0.0.0:7")`).
+//! As in std, the family of the socket follows the address: `"[::]:7"` opens an
+//! `AF_INET6` socket (dual stack: IPv4 peers appear as `::ffff:a.b.c.d`), and
+//! [`TcpStream::connect`] and [`UdpSocket::bind`] try every address a name resolves to,
+//! IPv4 and IPv6.
 //! Each value owns one descriptor and closes it on drop; [`try_clone`](TcpStream::try_clone)
 //! duplicates it. Errors are [`io::Error`]s carrying the errno, so `kind()` matches
 //! what std reports for a kernel socket. Like std's, a [`TcpListener`] sets
 //! SO_REUSEADDR before binding, and writes never raise SIGPIPE.
 
 use crate::bsd::{
-    SockOpt, SockOptName, AF_INET, MSG_NOSIGNAL, MSG_PEEK, SHUT_RD, SHUT_RDWR, SHUT_WR, SOCK_DGRAM,
-    SOCK_NONBLOCK, SOCK_RAW, SOCK_STREAM,
+    SockOpt, SockOptName, AF_INET, AF_INET6, MSG_NOSIGNAL, MSG_PEEK, SHUT_RD, SHUT_RDWR, SHUT_WR,
+    SOCK_DGRAM, SOCK_NONBLOCK, SOCK_RAW, SOCK_STREAM,
 };
 use crate::errno::Errno;
 use crate::poll::{PollEvents, PollFd};
 use crate::stack::NetStack;
 use crate::table::Fd;
-use core::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use core::net::{IpAddr, SocketAddr};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, ToSocketAddrs};
 use std::time::Duration;
 
-/// Tries `f` on each IPv4 address `addr` resolves to, like std; returns the first
-/// success or the last error.
+/// Tries `f` on each address `addr` resolves to, like std; returns the first success
+/// or the last error.
 fn each_addr<T>(
     addr: impl ToSocketAddrs,
     mut f: impl FnMut(SocketAddr) -> Result<T, Errno>,
 ) -> io::Result<T> {
     let mut last: Option<Errno> = None;
     for a in addr.to_socket_addrs()? {
-        if a.is_ipv6() {
-            last.get_or_insert(Errno::EAFNOSUPPORT);
-            continue;
-        }
         match f(a) {
             Ok(v) => return Ok(v),
             Err(e) => last = Some(e),
@@ -46,10 +46,20 @@ fn each_addr<T>(
     }))
 }
 
+/// The first address `addr` resolves to, as std's `send_to` takes it.
 fn first_addr(addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
     addr.to_socket_addrs()?
-        .find(SocketAddr::is_ipv4)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no IPv4 address to send to"))
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to send to"))
+}
+
+/// The `socket(2)` domain for an address.
+fn domain_of(addr: &SocketAddr) -> i32 {
+    if addr.is_ipv6() {
+        AF_INET6
+    } else {
+        AF_INET
+    }
 }
 
 fn check_timeout(t: Option<Duration>) -> io::Result<()> {
@@ -70,8 +80,8 @@ struct Socket {
 }
 
 impl Socket {
-    fn new(stack: &NetStack, ty: i32, protocol: i32) -> Result<Socket, Errno> {
-        let fd = stack.socket(AF_INET, ty, protocol)?;
+    fn new(stack: &NetStack, domain: i32, ty: i32, protocol: i32) -> Result<Socket, Errno> {
+        let fd = stack.socket(domain, ty, protocol)?;
         Ok(Socket {
             stack: stack.clone(),
             fd,
@@ -217,7 +227,7 @@ impl UdpSocket {
     /// `AddrInUse`, `AddrNotAvailable`, or the address did not resolve.
     pub fn bind(stack: &NetStack, addr: impl ToSocketAddrs) -> io::Result<UdpSocket> {
         each_addr(addr, |a| {
-            let s = Socket::new(stack, SOCK_DGRAM, 0)?;
+            let s = Socket::new(stack, domain_of(&a), SOCK_DGRAM, 0)?;
             stack.bind(s.fd, a)?;
             Ok(UdpSocket(s))
         })
@@ -231,7 +241,7 @@ impl UdpSocket {
         each_addr(addr, |a| self.0.stack.connect(self.0.fd, a))
     }
 
-    /// Sends a datagram to `addr` (the first IPv4 address it resolves to).
+    /// Sends a datagram to `addr` (the first address it resolves to).
     ///
     /// # Errors
     /// `WouldBlock` (non-blocking, send queue full), EMSGSIZE, a reported ICMP error.
@@ -312,67 +322,86 @@ impl UdpSocket {
 // Raw
 // ------------------------------------------------------------------------------------
 
-/// A raw IPv4 socket for one protocol (Linux SOCK_RAW): receives whole datagrams,
-/// IP header included; sends transport messages, to which the stack adds the header.
+/// A raw IP socket for one protocol (Linux SOCK_RAW). An IPv4 one ([`new`](Self::new))
+/// receives whole datagrams, IP header included; an IPv6 one ([`new_v6`](Self::new_v6),
+/// e.g. for ICMPv6) receives the message without the IPv6 header, as Linux does. Both
+/// send transport messages, to which the stack adds the header.
 #[derive(Debug)]
 pub struct RawSocket(Socket);
 
 impl RawSocket {
-    /// Opens a raw socket on `stack` for IP protocol `protocol` (1 for ICMP).
+    /// Opens an IPv4 raw socket on `stack` for IP protocol `protocol` (1 for ICMP).
     ///
     /// # Errors
     /// `protocol` is 0 or 255.
     pub fn new(stack: &NetStack, protocol: u8) -> io::Result<RawSocket> {
         Ok(RawSocket(Socket::new(
             stack,
+            AF_INET,
             SOCK_RAW,
             i32::from(protocol),
         )?))
     }
 
-    /// Opens it non-blocking from the start (SOCK_NONBLOCK).
+    /// Opens an IPv6 raw socket on `stack` for next header `protocol` (58 for ICMPv6).
+    ///
+    /// # Errors
+    /// `protocol` is 0 or 255.
+    pub fn new_v6(stack: &NetStack, protocol: u8) -> io::Result<RawSocket> {
+        Ok(RawSocket(Socket::new(
+            stack,
+            AF_INET6,
+            SOCK_RAW,
+            i32::from(protocol),
+        )?))
+    }
+
+    /// Opens an IPv4 one non-blocking from the start (SOCK_NONBLOCK).
     ///
     /// # Errors
     /// As [`new`](Self::new).
     pub fn new_nonblocking(stack: &NetStack, protocol: u8) -> io::Result<RawSocket> {
         Ok(RawSocket(Socket::new(
             stack,
+            AF_INET,
             SOCK_RAW | SOCK_NONBLOCK,
             i32::from(protocol),
         )?))
     }
 
-    /// Records a local address (must be the stack's, or unspecified).
+    /// Records a local address (must be one of the stack's, or unspecified).
     ///
     /// # Errors
-    /// `AddrNotAvailable`.
-    pub fn bind(&self, addr: Ipv4Addr) -> io::Result<()> {
+    /// `AddrNotAvailable`; an address of the other family (EINVAL, EAFNOSUPPORT).
+    pub fn bind(&self, addr: impl Into<IpAddr>) -> io::Result<()> {
         Ok(self
             .0
             .stack
-            .bind(self.0.fd, SocketAddr::V4(SocketAddrV4::new(addr, 0)))?)
+            .bind(self.0.fd, SocketAddr::new(addr.into(), 0))?)
     }
 
     /// Only hears `addr` from now on, and sends to it by default.
     ///
     /// # Errors
-    /// The descriptor is no longer valid.
-    pub fn connect(&self, addr: Ipv4Addr) -> io::Result<()> {
+    /// The descriptor is no longer valid; an address of the other family
+    /// (EAFNOSUPPORT).
+    pub fn connect(&self, addr: impl Into<IpAddr>) -> io::Result<()> {
         Ok(self
             .0
             .stack
-            .connect(self.0.fd, SocketAddr::V4(SocketAddrV4::new(addr, 0)))?)
+            .connect(self.0.fd, SocketAddr::new(addr.into(), 0))?)
     }
 
     /// Sends a transport message (e.g. an ICMP echo request with its checksum) to `dst`.
     ///
     /// # Errors
-    /// EMSGSIZE, `WouldBlock`.
-    pub fn send_to(&self, msg: &[u8], dst: Ipv4Addr) -> io::Result<usize> {
+    /// EMSGSIZE, `WouldBlock`; an address of the other family (EINVAL,
+    /// EAFNOSUPPORT).
+    pub fn send_to(&self, msg: &[u8], dst: impl Into<IpAddr>) -> io::Result<usize> {
         Ok(self
             .0
             .stack
-            .sendto(self.0.fd, msg, 0, SocketAddr::V4(SocketAddrV4::new(dst, 0)))?)
+            .sendto(self.0.fd, msg, 0, SocketAddr::new(dst.into(), 0))?)
     }
 
     /// Sends to the connected peer.
@@ -383,16 +412,13 @@ impl RawSocket {
         Ok(self.0.stack.send(self.0.fd, msg, 0)?)
     }
 
-    /// Receives a datagram, IP header included, and its source.
+    /// Receives a datagram (for IPv4 with its IP header) and its source.
     ///
     /// # Errors
     /// `WouldBlock` (non-blocking, or the read timeout passed).
-    pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, Ipv4Addr)> {
+    pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, IpAddr)> {
         let (n, from) = self.0.stack.recvfrom(self.0.fd, buf, 0)?;
-        match from {
-            SocketAddr::V4(a) => Ok((n, *a.ip())),
-            SocketAddr::V6(_) => unreachable!("IPv4 only"),
-        }
+        Ok((n, from.ip()))
     }
 
     /// Receives a datagram, IP header included.
@@ -430,7 +456,7 @@ impl TcpListener {
     /// `AddrInUse`, `AddrNotAvailable`, or the address did not resolve.
     pub fn bind(stack: &NetStack, addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
         each_addr(addr, |a| {
-            let s = Socket::new(stack, SOCK_STREAM, 0)?;
+            let s = Socket::new(stack, domain_of(&a), SOCK_STREAM, 0)?;
             stack.setsockopt(s.fd, SockOpt::ReuseAddr(true))?;
             stack.bind(s.fd, a)?;
             stack.listen(s.fd, 128)?;
@@ -502,7 +528,7 @@ impl TcpStream {
     /// route), or the address did not resolve.
     pub fn connect(stack: &NetStack, addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
         each_addr(addr, |a| {
-            let s = Socket::new(stack, SOCK_STREAM, 0)?;
+            let s = Socket::new(stack, domain_of(&a), SOCK_STREAM, 0)?;
             stack.connect(s.fd, a)?;
             Ok(TcpStream(s))
         })
@@ -520,7 +546,7 @@ impl TcpStream {
         timeout: Duration,
     ) -> io::Result<TcpStream> {
         check_timeout(Some(timeout))?;
-        let s = Socket::new(stack, SOCK_STREAM | SOCK_NONBLOCK, 0)?;
+        let s = Socket::new(stack, domain_of(addr), SOCK_STREAM | SOCK_NONBLOCK, 0)?;
         match stack.connect(s.fd, *addr) {
             Ok(()) => {}
             Err(Errno::EINPROGRESS) => {

@@ -239,8 +239,11 @@ impl NetStack {
 /// The BSD calls and poll(2), implemented in `bsd.rs` over the shared state.
 impl NetStack {
     /// Creates a socket ([socket(2)](https://man7.org/linux/man-pages/man2/socket.2.html)):
-    /// `AF_INET` with `SOCK_DGRAM` (UDP), `SOCK_STREAM` (TCP) or `SOCK_RAW` and a
-    /// protocol (e.g. `IPPROTO_ICMP`); `SOCK_NONBLOCK` may be or-ed into the type.
+    /// `AF_INET` or `AF_INET6` with `SOCK_DGRAM` (UDP), `SOCK_STREAM` (TCP) or
+    /// `SOCK_RAW` and a protocol (e.g. `IPPROTO_ICMP`, `IPPROTO_ICMPV6`); `SOCK_NONBLOCK`
+    /// may be or-ed into the type. An `AF_INET6` socket takes and reports `SocketAddr::V6`
+    /// (IPv4 peers of a dual-stack socket as `::ffff:a.b.c.d`); family mismatches fail
+    /// as on Linux (see [`family`](crate::family)).
     ///
     /// # Errors
     /// EAFNOSUPPORT, ESOCKTNOSUPPORT, EPROTONOSUPPORT, EINVAL (raw protocol above
@@ -253,7 +256,8 @@ impl NetStack {
     /// port 0 picks an ephemeral port. Raw sockets only remember the address.
     ///
     /// # Errors
-    /// EBADF, EAFNOSUPPORT, EADDRINUSE, EADDRNOTAVAIL, EINVAL (already bound).
+    /// EBADF, EAFNOSUPPORT / EINVAL (address of the other family), EADDRINUSE,
+    /// EADDRNOTAVAIL, EINVAL (already bound; a link-local address without scope id).
     pub fn bind(&self, fd: Fd, addr: SocketAddr) -> Result<(), Errno> {
         self.calls().bind(fd, addr)
     }
@@ -284,8 +288,9 @@ impl NetStack {
     /// POLLOUT when done; SO_ERROR tells how it went).
     ///
     /// # Errors
-    /// EBADF, EAFNOSUPPORT, EINPROGRESS, EALREADY, EISCONN, ECONNREFUSED, ETIMEDOUT,
-    /// EADDRINUSE (no ephemeral port).
+    /// EBADF, EAFNOSUPPORT / EINVAL (address of the other family), ENETUNREACH (no
+    /// route, or IPv4 on an IPV6_V6ONLY socket), EINPROGRESS, EALREADY, EISCONN,
+    /// ECONNREFUSED, ETIMEDOUT, EADDRINUSE (no ephemeral port).
     pub fn connect(&self, fd: Fd, addr: SocketAddr) -> Result<(), Errno> {
         self.calls().connect(fd, addr)
     }
@@ -325,8 +330,8 @@ impl NetStack {
     /// Receives into `buf` and says who sent it
     /// ([recvfrom(2)](https://man7.org/linux/man-pages/man2/recvfrom.2.html)). A datagram
     /// longer than `buf` is truncated (the rest is lost) unless MSG_PEEK; with
-    /// MSG_TRUNC its real length is returned. Raw sockets receive the IP header too and
-    /// report port 0.
+    /// MSG_TRUNC its real length is returned. IPv4 raw sockets receive the IP header too
+    /// (IPv6 ones do not, as Linux); raw sockets report port 0.
     ///
     /// # Errors
     /// As [`recv`](Self::recv).

@@ -14,7 +14,7 @@
 
 use crate::errno::Errno;
 use crate::events::{EpollKey, PollEvents};
-use core::net::Ipv4Addr;
+use core::net::IpAddr;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Condvar};
@@ -22,7 +22,7 @@ use std::time::Duration;
 use ustack::socket::raw::RawHandle;
 use ustack::socket::tcp::TcpHandle;
 use ustack::socket::udp::UdpHandle;
-use ustack::socket::SocketHandle;
+use ustack::socket::{IpFamily, SocketHandle};
 
 /// A hasher for the host's own integer keys (descriptors, description keys, engine
 /// handles): a multiply-rotate over the words (FxHash's scheme). Those keys are
@@ -87,12 +87,13 @@ pub(crate) enum Sock {
     /// A UDP socket.
     Udp(UdpHandle),
     /// A raw IP socket for `protocol`, with the local address given to bind(2) (only
-    /// reported back by getsockname; the stack receives on its one address anyway).
+    /// reported back by getsockname; the stack receives on its addresses anyway), as
+    /// the engine sees addresses (never IPv4-mapped).
     Raw {
         h: RawHandle,
         protocol: u8,
-        local: Option<Ipv4Addr>,
-        remote: Option<Ipv4Addr>,
+        local: Option<IpAddr>,
+        remote: Option<IpAddr>,
     },
     /// A TCP socket (see [`crate::tcp`]).
     Tcp(TcpSock),
@@ -115,9 +116,18 @@ impl Sock {
     }
 }
 
-/// Socket options kept on the description (applied to the engine where it has them).
+/// Socket options kept on the description (applied to the engine where it has them),
+/// and the socket's address family (inherited, like the options, by accepted sockets).
 #[derive(Clone, Debug)]
 pub(crate) struct Opts {
+    /// AF_INET or AF_INET6: how addresses are taken and reported (`crate::family`).
+    pub family: IpFamily,
+    /// IPV6_V6ONLY (AF_INET6 only).
+    pub v6only: bool,
+    /// IPV6_TCLASS as set (recorded; the interface sends traffic class 0).
+    pub tclass: i32,
+    /// IPV6_UNICAST_HOPS as set (-1: the route's default; recorded only).
+    pub unicast_hops: i32,
     pub reuseaddr: bool,
     pub keepalive: bool,
     pub linger: Option<Duration>,
@@ -135,6 +145,10 @@ pub(crate) struct Opts {
 impl Opts {
     pub(crate) fn new(rcvbuf: usize, sndbuf: usize) -> Opts {
         Opts {
+            family: IpFamily::V4,
+            v6only: false,
+            tclass: 0,
+            unicast_hops: -1,
             reuseaddr: false,
             keepalive: false,
             linger: None,

@@ -13,7 +13,6 @@
 use crate::errno::Errno;
 use crate::events::PollEvents;
 use crate::table::{File, TcpSock};
-use core::net::SocketAddrV4;
 use std::time::Duration;
 use ustack::iface::Interface;
 use ustack::socket::tcp::{CongestionAlgorithm, TcpState};
@@ -76,11 +75,6 @@ pub(crate) fn close(iface: &mut Interface, t: TcpSock, linger: Option<Duration>,
     log::trace!(target: "ustack::socket", "tcp close {} (linger {linger:?})", t.h);
     let cx = iface.tcp_context(now);
     let _ = iface.tcp().close(t.h, &cx);
-}
-
-/// `SocketAddrV4` of an unbound socket.
-pub(crate) fn unspecified_v4() -> SocketAddrV4 {
-    SocketAddrV4::new(core::net::Ipv4Addr::UNSPECIFIED, 0)
 }
 
 /// What a finished (or failed) connect leaves: Ok once synchronized, the stored error

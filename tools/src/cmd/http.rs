@@ -57,14 +57,15 @@ pub enum HttpCommand {
         #[arg(long, short, default_value_t = 80)]
         port: u16,
     },
-    /// Fetch one URL (http://IPv4[:PORT]/PATH) and print throughput and SHA-256.
+    /// Fetch one URL (http://IPv4[:PORT]/PATH or http://[IPv6]:PORT/PATH) and print
+    /// throughput and SHA-256.
     #[command(after_help = "Examples:\n  \
         sudo ip netns exec NS ustack --tap tap0 --ip 10.77.0.2/24 http get http://10.77.0.1:8000/\n  \
         sudo ip netns exec NS ustack --tap tap0 --ip 10.77.0.2/24 http get http://10.77.0.1:8000/big.bin -o big.bin\n\n\
         The body goes to stdout (or FILE); the status line and the summary go to stderr.\n\
         Exit code 0 for a 2xx answer, 1 otherwise.")]
     Get {
-        /// The URL; the host must be an IPv4 address (there is no resolver).
+        /// The URL; the host must be an address, IPv6 in brackets (there is no resolver).
         url: String,
         /// Write the body to FILE instead of stdout.
         #[arg(short, long, value_name = "FILE")]
@@ -95,7 +96,8 @@ fn serve(global: &GlobalArgs, dir: &Path, port: u16) -> CmdResult {
     }
     let stack = net::stack(global, "http serve")?;
     let watch = net::watch(global, &stack)?;
-    let listener = TcpListener::bind(&stack, ("0.0.0.0", port))?;
+    // `[::]`: IPv4 and IPv6 clients (dual stack).
+    let listener = TcpListener::bind(&stack, ("::", port))?;
     // accept honours SO_RCVTIMEO: wake up every tick to look at the stop flag.
     stack.setsockopt(listener.fd(), SockOpt::RcvTimeo(Some(TICK)))?;
     eprintln!(
@@ -553,12 +555,16 @@ fn parse_url(url: &str) -> Result<Url, String> {
         None => (rest, "/".to_owned()),
     };
     let path = path.split('#').next().unwrap_or("/").to_owned();
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) => (
-            h,
-            p.parse().map_err(|_| format!("`{url}`: bad port `{p}`"))?,
-        ),
-        None => (authority, 80),
+    // RFC 3986 §3.2.2: an IPv6 literal is bracketed, and its colons are not the port's.
+    let (host, port) = match authority.rfind(':') {
+        Some(i) if !authority[i..].contains(']') => {
+            let p = &authority[i + 1..];
+            (
+                &authority[..i],
+                p.parse().map_err(|_| format!("`{url}`: bad port `{p}`"))?,
+            )
+        }
+        _ => (authority, 80),
     };
     if host.is_empty() {
         return Err(format!("`{url}`: no host"));
@@ -572,11 +578,11 @@ fn parse_url(url: &str) -> Result<Url, String> {
 
 fn get(global: &GlobalArgs, url: &str, output: Option<&Path>) -> CmdResult {
     let u = parse_url(url)?;
-    let addr = net::ipv4_host(&u.host)?;
+    // RFC 6874 writes a zone as `%25`; `%` alone is accepted too.
+    let addr = net::host_addr(&u.host.replacen("%25", "%", 1), u.port)?;
     let stack = net::stack(global, "http get")?;
     let watch = net::watch(global, &stack)?;
-    let stream = TcpStream::connect(&stack, (addr, u.port))
-        .map_err(|e| format!("connect to {addr}:{}: {e}", u.port))?;
+    let stream = TcpStream::connect(&stack, addr).map_err(|e| format!("connect to {addr}: {e}"))?;
     let host = if u.port == 80 {
         u.host.clone()
     } else {
@@ -743,6 +749,16 @@ mod tests {
                 path: "/".into()
             }
         );
+        assert_eq!(
+            parse_url("http://[fd00::1]:8000/x").unwrap(),
+            Url {
+                host: "[fd00::1]".into(),
+                port: 8000,
+                path: "/x".into()
+            }
+        );
+        assert_eq!(parse_url("http://[fd00::1]/").unwrap().port, 80);
+        assert!(parse_url("http://[fd00::1]:x/").is_err());
         assert!(parse_url("https://x/").is_err());
         assert!(parse_url("http://:80/").is_err());
     }

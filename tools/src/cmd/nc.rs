@@ -10,7 +10,7 @@ use super::CmdResult;
 use crate::global::GlobalArgs;
 use clap::Args;
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, Shutdown, SocketAddr};
+use std::net::{Ipv6Addr, Shutdown, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use ustack_socket::{TcpListener, TcpStream, UdpSocket};
@@ -23,7 +23,11 @@ pub const AFTER_HELP: &str = "Examples:\n  \
     sudo ip netns exec NS ustack --tap tap0 --ip 10.77.0.2/24 nc -l 9000 > got.txt\n  \
     sudo ip netns exec NS socat -u FILE:data.txt TCP:10.77.0.2:9000\n  \
     # UDP, one datagram per line, quit 1 s after stdin ends:\n  \
-    sudo ip netns exec NS ustack --tap tap0 --ip 10.77.0.2/24 nc -u -q 1 10.77.0.1 9000";
+    sudo ip netns exec NS ustack --tap tap0 --ip 10.77.0.2/24 nc -u -q 1 10.77.0.1 9000\n  \
+    # IPv6 (a link-local peer needs its zone):\n  \
+    sudo ip netns exec NS ustack --tap tap0 nc fd00::1 9000\n  \
+    sudo ip netns exec NS ustack --tap tap0 nc [fe80::1%tap0] 9000\n\n\
+    Listening without HOST binds [::], which takes IPv4 and IPv6 (dual stack).";
 
 /// Options of `ustack nc`.
 #[derive(Debug, Args)]
@@ -37,7 +41,8 @@ pub struct NcArgs {
     /// After stdin EOF, wait SECS and quit (UDP; TCP quits when the peer closes).
     #[arg(short, value_name = "SECS")]
     pub q: Option<f64>,
-    /// HOST PORT to connect to, or PORT (or HOST PORT) to listen on.
+    /// HOST PORT to connect to, or PORT (or HOST PORT) to listen on; HOST is an IPv4
+    /// or IPv6 address (`fd00::1`, `[fe80::1%tap0]`).
     #[arg(value_name = "[HOST] PORT", num_args = 1..=2, required = true)]
     pub target: Vec<String>,
 }
@@ -50,26 +55,27 @@ pub fn run(global: &GlobalArgs, args: &NcArgs) -> CmdResult {
         _ => return Err("usage: nc HOST PORT, or nc -l [HOST] PORT".into()),
     };
     let port: u16 = port.parse().map_err(|_| format!("bad port `{port}`"))?;
-    let host = host.map(net::ipv4_host).transpose()?;
+    let host = host.map(|h| net::host_addr(h, port)).transpose()?;
+    // Listening without a host: `[::]`, dual stack.
+    let any = SocketAddr::from((Ipv6Addr::UNSPECIFIED, port));
     let stack = net::stack(global, "nc")?;
     let watch = net::watch(global, &stack)?;
     let code = match (args.udp, args.listen) {
         (false, false) => {
-            let addr = host.expect("HOST given when connecting");
-            let s = TcpStream::connect(&stack, (addr, port))
-                .map_err(|e| format!("connect to {addr}:{port}: {e}"))?;
+            let addr = host.ok_or("usage: nc HOST PORT")?;
+            let s =
+                TcpStream::connect(&stack, addr).map_err(|e| format!("connect to {addr}: {e}"))?;
             tcp(s)?
         }
         (false, true) => {
-            let bind = host.unwrap_or(Ipv4Addr::UNSPECIFIED);
-            let l = TcpListener::bind(&stack, (bind, port))?;
+            let l = TcpListener::bind(&stack, host.unwrap_or(any))?;
             eprintln!("ustack: nc listening on {}:{port}", stack.ip());
             let (s, peer) = l.accept()?;
-            eprintln!("ustack: nc connection from {peer}");
+            eprintln!("ustack: nc connection from {}", net::show_peer(peer));
             drop(l);
             tcp(s)?
         }
-        (true, listen) => udp(&stack, host, port, listen, args.q)?,
+        (true, listen) => udp(&stack, host, any, listen, args.q)?,
     };
     drop(watch);
     drop(stack);
@@ -125,27 +131,30 @@ fn tcp(stream: TcpStream) -> io::Result<i32> {
     }
 }
 
-/// UDP both ways until Ctrl-C, or `quit_after` once stdin ended.
+/// UDP both ways until Ctrl-C, or `quit_after` once stdin ended. `host` is the peer
+/// (or, listening, the address to bind; `any` without one).
 fn udp(
     stack: &ustack_socket::NetStack,
-    host: Option<Ipv4Addr>,
-    port: u16,
+    host: Option<SocketAddr>,
+    any: SocketAddr,
     listen: bool,
     quit_after: Option<f64>,
 ) -> io::Result<i32> {
     let sock = if listen {
-        let s = UdpSocket::bind(stack, (host.unwrap_or(Ipv4Addr::UNSPECIFIED), port))?;
-        eprintln!("ustack: nc listening on udp {}:{port}", stack.ip());
+        let s = UdpSocket::bind(stack, host.unwrap_or(any))?;
+        eprintln!("ustack: nc listening on udp {}:{}", stack.ip(), any.port());
         s
     } else {
-        UdpSocket::bind(stack, "0.0.0.0:0")?
+        // An unbound socket of the peer's family.
+        let local = match host {
+            Some(SocketAddr::V6(_)) => "[::]:0",
+            _ => "0.0.0.0:0",
+        };
+        UdpSocket::bind(stack, local)?
     };
     // Where stdin's datagrams go: the given peer, or (listening) the last sender.
-    let peer: Arc<Mutex<Option<SocketAddr>>> = Arc::new(Mutex::new(if listen {
-        None
-    } else {
-        host.map(|h| SocketAddr::from((h, port)))
-    }));
+    let peer: Arc<Mutex<Option<SocketAddr>>> =
+        Arc::new(Mutex::new(if listen { None } else { host }));
     let eof_at: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
     let (tx_sock, tx_peer, tx_eof) = (sock.try_clone()?, peer.clone(), eof_at.clone());
     std::thread::Builder::new()

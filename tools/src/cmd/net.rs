@@ -177,3 +177,88 @@ pub fn ipv4_host(host: &str) -> Result<core::net::Ipv4Addr, String> {
         )
     })
 }
+
+/// Parses an IPv4 or IPv6 host with `port`: `10.0.0.1`, `fd00::1`, `[fd00::1]`, or a
+/// link-local `fe80::1%IF` (the stack has one interface, so any zone names it: a
+/// number is kept as the scope id, a name becomes `family::SCOPE_ID`).
+///
+/// # Errors
+/// `host` is not an address (there is no resolver in front of the stack's sockets).
+pub fn host_addr(host: &str, port: u16) -> Result<std::net::SocketAddr, String> {
+    use std::net::{IpAddr, SocketAddr, SocketAddrV6};
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let (ip, zone) = match bare.split_once('%') {
+        Some((ip, zone)) => (ip, Some(zone)),
+        None => (bare, None),
+    };
+    let not_an_address = || {
+        format!(
+            "`{host}` is not an IPv4 or IPv6 address: ustack has no resolver in front of \
+             its sockets; look the name up with `ustack dns {host} @SERVER` (A or AAAA) and \
+             use the address"
+        )
+    };
+    match (ip.parse::<IpAddr>().map_err(|_| not_an_address())?, zone) {
+        (IpAddr::V4(a), None) => Ok(SocketAddr::from((a, port))),
+        (IpAddr::V4(_), Some(_)) => Err(format!("`{host}`: a zone only goes with IPv6")),
+        (IpAddr::V6(a), zone) => {
+            let scope = match zone {
+                None => 0,
+                Some("") => return Err(format!("`{host}`: empty zone")),
+                Some(z) => z.parse().unwrap_or(ustack_socket::family::SCOPE_ID),
+            };
+            Ok(SocketAddr::V6(SocketAddrV6::new(a, port, 0, scope)))
+        }
+    }
+}
+
+/// `peer` as people read it: an IPv4 peer of a dual-stack socket without its
+/// `::ffff:` prefix.
+pub fn show_peer(peer: std::net::SocketAddr) -> std::net::SocketAddr {
+    match peer {
+        std::net::SocketAddr::V6(a) => match a.ip().to_ipv4_mapped() {
+            Some(v4) => std::net::SocketAddr::from((v4, a.port())),
+            None => peer,
+        },
+        v4 => v4,
+    }
+}
+
+#[cfg(test)]
+mod host_tests {
+    use super::*;
+
+    #[test]
+    fn hosts_of_both_families_parse() {
+        assert_eq!(
+            host_addr("10.0.0.1", 80).unwrap().to_string(),
+            "10.0.0.1:80"
+        );
+        assert_eq!(
+            host_addr("fd00::1", 80).unwrap().to_string(),
+            "[fd00::1]:80"
+        );
+        assert_eq!(
+            host_addr("[fd00::1]", 80).unwrap().to_string(),
+            "[fd00::1]:80"
+        );
+        assert_eq!(
+            host_addr("fe80::1%3", 9).unwrap().to_string(),
+            "[fe80::1%3]:9"
+        );
+        assert_eq!(
+            host_addr("[fe80::1%tap0]", 9).unwrap().to_string(),
+            format!("[fe80::1%{}]:9", ustack_socket::family::SCOPE_ID)
+        );
+        assert!(host_addr("example.com", 80).is_err());
+        assert!(host_addr("10.0.0.1%1", 80).is_err());
+        assert!(host_addr("fe80::1%", 80).is_err());
+        assert_eq!(
+            show_peer("[::ffff:10.0.0.1]:5".parse().unwrap()).to_string(),
+            "10.0.0.1:5"
+        );
+    }
+}

@@ -10,7 +10,7 @@ use crate::global::GlobalArgs;
 use clap::Args;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
-use std::net::{Ipv4Addr, Shutdown};
+use std::net::{Ipv6Addr, Shutdown};
 use std::path::PathBuf;
 use std::time::Duration;
 use ustack_socket::{TcpListener, TcpStream};
@@ -24,7 +24,7 @@ use ustack_socket::{TcpListener, TcpStream};
 pub struct SendArgs {
     /// The file to send ("-" for stdin).
     pub file: PathBuf,
-    /// The receiver's IPv4 address.
+    /// The receiver's IPv4 or IPv6 address (`fd00::1`, `[fe80::1%tap0]`).
     pub host: String,
     /// The receiver's TCP port.
     pub port: u16,
@@ -36,7 +36,7 @@ pub struct SendArgs {
     sudo ip netns exec NS ustack --tap tap0 --ip 10.77.0.2/24 recv 9000 -o out.bin\n  \
     sudo ip netns exec NS socat -u FILE:big.bin TCP:10.77.0.2:9000")]
 pub struct RecvArgs {
-    /// TCP port to listen on (one connection is accepted).
+    /// TCP port to listen on (one connection is accepted, IPv4 or IPv6: `[::]`).
     pub port: u16,
     /// Where to write what arrives ("-" for stdout).
     #[arg(short, long, value_name = "FILE")]
@@ -45,7 +45,7 @@ pub struct RecvArgs {
 
 /// Runs `ustack send`.
 pub fn send(global: &GlobalArgs, args: &SendArgs) -> CmdResult {
-    let addr = net::ipv4_host(&args.host)?;
+    let addr = net::host_addr(&args.host, args.port)?;
     let (mut input, total): (Box<dyn Read>, Option<u64>) = if args.file.as_os_str() == "-" {
         (Box::new(io::stdin().lock()), None)
     } else {
@@ -55,13 +55,8 @@ pub fn send(global: &GlobalArgs, args: &SendArgs) -> CmdResult {
     };
     let stack = net::stack(global, "send")?;
     let watch = net::watch(global, &stack)?;
-    let stream = TcpStream::connect(&stack, (addr, args.port))
-        .map_err(|e| format!("connect to {addr}:{}: {e}", args.port))?;
-    eprintln!(
-        "ustack: sending {} to {addr}:{}",
-        args.file.display(),
-        args.port
-    );
+    let stream = TcpStream::connect(&stack, addr).map_err(|e| format!("connect to {addr}: {e}"))?;
+    eprintln!("ustack: sending {} to {addr}", args.file.display());
     let mut t = Transfer::new(total);
     t.copy(&mut input, &mut &stream)?;
     stream.shutdown(Shutdown::Write)?;
@@ -98,11 +93,11 @@ pub fn recv(global: &GlobalArgs, args: &RecvArgs) -> CmdResult {
     };
     let stack = net::stack(global, "recv")?;
     let watch = net::watch(global, &stack)?;
-    let listener = TcpListener::bind(&stack, (Ipv4Addr::UNSPECIFIED, args.port))?;
+    let listener = TcpListener::bind(&stack, (Ipv6Addr::UNSPECIFIED, args.port))?;
     eprintln!("ustack: waiting on {}:{}", stack.ip(), args.port);
     let (stream, peer) = listener.accept()?;
     drop(listener);
-    eprintln!("ustack: receiving from {peer}");
+    eprintln!("ustack: receiving from {}", net::show_peer(peer));
     let mut t = Transfer::new(None);
     t.copy(&mut &stream, &mut out)?;
     out.flush()?;

@@ -15,7 +15,6 @@ use crate::global::GlobalArgs;
 use clap::Args;
 use message::Name;
 use std::io::{self, Write};
-use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 use ustack_socket::UdpSocket;
 
@@ -23,7 +22,9 @@ use ustack_socket::UdpSocket;
 pub const AFTER_HELP: &str = "Examples:\n  \
     # a resolver at 10.77.0.1 inside the namespace you created:\n  \
     sudo ip netns exec NS ustack --tap tap0 --ip 10.77.0.2/24 dns www.example.test @10.77.0.1\n  \
-    sudo ip netns exec NS ustack --tap tap0 --ip 10.77.0.2/24 dns example.test @10.77.0.1 --type TXT --port 5353\n\n\
+    sudo ip netns exec NS ustack --tap tap0 --ip 10.77.0.2/24 dns example.test @10.77.0.1 --type TXT --port 5353\n  \
+    # AAAA records, from a server reached over IPv6:\n  \
+    sudo ip netns exec NS ustack --tap tap0 dns www.example.test @fd00::1 --type AAAA\n\n\
     Output: one answer record a line, `NAME. TTL IN TYPE DATA`, the CNAME chain first.\n\
     Exit code 1 on NXDOMAIN/SERVFAIL/other errors, no record of the type, or no answer.";
 
@@ -35,7 +36,8 @@ const TRIES: u32 = 3;
 pub struct DnsArgs {
     /// The name to look up.
     pub name: String,
-    /// The server's IPv4 address, as @ADDR (dig's form).
+    /// The server's IPv4 or IPv6 address, as @ADDR (dig's form; `@fe80::1%tap0` for a
+    /// link-local one).
     #[arg(value_name = "@SERVER")]
     pub server: String,
     /// Record type: A, AAAA, CNAME, MX, NS, PTR, SOA, TXT, SRV, ANY or TYPEnnn.
@@ -52,9 +54,9 @@ pub struct DnsArgs {
 /// Runs `ustack dns`.
 pub fn run(global: &GlobalArgs, args: &DnsArgs) -> CmdResult {
     let server = args.server.strip_prefix('@').unwrap_or(&args.server);
-    let server: Ipv4Addr = server.parse().map_err(|_| {
+    let to = net::host_addr(server, args.port).map_err(|_| {
         format!(
-            "`{}` is not @IPV4: the server must be an address",
+            "`{}` is not @IPV4 or @IPV6: the server must be an address",
             args.server
         )
     })?;
@@ -65,12 +67,13 @@ pub fn run(global: &GlobalArgs, args: &DnsArgs) -> CmdResult {
     let name = Name::from_text(&args.name)?;
     let id = message::query_id(global.seed);
     let query = message::build_query(id, &args.name, qtype)?;
-    let to = SocketAddr::from((server, args.port));
 
     let stack = net::stack(global, "dns")?;
 
     let watch = net::watch(global, &stack)?;
-    let sock = UdpSocket::bind(&stack, (Ipv4Addr::UNSPECIFIED, 0))?;
+    // A socket of the server's family.
+    let local = if to.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" };
+    let sock = UdpSocket::bind(&stack, local)?;
     let timeout = Duration::from_secs_f64(args.timeout);
     let mut buf = vec![0u8; 65_536];
     let mut answer = None;
@@ -98,7 +101,8 @@ pub fn run(global: &GlobalArgs, args: &DnsArgs) -> CmdResult {
                 }
                 Err(e) => return Err(e.into()),
             };
-            if from != to {
+            // The scope id is the stack's own; the address and port say who answered.
+            if (from.ip(), from.port()) != (to.ip(), to.port()) {
                 log::debug!("dns: ignoring {n} bytes from {from}");
                 continue;
             }
