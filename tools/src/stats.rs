@@ -105,6 +105,19 @@ pub fn socket_line(s: &TcpSocketInfo) -> String {
     if i.in_recovery {
         out.push_str(" recovery");
     }
+    // Loss recovery (RFC 8985 RACK-TLP, D-SACK undo, F-RTO), shown once non-zero.
+    for (name, v) in [
+        ("rack_lost", i.rack_lost),
+        ("tlp", i.tlp_probes),
+        ("undo", i.undos),
+        ("spurious_rto", i.spurious_rtos),
+        ("dsack_in", i.dsacks_in),
+        ("dsack_out", i.dsacks_out),
+    ] {
+        if v != 0 {
+            let _ = write!(out, " {name}:{v}");
+        }
+    }
     out
 }
 
@@ -217,6 +230,12 @@ impl StatsReport {
                     "timestamps": i.timestamps,
                     "sack": i.sack,
                     "in_recovery": i.in_recovery,
+                    "rack_lost": i.rack_lost,
+                    "tlp_probes": i.tlp_probes,
+                    "undos": i.undos,
+                    "spurious_rtos": i.spurious_rtos,
+                    "dsacks_in": i.dsacks_in,
+                    "dsacks_out": i.dsacks_out,
                     "send_queue": i.send_queue,
                     "recv_queue": i.recv_queue,
                 })

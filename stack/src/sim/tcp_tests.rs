@@ -567,5 +567,57 @@ fn receive_window_autotunes_past_1mb_on_a_long_fat_path() {
     assert!(
         tuned > 4.0 * fixed,
         "autotuned goodput {tuned:.0} B/s is not 4x the fixed buffer's {fixed:.0} B/s"
+
+// ---------------------------------------------------------------- RACK-TLP under loss
+
+/// Issue 13: a sender under heavy random loss in both directions (10 %) on a short
+/// path (0.5 ms each way) should recover by RACK and TLP, not by retransmission
+/// timeouts: each one costs at least 200 ms, hundreds of RTTs here. Prints, per seed,
+/// the time and the sender's RTOs, probes and RACK marks.
+#[test]
+fn ten_percent_loss_is_recovered_mostly_without_rtos() {
+    let base = seed_from_env(0x105);
+    let link = FaultConfig {
+        loss: 0.1,
+        delay: Duration::from_micros(500),
+        rate_bps: Some(1_000_000_000),
+        ..FaultConfig::none()
+    };
+    let link = LinkConfig {
+        a_to_b: link.clone(),
+        b_to_a: link,
+    };
+    let (mut rtos, mut marked, mut probes, mut secs) = (0u64, 0u64, 0u64, Vec::new());
+    for seed in base..base + 8 {
+        let t = Transfer::new(seed, link.clone(), 2_000_000, 0);
+        let mut out = run_transfer(&t);
+        out.check().unwrap();
+        let eof = out.server().eof_at().unwrap();
+        let s = (eof - Instant::ZERO).as_secs_f64();
+        let info = out.client().info_at_close().unwrap().clone();
+        println!(
+            "seed {seed}: {s:.3} s, {} RTOs, {} TLPs, {} RACK-marked, {} undos ({} spurious RTOs), {} retransmitted",
+            out.client().rtos(),
+            info.tlp_probes,
+            info.rack_lost,
+            info.undos,
+            info.spurious_rtos,
+            info.total_retrans
+        );
+        rtos += out.client().rtos();
+        marked += info.rack_lost;
+        probes += info.tlp_probes;
+        secs.push(s);
+    }
+    secs.sort_by(f64::total_cmp);
+    println!(
+        "median {:.3} s; over 8 seeds: {rtos} RTOs, {probes} TLPs, {marked} RACK-marked",
+        secs[4]
+    );
+    // Most losses are found by RACK, and timeouts stay the exception.
+    assert!(probes > 0, "no tail loss probe in 8 lossy transfers");
+    assert!(
+        rtos * 5 < marked,
+        "{rtos} RTOs against {marked} segments marked lost by RACK"
     );
 }

@@ -212,12 +212,12 @@ impl TxLog {
         let is_lost = flags & (LOST | SACKED) == LOST;
         match (was_lost, is_lost) {
             (false, true) => self.lost += r.len(),
-            (true, false) => self.lost -= r.len(),
+            (true, false) => self.lost = self.lost.saturating_sub(r.len()),
             _ => {}
         }
         match (r.flags & RETRANS != 0, flags & RETRANS != 0) {
             (false, true) => self.retrans += 1,
-            (true, false) => self.retrans -= 1,
+            (true, false) => self.retrans = self.retrans.saturating_sub(1),
             _ => {}
         }
         self.recs[i].flags = flags;
@@ -318,7 +318,7 @@ impl TxLog {
                 // Partly acknowledged (records sent at one instant are one record):
                 // the acknowledged part counts as delivered, the rest stays.
                 if r.flags & (LOST | SACKED) == LOST {
-                    self.lost -= (snd_una - r.start) as usize;
+                    self.lost = self.lost.saturating_sub((snd_una - r.start) as usize);
                 }
                 if r.flags & SACKED == 0 {
                     let part = Record { end: snd_una, ..r };
@@ -479,6 +479,31 @@ impl TxLog {
     pub(crate) fn len(&self) -> usize {
         self.recs.len()
     }
+
+    /// Checks the invariants of the module doc against the records (tests).
+    #[cfg(test)]
+    fn check(&self) -> Result<(), String> {
+        let lost: usize = self
+            .recs
+            .iter()
+            .filter(|r| r.flags & (LOST | SACKED) == LOST)
+            .map(Record::len)
+            .sum();
+        let retrans = self.recs.iter().filter(|r| r.flags & RETRANS != 0).count();
+        if (lost, retrans) != (self.lost, self.retrans) {
+            return Err(format!(
+                "counters {:?} vs records {:?}",
+                (self.lost, self.retrans),
+                (lost, retrans)
+            ));
+        }
+        for w in self.recs.iter().zip(self.recs.iter().skip(1)) {
+            if w.0.end != w.1.start || w.0.start >= w.0.end {
+                return Err(format!("not contiguous: {:?} {:?}", w.0, w.1));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -552,6 +577,51 @@ mod tests {
             rack.on_recovery_exit();
         }
         assert_eq!(rack.reo_wnd_mult(), 1);
+    }
+
+    proptest::proptest! {
+        /// Any mix of sends, retransmissions, SACKs, cumulative ACKs, loss marking
+        /// and undo keeps the records contiguous and the counters exact, and the log
+        /// always covers [SND.UNA, SND.MAX).
+        #[test]
+        fn counters_and_coverage_hold(ops in proptest::collection::vec((0u8..7, 0u32..3000, 1u32..300), 1..200)) {
+            let mut log = TxLog::default();
+            let mut rack = Rack::new();
+            let (mut una, mut max) = (0u32, 0u32);
+            for (i, (op, a, b)) in ops.into_iter().enumerate() {
+                let now = t(i as i64);
+                match op {
+                    0 | 1 => {
+                        log.on_transmit(s(max), s(max + b), now);
+                        max += b;
+                    }
+                    2 if max > una => {
+                        let l = una + a % (max - una);
+                        log.on_transmit(s(l), s((l + b).min(max)), now);
+                    }
+                    3 if max > una => {
+                        let l = una + a % (max - una);
+                        log.on_sack(s(l), s((l + b).min(max)), &mut rack, now, s(max), &never);
+                    }
+                    4 if max > una => {
+                        una += a % (max - una + 1);
+                        log.on_cum_ack(s(una), &mut rack, now, s(max), &never);
+                    }
+                    5 => {
+                        log.detect_loss(&rack, Duration::from_millis(u64::from(b % 3)), now, 100);
+                    }
+                    6 if a % 2 == 0 => log.mark_lost_on_rto(&rack, Duration::ZERO, now),
+                    6 => log.unmark_lost(),
+                    _ => {}
+                }
+                log.check().map_err(proptest::test_runner::TestCaseError::fail)?;
+                let covered: usize = log.recs.iter().map(Record::len).sum();
+                proptest::prop_assert_eq!(covered, (max - una) as usize);
+                if let Some(r) = log.recs.front() {
+                    proptest::prop_assert_eq!(r.start, s(una));
+                }
+            }
+        }
     }
 
     #[test]
