@@ -193,7 +193,13 @@ mod tests {
         assert_eq!(c.hystart.phase, Phase::SlowStart);
         // ...27 ms (>= 23 + 4) after N_RTT_SAMPLE = 8 samples is not: CSS from then on.
         round(&mut c, 10, 27, mss);
-        assert_eq!(c.hystart.phase, Phase::Css { baseline: Duration::from_millis(27), rounds: 0 });
+        assert_eq!(
+            c.hystart.phase,
+            Phase::Css {
+                baseline: Duration::from_millis(27),
+                rounds: 0
+            }
+        );
         // 7 ACKs at full growth; the 8th sample moved to CSS before its ACK grew cwnd,
         // so it and the last 2 grew by a quarter (RFC 9406 §4.3 CSS_GROWTH_DIVISOR).
         assert_eq!(c.cwnd(), 30_000 + 7 * 1000 + 3 * 250);

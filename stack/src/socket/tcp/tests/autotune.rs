@@ -311,7 +311,9 @@ fn test_established_hystart_leaves_slow_start_when_the_rtt_grows() {
     assert_eq!(ssthresh, cwnd);
     let events = h.events();
     assert!(
-        !events.iter().any(|e| matches!(e, TcpEvent::FastRetransmit { .. })),
+        !events
+            .iter()
+            .any(|e| matches!(e, TcpEvent::FastRetransmit { .. })),
         "no loss here: {events:?}"
     );
 }
