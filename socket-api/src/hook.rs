@@ -1,11 +1,41 @@
 //! What the host loop hands the code that runs inside it: a [`Round`] after every round
 //! of I/O, and the [`Hook`] type for that code. A leaf of the crate: the shared state
 //! holds the hooks and runs them in every round, so it imports this module and this
-//! module imports nothing of the crate.
+//! module imports nothing of the crate. The host loop's counters ([`DriverStats`]) live
+//! here for the same reason: a round hands them to the hooks.
 
 use ustack::iface::Interface;
 use ustack::socket::tcp::TcpHandle;
 use ustack::time::Instant;
+
+/// What the host loop has done, for observability and tests: rounds by thread, waits
+/// on the link, wake-ups written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DriverStats {
+    /// Rounds run by the driver thread.
+    pub rounds: u64,
+    /// Rounds run by application threads: while leading the link, or for a
+    /// non-blocking call that found nothing on an unattended link.
+    pub caller_rounds: u64,
+    /// Transmit-only flushes by application threads after a call that queued output.
+    pub caller_flushes: u64,
+    /// Waits in poll(2) on the link by a leading application thread.
+    pub leads: u64,
+    /// Waits on a condvar by a follower (another thread led, or the link has no fd).
+    pub follows: u64,
+    /// eventfd writes that woke the driver thread (a takeover of the link, an earlier
+    /// timer, `DriverWaker`, stop).
+    pub driver_wakeups: u64,
+    /// eventfd writes that woke a leader out of poll(2) (another thread made its socket
+    /// ready, or closed it).
+    pub leader_wakeups: u64,
+    /// Sockets the engine reported as possibly changed (`Interface::poll_ready`),
+    /// watched or not.
+    pub ready_sockets: u64,
+    /// Readiness checks of watched descriptions that those reports led to: the only
+    /// checks a round makes (it never re-checks every watched socket).
+    pub ready_checks: u64,
+}
 
 /// What a [`Hook`] is given after every round, under the stack lock.
 pub struct Round<'a> {
@@ -13,12 +43,24 @@ pub struct Round<'a> {
     pub iface: &'a mut Interface,
     /// The round's time.
     pub now: Instant,
+    /// What the host loop had done when the hooks started (for observers: `ustack stats`).
+    pub driver: DriverStats,
     ready: &'a [TcpHandle],
 }
 
 impl<'a> Round<'a> {
-    pub(crate) fn new(iface: &'a mut Interface, now: Instant, ready: &'a [TcpHandle]) -> Round<'a> {
-        Round { iface, now, ready }
+    pub(crate) fn new(
+        iface: &'a mut Interface,
+        now: Instant,
+        driver: DriverStats,
+        ready: &'a [TcpHandle],
+    ) -> Round<'a> {
+        Round {
+            iface,
+            now,
+            driver,
+            ready,
+        }
     }
 
     /// The TCP sockets whose readiness may have changed since the previous round: the

@@ -14,6 +14,7 @@
 //!   in poll(2).
 
 use crate::events::{EpollKey, PollEvents};
+pub use crate::hook::DriverStats;
 use crate::hook::{Hook, Round};
 use crate::link::{Clock, Counted, LinkStats, ReportSlot};
 use crate::ready::readiness;
@@ -245,35 +246,6 @@ pub(crate) struct State {
     leader_waker: Waker,
 }
 
-/// What the host loop has done, for observability and tests: rounds by thread, waits
-/// on the link, wake-ups written.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DriverStats {
-    /// Rounds run by the driver thread.
-    pub rounds: u64,
-    /// Rounds run by application threads: while leading the link, or for a
-    /// non-blocking call that found nothing on an unattended link.
-    pub caller_rounds: u64,
-    /// Transmit-only flushes by application threads after a call that queued output.
-    pub caller_flushes: u64,
-    /// Waits in poll(2) on the link by a leading application thread.
-    pub leads: u64,
-    /// Waits on a condvar by a follower (another thread led, or the link has no fd).
-    pub follows: u64,
-    /// eventfd writes that woke the driver thread (a takeover of the link, an earlier
-    /// timer, `DriverWaker`, stop).
-    pub driver_wakeups: u64,
-    /// eventfd writes that woke a leader out of poll(2) (another thread made its socket
-    /// ready, or closed it).
-    pub leader_wakeups: u64,
-    /// Sockets the engine reported as possibly changed (`Interface::poll_ready`),
-    /// watched or not.
-    pub ready_sockets: u64,
-    /// Readiness checks of watched descriptions that those reports led to: the only
-    /// checks a round makes (it never re-checks every watched socket).
-    pub ready_checks: u64,
-}
-
 /// Writes every frame the interface has queued to the link.
 fn transmit(iface: &mut Interface, io: &mut LinkIo, now: Instant) -> io::Result<()> {
     // With the link's offloads, as `Interface::poll_link` sends: a call's output may
@@ -425,10 +397,11 @@ impl State {
 
     /// Runs the hooks with the TCP sockets `ready` names, then sends what they queued.
     fn run_hooks(&mut self, now: Instant, ready: &[TcpHandle]) {
+        let driver = self.driver_stats();
         let State {
             iface, hooks, io, ..
         } = self;
-        let mut round = Round::new(iface, now, ready);
+        let mut round = Round::new(iface, now, driver, ready);
         for hook in hooks.iter_mut() {
             hook(&mut round);
         }
@@ -589,20 +562,25 @@ impl State {
     /// Keeps the watched set, and the map from engine sockets to watched descriptions,
     /// in step with a file's waiters and epolls.
     pub(crate) fn update_watched(&mut self, key: FileKey) {
-        let was = self.table.watched.contains(&key);
-        self.table.update_watched(key);
-        let now = self.table.watched.contains(&key);
-        if was == now {
-            return;
-        }
+        // Once per blocking call each way (add and remove a waiter): one lookup of the
+        // file, one of the set, and the map only when the set changed.
         let Ok(f) = self.table.file(key) else {
+            self.table.update_watched(key);
             return;
         };
+        let watch = f.watched();
         let h = f.sock.handle();
-        if now {
-            self.watched_by_socket.insert(h, key);
+        let changed = if watch {
+            self.table.watched.insert(key)
         } else {
-            self.watched_by_socket.remove(&h);
+            self.table.watched.remove(&key)
+        };
+        if changed {
+            if watch {
+                self.watched_by_socket.insert(h, key);
+            } else {
+                self.watched_by_socket.remove(&h);
+            }
         }
     }
 
@@ -846,10 +824,11 @@ pub(crate) fn wait_ready<'a>(
             st.waker.wake();
         }
     }
-    let now = shared.now();
     let deadline = st.next_deadline();
-    let to_deadline =
-        deadline.map(|d| Duration::from_micros(d.saturating_duration_since(now).total_micros()));
+    let to_deadline = deadline.map(|d| {
+        let now = shared.now();
+        Duration::from_micros(d.saturating_duration_since(now).total_micros())
+    });
     let timeout = match (left, to_deadline) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),

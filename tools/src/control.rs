@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 use ustack::iface::Interface;
+use ustack_socket::DriverStats;
 
 /// How long a client may take to send its request, and the driver to answer.
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -146,10 +147,14 @@ impl ControlServer {
         &self.path
     }
 
-    /// Answers every waiting request from `iface` (call it from a driver hook).
-    pub fn poll(&self, iface: &mut Interface) {
+    /// Answers every waiting request from `iface` and the host loop's counters `driver`
+    /// (call it from a driver hook, which has both).
+    pub fn poll(&self, iface: &mut Interface, driver: Option<DriverStats>) {
         while let Ok(req) = self.requests.try_recv() {
-            let report = stats::collect(iface);
+            let mut report = stats::collect(iface);
+            if let Some(d) = driver {
+                report = report.with_driver(d);
+            }
             let text = if req.json {
                 report.json() + "\n"
             } else {

@@ -9,7 +9,7 @@ use std::io::{self, BufWriter, Write};
 use std::sync::{Arc, Mutex, PoisonError};
 use ustack::iface::Interface;
 use ustack::time::{Duration, Instant};
-use ustack_socket::NetStack;
+use ustack_socket::{DriverStats, NetStack};
 use ustack_tools::control::{self, ControlServer};
 use ustack_tools::stats;
 use ustack_tools::trace::{TraceRecord, Tracer};
@@ -87,8 +87,8 @@ impl Observer {
     }
 
     /// The driver hook's work: trace what happened, answer waiting `ustack stats`
-    /// requests.
-    pub fn poll(&mut self, iface: &mut Interface, now: Instant) {
+    /// requests (with the host loop's counters `driver`, when the caller has them).
+    pub fn poll(&mut self, iface: &mut Interface, now: Instant, driver: Option<DriverStats>) {
         if let Some(tracer) = &mut self.tracer {
             tracer.poll(now, iface.tcp(), &mut self.records);
             if !self.records.is_empty() {
@@ -108,20 +108,21 @@ impl Observer {
             }
         }
         if let Some(c) = &self.control {
-            c.poll(iface);
+            c.poll(iface, driver);
         }
     }
 
-    /// Stops listening, flushes the trace file and prints the `--stats` report.
-    pub fn finish(mut self, iface: &mut Interface, now: Instant) {
-        self.poll(iface, now);
+    /// Stops listening, flushes the trace file and prints the `--stats` report (with the
+    /// host loop's counters `driver`, when known).
+    pub fn finish(mut self, iface: &mut Interface, now: Instant, driver: Option<DriverStats>) {
+        self.poll(iface, now, driver);
         drop(self.control.take());
         if let Some(mut f) = self.file.take() {
             if let Err(e) = f.flush() {
                 eprintln!("ustack: trace file: {e}");
             }
         }
-        print_stats_to(self.stats, iface, self.stderr);
+        print_stats_to(self.stats, iface, driver, self.stderr);
     }
 }
 
@@ -140,7 +141,7 @@ impl Attached {
             Box::new(move |round| {
                 let mut obs = hook_slot.lock().unwrap_or_else(PoisonError::into_inner);
                 if let Some(obs) = obs.as_mut() {
-                    obs.poll(round.iface, round.now);
+                    obs.poll(round.iface, round.now, Some(round.driver));
                 }
             })
         });
@@ -156,12 +157,21 @@ impl Attached {
     }
 }
 
-/// Prints the `--stats` report, if asked for, on stdout (`stderr`: on stderr).
-pub fn print_stats_to(format: Option<StatsFormat>, iface: &mut Interface, stderr: bool) {
+/// Prints the `--stats` report, if asked for, on stdout (`stderr`: on stderr), with the
+/// host loop's counters `driver` when known.
+pub fn print_stats_to(
+    format: Option<StatsFormat>,
+    iface: &mut Interface,
+    driver: Option<DriverStats>,
+    stderr: bool,
+) {
     let Some(format) = format else {
         return;
     };
-    let report = stats::collect(iface);
+    let mut report = stats::collect(iface);
+    if let Some(d) = driver {
+        report = report.with_driver(d);
+    }
     let text = match format {
         StatsFormat::Text => report.text(),
         StatsFormat::Json => format!("{}\n", report.json()),

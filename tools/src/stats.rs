@@ -1,13 +1,15 @@
 //! The stats report behind `--stats` and `ustack stats`: every interface counter by
 //! layer, the TCP layer's counters, and one `ss -ti`-like line per TCP socket the layer
-//! still knows (user-held, orphaned and finishing, waiting in a listen queue), as text
-//! or JSON. Collecting reads the stack; nothing here prints.
+//! still knows (user-held, orphaned and finishing, waiting in a listen queue), and,
+//! where the report comes from a running host loop, that loop's counters
+//! ([`DriverStats`]), as text or JSON. Collecting reads the stack; nothing here prints.
 
 use core::fmt::Write as _;
 use serde_json::{json, Map, Value};
 use ustack::iface::{DropReason, Interface};
 use ustack::socket::tcp::{TcpCounters, TcpSocketInfo};
 use ustack::time::Duration;
+use ustack_socket::DriverStats;
 
 /// A snapshot of the stack's counters and TCP sockets.
 #[derive(Clone, Debug)]
@@ -18,6 +20,8 @@ pub struct StatsReport {
     pub tcp_counters: TcpCounters,
     /// Every TCP socket.
     pub sockets: Vec<TcpSocketInfo>,
+    /// The host loop's counters, when known (see [`with_driver`](Self::with_driver)).
+    pub driver: Option<DriverStats>,
 }
 
 /// Takes the snapshot.
@@ -39,6 +43,7 @@ pub fn collect(iface: &mut Interface) -> StatsReport {
         counters,
         tcp_counters: tcp.counters(),
         sockets: tcp.sockets().collect(),
+        driver: None,
     }
 }
 
@@ -122,7 +127,13 @@ pub fn socket_line(s: &TcpSocketInfo) -> String {
 }
 
 impl StatsReport {
-    /// Readable report: non-zero counters, then the TCP sockets.
+    /// The report with the host loop's counters.
+    pub fn with_driver(mut self, driver: DriverStats) -> StatsReport {
+        self.driver = Some(driver);
+        self
+    }
+
+    /// Readable report: non-zero counters, the host loop's, then the TCP sockets.
     pub fn text(&self) -> String {
         let mut out = String::from("interface counters (non-zero):\n");
         for (layer, name, v) in &self.counters {
@@ -154,6 +165,23 @@ impl StatsReport {
                 t.syncookies_sent, t.syncookies_valid, t.syncookies_invalid, t.syn_recv_evicted
             );
         }
+        if let Some(d) = &self.driver {
+            let _ = writeln!(
+                out,
+                "host loop: {} driver rounds, {} caller rounds, {} caller flushes, {} leads, \
+                 {} follows, {} driver wake-ups, {} leader wake-ups, {} ready sockets, \
+                 {} ready checks",
+                d.rounds,
+                d.caller_rounds,
+                d.caller_flushes,
+                d.leads,
+                d.follows,
+                d.driver_wakeups,
+                d.leader_wakeups,
+                d.ready_sockets,
+                d.ready_checks
+            );
+        }
         let _ = writeln!(out, "tcp sockets: {}", self.sockets.len());
         if !self.sockets.is_empty() {
             let _ = writeln!(out, "{:<12} {:<21} {:<21}", "State", "Local", "Peer");
@@ -166,7 +194,8 @@ impl StatsReport {
     }
 
     /// The report as one JSON object: `counters` (`"layer.name": value`, every
-    /// counter), `tcp_layer`, and `tcp` (one object per socket).
+    /// counter), `tcp_layer`, `host_loop` (the host loop's counters, or null), and
+    /// `tcp` (one object per socket).
     pub fn json(&self) -> String {
         let mut counters = Map::new();
         for (layer, name, v) in &self.counters {
@@ -241,7 +270,26 @@ impl StatsReport {
                 })
             })
             .collect();
-        json!({"counters": counters, "tcp_layer": tcp_layer, "tcp": sockets}).to_string()
+        let host_loop = self.driver.map(|d| {
+            json!({
+                "rounds": d.rounds,
+                "caller_rounds": d.caller_rounds,
+                "caller_flushes": d.caller_flushes,
+                "leads": d.leads,
+                "follows": d.follows,
+                "driver_wakeups": d.driver_wakeups,
+                "leader_wakeups": d.leader_wakeups,
+                "ready_sockets": d.ready_sockets,
+                "ready_checks": d.ready_checks,
+            })
+        });
+        json!({
+            "counters": counters,
+            "tcp_layer": tcp_layer,
+            "host_loop": host_loop,
+            "tcp": sockets,
+        })
+        .to_string()
     }
 }
 
@@ -284,5 +332,16 @@ mod tests {
         );
         assert_eq!(v["tcp"][0]["state"], "LISTEN");
         assert_eq!(v["tcp"][0]["local"], "10.0.0.2:7");
+        // No host loop behind a bare interface: none reported.
+        assert!(v["host_loop"].is_null());
+        assert!(!text.contains("host loop"), "{text}");
+        let d = DriverStats {
+            leads: 7,
+            ..DriverStats::default()
+        };
+        let r = r.with_driver(d);
+        assert!(r.text().contains(" 7 leads,"), "{}", r.text());
+        let v: Value = serde_json::from_str(&r.json()).unwrap();
+        assert_eq!(v["host_loop"]["leads"], 7);
     }
 }

@@ -25,7 +25,7 @@ fn running_stack_answers_stats_over_its_control_socket() {
             .tcp()
             .listen(l, "10.0.0.2:5001".parse().unwrap(), 8)
             .unwrap();
-        Box::new(move |round| server.poll(round.iface))
+        Box::new(move |round| server.poll(round.iface, Some(round.driver)))
     });
 
     // The peer: the socket API on the other stack.
@@ -49,6 +49,9 @@ fn running_stack_answers_stats_over_its_control_socket() {
         "{text}"
     );
     assert!(text.contains("bytes_received:10000"), "{text}");
+    // The host loop's counters come with it: rounds ran, and the peer's segments made
+    // the engine report the connection.
+    assert!(text.contains("host loop: "), "{text}");
 
     let json: serde_json::Value =
         serde_json::from_str(&control::query(&path, true).unwrap()).unwrap();
@@ -63,6 +66,12 @@ fn running_stack_answers_stats_over_its_control_socket() {
     assert_eq!(conn["remote"], local.to_string());
     assert_eq!(conn["bytes_received"], 10_000);
     assert_eq!(conn["sack"], true);
+    let host = &json["host_loop"];
+    assert!(
+        host["rounds"].as_u64().unwrap() + host["caller_rounds"].as_u64().unwrap() > 0,
+        "{host}"
+    );
+    assert!(host["ready_sockets"].as_u64().unwrap() > 0, "{host}");
 
     // The binary finds this process by pid in the run directory.
     assert_eq!(

@@ -68,6 +68,10 @@ fn add_words(data: &[u8]) -> u64 {
     // the next accumulator. Each accumulator depends only on itself from one block to
     // the next, so blocks overlap in the CPU; one accumulator for the whole chain would
     // serialise every `adc` and run about 1.5× slower.
+    if data.len() < 64 {
+        // Headers and short segments: no accumulators to set up and fold.
+        return add_rest(0, 0, data);
+    }
     let mut acc = [0u64; 8];
     let mut carries = 0u64;
     let mut blocks = data.chunks_exact(64);
@@ -85,7 +89,13 @@ fn add_words(data: &[u8]) -> u64 {
         sum = s;
         carries += u64::from(c);
     }
-    let mut rest = blocks.remainder();
+    add_rest(sum, carries, blocks.remainder())
+}
+
+/// `add_words` for what is left after the 64-byte blocks: the running `sum` and its
+/// `carries` plus `rest` (under 64 bytes), folded to one deferred-carry sum.
+#[inline]
+fn add_rest(mut sum: u64, mut carries: u64, mut rest: &[u8]) -> u64 {
     while rest.len() >= 8 {
         let (s, c) = sum.overflowing_add(word(rest, 0));
         sum = s;

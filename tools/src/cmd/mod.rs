@@ -204,7 +204,7 @@ impl Served {
             format_counters(&stopped.iface)
         );
         if let Some(obs) = attached.detach() {
-            obs.finish(&mut stopped.iface, stopped.now);
+            obs.finish(&mut stopped.iface, stopped.now, Some(stopped.driver));
         }
         if let Some(p) = &args.pcap {
             match stopped.report.as_mut().and_then(|r| r.recorded.take()) {

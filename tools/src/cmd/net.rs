@@ -65,8 +65,9 @@ pub fn watch(
 impl Drop for Watch {
     fn drop(&mut self) {
         if let Some(obs) = self.attached.take().and_then(Attached::detach) {
+            let driver = self.stack.driver_stats();
             self.stack
-                .with_interface(|iface, now| obs.finish(iface, now));
+                .with_interface(|iface, now| obs.finish(iface, now, Some(driver)));
         }
     }
 }
