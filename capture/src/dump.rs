@@ -6,7 +6,7 @@ use crate::analysis::{SeqMode, TcpConn, TcpInfo, Tracker, UdpFlow};
 use crate::decode::{self, Frame};
 use crate::dump_fmt::{self, TimeStyle};
 use core::fmt::Write as _;
-use core::net::Ipv4Addr;
+use core::net::IpAddr;
 use serde::Serialize;
 use std::io::{self, Read, Write};
 use ustack::iface::{Reassembler, ReassemblyConfig};
@@ -23,6 +23,8 @@ pub enum Proto {
     Udp,
     /// ICMP messages.
     Icmp,
+    /// ICMPv6 messages (NDP and MLD included).
+    Icmp6,
     /// ARP packets.
     Arp,
 }
@@ -30,8 +32,8 @@ pub enum Proto {
 /// Which frames to show; every condition given must hold.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Filter {
-    /// Source or destination address (ARP sender or target).
-    pub host: Option<Ipv4Addr>,
+    /// Source or destination address, IPv4 or IPv6 (ARP sender or target).
+    pub host: Option<IpAddr>,
     /// TCP or UDP source or destination port.
     pub port: Option<u16>,
     /// Protocol.
@@ -42,9 +44,9 @@ impl Filter {
     /// True when `f` passes every condition.
     pub fn matches(&self, f: &Frame) -> bool {
         if let Some(h) = self.host {
-            let hit = match (&f.ipv4, &f.arp) {
-                (Some(ip), _) => ip.src == h || ip.dst == h,
-                (_, Some(a)) => a.sender_ip == h || a.target_ip == h,
+            let hit = match (f.ip_addrs(), &f.arp) {
+                (Some((src, dst)), _) => src == h || dst == h,
+                (_, Some(a)) => IpAddr::V4(a.sender_ip) == h || IpAddr::V4(a.target_ip) == h,
                 _ => false,
             };
             if !hit {
@@ -65,17 +67,18 @@ impl Filter {
             None => true,
             Some(Proto::Arp) => f.arp.is_some(),
             // Later fragments carry no transport header; the IP protocol field decides.
-            Some(Proto::Tcp) => f.tcp.is_some() || f.ipv4.as_ref().is_some_and(|i| i.protocol == 6),
-            Some(Proto::Udp) => {
-                f.udp.is_some() || f.ipv4.as_ref().is_some_and(|i| i.protocol == 17)
-            }
+            Some(Proto::Tcp) => f.tcp.is_some() || f.ip_protocol() == Some(6),
+            Some(Proto::Udp) => f.udp.is_some() || f.ip_protocol() == Some(17),
             Some(Proto::Icmp) => {
-                f.icmp.is_some() || f.ipv4.as_ref().is_some_and(|i| i.protocol == 1)
+                f.icmp.is_some() || (f.ipv4.is_some() && f.ip_protocol() == Some(1))
+            }
+            Some(Proto::Icmp6) => {
+                f.icmpv6.is_some() || (f.ipv6.is_some() && f.ip_protocol() == Some(58))
             }
         }
     }
 
-    fn matches_conn(&self, ips: [Ipv4Addr; 2], ports: [u16; 2], proto: Proto) -> bool {
+    fn matches_conn(&self, ips: [IpAddr; 2], ports: [u16; 2], proto: Proto) -> bool {
         self.host.is_none_or(|h| ips.contains(&h))
             && self.port.is_none_or(|p| ports.contains(&p))
             && self.proto.is_none_or(|p| p == proto)
@@ -124,11 +127,13 @@ pub struct Totals {
     pub arp: u64,
     /// Shown ICMP messages.
     pub icmp: u64,
+    /// Shown ICMPv6 messages.
+    pub icmpv6: u64,
     /// Shown UDP datagrams.
     pub udp: u64,
     /// Shown TCP segments.
     pub tcp: u64,
-    /// Shown IPv4 fragments with a non-zero offset.
+    /// Shown IPv4 and IPv6 fragments with a non-zero offset.
     pub ip_fragments: u64,
     /// Shown frames of other kinds.
     pub other: u64,
@@ -320,7 +325,11 @@ fn count(t: &mut Totals, f: &Frame) {
         t.udp += 1;
     } else if f.icmp.is_some() {
         t.icmp += 1;
-    } else if f.ipv4.as_ref().is_some_and(|i| i.frag_offset != 0) {
+    } else if f.icmpv6.is_some() {
+        t.icmpv6 += 1;
+    } else if f.ipv4.as_ref().is_some_and(|i| i.frag_offset != 0)
+        || f.ipv6.as_ref().is_some_and(|i| i.later_fragment())
+    {
         t.ip_fragments += 1;
     } else {
         t.other += 1;
@@ -422,7 +431,7 @@ fn flags_seen(d: &crate::analysis::DirStats) -> String {
 fn tcp_conns<'a>(tracker: &'a Tracker, filter: &'a Filter) -> impl Iterator<Item = &'a TcpConn> {
     tracker.tcp.iter().filter(|c| {
         filter.matches_conn(
-            [*c.client.ip(), *c.server.ip()],
+            [c.client.ip(), c.server.ip()],
             [c.client.port(), c.server.port()],
             Proto::Tcp,
         )
@@ -430,9 +439,10 @@ fn tcp_conns<'a>(tracker: &'a Tracker, filter: &'a Filter) -> impl Iterator<Item
 }
 
 fn udp_flows<'a>(tracker: &'a Tracker, filter: &'a Filter) -> impl Iterator<Item = &'a UdpFlow> {
-    tracker.udp.iter().filter(|u| {
-        filter.matches_conn([*u.a.ip(), *u.b.ip()], [u.a.port(), u.b.port()], Proto::Udp)
-    })
+    tracker
+        .udp
+        .iter()
+        .filter(|u| filter.matches_conn([u.a.ip(), u.b.ip()], [u.a.port(), u.b.port()], Proto::Udp))
 }
 
 fn write_summary<W: Write>(
