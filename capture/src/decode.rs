@@ -134,6 +134,9 @@ pub(crate) struct L4 {
     pub(crate) src: IpAddr,
     pub(crate) dst: IpAddr,
     pub(crate) payload_len: usize,
+    /// The first fragment of a larger datagram: a length field beyond this packet is
+    /// expected, not malformed.
+    pub(crate) fragment: bool,
 }
 
 impl L4 {
@@ -142,6 +145,7 @@ impl L4 {
             src: ip.src.into(),
             dst: ip.dst.into(),
             payload_len: ip.payload_len,
+            fragment: ip.more_frags,
         }
     }
 
@@ -806,7 +810,7 @@ pub(crate) fn decode_udp(ip: &L4, p: &[u8], whole: bool) -> (Option<Udp>, Option
             .then(|| ip.pseudo(17, &p[..usize::from(length)]) == 0),
         payload_len: usize::from(length).saturating_sub(8),
     };
-    if usize::from(length) < 8 || usize::from(length) > ip.payload_len {
+    if usize::from(length) < 8 || (usize::from(length) > ip.payload_len && !ip.fragment) {
         let m = Malformed {
             layer: "udp",
             reason: format!("bad length {length} (IP payload {} bytes)", ip.payload_len),

@@ -547,6 +547,7 @@ pub fn decode_upper6(
         src: IpAddr::V6(src),
         dst: IpAddr::V6(dst),
         payload_len: len,
+        fragment: !whole && f.ipv6.as_ref().is_some_and(|i| i.fragment().is_some()),
     };
     let result = match protocol {
         58 => decode_icmpv6(src, dst, upper, len, whole).map(|m| f.icmpv6 = Some(m)),

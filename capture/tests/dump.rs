@@ -595,6 +595,7 @@ fn differential_against_installed_tcpdump() {
         ("synthetic_bulk_sack_retransmit.pcapng", &[][..]),
         ("edge_cases.pcap", &EDGE_OURS[..]),
         ("ipv6_edge_cases.pcap", &[][..]),
+        ("kernel_veth_ipv6.pcap", &[][..]),
     ] {
         let path = format!("{dir}{name}");
         let theirs = std::process::Command::new(tcpdump)
