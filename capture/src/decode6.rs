@@ -533,7 +533,28 @@ pub fn decode_ipv6(f: &mut Frame, p: &[u8]) {
     decode_upper6(f, src, dst, protocol, upper, len, whole);
 }
 
-/// Decodes the upper layer of an IPv6 packet (also for a reassembled datagram).
+/// Decodes a datagram reassembled from fragments: `data` is the fragmentable part,
+/// starting with the header `next_header` names (the fragment header's).
+pub fn decode_reassembled6(
+    f: &mut Frame,
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    next_header: u8,
+    data: &[u8],
+) {
+    let (_, proto, off, bad) = walk_chain(next_header, data);
+    if let Some(reason) = bad {
+        f.malformed = Some(Malformed {
+            layer: "ipv6",
+            reason,
+        });
+        return;
+    }
+    let upper = data.get(off..).unwrap_or(&[]);
+    decode_upper6(f, src, dst, proto, upper, upper.len(), true);
+}
+
+/// Decodes the upper layer of an IPv6 packet.
 pub fn decode_upper6(
     f: &mut Frame,
     src: Ipv6Addr,

@@ -250,6 +250,7 @@ pub fn run<R: Read, W: Write>(input: R, opts: &DumpOptions, out: &mut W) -> io::
     let mut tracker = Tracker::new(opts.seq);
     let mut totals = Totals::default();
     let mut reassembler = Reassembler::new(ReassemblyConfig::default());
+    let mut reassembler6 = Reassembler6::default();
     for (i, rec) in reader.enumerate() {
         let rec = match rec {
             Ok(rec) => rec,
@@ -278,6 +279,7 @@ pub fn run<R: Read, W: Write>(input: R, opts: &DumpOptions, out: &mut W) -> io::
             Output::Tree => {
                 let mut s = dump_fmt::tree(&f, info.as_ref(), opts.time);
                 reassemble(&mut s, &mut reassembler, &f);
+                reassembler6.add(&mut s, &f);
                 for c in &f.comments {
                     let _ = writeln!(s, "  comment: {c}");
                 }
@@ -390,6 +392,107 @@ fn reassemble(s: &mut String, r: &mut Reassembler, f: &Frame) {
     }
 }
 
+/// IPv6 fragments of the `-v` tree, by (source, destination, identification): the
+/// stack's reassembler is IPv4's, so the dump keeps its own, bounded like it (at most
+/// 64 datagrams of at most 64 KiB in progress; the oldest goes first). Overlapping
+/// bytes are taken from the fragment that came first.
+#[derive(Default)]
+struct Reassembler6 {
+    pending: Vec<Pending6>,
+}
+
+struct Pending6 {
+    key: (core::net::Ipv6Addr, core::net::Ipv6Addr, u32),
+    parts: Vec<(usize, Vec<u8>)>,
+    end: Option<usize>,
+    next_header: Option<u8>,
+    bytes: usize,
+}
+
+impl Reassembler6 {
+    const MAX_DATAGRAMS: usize = 64;
+    const MAX_BYTES: usize = 65_535;
+
+    fn add(&mut self, s: &mut String, f: &Frame) {
+        let Some(ip) = &f.ipv6 else { return };
+        let (Some(fr), Some(data)) = (ip.fragment(), f.ip_payload()) else {
+            return;
+        };
+        let key = (ip.src, ip.dst, fr.ident);
+        let i = match self.pending.iter().position(|p| p.key == key) {
+            Some(i) => i,
+            None => {
+                if self.pending.len() >= Self::MAX_DATAGRAMS {
+                    self.pending.remove(0);
+                }
+                self.pending.push(Pending6 {
+                    key,
+                    parts: Vec::new(),
+                    end: None,
+                    next_header: None,
+                    bytes: 0,
+                });
+                self.pending.len() - 1
+            }
+        };
+        let p = &mut self.pending[i];
+        let off = usize::from(fr.offset);
+        if off + data.len() > Self::MAX_BYTES || p.bytes + data.len() > Self::MAX_BYTES {
+            let _ = writeln!(
+                s,
+                "  reassembly: fragment dropped (datagram over 65535 bytes)"
+            );
+            self.pending.remove(i);
+            return;
+        }
+        if off == 0 {
+            p.next_header = Some(fr.next_header);
+        }
+        if !fr.more {
+            p.end = Some(off + data.len());
+        }
+        p.bytes += data.len();
+        p.parts.push((off, data.to_vec()));
+        let (Some(end), Some(nh)) = (p.end, p.next_header) else {
+            return;
+        };
+        let mut parts = p.parts.clone();
+        parts.sort_by_key(|(o, _)| *o);
+        let mut whole = vec![0u8; end];
+        let mut covered = 0;
+        for (o, d) in &parts {
+            if *o > covered {
+                return; // a hole
+            }
+            let stop = (o + d.len()).min(end);
+            if stop > covered {
+                whole[covered..stop].copy_from_slice(&d[covered - o..stop - o]);
+                covered = stop;
+            }
+        }
+        if covered < end {
+            return;
+        }
+        self.pending.remove(i);
+        let mut g = f.clone();
+        g.icmpv6 = None;
+        g.udp = None;
+        g.tcp = None;
+        g.malformed = None;
+        crate::decode6::decode_reassembled6(&mut g, key.0, key.1, nh, &whole);
+        let _ = writeln!(
+            s,
+            "  Reassembled IPv6 datagram: id 0x{:08x}, {} payload bytes",
+            key.2,
+            whole.len()
+        );
+        dump_fmt::transport_tree(s, &g, None);
+        if let Some(m) = &g.malformed {
+            let _ = writeln!(s, "  [malformed {}: {}]", m.layer, m.reason);
+        }
+    }
+}
+
 fn handshake_text(h: &Option<crate::analysis::HandshakeOptions>) -> String {
     let Some(h) = h else {
         return "no SYN seen".into();
@@ -493,9 +596,15 @@ fn write_summary<W: Write>(
             (u.last_ns - u.first_ns) as f64 / 1e9
         )?;
     }
+    // ICMPv6 is named only when present, so IPv4-only summaries read as before.
+    let icmpv6 = if t.icmpv6 > 0 {
+        format!(", ICMPv6 {}", t.icmpv6)
+    } else {
+        String::new()
+    };
     writeln!(
         out,
-        "Frames: {} read, {} shown (ARP {}, ICMP {}, UDP {}, TCP {}, IP fragments {}, other {}), {} malformed",
+        "Frames: {} read, {} shown (ARP {}, ICMP {}{icmpv6}, UDP {}, TCP {}, IP fragments {}, other {}), {} malformed",
         t.frames, t.shown, t.arp, t.icmp, t.udp, t.tcp, t.ip_fragments, t.other, t.malformed
     )?;
     if let Some(e) = &t.read_error {

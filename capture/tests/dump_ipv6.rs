@@ -3,7 +3,9 @@
 //! built with etherparse in `ipv6_frames`, compared with tcpdump's lines.
 //!
 //! EDGE6_LINES is `TZ=UTC tcpdump -nn -r testdata/ipv6_edge_cases.pcap` (tcpdump
-//! 4.99.3), pasted verbatim: every line is tcpdump's, no exemption.
+//! 4.99.3), pasted verbatim: every line is tcpdump's, no exemption. KERNEL6_LINES is
+//! `TZ=UTC tcpdump -n -r testdata/kernel_veth_ipv6.pcap`, a capture of kernel IPv6
+//! traffic written by `tools/tests/kernel_dump_ipv6.rs` (which also compares live).
 
 mod ipv6_frames;
 
@@ -71,6 +73,53 @@ const EDGE6_LINES: &str = "\
 22:13:20.047000 IP6 2001:db8::1 > 2001:db8::2:  ip-proto-253 5
 22:13:20.048000 IP6 2001:db8::1 > 2001:db8::2: no next header
 22:13:20.049000 IP6 truncated-ip6 - 7 bytes missing!2001:db8::1.40000 > 2001:db8::2.5002: UDP, length 9
+";
+
+const KERNEL6: &[u8] = include_bytes!("../../testdata/kernel_veth_ipv6.pcap");
+
+const KERNEL6_LINES: &str = "\
+10:40:37.813619 IP6 :: > ff02::16: HBH ICMP6, multicast listener report v2, 2 group record(s), length 48
+10:40:37.825654 IP6 :: > ff02::16: HBH ICMP6, multicast listener report v2, 2 group record(s), length 48
+10:40:37.857661 IP6 :: > ff02::16: HBH ICMP6, multicast listener report v2, 2 group record(s), length 48
+10:40:38.217654 IP6 :: > ff02::1:ffe3:3e97: ICMP6, neighbor solicitation, who has fe80::6c78:86ff:fee3:3e97, length 32
+10:40:38.473688 IP6 :: > ff02::1:ffc5:5dcf: ICMP6, neighbor solicitation, who has fe80::c8ac:25ff:fec5:5dcf, length 32
+10:40:38.665634 IP6 :: > ff02::16: HBH ICMP6, multicast listener report v2, 2 group record(s), length 48
+10:40:39.245612 IP6 fe80::6c78:86ff:fee3:3e97 > ff02::16: HBH ICMP6, multicast listener report v2, 2 group record(s), length 48
+10:40:39.245619 IP6 fe80::6c78:86ff:fee3:3e97 > ff02::2: ICMP6, router solicitation, length 16
+10:40:39.497751 IP6 fe80::c8ac:25ff:fec5:5dcf > ff02::16: HBH ICMP6, multicast listener report v2, 2 group record(s), length 48
+10:40:39.497759 IP6 fe80::c8ac:25ff:fec5:5dcf > ff02::2: ICMP6, router solicitation, length 16
+10:40:40.109613 IP6 fe80::c8ac:25ff:fec5:5dcf > ff02::16: HBH ICMP6, multicast listener report v2, 2 group record(s), length 48
+10:40:40.109621 IP6 fe80::6c78:86ff:fee3:3e97 > ff02::16: HBH ICMP6, multicast listener report v2, 2 group record(s), length 48
+10:40:41.038025 IP6 2001:db8:77::1 > ff02::1:ff00:2: ICMP6, neighbor solicitation, who has 2001:db8:77::2, length 32
+10:40:41.038041 IP6 2001:db8:77::2 > 2001:db8:77::1: ICMP6, neighbor advertisement, tgt is 2001:db8:77::2, length 32
+10:40:41.038043 IP6 2001:db8:77::1 > 2001:db8:77::2: ICMP6, echo request, id 27905, seq 1, length 64
+10:40:41.038053 IP6 2001:db8:77::2 > 2001:db8:77::1: ICMP6, echo reply, id 27905, seq 1, length 64
+10:40:41.038111 IP6 fe80::6c78:86ff:fee3:3e97 > ff02::1:ffc5:5dcf: ICMP6, neighbor solicitation, who has fe80::c8ac:25ff:fec5:5dcf, length 32
+10:40:41.038120 IP6 fe80::c8ac:25ff:fec5:5dcf > fe80::6c78:86ff:fee3:3e97: ICMP6, neighbor advertisement, tgt is fe80::c8ac:25ff:fec5:5dcf, length 32
+10:40:41.038121 IP6 fe80::6c78:86ff:fee3:3e97 > fe80::c8ac:25ff:fec5:5dcf: ICMP6, echo request, id 27906, seq 2, length 64
+10:40:41.038122 IP6 fe80::c8ac:25ff:fec5:5dcf > fe80::6c78:86ff:fee3:3e97: ICMP6, echo reply, id 27906, seq 2, length 64
+10:40:41.038132 IP6 2001:db8:77::1 > 2001:db8:77::2: frag (0|1448) ICMP6, echo request, id 27907, seq 3, length 1448
+10:40:41.038134 IP6 2001:db8:77::1 > 2001:db8:77::2: frag (1448|1448)
+10:40:41.038135 IP6 2001:db8:77::1 > 2001:db8:77::2: frag (2896|112)
+10:40:41.038149 IP6 2001:db8:77::2 > 2001:db8:77::1: frag (0|1448) ICMP6, echo reply, id 27907, seq 3, length 1448
+10:40:41.038154 IP6 2001:db8:77::2 > 2001:db8:77::1: frag (1448|1448)
+10:40:41.038155 IP6 2001:db8:77::2 > 2001:db8:77::1: frag (2896|112)
+10:40:41.141603 IP6 2001:db8:77::1.55768 > 2001:db8:77::2.5002: UDP, length 6
+10:40:41.141610 IP6 2001:db8:77::1 > 2001:db8:77::2: frag (0|1448) 55768 > 5002: UDP, length 3000
+10:40:41.141616 IP6 2001:db8:77::1 > 2001:db8:77::2: frag (1448|1448)
+10:40:41.141617 IP6 2001:db8:77::1 > 2001:db8:77::2: frag (2896|112)
+10:40:41.141618 IP6 2001:db8:77::1.55768 > 2001:db8:77::2.5009: UDP, length 2
+10:40:41.141620 IP6 2001:db8:77::2 > 2001:db8:77::1: ICMP6, destination unreachable, unreachable port, 2001:db8:77::2 udp port 5009, length 58
+10:40:41.141621 IP6 2001:db8:77::1.33888 > 2001:db8:77::2.5001: Flags [S], seq 1075524290, win 64800, options [mss 1440,sackOK,TS val 4085198861 ecr 0,nop,wscale 10], length 0
+10:40:41.141625 IP6 2001:db8:77::2.5001 > 2001:db8:77::1.33888: Flags [S.], seq 1179485387, ack 1075524291, win 64260, options [mss 1440,sackOK,TS val 2780805701 ecr 4085198861,nop,wscale 10], length 0
+10:40:41.141626 IP6 2001:db8:77::1.33888 > 2001:db8:77::2.5001: Flags [.], ack 1, win 64, options [nop,nop,TS val 4085198861 ecr 2780805701], length 0
+10:40:41.141639 IP6 2001:db8:77::1.33888 > 2001:db8:77::2.5001: Flags [P.], seq 1:7, ack 1, win 64, options [nop,nop,TS val 4085198861 ecr 2780805701], length 6
+10:40:41.141640 IP6 2001:db8:77::2.5001 > 2001:db8:77::1.33888: Flags [.], ack 7, win 63, options [nop,nop,TS val 2780805701 ecr 4085198861], length 0
+10:40:41.141641 IP6 2001:db8:77::1.33888 > 2001:db8:77::2.5001: Flags [F.], seq 7, ack 1, win 64, options [nop,nop,TS val 4085198861 ecr 2780805701], length 0
+10:40:41.141642 IP6 2001:db8:77::2.5001 > 2001:db8:77::1.33888: Flags [P.], seq 1:5, ack 8, win 63, options [nop,nop,TS val 2780805701 ecr 4085198861], length 4
+10:40:41.141643 IP6 2001:db8:77::1.33888 > 2001:db8:77::2.5001: Flags [.], ack 5, win 64, options [nop,nop,TS val 4085198861 ecr 2780805701], length 0
+10:40:41.141644 IP6 2001:db8:77::2.5001 > 2001:db8:77::1.33888: Flags [F.], seq 5, ack 8, win 63, options [nop,nop,TS val 2780805701 ecr 4085198861], length 0
+10:40:41.141645 IP6 2001:db8:77::1.33888 > 2001:db8:77::2.5001: Flags [.], ack 6, win 64, options [nop,nop,TS val 4085198861 ecr 2780805701], length 0
 ";
 
 fn opts(output: Output) -> DumpOptions {
@@ -287,4 +336,36 @@ fn tshark_flags_only_the_frames_built_malformed() {
         .filter_map(|l| l.split_whitespace().next()?.parse().ok())
         .collect();
     assert_eq!(bad, vec![46, 47], "{text}");
+}
+
+#[test]
+fn kernel_ipv6_capture_matches_tcpdump_line_for_line() {
+    let (out, totals) = dump_with(KERNEL6, &opts(Output::Lines));
+    let (ours, theirs): (Vec<_>, Vec<_>) = (out.lines().collect(), KERNEL6_LINES.lines().collect());
+    assert_eq!(ours.len(), theirs.len());
+    for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+        assert_eq!(a, b, "line {}", i + 1);
+    }
+    assert_eq!((totals.frames, totals.malformed), (42, 0));
+}
+
+#[test]
+fn tree_reassembles_ipv6_fragments_and_verifies_their_checksums() {
+    let (text, _) = dump_with(KERNEL6, &opts(Output::Tree));
+    let blocks: Vec<_> = text
+        .split("  Reassembled IPv6 datagram: ")
+        .skip(1)
+        .collect();
+    // The 3000-byte ping each way and the 3000-byte UDP datagram.
+    assert_eq!(blocks.len(), 3, "{text}");
+    for b in &blocks {
+        assert!(b.contains("3008 payload bytes"), "{b}");
+        let block = b.split("\n\n").next().unwrap_or("");
+        assert!(
+            block.contains("checksum: 0x") && block.contains("(correct)"),
+            "{block}"
+        );
+    }
+    assert!(blocks[2].contains("  UDP\n") && blocks[2].contains("payload: 3000 bytes"));
+    assert!(!text.contains("(incorrect)"));
 }
