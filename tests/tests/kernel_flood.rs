@@ -428,11 +428,11 @@ fn kernel_flood_100k_never_completed_ipv6_fragments_stay_bounded() {
                 // 1000 link-local sources, every ident distinct per source: 100,000
                 // datagrams, each missing everything after its first 1232 bytes.
                 let f = fragment6_frame(mac, 1 + (i % 1000) as u16, i / 1000, 1232);
-            if i % 128 == 127 {
-                // Paced so that most frames reach the stack rather than overflow the
-                // TAP's queue (which drops, and is counted below).
-                std::thread::sleep(Duration::from_micros(500));
-            }
+                if i % 128 == 127 {
+                    // Paced so that most frames reach the stack rather than overflow the
+                    // TAP's queue (which drops, and is counted below).
+                    std::thread::sleep(Duration::from_micros(500));
+                }
                 loop {
                     match link.send(Instant::ZERO, &f) {
                         Ok(()) => break,
