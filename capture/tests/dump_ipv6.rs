@@ -4,7 +4,7 @@
 //!
 //! EDGE6_LINES is `TZ=UTC tcpdump -nn -r testdata/ipv6_edge_cases.pcap` (tcpdump
 //! 4.99.3), pasted verbatim: every line is tcpdump's, no exemption. KERNEL6_LINES is
-//! `TZ=UTC tcpdump -n -r testdata/kernel_veth_ipv6.pcap`, a capture of kernel IPv6
+//! `TZ=UTC tcpdump -n -r testdata/kernel_ipv6_two_namespaces.pcap`, a capture of kernel IPv6
 //! traffic written by `tools/tests/kernel_dump_ipv6.rs` (which also compares live).
 
 mod ipv6_frames;
@@ -75,7 +75,7 @@ const EDGE6_LINES: &str = "\
 22:13:20.049000 IP6 truncated-ip6 - 7 bytes missing!2001:db8::1.40000 > 2001:db8::2.5002: UDP, length 9
 ";
 
-const KERNEL6: &[u8] = include_bytes!("../../testdata/kernel_veth_ipv6.pcap");
+const KERNEL6: &[u8] = include_bytes!("../../testdata/kernel_ipv6_two_namespaces.pcap");
 
 const KERNEL6_LINES: &str = "\
 10:40:37.813619 IP6 :: > ff02::16: HBH ICMP6, multicast listener report v2, 2 group record(s), length 48

@@ -82,7 +82,7 @@ impl From<ProtoArg> for Proto {
 pub const AFTER_HELP: &str = "Examples:\n  \
     ustack dump testdata/kernel_veth_ping_udp_tcp.pcap\n  \
     ustack dump -v --proto icmp capture.pcapng\n  \
-    ustack dump -v --proto icmp6 --host 2001:db8:77::2 testdata/kernel_veth_ipv6.pcap\n  \
+    ustack dump -v --proto icmp6 --host 2001:db8:77::2 testdata/kernel_ipv6_two_namespaces.pcap\n  \
     ustack dump --host 10.0.0.2 --port 5001 -S capture.pcap\n  \
     ustack dump --summary capture.pcap\n  \
     ustack dump --json capture.pcap | jq .tcp\n  \
