@@ -369,3 +369,21 @@ fn tree_reassembles_ipv6_fragments_and_verifies_their_checksums() {
     assert!(blocks[2].contains("  UDP\n") && blocks[2].contains("payload: 3000 bytes"));
     assert!(!text.contains("(incorrect)"));
 }
+
+#[test]
+fn ipv6_connections_are_tracked_for_summary_and_plots() {
+    let cap = dump::load(KERNEL6, SeqMode::Relative).expect("capture");
+    assert_eq!(cap.tracker.tcp.len(), 1);
+    let c = &cap.tracker.tcp[0];
+    assert!(c.client.is_ipv6() && c.server.to_string() == "[2001:db8:77::2]:5001");
+    // The client sent 6 bytes, the server 4 ("done"); each side's SYN offered MSS 1440.
+    assert_eq!((c.to_server.bytes, c.to_client.bytes), (6, 4));
+    let mss = c.to_server.handshake.as_ref().and_then(|h| h.mss);
+    assert_eq!(mss, Some(1440));
+    let ts = ustack_capture::timeseq::time_sequence(&cap, c);
+    assert_eq!(ts.from, Some(c.client));
+    assert_eq!(ts.segments.len(), 3, "SYN, data, FIN");
+    // The fragmented 3000-byte datagram counts once in its flow (the first fragment).
+    assert_eq!(cap.tracker.udp.len(), 2);
+    assert_eq!(cap.tracker.udp[0].bytes_ab, 3006);
+}
