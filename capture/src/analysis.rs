@@ -4,7 +4,7 @@
 //! Frames must be fed in capture order. Sequence arithmetic wraps modulo 2^32.
 
 use crate::decode::{Frame, Tcp};
-use core::net::SocketAddrV4;
+use core::net::SocketAddr;
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -87,9 +87,9 @@ pub struct TcpConn {
     /// 1-based number.
     pub id: usize,
     /// The SYN sender (or the first sender seen).
-    pub client: SocketAddrV4,
+    pub client: SocketAddr,
     /// The other end.
-    pub server: SocketAddrV4,
+    pub server: SocketAddr,
     /// Time of the first segment (ns since the epoch).
     pub first_ns: i128,
     /// Time of the last segment.
@@ -134,9 +134,9 @@ pub struct UdpFlow {
     /// 1-based number.
     pub id: usize,
     /// The first sender.
-    pub a: SocketAddrV4,
+    pub a: SocketAddr,
     /// The other end.
-    pub b: SocketAddrV4,
+    pub b: SocketAddr,
     /// Time of the first datagram.
     pub first_ns: i128,
     /// Time of the last datagram.
@@ -151,7 +151,7 @@ pub struct UdpFlow {
     pub bytes_ba: u64,
 }
 
-fn key(a: SocketAddrV4, b: SocketAddrV4) -> (SocketAddrV4, SocketAddrV4) {
+fn key(a: SocketAddr, b: SocketAddr) -> (SocketAddr, SocketAddr) {
     if (a.ip(), a.port()) <= (b.ip(), b.port()) {
         (a, b)
     } else {
@@ -167,8 +167,8 @@ pub struct Tracker {
     pub tcp: Vec<TcpConn>,
     /// UDP flows in order of appearance.
     pub udp: Vec<UdpFlow>,
-    tcp_index: HashMap<(SocketAddrV4, SocketAddrV4), usize>,
-    udp_index: HashMap<(SocketAddrV4, SocketAddrV4), usize>,
+    tcp_index: HashMap<(SocketAddr, SocketAddr), usize>,
+    udp_index: HashMap<(SocketAddr, SocketAddr), usize>,
 }
 
 impl Tracker {
@@ -182,11 +182,11 @@ impl Tracker {
 
     /// Feeds the next frame; returns what was learned about its TCP segment, if any.
     pub fn observe(&mut self, f: &Frame) -> Option<TcpInfo> {
-        let ip = f.ipv4.as_ref()?;
+        let (ip_src, ip_dst) = f.ip_addrs()?;
         if let Some(u) = &f.udp {
             let (src, dst) = (
-                SocketAddrV4::new(ip.src, u.src_port),
-                SocketAddrV4::new(ip.dst, u.dst_port),
+                SocketAddr::new(ip_src, u.src_port),
+                SocketAddr::new(ip_dst, u.dst_port),
             );
             let idx = *self.udp_index.entry(key(src, dst)).or_insert_with(|| {
                 self.udp.push(UdpFlow {
@@ -214,8 +214,8 @@ impl Tracker {
             return None;
         }
         let t = f.tcp.as_ref()?;
-        let src = SocketAddrV4::new(ip.src, t.src_port);
-        let dst = SocketAddrV4::new(ip.dst, t.dst_port);
+        let src = SocketAddr::new(ip_src, t.src_port);
+        let dst = SocketAddr::new(ip_dst, t.dst_port);
         let k = key(src, dst);
         let existing = self.tcp_index.get(&k).copied();
         // A SYN with a new ISN on a known 4-tuple starts a new connection (port reuse).
@@ -258,7 +258,7 @@ impl Tracker {
     }
 }
 
-fn update(c: &mut TcpConn, mode: SeqMode, ts: i128, src: SocketAddrV4, t: &Tcp) -> TcpInfo {
+fn update(c: &mut TcpConn, mode: SeqMode, ts: i128, src: SocketAddr, t: &Tcp) -> TcpInfo {
     let d = usize::from(src != c.client);
     let o = 1 - d;
     c.last_ns = ts;

@@ -17,7 +17,8 @@
 //! field, bad option) stops the decode there and is named in [`Frame::malformed`];
 //! everything outside it is still returned.
 
-use core::net::Ipv4Addr;
+pub use crate::decode6::{Icmpv6, Ipv6};
+use core::net::{IpAddr, Ipv4Addr};
 use serde::{Serialize, Serializer};
 use ustack::link::{Direction, PcapRecord};
 use ustack::wire::{checksum, ArpRepr, EthernetAddress, EthernetRepr};
@@ -82,6 +83,12 @@ pub struct Frame {
     /// ICMP message.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub icmp: Option<Icmp>,
+    /// IPv6 header and extension headers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<Ipv6>,
+    /// ICMPv6 message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub icmpv6: Option<Icmpv6>,
     /// UDP header.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub udp: Option<Udp>,
@@ -100,6 +107,56 @@ impl Frame {
     /// The IP payload bytes, kept only for fragments.
     pub fn ip_payload(&self) -> Option<&[u8]> {
         self.fragment_payload.as_deref()
+    }
+
+    /// Source and destination of the IPv4 or IPv6 header.
+    pub fn ip_addrs(&self) -> Option<(IpAddr, IpAddr)> {
+        match (&self.ipv4, &self.ipv6) {
+            (Some(ip), _) => Some((ip.src.into(), ip.dst.into())),
+            (_, Some(ip)) => Some((ip.src.into(), ip.dst.into())),
+            _ => None,
+        }
+    }
+
+    /// The upper-layer protocol number the IP header (chain) names.
+    pub fn ip_protocol(&self) -> Option<u8> {
+        match (&self.ipv4, &self.ipv6) {
+            (Some(ip), _) => Some(ip.protocol),
+            (_, Some(ip)) => Some(ip.protocol),
+            _ => None,
+        }
+    }
+}
+
+/// What the transport decoders need from the IP layer: the pseudo-header addresses and
+/// the payload length the IP header gives.
+pub(crate) struct L4 {
+    pub(crate) src: IpAddr,
+    pub(crate) dst: IpAddr,
+    pub(crate) payload_len: usize,
+    /// The first fragment of a larger datagram: a length field beyond this packet is
+    /// expected, not malformed.
+    pub(crate) fragment: bool,
+}
+
+impl L4 {
+    fn of(ip: &Ipv4) -> L4 {
+        L4 {
+            src: ip.src.into(),
+            dst: ip.dst.into(),
+            payload_len: ip.payload_len,
+            fragment: ip.more_frags,
+        }
+    }
+
+    /// Checksum over the pseudo-header of the family and `data`; 0 verifies.
+    fn pseudo(&self, protocol: u8, data: &[u8]) -> u16 {
+        match (self.src, self.dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => checksum::pseudo(s, d, protocol, data),
+            (IpAddr::V6(s), IpAddr::V6(d)) => crate::decode6::pseudo6(s, d, protocol, data),
+            // Never built: both addresses come from one header.
+            _ => 1,
+        }
     }
 }
 
@@ -432,6 +489,8 @@ fn decode_frame_of(link_type: u16, data: &[u8], wire_len: u32) -> Frame {
         arp: None,
         ipv4: None,
         icmp: None,
+        ipv6: None,
+        icmpv6: None,
         udp: None,
         tcp: None,
         malformed: None,
@@ -500,6 +559,7 @@ fn decode_frame_of(link_type: u16, data: &[u8], wire_len: u32) -> Frame {
     match ethertype {
         0x0806 => decode_arp(&mut f, payload),
         0x0800 => decode_ipv4(&mut f, payload),
+        0x86dd => crate::decode6::decode_ipv6(&mut f, payload),
         _ => {}
     }
     f
@@ -637,11 +697,12 @@ pub fn decode_transport(f: &mut Frame, ip: &Ipv4, payload: &[u8], truncated: boo
     // Checksums cover the whole transport message: only verifiable when all of it is
     // here and this is not the first fragment of a larger datagram.
     let whole = !truncated && !ip.more_frags;
+    let l4 = L4::of(ip);
     let result = match ip.protocol {
         1 => decode_icmp(payload, ip.payload_len, whole).map(|m| f.icmp = Some(m)),
-        6 => decode_tcp(ip, payload, whole).map(|t| f.tcp = Some(t)),
+        6 => decode_tcp(&l4, payload, whole).map(|t| f.tcp = Some(t)),
         17 => {
-            let (udp, bad) = decode_udp(ip, payload, whole);
+            let (udp, bad) = decode_udp(&l4, payload, whole);
             f.udp = udp;
             bad.map_or(Ok(()), Err)
         }
@@ -729,7 +790,7 @@ fn parse_quoted(q: &[u8]) -> Option<Quoted> {
 
 /// A UDP header is returned even with a bad length field (tcpdump shows its ports),
 /// together with the reason it is malformed.
-fn decode_udp(ip: &Ipv4, p: &[u8], whole: bool) -> (Option<Udp>, Option<Malformed>) {
+pub(crate) fn decode_udp(ip: &L4, p: &[u8], whole: bool) -> (Option<Udp>, Option<Malformed>) {
     let Ok(hdr) = etherparse::UdpHeaderSlice::from_slice(p) else {
         return (
             None,
@@ -746,10 +807,10 @@ fn decode_udp(ip: &Ipv4, p: &[u8], whole: bool) -> (Option<Udp>, Option<Malforme
         length,
         checksum: sum,
         checksum_ok: (whole && sum != 0 && usize::from(length) <= p.len())
-            .then(|| checksum::pseudo(ip.src, ip.dst, 17, &p[..usize::from(length)]) == 0),
+            .then(|| ip.pseudo(17, &p[..usize::from(length)]) == 0),
         payload_len: usize::from(length).saturating_sub(8),
     };
-    if usize::from(length) < 8 || usize::from(length) > ip.payload_len {
+    if usize::from(length) < 8 || (usize::from(length) > ip.payload_len && !ip.fragment) {
         let m = Malformed {
             layer: "udp",
             reason: format!("bad length {length} (IP payload {} bytes)", ip.payload_len),
@@ -759,7 +820,7 @@ fn decode_udp(ip: &Ipv4, p: &[u8], whole: bool) -> (Option<Udp>, Option<Malforme
     (Some(udp), None)
 }
 
-fn decode_tcp(ip: &Ipv4, p: &[u8], whole: bool) -> Result<Tcp, Malformed> {
+pub(crate) fn decode_tcp(ip: &L4, p: &[u8], whole: bool) -> Result<Tcp, Malformed> {
     use etherparse::err::tcp::{HeaderError, HeaderSliceError};
     let malformed = |reason| Malformed {
         layer: "tcp",
@@ -816,7 +877,7 @@ fn decode_tcp(ip: &Ipv4, p: &[u8], whole: bool) -> Result<Tcp, Malformed> {
         flags,
         window: hdr.window_size(),
         checksum: hdr.checksum(),
-        checksum_ok: whole.then(|| checksum::pseudo(ip.src, ip.dst, 6, p) == 0),
+        checksum_ok: whole.then(|| ip.pseudo(6, p) == 0),
         urgent_ptr: hdr.urgent_pointer(),
         options,
         options_malformed,

@@ -6,7 +6,7 @@ use crate::analysis::{SeqMode, TcpConn, TcpInfo, Tracker, UdpFlow};
 use crate::decode::{self, Frame};
 use crate::dump_fmt::{self, TimeStyle};
 use core::fmt::Write as _;
-use core::net::Ipv4Addr;
+use core::net::IpAddr;
 use serde::Serialize;
 use std::io::{self, Read, Write};
 use ustack::iface::{Reassembler, ReassemblyConfig};
@@ -23,6 +23,8 @@ pub enum Proto {
     Udp,
     /// ICMP messages.
     Icmp,
+    /// ICMPv6 messages (NDP and MLD included).
+    Icmp6,
     /// ARP packets.
     Arp,
 }
@@ -30,8 +32,8 @@ pub enum Proto {
 /// Which frames to show; every condition given must hold.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Filter {
-    /// Source or destination address (ARP sender or target).
-    pub host: Option<Ipv4Addr>,
+    /// Source or destination address, IPv4 or IPv6 (ARP sender or target).
+    pub host: Option<IpAddr>,
     /// TCP or UDP source or destination port.
     pub port: Option<u16>,
     /// Protocol.
@@ -42,9 +44,9 @@ impl Filter {
     /// True when `f` passes every condition.
     pub fn matches(&self, f: &Frame) -> bool {
         if let Some(h) = self.host {
-            let hit = match (&f.ipv4, &f.arp) {
-                (Some(ip), _) => ip.src == h || ip.dst == h,
-                (_, Some(a)) => a.sender_ip == h || a.target_ip == h,
+            let hit = match (f.ip_addrs(), &f.arp) {
+                (Some((src, dst)), _) => src == h || dst == h,
+                (_, Some(a)) => IpAddr::V4(a.sender_ip) == h || IpAddr::V4(a.target_ip) == h,
                 _ => false,
             };
             if !hit {
@@ -65,17 +67,18 @@ impl Filter {
             None => true,
             Some(Proto::Arp) => f.arp.is_some(),
             // Later fragments carry no transport header; the IP protocol field decides.
-            Some(Proto::Tcp) => f.tcp.is_some() || f.ipv4.as_ref().is_some_and(|i| i.protocol == 6),
-            Some(Proto::Udp) => {
-                f.udp.is_some() || f.ipv4.as_ref().is_some_and(|i| i.protocol == 17)
-            }
+            Some(Proto::Tcp) => f.tcp.is_some() || f.ip_protocol() == Some(6),
+            Some(Proto::Udp) => f.udp.is_some() || f.ip_protocol() == Some(17),
             Some(Proto::Icmp) => {
-                f.icmp.is_some() || f.ipv4.as_ref().is_some_and(|i| i.protocol == 1)
+                f.icmp.is_some() || (f.ipv4.is_some() && f.ip_protocol() == Some(1))
+            }
+            Some(Proto::Icmp6) => {
+                f.icmpv6.is_some() || (f.ipv6.is_some() && f.ip_protocol() == Some(58))
             }
         }
     }
 
-    fn matches_conn(&self, ips: [Ipv4Addr; 2], ports: [u16; 2], proto: Proto) -> bool {
+    fn matches_conn(&self, ips: [IpAddr; 2], ports: [u16; 2], proto: Proto) -> bool {
         self.host.is_none_or(|h| ips.contains(&h))
             && self.port.is_none_or(|p| ports.contains(&p))
             && self.proto.is_none_or(|p| p == proto)
@@ -124,11 +127,13 @@ pub struct Totals {
     pub arp: u64,
     /// Shown ICMP messages.
     pub icmp: u64,
+    /// Shown ICMPv6 messages.
+    pub icmpv6: u64,
     /// Shown UDP datagrams.
     pub udp: u64,
     /// Shown TCP segments.
     pub tcp: u64,
-    /// Shown IPv4 fragments with a non-zero offset.
+    /// Shown IPv4 and IPv6 fragments with a non-zero offset.
     pub ip_fragments: u64,
     /// Shown frames of other kinds.
     pub other: u64,
@@ -245,6 +250,7 @@ pub fn run<R: Read, W: Write>(input: R, opts: &DumpOptions, out: &mut W) -> io::
     let mut tracker = Tracker::new(opts.seq);
     let mut totals = Totals::default();
     let mut reassembler = Reassembler::new(ReassemblyConfig::default());
+    let mut reassembler6 = Reassembler6::default();
     for (i, rec) in reader.enumerate() {
         let rec = match rec {
             Ok(rec) => rec,
@@ -273,6 +279,7 @@ pub fn run<R: Read, W: Write>(input: R, opts: &DumpOptions, out: &mut W) -> io::
             Output::Tree => {
                 let mut s = dump_fmt::tree(&f, info.as_ref(), opts.time);
                 reassemble(&mut s, &mut reassembler, &f);
+                reassembler6.add(&mut s, &f);
                 for c in &f.comments {
                     let _ = writeln!(s, "  comment: {c}");
                 }
@@ -320,7 +327,11 @@ fn count(t: &mut Totals, f: &Frame) {
         t.udp += 1;
     } else if f.icmp.is_some() {
         t.icmp += 1;
-    } else if f.ipv4.as_ref().is_some_and(|i| i.frag_offset != 0) {
+    } else if f.icmpv6.is_some() {
+        t.icmpv6 += 1;
+    } else if f.ipv4.as_ref().is_some_and(|i| i.frag_offset != 0)
+        || f.ipv6.as_ref().is_some_and(|i| i.later_fragment())
+    {
         t.ip_fragments += 1;
     } else {
         t.other += 1;
@@ -381,6 +392,107 @@ fn reassemble(s: &mut String, r: &mut Reassembler, f: &Frame) {
     }
 }
 
+/// IPv6 fragments of the `-v` tree, by (source, destination, identification): the
+/// stack's reassembler is IPv4's, so the dump keeps its own, bounded like it (at most
+/// 64 datagrams of at most 64 KiB in progress; the oldest goes first). Overlapping
+/// bytes are taken from the fragment that came first.
+#[derive(Default)]
+struct Reassembler6 {
+    pending: Vec<Pending6>,
+}
+
+struct Pending6 {
+    key: (core::net::Ipv6Addr, core::net::Ipv6Addr, u32),
+    parts: Vec<(usize, Vec<u8>)>,
+    end: Option<usize>,
+    next_header: Option<u8>,
+    bytes: usize,
+}
+
+impl Reassembler6 {
+    const MAX_DATAGRAMS: usize = 64;
+    const MAX_BYTES: usize = 65_535;
+
+    fn add(&mut self, s: &mut String, f: &Frame) {
+        let Some(ip) = &f.ipv6 else { return };
+        let (Some(fr), Some(data)) = (ip.fragment(), f.ip_payload()) else {
+            return;
+        };
+        let key = (ip.src, ip.dst, fr.ident);
+        let i = match self.pending.iter().position(|p| p.key == key) {
+            Some(i) => i,
+            None => {
+                if self.pending.len() >= Self::MAX_DATAGRAMS {
+                    self.pending.remove(0);
+                }
+                self.pending.push(Pending6 {
+                    key,
+                    parts: Vec::new(),
+                    end: None,
+                    next_header: None,
+                    bytes: 0,
+                });
+                self.pending.len() - 1
+            }
+        };
+        let p = &mut self.pending[i];
+        let off = usize::from(fr.offset);
+        if off + data.len() > Self::MAX_BYTES || p.bytes + data.len() > Self::MAX_BYTES {
+            let _ = writeln!(
+                s,
+                "  reassembly: fragment dropped (datagram over 65535 bytes)"
+            );
+            self.pending.remove(i);
+            return;
+        }
+        if off == 0 {
+            p.next_header = Some(fr.next_header);
+        }
+        if !fr.more {
+            p.end = Some(off + data.len());
+        }
+        p.bytes += data.len();
+        p.parts.push((off, data.to_vec()));
+        let (Some(end), Some(nh)) = (p.end, p.next_header) else {
+            return;
+        };
+        let mut parts = p.parts.clone();
+        parts.sort_by_key(|(o, _)| *o);
+        let mut whole = vec![0u8; end];
+        let mut covered = 0;
+        for (o, d) in &parts {
+            if *o > covered {
+                return; // a hole
+            }
+            let stop = (o + d.len()).min(end);
+            if stop > covered {
+                whole[covered..stop].copy_from_slice(&d[covered - o..stop - o]);
+                covered = stop;
+            }
+        }
+        if covered < end {
+            return;
+        }
+        self.pending.remove(i);
+        let mut g = f.clone();
+        g.icmpv6 = None;
+        g.udp = None;
+        g.tcp = None;
+        g.malformed = None;
+        crate::decode6::decode_reassembled6(&mut g, key.0, key.1, nh, &whole);
+        let _ = writeln!(
+            s,
+            "  Reassembled IPv6 datagram: id 0x{:08x}, {} payload bytes",
+            key.2,
+            whole.len()
+        );
+        dump_fmt::transport_tree(s, &g, None);
+        if let Some(m) = &g.malformed {
+            let _ = writeln!(s, "  [malformed {}: {}]", m.layer, m.reason);
+        }
+    }
+}
+
 fn handshake_text(h: &Option<crate::analysis::HandshakeOptions>) -> String {
     let Some(h) = h else {
         return "no SYN seen".into();
@@ -422,7 +534,7 @@ fn flags_seen(d: &crate::analysis::DirStats) -> String {
 fn tcp_conns<'a>(tracker: &'a Tracker, filter: &'a Filter) -> impl Iterator<Item = &'a TcpConn> {
     tracker.tcp.iter().filter(|c| {
         filter.matches_conn(
-            [*c.client.ip(), *c.server.ip()],
+            [c.client.ip(), c.server.ip()],
             [c.client.port(), c.server.port()],
             Proto::Tcp,
         )
@@ -430,9 +542,10 @@ fn tcp_conns<'a>(tracker: &'a Tracker, filter: &'a Filter) -> impl Iterator<Item
 }
 
 fn udp_flows<'a>(tracker: &'a Tracker, filter: &'a Filter) -> impl Iterator<Item = &'a UdpFlow> {
-    tracker.udp.iter().filter(|u| {
-        filter.matches_conn([*u.a.ip(), *u.b.ip()], [u.a.port(), u.b.port()], Proto::Udp)
-    })
+    tracker
+        .udp
+        .iter()
+        .filter(|u| filter.matches_conn([u.a.ip(), u.b.ip()], [u.a.port(), u.b.port()], Proto::Udp))
 }
 
 fn write_summary<W: Write>(
@@ -483,9 +596,15 @@ fn write_summary<W: Write>(
             (u.last_ns - u.first_ns) as f64 / 1e9
         )?;
     }
+    // ICMPv6 is named only when present, so IPv4-only summaries read as before.
+    let icmpv6 = if t.icmpv6 > 0 {
+        format!(", ICMPv6 {}", t.icmpv6)
+    } else {
+        String::new()
+    };
     writeln!(
         out,
-        "Frames: {} read, {} shown (ARP {}, ICMP {}, UDP {}, TCP {}, IP fragments {}, other {}), {} malformed",
+        "Frames: {} read, {} shown (ARP {}, ICMP {}{icmpv6}, UDP {}, TCP {}, IP fragments {}, other {}), {} malformed",
         t.frames, t.shown, t.arp, t.icmp, t.udp, t.tcp, t.ip_fragments, t.other, t.malformed
     )?;
     if let Some(e) = &t.read_error {

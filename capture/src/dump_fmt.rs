@@ -88,6 +88,7 @@ fn proto_name(p: u8) -> Option<&'static str> {
         1 => Some("ICMP"),
         6 => Some("TCP"),
         17 => Some("UDP"),
+        58 => Some("ICMPv6"),
         _ => None,
     }
 }
@@ -149,7 +150,7 @@ pub fn one_line(f: &Frame, info: Option<&TcpInfo>, time: TimeStyle) -> String {
     s
 }
 
-fn malformed_tag(f: &Frame) -> String {
+pub(crate) fn malformed_tag(f: &Frame) -> String {
     match &f.malformed {
         Some(m) => format!("[malformed {}: {}]", m.layer, m.reason),
         None => String::new(),
@@ -185,10 +186,14 @@ fn one_line_body(f: &Frame, info: Option<&TcpInfo>) -> String {
             op => format!("ARP, Unknown ({op}), length {}", a.len),
         };
     }
+    if let Some(ip) = &f.ipv6 {
+        return crate::fmt6::one_line6(f, ip, info);
+    }
     let Some(ip) = &f.ipv4 else {
         if let Some(m) = &f.malformed {
             let what = match m.layer {
                 "ipv4" => "IP ",
+                "ipv6" => "IP6 ",
                 "arp" => "ARP, ",
                 _ => "",
             };
@@ -253,7 +258,7 @@ fn one_line_body(f: &Frame, info: Option<&TcpInfo>) -> String {
     s
 }
 
-fn tcp_body(t: &Tcp, info: Option<&TcpInfo>) -> String {
+pub(crate) fn tcp_body(t: &Tcp, info: Option<&TcpInfo>) -> String {
     let (seq, ack, sack) = match info {
         Some(i) => (i.seq, i.ack, &i.sack[..]),
         None => (t.seq, t.ack, t.sack_blocks()),
@@ -384,6 +389,9 @@ pub fn tree(f: &Frame, info: Option<&TcpInfo>, time: TimeStyle) -> String {
     if let Some(ip) = &f.ipv4 {
         ipv4_tree(&mut s, ip);
     }
+    if let Some(ip) = &f.ipv6 {
+        crate::fmt6::ipv6_tree(&mut s, ip);
+    }
     transport_tree(&mut s, f, info);
     if let Some(m) = &f.malformed {
         let _ = writeln!(s, "  [malformed {}: {}]", m.layer, m.reason);
@@ -457,6 +465,9 @@ fn ipv4_tree(s: &mut String, ip: &Ipv4) {
 
 /// The transport blocks of the tree (also used for reassembled datagrams).
 pub fn transport_tree(s: &mut String, f: &Frame, info: Option<&TcpInfo>) {
+    if let Some(m) = &f.icmpv6 {
+        crate::fmt6::icmpv6_tree(s, m);
+    }
     if let Some(m) = &f.icmp {
         let _ = writeln!(s, "  ICMP");
         let _ = writeln!(s, "    type: {}", m.icmp_type);

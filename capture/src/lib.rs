@@ -18,8 +18,10 @@
 
 pub mod analysis;
 pub mod decode;
+pub mod decode6;
 pub mod dump;
 pub mod dump_fmt;
+pub mod fmt6;
 #[cfg(feature = "plot")]
 pub mod plot;
 pub mod timeseq;

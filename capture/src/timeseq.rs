@@ -5,7 +5,7 @@
 
 use crate::analysis::TcpConn;
 use crate::dump::Capture;
-use core::net::SocketAddrV4;
+use core::net::SocketAddr;
 
 /// One segment of the data direction.
 #[derive(Clone, Debug, PartialEq)]
@@ -26,9 +26,9 @@ pub struct TimeSequence {
     /// Connection number.
     pub conn: usize,
     /// Sender of the data direction.
-    pub from: Option<SocketAddrV4>,
+    pub from: Option<SocketAddr>,
     /// Receiver.
-    pub to: Option<SocketAddrV4>,
+    pub to: Option<SocketAddr>,
     /// Segments sent.
     pub segments: Vec<SegmentMark>,
     /// (time, relative ACK) from the receiver.

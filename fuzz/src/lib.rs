@@ -4,6 +4,8 @@
 //! The targets live in `fuzz_targets/`; `scripts/fuzz` builds them with libFuzzer's
 //! coverage flags on the stable toolchain and runs each for a given time.
 
+pub mod ipv6;
+
 use core::net::{Ipv4Addr, SocketAddrV4};
 use ustack::iface::{Config, Interface};
 use ustack::socket::tcp::{TcpHandle, TcpState};
@@ -195,4 +197,31 @@ pub fn check_all_freed(iface: &mut Interface, now: Instant, l: TcpHandle, handle
         "{n} TCP sockets left {:?} after closing everything and running every timer",
         end
     );
+}
+
+/// Sends the interface an ICMP echo request from the peer and reports whether an
+/// echo reply came out: the interface is still responsive.
+pub fn answers_ipv4_ping(iface: &mut Interface, now: Instant) -> bool {
+    let mut icmp = vec![8, 0, 0, 0, 0x42, 0x42, 0, 1];
+    icmp.extend_from_slice(b"still there?");
+    let sum = checksum::of(&icmp);
+    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    let f = ipv4_frame(
+        (PEER_MAC, PEER_IP),
+        (US_MAC, US_IP),
+        1,
+        0x4242,
+        (0, false),
+        &icmp,
+    );
+    let _ = iface.handle_frame(now, &f);
+    let mut buf = [0u8; 1514];
+    let mut replied = false;
+    while let Some(n) = iface.poll_transmit(now, &mut buf) {
+        // Ethernet + a 20-byte IPv4 header, protocol ICMP, type echo reply.
+        let b = &buf[..n];
+        replied |=
+            n >= 42 && b[12..14] == [8, 0] && b[23] == 1 && b[34] == 0 && b[38..40] == [0x42, 0x42];
+    }
+    replied
 }

@@ -1,5 +1,6 @@
 //! Floods from the kernel side of the TAP, inside a namespace each test creates: a
-//! spoofed SYN flood against the echo service (SYN cookies keep it serving).
+//! spoofed SYN flood against the echo service (SYN cookies keep it serving), and
+//! IPv4 and IPv6 floods of fragments that never complete (bounded memory).
 //!
 //! The flooding thread enters the namespace and writes frames with an AF_PACKET socket
 //! on the kernel's end of the TAP; the spoofed sources are addresses of the namespace's
@@ -352,4 +353,143 @@ fn kernel_flood_100k_never_completed_fragments_stay_bounded() {
         "RSS grew {grew} KiB under the fragment flood"
     );
     assert!(count("rx_fragments") > 0);
+}
+
+/// The first fragment (fragment header, offset 0, M set) of an ICMPv6 echo that never
+/// completes, from a link-local source nobody owns to the stack's EUI-64 link-local
+/// address (RFC 4291 App. A): what reassembly must hold within its bounds or drop.
+fn fragment6_frame(dst_mac: EthernetAddress, host: u16, ident: u32, len: usize) -> Vec<u8> {
+    let m = dst_mac.0;
+    let mut src = [0u8; 16];
+    src[0..2].copy_from_slice(&[0xfe, 0x80]);
+    src[8..14].copy_from_slice(&[0x00, 0x5f, 0x00, 0xff, 0xfe, 0x01]);
+    src[14..16].copy_from_slice(&host.to_be_bytes());
+    let mut dst = [0u8; 16];
+    dst[0..2].copy_from_slice(&[0xfe, 0x80]);
+    dst[8..16].copy_from_slice(&[m[0] ^ 2, m[1], m[2], 0xff, 0xfe, m[3], m[4], m[5]]);
+    let mut f = Vec::with_capacity(14 + 48 + len);
+    f.extend_from_slice(&dst_mac.0);
+    f.extend_from_slice(&[0x02, 0x5f, 0, 1, (host >> 8) as u8, host as u8]);
+    f.extend_from_slice(&0x86ddu16.to_be_bytes());
+    f.extend_from_slice(&[0x60, 0, 0, 0]);
+    f.extend_from_slice(&((8 + len) as u16).to_be_bytes());
+    f.push(44);
+    f.push(64);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&dst);
+    // Fragment header: next header ICMPv6, offset 0, more fragments.
+    f.extend_from_slice(&[58, 0, 0, 1]);
+    f.extend_from_slice(&ident.to_be_bytes());
+    // An echo request's first bytes (its checksum covers bytes that never come).
+    f.extend_from_slice(&[128, 0, 0, 0, 0x66, 0x66, 0, 1]);
+    f.extend((8..len).map(|i| i as u8));
+    f
+}
+
+#[test]
+fn kernel_flood_100k_never_completed_ipv6_fragments_stay_bounded() {
+    require_netns!();
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (make, _stats) = tcp::echo_app(7);
+    let fx = Fixture::start_with_app(Options::default(), make);
+    let mac = fx.mac;
+    const FRAGMENTS: u32 = 100_000;
+    let rx_frames = |c: &[(&str, &str, u64)]| {
+        c.iter()
+            .find(|(l, n, _)| *l == "ethernet" && *n == "rx_frames")
+            .map_or(0, |c| c.2)
+    };
+    let rx_before = fx.call(|iface, _| iface.counters().iter().collect::<Vec<_>>());
+    let rx_before = rx_frames(&rx_before);
+    // What the kernel's TAP dropped because its queue to the stack was full: those
+    // frames never reach the stack, so they are accounted for separately.
+    let tap_dropped = || -> u64 {
+        let out = fx
+            .ns
+            .ip(&["-s", "link", "show", "tap0"])
+            .expect("ip -s link");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut lines = text
+            .lines()
+            .skip_while(|l| !l.trim_start().starts_with("TX:"));
+        lines
+            .nth(1)
+            .and_then(|l| l.split_whitespace().nth(3)?.parse().ok())
+            .unwrap_or_else(|| panic!("no TX dropped in {text}"))
+    };
+    let dropped_before = tap_dropped();
+    let before = rss_kib();
+    let flood = fx.peer(
+        "ipv6 fragment flood",
+        move || -> Result<Duration, String> {
+            let mut link = AfPacketLink::open("tap0").map_err(|e| e.to_string())?;
+            let t0 = StdInstant::now();
+            for i in 0..FRAGMENTS {
+                // 1000 link-local sources, every ident distinct per source: 100,000
+                // datagrams, each missing everything after its first 1232 bytes.
+                let f = fragment6_frame(mac, 1 + (i % 1000) as u16, i / 1000, 1232);
+                if i % 128 == 127 {
+                    // Paced so that most frames reach the stack rather than overflow the
+                    // TAP's queue (which drops, and is counted below).
+                    std::thread::sleep(Duration::from_micros(500));
+                }
+                loop {
+                    match link.send(Instant::ZERO, &f) {
+                        Ok(()) => break,
+                        Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                            std::thread::sleep(Duration::from_micros(50))
+                        }
+                        Err(e) => return Err(format!("send: {e}")),
+                    }
+                }
+            }
+            Ok(t0.elapsed())
+        },
+    );
+    let took = flood
+        .join(Duration::from_secs(120))
+        .expect("IPv6 fragments sent");
+    let during = rss_kib();
+    // The stack still answers IPv4: a fragmented 3000-byte ping and a TCP echo.
+    let ping = fx.ping(&["-c", "3", "-s", "3000", "-W", "2"][..]);
+    let to: SocketAddr = format!("{}:7", fx.stack_ip).parse().expect("addr");
+    let echo = fx
+        .peer("echo after the ipv6 flood", move || {
+            connect_and_echo(to, 100_000, 0x66, Duration::from_secs(3))
+        })
+        .join(Duration::from_secs(10));
+    let after = rss_kib();
+    let counters = fx.call(|iface, _| iface.counters().iter().collect::<Vec<_>>());
+    let rx_after = rx_frames(&counters);
+    let tap_drops = tap_dropped() - dropped_before;
+    let v6: Vec<_> = counters
+        .iter()
+        .filter(|(l, _, v)| *v > 0 && (l.contains('6') || l.contains("ndp")))
+        .map(|(l, n, v)| format!("{l}.{n}={v}"))
+        .collect();
+    report(&format!(
+        "ipv6 fragment flood: {FRAGMENTS} first fragments of 1232 bytes in {took:?}; VmRSS \
+         {before} KiB -> {during} KiB after the flood, {after} KiB after ping and echo; \
+         ethernet.rx_frames {rx_before} -> {rx_after}, TAP queue drops {tap_drops}; ipv6 counters {v6:?}; 3000-byte ping: {}",
+        ping.output
+    ));
+    ping.assert_all_answered(3);
+    echo.expect("TCP echo of 100 kB after the IPv6 fragment flood");
+    let grew = during.max(after).saturating_sub(before);
+    assert!(
+        grew <= 64 * 1024,
+        "RSS grew {grew} KiB under the IPv6 fragment flood"
+    );
+    // Every fragment was either received and counted by the stack (dropped today,
+    // counted as fragments once it reassembles IPv6) or dropped by the kernel's full
+    // TAP queue; and the stack received a good share of them.
+    let received = rx_after - rx_before;
+    assert!(
+        received + tap_drops >= u64::from(FRAGMENTS),
+        "ethernet.rx_frames grew by {received}, the TAP dropped {tap_drops}, of {FRAGMENTS}"
+    );
+    assert!(
+        received >= u64::from(FRAGMENTS) / 4,
+        "the stack received {received}"
+    );
 }

@@ -2,7 +2,7 @@
 
 use super::CmdResult;
 use clap::Args;
-use core::net::Ipv4Addr;
+use core::net::IpAddr;
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Write};
 use std::path::PathBuf;
@@ -16,8 +16,8 @@ pub struct DumpArgs {
     /// Capture to read: classic pcap (µs or ns) or pcapng, e.g. from tcpdump, tshark or
     /// `ustack --pcap`; `-` reads standard input.
     pub file: PathBuf,
-    /// One block per layer with every field, checksums verified, IPv4 fragments
-    /// reassembled.
+    /// One block per layer with every field (IPv6 extension headers and NDP options
+    /// included), checksums verified, IPv4 fragments reassembled.
     #[arg(short, long, conflicts_with_all = ["json", "summary"])]
     pub verbose: bool,
     /// Absolute TCP sequence numbers (default: relative to each side's ISN).
@@ -27,9 +27,9 @@ pub struct DumpArgs {
     /// ACK, relative after), so the output diffs clean against `tcpdump -nn -r FILE`.
     #[arg(long, conflicts_with = "absolute")]
     pub tcpdump: bool,
-    /// Only frames from or to this IPv4 address (ARP sender or target too).
+    /// Only frames from or to this IPv4 or IPv6 address (ARP sender or target too).
     #[arg(long, value_name = "IP")]
-    pub host: Option<Ipv4Addr>,
+    pub host: Option<IpAddr>,
     /// Only TCP/UDP frames from or to this port.
     #[arg(long, value_name = "N")]
     pub port: Option<u16>,
@@ -60,6 +60,8 @@ pub enum ProtoArg {
     Udp,
     /// ICMP messages.
     Icmp,
+    /// ICMPv6 messages (NDP and MLD included).
+    Icmp6,
     /// ARP packets.
     Arp,
 }
@@ -70,6 +72,7 @@ impl From<ProtoArg> for Proto {
             ProtoArg::Tcp => Proto::Tcp,
             ProtoArg::Udp => Proto::Udp,
             ProtoArg::Icmp => Proto::Icmp,
+            ProtoArg::Icmp6 => Proto::Icmp6,
             ProtoArg::Arp => Proto::Arp,
         }
     }
@@ -79,6 +82,7 @@ impl From<ProtoArg> for Proto {
 pub const AFTER_HELP: &str = "Examples:\n  \
     ustack dump testdata/kernel_veth_ping_udp_tcp.pcap\n  \
     ustack dump -v --proto icmp capture.pcapng\n  \
+    ustack dump -v --proto icmp6 --host 2001:db8:77::2 testdata/kernel_ipv6_two_namespaces.pcap\n  \
     ustack dump --host 10.0.0.2 --port 5001 -S capture.pcap\n  \
     ustack dump --summary capture.pcap\n  \
     ustack dump --json capture.pcap | jq .tcp\n  \
