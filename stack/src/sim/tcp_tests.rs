@@ -567,6 +567,8 @@ fn receive_window_autotunes_past_1mb_on_a_long_fat_path() {
     assert!(
         tuned > 4.0 * fixed,
         "autotuned goodput {tuned:.0} B/s is not 4x the fixed buffer's {fixed:.0} B/s"
+    );
+}
 
 // ---------------------------------------------------------------- RACK-TLP under loss
 
