@@ -152,3 +152,63 @@ fn bench_prints_every_row_with_positive_figures() {
         );
     }
 }
+
+#[test]
+fn bench_only_runs_the_selected_rows() {
+    if !can_run() {
+        return;
+    }
+    let out = Command::new(BIN)
+        .args([
+            "bench",
+            "--only",
+            "rr-pinned,inmem",
+            "--rounds",
+            "1",
+            "--secs",
+            "0.2",
+            "--inmem-size",
+            "2M",
+            "--no-kernel",
+        ])
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run ustack bench --only");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for label in [
+        "1-byte request / 2-byte response, pinned to one CPU",
+        "in-memory bulk 2 MB (no device), per CPU second",
+    ] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("| {label} ")))
+            .unwrap_or_else(|| panic!("no row `{label}` in:\n{stdout}"));
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        for (i, what) in [(3, "ustack"), (4, "smoltcp")] {
+            let v = figure(cells[i]).unwrap_or_else(|| panic!("{what} cell not a figure: {line}"));
+            assert!(v > 0.0, "{what} figure not positive: {line}");
+        }
+    }
+    // Nothing else ran: no other row, no progress line for another figure.
+    for other in [
+        "bulk, stack",
+        "unpinned",
+        "connect, read",
+        "concurrent",
+        "callgrind",
+    ] {
+        assert!(
+            !stdout
+                .lines()
+                .any(|l| l.starts_with('|') && l.contains(other)),
+            "row `{other}` present:\n{stdout}"
+        );
+        assert!(!stderr.contains(other), "`{other}` ran:\n{stderr}");
+    }
+    assert!(
+        stdout.contains("--only: the figures not selected were not run"),
+        "{stdout}"
+    );
+}
