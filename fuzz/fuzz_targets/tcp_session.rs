@@ -23,7 +23,7 @@ fn established() -> (Interface, TcpHandle, TcpHandle, u16) {
     let c = peer.tcp().socket();
     let cx = peer.tcp_context(Instant::ZERO);
     peer.tcp()
-        .connect(c, &cx, SocketAddrV4::new(US_IP, PORT))
+        .connect(c, &cx, SocketAddrV4::new(US_IP, PORT).into())
         .expect("connect");
     let mut buf = [0u8; 1514];
     for _ in 0..8 {

@@ -41,11 +41,15 @@ pub fn fresh_interface() -> (Interface, TcpHandle) {
     let mut i = host(US_MAC, US_IP, (PEER_IP, PEER_MAC));
     let l = i.tcp().socket();
     i.tcp()
-        .listen(l, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PORT), 4)
+        .listen(l, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PORT).into(), 4)
         .expect("listen");
     let u = i.udp().socket();
     i.udp()
-        .bind(u, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7), US_IP)
+        .bind(
+            u,
+            SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7).into(),
+            &ustack::socket::LocalAddrs::v4(US_IP),
+        )
         .expect("bind");
     (i, l)
 }

@@ -307,7 +307,7 @@ fn tcp_recv(
     let waitall = flags & MSG_WAITALL != 0 && !peek;
     let nonblocking = f.nonblocking || flags & MSG_DONTWAIT != 0;
     if peer.is_none() {
-        *peer = iface.tcp().peer_addr(t.h).map(SocketAddr::V4);
+        *peer = iface.tcp().peer_addr(t.h);
     }
     if buf.is_empty() {
         return Ok(0);
@@ -517,11 +517,12 @@ impl Calls<'_> {
         let mut st = self.shared().lock();
         let key = st.table.key(fd)?;
         let our = st.iface.ip_addr();
+        let ours = st.iface.local_addrs();
         let State { iface, table, .. } = &mut *st;
         let f = table.file_mut(key)?;
         match &mut f.sock {
             Sock::Udp(h) => {
-                iface.udp().bind(*h, addr, our)?;
+                iface.udp().bind(*h, addr.into(), &ours)?;
             }
             Sock::Raw { local, .. } => {
                 if !addr.ip().is_unspecified() && *addr.ip() != our {
@@ -533,7 +534,7 @@ impl Calls<'_> {
                 if !addr.ip().is_unspecified() && *addr.ip() != our {
                     return Err(Errno::EADDRNOTAVAIL);
                 }
-                iface.tcp().bind(t.h, addr)?;
+                iface.tcp().bind(t.h, addr.into())?;
             }
         }
         Ok(())
@@ -550,7 +551,7 @@ impl Calls<'_> {
                 let local = iface
                     .tcp()
                     .local_addr(t.h)
-                    .unwrap_or_else(tcp::unspecified_v4);
+                    .unwrap_or_else(|| tcp::unspecified_v4().into());
                 let backlog = usize::try_from(backlog).unwrap_or(0);
                 iface.tcp().listen(t.h, local, backlog)?;
                 Ok(())
@@ -573,7 +574,7 @@ impl Calls<'_> {
             // Linux: options are inherited, O_NONBLOCK is not.
             let file = File::new(Sock::Tcp(TcpSock { h: child }), opts, false);
             match table.insert(file) {
-                Ok((fd, _)) => Ok((fd, SocketAddr::V4(peer))),
+                Ok((fd, _)) => Ok((fd, peer)),
                 Err(e) => {
                     let _ = iface.tcp().abort(child);
                     Err(e)
@@ -594,11 +595,11 @@ impl Calls<'_> {
         let f = table.file_mut(key)?;
         match &mut f.sock {
             Sock::Udp(h) => {
-                iface.udp().connect(*h, addr)?;
+                iface.udp().connect(*h, addr.into())?;
                 f.error = None;
             }
             Sock::Raw { h, remote, .. } => {
-                iface.raw().connect(*h, *addr.ip())?;
+                iface.raw().connect(*h, (*addr.ip()).into())?;
                 *remote = Some(*addr.ip());
             }
             Sock::Tcp(_) => {
@@ -628,7 +629,7 @@ impl Calls<'_> {
             };
             if !started {
                 started = true;
-                iface.tcp().connect(t.h, &cx, addr)?;
+                iface.tcp().connect(t.h, &cx, addr.into())?;
                 f.error = None;
                 *call_queued = true;
                 if f.nonblocking {
@@ -692,9 +693,9 @@ impl Calls<'_> {
                     if dst.is_some_and(|d| d.port() == 0) {
                         return Err(Errno::EINVAL);
                     }
-                    iface.udp().send_to(h, buf, dst)?
+                    iface.udp().send_to(h, buf, dst.map(SocketAddr::V4))?
                 }
-                (None, Some(h)) => iface.raw().send_to(h, buf, dst.map(|d| *d.ip()))?,
+                (None, Some(h)) => iface.raw().send_to(h, buf, dst.map(|d| (*d.ip()).into()))?,
                 (None, None) => return Err(Errno::EBADF),
             };
             *call_queued = true;
@@ -737,14 +738,14 @@ impl Calls<'_> {
                         .map(|n| (n, peer.unwrap_or_else(unspecified)));
                 }
                 Sock::Udp(h) => match iface.udp().recv_from(*h, buf, peek) {
-                    Ok((n, from)) => Ok((n, SocketAddr::V4(from))),
+                    Ok((n, from)) => Ok((n, from)),
                     Err(udp::RecvError::WouldBlock) => Err(Errno::EAGAIN),
                     Err(e) => return Err(e.into()),
                 },
                 Sock::Raw { h, .. } => iface
                     .raw()
                     .recv_from(*h, buf, peek)
-                    .map(|(n, ip)| (n, SocketAddr::V4(SocketAddrV4::new(ip, 0))))
+                    .map(|(n, ip)| (n, SocketAddr::new(ip, 0)))
                     .map_err(Errno::from),
             };
             match got_dgram {
@@ -910,20 +911,14 @@ impl Calls<'_> {
         let State { iface, table, .. } = &mut *st;
         let f = table.file(key)?;
         Ok(match &f.sock {
-            Sock::Udp(h) => iface
-                .udp()
-                .local_addr(*h)?
-                .map_or(unspecified(), SocketAddr::V4),
+            Sock::Udp(h) => iface.udp().local_addr(*h)?.unwrap_or_else(unspecified),
             Sock::Raw {
                 protocol, local, ..
             } => SocketAddr::V4(SocketAddrV4::new(
                 local.unwrap_or(Ipv4Addr::UNSPECIFIED),
                 u16::from(*protocol),
             )),
-            Sock::Tcp(t) => iface
-                .tcp()
-                .local_addr(t.h)
-                .map_or(unspecified(), SocketAddr::V4),
+            Sock::Tcp(t) => iface.tcp().local_addr(t.h).unwrap_or_else(unspecified),
         })
     }
 
@@ -934,12 +929,12 @@ impl Calls<'_> {
         let State { iface, table, .. } = &mut *st;
         let f = table.file(key)?;
         match &f.sock {
-            Sock::Udp(h) => iface.udp().peer_addr(*h)?.map(SocketAddr::V4),
+            Sock::Udp(h) => iface.udp().peer_addr(*h)?,
             Sock::Raw { remote, .. } => remote.map(|ip| SocketAddr::V4(SocketAddrV4::new(ip, 0))),
             Sock::Tcp(t) => {
                 let tcp = iface.tcp();
                 if tcp::has_peer(tcp.state(t.h)) {
-                    tcp.peer_addr(t.h).map(SocketAddr::V4)
+                    tcp.peer_addr(t.h)
                 } else {
                     None
                 }

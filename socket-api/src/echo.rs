@@ -81,16 +81,16 @@ impl EchoServer {
     /// # Errors
     /// The port is taken.
     pub fn new(iface: &mut Interface, port: u16, backlog: usize) -> Result<EchoServer, EchoError> {
-        let any = core::net::SocketAddrV4::new(core::net::Ipv4Addr::UNSPECIFIED, port);
+        let any = core::net::SocketAddr::from((core::net::Ipv4Addr::UNSPECIFIED, port));
         let tcp = iface.tcp();
         let listener = tcp.socket();
         tcp.listen(listener, any, backlog)
             .map_err(|e| EchoError(format!("TCP port {port}: {e}")))?;
-        let our = iface.ip_addr();
+        let ours = iface.local_addrs();
         let udp = iface.udp().socket();
         iface
             .udp()
-            .bind(udp, any, our)
+            .bind(udp, any, &ours)
             .map_err(|e| EchoError(format!("UDP port {port}: {e}")))?;
         Ok(EchoServer {
             port,

@@ -215,6 +215,8 @@ impl From<udp::BindError> for Errno {
             udp::BindError::AddrNotAvailable => Errno::EADDRNOTAVAIL,
             // Linux inet_csk_get_port fails bind(port 0) with EADDRINUSE.
             udp::BindError::NoPortsAvailable => Errno::EADDRINUSE,
+            // Linux inet6_bind: a v4-mapped address on an IPV6_V6ONLY socket is EINVAL.
+            udp::BindError::WrongFamily => Errno::EINVAL,
         }
     }
 }
@@ -225,6 +227,8 @@ impl From<udp::ConnectError> for Errno {
             udp::ConnectError::BadHandle => Errno::EBADF,
             // The implicit bind to port 0, reported as bind(2) would.
             udp::ConnectError::NoPortsAvailable => Errno::EADDRINUSE,
+            // Linux ip6_datagram_connect: IPv4 from an IPV6_V6ONLY socket is ENETUNREACH.
+            udp::ConnectError::WrongFamily => Errno::ENETUNREACH,
         }
     }
 }
@@ -239,6 +243,8 @@ impl From<udp::SendError> for Errno {
             udp::SendError::MessageTooLong => Errno::EMSGSIZE,
             udp::SendError::Refused => Errno::ECONNREFUSED,
             udp::SendError::NoPortsAvailable => Errno::EADDRINUSE,
+            // Linux udpv6_sendmsg: IPv4 from an IPV6_V6ONLY socket is ENETUNREACH.
+            udp::SendError::WrongFamily => Errno::ENETUNREACH,
         }
     }
 }
@@ -257,6 +263,7 @@ impl From<udp::OptionError> for Errno {
     fn from(e: udp::OptionError) -> Errno {
         match e {
             udp::OptionError::BadHandle => Errno::EBADF,
+            udp::OptionError::InvalidState => Errno::EINVAL,
         }
     }
 }
@@ -265,6 +272,8 @@ impl From<raw::ConnectError> for Errno {
     fn from(e: raw::ConnectError) -> Errno {
         match e {
             raw::ConnectError::BadHandle => Errno::EBADF,
+            // Linux raw_sendmsg / rawv6_sendmsg: another family is EAFNOSUPPORT.
+            raw::ConnectError::WrongFamily => Errno::EAFNOSUPPORT,
         }
     }
 }
@@ -276,6 +285,7 @@ impl From<raw::SendError> for Errno {
             raw::SendError::WouldBlock => Errno::EAGAIN,
             raw::SendError::MessageTooLong => Errno::EMSGSIZE,
             raw::SendError::NotConnected => Errno::EDESTADDRREQ,
+            raw::SendError::WrongFamily => Errno::EAFNOSUPPORT,
         }
     }
 }

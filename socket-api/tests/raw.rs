@@ -123,7 +123,10 @@ fn raw_handle_kept_after_close_cannot_reach_the_socket_reusing_its_slot() {
             Err(RecvError::BadHandle)
         );
         assert!(!raw.can_recv(old));
-        assert_eq!(raw.send_to(old, b"x", Some(A)), Err(SendError::BadHandle));
+        assert_eq!(
+            raw.send_to(old, b"x", Some(A.into())),
+            Err(SendError::BadHandle)
+        );
         assert_eq!(raw.close(old), Err(CloseError::BadHandle));
     });
     let mut buf = [0u8; 128];

@@ -578,7 +578,11 @@ fn udp_handle_kept_after_close_cannot_reach_the_socket_reusing_its_slot() {
     let old = b.with_interface(|i, _| {
         let h = i.udp().socket();
         i.udp()
-            .bind(h, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7100), B)
+            .bind(
+                h,
+                SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7100).into(),
+                &ustack::socket::LocalAddrs::v4(B),
+            )
             .unwrap();
         i.udp().close(h).unwrap();
         h
@@ -601,7 +605,7 @@ fn udp_handle_kept_after_close_cannot_reach_the_socket_reusing_its_slot() {
             Err(RecvError::BadHandle)
         );
         assert_eq!(
-            udp.send_to(old, b"x", Some(SocketAddrV4::new(A, 9))),
+            udp.send_to(old, b"x", Some(SocketAddrV4::new(A, 9).into())),
             Err(SendError::BadHandle)
         );
         assert_eq!(udp.close(old), Err(CloseError::BadHandle));

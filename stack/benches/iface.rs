@@ -161,8 +161,8 @@ fn bench_udp(c: &mut Criterion) {
     i.udp()
         .bind(
             h,
-            SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 5002),
-            Ipv4Addr::new(10, 0, 0, 2),
+            SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 5002).into(),
+            &ustack::socket::LocalAddrs::v4(Ipv4Addr::new(10, 0, 0, 2)),
         )
         .unwrap();
     let mut buf = vec![0u8; 1514];

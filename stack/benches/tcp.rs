@@ -83,7 +83,8 @@ mod us {
     impl UsPair {
         pub fn new() -> UsPair {
             let mut ends = [host(1, 2), host(2, 1)];
-            let server = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 5001);
+            let server =
+                std::net::SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 5001));
             let l = ends[1].tcp().socket();
             ends[1].tcp().listen(l, server, 4).unwrap();
             let c = ends[0].tcp().socket();

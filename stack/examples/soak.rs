@@ -112,7 +112,11 @@ impl Client {
         while self.opening && self.transfers.len() < self.target {
             let h = self.iface.tcp().socket();
             let cx = self.iface.tcp_context(now);
-            if let Err(e) = self.iface.tcp().connect(h, &cx, SERVER) {
+            if let Err(e) = self
+                .iface
+                .tcp()
+                .connect(h, &cx, std::net::SocketAddr::V4(SERVER))
+            {
                 self.fail(format!("connect: {e:?}"));
                 let _ = self.iface.tcp().abort(h);
                 break;
@@ -365,7 +369,7 @@ fn main() {
     let listener = server_iface.tcp().socket();
     server_iface
         .tcp()
-        .listen(listener, SERVER, 4096)
+        .listen(listener, std::net::SocketAddr::V4(SERVER), 4096)
         .expect("listen");
     let server = net.add_node(Node::Server(Box::new(Server {
         iface: server_iface,

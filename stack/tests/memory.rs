@@ -8,7 +8,7 @@
 mod support;
 
 use std::collections::VecDeque;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use support::counting_alloc::{live_bytes, CountingAlloc};
 use ustack::iface::Interface;
 use ustack::socket::tcp::TcpHandle;
@@ -94,7 +94,10 @@ fn open_idle(p: &mut Pair, l: TcpHandle, n: usize) -> Vec<(TcpHandle, TcpHandle)
     for _ in 0..n {
         let c = p.ends[0].tcp().socket();
         let cx = p.ends[0].tcp_context(p.now);
-        p.ends[0].tcp().connect(c, &cx, SERVER).unwrap();
+        p.ends[0]
+            .tcp()
+            .connect(c, &cx, SocketAddr::V4(SERVER))
+            .unwrap();
         clients.push(c);
         if clients.len() % 64 == 0 {
             p.pump();
@@ -140,7 +143,10 @@ fn idle_connections_cost_bounded_heap_and_closing_returns_it() {
     const N: usize = 2000;
     let mut p = Pair::new();
     let l = p.ends[1].tcp().socket();
-    p.ends[1].tcp().listen(l, SERVER, 4096).unwrap();
+    p.ends[1]
+        .tcp()
+        .listen(l, SocketAddr::V4(SERVER), 4096)
+        .unwrap();
     let base = live_bytes();
     let mut after = Vec::new();
     for round in 0..3 {

@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use support::counting_alloc::{count_allocs, CountingAlloc};
 use ustack::iface::{Config, Interface};
 use ustack::link::PcapReader;
@@ -66,8 +66,8 @@ fn ping_and_udp_paths_do_not_allocate_in_steady_state() {
     i.udp()
         .bind(
             h,
-            SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 5002),
-            Ipv4Addr::new(10, 0, 0, 2),
+            SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 5002)),
+            &ustack::socket::LocalAddrs::v4(Ipv4Addr::new(10, 0, 0, 2)),
         )
         .unwrap();
     let mut buf = vec![0u8; 1514];
@@ -201,10 +201,16 @@ fn tcp_bulk(drop_every: usize) {
     p.drop_every = drop_every;
     let server = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 5001);
     let l = p.ends[1].tcp().socket();
-    p.ends[1].tcp().listen(l, server, 4).unwrap();
+    p.ends[1]
+        .tcp()
+        .listen(l, SocketAddr::V4(server), 4)
+        .unwrap();
     let c = p.ends[0].tcp().socket();
     let cx = p.ends[0].tcp_context(p.now);
-    p.ends[0].tcp().connect(c, &cx, server).unwrap();
+    p.ends[0]
+        .tcp()
+        .connect(c, &cx, SocketAddr::V4(server))
+        .unwrap();
     p.pump();
     let (s, _) = p.ends[1].tcp().accept(l).unwrap();
     let chunk = vec![0x5a_u8; 16 * 1024];

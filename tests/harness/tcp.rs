@@ -165,7 +165,7 @@ impl BulkClient {
                 let h = tcp.socket();
                 self.handle = Some(h);
                 self.started = Some(now);
-                if let Err(e) = tcp.connect(h, &cx, self.remote) {
+                if let Err(e) = tcp.connect(h, &cx, self.remote.into()) {
                     self.finish(iface, now, Some(format!("connect: {e}")));
                 }
                 return;

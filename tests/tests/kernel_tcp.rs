@@ -235,7 +235,7 @@ fn stack_connect(fx: &Fixture, remote: SocketAddrV4) -> TcpHandle {
         let cx = iface.tcp_context(now);
         let tcp = iface.tcp();
         let h = tcp.socket();
-        tcp.connect(h, &cx, remote).expect("connect");
+        tcp.connect(h, &cx, remote.into()).expect("connect");
         h
     })
 }

@@ -13,7 +13,7 @@
 //! Nothing here prints; the binary decides where lines go.
 
 use core::fmt::Write as _;
-use core::net::SocketAddrV4;
+use core::net::SocketAddr;
 use std::collections::HashMap;
 use ustack::socket::tcp::{TcpEvent, TcpHandle, TcpLayer, TcpState};
 use ustack::time::{Duration, Instant};
@@ -117,7 +117,7 @@ fn fmt_ssthresh(ssthresh: usize) -> String {
 }
 
 /// `local-remote` as the plot expects it.
-pub fn conn_name(local: SocketAddrV4, remote: SocketAddrV4) -> String {
+pub fn conn_name(local: SocketAddr, remote: SocketAddr) -> String {
     format!("{local}-{remote}")
 }
 

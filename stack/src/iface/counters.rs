@@ -124,8 +124,6 @@ drop_reasons! {
     Ipv6ParamProblem => "ipv6", "param_problem";
     /// Upper-layer protocol we do not implement (answered with Parameter Problem code 1).
     Ipv6UnknownProtocol => "ipv6", "unknown_protocol";
-    /// TCP or UDP over IPv6 arrived but the transport does not take IPv6 yet.
-    Ipv6TransportUnsupported => "ipv6", "transport_unsupported";
     /// Outgoing IPv6 packet with no route (no on-link prefix, no default router) or
     /// no usable source address.
     Ipv6NoRoute => "ipv6", "no_route";

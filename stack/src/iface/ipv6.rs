@@ -14,6 +14,8 @@
 use super::arp::{ArpAction, ArpConfig, NeighborCache, QueueOutcome};
 use super::reassembly::{Ipv6Fragment, Reassembler};
 use super::{DropReason, EchoReply, Inner, Interface, ECHO_REPLY_QUEUE};
+use crate::socket::tcp::SegmentAddrs;
+use crate::socket::{IcmpError, IcmpErrorKind, IpFamily};
 use crate::time::{Duration, Instant};
 use crate::wire::ndp::{MLD2_RECORD_LEN, MLD_CHANGE_TO_EXCLUDE, MLD_MODE_IS_EXCLUDE};
 use crate::wire::{
@@ -22,7 +24,9 @@ use crate::wire::{
     Ipv6Cidr, Ipv6FragRepr, Ipv6Repr, Mld2Report, NdpRepr, ALL_MLDV2_ROUTERS, ALL_NODES,
     ALL_ROUTERS, ETHERNET_HEADER_LEN, IPV6_FRAG_HEADER_LEN, IPV6_HEADER_LEN, IPV6_MIN_MTU,
 };
+use crate::wire::{TcpRepr, UdpRepr, UDP_HEADER_LEN};
 use core::net::{IpAddr, Ipv6Addr};
+use core::net::{SocketAddr, SocketAddrV6};
 
 /// Most addresses the interface holds (link-local, configured and SLAAC together).
 pub const MAX_ADDRS: usize = 16;
@@ -202,6 +206,21 @@ impl Ipv6State {
                     .any(|a| solicited_node(a.info.cidr.address()) == *g)
             })
             .map(|(_, g)| g)
+    }
+
+    /// The addresses the transport layers use: the first usable global one
+    /// (configured before SLAAC) and the link-local one.
+    pub(super) fn transport_addrs(&self) -> (Option<Ipv6Addr>, Option<Ipv6Addr>) {
+        let usable = |o: AddrOrigin| {
+            self.addrs
+                .iter()
+                .find(|a| a.info.origin == o && a.info.state == AddrState::Preferred)
+                .map(|a| a.info.cidr.address())
+        };
+        (
+            usable(AddrOrigin::Static).or_else(|| usable(AddrOrigin::Slaac)),
+            usable(AddrOrigin::LinkLocal),
+        )
     }
 
     fn link_local(&self) -> Option<Ipv6Addr> {
@@ -707,6 +726,114 @@ impl Inner {
         }
     }
 
+    /// A TCP segment over IPv6: TCP chose both addresses; the interface adds the
+    /// header (hop limit, no flow label yet). Returns the frame length when written to
+    /// `out`.
+    pub(super) fn emit_tcp6(
+        &mut self,
+        now: Instant,
+        addrs: SegmentAddrs,
+        seg: &TcpRepr<'_>,
+        out: Option<&mut [u8]>,
+    ) -> Option<usize> {
+        let (IpAddr::V6(src), IpAddr::V6(dst)) = (addrs.src, addrs.dst) else {
+            // The seam guarantees one family per packet; a mix is a bug, counted.
+            self.count_drop(DropReason::Ipv6NoRoute);
+            return None;
+        };
+        if !self.v6.enabled {
+            self.count_drop(DropReason::Ipv6NoRoute);
+            return None;
+        }
+        let hdr = Ipv6Repr {
+            src_addr: src,
+            dst_addr: dst,
+            next_header: IpProtocol::TCP,
+            hop_limit: self.v6.hop_limit,
+            traffic_class: 0,
+            flow_label: 0,
+            payload_len: seg.buffer_len(),
+        };
+        self.emit_ip6(now, hdr, &mut |b| seg.emit(b, src, dst), out)
+            .ok()
+            .flatten()
+    }
+
+    /// A UDP datagram over IPv6 (RFC 8200 §8.1: the checksum is mandatory; the wire
+    /// layer sends a zero sum as 0xffff).
+    pub(super) fn emit_udp6(
+        &mut self,
+        now: Instant,
+        src: SocketAddr,
+        dst: SocketAddr,
+        data: &[u8],
+        out: Option<&mut [u8]>,
+    ) -> Option<usize> {
+        let (IpAddr::V6(s), IpAddr::V6(d)) = (src.ip(), dst.ip()) else {
+            self.count_drop(DropReason::Ipv6NoRoute);
+            return None;
+        };
+        let mut hdr = self.ip6_header(d, IpProtocol::UDP, UDP_HEADER_LEN + data.len())?;
+        if !s.is_unspecified() {
+            hdr.src_addr = s;
+        }
+        let (s, d) = (hdr.src_addr, hdr.dst_addr);
+        let udp = UdpRepr {
+            src_port: src.port(),
+            dst_port: dst.port(),
+        };
+        self.emit_ip6(
+            now,
+            hdr,
+            &mut |b| {
+                b[UDP_HEADER_LEN..].copy_from_slice(data);
+                udp.emit(b, s, d, data.len());
+            },
+            out,
+        )
+        .ok()
+        .flatten()
+    }
+
+    /// A message from an IPv6 raw socket (no IPv6 header, as Linux's raw IPv6 sockets
+    /// send). For ICMPv6 the checksum is computed here, as Linux always does for
+    /// IPPROTO_ICMPV6 raw sockets (RFC 3542 §3.1).
+    pub(super) fn emit_raw6(
+        &mut self,
+        now: Instant,
+        protocol: IpProtocol,
+        dst: Ipv6Addr,
+        data: &[u8],
+        out: Option<&mut [u8]>,
+    ) -> Option<usize> {
+        let Some(hdr) = self.ip6_header(dst, protocol, data.len()) else {
+            self.count_drop(DropReason::Ipv6NoRoute);
+            return None;
+        };
+        let (s, d) = (hdr.src_addr, hdr.dst_addr);
+        self.emit_ip6(
+            now,
+            hdr,
+            &mut |b| {
+                b.copy_from_slice(data);
+                if protocol == IpProtocol::ICMPV6 && b.len() >= 4 {
+                    b[2..4].fill(0);
+                    let sum = crate::wire::checksum::Sum::default()
+                        .add_bytes(&s.octets())
+                        .add_bytes(&d.octets())
+                        .add_bytes(&(b.len() as u32).to_be_bytes())
+                        .add_bytes(&[0, 0, 0, 58])
+                        .add_bytes(b)
+                        .finish();
+                    b[2..4].copy_from_slice(&sum.to_be_bytes());
+                }
+            },
+            out,
+        )
+        .ok()
+        .flatten()
+    }
+
     /// Marks `addr` a duplicate (RFC 4862 §5.4.5): it is never used.
     fn v6_duplicate(&mut self, addr: Ipv6Addr) {
         if let Some(a) = self
@@ -1097,11 +1224,17 @@ impl Interface {
         nh_pointer: u32,
         data: &[u8],
     ) -> Result<(), DropReason> {
+        if self.raw.wants_in(IpFamily::V6, protocol) {
+            // IPv6 raw sockets get the upper-layer message alone (RFC 3542 §3).
+            self.raw.process(protocol, ip.src_addr, data);
+        }
         match protocol {
             IpProtocol::ICMPV6 => self.process_icmpv6(now, ip, data),
             // RFC 8200 §4.7: nothing follows; the packet is consumed.
             IpProtocol::IPV6_NO_NXT => Ok(()),
-            IpProtocol::TCP | IpProtocol::UDP => Err(DropReason::Ipv6TransportUnsupported),
+            IpProtocol::TCP => self.process_tcp6(now, ip, data),
+            IpProtocol::UDP => self.process_udp6(now, ip, packet, data),
+            _ if self.raw.wants_in(IpFamily::V6, protocol) => Ok(()),
             _ => {
                 // RFC 8200 §4: unrecognised Next Header → Parameter Problem code 1
                 // pointing at it (RFC 4443 §3.4).
@@ -1121,6 +1254,111 @@ impl Interface {
                 Err(DropReason::Ipv6UnknownProtocol)
             }
         }
+    }
+
+    fn process_tcp6(&mut self, now: Instant, ip: &Ipv6Repr, data: &[u8]) -> Result<(), DropReason> {
+        let seg = TcpRepr::parse(ip.src_addr, ip.dst_addr, data).map_err(|e| match e {
+            wire::Error::Checksum => DropReason::TcpChecksum,
+            wire::Error::Truncated => DropReason::TcpTruncated,
+            _ => DropReason::TcpMalformed,
+        })?;
+        // TCP is unicast only.
+        if ip.dst_addr.is_multicast() {
+            return Err(DropReason::Ipv6NotForUs);
+        }
+        self.inner.counters.tcp_rx_segments += 1;
+        let cx = self.inner.tcp_context(now);
+        let addrs = SegmentAddrs {
+            src: ip.src_addr.into(),
+            dst: ip.dst_addr.into(),
+        };
+        if let Some((raddrs, rseg)) = self.tcp.process(&cx, addrs, &seg) {
+            self.inner.emit_tcp6(now, raddrs, &rseg, None);
+        }
+        Ok(())
+    }
+
+    fn process_udp6(
+        &mut self,
+        now: Instant,
+        ip: &Ipv6Repr,
+        packet: &[u8],
+        data: &[u8],
+    ) -> Result<(), DropReason> {
+        let (udp, payload) =
+            UdpRepr::parse(ip.src_addr, ip.dst_addr, data).map_err(|e| match e {
+                wire::Error::Checksum => DropReason::UdpChecksum,
+                wire::Error::Truncated => DropReason::UdpTruncated,
+                _ => DropReason::UdpMalformed,
+            })?;
+        self.inner.counters.udp_rx_datagrams += 1;
+        let src = SocketAddr::V6(SocketAddrV6::new(ip.src_addr, udp.src_port, 0, 0));
+        let dst = SocketAddr::V6(SocketAddrV6::new(ip.dst_addr, udp.dst_port, 0, 0));
+        if self.udp.process(now, src, dst, payload) {
+            return Ok(());
+        }
+        // RFC 4443 §3.1: port unreachable (never about multicast, §2.4 (e.3)).
+        if !packet.is_empty() {
+            self.inner.v6_send_error(
+                now,
+                ip,
+                packet,
+                |q| Icmpv6Repr::DstUnreachable {
+                    code: crate::wire::ICMPV6_UNREACH_PORT,
+                    data: q,
+                },
+                false,
+            );
+        }
+        Err(DropReason::UdpNoSocket)
+    }
+
+    /// Hands an ICMPv6 error about one of our packets to its transport (and lowers
+    /// the path MTU for a Packet Too Big).
+    fn deliver_icmpv6_error(
+        &mut self,
+        now: Instant,
+        reporter: Ipv6Addr,
+        kind: IcmpErrorKind,
+        quote: &[u8],
+    ) -> Result<(), DropReason> {
+        let (quoted, rest) =
+            Ipv6Repr::parse_quoted(quote).map_err(|_| DropReason::Icmpv6Truncated)?;
+        if !self.inner.v6.is_ours(quoted.src_addr) {
+            return Err(DropReason::Icmpv6Ignored);
+        }
+        self.inner.counters.icmpv6_rx_errors += 1;
+        if let IcmpErrorKind::FragmentationNeeded(mtu) = kind {
+            self.inner
+                .v6_lower_pmtu(now, quoted.dst_addr, u32::from(mtu));
+        }
+        // The transport header follows the quoted extension headers (a non-first
+        // fragment carries none: nothing to report).
+        let Ok(walked) = walk_ext_headers(quoted.next_header, rest, IPV6_HEADER_LEN, 6, true)
+        else {
+            return Ok(());
+        };
+        let (protocol, transport) = match walked.fragment {
+            Some(f) if f.offset == 0 => (
+                f.next_header,
+                rest.get(walked.offset + IPV6_FRAG_HEADER_LEN..)
+                    .unwrap_or(&[]),
+            ),
+            Some(_) => return Ok(()),
+            None => (walked.protocol, &rest[walked.offset..]),
+        };
+        let Ok(err) = IcmpError::from_transport_quote(
+            reporter.into(),
+            kind,
+            (quoted.src_addr.into(), quoted.dst_addr.into()),
+            protocol,
+            transport,
+        ) else {
+            return Ok(()); // counted; too little quoted to name a socket
+        };
+        log::debug!(target: "ustack::ipv6", "{kind:?} from {reporter} for {} -> {}", err.src_addr, err.dst_addr);
+        self.report_icmp_error(now, &err);
+        Ok(())
     }
 
     fn process_icmpv6(
@@ -1184,27 +1422,35 @@ impl Interface {
                 });
                 Ok(())
             }
+            // RFC 8201 §4: never below the IPv6 minimum MTU (RFC 8200 §5).
             Icmpv6Repr::PacketTooBig { mtu, data } => {
-                let (quoted, _) =
-                    Ipv6Repr::parse_quoted(data).map_err(|_| DropReason::Icmpv6Truncated)?;
-                if !inner.v6.is_ours(quoted.src_addr) {
-                    return Err(DropReason::Icmpv6Ignored);
-                }
-                inner.counters.icmpv6_rx_errors += 1;
-                inner.v6_lower_pmtu(now, quoted.dst_addr, mtu);
-                Ok(())
+                let mtu = mtu.clamp(IPV6_MIN_MTU as u32, 65535) as u16;
+                self.deliver_icmpv6_error(
+                    now,
+                    ip.src_addr,
+                    IcmpErrorKind::FragmentationNeeded(mtu),
+                    data,
+                )
             }
-            Icmpv6Repr::DstUnreachable { data, .. }
-            | Icmpv6Repr::TimeExceeded { data, .. }
-            | Icmpv6Repr::ParamProblem { data, .. } => {
-                let (quoted, _) =
-                    Ipv6Repr::parse_quoted(data).map_err(|_| DropReason::Icmpv6Truncated)?;
-                if !inner.v6.is_ours(quoted.src_addr) {
-                    return Err(DropReason::Icmpv6Ignored);
-                }
-                inner.counters.icmpv6_rx_errors += 1;
-                log::debug!(target: "ustack::ipv6", "ICMPv6 error from {} about {} -> {}", ip.src_addr, quoted.src_addr, quoted.dst_addr);
-                Ok(())
+            // RFC 4443 §3 codes onto the transport's kinds (see IcmpErrorKind).
+            Icmpv6Repr::DstUnreachable { code, data } => {
+                let kind = match code {
+                    4 => IcmpErrorKind::PortUnreachable,
+                    1 | 5 | 6 => IcmpErrorKind::Prohibited,
+                    _ => IcmpErrorKind::HostUnreachable,
+                };
+                self.deliver_icmpv6_error(now, ip.src_addr, kind, data)
+            }
+            Icmpv6Repr::TimeExceeded { data, .. } => {
+                self.deliver_icmpv6_error(now, ip.src_addr, IcmpErrorKind::TimeExceeded, data)
+            }
+            Icmpv6Repr::ParamProblem { code, data, .. } => {
+                let kind = if code == 1 {
+                    IcmpErrorKind::ProtocolUnreachable
+                } else {
+                    IcmpErrorKind::Other(4, code)
+                };
+                self.deliver_icmpv6_error(now, ip.src_addr, kind, data)
             }
             Icmpv6Repr::Ndp(ndp) => self.process_ndp(now, ip, ndp),
             Icmpv6Repr::MldQuery { group } => {

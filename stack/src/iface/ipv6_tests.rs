@@ -777,6 +777,7 @@ fn ndp_validation_and_not_for_us() {
         i.handle_frame(Instant::ZERO, &f),
         Some(DropReason::Ipv6NotForUs)
     );
+    // Transport over IPv6: a malformed TCP header is refused by TCP.
     let f = frame6(
         PEER_MAC,
         ip6(KERNEL_IP6, PEER_IP6, IpProtocol::TCP, 64),
@@ -784,8 +785,58 @@ fn ndp_validation_and_not_for_us() {
     );
     assert_eq!(
         i.handle_frame(Instant::ZERO, &f),
-        Some(DropReason::Ipv6TransportUnsupported)
+        Some(DropReason::TcpMalformed)
     );
+}
+
+#[test]
+fn udp_to_a_closed_port_gets_port_unreachable_and_syn_a_reset() {
+    let mut i = iface_knowing_kernel();
+    let data = b"hello";
+    let mut udp = vec![0u8; 8 + data.len()];
+    udp[8..].copy_from_slice(data);
+    crate::wire::UdpRepr {
+        src_port: 4000,
+        dst_port: 9,
+    }
+    .emit(&mut udp, KERNEL_IP6, PEER_IP6, data.len());
+    let f = frame6(
+        PEER_MAC,
+        ip6(KERNEL_IP6, PEER_IP6, IpProtocol::UDP, 64),
+        &udp,
+    );
+    assert_eq!(
+        i.handle_frame(Instant::ZERO, &f),
+        Some(DropReason::UdpNoSocket)
+    );
+    let out = drain(&mut i, Instant::ZERO);
+    let (ip, du) = icmp6(&out[0]);
+    assert_eq!(ip.dst_addr, KERNEL_IP6);
+    assert!(
+        matches!(du, Icmpv6Repr::DstUnreachable { code: 4, .. }),
+        "{du:?}"
+    );
+    // A SYN to a closed port: RST over IPv6.
+    let syn = crate::wire::TcpRepr {
+        src_port: 4000,
+        dst_port: 80,
+        flags: crate::wire::TcpFlags::SYN,
+        seq_number: crate::wire::SeqNumber(1000),
+        ack_number: crate::wire::SeqNumber(0),
+        window_len: 1000,
+        urgent_ptr: 0,
+        options: Default::default(),
+        payload: &[],
+    };
+    let mut b = vec![0u8; syn.buffer_len()];
+    syn.emit(&mut b, KERNEL_IP6, PEER_IP6);
+    let f = frame6(PEER_MAC, ip6(KERNEL_IP6, PEER_IP6, IpProtocol::TCP, 64), &b);
+    assert_eq!(i.handle_frame(Instant::ZERO, &f), None);
+    let out = drain(&mut i, Instant::ZERO);
+    let (_, ip, payload) = parse6(&out[0]);
+    assert_eq!(ip.next_header, IpProtocol::TCP);
+    let rst = crate::wire::TcpRepr::parse(ip.src_addr, ip.dst_addr, &payload).unwrap();
+    assert!(rst.flags.contains(crate::wire::TcpFlags::RST));
 }
 
 #[test]

@@ -30,14 +30,14 @@ use crate::link::{FrameMeta, Gso, Link, LinkCaps};
 use crate::socket::raw::RawLayer;
 use crate::socket::tcp::{SegmentAddrs, TcpConfig, TcpContext, TcpLayer};
 use crate::socket::udp::{UdpConfig, UdpLayer};
-use crate::socket::{IcmpError, IcmpErrorKind, SocketHandle};
+use crate::socket::{IcmpError, IcmpErrorKind, LocalAddrs, SocketHandle};
 use crate::time::{Duration, Instant};
 use crate::wire::{
     self, ArpOperation, ArpRepr, EtherType, EthernetAddress, EthernetRepr, IcmpRepr, IpProtocol,
     Ipv4Cidr, Ipv4Repr, TcpRepr, UdpRepr, ETHERNET_HEADER_LEN, IPV4_HEADER_LEN, IPV4_MIN_MTU,
     UDP_HEADER_LEN,
 };
-use core::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use core::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::collections::VecDeque;
 use std::io;
 
@@ -271,6 +271,12 @@ impl Interface {
     /// The TCP layer (sockets, events).
     pub fn tcp(&mut self) -> &mut TcpLayer {
         &mut self.tcp
+    }
+
+    /// Our addresses as the transport layers see them (the sources of unbound sockets,
+    /// the addresses a bind may name).
+    pub fn local_addrs(&self) -> LocalAddrs {
+        self.inner.local_addrs()
     }
 
     /// What the TCP layer needs to know of the interface at `now`.
@@ -594,11 +600,11 @@ impl Interface {
             wire::Error::Truncated | wire::Error::Malformed => DropReason::IcmpTruncated,
             _ => DropReason::IcmpIgnored,
         })?;
-        if err.quoted.src_addr != self.inner.config.ip.address() {
+        if err.src_addr != IpAddr::V4(self.inner.config.ip.address()) {
             return Err(DropReason::IcmpIgnored);
         }
         self.inner.counters.icmp_rx_errors += 1;
-        log::debug!(target: "ustack::icmp", "{kind:?} from {reporter} for {}:{} -> {}:{}", err.quoted.src_addr, err.src_port, err.quoted.dst_addr, err.dst_port);
+        log::debug!(target: "ustack::icmp", "{kind:?} from {reporter} for {}:{} -> {}:{}", err.src_addr, err.src_port, err.dst_addr, err.dst_port);
         if self.report_icmp_error(now, &err) {
             Ok(())
         } else {
@@ -637,8 +643,8 @@ impl Interface {
             _ => DropReason::UdpMalformed,
         })?;
         self.inner.counters.udp_rx_datagrams += 1;
-        let src = SocketAddrV4::new(ip.src_addr, udp.src_port);
-        let dst = SocketAddrV4::new(ip.dst_addr, udp.dst_port);
+        let src = SocketAddr::V4(SocketAddrV4::new(ip.src_addr, udp.src_port));
+        let dst = SocketAddr::V4(SocketAddrV4::new(ip.dst_addr, udp.dst_port));
         if self.udp.process(now, src, dst, data) {
             return Ok(());
         }
@@ -670,11 +676,15 @@ impl Interface {
         self.inner.counters.tcp_rx_segments += 1;
         let cx = self.inner.tcp_context(now);
         let addrs = SegmentAddrs {
-            src: ip.src_addr,
-            dst: ip.dst_addr,
+            src: ip.src_addr.into(),
+            dst: ip.dst_addr.into(),
         };
         if let Some((raddrs, rseg)) = self.tcp.process(&cx, addrs, &seg) {
-            let hdr = self.inner.tcp_header(raddrs, rseg.buffer_len());
+            // The reply to an IPv4 segment is IPv4.
+            let Some(hdr) = self.inner.tcp_header(raddrs, rseg.buffer_len()) else {
+                let _ = self.inner.emit_tcp6(now, raddrs, &rseg, None);
+                return Ok(());
+            };
             let _ = self.inner.emit_ip(
                 now,
                 hdr,
@@ -820,7 +830,12 @@ impl Interface {
             let mut written = None;
             tcp.set_tso(tso_max_len);
             let emitted = tcp.dispatch(&cx, &mut |addrs, seg| {
-                let hdr = inner.tcp_header(addrs, seg.buffer_len());
+                let Some(hdr) = inner.tcp_header(addrs, seg.buffer_len()) else {
+                    written = inner
+                        .emit_tcp6(now, addrs, seg, Some(&mut *buf))
+                        .map(|n| (n, FrameMeta::default()));
+                    return;
+                };
                 if caps.tx_csum_partial {
                     written = inner.emit_tcp_offload(now, hdr, seg, buf);
                     return;
@@ -845,14 +860,19 @@ impl Interface {
                     crate::link::offload::wire_segments(&buf[..*n], meta) as u64;
             }
             if !emitted {
-                let our_addr = inner.config.ip.address();
-                let emitted = udp.dispatch(our_addr, &mut |src, dst, data| {
+                let ours = inner.local_addrs();
+                let emitted = udp.dispatch(&ours, &mut |src, dst, data| {
                     let udp_repr = UdpRepr {
                         src_port: src.port(),
                         dst_port: dst.port(),
                     };
-                    let hdr =
-                        inner.ip_header(*dst.ip(), IpProtocol::UDP, UDP_HEADER_LEN + data.len());
+                    let IpAddr::V4(dst_ip) = dst.ip() else {
+                        written = inner
+                            .emit_udp6(now, src, dst, data, Some(&mut *buf))
+                            .map(|n| (n, FrameMeta::default()));
+                        return;
+                    };
+                    let hdr = inner.ip_header(dst_ip, IpProtocol::UDP, UDP_HEADER_LEN + data.len());
                     written = inner
                         .emit_ip(
                             now,
@@ -869,6 +889,15 @@ impl Interface {
                 });
                 if !emitted {
                     let emitted = raw.dispatch(&mut |protocol, dst, data| {
+                        let dst = match dst {
+                            IpAddr::V4(dst) => dst,
+                            IpAddr::V6(dst) => {
+                                written = inner
+                                    .emit_raw6(now, protocol, dst, data, Some(&mut *buf))
+                                    .map(|n| (n, FrameMeta::default()));
+                                return;
+                            }
+                        };
                         let hdr = inner.ip_header(dst, protocol, data.len());
                         let hdr = Ipv4Repr {
                             dont_frag: false,
@@ -983,9 +1012,21 @@ impl Inner {
     fn tcp_context(&self, now: Instant) -> TcpContext {
         TcpContext {
             now,
-            local_addr: self.config.ip.address(),
+            local: self.local_addrs(),
             mtu: self.config.mtu,
         }
+    }
+
+    /// Our addresses as the transport layers see them: the IPv4 address, and the
+    /// usable IPv6 global (configured before SLAAC) and link-local ones.
+    fn local_addrs(&self) -> LocalAddrs {
+        let mut l = LocalAddrs::v4(self.config.ip.address());
+        if self.v6.enabled {
+            let (global, link_local) = self.v6.transport_addrs();
+            l.v6 = global.unwrap_or(core::net::Ipv6Addr::UNSPECIFIED);
+            l.v6_link_local = link_local.unwrap_or(core::net::Ipv6Addr::UNSPECIFIED);
+        }
+        l
     }
 
     fn count_drop(&mut self, reason: DropReason) {
@@ -1071,12 +1112,16 @@ impl Inner {
     }
 
     /// The IPv4 header of a TCP segment: TCP chose the addresses (the source is ours,
-    /// or the address a socket bound to), everything else is the interface's.
-    fn tcp_header(&mut self, addrs: SegmentAddrs, payload_len: usize) -> Ipv4Repr {
-        Ipv4Repr {
-            src_addr: addrs.src,
-            ..self.ip_header(addrs.dst, IpProtocol::TCP, payload_len)
-        }
+    /// or the address a socket bound to), everything else is the interface's. `None`
+    /// for IPv6 addresses, which take [`Inner::emit_tcp6`].
+    fn tcp_header(&mut self, addrs: SegmentAddrs, payload_len: usize) -> Option<Ipv4Repr> {
+        let (IpAddr::V4(src), IpAddr::V4(dst)) = (addrs.src, addrs.dst) else {
+            return None;
+        };
+        Some(Ipv4Repr {
+            src_addr: src,
+            ..self.ip_header(dst, IpProtocol::TCP, payload_len)
+        })
     }
 
     /// The MAC of neighbour `ip`, as [`NeighborCache::lookup`] gives it.

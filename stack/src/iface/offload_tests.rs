@@ -96,13 +96,13 @@ impl Pair {
         let l = self.b.tcp().socket();
         self.b
             .tcp()
-            .listen(l, SocketAddrV4::new(B_IP, PORT), 8)
+            .listen(l, SocketAddr::V4(SocketAddrV4::new(B_IP, PORT)), 8)
             .unwrap();
         let h = self.a.tcp().socket();
         let cx = self.a.tcp_context(self.now);
         self.a
             .tcp()
-            .connect(h, &cx, SocketAddrV4::new(B_IP, PORT))
+            .connect(h, &cx, SocketAddr::V4(SocketAddrV4::new(B_IP, PORT)))
             .unwrap();
         let mut conn = None;
         let (mut off, mut got) = (0, Vec::new());

@@ -203,13 +203,17 @@ fn udp_datagram_reaches_bound_socket_and_answer_goes_out() {
     let mut i = iface_knowing_kernel();
     let udp = i.udp();
     let h = udp.socket();
-    udp.bind(h, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 5002), PEER_IP)
-        .unwrap();
+    udp.bind(
+        h,
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 5002)),
+        &crate::socket::LocalAddrs::v4(PEER_IP),
+    )
+    .unwrap();
     assert_eq!(i.handle_frame(Instant::ZERO, testdata::UDP_DATAGRAM), None);
     let mut buf = [0u8; 64];
     let (n, from) = i.udp().recv_from(h, &mut buf, false).unwrap();
     assert_eq!(&buf[..n], b"hello\n");
-    assert_eq!(from, SocketAddrV4::new(KERNEL_IP, 42823));
+    assert_eq!(from, SocketAddr::V4(SocketAddrV4::new(KERNEL_IP, 42823)));
     i.udp().send_to(h, b"world\n", Some(from)).unwrap();
     let out = drain(&mut i, Instant::ZERO);
     assert_eq!(out.len(), 1);
@@ -249,7 +253,11 @@ fn maximal_udp_datagram_to_unresolved_neighbour_waits_whole_for_arp() {
     let h = i.udp().socket();
     let data: Vec<u8> = (0..65_507u32).map(|x| (x % 251) as u8).collect();
     i.udp()
-        .send_to(h, &data, Some(SocketAddrV4::new(KERNEL_IP, 9)))
+        .send_to(
+            h,
+            &data,
+            Some(SocketAddr::V4(SocketAddrV4::new(KERNEL_IP, 9))),
+        )
         .unwrap();
     let out = drain(&mut i, Instant::ZERO);
     assert_eq!(out.len(), 1, "only the ARP request leaves");
@@ -278,7 +286,11 @@ fn large_udp_datagram_is_fragmented_and_reassembles() {
     let h = i.udp().socket();
     let data: Vec<u8> = (0..8000u32).map(|x| (x % 251) as u8).collect();
     i.udp()
-        .send_to(h, &data, Some(SocketAddrV4::new(KERNEL_IP, 9)))
+        .send_to(
+            h,
+            &data,
+            Some(SocketAddr::V4(SocketAddrV4::new(KERNEL_IP, 9))),
+        )
         .unwrap();
     let out = drain(&mut i, Instant::ZERO);
     assert_eq!(out.len(), 6, "8008 bytes in 1480-byte pieces");
@@ -322,7 +334,7 @@ fn configured_ttl_is_used_by_every_header_the_interface_builds() {
     let cx = i.tcp_context(Instant::ZERO);
     let h = i.tcp().socket();
     i.tcp()
-        .connect(h, &cx, SocketAddrV4::new(KERNEL_IP, 5001))
+        .connect(h, &cx, SocketAddr::V4(SocketAddrV4::new(KERNEL_IP, 5001)))
         .unwrap();
     // An echo reply.
     assert_eq!(i.handle_frame(Instant::ZERO, testdata::ECHO_REQUEST), None);
@@ -567,7 +579,7 @@ fn raw_icmp_socket_sees_echo_replies_and_sends_requests() {
     let h = i.raw().socket(IpProtocol::ICMP, 65536);
     // The request as ping(8) builds it: a whole ICMP message, checksum included.
     let (_, req) = ip_of(testdata::ECHO_REQUEST);
-    i.raw().send_to(h, &req, Some(PEER_IP)).unwrap();
+    i.raw().send_to(h, &req, Some(IpAddr::V4(PEER_IP))).unwrap();
     let out = drain(&mut i, Instant::ZERO);
     assert_eq!(out.len(), 1);
     assert_eq!(ip_of(&out[0]).1, req);
@@ -650,10 +662,18 @@ fn poll_ready_names_only_the_udp_socket_a_datagram_reached() {
     let (h, other) = (i.udp().socket(), i.udp().socket());
     let any = Ipv4Addr::UNSPECIFIED;
     i.udp()
-        .bind(h, SocketAddrV4::new(any, 5002), PEER_IP)
+        .bind(
+            h,
+            SocketAddr::V4(SocketAddrV4::new(any, 5002)),
+            &crate::socket::LocalAddrs::v4(PEER_IP),
+        )
         .unwrap();
     i.udp()
-        .bind(other, SocketAddrV4::new(any, 5003), PEER_IP)
+        .bind(
+            other,
+            SocketAddr::V4(SocketAddrV4::new(any, 5003)),
+            &crate::socket::LocalAddrs::v4(PEER_IP),
+        )
         .unwrap();
     assert_eq!(drain_ready(&mut i), vec![]);
     assert_eq!(i.handle_frame(Instant::ZERO, testdata::UDP_DATAGRAM), None);
@@ -674,10 +694,10 @@ fn poll_ready_names_the_udp_socket_an_icmp_error_reached() {
     let mut i = iface_knowing_kernel();
     let (conn, bystander) = (i.udp().socket(), i.udp().socket());
     i.udp()
-        .connect(conn, SocketAddrV4::new(KERNEL_IP, 9))
+        .connect(conn, SocketAddr::V4(SocketAddrV4::new(KERNEL_IP, 9)))
         .unwrap();
     i.udp()
-        .connect(bystander, SocketAddrV4::new(KERNEL_IP, 10))
+        .connect(bystander, SocketAddr::V4(SocketAddrV4::new(KERNEL_IP, 10)))
         .unwrap();
     i.udp().send_to(conn, b"anyone?", None).unwrap();
     let out = drain(&mut i, Instant::ZERO);
@@ -701,17 +721,26 @@ fn poll_ready_names_datagram_sockets_whose_output_left_without_a_frame() {
     let (held, unroutable) = (i.udp().socket(), i.udp().socket());
     let raw = i.raw().socket(IpProtocol::ICMP, 4096);
     i.udp()
-        .send_to(held, b"x", Some(SocketAddrV4::new(KERNEL_IP, 9)))
+        .send_to(
+            held,
+            b"x",
+            Some(SocketAddr::V4(SocketAddrV4::new(KERNEL_IP, 9))),
+        )
         .unwrap();
     i.udp()
         .send_to(
             unroutable,
             b"y",
-            Some(SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 9)),
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::new(192, 0, 2, 1),
+                9,
+            ))),
         )
         .unwrap();
     let (_, echo) = ip_of(testdata::ECHO_REQUEST);
-    i.raw().send_to(raw, &echo, Some(KERNEL_IP)).unwrap();
+    i.raw()
+        .send_to(raw, &echo, Some(IpAddr::V4(KERNEL_IP)))
+        .unwrap();
     let out = drain(&mut i, Instant::ZERO);
     assert_eq!(out.len(), 1, "only the ARP request leaves");
     assert_eq!(i.counters().dropped(DropReason::NoRoute), 1);
@@ -735,11 +764,15 @@ fn poll_ready_names_the_tcp_socket_an_arp_failure_reached() {
     let tcp = i.tcp().socket();
     let cx = i.tcp_context(Instant::ZERO);
     i.tcp()
-        .connect(tcp, &cx, SocketAddrV4::new(KERNEL_IP, 80))
+        .connect(tcp, &cx, SocketAddr::V4(SocketAddrV4::new(KERNEL_IP, 80)))
         .unwrap();
     let udp = i.udp().socket();
     i.udp()
-        .send_to(udp, b"x", Some(SocketAddrV4::new(KERNEL_IP, 9)))
+        .send_to(
+            udp,
+            b"x",
+            Some(SocketAddr::V4(SocketAddrV4::new(KERNEL_IP, 9))),
+        )
         .unwrap();
     drain(&mut i, Instant::ZERO);
     drain_ready(&mut i);

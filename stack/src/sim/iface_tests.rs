@@ -5,7 +5,7 @@ use super::*;
 use crate::iface::{Config, DropReason};
 use crate::link::fault::GilbertElliott;
 use crate::wire::{EthernetAddress, Ipv4Cidr};
-use core::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use core::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 
 fn ip(n: u8) -> Ipv4Addr {
     Ipv4Addr::new(10, 0, 0, n)
@@ -99,7 +99,14 @@ fn udp_request_response(
 ) -> Instant {
     let server = SocketAddrV4::new(ip(2), 7000);
     let s = iface(net, b).udp().socket();
-    iface(net, b).udp().bind(s, server, ip(2)).unwrap();
+    iface(net, b)
+        .udp()
+        .bind(
+            s,
+            SocketAddr::V4(server),
+            &crate::socket::LocalAddrs::v4(ip(2)),
+        )
+        .unwrap();
     let c = iface(net, a).udp().socket();
     let mut next = 0u32;
     let mut sent_at: Option<Instant> = None;
@@ -114,7 +121,7 @@ fn udp_request_response(
         }
         // Client: take answers, (re)send the current request.
         while let Ok((n, from)) = iface(net, a).udp().recv_from(c, &mut buf, false) {
-            assert_eq!(from, server);
+            assert_eq!(from, SocketAddr::V4(server));
             if n == 64 && buf[..4] == next.to_be_bytes() {
                 next += 1;
                 sent_at = None;
@@ -125,7 +132,9 @@ fn udp_request_response(
             let mut req = [0u8; 64];
             req[..4].copy_from_slice(&next.to_be_bytes());
             req[4..].fill(next as u8);
-            let _ = iface(net, a).udp().send_to(c, &req, Some(server));
+            let _ = iface(net, a)
+                .udp()
+                .send_to(c, &req, Some(SocketAddr::V4(server)));
             sent_at = Some(now);
         }
         net.run_for(Duration::from_millis(1));
@@ -177,12 +186,20 @@ fn arp_resolution_survives_lost_requests_by_retrying() {
     let s = iface(&mut net, b).udp().socket();
     iface(&mut net, b)
         .udp()
-        .bind(s, SocketAddrV4::new(ip(2), 9), ip(2))
+        .bind(
+            s,
+            SocketAddr::V4(SocketAddrV4::new(ip(2), 9)),
+            &crate::socket::LocalAddrs::v4(ip(2)),
+        )
         .unwrap();
     let c = iface(&mut net, a).udp().socket();
     iface(&mut net, a)
         .udp()
-        .send_to(c, b"after arp", Some(SocketAddrV4::new(ip(2), 9)))
+        .send_to(
+            c,
+            b"after arp",
+            Some(SocketAddr::V4(SocketAddrV4::new(ip(2), 9))),
+        )
         .unwrap();
     net.run_for(Duration::from_millis(1500));
     net.set_faults(a, FaultConfig::none(), FaultConfig::none())
@@ -222,7 +239,11 @@ fn corrupted_frames_reach_the_stack_and_are_counted_as_checksum_drops() {
     let s = iface(&mut net, b).udp().socket();
     iface(&mut net, b)
         .udp()
-        .bind(s, SocketAddrV4::new(ip(2), 9), ip(2))
+        .bind(
+            s,
+            SocketAddr::V4(SocketAddrV4::new(ip(2), 9)),
+            &crate::socket::LocalAddrs::v4(ip(2)),
+        )
         .unwrap();
     let c = iface(&mut net, a).udp().socket();
     let before = iface(&mut net, b).counters().clone();
@@ -231,7 +252,11 @@ fn corrupted_frames_reach_the_stack_and_are_counted_as_checksum_drops() {
         let payload = [i as u8; 100];
         iface(&mut net, a)
             .udp()
-            .send_to(c, &payload, Some(SocketAddrV4::new(ip(2), 9)))
+            .send_to(
+                c,
+                &payload,
+                Some(SocketAddr::V4(SocketAddrV4::new(ip(2), 9))),
+            )
             .unwrap();
         net.run_for(Duration::from_millis(1));
     }

@@ -9,7 +9,7 @@ use super::*;
 use crate::iface::Config;
 use crate::link::fault::GilbertElliott;
 use crate::wire::{EthernetAddress, Ipv4Cidr};
-use core::net::{Ipv4Addr, SocketAddrV4};
+use core::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use smoltcp::iface::{Config as SmolConfig, Interface as SmolIface, SocketHandle, SocketSet};
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::socket::{tcp, udp};
@@ -382,16 +382,18 @@ fn udp_request_response_with_smoltcp_over_a_lossy_link() {
         let now = net.now();
         net.node_mut::<SmolNode>(smol).unwrap().echo(server_h, now);
         while let Ok((n, from)) = iface(&mut net, us).udp().recv_from(c, &mut buf, false) {
-            assert_eq!(from, server);
+            assert_eq!(from, SocketAddr::V4(server));
             if buf[..n] == next.to_be_bytes() {
                 next += 1;
                 sent_at = None;
             }
         }
         if next < total && sent_at.is_none_or(|t| now >= t + Duration::from_millis(20)) {
-            let _ = iface(&mut net, us)
-                .udp()
-                .send_to(c, &next.to_be_bytes(), Some(server));
+            let _ = iface(&mut net, us).udp().send_to(
+                c,
+                &next.to_be_bytes(),
+                Some(SocketAddr::V4(server)),
+            );
             sent_at = Some(now);
         }
         net.run_for(Duration::from_millis(1));

@@ -1,7 +1,10 @@
-//! Raw IP sockets, as Linux's `socket(AF_INET, SOCK_RAW, protocol)`: each socket gets a
-//! copy of every datagram of its protocol addressed to us (IP header included, after
-//! reassembly), alongside the stack's own processing, and sends whole transport
-//! messages to which the stack adds the IP header.
+//! Raw IP sockets, as Linux's `socket(AF_INET, SOCK_RAW, protocol)` and
+//! `socket(AF_INET6, SOCK_RAW, protocol)`: each socket gets a copy of every datagram of
+//! its family and protocol addressed to us, alongside the stack's own processing, and
+//! sends whole transport messages to which the stack adds the IP header. An `AF_INET`
+//! socket receives the IPv4 header too; an `AF_INET6` one receives the message only
+//! (RFC 3542 §3: IPv6 raw sockets never see the IPv6 header), as Linux does. The
+//! interface decides what bytes to hand over; this layer only queues them.
 //!
 //! Sockets live in a generation-checked [`Slab`] addressed by [`RawHandle`]s: a handle
 //! kept after [`close`](RawLayer::close) is stale (`BadHandle`) and never reaches the
@@ -11,11 +14,11 @@
 //! Readiness: a copy delivered, or send-queue room freed by transmission, queues the
 //! socket once for [`RawLayer::poll_ready`].
 
-use super::common::CloseError;
+use super::common::{CloseError, IpFamily};
 use crate::storage::{Slab, SlabKey};
 use crate::wire::IpProtocol;
 use core::fmt;
-use core::net::Ipv4Addr;
+use core::net::IpAddr;
 use std::collections::VecDeque;
 
 /// Identifies a raw socket within its layer; a handle kept after close is stale.
@@ -33,6 +36,8 @@ error_enum!(
     ConnectError {
         /// The handle does not name an open socket (EBADF).
         BadHandle => "bad handle",
+        /// The peer is not of the socket's family (EAFNOSUPPORT / EINVAL).
+        WrongFamily => "address family not usable by this socket",
     }
 );
 
@@ -47,6 +52,8 @@ error_enum!(
         MessageTooLong => "message too long",
         /// No destination given and not connected (EDESTADDRREQ).
         NotConnected => "destination address required",
+        /// The destination is not of the socket's family (EAFNOSUPPORT / EINVAL).
+        WrongFamily => "address family not usable by this socket",
     }
 );
 
@@ -73,11 +80,12 @@ pub const RAW_MAX_PAYLOAD: usize = 65_515;
 
 #[derive(Debug)]
 struct RawSocket {
+    family: IpFamily,
     protocol: IpProtocol,
-    remote: Option<Ipv4Addr>,
-    rx: VecDeque<(Ipv4Addr, Vec<u8>)>,
+    remote: Option<IpAddr>,
+    rx: VecDeque<(IpAddr, Vec<u8>)>,
     rx_bytes: usize,
-    tx: VecDeque<(Ipv4Addr, Vec<u8>)>,
+    tx: VecDeque<(IpAddr, Vec<u8>)>,
     tx_bytes: usize,
     buffer_len: usize,
     dropped: u64,
@@ -89,8 +97,9 @@ struct RawSocket {
 #[derive(Debug, Default)]
 pub struct RawLayer {
     sockets: Slab<RawSocket>,
-    /// Open sockets per protocol number, so delivery does not scan unrelated sockets.
-    by_protocol: Vec<(IpProtocol, Vec<RawHandle>)>,
+    /// Open sockets per family and protocol number, so delivery does not scan unrelated
+    /// sockets.
+    by_protocol: Vec<((IpFamily, IpProtocol), Vec<RawHandle>)>,
     /// Sockets with queued output, each at most once (stale handles are skipped).
     dirty: VecDeque<RawHandle>,
     /// Sockets whose readiness may have changed, each at most once.
@@ -122,9 +131,22 @@ impl RawLayer {
         self.sockets.is_empty()
     }
 
-    /// Opens a raw socket for `protocol` with `buffer_len` bytes of queue per direction.
+    /// Opens an `AF_INET` raw socket for `protocol` with `buffer_len` bytes of queue per
+    /// direction.
     pub fn socket(&mut self, protocol: IpProtocol, buffer_len: usize) -> RawHandle {
+        self.socket_in(IpFamily::V4, protocol, buffer_len)
+    }
+
+    /// Opens a raw socket of `family` for `protocol` (the next header, for IPv6, e.g.
+    /// ICMPv6) with `buffer_len` bytes of queue per direction.
+    pub fn socket_in(
+        &mut self,
+        family: IpFamily,
+        protocol: IpProtocol,
+        buffer_len: usize,
+    ) -> RawHandle {
         let h = RawHandle(self.sockets.insert(RawSocket {
+            family,
             protocol,
             remote: None,
             rx: VecDeque::new(),
@@ -135,9 +157,10 @@ impl RawLayer {
             dropped: 0,
             ready_queued: false,
         }));
-        match self.by_protocol.iter_mut().find(|(p, _)| *p == protocol) {
+        let key = (family, protocol);
+        match self.by_protocol.iter_mut().find(|(k, _)| *k == key) {
             Some((_, list)) => list.push(h),
-            None => self.by_protocol.push((protocol, vec![h])),
+            None => self.by_protocol.push((key, vec![h])),
         }
         h
     }
@@ -145,13 +168,22 @@ impl RawLayer {
     /// Restricts the socket to one peer and makes it the default destination.
     ///
     /// # Errors
-    /// `BadHandle`.
-    pub fn connect(&mut self, h: RawHandle, remote: Ipv4Addr) -> Result<(), ConnectError> {
-        self.sockets
-            .get_mut(h.0)
-            .ok_or(ConnectError::BadHandle)?
-            .remote = Some(remote);
+    /// `BadHandle`, `WrongFamily` for a peer of the other family.
+    pub fn connect(&mut self, h: RawHandle, remote: IpAddr) -> Result<(), ConnectError> {
+        let s = self.sockets.get_mut(h.0).ok_or(ConnectError::BadHandle)?;
+        if IpFamily::of(remote) != s.family {
+            return Err(ConnectError::WrongFamily);
+        }
+        s.remote = Some(remote);
         Ok(())
+    }
+
+    /// The socket's family.
+    ///
+    /// # Errors
+    /// `BadHandle`.
+    pub fn family(&self, h: RawHandle) -> Result<IpFamily, OptionError> {
+        Ok(self.sockets.get(h.0).ok_or(OptionError::BadHandle)?.family)
     }
 
     /// Closes the socket, discarding queued data; the handle (and every copy of it)
@@ -165,7 +197,8 @@ impl RawLayer {
             // Keeps the queue bounded by the open sockets for callers that never drain it.
             self.ready.retain(|&x| x != h);
         }
-        if let Some((_, list)) = self.by_protocol.iter_mut().find(|(p, _)| *p == s.protocol) {
+        let key = (s.family, s.protocol);
+        if let Some((_, list)) = self.by_protocol.iter_mut().find(|(k, _)| *k == key) {
             list.retain(|&x| x != h);
         }
         self.spare
@@ -173,16 +206,26 @@ impl RawLayer {
         Ok(())
     }
 
-    /// True when some socket listens for `protocol` (lets the interface skip copying).
+    /// True when some `AF_INET` socket listens for `protocol` (lets the interface skip
+    /// copying).
     pub fn wants(&self, protocol: IpProtocol) -> bool {
-        self.by_protocol
-            .iter()
-            .any(|(p, list)| *p == protocol && !list.is_empty())
+        self.wants_in(IpFamily::V4, protocol)
     }
 
-    /// Gives every socket of `protocol` a copy of `datagram` (IP header included) from `src`.
-    pub fn process(&mut self, protocol: IpProtocol, src: Ipv4Addr, datagram: &[u8]) {
-        let Some((_, list)) = self.by_protocol.iter().find(|(p, _)| *p == protocol) else {
+    /// True when some socket of `family` listens for `protocol`.
+    pub fn wants_in(&self, family: IpFamily, protocol: IpProtocol) -> bool {
+        self.by_protocol
+            .iter()
+            .any(|(k, list)| *k == (family, protocol) && !list.is_empty())
+    }
+
+    /// Gives every socket of `src`'s family and `protocol` a copy of `datagram` from
+    /// `src`: for IPv4 the datagram with its IP header, for IPv6 the message after the
+    /// IPv6 header and extension headers.
+    pub fn process(&mut self, protocol: IpProtocol, src: impl Into<IpAddr>, datagram: &[u8]) {
+        let src = src.into();
+        let key = (IpFamily::of(src), protocol);
+        let Some((_, list)) = self.by_protocol.iter().find(|(k, _)| *k == key) else {
             return;
         };
         for &h in list {
@@ -215,7 +258,7 @@ impl RawLayer {
         h: RawHandle,
         buf: &mut [u8],
         peek: bool,
-    ) -> Result<(usize, Ipv4Addr), RecvError> {
+    ) -> Result<(usize, IpAddr), RecvError> {
         let s = self.sockets.get_mut(h.0).ok_or(RecvError::BadHandle)?;
         let Some((src, d)) = s.rx.front() else {
             return Err(RecvError::WouldBlock);
@@ -234,18 +277,21 @@ impl RawLayer {
     /// Queues `payload` (the transport message) to `dst` or the connected peer.
     ///
     /// # Errors
-    /// `BadHandle`, `MessageTooLong`, `NotConnected`, `WouldBlock`.
+    /// `BadHandle`, `MessageTooLong`, `NotConnected`, `WrongFamily`, `WouldBlock`.
     pub fn send_to(
         &mut self,
         h: RawHandle,
         payload: &[u8],
-        dst: Option<Ipv4Addr>,
+        dst: Option<IpAddr>,
     ) -> Result<usize, SendError> {
         let s = self.sockets.get_mut(h.0).ok_or(SendError::BadHandle)?;
         if payload.len() > RAW_MAX_PAYLOAD {
             return Err(SendError::MessageTooLong);
         }
         let dst = dst.or(s.remote).ok_or(SendError::NotConnected)?;
+        if IpFamily::of(dst) != s.family {
+            return Err(SendError::WrongFamily);
+        }
         // One message always fits an empty queue, whatever the bound.
         if s.tx_bytes + payload.len() > s.buffer_len.max(payload.len()) && !s.tx.is_empty() {
             return Err(SendError::WouldBlock);
@@ -295,10 +341,11 @@ impl RawLayer {
         None
     }
 
-    /// Emits the next queued message as `(protocol, dst, payload)`; returns whether it
-    /// did. The message leaves its socket's queue whatever becomes of it below, so the
-    /// socket is queued for [`poll_ready`](Self::poll_ready).
-    pub fn dispatch(&mut self, emit: &mut dyn FnMut(IpProtocol, Ipv4Addr, &[u8])) -> bool {
+    /// Emits the next queued message as `(protocol, dst, payload)`, `dst` of the
+    /// socket's family; returns whether it did. The message leaves its socket's queue
+    /// whatever becomes of it below, so the socket is queued for
+    /// [`poll_ready`](Self::poll_ready).
+    pub fn dispatch(&mut self, emit: &mut dyn FnMut(IpProtocol, IpAddr, &[u8])) -> bool {
         while let Some(h) = self.dirty.pop_front() {
             let Some(s) = self.sockets.get_mut(h.0) else {
                 continue;
@@ -322,9 +369,11 @@ impl RawLayer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use core::net::{Ipv4Addr, Ipv6Addr};
 
-    const A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
-    const B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 9);
+    const A: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+    const B: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 9));
+    const A6: IpAddr = IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1));
 
     fn drain_ready(l: &mut RawLayer) -> Vec<RawHandle> {
         core::iter::from_fn(|| l.poll_ready()).collect()
@@ -443,5 +492,31 @@ mod tests {
         l.close(old).unwrap();
         let _new = l.socket(IpProtocol::ICMP, 1024);
         assert_eq!(drain_ready(&mut l), vec![]);
+    }
+
+    #[test]
+    fn families_are_kept_apart() {
+        let mut l = RawLayer::new();
+        let v4 = l.socket(IpProtocol::ICMP, 1024);
+        let v6 = l.socket_in(IpFamily::V6, IpProtocol(58), 1024);
+        let v6_proto1 = l.socket_in(IpFamily::V6, IpProtocol::ICMP, 1024);
+        assert!(l.wants_in(IpFamily::V6, IpProtocol(58)));
+        assert!(!l.wants(IpProtocol(58)), "no AF_INET socket for 58");
+        l.process(IpProtocol(58), A6, b"icmpv6");
+        l.process(IpProtocol::ICMP, A, b"icmp");
+        let mut buf = [0u8; 16];
+        assert_eq!(l.recv_from(v6, &mut buf, false), Ok((6, A6)));
+        assert_eq!(l.recv_from(v4, &mut buf, false), Ok((4, A)));
+        assert_eq!(
+            l.recv_from(v6_proto1, &mut buf, false),
+            Err(RecvError::WouldBlock),
+            "an IPv4 datagram of protocol 1 is not for an AF_INET6 socket"
+        );
+        assert_eq!(l.send_to(v6, b"x", Some(A)), Err(SendError::WrongFamily));
+        assert_eq!(l.connect(v4, A6), Err(ConnectError::WrongFamily));
+        l.send_to(v6, b"echo", Some(A6)).unwrap();
+        let mut seen = Vec::new();
+        while l.dispatch(&mut |p, d, m| seen.push((p, d, m.to_vec()))) {}
+        assert_eq!(seen, vec![(IpProtocol(58), A6, b"echo".to_vec())]);
     }
 }

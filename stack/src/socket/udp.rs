@@ -3,7 +3,9 @@
 //! Sockets live in a generation-checked [`Slab`] addressed by [`UdpHandle`]s: a handle
 //! kept after [`close`](UdpLayer::close) is stale (`BadHandle`) and never reaches the
 //! socket that reuses its slot. Arriving datagrams are matched by destination port
-//! through a hash map. Each socket's receive queue is bounded in datagrams and bytes;
+//! through a hash map, then by the socket's bound address and family: an `AF_INET6`
+//! socket bound to `[::]` hears IPv4 too unless IPV6_V6ONLY (dual stack). Addresses are
+//! IPv4 or IPv6, never IPv4-mapped (the socket API maps those). Each socket's receive queue is bounded in datagrams and bytes;
 //! overflow is dropped and counted, like a kernel socket buffer.
 //!
 //! Readiness: every change the engine makes to a user's socket (a datagram delivered,
@@ -11,11 +13,13 @@
 //! for [`UdpLayer::poll_ready`]. Changes made by the user's own calls are not queued:
 //! the caller knows about them.
 
-use super::common::{CloseError, IcmpError, IcmpErrorKind};
+use super::common::{
+    normalize, socket_addr, CloseError, IcmpError, IcmpErrorKind, IpFamily, LocalAddrs,
+};
 use crate::storage::{Slab, SlabKey};
 use crate::time::Instant;
 use core::fmt;
-use core::net::{Ipv4Addr, SocketAddrV4};
+use core::net::{IpAddr, SocketAddr};
 use std::collections::{HashMap, VecDeque};
 
 /// Tunables of the UDP layer.
@@ -74,6 +78,9 @@ error_enum!(
         AddrNotAvailable => "address not available",
         /// Every ephemeral port is taken (EADDRINUSE, as Linux's bind to port 0).
         NoPortsAvailable => "no ports available",
+        /// The address is of a family the socket cannot use: IPv6 on an `AF_INET`
+        /// socket, IPv4 on an IPV6_V6ONLY one (EINVAL / EAFNOSUPPORT in the socket API).
+        WrongFamily => "address family not usable by this socket",
     }
 );
 
@@ -84,6 +91,9 @@ error_enum!(
         BadHandle => "bad handle",
         /// The implicit bind found every ephemeral port taken (EADDRINUSE).
         NoPortsAvailable => "no ports available",
+        /// The peer's family cannot be reached from the socket's bound address
+        /// (ENETUNREACH / EAFNOSUPPORT in the socket API).
+        WrongFamily => "address family not usable by this socket",
     }
 );
 
@@ -102,6 +112,9 @@ error_enum!(
         Refused => "connection refused",
         /// The implicit bind found every ephemeral port taken (EADDRINUSE).
         NoPortsAvailable => "no ports available",
+        /// The destination is of a family the socket's bound address cannot reach
+        /// (ENETUNREACH / EAFNOSUPPORT in the socket API).
+        WrongFamily => "address family not usable by this socket",
     }
 );
 
@@ -122,6 +135,8 @@ error_enum!(
     OptionError {
         /// The handle does not name an open socket (EBADF).
         BadHandle => "bad handle",
+        /// The option cannot change in this state (EINVAL), e.g. IPV6_V6ONLY once bound.
+        InvalidState => "invalid state for this option",
     }
 );
 
@@ -141,19 +156,24 @@ impl From<UdpError> for RecvError {
     }
 }
 
-/// Largest UDP payload over IPv4: 65535 - 20 (IP) - 8 (UDP).
+/// Largest UDP payload over IPv4: 65535 - 20 (IP) - 8 (UDP). Over IPv6 without jumbograms
+/// the UDP length field allows 65,527, but Linux caps both families at this value for
+/// an unfragmentable-by-us datagram of one IPv4-sized packet; so does the stack.
 pub const UDP_MAX_PAYLOAD: usize = 65_507;
 
 #[derive(Debug)]
 struct Datagram {
-    peer: SocketAddrV4,
+    peer: SocketAddr,
     data: Vec<u8>,
 }
 
 #[derive(Debug)]
 struct UdpSocket {
-    local: Option<SocketAddrV4>,
-    remote: Option<SocketAddrV4>,
+    family: IpFamily,
+    /// IPV6_V6ONLY (only meaningful for an `AF_INET6` socket bound to `[::]`).
+    v6only: bool,
+    local: Option<SocketAddr>,
+    remote: Option<SocketAddr>,
     rx: VecDeque<Datagram>,
     rx_bytes: usize,
     tx: VecDeque<Datagram>,
@@ -177,6 +197,8 @@ pub struct UdpCounters {
     pub rx_queue_full: u64,
     /// Datagrams sent.
     pub sent: u64,
+    /// Datagrams dropped at dispatch because we have no address of the peer's family.
+    pub no_source: u64,
 }
 
 /// All UDP sockets of an interface.
@@ -235,9 +257,16 @@ impl UdpLayer {
         self.sockets.is_empty()
     }
 
-    /// Opens an unbound socket.
+    /// Opens an unbound `AF_INET` socket.
     pub fn socket(&mut self) -> UdpHandle {
+        self.socket_in(IpFamily::V4)
+    }
+
+    /// Opens an unbound socket of `family`; an `AF_INET6` one binds implicitly to `[::]`.
+    pub fn socket_in(&mut self, family: IpFamily) -> UdpHandle {
         let sock = UdpSocket {
+            family,
+            v6only: false,
             local: None,
             remote: None,
             rx: VecDeque::new(),
@@ -261,21 +290,29 @@ impl UdpLayer {
         self.sockets.get_mut(h.0)
     }
 
-    /// Binds to `addr` (port 0 picks an ephemeral port). `our_addr` is the interface's.
+    /// Binds to `addr` (port 0 picks an ephemeral port); `ours` are the interface's
+    /// addresses.
     ///
     /// # Errors
-    /// `BadHandle`, `InvalidState` (already bound), `AddrInUse`, `AddrNotAvailable`,
-    /// `NoPortsAvailable`.
+    /// `BadHandle`, `InvalidState` (already bound), `WrongFamily`, `AddrInUse`,
+    /// `AddrNotAvailable`, `NoPortsAvailable`.
     pub fn bind(
         &mut self,
         h: UdpHandle,
-        addr: SocketAddrV4,
-        our_addr: Ipv4Addr,
-    ) -> Result<SocketAddrV4, BindError> {
-        if self.get(h).ok_or(BindError::BadHandle)?.local.is_some() {
+        addr: SocketAddr,
+        ours: &LocalAddrs,
+    ) -> Result<SocketAddr, BindError> {
+        let addr = normalize(addr);
+        let s = self.get(h).ok_or(BindError::BadHandle)?;
+        if s.local.is_some() {
             return Err(BindError::InvalidState);
         }
-        if !addr.ip().is_unspecified() && *addr.ip() != our_addr {
+        match (s.family, addr.ip()) {
+            (IpFamily::V4, IpAddr::V6(_)) => return Err(BindError::WrongFamily),
+            (IpFamily::V6, IpAddr::V4(_)) if s.v6only => return Err(BindError::WrongFamily),
+            _ => {}
+        }
+        if !addr.ip().is_unspecified() && !ours.contains(addr.ip()) {
             return Err(BindError::AddrNotAvailable);
         }
         let port = if addr.port() == 0 {
@@ -285,12 +322,12 @@ impl UdpLayer {
         } else {
             addr.port()
         };
-        Ok(self.bind_port(h, *addr.ip(), port))
+        Ok(self.bind_port(h, addr.ip(), port))
     }
 
     /// Records a free `port` as `h`'s (which exists and is unbound).
-    fn bind_port(&mut self, h: UdpHandle, ip: Ipv4Addr, port: u16) -> SocketAddrV4 {
-        let local = SocketAddrV4::new(ip, port);
+    fn bind_port(&mut self, h: UdpHandle, ip: IpAddr, port: u16) -> SocketAddr {
+        let local = socket_addr(ip, port);
         if let Some(s) = self.get_mut(h) {
             s.local = Some(local);
             self.by_port.insert(port, h);
@@ -298,16 +335,53 @@ impl UdpLayer {
         local
     }
 
-    /// Binds an unbound socket to an ephemeral port on every address (the implicit bind
-    /// of connect and send); false when every port is taken.
+    /// Binds an unbound socket to an ephemeral port on its family's wildcard address
+    /// (the implicit bind of connect and send); false when every port is taken.
     fn autobind(&mut self, h: UdpHandle) -> bool {
+        let Some(family) = self.get(h).map(|s| s.family) else {
+            return false;
+        };
         match self.ephemeral_port() {
             Some(port) => {
-                self.bind_port(h, Ipv4Addr::UNSPECIFIED, port);
+                self.bind_port(h, family.unspecified(), port);
                 true
             }
             None => false,
         }
+    }
+
+    /// Whether a socket of `family` bound to `local` (`None`: unbound, its family's
+    /// wildcard) may exchange datagrams with `peer`: same family, or IPv4 from `[::]`
+    /// unless IPV6_V6ONLY.
+    fn reaches(family: IpFamily, v6only: bool, local: Option<SocketAddr>, peer: IpAddr) -> bool {
+        let local = local.map_or(family.unspecified(), |l| l.ip());
+        match (local, peer) {
+            (IpAddr::V4(_), IpAddr::V4(_)) | (IpAddr::V6(_), IpAddr::V6(_)) => true,
+            (IpAddr::V6(l), IpAddr::V4(_)) => l.is_unspecified() && !v6only,
+            (IpAddr::V4(_), IpAddr::V6(_)) => false,
+        }
+    }
+
+    /// IPV6_V6ONLY: whether an `AF_INET6` socket bound to `[::]` hears and reaches IPv6
+    /// only; off by default, as on Linux. Only before bind.
+    ///
+    /// # Errors
+    /// `BadHandle`, `InvalidState` once bound (Linux: EINVAL).
+    pub fn set_v6only(&mut self, h: UdpHandle, on: bool) -> Result<(), OptionError> {
+        let s = self.get_mut(h).ok_or(OptionError::BadHandle)?;
+        if s.local.is_some() {
+            return Err(OptionError::InvalidState);
+        }
+        s.v6only = on;
+        Ok(())
+    }
+
+    /// IPV6_V6ONLY as set.
+    ///
+    /// # Errors
+    /// `BadHandle`.
+    pub fn v6only(&self, h: UdpHandle) -> Result<bool, OptionError> {
+        Ok(self.get(h).ok_or(OptionError::BadHandle)?.v6only)
     }
 
     fn ephemeral_port(&mut self) -> Option<u16> {
@@ -326,9 +400,13 @@ impl UdpLayer {
     /// ephemeral port first if unbound. Clears a pending error.
     ///
     /// # Errors
-    /// `BadHandle`, `NoPortsAvailable`.
-    pub fn connect(&mut self, h: UdpHandle, remote: SocketAddrV4) -> Result<(), ConnectError> {
+    /// `BadHandle`, `WrongFamily`, `NoPortsAvailable`.
+    pub fn connect(&mut self, h: UdpHandle, remote: SocketAddr) -> Result<(), ConnectError> {
+        let remote = normalize(remote);
         let s = self.get(h).ok_or(ConnectError::BadHandle)?;
+        if !Self::reaches(s.family, s.v6only, s.local, remote.ip()) {
+            return Err(ConnectError::WrongFamily);
+        }
         if s.local.is_none() && !self.autobind(h) {
             return Err(ConnectError::NoPortsAvailable);
         }
@@ -342,7 +420,7 @@ impl UdpLayer {
     ///
     /// # Errors
     /// `BadHandle`.
-    pub fn local_addr(&self, h: UdpHandle) -> Result<Option<SocketAddrV4>, OptionError> {
+    pub fn local_addr(&self, h: UdpHandle) -> Result<Option<SocketAddr>, OptionError> {
         Ok(self.get(h).ok_or(OptionError::BadHandle)?.local)
     }
 
@@ -350,7 +428,7 @@ impl UdpLayer {
     ///
     /// # Errors
     /// `BadHandle`.
-    pub fn peer_addr(&self, h: UdpHandle) -> Result<Option<SocketAddrV4>, OptionError> {
+    pub fn peer_addr(&self, h: UdpHandle) -> Result<Option<SocketAddr>, OptionError> {
         Ok(self.get(h).ok_or(OptionError::BadHandle)?.remote)
     }
 
@@ -358,13 +436,14 @@ impl UdpLayer {
     /// ephemeral port first if unbound.
     ///
     /// # Errors
-    /// `BadHandle`, `MessageTooLong`, `NotConnected`, `WouldBlock` when the send queue
-    /// is full, a pending `Refused` (reported once), `NoPortsAvailable`.
+    /// `BadHandle`, `MessageTooLong`, `NotConnected`, `WrongFamily` (a destination the
+    /// bound address cannot reach), `WouldBlock` when the send queue is full, a pending
+    /// `Refused` (reported once), `NoPortsAvailable`.
     pub fn send_to(
         &mut self,
         h: UdpHandle,
         data: &[u8],
-        dst: Option<SocketAddrV4>,
+        dst: Option<SocketAddr>,
     ) -> Result<usize, SendError> {
         let max_queued = self.config.max_queued;
         let s = self.get_mut(h).ok_or(SendError::BadHandle)?;
@@ -374,7 +453,10 @@ impl UdpLayer {
         if let Some(e) = s.error.take() {
             return Err(e.into());
         }
-        let peer = dst.or(s.remote).ok_or(SendError::NotConnected)?;
+        let peer = normalize(dst.or(s.remote).ok_or(SendError::NotConnected)?);
+        if !Self::reaches(s.family, s.v6only, s.local, peer.ip()) {
+            return Err(SendError::WrongFamily);
+        }
         if data.len() > s.tx_buffer_len {
             return Err(SendError::MessageTooLong);
         }
@@ -408,7 +490,7 @@ impl UdpLayer {
         h: UdpHandle,
         buf: &mut [u8],
         peek: bool,
-    ) -> Result<(usize, SocketAddrV4), RecvError> {
+    ) -> Result<(usize, SocketAddr), RecvError> {
         let s = self.sockets.get_mut(h.0).ok_or(RecvError::BadHandle)?;
         let Some(d) = s.rx.front() else {
             return Err(s
@@ -520,15 +602,17 @@ impl UdpLayer {
         None
     }
 
-    /// Delivers an arriving datagram. Returns false when no socket wants it, so the
-    /// interface can answer with ICMP port unreachable.
+    /// Delivers an arriving datagram (`src` and `dst` of one family). Returns false when
+    /// no socket wants it, so the interface can answer with ICMP or ICMPv6 port
+    /// unreachable.
     pub fn process(
         &mut self,
         _now: Instant,
-        src: SocketAddrV4,
-        dst: SocketAddrV4,
+        src: SocketAddr,
+        dst: SocketAddr,
         payload: &[u8],
     ) -> bool {
+        let src = normalize(src);
         let Some(&h) = self.by_port.get(&dst.port()) else {
             self.counters.no_socket += 1;
             return false;
@@ -537,11 +621,13 @@ impl UdpLayer {
             self.counters.no_socket += 1;
             return false;
         };
-        if let Some(local) = s.local {
-            if !local.ip().is_unspecified() && *local.ip() != *dst.ip() {
-                self.counters.no_socket += 1;
-                return false;
-            }
+        let local_ok = s.local.is_some_and(|l| {
+            Self::reaches(s.family, s.v6only, Some(l), dst.ip())
+                && (l.ip().is_unspecified() || l.ip() == dst.ip())
+        });
+        if !local_ok {
+            self.counters.no_socket += 1;
+            return false;
         }
         if let Some(remote) = s.remote {
             if remote != src {
@@ -567,13 +653,16 @@ impl UdpLayer {
         true
     }
 
-    /// Emits the next queued datagram as `(local, remote, payload)`; returns whether it
-    /// did. The datagram leaves its socket's queue whatever becomes of it below (sent,
-    /// held for ARP, dropped), so the socket is queued for [`poll_ready`](Self::poll_ready).
+    /// Emits the next queued datagram as `(local, remote, payload)`, both addresses of
+    /// one family; returns whether it did. The source is the bound address, or ours of
+    /// the peer's family ([`LocalAddrs::source_for`]) for a wildcard; a datagram to a
+    /// family we have no address of is dropped and counted (`no_source`). The datagram
+    /// leaves its socket's queue whatever becomes of it below (sent, held for neighbour
+    /// resolution, dropped), so the socket is queued for [`poll_ready`](Self::poll_ready).
     pub fn dispatch(
         &mut self,
-        our_addr: Ipv4Addr,
-        emit: &mut dyn FnMut(SocketAddrV4, SocketAddrV4, &[u8]),
+        ours: &LocalAddrs,
+        emit: &mut dyn FnMut(SocketAddr, SocketAddr, &[u8]),
     ) -> bool {
         while let Some(h) = self.dirty.pop_front() {
             let Some(s) = self.sockets.get_mut(h.0) else {
@@ -585,10 +674,23 @@ impl UdpLayer {
                 self.dirty.push_back(h);
             }
             touch(&mut self.ready, s, h);
-            let local = s.local.expect("sending socket is bound");
-            let src = SocketAddrV4::new(our_addr, local.port());
-            emit(src, d.peer, &d.data);
-            self.counters.sent += 1;
+            // send_to binds before queuing; a socket cannot be unbound with output.
+            let Some(local) = s.local else {
+                self.spare.push(d.data);
+                continue;
+            };
+            let src_ip = if local.ip().is_unspecified() {
+                ours.source_for(d.peer.ip())
+            } else {
+                Some(local.ip())
+            };
+            match src_ip {
+                Some(ip) => {
+                    emit(socket_addr(ip, local.port()), d.peer, &d.data);
+                    self.counters.sent += 1;
+                }
+                None => self.counters.no_source += 1,
+            }
             self.spare.push(d.data);
             return true;
         }
@@ -606,7 +708,7 @@ impl UdpLayer {
             return;
         };
         let Some(remote) = s.remote else { return };
-        if *remote.ip() != err.quoted.dst_addr || remote.port() != err.dst_port {
+        if remote != err.remote() {
             return;
         }
         if matches!(
@@ -622,10 +724,21 @@ impl UdpLayer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{IpProtocol, Ipv4Repr};
+    use crate::wire::IpProtocol;
+    use core::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
 
     const US: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
-    const PEER: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 4000);
+    const US6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 2);
+    const OURS: LocalAddrs = LocalAddrs {
+        v4: US,
+        v6: US6,
+        v6_link_local: Ipv6Addr::UNSPECIFIED,
+    };
+    const PEER: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 4000));
+
+    fn sa(ip: impl Into<IpAddr>, port: u16) -> SocketAddr {
+        SocketAddr::new(ip.into(), port)
+    }
 
     fn layer() -> UdpLayer {
         UdpLayer::new(UdpConfig::default(), 7)
@@ -636,22 +749,12 @@ mod tests {
     }
 
     fn port_unreachable(from_port: u16) -> IcmpError {
-        let quoted = Ipv4Repr {
-            src_addr: US,
-            dst_addr: *PEER.ip(),
-            protocol: IpProtocol::UDP,
-            ttl: 64,
-            tos: 0,
-            ident: 1,
-            dont_frag: false,
-            more_frags: false,
-            frag_offset: 0,
-            payload_len: 9,
-        };
         IcmpError {
-            reporter: *PEER.ip(),
+            reporter: PEER.ip(),
             kind: IcmpErrorKind::PortUnreachable,
-            quoted,
+            src_addr: IpAddr::V4(US),
+            dst_addr: PEER.ip(),
+            protocol: IpProtocol::UDP,
             src_port: from_port,
             dst_port: PEER.port(),
             tcp_seq: 0,
@@ -662,10 +765,9 @@ mod tests {
     fn bind_deliver_receive() {
         let mut l = layer();
         let h = l.socket();
-        l.bind(h, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7), US)
-            .unwrap();
-        assert!(l.process(Instant::ZERO, PEER, SocketAddrV4::new(US, 7), b"ping"));
-        assert!(!l.process(Instant::ZERO, PEER, SocketAddrV4::new(US, 8), b"x"));
+        l.bind(h, sa(Ipv4Addr::UNSPECIFIED, 7), &OURS).unwrap();
+        assert!(l.process(Instant::ZERO, PEER, sa(US, 7), b"ping"));
+        assert!(!l.process(Instant::ZERO, PEER, sa(US, 8), b"x"));
         let mut buf = [0u8; 16];
         assert_eq!(l.recv_from(h, &mut buf, true).unwrap(), (4, PEER));
         assert_eq!(l.recv_from(h, &mut buf, false).unwrap(), (4, PEER));
@@ -677,52 +779,41 @@ mod tests {
     fn port_conflicts_and_ephemeral_ports() {
         let mut l = layer();
         let (a, b) = (l.socket(), l.socket());
-        l.bind(a, SocketAddrV4::new(US, 53), US).unwrap();
+        l.bind(a, sa(US, 53), &OURS).unwrap();
+        assert_eq!(l.bind(b, sa(US, 53), &OURS), Err(BindError::AddrInUse));
         assert_eq!(
-            l.bind(b, SocketAddrV4::new(US, 53), US),
-            Err(BindError::AddrInUse)
-        );
-        assert_eq!(
-            l.bind(b, SocketAddrV4::new(Ipv4Addr::new(1, 2, 3, 4), 54), US),
+            l.bind(b, sa(Ipv4Addr::new(1, 2, 3, 4), 54), &OURS),
             Err(BindError::AddrNotAvailable)
         );
-        let got = l
-            .bind(b, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), US)
-            .unwrap();
+        let got = l.bind(b, sa(Ipv4Addr::UNSPECIFIED, 0), &OURS).unwrap();
         assert!((32768..=60999).contains(&got.port()));
-        assert_eq!(
-            l.bind(b, SocketAddrV4::new(US, 99), US),
-            Err(BindError::InvalidState)
-        );
+        assert_eq!(l.bind(b, sa(US, 99), &OURS), Err(BindError::InvalidState));
         l.close(a).unwrap();
         let c = l.socket();
-        l.bind(c, SocketAddrV4::new(US, 53), US).unwrap();
+        l.bind(c, sa(US, 53), &OURS).unwrap();
     }
 
     #[test]
     fn stale_handle_never_reaches_the_socket_reusing_its_slot() {
         let mut l = layer();
         let old = l.socket();
-        l.bind(old, SocketAddrV4::new(US, 53), US).unwrap();
+        l.bind(old, sa(US, 53), &OURS).unwrap();
         l.close(old).unwrap();
         let new = l.socket();
         assert_ne!(old, new, "a reused slot gets a new generation");
-        l.bind(new, SocketAddrV4::new(US, 53), US).unwrap();
-        assert!(l.process(Instant::ZERO, PEER, SocketAddrV4::new(US, 53), b"new"));
+        l.bind(new, sa(US, 53), &OURS).unwrap();
+        assert!(l.process(Instant::ZERO, PEER, sa(US, 53), b"new"));
         let mut buf = [0u8; 8];
         assert_eq!(l.recv_from(old, &mut buf, true), Err(RecvError::BadHandle));
         assert_eq!(l.send_to(old, b"x", Some(PEER)), Err(SendError::BadHandle));
         assert_eq!(l.connect(old, PEER), Err(ConnectError::BadHandle));
-        assert_eq!(
-            l.bind(old, SocketAddrV4::new(US, 54), US),
-            Err(BindError::BadHandle)
-        );
+        assert_eq!(l.bind(old, sa(US, 54), &OURS), Err(BindError::BadHandle));
         assert_eq!(l.local_addr(old), Err(OptionError::BadHandle));
         assert_eq!(l.peek_len(old), Err(OptionError::BadHandle));
         assert!(!l.can_recv(old) && !l.can_send(old, 1));
         assert_eq!(l.close(old), Err(CloseError::BadHandle));
         // The new socket is untouched by any of it.
-        assert_eq!(l.local_addr(new), Ok(Some(SocketAddrV4::new(US, 53))));
+        assert_eq!(l.local_addr(new), Ok(Some(sa(US, 53))));
         assert_eq!(l.recv_from(new, &mut buf, false), Ok((3, PEER)));
         assert_eq!(l.len(), 1);
     }
@@ -737,8 +828,8 @@ mod tests {
             0,
         );
         let h = l.socket();
-        l.bind(h, SocketAddrV4::new(US, 9), US).unwrap();
-        let to = SocketAddrV4::new(US, 9);
+        l.bind(h, sa(US, 9), &OURS).unwrap();
+        let to = sa(US, 9);
         assert!(l.process(Instant::ZERO, PEER, to, &[0; 6]));
         assert!(l.process(Instant::ZERO, PEER, to, &[0; 6]));
         assert_eq!(l.rx_dropped(h).unwrap(), 1);
@@ -753,11 +844,11 @@ mod tests {
         l.send_to(h, b"one", Some(PEER)).unwrap();
         l.send_to(h, b"two", Some(PEER)).unwrap();
         let mut seen = Vec::new();
-        while l.dispatch(US, &mut |src, dst, p| seen.push((src, dst, p.to_vec()))) {}
+        while l.dispatch(&OURS, &mut |src, dst, p| seen.push((src, dst, p.to_vec()))) {}
         assert_eq!(seen.len(), 2);
         assert_eq!(seen[0].2, b"one");
         assert_eq!(seen[1].2, b"two");
-        assert_eq!(*seen[0].0.ip(), US);
+        assert_eq!(seen[0].0.ip(), IpAddr::V4(US));
         assert_eq!(seen[0].1, PEER);
         assert_eq!(
             l.send_to(h, &vec![0; UDP_MAX_PAYLOAD + 1], Some(PEER)),
@@ -774,7 +865,7 @@ mod tests {
         let new = l.socket();
         l.send_to(new, b"new", Some(PEER)).unwrap();
         let mut seen = Vec::new();
-        while l.dispatch(US, &mut |_, _, p| seen.push(p.to_vec())) {}
+        while l.dispatch(&OURS, &mut |_, _, p| seen.push(p.to_vec())) {}
         assert_eq!(seen, vec![b"new".to_vec()]);
     }
 
@@ -797,29 +888,29 @@ mod tests {
     fn test_ready_after_delivery_once_per_drain() {
         let mut l = layer();
         let (a, b) = (l.socket(), l.socket());
-        l.bind(a, SocketAddrV4::new(US, 7), US).unwrap();
-        l.bind(b, SocketAddrV4::new(US, 8), US).unwrap();
+        l.bind(a, sa(US, 7), &OURS).unwrap();
+        l.bind(b, sa(US, 8), &OURS).unwrap();
         assert_eq!(
             drain_ready(&mut l),
             vec![],
             "binding is the user's own call"
         );
         for _ in 0..3 {
-            assert!(l.process(Instant::ZERO, PEER, SocketAddrV4::new(US, 7), b"x"));
+            assert!(l.process(Instant::ZERO, PEER, sa(US, 7), b"x"));
         }
         assert_eq!(
             drain_ready(&mut l),
             vec![a],
             "three datagrams, one entry, not b"
         );
-        assert!(l.process(Instant::ZERO, PEER, SocketAddrV4::new(US, 7), b"x"));
+        assert!(l.process(Instant::ZERO, PEER, sa(US, 7), b"x"));
         assert_eq!(
             drain_ready(&mut l),
             vec![a],
             "queued again after being returned"
         );
         // Dropped for a full queue or for nobody listening: no change to report.
-        assert!(!l.process(Instant::ZERO, PEER, SocketAddrV4::new(US, 9), b"x"));
+        assert!(!l.process(Instant::ZERO, PEER, sa(US, 9), b"x"));
         assert_eq!(drain_ready(&mut l), vec![]);
     }
 
@@ -836,10 +927,10 @@ mod tests {
         );
         // Whatever becomes of the datagram below (sent, held for ARP, dropped), it left
         // the socket's queue.
-        assert!(l.dispatch(US, &mut |_, _, _| {}));
+        assert!(l.dispatch(&OURS, &mut |_, _, _| {}));
         assert_eq!(drain_ready(&mut l), vec![h]);
-        assert!(l.dispatch(US, &mut |_, _, _| {}));
-        assert!(!l.dispatch(US, &mut |_, _, _| {}));
+        assert!(l.dispatch(&OURS, &mut |_, _, _| {}));
+        assert!(!l.dispatch(&OURS, &mut |_, _, _| {}));
         assert_eq!(drain_ready(&mut l), vec![h]);
     }
 
@@ -848,7 +939,7 @@ mod tests {
         let mut l = layer();
         let (conn, unconn) = (l.socket(), l.socket());
         l.connect(conn, PEER).unwrap();
-        l.bind(unconn, SocketAddrV4::new(US, 5000), US).unwrap();
+        l.bind(unconn, sa(US, 5000), &OURS).unwrap();
         let port = l.local_addr(conn).unwrap().unwrap().port();
         l.handle_icmp_error(&port_unreachable(port));
         l.handle_icmp_error(&port_unreachable(5000));
@@ -866,8 +957,8 @@ mod tests {
     fn test_ready_skips_closed_sockets_and_their_reused_slots() {
         let mut l = layer();
         let old = l.socket();
-        l.bind(old, SocketAddrV4::new(US, 7), US).unwrap();
-        assert!(l.process(Instant::ZERO, PEER, SocketAddrV4::new(US, 7), b"x"));
+        l.bind(old, sa(US, 7), &OURS).unwrap();
+        assert!(l.process(Instant::ZERO, PEER, sa(US, 7), b"x"));
         l.close(old).unwrap();
         let new = l.socket();
         assert_eq!(
@@ -875,5 +966,76 @@ mod tests {
             vec![],
             "{new} inherits nothing from {old}"
         );
+    }
+
+    // ------------------------------------------------------------ families
+
+    const PEER6: SocketAddr = SocketAddr::V6(core::net::SocketAddrV6::new(
+        Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1),
+        4000,
+        0,
+        0,
+    ));
+
+    #[test]
+    fn dual_stack_socket_hears_both_families_and_v6only_only_ipv6() {
+        let mut l = layer();
+        let dual = l.socket_in(IpFamily::V6);
+        l.bind(dual, sa(Ipv6Addr::UNSPECIFIED, 53), &OURS).unwrap();
+        assert!(l.process(Instant::ZERO, PEER, sa(US, 53), b"v4"));
+        assert!(l.process(Instant::ZERO, PEER6, sa(US6, 53), b"v6"));
+        let mut buf = [0u8; 8];
+        assert_eq!(l.recv_from(dual, &mut buf, false), Ok((2, PEER)));
+        assert_eq!(l.recv_from(dual, &mut buf, false), Ok((2, PEER6)));
+        let only6 = l.socket_in(IpFamily::V6);
+        l.set_v6only(only6, true).unwrap();
+        l.bind(only6, sa(Ipv6Addr::UNSPECIFIED, 54), &OURS).unwrap();
+        assert_eq!(l.set_v6only(only6, false), Err(OptionError::InvalidState));
+        assert!(!l.process(Instant::ZERO, PEER, sa(US, 54), b"v4"));
+        assert!(l.process(Instant::ZERO, PEER6, sa(US6, 54), b"v6"));
+        let v4 = l.socket();
+        l.bind(v4, sa(Ipv4Addr::UNSPECIFIED, 55), &OURS).unwrap();
+        assert!(!l.process(Instant::ZERO, PEER6, sa(US6, 55), b"v6"));
+        // Families the socket cannot use are refused with a typed error.
+        let other4 = l.socket();
+        assert_eq!(
+            l.bind(other4, sa(Ipv6Addr::UNSPECIFIED, 56), &OURS),
+            Err(BindError::WrongFamily)
+        );
+        assert_eq!(
+            l.send_to(v4, b"x", Some(PEER6)),
+            Err(SendError::WrongFamily)
+        );
+        assert_eq!(
+            l.send_to(only6, b"x", Some(PEER)),
+            Err(SendError::WrongFamily)
+        );
+        assert_eq!(l.connect(only6, PEER), Err(ConnectError::WrongFamily));
+        let fe80 = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 9);
+        let not_ours = l.socket_in(IpFamily::V6);
+        assert_eq!(
+            l.bind(not_ours, sa(fe80, 57), &OURS),
+            Err(BindError::AddrNotAvailable)
+        );
+    }
+
+    #[test]
+    fn dispatch_picks_a_source_of_the_peer_family() {
+        let mut l = layer();
+        let h = l.socket_in(IpFamily::V6);
+        l.send_to(h, b"to6", Some(PEER6)).unwrap();
+        l.send_to(h, b"to4", Some(PEER)).unwrap();
+        assert_eq!(
+            l.local_addr(h).unwrap().map(|a| a.ip()),
+            Some(IpAddr::V6(Ipv6Addr::UNSPECIFIED))
+        );
+        let mut seen = Vec::new();
+        while l.dispatch(&OURS, &mut |src, dst, _| seen.push((src.ip(), dst))) {}
+        assert_eq!(seen, vec![(IpAddr::V6(US6), PEER6), (IpAddr::V4(US), PEER)]);
+        // No IPv6 address of ours: the datagram is dropped and counted, not sent.
+        l.send_to(h, b"to6", Some(PEER6)).unwrap();
+        let v4_only = LocalAddrs::v4(US);
+        assert!(l.dispatch(&v4_only, &mut |_, _, _| panic!("sent without a source")));
+        assert_eq!(l.counters().no_source, 1);
     }
 }

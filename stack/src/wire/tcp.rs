@@ -9,7 +9,7 @@
 use super::{checksum, Error, IpProtocol};
 use core::cmp::Ordering;
 use core::fmt;
-use core::net::Ipv4Addr;
+use core::net::IpAddr;
 use core::ops;
 
 /// Length of a TCP header without options.
@@ -348,12 +348,17 @@ pub struct TcpRepr<'a> {
 }
 
 impl<'a> TcpRepr<'a> {
-    /// Parses a segment carried between `src` and `dst`, verifying the checksum.
+    /// Parses a segment carried between `src` and `dst` (IPv4 or IPv6), verifying the
+    /// checksum over the family's pseudo-header.
     ///
     /// # Errors
     /// `Truncated`, `Malformed` (data offset or options) or `Checksum`.
-    pub fn parse(src: Ipv4Addr, dst: Ipv4Addr, segment: &'a [u8]) -> Result<TcpRepr<'a>, Error> {
-        Self::parse_inner(Some((src, dst)), segment)
+    pub fn parse(
+        src: impl Into<IpAddr>,
+        dst: impl Into<IpAddr>,
+        segment: &'a [u8],
+    ) -> Result<TcpRepr<'a>, Error> {
+        Self::parse_inner(Some((src.into(), dst.into())), segment)
     }
 
     /// Parses a segment whose checksum the link vouches for or left partial (an
@@ -367,7 +372,7 @@ impl<'a> TcpRepr<'a> {
     }
 
     fn parse_inner(
-        addrs: Option<(Ipv4Addr, Ipv4Addr)>,
+        addrs: Option<(IpAddr, IpAddr)>,
         segment: &'a [u8],
     ) -> Result<TcpRepr<'a>, Error> {
         // Read directly (this runs for every segment), with etherparse's checks in its
@@ -405,11 +410,7 @@ impl<'a> TcpRepr<'a> {
     /// `parse` through etherparse's header slice: the reference the direct read is
     /// tested against.
     #[cfg(test)]
-    fn parse_etherparse(
-        src: Ipv4Addr,
-        dst: Ipv4Addr,
-        segment: &'a [u8],
-    ) -> Result<TcpRepr<'a>, Error> {
+    fn parse_etherparse(src: IpAddr, dst: IpAddr, segment: &'a [u8]) -> Result<TcpRepr<'a>, Error> {
         use etherparse::err::tcp::HeaderSliceError;
         let hdr = etherparse::TcpHeaderSlice::from_slice(segment).map_err(|e| match e {
             HeaderSliceError::Len(_) => Error::Truncated,
@@ -435,7 +436,7 @@ impl<'a> TcpRepr<'a> {
 
     /// The folded, uncomplemented pseudo-header sum of a `tcp_len`-byte segment: what
     /// the checksum field holds when a device is left to finish it (`NEEDS_CSUM`).
-    pub fn pseudo_sum(src: Ipv4Addr, dst: Ipv4Addr, tcp_len: usize) -> u16 {
+    pub fn pseudo_sum(src: impl Into<IpAddr>, dst: impl Into<IpAddr>, tcp_len: usize) -> u16 {
         checksum::pseudo_header_sum(src, dst, IpProtocol::TCP.0, tcp_len)
     }
 
@@ -455,8 +456,8 @@ impl<'a> TcpRepr<'a> {
     }
 
     /// Writes header, options and payload into `buf[..buffer_len()]` with the checksum
-    /// for a segment from `src` to `dst`.
-    pub fn emit(&self, buf: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) {
+    /// for a segment from `src` to `dst` (IPv4 or IPv6 pseudo-header, by family).
+    pub fn emit(&self, buf: &mut [u8], src: impl Into<IpAddr>, dst: impl Into<IpAddr>) {
         let header_len = self.header_len();
         debug_assert!(header_len <= TCP_HEADER_LEN + TCP_MAX_OPTIONS_LEN);
         let total = header_len + self.payload.len();
@@ -470,7 +471,7 @@ impl<'a> TcpRepr<'a> {
     /// Like [`emit`](Self::emit), but leaves the checksum for the device to finish
     /// (`NEEDS_CSUM`): the field holds only the pseudo-header sum, so the payload is
     /// copied but never summed here.
-    pub fn emit_partial(&self, buf: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) {
+    pub fn emit_partial(&self, buf: &mut [u8], src: impl Into<IpAddr>, dst: impl Into<IpAddr>) {
         let total = self.buffer_len();
         self.emit_header(buf);
         buf[self.header_len()..total].copy_from_slice(self.payload);
@@ -511,6 +512,7 @@ impl fmt::Display for TcpRepr<'_> {
 mod tests {
     use super::*;
     use crate::wire::{testdata, EthernetRepr, Ipv4Repr};
+    use core::net::{Ipv4Addr, Ipv6Addr};
     use proptest::prelude::*;
 
     fn tcp(frame: &[u8]) -> (Ipv4Repr, &[u8]) {
@@ -626,6 +628,11 @@ mod tests {
             let mut buf = vec![0u8; repr.buffer_len()];
             repr.emit(&mut buf, s, d);
             prop_assert_eq!(TcpRepr::parse(s, d, &buf).unwrap(), repr);
+            // The same segment over IPv6: its own pseudo-header, which IPv4's does not verify.
+            let (s6, d6) = (Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1), Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 2));
+            repr.emit(&mut buf, s6, d6);
+            prop_assert_eq!(TcpRepr::parse(s6, d6, &buf).unwrap(), repr);
+            prop_assert_eq!(TcpRepr::parse(s, d, &buf), Err(Error::Checksum));
         }
 
         #[test]
@@ -641,7 +648,8 @@ mod tests {
             mut seg in proptest::collection::vec(any::<u8>(), 0..80),
             fix_sum: bool,
         ) {
-            let (src, dst) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+            let (src, dst): (IpAddr, IpAddr) =
+                (Ipv4Addr::new(10, 0, 0, 1).into(), Ipv4Addr::new(10, 0, 0, 2).into());
             if fix_sum && seg.len() >= TCP_HEADER_LEN {
                 seg[16..18].copy_from_slice(&[0, 0]);
                 let sum = checksum::pseudo(src, dst, IpProtocol::TCP.0, &seg);

@@ -1,7 +1,10 @@
-//! UDP headers (RFC 768) with the IPv4 pseudo-header checksum.
+//! UDP headers (RFC 768) with the IPv4 or IPv6 (RFC 8200 §8.1) pseudo-header checksum.
+//!
+//! Over IPv6 the checksum is mandatory: a zero checksum field is refused on receipt
+//! (RFC 8200 §8.1), and a computed zero is sent as 0xffff in both families.
 
 use super::{checksum, Error, IpProtocol};
-use core::net::Ipv4Addr;
+use core::net::IpAddr;
 
 /// Length of a UDP header.
 pub const UDP_HEADER_LEN: usize = 8;
@@ -18,12 +21,17 @@ pub struct UdpRepr {
 impl UdpRepr {
     /// Parses a datagram carried between `src` and `dst`, checking length and checksum.
     ///
-    /// A zero checksum means the sender did not compute one (RFC 768) and is accepted.
+    /// Over IPv4 a zero checksum means the sender did not compute one (RFC 768) and is
+    /// accepted; over IPv6 it is an error (RFC 8200 §8.1).
     ///
     /// # Errors
     /// `Truncated`, `Malformed` (length field below 8) or `Checksum`.
-    pub fn parse(src: Ipv4Addr, dst: Ipv4Addr, segment: &[u8]) -> Result<(UdpRepr, &[u8]), Error> {
-        Self::parse_inner(Some((src, dst)), segment)
+    pub fn parse(
+        src: impl Into<IpAddr>,
+        dst: impl Into<IpAddr>,
+        segment: &[u8],
+    ) -> Result<(UdpRepr, &[u8]), Error> {
+        Self::parse_inner(Some((src.into(), dst.into())), segment)
     }
 
     /// Parses a datagram whose checksum an offloading link vouches for or left partial
@@ -36,7 +44,7 @@ impl UdpRepr {
     }
 
     fn parse_inner(
-        addrs: Option<(Ipv4Addr, Ipv4Addr)>,
+        addrs: Option<(IpAddr, IpAddr)>,
         segment: &[u8],
     ) -> Result<(UdpRepr, &[u8]), Error> {
         let slice = etherparse::UdpSlice::from_slice(segment).map_err(|_| Error::Truncated)?;
@@ -48,9 +56,13 @@ impl UdpRepr {
             return Err(Error::Truncated);
         }
         if let Some((src, dst)) = addrs {
-            if slice.checksum() != 0
-                && checksum::pseudo(src, dst, IpProtocol::UDP.0, &segment[..length]) != 0
-            {
+            let sum = slice.checksum();
+            if sum == 0 && src.is_ipv6() {
+                // RFC 8200 §8.1: "IPv6 receivers must discard UDP packets containing a
+                // zero checksum".
+                return Err(Error::Checksum);
+            }
+            if sum != 0 && checksum::pseudo(src, dst, IpProtocol::UDP.0, &segment[..length]) != 0 {
                 return Err(Error::Checksum);
             }
         }
@@ -67,8 +79,15 @@ impl UdpRepr {
     }
 
     /// Writes the header into `buf` and computes the checksum over the payload already
-    /// placed at `buf[UDP_HEADER_LEN..UDP_HEADER_LEN + payload_len]`.
-    pub fn emit(&self, buf: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr, payload_len: usize) {
+    /// placed at `buf[UDP_HEADER_LEN..UDP_HEADER_LEN + payload_len]`, with the
+    /// pseudo-header of the addresses' family.
+    pub fn emit(
+        &self,
+        buf: &mut [u8],
+        src: impl Into<IpAddr>,
+        dst: impl Into<IpAddr>,
+        payload_len: usize,
+    ) {
         let len = UDP_HEADER_LEN + payload_len;
         let hdr = etherparse::UdpHeader {
             source_port: self.src_port,
@@ -79,7 +98,8 @@ impl UdpRepr {
         buf[..UDP_HEADER_LEN].copy_from_slice(&hdr.to_bytes());
         let mut sum = checksum::pseudo(src, dst, IpProtocol::UDP.0, &buf[..len]);
         if sum == 0 {
-            // RFC 768: a computed zero is sent as all ones; zero means "no checksum".
+            // RFC 768 (and RFC 8200 §8.1 for IPv6): a computed zero is sent as all ones;
+            // zero means "no checksum".
             sum = 0xffff;
         }
         buf[6..8].copy_from_slice(&sum.to_be_bytes());
@@ -90,6 +110,7 @@ impl UdpRepr {
 mod tests {
     use super::*;
     use crate::wire::{testdata, EthernetRepr, Ipv4Repr};
+    use core::net::{Ipv4Addr, Ipv6Addr};
 
     fn udp(frame: &[u8]) -> (Ipv4Repr, &[u8]) {
         let (_, ip) = EthernetRepr::parse(frame).unwrap();
@@ -132,5 +153,51 @@ mod tests {
         );
         bad[4..6].copy_from_slice(&3u16.to_be_bytes());
         assert!(UdpRepr::parse(ip.src_addr, ip.dst_addr, &bad).is_err());
+    }
+
+    #[test]
+    fn ipv6_checksum_is_mandatory_and_covers_the_pseudo_header() {
+        let (s, d) = (
+            Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1),
+            Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 2),
+        );
+        let repr = UdpRepr {
+            src_port: 5353,
+            dst_port: 53,
+        };
+        let mut buf = [0u8; UDP_HEADER_LEN + 5];
+        buf[UDP_HEADER_LEN..].copy_from_slice(b"hello");
+        repr.emit(&mut buf, s, d, 5);
+        let (got, payload) = UdpRepr::parse(s, d, &buf).unwrap();
+        assert_eq!((got, payload), (repr, &b"hello"[..]));
+        assert_eq!(UdpRepr::parse(d, d, &buf), Err(Error::Checksum));
+        let mut zero = buf;
+        zero[6..8].copy_from_slice(&[0, 0]);
+        assert_eq!(UdpRepr::parse(s, d, &zero), Err(Error::Checksum));
+        // The same bytes over IPv4 would be accepted: zero means "not computed" there.
+        let v4 = Ipv4Addr::new(10, 0, 0, 1);
+        assert!(UdpRepr::parse(v4, v4, &zero).is_ok());
+    }
+
+    #[test]
+    fn a_computed_zero_is_sent_as_all_ones() {
+        // Search a payload whose checksum folds to zero over the IPv6 pseudo-header.
+        let (s, d) = (Ipv6Addr::LOCALHOST, Ipv6Addr::LOCALHOST);
+        let repr = UdpRepr {
+            src_port: 1,
+            dst_port: 2,
+        };
+        let mut found = false;
+        for x in 0..=u16::MAX {
+            let mut buf = [0u8; UDP_HEADER_LEN + 2];
+            buf[UDP_HEADER_LEN..].copy_from_slice(&x.to_be_bytes());
+            repr.emit(&mut buf, s, d, 2);
+            assert_ne!(&buf[6..8], &[0, 0]);
+            if buf[6..8] == [0xff, 0xff] {
+                found = true;
+                assert!(UdpRepr::parse(s, d, &buf).is_ok());
+            }
+        }
+        assert!(found, "some payload sums to zero");
     }
 }

@@ -13,8 +13,9 @@ use super::{
     OptionError, RecvError, SendError, Shutdown, ShutdownError, TcpContext, TcpError, TcpHandle,
     TcpInfo, TcpLayer, TcpSocketInfo, TcpState,
 };
+use crate::socket::common::{is_bad_unicast, normalize, socket_addr};
 use crate::time::Duration;
-use core::net::SocketAddrV4;
+use core::net::{IpAddr, SocketAddr};
 
 impl TcpLayer {
     /// A user-visible socket (not orphaned by close).
@@ -27,19 +28,22 @@ impl TcpLayer {
         self.alloc(SocketOptions::from_config(&self.config))
     }
 
-    /// Binds to a local address; port 0 picks an ephemeral port (bind(2)).
+    /// Binds to a local address, IPv4 or IPv6 (never IPv4-mapped: the socket API maps
+    /// those to IPv4); port 0 picks an ephemeral port (bind(2)). `[::]` takes IPv4
+    /// connections too unless [`set_v6only`](Self::set_v6only) said otherwise.
     ///
     /// # Errors
     /// `BadHandle`, `InvalidState` if already bound, `AddrInUse` if another socket holds
     /// the port (unless both allow reuse and none listens), `NoPortsAvailable`.
-    pub fn bind(&mut self, h: TcpHandle, addr: SocketAddrV4) -> Result<(), BindError> {
+    pub fn bind(&mut self, h: TcpHandle, addr: SocketAddr) -> Result<(), BindError> {
+        let addr = normalize(addr);
         let it = self.user_item(h).ok_or(BindError::BadHandle)?;
         if it.meta.port_claim.is_some() || it.socket.state != TcpState::Closed {
             return Err(BindError::InvalidState);
         }
         let reuse = it.socket.opts.reuse_addr;
         let port = if addr.port() == 0 {
-            self.pick_ephemeral(*addr.ip(), None)
+            self.pick_ephemeral(addr.ip(), None)
                 .ok_or(BindError::NoPortsAvailable)?
         } else {
             let usage = self.ports.get(&addr.port()).copied().unwrap_or_default();
@@ -50,7 +54,7 @@ impl TcpLayer {
         };
         self.claim_port(port, true);
         let it = self.item_mut(h).ok_or(BindError::BadHandle)?;
-        it.socket.local = SocketAddrV4::new(*addr.ip(), port);
+        it.socket.local = socket_addr(addr.ip(), port);
         it.meta.port_claim = Some((port, true));
         Ok(())
     }
@@ -64,7 +68,7 @@ impl TcpLayer {
     pub fn listen(
         &mut self,
         h: TcpHandle,
-        addr: SocketAddrV4,
+        addr: SocketAddr,
         backlog: usize,
     ) -> Result<(), ListenError> {
         let it = self.user_item(h).ok_or(ListenError::BadHandle)?;
@@ -112,7 +116,7 @@ impl TcpLayer {
     ///
     /// # Errors
     /// `BadHandle`, `NotListening`, `WouldBlock` when the queue is empty.
-    pub fn accept(&mut self, h: TcpHandle) -> Result<(TcpHandle, SocketAddrV4), AcceptError> {
+    pub fn accept(&mut self, h: TcpHandle) -> Result<(TcpHandle, SocketAddr), AcceptError> {
         let it = self.user_item_mut(h).ok_or(AcceptError::BadHandle)?;
         let l = it.meta.listener.as_mut().ok_or(AcceptError::NotListening)?;
         let child = l.accept_queue.pop_front().ok_or(AcceptError::WouldBlock)?;
@@ -123,18 +127,22 @@ impl TcpLayer {
     }
 
     /// Opens a connection to `remote` (connect(2)); the SYN goes out on the next
-    /// dispatch. An unbound socket gets `cx.local_addr` and an RFC 6056 ephemeral port.
+    /// dispatch. A socket bound to a wildcard gets our address of `remote`'s family
+    /// ([`LocalAddrs::source_for`](crate::socket::LocalAddrs::source_for)) and, if
+    /// unbound, an RFC 6056 ephemeral port.
     ///
     /// # Errors
     /// `BadHandle`, `IsConnected`, `InProgress`, `InvalidState` for a listener,
-    /// `Unaddressable` for port 0 or a non-unicast address, `AddrInUse`,
-    /// `NoPortsAvailable`.
+    /// `Unaddressable` for port 0, a non-unicast address, an address of another family
+    /// than the bound one (or IPv4 from `[::]` with IPV6_V6ONLY), or a family we have
+    /// no address of; `AddrInUse`, `NoPortsAvailable`.
     pub fn connect(
         &mut self,
         h: TcpHandle,
         cx: &TcpContext,
-        remote: SocketAddrV4,
+        remote: SocketAddr,
     ) -> Result<(), ConnectError> {
+        let remote = normalize(remote);
         let it = self.user_item(h).ok_or(ConnectError::BadHandle)?;
         let s = &it.socket;
         match s.state {
@@ -143,18 +151,31 @@ impl TcpLayer {
             TcpState::SynSent | TcpState::SynReceived => return Err(ConnectError::InProgress),
             _ => return Err(ConnectError::IsConnected),
         }
-        let rip = *remote.ip();
-        if remote.port() == 0 || rip.is_unspecified() || rip.is_broadcast() || rip.is_multicast() {
+        let rip = remote.ip();
+        if remote.port() == 0 || is_bad_unicast(rip) {
             return Err(ConnectError::Unaddressable);
         }
-        let local_ip = if s.local.ip().is_unspecified() {
-            cx.local_addr
+        let bound = s.local.ip();
+        let family_ok = match (bound, rip) {
+            (IpAddr::V4(_), IpAddr::V4(_)) | (IpAddr::V6(_), IpAddr::V6(_)) => true,
+            // Dual stack: `[::]` reaches IPv4 peers unless IPV6_V6ONLY.
+            (IpAddr::V6(b), IpAddr::V4(_)) => b.is_unspecified() && !s.opts.v6only,
+            // An unbound socket's placeholder is `0.0.0.0:0`: any family.
+            (IpAddr::V4(b), IpAddr::V6(_)) => b.is_unspecified() && it.meta.port_claim.is_none(),
+        };
+        if !family_ok {
+            return Err(ConnectError::Unaddressable);
+        }
+        let local_ip = if bound.is_unspecified() {
+            cx.local
+                .source_for(rip)
+                .ok_or(ConnectError::Unaddressable)?
         } else {
-            *s.local.ip()
+            bound
         };
         let local = match it.meta.port_claim {
             Some((port, _)) => {
-                let local = SocketAddrV4::new(local_ip, port);
+                let local = socket_addr(local_ip, port);
                 if self.conns.contains_key(&ConnKey { local, remote }) {
                     return Err(ConnectError::AddrInUse);
                 }
@@ -168,7 +189,7 @@ impl TcpLayer {
                 if let Some(it) = self.item_mut(h) {
                     it.meta.port_claim = Some((port, false));
                 }
-                SocketAddrV4::new(local_ip, port)
+                socket_addr(local_ip, port)
             }
         };
         let key = ConnKey { local, remote };
@@ -426,15 +447,15 @@ impl TcpLayer {
         s.error.take().or_else(|| s.soft_error.take())
     }
 
-    /// The local address (getsockname(2)).
-    pub fn local_addr(&self, h: TcpHandle) -> Option<SocketAddrV4> {
+    /// The local address (getsockname(2)), in the family it was bound or connected with.
+    pub fn local_addr(&self, h: TcpHandle) -> Option<SocketAddr> {
         self.user_item(h)
             .filter(|it| it.meta.port_claim.is_some())
             .map(|it| it.socket.local)
     }
 
     /// The remote address (getpeername(2)).
-    pub fn peer_addr(&self, h: TcpHandle) -> Option<SocketAddrV4> {
+    pub fn peer_addr(&self, h: TcpHandle) -> Option<SocketAddr> {
         self.user_sock(h)
             .filter(|s| s.remote.port() != 0)
             .map(|s| s.remote)
@@ -608,5 +629,26 @@ impl TcpLayer {
             s.opts.reuse_addr = on;
             Ok(())
         })
+    }
+
+    /// IPV6_V6ONLY: whether a socket bound to `[::]` hears (and reaches) IPv6 only;
+    /// off by default, as on Linux (`net.ipv6.bindv6only = 0`). Only before bind.
+    ///
+    /// # Errors
+    /// `BadHandle`, `InvalidState` once bound (Linux: EINVAL).
+    pub fn set_v6only(&mut self, h: TcpHandle, on: bool) -> Result<(), OptionError> {
+        let it = self.user_item(h).ok_or(OptionError::BadHandle)?;
+        if it.meta.port_claim.is_some() || it.socket.state != TcpState::Closed {
+            return Err(OptionError::InvalidState);
+        }
+        self.with_opts(h, |s| {
+            s.opts.v6only = on;
+            Ok(())
+        })
+    }
+
+    /// IPV6_V6ONLY as set.
+    pub fn v6only(&self, h: TcpHandle) -> Option<bool> {
+        self.user_sock(h).map(|s| s.opts.v6only)
     }
 }

@@ -1,10 +1,10 @@
 //! The layer's tunables ([`TcpConfig`]) and what the interface passes on every call
-//! ([`TcpContext`]): the caller's time, our address and the MTU. The layer keeps no clock
+//! ([`TcpContext`]): the caller's time, our addresses and the MTU. The layer keeps no clock
 //! of its own; every call that needs the time takes a context.
 
 use super::congestion::CongestionAlgorithm;
+use crate::socket::common::LocalAddrs;
 use crate::time::{Duration, Instant};
-use core::net::Ipv4Addr;
 
 /// TCP tunables shared by every socket of a layer (per-socket overrides live on sockets).
 #[derive(Clone, Debug)]
@@ -113,8 +113,10 @@ impl Default for TcpConfig {
 pub struct TcpContext {
     /// The current time.
     pub now: Instant,
-    /// The interface's address.
-    pub local_addr: Ipv4Addr,
-    /// The IP MTU (the largest IP packet, header included, sent without fragmenting).
+    /// The interface's addresses: the source of an unbound socket's connection.
+    pub local: LocalAddrs,
+    /// The IP MTU (the largest IP packet, header included, sent without fragmenting),
+    /// of both families: the MSS is derived from it by family (MTU − 40 for IPv4,
+    /// MTU − 60 for IPv6).
     pub mtu: usize,
 }

@@ -10,14 +10,15 @@
 use super::socket::{self, Reply, Socket};
 use super::types::ConnKey;
 use super::{isn, syncookie, Listener, SegmentAddrs, TcpContext, TcpLayer, TcpState};
-use crate::socket::common::IcmpError;
+use crate::socket::common::{is_bad_unicast, socket_addr, IcmpError};
 use crate::time::{Duration, Instant};
 use crate::wire::{IpProtocol, SeqNumber, TcpFlags, TcpOptions, TcpRepr};
-use core::net::SocketAddrV4;
+use core::net::IpAddr;
 
 impl TcpLayer {
     /// Handles a segment addressed to us; returns a segment to send at once (RST, ACK,
-    /// challenge ACK), if any, with its addresses; the interface builds its IPv4 header.
+    /// challenge ACK), if any, with its addresses; the interface builds its IP header.
+    /// `addrs` are of one family and never IPv4-mapped.
     pub fn process(
         &mut self,
         cx: &TcpContext,
@@ -44,20 +45,22 @@ impl TcpLayer {
         seg: &TcpRepr<'_>,
     ) -> Option<(SegmentAddrs, TcpRepr<'static>)> {
         let src = addrs.src;
+        let dst_bad = match addrs.dst {
+            IpAddr::V4(d) => d.is_broadcast() || d.is_multicast(),
+            IpAddr::V6(d) => d.is_multicast(),
+        };
         if seg.src_port == 0
             || seg.dst_port == 0
-            || src.is_broadcast()
-            || src.is_multicast()
-            || src.is_unspecified()
-            || addrs.dst.is_broadcast()
-            || addrs.dst.is_multicast()
+            || is_bad_unicast(src)
+            || dst_bad
+            || src.is_ipv4() != addrs.dst.is_ipv4()
         {
             self.counters.bad_segments += 1;
             return None;
         }
         let key = ConnKey {
-            local: SocketAddrV4::new(addrs.dst, seg.dst_port),
-            remote: SocketAddrV4::new(src, seg.src_port),
+            local: socket_addr(addrs.dst, seg.dst_port),
+            remote: socket_addr(src, seg.src_port),
         };
         let mut iss_hint = None;
         if let Some(idx) = self.find_conn(&key) {
@@ -86,8 +89,7 @@ impl TcpLayer {
         }
         if let Some(&lidx) = self.listeners.get(&seg.dst_port) {
             let l = self.slab.get_at(lidx)?;
-            let laddr = *l.socket.local.ip();
-            if laddr.is_unspecified() || laddr == addrs.dst {
+            if l.socket.accepts_local(addrs.dst) {
                 return self.process_listen(cx, key, seg, lidx, iss_hint);
             }
         }
@@ -284,7 +286,10 @@ impl TcpLayer {
         let l = self.slab.get_at(lidx)?;
         let rx_len = l.socket.opts.rx_buffer_len;
         let cfg = &self.config;
-        let peer_mss = seg.options.mss.unwrap_or(socket::DEFAULT_MSS as u16);
+        let peer_mss = seg
+            .options
+            .mss
+            .unwrap_or(socket::default_mss(key.remote.ip()) as u16);
         let mss_index = syncookie::mss_index(peer_mss);
         let count = syncookie::count(cx.now);
         let iss = syncookie::encode(
@@ -296,7 +301,7 @@ impl TcpLayer {
             mss_index,
         );
         let mut options = TcpOptions {
-            mss: Some(socket::our_mss(cx.mtu).min(65_535) as u16),
+            mss: Some(socket::our_mss(cx.mtu, key.remote.ip()).min(65_535) as u16),
             ..TcpOptions::default()
         };
         // Options beyond the MSS need the timestamp to come back (module docs).
@@ -421,8 +426,8 @@ impl TcpLayer {
             return;
         }
         let key = ConnKey {
-            local: SocketAddrV4::new(err.quoted.src_addr, err.src_port),
-            remote: SocketAddrV4::new(err.quoted.dst_addr, err.dst_port),
+            local: err.local(),
+            remote: err.remote(),
         };
         let Some(&idx) = self.conns.get(&key) else {
             self.counters.icmp_unmatched += 1;

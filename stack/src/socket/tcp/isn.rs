@@ -5,7 +5,7 @@
 //! versions (unlike `DefaultHasher`), and a PRF so the outside cannot predict `F()`.
 
 use crate::time::Instant;
-use core::net::SocketAddrV4;
+use core::net::SocketAddr;
 
 /// SipHash-2-4 keyed with two 64-bit words.
 #[derive(Clone, Copy, Debug)]
@@ -65,16 +65,72 @@ impl SipKey {
     }
 
     /// F(4-tuple) as one value.
-    pub(crate) fn tuple(&self, local: SocketAddrV4, remote: SocketAddrV4) -> u64 {
-        let a = (u64::from(u32::from(*local.ip())) << 32) | u64::from(u32::from(*remote.ip()));
-        let b = (u64::from(local.port()) << 16) | u64::from(remote.port());
-        self.hash(&[a, b])
+    pub(crate) fn tuple(&self, local: SocketAddr, remote: SocketAddr) -> u64 {
+        self.hash(TupleWords::new(local, remote).words())
+    }
+}
+
+/// A 4-tuple as SipHash message words, with room for one more: two words for IPv4
+/// (the same words as before IPv6, so IPv4 values are unchanged), five for IPv6.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TupleWords {
+    w: [u64; 6],
+    len: usize,
+}
+
+impl TupleWords {
+    /// The words of `local, remote` (both of one family; mixed ones hash as IPv6).
+    pub(crate) fn new(local: SocketAddr, remote: SocketAddr) -> TupleWords {
+        let ports = (u64::from(local.port()) << 16) | u64::from(remote.port());
+        match (local, remote) {
+            (SocketAddr::V4(l), SocketAddr::V4(r)) => TupleWords {
+                w: [
+                    (u64::from(l.ip().to_bits()) << 32) | u64::from(r.ip().to_bits()),
+                    ports,
+                    0,
+                    0,
+                    0,
+                    0,
+                ],
+                len: 2,
+            },
+            (l, r) => {
+                let bits = |a: SocketAddr| match a {
+                    SocketAddr::V4(a) => a.ip().to_ipv6_mapped().to_bits(),
+                    SocketAddr::V6(a) => a.ip().to_bits(),
+                };
+                let (l, r) = (bits(l), bits(r));
+                TupleWords {
+                    w: [
+                        (l >> 64) as u64,
+                        l as u64,
+                        (r >> 64) as u64,
+                        r as u64,
+                        ports,
+                        0,
+                    ],
+                    len: 5,
+                }
+            }
+        }
+    }
+
+    /// The words with `extra` appended.
+    pub(crate) fn with(mut self, extra: u64) -> TupleWords {
+        self.w[self.len] = extra;
+        self.len += 1;
+        self
+    }
+
+    /// The message words.
+    pub(crate) fn words(&self) -> &[u64] {
+        &self.w[..self.len]
     }
 }
 
 /// RFC 6528 §3: ISN = M + F(localip, localport, remoteip, remoteport, secretkey), where
 /// M is a 4-microsecond timer.
-pub(crate) fn isn(key: &SipKey, local: SocketAddrV4, remote: SocketAddrV4, now: Instant) -> u32 {
+pub(crate) fn isn(key: &SipKey, local: SocketAddr, remote: SocketAddr, now: Instant) -> u32 {
     let m = (now.total_micros() / 4) as u32;
     m.wrapping_add(key.tuple(local, remote) as u32)
 }
@@ -82,12 +138,12 @@ pub(crate) fn isn(key: &SipKey, local: SocketAddrV4, remote: SocketAddrV4, now: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use core::net::Ipv4Addr;
+    use core::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
 
     #[test]
     fn isn_is_keyed_and_advances_with_time() {
-        let l = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 80);
-        let r = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 40000);
+        let l = SocketAddr::from(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 80));
+        let r = SocketAddr::from(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 40000));
         let k = SipKey::from_seed(1, 0);
         let a = isn(&k, l, r, Instant::ZERO);
         assert_eq!(
@@ -96,5 +152,24 @@ mod tests {
         );
         assert_ne!(isn(&SipKey::from_seed(2, 0), l, r, Instant::ZERO), a);
         assert_ne!(isn(&k, r, l, Instant::ZERO), a);
+    }
+
+    #[test]
+    fn ipv4_words_are_unchanged_and_ipv6_words_cover_the_whole_addresses() {
+        let l = SocketAddr::from(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 80));
+        let r = SocketAddr::from(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 40000));
+        assert_eq!(
+            TupleWords::new(l, r).words(),
+            &[0x0a00_0001_0a00_0002, (80 << 16) | 40000]
+        );
+        let k = SipKey::from_seed(1, 0);
+        let a6 =
+            |last: u16| SocketAddr::new(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, last).into(), 80);
+        let r6 = SocketAddr::new(Ipv6Addr::new(0xfd00, 1, 0, 0, 0, 0, 0, 2).into(), 40000);
+        // Addresses differing only in their last or first bits hash apart.
+        assert_ne!(k.tuple(a6(1), r6), k.tuple(a6(2), r6));
+        let r6b = SocketAddr::new(Ipv6Addr::new(0xfd01, 1, 0, 0, 0, 0, 0, 2).into(), 40000);
+        assert_ne!(k.tuple(a6(1), r6), k.tuple(a6(1), r6b));
+        assert_eq!(TupleWords::new(a6(1), r6).with(7).words().len(), 6);
     }
 }

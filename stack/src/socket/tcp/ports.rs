@@ -6,7 +6,8 @@
 
 use super::types::ConnKey;
 use super::TcpLayer;
-use core::net::{Ipv4Addr, SocketAddrV4};
+use crate::socket::common::socket_addr;
+use core::net::{IpAddr, SocketAddr};
 
 impl TcpLayer {
     /// Counts one more holder of `port`.
@@ -35,16 +36,22 @@ impl TcpLayer {
     /// to `remote` when one is given, free of any holder otherwise.
     pub(super) fn pick_ephemeral(
         &mut self,
-        local_ip: Ipv4Addr,
-        remote: Option<SocketAddrV4>,
+        local_ip: IpAddr,
+        remote: Option<SocketAddr>,
     ) -> Option<u16> {
         let (lo, hi) = self.config.ephemeral_ports;
         let (lo, hi) = (lo.min(hi), lo.max(hi));
         let n = u32::from(hi - lo) + 1;
         // RFC 6056 §3.3.3 (Algorithm 3): offset = F(local, remote, key), plus a counter.
         let offset = match remote {
-            Some(r) => self.port_key.tuple(SocketAddrV4::new(local_ip, 0), r) as u32,
-            None => self.port_key.hash(&[u64::from(u32::from(local_ip))]) as u32,
+            Some(r) => self.port_key.tuple(socket_addr(local_ip, 0), r) as u32,
+            None => match local_ip {
+                IpAddr::V4(a) => self.port_key.hash(&[u64::from(a.to_bits())]) as u32,
+                IpAddr::V6(a) => {
+                    let b = a.to_bits();
+                    self.port_key.hash(&[(b >> 64) as u64, b as u64]) as u32
+                }
+            },
         };
         for i in 0..n {
             let port = lo + ((offset.wrapping_add(self.port_counter).wrapping_add(i)) % n) as u16;
@@ -53,7 +60,7 @@ impl TcpLayer {
                 Some(r) => {
                     usage.exclusive == 0
                         && !self.conns.contains_key(&ConnKey {
-                            local: SocketAddrV4::new(local_ip, port),
+                            local: socket_addr(local_ip, port),
                             remote: r,
                         })
                 }

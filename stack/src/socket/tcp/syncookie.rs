@@ -23,9 +23,9 @@
 //! Invariant: `decode(encode(x))` returns `x`'s MSS index for any count at most one tick
 //! later; the TSval of a cookie SYN,ACK is never above the connection's timestamp clock.
 
-use super::isn::SipKey;
+use super::isn::{SipKey, TupleWords};
 use crate::time::Instant;
-use core::net::SocketAddrV4;
+use core::net::SocketAddr;
 
 /// How long one cookie count lasts; a cookie is valid for one to two periods.
 pub(crate) const COOKIE_PERIOD_SECS: i64 = 64;
@@ -45,21 +45,13 @@ pub(crate) fn count(now: Instant) -> u32 {
     (now.total_micros().max(0) / 1_000_000 / COOKIE_PERIOD_SECS) as u32
 }
 
-fn tuple_words(local: SocketAddrV4, remote: SocketAddrV4) -> [u64; 2] {
-    [
-        (u64::from(u32::from(*local.ip())) << 32) | u64::from(u32::from(*remote.ip())),
-        (u64::from(local.port()) << 16) | u64::from(remote.port()),
-    ]
+fn h1(key: &SipKey, local: SocketAddr, remote: SocketAddr) -> u32 {
+    key.hash(TupleWords::new(local, remote).with(0).words()) as u32
 }
 
-fn h1(key: &SipKey, local: SocketAddrV4, remote: SocketAddrV4) -> u32 {
-    let [a, b] = tuple_words(local, remote);
-    key.hash(&[a, b, 0]) as u32
-}
-
-fn h2(key: &SipKey, local: SocketAddrV4, remote: SocketAddrV4, count: u32) -> u32 {
-    let [a, b] = tuple_words(local, remote);
-    key.hash(&[a, b, (1 << 32) | u64::from(count)]) as u32
+fn h2(key: &SipKey, local: SocketAddr, remote: SocketAddr, count: u32) -> u32 {
+    let w = TupleWords::new(local, remote).with((1 << 32) | u64::from(count));
+    key.hash(w.words()) as u32
 }
 
 /// The index into [`MSS_TABLE`] for a peer announcing `mss`.
@@ -70,8 +62,8 @@ pub(crate) fn mss_index(mss: u16) -> u32 {
 /// Our ISN for a SYN with sequence number `peer_seq` (RFC 4987 §3.6).
 pub(crate) fn encode(
     key: &SipKey,
-    local: SocketAddrV4,
-    remote: SocketAddrV4,
+    local: SocketAddr,
+    remote: SocketAddr,
     peer_seq: u32,
     count: u32,
     mss_index: u32,
@@ -87,8 +79,8 @@ pub(crate) fn encode(
 /// (its SEG.ACK - 1).
 pub(crate) fn decode(
     key: &SipKey,
-    local: SocketAddrV4,
-    remote: SocketAddrV4,
+    local: SocketAddr,
+    remote: SocketAddr,
     peer_seq: u32,
     cookie: u32,
     count_now: u32,
@@ -144,11 +136,11 @@ pub(crate) fn ts_decode(tsecr: u32) -> CookieOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use core::net::Ipv4Addr;
+    use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
     use proptest::prelude::*;
 
-    const L: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 80);
-    const R: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 40000);
+    const L: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 80);
+    const R: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 40000);
 
     #[test]
     fn mss_index_picks_largest_not_above() {
@@ -177,6 +169,17 @@ mod tests {
         assert_eq!(decode(&k, R, L, 1234, c, 5), None);
         assert_eq!(decode(&k, L, R, 1234 + 100, c, 5), None);
         assert_eq!(decode(&k, L, R, 1234, c.wrapping_add(1 << 24), 5), None);
+    }
+
+    #[test]
+    fn ipv6_cookie_round_trips_and_is_bound_to_the_whole_address() {
+        let k = SipKey::from_seed(7, 4);
+        let l = SocketAddr::new(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1).into(), 80);
+        let r = SocketAddr::new(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 2).into(), 40000);
+        let c = encode(&k, l, r, 99, 5, 2);
+        assert_eq!(decode(&k, l, r, 99, c, 5), Some(2));
+        let other = SocketAddr::new(Ipv6Addr::new(0xfd01, 0, 0, 0, 0, 0, 0, 2).into(), 40000);
+        assert_eq!(decode(&k, l, other, 99, c, 5), None);
     }
 
     #[test]

@@ -10,18 +10,21 @@ use crate::storage::SlabKey;
 use crate::time::Duration;
 use crate::wire::SeqNumber;
 use core::fmt;
-use core::net::{Ipv4Addr, SocketAddrV4};
+use core::hash::{Hash, Hasher};
+use core::net::{IpAddr, SocketAddr};
 use std::collections::VecDeque;
 
 /// The addresses of a segment, the only IP information TCP exchanges with the interface:
-/// arriving segments are demultiplexed by them, and the interface builds the IPv4 header
-/// of every segment TCP sends around them (TTL, DF and identification are its own).
+/// arriving segments are demultiplexed by them, and the interface builds the IPv4 or
+/// IPv6 header of every segment TCP sends around them, by their family (TTL or hop
+/// limit, DF, identification and flow label are its own). Both are of one family, and
+/// never IPv4-mapped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SegmentAddrs {
     /// Source address.
-    pub src: Ipv4Addr,
+    pub src: IpAddr,
     /// Destination address.
-    pub dst: Ipv4Addr,
+    pub dst: IpAddr,
 }
 
 impl SegmentAddrs {
@@ -282,9 +285,9 @@ pub enum TcpEvent {
         /// The socket.
         handle: TcpHandle,
         /// Local address.
-        local: SocketAddrV4,
+        local: SocketAddr,
         /// Remote address (unspecified for listeners).
-        remote: SocketAddrV4,
+        remote: SocketAddr,
         /// Previous state.
         from: TcpState,
         /// New state.
@@ -428,9 +431,9 @@ pub struct TcpSocketInfo {
     /// The socket.
     pub handle: TcpHandle,
     /// Local address (port 0 before bind).
-    pub local: SocketAddrV4,
+    pub local: SocketAddr,
     /// Remote address (unspecified for listeners).
-    pub remote: SocketAddrV4,
+    pub remote: SocketAddr,
     /// Closed by the user and finishing on its own (no longer reachable by handle).
     pub orphaned: bool,
     /// TCP_INFO-like state.
@@ -512,19 +515,47 @@ impl EventQueue {
     }
 }
 
-/// The 4-tuple of a connection, from our point of view.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// The 4-tuple of a connection, from our point of view. IPv6 addresses in it carry no
+/// flow label or scope id (`common::normalize`), so derived equality is address
+/// equality.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct ConnKey {
-    pub(super) local: SocketAddrV4,
-    pub(super) remote: SocketAddrV4,
+    pub(super) local: SocketAddr,
+    pub(super) remote: SocketAddr,
+}
+
+impl Hash for ConnKey {
+    /// Hashes the addresses' bytes and the ports only, as few words as the family
+    /// needs: an IPv4 key costs what it did before IPv6 (two address words, one of
+    /// ports), and the enum's layout (flow label, scope id, padding) stays out.
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        match (self.local, self.remote) {
+            (SocketAddr::V4(l), SocketAddr::V4(r)) => {
+                h.write_u64((u64::from(l.ip().to_bits()) << 32) | u64::from(r.ip().to_bits()));
+            }
+            (l, r) => {
+                h.write_u128(ip_bits(l.ip()));
+                h.write_u128(ip_bits(r.ip()));
+            }
+        }
+        h.write_u32((u32::from(self.local.port()) << 16) | u32::from(self.remote.port()));
+    }
+}
+
+/// An address as 128 bits (IPv4 as IPv4-mapped), for hashing.
+fn ip_bits(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(a) => a.to_ipv6_mapped().to_bits(),
+        IpAddr::V6(a) => a.to_bits(),
+    }
 }
 
 impl ConnKey {
     /// The addresses of a segment from us on this connection.
     pub(super) fn reply_addrs(self) -> SegmentAddrs {
         SegmentAddrs {
-            src: *self.local.ip(),
-            dst: *self.remote.ip(),
+            src: self.local.ip(),
+            dst: self.remote.ip(),
         }
     }
 }

@@ -16,7 +16,7 @@
 
 use super::pattern::{self, Pattern};
 use clap::Args;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
 /// CPU time the calling thread has used (CLOCK_THREAD_CPUTIME_ID): on a loaded machine
@@ -110,7 +110,7 @@ pub fn ustack_bulk(size: u64) -> Result<Duration, String> {
     }
 
     let (mut a, mut b) = (host(1, 2), host(2, 1));
-    let server = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 5001);
+    let server = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 5001));
     let l = b.tcp().socket();
     b.tcp()
         .listen(l, server, 4)

@@ -784,8 +784,10 @@ impl Socket {
         }
         let (hard, error) = match err.kind {
             IcmpErrorKind::FragmentationNeeded(mtu) => {
-                // RFC 1191: lower the path MTU and resend with smaller segments.
-                let mtu = usize::from(mtu).max(68);
+                // RFC 1191 / RFC 8201: lower the path MTU and resend with smaller
+                // segments; never below the family's minimum (RFC 8201 §4: an IPv6
+                // PTB below 1280 is not believed to lower it further).
+                let mtu = usize::from(mtu).max(super::min_mtu(self.remote.ip()));
                 if mtu < self.pmtu {
                     self.pmtu = mtu;
                     self.snd_nxt = self.snd_una;

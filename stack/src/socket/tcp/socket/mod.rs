@@ -43,7 +43,7 @@ use crate::socket::tcp::types::{EventQueue, TcpError, TcpEvent, TcpHandle, TcpIn
 use crate::storage::{Assembler, RingBuffer};
 use crate::time::{Duration, Instant};
 use crate::wire::{SeqNumber, TcpFlags, TcpOptions, TcpRepr};
-use core::net::{Ipv4Addr, SocketAddrV4};
+use core::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 
 /// RFC 9293 §3.7.1: the MSS assumed when the peer sends none.
 pub(crate) const DEFAULT_MSS: usize = 536;
@@ -91,8 +91,8 @@ pub(crate) struct Stats {
 pub(crate) struct Socket {
     pub handle: TcpHandle,
     pub state: TcpState,
-    pub local: SocketAddrV4,
-    pub remote: SocketAddrV4,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
     pub opts: SocketOptions,
     /// Created by a passive OPEN (RFC 9293: a reset in SYN-RECEIVED returns to LISTEN).
     pub passive: bool,
@@ -212,9 +212,37 @@ pub(crate) struct Socket {
     pub(crate) gso_size: u16,
 }
 
-/// The MSS we announce on a link with this IP MTU.
-pub(crate) fn our_mss(mtu: usize) -> usize {
-    mtu.saturating_sub(40).max(MIN_MSS)
+/// The send MSS assumed when the peer's SYN has no MSS option (RFC 9293 §3.7.1): 536
+/// over IPv4, 1220 over IPv6 (the minimum IPv6 MTU, 1280, less 60).
+pub(crate) fn default_mss(peer: IpAddr) -> usize {
+    match peer {
+        IpAddr::V4(_) => DEFAULT_MSS,
+        IpAddr::V6(_) => 1220,
+    }
+}
+
+/// IP and TCP header bytes (without options) of a segment to `peer`: 20 + 20 over
+/// IPv4, 40 + 20 over IPv6 (RFC 8200 §3; no extension headers on our segments).
+pub(crate) fn header_overhead(peer: IpAddr) -> usize {
+    match peer {
+        IpAddr::V4(_) => 40,
+        IpAddr::V6(_) => 60,
+    }
+}
+
+/// The smallest path MTU the family allows: 68 for IPv4 (RFC 791), 1280 for IPv6 (RFC
+/// 8200 §5), below which a Packet Too Big is not believed.
+pub(crate) fn min_mtu(peer: IpAddr) -> usize {
+    match peer {
+        IpAddr::V4(_) => 68,
+        IpAddr::V6(_) => 1280,
+    }
+}
+
+/// The MSS we announce to `peer` on a link with this IP MTU: MTU − 40 over IPv4,
+/// MTU − 60 over IPv6 (1460 and 1440 at 1500).
+pub(crate) fn our_mss(mtu: usize, peer: IpAddr) -> usize {
+    mtu.saturating_sub(header_overhead(peer)).max(MIN_MSS)
 }
 
 fn in_window(seq: SeqNumber, start: SeqNumber, len: usize) -> bool {
@@ -237,9 +265,20 @@ pub(crate) fn rst_for(seg: &TcpRepr<'_>) -> TcpRepr<'static> {
 }
 
 impl Socket {
+    /// True when this listener takes a segment addressed to `dst`: its own address, the
+    /// wildcard of `dst`'s family, or (dual stack) `::` for IPv4 unless IPV6_V6ONLY.
+    pub(crate) fn accepts_local(&self, dst: IpAddr) -> bool {
+        match (self.local.ip(), dst) {
+            (IpAddr::V4(l), IpAddr::V4(d)) => l.is_unspecified() || l == d,
+            (IpAddr::V6(l), IpAddr::V6(d)) => l.is_unspecified() || l == d,
+            (IpAddr::V6(l), IpAddr::V4(_)) => l.is_unspecified() && !self.opts.v6only,
+            (IpAddr::V4(_), IpAddr::V6(_)) => false,
+        }
+    }
+
     /// A fresh, unbound socket in CLOSED.
     pub(crate) fn new(handle: TcpHandle, opts: SocketOptions, cfg: &TcpConfig) -> Socket {
-        let unspec = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0);
+        let unspec = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
         let cc = congestion::new_controller(opts.congestion, DEFAULT_MSS);
         Socket {
             handle,
@@ -342,8 +381,8 @@ impl Socket {
         self.shut_wr = false;
         self.error = None;
         self.soft_error = None;
-        self.pmtu = cx.mtu.max(68);
-        self.our_mss = our_mss(cx.mtu);
+        self.pmtu = cx.mtu.max(min_mtu(self.remote.ip()));
+        self.our_mss = our_mss(cx.mtu, self.remote.ip());
         self.rtt = RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto);
         self.retries = 0;
         self.stats = Stats::default();
@@ -424,7 +463,9 @@ impl Socket {
 
     /// Largest payload of a segment carrying only the timestamp option (Linux mss_cache).
     pub(crate) fn send_mss(&self) -> usize {
-        let base = self.peer_mss.min(self.pmtu.saturating_sub(40));
+        let base = self
+            .peer_mss
+            .min(self.pmtu.saturating_sub(header_overhead(self.remote.ip())));
         let opts = if self.ts_ok { TS_OPTION_LEN } else { 0 };
         base.saturating_sub(opts).max(MIN_MSS / 2)
     }

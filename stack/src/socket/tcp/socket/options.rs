@@ -24,6 +24,8 @@ pub(crate) struct SocketOptions {
     pub congestion: CongestionAlgorithm,
     pub linger: Option<Duration>,
     pub reuse_addr: bool,
+    /// IPV6_V6ONLY: a socket bound to `::` hears IPv6 only (not IPv4 too).
+    pub v6only: bool,
 }
 
 impl SocketOptions {
@@ -39,6 +41,7 @@ impl SocketOptions {
             congestion: cfg.congestion,
             linger: None,
             reuse_addr: false,
+            v6only: false,
         }
     }
 }
@@ -79,7 +82,7 @@ impl Socket {
         self.peer_mss = seg
             .options
             .mss
-            .map_or(DEFAULT_MSS, usize::from)
+            .map_or(super::default_mss(self.remote.ip()), usize::from)
             .max(MIN_MSS);
         self.ws_ok = self.offer_ws && seg.options.window_scale.is_some();
         if self.ws_ok {

@@ -350,7 +350,10 @@ impl Socket {
 
     /// Most payload bytes a segment with `opts_len` option bytes may carry.
     fn max_payload(&self, opts_len: usize) -> usize {
-        let base = self.peer_mss.min(self.pmtu.saturating_sub(40));
+        let base = self.peer_mss.min(
+            self.pmtu
+                .saturating_sub(super::header_overhead(self.remote.ip())),
+        );
         base.saturating_sub(opts_len).max(1)
     }
 
@@ -508,8 +511,8 @@ impl Socket {
     /// The addresses of a segment from this socket.
     pub(crate) fn addrs(&self) -> SegmentAddrs {
         SegmentAddrs {
-            src: *self.local.ip(),
-            dst: *self.remote.ip(),
+            src: self.local.ip(),
+            dst: self.remote.ip(),
         }
     }
 }

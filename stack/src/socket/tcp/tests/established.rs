@@ -145,7 +145,10 @@ fn test_established_rst_exact_resets() {
     assert_eq!(h.layer.recv(h.handle, &mut buf), Err(RecvError::Reset));
     assert_eq!(h.layer.recv(h.handle, &mut buf), Ok(0));
     assert_eq!(h.layer.send(h.handle, b"x"), Err(SendError::Closed));
-    assert!(h.layer.conn_handle(LOCAL, REMOTE).is_none());
+    assert!(h
+        .layer
+        .conn_handle(SocketAddr::V4(LOCAL), SocketAddr::V4(REMOTE))
+        .is_none());
 }
 
 #[test]

@@ -13,7 +13,10 @@ fn test_listen_syn_creates_syn_received() {
             ..SEND_TEMPL
         }
     );
-    let child = h.layer.conn_handle(LOCAL, REMOTE).unwrap();
+    let child = h
+        .layer
+        .conn_handle(SocketAddr::V4(LOCAL), SocketAddr::V4(REMOTE))
+        .unwrap();
     assert_ne!(child, h.handle);
     assert_eq!(h.layer.state(h.handle), Some(TcpState::Listen));
     assert_eq!(
@@ -80,7 +83,7 @@ fn test_listen_backlog_overflow_drops_syn() {
         syncookies: false,
         ..base_config()
     });
-    h.layer.listen(h.handle, LOCAL, 1).unwrap();
+    h.layer.listen(h.handle, SocketAddr::V4(LOCAL), 1).unwrap();
     send!(
         h,
         TcpRepr {
@@ -123,7 +126,7 @@ fn test_listen_backlog_overflow_drops_syn() {
     );
     assert_eq!(h.layer.counters().listen_overflows, 2);
     let (c, peer) = h.layer.accept(h.handle).unwrap();
-    assert_eq!(peer, REMOTE);
+    assert_eq!(peer, SocketAddr::V4(REMOTE));
     assert_eq!(h.layer.state(c), Some(TcpState::Established));
     assert_eq!(h.layer.accept(h.handle), Err(AcceptError::WouldBlock));
 }
@@ -131,7 +134,7 @@ fn test_listen_backlog_overflow_drops_syn() {
 #[test]
 fn test_listen_accept_queue_full_drops_final_ack() {
     let mut h = Harness::new(base_config());
-    h.layer.listen(h.handle, LOCAL, 1).unwrap();
+    h.layer.listen(h.handle, SocketAddr::V4(LOCAL), 1).unwrap();
     for port in [REMOTE_PORT, REMOTE_PORT + 1] {
         if port == REMOTE_PORT + 1 {
             h.recv().expect("SYN,ACK");
@@ -227,7 +230,7 @@ fn test_listen_without_peer_options_omits_them() {
 /// `REMOTE_PORT + 100`; its SYN,ACK has been pulled.
 fn listen_queue_full(config: TcpConfig) -> Harness {
     let mut h = Harness::new(config);
-    h.layer.listen(h.handle, LOCAL, 1).unwrap();
+    h.layer.listen(h.handle, SocketAddr::V4(LOCAL), 1).unwrap();
     h.listener = Some(h.handle);
     send!(
         h,
@@ -259,7 +262,10 @@ fn cookie_synack(h: &mut Harness, options: TcpOptions) -> TcpRepr<'static> {
     assert_ne!(r.seq_number, LOCAL_SEQ, "a cookie, not the stateful ISN");
     assert_eq!(h.layer.socket_count(), count, "no state kept");
     assert_eq!(h.layer.counters().syncookies_sent, 1);
-    assert!(h.layer.conn_handle(LOCAL, REMOTE).is_none());
+    assert!(h
+        .layer
+        .conn_handle(SocketAddr::V4(LOCAL), SocketAddr::V4(REMOTE))
+        .is_none());
     r
 }
 
@@ -290,7 +296,7 @@ fn test_listen_cookie_ack_establishes_and_accepts() {
     );
     assert_eq!(h.layer.counters().syncookies_valid, 1);
     let (c, peer) = h.layer.accept(h.handle).unwrap();
-    assert_eq!(peer, REMOTE);
+    assert_eq!(peer, SocketAddr::V4(REMOTE));
     assert_eq!(h.layer.state(c), Some(TcpState::Established));
     let mut buf = [0u8; 16];
     assert_eq!(h.layer.recv(c, &mut buf), Ok(5));
@@ -338,7 +344,10 @@ fn test_listen_forged_cookie_ack_gets_rst_and_is_counted() {
     assert_eq!(h.layer.counters().syncookies_invalid, 2);
     assert_eq!(h.layer.counters().syncookies_valid, 0);
     assert_eq!(h.layer.accept(h.handle), Err(AcceptError::WouldBlock));
-    assert!(h.layer.conn_handle(LOCAL, REMOTE).is_none());
+    assert!(h
+        .layer
+        .conn_handle(SocketAddr::V4(LOCAL), SocketAddr::V4(REMOTE))
+        .is_none());
 }
 
 #[test]
@@ -353,7 +362,10 @@ fn test_listen_cookie_expires_after_two_periods() {
         ..SEND_TEMPL
     };
     assert!(h.send(&ack).is_some_and(|r| r.flags == RST));
-    assert!(h.layer.conn_handle(LOCAL, REMOTE).is_none());
+    assert!(h
+        .layer
+        .conn_handle(SocketAddr::V4(LOCAL), SocketAddr::V4(REMOTE))
+        .is_none());
 }
 
 #[test]
@@ -409,7 +421,10 @@ fn test_listen_cookie_carries_options_in_timestamp() {
 fn test_listen_full_queue_evicts_oldest_after_retry_under_pressure() {
     let mut h = listen_queue_full(base_config());
     let old = SocketAddrV4::new(REMOTE_IP, REMOTE_PORT + 100);
-    assert!(h.layer.conn_handle(LOCAL, old).is_some());
+    assert!(h
+        .layer
+        .conn_handle(SocketAddr::V4(LOCAL), SocketAddr::V4(old))
+        .is_some());
     // The first SYN,ACK retransmission (initial RTO 1 s).
     h.at(1000);
     h.recv().expect("SYN,ACK retransmitted");
@@ -423,9 +438,16 @@ fn test_listen_full_queue_evicts_oldest_after_retry_under_pressure() {
     );
     assert_eq!(h.layer.counters().syn_recv_evicted, 1);
     assert_eq!(h.layer.counters().syncookies_sent, 0);
-    assert!(h.layer.conn_handle(LOCAL, old).is_none(), "the oldest went");
     assert!(
-        h.layer.conn_handle(LOCAL, REMOTE).is_some(),
+        h.layer
+            .conn_handle(SocketAddr::V4(LOCAL), SocketAddr::V4(old))
+            .is_none(),
+        "the oldest went"
+    );
+    assert!(
+        h.layer
+            .conn_handle(SocketAddr::V4(LOCAL), SocketAddr::V4(REMOTE))
+            .is_some(),
         "the new one is queued"
     );
     // Evicted silently: only the new SYN,ACK goes out.

@@ -9,10 +9,20 @@ const A_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const B_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 const SERVER: SocketAddrV4 = SocketAddrV4::new(B_IP, 5001);
 
+/// The IPv6 address of the node whose IPv4 address is `ip` (10.0.0.x → fd00::x).
+fn v6_of(ip: Ipv4Addr) -> core::net::Ipv6Addr {
+    core::net::Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, u16::from(ip.octets()[3]))
+}
+
+/// Each node has an IPv4 and an IPv6 address.
 fn cx(now: Instant, ip: Ipv4Addr) -> TcpContext {
     TcpContext {
         now,
-        local_addr: ip,
+        local: crate::socket::LocalAddrs {
+            v4: ip,
+            v6: v6_of(ip),
+            v6_link_local: core::net::Ipv6Addr::UNSPECIFIED,
+        },
         mtu: 1500,
     }
 }
@@ -137,6 +147,22 @@ fn transfer_traced(
     len: usize,
     trace: bool,
 ) -> (TcpInfo, Vec<(Instant, bool, TcpRepr<'static>)>) {
+    let server = SocketAddr::V4(SERVER);
+    transfer_between(seed, drop_rate, jitter_ms, alg, len, trace, server, server)
+}
+
+/// As `transfer_traced`, B listening on `listen` and A connecting to `server`.
+#[allow(clippy::too_many_arguments)]
+fn transfer_between(
+    seed: u64,
+    drop_rate: f64,
+    jitter_ms: u64,
+    alg: CongestionAlgorithm,
+    len: usize,
+    trace: bool,
+    listen: SocketAddr,
+    server_addr: SocketAddr,
+) -> (TcpInfo, Vec<(Instant, bool, TcpRepr<'static>)>) {
     let config = TcpConfig {
         congestion: alg,
         ..TcpConfig::default()
@@ -144,9 +170,11 @@ fn transfer_traced(
     let mut sim = Sim::new(seed, config, drop_rate, jitter_ms);
     sim.trace = trace.then(Vec::new);
     let server = sim.b.socket();
-    sim.b.listen(server, SERVER, 4).unwrap();
+    sim.b.listen(server, listen, 4).unwrap();
     let client = sim.a.socket();
-    sim.a.connect(client, &cx(sim.now, A_IP), SERVER).unwrap();
+    sim.a
+        .connect(client, &cx(sim.now, A_IP), server_addr)
+        .unwrap();
 
     let data: Vec<u8> = (0..len).map(|_| sim.rng.gen()).collect();
     let mut sent = 0;
@@ -264,9 +292,11 @@ fn test_loopback_full_lifecycle_frees_everything() {
     for seed in 200..210 {
         let mut sim = Sim::new(seed, TcpConfig::default(), 0.1, 3);
         let server = sim.b.socket();
-        sim.b.listen(server, SERVER, 4).unwrap();
+        sim.b.listen(server, SocketAddr::V4(SERVER), 4).unwrap();
         let client = sim.a.socket();
-        sim.a.connect(client, &cx(sim.now, A_IP), SERVER).unwrap();
+        sim.a
+            .connect(client, &cx(sim.now, A_IP), SocketAddr::V4(SERVER))
+            .unwrap();
         while sim.a.state(client) != Some(TcpState::Established) {
             assert!(sim.step(), "seed {seed}");
         }
@@ -314,13 +344,25 @@ fn test_loopback_simultaneous_open() {
     let mut sim = Sim::new(300, TcpConfig::default(), 0.0, 0);
     let a = sim.a.socket();
     let b = sim.b.socket();
-    sim.a.bind(a, SocketAddrV4::new(A_IP, 7000)).unwrap();
-    sim.b.bind(b, SocketAddrV4::new(B_IP, 7001)).unwrap();
     sim.a
-        .connect(a, &cx(sim.now, A_IP), SocketAddrV4::new(B_IP, 7001))
+        .bind(a, SocketAddr::V4(SocketAddrV4::new(A_IP, 7000)))
         .unwrap();
     sim.b
-        .connect(b, &cx(sim.now, B_IP), SocketAddrV4::new(A_IP, 7000))
+        .bind(b, SocketAddr::V4(SocketAddrV4::new(B_IP, 7001)))
+        .unwrap();
+    sim.a
+        .connect(
+            a,
+            &cx(sim.now, A_IP),
+            SocketAddr::V4(SocketAddrV4::new(B_IP, 7001)),
+        )
+        .unwrap();
+    sim.b
+        .connect(
+            b,
+            &cx(sim.now, B_IP),
+            SocketAddr::V4(SocketAddrV4::new(A_IP, 7000)),
+        )
         .unwrap();
     for _ in 0..10 {
         sim.step();
@@ -334,4 +376,179 @@ fn test_loopback_simultaneous_open() {
     let mut buf = [0u8; 8];
     assert_eq!(sim.b.recv(b, &mut buf), Ok(4));
     assert_eq!(&buf[..4], b"ping");
+}
+
+// ------------------------------------------------------------ IPv6
+
+const SERVER6: SocketAddr = SocketAddr::V6(core::net::SocketAddrV6::new(
+    core::net::Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 2),
+    5001,
+    0,
+    0,
+));
+const ANY6: SocketAddr = SocketAddr::V6(core::net::SocketAddrV6::new(
+    core::net::Ipv6Addr::UNSPECIFIED,
+    5001,
+    0,
+    0,
+));
+
+/// Every TCP mechanism works the same over IPv6: a lossy, reordered transfer arrives
+/// byte-exact, and the MSS is the IPv6 one (1500 − 60, less 12 for timestamps).
+#[test]
+fn test_loopback_ipv6_transfer_with_drops_and_reordering() {
+    let (info, trace) = transfer_between(
+        41,
+        0.02,
+        20,
+        CongestionAlgorithm::Cubic,
+        1 << 20,
+        true,
+        ANY6,
+        SERVER6,
+    );
+    assert_eq!(info.advmss, 1440);
+    assert_eq!(info.snd_mss, 1440 - 12);
+    assert!(
+        info.sack && info.timestamps && info.window_scaling,
+        "{info:?}"
+    );
+    assert!(info.total_retrans > 0, "2% loss retransmits something");
+    let syn = trace
+        .iter()
+        .find(|(_, to_b, s)| *to_b && s.flags.syn())
+        .expect("SYN");
+    assert_eq!(syn.2.options.mss, Some(1440));
+    let most = trace
+        .iter()
+        .map(|(_, _, s)| s.payload.len())
+        .max()
+        .unwrap_or(0);
+    assert_eq!(most, 1428, "no segment larger than the IPv6 MSS");
+}
+
+/// Connects a new socket of A to `to`; returns its handle.
+fn connect_a(sim: &mut Sim, to: SocketAddr) -> TcpHandle {
+    let h = sim.a.socket();
+    sim.a.connect(h, &cx(sim.now, A_IP), to).unwrap();
+    h
+}
+
+/// Runs the simulation until nothing is left to do (or 10 s of virtual time).
+fn settle_sim(sim: &mut Sim) {
+    while sim.now < Instant::from_millis(10_000) && sim.step() {}
+}
+
+/// A listener on `[::]` takes IPv4 and IPv6 connections (dual stack), each child in
+/// its own family with its family's MSS.
+#[test]
+fn test_loopback_dual_stack_listener_accepts_both_families() {
+    let mut sim = Sim::new(5, TcpConfig::default(), 0.0, 0);
+    let l = sim.b.socket();
+    sim.b.listen(l, ANY6, 4).unwrap();
+    let c4 = connect_a(&mut sim, SocketAddr::V4(SERVER));
+    let c6 = connect_a(&mut sim, SERVER6);
+    for _ in 0..50 {
+        sim.step();
+    }
+    assert_eq!(sim.a.state(c4), Some(TcpState::Established));
+    assert_eq!(sim.a.state(c6), Some(TcpState::Established));
+    let (h1, p1) = sim.b.accept(l).unwrap();
+    let (h2, p2) = sim.b.accept(l).unwrap();
+    let mut peers = [(p1, h1), (p2, h2)];
+    peers.sort_by_key(|(p, _)| p.is_ipv6());
+    assert_eq!(peers[0].0.ip(), core::net::IpAddr::V4(A_IP));
+    assert_eq!(peers[1].0.ip(), core::net::IpAddr::V6(v6_of(A_IP)));
+    assert_eq!(sim.b.local_addr(peers[0].1), Some(SocketAddr::V4(SERVER)));
+    assert_eq!(sim.b.local_addr(peers[1].1), Some(SERVER6));
+    assert_eq!(sim.b.info(peers[0].1).unwrap().advmss, 1460);
+    assert_eq!(sim.b.info(peers[1].1).unwrap().advmss, 1440);
+    assert_eq!(
+        sim.a.local_addr(c6).unwrap().ip(),
+        core::net::IpAddr::V6(v6_of(A_IP))
+    );
+}
+
+/// With IPV6_V6ONLY a listener on `[::]` refuses IPv4 (a RST, as a closed port does)
+/// and still takes IPv6.
+#[test]
+fn test_loopback_v6only_listener_refuses_ipv4() {
+    let mut sim = Sim::new(6, TcpConfig::default(), 0.0, 0);
+    let l = sim.b.socket();
+    sim.b.set_v6only(l, true).unwrap();
+    sim.b.listen(l, ANY6, 4).unwrap();
+    assert_eq!(sim.b.v6only(l), Some(true));
+    assert_eq!(sim.b.set_v6only(l, false), Err(OptionError::InvalidState));
+    let c4 = connect_a(&mut sim, SocketAddr::V4(SERVER));
+    let c6 = connect_a(&mut sim, SERVER6);
+    settle_sim(&mut sim);
+    assert_eq!(sim.a.state(c6), Some(TcpState::Established));
+    assert_eq!(sim.a.state(c4), Some(TcpState::Closed));
+    assert_eq!(sim.a.take_error(c4), Some(TcpError::ConnectionRefused));
+    assert!(sim.b.accept(l).is_ok());
+    assert_eq!(sim.b.accept(l), Err(AcceptError::WouldBlock));
+}
+
+/// An IPv4 listener hears nothing of IPv6; a socket bound to an IPv4 address cannot
+/// connect to IPv6, nor a `[::]` IPV6_V6ONLY one to IPv4.
+#[test]
+fn test_families_do_not_cross() {
+    let mut sim = Sim::new(7, TcpConfig::default(), 0.0, 0);
+    let l = sim.b.socket();
+    sim.b.listen(l, SocketAddr::V4(SERVER), 4).unwrap();
+    let c6 = connect_a(&mut sim, SERVER6);
+    settle_sim(&mut sim);
+    assert_eq!(sim.a.take_error(c6), Some(TcpError::ConnectionRefused));
+    let cx_a = cx(sim.now, A_IP);
+    let bound4 = sim.a.socket();
+    sim.a
+        .bind(bound4, SocketAddr::V4(SocketAddrV4::new(A_IP, 0)))
+        .unwrap();
+    assert_eq!(
+        sim.a.connect(bound4, &cx_a, SERVER6),
+        Err(ConnectError::Unaddressable)
+    );
+    let only6 = sim.a.socket();
+    sim.a.set_v6only(only6, true).unwrap();
+    sim.a.bind(only6, ANY6).unwrap();
+    assert_eq!(
+        sim.a.connect(only6, &cx_a, SocketAddr::V4(SERVER)),
+        Err(ConnectError::Unaddressable)
+    );
+    // Without an IPv6 address of our own there is no source for an IPv6 connection.
+    let mut no6 = cx_a;
+    no6.local.v6 = core::net::Ipv6Addr::UNSPECIFIED;
+    let fresh = sim.a.socket();
+    assert_eq!(
+        sim.a.connect(fresh, &no6, SERVER6),
+        Err(ConnectError::Unaddressable)
+    );
+}
+
+/// A SYN cookie over IPv6 carries the IPv6 MSS and completes the connection.
+#[test]
+fn test_loopback_ipv6_syn_cookie() {
+    let config = TcpConfig {
+        syncookies: true,
+        max_backlog: 1,
+        ..TcpConfig::default()
+    };
+    let mut sim = Sim::new(8, config, 0.0, 0);
+    let l = sim.b.socket();
+    sim.b.listen(l, ANY6, 1).unwrap();
+    let first = connect_a(&mut sim, SERVER6);
+    let second = connect_a(&mut sim, SERVER6);
+    settle_sim(&mut sim);
+    assert!(
+        sim.b.counters().syncookies_sent >= 1,
+        "{:?}",
+        sim.b.counters()
+    );
+    assert_eq!(
+        sim.b.counters().syncookies_valid,
+        sim.b.counters().syncookies_sent
+    );
+    for c in [first, second] {
+        assert_eq!(sim.a.state(c), Some(TcpState::Established));
+    }
 }

@@ -10,8 +10,8 @@
 use super::*;
 use crate::socket::{IcmpError, IcmpErrorKind};
 use crate::time::{Duration, Instant};
-use crate::wire::{IpProtocol, Ipv4Repr, SeqNumber, TcpFlags, TcpOptions, TcpRepr};
-use core::net::{Ipv4Addr, SocketAddrV4};
+use crate::wire::{IpProtocol, SeqNumber, TcpFlags, TcpOptions, TcpRepr};
+use core::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 
 const LOCAL_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 1);
 const REMOTE_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 2);
@@ -97,7 +97,7 @@ impl Harness {
     fn cx(&self) -> TcpContext {
         TcpContext {
             now: self.now,
-            local_addr: LOCAL_IP,
+            local: crate::socket::LocalAddrs::v4(LOCAL_IP),
             mtu: self.mtu,
         }
     }
@@ -110,13 +110,16 @@ impl Harness {
 
     fn send(&mut self, seg: &TcpRepr<'_>) -> Option<TcpRepr<'static>> {
         let addrs = SegmentAddrs {
-            src: REMOTE_IP,
-            dst: LOCAL_IP,
+            src: IpAddr::V4(REMOTE_IP),
+            dst: IpAddr::V4(LOCAL_IP),
         };
         let cx = self.cx();
         let reply = self.layer.process(&cx, addrs, seg);
         reply.map(|(raddrs, r)| {
-            assert_eq!((raddrs.src, raddrs.dst), (LOCAL_IP, REMOTE_IP));
+            assert_eq!(
+                (raddrs.src, raddrs.dst),
+                (LOCAL_IP.into(), REMOTE_IP.into())
+            );
             r
         })
     }
@@ -125,7 +128,7 @@ impl Harness {
         let cx = self.cx();
         let mut out = None;
         self.layer.dispatch(&cx, &mut |addrs, r| {
-            assert_eq!((addrs.src, addrs.dst), (LOCAL_IP, REMOTE_IP));
+            assert_eq!((addrs.src, addrs.dst), (LOCAL_IP.into(), REMOTE_IP.into()));
             out = Some(leak(r));
         });
         out
@@ -214,7 +217,7 @@ fn socket() -> Harness {
 
 fn socket_listen_with(config: TcpConfig) -> Harness {
     let mut h = Harness::new(config);
-    h.layer.listen(h.handle, LOCAL, 8).unwrap();
+    h.layer.listen(h.handle, SocketAddr::V4(LOCAL), 8).unwrap();
     h.listener = Some(h.handle);
     h.events();
     h
@@ -237,7 +240,10 @@ fn socket_syn_received_with(config: TcpConfig, syn_opts: TcpOptions) -> Harness 
             ..SEND_TEMPL
         }
     );
-    h.handle = h.layer.conn_handle(LOCAL, REMOTE).expect("child");
+    h.handle = h
+        .layer
+        .conn_handle(SocketAddr::V4(LOCAL), SocketAddr::V4(REMOTE))
+        .expect("child");
     h
 }
 
@@ -259,9 +265,11 @@ fn socket_syn_received() -> Harness {
 
 fn socket_syn_sent_with(config: TcpConfig) -> Harness {
     let mut h = Harness::new(config);
-    h.layer.bind(h.handle, LOCAL).unwrap();
+    h.layer.bind(h.handle, SocketAddr::V4(LOCAL)).unwrap();
     let cx = h.cx();
-    h.layer.connect(h.handle, &cx, REMOTE).unwrap();
+    h.layer
+        .connect(h.handle, &cx, SocketAddr::V4(REMOTE))
+        .unwrap();
     h
 }
 
@@ -293,7 +301,7 @@ fn establish(h: &mut Harness) {
     );
     let (child, peer) = h.layer.accept(h.listener.unwrap()).unwrap();
     assert_eq!(child, h.handle);
-    assert_eq!(peer, REMOTE);
+    assert_eq!(peer, SocketAddr::V4(REMOTE));
     h.events();
 }
 
@@ -430,8 +438,8 @@ fn socket_last_ack() -> Harness {
 fn state_change(h: TcpHandle, from: TcpState, to: TcpState) -> TcpEvent {
     TcpEvent::StateChanged {
         handle: h,
-        local: LOCAL,
-        remote: REMOTE,
+        local: SocketAddr::V4(LOCAL),
+        remote: SocketAddr::V4(REMOTE),
         from,
         to,
     }
@@ -439,20 +447,11 @@ fn state_change(h: TcpHandle, from: TcpState, to: TcpState) -> TcpEvent {
 
 fn icmp(kind: IcmpErrorKind, seq: SeqNumber) -> IcmpError {
     IcmpError {
-        reporter: REMOTE_IP,
+        reporter: IpAddr::V4(REMOTE_IP),
         kind,
-        quoted: Ipv4Repr {
-            src_addr: LOCAL_IP,
-            dst_addr: REMOTE_IP,
-            protocol: IpProtocol::TCP,
-            ttl: 64,
-            tos: 0,
-            ident: 0,
-            dont_frag: true,
-            more_frags: false,
-            frag_offset: 0,
-            payload_len: 24,
-        },
+        src_addr: IpAddr::V4(LOCAL_IP),
+        dst_addr: IpAddr::V4(REMOTE_IP),
+        protocol: IpProtocol::TCP,
         src_port: LOCAL_PORT,
         dst_port: REMOTE_PORT,
         tcp_seq: seq.0,

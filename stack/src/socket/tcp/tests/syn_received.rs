@@ -24,8 +24,11 @@ fn test_syn_received_ack_establishes_and_queues_for_accept() {
         )]
     );
     assert!(h.layer.can_recv(h.listener.unwrap()));
-    assert_eq!(h.layer.accept(h.listener.unwrap()), Ok((h.handle, REMOTE)));
-    assert_eq!(h.layer.peer_addr(h.handle), Some(REMOTE));
+    assert_eq!(
+        h.layer.accept(h.listener.unwrap()),
+        Ok((h.handle, SocketAddr::V4(REMOTE)))
+    );
+    assert_eq!(h.layer.peer_addr(h.handle), Some(SocketAddr::V4(REMOTE)));
     recv_nothing!(h);
 }
 
@@ -104,7 +107,10 @@ fn test_syn_received_rst_returns_to_listen() {
         }
     );
     assert_eq!(h.layer.socket_count(), 1);
-    assert!(h.layer.conn_handle(LOCAL, REMOTE).is_none());
+    assert!(h
+        .layer
+        .conn_handle(SocketAddr::V4(LOCAL), SocketAddr::V4(REMOTE))
+        .is_none());
     assert_eq!(
         h.layer.accept(h.listener.unwrap()),
         Err(AcceptError::WouldBlock)
@@ -171,6 +177,9 @@ fn test_syn_received_timeout_retransmits_then_drops() {
     t += 32_000;
     h.at(t);
     recv_nothing!(h);
-    assert!(h.layer.conn_handle(LOCAL, REMOTE).is_none());
+    assert!(h
+        .layer
+        .conn_handle(SocketAddr::V4(LOCAL), SocketAddr::V4(REMOTE))
+        .is_none());
     assert_eq!(h.layer.socket_count(), 1);
 }

@@ -242,15 +242,19 @@ fn test_syn_sent_close_frees() {
 fn test_connect_picks_ephemeral_port() {
     let mut h = Harness::new(base_config());
     let cx = h.cx();
-    h.layer.connect(h.handle, &cx, REMOTE).unwrap();
+    h.layer
+        .connect(h.handle, &cx, SocketAddr::V4(REMOTE))
+        .unwrap();
     let local = h.layer.local_addr(h.handle).unwrap();
-    assert_eq!(*local.ip(), LOCAL_IP);
+    assert_eq!(local.ip(), IpAddr::V4(LOCAL_IP));
     assert!((32768..=60999).contains(&local.port()));
     let second = h.layer.socket();
-    h.layer.connect(second, &cx, REMOTE).unwrap();
+    h.layer
+        .connect(second, &cx, SocketAddr::V4(REMOTE))
+        .unwrap();
     assert_ne!(h.layer.local_addr(second).unwrap().port(), local.port());
     assert_eq!(
-        h.layer.connect(second, &cx, REMOTE),
+        h.layer.connect(second, &cx, SocketAddr::V4(REMOTE)),
         Err(ConnectError::InProgress)
     );
 }
@@ -258,9 +262,18 @@ fn test_connect_picks_ephemeral_port() {
 #[test]
 fn test_bind_conflicts() {
     let mut h = Harness::new(base_config());
-    h.layer.bind(h.handle, LOCAL).unwrap();
+    h.layer.bind(h.handle, SocketAddr::V4(LOCAL)).unwrap();
     let other = h.layer.socket();
-    assert_eq!(h.layer.bind(other, LOCAL), Err(BindError::AddrInUse));
-    assert_eq!(h.layer.listen(other, LOCAL, 4), Err(ListenError::AddrInUse));
-    assert_eq!(h.layer.bind(h.handle, LOCAL), Err(BindError::InvalidState));
+    assert_eq!(
+        h.layer.bind(other, SocketAddr::V4(LOCAL)),
+        Err(BindError::AddrInUse)
+    );
+    assert_eq!(
+        h.layer.listen(other, SocketAddr::V4(LOCAL), 4),
+        Err(ListenError::AddrInUse)
+    );
+    assert_eq!(
+        h.layer.bind(h.handle, SocketAddr::V4(LOCAL)),
+        Err(BindError::InvalidState)
+    );
 }

@@ -11,7 +11,10 @@ fn test_time_wait_expires() {
     assert_eq!(h.layer.socket_count(), 2);
     h.at(60_000);
     assert_eq!(h.layer.socket_count(), 1);
-    assert!(h.layer.conn_handle(LOCAL, REMOTE).is_none());
+    assert!(h
+        .layer
+        .conn_handle(SocketAddr::V4(LOCAL), SocketAddr::V4(REMOTE))
+        .is_none());
 }
 
 #[test]
@@ -48,7 +51,10 @@ fn test_time_wait_syn_with_greater_seq_reopens() {
         }
     );
     assert_eq!(h.layer.counters().time_wait_reused, 1);
-    let child = h.layer.conn_handle(LOCAL, REMOTE).unwrap();
+    let child = h
+        .layer
+        .conn_handle(SocketAddr::V4(LOCAL), SocketAddr::V4(REMOTE))
+        .unwrap();
     assert_eq!(h.layer.state(child), Some(TcpState::SynReceived));
     // RFC 6191 / Linux: the new ISN is past the old connection's sequence space.
     recv!(
@@ -76,7 +82,10 @@ fn test_time_wait_reuse_keeps_user_handle_valid() {
     );
     // The owner still holds the old connection: it is CLOSED, not gone.
     assert_eq!(h.layer.state(h.handle), Some(TcpState::Closed));
-    let child = h.layer.conn_handle(LOCAL, REMOTE).unwrap();
+    let child = h
+        .layer
+        .conn_handle(SocketAddr::V4(LOCAL), SocketAddr::V4(REMOTE))
+        .unwrap();
     assert_ne!(child, h.handle);
     let mut buf = [0u8; 4];
     assert_eq!(h.layer.recv(h.handle, &mut buf), Ok(0));
