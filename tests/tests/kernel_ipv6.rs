@@ -418,3 +418,92 @@ fn router_advertisement_from_the_kernel_side_gives_prefix_and_default_route() {
     }
     assert_eq!(fx.call(|i, _| i.counters().ndp_rx_router_adverts), 1);
 }
+
+/// A Packet Too Big (RFC 4443 §3.2) from the kernel side, quoting the stack's segment
+/// in flight, lowers the connection's path MTU to 1280 and its MSS with it (RFC 8201);
+/// the transfer (over TCP/IPv6, the kernel receiving with an ordinary socket) still
+/// arrives whole.
+#[test]
+fn packet_too_big_lowers_the_mss_and_the_transfer_completes() {
+    require_netns!();
+    use std::io::Read;
+    use std::net::{Shutdown, SocketAddr};
+    let fx = fixture(false);
+    const LEN: usize = 2 << 20;
+    const PORT: u16 = 5601;
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let peer = fx.peer("tcp6 sink", move || {
+        let l = std::net::TcpListener::bind((KERNEL_IP6, PORT)).expect("bind [fd00:77::1]");
+        ready_tx.send(()).unwrap();
+        let (mut s, _) = l.accept().expect("accept");
+        let mut got = Vec::with_capacity(LEN);
+        s.read_to_end(&mut got).expect("read");
+        got
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("listener up");
+    let remote = SocketAddr::new(KERNEL_IP6.into(), PORT);
+    let h = fx.call(move |i, now| {
+        let cx = i.tcp_context(now);
+        let t = i.tcp();
+        let h = t.socket();
+        t.connect(h, &cx, remote).expect("connect");
+        h
+    });
+    let data: Vec<u8> = (0..LEN).map(|i| (i * 31 % 251) as u8).collect();
+    let mut off = 0;
+    let mut ptb_sent = 0;
+    let by = Instant::now() + Duration::from_secs(30);
+    while off < LEN {
+        assert!(Instant::now() < by, "sent only {off} of {LEN}");
+        let chunk = data[off..].to_vec();
+        match fx.call(move |i, _| i.tcp().send(h, &chunk)) {
+            Ok(n) => off += n,
+            Err(ustack::socket::tcp::SendError::NotConnected) => {}
+            Err(e) => panic!("send: {e}"),
+        }
+        // A third of the way in, while data is unacknowledged, the "router" says the
+        // path takes 1280 bytes (repeated until the stack takes it: the quoted
+        // sequence number must be in flight, RFC 5927 §4.1).
+        let info = fx.call(move |i, _| i.tcp().info(h)).expect("info");
+        if off > LEN / 3 && info.pmtu > 1280 && info.unacked > 0 && ptb_sent < 50 {
+            let local = fx.call(move |i, _| i.tcp().local_addr(h)).expect("bound");
+            let mut quote = vec![0u8; 48];
+            Ipv6Repr {
+                src_addr: STACK_IP6,
+                dst_addr: KERNEL_IP6,
+                next_header: ustack::wire::IpProtocol::TCP,
+                hop_limit: 64,
+                traffic_class: 0,
+                flow_label: 0,
+                payload_len: 1452,
+            }
+            .emit(&mut quote);
+            quote[40..42].copy_from_slice(&local.port().to_be_bytes());
+            quote[42..44].copy_from_slice(&PORT.to_be_bytes());
+            quote[44..48].copy_from_slice(&info.snd_una.0.to_be_bytes());
+            let mut msg = vec![2u8, 0, 0, 0];
+            msg.extend_from_slice(&1280u32.to_be_bytes());
+            msg.extend_from_slice(&quote);
+            fx.in_ns(move || Icmp6::open().send_to(&msg, STACK_IP6, 0));
+            ptb_sent += 1;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    fx.call(move |i, _| i.tcp().shutdown(h, Shutdown::Write))
+        .expect("shutdown");
+    let got = peer.join(Duration::from_secs(30));
+    assert_eq!(got.len(), LEN, "bytes received by the kernel");
+    assert!(got == data, "the kernel received other bytes");
+    let info = fx.call(move |i, _| i.tcp().info(h)).expect("info");
+    assert_eq!(info.pmtu, 1280, "{info:?}");
+    // 1280 - 40 (IPv6) - 20 (TCP) - 12 (timestamps).
+    assert_eq!(info.snd_mss, 1208, "{info:?}");
+    let c = fx.call(|i, _| i.counters().clone());
+    assert!(
+        c.icmpv6_rx_errors >= 1 && c.icmpv6_pmtu_updates >= 1,
+        "{c:?}"
+    );
+    assert_eq!(fx.call(|i, _| i.ipv6_path_mtu(KERNEL_IP6)), 1280);
+}
