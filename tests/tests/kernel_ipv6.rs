@@ -279,10 +279,28 @@ fn tshark_reads_clean(fx: &Fixture) {
     );
 }
 
+/// `tshark -Y _ws.malformed` prints nothing for the fixture's capture; false when
+/// tshark is not installed (the check is skipped).
+fn tshark_finds_nothing_malformed(fx: &Fixture) -> bool {
+    if !ustack_tests::tool_available("kernel_ipv6 tshark check", "tshark") {
+        return false;
+    }
+    let path = fx.pcap.clone().expect("pcap on");
+    let path = path.to_str().expect("utf-8 path");
+    let out = fx.exec(&["tshark", "-n", "-r", path, "-Y", "_ws.malformed"]);
+    assert!(out.status.success(), "tshark failed: {out:?}");
+    let flagged = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        flagged.trim().is_empty(),
+        "tshark flags malformed:\n{flagged}"
+    );
+    true
+}
+
 #[test]
 fn stack_pings_kernel_global_and_link_local_and_neighbours_learn_each_other() {
     require_netns!();
-    let fx = fixture(false);
+    let mut fx = fixture(true);
     assert_eq!(stack_ping6(&fx, KERNEL_IP6, 3, 56), 3);
     assert_eq!(stack_ping6(&fx, KERNEL_IP6, 2, 3000), 2);
     // The kernel's link-local address (it is up once its own DAD has run).
@@ -336,6 +354,8 @@ fn stack_pings_kernel_global_and_link_local_and_neighbours_learn_each_other() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    fx.stop();
+    tshark_finds_nothing_malformed(&fx);
 }
 
 /// A router advertisement (RFC 4861 §4.2) from the kernel's link-local address to
@@ -358,7 +378,7 @@ fn router_advert() -> Vec<u8> {
 #[test]
 fn router_advertisement_from_the_kernel_side_gives_prefix_and_default_route() {
     require_netns!();
-    let fx = fixture(false);
+    let mut fx = fixture(true);
     // The RA goes out from the kernel's link-local address, which needs its DAD done.
     let by = Instant::now() + Duration::from_secs(5);
     loop {
@@ -417,6 +437,8 @@ fn router_advertisement_from_the_kernel_side_gives_prefix_and_default_route() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(fx.call(|i, _| i.counters().ndp_rx_router_adverts), 1);
+    fx.stop();
+    tshark_finds_nothing_malformed(&fx);
 }
 
 /// A Packet Too Big (RFC 4443 §3.2) from the kernel side, quoting the stack's segment
@@ -428,7 +450,7 @@ fn packet_too_big_lowers_the_mss_and_the_transfer_completes() {
     require_netns!();
     use std::io::Read;
     use std::net::{Shutdown, SocketAddr};
-    let fx = fixture(false);
+    let mut fx = fixture(true);
     const LEN: usize = 2 << 20;
     const PORT: u16 = 5601;
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -506,4 +528,6 @@ fn packet_too_big_lowers_the_mss_and_the_transfer_completes() {
         "{c:?}"
     );
     assert_eq!(fx.call(|i, _| i.ipv6_path_mtu(KERNEL_IP6)), 1280);
+    fx.stop();
+    tshark_finds_nothing_malformed(&fx);
 }
