@@ -773,7 +773,10 @@ impl Inner {
             self.count_drop(DropReason::Ipv6NoRoute);
             return None;
         };
-        let mut hdr = self.ip6_header(d, IpProtocol::UDP, UDP_HEADER_LEN + data.len())?;
+        let Some(mut hdr) = self.ip6_header(d, IpProtocol::UDP, UDP_HEADER_LEN + data.len()) else {
+            self.count_drop(DropReason::Ipv6NoRoute);
+            return None;
+        };
         if !s.is_unspecified() {
             hdr.src_addr = s;
         }
