@@ -7,7 +7,7 @@ use crate::wire::{
     link_local_address, multicast_mac, solicited_node, Icmpv6Repr, Ipv6Cidr, Ipv6FragRepr,
     Ipv6Repr, NdpRepr, PrefixInfo, ALL_ROUTERS, IPV6_HEADER_LEN,
 };
-use core::net::Ipv6Addr;
+use core::net::{IpAddr, Ipv6Addr};
 
 const KERNEL_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0x0a]);
 const PEER_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0x0b]);
@@ -949,5 +949,38 @@ fn offload_metadata_on_ipv6_frames_is_checked_then_trusted() {
     assert_eq!(
         i.handle_frame_meta(Instant::ZERO, &echo, valid),
         Some(DropReason::Icmpv6Checksum)
+    );
+}
+
+#[test]
+fn raw_icmpv6_socket_gets_messages_without_the_header_and_sends_with_a_checksum() {
+    use crate::socket::IpFamily;
+    let mut i = iface_knowing_kernel();
+    let h = i.raw().socket_in(IpFamily::V6, IpProtocol::ICMPV6, 65536);
+    // The kernel's echo request: the socket gets the ICMPv6 message alone (RFC 3542 §3),
+    // and the stack still answers it.
+    assert_eq!(i.handle_frame(Instant::ZERO, testdata6::ECHO_REQUEST), None);
+    let mut buf = [0u8; 128];
+    let (n, from) = i.raw().recv_from(h, &mut buf, false).unwrap();
+    assert_eq!(from, IpAddr::V6(KERNEL_IP6));
+    assert_eq!(&buf[..n], &testdata6::ECHO_REQUEST[14 + 40..]);
+    assert_eq!(drain(&mut i, Instant::ZERO).len(), 1, "the echo reply");
+    // Sending: a request with a zero checksum field goes out with the right one.
+    let mut msg = vec![128u8, 0, 0, 0, 0, 7, 0, 1];
+    msg.extend_from_slice(b"raw");
+    i.raw()
+        .send_to(h, &msg, Some(IpAddr::V6(KERNEL_IP6)))
+        .unwrap();
+    let out = drain(&mut i, Instant::ZERO);
+    assert_eq!(out.len(), 1);
+    let (ip, icmp) = icmp6(&out[0]);
+    assert_eq!((ip.src_addr, ip.dst_addr), (PEER_IP6, KERNEL_IP6));
+    assert_eq!(
+        icmp,
+        Icmpv6Repr::EchoRequest {
+            ident: 7,
+            seq_no: 1,
+            data: b"raw"
+        }
     );
 }
