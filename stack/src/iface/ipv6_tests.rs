@@ -347,6 +347,18 @@ fn overlapping_fragments_drop_the_whole_datagram() {
         ),
         "{pp:?}"
     );
+    // A frame to a multicast MAC in between must not silence later errors (RFC 4443
+    // §2.4 (e.3) is about the frame that caused the error).
+    let q = icmp_frame(
+        "fe80::1".parse().unwrap(),
+        crate::wire::ALL_NODES,
+        1,
+        Icmpv6Repr::MldQuery {
+            group: Ipv6Addr::UNSPECIFIED,
+        },
+    );
+    assert_eq!(i.handle_frame(Instant::ZERO, &q), None);
+    drain(&mut i, Instant::ZERO);
     // The incomplete datagram times out after 30 s with Time Exceeded code 1.
     i.handle_timeout(Instant::from_secs(31));
     assert_eq!(i.counters().dropped(DropReason::Reassembly6Timeout), 1);
