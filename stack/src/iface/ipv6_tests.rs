@@ -7,7 +7,7 @@ use crate::wire::{
     link_local_address, multicast_mac, solicited_node, Icmpv6Repr, Ipv6Cidr, Ipv6FragRepr,
     Ipv6Repr, NdpRepr, PrefixInfo, ALL_ROUTERS, IPV6_HEADER_LEN,
 };
-use core::net::Ipv6Addr;
+use core::net::{IpAddr, Ipv6Addr};
 
 const KERNEL_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0x0a]);
 const PEER_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0x0b]);
@@ -347,6 +347,18 @@ fn overlapping_fragments_drop_the_whole_datagram() {
         ),
         "{pp:?}"
     );
+    // A frame to a multicast MAC in between must not silence later errors (RFC 4443
+    // §2.4 (e.3) is about the frame that caused the error).
+    let q = icmp_frame(
+        "fe80::1".parse().unwrap(),
+        crate::wire::ALL_NODES,
+        1,
+        Icmpv6Repr::MldQuery {
+            group: Ipv6Addr::UNSPECIFIED,
+        },
+    );
+    assert_eq!(i.handle_frame(Instant::ZERO, &q), None);
+    drain(&mut i, Instant::ZERO);
     // The incomplete datagram times out after 30 s with Time Exceeded code 1.
     i.handle_timeout(Instant::from_secs(31));
     assert_eq!(i.counters().dropped(DropReason::Reassembly6Timeout), 1);
@@ -887,4 +899,100 @@ proptest::proptest! {
         let c = i.counters();
         proptest::prop_assert!(c.total_dropped() <= c.rx_frames + c.tx_frames);
     }
+}
+
+#[test]
+fn offload_metadata_on_ipv6_frames_is_checked_then_trusted() {
+    use crate::link::{CsumPartial, FrameMeta, Gso};
+    let mut i = iface_knowing_kernel();
+    // A SYN whose checksum field holds garbage, as a partial checksum would.
+    let syn = crate::wire::TcpRepr {
+        src_port: 4000,
+        dst_port: 80,
+        flags: crate::wire::TcpFlags::SYN,
+        seq_number: crate::wire::SeqNumber(1000),
+        ack_number: crate::wire::SeqNumber(0),
+        window_len: 1000,
+        urgent_ptr: 0,
+        options: Default::default(),
+        payload: &[],
+    };
+    let mut b = vec![0u8; syn.buffer_len()];
+    syn.emit(&mut b, KERNEL_IP6, PEER_IP6);
+    b[16] ^= 0x5a;
+    let f = frame6(PEER_MAC, ip6(KERNEL_IP6, PEER_IP6, IpProtocol::TCP, 64), &b);
+    assert_eq!(
+        i.handle_frame(Instant::ZERO, &f),
+        Some(DropReason::TcpChecksum),
+        "plain frame: verified"
+    );
+    let partial = |start, offset| FrameMeta {
+        csum: Some(CsumPartial { start, offset }),
+        ..FrameMeta::default()
+    };
+    // The link says the checksum is partial at the right place: trusted (a RST comes back).
+    assert_eq!(
+        i.handle_frame_meta(Instant::ZERO, &f, partial(54, 16)),
+        None
+    );
+    assert_eq!(i.counters().offload_rx_csum_skipped, 1);
+    assert_eq!(drain(&mut i, Instant::ZERO).len(), 1);
+    // Wrong start or offset, or a GSO type: refused.
+    for meta in [
+        partial(34, 16),
+        partial(54, 6),
+        FrameMeta {
+            gso: Gso::TcpV4 { size: 1000 },
+            ..FrameMeta::default()
+        },
+    ] {
+        assert_eq!(
+            i.handle_frame_meta(Instant::ZERO, &f, meta),
+            Some(DropReason::OffloadBadMeta)
+        );
+    }
+    // ICMPv6 is always verified, even when the link says it validated it.
+    let mut echo = testdata6::ECHO_REQUEST.to_vec();
+    echo[14 + 40 + 2] ^= 1;
+    let valid = FrameMeta {
+        csum_valid: true,
+        ..FrameMeta::default()
+    };
+    assert_eq!(
+        i.handle_frame_meta(Instant::ZERO, &echo, valid),
+        Some(DropReason::Icmpv6Checksum)
+    );
+}
+
+#[test]
+fn raw_icmpv6_socket_gets_messages_without_the_header_and_sends_with_a_checksum() {
+    use crate::socket::IpFamily;
+    let mut i = iface_knowing_kernel();
+    let h = i.raw().socket_in(IpFamily::V6, IpProtocol::ICMPV6, 65536);
+    // The kernel's echo request: the socket gets the ICMPv6 message alone (RFC 3542 §3),
+    // and the stack still answers it.
+    assert_eq!(i.handle_frame(Instant::ZERO, testdata6::ECHO_REQUEST), None);
+    let mut buf = [0u8; 128];
+    let (n, from) = i.raw().recv_from(h, &mut buf, false).unwrap();
+    assert_eq!(from, IpAddr::V6(KERNEL_IP6));
+    assert_eq!(&buf[..n], &testdata6::ECHO_REQUEST[14 + 40..]);
+    assert_eq!(drain(&mut i, Instant::ZERO).len(), 1, "the echo reply");
+    // Sending: a request with a zero checksum field goes out with the right one.
+    let mut msg = vec![128u8, 0, 0, 0, 0, 7, 0, 1];
+    msg.extend_from_slice(b"raw");
+    i.raw()
+        .send_to(h, &msg, Some(IpAddr::V6(KERNEL_IP6)))
+        .unwrap();
+    let out = drain(&mut i, Instant::ZERO);
+    assert_eq!(out.len(), 1);
+    let (ip, icmp) = icmp6(&out[0]);
+    assert_eq!((ip.src_addr, ip.dst_addr), (PEER_IP6, KERNEL_IP6));
+    assert_eq!(
+        icmp,
+        Icmpv6Repr::EchoRequest {
+            ident: 7,
+            seq_no: 1,
+            data: b"raw"
+        }
+    );
 }

@@ -333,6 +333,7 @@ impl Interface {
         let res = self.process_ethernet(now, frame);
         self.inner.rx_meta = FrameMeta::default();
         self.inner.rx_csum_trusted = false;
+        self.inner.rx_link_multicast = false;
         match res {
             Ok(()) => None,
             Err(reason) => {

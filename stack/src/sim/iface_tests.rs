@@ -372,3 +372,87 @@ fn sim_seed_sweep() {
         udp_request_response(&mut net, a, b, 50, Duration::from_millis(30));
     }
 }
+
+/// Host `n` speaking IPv6 with DAD on, at `addr`/64 besides its link-local address.
+fn host6(n: u8, seed: u64, addr: core::net::Ipv6Addr) -> Interface {
+    let mut c = Config::new(
+        EthernetAddress([2, 0, 0, 0, 0, n]),
+        Ipv4Cidr::new(ip(n), 24),
+    );
+    c.seed = seed ^ u64::from(n);
+    c.arp.gratuitous_at_start = false;
+    c.ipv6.enabled = true;
+    c.ipv6.accept_ra = false;
+    c.ipv6.addresses = vec![crate::wire::Ipv6Cidr::new(addr, 64)];
+    Interface::new(c, Instant::ZERO)
+}
+
+/// Two IPv6 hosts over a lossy link: DAD passes, NDP resolves, a 3000-byte ping is
+/// fragmented, reassembled and answered; the same address on both hosts is found
+/// duplicate by both (each sees the other's probe, RFC 4862 §5.4.3) while their
+/// link-local addresses stay usable and still reach each other.
+#[test]
+fn ipv6_hosts_pass_dad_resolve_and_ping_and_find_duplicates() {
+    use crate::iface::AddrState;
+    let a6: core::net::Ipv6Addr = "fd00::1".parse().unwrap();
+    let b6: core::net::Ipv6Addr = "fd00::2".parse().unwrap();
+    let link = LinkConfig::symmetric(FaultConfig {
+        loss: 0.05,
+        delay: Duration::from_millis(2),
+        ..FaultConfig::none()
+    });
+    let mut net = SimNet::new(7);
+    let a = net.add_node(host6(1, 7, a6));
+    let b = net.add_node(host6(2, 7, b6));
+    net.connect(a, b, link).unwrap();
+    net.run_until(Instant::from_secs(2), |_| false);
+    for id in [a, b] {
+        assert!(iface(&mut net, id)
+            .ipv6_addrs()
+            .iter()
+            .all(|x| x.state == AddrState::Preferred));
+    }
+    let payload = vec![0xab; 3000];
+    let mut got = None;
+    for seq in 1..=5u16 {
+        let now = net.now();
+        let _ = iface(&mut net, a).send_echo_request(now, b6, 9, seq, &payload);
+        let until = now + Duration::from_secs(1);
+        if net.run_until(until, |net| {
+            got = iface(net, a).poll_echo_reply();
+            got.is_some()
+        }) {
+            break;
+        }
+    }
+    let got = got.expect("an answer in five tries over a 5 % loss link");
+    assert_eq!((got.from, got.data.len()), (IpAddr::V6(b6), 3000));
+    assert!(iface(&mut net, b).counters().ipv6_reassembled >= 1);
+
+    // The same address on both: both lose it.
+    let same: core::net::Ipv6Addr = "fd00::9".parse().unwrap();
+    let mut net = SimNet::new(8);
+    let a = net.add_node(host6(1, 8, same));
+    let b = net.add_node(host6(2, 8, same));
+    net.connect(a, b, LinkConfig::ideal()).unwrap();
+    net.run_until(Instant::from_secs(2), |_| false);
+    for id in [a, b] {
+        let i = iface(&mut net, id);
+        let addrs = i.ipv6_addrs();
+        let dup = addrs.iter().find(|x| x.cidr.address() == same).unwrap();
+        assert_eq!(dup.state, AddrState::Duplicate);
+        assert_eq!(i.counters().ndp_dad_duplicates, 1);
+        assert_eq!(addrs[0].state, AddrState::Preferred, "link-local kept");
+    }
+    let b_ll = crate::wire::link_local_address(EthernetAddress([2, 0, 0, 0, 0, 2]));
+    let now = net.now();
+    iface(&mut net, a)
+        .send_echo_request(now, b_ll, 1, 1, b"ll")
+        .unwrap();
+    let mut reply = None;
+    assert!(net.run_until(now + Duration::from_secs(3), |net| {
+        reply = iface(net, a).poll_echo_reply();
+        reply.is_some()
+    }));
+    assert_eq!(reply.unwrap().from, IpAddr::V6(b_ll));
+}
