@@ -571,7 +571,28 @@ pub fn decode_upper6(
         fragment: !whole && f.ipv6.as_ref().is_some_and(|i| i.fragment().is_some()),
     };
     let result = match protocol {
-        58 => decode_icmpv6(src, dst, upper, len, whole).map(|m| f.icmpv6 = Some(m)),
+        58 => match decode_icmpv6(src, dst, upper, len, whole) {
+            Ok(m) => {
+                f.icmpv6 = Some(m);
+                Ok(())
+            }
+            // A message shorter than its 8-byte header still has a type (and maybe a
+            // code) to show, as tcpdump does before it runs out of bytes.
+            Err(bad) => {
+                if let Some(&icmp_type) = upper.first() {
+                    f.icmpv6 = Some(Icmpv6 {
+                        icmp_type,
+                        code: upper.get(1).copied().unwrap_or(0),
+                        checksum: 0,
+                        checksum_ok: None,
+                        len,
+                        body: Icmpv6Body::Other,
+                        bytes: upper[..upper.len().min(len)].to_vec(),
+                    });
+                }
+                Err(bad)
+            }
+        },
         6 => crate::decode::decode_tcp(&ctx, upper, whole).map(|t| f.tcp = Some(t)),
         17 => {
             let (udp, bad) = crate::decode::decode_udp(&ctx, upper, whole);

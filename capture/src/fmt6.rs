@@ -74,6 +74,57 @@ fn icmp6_text(m: &Icmpv6) -> String {
             str::to_string
         )
     );
+    // Fewer than the 8 header bytes: what tcpdump prints before it runs out of them.
+    let have = m.bytes.len();
+    if have < 8 {
+        if have < 2 {
+            s.push_str(TRUNC);
+            return s;
+        }
+        match (m.icmp_type, m.code) {
+            (1, c @ 0..=4) => {
+                let name = [
+                    "unreachable route",
+                    " unreachable prohibited",
+                    "beyond scope",
+                    "unreachable address",
+                    "unreachable port",
+                ][usize::from(c)];
+                let _ = write!(s, ", {name}{TRUNC}");
+                return s;
+            }
+            (1, c) => {
+                let _ = write!(s, ", unknown unreach code ({c})");
+                hex_dump(&mut s, &m.bytes);
+                return s;
+            }
+            (3, 1) => s.push_str(" (reassembly)"),
+            (3, c) if c != 0 => {
+                let _ = write!(s, ", unknown code ({c})");
+            }
+            (143, _) => {
+                let _ = write!(s, " [invalid len {}]", m.len);
+            }
+            (130, _) => {
+                let _ = write!(s, " unknown-version (len {}) ", m.len);
+            }
+            (144 | 146, _) if have >= 6 => {
+                let _ = write!(s, ", id 0x{:02x}{:02x}", m.bytes[4], m.bytes[5]);
+            }
+            (131..=134 | 141 | 142 | 145 | 147, _) => {}
+            (t, _) if icmp6_type_name(t).is_none() || t >= 200 => {
+                let _ = write!(s, ", length {}", m.len);
+                hex_dump(&mut s, &m.bytes);
+                return s;
+            }
+            _ => {
+                s.push_str(TRUNC);
+                return s;
+            }
+        }
+        let _ = write!(s, ", length {}", m.len);
+        return s;
+    }
     let quoted = match &m.body {
         Icmpv6Body::Error { quoted, .. } => quoted.as_ref(),
         _ => None,
@@ -413,7 +464,11 @@ pub fn one_line6(f: &Frame, ip: &Ipv6, info: Option<&TcpInfo>) -> String {
         }
         58 => match &f.icmpv6 {
             Some(m) => s.push_str(&icmp6_text(m)),
-            None => s.push_str(&dump_fmt::malformed_tag(f)),
+            // Not a byte of the message captured: tcpdump stops at its type.
+            None => {
+                s.push_str(" [|icmp6]");
+                return s;
+            }
         },
         59 => s.push_str("no next header"),
         p => {
@@ -421,8 +476,10 @@ pub fn one_line6(f: &Frame, ip: &Ipv6, info: Option<&TcpInfo>) -> String {
         }
     }
     // A frame shorter than its payload length already says so (`truncated-ip6`).
+    // A short ICMPv6 message is already shown in tcpdump's words.
     let other = f.malformed.as_ref().is_some_and(|m| m.layer != "ipv6");
-    if other && matches!(ip.protocol, 6 | 58) && !s.ends_with(']') {
+    let shown = ip.protocol == 58 && f.icmpv6.is_some();
+    if other && matches!(ip.protocol, 6 | 58) && !shown && !s.ends_with(']') {
         s.push(' ');
         s.push_str(&dump_fmt::malformed_tag(f));
     }

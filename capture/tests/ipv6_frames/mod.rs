@@ -402,6 +402,31 @@ pub fn frames() -> Vec<Vec<u8>> {
     let mut short = Pkt::new(G1, G2, 17, udp6(G1, G2, 40000, 5002, b"truncated"));
     short.cut = Some(10);
     push(short);
+    // ICMPv6 messages shorter than their 8-byte header (the payload length agrees).
+    let cut_icmp = |t: u8, code: u8, n: usize| {
+        let m = icmp6(G1, G2, t, code, &[0x12, 0x34, 0x56, 0x78]);
+        Pkt::new(G1, G2, 58, m[..n].to_vec())
+    };
+    for (t, code, n) in [
+        (128, 0, 6),
+        (133, 0, 4),
+        (143, 0, 6),
+        (1, 4, 4),
+        (1, 6, 5),
+        (2, 0, 6),
+        (3, 1, 4),
+        (130, 0, 4),
+        (131, 0, 4),
+        (144, 0, 6),
+        (250, 0, 5),
+        (128, 0, 1),
+    ] {
+        push(cut_icmp(t, code, n));
+    }
+    // An echo request of which not a byte made it into the frame.
+    let mut gone = Pkt::new(G1, G2, 58, icmp6(G1, G2, 128, 0, &echo));
+    gone.cut = Some(0);
+    push(gone);
     p
 }
 
