@@ -470,6 +470,10 @@ fn packet_too_big_lowers_the_mss_and_the_transfer_completes() {
         let cx = i.tcp_context(now);
         let t = i.tcp();
         let h = t.socket();
+        // A fixed 64 KiB send buffer (autotuning off, as SO_SNDBUF does): an autotuned
+        // buffer can take the whole transfer before a third of it is sent, and the
+        // Packet Too Big below must quote data still in flight.
+        t.set_send_buffer_size(h, 64 << 10).expect("SO_SNDBUF");
         t.connect(h, &cx, remote).expect("connect");
         h
     });
