@@ -153,6 +153,8 @@ pub fn serve_loop(
                 return;
             }
         };
+        // The listener is dual stack: log IPv4 clients as IPv4, not `::ffff:`.
+        let peer = net::show_peer(peer);
         let (root, stop2, active2) = (Arc::clone(root), Arc::clone(stop), Arc::clone(active));
         active.fetch_add(1, Ordering::Relaxed);
         let spawned = std::thread::Builder::new()
