@@ -137,6 +137,13 @@ fn attach() -> Result<NetStack, (c_int, String)> {
     if let Some(g) = env.gateway {
         b = b.gateway(g);
     }
+    b = b.ipv6(!env.no_ipv6);
+    for c in &env.ip6 {
+        b = b.ip6(*c);
+    }
+    if let Some(g) = env.gateway6 {
+        b = b.gateway6(g);
+    }
     if let Some(m) = env.mtu {
         b = b.mtu(m);
     }

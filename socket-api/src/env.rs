@@ -8,12 +8,12 @@
 //! items (`rx.loss=0.05;tx.loss=0.05`), durations in microseconds.
 
 use crate::link::{LinkOptions, Offload};
-use core::net::Ipv4Addr;
+use core::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use ustack::link::fault::GilbertElliott;
 use ustack::link::{FaultConfig, Faults};
 use ustack::time::Duration;
-use ustack::wire::{EthernetAddress, Ipv4Cidr};
+use ustack::wire::{EthernetAddress, Ipv4Cidr, Ipv6Cidr};
 
 /// TAP device to attach to.
 pub const TAP: &str = "USTACK_TAP";
@@ -23,6 +23,12 @@ pub const RAW: &str = "USTACK_RAW";
 pub const IP: &str = "USTACK_IP";
 /// Default gateway.
 pub const GATEWAY: &str = "USTACK_GATEWAY";
+/// IPv6 addresses with prefixes, comma-separated (`fd00::2/64,2001:db8::2/64`).
+pub const IP6: &str = "USTACK_IP6";
+/// Default IPv6 router.
+pub const GATEWAY6: &str = "USTACK_GATEWAY6";
+/// `0` turns IPv6 off (it is on by default under `ustack run`).
+pub const IPV6: &str = "USTACK_IPV6";
 /// MAC address.
 pub const MAC: &str = "USTACK_MAC";
 /// IP MTU.
@@ -47,10 +53,13 @@ pub const STATS: &str = "USTACK_STATS";
 
 /// Every variable of a stack's settings (this module's, and the observation ones the
 /// preload library reads itself).
-pub const ALL: [&str; 14] = [
+pub const ALL: [&str; 17] = [
     TAP,
     RAW,
     IP,
+    IP6,
+    GATEWAY6,
+    IPV6,
     GATEWAY,
     MAC,
     MTU,
@@ -75,6 +84,12 @@ pub struct StackEnv {
     pub ip: Option<Ipv4Cidr>,
     /// Default gateway.
     pub gateway: Option<Ipv4Addr>,
+    /// IPv6 addresses and prefixes.
+    pub ip6: Vec<Ipv6Cidr>,
+    /// Default IPv6 router.
+    pub gateway6: Option<Ipv6Addr>,
+    /// IPv6 turned off (`USTACK_IPV6=0`).
+    pub no_ipv6: bool,
     /// MAC address.
     pub mac: Option<EthernetAddress>,
     /// IP MTU.
@@ -98,6 +113,16 @@ impl StackEnv {
         }
         if let Some(g) = self.gateway {
             v.push((GATEWAY, g.to_string()));
+        }
+        if !self.ip6.is_empty() {
+            let list: Vec<String> = self.ip6.iter().map(|c| c.to_string()).collect();
+            v.push((IP6, list.join(",")));
+        }
+        if let Some(g) = self.gateway6 {
+            v.push((GATEWAY6, g.to_string()));
+        }
+        if self.no_ipv6 {
+            v.push((IPV6, "0".to_owned()));
         }
         if let Some(m) = self.mac {
             v.push((MAC, m.to_string()));
@@ -142,6 +167,23 @@ impl StackEnv {
             raw: nonempty(RAW),
             ip: parse(IP, nonempty(IP))?,
             gateway: parse(GATEWAY, nonempty(GATEWAY))?,
+            ip6: match nonempty(IP6) {
+                None => Vec::new(),
+                Some(s) => s
+                    .split(',')
+                    .map(|c| {
+                        c.trim()
+                            .parse()
+                            .map_err(|_| format!("{IP6}={s}: malformed"))
+                    })
+                    .collect::<Result<_, _>>()?,
+            },
+            gateway6: parse(GATEWAY6, nonempty(GATEWAY6))?,
+            no_ipv6: match nonempty(IPV6).as_deref() {
+                None | Some("1") => false,
+                Some("0") => true,
+                Some(s) => return Err(format!("{IPV6}={s}: malformed (0 or 1)")),
+            },
             mac: parse(MAC, nonempty(MAC))?,
             mtu: parse(MTU, nonempty(MTU))?,
             link: LinkOptions {
@@ -302,6 +344,12 @@ mod tests {
             raw: None,
             ip: Some("10.77.0.2/24".parse().unwrap()),
             gateway: Some("10.77.0.1".parse().unwrap()),
+            ip6: vec![
+                "fd00:77::2/64".parse().unwrap(),
+                "2001:db8::2/56".parse().unwrap(),
+            ],
+            gateway6: Some("fe80::1".parse().unwrap()),
+            no_ipv6: true,
             mac: Some("02:00:0a:4d:00:02".parse().unwrap()),
             mtu: Some(1400),
             link: LinkOptions {
@@ -322,6 +370,8 @@ mod tests {
     fn malformed_values_are_named() {
         let e = StackEnv::from_lookup(|k| (k == IP).then(|| "10.0.0.300/24".to_string()));
         assert!(e.unwrap_err().contains("USTACK_IP"));
+        let e = StackEnv::from_lookup(|k| (k == IP6).then(|| "fd00::2/64,fd00::x".to_string()));
+        assert!(e.unwrap_err().contains("USTACK_IP6"));
         assert!(decode_faults("rx.loss=2").is_err());
         assert!(decode_faults("up.loss=0.1").is_err());
         assert!(decode_faults("rx.nothing=1").is_err());

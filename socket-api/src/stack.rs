@@ -475,6 +475,9 @@ pub struct Builder {
     ip: Option<Ipv4Cidr>,
     mac: Option<EthernetAddress>,
     gateway: Option<core::net::Ipv4Addr>,
+    ipv6: bool,
+    ip6: Vec<ustack::wire::Ipv6Cidr>,
+    gateway6: Option<core::net::Ipv6Addr>,
     mtu: Option<usize>,
     options: LinkOptions,
     config: Vec<ConfigEdit>,
@@ -490,6 +493,9 @@ impl Default for Builder {
             ip: None,
             mac: None,
             gateway: None,
+            ipv6: false,
+            ip6: Vec::new(),
+            gateway6: None,
             mtu: None,
             options: LinkOptions::default(),
             config: Vec::new(),
@@ -559,6 +565,29 @@ impl Builder {
     /// The default gateway.
     pub fn gateway(mut self, gw: core::net::Ipv4Addr) -> Builder {
         self.gateway = Some(gw);
+        self
+    }
+
+    /// Speak IPv6 too (default off): a link-local address from the MAC, addresses and
+    /// a default router from router advertisements, plus any given with
+    /// [`ip6`](Self::ip6) and [`gateway6`](Self::gateway6).
+    pub fn ipv6(mut self, enabled: bool) -> Builder {
+        self.ipv6 = enabled;
+        self
+    }
+
+    /// An IPv6 address and prefix (any number; implies [`ipv6`](Self::ipv6)).
+    pub fn ip6(mut self, cidr: ustack::wire::Ipv6Cidr) -> Builder {
+        self.ip6.push(cidr);
+        self.ipv6 = true;
+        self
+    }
+
+    /// The default IPv6 router (implies [`ipv6`](Self::ipv6)); a router advertisement's
+    /// takes precedence.
+    pub fn gateway6(mut self, gw: core::net::Ipv6Addr) -> Builder {
+        self.gateway6 = Some(gw);
+        self.ipv6 = true;
         self
     }
 
@@ -692,6 +721,9 @@ impl Builder {
             .unwrap_or(EthernetAddress([0x02, 0x00, a[0], a[1], a[2], a[3]]));
         let mut config = Config::new(mac, ip);
         config.gateway = self.gateway;
+        config.ipv6.enabled = self.ipv6;
+        config.ipv6.addresses = self.ip6;
+        config.ipv6.gateway = self.gateway6;
         if let Some(mtu) = self.mtu {
             config.mtu = mtu;
         }

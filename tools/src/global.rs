@@ -3,9 +3,95 @@
 //! line (`crate::cli`, which lists the commands) is not part of a cycle.
 
 use clap::Args;
-use core::net::Ipv4Addr;
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
-use ustack::wire::{EthernetAddress, Ipv4Cidr};
+use ustack::wire::{EthernetAddress, Ipv4Cidr, Ipv6Cidr};
+
+/// An address with a prefix of either family, as `--ip` takes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IpCidr {
+    /// `a.b.c.d/len`.
+    V4(Ipv4Cidr),
+    /// `x:y::z/len` (a bare address is a /64).
+    V6(Ipv6Cidr),
+}
+
+impl core::str::FromStr for IpCidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<IpCidr, String> {
+        if s.contains(':') {
+            s.parse()
+                .map(IpCidr::V6)
+                .map_err(|_| format!("{s}: not an IPv6 address/prefix"))
+        } else {
+            s.parse()
+                .map(IpCidr::V4)
+                .map_err(|_| format!("{s}: not an IPv4 address/prefix (a.b.c.d/len)"))
+        }
+    }
+}
+
+impl GlobalArgs {
+    /// The IPv4 address given with `--ip` (the first, if several: see
+    /// [`check_addresses`](Self::check_addresses)).
+    pub fn ip(&self) -> Option<Ipv4Cidr> {
+        self.ips.iter().find_map(|c| match c {
+            IpCidr::V4(c) => Some(*c),
+            IpCidr::V6(_) => None,
+        })
+    }
+
+    /// The IPv6 addresses given with `--ip`.
+    pub fn ip6(&self) -> Vec<Ipv6Cidr> {
+        self.ips
+            .iter()
+            .filter_map(|c| match c {
+                IpCidr::V6(c) => Some(*c),
+                IpCidr::V4(_) => None,
+            })
+            .collect()
+    }
+
+    /// The IPv4 `--gateway`.
+    pub fn gateway(&self) -> Option<Ipv4Addr> {
+        self.gateways.iter().find_map(|g| match g {
+            IpAddr::V4(g) => Some(*g),
+            IpAddr::V6(_) => None,
+        })
+    }
+
+    /// The IPv6 `--gateway`.
+    pub fn gateway6(&self) -> Option<Ipv6Addr> {
+        self.gateways.iter().find_map(|g| match g {
+            IpAddr::V6(g) => Some(*g),
+            IpAddr::V4(_) => None,
+        })
+    }
+
+    /// At most one IPv4 address and one gateway per family.
+    ///
+    /// # Errors
+    /// What is wrong, for the user.
+    pub fn check_addresses(&self) -> Result<(), String> {
+        let v4 = self
+            .ips
+            .iter()
+            .filter(|c| matches!(c, IpCidr::V4(_)))
+            .count();
+        if v4 > 1 {
+            return Err("--ip: give one IPv4 address (and any number of IPv6 ones)".into());
+        }
+        let g4 = self.gateways.iter().filter(|g| g.is_ipv4()).count();
+        if g4 > 1 || self.gateways.len() - g4 > 1 {
+            return Err("--gateway: one per address family".into());
+        }
+        if self.no_ipv6 && (!self.ip6().is_empty() || self.gateway6().is_some()) {
+            return Err("--no-ipv6 with an IPv6 --ip or --gateway".into());
+        }
+        Ok(())
+    }
+}
 
 /// Options every subcommand understands.
 #[derive(Debug, Args)]
@@ -24,12 +110,19 @@ pub struct GlobalArgs {
     /// not own the stack's address on it (e.g. a veth end without an address).
     #[arg(long, value_name = "IFACE", global = true)]
     pub raw: Option<String>,
-    /// The stack's address and prefix, e.g. 10.77.0.2/24.
-    #[arg(long, value_name = "ADDR/PREFIX", global = true)]
-    pub ip: Option<Ipv4Cidr>,
-    /// Default gateway for destinations outside the subnet.
-    #[arg(long, value_name = "IP", global = true)]
-    pub gateway: Option<Ipv4Addr>,
+    /// The stack's address and prefix, e.g. 10.77.0.2/24. Repeatable: one IPv4 address
+    /// and any number of IPv6 ones (e.g. `--ip 10.77.0.2/24 --ip fd00:77::2/64`; a bare
+    /// IPv6 address is a /64). The stack always has an IPv6 link-local address and
+    /// takes further IPv6 addresses and a router from router advertisements.
+    #[arg(long = "ip", value_name = "ADDR/PREFIX", global = true, action = clap::ArgAction::Append)]
+    pub ips: Vec<IpCidr>,
+    /// Default gateway for destinations outside the subnet; repeatable, one per family
+    /// (an IPv6 one is used until a router advertisement names a router).
+    #[arg(long = "gateway", value_name = "IP", global = true, action = clap::ArgAction::Append)]
+    pub gateways: Vec<IpAddr>,
+    /// Do not speak IPv6 at all.
+    #[arg(long, global = true)]
+    pub no_ipv6: bool,
     /// The stack's MAC address [default: a locally administered address derived from --seed].
     #[arg(long, value_name = "MAC", global = true)]
     pub mac: Option<EthernetAddress>,
@@ -121,5 +214,49 @@ fn parse_offload(s: &str) -> Result<ustack_socket::link::Offload, String> {
         "auto" | "on" => Ok(ustack_socket::link::Offload::Auto),
         "off" => Ok(ustack_socket::link::Offload::Off),
         _ => Err(format!("`{s}`: expected auto, on or off")),
+    }
+}
+
+#[cfg(test)]
+mod ip_tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        g: GlobalArgs,
+    }
+
+    #[test]
+    fn ip_is_repeatable_across_families() {
+        let t = T::try_parse_from([
+            "t",
+            "--ip",
+            "10.0.0.2/24",
+            "--ip",
+            "fd00::2/64",
+            "--ip",
+            "2001:db8::5",
+            "--gateway",
+            "10.0.0.1",
+            "--gateway",
+            "fe80::1",
+        ])
+        .unwrap();
+        assert_eq!(t.g.ip(), Some("10.0.0.2/24".parse().unwrap()));
+        assert_eq!(
+            t.g.ip6(),
+            vec![
+                "fd00::2/64".parse().unwrap(),
+                "2001:db8::5/64".parse().unwrap()
+            ]
+        );
+        assert_eq!(t.g.gateway(), Some(Ipv4Addr::new(10, 0, 0, 1)));
+        assert_eq!(t.g.gateway6(), Some("fe80::1".parse().unwrap()));
+        assert!(t.g.check_addresses().is_ok());
+        let two = T::try_parse_from(["t", "--ip", "10.0.0.2/24", "--ip", "10.0.0.3/24"]).unwrap();
+        assert!(two.g.check_addresses().is_err());
+        assert!(T::try_parse_from(["t", "--ip", "fd00::zz/64"]).is_err());
     }
 }

@@ -13,11 +13,53 @@
 //! re-confirmed at once with unicast requests; if its owner answers, the claim is ignored,
 //! and only if it stays silent does the entry go and the next resolution learn anew.
 //! Each claim held back is counted ([`NeighborCache::changes_held`]) and logged.
+//!
+//! The same cache serves IPv6 Neighbor Discovery (RFC 4861 §7.3), keyed by
+//! `Ipv6Addr`. With [`ArpConfig::delay_first_probe`] set (as the NDP cache has it),
+//! the RFC 4861 states are kept in full: an expired entry goes STALE (still used)
+//! instead of being dropped, its first use then starts DELAY, and only when DELAY ends
+//! without a confirmation does PROBE send unicast solicitations (§7.3.3).
 
 use crate::time::{Duration, Instant};
 use crate::wire::EthernetAddress;
-use core::net::Ipv4Addr;
+use core::hash::Hash;
+use core::net::{Ipv4Addr, Ipv6Addr};
 use std::collections::{HashMap, VecDeque};
+
+/// A protocol address the cache can hold (IPv4 for ARP, IPv6 for NDP).
+pub trait NeighborAddr: Copy + Eq + Hash + core::fmt::Debug + core::fmt::Display {
+    /// True for an address no neighbour can own (unspecified, broadcast, multicast).
+    fn is_unusable(&self) -> bool;
+}
+
+impl NeighborAddr for Ipv4Addr {
+    fn is_unusable(&self) -> bool {
+        self.is_unspecified() || self.is_broadcast() || self.is_multicast()
+    }
+}
+
+impl NeighborAddr for Ipv6Addr {
+    fn is_unusable(&self) -> bool {
+        self.is_unspecified() || self.is_multicast()
+    }
+}
+
+/// The state of an entry, named as RFC 4861 §7.3.2 names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NeighborState {
+    /// Resolution in progress; frames queued.
+    Incomplete,
+    /// Confirmed recently.
+    Reachable,
+    /// Not confirmed recently; used as is until traffic goes to it (NDP only).
+    Stale,
+    /// Used while stale: waiting for upper-layer confirmation before probing (NDP only).
+    Delay,
+    /// Being re-confirmed with unicast requests.
+    Probe,
+    /// Configured by hand.
+    Permanent,
+}
 
 /// ARP tunables.
 #[derive(Clone, Debug)]
@@ -38,6 +80,10 @@ pub struct ArpConfig {
     pub max_entries: usize,
     /// Send a gratuitous ARP announcing our address when the interface starts.
     pub gratuitous_at_start: bool,
+    /// When set, RFC 4861's STALE and DELAY states are used with this DELAY time
+    /// (DELAY_FIRST_PROBE_TIME, 5 s in RFC 4861 §10); when not, an expired entry in use
+    /// is probed at once and an idle one dropped (ARP).
+    pub delay_first_probe: Option<Duration>,
 }
 
 impl Default for ArpConfig {
@@ -50,6 +96,20 @@ impl Default for ArpConfig {
             pending_total: 256,
             max_entries: 1024,
             gratuitous_at_start: true,
+            delay_first_probe: None,
+        }
+    }
+}
+
+impl ArpConfig {
+    /// The Neighbor Discovery defaults (RFC 4861 §10): REACHABLE_TIME 30 s,
+    /// RETRANS_TIMER 1 s, MAX_MULTICAST_SOLICIT 3, DELAY_FIRST_PROBE_TIME 5 s.
+    pub fn ndp() -> ArpConfig {
+        ArpConfig {
+            reachable_time: Duration::from_secs(30),
+            gratuitous_at_start: false,
+            delay_first_probe: Some(Duration::from_secs(5)),
+            ..ArpConfig::default()
         }
     }
 }
@@ -63,6 +123,13 @@ enum State {
         mac: EthernetAddress,
         expires_at: Instant,
         used_since_confirmed: bool,
+    },
+    /// Expired (NDP): still used; the next use starts DELAY.
+    Stale { mac: EthernetAddress },
+    /// Used while stale (NDP): probing starts at `until` unless confirmed first.
+    Delay {
+        mac: EthernetAddress,
+        until: Instant,
     },
     /// Expired while in use: still used, being re-confirmed by unicast requests.
     Probe {
@@ -80,18 +147,19 @@ enum State {
 
 /// Something the interface must do on behalf of the cache.
 #[derive(Debug, PartialEq, Eq)]
-pub enum ArpAction {
-    /// Send an ARP request for `ip`, to `unicast` if given, else broadcast.
+pub enum ArpAction<A = Ipv4Addr> {
+    /// Send an ARP request (NDP: a neighbour solicitation) for `ip`, to `unicast` if
+    /// given, else broadcast (NDP: to the solicited-node group).
     Request {
         /// Address to resolve.
-        ip: Ipv4Addr,
+        ip: A,
         /// Known MAC to re-confirm, or `None` to broadcast.
         unicast: Option<EthernetAddress>,
     },
     /// Resolution of `ip` failed; these queued frames are dropped.
     Failed {
         /// The neighbour that did not answer.
-        ip: Ipv4Addr,
+        ip: A,
         /// Frames that were waiting for it.
         frames: Vec<Vec<u8>>,
     },
@@ -110,25 +178,29 @@ pub enum QueueOutcome {
 
 /// The neighbour cache.
 #[derive(Debug)]
-pub struct NeighborCache {
+pub struct NeighborCache<A = Ipv4Addr> {
     config: ArpConfig,
-    entries: HashMap<Ipv4Addr, State>,
+    entries: HashMap<A, State>,
     pending_total: usize,
     /// A lower bound of every entry's deadline (may be early, never late).
     next_deadline: Option<Instant>,
     /// Claims of a new MAC for a resolved neighbour held back until it is re-confirmed.
     changes_held: u64,
+    /// The latest `now` any call was given: `lookup` (which takes no time) starts DELAY
+    /// from it.
+    now_hint: Instant,
 }
 
-impl NeighborCache {
+impl<A: NeighborAddr> NeighborCache<A> {
     /// An empty cache.
-    pub fn new(config: ArpConfig) -> NeighborCache {
+    pub fn new(config: ArpConfig) -> NeighborCache<A> {
         NeighborCache {
             config,
             entries: HashMap::new(),
             pending_total: 0,
             next_deadline: None,
             changes_held: 0,
+            now_hint: Instant::ZERO,
         }
     }
 
@@ -137,7 +209,7 @@ impl NeighborCache {
     }
 
     /// Adds a permanent entry.
-    pub fn add_static(&mut self, ip: Ipv4Addr, mac: EthernetAddress) {
+    pub fn add_static(&mut self, ip: A, mac: EthernetAddress) {
         if let Some(State::Incomplete { pending, .. }) = self.entries.insert(ip, State::Static(mac))
         {
             self.pending_total -= pending.len();
@@ -146,9 +218,22 @@ impl NeighborCache {
 
     /// The MAC for `ip`, if known. Marks the entry as in use so it is refreshed rather
     /// than dropped when it expires.
-    pub fn lookup(&mut self, ip: Ipv4Addr) -> Option<EthernetAddress> {
+    pub fn lookup(&mut self, ip: A) -> Option<EthernetAddress> {
+        let delay = self.config.delay_first_probe;
+        let state = self.entries.get_mut(&ip)?;
+        if let (State::Stale { mac }, Some(d)) = (&*state, delay) {
+            // RFC 4861 §7.3.3: "the first time a node sends a packet to a neighbor
+            // whose entry is STALE, the sender changes the state to DELAY".
+            let (mac, until) = (*mac, self.now_hint + d);
+            *state = State::Delay { mac, until };
+            self.note_deadline(until);
+            return Some(mac);
+        }
         match self.entries.get_mut(&ip)? {
-            State::Static(mac) | State::Probe { mac, .. } => Some(*mac),
+            State::Static(mac)
+            | State::Probe { mac, .. }
+            | State::Stale { mac }
+            | State::Delay { mac, .. } => Some(*mac),
             State::Reachable {
                 mac,
                 used_since_confirmed,
@@ -162,13 +247,68 @@ impl NeighborCache {
     }
 
     /// The MAC for `ip` without marking use (for inspection).
-    pub fn get(&self, ip: Ipv4Addr) -> Option<EthernetAddress> {
+    pub fn get(&self, ip: A) -> Option<EthernetAddress> {
         match self.entries.get(&ip)? {
-            State::Static(mac) | State::Probe { mac, .. } | State::Reachable { mac, .. } => {
-                Some(*mac)
-            }
+            State::Static(mac)
+            | State::Probe { mac, .. }
+            | State::Reachable { mac, .. }
+            | State::Stale { mac }
+            | State::Delay { mac, .. } => Some(*mac),
             State::Incomplete { .. } => None,
         }
+    }
+
+    /// The RFC 4861 state of the entry for `ip`, if any.
+    pub fn state(&self, ip: A) -> Option<NeighborState> {
+        Some(match self.entries.get(&ip)? {
+            State::Static(_) => NeighborState::Permanent,
+            State::Reachable { .. } => NeighborState::Reachable,
+            State::Stale { .. } => NeighborState::Stale,
+            State::Delay { .. } => NeighborState::Delay,
+            State::Probe { .. } => NeighborState::Probe,
+            State::Incomplete { .. } => NeighborState::Incomplete,
+        })
+    }
+
+    /// Records that `ip` is at `mac` without confirming reachability: what a neighbour
+    /// solicitation's source link-layer address option or a router advertisement says
+    /// (RFC 4861 §7.2.3, §6.3.4). A new entry, a changed address or an INCOMPLETE
+    /// entry becomes STALE (frames waiting for it are returned); an entry already at
+    /// `mac` keeps its state. Without `delay_first_probe` this is [`learn`](Self::learn).
+    pub fn learn_unconfirmed(
+        &mut self,
+        now: Instant,
+        ip: A,
+        mac: EthernetAddress,
+    ) -> VecDeque<Vec<u8>> {
+        if self.config.delay_first_probe.is_none() {
+            return self.learn(now, ip, mac, true);
+        }
+        self.now_hint = now;
+        if !mac.is_unicast() || ip.is_unusable() {
+            return VecDeque::new();
+        }
+        let room = self.entries.len() < self.config.max_entries;
+        let released = match self.entries.get_mut(&ip) {
+            Some(State::Static(_)) => return VecDeque::new(),
+            Some(
+                State::Reachable { mac: old, .. }
+                | State::Stale { mac: old }
+                | State::Delay { mac: old, .. }
+                | State::Probe { mac: old, .. },
+            ) if *old == mac => return VecDeque::new(),
+            Some(state) => match core::mem::replace(state, State::Stale { mac }) {
+                State::Incomplete { pending, .. } => pending,
+                _ => VecDeque::new(),
+            },
+            None if room => {
+                self.entries.insert(ip, State::Stale { mac });
+                VecDeque::new()
+            }
+            None => return VecDeque::new(),
+        };
+        self.pending_total -= released.len();
+        released
     }
 
     /// Number of entries (resolved or not).
@@ -182,17 +322,25 @@ impl NeighborCache {
     }
 
     /// Every resolved entry as `(ip, mac, permanent)`.
-    pub fn entries(&self) -> impl Iterator<Item = (Ipv4Addr, EthernetAddress, bool)> + '_ {
+    pub fn entries(&self) -> impl Iterator<Item = (A, EthernetAddress, bool)> + '_ {
         self.entries.iter().filter_map(|(ip, s)| match s {
             State::Static(mac) => Some((*ip, *mac, true)),
-            State::Reachable { mac, .. } | State::Probe { mac, .. } => Some((*ip, *mac, false)),
+            State::Reachable { mac, .. }
+            | State::Probe { mac, .. }
+            | State::Stale { mac }
+            | State::Delay { mac, .. } => Some((*ip, *mac, false)),
             State::Incomplete { .. } => None,
         })
     }
 
     /// True when an entry (of any state) exists for `ip`.
-    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+    pub fn contains(&self, ip: A) -> bool {
         self.entries.contains_key(&ip)
+    }
+
+    /// Tells the cache the time, for a [`lookup`](Self::lookup) that starts DELAY.
+    pub fn set_now(&mut self, now: Instant) {
+        self.now_hint = now;
     }
 
     /// Claims of a new MAC for a resolved neighbour held back so far (module docs).
@@ -208,11 +356,12 @@ impl NeighborCache {
     pub fn learn(
         &mut self,
         now: Instant,
-        ip: Ipv4Addr,
+        ip: A,
         mac: EthernetAddress,
         create: bool,
     ) -> VecDeque<Vec<u8>> {
-        if !mac.is_unicast() || ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() {
+        self.now_hint = now;
+        if !mac.is_unicast() || ip.is_unusable() {
             return VecDeque::new();
         }
         let expires_at = now + self.config.reachable_time;
@@ -261,7 +410,8 @@ impl NeighborCache {
     }
 
     /// Queues a frame for an unresolved `ip`, starting a resolution if none is running.
-    pub fn queue(&mut self, now: Instant, ip: Ipv4Addr, frame: Vec<u8>) -> QueueOutcome {
+    pub fn queue(&mut self, now: Instant, ip: A, frame: Vec<u8>) -> QueueOutcome {
+        self.now_hint = now;
         if self.pending_total >= self.config.pending_total {
             return QueueOutcome::Full(frame);
         }
@@ -298,7 +448,7 @@ impl NeighborCache {
     }
 
     /// True when a resolution for `ip` is outstanding.
-    pub fn is_pending(&self, ip: Ipv4Addr) -> bool {
+    pub fn is_pending(&self, ip: A) -> bool {
         matches!(self.entries.get(&ip), Some(State::Incomplete { .. }))
     }
 
@@ -308,10 +458,12 @@ impl NeighborCache {
     }
 
     /// Retries, refreshes and expires entries due at `now`.
-    pub fn handle_timeout(&mut self, now: Instant, actions: &mut Vec<ArpAction>) {
+    pub fn handle_timeout(&mut self, now: Instant, actions: &mut Vec<ArpAction<A>>) {
+        self.now_hint = now;
         if self.next_deadline.is_none_or(|d| d > now) {
             return;
         }
+        let ndp = self.config.delay_first_probe.is_some();
         let retry = self.config.retry_interval;
         let max_retries = self.config.max_retries;
         let mut next: Option<Instant> = None;
@@ -326,6 +478,10 @@ impl NeighborCache {
                 } => {
                     if *expires_at > now {
                         *expires_at
+                    } else if ndp {
+                        // RFC 4861 §7.3.3: REACHABLE → STALE after ReachableTime.
+                        *state = State::Stale { mac: *mac };
+                        continue;
                     } else if *used_since_confirmed {
                         let mac = *mac;
                         actions.push(ArpAction::Request {
@@ -341,6 +497,25 @@ impl NeighborCache {
                     } else {
                         remove.push(ip);
                         continue;
+                    }
+                }
+                State::Stale { .. } => continue,
+                State::Delay { mac, until } => {
+                    if *until > now {
+                        *until
+                    } else {
+                        // §7.3.3: DELAY → PROBE, first unicast solicitation now.
+                        let mac = *mac;
+                        actions.push(ArpAction::Request {
+                            ip,
+                            unicast: Some(mac),
+                        });
+                        *state = State::Probe {
+                            mac,
+                            retries_left: max_retries.saturating_sub(1),
+                            next_at: now + retry,
+                        };
+                        now + retry
                     }
                 }
                 State::Probe {

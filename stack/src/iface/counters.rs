@@ -103,6 +103,56 @@ drop_reasons! {
     /// A TCP super-segment (TSO) that could not go out at once (its neighbour was not
     /// resolved); TCP sends the data again.
     TsoNotSent => "ipv4", "tso_not_sent";
+    /// IPv6 packet shorter than its header or payload length.
+    Ipv6Truncated => "ipv6", "truncated";
+    /// IPv6 version wrong, or a jumbogram (not supported).
+    Ipv6Malformed => "ipv6", "malformed";
+    /// IPv6 destination is none of our addresses or groups (we do not forward).
+    Ipv6NotForUs => "ipv6", "not_for_us";
+    /// IPv6 destination is one of our addresses still tentative (RFC 4862 §5.4: only
+    /// DAD's own messages may use it).
+    Ipv6Tentative => "ipv6", "tentative_dst";
+    /// IPv6 source is multicast (RFC 4291 §2.7).
+    Ipv6BadSource => "ipv6", "bad_source";
+    /// Extension headers cut short or inconsistent.
+    Ipv6ExtTruncated => "ipv6", "ext_truncated";
+    /// An unrecognised option whose type bits say discard (RFC 8200 §4.2, `01`).
+    Ipv6OptionDiscard => "ipv6", "option_discard";
+    /// An extension header or option refused with a Parameter Problem (RFC 8200 §4:
+    /// unrecognised option `10`/`11`, routing header with segments left, misplaced
+    /// Hop-by-Hop).
+    Ipv6ParamProblem => "ipv6", "param_problem";
+    /// Upper-layer protocol we do not implement (answered with Parameter Problem code 1).
+    Ipv6UnknownProtocol => "ipv6", "unknown_protocol";
+    /// Outgoing IPv6 packet with no route (no on-link prefix, no default router) or
+    /// no usable source address.
+    Ipv6NoRoute => "ipv6", "no_route";
+    /// IPv6 fragment overlapping another of its datagram (RFC 5722: whole datagram dropped).
+    Reassembly6Overlap => "ipv6", "reassembly_overlap";
+    /// IPv6 fragment past the datagram's end, beyond 65535 bytes, or not a multiple of 8.
+    Reassembly6Invalid => "ipv6", "reassembly_invalid";
+    /// IPv6 reassembly memory or datagram-count bound reached.
+    Reassembly6NoRoom => "ipv6", "reassembly_no_room";
+    /// IPv6 datagram not completed in time (counted once per datagram).
+    Reassembly6Timeout => "ipv6", "reassembly_timeout";
+    /// IPv6 fragment that exactly duplicates one already held.
+    Reassembly6Duplicate => "ipv6", "reassembly_duplicate";
+    /// ICMPv6 message too short or invalid for its type.
+    Icmpv6Truncated => "icmpv6", "truncated";
+    /// ICMPv6 checksum wrong.
+    Icmpv6Checksum => "icmpv6", "bad_checksum";
+    /// ICMPv6 message we do not act on (or an error quoting nothing of ours).
+    Icmpv6Ignored => "icmpv6", "ignored";
+    /// Neighbor Discovery message failing RFC 4861 §6.1/§7.1 validation (hop limit not
+    /// 255, bad source, option rules).
+    NdpInvalid => "ndp", "invalid";
+    /// Neighbor Discovery message not for us (another target, a router solicitation,
+    /// a redirect, an RA while `accept_ra` is off).
+    NdpIgnored => "ndp", "ignored";
+    /// Outgoing packet dropped because its next hop did not answer neighbour solicitation.
+    NdpFailed => "ndp", "resolution_failed";
+    /// Outgoing packet dropped because the NDP pending queue was full.
+    NdpQueueFull => "ndp", "pending_queue_full";
 }
 
 impl fmt::Display for DropReason {
@@ -170,6 +220,44 @@ pub struct Counters {
     pub offload_tx_tso_segments: u64,
     /// Frames sent with a partial checksum for the link to finish.
     pub offload_tx_csum_partial: u64,
+    /// IPv6 packets delivered to us (fragments counted individually).
+    pub ipv6_rx_packets: u64,
+    /// IPv6 packets sent (fragments counted individually).
+    pub ipv6_tx_packets: u64,
+    /// IPv6 fragments received.
+    pub ipv6_rx_fragments: u64,
+    /// IPv6 datagrams reassembled.
+    pub ipv6_reassembled: u64,
+    /// IPv6 fragments sent.
+    pub ipv6_tx_fragments: u64,
+    /// IPv6 datagrams we had to fragment.
+    pub ipv6_fragmented: u64,
+    /// ICMPv6 echo requests received.
+    pub icmpv6_rx_echo_requests: u64,
+    /// ICMPv6 echo replies sent.
+    pub icmpv6_tx_echo_replies: u64,
+    /// ICMPv6 errors received about our packets.
+    pub icmpv6_rx_errors: u64,
+    /// ICMPv6 errors sent.
+    pub icmpv6_tx_errors: u64,
+    /// Packet Too Big messages that lowered a path MTU (RFC 8201).
+    pub icmpv6_pmtu_updates: u64,
+    /// Neighbour solicitations received.
+    pub ndp_rx_solicits: u64,
+    /// Neighbour advertisements received.
+    pub ndp_rx_adverts: u64,
+    /// Neighbour solicitations sent (resolution, probes, DAD).
+    pub ndp_tx_solicits: u64,
+    /// Neighbour advertisements sent.
+    pub ndp_tx_adverts: u64,
+    /// Router advertisements accepted.
+    pub ndp_rx_router_adverts: u64,
+    /// Router solicitations sent.
+    pub ndp_tx_router_solicits: u64,
+    /// Addresses found duplicate by DAD (RFC 4862 §5.4.5) and not used.
+    pub ndp_dad_duplicates: u64,
+    /// MLDv2 reports sent.
+    pub mld_tx_reports: u64,
     /// Drops, indexed by [`DropReason`] as usize.
     pub drops: [u64; DropReason::COUNT],
 }
@@ -204,6 +292,25 @@ impl Default for Counters {
             offload_tx_tso_frames: 0,
             offload_tx_tso_segments: 0,
             offload_tx_csum_partial: 0,
+            ipv6_rx_packets: 0,
+            ipv6_tx_packets: 0,
+            ipv6_rx_fragments: 0,
+            ipv6_reassembled: 0,
+            ipv6_tx_fragments: 0,
+            ipv6_fragmented: 0,
+            icmpv6_rx_echo_requests: 0,
+            icmpv6_tx_echo_replies: 0,
+            icmpv6_rx_errors: 0,
+            icmpv6_tx_errors: 0,
+            icmpv6_pmtu_updates: 0,
+            ndp_rx_solicits: 0,
+            ndp_rx_adverts: 0,
+            ndp_tx_solicits: 0,
+            ndp_tx_adverts: 0,
+            ndp_rx_router_adverts: 0,
+            ndp_tx_router_solicits: 0,
+            ndp_dad_duplicates: 0,
+            mld_tx_reports: 0,
             drops: [0; DropReason::COUNT],
         }
     }
@@ -250,6 +357,25 @@ impl Counters {
             ("offload", "tx_tso_frames", self.offload_tx_tso_frames),
             ("offload", "tx_tso_segments", self.offload_tx_tso_segments),
             ("offload", "tx_csum_partial", self.offload_tx_csum_partial),
+            ("ipv6", "rx_packets", self.ipv6_rx_packets),
+            ("ipv6", "tx_packets", self.ipv6_tx_packets),
+            ("ipv6", "rx_fragments", self.ipv6_rx_fragments),
+            ("ipv6", "reassembled", self.ipv6_reassembled),
+            ("ipv6", "tx_fragments", self.ipv6_tx_fragments),
+            ("ipv6", "fragmented", self.ipv6_fragmented),
+            ("icmpv6", "rx_echo_requests", self.icmpv6_rx_echo_requests),
+            ("icmpv6", "tx_echo_replies", self.icmpv6_tx_echo_replies),
+            ("icmpv6", "rx_errors", self.icmpv6_rx_errors),
+            ("icmpv6", "tx_errors", self.icmpv6_tx_errors),
+            ("icmpv6", "pmtu_updates", self.icmpv6_pmtu_updates),
+            ("ndp", "rx_solicits", self.ndp_rx_solicits),
+            ("ndp", "rx_adverts", self.ndp_rx_adverts),
+            ("ndp", "tx_solicits", self.ndp_tx_solicits),
+            ("ndp", "tx_adverts", self.ndp_tx_adverts),
+            ("ndp", "rx_router_adverts", self.ndp_rx_router_adverts),
+            ("ndp", "tx_router_solicits", self.ndp_tx_router_solicits),
+            ("ndp", "dad_duplicates", self.ndp_dad_duplicates),
+            ("mld", "tx_reports", self.mld_tx_reports),
         ];
         plain.into_iter().chain(
             DropReason::ALL

@@ -1,4 +1,5 @@
-//! The network interface: Ethernet, ARP, IPv4 and ICMP, and the demux to UDP and TCP.
+//! The network interface: Ethernet, ARP, IPv4 and ICMP, IPv6 with NDP, MLD and ICMPv6
+//! ([`ipv6`](self) module), and the demux to UDP and TCP.
 //!
 //! An [`Interface`] is sans-IO: it is fed frames with [`Interface::handle_frame`] and
 //! time with [`Interface::handle_timeout`], and hands back frames through
@@ -17,11 +18,13 @@
 
 mod arp;
 mod counters;
+mod ipv6;
 mod reassembly;
 
-pub use arp::{ArpAction, ArpConfig, NeighborCache, QueueOutcome};
+pub use arp::{ArpAction, ArpConfig, NeighborAddr, NeighborCache, NeighborState, QueueOutcome};
 pub use counters::{Counters, DropReason};
-pub use reassembly::{Expired, Reassembler, ReassemblyConfig};
+pub use ipv6::{AddrOrigin, AddrState, Ipv6AddrInfo, Ipv6Config};
+pub use reassembly::{Expired, Fragment, Ipv6Fragment, Reassembler, ReassemblyConfig};
 
 use crate::link::{FrameMeta, Gso, Link, LinkCaps};
 use crate::socket::raw::RawLayer;
@@ -90,6 +93,8 @@ pub struct Config {
     pub tcp: TcpConfig,
     /// UDP tunables.
     pub udp: UdpConfig,
+    /// IPv6: addresses, router, NDP and DAD tunables.
+    pub ipv6: Ipv6Config,
 }
 
 impl Config {
@@ -109,6 +114,7 @@ impl Config {
             icmp: IcmpConfig::default(),
             tcp: TcpConfig::default(),
             udp: UdpConfig::default(),
+            ipv6: Ipv6Config::default(),
         }
     }
 }
@@ -117,12 +123,12 @@ impl Config {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EchoReply {
     /// Who answered.
-    pub from: Ipv4Addr,
+    pub from: IpAddr,
     /// Identifier.
     pub ident: u16,
     /// Sequence number.
     pub seq_no: u16,
-    /// TTL of the reply.
+    /// TTL (IPv6: hop limit) of the reply.
     pub ttl: u8,
     /// Payload.
     pub data: Vec<u8>,
@@ -159,12 +165,20 @@ struct Inner {
     /// that may change the cache, so a hit is what `NeighborCache::lookup` would return,
     /// and the entry is already marked in use.
     last_neighbor: Option<(Ipv4Addr, EthernetAddress)>,
+    /// IPv6 addresses, NDP cache, routers and path MTUs.
+    v6: ipv6::Ipv6State,
+    /// Source MAC of the frame being handled.
+    rx_src_mac: EthernetAddress,
+    /// The frame being handled was sent to a link-layer multicast or broadcast address
+    /// (RFC 4443 §2.4 (e.3): no ICMPv6 error about it).
+    rx_link_multicast: bool,
 }
 
 /// A network interface driven by frames and time.
 pub struct Interface {
     inner: Inner,
     reassembler: Reassembler,
+    reassembler6: Reassembler<Ipv6Fragment>,
     tcp: TcpLayer,
     udp: UdpLayer,
     raw: RawLayer,
@@ -189,6 +203,7 @@ impl Interface {
         let seed = config.seed;
         let mut iface = Interface {
             reassembler: Reassembler::new(config.reassembly.clone()),
+            reassembler6: Reassembler::new(config.reassembly.clone()),
             tcp: TcpLayer::new(config.tcp.clone(), seed),
             udp: UdpLayer::new(config.udp.clone(), seed.rotate_left(17)),
             raw: RawLayer::new(),
@@ -209,6 +224,9 @@ impl Interface {
                 rx_meta: FrameMeta::default(),
                 rx_csum_trusted: false,
                 last_neighbor: None,
+                v6: ipv6::Ipv6State::new(&config),
+                rx_src_mac: EthernetAddress::default(),
+                rx_link_multicast: false,
                 config,
             },
         };
@@ -221,6 +239,7 @@ impl Interface {
                 EthernetAddress::BROADCAST,
             );
         }
+        iface.inner.v6_start(now);
         iface
     }
 
@@ -327,7 +346,10 @@ impl Interface {
     fn process_ethernet(&mut self, now: Instant, frame: &[u8]) -> Result<(), DropReason> {
         let (eth, payload) =
             EthernetRepr::parse(frame).map_err(|_| DropReason::EthernetTruncated)?;
-        if (eth.dst_addr != self.inner.config.mac && !eth.dst_addr.is_broadcast())
+        // IPv6 multicast maps to 33:33:xx:xx:xx:xx (RFC 2464 §7); the IPv6 layer
+        // checks the group.
+        let v6_multicast = eth.dst_addr.0[..2] == [0x33, 0x33] && eth.ethertype == EtherType::IPV6;
+        if (eth.dst_addr != self.inner.config.mac && !eth.dst_addr.is_broadcast() && !v6_multicast)
             || eth.src_addr.is_multicast()
         {
             return Err(DropReason::EthernetNotForUs);
@@ -335,6 +357,11 @@ impl Interface {
         match eth.ethertype {
             EtherType::ARP => self.process_arp(now, payload),
             EtherType::IPV4 => self.process_ipv4(now, payload),
+            EtherType::IPV6 => {
+                self.inner.rx_src_mac = eth.src_addr;
+                self.inner.rx_link_multicast = eth.dst_addr.is_multicast();
+                self.process_ipv6(now, payload)
+            }
             _ => Err(DropReason::EthernetUnknownType),
         }
     }
@@ -531,7 +558,7 @@ impl Interface {
                     inner.echo_replies.pop_front();
                 }
                 inner.echo_replies.push_back(EchoReply {
-                    from: ip.src_addr,
+                    from: IpAddr::V4(ip.src_addr),
                     ident,
                     seq_no,
                     ttl: ip.ttl,
@@ -655,6 +682,7 @@ impl Interface {
         if let Some((raddrs, rseg)) = self.tcp.process(&cx, addrs, &seg) {
             // The reply to an IPv4 segment is IPv4.
             let Some(hdr) = self.inner.tcp_header(raddrs, rseg.buffer_len()) else {
+                let _ = self.inner.emit_tcp6(now, raddrs, &rseg, None);
                 return Ok(());
             };
             let _ = self.inner.emit_ip(
@@ -711,6 +739,8 @@ impl Interface {
             inner.count_drop(DropReason::ReassemblyTimeout);
         }
 
+        self.v6_handle_timeout(now);
+
         let cx = self.inner.tcp_context(now);
         self.tcp.handle_timeout(&cx);
     }
@@ -732,6 +762,7 @@ impl Interface {
             self.inner.neighbors.poll_at(),
             self.reassembler.poll_at(),
             self.tcp.poll_at(),
+            self.v6_poll_at(),
         ]
         .into_iter()
         .flatten()
@@ -800,6 +831,9 @@ impl Interface {
             tcp.set_tso(tso_max_len);
             let emitted = tcp.dispatch(&cx, &mut |addrs, seg| {
                 let Some(hdr) = inner.tcp_header(addrs, seg.buffer_len()) else {
+                    written = inner
+                        .emit_tcp6(now, addrs, seg, Some(&mut *buf))
+                        .map(|n| (n, FrameMeta::default()));
                     return;
                 };
                 if caps.tx_csum_partial {
@@ -833,8 +867,9 @@ impl Interface {
                         dst_port: dst.port(),
                     };
                     let IpAddr::V4(dst_ip) = dst.ip() else {
-                        // IPv6 egress is not wired yet: counted as unroutable.
-                        inner.count_drop(DropReason::NoRoute);
+                        written = inner
+                            .emit_udp6(now, src, dst, data, Some(&mut *buf))
+                            .map(|n| (n, FrameMeta::default()));
                         return;
                     };
                     let hdr = inner.ip_header(dst_ip, IpProtocol::UDP, UDP_HEADER_LEN + data.len());
@@ -854,10 +889,14 @@ impl Interface {
                 });
                 if !emitted {
                     let emitted = raw.dispatch(&mut |protocol, dst, data| {
-                        let IpAddr::V4(dst) = dst else {
-                            // IPv6 egress is not wired yet: counted as unroutable.
-                            inner.count_drop(DropReason::NoRoute);
-                            return;
+                        let dst = match dst {
+                            IpAddr::V4(dst) => dst,
+                            IpAddr::V6(dst) => {
+                                written = inner
+                                    .emit_raw6(now, protocol, dst, data, Some(&mut *buf))
+                                    .map(|n| (n, FrameMeta::default()));
+                                return;
+                            }
                         };
                         let hdr = inner.ip_header(dst, protocol, data.len());
                         let hdr = Ipv4Repr {
@@ -932,18 +971,23 @@ impl Interface {
         res
     }
 
-    /// Sends an ICMP echo request (for ping tools and tests).
+    /// Sends an ICMP (or, to an IPv6 address, ICMPv6) echo request (for ping tools and
+    /// tests).
     ///
     /// # Errors
-    /// The reason it could not be sent (no route, ARP queue full).
+    /// The reason it could not be sent (no route, ARP or NDP queue full).
     pub fn send_echo_request(
         &mut self,
         now: Instant,
-        dst: Ipv4Addr,
+        dst: impl Into<IpAddr>,
         ident: u16,
         seq_no: u16,
         data: &[u8],
     ) -> Result<(), DropReason> {
+        let dst = match dst.into() {
+            IpAddr::V4(dst) => dst,
+            IpAddr::V6(dst) => return self.send_echo_request6(now, dst, ident, seq_no, data),
+        };
         let req = IcmpRepr::EchoRequest {
             ident,
             seq_no,
@@ -973,10 +1017,16 @@ impl Inner {
         }
     }
 
-    /// Our addresses as the transport layers see them (IPv4 only, until IPv6 is
-    /// configured here).
+    /// Our addresses as the transport layers see them: the IPv4 address, and the
+    /// usable IPv6 global (configured before SLAAC) and link-local ones.
     fn local_addrs(&self) -> LocalAddrs {
-        LocalAddrs::v4(self.config.ip.address())
+        let mut l = LocalAddrs::v4(self.config.ip.address());
+        if self.v6.enabled {
+            let (global, link_local) = self.v6.transport_addrs();
+            l.v6 = global.unwrap_or(core::net::Ipv6Addr::UNSPECIFIED);
+            l.v6_link_local = link_local.unwrap_or(core::net::Ipv6Addr::UNSPECIFIED);
+        }
+        l
     }
 
     fn count_drop(&mut self, reason: DropReason) {
@@ -1063,10 +1113,9 @@ impl Inner {
 
     /// The IPv4 header of a TCP segment: TCP chose the addresses (the source is ours,
     /// or the address a socket bound to), everything else is the interface's. `None`
-    /// (counted as unroutable) for IPv6 addresses, whose egress is not wired yet.
+    /// for IPv6 addresses, which take [`Inner::emit_tcp6`].
     fn tcp_header(&mut self, addrs: SegmentAddrs, payload_len: usize) -> Option<Ipv4Repr> {
         let (IpAddr::V4(src), IpAddr::V4(dst)) = (addrs.src, addrs.dst) else {
-            self.count_drop(DropReason::NoRoute);
             return None;
         };
         Some(Ipv4Repr {
@@ -1346,6 +1395,8 @@ impl Inner {
     }
 }
 
+#[cfg(test)]
+mod ipv6_tests;
 #[cfg(test)]
 mod offload_tests;
 #[cfg(test)]

@@ -1,4 +1,6 @@
-//! IPv4 fragment reassembly (RFC 791 §3.2, RFC 815 hole tracking).
+//! Fragment reassembly for IPv4 (RFC 791 §3.2, RFC 815 hole tracking) and IPv6
+//! (RFC 8200 §4.5), one implementation over [`Fragment`]: the same bounds, timeout and
+//! overlap rule for both families.
 //!
 //! Overlapping fragments drop the whole datagram, in the spirit of RFC 5722 (written
 //! for IPv6; Linux applies the same rule to IPv4 since 4.19): overlaps are only ever
@@ -10,8 +12,83 @@
 
 use super::counters::DropReason;
 use crate::time::{Duration, Instant};
-use crate::wire::{IpProtocol, Ipv4Repr};
-use core::net::Ipv4Addr;
+use crate::wire::{IpProtocol, Ipv4Repr, Ipv6FragRepr, Ipv6Repr};
+use core::net::{Ipv4Addr, Ipv6Addr};
+
+/// What the reassembler needs of a fragment's headers.
+pub trait Fragment: Copy + core::fmt::Debug {
+    /// Identifies the datagram the fragment belongs to.
+    type Key: Copy + Eq + core::fmt::Debug;
+    /// The datagram key (RFC 791: source, destination, protocol, id; RFC 8200 §4.5:
+    /// source, destination, id).
+    fn key(&self) -> Self::Key;
+    /// Offset of this fragment's data, in bytes.
+    fn offset(&self) -> usize;
+    /// More fragments follow.
+    fn more(&self) -> bool;
+    /// Largest reassembled payload.
+    fn max_len() -> usize;
+    /// The header of the whole datagram, made from its first fragment's.
+    fn whole(self, len: usize) -> Self;
+}
+
+impl Fragment for Ipv4Repr {
+    type Key = (Ipv4Addr, Ipv4Addr, IpProtocol, u16);
+    fn key(&self) -> Self::Key {
+        (self.src_addr, self.dst_addr, self.protocol, self.ident)
+    }
+    fn offset(&self) -> usize {
+        usize::from(self.frag_offset)
+    }
+    fn more(&self) -> bool {
+        self.more_frags
+    }
+    fn max_len() -> usize {
+        65535 - 20
+    }
+    fn whole(mut self, len: usize) -> Self {
+        self.more_frags = false;
+        self.frag_offset = 0;
+        self.payload_len = len;
+        self
+    }
+}
+
+/// An IPv6 fragment: its fixed header (with `next_header` already the fragmentable
+/// part's first header, and `payload_len` that part's length once whole) and its
+/// fragment header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ipv6Fragment {
+    /// Fixed header.
+    pub ip: Ipv6Repr,
+    /// Fragment header.
+    pub frag: Ipv6FragRepr,
+}
+
+impl Fragment for Ipv6Fragment {
+    type Key = (Ipv6Addr, Ipv6Addr, u32);
+    fn key(&self) -> Self::Key {
+        (self.ip.src_addr, self.ip.dst_addr, self.frag.ident)
+    }
+    fn offset(&self) -> usize {
+        usize::from(self.frag.offset)
+    }
+    fn more(&self) -> bool {
+        self.frag.more_frags
+    }
+    fn max_len() -> usize {
+        // RFC 8200 §4.5: the reassembled payload length may not exceed 65,535 with
+        // the fragment header gone.
+        65535 - 8
+    }
+    fn whole(mut self, len: usize) -> Self {
+        self.ip.next_header = self.frag.next_header;
+        self.ip.payload_len = len;
+        self.frag.offset = 0;
+        self.frag.more_frags = false;
+        self
+    }
+}
 
 /// Reassembly tunables.
 #[derive(Clone, Debug)]
@@ -34,26 +111,24 @@ impl Default for ReassemblyConfig {
     }
 }
 
-type Key = (Ipv4Addr, Ipv4Addr, IpProtocol, u16);
-
 #[derive(Debug)]
-struct Datagram {
-    key: Key,
+struct Datagram<H: Fragment> {
+    key: H::Key,
     started: Instant,
     buf: Vec<u8>,
     /// Received byte ranges, sorted and disjoint.
     ranges: Vec<(usize, usize)>,
     total_len: Option<usize>,
     /// Header of the offset-0 fragment, once seen.
-    first: Option<Ipv4Repr>,
+    first: Option<H>,
 }
 
 /// A datagram that timed out after its first fragment arrived: enough to quote it in
 /// an ICMP time exceeded message (RFC 792: IP header plus 64 bits of data).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Expired {
+pub struct Expired<H = Ipv4Repr> {
     /// Header of the first fragment.
-    pub header: Ipv4Repr,
+    pub header: H,
     /// First 8 bytes of the datagram's payload (fewer if the fragment was shorter).
     pub leading: [u8; 8],
     /// How many of `leading` are valid.
@@ -62,9 +137,9 @@ pub struct Expired {
 
 /// The reassembly buffers.
 #[derive(Debug)]
-pub struct Reassembler {
+pub struct Reassembler<H: Fragment = Ipv4Repr> {
     config: ReassemblyConfig,
-    datagrams: Vec<Datagram>,
+    datagrams: Vec<Datagram<H>>,
     bytes: usize,
     /// Recycled payload buffers and range lists, so steady traffic does not allocate.
     spare: Vec<Vec<u8>>,
@@ -74,9 +149,9 @@ pub struct Reassembler {
 /// Most disjoint pieces one datagram may be in; more is an attack, not a network.
 const MAX_PIECES: usize = 128;
 
-impl Reassembler {
+impl<H: Fragment> Reassembler<H> {
     /// No datagrams in progress.
-    pub fn new(config: ReassemblyConfig) -> Reassembler {
+    pub fn new(config: ReassemblyConfig) -> Reassembler<H> {
         Reassembler {
             config,
             datagrams: Vec::new(),
@@ -105,16 +180,17 @@ impl Reassembler {
     pub fn add(
         &mut self,
         now: Instant,
-        ip: &Ipv4Repr,
+        ip: &H,
         payload: &[u8],
-    ) -> Result<Option<(Ipv4Repr, Vec<u8>)>, DropReason> {
-        let start = ip.frag_offset as usize;
+    ) -> Result<Option<(H, Vec<u8>)>, DropReason> {
+        let start = ip.offset();
         let end = start + payload.len();
-        // RFC 791: every fragment but the last carries a multiple of 8 octets.
-        if (ip.more_frags && payload.len() % 8 != 0) || end > 65535 - 20 || payload.is_empty() {
+        // RFC 791 and RFC 8200 §4.5: every fragment but the last carries a multiple
+        // of 8 octets.
+        if (ip.more() && payload.len() % 8 != 0) || end > H::max_len() || payload.is_empty() {
             return Err(DropReason::ReassemblyInvalid);
         }
-        let key = (ip.src_addr, ip.dst_addr, ip.protocol, ip.ident);
+        let key = ip.key();
         let idx = match self.datagrams.iter().position(|d| d.key == key) {
             Some(i) => i,
             None => {
@@ -145,8 +221,8 @@ impl Reassembler {
         let overlaps = d.ranges.iter().any(|&(s, e)| start < e && s < end);
         let past_end = d
             .total_len
-            .is_some_and(|t| end > t || (!ip.more_frags && end != t));
-        let data_past_last = !ip.more_frags && d.ranges.last().is_some_and(|&(_, e)| e > end);
+            .is_some_and(|t| end > t || (!ip.more() && end != t));
+        let data_past_last = !ip.more() && d.ranges.last().is_some_and(|&(_, e)| e > end);
         if d.ranges.len() >= MAX_PIECES {
             self.remove(idx);
             return Err(DropReason::ReassemblyNoRoom);
@@ -180,12 +256,12 @@ impl Reassembler {
     fn insert_at(
         &mut self,
         idx: usize,
-        ip: &Ipv4Repr,
+        ip: &H,
         payload: &[u8],
         start: usize,
         end: usize,
         growth: usize,
-    ) -> Result<Option<(Ipv4Repr, Vec<u8>)>, DropReason> {
+    ) -> Result<Option<(H, Vec<u8>)>, DropReason> {
         let d = &mut self.datagrams[idx];
         if d.buf.len() < end {
             d.buf.resize(end, 0);
@@ -203,7 +279,7 @@ impl Reassembler {
             d.ranges[pos - 1].1 = d.ranges[pos].1;
             d.ranges.remove(pos);
         }
-        if !ip.more_frags {
+        if !ip.more() {
             d.total_len = Some(end);
         }
         if start == 0 {
@@ -216,11 +292,9 @@ impl Reassembler {
         let d = self.datagrams.swap_remove(idx);
         self.bytes -= d.buf.len();
         self.recycle_ranges(d.ranges);
-        let mut header = d.first.expect("offset 0 present in a complete datagram");
-        header.more_frags = false;
-        header.frag_offset = 0;
-        header.payload_len = d.buf.len();
-        Ok(Some((header, d.buf)))
+        let header = d.first.expect("offset 0 present in a complete datagram");
+        let len = d.buf.len();
+        Ok(Some((header.whole(len), d.buf)))
     }
 
     /// Returns a payload buffer from [`add`](Self::add) for reuse.
@@ -268,7 +342,7 @@ impl Reassembler {
 
     /// Drops datagrams whose time is up; returns how many, and calls `expired` for each
     /// that had its first fragment (so an ICMP time exceeded can quote it).
-    pub fn handle_timeout(&mut self, now: Instant, mut expired: impl FnMut(Expired)) -> usize {
+    pub fn handle_timeout(&mut self, now: Instant, mut expired: impl FnMut(Expired<H>)) -> usize {
         let timeout = self.config.timeout;
         let mut n = 0;
         let mut i = 0;

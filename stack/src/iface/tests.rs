@@ -513,7 +513,7 @@ fn echo_reply_is_delivered_to_the_pinger() {
     let reply = i.poll_echo_reply().unwrap();
     assert_eq!(
         (reply.from, reply.ident, reply.seq_no, reply.data.len()),
-        (PEER_IP, 5435, 1, 24)
+        (IpAddr::V4(PEER_IP), 5435, 1, 24)
     );
 }
 

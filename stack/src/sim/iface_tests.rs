@@ -5,7 +5,7 @@ use super::*;
 use crate::iface::{Config, DropReason};
 use crate::link::fault::GilbertElliott;
 use crate::wire::{EthernetAddress, Ipv4Cidr};
-use core::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use core::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 
 fn ip(n: u8) -> Ipv4Addr {
     Ipv4Addr::new(10, 0, 0, n)
@@ -51,7 +51,10 @@ fn ping_across_an_ideal_link_resolves_arp_and_gets_a_reply() {
     });
     assert!(got);
     let reply = reply.unwrap();
-    assert_eq!((reply.from, reply.ident, reply.seq_no), (ip(2), 0x1234, 1));
+    assert_eq!(
+        (reply.from, reply.ident, reply.seq_no),
+        (ip(2).into(), 0x1234, 1)
+    );
     assert_eq!(reply.data, b"hello");
     assert_eq!(iface(&mut net, b).counters().icmp_tx_echo_replies, 1);
     assert!(iface(&mut net, a).neighbors().contains(ip(2)));
@@ -327,7 +330,7 @@ fn ping_through_a_switch_reaches_only_the_target_after_arp() {
         reply = iface(net, hosts[0]).poll_echo_reply();
         reply.is_some()
     }));
-    assert_eq!(reply.unwrap().from, ip(3));
+    assert_eq!(reply.unwrap().from, IpAddr::from(ip(3)));
     // The switch knows both MACs, so the bystander saw nothing of the exchange.
     // The bystander saw the broadcast ARP request and nothing of the ICMP exchange: the
     // switch learnt every MAC from the gratuitous ARPs.

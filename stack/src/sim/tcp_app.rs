@@ -24,7 +24,7 @@ use super::SimNode;
 use crate::iface::Interface;
 use crate::socket::tcp::{RecvError, SendError, Shutdown, TcpEvent, TcpHandle, TcpInfo, TcpState};
 use crate::time::Instant;
-use core::net::{Ipv4Addr, SocketAddrV4};
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// A deterministic byte stream: byte `i` of stream `seed` (SplitMix64 over 8-byte blocks).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,12 +113,14 @@ pub enum Role {
     /// Connects to `remote`, sends, half-closes, reads to EOF, closes.
     Client {
         /// The server's address.
-        remote: SocketAddrV4,
+        remote: SocketAddr,
     },
     /// Listens on `port`, accepts one connection, reads to EOF while sending, closes.
     Server {
         /// The port to listen on.
         port: u16,
+        /// Listen on `[::]` (dual-stack) rather than `0.0.0.0`.
+        any6: bool,
     },
 }
 
@@ -189,13 +191,23 @@ const APP_CHUNK: usize = 16 * 1024;
 
 impl BulkApp {
     /// A client sending `spec.send_len` bytes to `remote` and expecting `spec.recv_len`.
-    pub fn client(remote: SocketAddrV4, spec: BulkSpec) -> BulkApp {
-        BulkApp::new(Role::Client { remote }, spec)
+    pub fn client(remote: impl Into<SocketAddr>, spec: BulkSpec) -> BulkApp {
+        BulkApp::new(
+            Role::Client {
+                remote: remote.into(),
+            },
+            spec,
+        )
     }
 
     /// A server on `port` sending `spec.send_len` bytes and expecting `spec.recv_len`.
     pub fn server(port: u16, spec: BulkSpec) -> BulkApp {
-        BulkApp::new(Role::Server { port }, spec)
+        BulkApp::new(Role::Server { port, any6: false }, spec)
+    }
+
+    /// A server listening on `[::]:port` (takes IPv6 and IPv4 clients).
+    pub fn server6(port: u16, spec: BulkSpec) -> BulkApp {
+        BulkApp::new(Role::Server { port, any6: true }, spec)
     }
 
     fn new(role: Role, spec: BulkSpec) -> BulkApp {
@@ -338,14 +350,18 @@ impl BulkApp {
         let h = tcp.socket();
         match self.role {
             Role::Client { remote } => {
-                if let Err(e) = tcp.connect(h, &tcp_cx, remote.into()) {
+                if let Err(e) = tcp.connect(h, &tcp_cx, remote) {
                     self.fail(format!("connect: {e}"));
                 }
                 self.conn = Some(h);
             }
-            Role::Server { port } => {
-                let addr = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port);
-                if let Err(e) = tcp.listen(h, addr.into(), 16) {
+            Role::Server { port, any6 } => {
+                let any = if any6 {
+                    IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+                } else {
+                    IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+                };
+                if let Err(e) = tcp.listen(h, SocketAddr::new(any, port), 16) {
                     self.fail(format!("listen: {e}"));
                 }
                 self.listener = Some(h);

@@ -14,17 +14,32 @@ mod arp;
 pub mod checksum;
 mod ethernet;
 mod icmp;
+mod icmpv6;
 mod ipv4;
+mod ipv6;
+pub mod ndp;
 pub mod pretty;
 mod tcp;
 #[cfg(test)]
 pub(crate) mod testdata;
+#[cfg(test)]
+pub(crate) mod testdata6;
 mod udp;
 
 pub use arp::{ArpOperation, ArpRepr};
 pub use ethernet::{EtherType, EthernetAddress, EthernetRepr, ETHERNET_HEADER_LEN};
 pub use icmp::{IcmpRepr, DST_UNREACHABLE_PORT, DST_UNREACHABLE_PROTOCOL, ICMP_HEADER_LEN};
+pub use icmpv6::{
+    Icmpv6Repr, ICMPV6_HEADER_LEN, ICMPV6_UNREACH_ADDRESS, ICMPV6_UNREACH_PORT,
+    ICMPV6_UNREACH_PROHIBITED,
+};
 pub use ipv4::{IpProtocol, Ipv4Cidr, Ipv4Repr, IPV4_HEADER_LEN, IPV4_MIN_MTU};
+pub use ipv6::{
+    eui64_address, eui64_interface_id, is_link_local, link_local_address, multicast_mac,
+    solicited_node, walk_ext_headers, ExtError, Ipv6Cidr, Ipv6FragRepr, Ipv6Headers, Ipv6Repr,
+    ALL_MLDV2_ROUTERS, ALL_NODES, ALL_ROUTERS, IPV6_FRAG_HEADER_LEN, IPV6_HEADER_LEN, IPV6_MIN_MTU,
+};
+pub use ndp::{Mld2Report, NdpRepr, PrefixInfo};
 pub use tcp::{SeqNumber, TcpFlags, TcpOptions, TcpRepr, TCP_HEADER_LEN, TCP_MAX_OPTIONS_LEN};
 pub use udp::{UdpRepr, UDP_HEADER_LEN};
 
@@ -69,6 +84,16 @@ mod robustness {
         if eth.ethertype == EtherType::ARP {
             let _ = ArpRepr::parse(payload);
         }
+        if eth.ethertype == EtherType::IPV6 {
+            if let Ok((ip, payload)) = Ipv6Repr::parse(payload) {
+                if let Ok(h) = walk_ext_headers(ip.next_header, payload, 40, 6, true) {
+                    if h.protocol == IpProtocol::ICMPV6 {
+                        let _ = Icmpv6Repr::parse(ip.src_addr, ip.dst_addr, &payload[h.offset..]);
+                    }
+                }
+            }
+            return;
+        }
         let Ok((ip, payload)) = Ipv4Repr::parse(payload) else {
             return;
         };
@@ -79,6 +104,20 @@ mod robustness {
             _ => {}
         }
         let _ = pretty::summarize(frame);
+    }
+
+    #[test]
+    fn ipv6_frames_survive_every_prefix_and_mutation() {
+        for frame in testdata6::ALL {
+            for len in 0..=frame.len() {
+                parse_all(&frame[..len]);
+            }
+            for pos in 0..frame.len() {
+                let mut f = frame.to_vec();
+                f[pos] ^= 0xff;
+                parse_all(&f);
+            }
+        }
     }
 
     #[test]

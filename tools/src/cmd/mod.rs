@@ -52,9 +52,10 @@ pub fn open_device(args: &GlobalArgs, what: &str) -> Result<Device, String> {
         (None, Some(r)) => DeviceSpec::Raw(r.clone()),
         _ => return Err(format!("`{what}` needs --tap NAME or --raw IFACE")),
     };
+    args.check_addresses()?;
     let ip = args
-        .ip
-        .ok_or_else(|| format!("`{what}` needs --ip ADDR/PREFIX"))?;
+        .ip()
+        .ok_or_else(|| format!("`{what}` needs an IPv4 --ip ADDR/PREFIX"))?;
     let mac = args.mac.unwrap_or_else(|| mac_from_seed(args.seed));
     let link = spec
         .open_with(args.link_options().device_offload())
@@ -79,8 +80,15 @@ pub fn builder(args: &GlobalArgs, device: OsLink, ip: Ipv4Cidr, mac: EthernetAdd
         .mtu(args.mtu.into())
         .link_options(args.link_options())
         .config(move |c| c.seed = seed);
-    if let Some(gw) = args.gateway {
+    if let Some(gw) = args.gateway() {
         b = b.gateway(gw);
+    }
+    b = b.ipv6(!args.no_ipv6);
+    for c in args.ip6() {
+        b = b.ip6(c);
+    }
+    if let Some(gw) = args.gateway6() {
+        b = b.gateway6(gw);
     }
     b
 }

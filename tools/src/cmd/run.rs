@@ -54,8 +54,11 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> CmdResult {
     let env = StackEnv {
         tap: global.tap.clone(),
         raw: global.raw.clone(),
-        ip: global.ip,
-        gateway: global.gateway,
+        ip: global.ip(),
+        gateway: global.gateway(),
+        ip6: global.ip6(),
+        gateway6: global.gateway6(),
+        no_ipv6: global.no_ipv6,
         mac: global.mac,
         mtu: Some(global.mtu.into()),
         link: global.link_options(),

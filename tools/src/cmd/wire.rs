@@ -154,13 +154,13 @@ fn socket_drops(link: &OsLink) -> u32 {
 
 /// Runs `ustack wire` until SIGINT/SIGTERM/SIGHUP.
 pub fn run(global: &GlobalArgs, args: &WireArgs) -> CmdResult {
-    if global.tap.is_some() || global.raw.is_some() || global.ip.is_some() {
+    if global.tap.is_some() || global.raw.is_some() || !global.ips.is_empty() {
         return Err(
             "ustack wire takes its two ends as arguments (A B), not --tap/--raw/--ip".into(),
         );
     }
     // The wire runs no stack: flags that configure or observe one would be ignored.
-    if global.gateway.is_some()
+    if !global.gateways.is_empty()
         || global.mac.is_some()
         || global.trace
         || global.trace_file.is_some()

@@ -484,7 +484,12 @@ impl TcpLayer {
             }
             it.meta.queued = false;
             let prev = it.socket.state;
-            it.socket.tso_max_len = self.tso_max_len;
+            // TSO is offered for IPv4 only (the link's GSO type is TCPv4).
+            it.socket.tso_max_len = if it.socket.remote.is_ipv4() {
+                self.tso_max_len
+            } else {
+                0
+            };
             let sent = it.socket.dispatch(cx, &mut self.events, emit);
             self.last_gso_size = core::mem::take(&mut it.socket.gso_size);
             if sent {

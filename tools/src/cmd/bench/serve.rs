@@ -154,7 +154,7 @@ pub fn run(global: &GlobalArgs, args: &ServeArgs) -> super::super::CmdResult {
 #[cfg(feature = "smoltcp-peer")]
 fn serve_smoltcp(global: &GlobalArgs, args: &ServeArgs) -> Result<u64, String> {
     let tap = global.tap.as_deref().ok_or("bench-serve needs --tap")?;
-    let ip = global.ip.ok_or("bench-serve needs --ip")?;
+    let ip = global.ip().ok_or("bench-serve needs --ip")?;
     let mac = global.mac.ok_or("bench-serve needs --mac")?;
     super::smol::serve(tap, ip, mac, args)
 }
@@ -203,7 +203,7 @@ impl Listener for KernelListener {
 
 fn serve_ustack(global: &GlobalArgs, args: &ServeArgs) -> Result<u64, String> {
     let tap = global.tap.as_deref().ok_or("bench-serve needs --tap")?;
-    let ip = global.ip.ok_or("bench-serve needs --ip")?;
+    let ip = global.ip().ok_or("bench-serve needs --ip")?;
     let mac = global.mac.ok_or("bench-serve needs --mac")?;
     // `--offload` (or `--no-offload`) from the coordinator picks the column.
     let stack = ustack_socket::NetStack::builder()
