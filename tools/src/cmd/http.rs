@@ -584,6 +584,7 @@ fn get(global: &GlobalArgs, url: &str, output: Option<&Path>) -> CmdResult {
     let addr = net::host_addr(&u.host.replacen("%25", "%", 1), u.port)?;
     let stack = net::stack(global, "http get")?;
     let watch = net::watch(global, &stack)?;
+    net::await_source(&stack, addr);
     let stream = TcpStream::connect(&stack, addr).map_err(|e| format!("connect to {addr}: {e}"))?;
     let host = if u.port == 80 {
         u.host.clone()
