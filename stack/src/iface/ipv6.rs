@@ -1232,14 +1232,8 @@ impl Interface {
             IpProtocol::ICMPV6 => self.process_icmpv6(now, ip, data),
             // RFC 8200 §4.7: nothing follows; the packet is consumed.
             IpProtocol::IPV6_NO_NXT => Ok(()),
-            IpProtocol::TCP => {
-                let trusted = self.rx_csum_trusted6(packet, protocol, data);
-                self.process_tcp6(now, ip, data, trusted)
-            }
-            IpProtocol::UDP => {
-                let trusted = self.rx_csum_trusted6(packet, protocol, data);
-                self.process_udp6(now, ip, packet, data, trusted)
-            }
+            IpProtocol::TCP => self.process_tcp6(now, ip, data),
+            IpProtocol::UDP => self.process_udp6(now, ip, packet, data),
             _ if self.raw.wants_in(IpFamily::V6, protocol) => Ok(()),
             _ => {
                 // RFC 8200 §4: unrecognised Next Header → Parameter Problem code 1
@@ -1262,51 +1256,8 @@ impl Interface {
         }
     }
 
-    /// Whether an offloading link (a TAP with IFF_VNET_HDR) vouched for the transport
-    /// checksum of `data`, or left it partial (NEEDS_CSUM: the kernel's own frames
-    /// never crossed a wire, so their checksum is unfinished), as `check_rx_meta` decides
-    /// for IPv4: only for a whole packet as received (`data` inside `packet`), without
-    /// GSO, with the checksum's start at `data` and its offset TCP's or UDP's.
-    fn rx_csum_trusted6(&mut self, packet: &[u8], protocol: IpProtocol, data: &[u8]) -> bool {
-        let meta = self.inner.rx_meta;
-        if meta.is_plain() || packet.is_empty() || meta.gso != crate::link::Gso::None {
-            return false;
-        }
-        // Where `data` starts in the frame (a reassembled datagram has no `packet`).
-        let at = (data.as_ptr() as usize).wrapping_sub(packet.as_ptr() as usize);
-        if at > packet.len() {
-            return false;
-        }
-        let trusted = match meta.csum {
-            Some(c) => {
-                let offset = match protocol {
-                    IpProtocol::TCP => 16,
-                    IpProtocol::UDP => 6,
-                    _ => return false,
-                };
-                usize::from(c.start) == ETHERNET_HEADER_LEN + at && c.offset == offset
-            }
-            None => meta.csum_valid,
-        };
-        if trusted {
-            self.inner.counters.offload_rx_csum_skipped += 1;
-        }
-        trusted
-    }
-
-    fn process_tcp6(
-        &mut self,
-        now: Instant,
-        ip: &Ipv6Repr,
-        data: &[u8],
-        csum_trusted: bool,
-    ) -> Result<(), DropReason> {
-        let parsed = if csum_trusted {
-            TcpRepr::parse_unverified(data)
-        } else {
-            TcpRepr::parse(ip.src_addr, ip.dst_addr, data)
-        };
-        let seg = parsed.map_err(|e| match e {
+    fn process_tcp6(&mut self, now: Instant, ip: &Ipv6Repr, data: &[u8]) -> Result<(), DropReason> {
+        let seg = TcpRepr::parse(ip.src_addr, ip.dst_addr, data).map_err(|e| match e {
             wire::Error::Checksum => DropReason::TcpChecksum,
             wire::Error::Truncated => DropReason::TcpTruncated,
             _ => DropReason::TcpMalformed,
@@ -1333,18 +1284,13 @@ impl Interface {
         ip: &Ipv6Repr,
         packet: &[u8],
         data: &[u8],
-        csum_trusted: bool,
     ) -> Result<(), DropReason> {
-        let parsed = if csum_trusted {
-            UdpRepr::parse_unverified(data)
-        } else {
-            UdpRepr::parse(ip.src_addr, ip.dst_addr, data)
-        };
-        let (udp, payload) = parsed.map_err(|e| match e {
-            wire::Error::Checksum => DropReason::UdpChecksum,
-            wire::Error::Truncated => DropReason::UdpTruncated,
-            _ => DropReason::UdpMalformed,
-        })?;
+        let (udp, payload) =
+            UdpRepr::parse(ip.src_addr, ip.dst_addr, data).map_err(|e| match e {
+                wire::Error::Checksum => DropReason::UdpChecksum,
+                wire::Error::Truncated => DropReason::UdpTruncated,
+                _ => DropReason::UdpMalformed,
+            })?;
         self.inner.counters.udp_rx_datagrams += 1;
         let src = SocketAddr::V6(SocketAddrV6::new(ip.src_addr, udp.src_port, 0, 0));
         let dst = SocketAddr::V6(SocketAddrV6::new(ip.dst_addr, udp.dst_port, 0, 0));
