@@ -193,6 +193,9 @@ pub struct Options {
     /// Open the TAP with checksum and segmentation offloads (`--offload`); off by
     /// default so the other tests see one wire frame per read.
     pub offload: bool,
+    /// Speak IPv6 too: the kernel gets fd00:77::1/64 (`nodad`, so no test waits for
+    /// the kernel's DAD), the stack fd00:77::2/64 and its link-local address.
+    pub ipv6: bool,
 }
 
 impl Default for Options {
@@ -205,9 +208,15 @@ impl Default for Options {
             faults: None,
             fault_log: 0,
             offload: false,
+            ipv6: false,
         }
     }
 }
+
+/// The kernel's IPv6 address and prefix under [`Options::ipv6`].
+pub const KERNEL_IP6_CIDR: &str = "fd00:77::1/64";
+/// The stack's IPv6 address and prefix under [`Options::ipv6`].
+pub const STACK_IP6_CIDR: &str = "fd00:77::2/64";
 
 /// A namespace with the kernel on one side of a link and a running stack on the other.
 pub struct Fixture {
@@ -345,6 +354,27 @@ impl Fixture {
             .pcap
             .then(|| std::env::temp_dir().join(format!("{}.pcap", ns.name())));
         let ip: Ipv4Cidr = format!("{stack_ip}/24").parse().expect("cidr");
+        if opts.ipv6 {
+            // `Netns::new` turned IPv6 off; on again for this namespace and device.
+            let dev = kernel_if;
+            ns.run_in(move || {
+                for which in ["all", "default", dev] {
+                    std::fs::write(format!("/proc/sys/net/ipv6/conf/{which}/disable_ipv6"), "0")
+                        .expect("enable IPv6");
+                }
+            })
+            .expect("enter namespace");
+            ns.ip(&[
+                "-6",
+                "addr",
+                "add",
+                KERNEL_IP6_CIDR,
+                "dev",
+                kernel_if,
+                "nodad",
+            ])
+            .expect("kernel IPv6 address");
+        }
         let seed = opts.seed;
         let mut builder = NetStack::builder()
             .os_link(os_link)
@@ -352,6 +382,9 @@ impl Fixture {
             .mac(mac)
             .mtu(opts.mtu)
             .config(move |c| c.seed = seed);
+        if opts.ipv6 {
+            builder = builder.ip6(STACK_IP6_CIDR.parse().expect("cidr"));
+        }
         if let Some(path) = &pcap {
             // Classic pcap at the device, under the injector: it records what really
             // crossed the device.

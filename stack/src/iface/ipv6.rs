@@ -1097,6 +1097,11 @@ impl Interface {
             Err(e) => return Err(self.ext_error(now, &ip, packet, e)),
         };
         if let Some(frag) = walked.fragment {
+            // A fragment cannot carry a partial checksum or be a GSO super-frame.
+            if self.inner.rx_meta.csum.is_some() || self.inner.rx_meta.gso != crate::link::Gso::None
+            {
+                return Err(DropReason::OffloadBadMeta);
+            }
             let data = &payload[walked.offset + IPV6_FRAG_HEADER_LEN..];
             // RFC 8200 §4.5 / RFC 6946: an atomic fragment (offset 0, M clear) is
             // processed as a whole packet, outside reassembly.
@@ -1157,7 +1162,37 @@ impl Interface {
             };
         }
         let upper = &payload[walked.offset..];
+        if !self.inner.rx_meta.is_plain() {
+            let start = ETHERNET_HEADER_LEN + IPV6_HEADER_LEN + walked.offset;
+            self.check_rx_meta6(walked.protocol, start)?;
+        }
         self.process_ipv6_upper(now, &ip, packet, walked.protocol, walked.nh_pointer, upper)
+    }
+
+    /// Checks an offloading link's metadata against an unfragmented IPv6 packet whose
+    /// transport header starts at frame offset `start`, and decides whether the
+    /// transport checksum is trusted (as `check_rx_meta` does for IPv4). The TAP is
+    /// opened with TSO for IPv4 only, so any GSO type here is refused.
+    fn check_rx_meta6(&mut self, protocol: IpProtocol, start: usize) -> Result<(), DropReason> {
+        let meta = self.inner.rx_meta;
+        if meta.gso != crate::link::Gso::None {
+            return Err(DropReason::OffloadBadMeta);
+        }
+        if let Some(c) = meta.csum {
+            let offset_ok = match protocol {
+                IpProtocol::TCP => c.offset == 16,
+                IpProtocol::UDP => c.offset == 6,
+                _ => false,
+            };
+            if usize::from(c.start) != start || !offset_ok {
+                return Err(DropReason::OffloadBadMeta);
+            }
+        }
+        if meta.csum.is_some() || (meta.csum_valid && protocol != IpProtocol::ICMPV6) {
+            self.inner.rx_csum_trusted = true;
+            self.inner.counters.offload_rx_csum_skipped += 1;
+        }
+        Ok(())
     }
 
     /// Continues after a fragment header (or a reassembled datagram): the fragmentable
@@ -1257,7 +1292,12 @@ impl Interface {
     }
 
     fn process_tcp6(&mut self, now: Instant, ip: &Ipv6Repr, data: &[u8]) -> Result<(), DropReason> {
-        let seg = TcpRepr::parse(ip.src_addr, ip.dst_addr, data).map_err(|e| match e {
+        let parsed = if self.inner.rx_csum_trusted {
+            TcpRepr::parse_unverified(data)
+        } else {
+            TcpRepr::parse(ip.src_addr, ip.dst_addr, data)
+        };
+        let seg = parsed.map_err(|e| match e {
             wire::Error::Checksum => DropReason::TcpChecksum,
             wire::Error::Truncated => DropReason::TcpTruncated,
             _ => DropReason::TcpMalformed,
@@ -1285,12 +1325,16 @@ impl Interface {
         packet: &[u8],
         data: &[u8],
     ) -> Result<(), DropReason> {
-        let (udp, payload) =
-            UdpRepr::parse(ip.src_addr, ip.dst_addr, data).map_err(|e| match e {
-                wire::Error::Checksum => DropReason::UdpChecksum,
-                wire::Error::Truncated => DropReason::UdpTruncated,
-                _ => DropReason::UdpMalformed,
-            })?;
+        let parsed = if self.inner.rx_csum_trusted {
+            UdpRepr::parse_unverified(data)
+        } else {
+            UdpRepr::parse(ip.src_addr, ip.dst_addr, data)
+        };
+        let (udp, payload) = parsed.map_err(|e| match e {
+            wire::Error::Checksum => DropReason::UdpChecksum,
+            wire::Error::Truncated => DropReason::UdpTruncated,
+            _ => DropReason::UdpMalformed,
+        })?;
         self.inner.counters.udp_rx_datagrams += 1;
         let src = SocketAddr::V6(SocketAddrV6::new(ip.src_addr, udp.src_port, 0, 0));
         let dst = SocketAddr::V6(SocketAddrV6::new(ip.dst_addr, udp.dst_port, 0, 0));

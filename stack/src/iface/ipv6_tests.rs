@@ -888,3 +888,66 @@ proptest::proptest! {
         proptest::prop_assert!(c.total_dropped() <= c.rx_frames + c.tx_frames);
     }
 }
+
+#[test]
+fn offload_metadata_on_ipv6_frames_is_checked_then_trusted() {
+    use crate::link::{CsumPartial, FrameMeta, Gso};
+    let mut i = iface_knowing_kernel();
+    // A SYN whose checksum field holds garbage, as a partial checksum would.
+    let syn = crate::wire::TcpRepr {
+        src_port: 4000,
+        dst_port: 80,
+        flags: crate::wire::TcpFlags::SYN,
+        seq_number: crate::wire::SeqNumber(1000),
+        ack_number: crate::wire::SeqNumber(0),
+        window_len: 1000,
+        urgent_ptr: 0,
+        options: Default::default(),
+        payload: &[],
+    };
+    let mut b = vec![0u8; syn.buffer_len()];
+    syn.emit(&mut b, KERNEL_IP6, PEER_IP6);
+    b[16] ^= 0x5a;
+    let f = frame6(PEER_MAC, ip6(KERNEL_IP6, PEER_IP6, IpProtocol::TCP, 64), &b);
+    assert_eq!(
+        i.handle_frame(Instant::ZERO, &f),
+        Some(DropReason::TcpChecksum),
+        "plain frame: verified"
+    );
+    let partial = |start, offset| FrameMeta {
+        csum: Some(CsumPartial { start, offset }),
+        ..FrameMeta::default()
+    };
+    // The link says the checksum is partial at the right place: trusted (a RST comes back).
+    assert_eq!(
+        i.handle_frame_meta(Instant::ZERO, &f, partial(54, 16)),
+        None
+    );
+    assert_eq!(i.counters().offload_rx_csum_skipped, 1);
+    assert_eq!(drain(&mut i, Instant::ZERO).len(), 1);
+    // Wrong start or offset, or a GSO type: refused.
+    for meta in [
+        partial(34, 16),
+        partial(54, 6),
+        FrameMeta {
+            gso: Gso::TcpV4 { size: 1000 },
+            ..FrameMeta::default()
+        },
+    ] {
+        assert_eq!(
+            i.handle_frame_meta(Instant::ZERO, &f, meta),
+            Some(DropReason::OffloadBadMeta)
+        );
+    }
+    // ICMPv6 is always verified, even when the link says it validated it.
+    let mut echo = testdata6::ECHO_REQUEST.to_vec();
+    echo[14 + 40 + 2] ^= 1;
+    let valid = FrameMeta {
+        csum_valid: true,
+        ..FrameMeta::default()
+    };
+    assert_eq!(
+        i.handle_frame_meta(Instant::ZERO, &echo, valid),
+        Some(DropReason::Icmpv6Checksum)
+    );
+}
