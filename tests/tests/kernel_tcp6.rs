@@ -1,5 +1,5 @@
 //! TCP and UDP over IPv6 through the socket API (`ustack_socket`) against the Linux
-//! Linux kernel, inside a namespace each test creates: 50 MB each way byte-exact in
+//! kernel, inside a namespace each test creates: 50 MB each way byte-exact in
 //! both roles, 100 concurrent connections, the options both sides negotiated (checked
 //! from the kernel's TCP_INFO and from ours), UDP datagrams of 1, 1452, 8000 and 65,507
 //! bytes both ways, a dual-stack listener on `[::]` taking an IPv4 and an IPv6 client,
