@@ -231,3 +231,27 @@ fn mapped_tcp_stream_through_std_like_types() {
     let peer = t.join().unwrap();
     assert_eq!(peer, mapped(A, c.local_addr().unwrap().port()));
 }
+
+/// nginx's `listen 80; listen [::]:80;`: an AF_INET and an IPV6_V6ONLY AF_INET6
+/// listener on one port, as Linux allows; without IPV6_V6ONLY the second is EADDRINUSE.
+#[test]
+fn ipv4_and_v6only_listeners_bind_one_port() {
+    let (a, b) = pair();
+    let l4 = b.socket(AF_INET, SOCK_STREAM, 0).unwrap();
+    b.bind(l4, sa(Ipv4Addr::UNSPECIFIED, 8083)).unwrap();
+    b.listen(l4, 8).unwrap();
+    let dual = b.socket(AF_INET6, SOCK_STREAM, 0).unwrap();
+    assert_eq!(
+        b.bind(dual, v6(Ipv6Addr::UNSPECIFIED, 8083)),
+        Err(Errno::EADDRINUSE)
+    );
+    let l6 = b.socket(AF_INET6, SOCK_STREAM, 0).unwrap();
+    b.setsockopt(l6, SockOpt::Ipv6V6Only(true)).unwrap();
+    b.bind(l6, v6(Ipv6Addr::UNSPECIFIED, 8083)).unwrap();
+    b.listen(l6, 8).unwrap();
+    // IPv4 clients reach the AF_INET listener.
+    let _c = TcpStream::connect(&a, (B, 8083)).unwrap();
+    b.setsockopt(l4, SockOpt::RcvTimeo(Some(PATIENCE))).unwrap();
+    let (_s, peer) = b.accept(l4).unwrap();
+    assert_eq!(peer.ip(), std::net::IpAddr::V4(A));
+}

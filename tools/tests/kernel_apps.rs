@@ -364,7 +364,7 @@ fn kernel_apps_http_get_fetches_from_kernel_http_server_1mb_and_100mb() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        text(&out.stderr).contains("not an IPv4 address"),
+        text(&out.stderr).contains("not an IPv4 or IPv6 address"),
         "{}",
         text(&out.stderr)
     );
@@ -844,4 +844,198 @@ fn kernel_apps_netns_option_enters_the_namespace_from_the_root_one() {
         "{}",
         text(&out.stderr)
     );
+}
+
+// ---------------------------------------------------------------------------------
+// IPv6
+
+/// The kernel's IPv6 address on `tap0` in [`namespace6`].
+const KERNEL6: &str = "fd00:77::1";
+/// The stack's IPv6 address (`--ip fd00:77::2/64`).
+const STACK6: &str = "fd00:77::2";
+
+/// As [`namespace`], with IPv6 on and the kernel at fd00:77::1/64 too (`nodad`).
+fn namespace6() -> Netns {
+    let ns = Netns::new("ustack-test6").expect("create namespace");
+    // `Netns` turns IPv6 off; on before the TAP exists, so that it inherits `default`.
+    ns.run_in(|| {
+        for which in ["all", "default"] {
+            std::fs::write(format!("/proc/sys/net/ipv6/conf/{which}/disable_ipv6"), "0")
+                .expect("enable IPv6 in the namespace");
+        }
+    })
+    .expect("enter namespace");
+    ns.add_tap("tap0", "10.77.0.1/24").expect("create tap");
+    ns.ip(&["-6", "addr", "add", "fd00:77::1/64", "dev", "tap0", "nodad"])
+        .expect("ip -6 addr add");
+    ns
+}
+
+/// `ustack --tap tap0 --ip 10.77.0.2/24 --ip fd00:77::2/64 ARGS...` inside `ns`.
+fn ustack6(ns: &Netns, args: &[&str]) -> Command {
+    let mut full = vec![
+        BIN,
+        "--tap",
+        "tap0",
+        "--ip",
+        STACK_CIDR,
+        "--ip",
+        "fd00:77::2/64",
+    ];
+    full.extend_from_slice(args);
+    let mut cmd = ns.command(&full);
+    cmd.env("RUST_LOG", "warn");
+    cmd
+}
+
+fn addr6(ip: &str, port: u16) -> SocketAddr {
+    SocketAddr::new(ip.parse().expect("ip"), port)
+}
+
+/// A DNS responder on its socket until `stop`: `host6.ustack.test` AAAA fd00:77::53
+/// (TTL 300); NXDOMAIN for everything else.
+fn dns_responder6(sock: UdpSocket, stop: Arc<AtomicBool>) -> std::io::Result<()> {
+    sock.set_read_timeout(Some(Duration::from_millis(50)))?;
+    let mut q = [0u8; 512];
+    while !stop.load(Ordering::Relaxed) {
+        let (n, peer) = match sock.recv_from(&mut q) {
+            Ok(x) => x,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
+            Err(e) => return Err(e),
+        };
+        let q = &q[..n];
+        let (mut i, mut labels) = (12usize, Vec::new());
+        while i < q.len() && q[i] != 0 {
+            let len = usize::from(q[i]);
+            let Some(label) = q.get(i + 1..i + 1 + len) else {
+                break;
+            };
+            labels.push(String::from_utf8_lossy(label).to_lowercase());
+            i += 1 + len;
+        }
+        if i + 5 > q.len() {
+            continue;
+        }
+        let qtype = u16::from_be_bytes([q[i + 1], q[i + 2]]);
+        let question = &q[12..i + 5];
+        let hit = labels.join(".") == "host6.ustack.test" && qtype == 28;
+        let mut reply = Vec::new();
+        reply.extend_from_slice(&q[..2]);
+        reply.extend_from_slice(&(0x8180u16 | if hit { 0 } else { 3 }).to_be_bytes());
+        reply.extend_from_slice(&[0, 1, 0, u8::from(hit), 0, 0, 0, 0]);
+        reply.extend_from_slice(question);
+        if hit {
+            // Owner (pointer to the question), TYPE AAAA, CLASS IN, TTL 300, RDLENGTH 16.
+            reply.extend_from_slice(&[0xc0, 0x0c, 0, 28, 0, 1, 0, 0, 1, 44, 0, 16]);
+            let a: std::net::Ipv6Addr = "fd00:77::53".parse().expect("ip");
+            reply.extend_from_slice(&a.octets());
+        }
+        sock.send_to(&reply, peer)?;
+    }
+    Ok(())
+}
+
+/// `nc`, `send`, `recv`, `http get` and `dns` (AAAA, from a server reached over IPv6)
+/// with IPv6 addresses, against kernel peers on the kernel's IPv6 address.
+#[test]
+fn kernel_apps_ipv6_nc_send_recv_http_get_and_dns_aaaa() {
+    if !can_run() {
+        return;
+    }
+    let ns = namespace6();
+    let dir = TempDir::new("v6");
+    let want = random_file(&dir.path("in.bin"), 1_000_000, 61);
+
+    // ustack send [v6] -> kernel receiver.
+    let listener = in_ns(&ns, || TcpListener::bind(addr6(KERNEL6, 9200))).expect("listen");
+    let receiver = peer(&ns, "receiver", move || receive_one(listener));
+    let mut send = ustack6(&ns, &["send", &dir.s("in.bin"), KERNEL6, "9200"]);
+    send.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let out = Proc::spawn(send, "ustack send (IPv6)").wait(Duration::from_secs(60));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (len, sha) = join(receiver, Duration::from_secs(10)).expect("kernel receiver");
+    assert_eq!(
+        (len, sha.as_str()),
+        (1_000_000, want.as_str()),
+        "send over IPv6"
+    );
+
+    // kernel sender [v6] -> ustack recv (listening on [::]).
+    let mut recv = ustack6(&ns, &["recv", "9201", "-o", &dir.s("recv.out")]);
+    recv.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let recv = Proc::spawn(recv, "ustack recv (IPv6)");
+    let file = dir.path("in.bin");
+    let sender = peer(&ns, "sender", move || send_file(addr6(STACK6, 9201), &file));
+    assert_eq!(
+        join(sender, Duration::from_secs(60)).expect("kernel sender"),
+        1_000_000
+    );
+    let out = recv.wait(Duration::from_secs(60));
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("receiving from [{KERNEL6}]")),
+        "{err}"
+    );
+    assert_eq!(sha256_file(&dir.path("recv.out")), want, "recv over IPv6");
+
+    // ustack nc [v6] -> kernel receiver.
+    let listener = in_ns(&ns, || TcpListener::bind(addr6(KERNEL6, 9202))).expect("listen");
+    let receiver = peer(&ns, "receiver", move || receive_one(listener));
+    let mut nc = ustack6(&ns, &["nc", &format!("[{KERNEL6}]"), "9202"]);
+    nc.stdin(std::fs::File::open(dir.path("in.bin")).unwrap())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let out = Proc::spawn(nc, "ustack nc (IPv6)").wait(Duration::from_secs(30));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (len, sha) = join(receiver, Duration::from_secs(10)).expect("kernel receiver");
+    assert_eq!(
+        (len, sha.as_str()),
+        (1_000_000, want.as_str()),
+        "nc over IPv6"
+    );
+
+    // ustack http get http://[v6]:8000/ from the kernel's HTTP server.
+    let root = dir.path("");
+    let _server = in_ns(&ns, move || {
+        HttpFileServer::start(addr6(KERNEL6, 8000), &root)
+    })
+    .expect("server");
+    let url = format!("http://[{KERNEL6}]:8000/in.bin");
+    let mut get = ustack6(&ns, &["http", "get", &url, "-o", &dir.s("got.bin")]);
+    get.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let out = Proc::spawn(get, "ustack http get (IPv6)").wait(Duration::from_secs(60));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        sha256_file(&dir.path("got.bin")),
+        want,
+        "http get over IPv6"
+    );
+
+    // ustack dns AAAA @v6.
+    let sock = in_ns(&ns, || UdpSocket::bind(addr6(KERNEL6, 53))).expect("bind :53");
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let responder = peer(&ns, "DNS responder", move || dns_responder6(sock, flag));
+    let server = format!("@{KERNEL6}");
+    let out = ustack6(
+        &ns,
+        &["dns", "host6.ustack.test", &server, "--type", "AAAA"],
+    )
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "host6.ustack.test. 300 IN AAAA fd00:77::53\n"
+    );
+    stop.store(true, Ordering::Relaxed);
+    join(responder, Duration::from_secs(5)).expect("DNS responder");
 }

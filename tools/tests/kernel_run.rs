@@ -750,6 +750,70 @@ fn python_http_server_on_ipv6_any_serves_the_kernel() {
     ));
 }
 
+/// Native AF_INET6 through the preload library: python's http.server on `::` (an
+/// AF_INET6 socket, IPV6_V6ONLY off) under `ustack run --ip ... --ip fd00:77::2/64`
+/// serves a kernel client over IPv6 (its peer a native IPv6 address) and one over
+/// IPv4 (through a v4-mapped address), byte-exact.
+#[test]
+fn python_http_server_on_ipv6_any_serves_kernel_clients_over_ipv6_and_ipv4() {
+    if !can_run(&["python3"]) {
+        return;
+    }
+    let ns = Netns::new("ustack-run6").expect("create namespace");
+    // `Netns` turns IPv6 off; on before the TAP exists, so that it inherits `default`.
+    ns.run_in(|| {
+        for which in ["all", "default"] {
+            std::fs::write(format!("/proc/sys/net/ipv6/conf/{which}/disable_ipv6"), "0")
+                .expect("enable IPv6 in the namespace");
+        }
+    })
+    .expect("enter namespace");
+    ns.add_tap("tap0", "10.77.0.1/24").expect("create tap");
+    ns.ip(&["-6", "addr", "add", "fd00:77::1/64", "dev", "tap0", "nodad"])
+        .expect("ip -6 addr add");
+    let dir = TempDir::new("pyhttp6");
+    let len = 10 * 1024 * 1024;
+    let sha = random_file(&dir.path("f.bin"), len, 0xf6);
+    let mut p = Proc::spawn(
+        ustack_run(
+            &ns,
+            &["--ip", "fd00:77::2/64"],
+            &[
+                "python3",
+                "-u",
+                "-m",
+                "http.server",
+                "--bind",
+                "::",
+                "8000",
+                "-d",
+                &dir.s(""),
+            ],
+        ),
+        "python3 -m http.server (IPv6)",
+    );
+    p.wait_line("Serving HTTP on :: port 8000", LIMIT);
+    let stack6: SocketAddr = "[fd00:77::2]:8000".parse().expect("addr");
+    for (to, family) in [(stack6, "IPv6"), (stack_addr(8000), "IPv4")] {
+        let (resp, body) = join(
+            peer(&ns, "http client", move || {
+                let mut body = Vec::new();
+                let r = http_get(to, "/f.bin", &mut body).expect("GET /f.bin");
+                (r, body)
+            }),
+            Duration::from_secs(300),
+        );
+        assert_eq!(resp.status, 200, "{family}: {}", resp.head);
+        assert_eq!(body.len(), len, "{family}");
+        assert_eq!(
+            sha256(&body),
+            sha,
+            "{family}: SHA-256 of what http.server sent"
+        );
+    }
+    p.kill();
+}
+
 #[test]
 fn wget_fetches_from_the_kernel() {
     if !can_run(&["wget"]) {

@@ -42,6 +42,44 @@ impl IpFamily {
     }
 }
 
+/// The halves of a port space a bound socket holds: bit 0 the IPv4 half, bit 1 the
+/// IPv6 half. A socket bound to `[::]` without IPV6_V6ONLY holds both (dual stack), so
+/// `0.0.0.0:P` and an IPV6_V6ONLY `[::]:P` can be bound together, as on Linux, while
+/// a dual-stack `[::]:P` conflicts with either.
+pub(crate) fn port_halves(local: IpAddr, v6only: bool) -> u8 {
+    match local {
+        IpAddr::V4(_) => HALF_V4,
+        IpAddr::V6(a) if a.is_unspecified() && !v6only => HALF_V4 | HALF_V6,
+        IpAddr::V6(_) => HALF_V6,
+    }
+}
+
+/// The IPv4 half of a port space ([`port_halves`]).
+pub(crate) const HALF_V4: u8 = 1;
+/// The IPv6 half of a port space ([`port_halves`]).
+pub(crate) const HALF_V6: u8 = 2;
+
+/// The key of `port` in `half` (one bit of [`port_halves`]) for a per-half port map.
+pub(crate) fn half_key(port: u16, half: u8) -> u32 {
+    u32::from(port) | (u32::from(half) << 16)
+}
+
+/// The half of the port space a packet to `dst` belongs to.
+pub(crate) fn half_of(dst: IpAddr) -> u8 {
+    if dst.is_ipv4() {
+        HALF_V4
+    } else {
+        HALF_V6
+    }
+}
+
+/// The single halves in `halves`.
+pub(crate) fn each_half(halves: u8) -> impl Iterator<Item = u8> {
+    [HALF_V4, HALF_V6]
+        .into_iter()
+        .filter(move |h| halves & h != 0)
+}
+
 /// `addr` as the layers keep it: an IPv6 address loses its flow label and scope id, so
 /// that two spellings of one peer compare (and hash) equal.
 pub fn normalize(addr: SocketAddr) -> SocketAddr {

@@ -14,7 +14,8 @@
 //! the caller knows about them.
 
 use super::common::{
-    normalize, socket_addr, CloseError, IcmpError, IcmpErrorKind, IpFamily, LocalAddrs,
+    each_half, half_key, half_of, normalize, port_halves, socket_addr, CloseError, IcmpError,
+    IcmpErrorKind, IpFamily, LocalAddrs,
 };
 use crate::storage::{Slab, SlabKey};
 use crate::time::Instant;
@@ -206,7 +207,10 @@ pub struct UdpCounters {
 pub struct UdpLayer {
     config: UdpConfig,
     sockets: Slab<UdpSocket>,
-    by_port: HashMap<u16, UdpHandle>,
+    /// Bound sockets by `common::half_key(port, half)`: a dual-stack `[::]` socket is
+    /// under both halves of its port, so `0.0.0.0:P` and an IPV6_V6ONLY `[::]:P` can
+    /// coexist, as on Linux.
+    by_port: HashMap<u32, UdpHandle>,
     /// Sockets with queued output, in FIFO order, each at most once (stale handles of
     /// closed sockets are skipped).
     dirty: VecDeque<UdpHandle>,
@@ -315,9 +319,12 @@ impl UdpLayer {
         if !addr.ip().is_unspecified() && !ours.contains(addr.ip()) {
             return Err(BindError::AddrNotAvailable);
         }
+        let halves = port_halves(addr.ip(), s.v6only);
+        let taken =
+            |p: u16| each_half(halves).any(|half| self.by_port.contains_key(&half_key(p, half)));
         let port = if addr.port() == 0 {
             self.ephemeral_port().ok_or(BindError::NoPortsAvailable)?
-        } else if self.by_port.contains_key(&addr.port()) {
+        } else if taken(addr.port()) {
             return Err(BindError::AddrInUse);
         } else {
             addr.port()
@@ -325,12 +332,16 @@ impl UdpLayer {
         Ok(self.bind_port(h, addr.ip(), port))
     }
 
-    /// Records a free `port` as `h`'s (which exists and is unbound).
+    /// Records a free `port` as `h`'s (which exists and is unbound), in the halves of
+    /// the port space its address and IPV6_V6ONLY give.
     fn bind_port(&mut self, h: UdpHandle, ip: IpAddr, port: u16) -> SocketAddr {
         let local = socket_addr(ip, port);
         if let Some(s) = self.get_mut(h) {
             s.local = Some(local);
-            self.by_port.insert(port, h);
+            let halves = port_halves(ip, s.v6only);
+            for half in each_half(halves) {
+                self.by_port.insert(half_key(port, half), h);
+            }
         }
         local
     }
@@ -389,7 +400,7 @@ impl UdpLayer {
         for _ in lo..=hi {
             let p = self.next_ephemeral;
             self.next_ephemeral = if p >= hi { lo } else { p + 1 };
-            if !self.by_port.contains_key(&p) {
+            if each_half(3).all(|half| !self.by_port.contains_key(&half_key(p, half))) {
                 return Some(p);
             }
         }
@@ -579,8 +590,11 @@ impl UdpLayer {
             self.ready.retain(|&x| x != h);
         }
         if let Some(local) = s.local {
-            if self.by_port.get(&local.port()) == Some(&h) {
-                self.by_port.remove(&local.port());
+            for half in each_half(3) {
+                let key = half_key(local.port(), half);
+                if self.by_port.get(&key) == Some(&h) {
+                    self.by_port.remove(&key);
+                }
             }
         }
         self.spare
@@ -613,7 +627,7 @@ impl UdpLayer {
         payload: &[u8],
     ) -> bool {
         let src = normalize(src);
-        let Some(&h) = self.by_port.get(&dst.port()) else {
+        let Some(&h) = self.by_port.get(&half_key(dst.port(), half_of(dst.ip()))) else {
             self.counters.no_socket += 1;
             return false;
         };
@@ -701,7 +715,10 @@ impl UdpLayer {
     /// connected sockets hear errors, and only hard ones (port or protocol
     /// unreachable), as on Linux without IP_RECVERR (RFC 1122 §4.1.3.3 leaves it open).
     pub fn handle_icmp_error(&mut self, err: &IcmpError) {
-        let Some(&h) = self.by_port.get(&err.src_port) else {
+        let Some(&h) = self
+            .by_port
+            .get(&half_key(err.src_port, half_of(err.src_addr)))
+        else {
             return;
         };
         let Some(s) = self.sockets.get_mut(h.0) else {
@@ -1037,5 +1054,31 @@ mod tests {
         let v4_only = LocalAddrs::v4(US);
         assert!(l.dispatch(&v4_only, &mut |_, _, _| panic!("sent without a source")));
         assert_eq!(l.counters().no_source, 1);
+    }
+
+    #[test]
+    fn ipv4_and_v6only_sockets_share_a_port_dual_stack_does_not() {
+        let mut l = layer();
+        let v4 = l.socket();
+        l.bind(v4, sa(Ipv4Addr::UNSPECIFIED, 53), &OURS).unwrap();
+        let dual = l.socket_in(IpFamily::V6);
+        assert_eq!(
+            l.bind(dual, sa(Ipv6Addr::UNSPECIFIED, 53), &OURS),
+            Err(BindError::AddrInUse)
+        );
+        let only6 = l.socket_in(IpFamily::V6);
+        l.set_v6only(only6, true).unwrap();
+        l.bind(only6, sa(Ipv6Addr::UNSPECIFIED, 53), &OURS).unwrap();
+        assert!(l.process(Instant::ZERO, PEER, sa(US, 53), b"4"));
+        assert!(l.process(Instant::ZERO, PEER6, sa(US6, 53), b"6"));
+        let mut buf = [0u8; 4];
+        assert_eq!(l.recv_from(v4, &mut buf, false), Ok((1, PEER)));
+        assert_eq!(l.recv_from(only6, &mut buf, false), Ok((1, PEER6)));
+        // Closing one frees its half only.
+        l.close(v4).unwrap();
+        assert!(!l.process(Instant::ZERO, PEER, sa(US, 53), b"4"));
+        assert!(l.process(Instant::ZERO, PEER6, sa(US6, 53), b"6"));
+        let v4b = l.socket();
+        l.bind(v4b, sa(US, 53), &OURS).unwrap();
     }
 }

@@ -153,6 +153,8 @@ pub fn serve_loop(
                 return;
             }
         };
+        // The listener is dual stack: log IPv4 clients as IPv4, not `::ffff:`.
+        let peer = net::show_peer(peer);
         let (root, stop2, active2) = (Arc::clone(root), Arc::clone(stop), Arc::clone(active));
         active.fetch_add(1, Ordering::Relaxed);
         let spawned = std::thread::Builder::new()
@@ -582,6 +584,7 @@ fn get(global: &GlobalArgs, url: &str, output: Option<&Path>) -> CmdResult {
     let addr = net::host_addr(&u.host.replacen("%25", "%", 1), u.port)?;
     let stack = net::stack(global, "http get")?;
     let watch = net::watch(global, &stack)?;
+    net::await_source(&stack, addr);
     let stream = TcpStream::connect(&stack, addr).map_err(|e| format!("connect to {addr}: {e}"))?;
     let host = if u.port == 80 {
         u.host.clone()

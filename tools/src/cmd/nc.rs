@@ -63,6 +63,7 @@ pub fn run(global: &GlobalArgs, args: &NcArgs) -> CmdResult {
     let code = match (args.udp, args.listen) {
         (false, false) => {
             let addr = host.ok_or("usage: nc HOST PORT")?;
+            net::await_source(&stack, addr);
             let s =
                 TcpStream::connect(&stack, addr).map_err(|e| format!("connect to {addr}: {e}"))?;
             tcp(s)?
@@ -75,7 +76,12 @@ pub fn run(global: &GlobalArgs, args: &NcArgs) -> CmdResult {
             drop(l);
             tcp(s)?
         }
-        (true, listen) => udp(&stack, host, any, listen, args.q)?,
+        (true, listen) => {
+            if let (Some(h), false) = (host, listen) {
+                net::await_source(&stack, h);
+            }
+            udp(&stack, host, any, listen, args.q)?
+        }
     };
     drop(watch);
     drop(stack);

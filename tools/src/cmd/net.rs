@@ -228,6 +228,25 @@ pub fn show_peer(peer: std::net::SocketAddr) -> std::net::SocketAddr {
     }
 }
 
+/// Waits (at most 5 s) until the stack has a source address for `dst`: an IPv6
+/// address is unusable while duplicate address detection runs (RFC 4862 §5.4), which
+/// starts with the command, and connecting before it ends would fail at once with
+/// ENETUNREACH, as it does on Linux. IPv4 needs no wait.
+pub fn await_source(stack: &NetStack, dst: std::net::SocketAddr) {
+    let ip = match dst {
+        std::net::SocketAddr::V6(a) if a.ip().to_ipv4_mapped().is_none() => (*a.ip()).into(),
+        _ => return,
+    };
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(5)
+        && stack
+            .with_interface(|i, _| i.local_addrs().source_for(ip))
+            .is_none()
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[cfg(test)]
 mod host_tests {
     use super::*;

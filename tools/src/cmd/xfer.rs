@@ -55,6 +55,7 @@ pub fn send(global: &GlobalArgs, args: &SendArgs) -> CmdResult {
     };
     let stack = net::stack(global, "send")?;
     let watch = net::watch(global, &stack)?;
+    net::await_source(&stack, addr);
     let stream = TcpStream::connect(&stack, addr).map_err(|e| format!("connect to {addr}: {e}"))?;
     eprintln!("ustack: sending {} to {addr}", args.file.display());
     let mut t = Transfer::new(total);

@@ -13,7 +13,9 @@ use super::{
     OptionError, RecvError, SendError, Shutdown, ShutdownError, TcpContext, TcpError, TcpHandle,
     TcpInfo, TcpLayer, TcpSocketInfo, TcpState,
 };
-use crate::socket::common::{is_bad_unicast, normalize, socket_addr};
+use crate::socket::common::{
+    each_half, half_key, half_of, is_bad_unicast, normalize, port_halves, socket_addr,
+};
 use crate::time::Duration;
 use core::net::{IpAddr, SocketAddr};
 
@@ -42,20 +44,21 @@ impl TcpLayer {
             return Err(BindError::InvalidState);
         }
         let reuse = it.socket.opts.reuse_addr;
+        let halves = port_halves(addr.ip(), it.socket.opts.v6only);
         let port = if addr.port() == 0 {
-            self.pick_ephemeral(addr.ip(), None)
+            self.pick_ephemeral(addr.ip(), None, halves)
                 .ok_or(BindError::NoPortsAvailable)?
         } else {
             let usage = self.ports.get(&addr.port()).copied().unwrap_or_default();
-            if usage.exclusive > 0 || (usage.all > 0 && !reuse) {
+            if usage.conflicts(halves, reuse) {
                 return Err(BindError::AddrInUse);
             }
             addr.port()
         };
-        self.claim_port(port, true);
+        self.claim_port(port, true, halves);
         let it = self.item_mut(h).ok_or(BindError::BadHandle)?;
         it.socket.local = socket_addr(addr.ip(), port);
-        it.meta.port_claim = Some((port, true));
+        it.meta.port_claim = Some((port, true, halves));
         Ok(())
     }
 
@@ -92,16 +95,15 @@ impl TcpLayer {
                 BindError::NoPortsAvailable => ListenError::NoPortsAvailable,
             })?;
         }
-        let port = self
-            .user_item(h)
-            .ok_or(ListenError::BadHandle)?
-            .socket
-            .local
-            .port();
-        if self.listeners.contains_key(&port) {
+        let it = self.user_item(h).ok_or(ListenError::BadHandle)?;
+        let port = it.socket.local.port();
+        let halves = it.meta.port_claim.map_or(0, |(_, _, halves)| halves);
+        if each_half(halves).any(|half| self.listeners.contains_key(&half_key(port, half))) {
             return Err(ListenError::AddrInUse);
         }
-        self.listeners.insert(port, h.index());
+        for half in each_half(halves) {
+            self.listeners.insert(half_key(port, half), h.index());
+        }
         if let Some((it, _, ev)) = self.user_parts(h) {
             it.meta.listener = Some(Box::new(Listener {
                 backlog,
@@ -174,7 +176,7 @@ impl TcpLayer {
             bound
         };
         let local = match it.meta.port_claim {
-            Some((port, _)) => {
+            Some((port, _, _)) => {
                 let local = socket_addr(local_ip, port);
                 if self.conns.contains_key(&ConnKey { local, remote }) {
                     return Err(ConnectError::AddrInUse);
@@ -182,12 +184,13 @@ impl TcpLayer {
                 local
             }
             None => {
+                let half = half_of(local_ip);
                 let port = self
-                    .pick_ephemeral(local_ip, Some(remote))
+                    .pick_ephemeral(local_ip, Some(remote), half)
                     .ok_or(ConnectError::NoPortsAvailable)?;
-                self.claim_port(port, false);
+                self.claim_port(port, false, half);
                 if let Some(it) = self.item_mut(h) {
-                    it.meta.port_claim = Some((port, false));
+                    it.meta.port_claim = Some((port, false, half));
                 }
                 socket_addr(local_ip, port)
             }

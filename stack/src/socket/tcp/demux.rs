@@ -10,7 +10,7 @@
 use super::socket::{self, Reply, Socket};
 use super::types::ConnKey;
 use super::{isn, syncookie, Listener, SegmentAddrs, TcpContext, TcpLayer, TcpState};
-use crate::socket::common::{is_bad_unicast, socket_addr, IcmpError};
+use crate::socket::common::{half_key, half_of, is_bad_unicast, socket_addr, IcmpError};
 use crate::time::{Duration, Instant};
 use crate::wire::{IpProtocol, SeqNumber, TcpFlags, TcpOptions, TcpRepr};
 use core::net::IpAddr;
@@ -87,7 +87,10 @@ impl TcpLayer {
                 return self.process_conn(cx, key, idx, seg);
             }
         }
-        if let Some(&lidx) = self.listeners.get(&seg.dst_port) {
+        if let Some(&lidx) = self
+            .listeners
+            .get(&half_key(seg.dst_port, half_of(addrs.dst)))
+        {
             let l = self.slab.get_at(lidx)?;
             if l.socket.accepts_local(addrs.dst) {
                 return self.process_listen(cx, key, seg, lidx, iss_hint);
@@ -226,7 +229,7 @@ impl TcpLayer {
         {
             let (it, cfg, ev) = self.parts(idx)?;
             it.meta.parent = Some(lhandle);
-            it.meta.port_claim = Some((key.local.port(), false));
+            it.meta.port_claim = Some((key.local.port(), false, half_of(key.local.ip())));
             it.meta.in_conns = true;
             let c = &mut it.socket;
             c.local = key.local;
@@ -234,7 +237,7 @@ impl TcpLayer {
             c.ts_offset = ts_offset;
             c.accept_syn(cx, cfg, ev, syn, iss);
         }
-        self.claim_port(key.local.port(), false);
+        self.claim_port(key.local.port(), false, half_of(key.local.ip()));
         self.conns.insert(key, idx);
         Some(idx)
     }

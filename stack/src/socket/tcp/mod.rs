@@ -105,8 +105,9 @@ struct Meta {
     timer_at: Option<Instant>,
     /// In `conns` under the socket's 4-tuple.
     in_conns: bool,
-    /// The port this socket holds in the port table, and whether exclusively.
-    port_claim: Option<(u16, bool)>,
+    /// The port this socket holds in the port table, whether exclusively, and in
+    /// which halves of the port space (`common::port_halves`).
+    port_claim: Option<(u16, bool, u8)>,
     /// The listener this connection came from, until accepted.
     parent: Option<TcpHandle>,
     /// In its parent's accept queue (the handshake completed).
@@ -133,7 +134,9 @@ pub struct TcpLayer {
     conns: HashMap<ConnKey, u32>,
     /// The slot `demux` found last in `conns` (a hint, checked before use).
     last_conn: u32,
-    listeners: HashMap<u16, u32>,
+    /// Listeners by `common::half_key(port, half)`: a dual-stack listener is under
+    /// both halves of its port.
+    listeners: HashMap<u32, u32>,
     ports: HashMap<u16, PortUse>,
     dirty: VecDeque<u32>,
     /// User-owned sockets whose readiness may have changed, each at most once.
@@ -304,12 +307,15 @@ impl TcpLayer {
                 remote: socket.remote,
             });
         }
-        if let Some((port, exclusive)) = meta.port_claim {
-            self.release_port(port, exclusive);
+        if let Some((port, exclusive, halves)) = meta.port_claim {
+            self.release_port(port, exclusive, halves);
         }
         if let Some(listener) = meta.listener {
-            if self.listeners.get(&socket.local.port()) == Some(&idx) {
-                self.listeners.remove(&socket.local.port());
+            for half in crate::socket::common::each_half(3) {
+                let key = crate::socket::common::half_key(socket.local.port(), half);
+                if self.listeners.get(&key) == Some(&idx) {
+                    self.listeners.remove(&key);
+                }
             }
             // Unaccepted connections die with their listener (Linux sends RSTs).
             for child in listener

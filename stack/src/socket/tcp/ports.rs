@@ -1,43 +1,52 @@
 //! The port table: how many sockets hold each local port, and how many exclusively (an
-//! explicit bind or a listener), plus RFC 6056 ephemeral port selection.
+//! explicit bind or a listener), per half of the port space (IPv4, IPv6: a dual-stack
+//! `[::]` holds both), plus RFC 6056 ephemeral port selection.
 //!
 //! Invariant: every socket whose `Meta::port_claim` is set is counted once under that
-//! port, with the same exclusivity; an entry whose count drops to zero is removed.
+//! port in each of its halves, with the same exclusivity; an entry whose counts all
+//! drop to zero is removed.
 
 use super::types::ConnKey;
 use super::TcpLayer;
-use crate::socket::common::socket_addr;
+use crate::socket::common::{each_half, socket_addr};
 use core::net::{IpAddr, SocketAddr};
 
 impl TcpLayer {
-    /// Counts one more holder of `port`.
-    pub(super) fn claim_port(&mut self, port: u16, exclusive: bool) {
+    /// Counts one more holder of `port` in `halves`.
+    pub(super) fn claim_port(&mut self, port: u16, exclusive: bool, halves: u8) {
         let e = self.ports.entry(port).or_default();
-        e.all += 1;
-        if exclusive {
-            e.exclusive += 1;
+        for h in each_half(halves) {
+            let i = usize::from(h >> 1);
+            e.all[i] += 1;
+            if exclusive {
+                e.exclusive[i] += 1;
+            }
         }
     }
 
     /// Counts one holder of `port` fewer (the inverse of `claim_port`).
-    pub(super) fn release_port(&mut self, port: u16, exclusive: bool) {
+    pub(super) fn release_port(&mut self, port: u16, exclusive: bool, halves: u8) {
         if let Some(e) = self.ports.get_mut(&port) {
-            e.all = e.all.saturating_sub(1);
-            if exclusive {
-                e.exclusive = e.exclusive.saturating_sub(1);
+            for h in each_half(halves) {
+                let i = usize::from(h >> 1);
+                e.all[i] = e.all[i].saturating_sub(1);
+                if exclusive {
+                    e.exclusive[i] = e.exclusive[i].saturating_sub(1);
+                }
             }
-            if e.all == 0 {
+            if e.is_free() {
                 self.ports.remove(&port);
             }
         }
     }
 
-    /// An ephemeral port for `local_ip`: free of exclusive holders and of a connection
-    /// to `remote` when one is given, free of any holder otherwise.
+    /// An ephemeral port for `local_ip`: free of exclusive holders in `halves` and of a
+    /// connection to `remote` when one is given, free of any holder otherwise.
     pub(super) fn pick_ephemeral(
         &mut self,
         local_ip: IpAddr,
         remote: Option<SocketAddr>,
+        halves: u8,
     ) -> Option<u16> {
         let (lo, hi) = self.config.ephemeral_ports;
         let (lo, hi) = (lo.min(hi), lo.max(hi));
@@ -58,13 +67,13 @@ impl TcpLayer {
             let usage = self.ports.get(&port).copied().unwrap_or_default();
             let free = match remote {
                 Some(r) => {
-                    usage.exclusive == 0
+                    !usage.exclusive_in(halves)
                         && !self.conns.contains_key(&ConnKey {
                             local: socket_addr(local_ip, port),
                             remote: r,
                         })
                 }
-                None => usage.all == 0,
+                None => usage.is_free(),
             };
             if free {
                 self.port_counter = self.port_counter.wrapping_add(i + 1);

@@ -591,10 +591,32 @@ impl ConnKey {
     }
 }
 
-/// Port table entry: how many sockets hold the port, and how many exclusively
-/// (explicit bind or listen).
+/// Port table entry: how many sockets hold the port in each half of the port space
+/// (index 0 IPv4, 1 IPv6; `common::port_halves`), and how many exclusively (explicit
+/// bind or listen). A dual-stack socket counts in both halves.
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct PortUse {
-    pub(super) all: u32,
-    pub(super) exclusive: u32,
+    pub(super) all: [u32; 2],
+    pub(super) exclusive: [u32; 2],
+}
+
+impl PortUse {
+    /// Whether an exclusive bind over `halves` conflicts: another exclusive holder, or
+    /// (without SO_REUSEADDR) any holder in one of the halves.
+    pub(super) fn conflicts(&self, halves: u8, reuse: bool) -> bool {
+        crate::socket::common::each_half(halves).any(|h| {
+            let i = usize::from(h >> 1);
+            self.exclusive[i] > 0 || (self.all[i] > 0 && !reuse)
+        })
+    }
+
+    /// Whether an exclusive holder sits in one of `halves`.
+    pub(super) fn exclusive_in(&self, halves: u8) -> bool {
+        crate::socket::common::each_half(halves).any(|h| self.exclusive[usize::from(h >> 1)] > 0)
+    }
+
+    /// Whether nobody holds the port in either half.
+    pub(super) fn is_free(&self) -> bool {
+        self.all == [0, 0]
+    }
 }

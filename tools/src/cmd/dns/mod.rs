@@ -74,6 +74,7 @@ pub fn run(global: &GlobalArgs, args: &DnsArgs) -> CmdResult {
     // A socket of the server's family.
     let local = if to.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" };
     let sock = UdpSocket::bind(&stack, local)?;
+    net::await_source(&stack, to);
     let timeout = Duration::from_secs_f64(args.timeout);
     let mut buf = vec![0u8; 65_536];
     let mut answer = None;

@@ -552,3 +552,41 @@ fn test_loopback_ipv6_syn_cookie() {
         assert_eq!(sim.a.state(c), Some(TcpState::Established));
     }
 }
+
+/// As on Linux: `0.0.0.0:P` and an IPV6_V6ONLY `[::]:P` listen side by side, each
+/// taking its family; a dual-stack `[::]:P` conflicts with either.
+#[test]
+fn test_ipv4_and_v6only_listeners_share_a_port() {
+    let mut sim = Sim::new(9, TcpConfig::default(), 0.0, 0);
+    let l4 = sim.b.socket();
+    sim.b
+        .listen(
+            l4,
+            SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 5001)),
+            4,
+        )
+        .unwrap();
+    let dual = sim.b.socket();
+    assert_eq!(sim.b.bind(dual, ANY6), Err(BindError::AddrInUse));
+    let l6 = sim.b.socket();
+    sim.b.set_v6only(l6, true).unwrap();
+    sim.b.listen(l6, ANY6, 4).unwrap();
+    let c4 = connect_a(&mut sim, SocketAddr::V4(SERVER));
+    let c6 = connect_a(&mut sim, SERVER6);
+    settle_sim(&mut sim);
+    assert_eq!(sim.a.state(c4), Some(TcpState::Established));
+    assert_eq!(sim.a.state(c6), Some(TcpState::Established));
+    assert!(sim.b.accept(l4).unwrap().1.is_ipv4());
+    assert!(sim.b.accept(l6).unwrap().1.is_ipv6());
+    assert_eq!(sim.b.accept(l4), Err(AcceptError::WouldBlock));
+    // Closing the IPv4 listener frees only its half: a new one may take it (with
+    // SO_REUSEADDR, for the accepted connection still holds the port), and the IPv6
+    // listener still answers.
+    sim.b.close(l4, &cx(sim.now, B_IP)).unwrap();
+    let again = sim.b.socket();
+    sim.b.set_reuse_addr(again, true).unwrap();
+    sim.b.listen(again, SocketAddr::V4(SERVER), 4).unwrap();
+    let c6b = connect_a(&mut sim, SERVER6);
+    settle_sim(&mut sim);
+    assert_eq!(sim.a.state(c6b), Some(TcpState::Established));
+}
