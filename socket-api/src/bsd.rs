@@ -29,7 +29,7 @@ use crate::tcp::{self, TcpInfo};
 use core::net::{IpAddr, SocketAddr};
 use std::sync::Condvar;
 use std::time::{Duration, Instant as StdInstant};
-use ustack::iface::Interface;
+use ustack::iface::{AddrState, Interface};
 use ustack::socket::tcp::{RecvError, SendError, Shutdown};
 use ustack::socket::udp;
 use ustack::socket::IpFamily;
@@ -75,6 +75,10 @@ pub const SHUT_RD: i32 = libc::SHUT_RD;
 pub const SHUT_WR: i32 = libc::SHUT_WR;
 /// Shut down both.
 pub const SHUT_RDWR: i32 = libc::SHUT_RDWR;
+
+/// The longest a call waits for duplicate address detection to free an IPv6 source
+/// address (`Calls::await_dad`): DAD takes one RetransTimer (1 s) per probe.
+const DAD_WAIT: Duration = Duration::from_secs(3);
 
 /// Buffer size of raw sockets (Linux's default SO_RCVBUF).
 const RAW_BUFFER_LEN: usize = 212_992;
@@ -632,8 +636,50 @@ impl Calls<'_> {
         })
     }
 
+    /// Waits (at most [`DAD_WAIT`]) while the only thing between a call and an IPv6
+    /// destination is duplicate address detection on our addresses (RFC 4862 §5.4: a
+    /// tentative address is not used). A stack starts with the program that uses it
+    /// (`ustack run`, every `ustack` command), so a client's first connect or sendto
+    /// would otherwise fail with ENETUNREACH for the first second. Nothing is waited
+    /// for once no address is tentative, or for IPv4.
+    fn await_dad(&self, fd: Fd, addr: SocketAddr) {
+        let SocketAddr::V6(a) = addr else { return };
+        if a.ip().to_ipv4_mapped().is_some() {
+            return;
+        }
+        let dst = IpAddr::V6(*a.ip());
+        let deadline = StdInstant::now() + DAD_WAIT;
+        loop {
+            let mut st = self.shared().lock();
+            // Only an AF_INET6 socket can use the address (AF_INET fails at once).
+            let v6_socket = st
+                .table
+                .key(fd)
+                .and_then(|k| st.table.file(k))
+                .is_ok_and(|f| f.opts.family == IpFamily::V6);
+            if !v6_socket || routable(&st.iface, dst) || StdInstant::now() >= deadline || st.dead {
+                return;
+            }
+            let tentative = st
+                .iface
+                .ipv6_addrs()
+                .iter()
+                .any(|a| a.state == AddrState::Tentative);
+            if !tentative {
+                return;
+            }
+            // DAD's timers run in rounds: run one if nobody attends the link.
+            if st.link_unattended() {
+                st.caller_round(self.shared().now());
+            }
+            drop(st);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// See `NetStack::connect`.
     pub(crate) fn connect(&self, fd: Fd, addr: SocketAddr) -> Result<(), Errno> {
+        self.await_dad(fd, addr);
         let mut st = self.shared().lock();
         let key = st.table.key(fd)?;
         let State { iface, table, .. } = &mut *st;
@@ -707,6 +753,7 @@ impl Calls<'_> {
         flags: i32,
         addr: SocketAddr,
     ) -> Result<usize, Errno> {
+        self.await_dad(fd, addr);
         self.send_inner(fd, buf, flags, Some(addr))
     }
 
@@ -747,6 +794,11 @@ impl Calls<'_> {
                 Some(d) => Some(to_engine(f.opts.family, f.opts.v6only, d, use_)?),
                 None => None,
             };
+            // Linux: no source address for the destination's family is ENETUNREACH at
+            // sendto, not a datagram silently dropped later.
+            if dst.is_some_and(|d| d.is_ipv6() && !routable(iface, d.ip())) {
+                return Err(Errno::ENETUNREACH);
+            }
             let n = match (h, raw) {
                 (Some(h), _) => {
                     if let Some(e) = f.error.take() {

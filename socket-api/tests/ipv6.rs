@@ -255,3 +255,38 @@ fn ipv4_and_v6only_listeners_bind_one_port() {
     let (_s, peer) = b.accept(l4).unwrap();
     assert_eq!(peer.ip(), std::net::IpAddr::V4(A));
 }
+
+/// Two stacks with IPv6 addresses, used the moment they are built: the first connect
+/// and sendto wait out duplicate address detection instead of failing with
+/// ENETUNREACH, then TCP and UDP run over IPv6 with native IPv6 peers.
+#[test]
+fn ipv6_end_to_end_right_after_start_waits_for_dad() {
+    let (a, b) = NetStack::builder()
+        .ip("10.0.0.1/24".parse().unwrap())
+        .ip6("fd00::1/64".parse().unwrap())
+        .build_pair(
+            NetStack::builder()
+                .ip("10.0.0.2/24".parse().unwrap())
+                .ip6("fd00::2/64".parse().unwrap()),
+            4096,
+        )
+        .expect("stack pair");
+    let (a6, b6): (Ipv6Addr, Ipv6Addr) = ("fd00::1".parse().unwrap(), "fd00::2".parse().unwrap());
+    let server = UdpSocket::bind(&b, "[::]:5301").unwrap();
+    let client = UdpSocket::bind(&a, "[::]:0").unwrap();
+    client.send_to(b"over ipv6", v6(b6, 5301)).unwrap();
+    server.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut buf = [0u8; 16];
+    let (n, from) = server.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"over ipv6");
+    assert_eq!(from, v6(a6, client.local_addr().unwrap().port()));
+    let l = TcpListener::bind(&b, "[::]:8084").unwrap();
+    let mut c = TcpStream::connect(&a, v6(b6, 8084)).unwrap();
+    let (mut s, peer) = l.accept().unwrap();
+    assert_eq!(peer.ip(), std::net::IpAddr::V6(a6));
+    c.write_all(b"tcp6").unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut got = [0u8; 4];
+    s.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"tcp6");
+}

@@ -812,6 +812,22 @@ fn python_http_server_on_ipv6_any_serves_kernel_clients_over_ipv6_and_ipv4() {
         );
     }
     p.kill();
+    drop(p);
+    // The other way: python's urllib, started with its stack (our address still
+    // tentative), fetches from the kernel's server over IPv6.
+    let root = dir.path("");
+    let _server = ns
+        .run_in(move || HttpFileServer::start("[fd00:77::1]:8001".parse().unwrap(), &root))
+        .expect("enter namespace")
+        .expect("kernel HTTP server");
+    let script = "import urllib.request, hashlib\n\
+                  d = urllib.request.urlopen('http://[fd00:77::1]:8001/f.bin', timeout=60).read()\n\
+                  print(len(d), hashlib.sha256(d).hexdigest())";
+    let mut c = Proc::spawn(
+        ustack_run(&ns, &["--ip", "fd00:77::2/64"], &["python3", "-c", script]),
+        "python3 urllib (IPv6)",
+    );
+    c.wait_line(&format!("{len} {sha}"), LIMIT);
 }
 
 #[test]
