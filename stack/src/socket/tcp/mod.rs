@@ -73,6 +73,7 @@ pub use types::{
 };
 
 use self::isn::SipKey;
+use self::ports::PortMap;
 use self::socket::{Socket, SocketOptions};
 use self::time_wait::TimeWaitTable;
 use self::types::{ConnKey, EventQueue, PortUse};
@@ -138,8 +139,8 @@ pub struct TcpLayer {
     time_wait: TimeWaitTable,
     /// The slot `demux` found last in `conns` (a hint, checked before use).
     last_conn: u32,
-    listeners: HashMap<u16, u32>,
-    ports: HashMap<u16, PortUse>,
+    listeners: PortMap<u32>,
+    ports: PortMap<PortUse>,
     dirty: VecDeque<u32>,
     /// User-owned sockets whose readiness may have changed, each at most once.
     ready: VecDeque<TcpHandle>,
@@ -188,8 +189,8 @@ impl TcpLayer {
             conns: HashMap::new(),
             time_wait: TimeWaitTable::default(),
             last_conn: u32::MAX,
-            listeners: HashMap::new(),
-            ports: HashMap::new(),
+            listeners: PortMap::default(),
+            ports: PortMap::default(),
             dirty: VecDeque::new(),
             ready: VecDeque::new(),
             timers: BinaryHeap::new(),

@@ -7,7 +7,39 @@
 use super::types::ConnKey;
 use super::TcpLayer;
 use crate::socket::common::socket_addr;
+use core::hash::{BuildHasherDefault, Hasher};
 use core::net::{IpAddr, SocketAddr};
+use std::collections::HashMap;
+
+/// A map keyed by our own port numbers (the port table, the listeners).
+pub(super) type PortMap<V> = HashMap<u16, V, BuildHasherDefault<PortHasher>>;
+
+/// An unkeyed multiply-and-fold hash for [`PortMap`], a few instructions where SipHash
+/// costs about a hundred on every SYN, claim and release. Hash flooding (issue 12)
+/// needs the attacker to choose the keys *inserted*; these maps only ever hold ports
+/// this stack bound, listens on or picked, so a peer can at most look up a missing
+/// port, which probes our own few entries. The 4-tuple map, whose keys peers choose,
+/// keeps the standard library's randomly keyed SipHash.
+#[derive(Default)]
+pub(super) struct PortHasher(u64);
+
+impl Hasher for PortHasher {
+    fn finish(&self) -> u64 {
+        let h = self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        // Fold the high half down: the table indexes with the low bits.
+        h ^ (h >> 29)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).rotate_left(5);
+        }
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.0 = (self.0 << 16) | u64::from(n);
+    }
+}
 
 impl TcpLayer {
     /// Counts one more holder of `port`.

@@ -385,8 +385,12 @@ impl TcpLayer {
             local: tw.local,
             remote: tw.remote,
         };
-        if self.conns.get(&key) == Some(&(slot | TW_TAG)) {
-            self.conns.remove(&key);
+        // One hash: the entry is always its tuple's (a reusing SYN drops it before the
+        // new connection takes the tuple); put back whatever else would be there.
+        if let Some(v) = self.conns.remove(&key) {
+            if v != slot | TW_TAG {
+                self.conns.insert(key, v);
+            }
         }
         if let Some((port, exclusive)) = tw.port_claim {
             self.release_port(port, exclusive);
