@@ -462,6 +462,11 @@ impl TcpLayer {
             self.counters.icmp_unmatched += 1;
             return;
         };
+        if idx & TW_TAG != 0 {
+            // Per RFC 5927 §4.1, as the TIME-WAIT socket did: nothing is in flight.
+            self.counters.icmp_rejected += 1;
+            return;
+        }
         let Some((it, _, ev)) = self.parts(idx) else {
             return;
         };
