@@ -219,6 +219,7 @@ impl StatsReport {
             "challenge_acks_limited": t.challenge_acks_limited,
             "paws_rejected": t.paws_rejected,
             "time_wait_reused": t.time_wait_reused,
+            "time_wait_compacted": t.time_wait_compacted,
             "events_dropped": t.events_dropped,
             "icmp_unmatched": t.icmp_unmatched,
             "icmp_rejected": t.icmp_rejected,

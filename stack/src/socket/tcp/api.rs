@@ -470,15 +470,20 @@ impl TcpLayer {
     }
 
     /// A diagnostic snapshot of any socket of the layer, including ones the user closed
-    /// that are still finishing (FIN-WAIT, TIME-WAIT) and connections still in a listen
-    /// queue (`ss -tai` shows those too).
+    /// that are still finishing (FIN-WAIT, LAST-ACK) and connections still in a listen
+    /// queue (`ss -tai` shows those too). A closed connection in TIME-WAIT has no
+    /// socket any more (`None` here); [`sockets`](Self::sockets) lists it.
     pub fn socket_info(&self, h: TcpHandle) -> Option<TcpSocketInfo> {
         self.item(h).map(|it| Self::diag(&it.socket))
     }
 
-    /// Every socket of the layer, as [`socket_info`](Self::socket_info), in slab order.
+    /// Every socket of the layer, as [`socket_info`](Self::socket_info), in slab order,
+    /// then the compact TIME-WAIT entries.
     pub fn sockets(&self) -> impl Iterator<Item = TcpSocketInfo> + '_ {
-        self.slab.iter().map(|(_, it)| Self::diag(&it.socket))
+        self.slab
+            .iter()
+            .map(|(_, it)| Self::diag(&it.socket))
+            .chain(self.time_wait_infos())
     }
 
     fn diag(s: &Socket) -> TcpSocketInfo {

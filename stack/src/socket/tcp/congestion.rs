@@ -63,6 +63,11 @@ pub trait CongestionControl: fmt::Debug + Send {
     /// The retransmission timer expired: reduce ssthresh, cwnd to one segment
     /// (RFC 5681 §3.1 loss window).
     fn on_rto(&mut self, now: Instant, flight: usize, mss: usize);
+    /// Starts over in place as a fresh controller for `mss`; false when this one
+    /// cannot (the connection then makes a new one with [`new_controller`]).
+    fn restart(&mut self, _mss: usize) -> bool {
+        false
+    }
 }
 
 /// The initial window of RFC 6928 §2: `min(10*MSS, max(2*MSS, 14600))`.
@@ -80,5 +85,18 @@ pub fn new_controller(alg: CongestionAlgorithm, mss: usize) -> Box<dyn Congestio
     match alg {
         CongestionAlgorithm::NewReno => Box::new(NewReno::new(mss)),
         CongestionAlgorithm::Cubic => Box::new(Cubic::new(mss)),
+    }
+}
+
+/// Makes `cc` a fresh controller of `alg` for `mss`, in its own allocation when it is
+/// of that algorithm already: a connection resets its controller up to three times
+/// during set-up (socket, SYN, handshake), and the connection rate pays for each box.
+pub(crate) fn renew_controller(
+    cc: &mut Box<dyn CongestionControl>,
+    alg: CongestionAlgorithm,
+    mss: usize,
+) {
+    if cc.algorithm() != alg || !cc.restart(mss) {
+        *cc = new_controller(alg, mss);
     }
 }

@@ -8,6 +8,7 @@
 //! header. Challenge ACKs (RFC 5961 §7) are rate-limited per layer here.
 
 use super::socket::{self, Reply, Socket};
+use super::time_wait::TW_TAG;
 use super::types::ConnKey;
 use super::{isn, syncookie, Listener, SegmentAddrs, TcpContext, TcpLayer, TcpState};
 use crate::socket::common::{half_key, half_of, is_bad_unicast, socket_addr, IcmpError};
@@ -64,6 +65,19 @@ impl TcpLayer {
         };
         let mut iss_hint = None;
         if let Some(idx) = self.find_conn(&key) {
+            if idx & TW_TAG != 0 {
+                let slot = idx & !TW_TAG;
+                let tw = self.time_wait.get(slot)?;
+                let reopens = seg.flags.syn() && !seg.flags.ack() && !seg.flags.rst();
+                if !(reopens && tw.accepts_syn(seg)) {
+                    return self.process_time_wait(cx, key, slot, seg);
+                }
+                // Per RFC 6191 §2, as below for a full socket.
+                iss_hint = Some(tw.snd_nxt + 65_537);
+                self.counters.time_wait_reused += 1;
+                self.drop_time_wait(slot);
+                return self.reopen_on_listener(cx, key, addrs, seg, iss_hint);
+            }
             let it = self.slab.get_at(idx)?;
             let s = &it.socket;
             if s.state == TcpState::TimeWait
@@ -87,6 +101,19 @@ impl TcpLayer {
                 return self.process_conn(cx, key, idx, seg);
             }
         }
+        self.reopen_on_listener(cx, key, addrs, seg, iss_hint)
+    }
+
+    /// A segment no connection took: to the listener of its port, else answered as a
+    /// closed port would.
+    fn reopen_on_listener(
+        &mut self,
+        cx: &TcpContext,
+        key: ConnKey,
+        addrs: SegmentAddrs,
+        seg: &TcpRepr<'_>,
+        iss_hint: Option<SeqNumber>,
+    ) -> Option<(SegmentAddrs, TcpRepr<'static>)> {
         if let Some(&lidx) = self
             .listeners
             .get(&half_key(seg.dst_port, half_of(addrs.dst)))
@@ -113,7 +140,9 @@ impl TcpLayer {
             return Some(last);
         }
         let idx = *self.conns.get(key)?;
-        self.last_conn = idx;
+        if idx & TW_TAG == 0 {
+            self.last_conn = idx;
+        }
         Some(idx)
     }
 
@@ -436,6 +465,11 @@ impl TcpLayer {
             self.counters.icmp_unmatched += 1;
             return;
         };
+        if idx & TW_TAG != 0 {
+            // Per RFC 5927 §4.1, as the TIME-WAIT socket did: nothing is in flight.
+            self.counters.icmp_rejected += 1;
+            return;
+        }
         let Some((it, _, ev)) = self.parts(idx) else {
             return;
         };
@@ -465,7 +499,7 @@ impl TcpLayer {
     }
 
     /// RFC 5961 §7: at most `challenge_ack_limit` challenge ACKs per second.
-    fn allow_challenge(&mut self, now: Instant) -> bool {
+    pub(super) fn allow_challenge(&mut self, now: Instant) -> bool {
         if now - self.challenge_window >= Duration::from_secs(1) {
             self.challenge_window = now;
             self.challenge_count = 0;

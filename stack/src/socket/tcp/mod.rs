@@ -55,6 +55,7 @@ mod socket;
 mod syncookie;
 #[cfg(test)]
 mod tests;
+mod time_wait;
 mod timers;
 mod types;
 
@@ -72,7 +73,9 @@ pub use types::{
 };
 
 use self::isn::SipKey;
+use self::ports::PortMap;
 use self::socket::{Socket, SocketOptions};
+use self::time_wait::TimeWaitTable;
 use self::types::{ConnKey, EventQueue, PortUse};
 use crate::storage::Slab;
 use crate::time::Instant;
@@ -131,13 +134,16 @@ struct Item {
 pub struct TcpLayer {
     config: TcpConfig,
     slab: Slab<Item>,
+    /// 4-tuple → socket slot, or TIME-WAIT entry with `time_wait::TW_TAG` set.
     conns: HashMap<ConnKey, u32>,
+    /// Connections in TIME-WAIT whose socket was freed (`time_wait`).
+    time_wait: TimeWaitTable,
     /// The slot `demux` found last in `conns` (a hint, checked before use).
     last_conn: u32,
     /// Listeners by `common::half_key(port, half)`: a dual-stack listener is under
     /// both halves of its port.
-    listeners: HashMap<u32, u32>,
-    ports: HashMap<u16, PortUse>,
+    listeners: PortMap<u32, u32>,
+    ports: PortMap<u16, PortUse>,
     dirty: VecDeque<u32>,
     /// User-owned sockets whose readiness may have changed, each at most once.
     ready: VecDeque<TcpHandle>,
@@ -184,9 +190,10 @@ impl TcpLayer {
             config,
             slab: Slab::new(),
             conns: HashMap::new(),
+            time_wait: TimeWaitTable::default(),
             last_conn: u32::MAX,
-            listeners: HashMap::new(),
-            ports: HashMap::new(),
+            listeners: PortMap::default(),
+            ports: PortMap::default(),
             dirty: VecDeque::new(),
             ready: VecDeque::new(),
             timers: BinaryHeap::new(),
@@ -237,9 +244,9 @@ impl TcpLayer {
         c
     }
 
-    /// Number of sockets in the slab (user-owned, orphaned and TIME-WAIT).
+    /// Number of sockets: user-owned, orphaned and TIME-WAIT (compact entries included).
     pub fn socket_count(&self) -> usize {
-        self.slab.len()
+        self.slab.len() + self.time_wait.len()
     }
 
     // ------------------------------------------------------------ slab
@@ -283,7 +290,7 @@ impl TcpLayer {
             meta: Meta::default(),
             socket: Box::new(Socket::new(TcpHandle(key), opts, config)),
         });
-        self.compact_at = self.compact_at.max(self.slab.len() / 4);
+        self.compact_at = self.compact_at.max(self.socket_count() / 4);
         TcpHandle(key)
     }
 
@@ -370,7 +377,9 @@ impl TcpLayer {
         let state = it.socket.state;
         // The common case, a segment or call on a live connection, skips the listener
         // queues and freeing.
-        if (prev == TcpState::SynReceived || state == TcpState::Closed)
+        if (prev == TcpState::SynReceived
+            || state == TcpState::Closed
+            || state == TcpState::TimeWait)
             && !self.settle_transition(idx, prev, state)
         {
             return;
@@ -383,8 +392,9 @@ impl TcpLayer {
     }
 
     /// `settle` for a connection leaving SYN-RECEIVED (into its listener's accept
-    /// queue) or reaching CLOSED (out of the 4-tuple map, freed if nobody will ask for
-    /// it). Returns false when the slot was freed.
+    /// queue), in TIME-WAIT (an orphan becomes a compact entry, `time_wait`) or reaching
+    /// CLOSED (out of the 4-tuple map, freed if nobody will ask for it). Returns false
+    /// when the slot was freed.
     fn settle_transition(&mut self, idx: u32, prev: TcpState, state: TcpState) -> bool {
         let Some(it) = self.at(idx) else {
             return false;
@@ -404,6 +414,9 @@ impl TcpLayer {
                 // The listener became acceptable.
                 self.touch(p.index());
             }
+        }
+        if state == TcpState::TimeWait {
+            return !self.enter_compact_time_wait(idx);
         }
         if state == TcpState::Closed {
             let Some(it) = self.at(idx) else {

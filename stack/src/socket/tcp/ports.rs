@@ -9,7 +9,44 @@
 use super::types::ConnKey;
 use super::TcpLayer;
 use crate::socket::common::{each_half, socket_addr};
+use core::hash::{BuildHasherDefault, Hasher};
 use core::net::{IpAddr, SocketAddr};
+use std::collections::HashMap;
+
+/// A map keyed by our own port numbers (the port table; the listeners, by port and
+/// address-family half).
+pub(super) type PortMap<K, V> = HashMap<K, V, BuildHasherDefault<PortHasher>>;
+
+/// An unkeyed multiply-and-fold hash for [`PortMap`], a few instructions where SipHash
+/// costs about a hundred on every SYN, claim and release. Hash flooding (issue 12)
+/// needs the attacker to choose the keys *inserted*; these maps only ever hold ports
+/// this stack bound, listens on or picked, so a peer can at most look up a missing
+/// port, which probes our own few entries. The 4-tuple map, whose keys peers choose,
+/// keeps the standard library's randomly keyed SipHash.
+#[derive(Default)]
+pub(super) struct PortHasher(u64);
+
+impl Hasher for PortHasher {
+    fn finish(&self) -> u64 {
+        let h = self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        // Fold the high half down: the table indexes with the low bits.
+        h ^ (h >> 29)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).rotate_left(5);
+        }
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.0 = (self.0 << 16) | u64::from(n);
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.0 = (self.0 << 32) | u64::from(n);
+    }
+}
 
 impl TcpLayer {
     /// Counts one more holder of `port` in `halves`.

@@ -80,14 +80,15 @@ impl TcpLayer {
         self.arm_reclaim(cx.now);
     }
 
-    /// After a socket was freed: once the live sockets fell to a quarter of what they
+    /// After a socket or TIME-WAIT entry was freed: once the live ones fell to a quarter of what they
     /// were, gives the tables' spare memory back ([`compact`](Self::compact)). The mark
     /// halves after each compaction, so the work stays linear in the frees.
     pub(super) fn maybe_compact(&mut self) {
-        let live = self.slab.len();
+        // Compact TIME-WAIT entries count: they hold map entries too.
+        let live = self.socket_count();
         // A small table is not worth shrinking: a client opening and closing one
         // connection at a time would rebuild its maps every time.
-        if live > self.compact_at || self.slab.slots() <= 64 {
+        if live > self.compact_at || self.slab.slots() + self.time_wait.slots() <= 64 {
             return;
         }
         self.compact();
@@ -99,6 +100,7 @@ impl TcpLayer {
     /// shrinks back towards what it holds now.
     pub(super) fn compact(&mut self) {
         self.slab.shrink();
+        self.time_wait.shrink();
         let slab = &self.slab;
         self.timers.retain(|r| {
             let (_, idx, gen) = r.0;

@@ -113,16 +113,21 @@ impl TcpLayer {
             self.settle(idx, prev, true);
         }
         self.due = due;
+        self.expire_time_wait(cx.now);
         self.run_reclaim(cx);
         self.tidy_timers();
     }
 
-    /// The earliest deadline of any socket (or of the buffer reclaim tick).
+    /// The earliest deadline of any socket, TIME-WAIT entry or the buffer reclaim tick.
     pub fn poll_at(&self) -> Option<Instant> {
-        let heap = self.timers.peek().map(|r| r.0 .0);
-        match (heap, self.reclaim_at) {
+        let earlier = |a: Option<Instant>, b: Option<Instant>| match (a, b) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
-        }
+        };
+        let heap = self.timers.peek().map(|r| r.0 .0);
+        earlier(
+            earlier(heap, self.reclaim_at),
+            self.time_wait.next_deadline(),
+        )
     }
 }

@@ -506,6 +506,9 @@ pub struct TcpCounters {
     pub paws_rejected: u64,
     /// TIME-WAIT connections reopened by a new SYN (RFC 6191).
     pub time_wait_reused: u64,
+    /// Closed connections that entered TIME-WAIT and gave up their full socket for a
+    /// compact entry (`time_wait`).
+    pub time_wait_compacted: u64,
     /// Events dropped because the queue was full.
     pub events_dropped: u64,
     /// ICMP errors that matched no connection.

@@ -65,6 +65,11 @@ impl Cubic {
 }
 
 impl CongestionControl for Cubic {
+    fn restart(&mut self, mss: usize) -> bool {
+        *self = Cubic::new(mss);
+        true
+    }
+
     fn algorithm(&self) -> CongestionAlgorithm {
         CongestionAlgorithm::Cubic
     }

@@ -25,6 +25,11 @@ impl NewReno {
 }
 
 impl CongestionControl for NewReno {
+    fn restart(&mut self, mss: usize) -> bool {
+        *self = NewReno::new(mss);
+        true
+    }
+
     fn algorithm(&self) -> CongestionAlgorithm {
         CongestionAlgorithm::NewReno
     }

@@ -446,7 +446,8 @@ impl Socket {
         self.max_snd_wnd = self.snd_wnd;
         self.snd_wl1 = seg.seq_number;
         self.snd_wl2 = seg.ack_number;
-        self.cc = super::congestion::new_controller(self.opts.congestion, self.send_mss());
+        let mss = self.send_mss();
+        super::congestion::renew_controller(&mut self.cc, self.opts.congestion, mss);
         if self.fin_seq.is_some() {
             self.set_state(ev, TcpState::Established);
             self.set_state(ev, TcpState::FinWait1);

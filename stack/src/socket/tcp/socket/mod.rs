@@ -452,7 +452,8 @@ impl Socket {
         self.rtt = RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto);
         self.retries = 0;
         self.stats = Stats::default();
-        self.cc = congestion::new_controller(self.opts.congestion, self.send_mss());
+        let mss = self.send_mss();
+        congestion::renew_controller(&mut self.cc, self.opts.congestion, mss);
         self.tune = autotune::Tuning::new(self.our_mss, iss);
     }
 

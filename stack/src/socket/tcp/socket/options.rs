@@ -117,7 +117,8 @@ impl Socket {
             .our_mss
             .min(self.send_mss())
             .clamp(MIN_MSS, DEFAULT_MSS);
-        self.cc = congestion::new_controller(self.opts.congestion, self.send_mss());
+        let mss = self.send_mss();
+        congestion::renew_controller(&mut self.cc, self.opts.congestion, mss);
     }
 
     /// (Re)arms or clears the keepalive timer after the option changed.

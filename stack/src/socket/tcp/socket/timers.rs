@@ -260,4 +260,37 @@ impl Socket {
         self.close_at = at;
         self.set_state(ev, TcpState::TimeWait);
     }
+
+    /// When TIME-WAIT ends (the 2*MSL deadline), if set.
+    pub(crate) fn close_deadline(&self) -> Option<Instant> {
+        self.close_at
+    }
+
+    /// What a compact TIME-WAIT entry keeps of this connection (`tcp::time_wait`).
+    pub(in crate::socket::tcp) fn time_wait_entry(
+        &mut self,
+        deadline: Instant,
+    ) -> crate::socket::tcp::time_wait::TimeWait {
+        // The window field an ACK would carry (nothing more will be read); only the
+        // window is kept, so the time given for the timestamp does not matter.
+        let window_field = self.ack_reply(deadline).window_len;
+        crate::socket::tcp::time_wait::TimeWait {
+            handle: self.handle,
+            local: self.local,
+            remote: self.remote,
+            snd_nxt: self.snd_max,
+            rcv_nxt: self.rcv_nxt,
+            rcv_wnd: self.rx.window().min(u32::MAX as usize) as u32,
+            window_field,
+            max_snd_wnd: self.max_snd_wnd.min(u32::MAX as usize) as u32,
+            ts_ok: self.ts_ok,
+            ts_recent: self.ts_recent,
+            ts_recent_age: self.ts_recent_age,
+            ts_offset: self.ts_offset,
+            last_oow_ack: self.last_oow_ack,
+            deadline,
+            port_claim: None,
+            congestion: self.opts.congestion,
+        }
+    }
 }
