@@ -49,6 +49,8 @@ pub struct TcpConfig {
     pub timestamps: bool,
     /// Offer SACK (RFC 2018).
     pub sack: bool,
+    /// Report duplicate segments as D-SACK blocks (RFC 2883; Linux `tcp_dsack`).
+    pub dsack: bool,
     /// Default congestion control algorithm.
     pub congestion: CongestionAlgorithm,
     /// Default for TCP_NODELAY.
@@ -104,6 +106,7 @@ impl Default for TcpConfig {
             window_scaling: true,
             timestamps: true,
             sack: true,
+            dsack: true,
             congestion: CongestionAlgorithm::Cubic,
             nodelay: false,
             max_backlog: 4096,

@@ -25,8 +25,9 @@ const SACKED: u8 = 2;
 /// Record deemed lost and not yet retransmitted (RFC 8985 `Segment.lost`).
 const LOST: u8 = 4;
 
-/// Most records kept: a peer SACKing single bytes cannot make the log grow past this.
-const MAX_RECORDS: usize = 8192;
+/// Most records kept (24 bytes each): a peer SACKing single bytes cannot make the log
+/// grow past this; a full flight of MSS-sized segments needs far fewer.
+const MAX_RECORDS: usize = 4096;
 
 /// RFC 8985 §6.2 step 4: how many recoveries a widened reordering window persists.
 const REO_WND_PERSIST: u32 = 16;
@@ -194,6 +195,13 @@ impl TxLog {
         self.recs.clear();
         self.lost = 0;
         self.retrans = 0;
+    }
+
+    /// Gives back the ring's storage once the log is empty (an idle connection).
+    pub(crate) fn release(&mut self) {
+        if self.recs.is_empty() {
+            self.recs = VecDeque::new();
+        }
     }
 
     /// Bytes deemed lost and not yet retransmitted.
@@ -622,6 +630,11 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn record_is_small() {
+        assert!(core::mem::size_of::<Record>() <= 24);
     }
 
     #[test]

@@ -281,7 +281,7 @@ impl Socket {
             }
             if !payload.is_empty() && seq + payload.len() <= self.rcv_nxt {
                 // RFC 2883 §4 (1): report the duplicate as a D-SACK block.
-                self.note_dsack(seq, seq + payload.len());
+                self.note_dsack(cfg, seq, seq + payload.len());
                 // Data we already hold: the sender is retransmitting, so it is
                 // recovering from a loss; acknowledge the next segments at once so its
                 // window regrows without delayed-ACK waits (Linux tcp_data_queue: "A
@@ -293,7 +293,7 @@ impl Socket {
         if !payload.is_empty() && seq < self.rcv_nxt && !syn {
             // Partly a duplicate: RFC 2883 §4 reports the part already received.
             let end = (seq + payload.len()).min(self.rcv_nxt);
-            self.note_dsack(seq, end);
+            self.note_dsack(cfg, seq, end);
         }
 
         // Per RFC 7323 §4.3 (2): remember TSval when the segment covers Last.ACK.sent.
@@ -790,7 +790,7 @@ impl Socket {
                 .any(|(s, e)| s <= offset && offset + payload.len() <= e)
         {
             // Out-of-order data held already: RFC 2883 §4 (2), a D-SACK.
-            self.note_dsack(seq, seq + payload.len());
+            self.note_dsack(cfg, seq, seq + payload.len());
         }
         let n = self.rx.write_unallocated(offset, payload);
         if n == 0 || !self.assembler.add(offset, n) {
@@ -853,8 +853,8 @@ impl Socket {
     }
 
     /// Remembers a duplicate segment for the next ACK's first SACK block (RFC 2883).
-    fn note_dsack(&mut self, start: SeqNumber, end: SeqNumber) {
-        if self.sack_ok && end > start {
+    fn note_dsack(&mut self, cfg: &TcpConfig, start: SeqNumber, end: SeqNumber) {
+        if cfg.dsack && self.sack_ok && end > start {
             self.dsack = Some((start, end));
         }
     }

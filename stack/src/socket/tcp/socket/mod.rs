@@ -647,6 +647,10 @@ impl Socket {
     /// Gives back the storage of empty buffers; returns whether any was freed.
     pub(crate) fn release_idle_buffers(&mut self) -> bool {
         let tx = self.tx.release_if_empty();
+        if self.tx.is_empty() {
+            // Nothing queued, so nothing in flight: the transmit log is empty too.
+            self.txlog.release();
+        }
         let rx = self.assembler.is_empty() && self.rx.release_if_empty();
         if self.assembler.is_empty() {
             self.assembler.release();

@@ -220,6 +220,27 @@ fn test_established_dsack_reports_duplicates() {
     assert_eq!(h.info().dsacks_out, 2);
 }
 
+/// `TcpConfig::dsack = false` (Linux `tcp_dsack=0`): duplicates are acknowledged
+/// without a D-SACK block.
+#[test]
+fn test_established_dsack_off_reports_nothing() {
+    let mut config = sack_config();
+    config.dsack = false;
+    let mut h = socket_established_with(config, sack_syn());
+    let seg = TcpRepr {
+        flags: ACK,
+        seq_number: REMOTE_SEQ + 1,
+        ack_number: LOCAL_SEQ + 1,
+        payload: b"abcd",
+        ..SEND_TEMPL
+    };
+    send!(h, seg);
+    h.recv().expect("ACK");
+    let reply = h.send(&seg).expect("ACK to the duplicate");
+    assert_eq!(reply.options.sack_ranges, [None; 4]);
+    assert_eq!(h.info().dsacks_out, 0);
+}
+
 /// RFC 3708 §3 (and Linux's undo_retrans): when D-SACKs show that every retransmission
 /// of the episode was needless, the reduction of cwnd and ssthresh is undone.
 #[test]
