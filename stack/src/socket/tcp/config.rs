@@ -63,7 +63,9 @@ pub struct TcpConfig {
     /// queue is evicted to make room for a new SYN (`syn_recv_evicted`); the limit
     /// `synack_retries` applies otherwise. Linux prunes young and old entries alike.
     pub synack_retries_under_pressure: u32,
-    /// Most out-of-order ranges held per connection.
+    /// Most out-of-order ranges held per connection (16 bytes each, allocated as
+    /// holes appear). Enough for an autotuned multi-megabyte window at 10 % loss: a
+    /// segment that would need more is dropped, and the sender must resend it.
     pub max_ooo_ranges: usize,
     /// Challenge ACKs allowed per second per layer (Linux tcp_challenge_ack_limit).
     pub challenge_ack_limit: u32,
@@ -107,7 +109,7 @@ impl Default for TcpConfig {
             max_backlog: 4096,
             syncookies: true,
             synack_retries_under_pressure: 1,
-            max_ooo_ranges: 32,
+            max_ooo_ranges: 1024,
             challenge_ack_limit: 1000,
             invalid_ack_ratelimit: Duration::from_millis(500),
             event_queue_len: 1024,
