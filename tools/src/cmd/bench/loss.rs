@@ -753,10 +753,12 @@ pub fn run(args: &LossArgs) -> CmdResult {
         "permanent neighbour entries on both kernels and static ones in ustack, and no gratuitous ARP from ustack: no ARP crosses the wire, so a dropped ARP request never delays a run and the n-th frame of a connection is the n-th frame the wire sees, whichever stack sends it".into(),
         "time: connect to the receiver's close, on the sender; retransmissions and RTOs: the sender's (kernel: nstat RetransSegs/TCPTimeouts deltas in its namespace and TCP_INFO bytes_retrans; ustack: TcpInfo and RtoFired events)".into(),
         format!(
-            "ustack: socket API NetStack with its default TcpConfig ({:?}, {} KiB receive / {} KiB send buffers) on AF_PACKET; kernel: congestion control {cc}, other sysctls as new namespaces get them; offloads of the endpoints' veth ends as read back: {}",
+            "ustack: socket API NetStack with its default TcpConfig ({:?}, {} KiB receive / {} KiB send buffers, autotuned up to {} KiB / {} KiB) on AF_PACKET; kernel: congestion control {cc}, other sysctls as new namespaces get them; offloads of the endpoints' veth ends as read back: {}",
             tcp.congestion,
             tcp.rx_buffer_len / 1024,
             tcp.tx_buffer_len / 1024,
+            tcp.rx_buffer_max / 1024,
+            tcp.tx_buffer_max / 1024,
             offloads
         ),
         format!("frames dropped at AF_PACKET sockets (not by the seed) over all runs: {socket_drops}"),
