@@ -55,9 +55,13 @@ impl Socket {
                     self.cc.set_cwnd(cwnd.max(mss));
                 }
             }
-            // RFC 7661 §4.3 / Linux tcp_cong_avoid: no growth while application-limited.
-            None if self.is_cwnd_limited() => self.cc.on_ack(now, data_acked, mss, self.rtt.srtt()),
-            None => {}
+            None => {
+                // RFC 7661 §4.3 / Linux tcp_cong_avoid: no growth while
+                // application-limited.
+                if self.is_cwnd_limited() {
+                    self.cc.on_ack(now, data_acked, mss, self.rtt.srtt());
+                }
+            }
         }
     }
 
