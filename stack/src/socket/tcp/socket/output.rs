@@ -414,8 +414,15 @@ impl Socket {
         if field << self.rcv_wscale < promised {
             // The edge already offered is rarely a multiple of the scale: rounding down
             // would move it left (RFC 9293 §3.8.6 says not to shrink the window), so
-            // round up, as Linux's tcp_select_window aligns the current window.
-            field = promised.div_ceil(1 << self.rcv_wscale).min(65_535);
+            // round up, as Linux's tcp_select_window aligns the current window; but
+            // only into free buffer space, since bytes sent into a window the buffer
+            // cannot hold are dropped and must be resent (Linux can overcommit its
+            // memory there, our ring cannot). Otherwise the edge moves left by less
+            // than one scale unit.
+            let up = promised.div_ceil(1 << self.rcv_wscale).min(65_535);
+            if up << self.rcv_wscale <= self.rx.window() {
+                field = up;
+            }
         }
         let edge = self.rcv_nxt + (field << self.rcv_wscale);
         if edge > self.rcv_adv {
