@@ -38,6 +38,9 @@ pub(crate) struct Tuning {
     rcv_rtt_time: Option<Instant>,
     /// Segments still to acknowledge at once (quick-ACK mode).
     pub quickacks: u32,
+    /// The segment being processed was out of order or filled a hole: its ACK goes
+    /// back as the immediate reply (`input::process`), not at the next dispatch.
+    pub ack_in_reply: bool,
     /// When in-order data last arrived (Linux `icsk_ack.lrcvtime`).
     last_data_at: Option<Instant>,
     /// The application was refused bytes by a full send buffer (Linux SOCK_NOSPACE).
@@ -65,6 +68,7 @@ impl Tuning {
             rcv_rtt_seq: SeqNumber(0),
             rcv_rtt_time: None,
             quickacks: 0,
+            ack_in_reply: false,
             last_data_at: None,
             tx_refused: false,
             cwnd_limited: false,

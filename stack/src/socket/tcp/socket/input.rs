@@ -95,6 +95,16 @@ impl Socket {
         }
         // Eighth: the FIN bit.
         self.on_fin(now, cfg, ev, &text);
+        if core::mem::take(&mut self.tune.ack_in_reply) && self.ack_now {
+            // Per RFC 5681 §4.2, out-of-order data and a hole fill are acknowledged at
+            // once: one ACK per such segment, as Linux sends (tcp_data_queue_ofo), not
+            // one at the next dispatch, after the caller processed a whole batch of
+            // frames. That one ACK holds at most 3 SACK blocks, so the blocks of the
+            // batch's other segments never reached the sender, whose RACK then resent
+            // data we held (1,684 of a kernel sender's 1,960 retransmissions of a 10 MB
+            // transfer at 3 % loss).
+            return Some(Reply::Segment(self.ack_reply(now)));
+        }
         if self.state == TcpState::TimeWait && self.ack_now {
             return Some(Reply::Segment(self.ack_reply(now)));
         }
@@ -748,9 +758,11 @@ impl Socket {
             self.sack_recent.rotate_right(1);
             self.sack_recent[0] = Some(seq);
             self.ack_now = true;
+            self.tune.ack_in_reply = true;
         } else if had_holes {
             // Fills (part of) a hole: acknowledge at once.
             self.ack_now = true;
+            self.tune.ack_in_reply = true;
         } else {
             self.rcv_unacked += n;
             let quick = self.take_quickack(now);

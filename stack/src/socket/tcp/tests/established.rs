@@ -368,79 +368,60 @@ fn test_established_overlapping_data_is_trimmed() {
 #[test]
 fn test_established_out_of_order_generates_sack() {
     let mut h = socket_established_with(sack_config(), sack_syn());
-    send!(
-        h,
-        TcpRepr {
-            flags: ACK,
-            seq_number: REMOTE_SEQ + 1 + 10,
-            ack_number: LOCAL_SEQ + 1,
-            payload: b"klm",
-            ..SEND_TEMPL
-        }
-    );
     let block = |l: usize, r: usize| Some((REMOTE_SEQ + 1 + l, REMOTE_SEQ + 1 + r));
-    recv!(
-        h,
-        TcpRepr {
-            flags: ACK,
-            seq_number: LOCAL_SEQ + 1,
-            ack_number: REMOTE_SEQ + 1,
-            options: TcpOptions {
-                sack_ranges: [block(10, 13), None, None, None],
-                ..NO_OPTIONS
-            },
-            ..RECV_TEMPL
-        }
-    );
-    send!(
-        h,
-        TcpRepr {
-            flags: ACK,
-            seq_number: REMOTE_SEQ + 1 + 20,
-            ack_number: LOCAL_SEQ + 1,
-            payload: b"uv",
-            ..SEND_TEMPL
-        }
-    );
-    // The most recent block first (RFC 2018 §4).
-    recv!(
-        h,
-        TcpRepr {
-            flags: ACK,
-            seq_number: LOCAL_SEQ + 1,
-            ack_number: REMOTE_SEQ + 1,
-            options: TcpOptions {
-                sack_ranges: [block(20, 22), block(10, 13), None, None],
-                ..NO_OPTIONS
-            },
-            ..RECV_TEMPL
-        }
-    );
+    send!(h,
+    TcpRepr {
+        flags: ACK,
+        seq_number: REMOTE_SEQ + 1 + 10,
+        ack_number: LOCAL_SEQ + 1,
+        payload: b"klm",
+        ..SEND_TEMPL
+    } => Some(TcpRepr {
+        flags: ACK,
+        seq_number: LOCAL_SEQ + 1,
+        ack_number: REMOTE_SEQ + 1,
+        options: TcpOptions {
+            sack_ranges: [block(10, 13), None, None, None],
+            ..NO_OPTIONS
+        },
+        ..RECV_TEMPL
+    }));
+    send!(h,
+    TcpRepr {
+        flags: ACK,
+        seq_number: REMOTE_SEQ + 1 + 20,
+        ack_number: LOCAL_SEQ + 1,
+        payload: b"uv",
+        ..SEND_TEMPL
+    } => Some(TcpRepr {
+        flags: ACK,
+        seq_number: LOCAL_SEQ + 1,
+        ack_number: REMOTE_SEQ + 1,
+        options: TcpOptions {
+            sack_ranges: [block(20, 22), block(10, 13), None, None],
+            ..NO_OPTIONS
+        },
+        ..RECV_TEMPL
+    }));
     // Filling the first hole acknowledges through the first block at once.
-    send!(
-        h,
-        TcpRepr {
-            flags: ACK,
-            seq_number: REMOTE_SEQ + 1,
-            ack_number: LOCAL_SEQ + 1,
-            payload: b"abcdefghij",
-            ..SEND_TEMPL
-        }
-    );
-    recv!(
-        h,
-        TcpRepr {
-            flags: ACK,
-            seq_number: LOCAL_SEQ + 1,
-            ack_number: REMOTE_SEQ + 14,
-            window_len: 64 - 13,
-            options: TcpOptions {
-                sack_ranges: [block(20, 22), None, None, None],
-                ..NO_OPTIONS
-            },
-            ..RECV_TEMPL
-        }
-    );
+    send!(h,
+    TcpRepr {
+        flags: ACK,
+        seq_number: REMOTE_SEQ + 1,
+        ack_number: LOCAL_SEQ + 1,
+        payload: b"abcdefghij",
+        ..SEND_TEMPL
+    } => Some(TcpRepr {
+        flags: ACK,
+        seq_number: LOCAL_SEQ + 1,
+        ack_number: REMOTE_SEQ + 14,
+        window_len: 64 - 13,
+        options: TcpOptions {
+            sack_ranges: [block(20, 22), None, None, None],
+            ..NO_OPTIONS
+        },
+        ..RECV_TEMPL
+    }));
     let mut buf = [0u8; 32];
     assert_eq!(h.layer.recv(h.handle, &mut buf), Ok(13));
     assert_eq!(&buf[..13], b"abcdefghijklm");
@@ -468,39 +449,33 @@ fn test_established_sack_with_timestamps_sends_at_most_3_blocks() {
             payload: b"xx",
             ..SEND_TEMPL
         });
-        assert_eq!(reply, None);
-        h.recv().expect("duplicate ACK");
+        // Out of order: the duplicate ACK is the segment's immediate reply.
+        assert!(reply.is_some_and(|r| r.ack_number == REMOTE_SEQ + 1));
+        assert_eq!(h.recv(), None);
     }
     let block = |i: usize| Some((REMOTE_SEQ + 1 + 10 * i, REMOTE_SEQ + 3 + 10 * i));
     let got = h.recv();
     assert_eq!(got, None);
-    send!(
-        h,
-        TcpRepr {
-            flags: ACK,
-            seq_number: REMOTE_SEQ + 1 + 50,
-            ack_number: LOCAL_SEQ + 1,
-            options: ts_opt(3, 0),
-            payload: b"yy",
-            ..SEND_TEMPL
-        }
-    );
-    // Newest first, then the next most recent, three in all with timestamps.
-    recv!(
-        h,
-        TcpRepr {
-            flags: ACK,
-            seq_number: LOCAL_SEQ + 1,
-            ack_number: REMOTE_SEQ + 1,
-            window_len: 1024,
-            options: TcpOptions {
-                timestamp: Some((0, 1)),
-                sack_ranges: [block(5), block(4), block(3), None],
-                ..NO_OPTIONS
-            },
-            ..RECV_TEMPL
-        }
-    );
+    send!(h,
+    TcpRepr {
+        flags: ACK,
+        seq_number: REMOTE_SEQ + 1 + 50,
+        ack_number: LOCAL_SEQ + 1,
+        options: ts_opt(3, 0),
+        payload: b"yy",
+        ..SEND_TEMPL
+    } => Some(TcpRepr {
+        flags: ACK,
+        seq_number: LOCAL_SEQ + 1,
+        ack_number: REMOTE_SEQ + 1,
+        window_len: 1024,
+        options: TcpOptions {
+            timestamp: Some((0, 1)),
+            sack_ranges: [block(5), block(4), block(3), None],
+            ..NO_OPTIONS
+        },
+        ..RECV_TEMPL
+    }));
 }
 
 #[test]
@@ -649,25 +624,19 @@ fn test_established_out_of_order_acked_immediately_despite_delay() {
     let mut config = base_config();
     config.delayed_ack = Duration::from_millis(40);
     let mut h = socket_established_with(config, NO_OPTIONS);
-    send!(
-        h,
-        TcpRepr {
-            flags: ACK,
-            seq_number: REMOTE_SEQ + 5,
-            ack_number: LOCAL_SEQ + 1,
-            payload: b"x",
-            ..SEND_TEMPL
-        }
-    );
-    recv!(
-        h,
-        TcpRepr {
-            flags: ACK,
-            seq_number: LOCAL_SEQ + 1,
-            ack_number: REMOTE_SEQ + 1,
-            ..RECV_TEMPL
-        }
-    );
+    send!(h,
+    TcpRepr {
+        flags: ACK,
+        seq_number: REMOTE_SEQ + 5,
+        ack_number: LOCAL_SEQ + 1,
+        payload: b"x",
+        ..SEND_TEMPL
+    } => Some(TcpRepr {
+        flags: ACK,
+        seq_number: LOCAL_SEQ + 1,
+        ack_number: REMOTE_SEQ + 1,
+        ..RECV_TEMPL
+    }));
 }
 
 #[test]
