@@ -41,6 +41,9 @@ pub(crate) struct Tuning {
     /// The segment being processed was out of order or filled a hole: its ACK goes
     /// back as the immediate reply (`input::process`), not at the next dispatch.
     pub ack_in_reply: bool,
+    /// RFC 2883 D-SACK: a duplicate segment's range, reported as the first SACK block
+    /// of the next ACK only.
+    pub dsack: Option<(SeqNumber, SeqNumber)>,
     /// When in-order data last arrived (Linux `icsk_ack.lrcvtime`).
     last_data_at: Option<Instant>,
     /// The application was refused bytes by a full send buffer (Linux SOCK_NOSPACE).
@@ -69,6 +72,7 @@ impl Tuning {
             rcv_rtt_time: None,
             quickacks: 0,
             ack_in_reply: false,
+            dsack: None,
             last_data_at: None,
             tx_refused: false,
             cwnd_limited: false,
@@ -171,6 +175,14 @@ impl Socket {
         }
         self.tune.rcv_space_seq = copied_seq;
         self.tune.rcv_space_time = Some(now);
+    }
+
+    /// Remembers a duplicate range for the next ACK's first SACK block (RFC 2883), when
+    /// SACK was negotiated.
+    pub(super) fn note_dsack(&mut self, start: SeqNumber, end: SeqNumber) {
+        if self.sack_ok && end > start {
+            self.tune.dsack = Some((start, end));
+        }
     }
 
     /// Quick-ACK mode (Linux `tcp_incr_quickack`): acknowledge the next segments at

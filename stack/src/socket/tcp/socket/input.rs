@@ -282,10 +282,19 @@ impl Socket {
                 // window regrows without delayed-ACK waits (Linux tcp_data_queue: "A
                 // retransmit ... Force an immediate ack", tcp_enter_quickack_mode).
                 self.enter_quickack();
+                // RFC 2883 §4.1.1: report the duplicate in a D-SACK block, so that the
+                // sender learns its retransmission was spurious (Linux senders widen
+                // their RACK reordering window and undo on it).
+                self.note_dsack(seq, seq + payload.len());
             }
             return ControlFlow::Break(self.dupack_reply(now, cfg, seg));
         }
 
+        if !payload.is_empty() && seq < self.rcv_nxt {
+            // RFC 2883 §4.1.1: the part of a segment we already hold is a duplicate.
+            self.note_dsack(seq, self.rcv_nxt.min(seq + payload.len()));
+            self.ack_now = true;
+        }
         // Per RFC 7323 §4.3 (2): remember TSval when the segment covers Last.ACK.sent.
         if let (true, Some((tsval, _))) = (self.ts_ok, seg.options.timestamp) {
             if seq <= self.last_ack_sent && (tsval.wrapping_sub(self.ts_recent) as i32) >= 0 {
@@ -738,6 +747,16 @@ impl Socket {
     fn receive_data(&mut self, now: Instant, cfg: &TcpConfig, seq: SeqNumber, payload: &[u8]) {
         let offset = (seq - self.rcv_nxt).max(0) as usize;
         let had_holes = !self.assembler.is_empty();
+        if offset > 0
+            && self
+                .assembler
+                .ranges()
+                .any(|(s, e)| s <= offset && offset + payload.len() <= e)
+        {
+            // RFC 2883 §4.1.2: out-of-order data we already hold; the block holding it
+            // comes second (the segment start goes to the recent list below).
+            self.note_dsack(seq, seq + payload.len());
+        }
         let n = self.rx.write_unallocated(offset, payload);
         if n == 0 || !self.assembler.add(offset, n) {
             // No room, or too many holes: drop the text and tell the peer where we are.

@@ -359,7 +359,7 @@ impl Socket {
     /// will put in it, without building it.
     fn data_options_len(&self) -> usize {
         let ts = if self.ts_ok { TS_OPTION_LEN } else { 0 };
-        if !self.sack_ok || self.assembler.is_empty() {
+        if !self.sack_ok || (self.assembler.is_empty() && self.tune.dsack.is_none()) {
             return ts;
         }
         let o = TcpOptions {
@@ -431,10 +431,11 @@ impl Socket {
         field as u16
     }
 
-    /// Up to 3 (with timestamps) or 4 SACK blocks, the newest first (RFC 2018 §4).
+    /// Up to 3 (with timestamps) or 4 SACK blocks, the newest first (RFC 2018 §4),
+    /// after a pending D-SACK block (RFC 2883 §4).
     #[inline]
     fn sack_blocks(&self) -> [Option<(SeqNumber, SeqNumber)>; 4] {
-        if !self.sack_ok || self.assembler.is_empty() {
+        if !self.sack_ok || (self.assembler.is_empty() && self.tune.dsack.is_none()) {
             return [None; 4];
         }
         self.sack_blocks_out_of_order()
@@ -445,6 +446,11 @@ impl Socket {
     fn sack_blocks_out_of_order(&self) -> [Option<(SeqNumber, SeqNumber)>; 4] {
         let mut out = [None; 4];
         let max = if self.ts_ok { 3 } else { 4 };
+        let mut n = 0;
+        if let Some(d) = self.tune.dsack {
+            out[0] = Some(d);
+            n = 1;
+        }
         // Iterators only: this runs for every ACK while data is out of order, and must
         // not allocate.
         let ranges = || {
@@ -452,7 +458,6 @@ impl Socket {
                 .ranges()
                 .map(|(s, e)| (self.rcv_nxt + s, self.rcv_nxt + e))
         };
-        let mut n = 0;
         let recent = self.sack_recent.iter().flatten();
         let by_recency = recent.filter_map(|&seq| ranges().find(|r| r.0 <= seq && seq < r.1));
         for r in by_recency.chain(ranges().rev()) {
@@ -474,6 +479,8 @@ impl Socket {
             options.timestamp = Some((self.ts_now(now), self.ts_recent));
         }
         options.sack_ranges = self.sack_blocks();
+        // A D-SACK block is reported once (RFC 2883 §4).
+        self.tune.dsack = None;
         let window = self.take_window();
         self.last_ack_sent = self.rcv_nxt;
         self.ack_now = false;
