@@ -148,8 +148,8 @@ impl Link for AfPacketLink {
 
 /// Receive buffer asked for an AF_PACKET socket: TCP's receive window grows to megabytes
 /// (autotuning), and a kernel sender then bursts that much; with the default buffer
-/// (about 208 KiB, some 90 frames) the socket dropped most of such a burst before the
-/// stack saw it, and the sender resent it.
+/// (about 208 KiB, some 90 frames) the socket dropped parts of such a burst before
+/// the stack saw them, and the sender resent them.
 const RX_SOCKET_BUFFER: libc::c_int = 8 << 20;
 
 /// Best effort: SO_RCVBUFFORCE (CAP_NET_ADMIN may exceed `net.core.rmem_max`), else
