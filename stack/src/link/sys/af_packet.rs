@@ -63,6 +63,7 @@ impl AfPacketLink {
         if rc < 0 {
             return Err(io::Error::last_os_error());
         }
+        enlarge_receive_buffer(&fd);
         Ok(AfPacketLink {
             fd,
             ifname: ifname.to_owned(),
@@ -141,6 +142,32 @@ impl Link for AfPacketLink {
                 return Ok(());
             }
             return Err(err);
+        }
+    }
+}
+
+/// Receive buffer asked for an AF_PACKET socket: TCP's receive window grows to megabytes
+/// (autotuning), and a kernel sender then bursts that much; with the default buffer
+/// (about 208 KiB, some 90 frames) the socket dropped parts of such a burst before
+/// the stack saw them, and the sender resent them.
+const RX_SOCKET_BUFFER: libc::c_int = 8 << 20;
+
+/// Best effort: SO_RCVBUFFORCE (CAP_NET_ADMIN may exceed `net.core.rmem_max`), else
+/// SO_RCVBUF (capped by it). A failure leaves the default, which still works.
+fn enlarge_receive_buffer(fd: &OwnedFd) {
+    for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
+        // SAFETY: setsockopt with a valid int option value and its exact size.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&RX_SOCKET_BUFFER as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            return;
         }
     }
 }

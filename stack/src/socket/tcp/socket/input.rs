@@ -294,6 +294,7 @@ impl Socket {
             // Partly a duplicate: RFC 2883 §4 reports the part already received.
             let end = (seq + payload.len()).min(self.rcv_nxt);
             self.note_dsack(cfg, seq, end);
+            self.ack_now = true;
         }
 
         // Per RFC 7323 §4.3 (2): remember TSval when the segment covers Last.ACK.sent.

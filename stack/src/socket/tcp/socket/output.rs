@@ -455,7 +455,8 @@ impl Socket {
         field as u16
     }
 
-    /// Up to 3 (with timestamps) or 4 SACK blocks, the newest first (RFC 2018 §4).
+    /// Up to 3 (with timestamps) or 4 SACK blocks, the newest first (RFC 2018 §4),
+    /// after a pending D-SACK block (RFC 2883 §4).
     #[inline]
     fn sack_blocks(&self) -> [Option<(SeqNumber, SeqNumber)>; 4] {
         if !self.sack_ok || (self.assembler.is_empty() && self.dsack.is_none()) {

@@ -130,3 +130,34 @@ fn test_established_sack_block_of_the_triggering_segment_comes_first() {
     // triggered this ACK".
     send!(h, time 0, peer_data(12, b"mn") => Some(our_ack(0, 64, [block(10, 14), block(20, 22), None, None])));
 }
+
+#[test]
+fn test_established_duplicate_data_is_reported_in_a_dsack_block_once() {
+    // RFC 2883 §4.1.1: a segment entirely below RCV.NXT is answered at once with its
+    // range as the first SACK block; the next ACK no longer carries it.
+    let mut h = delayed_sack_past_quickack();
+    send!(h, time 1, peer_data(0, b"ab") => Some(our_ack(2, 62, [block(0, 2), None, None, None])));
+    send!(h, time 2, peer_data(2, b"cd"));
+    recv!(h, time 42, our_ack(4, 60, [None; 4]));
+}
+
+#[test]
+fn test_established_partly_duplicate_data_reports_the_duplicate_part() {
+    // RFC 2883 §4.1.1 with a segment that is only partly old: the D-SACK block is the
+    // part we held, and the new bytes are acknowledged with it.
+    let mut h = delayed_sack_past_quickack();
+    send!(h, time 1, peer_data(1, b"bcd"));
+    recv!(h, time 1, our_ack(4, 60, [block(1, 2), None, None, None]));
+}
+
+#[test]
+fn test_established_duplicate_out_of_order_data_reports_dsack_then_its_block() {
+    // RFC 2883 §4.1.2: out-of-order data received twice: the D-SACK block first, the
+    // block that holds it second.
+    let mut h = delayed_sack_past_quickack();
+    send!(h, time 1, peer_data(10, b"klmn") => Some(our_ack(2, 62, [block(10, 14), None, None, None])));
+    send!(h, time 1, peer_data(20, b"uv") => Some(our_ack(2, 62, [block(20, 22), block(10, 14), None, None])));
+    send!(h, time 2, peer_data(11, b"lm") => Some(our_ack(2, 62, [block(11, 13), block(10, 14), block(20, 22), None])));
+    // Once only.
+    send!(h, time 3, peer_data(22, b"w") => Some(our_ack(2, 62, [block(20, 23), block(10, 14), None, None])));
+}
