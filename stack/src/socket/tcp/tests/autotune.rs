@@ -327,8 +327,7 @@ fn test_established_scaled_window_never_invites_bytes_the_buffer_cannot_hold() {
     // Scale 5 (32-byte units), a 16 KiB buffer nobody reads, and a peer that sends
     // exactly up to each right edge we advertise, in odd-sized segments. An edge that
     // falls between two units must not be rounded up past the free space: the bytes
-    // beyond would be dropped and resent (seen as a kernel sender retransmitting ten
-    // times more to ustack than to the kernel at 1 % loss).
+    // beyond would be dropped and resent.
     let mut h = tunable_receiver(1 << 20);
     let shift = h.layer.socket_ref(h.handle).unwrap().rcv_wscale();
     assert_eq!(shift, 5);
