@@ -537,7 +537,7 @@ fn kernel_apps_ping_the_kernel() {
 // demo
 
 #[test]
-fn kernel_apps_demo_pings_fetches_echoes_and_leaves_no_namespace() {
+fn kernel_apps_demo_pings_fetches_echoes_over_both_families_and_leaves_no_namespace() {
     if !can_run() {
         return;
     }
@@ -582,6 +582,47 @@ fn kernel_apps_demo_pings_fetches_echoes_and_leaves_no_namespace() {
         s.contains("10.77.0.2.80: TCP [S]") || s.contains(".80: TCP"),
         "{s}"
     );
+    // The IPv6 part: the same steps to fd00:77::2, and what crossed the wire decoded.
+    assert_eq!(
+        s.matches("3 packets transmitted, 3 received, 0% packet loss")
+            .count(),
+        2,
+        "{s}"
+    );
+    assert_eq!(
+        s.matches("2 packets transmitted, 2 received, 0% packet loss")
+            .count(),
+        2,
+        "{s}"
+    );
+    assert!(
+        s.contains("64 bytes from fd00:77::2: icmp_seq=3 hlim="),
+        "{s}"
+    );
+    assert!(
+        s.contains("3008 bytes from fd00:77::2: icmp_seq=2 hlim="),
+        "{s}"
+    );
+    let v6_http = s
+        .split_once("== HTTP/1.1 GET over IPv6")
+        .map(|(_, rest)| rest)
+        .unwrap_or_else(|| panic!("no IPv6 HTTP step: {s}"));
+    assert!(v6_http.contains("curl -i http://[fd00:77::2]/"), "{s}");
+    assert!(v6_http.contains("HTTP/1.1 200 OK"), "{s}");
+    assert!(v6_http.contains("<h1>Hello from ustack</h1>"), "{s}");
+    assert!(
+        s.contains("kernel IPv6 neighbour table: fd00:77::2 lladdr"),
+        "{s}"
+    );
+    assert!(
+        s.contains("IP6 fd00:77::1 > fd00:77::2: frag (0|1448) ICMP6, echo request"),
+        "{s}"
+    );
+    assert!(
+        s.contains("IP6 fd00:77::2 > fd00:77::1: frag (0|1448) ICMP6, echo reply"),
+        "{s}"
+    );
+    assert!(s.contains("IP6 fd00:77::2.80 > fd00:77::1."), "{s}");
     assert!(s.contains(&format!("== pcap written to {pcap}")), "{s}");
     assert!(std::fs::metadata(&pcap).is_ok_and(|m| m.len() > 0));
     let list = Command::new("ip").args(["netns", "list"]).output().unwrap();
