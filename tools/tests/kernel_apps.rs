@@ -625,6 +625,27 @@ fn kernel_apps_demo_pings_fetches_echoes_over_both_families_and_leaves_no_namesp
     assert!(s.contains("IP6 fd00:77::2.80 > fd00:77::1."), "{s}");
     assert!(s.contains(&format!("== pcap written to {pcap}")), "{s}");
     assert!(std::fs::metadata(&pcap).is_ok_and(|m| m.len() > 0));
+    // RFC 6437: the stack's segments of the IPv6 HTTP connection, which the kernel
+    // accepted (the page came), all carry one nonzero flow label.
+    let mut reader =
+        ustack::link::PcapReader::new(std::io::BufReader::new(std::fs::File::open(&pcap).unwrap()))
+            .unwrap();
+    let stack_ip6: std::net::Ipv6Addr = "fd00:77::2".parse().unwrap();
+    let mut labels = Vec::new();
+    while let Some(rec) = reader.next_record().unwrap() {
+        let f = &rec.data;
+        if f.len() >= 54 && f[12..14] == [0x86, 0xdd] && f[20] == 6 {
+            let src: [u8; 16] = f[22..38].try_into().unwrap();
+            if std::net::Ipv6Addr::from(src) == stack_ip6 {
+                labels.push(u32::from_be_bytes([0, f[15] & 0x0f, f[16], f[17]]));
+            }
+        }
+    }
+    assert!(labels.len() >= 3, "{labels:?}");
+    assert!(
+        labels[0] != 0 && labels.iter().all(|l| *l == labels[0]),
+        "{labels:?}"
+    );
     let list = Command::new("ip").args(["netns", "list"]).output().unwrap();
     let prefix = format!("ustack-demo-{pid}-");
     assert!(
