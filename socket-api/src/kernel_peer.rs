@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
@@ -73,7 +73,7 @@ pub struct EchoReply {
     pub seq: u16,
     /// ICMP bytes (header and payload), as ping prints them.
     pub bytes: usize,
-    /// The IPv4 TTL it arrived with.
+    /// The IPv4 TTL (or IPv6 hop limit) it arrived with.
     pub ttl: u8,
     /// Round-trip time.
     pub rtt: Duration,
@@ -142,42 +142,78 @@ fn checksum(data: &[u8]) -> u16 {
     !(sum as u16)
 }
 
-/// A raw ICMP socket (root has CAP_NET_RAW; no sysctl needed, unlike ICMP datagram
-/// sockets and `net.ipv4.ping_group_range`).
-fn raw_icmp_socket() -> io::Result<OwnedFd> {
-    // SAFETY: plain socket(2); the fd is owned by the OwnedFd at once.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_INET,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::IPPROTO_ICMP,
-        )
+/// A raw ICMP (or ICMPv6) socket (root has CAP_NET_RAW; no sysctl needed, unlike ICMP
+/// datagram sockets and `net.ipv4.ping_group_range`). The ICMPv6 one asks for each
+/// message's hop limit in a control message.
+fn raw_icmp_socket(v6: bool) -> io::Result<OwnedFd> {
+    let (family, proto) = if v6 {
+        (libc::AF_INET6, libc::IPPROTO_ICMPV6)
+    } else {
+        (libc::AF_INET, libc::IPPROTO_ICMP)
     };
+    // SAFETY: plain socket(2); the fd is owned by the OwnedFd at once.
+    let fd = unsafe { libc::socket(family, libc::SOCK_RAW | libc::SOCK_CLOEXEC, proto) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: `fd` is a fresh descriptor nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    if v6 {
+        let on: libc::c_int = 1;
+        // SAFETY: an int option of the right size.
+        let r = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::IPPROTO_IPV6,
+                libc::IPV6_RECVHOPLIMIT,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(fd)
 }
 
-fn send_to(fd: &OwnedFd, dst: Ipv4Addr, packet: &[u8]) -> io::Result<()> {
-    let addr = libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: 0,
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(dst).to_be(),
-        },
-        sin_zero: [0; 8],
+fn send_to(fd: &OwnedFd, dst: IpAddr, packet: &[u8]) -> io::Result<()> {
+    // SAFETY: all-zero is a valid sockaddr_storage; the family's fields are set below.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match dst {
+        IpAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: 0,
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from(a).to_be(),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
+            unsafe { std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin) };
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        IpAddr::V6(a) => {
+            // SAFETY: all-zero is a valid sockaddr_in6.
+            let mut sin6: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_addr.s6_addr = a.octets();
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
+            unsafe { std::ptr::write((&mut ss as *mut libc::sockaddr_storage).cast(), sin6) };
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
     };
-    // SAFETY: the buffer and the address are valid for the given lengths.
+    // SAFETY: the buffer and the address are valid for the given lengths; on a raw
+    // ICMPv6 socket the kernel fills in the checksum (RFC 3542 §3.1).
     let n = unsafe {
         libc::sendto(
             fd.as_raw_fd(),
             packet.as_ptr().cast(),
             packet.len(),
             0,
-            (&addr as *const libc::sockaddr_in).cast(),
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            (&ss as *const libc::sockaddr_storage).cast(),
+            len as libc::socklen_t,
         )
     };
     if n < 0 {
@@ -186,21 +222,35 @@ fn send_to(fd: &OwnedFd, dst: Ipv4Addr, packet: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// Waits up to `wait` for `fd` to be readable, then reads one datagram without
-/// blocking; `Ok(None)` when nothing came.
-fn recv_within(fd: &OwnedFd, buf: &mut [u8], wait: Duration) -> io::Result<Option<usize>> {
+/// Waits up to `wait` for one ICMP message on `fd`: returns the ICMP bytes (after the
+/// IPv4 header; an ICMPv6 raw socket gives no header), the source and the TTL or hop
+/// limit. `Ok(None)` when nothing (or no parsable message) came.
+fn recv_echo<'a>(
+    fd: &OwnedFd,
+    buf: &'a mut [u8],
+    wait: Duration,
+) -> io::Result<Option<(&'a [u8], IpAddr, u8)>> {
     if !ustack::link::sys::wait_readable(&[fd.as_raw_fd()], Some(wait))? {
         return Ok(None);
     }
-    // SAFETY: `buf` is valid for its length.
-    let n = unsafe {
-        libc::recv(
-            fd.as_raw_fd(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            libc::MSG_DONTWAIT,
-        )
+    // SAFETY: all-zero is a valid sockaddr_storage.
+    let mut from: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    // u64 words keep the control buffer aligned for cmsghdr.
+    let mut control = [0u64; 16];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
     };
+    // SAFETY: all-zero is a valid msghdr; its pointers are set below.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = (&mut from as *mut libc::sockaddr_storage).cast();
+    msg.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: every pointer in `msg` is valid for its length.
+    let n = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT) };
     if n < 0 {
         let e = io::Error::last_os_error();
         return if e.kind() == io::ErrorKind::WouldBlock {
@@ -209,7 +259,38 @@ fn recv_within(fd: &OwnedFd, buf: &mut [u8], wait: Duration) -> io::Result<Optio
             Err(e)
         };
     }
-    Ok(Some(n as usize))
+    let data = &buf[..n as usize];
+    if i32::from(from.ss_family) == libc::AF_INET6 {
+        // SAFETY: the kernel wrote a sockaddr_in6 (family AF_INET6).
+        let sin6: libc::sockaddr_in6 =
+            unsafe { std::ptr::read((&from as *const libc::sockaddr_storage).cast()) };
+        let mut hops = 0u8;
+        // SAFETY: walking the control buffer the kernel filled, with the libc macros.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(&msg);
+            while !c.is_null() {
+                if (*c).cmsg_level == libc::IPPROTO_IPV6 && (*c).cmsg_type == libc::IPV6_HOPLIMIT {
+                    let v: libc::c_int = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
+                    hops = v.clamp(0, 255) as u8;
+                }
+                c = libc::CMSG_NXTHDR(&msg, c);
+            }
+        }
+        return Ok(Some((
+            data,
+            IpAddr::V6(sin6.sin6_addr.s6_addr.into()),
+            hops,
+        )));
+    }
+    if data.len() < 20 || data[0] >> 4 != 4 {
+        return Ok(None);
+    }
+    let ihl = usize::from(data[0] & 0x0f) * 4;
+    if ihl < 20 || data.len() < ihl {
+        return Ok(None);
+    }
+    let src = Ipv4Addr::new(data[12], data[13], data[14], data[15]);
+    Ok(Some((&data[ihl..], IpAddr::V4(src), data[8])))
 }
 
 /// Sends ICMP echo requests to `dst` from the calling thread's namespace and counts
@@ -220,7 +301,28 @@ fn recv_within(fd: &OwnedFd, buf: &mut [u8], wait: Duration) -> io::Result<Optio
 /// # Errors
 /// The raw socket could not be opened (no CAP_NET_RAW) or a send failed.
 pub fn ping(dst: Ipv4Addr, opts: &PingOptions) -> io::Result<PingReport> {
-    let fd = raw_icmp_socket()?;
+    ping_ip(IpAddr::V4(dst), opts)
+}
+
+/// [`ping`] for IPv6 (what `ping -6` does): ICMPv6 echo requests (type 128) on a raw
+/// ICMPv6 socket, whose checksum the kernel fills in and checks (RFC 3542 §3.1); the
+/// reply's hop limit comes from an `IPV6_HOPLIMIT` control message. `dst` must not be
+/// link-local (no scope id is given).
+///
+/// # Errors
+/// The raw socket could not be opened (no CAP_NET_RAW) or a send failed.
+pub fn ping6(dst: Ipv6Addr, opts: &PingOptions) -> io::Result<PingReport> {
+    ping_ip(IpAddr::V6(dst), opts)
+}
+
+fn ping_ip(dst: IpAddr, opts: &PingOptions) -> io::Result<PingReport> {
+    let fd = raw_icmp_socket(dst.is_ipv6())?;
+    // Echo request and reply types: ICMP 8/0, ICMPv6 128/129.
+    let (request, reply) = if dst.is_ipv6() {
+        (128u8, 129u8)
+    } else {
+        (8, 0)
+    };
     let id = (std::process::id() as u16)
         .wrapping_mul(251)
         .wrapping_add(NEXT_ID.fetch_add(1, Ordering::Relaxed));
@@ -240,30 +342,26 @@ pub fn ping(dst: Ipv4Addr, opts: &PingOptions) -> io::Result<PingReport> {
             if now >= until {
                 return Ok(());
             }
-            let Some(n) = recv_within(&fd, &mut buf, until - now)? else {
+            let Some((icmp, src, ttl)) = recv_echo(&fd, &mut buf, until - now)? else {
                 continue;
             };
             let at = Instant::now();
-            let ip = &buf[..n];
-            if ip.len() < 20 || ip[0] >> 4 != 4 {
+            if src != dst || icmp.len() < 8 {
                 continue;
             }
-            let ihl = usize::from(ip[0] & 0x0f) * 4;
-            let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
-            if ihl < 20 || ip.len() < ihl + 8 || src != dst {
-                continue;
-            }
-            let icmp = &ip[ihl..];
             let (kind, code) = (icmp[0], icmp[1]);
             let rid = u16::from_be_bytes([icmp[4], icmp[5]]);
             let seq = u16::from_be_bytes([icmp[6], icmp[7]]);
-            if kind != 0 || code != 0 || rid != id {
+            if kind != reply || code != 0 || rid != id {
                 continue;
             }
             let Some(&t0) = sent_at.get(&seq) else {
                 continue;
             };
-            if checksum(icmp) != 0 || icmp[8..] != echo_payload(seq, opts.size)[..] {
+            // The kernel has checked an ICMPv6 checksum already (it covers a
+            // pseudo-header that a raw ICMPv6 socket does not show).
+            let bad_sum = dst.is_ipv4() && checksum(icmp) != 0;
+            if bad_sum || icmp[8..] != echo_payload(seq, opts.size)[..] {
                 report.wrong_data += 1;
                 continue;
             }
@@ -275,7 +373,7 @@ pub fn ping(dst: Ipv4Addr, opts: &PingOptions) -> io::Result<PingReport> {
             report.replies.push(EchoReply {
                 seq,
                 bytes: icmp.len(),
-                ttl: ip[8],
+                ttl,
                 rtt: at - t0,
             });
             if stop_at == Some(seq) {
@@ -286,7 +384,7 @@ pub fn ping(dst: Ipv4Addr, opts: &PingOptions) -> io::Result<PingReport> {
     for i in 1..=opts.count {
         let seq = i as u16;
         packet.clear();
-        packet.extend_from_slice(&[8, 0, 0, 0]);
+        packet.extend_from_slice(&[request, 0, 0, 0]);
         packet.extend_from_slice(&id.to_be_bytes());
         packet.extend_from_slice(&seq.to_be_bytes());
         packet.extend_from_slice(&echo_payload(seq, opts.size));

@@ -2,7 +2,8 @@
 //! kernel pings the stack's link-local and global addresses (56 and 3000 bytes, the
 //! latter fragmented both ways) and the stack pings the kernel's; both neighbour caches
 //! learn each other; a router advertisement sent from the kernel side gives the stack a
-//! prefix and a default route; the capture reads in tshark without a malformed packet.
+//! prefix and a default route; the capture reads in tshark without a malformed packet;
+//! the kernel reads a nonzero flow label (RFC 6437) of its own on each stack connection.
 //!
 //! The kernel's side is Rust: a raw ICMPv6 socket (`socket(AF_INET6, SOCK_RAW,
 //! IPPROTO_ICMPV6)`) on a thread that entered the namespace. The kernel's address is
@@ -708,4 +709,77 @@ fn udp_both_ways_at_four_sizes() {
     let c = report.iface.counters();
     assert!(c.ipv6_reassembled >= 2 && c.ipv6_fragmented >= 2, "{c:?}");
     tshark_finds_nothing_malformed(&fx);
+}
+
+/// RFC 6437 seen from the kernel: with `net.ipv6.flowlabel_reflect=1` in the namespace
+/// an accepted socket keeps the flow label of the stack's segments, and with
+/// `IPV6_FLOWINFO_SEND` `accept(2)` returns it in `sin6_flowinfo`. Two connections from
+/// the stack: each label nonzero and 20 bits, and different from the other's.
+#[test]
+fn kernel_sees_a_nonzero_flow_label_per_stack_connection() {
+    require_netns!();
+    use std::net::SocketAddr;
+    use std::os::fd::AsRawFd;
+    let fx = fixture(false);
+    const PORT: u16 = 5603;
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let peer = fx.peer("flow label listener", move || {
+        std::fs::write("/proc/sys/net/ipv6/flowlabel_reflect", "1").expect("flowlabel_reflect");
+        let l = std::net::TcpListener::bind((KERNEL_IP6, PORT)).expect("bind");
+        let on: libc::c_int = 1;
+        // SAFETY: an int option of the right size on our listener.
+        let r = unsafe {
+            libc::setsockopt(
+                l.as_raw_fd(),
+                libc::IPPROTO_IPV6,
+                libc::IPV6_FLOWINFO_SEND,
+                (&on as *const libc::c_int).cast(),
+                4,
+            )
+        };
+        assert_eq!(
+            r,
+            0,
+            "IPV6_FLOWINFO_SEND: {}",
+            std::io::Error::last_os_error()
+        );
+        ready_tx.send(()).unwrap();
+        let mut labels = Vec::new();
+        for _ in 0..2 {
+            let mut sa = sockaddr6(Ipv6Addr::UNSPECIFIED, 0);
+            let mut len = core::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+            // SAFETY: the address buffer is valid for `len` bytes.
+            let c = unsafe {
+                libc::accept(
+                    l.as_raw_fd(),
+                    (&mut sa as *mut libc::sockaddr_in6).cast(),
+                    &mut len,
+                )
+            };
+            assert!(c >= 0, "accept: {}", std::io::Error::last_os_error());
+            labels.push(u32::from_be(sa.sin6_flowinfo) & 0x000f_ffff);
+            // SAFETY: the accepted descriptor is ours.
+            unsafe { libc::close(c) };
+        }
+        labels
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("listener ready");
+    for _ in 0..2 {
+        fx.call(|i, now| {
+            let cx = i.tcp_context(now);
+            let t = i.tcp();
+            let h = t.socket();
+            t.connect(h, &cx, SocketAddr::new(KERNEL_IP6.into(), PORT))
+                .expect("connect");
+        });
+    }
+    let labels = peer.join(Duration::from_secs(20));
+    assert_eq!(labels.len(), 2);
+    assert!(labels.iter().all(|l| *l != 0), "{labels:?}");
+    assert_ne!(
+        labels[0], labels[1],
+        "two connections, one label: {labels:?}"
+    );
 }

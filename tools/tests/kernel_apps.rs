@@ -537,7 +537,7 @@ fn kernel_apps_ping_the_kernel() {
 // demo
 
 #[test]
-fn kernel_apps_demo_pings_fetches_echoes_and_leaves_no_namespace() {
+fn kernel_apps_demo_pings_fetches_echoes_over_both_families_and_leaves_no_namespace() {
     if !can_run() {
         return;
     }
@@ -582,8 +582,70 @@ fn kernel_apps_demo_pings_fetches_echoes_and_leaves_no_namespace() {
         s.contains("10.77.0.2.80: TCP [S]") || s.contains(".80: TCP"),
         "{s}"
     );
+    // The IPv6 part: the same steps to fd00:77::2, and what crossed the wire decoded.
+    assert_eq!(
+        s.matches("3 packets transmitted, 3 received, 0% packet loss")
+            .count(),
+        2,
+        "{s}"
+    );
+    assert_eq!(
+        s.matches("2 packets transmitted, 2 received, 0% packet loss")
+            .count(),
+        2,
+        "{s}"
+    );
+    assert!(
+        s.contains("64 bytes from fd00:77::2: icmp_seq=3 hlim="),
+        "{s}"
+    );
+    assert!(
+        s.contains("3008 bytes from fd00:77::2: icmp_seq=2 hlim="),
+        "{s}"
+    );
+    let v6_http = s
+        .split_once("== HTTP/1.1 GET over IPv6")
+        .map(|(_, rest)| rest)
+        .unwrap_or_else(|| panic!("no IPv6 HTTP step: {s}"));
+    assert!(v6_http.contains("curl -i http://[fd00:77::2]/"), "{s}");
+    assert!(v6_http.contains("HTTP/1.1 200 OK"), "{s}");
+    assert!(v6_http.contains("<h1>Hello from ustack</h1>"), "{s}");
+    assert!(
+        s.contains("kernel IPv6 neighbour table: fd00:77::2 lladdr"),
+        "{s}"
+    );
+    assert!(
+        s.contains("IP6 fd00:77::1 > fd00:77::2: frag (0|1448) ICMP6, echo request"),
+        "{s}"
+    );
+    assert!(
+        s.contains("IP6 fd00:77::2 > fd00:77::1: frag (0|1448) ICMP6, echo reply"),
+        "{s}"
+    );
+    assert!(s.contains("IP6 fd00:77::2.80 > fd00:77::1."), "{s}");
     assert!(s.contains(&format!("== pcap written to {pcap}")), "{s}");
     assert!(std::fs::metadata(&pcap).is_ok_and(|m| m.len() > 0));
+    // RFC 6437: the stack's segments of the IPv6 HTTP connection, which the kernel
+    // accepted (the page came), all carry one nonzero flow label.
+    let mut reader =
+        ustack::link::PcapReader::new(std::io::BufReader::new(std::fs::File::open(&pcap).unwrap()))
+            .unwrap();
+    let stack_ip6: std::net::Ipv6Addr = "fd00:77::2".parse().unwrap();
+    let mut labels = Vec::new();
+    while let Some(rec) = reader.next_record().unwrap() {
+        let f = &rec.data;
+        if f.len() >= 54 && f[12..14] == [0x86, 0xdd] && f[20] == 6 {
+            let src: [u8; 16] = f[22..38].try_into().unwrap();
+            if std::net::Ipv6Addr::from(src) == stack_ip6 {
+                labels.push(u32::from_be_bytes([0, f[15] & 0x0f, f[16], f[17]]));
+            }
+        }
+    }
+    assert!(labels.len() >= 3, "{labels:?}");
+    assert!(
+        labels[0] != 0 && labels.iter().all(|l| *l == labels[0]),
+        "{labels:?}"
+    );
     let list = Command::new("ip").args(["netns", "list"]).output().unwrap();
     let prefix = format!("ustack-demo-{pid}-");
     assert!(

@@ -14,6 +14,7 @@
 use super::arp::{ArpAction, ArpConfig, NeighborCache, QueueOutcome};
 use super::reassembly::{Ipv6Fragment, Reassembler};
 use super::{DropReason, EchoReply, Inner, Interface, ECHO_REPLY_QUEUE};
+use crate::socket::tcp::isn::SipKey;
 use crate::socket::tcp::SegmentAddrs;
 use crate::socket::{IcmpError, IcmpErrorKind, IpFamily};
 use crate::time::{Duration, Instant};
@@ -148,6 +149,27 @@ pub(super) struct Ipv6State {
     rs_left: u32,
     rs_next: Option<Instant>,
     next_frag_ident: u32,
+    /// The secret behind flow labels (RFC 6437 §3): a key of its own, from the seed.
+    flow_key: SipKey,
+}
+
+/// The domain of the flow-label key (the TCP layer's keys use 1 to 4).
+pub(super) const FLOW_LABEL_DOMAIN: u64 = 6437;
+
+/// The flow label of the transport flow `local -> remote` (RFC 6437 §3): a keyed hash of
+/// the 4-tuple with the stack's secret, as Linux's `ip6_make_flowlabel` with
+/// `auto_flowlabels`, so it is the same on every packet of a connection, differs
+/// across connections, and cannot be predicted from outside. 20 bits, never 0 (0
+/// means "no label").
+pub(crate) fn flow_label(key: &SipKey, local: SocketAddr, remote: SocketAddr) -> u32 {
+    let h = key.tuple(local, remote);
+    // Fold all 64 bits into 20, so every input bit reaches the label.
+    let label = ((h ^ (h >> 20) ^ (h >> 40)) & 0x000f_ffff) as u32;
+    if label == 0 {
+        1
+    } else {
+        label
+    }
 }
 
 impl Ipv6State {
@@ -166,6 +188,7 @@ impl Ipv6State {
             rs_left: 0,
             rs_next: None,
             next_frag_ident: (config.seed as u32).rotate_left(7) ^ 0x6a09_e667,
+            flow_key: SipKey::from_seed(config.seed, FLOW_LABEL_DOMAIN),
         }
     }
 
@@ -727,7 +750,7 @@ impl Inner {
     }
 
     /// A TCP segment over IPv6: TCP chose both addresses; the interface adds the
-    /// header (hop limit, no flow label yet). Returns the frame length when written to
+    /// header (hop limit, and the connection's flow label from its 4-tuple). Returns the frame length when written to
     /// `out`.
     pub(super) fn emit_tcp6(
         &mut self,
@@ -751,7 +774,11 @@ impl Inner {
             next_header: IpProtocol::TCP,
             hop_limit: self.v6.hop_limit,
             traffic_class: 0,
-            flow_label: 0,
+            flow_label: flow_label(
+                &self.v6.flow_key,
+                SocketAddr::new(src.into(), seg.src_port),
+                SocketAddr::new(dst.into(), seg.dst_port),
+            ),
             payload_len: seg.buffer_len(),
         };
         self.emit_ip6(now, hdr, &mut |b| seg.emit(b, src, dst), out)
@@ -780,6 +807,12 @@ impl Inner {
         if !s.is_unspecified() {
             hdr.src_addr = s;
         }
+        // Per socket and destination, as Linux labels UDP with auto_flowlabels.
+        hdr.flow_label = flow_label(
+            &self.v6.flow_key,
+            SocketAddr::new(hdr.src_addr.into(), src.port()),
+            dst,
+        );
         let (s, d) = (hdr.src_addr, hdr.dst_addr);
         let udp = UdpRepr {
             src_port: src.port(),

@@ -1,13 +1,15 @@
 //! IPv6 through an [`Interface`]: whole frames in, whole frames out, several from the
 //! veth capture in `wire::testdata6`.
 
+use super::ipv6::{flow_label, FLOW_LABEL_DOMAIN};
 use super::*;
+use crate::socket::tcp::isn::SipKey;
 use crate::wire::testdata6::{self, KERNEL_IP6, PEER_IP6};
 use crate::wire::{
     link_local_address, multicast_mac, solicited_node, Icmpv6Repr, Ipv6Cidr, Ipv6FragRepr,
     Ipv6Repr, NdpRepr, PrefixInfo, ALL_ROUTERS, IPV6_HEADER_LEN,
 };
-use core::net::{IpAddr, Ipv6Addr};
+use core::net::{IpAddr, Ipv6Addr, SocketAddrV6};
 
 const KERNEL_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0x0a]);
 const PEER_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0x0b]);
@@ -994,5 +996,105 @@ fn raw_icmpv6_socket_gets_messages_without_the_header_and_sends_with_a_checksum(
             seq_no: 1,
             data: b"raw"
         }
+    );
+}
+
+/// The flow label of every IPv6 frame in `frames` that carries TCP, by source port.
+fn tcp_flow_labels(frames: &[Vec<u8>]) -> Vec<(u16, u32)> {
+    frames
+        .iter()
+        .filter(|f| f.len() >= 14 && f[12..14] == [0x86, 0xdd])
+        .map(|f| parse6(f))
+        .filter(|(_, ip, _)| ip.next_header == IpProtocol::TCP)
+        .map(|(_, ip, payload)| {
+            let seg = crate::wire::TcpRepr::parse(ip.src_addr, ip.dst_addr, &payload).unwrap();
+            (seg.src_port, ip.flow_label)
+        })
+        .collect()
+}
+
+#[test]
+fn tcp_segments_carry_one_nonzero_flow_label_per_connection() {
+    let mut i = iface_knowing_kernel();
+    let remote = |port| SocketAddr::V6(SocketAddrV6::new(KERNEL_IP6, port, 0, 0));
+    let cx = i.tcp_context(Instant::ZERO);
+    let (a, b) = (i.tcp().socket(), i.tcp().socket());
+    i.tcp().connect(a, &cx, remote(80)).unwrap();
+    i.tcp().connect(b, &cx, remote(80)).unwrap();
+    let mut frames = drain(&mut i, Instant::ZERO);
+    // The SYNs go unanswered: each retransmission must carry its connection's label.
+    while frames.len() < 8 {
+        let now = i.poll_timeout().expect("SYN retransmission pending");
+        assert!(now < Instant::from_secs(30), "no retransmissions");
+        i.handle_timeout(now);
+        frames.extend(drain(&mut i, now));
+    }
+    let labels = tcp_flow_labels(&frames);
+    let ports: Vec<u16> = {
+        let mut p: Vec<u16> = labels.iter().map(|l| l.0).collect();
+        p.sort_unstable();
+        p.dedup();
+        p
+    };
+    assert_eq!(ports.len(), 2, "two connections: {labels:?}");
+    let label_of =
+        |port: u16| -> Vec<u32> { labels.iter().filter(|l| l.0 == port).map(|l| l.1).collect() };
+    let (la, lb) = (label_of(ports[0]), label_of(ports[1]));
+    assert!(la.len() >= 2 && lb.len() >= 2, "{labels:?}");
+    for l in la.iter().chain(&lb) {
+        assert!(*l != 0 && *l <= 0x000f_ffff, "{l:#x}");
+    }
+    assert!(la.iter().all(|l| *l == la[0]), "{la:?}");
+    assert!(lb.iter().all(|l| *l == lb[0]), "{lb:?}");
+    assert_ne!(la[0], lb[0], "connections share a label");
+    // The label is the keyed hash of the 4-tuple with the seed-derived secret.
+    let local = |port| SocketAddr::V6(SocketAddrV6::new(PEER_IP6, port, 0, 0));
+    let key = SipKey::from_seed(config().seed, FLOW_LABEL_DOMAIN);
+    assert_eq!(la[0], flow_label(&key, local(ports[0]), remote(80)));
+}
+
+#[test]
+fn flow_label_is_keyed_20_bits_and_never_zero() {
+    let l = SocketAddr::V6(SocketAddrV6::new(PEER_IP6, 40000, 0, 0));
+    let r = SocketAddr::V6(SocketAddrV6::new(KERNEL_IP6, 80, 0, 0));
+    let k1 = SipKey::from_seed(1, FLOW_LABEL_DOMAIN);
+    let k2 = SipKey::from_seed(2, FLOW_LABEL_DOMAIN);
+    assert_eq!(flow_label(&k1, l, r), flow_label(&k1, l, r));
+    assert_ne!(
+        flow_label(&k1, l, r),
+        flow_label(&k2, l, r),
+        "the secret matters"
+    );
+    let mut seen = std::collections::HashSet::new();
+    for port in 1..=2000u16 {
+        let l = SocketAddr::V6(SocketAddrV6::new(PEER_IP6, port, 0, 0));
+        let label = flow_label(&k1, l, r);
+        assert!(label != 0 && label <= 0x000f_ffff);
+        seen.insert(label);
+    }
+    // 2000 draws from 2^20 values: a handful of collisions at most.
+    assert!(seen.len() > 1990, "{}", seen.len());
+}
+
+#[test]
+fn udp_datagrams_carry_a_flow_label_per_destination() {
+    let mut i = iface_knowing_kernel();
+    let u = i.udp().socket_in(crate::socket::IpFamily::V6);
+    let to = |port| Some(SocketAddr::V6(SocketAddrV6::new(KERNEL_IP6, port, 0, 0)));
+    for port in [9, 9, 10] {
+        i.udp().send_to(u, b"x", to(port)).unwrap();
+    }
+    let labels: Vec<(u16, u32)> = drain(&mut i, Instant::ZERO)
+        .iter()
+        .map(|f| parse6(f))
+        .filter(|(_, ip, _)| ip.next_header == IpProtocol::UDP)
+        .map(|(_, ip, p)| (u16::from_be_bytes([p[2], p[3]]), ip.flow_label))
+        .collect();
+    assert_eq!(labels.len(), 3, "{labels:?}");
+    assert!(labels.iter().all(|l| l.1 != 0), "{labels:?}");
+    assert_eq!(labels[0], labels[1], "one destination, one label");
+    assert_ne!(
+        labels[0].1, labels[2].1,
+        "another destination, another label"
     );
 }

@@ -13,14 +13,17 @@ use super::CmdResult;
 use crate::global::GlobalArgs;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
+use ustack::iface::AddrState;
 use ustack::link::PcapReader;
-use ustack::wire::{EthernetAddress, Ipv4Cidr};
+use ustack::wire::{EthernetAddress, Ipv4Cidr, Ipv6Cidr};
+use ustack_capture::decode;
+use ustack_capture::dump_fmt::{self, TimeStyle};
 use ustack_socket::kernel_peer::{self, PingOptions};
 use ustack_socket::link::{mac_from_seed, Device, LinkOptions};
 use ustack_socket::netns::{self, Netns};
@@ -29,6 +32,10 @@ use ustack_socket::{NetStack, SockOpt, TcpListener, UdpSocket};
 const TAP: &str = "tap0";
 const KERNEL_CIDR: &str = "10.77.0.1/24";
 const STACK_IP: &str = "10.77.0.2";
+/// The IPv6 part: unique local addresses (RFC 4193) on the same link; the kernel's is
+/// added `nodad` so it is usable at once.
+const KERNEL_CIDR6: &str = "fd00:77::1/64";
+const STACK_IP6: &str = "fd00:77::2";
 
 /// Runs the demo; exit code 0 when every kernel-side step succeeded.
 pub fn run(args: &GlobalArgs) -> CmdResult {
@@ -62,7 +69,16 @@ pub fn run(args: &GlobalArgs) -> CmdResult {
     if args.mtu != 1500 {
         ns.ip(&["link", "set", TAP, "mtu", &args.mtu.to_string()])?;
     }
-    println!("== kernel: {TAP} {KERNEL_CIDR}   stack: {ip} {mac}");
+    // `Netns::new` switches IPv6 off (no stray router solicitations in IPv4 tests);
+    // the demo's IPv6 part needs it on in its namespace.
+    ns.run_in(|| {
+        ["all", "default", TAP].iter().try_for_each(|which| {
+            std::fs::write(format!("/proc/sys/net/ipv6/conf/{which}/disable_ipv6"), "0")
+        })
+    })??;
+    ns.ip(&["-6", "addr", "add", KERNEL_CIDR6, "dev", TAP, "nodad"])?;
+    let ip6: Ipv6Cidr = format!("{STACK_IP6}/64").parse().expect("constant cidr");
+    println!("== kernel: {TAP} {KERNEL_CIDR} {KERNEL_CIDR6}   stack: {ip} {ip6} {mac}");
 
     let os_link = ns.run_in(|| Device::Tap(TAP.into()).open())??;
     // The kernel's side of the TAP drops what it sends until it has seen the carrier.
@@ -80,13 +96,14 @@ pub fn run(args: &GlobalArgs) -> CmdResult {
         .os_link(os_link)
         .link_options(opts)
         .ip(ip)
+        .ip6(ip6)
         .mac(mac)
         .mtu(args.mtu.into())
         .config(move |c| c.seed = seed)
         .build()
         .map_err(|e| format!("cannot start the stack: {e}"))?;
     let services = Services::start(&stack)?;
-    println!("== stack services: HTTP on port 80, TCP and UDP echo on port 7");
+    println!("== stack services: HTTP on port 80 (IPv4 and IPv6), TCP and UDP echo on port 7");
 
     let mut all_ok = true;
     let stack_v4: Ipv4Addr = STACK_IP.parse().expect("constant address");
@@ -96,57 +113,10 @@ pub fn run(args: &GlobalArgs) -> CmdResult {
         ("ping, 3 x 56 bytes", 3u32, 56usize),
         ("ping, 2 x 3000 bytes (fragmented both ways)", 2, 3000),
     ] {
-        step(
-            title,
-            "a raw ICMP socket",
-            &format!("ping -c {count} -i 0.2 -s {size} {STACK_IP}"),
-        );
-        let opts = PingOptions::new(count, size)
-            .interval(Duration::from_millis(200))
-            .timeout(Duration::from_secs(1));
-        match ns.run_in(move || kernel_peer::ping(stack_v4, &opts))? {
-            Ok(report) => {
-                println!("PING {STACK_IP}: {size} data bytes");
-                for r in &report.replies {
-                    println!(
-                        "{} bytes from {STACK_IP}: icmp_seq={} ttl={} time={:.3} ms",
-                        r.bytes,
-                        r.seq,
-                        r.ttl,
-                        r.rtt.as_secs_f64() * 1e3
-                    );
-                }
-                println!("{}", report.summary());
-                all_ok &=
-                    report.received == count && report.wrong_data == 0 && report.duplicates == 0;
-            }
-            Err(e) => {
-                println!("kernel ping failed: {e}");
-                all_ok = false;
-            }
-        }
+        all_ok &= ping_step(&ns, title, IpAddr::V4(stack_v4), count, size)?;
     }
-
-    step(
-        "HTTP/1.1 GET from the stack's server",
-        "a TcpStream",
-        &format!("curl -i http://{STACK_IP}/"),
-    );
     let http = SocketAddr::from((stack_v4, 80));
-    match ns.run_in(move || {
-        let mut body = Vec::new();
-        kernel_peer::http_get(http, "/", &mut body).map(|r| (r, body))
-    })? {
-        Ok((reply, body)) => {
-            print!("{}", reply.head.replace("\r\n", "\n"));
-            print!("{}", String::from_utf8_lossy(&body));
-            all_ok &= reply.status == 200;
-        }
-        Err(e) => {
-            println!("kernel HTTP client failed: {e}");
-            all_ok = false;
-        }
-    }
+    all_ok &= http_step(&ns, "HTTP/1.1 GET from the stack's server", http)?;
 
     step(
         "TCP echo on port 7",
@@ -187,6 +157,48 @@ pub fn run(args: &GlobalArgs) -> CmdResult {
         String::from_utf8_lossy(&neigh.stdout).trim()
     );
 
+    // IPv6: the same kernel-side sockets with AF_INET6, to the stack's ULA.
+    let stack_v6: Ipv6Addr = STACK_IP6.parse().expect("constant address");
+    if stack.with_interface(|i, _| i.ipv6_addrs().is_empty()) {
+        println!("\n== IPv6 not shown: it needs an MTU of at least 1280 (RFC 8200 §5)");
+    } else {
+        // DAD (RFC 4862 §5.4) keeps the stack's new address tentative for about a second;
+        // packets to it are dropped until then.
+        println!("\n== IPv6: waiting for the stack's duplicate address detection of {STACK_IP6}");
+        let ready_by = std::time::Instant::now() + Duration::from_secs(5);
+        let ready = || {
+            stack.with_interface(|i, _| {
+                i.ipv6_addrs()
+                    .iter()
+                    .any(|a| a.cidr.address() == stack_v6 && a.state == AddrState::Preferred)
+            })
+        };
+        while !ready() && std::time::Instant::now() < ready_by {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for (title, count, size) in [
+            ("ping over IPv6, 3 x 56 bytes", 3u32, 56usize),
+            (
+                "ping over IPv6, 2 x 3000 bytes (fragmented both ways)",
+                2,
+                3000,
+            ),
+        ] {
+            all_ok &= ping_step(&ns, title, IpAddr::V6(stack_v6), count, size)?;
+        }
+        let http = SocketAddr::from((stack_v6, 80));
+        all_ok &= http_step(
+            &ns,
+            "HTTP/1.1 GET over IPv6 (the same dual-stack server)",
+            http,
+        )?;
+        let neigh = ns.exec(&["ip", "-6", "neigh", "show", STACK_IP6, "dev", TAP])?;
+        println!(
+            "\n== kernel IPv6 neighbour table: {}",
+            String::from_utf8_lossy(&neigh.stdout).trim()
+        );
+    }
+
     services.stop();
     let counters = stack.with_interface(|iface, _| super::format_counters(iface));
     // The last handle: the driver closes what is left, flushes and closes the pcap.
@@ -204,6 +216,79 @@ pub fn run(args: &GlobalArgs) -> CmdResult {
         return Ok(1);
     }
     Ok(0)
+}
+
+/// One ping step: the kernel pings `dst` (`ping -c COUNT -s SIZE`, or `ping -6`) and
+/// the replies print as ping prints them; true when every request was answered intact.
+fn ping_step(
+    ns: &Netns,
+    title: &str,
+    dst: IpAddr,
+    count: u32,
+    size: usize,
+) -> Result<bool, netns::NetnsError> {
+    let (socket, flag) = match dst {
+        IpAddr::V4(_) => ("a raw ICMP socket", ""),
+        IpAddr::V6(_) => ("a raw ICMPv6 socket", "-6 "),
+    };
+    step(
+        title,
+        socket,
+        &format!("ping {flag}-c {count} -i 0.2 -s {size} {dst}"),
+    );
+    let opts = PingOptions::new(count, size)
+        .interval(Duration::from_millis(200))
+        .timeout(Duration::from_secs(1));
+    let result = ns.run_in(move || match dst {
+        IpAddr::V4(a) => kernel_peer::ping(a, &opts),
+        IpAddr::V6(a) => kernel_peer::ping6(a, &opts),
+    })?;
+    Ok(match result {
+        Ok(report) => {
+            println!("PING {dst}: {size} data bytes");
+            for r in &report.replies {
+                println!(
+                    "{} bytes from {dst}: icmp_seq={} {}={} time={:.3} ms",
+                    r.bytes,
+                    r.seq,
+                    if dst.is_ipv6() { "hlim" } else { "ttl" },
+                    r.ttl,
+                    r.rtt.as_secs_f64() * 1e3
+                );
+            }
+            println!("{}", report.summary());
+            report.received == count && report.wrong_data == 0 && report.duplicates == 0
+        }
+        Err(e) => {
+            println!("kernel ping failed: {e}");
+            false
+        }
+    })
+}
+
+/// One HTTP step: the kernel GETs `/` from `addr` and the response prints whole; true
+/// on status 200.
+fn http_step(ns: &Netns, title: &str, addr: SocketAddr) -> Result<bool, netns::NetnsError> {
+    let url = match addr {
+        SocketAddr::V4(_) => format!("http://{}/", addr.ip()),
+        SocketAddr::V6(_) => format!("http://[{}]/", addr.ip()),
+    };
+    step(title, "a TcpStream", &format!("curl -i {url}"));
+    let result = ns.run_in(move || {
+        let mut body = Vec::new();
+        kernel_peer::http_get(addr, "/", &mut body).map(|r| (r, body))
+    })?;
+    Ok(match result {
+        Ok((reply, body)) => {
+            print!("{}", reply.head.replace("\r\n", "\n"));
+            print!("{}", String::from_utf8_lossy(&body));
+            reply.status == 200
+        }
+        Err(e) => {
+            println!("kernel HTTP client failed: {e}");
+            false
+        }
+    })
 }
 
 /// Prints one line per pcap record: time, direction, Ethernet, and the upper layers.
@@ -231,11 +316,19 @@ fn print_trace(path: &Path, mac: EthernetAddress) -> std::io::Result<()> {
         } else {
             format!("eth runt len {}", frame.len())
         };
+        // The stack's own one-line summary knows no IPv6; the capture decoder behind
+        // `ustack dump` does (NDP, MLD, ICMPv6, fragments), without its clock.
+        let upper = if frame.len() >= 14 && frame[12..14] == [0x86, 0xdd] {
+            let line = dump_fmt::one_line(&decode::decode_frame(1, frame), None, TimeStyle::Utc);
+            line.split_once(' ')
+                .map_or(line.clone(), |(_, rest)| rest.to_owned())
+        } else {
+            ustack::wire::pretty::summarize(frame)
+        };
         println!(
-            "{:4} {:>10.6}s  {dir}  {eth:<52} | {}",
+            "{:4} {:>10.6}s  {dir}  {eth:<52} | {upper}",
             i + 1,
             (t - t0) as f64 / 1e6,
-            ustack::wire::pretty::summarize(frame)
         );
     }
     Ok(())
@@ -300,7 +393,9 @@ impl Services {
         std::fs::write(site.join("index.html"), INDEX)?;
         let mut threads = Vec::new();
 
-        let http = TcpListener::bind(stack, "0.0.0.0:80")?;
+        // Dual stack (`[::]`, IPV6_V6ONLY off as on Linux): IPv4 clients arrive as
+        // `::ffff:a.b.c.d`, IPv6 clients as themselves.
+        let http = TcpListener::bind(stack, "[::]:80")?;
         stack.setsockopt(http.fd(), SockOpt::RcvTimeo(tick))?;
         let (root, s, a) = (Arc::new(site.clone()), stop.clone(), active.clone());
         threads.push(std::thread::spawn(move || {

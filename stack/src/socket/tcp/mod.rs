@@ -45,7 +45,7 @@ mod api;
 mod config;
 pub mod congestion;
 mod demux;
-mod isn;
+pub(crate) mod isn;
 mod ports;
 mod rack;
 mod reclaim;
