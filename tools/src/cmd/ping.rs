@@ -140,32 +140,14 @@ pub fn run(global: &GlobalArgs, args: &PingArgs) -> CmdResult {
             std::thread::sleep((next - Instant::now()).min(Duration::from_millis(100)));
         }
     }
-    let elapsed = started.elapsed().as_millis();
-    let loss = if sent == 0 {
-        0.0
-    } else {
-        100.0 * f64::from(sent - received) / f64::from(sent)
-    };
-    writeln!(out, "\n--- {dst} ping statistics ---")?;
-    writeln!(
-        out,
-        "{sent} packets transmitted, {received} received, {}% packet loss, time {elapsed}ms",
-        fmt_loss(loss)
+    summary(
+        &mut out,
+        &dst.to_string(),
+        sent,
+        received,
+        started.elapsed().as_millis(),
+        &rtts,
     )?;
-    if !rtts.is_empty() {
-        let n = rtts.len() as f64;
-        let min = rtts.iter().copied().fold(f64::INFINITY, f64::min);
-        let max = rtts.iter().copied().fold(0.0, f64::max);
-        let avg = rtts.iter().sum::<f64>() / n;
-        // As iputils: mdev = sqrt(mean(x²) - mean(x)²).
-        let mdev = (rtts.iter().map(|x| x * x).sum::<f64>() / n - avg * avg)
-            .max(0.0)
-            .sqrt();
-        writeln!(
-            out,
-            "rtt min/avg/max/mdev = {min:.3}/{avg:.3}/{max:.3}/{mdev:.3} ms"
-        )?;
-    }
     out.flush()?;
     drop(sock);
     drop(watch);
@@ -244,31 +226,14 @@ fn run6(global: &GlobalArgs, args: &PingArgs, dst: Ipv6Addr, stop: &AtomicBool) 
             std::thread::sleep((next - Instant::now()).min(Duration::from_millis(100)));
         }
     }
-    let elapsed = started.elapsed().as_millis();
-    let loss = if sent == 0 {
-        0.0
-    } else {
-        100.0 * f64::from(sent - received) / f64::from(sent)
-    };
-    writeln!(out, "\n--- {dst} ping statistics ---")?;
-    writeln!(
-        out,
-        "{sent} packets transmitted, {received} received, {}% packet loss, time {elapsed}ms",
-        fmt_loss(loss)
+    summary(
+        &mut out,
+        &dst.to_string(),
+        sent,
+        received,
+        started.elapsed().as_millis(),
+        &rtts,
     )?;
-    if !rtts.is_empty() {
-        let n = rtts.len() as f64;
-        let min = rtts.iter().copied().fold(f64::INFINITY, f64::min);
-        let max = rtts.iter().copied().fold(0.0, f64::max);
-        let avg = rtts.iter().sum::<f64>() / n;
-        let mdev = (rtts.iter().map(|x| x * x).sum::<f64>() / n - avg * avg)
-            .max(0.0)
-            .sqrt();
-        writeln!(
-            out,
-            "rtt min/avg/max/mdev = {min:.3}/{avg:.3}/{max:.3}/{mdev:.3} ms"
-        )?;
-    }
     out.flush()?;
     drop(watch);
     drop(stack);
@@ -298,6 +263,43 @@ fn fmt_loss(loss: f64) -> String {
             .trim_end_matches('.')
             .to_owned()
     }
+}
+
+/// The closing lines, as iputils prints them: counts, loss, time and the RTT summary
+/// (mdev = sqrt(mean(x²) − mean(x)²)).
+fn summary(
+    out: &mut impl Write,
+    dst: &str,
+    sent: u32,
+    received: u32,
+    elapsed: u128,
+    rtts: &[f64],
+) -> io::Result<()> {
+    let loss = if sent == 0 {
+        0.0
+    } else {
+        100.0 * f64::from(sent - received) / f64::from(sent)
+    };
+    writeln!(out, "\n--- {dst} ping statistics ---")?;
+    writeln!(
+        out,
+        "{sent} packets transmitted, {received} received, {}% packet loss, time {elapsed}ms",
+        fmt_loss(loss)
+    )?;
+    if !rtts.is_empty() {
+        let n = rtts.len() as f64;
+        let min = rtts.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = rtts.iter().copied().fold(0.0, f64::max);
+        let avg = rtts.iter().sum::<f64>() / n;
+        let mdev = (rtts.iter().map(|x| x * x).sum::<f64>() / n - avg * avg)
+            .max(0.0)
+            .sqrt();
+        writeln!(
+            out,
+            "rtt min/avg/max/mdev = {min:.3}/{avg:.3}/{max:.3}/{mdev:.3} ms"
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
