@@ -250,6 +250,11 @@ pub struct FaultReport {
     pub events: Vec<FaultEvent>,
     /// Events overwritten because the log was full (per direction, summed).
     pub events_lost: u64,
+    /// Device → stack frames still held (delayed, queued or held back) when the stack
+    /// stopped: counted as received, neither delivered nor dropped.
+    pub rx_held_at_stop: usize,
+    /// Stack → device frames still held when the stack stopped.
+    pub tx_held_at_stop: usize,
 }
 
 /// The fault injector a fixture puts around its device ([`Options::faults`]).
@@ -563,6 +568,8 @@ impl Fixture {
                 events,
                 events_lost: inj.model(Direction::Rx).events_lost()
                     + inj.model(Direction::Tx).events_lost(),
+                rx_held_at_stop: inj.model(Direction::Rx).held(),
+                tx_held_at_stop: inj.model(Direction::Tx).held(),
             });
             // Closes the device and flushes the pcap writer inside.
             drop(inj);

@@ -322,16 +322,33 @@ fn kernel_faults_reorder_echo_byte_exact() {
             ..FaultConfig::default()
         }),
     );
-    for (name, c) in [("rx", &r.rx), ("tx", &r.tx)] {
+    for (name, c, held) in [
+        ("rx", &r.rx, r.rx_held_at_stop),
+        ("tx", &r.tx, r.tx_held_at_stop),
+    ] {
         assert!(c.reordered > 0, "{name}: nothing reordered: {c:?}");
         assert!(c.reordered * 10 < c.received, "{name}: {c:?}");
         assert_eq!(c.dropped(), 0, "{name}: {c:?}");
-        assert_eq!(c.passed, c.received, "{name}: every frame delivered once");
+        // A frame held back in the last reorder timeout (10 ms) before the stack stopped
+        // is still in the injector: counted as received, not yet delivered. Traffic has
+        // ended by then, so only the last few frames can be waiting like that.
+        assert!(held <= 8, "{name}: {held} frames still held at stop: {c:?}");
+        assert_eq!(
+            c.passed + held as u64,
+            c.received,
+            "{name}: every frame delivered once ({held} still held at stop)"
+        );
     }
     assert_eq!(stack.link.rx_frames, r.rx.passed);
     report(&format!(
-        "reorder 5% depth 3: rx {} of {} frames held back, tx {} of {}; 2 MB echoed byte-exact",
-        r.rx.reordered, r.rx.received, r.tx.reordered, r.tx.received
+        "reorder 5% depth 3: rx {} of {} frames held back, tx {} of {}; still held at stop: \
+         rx {}, tx {}; 2 MB echoed byte-exact",
+        r.rx.reordered,
+        r.rx.received,
+        r.tx.reordered,
+        r.tx.received,
+        r.rx_held_at_stop,
+        r.tx_held_at_stop
     ));
 }
 
