@@ -322,7 +322,7 @@ impl TcpLayer {
             .options
             .mss
             .unwrap_or(socket::default_mss(key.remote.ip()) as u16);
-        let mss_index = syncookie::mss_index(peer_mss);
+        let mss_index = syncookie::mss_index(syncookie::mss_table(key.local), peer_mss);
         let count = syncookie::count(cx.now);
         let iss = syncookie::encode(
             &self.cookie_key,
@@ -414,7 +414,7 @@ impl TcpLayer {
         let (opts, lhandle) = (l.socket.opts.clone(), l.socket.handle);
         // The SYN as the cookie remembers it: what the SYN,ACK agreed to.
         let mut syn_opts = TcpOptions {
-            mss: Some(syncookie::MSS_TABLE[mss_index as usize]),
+            mss: Some(syncookie::mss_table(key.local)[mss_index as usize]),
             ..TcpOptions::default()
         };
         if let (true, Some((tsval, tsecr))) = (self.config.timestamps, seg.options.timestamp) {

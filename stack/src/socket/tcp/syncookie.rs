@@ -29,9 +29,23 @@ use core::net::SocketAddr;
 
 /// How long one cookie count lasts; a cookie is valid for one to two periods.
 pub(crate) const COOKIE_PERIOD_SECS: i64 = 64;
-/// MSS values a cookie can encode (the largest not above the peer's is chosen); the
-/// common values of Ethernet paths, with and without tunnels, and the RFC default.
+/// MSS values a cookie can encode over IPv4 (the largest not above the peer's is
+/// chosen); the common values of Ethernet paths, with and without tunnels, and the RFC
+/// default.
 pub(crate) const MSS_TABLE: [u16; 4] = [536, 1300, 1440, 1460];
+/// The same over IPv6, as Linux's `msstab_v6`: the minimum link MTU (1280), tunnels,
+/// Ethernet and jumbo frames, each less the 60 bytes of IPv6 and TCP headers. With the
+/// IPv4 table a 1280-byte path (MSS 1220) would fall back to 536.
+pub(crate) const MSS_TABLE_V6: [u16; 4] = [1220, 1420, 1440, 8940];
+
+/// The MSS table for connections whose local address is `local`.
+pub(crate) fn mss_table(local: SocketAddr) -> &'static [u16; 4] {
+    if local.is_ipv6() {
+        &MSS_TABLE_V6
+    } else {
+        &MSS_TABLE
+    }
+}
 
 const COUNT_BITS: u32 = 24;
 const DATA_MASK: u32 = (1 << COUNT_BITS) - 1;
@@ -54,9 +68,9 @@ fn h2(key: &SipKey, local: SocketAddr, remote: SocketAddr, count: u32) -> u32 {
     key.hash(w.words()) as u32
 }
 
-/// The index into [`MSS_TABLE`] for a peer announcing `mss`.
-pub(crate) fn mss_index(mss: u16) -> u32 {
-    MSS_TABLE.iter().rposition(|&m| m <= mss).unwrap_or(0) as u32
+/// The index into `table` ([`mss_table`]) for a peer announcing `mss`.
+pub(crate) fn mss_index(table: &[u16; 4], mss: u16) -> u32 {
+    table.iter().rposition(|&m| m <= mss).unwrap_or(0) as u32
 }
 
 /// Our ISN for a SYN with sequence number `peer_seq` (RFC 4987 §3.6).
@@ -144,11 +158,22 @@ mod tests {
 
     #[test]
     fn mss_index_picks_largest_not_above() {
-        assert_eq!(mss_index(100), 0);
-        assert_eq!(mss_index(536), 0);
-        assert_eq!(mss_index(1400), 1);
-        assert_eq!(mss_index(1460), 3);
-        assert_eq!(mss_index(9000), 3);
+        assert_eq!(mss_index(&MSS_TABLE, 100), 0);
+        assert_eq!(mss_index(&MSS_TABLE, 536), 0);
+        assert_eq!(mss_index(&MSS_TABLE, 1400), 1);
+        assert_eq!(mss_index(&MSS_TABLE, 1460), 3);
+        assert_eq!(mss_index(&MSS_TABLE, 9000), 3);
+    }
+
+    #[test]
+    fn ipv6_cookies_keep_the_minimum_mtu_mss() {
+        let l6: SocketAddr = "[fd00::1]:80".parse().unwrap();
+        let t = mss_table(l6);
+        assert_eq!(t[mss_index(t, 1220) as usize], 1220);
+        assert_eq!(t[mss_index(t, 1440) as usize], 1440);
+        // Below the IPv6 minimum MTU's MSS nothing fits: the smallest entry.
+        assert_eq!(mss_index(t, 536), 0);
+        assert_eq!(mss_table(L)[mss_index(mss_table(L), 1220) as usize], 536);
     }
 
     #[test]

@@ -553,6 +553,54 @@ fn test_loopback_ipv6_syn_cookie() {
     }
 }
 
+/// A cookie for an IPv6 peer on a 1280-byte path keeps its MSS of 1220 (Linux's
+/// IPv6 table), where the IPv4 table would have fallen back to 536.
+#[test]
+fn test_loopback_ipv6_syn_cookie_keeps_minimum_mtu_mss() {
+    let config = TcpConfig {
+        syncookies: true,
+        max_backlog: 1,
+        ..TcpConfig::default()
+    };
+    let mut sim = Sim::new(8, config, 0.0, 0);
+    let l = sim.b.socket();
+    sim.b.listen(l, ANY6, 1).unwrap();
+    let mut small = cx(sim.now, A_IP);
+    small.mtu = 1280;
+    let mut clients = Vec::new();
+    for _ in 0..2 {
+        let h = sim.a.socket();
+        sim.a.connect(h, &small, SERVER6).unwrap();
+        clients.push(h);
+    }
+    // Accept as children appear. With a backlog of 1 one handshake's last ACK finds
+    // the accept queue full and is dropped, as on Linux; the client's data (or the
+    // SYN,ACK's retransmission) completes it once the first child is accepted.
+    let mut mss = Vec::new();
+    let mut sent = false;
+    while mss.len() < 2 && sim.now < Instant::from_millis(10_000) && sim.step() {
+        while let Ok((h, _)) = sim.b.accept(l) {
+            mss.push(sim.b.info(h).unwrap().snd_mss);
+        }
+        if !sent
+            && clients
+                .iter()
+                .all(|&c| sim.a.state(c) == Some(TcpState::Established))
+        {
+            for &c in &clients {
+                sim.a.send(c, b"hello").unwrap();
+            }
+            sent = true;
+        }
+    }
+    let counters = sim.b.counters();
+    assert!(counters.syncookies_sent >= 1, "{counters:?}");
+    assert!(counters.syncookies_valid >= 1, "{counters:?}");
+    assert_eq!(mss.len(), 2, "both connections accepted: {counters:?}");
+    // 1220 less the 12 bytes of timestamps, for the normal and the cookie child.
+    assert_eq!(mss, [1208, 1208]);
+}
+
 /// As on Linux: `0.0.0.0:P` and an IPV6_V6ONLY `[::]:P` listen side by side, each
 /// taking its family; a dual-stack `[::]:P` conflicts with either.
 #[test]
