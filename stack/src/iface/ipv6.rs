@@ -13,7 +13,7 @@
 
 use super::arp::{ArpAction, ArpConfig, NeighborCache, QueueOutcome};
 use super::reassembly::{Ipv6Fragment, Reassembler};
-use super::{DropReason, EchoReply, Inner, Interface, ECHO_REPLY_QUEUE};
+use super::{DropReason, EchoReply, Inner, Interface, WholeFrame, ECHO_REPLY_QUEUE};
 use crate::socket::tcp::isn::SipKey;
 use crate::socket::tcp::SegmentAddrs;
 use crate::socket::{IcmpError, IcmpErrorKind, IpFamily};
@@ -579,23 +579,22 @@ impl Inner {
         let frame_len = ETHERNET_HEADER_LEN + total;
         let mtu = self.v6.path_mtu(hdr.dst_addr);
         if total <= mtu {
-            if let (Some(_), Some(out)) = (mac, out) {
-                if out.len() >= frame_len {
-                    eth.emit(out);
-                    hdr.emit(&mut out[ETHERNET_HEADER_LEN..]);
-                    fill(&mut out[ETHERNET_HEADER_LEN + IPV6_HEADER_LEN..frame_len]);
-                    self.counters.ipv6_tx_packets += 1;
-                    return Ok(Some(frame_len));
-                }
-            }
-            let mut frame = self.frame_buf();
-            frame.resize(frame_len, 0);
-            eth.emit(&mut frame);
-            hdr.emit(&mut frame[ETHERNET_HEADER_LEN..]);
-            fill(&mut frame[ETHERNET_HEADER_LEN + IPV6_HEADER_LEN..]);
             self.counters.ipv6_tx_packets += 1;
-            self.v6_route_frame(now, next_hop, mac, frame)?;
-            return Ok(None);
+            let out = out.filter(|_| mac.is_some());
+            return match self.whole_frame(
+                &eth,
+                IPV6_HEADER_LEN,
+                frame_len,
+                &|b| hdr.emit(b),
+                fill,
+                out,
+            ) {
+                WholeFrame::Written(n) => Ok(Some(n)),
+                WholeFrame::Queued(frame) => {
+                    self.v6_route_frame(now, next_hop, mac, frame)?;
+                    Ok(None)
+                }
+            };
         }
         // RFC 8200 §4.5: the source cuts the packet at the path MTU; every fragment
         // but the last carries a multiple of 8 octets. We add no extension headers,

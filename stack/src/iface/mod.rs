@@ -1044,6 +1044,35 @@ impl Inner {
             || (self.config.ip.prefix_len() < 31 && addr == self.config.ip.broadcast())
     }
 
+    /// Builds one unfragmented frame: the Ethernet header, the `ip_len`-byte IP header
+    /// `ip_hdr` writes (it sees the frame from the IP header on) and the payload `fill`
+    /// writes after it, `frame_len` bytes in all. Written straight into `out` when given and
+    /// large enough (the caller passes it only when the neighbour is known), else into
+    /// a pooled buffer the caller routes. Shared by IPv4 and IPv6.
+    fn whole_frame(
+        &mut self,
+        eth: &EthernetRepr,
+        ip_len: usize,
+        frame_len: usize,
+        ip_hdr: &dyn Fn(&mut [u8]),
+        fill: &mut dyn FnMut(&mut [u8]),
+        out: Option<&mut [u8]>,
+    ) -> WholeFrame {
+        let write = |buf: &mut [u8], fill: &mut dyn FnMut(&mut [u8])| {
+            eth.emit(buf);
+            ip_hdr(&mut buf[ETHERNET_HEADER_LEN..]);
+            fill(&mut buf[ETHERNET_HEADER_LEN + ip_len..frame_len]);
+        };
+        if let Some(out) = out.filter(|o| o.len() >= frame_len) {
+            write(out, fill);
+            return WholeFrame::Written(frame_len);
+        }
+        let mut frame = self.frame_buf();
+        frame.resize(frame_len, 0);
+        write(&mut frame, fill);
+        WholeFrame::Queued(frame)
+    }
+
     fn frame_buf(&mut self) -> Vec<u8> {
         let mut b = self.spare.pop().unwrap_or_default();
         b.clear();
@@ -1178,23 +1207,22 @@ impl Inner {
         let frame_len = ETHERNET_HEADER_LEN + total;
 
         if total <= self.config.mtu {
-            if let (Some(_), Some(out)) = (mac, out) {
-                if out.len() >= frame_len {
-                    eth.emit(out);
-                    hdr.emit(&mut out[ETHERNET_HEADER_LEN..]);
-                    fill(&mut out[ETHERNET_HEADER_LEN + IPV4_HEADER_LEN..frame_len]);
-                    self.counters.ipv4_tx_packets += 1;
-                    return Ok(Some(frame_len));
-                }
-            }
-            let mut frame = self.frame_buf();
-            frame.resize(frame_len, 0);
-            eth.emit(&mut frame);
-            hdr.emit(&mut frame[ETHERNET_HEADER_LEN..]);
-            fill(&mut frame[ETHERNET_HEADER_LEN + IPV4_HEADER_LEN..]);
             self.counters.ipv4_tx_packets += 1;
-            self.route_frame(now, next_hop, mac, frame)?;
-            return Ok(None);
+            let out = out.filter(|_| mac.is_some());
+            return match self.whole_frame(
+                &eth,
+                IPV4_HEADER_LEN,
+                frame_len,
+                &|b| hdr.emit(b),
+                fill,
+                out,
+            ) {
+                WholeFrame::Written(n) => Ok(Some(n)),
+                WholeFrame::Queued(frame) => {
+                    self.route_frame(now, next_hop, mac, frame)?;
+                    Ok(None)
+                }
+            };
         }
 
         // Larger than the MTU: build the datagram, then cut it (RFC 791 §3.2).
@@ -1394,6 +1422,14 @@ impl Inner {
             self.counters.icmp_tx_errors += 1;
         }
     }
+}
+
+/// Where `Inner::whole_frame` put a frame.
+enum WholeFrame {
+    /// In the caller's buffer, this many bytes.
+    Written(usize),
+    /// In a pooled buffer, for the caller to route (send or queue behind resolution).
+    Queued(Vec<u8>),
 }
 
 #[cfg(test)]
