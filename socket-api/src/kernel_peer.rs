@@ -27,9 +27,10 @@ pub struct PingOptions {
     /// Pause between requests (`ping -i`); in flood mode, the longest wait for a reply
     /// before the next request.
     pub interval: Duration,
-    /// How long to wait for outstanding replies after the last request (`ping -W`);
-    /// once some reply has come, only twice the longest round trip seen (at least
-    /// 10 ms), as iputils ping does.
+    /// How long to wait for outstanding replies after the last request (`ping -W`).
+    /// iputils ping stops sooner, after twice the longest round trip seen; a test
+    /// wants the stack's answer, not that guess, so this waits the whole timeout
+    /// while a reply is missing.
     pub timeout: Duration,
     /// Send the next request as soon as the previous one is answered (`ping -f`).
     pub flood: bool,
@@ -399,13 +400,10 @@ fn ping_ip(dst: IpAddr, opts: &PingOptions) -> io::Result<PingReport> {
             drain(&mut report, &sent_at, t0 + opts.interval, stop_at)?;
         }
     }
-    // The last replies: wait until every request is answered or the timeout passes;
-    // once replies have come, a missing one is lost after twice the longest round trip.
-    let linger = match report.replies.iter().map(|r| r.rtt).max() {
-        Some(rtt) => (2 * rtt).max(Duration::from_millis(10)).min(opts.timeout),
-        None => opts.timeout,
-    };
-    let deadline = Instant::now() + linger;
+    // The last replies: wait until every request is answered or the timeout passes, as
+    // `ping -W` does. (Giving up after twice the longest round trip seen lost late but
+    // intact replies on a loaded machine: the stack had answered all 5, in its pcap.)
+    let deadline = Instant::now() + opts.timeout;
     while report.received < report.transmitted && Instant::now() < deadline {
         drain(
             &mut report,
