@@ -525,9 +525,9 @@ fn test_families_do_not_cross() {
     );
 }
 
-/// A SYN cookie over IPv6 carries the IPv6 MSS and completes the connection.
-#[test]
-fn test_loopback_ipv6_syn_cookie() {
+/// B listens on `[::]` with a backlog of 1 and SYN cookies on, so a second
+/// simultaneous handshake gets a cookie.
+fn cookie_listener6() -> (Sim, TcpHandle) {
     let config = TcpConfig {
         syncookies: true,
         max_backlog: 1,
@@ -536,6 +536,13 @@ fn test_loopback_ipv6_syn_cookie() {
     let mut sim = Sim::new(8, config, 0.0, 0);
     let l = sim.b.socket();
     sim.b.listen(l, ANY6, 1).unwrap();
+    (sim, l)
+}
+
+/// A SYN cookie over IPv6 carries the IPv6 MSS and completes the connection.
+#[test]
+fn test_loopback_ipv6_syn_cookie() {
+    let (mut sim, _listener) = cookie_listener6();
     let first = connect_a(&mut sim, SERVER6);
     let second = connect_a(&mut sim, SERVER6);
     settle_sim(&mut sim);
@@ -557,14 +564,7 @@ fn test_loopback_ipv6_syn_cookie() {
 /// IPv6 table), where the IPv4 table would have fallen back to 536.
 #[test]
 fn test_loopback_ipv6_syn_cookie_keeps_minimum_mtu_mss() {
-    let config = TcpConfig {
-        syncookies: true,
-        max_backlog: 1,
-        ..TcpConfig::default()
-    };
-    let mut sim = Sim::new(8, config, 0.0, 0);
-    let l = sim.b.socket();
-    sim.b.listen(l, ANY6, 1).unwrap();
+    let (mut sim, l) = cookie_listener6();
     let mut small = cx(sim.now, A_IP);
     small.mtu = 1280;
     let mut clients = Vec::new();
