@@ -885,5 +885,9 @@ fn poll_link_follows_its_own_output_a_bounded_number_of_times() {
     i.poll_link(Instant::ZERO, &mut link).unwrap();
     // The first pass and at most four that follow up on output.
     assert_eq!(link.sent, 5);
-    assert_eq!(link.rx.len(), 1, "the answer to the last reply waits for the next call");
+    assert_eq!(
+        link.rx.len(),
+        1,
+        "the answer to the last reply waits for the next call"
+    );
 }

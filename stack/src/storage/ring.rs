@@ -291,7 +291,11 @@ mod tests {
                 .collect()
         };
         assert_eq!(r.enqueue_slice(&chunk(3000)), 3000);
-        assert_eq!(r.allocated(), 3000, "an unraised capacity bounds the storage");
+        assert_eq!(
+            r.allocated(),
+            3000,
+            "an unraised capacity bounds the storage"
+        );
         let mut reallocations = 0;
         let mut out = vec![0u8; 1000];
         for _ in 0..1000 {
