@@ -924,15 +924,25 @@ impl Interface {
     }
 
     /// Drives a link once: every ready frame in (bounded per round so output is not
-    /// starved), due timers, every pending frame out. Returns frames moved.
+    /// starved), due timers, every pending frame out; then, if anything went out, the
+    /// link is read again. Returns frames moved.
+    ///
+    /// Reading again pays off on a TAP or veth: a frame written to the kernel runs the
+    /// peer's input in the `write(2)`, so its immediate answer (the ACK to a SYN,ACK,
+    /// more data after an ACK) is usually queued before `send` returns. Picking it up
+    /// now costs one read; leaving it costs the caller a `poll(2)` to learn it is there
+    /// and a read that finds the link empty after it. The extra passes are bounded.
     ///
     /// # Errors
     /// The link failed.
     pub fn poll_link<L: Link + ?Sized>(&mut self, now: Instant, link: &mut L) -> io::Result<usize> {
         const RX_BUDGET: usize = 256;
+        /// Passes that only follow up on our own output, at most.
+        const ECHO_PASSES: usize = 4;
         let caps = link.caps();
         let mut buf = core::mem::take(&mut self.rx_buf);
         let mut moved = 0;
+        let mut echo_passes = 0;
         let res = (|| loop {
             let mut received = 0;
             while received < RX_BUDGET {
@@ -955,17 +965,21 @@ impl Interface {
             if self.poll_timeout().is_some_and(|t| t <= now) {
                 self.handle_timeout(now);
             }
+            let mut sent = 0;
             while let Some((n, meta)) = self.poll_transmit_meta(now, &mut buf, caps) {
                 if meta.is_plain() {
                     link.send(now, &buf[..n])?;
                 } else {
                     link.send_meta(now, &buf[..n], &meta)?;
                 }
-                moved += 1;
+                sent += 1;
             }
-            moved += received;
+            moved += received + sent;
             if received < RX_BUDGET {
-                return Ok(moved);
+                if sent == 0 || echo_passes == ECHO_PASSES {
+                    return Ok(moved);
+                }
+                echo_passes += 1;
             }
         })();
         self.rx_buf = buf;

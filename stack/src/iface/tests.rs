@@ -810,3 +810,84 @@ fn poll_ready_names_raw_sockets_that_got_a_copy() {
     assert_eq!(drain_ready(&mut i), vec![SocketHandle::Raw(icmp)]);
     assert!(!i.raw().can_recv(udp));
 }
+
+/// A link whose peer answers every frame the stack sends with the next echo request,
+/// queued before `send` returns (as the kernel does behind a TAP: its input runs in
+/// our `write(2)`), up to `left` requests; it counts reads and the empty ones.
+struct EchoingLink {
+    rx: std::collections::VecDeque<Vec<u8>>,
+    left: usize,
+    sent: usize,
+    reads: usize,
+    empty_reads: usize,
+}
+
+impl crate::link::Link for EchoingLink {
+    fn recv(&mut self, _now: Instant, buf: &mut [u8]) -> std::io::Result<Option<usize>> {
+        self.reads += 1;
+        let Some(f) = self.rx.pop_front() else {
+            self.empty_reads += 1;
+            return Ok(None);
+        };
+        buf[..f.len()].copy_from_slice(&f);
+        Ok(Some(f.len()))
+    }
+    fn send(&mut self, _now: Instant, _frame: &[u8]) -> std::io::Result<()> {
+        self.sent += 1;
+        if self.left > 0 {
+            self.left -= 1;
+            self.rx.push_back(testdata::ECHO_REQUEST.to_vec());
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn poll_link_reads_again_after_sending_so_a_synchronous_answer_needs_no_new_round() {
+    let mut i = iface_knowing_kernel();
+    let mut link = EchoingLink {
+        rx: [testdata::ECHO_REQUEST.to_vec()].into(),
+        left: 2,
+        sent: 0,
+        reads: 0,
+        empty_reads: 0,
+    };
+    // Request 1 in, reply 1 out (request 2 queued by it), request 2 in, reply 2 out
+    // (request 3 queued), request 3 in, reply 3 out: one call.
+    let moved = i.poll_link(Instant::ZERO, &mut link).unwrap();
+    assert_eq!((link.sent, moved), (3, 6));
+    assert!(link.rx.is_empty());
+    // One empty read per pass that ended a batch: three passes with output, and the
+    // last one, after reply 3, found nothing.
+    assert_eq!((link.reads, link.empty_reads), (7, 4));
+    // Nothing went out in a pass that read nothing: the call is over.
+    let mut quiet = EchoingLink {
+        rx: Default::default(),
+        left: 0,
+        sent: 0,
+        reads: 0,
+        empty_reads: 0,
+    };
+    assert_eq!(i.poll_link(Instant::ZERO, &mut quiet).unwrap(), 0);
+    assert_eq!(quiet.reads, 1);
+}
+
+#[test]
+fn poll_link_follows_its_own_output_a_bounded_number_of_times() {
+    let mut i = iface_knowing_kernel();
+    let mut link = EchoingLink {
+        rx: [testdata::ECHO_REQUEST.to_vec()].into(),
+        left: 100,
+        sent: 0,
+        reads: 0,
+        empty_reads: 0,
+    };
+    i.poll_link(Instant::ZERO, &mut link).unwrap();
+    // The first pass and at most four that follow up on output.
+    assert_eq!(link.sent, 5);
+    assert_eq!(
+        link.rx.len(),
+        1,
+        "the answer to the last reply waits for the next call"
+    );
+}

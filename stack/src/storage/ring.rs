@@ -7,7 +7,12 @@
 //! busy one reaches its working size once, after which writes never allocate (Linux's
 //! tcp_rmem/tcp_wmem play the same role with socket buffers grown on demand).
 //!
-//! Invariants: `len() <= allocated() <= capacity()`; bytes live at positions
+//! Invariants: `len() <= capacity()`; `allocated() <= capacity()` while the capacity
+//! is the one the ring was made with, and below twice the capacity once
+//! [`RingBuffer::grow_capacity`] raised it (storage then doubles up to the power of
+//! two above the capacity, so a capacity raised in small steps, as autotuning does,
+//! costs a logarithmic number of reallocations and copies, not one per step); bytes
+//! live at positions
 //! `read_at .. read_at + len` modulo `allocated()`; bytes written past the end with
 //! [`RingBuffer::write_unallocated`] keep their offset from `read_at` across growth.
 
@@ -21,6 +26,8 @@ pub const MIN_ALLOC: usize = 256;
 pub struct RingBuffer {
     storage: Box<[u8]>,
     limit: usize,
+    /// The capacity was raised after creation ([`grow_capacity`](Self::grow_capacity)).
+    raised: bool,
     read_at: usize,
     length: usize,
 }
@@ -31,6 +38,7 @@ impl RingBuffer {
         RingBuffer {
             storage: Box::default(),
             limit: capacity,
+            raised: false,
             read_at: 0,
             length: 0,
         }
@@ -45,7 +53,10 @@ impl RingBuffer {
     /// already offered on the strength of it, must stay valid). Allocates nothing; the
     /// storage still grows only when bytes need it (TCP buffer autotuning).
     pub fn grow_capacity(&mut self, capacity: usize) {
-        self.limit = self.limit.max(capacity);
+        if capacity > self.limit {
+            self.limit = capacity;
+            self.raised = true;
+        }
     }
 
     /// Bytes of storage currently allocated.
@@ -85,12 +96,21 @@ impl RingBuffer {
     #[cold]
     fn grow(&mut self, end: usize) {
         let old = self.storage.len();
+        // A raised capacity may be raised again, in steps as small as one segment
+        // (send-buffer autotuning follows cwnd): storage sized to the capacity itself
+        // would be reallocated and copied whole at every step, which made the copies
+        // of a bulk transfer's growth phase about two instructions per byte sent.
+        let ceiling = if self.raised {
+            self.limit.checked_next_power_of_two().unwrap_or(self.limit)
+        } else {
+            self.limit
+        };
         let want = end
             .max(MIN_ALLOC)
             .checked_next_power_of_two()
             .unwrap_or(usize::MAX)
             .max(old.saturating_mul(2))
-            .min(self.limit.max(end));
+            .min(ceiling.max(end));
         let mut fresh = vec![0u8; want].into_boxed_slice();
         // Unroll the ring so `read_at` becomes 0; every byte keeps its offset from it,
         // the not-yet-readable ones past `length` included.
@@ -254,6 +274,49 @@ mod tests {
         let mut out = [0u8; 11];
         assert_eq!(r.dequeue_slice(&mut out), 11);
         assert_eq!(&out, b"abcdefghikl");
+    }
+
+    #[test]
+    fn capacity_raised_in_small_steps_reallocates_by_doubling() {
+        // Send-buffer autotuning raises the capacity by about a segment per ACK while
+        // the application keeps the ring full.
+        let mut r = RingBuffer::new(3000);
+        let mut next = 0u8;
+        let mut chunk = |n: usize| -> Vec<u8> {
+            (0..n)
+                .map(|_| {
+                    next = next.wrapping_add(1);
+                    next
+                })
+                .collect()
+        };
+        assert_eq!(r.enqueue_slice(&chunk(3000)), 3000);
+        assert_eq!(
+            r.allocated(),
+            3000,
+            "an unraised capacity bounds the storage"
+        );
+        let mut reallocations = 0;
+        let mut out = vec![0u8; 1000];
+        for _ in 0..1000 {
+            r.grow_capacity(r.capacity() + 1448);
+            let before = r.allocated();
+            // Keep the ring full and wrapped, as a sender with unacknowledged data.
+            r.dequeue_slice(&mut out);
+            let fill = chunk(r.window());
+            assert_eq!(r.enqueue_slice(&fill), fill.len());
+            assert!(r.allocated() < 2 * r.capacity());
+            if r.allocated() != before {
+                reallocations += 1;
+            }
+        }
+        // 3000 + 1000 * 1448 bytes: 4 KiB .. 2 MiB by doubling.
+        assert_eq!(r.capacity(), 3000 + 1000 * 1448);
+        assert!(reallocations <= 10, "{reallocations} reallocations");
+        // The bytes survived every reallocation in order.
+        let mut all = vec![0u8; r.len()];
+        assert_eq!(r.dequeue_slice(&mut all), all.len());
+        assert!(all.windows(2).all(|w| w[1] == w[0].wrapping_add(1)));
     }
 
     #[test]

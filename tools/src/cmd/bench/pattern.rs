@@ -1,14 +1,26 @@
 //! The byte pattern every bulk transfer carries, and its cheap check.
 //!
 //! Byte `i` of a stream is `i % 251`. 251 is prime and shares no factor with segment
-//! sizes, so a lost, repeated or reordered segment shifts the pattern and a sampled
-//! check finds it. The check looks at the first and last byte of every read and at one
-//! byte in [`SAMPLE`], so it costs a few percent of a full compare.
+//! sizes, so a lost, repeated or reordered segment shifts the pattern. The check
+//! compares every byte with a table of the pattern, a `memcmp` of at most [`TABLE_RUN`]
+//! bytes at a time: about 0.1 instructions per byte, less than the sampled check it
+//! replaced (the ends of every read and one byte in 64, at about 0.3 per byte, which
+//! counted in both stacks' in-memory instructions per byte).
 
 /// The pattern's period.
 const PERIOD: u64 = 251;
-/// One byte in this many is checked (plus the ends of every read).
-pub const SAMPLE: u64 = 64;
+/// Bytes of the pattern one comparison covers.
+const TABLE_RUN: usize = 4096;
+/// The pattern from offset 0, long enough to start a [`TABLE_RUN`] at any phase.
+static TABLE: [u8; TABLE_RUN + PERIOD as usize] = {
+    let mut t = [0u8; TABLE_RUN + PERIOD as usize];
+    let mut i = 0;
+    while i < t.len() {
+        t[i] = (i as u64 % PERIOD) as u8;
+        i += 1;
+    }
+    t
+};
 /// The longest slice [`Pattern::slice`] hands out.
 pub const CHUNK: usize = 64 * 1024;
 
@@ -40,19 +52,18 @@ impl Pattern {
     }
 }
 
-/// Whether `data`, found at stream offset `off`, matches the pattern at its ends and at
-/// every [`SAMPLE`]-th stream offset.
-pub fn check(off: u64, data: &[u8]) -> bool {
-    let Some(&last) = data.last() else {
-        return true;
-    };
-    if data[0] != byte_at(off) || last != byte_at(off + data.len() as u64 - 1) {
-        return false;
+/// Whether `data`, found at stream offset `off`, is the pattern there, every byte.
+pub fn check(off: u64, mut data: &[u8]) -> bool {
+    let mut phase = (off % PERIOD) as usize;
+    while !data.is_empty() {
+        let n = data.len().min(TABLE_RUN);
+        if data[..n] != TABLE[phase..phase + n] {
+            return false;
+        }
+        phase = (phase + n) % PERIOD as usize;
+        data = &data[n..];
     }
-    let first = (SAMPLE - off % SAMPLE) % SAMPLE;
-    (first..data.len() as u64)
-        .step_by(SAMPLE as usize)
-        .all(|i| data[i as usize] == byte_at(off + i))
+    true
 }
 
 #[cfg(test)]
@@ -83,10 +94,13 @@ mod tests {
         let mut rep = p.slice(0, 1448).to_vec();
         rep.extend_from_slice(p.slice(0, 1448));
         assert!(!check(0, &rep));
-        // A single corrupted sampled byte.
-        let mut bad = p.slice(0, 1000).to_vec();
-        bad[128] ^= 1;
-        assert!(!check(0, &bad));
+        // A single corrupted byte anywhere, in the first or a later table run.
+        for at in [0, 1, 128, 4095, 4096, 9999] {
+            let mut bad = p.slice(3, 10_000).to_vec();
+            bad[at] ^= 1;
+            assert!(!check(3, &bad), "corruption at {at} missed");
+        }
+        assert!(check(3, p.slice(3, 10_000)));
         assert!(check(0, &[]));
     }
 }
