@@ -526,6 +526,60 @@ impl Fixture {
         in_ns(&self.ns, f)
     }
 
+    /// Adds `rule` (e.g. `-A INPUT ...`) inside the fixture's namespace, with whichever
+    /// iptables flavour works here (nft, then legacy). Never touches the root namespace.
+    ///
+    /// # Panics
+    /// No flavour accepted the rule.
+    pub fn iptables(&self, rule: &[&str]) {
+        let mut errors = String::new();
+        for tool in ["iptables", "iptables-nft", "iptables-legacy"] {
+            let mut args = vec![tool];
+            args.extend_from_slice(rule);
+            match self.ns.exec(&args) {
+                Ok(out) if out.status.success() => return,
+                Ok(out) => errors.push_str(&format!(
+                    "{tool}: {}\n",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )),
+                Err(e) => errors.push_str(&format!("{tool}: {e}\n")),
+            }
+        }
+        panic!("cannot add iptables rule {rule:?} in the namespace:\n{errors}");
+    }
+
+    /// Drops each packet the namespace's kernel receives or sends with `probability`
+    /// (iptables `statistic` in INPUT and OUTPUT; this kernel has no netem). Only the
+    /// INPUT drops are wire loss, for what the stack sends. A segment OUTPUT drops is
+    /// a local send error to the kernel's TCP, which sends it again as new data: a
+    /// kernel sender sees no loss (`RetransSegs` stays 0). For loss on what the kernel
+    /// sends, use [`Options::faults`].
+    pub fn add_kernel_loss(&self, probability: &str) {
+        for chain in ["INPUT", "OUTPUT"] {
+            self.iptables(&[
+                "-A",
+                chain,
+                "-m",
+                "statistic",
+                "--mode",
+                "random",
+                "--probability",
+                probability,
+                "-j",
+                "DROP",
+            ]);
+        }
+    }
+
+    /// `Tcp: RetransSegs` of the namespace's kernel (`/proc/net/snmp` is per namespace,
+    /// read from a thread inside it).
+    pub fn kernel_retrans_segs(&self) -> u64 {
+        let text = self
+            .in_ns(|| peer::read_net_file("snmp"))
+            .expect("/proc/net/snmp");
+        peer::mib_value(&text, "Tcp", "RetransSegs").unwrap_or(0)
+    }
+
     /// Whether the driver thread is still running and its link has not failed.
     pub fn stack_running(&self) -> bool {
         self.stack

@@ -496,53 +496,6 @@ fn kernel_tcp_options_negotiated_and_pcap_reads_in_tshark() {
     );
 }
 
-/// Adds `rule` (e.g. `-A INPUT ...`) inside the fixture's namespace, with whichever
-/// iptables flavour works here (nft, then legacy). Never touches the root namespace.
-fn iptables_in_ns(fx: &Fixture, rule: &[&str]) {
-    let mut errors = String::new();
-    for tool in ["iptables", "iptables-nft", "iptables-legacy"] {
-        let mut args = vec![tool];
-        args.extend_from_slice(rule);
-        match fx.ns.exec(&args) {
-            Ok(out) if out.status.success() => return,
-            Ok(out) => errors.push_str(&format!(
-                "{tool}: {}\n",
-                String::from_utf8_lossy(&out.stderr).trim()
-            )),
-            Err(e) => errors.push_str(&format!("{tool}: {e}\n")),
-        }
-    }
-    panic!("cannot add iptables rule {rule:?} in the namespace:\n{errors}");
-}
-
-fn add_loss(fx: &Fixture, probability: &str) {
-    for chain in ["INPUT", "OUTPUT"] {
-        iptables_in_ns(
-            fx,
-            &[
-                "-A",
-                chain,
-                "-m",
-                "statistic",
-                "--mode",
-                "random",
-                "--probability",
-                probability,
-                "-j",
-                "DROP",
-            ],
-        );
-    }
-}
-
-/// Tcp RetransSegs of the namespace's kernel (/proc/net/snmp is per namespace).
-fn kernel_retrans_segs(fx: &Fixture) -> u64 {
-    let text = fx
-        .in_ns(|| peer::read_net_file("snmp"))
-        .expect("/proc/net/snmp");
-    peer::mib_value(&text, "Tcp", "RetransSegs").unwrap_or(0)
-}
-
 #[test]
 fn kernel_tcp_loss_5_percent_stack_client_10mb_each_way() {
     require_netns!("iptables");
@@ -550,7 +503,7 @@ fn kernel_tcp_loss_5_percent_stack_client_10mb_each_way() {
         seed: 21,
         ..Options::default()
     });
-    add_loss(&fx, "0.05");
+    fx.add_kernel_loss("0.05");
     let events = tcp::count_events(&fx);
     let res = stack_client(&fx, 10 * MB, 5, Duration::from_secs(300));
     let info = res.info.clone().expect("info");
@@ -560,7 +513,7 @@ fn kernel_tcp_loss_5_percent_stack_client_10mb_each_way() {
     );
     let e = *events.lock().unwrap();
     report(&format!(
-        "5% loss each way, stack client 10 MB each way: {:.2} s ({:.1} Mbit/s per direction); \
+        "5% iptables loss in INPUT and OUTPUT, stack client 10 MB each way: {:.2} s ({:.1} Mbit/s per direction); \
          stack retransmitted {} segments ({} bytes): {} fast retransmits, {} RTOs; \
          kernel RetransSegs {}",
         res.elapsed.as_secs_f64(),
@@ -569,7 +522,7 @@ fn kernel_tcp_loss_5_percent_stack_client_10mb_each_way() {
         info.bytes_retrans,
         e.fast_retransmits,
         e.rtos,
-        kernel_retrans_segs(&fx)
+        fx.kernel_retrans_segs()
     ));
 }
 
@@ -580,12 +533,12 @@ fn kernel_tcp_loss_5_percent_kernel_echo_10mb() {
         seed: 22,
         ..Options::default()
     });
-    add_loss(&fx, "0.05");
+    fx.add_kernel_loss("0.05");
     let events = tcp::count_events(&fx);
     let secs = kernel_echo(&fx, 10 * MB, Duration::from_secs(300));
     let s = *stats.lock().unwrap();
     assert_eq!((s.completed, s.failed), (1, 0), "{s:?}");
-    let retrans = kernel_retrans_segs(&fx);
+    let retrans = fx.kernel_retrans_segs();
     let e = *events.lock().unwrap();
     assert!(
         e.retransmits > 0,
@@ -593,7 +546,7 @@ fn kernel_tcp_loss_5_percent_kernel_echo_10mb() {
     );
     let r = fx.stop();
     report(&format!(
-        "5% loss each way, kernel echo client 10 MB each way: {secs:.2} s \
+        "5% iptables loss in INPUT and OUTPUT, kernel echo client 10 MB each way: {secs:.2} s \
          ({:.1} Mbit/s per direction); stack: {} retransmissions, {} fast retransmits, \
          {} RTOs; kernel RetransSegs {retrans}; stack sent {} frames",
         mbit_per_s(10 * MB, secs),
