@@ -63,8 +63,9 @@ const TICK: Duration = Duration::from_secs(1);
     with that seed and loss in both directions. Loss models: 1%, 3%, 5%, 10% random\n\
     and gilbert:0.01:0.3 (Gilbert-Elliott bursts, about 3.2% of frames in bursts of\n\
     about 3). Every transfer checks its byte count and pattern; a failed or timed-out\n\
-    run is listed, not counted. --pair picks pairs (kernel-to-ustack-no-dsack: ustack's\n\
-    receiver with D-SACK off, for an A/B in one run). --echo runs the echo test\n\
+    run is listed, not counted. --pair picks pairs (kernel-to-ustack-no-dsack and\n\
+    kernel-to-ustack-no-compress: ustack's receiver with D-SACK or SACK compression\n\
+    off, for an A/B in one run). --echo runs the echo test\n\
     instead: a kernel client on side A writes 1 MB (at 10% loss) or 10 MB (at 3%)\n\
     and reads it back through a kernel echo server and through ustack's echo server\n\
     (the code of `ustack echo`) on side B; retransmissions count both ends.\n\n\
@@ -155,6 +156,9 @@ pub enum Pair {
     /// Kernel sender, ustack receiver with D-SACK generation off (`TcpConfig::dsack`),
     /// for an A/B against `kernel-to-ustack` in one interleaved run.
     KernelToUstackNoDsack,
+    /// Kernel sender, ustack receiver with SACK compression off
+    /// (`TcpConfig::sack_compression`): one ACK per out-of-order segment.
+    KernelToUstackNoCompress,
     /// `--echo`: a kernel client through a kernel echo server.
     #[value(skip)]
     EchoKernel,
@@ -179,6 +183,7 @@ impl Pair {
             Pair::KernelToUstack => "kernel → ustack",
             Pair::UstackToKernel => "ustack → kernel",
             Pair::KernelToUstackNoDsack => "kernel → ustack, no D-SACK",
+            Pair::KernelToUstackNoCompress => "kernel → ustack, no SACK compression",
             Pair::EchoKernel => "kernel ⇄ kernel echo server",
             Pair::EchoUstack => "kernel ⇄ ustack echo",
         }
@@ -196,7 +201,10 @@ impl Pair {
     fn ustack_receiver(self) -> bool {
         matches!(
             self,
-            Pair::KernelToUstack | Pair::KernelToUstackNoDsack | Pair::EchoUstack
+            Pair::KernelToUstack
+                | Pair::KernelToUstackNoDsack
+                | Pair::KernelToUstackNoCompress
+                | Pair::EchoUstack
         )
     }
 }
@@ -585,7 +593,11 @@ fn start_receiver(
 ) -> Result<Receiver, String> {
     if pair.ustack_receiver() {
         let dsack = pair != Pair::KernelToUstackNoDsack;
-        let st = LabStack::start_with(lab, Side::B, seed, move |c| c.tcp.dsack = dsack)?;
+        let compress = pair != Pair::KernelToUstackNoCompress;
+        let st = LabStack::start_with(lab, Side::B, seed, move |c| {
+            c.tcp.dsack = dsack;
+            c.tcp.sack_compression = compress;
+        })?;
         let listener = ustack_socket::TcpListener::bind(&st.stack, (Ipv4Addr::UNSPECIFIED, port))
             .map_err(|e| format!("ustack listen: {e}"))?;
         let h = std::thread::spawn(move || -> io::Result<u64> {
@@ -1136,6 +1148,9 @@ pub fn run(args: &LossArgs) -> CmdResult {
         format!("{failed} of {} runs failed", runs.len()),
         format!("total run time {:.0} s", t_start.elapsed().as_secs_f64()),
     ];
+    if pairs.contains(&Pair::KernelToUstackNoCompress) {
+        notes.push("kernel → ustack, no SACK compression: the same ustack receiver with TcpConfig::sack_compression off (one ACK per out-of-order segment), interleaved with the other pairs".into());
+    }
     if pairs.contains(&Pair::KernelToUstackNoDsack) {
         notes.push("kernel → ustack, no D-SACK: the same ustack receiver with TcpConfig::dsack off (no D-SACK blocks sent), interleaved with the other pairs".into());
     }
