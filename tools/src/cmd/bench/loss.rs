@@ -645,6 +645,31 @@ fn write_until(mut w: impl Write, buf: &[u8], deadline: Instant) -> io::Result<(
     Ok(())
 }
 
+/// Sets a kernel TCP socket's congestion control (TCP_CONGESTION), which, unlike the
+/// namespace's sysctl, may name any algorithm the kernel has loaded (with
+/// CAP_NET_ADMIN), not only those in `tcp_allowed_congestion_control`. A listener's
+/// setting passes to the connections it accepts.
+fn set_tcp_congestion(fd: i32, name: &str) -> io::Result<()> {
+    // SAFETY: setsockopt with a byte string and its exact length.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_CONGESTION,
+            name.as_ptr().cast(),
+            name.len() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(
+            e.kind(),
+            format!("TCP_CONGESTION {name}: {e}"),
+        ));
+    }
+    Ok(())
+}
+
 /// The kernel echo server of one `--echo` run, inside namespace B: echoes one
 /// connection to EOF, half-closes, then waits for `client_done` to read its
 /// retransmissions (the namespace's counter deltas and `TCP_INFO`), so they cover the
@@ -691,6 +716,7 @@ fn kernel_echo_server(
 /// checking the pattern. Time: connect to EOF; retransmissions: the client's own.
 fn kernel_echo_client(
     to: SocketAddr,
+    cc: Option<String>,
     size: u64,
     deadline: Instant,
     timeout: Duration,
@@ -698,6 +724,10 @@ fn kernel_echo_client(
     let before = KernelTcpCounters::read()?;
     let t0 = Instant::now();
     let s = std::net::TcpStream::connect_timeout(&to, timeout)?;
+    if let Some(cc) = cc {
+        // Before any data: the kernel switches an established socket's algorithm.
+        set_tcp_congestion(s.as_raw_fd(), &cc)?;
+    }
     s.set_read_timeout(Some(TICK))?;
     s.set_write_timeout(Some(TICK))?;
     let w = s.try_clone()?;
@@ -739,6 +769,7 @@ fn kernel_echo_client(
 /// are the client's plus the server's: both ends send the same bytes.
 fn echo_transfer(
     lab: &WireLab,
+    cc: Option<&str>,
     pair: Pair,
     seed: u64,
     size: u64,
@@ -776,6 +807,9 @@ fn echo_transfer(
             .run_in(move || std::net::TcpListener::bind(addr))
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("kernel listen: {e}"))?;
+        if let Some(cc) = cc {
+            set_tcp_congestion(listener.as_raw_fd(), cc).map_err(|e| e.to_string())?;
+        }
         let t = lab
             .b
             .spawn_in("echo server", move || {
@@ -785,10 +819,11 @@ fn echo_transfer(
         (Server::Kernel(t), Side::B.kernel_ip())
     };
     let to = SocketAddr::from((dst, port));
+    let cc = cc.map(str::to_owned);
     let client = lab
         .a
         .spawn_in("echo client", move || {
-            kernel_echo_client(to, size, deadline, timeout)
+            kernel_echo_client(to, cc, size, deadline, timeout)
         })
         .map_err(|e| e.to_string())?
         .join_timeout(timeout + Duration::from_secs(15))
@@ -1000,7 +1035,17 @@ pub fn run(args: &LossArgs) -> CmdResult {
         .map_or(0, |d| d.as_secs());
     let lab = WireLab::new("uloss")?;
     lab.pin_neighbors()?;
-    let cc = kernel_cc(&lab, args.kernel_cc.as_deref())?;
+    // --echo sets --kernel-cc per socket (TCP_CONGESTION), so it may name any loaded
+    // algorithm; the one-way pairs set the namespaces' sysctl.
+    let cc = if args.echo {
+        let sysctl = kernel_cc(&lab, None)?;
+        match &args.kernel_cc {
+            Some(cc) => format!("{cc} (TCP_CONGESTION on both echo sockets)"),
+            None => sysctl,
+        }
+    } else {
+        kernel_cc(&lab, args.kernel_cc.as_deref())?
+    };
     let offloads = lab.offloads;
     let t_start = Instant::now();
     let mut runs = Vec::new();
@@ -1021,7 +1066,15 @@ pub fn run(args: &LossArgs) -> CmdResult {
                     // mistaken for this one's.
                     let port = PORT + (runs.len() % 10_000) as u16;
                     let r = if args.echo {
-                        echo_transfer(&lab, pair, seed, size, port, timeout)
+                        echo_transfer(
+                            &lab,
+                            args.kernel_cc.as_deref(),
+                            pair,
+                            seed,
+                            size,
+                            port,
+                            timeout,
+                        )
                     } else {
                         transfer(&lab, pair, seed, size, port, timeout)
                     };
