@@ -544,6 +544,9 @@ impl LabStack {
                 c.arp.gratuitous_at_start = false;
             })
             .config(tune)
+            // No IPv6: its start-up frames (DAD, MLD reports) would cross the wire
+            // ahead of the connection's and shift its frame indices.
+            .ipv6(false)
             .build()
             .map_err(|e| format!("cannot start ustack on {}: {e}", side.dev()))?;
         let rtos = Arc::new(AtomicU64::new(0));
