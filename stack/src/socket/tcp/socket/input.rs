@@ -820,8 +820,7 @@ impl Socket {
         if offset > 0 {
             // Out of order: a duplicate ACK with SACK blocks, at once or compressed.
             let at_once = self.ooo_ack_at_once(extends_newest && cfg.sack_compression);
-            self.sack_recent.rotate_right(1);
-            self.sack_recent[0] = Some(seq);
+            self.note_sack_recent(seq);
             self.ack_now = true;
             self.tune.ack_in_reply = at_once;
         } else if had_holes {
@@ -841,6 +840,34 @@ impl Socket {
                 self.delack_at = at;
             }
         }
+    }
+
+    /// Puts the out-of-order segment at `seq` first in the list of recent SACK blocks
+    /// (one entry per block: entries of the block it joined go), so the next ACKs
+    /// repeat the most recently reported blocks (RFC 2018 §4), as Linux's
+    /// `tcp_sack_new_ofo_skb` moves a block to the front. With one entry per segment,
+    /// three segments extending the newest block pushed every other block out of the
+    /// list: a block a retransmission had just completed was then reported by one ACK
+    /// only, and when that ACK was lost the sender resent the segment (seed 3 at 5 %
+    /// through `ustack wire`: 472 such duplicates in one run with SACK compression).
+    fn note_sack_recent(&mut self, seq: SeqNumber) {
+        let rcv_nxt = self.rcv_nxt;
+        let block = self
+            .assembler
+            .ranges()
+            .map(|(s, e)| (rcv_nxt + s, rcv_nxt + e))
+            .find(|&(s, e)| s <= seq && seq < e);
+        let mut list = [None; 3];
+        list[0] = Some(seq);
+        let mut n = 1;
+        for &old in self.sack_recent.iter().flatten() {
+            let same = block.is_some_and(|(s, e)| s <= old && old < e);
+            if n < list.len() && !same && old >= rcv_nxt {
+                list[n] = Some(old);
+                n += 1;
+            }
+        }
+        self.sack_recent = list;
     }
 
     /// `receive_data` for text at RCV.NXT that fits the window, with no holes: the

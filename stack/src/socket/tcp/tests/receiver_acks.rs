@@ -250,3 +250,22 @@ fn test_established_sack_compression_off_answers_each_segment() {
         send!(h, time 0, peer_data(off, b"x") => Some(our_ack(0, 64, [block(10, 11 + i), None, None, None])));
     }
 }
+
+#[test]
+fn test_established_recent_blocks_stay_listed_while_the_newest_grows() {
+    // RFC 2018 §4: after the first block, "the SACK option SHOULD be filled out by
+    // repeating the most recently reported SACK blocks". Five blocks, four fit
+    // (no timestamps here): the block last created, (5, 6), must stay in the ACKs
+    // while in-sequence data extends the newest one, not fall out after three
+    // segments.
+    let mut h = delayed_sack_past_quickack();
+    send!(h, time 1, peer_data(10, b"k") => Some(our_ack(2, 62, [block(10, 11), None, None, None])));
+    send!(h, time 1, peer_data(14, b"o") => Some(our_ack(2, 62, [block(14, 15), block(10, 11), None, None])));
+    send!(h, time 1, peer_data(17, b"r") => Some(our_ack(2, 62, [block(17, 18), block(14, 15), block(10, 11), None])));
+    send!(h, time 1, peer_data(20, b"u") => Some(our_ack(2, 62, [block(20, 21), block(17, 18), block(14, 15), block(10, 11)])));
+    send!(h, time 1, peer_data(5, b"f") => Some(our_ack(2, 62, [block(5, 6), block(20, 21), block(17, 18), block(14, 15)])));
+    send!(h, time 1, peer_data(21, b"v") => Some(our_ack(2, 62, [block(20, 22), block(5, 6), block(17, 18), block(14, 15)])));
+    send!(h, time 1, peer_data(22, b"w") => None);
+    send!(h, time 1, peer_data(23, b"x") => None);
+    recv!(h, time 1, our_ack(2, 62, [block(20, 24), block(5, 6), block(17, 18), block(14, 15)]));
+}
