@@ -2,7 +2,8 @@
 //! rely on (issue 13): an immediate ACK for out-of-order data and for data that fills
 //! all or part of a hole, even with delayed ACKs on (RFC 5681 §4.2) -- sent as the
 //! segment's own reply -- the SACK block holding the segment that triggered the ACK
-//! listed first (RFC 2018 §4), quick-ACK mode, and Linux's SACK compression: past three
+//! listed first and the blocks that last received data after it (RFC 2018 §4),
+//! quick-ACK mode, and Linux's SACK compression: past three
 //! duplicate ACKs for one RCV.NXT, segments that only extend the newest block share
 //! one ACK per batch of arriving frames.
 
