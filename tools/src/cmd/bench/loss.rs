@@ -65,10 +65,11 @@ const TICK: Duration = Duration::from_secs(1);
     about 3). Every transfer checks its byte count and pattern; a failed or timed-out\n\
     run is listed, not counted. --pair picks pairs (kernel-to-ustack-no-dsack and\n\
     kernel-to-ustack-no-compress: ustack's receiver with D-SACK or SACK compression\n\
-    off, for an A/B in one run). --echo runs the echo test\n\
-    instead: a kernel client on side A writes 1 MB (at 10% loss) or 10 MB (at 3%)\n\
-    and reads it back through a kernel echo server and through ustack's echo server\n\
-    (the code of `ustack echo`) on side B; retransmissions count both ends.\n\n\
+    off, for an A/B in one run). --echo runs the echo test instead: a kernel client\n\
+    on side A writes 1 MB (at 10% loss) or 10 MB (at 3%) and reads it back through\n\
+    a kernel echo server and through ustack's echo server (the code of `ustack echo`)\n\
+    on side B; retransmissions count both ends, and --kernel-cc is set per socket\n\
+    (TCP_CONGESTION on the echo client and server).\n\n\
     Per cell: runs that succeeded, median time (min-max), time / kernel->kernel's\n\
     median for the same loss, and the sender's median retransmitted segments, bytes\n\
     and RTOs (kernel: /proc/net/snmp RetransSegs, /proc/net/netstat TCPTimeouts and\n\
