@@ -158,7 +158,10 @@ impl EchoServer {
     fn service(&mut self, tcp: &mut TcpLayer, cx: &TcpContext, h: TcpHandle) {
         self.stats.services += 1;
         loop {
-            let space = tcp.send_space(h);
+            // A full send buffer is noted, so the buffer autotunes as it would for a
+            // writer: an echo held to its initial buffer cannot keep sending new data
+            // while it recovers a loss, and falls back to RTOs.
+            let space = tcp.send_space_or_note_full(h);
             if space == 0 {
                 // Full send buffer: wait for ACKs (they make the socket ready again).
                 // Any other reason to be unable to send ends the connection.

@@ -438,6 +438,21 @@ impl TcpLayer {
         }
     }
 
+    /// [`send_space`](Self::send_space) for an application that, finding none, waits
+    /// for room instead of writing (an echo that reads only what it can send): a full
+    /// buffer counts as a refused write, so send-buffer autotuning grows it as it does
+    /// for a `send` that did not fit (Linux: poll on an unwritable socket sets
+    /// SOCK_NOSPACE).
+    pub fn send_space_or_note_full(&mut self, h: TcpHandle) -> usize {
+        let space = self.send_space(h);
+        if space == 0 {
+            if let Some(it) = self.user_item_mut(h) {
+                it.socket.note_send_full();
+            }
+        }
+        space
+    }
+
     /// True when all data was read and the peer sent FIN (recv would return 0).
     pub fn is_readable_eof(&self, h: TcpHandle) -> bool {
         self.user_sock(h)

@@ -51,6 +51,10 @@ pub struct TcpConfig {
     pub sack: bool,
     /// Report duplicate segments as D-SACK blocks (RFC 2883; Linux `tcp_dsack`).
     pub dsack: bool,
+    /// Answer in-sequence out-of-order segments past the third duplicate ACK with one
+    /// ACK per batch of arriving frames (SACK compression, as Linux's
+    /// `tcp_comp_sack_nr`), not one each.
+    pub sack_compression: bool,
     /// Default congestion control algorithm.
     pub congestion: CongestionAlgorithm,
     /// Default for TCP_NODELAY.
@@ -107,6 +111,7 @@ impl Default for TcpConfig {
             timestamps: true,
             sack: true,
             dsack: true,
+            sack_compression: true,
             congestion: CongestionAlgorithm::Cubic,
             nodelay: false,
             max_backlog: 4096,

@@ -31,6 +31,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use ustack::socket::tcp::TcpEvent;
+use ustack_socket::echo::EchoServer;
 use ustack_socket::link::OsLink;
 use ustack_socket::netns;
 use ustack_socket::{NetStack, SockOpt, SockOptName};
@@ -62,7 +63,13 @@ const TICK: Duration = Duration::from_secs(1);
     with that seed and loss in both directions. Loss models: 1%, 3%, 5%, 10% random\n\
     and gilbert:0.01:0.3 (Gilbert-Elliott bursts, about 3.2% of frames in bursts of\n\
     about 3). Every transfer checks its byte count and pattern; a failed or timed-out\n\
-    run is listed, not counted.\n\n\
+    run is listed, not counted. --pair picks pairs (kernel-to-ustack-no-dsack and\n\
+    kernel-to-ustack-no-compress: ustack's receiver with D-SACK or SACK compression\n\
+    off, for an A/B in one run). --echo runs the echo test instead: a kernel client\n\
+    on side A writes 1 MB (at 10% loss) or 10 MB (at 3%) and reads it back through\n\
+    a kernel echo server and through ustack's echo server (the code of `ustack echo`)\n\
+    on side B; retransmissions count both ends, and --kernel-cc is set per socket\n\
+    (TCP_CONGESTION on the echo client and server).\n\n\
     Per cell: runs that succeeded, median time (min-max), time / kernel->kernel's\n\
     median for the same loss, and the sender's median retransmitted segments, bytes\n\
     and RTOs (kernel: /proc/net/snmp RetransSegs, /proc/net/netstat TCPTimeouts and\n\
@@ -75,7 +82,9 @@ const TICK: Duration = Duration::from_secs(1);
     sudo ustack bench loss --quick             # 2 seeds of 500 KB, a minute or two\n  \
     sudo ustack bench loss                     # 15 seeds of 10 MB\n  \
     sudo ustack bench loss --seeds 20 --size 1M --json > loss.json\n  \
-    sudo ustack bench loss --kernel-cc cubic   # both kernels on CUBIC, as ustack"
+    sudo ustack bench loss --kernel-cc cubic   # both kernels on CUBIC, as ustack\n  \
+    sudo ustack bench loss --pair kernel-to-kernel,kernel-to-ustack,kernel-to-ustack-no-dsack\n  \
+    sudo ustack bench loss --echo              # the echo rows: kernel vs ustack echo server"
 )]
 pub struct LossArgs {
     /// Two seeds of 500 KB transfers. Explicit flags still win.
@@ -98,6 +107,17 @@ pub struct LossArgs {
     /// inherit].
     #[arg(long, value_name = "NAME")]
     pub kernel_cc: Option<String>,
+    /// Only these pairs of stacks, comma-separated, in this order [default:
+    /// kernel-to-kernel,kernel-to-ustack,ustack-to-kernel]. Without kernel-to-kernel
+    /// the "vs kernel" column stays empty.
+    #[arg(long = "pair", value_enum, value_delimiter = ',', value_name = "PAIR")]
+    pub pairs: Vec<Pair>,
+    /// Echo instead of one-way transfers: a kernel client on side A writes the bytes
+    /// and reads them back through a kernel echo server and through ustack's echo
+    /// server (`ustack echo`) on side B, 1 MB at 10 % and 10 MB at 3 % loss each way
+    /// (--size sets both sizes).
+    #[arg(long, conflicts_with = "pairs")]
+    pub echo: bool,
     /// Print every run and the cells as JSON instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -125,7 +145,7 @@ fn kernel_cc(lab: &WireLab, want: Option<&str>) -> Result<String, String> {
 }
 
 /// Which stacks move the data.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Pair {
     /// Kernel sender, kernel receiver.
@@ -134,6 +154,18 @@ pub enum Pair {
     KernelToUstack,
     /// ustack sender, kernel receiver.
     UstackToKernel,
+    /// Kernel sender, ustack receiver with D-SACK generation off (`TcpConfig::dsack`),
+    /// for an A/B against `kernel-to-ustack` in one interleaved run.
+    KernelToUstackNoDsack,
+    /// Kernel sender, ustack receiver with SACK compression off
+    /// (`TcpConfig::sack_compression`): one ACK per out-of-order segment.
+    KernelToUstackNoCompress,
+    /// `--echo`: a kernel client through a kernel echo server.
+    #[value(skip)]
+    EchoKernel,
+    /// `--echo`: a kernel client through ustack's echo server (`ustack echo`'s code).
+    #[value(skip)]
+    EchoUstack,
 }
 
 impl Pair {
@@ -143,13 +175,55 @@ impl Pair {
         Pair::UstackToKernel,
     ];
 
+    /// The pairs of `--echo`.
+    const ECHO: [Pair; 2] = [Pair::EchoKernel, Pair::EchoUstack];
+
     fn label(self) -> &'static str {
         match self {
             Pair::KernelToKernel => "kernel → kernel",
             Pair::KernelToUstack => "kernel → ustack",
             Pair::UstackToKernel => "ustack → kernel",
+            Pair::KernelToUstackNoDsack => "kernel → ustack, no D-SACK",
+            Pair::KernelToUstackNoCompress => "kernel → ustack, no SACK compression",
+            Pair::EchoKernel => "kernel ⇄ kernel echo server",
+            Pair::EchoUstack => "kernel ⇄ ustack echo",
         }
     }
+
+    /// The pair whose median the "vs kernel" column divides by.
+    fn baseline(self) -> Pair {
+        match self {
+            Pair::EchoKernel | Pair::EchoUstack => Pair::EchoKernel,
+            _ => Pair::KernelToKernel,
+        }
+    }
+
+    /// Whether the receiver (side B) is a ustack.
+    fn ustack_receiver(self) -> bool {
+        matches!(
+            self,
+            Pair::KernelToUstack
+                | Pair::KernelToUstackNoDsack
+                | Pair::KernelToUstackNoCompress
+                | Pair::EchoUstack
+        )
+    }
+}
+
+/// The echo tests of issue 13: loss label, flag, value (both directions) and the bytes
+/// the client writes (and reads back).
+const ECHO_CASES: [(&str, &str, &str, u64); 2] = [
+    ("10%", "--loss", "0.1", 1_000_000),
+    ("3%", "--loss", "0.03", 10_000_000),
+];
+
+/// One group of rows: a loss model and the bytes each of its runs moves.
+#[derive(Clone, Copy, Debug)]
+struct Case {
+    label: &'static str,
+    flag: &'static str,
+    value: &'static str,
+    size: u64,
 }
 
 /// What one successful run measured.
@@ -437,11 +511,23 @@ fn send_all(
 struct LabStack {
     stack: NetStack,
     rtos: Arc<AtomicU64>,
+    /// Segments and payload bytes retransmitted, from its `Retransmit` events.
+    retrans: Arc<[AtomicU64; 2]>,
     fd: i32,
 }
 
 impl LabStack {
     fn start(lab: &WireLab, side: Side, seed: u64) -> Result<LabStack, String> {
+        Self::start_with(lab, side, seed, |_| {})
+    }
+
+    /// `start`, with `tune` applied to the stack's configuration last.
+    fn start_with(
+        lab: &WireLab,
+        side: Side,
+        seed: u64,
+        tune: impl FnOnce(&mut ustack::iface::Config) + Send + 'static,
+    ) -> Result<LabStack, String> {
         let link = lab
             .open_stack_link(side)
             .map_err(|e| format!("AF_PACKET on {}: {e}", side.dev()))?;
@@ -458,20 +544,37 @@ impl LabStack {
                 // line up by index with a kernel endpoint's under the same seed.
                 c.arp.gratuitous_at_start = false;
             })
+            .config(tune)
+            // No IPv6: its start-up frames (DAD, MLD reports) would cross the wire
+            // ahead of the connection's and shift its frame indices.
+            .ipv6(false)
             .build()
             .map_err(|e| format!("cannot start ustack on {}: {e}", side.dev()))?;
         let rtos = Arc::new(AtomicU64::new(0));
-        let count = rtos.clone();
+        let retrans = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
+        let (count, rx) = (rtos.clone(), retrans.clone());
         stack.add_hook(move |_, _| {
             Box::new(move |round| {
                 while let Some(ev) = round.iface.tcp().poll_event() {
-                    if matches!(ev, TcpEvent::RtoFired { .. }) {
-                        count.fetch_add(1, Ordering::Relaxed);
+                    match ev {
+                        TcpEvent::RtoFired { .. } => {
+                            count.fetch_add(1, Ordering::Relaxed);
+                        }
+                        TcpEvent::Retransmit { len, .. } => {
+                            rx[0].fetch_add(1, Ordering::Relaxed);
+                            rx[1].fetch_add(len as u64, Ordering::Relaxed);
+                        }
+                        _ => {}
                     }
                 }
             })
         });
-        Ok(LabStack { stack, rtos, fd })
+        Ok(LabStack {
+            stack,
+            rtos,
+            retrans,
+            fd,
+        })
     }
 
     fn socket_drops(&self) -> u64 {
@@ -492,8 +595,13 @@ fn start_receiver(
     port: u16,
     deadline: Instant,
 ) -> Result<Receiver, String> {
-    if pair == Pair::KernelToUstack {
-        let st = LabStack::start(lab, Side::B, seed)?;
+    if pair.ustack_receiver() {
+        let dsack = pair != Pair::KernelToUstackNoDsack;
+        let compress = pair != Pair::KernelToUstackNoCompress;
+        let st = LabStack::start_with(lab, Side::B, seed, move |c| {
+            c.tcp.dsack = dsack;
+            c.tcp.sack_compression = compress;
+        })?;
         let listener = ustack_socket::TcpListener::bind(&st.stack, (Ipv4Addr::UNSPECIFIED, port))
             .map_err(|e| format!("ustack listen: {e}"))?;
         let h = std::thread::spawn(move || -> io::Result<u64> {
@@ -526,6 +634,242 @@ fn start_receiver(
     Ok(Receiver::Kernel(t))
 }
 
+/// Writes all of `buf` before `deadline`; partial writes are tracked across the
+/// socket's short per-call timeouts ([`TICK`]).
+fn write_until(mut w: impl Write, buf: &[u8], deadline: Instant) -> io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        match w.write(&buf[done..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(k) => done += k,
+            Err(e) if timed_out(&e) => past(deadline, "sending")?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Sets a kernel TCP socket's congestion control (TCP_CONGESTION), which, unlike the
+/// namespace's sysctl, may name any algorithm the kernel has loaded (with
+/// CAP_NET_ADMIN), not only those in `tcp_allowed_congestion_control`. A listener's
+/// setting passes to the connections it accepts.
+fn set_tcp_congestion(fd: i32, name: &str) -> io::Result<()> {
+    // SAFETY: setsockopt with a byte string and its exact length.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_CONGESTION,
+            name.as_ptr().cast(),
+            name.len() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(
+            e.kind(),
+            format!("TCP_CONGESTION {name}: {e}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The kernel echo server of one `--echo` run, inside namespace B: echoes one
+/// connection to EOF, half-closes, then waits for `client_done` to read its
+/// retransmissions (the namespace's counter deltas and `TCP_INFO`), so they cover the
+/// same span as the client's.
+fn kernel_echo_server(
+    listener: std::net::TcpListener,
+    deadline: Instant,
+    client_done: std::sync::mpsc::Receiver<()>,
+) -> io::Result<Figures> {
+    let before = KernelTcpCounters::read()?;
+    listener.set_nonblocking(true)?;
+    let (s, _) = accept_until(|| listener.accept(), deadline)?;
+    drop(listener);
+    s.set_nonblocking(false)?;
+    s.set_read_timeout(Some(TICK))?;
+    s.set_write_timeout(Some(TICK))?;
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = match (&s).read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if timed_out(&e) => {
+                past(deadline, "echoing")?;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        write_until(&s, &buf[..n], deadline)?;
+    }
+    s.shutdown(Shutdown::Write)?;
+    let _ = client_done.recv_timeout(deadline.saturating_duration_since(Instant::now()));
+    let info = wirelab::kernel_tcp_info(s.as_raw_fd())?;
+    let delta = KernelTcpCounters::read()?.since(&before);
+    Ok(Figures {
+        retrans_segs: delta.retrans_segs,
+        retrans_bytes: info.bytes_retrans,
+        rtos: delta.timeouts,
+        ..Figures::default()
+    })
+}
+
+/// The kernel client of one `--echo` run, inside namespace A: a writer thread sends
+/// `size` pattern bytes and half-closes while this thread reads the echo to EOF,
+/// checking the pattern. Time: connect to EOF; retransmissions: the client's own.
+fn kernel_echo_client(
+    to: SocketAddr,
+    cc: Option<String>,
+    size: u64,
+    deadline: Instant,
+    timeout: Duration,
+) -> io::Result<Figures> {
+    let before = KernelTcpCounters::read()?;
+    let t0 = Instant::now();
+    let s = std::net::TcpStream::connect_timeout(&to, timeout)?;
+    if let Some(cc) = cc {
+        // Before any data: the kernel switches an established socket's algorithm.
+        set_tcp_congestion(s.as_raw_fd(), &cc)?;
+    }
+    s.set_read_timeout(Some(TICK))?;
+    s.set_write_timeout(Some(TICK))?;
+    let w = s.try_clone()?;
+    // A new thread starts in its creator's network namespace (A), as the rules want of
+    // every thread that sends.
+    let writer = std::thread::spawn(move || -> io::Result<()> {
+        let mut buf = vec![0u8; CHUNK];
+        let mut off = 0u64;
+        while off < size {
+            let n = (size - off).min(CHUNK as u64) as usize;
+            fill(&mut buf[..n], off);
+            write_until(&w, &buf[..n], deadline)?;
+            off += n as u64;
+        }
+        w.shutdown(Shutdown::Write)
+    });
+    let got = drain(&s, deadline);
+    let secs = t0.elapsed().as_secs_f64();
+    writer
+        .join()
+        .map_err(|_| io::Error::other("the echo writer panicked"))??;
+    let got = got?;
+    if got != size {
+        return Err(io::Error::other(format!("{got} bytes echoed of {size}")));
+    }
+    let info = wirelab::kernel_tcp_info(s.as_raw_fd())?;
+    let delta = KernelTcpCounters::read()?.since(&before);
+    Ok(Figures {
+        secs,
+        retrans_segs: delta.retrans_segs,
+        retrans_bytes: info.bytes_retrans,
+        rtos: delta.timeouts,
+        ..Figures::default()
+    })
+}
+
+/// One `--echo` run (the wire is already running): the kernel client on side A through
+/// the kernel echo server or ustack's echo server on side B. Retransmissions and RTOs
+/// are the client's plus the server's: both ends send the same bytes.
+fn echo_transfer(
+    lab: &WireLab,
+    cc: Option<&str>,
+    pair: Pair,
+    seed: u64,
+    size: u64,
+    port: u16,
+    timeout: Duration,
+) -> Result<Figures, String> {
+    let deadline = Instant::now() + timeout;
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    enum Server {
+        Kernel(netns::NsThread<io::Result<Figures>>),
+        Ustack(LabStack, Arc<std::sync::Mutex<EchoServer>>),
+    }
+    let (server, dst) = if pair == Pair::EchoUstack {
+        let st = LabStack::start(lab, Side::B, seed)?;
+        // The server `ustack echo` runs: EchoServer as a hook of the host loop.
+        let echo = st
+            .stack
+            .with_interface(|iface, _| EchoServer::new(iface, port, 16))
+            .map_err(|e| format!("ustack echo: {e}"))?;
+        let echo = Arc::new(std::sync::Mutex::new(echo));
+        let hook = echo.clone();
+        st.stack.add_hook(move |_, _| {
+            Box::new(move |round| {
+                hook.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .poll(round)
+            })
+        });
+        drop(done_rx);
+        (Server::Ustack(st, echo), Side::B.stack_ip())
+    } else {
+        let addr = SocketAddr::from((Side::B.kernel_ip(), port));
+        let listener = lab
+            .b
+            .run_in(move || std::net::TcpListener::bind(addr))
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("kernel listen: {e}"))?;
+        if let Some(cc) = cc {
+            set_tcp_congestion(listener.as_raw_fd(), cc).map_err(|e| e.to_string())?;
+        }
+        let t = lab
+            .b
+            .spawn_in("echo server", move || {
+                kernel_echo_server(listener, deadline, done_rx)
+            })
+            .map_err(|e| e.to_string())?;
+        (Server::Kernel(t), Side::B.kernel_ip())
+    };
+    let to = SocketAddr::from((dst, port));
+    let cc = cc.map(str::to_owned);
+    let client = lab
+        .a
+        .spawn_in("echo client", move || {
+            kernel_echo_client(to, cc, size, deadline, timeout)
+        })
+        .map_err(|e| e.to_string())?
+        .join_timeout(timeout + Duration::from_secs(15))
+        .map_err(|_| "the echo client overstayed".to_owned())
+        .and_then(|r| r.map_err(|e| format!("kernel echo client: {e}")));
+    let _ = done_tx.send(());
+    let (server, socket_drops) = match server {
+        Server::Kernel(t) => (
+            t.join_timeout(timeout + Duration::from_secs(15))
+                .map_err(|_| "the kernel echo server did not finish".to_owned())
+                .and_then(|r| r.map_err(|e| format!("kernel echo server: {e}"))),
+            0,
+        ),
+        Server::Ustack(st, echo) => {
+            let stats = echo
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .stats();
+            let r = if stats.failed > 0 {
+                Err(format!("ustack echo: {} connections failed", stats.failed))
+            } else {
+                Ok(Figures {
+                    retrans_segs: st.retrans[0].load(Ordering::Relaxed),
+                    retrans_bytes: st.retrans[1].load(Ordering::Relaxed),
+                    rtos: st.rtos.load(Ordering::Relaxed),
+                    ..Figures::default()
+                })
+            };
+            (r, st.socket_drops())
+        }
+    };
+    let (c, s) = (client?, server?);
+    Ok(Figures {
+        secs: c.secs,
+        retrans_segs: c.retrans_segs + s.retrans_segs,
+        retrans_bytes: c.retrans_bytes + s.retrans_bytes,
+        rtos: c.rtos + s.rtos,
+        socket_drops,
+        ..Figures::default()
+    })
+}
+
 /// Runs one transfer; the wire is already running.
 fn transfer(
     lab: &WireLab,
@@ -539,9 +883,10 @@ fn transfer(
     // run (a leftover would hold the port or send into the next run's wire).
     let deadline = Instant::now() + timeout;
     let receiver = start_receiver(lab, pair, seed, port, deadline)?;
-    let dst = match pair {
-        Pair::KernelToUstack => Side::B.stack_ip(),
-        _ => Side::B.kernel_ip(),
+    let dst = if pair.ustack_receiver() {
+        Side::B.stack_ip()
+    } else {
+        Side::B.kernel_ip()
     };
     let to = SocketAddr::from((dst, port));
     let mut socket_drops = 0;
@@ -624,6 +969,54 @@ fn transfer(
     Ok(f)
 }
 
+/// The loss cases and pairs of stacks a run covers: the table's models at `size`
+/// with `--pair`'s pairs (default the three of the table), or with `--echo` the echo
+/// cases (each at its own size unless --size or --quick set one) and the two echo
+/// servers.
+fn plan(args: &LossArgs, size: u64) -> (Vec<Case>, Vec<Pair>) {
+    if args.echo {
+        let cases = ECHO_CASES
+            .iter()
+            .map(|&(loss, flag, value, default)| {
+                let size = if args.size.is_some() || args.quick {
+                    size
+                } else {
+                    default
+                };
+                // Row labels live as long as the command.
+                let label: &'static str =
+                    Box::leak(format!("{} echo at {loss}", human_bytes(size)).into_boxed_str());
+                Case {
+                    label,
+                    flag,
+                    value,
+                    size,
+                }
+            })
+            .collect();
+        return (cases, Pair::ECHO.to_vec());
+    }
+    let cases = MODELS
+        .iter()
+        .map(|&(label, flag, value)| Case {
+            label,
+            flag,
+            value,
+            size,
+        })
+        .collect();
+    let mut pairs: Vec<Pair> = Vec::new();
+    for &p in &args.pairs {
+        if !pairs.contains(&p) {
+            pairs.push(p);
+        }
+    }
+    if pairs.is_empty() {
+        pairs = Pair::ALL.to_vec();
+    }
+    (cases, pairs)
+}
+
 /// Runs `ustack bench loss`.
 pub fn run(args: &LossArgs) -> CmdResult {
     ustack_tools::signals::handle_with(|sig| {
@@ -646,20 +1039,49 @@ pub fn run(args: &LossArgs) -> CmdResult {
         .map_or(0, |d| d.as_secs());
     let lab = WireLab::new("uloss")?;
     lab.pin_neighbors()?;
-    let cc = kernel_cc(&lab, args.kernel_cc.as_deref())?;
+    // --echo sets --kernel-cc per socket (TCP_CONGESTION), so it may name any loaded
+    // algorithm; the one-way pairs set the namespaces' sysctl.
+    let cc = if args.echo {
+        let sysctl = kernel_cc(&lab, None)?;
+        match &args.kernel_cc {
+            Some(cc) => format!("{cc} (TCP_CONGESTION on both echo sockets)"),
+            None => sysctl,
+        }
+    } else {
+        kernel_cc(&lab, args.kernel_cc.as_deref())?
+    };
     let offloads = lab.offloads;
     let t_start = Instant::now();
     let mut runs = Vec::new();
-    let total = seeds.len() * MODELS.len() * Pair::ALL.len();
+    let (cases, pairs) = plan(args, size);
+    let total = seeds.len() * cases.len() * pairs.len();
     for (si, &seed) in seeds.iter().enumerate() {
-        for (label, flag, value) in MODELS {
-            for k in 0..Pair::ALL.len() {
-                let pair = Pair::ALL[(k + si) % Pair::ALL.len()];
+        for &Case {
+            label,
+            flag,
+            value,
+            size,
+        } in &cases
+        {
+            for k in 0..pairs.len() {
+                let pair = pairs[(k + si) % pairs.len()];
                 let result = WireProc::start(&lab, &exe, seed, (flag, value)).and_then(|wire| {
                     // A port per run: a connection of an earlier run can never be
                     // mistaken for this one's.
                     let port = PORT + (runs.len() % 10_000) as u16;
-                    let r = transfer(&lab, pair, seed, size, port, timeout);
+                    let r = if args.echo {
+                        echo_transfer(
+                            &lab,
+                            args.kernel_cc.as_deref(),
+                            pair,
+                            seed,
+                            size,
+                            port,
+                            timeout,
+                        )
+                    } else {
+                        transfer(&lab, pair, seed, size, port, timeout)
+                    };
                     let counters = wire.stop();
                     let mut f = r?;
                     let (dropped, socket) = counters?;
@@ -694,9 +1116,18 @@ pub fn run(args: &LossArgs) -> CmdResult {
     drop(lab);
 
     let mut cells = Vec::new();
-    for (label, _, _) in MODELS {
-        let mut kk_median = None;
-        for pair in Pair::ALL {
+    for &Case { label, .. } in &cases {
+        // The baseline's median first, whichever order --pair gave.
+        let median_of = |pair: Pair| {
+            let secs: Vec<f64> = runs
+                .iter()
+                .filter(|r| r.model == label && r.pair == pair)
+                .filter_map(|r| r.result.as_ref().ok())
+                .map(|f| f.secs)
+                .collect();
+            median(&secs)
+        };
+        for &pair in &pairs {
             let of: Vec<&Figures> = runs
                 .iter()
                 .filter(|r| r.model == label && r.pair == pair)
@@ -710,9 +1141,10 @@ pub fn run(args: &LossArgs) -> CmdResult {
             let med =
                 |g: &dyn Fn(&Figures) -> f64| median(&of.iter().map(|f| g(f)).collect::<Vec<_>>());
             let m = median(&secs);
-            if pair == Pair::KernelToKernel {
-                kk_median = m;
-            }
+            let base = pairs
+                .contains(&pair.baseline())
+                .then(|| median_of(pair.baseline()))
+                .flatten();
             cells.push(Cell {
                 model: label,
                 pair,
@@ -725,7 +1157,7 @@ pub fn run(args: &LossArgs) -> CmdResult {
                         secs.iter().copied().fold(0.0, f64::max),
                     ]
                 }),
-                vs_kernel: report::ratio(m, kk_median),
+                vs_kernel: report::ratio(m, base),
                 retrans_segs: med(&|f| f.retrans_segs as f64),
                 retrans_bytes: med(&|f| f.retrans_bytes as f64),
                 rtos: med(&|f| f.rtos as f64),
@@ -743,15 +1175,23 @@ pub fn run(args: &LossArgs) -> CmdResult {
         .collect::<Vec<_>>()
         .join(" ");
     let tcp = ustack::socket::tcp::TcpConfig::default();
-    let notes = vec![
+    let mut notes = vec![
         format!(
-            "{} per transfer, side A to side B; seeds {}..={}; loss in both directions, decided by the wire's seed per frame index",
-            human_bytes(size),
+            "{}; seeds {}..={}; loss in both directions, decided by the wire's seed per frame index",
+            if args.echo {
+                "echo: the kernel client on side A writes the row's bytes and reads them back through the server on side B".to_owned()
+            } else {
+                format!("{} per transfer, side A to side B", human_bytes(size))
+            },
             seeds.first().copied().unwrap_or(0),
             seeds.last().copied().unwrap_or(0)
         ),
         "permanent neighbour entries on both kernels and static ones in ustack, and no gratuitous ARP from ustack: no ARP crosses the wire, so a dropped ARP request never delays a run and the n-th frame of a connection is the n-th frame the wire sees, whichever stack sends it".into(),
-        "time: connect to the receiver's close, on the sender; retransmissions and RTOs: the sender's (kernel: nstat RetransSegs/TCPTimeouts deltas in its namespace and TCP_INFO bytes_retrans; ustack: TcpInfo and RtoFired events)".into(),
+        if args.echo {
+            "time: connect to the echo's EOF, on the client; retransmissions and RTOs: the client's plus the server's, until that EOF (kernel: nstat RetransSegs/TCPTimeouts deltas in its namespace and TCP_INFO bytes_retrans; ustack: its Retransmit and RtoFired events); vs kernel: time / the kernel echo server's median".into()
+        } else {
+            "time: connect to the receiver's close, on the sender; retransmissions and RTOs: the sender's (kernel: nstat RetransSegs/TCPTimeouts deltas in its namespace and TCP_INFO bytes_retrans; ustack: TcpInfo and RtoFired events)".into()
+        },
         format!(
             "ustack: socket API NetStack with its default TcpConfig ({:?}, {} KiB receive / {} KiB send buffers, autotuned up to {} KiB / {} KiB) on AF_PACKET; kernel: congestion control {cc}, other sysctls as new namespaces get them; offloads of the endpoints' veth ends as read back: {}",
             tcp.congestion,
@@ -765,6 +1205,12 @@ pub fn run(args: &LossArgs) -> CmdResult {
         format!("{failed} of {} runs failed", runs.len()),
         format!("total run time {:.0} s", t_start.elapsed().as_secs_f64()),
     ];
+    if pairs.contains(&Pair::KernelToUstackNoCompress) {
+        notes.push("kernel → ustack, no SACK compression: the same ustack receiver with TcpConfig::sack_compression off (one ACK per out-of-order segment), interleaved with the other pairs".into());
+    }
+    if pairs.contains(&Pair::KernelToUstackNoDsack) {
+        notes.push("kernel → ustack, no D-SACK: the same ustack receiver with TcpConfig::dsack off (no D-SACK blocks sent), interleaved with the other pairs".into());
+    }
     let report = LossReport {
         date: report::utc_date(start),
         machine,
@@ -841,6 +1287,68 @@ pub fn to_text(r: &LossReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn args(extra: &[&str]) -> LossArgs {
+        use clap::{CommandFactory, FromArgMatches};
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            loss: LossArgs,
+        }
+        let m = Cli::command()
+            .try_get_matches_from(std::iter::once("loss").chain(extra.iter().copied()))
+            .expect("arguments parse");
+        Cli::from_arg_matches(&m).expect("arguments").loss
+    }
+
+    #[test]
+    fn plan_covers_the_table_the_echo_test_or_the_pairs_asked_for() {
+        let (cases, pairs) = plan(&args(&[]), 1000);
+        assert_eq!(cases.len(), MODELS.len());
+        assert!(cases.iter().all(|c| c.size == 1000));
+        assert_eq!(pairs, Pair::ALL);
+
+        let (cases, pairs) = plan(&args(&["--echo"]), 1000);
+        let sizes: Vec<u64> = cases.iter().map(|c| c.size).collect();
+        assert_eq!(sizes, [1_000_000, 10_000_000]);
+        assert_eq!(cases[0].value, "0.1");
+        assert_eq!(cases[1].value, "0.03");
+        assert_eq!(cases[0].label, "1 MB echo at 10%");
+        assert_eq!(pairs, Pair::ECHO);
+        for p in pairs {
+            assert_eq!(p.baseline(), Pair::EchoKernel);
+        }
+
+        let (cases, _) = plan(&args(&["--echo", "--size", "200K"]), 200_000);
+        assert!(cases.iter().all(|c| c.size == 200_000));
+
+        let a = args(&[
+            "--pair",
+            "kernel-to-ustack-no-dsack,kernel-to-kernel",
+            "--pair",
+            "kernel-to-kernel",
+        ]);
+        let (_, pairs) = plan(&a, 1000);
+        assert_eq!(pairs, [Pair::KernelToUstackNoDsack, Pair::KernelToKernel]);
+        assert!(pairs[0].ustack_receiver());
+        assert_eq!(pairs[0].baseline(), Pair::KernelToKernel);
+    }
+
+    #[test]
+    fn echo_pairs_cannot_be_picked_and_echo_excludes_pair() {
+        use clap::{CommandFactory, Parser};
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            loss: LossArgs,
+        }
+        let parse = |a: &[&str]| {
+            Cli::command().try_get_matches_from(std::iter::once("loss").chain(a.iter().copied()))
+        };
+        assert!(parse(&["--pair", "echo-ustack"]).is_err());
+        assert!(parse(&["--echo", "--pair", "kernel-to-kernel"]).is_err());
+        assert!(parse(&["--pair", "kernel-to-ustack"]).is_ok());
+    }
 
     #[test]
     fn wire_counters_parse() {

@@ -165,7 +165,8 @@ pub(crate) struct Socket {
     pub rx: RingBuffer,
     assembler: Assembler,
     pub fin_received: bool,
-    /// Starts of the most recent out-of-order segments, newest first (RFC 2018 §4).
+    /// One out-of-order segment of each of the blocks that last received data, newest
+    /// first, one per block (RFC 2018 §4; `input::note_sack_recent`).
     sack_recent: [Option<SeqNumber>; 3],
     rcv_mss: usize,
     rcv_unacked: usize,

@@ -515,6 +515,7 @@ impl Socket {
         self.timers_changed |= self.delack_at.is_some();
         self.delack_at = None;
         self.rcv_unacked = 0;
+        self.tune.compressed_acks = 0;
         window
     }
 

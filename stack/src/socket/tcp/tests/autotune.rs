@@ -202,6 +202,33 @@ fn test_established_send_buffer_grows_when_it_held_the_sender_back() {
 }
 
 #[test]
+fn test_established_send_buffer_grows_for_a_writer_waiting_on_a_full_buffer() {
+    // An application that asks for room and waits when there is none (an echo that
+    // reads only what it can send) never has a write refused; finding the buffer full
+    // counts as one, so the buffer grows as in the test above.
+    let mut h = tunable_sender(1 << 20);
+    let data = [7u8; 20_000];
+    assert_eq!(h.layer.send_space_or_note_full(h.handle), 4000);
+    assert_eq!(h.layer.send(h.handle, &data[..4000]), Ok(4000));
+    assert_eq!(drain(&mut h).len(), 4);
+    assert_eq!(h.layer.send_space_or_note_full(h.handle), 0);
+    send!(h, peer_ack(2000));
+    assert_eq!(h.layer.send_space(h.handle), 20_000 - 2000);
+}
+
+#[test]
+fn test_established_send_buffer_stays_when_the_writer_never_found_it_full() {
+    // The control: asking while there is room is no refused write.
+    let mut h = tunable_sender(1 << 20);
+    let data = [7u8; 20_000];
+    assert_eq!(h.layer.send_space_or_note_full(h.handle), 4000);
+    assert_eq!(h.layer.send(h.handle, &data[..4000]), Ok(4000));
+    assert_eq!(drain(&mut h).len(), 4);
+    send!(h, peer_ack(2000));
+    assert_eq!(h.layer.send_space(h.handle), 2000);
+}
+
+#[test]
 fn test_established_fixed_send_buffer_does_not_grow() {
     let mut h = tunable_sender(0);
     let data = [7u8; 20_000];

@@ -1,8 +1,11 @@
 //! What a receiver's ACKs must tell a sender during loss recovery, which Linux senders
 //! rely on (issue 13): an immediate ACK for out-of-order data and for data that fills
 //! all or part of a hole, even with delayed ACKs on (RFC 5681 §4.2) -- sent as the
-//! segment's own reply, one per segment, as Linux does -- the SACK block holding the
-//! segment that triggered the ACK listed first (RFC 2018 §4), and quick-ACK mode.
+//! segment's own reply -- the SACK block holding the segment that triggered the ACK
+//! listed first and the blocks that last received data after it (RFC 2018 §4),
+//! quick-ACK mode, and Linux's SACK compression: past three
+//! duplicate ACKs for one RCV.NXT, segments that only extend the newest block share
+//! one ACK per batch of arriving frames.
 
 use super::*;
 
@@ -160,4 +163,110 @@ fn test_established_duplicate_out_of_order_data_reports_dsack_then_its_block() {
     send!(h, time 2, peer_data(11, b"lm") => Some(our_ack(2, 62, [block(11, 13), block(10, 14), block(20, 22), None])));
     // Once only.
     send!(h, time 3, peer_data(22, b"w") => Some(our_ack(2, 62, [block(20, 23), block(10, 14), None, None])));
+}
+
+/// Three out-of-order segments behind a hole at 0, each acknowledged at once: the
+/// duplicate ACKs a sender's fast retransmit counts.
+fn behind_a_hole() -> Harness {
+    let mut h = delayed_sack_past_quickack();
+    send!(h, time 1, peer_data(10, b"k") => Some(our_ack(2, 62, [block(10, 11), None, None, None])));
+    send!(h, time 1, peer_data(11, b"l") => Some(our_ack(2, 62, [block(10, 12), None, None, None])));
+    send!(h, time 1, peer_data(12, b"m") => Some(our_ack(2, 62, [block(10, 13), None, None, None])));
+    h
+}
+
+#[test]
+fn test_established_in_sequence_out_of_order_data_is_compressed_into_one_ack() {
+    // Linux __tcp_ack_snd_check (SACK compression): past three duplicate ACKs for the
+    // same RCV.NXT, segments that extend the newest block are answered by one ACK,
+    // sent once the frames that arrived together are processed (here: the next
+    // dispatch), not one each.
+    let mut h = behind_a_hole();
+    send!(h, time 1, peer_data(13, b"n") => None);
+    send!(h, time 1, peer_data(14, b"o") => None);
+    send!(h, time 1, peer_data(15, b"p") => None);
+    recv!(h, time 1, our_ack(2, 62, [block(10, 16), None, None, None]));
+    recv_nothing!(h, time 1);
+    // Still the same RCV.NXT: the next batch is compressed too.
+    send!(h, time 2, peer_data(16, b"q") => None);
+    recv!(h, time 2, our_ack(2, 62, [block(10, 17), None, None, None]));
+}
+
+#[test]
+fn test_established_out_of_order_data_starting_a_new_block_is_acked_at_once() {
+    // A new hole (a second block) is reported first at once (RFC 2018 §4): an ACK
+    // covering several new blocks could not list them all.
+    let mut h = behind_a_hole();
+    send!(h, time 1, peer_data(20, b"u") => Some(our_ack(2, 62, [block(20, 21), block(10, 13), None, None])));
+    // Extending the older block is not the newest block either.
+    send!(h, time 1, peer_data(13, b"n") => Some(our_ack(2, 62, [block(10, 14), block(20, 21), None, None])));
+    // Now (10, 14) is the newest; extending it is compressed.
+    send!(h, time 1, peer_data(14, b"o") => None);
+    recv!(h, time 1, our_ack(2, 62, [block(10, 15), block(20, 21), None, None]));
+}
+
+#[test]
+fn test_established_advancing_rcv_nxt_restarts_the_immediate_duplicate_acks() {
+    // Linux resets its duplicate-ACK counter when RCV.NXT moves: a sender that
+    // retransmitted the first hole gets three fresh duplicate ACKs for the next one.
+    let mut h = behind_a_hole();
+    send!(h, time 1, peer_data(13, b"n") => None);
+    recv!(h, time 1, our_ack(2, 62, [block(10, 14), None, None, None]));
+    // Part of the hole: acknowledged at once (RFC 5681 §4.2).
+    send!(h, time 2, peer_data(2, b"cd") => Some(our_ack(4, 60, [block(10, 14), None, None, None])));
+    send!(h, time 2, peer_data(14, b"o") => Some(our_ack(4, 60, [block(10, 15), None, None, None])));
+    send!(h, time 2, peer_data(15, b"p") => Some(our_ack(4, 60, [block(10, 16), None, None, None])));
+    send!(h, time 2, peer_data(16, b"q") => Some(our_ack(4, 60, [block(10, 17), None, None, None])));
+    send!(h, time 2, peer_data(17, b"r") => None);
+}
+
+#[test]
+fn test_established_compression_answers_at_most_44_segments_per_ack() {
+    // Linux tcp_comp_sack_nr: the 45th segment left unanswered forces the ACK out.
+    let mut h = behind_a_hole();
+    for off in 13..13 + 44 {
+        send!(h, time 1, peer_data(off, b"x") => None);
+    }
+    send!(h, time 1, peer_data(57, b"y") => Some(our_ack(2, 62, [block(10, 58), None, None, None])));
+    // That ACK reset the count.
+    send!(h, time 1, peer_data(58, b"z") => None);
+}
+
+#[test]
+fn test_established_retransmission_quickack_answers_out_of_order_data_at_once() {
+    // Quick-ACK mode, entered on a duplicate (the sender is recovering), applies to
+    // out-of-order data as well (Linux checks it before compressing).
+    let mut h = behind_a_hole();
+    send!(h, time 1, peer_data(0, b"ab") => Some(our_ack(2, 62, [block(0, 2), block(10, 13), None, None])));
+    send!(h, time 1, peer_data(13, b"n") => Some(our_ack(2, 62, [block(10, 14), None, None, None])));
+}
+
+#[test]
+fn test_established_sack_compression_off_answers_each_segment() {
+    let mut config = sack_config();
+    config.delayed_ack = Duration::from_millis(40);
+    config.sack_compression = false;
+    let mut h = socket_established_with(config, sack_syn());
+    for (i, off) in (10..16).enumerate() {
+        send!(h, time 0, peer_data(off, b"x") => Some(our_ack(0, 64, [block(10, 11 + i), None, None, None])));
+    }
+}
+
+#[test]
+fn test_established_recent_blocks_stay_listed_while_the_newest_grows() {
+    // RFC 2018 §4: after the first block, "the SACK option SHOULD be filled out by
+    // repeating the most recently reported SACK blocks". Five blocks, four fit
+    // (no timestamps here): the block last created, (5, 6), must stay in the ACKs
+    // while in-sequence data extends the newest one, not fall out after three
+    // segments.
+    let mut h = delayed_sack_past_quickack();
+    send!(h, time 1, peer_data(10, b"k") => Some(our_ack(2, 62, [block(10, 11), None, None, None])));
+    send!(h, time 1, peer_data(14, b"o") => Some(our_ack(2, 62, [block(14, 15), block(10, 11), None, None])));
+    send!(h, time 1, peer_data(17, b"r") => Some(our_ack(2, 62, [block(17, 18), block(14, 15), block(10, 11), None])));
+    send!(h, time 1, peer_data(20, b"u") => Some(our_ack(2, 62, [block(20, 21), block(17, 18), block(14, 15), block(10, 11)])));
+    send!(h, time 1, peer_data(5, b"f") => Some(our_ack(2, 62, [block(5, 6), block(20, 21), block(17, 18), block(14, 15)])));
+    send!(h, time 1, peer_data(21, b"v") => Some(our_ack(2, 62, [block(20, 22), block(5, 6), block(17, 18), block(14, 15)])));
+    send!(h, time 1, peer_data(22, b"w") => None);
+    send!(h, time 1, peer_data(23, b"x") => None);
+    recv!(h, time 1, our_ack(2, 62, [block(20, 24), block(5, 6), block(17, 18), block(14, 15)]));
 }
