@@ -37,12 +37,17 @@ const READABLE: PollEvents =
 /// `bits` (POLLIN: read all there was; POLLOUT: filled the send buffer): the notifier
 /// only reports what the stack changed, not what the program took.
 pub(crate) fn refresh_level(f: &UFile, bits: PollEvents) {
-    f.edges.consumed(bits.bits());
+    let reports = f.edges.consumed(bits.bits());
     let all = PollEvents::POLLIN | PollEvents::POLLOUT | PollEvents::POLLRDHUP;
     let mut p = [PollFd::new(f.sfd, all)];
     if f.stack.poll(&mut p, Some(Duration::ZERO)).is_ok() {
-        f.level.set(p[0].revents.intersects(READABLE));
-        f.edges.observe(p[0].revents.bits());
+        // Not taken in if the notifier reported since `consumed`: it saw every change
+        // the stack made, and our reading, made outside the stack lock, may predate its
+        // last report.
+        let ready = p[0].revents;
+        f.edges.observe_since(reports, ready.bits(), || {
+            f.level.set(ready.intersects(READABLE))
+        });
     }
 }
 
@@ -219,8 +224,7 @@ pub(crate) fn ready_notifier(
     wakers: Arc<crate::wake::Wakers>,
 ) -> ustack_socket::notifier::ReadyNotifier {
     Arc::new(move |ready| {
-        level.set(ready.intersects(READABLE));
-        edges.observe(ready.bits());
+        edges.observe(ready.bits(), || level.set(ready.intersects(READABLE)));
         wakers.wake_all();
     })
 }
