@@ -160,7 +160,13 @@ fn attach() -> Result<NetStack, (c_int, String)> {
     })
 }
 
-/// At exit: close every socket and stop the stack, so the recording is complete.
+/// How long the exit handler waits for closed connections to deliver what they still
+/// had to send.
+pub const EXIT_DRAIN: Duration = Duration::from_secs(2);
+
+/// At exit: close every socket, let closed connections finish sending (up to
+/// [`EXIT_DRAIN`]) and stop the stack, so the peers get their data and the recording is
+/// complete.
 extern "C" fn at_exit() {
     let p = process();
     let files = p.take_all();
@@ -168,9 +174,38 @@ extern "C" fn at_exit() {
     drop(files);
     let s = p.stack.lock().unwrap_or_else(|e| e.into_inner()).take();
     if let Some(Ok(s)) = &s {
+        drain_closed(s, EXIT_DRAIN);
         crate::observe::finish(s);
     }
     drop(s);
+}
+
+/// Waits until no connection still has its FIN (and so its data) unacknowledged, or
+/// `limit` passes; returns whether they all finished. A program's `close` returns at
+/// once and Linux's kernel keeps sending after the process exits; this stack exits
+/// with the process, and stopping it sends once and drops the rest, so an echo server
+/// that wrote its last reply and exited left the reply's tail unsent.
+pub fn drain_closed(stack: &NetStack, limit: Duration) -> bool {
+    use ustack::socket::tcp::TcpState;
+    let end = Instant::now() + limit;
+    loop {
+        // Each look runs a round too, so this thread drives the link as well.
+        let busy = stack.with_interface(|iface, _| {
+            iface.tcp().sockets().any(|t| {
+                matches!(
+                    t.info.state,
+                    TcpState::FinWait1 | TcpState::Closing | TcpState::LastAck
+                )
+            })
+        });
+        if !busy {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// Makes `sfd` (a new socket of `stack`) visible as a fresh kernel descriptor.
