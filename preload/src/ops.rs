@@ -36,13 +36,18 @@ const READABLE: PollEvents =
 /// Re-reads a socket's readiness into its eventfd and its edges, after a call consumed
 /// `bits` (POLLIN: read all there was; POLLOUT: filled the send buffer): the notifier
 /// only reports what the stack changed, not what the program took.
-fn refresh_level(f: &UFile, bits: PollEvents) {
-    f.edges.consumed(bits.bits());
+pub(crate) fn refresh_level(f: &UFile, bits: PollEvents) {
+    let reports = f.edges.consumed(bits.bits());
     let all = PollEvents::POLLIN | PollEvents::POLLOUT | PollEvents::POLLRDHUP;
     let mut p = [PollFd::new(f.sfd, all)];
     if f.stack.poll(&mut p, Some(Duration::ZERO)).is_ok() {
-        f.level.set(p[0].revents.intersects(READABLE));
-        f.edges.observe(p[0].revents.bits());
+        // Not taken in if the notifier reported since `consumed`: it saw every change
+        // the stack made, and our reading, made outside the stack lock, may predate its
+        // last report.
+        let ready = p[0].revents;
+        f.edges.observe_since(reports, ready.bits(), || {
+            f.level.set(ready.intersects(READABLE))
+        });
     }
 }
 
@@ -155,7 +160,13 @@ fn attach() -> Result<NetStack, (c_int, String)> {
     })
 }
 
-/// At exit: close every socket and stop the stack, so the recording is complete.
+/// How long the exit handler waits for closed connections to deliver what they still
+/// had to send.
+pub const EXIT_DRAIN: Duration = Duration::from_secs(2);
+
+/// At exit: close every socket, let closed connections finish sending (up to
+/// [`EXIT_DRAIN`]) and stop the stack, so the peers get their data and the recording is
+/// complete.
 extern "C" fn at_exit() {
     let p = process();
     let files = p.take_all();
@@ -163,9 +174,38 @@ extern "C" fn at_exit() {
     drop(files);
     let s = p.stack.lock().unwrap_or_else(|e| e.into_inner()).take();
     if let Some(Ok(s)) = &s {
+        drain_closed(s, EXIT_DRAIN);
         crate::observe::finish(s);
     }
     drop(s);
+}
+
+/// Waits until no connection still has its FIN (and so its data) unacknowledged, or
+/// `limit` passes; returns whether they all finished. A program's `close` returns at
+/// once and Linux's kernel keeps sending after the process exits; this stack exits
+/// with the process, and stopping it sends once and drops the rest, so an echo server
+/// that wrote its last reply and exited left the reply's tail unsent.
+pub fn drain_closed(stack: &NetStack, limit: Duration) -> bool {
+    use ustack::socket::tcp::TcpState;
+    let end = Instant::now() + limit;
+    loop {
+        // Each look runs a round too, so this thread drives the link as well.
+        let busy = stack.with_interface(|iface, _| {
+            iface.tcp().sockets().any(|t| {
+                matches!(
+                    t.info.state,
+                    TcpState::FinWait1 | TcpState::Closing | TcpState::LastAck
+                )
+            })
+        });
+        if !busy {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// Makes `sfd` (a new socket of `stack`) visible as a fresh kernel descriptor.
@@ -206,16 +246,22 @@ fn install(
         level: level.clone(),
     });
     let wakers = process().wakers.clone();
-    let _ = stack.set_ready_notifier(
-        sfd,
-        Some(Arc::new(move |ready| {
-            level.set(ready.intersects(READABLE));
-            edges.observe(ready.bits());
-            wakers.wake_all();
-        })),
-    );
+    let _ = stack.set_ready_notifier(sfd, Some(ready_notifier(level, edges, wakers)));
     drop(process().set(efd, Slot::Sock(file)));
     Ok(efd)
+}
+
+/// The stack's readiness notifier for one socket: mirrors readability on its eventfd,
+/// counts its edges and wakes every waiting thread and epoll instance.
+pub(crate) fn ready_notifier(
+    level: Arc<crate::table::Level>,
+    edges: Arc<crate::table::Edges>,
+    wakers: Arc<crate::wake::Wakers>,
+) -> ustack_socket::notifier::ReadyNotifier {
+    Arc::new(move |ready| {
+        edges.observe(ready.bits(), || level.set(ready.intersects(READABLE)));
+        wakers.wake_all();
+    })
 }
 
 /// Runs `op` until it does not say EAGAIN, waiting for `events` between tries unless
@@ -1684,29 +1730,15 @@ fn epoll_scan(info: &EpollInfo, out: &mut [libc::epoll_event]) -> usize {
         let Some(w) = watches.get_mut(&fd) else {
             continue;
         };
-        let asked = PollEvents::from_bits(w.events)
-            & (PollEvents::POLLIN
-                | PollEvents::POLLOUT
-                | PollEvents::POLLRDHUP
-                | PollEvents::POLLPRI);
-        let edges = w.file.edges.count(w.events);
-        let mut p = [PollFd::new(w.file.sfd, asked)];
-        let ready = match w.file.stack.poll(&mut p, Some(Duration::ZERO)) {
-            Ok(_) => p[0].revents & (asked | PollEvents::POLLERR | PollEvents::POLLHUP),
-            Err(_) => PollEvents::empty(),
-        };
-        if ready.is_empty() {
-            continue;
-        }
-        if w.events & libc::EPOLLET as u32 != 0 {
-            if edges == w.seen {
-                continue;
+        let Some(ready) = poll_watch(w, |file, asked| {
+            let mut p = [PollFd::new(file.sfd, asked)];
+            match file.stack.poll(&mut p, Some(Duration::ZERO)) {
+                Ok(_) => p[0].revents,
+                Err(_) => PollEvents::empty(),
             }
-            w.seen = edges;
-        }
-        if w.events & libc::EPOLLONESHOT as u32 != 0 {
-            w.disarmed = true;
-        }
+        }) else {
+            continue;
+        };
         out[n] = libc::epoll_event {
             events: ready.bits(),
             u64: w.data,
@@ -1714,6 +1746,38 @@ fn epoll_scan(info: &EpollInfo, out: &mut [libc::epoll_event]) -> usize {
         n += 1;
     }
     n
+}
+
+/// What watch `w` reports now, if anything: `check` reads the socket's readiness for
+/// the events asked. Edge-triggered, a report needs an edge since the last one.
+pub(crate) fn poll_watch(
+    w: &mut Watch,
+    check: impl FnOnce(&UFile, PollEvents) -> PollEvents,
+) -> Option<PollEvents> {
+    let asked = PollEvents::from_bits(w.events)
+        & (PollEvents::POLLIN | PollEvents::POLLOUT | PollEvents::POLLRDHUP | PollEvents::POLLPRI);
+    let ready = check(&w.file, asked) & (asked | PollEvents::POLLERR | PollEvents::POLLHUP);
+    if ready.is_empty() {
+        return None;
+    }
+    if w.events & libc::EPOLLET as u32 != 0 {
+        // Counted after the check, never before: the check may itself take in the
+        // datagram (a round on an unattended link) or wait for the stack lock while the
+        // driver delivers it, and the notifier counts that edge meanwhile. Counted
+        // before, the edge this report covers would stay unseen and fire again on the
+        // next wait with nothing new (epoll_mix.c, "udp again (ET)"). Counted after,
+        // an edge that came after the check is covered by a report the program gets
+        // after it came, which is all EPOLLET promises.
+        let edges = w.file.edges.count(w.events);
+        if edges == w.seen {
+            return None;
+        }
+        w.seen = edges;
+    }
+    if w.events & libc::EPOLLONESHOT as u32 != 0 {
+        w.disarmed = true;
+    }
+    Some(ready)
 }
 
 /// epoll_pwait(2) (epoll_wait(2) with no mask).

@@ -18,7 +18,7 @@
 use crate::wake::Wakers;
 use libc::c_int;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use ustack_socket::{Fd, NetStack};
@@ -138,16 +138,48 @@ impl Drop for UFile {
 /// side) is not an edge for a watcher of EPOLLIN.
 #[derive(Default)]
 pub struct Edges {
-    prev: AtomicU32,
+    last: Mutex<Last>,
     input: AtomicU64,
     output: AtomicU64,
     hangup: AtomicU64,
 }
 
+/// The readiness last taken in, and how many the stack's notifier reported.
+#[derive(Default)]
+struct Last {
+    ready: u32,
+    reports: u64,
+}
+
 impl Edges {
-    /// Takes in the readiness now.
-    pub fn observe(&self, ready: u32) {
-        let new = ready & !self.prev.swap(ready, Ordering::AcqRel);
+    /// Takes in the readiness the stack's notifier reports; `mirror` runs in the same
+    /// critical section, so mirrors of it (the eventfd's level) follow the same order.
+    /// The notifier runs under the stack lock, so its reports come in the stack's order.
+    pub fn observe(&self, ready: u32, mirror: impl FnOnce()) {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        last.reports += 1;
+        self.take(&mut last, ready);
+        mirror();
+    }
+
+    /// Takes in the readiness a call re-read after [`Edges::consumed`] returned
+    /// `reports`, unless the notifier reported since (then the call's reading, made
+    /// outside the stack lock, may be older than the notifier's: taken in, it would
+    /// hide an edge already counted, and the next report would count it again).
+    /// Returns whether it was taken in (and `mirror` ran).
+    pub fn observe_since(&self, reports: u64, ready: u32, mirror: impl FnOnce()) -> bool {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if last.reports != reports {
+            return false;
+        }
+        self.take(&mut last, ready);
+        mirror();
+        true
+    }
+
+    fn take(&self, last: &mut Last, ready: u32) {
+        let new = ready & !last.ready;
+        last.ready = ready;
         if new & libc::POLLIN as u32 != 0 {
             self.input.fetch_add(1, Ordering::AcqRel);
         }
@@ -162,8 +194,11 @@ impl Edges {
     /// Forgets that `bits` were set: the caller consumed them (read until nothing was
     /// left, wrote until the buffer was full), so seeing them again, even at once, is
     /// an edge. A spurious edge costs an EAGAIN; a missed one hangs an ET program.
-    pub fn consumed(&self, bits: u32) {
-        self.prev.fetch_and(!bits, Ordering::AcqRel);
+    /// Returns the notifier's report count, for [`Edges::observe_since`].
+    pub fn consumed(&self, bits: u32) -> u64 {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        last.ready &= !bits;
+        last.reports
     }
 
     /// A number that grows with every edge an epoll watch of `events` cares about.
@@ -395,24 +430,60 @@ mod tests {
         let (i, o) = (libc::POLLIN as u32, libc::POLLOUT as u32);
         let e = Edges::default();
         let (in_only, out_only) = (libc::EPOLLIN as u32, libc::EPOLLOUT as u32);
-        e.observe(o);
+        e.observe(o, || {});
         assert_eq!((e.count(in_only), e.count(out_only)), (0, 1));
-        e.observe(o | i);
+        e.observe(o | i, || {});
         assert_eq!(e.count(in_only), 1, "data arrived");
-        e.observe(o | i);
-        e.observe(i);
+        e.observe(o | i, || {});
+        e.observe(i, || {});
         assert_eq!(
             e.count(in_only),
             1,
             "the same readiness, or OUT going away, is no IN edge"
         );
-        e.observe(i | o);
+        e.observe(i | o, || {});
         assert_eq!((e.count(in_only), e.count(out_only)), (1, 2));
-        e.observe(o);
-        e.observe(o | i);
+        e.observe(o, || {});
+        e.observe(o | i, || {});
         assert_eq!(e.count(in_only), 2, "drained, then new data");
-        e.observe(o | i | libc::POLLRDHUP as u32);
+        e.observe(o | i | libc::POLLRDHUP as u32, || {});
         assert_eq!(e.count(in_only), 3, "a hang-up is an edge for every watch");
+    }
+
+    #[test]
+    fn a_call_s_re_read_older_than_the_notifier_s_report_is_not_taken_in() {
+        let (i, o) = (libc::POLLIN as u32, libc::POLLOUT as u32);
+        let in_only = libc::EPOLLIN as u32;
+        let e = Edges::default();
+        e.observe(o | i, || {});
+        assert_eq!(e.count(in_only), 1);
+        // A receive drained the socket and re-reads it (outside the stack lock): it
+        // sees no data; before it takes that in, a datagram lands and the notifier
+        // counts the edge.
+        let reports = e.consumed(i);
+        let stale = o;
+        e.observe(o | i, || {});
+        assert_eq!(e.count(in_only), 2, "data after draining");
+        let mut mirrored = false;
+        assert!(!e.observe_since(reports, stale, || mirrored = true));
+        assert!(
+            !mirrored,
+            "the eventfd's level must not go back to the stale reading"
+        );
+        // A later report that changes nothing for IN (the send side) is no IN edge;
+        // taken in, the stale reading would have made it one.
+        e.observe(o | i, || {});
+        assert_eq!(
+            e.count(in_only),
+            2,
+            "a spurious IN edge from a stale re-read"
+        );
+        // With no report between, the re-read is taken in: data still there after a
+        // short read is an edge (the program stopped reading; it must hear of it).
+        let reports = e.consumed(i);
+        assert!(e.observe_since(reports, o | i, || mirrored = true));
+        assert!(mirrored);
+        assert_eq!(e.count(in_only), 3);
     }
 
     #[test]

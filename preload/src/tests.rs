@@ -1,8 +1,9 @@
 //! The calls over an in-memory stack (no TAP, no privileges): descriptor bookkeeping
 //! (dup, dup2, close, fd reuse, O_NONBLOCK per description, FD_CLOEXEC per number),
 //! poll over a ustack socket and a pipe, and epoll LT/ET/ONESHOT. The process's stack
-//! is set directly instead of attached from the environment. One test function: the
-//! library's state is per process.
+//! is set directly instead of attached from the environment. One test function uses
+//! the library's state (it is per process); the others (the EPOLLET check, the exit
+//! handler's wait) build what they need by hand; all run one at a time.
 
 use crate::ops;
 use crate::table::{process, Slot};
@@ -29,8 +30,17 @@ fn errno() -> c_int {
     crate::errno()
 }
 
+/// Held by every test here: they open kernel descriptors, and the first one checks
+/// which number the kernel hands out next.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn descriptors_poll_and_epoll_over_a_memory_stack() {
+    let _serial = serial();
     let (a, b) = NetStack::builder()
         .ip("10.0.0.1/24".parse().unwrap())
         .build_pair(NetStack::builder().ip("10.0.0.2/24".parse().unwrap()), 256)
@@ -233,4 +243,147 @@ fn descriptors_poll_and_epoll_over_a_memory_stack() {
             ops::close(fd);
         }
     }
+}
+
+/// EPOLLET on one socket of a real in-memory stack, without the process's table: a
+/// datagram that lands while a scan checks the
+/// socket is one edge and is reported once; drained and then new data is a new edge.
+#[test]
+fn an_edge_that_lands_during_the_readiness_check_is_reported_once() {
+    let _serial = serial();
+    use crate::ops::{poll_watch, ready_notifier, refresh_level};
+    use crate::table::{Edges, Level, UFile, Watch};
+    use crate::wake::Wakers;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+    use ustack_socket::{PollEvents, PollFd};
+
+    let (a, b) = NetStack::builder()
+        .ip("10.0.0.1/24".parse().unwrap())
+        .build_pair(NetStack::builder().ip("10.0.0.2/24".parse().unwrap()), 256)
+        .unwrap();
+    let s = a
+        .socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_NONBLOCK, 0)
+        .unwrap();
+    a.bind(s, "0.0.0.0:9".parse().unwrap()).unwrap();
+    let edges = Arc::new(Edges::default());
+    // No eventfd to mirror readability on: not what this test looks at.
+    let level = Arc::new(Level::new(-1));
+    let f = Arc::new(UFile {
+        stack: a.clone(),
+        sfd: s,
+        v6: false,
+        ty: libc::SOCK_DGRAM,
+        proto: 0,
+        nonblocking: AtomicBool::new(true),
+        listening: AtomicBool::new(false),
+        edges: edges.clone(),
+        timeouts: Mutex::new((None, None)),
+        used: AtomicBool::new(true),
+        options: Mutex::new(Vec::new()),
+        level: level.clone(),
+    });
+    a.set_ready_notifier(
+        s,
+        Some(ready_notifier(level, edges, Arc::new(Wakers::default()))),
+    )
+    .unwrap();
+    let mut w = Watch {
+        file: f.clone(),
+        events: (libc::EPOLLIN | libc::EPOLLET) as u32,
+        data: 1,
+        disarmed: false,
+        seen: u64::MAX,
+    };
+    let check = |f: &UFile, asked: PollEvents| {
+        let mut p = [PollFd::new(f.sfd, asked)];
+        f.stack.poll(&mut p, Some(Duration::ZERO)).unwrap();
+        p[0].revents
+    };
+    let input = |f: &UFile| f.edges.count(libc::EPOLLIN as u32);
+    let peer = b.socket(libc::AF_INET, libc::SOCK_DGRAM, 0).unwrap();
+    // Sends a datagram and waits until the notifier counted its edge, then checks.
+    let arrives_then_check = |f: &UFile, asked: PollEvents| {
+        let before = input(f);
+        b.sendto(peer, b"x", 0, "10.0.0.1:9".parse().unwrap())
+            .unwrap();
+        let end = Instant::now() + Duration::from_secs(5);
+        while input(f) == before {
+            assert!(Instant::now() < end, "the datagram never arrived");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        check(f, asked)
+    };
+
+    assert_eq!(poll_watch(&mut w, check), None, "nothing to read yet");
+    // The datagram lands during the check (as when the check waits for the stack lock
+    // while the driver delivers it, or runs the round that takes it in).
+    assert_eq!(
+        poll_watch(&mut w, arrives_then_check),
+        Some(PollEvents::POLLIN)
+    );
+    assert_eq!(
+        poll_watch(&mut w, check),
+        None,
+        "one datagram, one edge: reported a second time with nothing new"
+    );
+    // Drained (recv until EAGAIN marks IN consumed), then new data: a new edge, once.
+    let mut buf = [0u8; 8];
+    assert_eq!(a.recv(s, &mut buf, 0).unwrap(), 1);
+    assert!(a.recv(s, &mut buf, 0).is_err());
+    refresh_level(&f, PollEvents::POLLIN);
+    assert_eq!(poll_watch(&mut w, check), None, "drained");
+    assert_eq!(
+        poll_watch(&mut w, arrives_then_check),
+        Some(PollEvents::POLLIN),
+        "new data after draining is an edge"
+    );
+    assert_eq!(poll_watch(&mut w, check), None);
+}
+
+/// The exit handler's wait: a program that sends a megabyte, closes and exits at once
+/// (the stack stops right after `close`) still gets all of it, and its FIN, to the
+/// peer. Without the wait, stopping sends once and the tail never leaves.
+#[test]
+fn closed_connections_finish_sending_before_the_stack_stops() {
+    let _serial = serial();
+    use std::io::Read;
+    use std::time::Duration;
+    use ustack_socket::TcpListener;
+
+    let (a, b) = NetStack::builder()
+        .ip("10.0.0.1/24".parse().unwrap())
+        .build_pair(NetStack::builder().ip("10.0.0.2/24".parse().unwrap()), 256)
+        .unwrap();
+    let listener = TcpListener::bind(&b, "0.0.0.0:80").unwrap();
+    let reader = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut got = Vec::new();
+        // An error (the read timeout) instead of end of file also ends it.
+        let _ = s.read_to_end(&mut got);
+        got
+    });
+    let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+    let c = a.socket(libc::AF_INET, libc::SOCK_STREAM, 0).unwrap();
+    // Room for all of it: `send` queues the megabyte at once, and at `close` nearly
+    // all of it is still to go (a new connection's window is ten segments).
+    a.setsockopt(c, ustack_socket::SockOpt::SndBuf(2 * data.len()))
+        .unwrap();
+    a.connect(c, "10.0.0.2:80".parse().unwrap()).unwrap();
+    assert_eq!(a.send(c, &data, 0).unwrap(), data.len());
+    a.close(c).unwrap();
+    assert!(
+        crate::ops::drain_closed(&a, Duration::from_secs(10)),
+        "the connection did not finish"
+    );
+    drop(a);
+    let got = reader.join().unwrap();
+    assert_eq!(
+        got.len(),
+        data.len(),
+        "bytes the peer got before end of file"
+    );
+    assert!(got == data);
 }

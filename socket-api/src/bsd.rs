@@ -440,7 +440,10 @@ impl Calls<'_> {
                         std::panic::resume_unwind(panic);
                     }
                 };
-            st.flush(self.shared().now());
+            if st.call_queued {
+                // (No clock read for a call that queued nothing: most reads.)
+                st.flush(self.shared().now());
+            }
             match r {
                 Err(Errno::EAGAIN) => {}
                 r => break r,
@@ -464,9 +467,16 @@ impl Calls<'_> {
                 }
                 break Err(Errno::EAGAIN);
             }
-            let deadline = *deadline.get_or_insert_with(|| timeout.map(|t| StdInstant::now() + t));
-            let Ok(left) = remaining(deadline) else {
-                break Err(on_timeout);
+            let left = match deadline {
+                Some(d) => match remaining(d) {
+                    Ok(left) => left,
+                    Err(()) => break Err(on_timeout),
+                },
+                None => {
+                    // The first wait: all of the timeout is left (one clock read).
+                    deadline = Some(timeout.map(|t| StdInstant::now() + t));
+                    timeout
+                }
             };
             let cv = match &waiting {
                 Some(cv) => cv.clone(),

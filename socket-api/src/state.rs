@@ -562,20 +562,25 @@ impl State {
     /// Keeps the watched set, and the map from engine sockets to watched descriptions,
     /// in step with a file's waiters and epolls.
     pub(crate) fn update_watched(&mut self, key: FileKey) {
-        let was = self.table.watched.contains(&key);
-        self.table.update_watched(key);
-        let now = self.table.watched.contains(&key);
-        if was == now {
-            return;
-        }
+        // Once per blocking call each way (add and remove a waiter): one lookup of the
+        // file, one of the set, and the map only when the set changed.
         let Ok(f) = self.table.file(key) else {
+            self.table.update_watched(key);
             return;
         };
+        let watch = f.watched();
         let h = f.sock.handle();
-        if now {
-            self.watched_by_socket.insert(h, key);
+        let changed = if watch {
+            self.table.watched.insert(key)
         } else {
-            self.watched_by_socket.remove(&h);
+            self.table.watched.remove(&key)
+        };
+        if changed {
+            if watch {
+                self.watched_by_socket.insert(h, key);
+            } else {
+                self.watched_by_socket.remove(&h);
+            }
         }
     }
 
@@ -819,10 +824,11 @@ pub(crate) fn wait_ready<'a>(
             st.waker.wake();
         }
     }
-    let now = shared.now();
     let deadline = st.next_deadline();
-    let to_deadline =
-        deadline.map(|d| Duration::from_micros(d.saturating_duration_since(now).total_micros()));
+    let to_deadline = deadline.map(|d| {
+        let now = shared.now();
+        Duration::from_micros(d.saturating_duration_since(now).total_micros())
+    });
     let timeout = match (left, to_deadline) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),

@@ -262,6 +262,12 @@ impl File {
             notifier: None,
         }
     }
+
+    /// Whether the round must re-check it: a thread blocks on it, an epoll set watches
+    /// it, or a readiness notifier is set.
+    pub(crate) fn watched(&self) -> bool {
+        !self.waiters.is_empty() || !self.epolls.is_empty() || self.notifier.is_some()
+    }
 }
 
 /// Descriptors and the descriptions they name.
@@ -361,7 +367,7 @@ impl Table {
     /// Keeps `watched` in step with the file's waiters and epoll registrations.
     pub(crate) fn update_watched(&mut self, key: FileKey) {
         match self.files.get(&key) {
-            Some(f) if !f.waiters.is_empty() || !f.epolls.is_empty() || f.notifier.is_some() => {
+            Some(f) if f.watched() => {
                 self.watched.insert(key);
             }
             _ => {
