@@ -417,8 +417,9 @@ impl Socket {
 
     /// Arms the tail loss probe (RFC 8985 §7.2) after new data went out or an ACK came:
     /// PTO = 2·SRTT plus WCDelAckT when one segment is in flight, else plus Linux's
-    /// TCP_TIMEOUT_MIN; 1 s without an RTT sample; no later than the RTO. Only with SACK, outside recovery, with nothing
-    /// SACKed or marked lost (Linux's "CA_Open" condition), and no probe episode open.
+    /// TCP_TIMEOUT_MIN; 1 s without an RTT sample; no later than the RTO. Only with
+    /// SACK, outside recovery, with nothing SACKed or marked lost (Linux's "CA_Open"
+    /// condition), and no probe episode open.
     pub(super) fn arm_tlp(&mut self, now: Instant) {
         let at = self.tlp_deadline(now);
         self.timers_changed |= self.tlp_at != at;
