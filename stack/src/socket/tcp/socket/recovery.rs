@@ -436,8 +436,16 @@ impl Socket {
             || self.snd_max <= self.snd_una
             || self.scoreboard.sacked_bytes() != 0
             || self.txlog.lost_bytes() != 0
-            || !matches!(self.state, TcpState::Established | TcpState::CloseWait)
+            || !matches!(
+                self.state,
+                TcpState::Established | TcpState::CloseWait | TcpState::FinWait1
+            )
         {
+            // FIN-WAIT-1 too (Linux's tcp_schedule_loss_probe does not look at the
+            // state): without it, the tail of every transfer whose sender had already
+            // shut down writing (up to a send buffer of data still to go) went without
+            // a probe, and lost ACKs there cost an RTO. CLOSING and LAST-ACK are left
+            // to the RTO as before.
             return None;
         }
         let pto = match self.rtt.srtt() {
