@@ -297,10 +297,10 @@ fn test_established_tlp_probes_with_new_data() {
         seq: seq(640),
         new_data: true
     }));
-    // No second probe; the RTO (200 ms minimum) runs from segment 0's transmission at
-    // 10 ms: 210 ms, where counting from the probe made it 232 ms.
-    recv_nothing!(h, time 209);
-    recv!(h, time 210, seg_k(&data, 0));
+    // No second probe; the RTO (SRTT + 200 ms, as Linux) runs from segment 0's
+    // transmission at 10 ms: 220 ms, where counting from the probe made it 242 ms.
+    recv_nothing!(h, time 219);
+    recv!(h, time 220, seg_k(&data, 0));
     assert!(h
         .events()
         .iter()
@@ -358,9 +358,9 @@ fn test_established_tlp_dsack_means_no_loss() {
 fn test_established_frto_detects_spurious_timeout() {
     let (mut h, data) = socket_rack(1280);
     let before = (h.info().cwnd, h.info().ssthresh);
-    // TLP at 32 ms (new data, segment 10), RTO at 210 ms: segment 0 again, cwnd 1 MSS.
+    // TLP at 32 ms (new data, segment 10), RTO at 220 ms: segment 0 again, cwnd 1 MSS.
     recv!(h, time 32, seg_k(&data, 10));
-    recv!(h, time 210, seg_k(&data, 0));
+    recv!(h, time 220, seg_k(&data, 0));
     recv_nothing!(h);
     assert_eq!(h.info().cwnd, 64);
     // The original flight's ACKs were only delayed.
@@ -383,7 +383,7 @@ fn test_established_frto_detects_spurious_timeout() {
 fn test_established_frto_keeps_reduction_for_real_loss() {
     let (mut h, data) = socket_rack(1280);
     recv!(h, time 32, seg_k(&data, 10));
-    recv!(h, time 210, seg_k(&data, 0));
+    recv!(h, time 220, seg_k(&data, 0));
     // Segment 0's retransmission arrives; 1 and beyond were lost.
     send!(h, time 235, ack_sack(64, &[(640, 704)]));
     let out = drain(&mut h);
@@ -441,9 +441,9 @@ fn test_established_eifel_undoes_spurious_timeout() {
     h.layer.send(h.handle, &data).unwrap();
     assert_eq!(drain(&mut h).len(), 10);
     let before = (h.info().cwnd, h.info().ssthresh);
-    // TLP (last segment) at 32 ms, RTO at 210 ms.
+    // TLP (last segment) at 32 ms, RTO at 220 ms.
     assert_eq!(drain_at(&mut h, 32).len(), 1);
-    assert_eq!(drain_at(&mut h, 210).len(), 1);
+    assert_eq!(drain_at(&mut h, 220).len(), 1);
     assert_eq!(h.info().cwnd, 64);
     // An ACK echoing the first flight's TSval (sent at 10 ms, before the timeout).
     send!(h, time 232, ack(128, tsv10));
@@ -519,9 +519,9 @@ fn test_established_tlp_pto_on_a_short_path() {
     recv_nothing!(h, time 4);
     recv!(h, time 5, seg_k(&data, 10));
     assert_eq!(h.info().tlp_probes, 1);
-    // The RTO follows 200 ms after segment 0 left (1 ms), not after the probe.
-    recv_nothing!(h, time 200);
-    recv!(h, time 201, seg_k(&data, 0));
+    // The RTO (SRTT + 200 ms) follows segment 0's transmission (1 ms), not the probe.
+    recv_nothing!(h, time 201);
+    recv!(h, time 202, seg_k(&data, 0));
 }
 
 /// The sender shut down writing with data still queued (FIN-WAIT-1, as at the end of
