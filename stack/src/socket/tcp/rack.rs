@@ -209,6 +209,11 @@ impl TxLog {
         self.lost
     }
 
+    /// When SND.UNA's segment was last (re)transmitted.
+    pub(crate) fn head_sent(&self) -> Option<Instant> {
+        self.recs.front().map(|r| r.xmit_ts)
+    }
+
     /// Whether any retransmitted record is still unacknowledged.
     pub(crate) fn has_retrans(&self) -> bool {
         self.retrans != 0

@@ -52,8 +52,15 @@ impl RttEstimator {
             }
         }
         let srtt = self.srtt.unwrap_or(r);
-        let var = Duration::from_micros(4 * self.rttvar.total_micros()).max(GRANULARITY);
-        self.base_rto = (srtt + var).max(self.min_rto).min(self.max_rto);
+        // RFC 6298 (2.3): RTO = SRTT + max(G, 4·RTTVAR), at least the minimum. As
+        // Linux (tcp_rtt_estimator keeps rttvar_us at least tcp_rto_min), the minimum
+        // bounds the variance term, not the sum: RTO is at least SRTT + RTO_min, so a
+        // path whose SRTT is inflated by delayed ACKs does not time out just as a
+        // delayed ACK (up to 200 ms) is due.
+        let var = Duration::from_micros(4 * self.rttvar.total_micros())
+            .max(GRANULARITY)
+            .max(self.min_rto);
+        self.base_rto = (srtt + var).min(self.max_rto);
         self.backoff = 0;
     }
 
@@ -113,12 +120,18 @@ mod tests {
     }
 
     #[test]
-    fn later_samples_are_smoothed_and_min_applies() {
+    fn later_samples_are_smoothed_and_min_bounds_the_variance_term() {
         let mut e = est();
         e.sample(Duration::from_millis(10));
         e.sample(Duration::from_millis(10));
         assert_eq!(e.srtt(), Some(Duration::from_millis(10)));
-        assert_eq!(e.rto(), Duration::from_millis(200));
+        // As Linux: SRTT + max(4·RTTVAR = 15 ms, 200 ms), not max(25 ms, 200 ms).
+        assert_eq!(e.rto(), Duration::from_millis(210));
+        // An SRTT inflated by delayed ACKs keeps the whole minimum above it.
+        for _ in 0..50 {
+            e.sample(Duration::from_millis(40));
+        }
+        assert_eq!(e.rto(), e.srtt().unwrap() + Duration::from_millis(200));
     }
 
     #[test]

@@ -75,9 +75,11 @@ const TICK: Duration = Duration::from_secs(1);
     and RTOs (kernel: /proc/net/snmp RetransSegs, /proc/net/netstat TCPTimeouts and\n\
     TCP_INFO bytes_retrans in the sender's namespace; ustack: TcpInfo and its RTO\n\
     events). Figures depend on the machine's load; compare ratios from one run.\n\
-    The kernels run their default congestion control unless --kernel-cc says\n\
-    otherwise (ustack runs CUBIC). The global link flags (--tap, --raw, --ip, --pcap,\n\
-    the fault flags) do not apply: it picks its own devices, addresses and faults.\n\n\
+    The kernels run their default congestion control unless --kernel-cc NAME sets\n\
+    it on every kernel socket (TCP_CONGESTION; the table then adds a kernel -> kernel\n\
+    row on the host's default, \"host cc\"); ustack runs CUBIC. The global link\n\
+    flags (--tap, --raw, --ip, --pcap, the fault flags) do not apply: it picks its\n\
+    own devices, addresses and faults.\n\n\
     Examples:\n  \
     sudo ustack bench loss --quick             # 2 seeds of 500 KB, a minute or two\n  \
     sudo ustack bench loss                     # 15 seeds of 10 MB\n  \
@@ -102,9 +104,8 @@ pub struct LossArgs {
     /// Seconds a transfer may take before it counts as failed.
     #[arg(long, value_name = "SECS", default_value_t = 180)]
     pub timeout: u64,
-    /// Congestion control of both kernels (net.ipv4.tcp_congestion_control in the
-    /// endpoint namespaces, e.g. cubic) [default: the host's, which new namespaces
-    /// inherit].
+    /// Congestion control of the kernel endpoints' sockets (TCP_CONGESTION, e.g.
+    /// cubic); adds a kernel -> kernel row on the host's default [default: the host's].
     #[arg(long, value_name = "NAME")]
     pub kernel_cc: Option<String>,
     /// Only these pairs of stacks, comma-separated, in this order [default:
@@ -123,25 +124,50 @@ pub struct LossArgs {
     pub json: bool,
 }
 
-/// Sets (with `Some`) and reads back the congestion control of both endpoint kernels.
-fn kernel_cc(lab: &WireLab, want: Option<&str>) -> Result<String, String> {
-    const PATH: &str = "/proc/sys/net/ipv4/tcp_congestion_control";
-    let mut got = Vec::new();
-    for ns in [&lab.a, &lab.b] {
-        let want = want.map(str::to_owned);
-        let r = ns
-            .run_in(move || -> io::Result<String> {
-                if let Some(w) = want {
-                    std::fs::write(PATH, w)?;
-                }
-                Ok(std::fs::read_to_string(PATH)?.trim().to_owned())
-            })
-            .map_err(|e| e.to_string())?
-            .map_err(|e| format!("{PATH}: {e}"))?;
-        got.push(r);
+/// Sets (with `Some`) a kernel TCP socket's congestion control with
+/// `setsockopt(IPPROTO_TCP, TCP_CONGESTION)` and reads it back. Per socket, because a
+/// namespace's `net.ipv4.tcp_congestion_control` may not be writable from inside it.
+fn kernel_cc(fd: i32, want: Option<&str>) -> io::Result<String> {
+    if let Some(w) = want {
+        // SAFETY: setsockopt(2) on a socket we own, with a buffer of the given length.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_CONGESTION,
+                w.as_ptr().cast(),
+                w.len() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            let e = io::Error::last_os_error();
+            return Err(io::Error::new(e.kind(), format!("TCP_CONGESTION {w}: {e}")));
+        }
     }
-    got.dedup();
-    Ok(got.join("/"))
+    let mut buf = [0u8; 16]; // TCP_CA_NAME_MAX
+    let mut len = buf.len() as libc::socklen_t;
+    // SAFETY: getsockopt(2) into a buffer of `len` bytes.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_CONGESTION,
+            buf.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let got = &buf[..(len as usize).min(buf.len())];
+    let got = got.split(|&b| b == 0).next().unwrap_or_default();
+    let got = String::from_utf8_lossy(got).into_owned();
+    match want {
+        Some(w) if w != got => Err(io::Error::other(format!(
+            "TCP_CONGESTION reads back {got}, not {w}"
+        ))),
+        _ => Ok(got),
+    }
 }
 
 /// Which stacks move the data.
@@ -166,6 +192,9 @@ pub enum Pair {
     /// `--echo`: a kernel client through ustack's echo server (`ustack echo`'s code).
     #[value(skip)]
     EchoUstack,
+    /// Kernel to kernel on the host's default congestion control, beside the
+    /// `--kernel-cc` pairs (only with `--kernel-cc`).
+    KernelToKernelHostCc,
 }
 
 impl Pair {
@@ -187,6 +216,27 @@ impl Pair {
             Pair::KernelToUstackNoCompress => "kernel → ustack, no SACK compression",
             Pair::EchoKernel => "kernel ⇄ kernel echo server",
             Pair::EchoUstack => "kernel ⇄ ustack echo",
+            Pair::KernelToKernelHostCc => "kernel → kernel, host cc",
+        }
+    }
+
+    /// The pairs of a run: with `--kernel-cc`, also kernel → kernel on the host's
+    /// default congestion control.
+    fn list(kernel_cc: bool) -> Vec<Pair> {
+        let mut v = Pair::ALL.to_vec();
+        if kernel_cc {
+            v.push(Pair::KernelToKernelHostCc);
+        }
+        v
+    }
+
+    /// The congestion control this pair's kernel sockets are set to (`None`: the
+    /// host's default).
+    fn cc(self, kernel_cc: Option<&str>) -> Option<&str> {
+        if self == Pair::KernelToKernelHostCc {
+            None
+        } else {
+            kernel_cc
         }
     }
 
@@ -242,6 +292,8 @@ pub struct Figures {
     /// Frames the kernel dropped at AF_PACKET sockets (wire and ustack ends), which no
     /// seed decided.
     pub socket_drops: u64,
+    /// A kernel sender's congestion control, read back with `TCP_CONGESTION`.
+    pub kernel_cc: Option<String>,
 }
 
 /// One run.
@@ -594,6 +646,7 @@ fn start_receiver(
     seed: u64,
     port: u16,
     deadline: Instant,
+    cc: Option<String>,
 ) -> Result<Receiver, String> {
     if pair.ustack_receiver() {
         let dsack = pair != Pair::KernelToUstackNoDsack;
@@ -624,8 +677,11 @@ fn start_receiver(
         .b
         .spawn_in("loss receiver", move || -> io::Result<u64> {
             listener.set_nonblocking(true)?;
+            kernel_cc(listener.as_raw_fd(), cc.as_deref())?;
             let (s, _) = accept_until(|| listener.accept(), deadline)?;
             drop(listener);
+            // Inherited from the listener; set again so a mismatch fails the run.
+            kernel_cc(s.as_raw_fd(), cc.as_deref())?;
             s.set_nonblocking(false)?;
             s.set_read_timeout(Some(TICK))?;
             drain(&s, deadline)
@@ -645,31 +701,6 @@ fn write_until(mut w: impl Write, buf: &[u8], deadline: Instant) -> io::Result<(
             Err(e) if timed_out(&e) => past(deadline, "sending")?,
             Err(e) => return Err(e),
         }
-    }
-    Ok(())
-}
-
-/// Sets a kernel TCP socket's congestion control (TCP_CONGESTION), which, unlike the
-/// namespace's sysctl, may name any algorithm the kernel has loaded (with
-/// CAP_NET_ADMIN), not only those in `tcp_allowed_congestion_control`. A listener's
-/// setting passes to the connections it accepts.
-fn set_tcp_congestion(fd: i32, name: &str) -> io::Result<()> {
-    // SAFETY: setsockopt with a byte string and its exact length.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_CONGESTION,
-            name.as_ptr().cast(),
-            name.len() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        let e = io::Error::last_os_error();
-        return Err(io::Error::new(
-            e.kind(),
-            format!("TCP_CONGESTION {name}: {e}"),
-        ));
     }
     Ok(())
 }
@@ -730,7 +761,7 @@ fn kernel_echo_client(
     let s = std::net::TcpStream::connect_timeout(&to, timeout)?;
     if let Some(cc) = cc {
         // Before any data: the kernel switches an established socket's algorithm.
-        set_tcp_congestion(s.as_raw_fd(), &cc)?;
+        kernel_cc(s.as_raw_fd(), Some(&cc))?;
     }
     s.set_read_timeout(Some(TICK))?;
     s.set_write_timeout(Some(TICK))?;
@@ -812,7 +843,7 @@ fn echo_transfer(
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("kernel listen: {e}"))?;
         if let Some(cc) = cc {
-            set_tcp_congestion(listener.as_raw_fd(), cc).map_err(|e| e.to_string())?;
+            kernel_cc(listener.as_raw_fd(), Some(cc)).map_err(|e| e.to_string())?;
         }
         let t = lab
             .b
@@ -878,11 +909,13 @@ fn transfer(
     size: u64,
     port: u16,
     timeout: Duration,
+    cc: Option<&str>,
 ) -> Result<Figures, String> {
     // Every endpoint gives up at this instant, so no thread or connection outlives its
     // run (a leftover would hold the port or send into the next run's wire).
     let deadline = Instant::now() + timeout;
-    let receiver = start_receiver(lab, pair, seed, port, deadline)?;
+    let cc = cc.map(str::to_owned);
+    let receiver = start_receiver(lab, pair, seed, port, deadline, cc.clone())?;
     let dst = if pair.ustack_receiver() {
         Side::B.stack_ip()
     } else {
@@ -926,6 +959,8 @@ fn transfer(
                 let before = KernelTcpCounters::read()?;
                 let t0 = Instant::now();
                 let s = std::net::TcpStream::connect_timeout(&to, timeout)?;
+                // Before any data: the handshake does not involve congestion control.
+                let kernel_cc = Some(kernel_cc(s.as_raw_fd(), cc.as_deref())?);
                 s.set_read_timeout(Some(TICK))?;
                 s.set_write_timeout(Some(TICK))?;
                 send_all(&s, size, deadline, || s.shutdown(Shutdown::Write))?;
@@ -937,6 +972,7 @@ fn transfer(
                     retrans_segs: delta.retrans_segs,
                     retrans_bytes: info.bytes_retrans,
                     rtos: delta.timeouts,
+                    kernel_cc,
                     ..Figures::default()
                 })
             })
@@ -1012,7 +1048,7 @@ fn plan(args: &LossArgs, size: u64) -> (Vec<Case>, Vec<Pair>) {
         }
     }
     if pairs.is_empty() {
-        pairs = Pair::ALL.to_vec();
+        pairs = Pair::list(args.kernel_cc.is_some());
     }
     (cases, pairs)
 }
@@ -1039,17 +1075,6 @@ pub fn run(args: &LossArgs) -> CmdResult {
         .map_or(0, |d| d.as_secs());
     let lab = WireLab::new("uloss")?;
     lab.pin_neighbors()?;
-    // --echo sets --kernel-cc per socket (TCP_CONGESTION), so it may name any loaded
-    // algorithm; the one-way pairs set the namespaces' sysctl.
-    let cc = if args.echo {
-        let sysctl = kernel_cc(&lab, None)?;
-        match &args.kernel_cc {
-            Some(cc) => format!("{cc} (TCP_CONGESTION on both echo sockets)"),
-            None => sysctl,
-        }
-    } else {
-        kernel_cc(&lab, args.kernel_cc.as_deref())?
-    };
     let offloads = lab.offloads;
     let t_start = Instant::now();
     let mut runs = Vec::new();
@@ -1080,7 +1105,8 @@ pub fn run(args: &LossArgs) -> CmdResult {
                             timeout,
                         )
                     } else {
-                        transfer(&lab, pair, seed, size, port, timeout)
+                        let cc = pair.cc(args.kernel_cc.as_deref());
+                        transfer(&lab, pair, seed, size, port, timeout, cc)
                     };
                     let counters = wire.stop();
                     let mut f = r?;
@@ -1175,6 +1201,29 @@ pub fn run(args: &LossArgs) -> CmdResult {
         .collect::<Vec<_>>()
         .join(" ");
     let tcp = ustack::socket::tcp::TcpConfig::default();
+    // What the kernel senders' sockets said they ran, per pair (the receivers' were
+    // set alike, and a run whose socket read back otherwise failed).
+    let cc = pairs
+        .iter()
+        .filter_map(|&pair| {
+            let mut got: Vec<&str> = runs
+                .iter()
+                .filter(|r| r.pair == pair)
+                .filter_map(|r| r.result.as_ref().ok()?.kernel_cc.as_deref())
+                .collect();
+            got.sort_unstable();
+            got.dedup();
+            (!got.is_empty()).then(|| format!("{} {}", pair.label(), got.join("/")))
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let cc_how = match (&args.kernel_cc, args.echo) {
+        (Some(w), true) => format!("TCP_CONGESTION {w} on both kernel echo sockets"),
+        (Some(w), false) => {
+            format!("TCP_CONGESTION {w} on every kernel socket except the host-cc row's")
+        }
+        (None, _) => "the host's default".to_owned(),
+    };
     let mut notes = vec![
         format!(
             "{}; seeds {}..={}; loss in both directions, decided by the wire's seed per frame index",
@@ -1193,7 +1242,7 @@ pub fn run(args: &LossArgs) -> CmdResult {
             "time: connect to the receiver's close, on the sender; retransmissions and RTOs: the sender's (kernel: nstat RetransSegs/TCPTimeouts deltas in its namespace and TCP_INFO bytes_retrans; ustack: TcpInfo and RtoFired events)".into()
         },
         format!(
-            "ustack: socket API NetStack with its default TcpConfig ({:?}, {} KiB receive / {} KiB send buffers, autotuned up to {} KiB / {} KiB) on AF_PACKET; kernel: congestion control {cc}, other sysctls as new namespaces get them; offloads of the endpoints' veth ends as read back: {}",
+            "ustack: socket API NetStack with its default TcpConfig ({:?}, {} KiB receive / {} KiB send buffers, autotuned up to {} KiB / {} KiB) on AF_PACKET; kernel: congestion control {cc_how}, as the senders' sockets read it back: {cc}; other sysctls as new namespaces get them; offloads of the endpoints' veth ends as read back: {}",
             tcp.congestion,
             tcp.rx_buffer_len / 1024,
             tcp.tx_buffer_len / 1024,

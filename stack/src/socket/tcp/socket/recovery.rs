@@ -22,11 +22,15 @@ use crate::time::{Duration, Instant};
 use crate::wire::{SeqNumber, TcpRepr};
 
 /// RFC 8985 §7.2 WCDelAckT: the worst-case delayed-ACK time added to the PTO when one
-/// segment is in flight.
+/// segment is in flight (Linux adds TCP_RTO_MIN, 200 ms, when one packet is out).
 const WC_DEL_ACK: Duration = Duration::from_millis(200);
-/// Smallest PTO (Linux's TCP_TIMEOUT_MIN is two jiffies; 10 ms keeps a probe from
-/// racing an ACK that is merely a little late).
-const MIN_PTO: Duration = Duration::from_millis(10);
+/// Added to 2·SRTT when more than one segment is in flight: Linux's TCP_TIMEOUT_MIN
+/// (two jiffies, 2 ms at HZ=1000), so a probe does not race an ACK that is merely a
+/// little late. A floor of 10 ms instead cost a sub-millisecond path several RTTs
+/// per tail loss.
+const PTO_SLACK: Duration = Duration::from_millis(2);
+/// Least time between a probe and the RTO armed after it (Linux: one jiffy).
+const MIN_RTO_AFTER_PROBE: Duration = Duration::from_millis(1);
 
 impl Socket {
     /// Congestion control on an ACK that advanced SND.UNA by `acked` bytes
@@ -412,9 +416,10 @@ impl Socket {
     // ------------------------------------------------------------------ TLP
 
     /// Arms the tail loss probe (RFC 8985 §7.2) after new data went out or an ACK came:
-    /// PTO = 2·SRTT, plus WCDelAckT when one segment is in flight, 1 s without an RTT
-    /// sample, no later than the RTO. Only with SACK, outside recovery, with nothing
-    /// SACKed or marked lost (Linux's "CA_Open" condition), and no probe episode open.
+    /// PTO = 2·SRTT plus WCDelAckT when one segment is in flight, else plus Linux's
+    /// TCP_TIMEOUT_MIN; 1 s without an RTT sample; no later than the RTO. Only with
+    /// SACK, outside recovery, with nothing SACKed or marked lost (Linux's "CA_Open"
+    /// condition), and no probe episode open.
     pub(super) fn arm_tlp(&mut self, now: Instant) {
         let at = self.tlp_deadline(now);
         self.timers_changed |= self.tlp_at != at;
@@ -431,17 +436,26 @@ impl Socket {
             || self.snd_max <= self.snd_una
             || self.scoreboard.sacked_bytes() != 0
             || self.txlog.lost_bytes() != 0
-            || !matches!(self.state, TcpState::Established | TcpState::CloseWait)
+            || !matches!(
+                self.state,
+                TcpState::Established | TcpState::CloseWait | TcpState::FinWait1
+            )
         {
+            // FIN-WAIT-1 too (Linux's tcp_schedule_loss_probe does not look at the
+            // state): without it, the tail of every transfer whose sender had already
+            // shut down writing (up to a send buffer of data still to go) went without
+            // a probe, and lost ACKs there cost an RTO. CLOSING and LAST-ACK are left
+            // to the RTO as before.
             return None;
         }
         let pto = match self.rtt.srtt() {
             Some(srtt) => {
-                let mut pto = srtt.saturating_mul(2);
+                let pto = srtt.saturating_mul(2);
                 if ((self.snd_max - self.snd_una).max(0) as usize) <= self.send_mss() {
-                    pto += WC_DEL_ACK;
+                    pto + WC_DEL_ACK
+                } else {
+                    pto + PTO_SLACK
                 }
-                pto.max(MIN_PTO)
             }
             None => Duration::from_secs(1),
         };
@@ -485,8 +499,13 @@ impl Socket {
             seq,
             new_data,
         });
-        // RFC 8985 §7.3: "the sender MUST arm the RTO timer, not the PTO timer".
-        let at = Some(now + self.rtt.rto());
+        // RFC 8985 §7.3: "the sender MUST arm the RTO timer, not the PTO timer". As
+        // Linux's tcp_rearm_rto with a probe pending, it runs from the latest
+        // transmission of SND.UNA's segment, not from the probe: the probe came PTO
+        // after the last ACK, which may itself have come long after that segment left,
+        // and the timeout is about that segment.
+        let head_rto = self.txlog.head_sent().map(|t| t + self.rtt.rto());
+        let at = Some(head_rto.map_or(now + self.rtt.rto(), |t| t.max(now + MIN_RTO_AFTER_PROBE)));
         self.timers_changed |= self.rto_at != at;
         self.rto_at = at;
     }

@@ -109,8 +109,8 @@ fn test_established_sack_recovery_sends_new_data_while_pipe_below_cwnd() {
 
 /// Found against the kernel (5% loss on its pure ACKs): when the ACKs for the tail of a
 /// flight were lost and the peer had nothing else to send, only the RTO (200 ms or
-/// more) got things going again. RFC 8985 §7 tail loss probe: after 2 * SRTT (at least
-/// 10 ms) without an ACK, the last segment is resent.
+/// more) got things going again. RFC 8985 §7 tail loss probe: after 2 * SRTT + 2 ms
+/// (Linux's TCP_TIMEOUT_MIN) without an ACK, the last segment is resent.
 #[test]
 fn test_established_tail_loss_probe_resends_last_segment() {
     let (mut h, _data) = socket_bulk(sack_config(), sack_syn());
@@ -122,11 +122,12 @@ fn test_established_tail_loss_probe_resends_last_segment() {
     assert_eq!(h.layer.send(h.handle, &more), Ok(640));
     assert_eq!(drain(&mut h).len(), 10);
     h.events();
-    // PTO = max(2 * SRTT, 10 ms) after the last transmission at 20 ms.
-    recv_nothing!(h, time 29);
+    // PTO = 2 * SRTT + 2 ms after the last transmission at 20 ms.
+    let pto = (srtt.total_micros() * 2 + 2000).div_ceil(1000) as i64;
+    recv_nothing!(h, time 20 + pto - 1);
     let mut probe = data_seg(1216, leak_slice(&more[576..]));
     probe.flags |= PSH;
-    recv!(h, time 30, probe);
+    recv!(h, time 20 + pto, probe);
     recv_nothing!(h);
     assert_eq!(
         h.events(),

@@ -281,14 +281,15 @@ fn test_established_dsack_below_undo_marker_undoes_nothing() {
     assert_eq!(h.info().ssthresh, reduced);
 }
 
-/// RFC 8985 §7: after PTO = 2·SRTT without an ACK, with unsent data the peer's window
-/// allows, the probe is one new segment even though cwnd is full; then the RTO, not
-/// another PTO, is armed.
+/// RFC 8985 §7: after PTO = 2·SRTT + 2 ms (Linux's TCP_TIMEOUT_MIN) without an ACK,
+/// with unsent data the peer's window allows, the probe is one new segment even though
+/// cwnd is full; then the RTO, not another PTO, is armed, and (as Linux's
+/// tcp_rearm_rto) it runs from when SND.UNA's segment left, not from the probe.
 #[test]
 fn test_established_tlp_probes_with_new_data() {
     let (mut h, data) = socket_rack(1280);
-    recv_nothing!(h, time 29);
-    recv!(h, time 30, seg_k(&data, 10));
+    recv_nothing!(h, time 31);
+    recv!(h, time 32, seg_k(&data, 10));
     recv_nothing!(h);
     assert_eq!(h.info().tlp_probes, 1);
     assert!(h.events().contains(&TcpEvent::LossProbe {
@@ -296,9 +297,10 @@ fn test_established_tlp_probes_with_new_data() {
         seq: seq(640),
         new_data: true
     }));
-    // No second probe; the RTO (200 ms minimum) runs from the probe.
-    recv_nothing!(h, time 229);
-    recv!(h, time 230, seg_k(&data, 0));
+    // No second probe; the RTO (SRTT + 200 ms, as Linux) runs from segment 0's
+    // transmission at 10 ms: 220 ms, where counting from the probe made it 242 ms.
+    recv_nothing!(h, time 219);
+    recv!(h, time 220, seg_k(&data, 0));
     assert!(h
         .events()
         .iter()
@@ -311,7 +313,7 @@ fn test_established_tlp_probes_with_new_data() {
 #[test]
 fn test_established_tlp_repairing_a_loss_reduces_cwnd() {
     let (mut h, data) = socket_rack(640);
-    recv!(h, time 30, seg_k(&data, 9));
+    recv!(h, time 32, seg_k(&data, 9));
     assert!(h.events().contains(&TcpEvent::LossProbe {
         handle: h.handle,
         seq: seq(576),
@@ -339,7 +341,7 @@ fn test_established_tlp_repairing_a_loss_reduces_cwnd() {
 #[test]
 fn test_established_tlp_dsack_means_no_loss() {
     let (mut h, data) = socket_rack(640);
-    recv!(h, time 30, seg_k(&data, 9));
+    recv!(h, time 32, seg_k(&data, 9));
     send!(h, time 35, ack_sack(640, &[(576, 640)]));
     h.layer.send(h.handle, &data[..64]).unwrap();
     h.recv().expect("new data");
@@ -356,9 +358,9 @@ fn test_established_tlp_dsack_means_no_loss() {
 fn test_established_frto_detects_spurious_timeout() {
     let (mut h, data) = socket_rack(1280);
     let before = (h.info().cwnd, h.info().ssthresh);
-    // TLP at 30 ms (new data, segment 10), RTO at 230 ms: segment 0 again, cwnd 1 MSS.
-    recv!(h, time 30, seg_k(&data, 10));
-    recv!(h, time 230, seg_k(&data, 0));
+    // TLP at 32 ms (new data, segment 10), RTO at 220 ms: segment 0 again, cwnd 1 MSS.
+    recv!(h, time 32, seg_k(&data, 10));
+    recv!(h, time 220, seg_k(&data, 0));
     recv_nothing!(h);
     assert_eq!(h.info().cwnd, 64);
     // The original flight's ACKs were only delayed.
@@ -380,8 +382,8 @@ fn test_established_frto_detects_spurious_timeout() {
 #[test]
 fn test_established_frto_keeps_reduction_for_real_loss() {
     let (mut h, data) = socket_rack(1280);
-    recv!(h, time 30, seg_k(&data, 10));
-    recv!(h, time 230, seg_k(&data, 0));
+    recv!(h, time 32, seg_k(&data, 10));
+    recv!(h, time 220, seg_k(&data, 0));
     // Segment 0's retransmission arrives; 1 and beyond were lost.
     send!(h, time 235, ack_sack(64, &[(640, 704)]));
     let out = drain(&mut h);
@@ -439,9 +441,9 @@ fn test_established_eifel_undoes_spurious_timeout() {
     h.layer.send(h.handle, &data).unwrap();
     assert_eq!(drain(&mut h).len(), 10);
     let before = (h.info().cwnd, h.info().ssthresh);
-    // TLP (last segment) at 30 ms, RTO at 230 ms.
-    assert_eq!(drain_at(&mut h, 30).len(), 1);
-    assert_eq!(drain_at(&mut h, 230).len(), 1);
+    // TLP (last segment) at 32 ms, RTO at 220 ms.
+    assert_eq!(drain_at(&mut h, 32).len(), 1);
+    assert_eq!(drain_at(&mut h, 220).len(), 1);
     assert_eq!(h.info().cwnd, 64);
     // An ACK echoing the first flight's TSval (sent at 10 ms, before the timeout).
     send!(h, time 232, ack(128, tsv10));
@@ -490,4 +492,48 @@ fn test_established_rto_keeps_sack_scoreboard() {
     }
     assert_eq!(h.info().spurious_rtos, 0);
     let _ = data;
+}
+
+/// On a sub-millisecond path (here a 1 ms handshake RTT) the probe goes at
+/// 2·SRTT + 2 ms, as Linux's tcp_schedule_loss_probe adds TCP_TIMEOUT_MIN; a 10 ms
+/// floor made every tail loss there wait several RTTs longer before its repair.
+#[test]
+fn test_established_tlp_pto_on_a_short_path() {
+    let mut config = sack_config();
+    config.tx_buffer_len = 8192;
+    let syn_opts = TcpOptions {
+        mss: Some(64),
+        ..sack_syn()
+    };
+    let mut h = socket_syn_received_with(config, syn_opts);
+    h.recv().expect("SYN,ACK");
+    h.at(1);
+    establish(&mut h);
+    assert_eq!(h.info().srtt, Some(Duration::from_millis(1)));
+    send!(h, ack_sack(0, &[]));
+    let data: Vec<u8> = (0..1280).map(|i| (i % 251) as u8).collect();
+    assert_eq!(h.layer.send(h.handle, &data), Ok(1280));
+    assert_eq!(drain(&mut h).len(), 10, "IW");
+    h.events();
+    // Sent at 1 ms; PTO = 2 * 1 + 2 = 4 ms.
+    recv_nothing!(h, time 4);
+    recv!(h, time 5, seg_k(&data, 10));
+    assert_eq!(h.info().tlp_probes, 1);
+    // The RTO (SRTT + 200 ms) follows segment 0's transmission (1 ms), not the probe.
+    recv_nothing!(h, time 201);
+    recv!(h, time 202, seg_k(&data, 0));
+}
+
+/// The sender shut down writing with data still queued (FIN-WAIT-1, as at the end of
+/// every bulk transfer): the tail is probed like any other, after PTO, not left to the
+/// RTO. Only ESTABLISHED and CLOSE-WAIT armed the probe before, and in the simulator at
+/// 10 % loss one timeout in five came from such a tail.
+#[test]
+fn test_fin_wait_1_tlp_probes_the_tail() {
+    let (mut h, data) = socket_rack(1280);
+    h.layer.shutdown(h.handle, Shutdown::Write).unwrap();
+    assert_eq!(h.state(), TcpState::FinWait1);
+    recv_nothing!(h, time 31);
+    recv!(h, time 32, seg_k(&data, 10));
+    assert_eq!(h.info().tlp_probes, 1);
 }
