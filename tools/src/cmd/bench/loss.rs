@@ -1217,6 +1217,12 @@ pub fn run(args: &LossArgs) -> CmdResult {
         })
         .collect::<Vec<_>>()
         .join(", ");
+    // The echo runs set the echo sockets (and fail on a mismatch) but keep no reading.
+    let cc = if cc.is_empty() {
+        cc
+    } else {
+        format!(", as the senders' sockets read it back: {cc}")
+    };
     let cc_how = match (&args.kernel_cc, args.echo) {
         (Some(w), true) => format!("TCP_CONGESTION {w} on both kernel echo sockets"),
         (Some(w), false) => {
@@ -1242,7 +1248,7 @@ pub fn run(args: &LossArgs) -> CmdResult {
             "time: connect to the receiver's close, on the sender; retransmissions and RTOs: the sender's (kernel: nstat RetransSegs/TCPTimeouts deltas in its namespace and TCP_INFO bytes_retrans; ustack: TcpInfo and RtoFired events)".into()
         },
         format!(
-            "ustack: socket API NetStack with its default TcpConfig ({:?}, {} KiB receive / {} KiB send buffers, autotuned up to {} KiB / {} KiB) on AF_PACKET; kernel: congestion control {cc_how}, as the senders' sockets read it back: {cc}; other sysctls as new namespaces get them; offloads of the endpoints' veth ends as read back: {}",
+            "ustack: socket API NetStack with its default TcpConfig ({:?}, {} KiB receive / {} KiB send buffers, autotuned up to {} KiB / {} KiB) on AF_PACKET; kernel: congestion control {cc_how}{cc}; other sysctls as new namespaces get them; offloads of the endpoints' veth ends as read back: {}",
             tcp.congestion,
             tcp.rx_buffer_len / 1024,
             tcp.tx_buffer_len / 1024,
