@@ -676,7 +676,11 @@ pub fn run(args: &BenchArgs) -> CmdResult {
     };
     let cfg = ustack::socket::tcp::TcpConfig::default();
     notes.push(format!(
-        "socket buffers: {} KiB receive / {} KiB send for ustack (its defaults) and smoltcp alike",
+        "socket buffers: {} KiB receive / {} KiB send for smoltcp; ustack over the TAP starts with the same and autotunes up to {} KiB / {} KiB (its defaults); ustack in memory keeps them fixed at {} KiB / {} KiB, as smoltcp",
+        cfg.rx_buffer_len / 1024,
+        cfg.tx_buffer_len / 1024,
+        cfg.rx_buffer_max / 1024,
+        cfg.tx_buffer_max / 1024,
         cfg.rx_buffer_len / 1024,
         cfg.tx_buffer_len / 1024
     ));
