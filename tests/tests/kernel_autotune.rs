@@ -7,7 +7,6 @@ use std::io::Write;
 use std::time::Duration;
 use ustack::link::fault::FaultConfig;
 use ustack::link::Faults;
-use ustack::wire::{EtherType, EthernetRepr, Ipv4Repr, TcpRepr};
 use ustack_tests::{pcap, peer, require_netns, tcp, Fixture, Options};
 
 const MB: u64 = 1_000_000;
@@ -22,22 +21,10 @@ fn report(line: &str) {
 fn stack_windows(path: &std::path::Path, stack_ip: &str) -> (u8, usize) {
     let stack_ip: std::net::Ipv4Addr = stack_ip.parse().expect("stack ip");
     let (mut shift, mut max) = (0u8, 0usize);
-    for rec in pcap::read(path) {
-        let Ok((eth, ip)) = EthernetRepr::parse(&rec.data) else {
-            continue;
-        };
-        if eth.ethertype != EtherType::IPV4 {
-            continue;
-        }
-        let Ok((ip, seg)) = Ipv4Repr::parse(ip) else {
-            continue;
-        };
+    pcap::each_ipv4_tcp(path, |ip, tcp| {
         if ip.src_addr != stack_ip {
-            continue;
+            return;
         }
-        let Ok(tcp) = TcpRepr::parse_unverified(seg) else {
-            continue;
-        };
         if tcp.flags.syn() {
             // RFC 7323 §2.2: a SYN's window is not scaled.
             shift = tcp.options.window_scale.unwrap_or(0);
@@ -45,7 +32,7 @@ fn stack_windows(path: &std::path::Path, stack_ip: &str) -> (u8, usize) {
         } else {
             max = max.max(usize::from(tcp.window_len) << shift);
         }
-    }
+    });
     (shift, max)
 }
 

@@ -16,7 +16,6 @@ use ustack::iface::Interface;
 use ustack::link::fault::FaultConfig;
 use ustack::link::Faults;
 use ustack::socket::tcp::{RecvError, TcpHandle};
-use ustack::wire::{EtherType, EthernetRepr, Ipv4Repr, TcpRepr};
 use ustack_tests::{pcap, peer, require_netns, BoxedApp, Fixture, Options};
 
 const LEN: u64 = 20_000_000;
@@ -66,21 +65,9 @@ fn discard_app(port: u16) -> (impl FnOnce(&mut Interface) -> BoxedApp, Arc<Mutex
 fn count_segments(path: &std::path::Path, stack_ip: &str) -> (u64, u64, u64) {
     let stack_ip: std::net::Ipv4Addr = stack_ip.parse().expect("stack ip");
     let (mut data, mut acks, mut with_sack) = (0, 0, 0);
-    for rec in pcap::read(path) {
-        let Ok((eth, ip)) = EthernetRepr::parse(&rec.data) else {
-            continue;
-        };
-        if eth.ethertype != EtherType::IPV4 {
-            continue;
-        }
-        let Ok((ip, seg)) = Ipv4Repr::parse(ip) else {
-            continue;
-        };
-        let Ok(tcp) = TcpRepr::parse_unverified(seg) else {
-            continue;
-        };
+    pcap::each_ipv4_tcp(path, |ip, tcp| {
         if tcp.dst_port != PORT && tcp.src_port != PORT {
-            continue;
+            return;
         }
         if ip.dst_addr == stack_ip && !tcp.payload.is_empty() {
             data += 1;
@@ -94,7 +81,7 @@ fn count_segments(path: &std::path::Path, stack_ip: &str) -> (u64, u64, u64) {
                 with_sack += 1;
             }
         }
-    }
+    });
     (data, acks, with_sack)
 }
 

@@ -736,8 +736,17 @@ fn kernel_echo_server(
     }
     s.shutdown(Shutdown::Write)?;
     let _ = client_done.recv_timeout(deadline.saturating_duration_since(Instant::now()));
+    kernel_sender_figures(&s, &before)
+}
+
+/// A kernel sender's retransmissions and RTOs since `before` (its namespace's
+/// counters, so read from a thread inside it) and its socket's retransmitted bytes.
+fn kernel_sender_figures(
+    s: &std::net::TcpStream,
+    before: &KernelTcpCounters,
+) -> io::Result<Figures> {
     let info = wirelab::kernel_tcp_info(s.as_raw_fd())?;
-    let delta = KernelTcpCounters::read()?.since(&before);
+    let delta = KernelTcpCounters::read()?.since(before);
     Ok(Figures {
         retrans_segs: delta.retrans_segs,
         retrans_bytes: info.bytes_retrans,
@@ -788,14 +797,9 @@ fn kernel_echo_client(
     if got != size {
         return Err(io::Error::other(format!("{got} bytes echoed of {size}")));
     }
-    let info = wirelab::kernel_tcp_info(s.as_raw_fd())?;
-    let delta = KernelTcpCounters::read()?.since(&before);
     Ok(Figures {
         secs,
-        retrans_segs: delta.retrans_segs,
-        retrans_bytes: info.bytes_retrans,
-        rtos: delta.timeouts,
-        ..Figures::default()
+        ..kernel_sender_figures(&s, &before)?
     })
 }
 
@@ -965,15 +969,10 @@ fn transfer(
                 s.set_write_timeout(Some(TICK))?;
                 send_all(&s, size, deadline, || s.shutdown(Shutdown::Write))?;
                 let secs = t0.elapsed().as_secs_f64();
-                let info = wirelab::kernel_tcp_info(s.as_raw_fd())?;
-                let delta = KernelTcpCounters::read()?.since(&before);
                 Ok(Figures {
                     secs,
-                    retrans_segs: delta.retrans_segs,
-                    retrans_bytes: info.bytes_retrans,
-                    rtos: delta.timeouts,
                     kernel_cc,
-                    ..Figures::default()
+                    ..kernel_sender_figures(&s, &before)?
                 })
             })
             .map_err(|e| e.to_string())?
