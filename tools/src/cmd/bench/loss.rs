@@ -77,9 +77,9 @@ const TICK: Duration = Duration::from_secs(1);
     events). Figures depend on the machine's load; compare ratios from one run.\n\
     The kernels run their default congestion control unless --kernel-cc NAME sets\n\
     it on every kernel socket (TCP_CONGESTION; the table then adds a kernel -> kernel\n\
-    row on the host's default, \"host cc\"); ustack runs CUBIC. The global link\n\
-    flags (--tap, --raw, --ip, --pcap, the fault flags) do not apply: it picks its\n\
-    own devices, addresses and faults.\n\n\
+    row on the host's default, \"host cc\", except with --echo); ustack runs\n\
+    CUBIC. The global link flags (--tap, --raw, --ip, --pcap, the fault flags) do\n\
+    not apply: it picks its own devices, addresses and faults.\n\n\
     Examples:\n  \
     sudo ustack bench loss --quick             # 2 seeds of 500 KB, a minute or two\n  \
     sudo ustack bench loss                     # 15 seeds of 10 MB\n  \
@@ -105,7 +105,8 @@ pub struct LossArgs {
     #[arg(long, value_name = "SECS", default_value_t = 180)]
     pub timeout: u64,
     /// Congestion control of the kernel endpoints' sockets (TCP_CONGESTION, e.g.
-    /// cubic); adds a kernel -> kernel row on the host's default [default: the host's].
+    /// cubic); without --echo, adds a kernel -> kernel row on the host's default
+    /// [default: the host's].
     #[arg(long, value_name = "NAME")]
     pub kernel_cc: Option<String>,
     /// Only these pairs of stacks, comma-separated, in this order [default:
