@@ -30,6 +30,7 @@ fn cx(now: Instant, ip: Ipv4Addr) -> TcpContext {
         now,
         local: LocalAddrs::v4(ip),
         mtu: 1500,
+        mtu6: 1500,
     }
 }
 

@@ -286,6 +286,11 @@ impl Ipv6State {
             || self.on_link.iter().any(|(p, _)| p.contains(dst))
     }
 
+    /// The IPv6 link MTU: the interface's, or a router advertisement's smaller one.
+    pub(super) fn link_mtu(&self) -> usize {
+        self.link_mtu
+    }
+
     /// The path MTU towards `dst` (RFC 8201: the link MTU unless a Packet Too Big
     /// lowered it).
     pub(super) fn path_mtu(&self, dst: Ipv6Addr) -> usize {

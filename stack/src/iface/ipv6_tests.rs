@@ -1098,3 +1098,35 @@ fn udp_datagrams_carry_a_flow_label_per_destination() {
         "another destination, another label"
     );
 }
+
+#[test]
+fn router_advert_mtu_lowers_the_mss_of_new_ipv6_connections() {
+    let mut c = config();
+    c.ipv6.accept_ra = true;
+    let mut i = Interface::new(c, Instant::ZERO);
+    drain(&mut i, Instant::ZERO);
+    assert_eq!(
+        i.handle_frame(Instant::ZERO, testdata6::NEIGHBOR_SOLICIT),
+        None
+    );
+    drain(&mut i, Instant::ZERO);
+    let t = Instant::from_secs(1);
+    assert_eq!(
+        i.handle_frame(t, &router_advert(Some(1400), None, 1800)),
+        None
+    );
+    let cx = i.tcp_context(t);
+    assert_eq!((cx.mtu, cx.mtu6), (1500, 1400));
+    // IPv4 keeps the link's MTU; IPv6 takes the advertised one (Linux: mtu6).
+    assert_eq!(cx.mtu_for(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))), 1500);
+    let h = i.tcp().socket();
+    let remote = SocketAddr::V6(SocketAddrV6::new(KERNEL_IP6, 80, 0, 0));
+    i.tcp().connect(h, &cx, remote).unwrap();
+    let syn = drain(&mut i, t)
+        .into_iter()
+        .map(|f| parse6(&f))
+        .find(|(_, ip, _)| ip.next_header == IpProtocol::TCP)
+        .expect("a SYN");
+    let seg = crate::wire::TcpRepr::parse(syn.1.src_addr, syn.1.dst_addr, &syn.2).unwrap();
+    assert_eq!(seg.options.mss, Some(1400 - 60));
+}

@@ -1029,6 +1029,7 @@ impl Inner {
             now,
             local: self.local_addrs(),
             mtu: self.config.mtu,
+            mtu6: self.v6.link_mtu(),
         }
     }
 

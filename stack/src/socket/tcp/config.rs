@@ -5,6 +5,7 @@
 use super::congestion::CongestionAlgorithm;
 use crate::socket::common::LocalAddrs;
 use crate::time::{Duration, Instant};
+use core::net::IpAddr;
 
 /// TCP tunables shared by every socket of a layer (per-socket overrides live on sockets).
 #[derive(Clone, Debug)]
@@ -139,4 +140,18 @@ pub struct TcpContext {
     /// of both families: the MSS is derived from it by family (MTU − 40 for IPv4,
     /// MTU − 60 for IPv6).
     pub mtu: usize,
+    /// The IPv6 link MTU: `mtu`, or less when a router advertisement's MTU option
+    /// lowered it (RFC 4861 §6.3.4). Connections to IPv6 peers take their MSS from it.
+    pub mtu6: usize,
+}
+
+impl TcpContext {
+    /// The IP MTU towards `peer`'s family: [`mtu`](Self::mtu) for IPv4,
+    /// [`mtu6`](Self::mtu6) for IPv6.
+    pub fn mtu_for(&self, peer: IpAddr) -> usize {
+        match peer {
+            IpAddr::V4(_) => self.mtu,
+            IpAddr::V6(_) => self.mtu6,
+        }
+    }
 }

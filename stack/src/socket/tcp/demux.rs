@@ -333,7 +333,9 @@ impl TcpLayer {
             mss_index,
         );
         let mut options = TcpOptions {
-            mss: Some(socket::our_mss(cx.mtu, key.remote.ip()).min(65_535) as u16),
+            mss: Some(
+                socket::our_mss(cx.mtu_for(key.remote.ip()), key.remote.ip()).min(65_535) as u16,
+            ),
             ..TcpOptions::default()
         };
         // Options beyond the MSS need the timestamp to come back (module docs).

@@ -448,8 +448,9 @@ impl Socket {
         self.shut_wr = false;
         self.error = None;
         self.soft_error = None;
-        self.pmtu = cx.mtu.max(min_mtu(self.remote.ip()));
-        self.our_mss = our_mss(cx.mtu, self.remote.ip());
+        let mtu = cx.mtu_for(self.remote.ip());
+        self.pmtu = mtu.max(min_mtu(self.remote.ip()));
+        self.our_mss = our_mss(mtu, self.remote.ip());
         self.rtt = RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto);
         self.retries = 0;
         self.stats = Stats::default();

@@ -24,6 +24,7 @@ fn cx(now: Instant, ip: Ipv4Addr) -> TcpContext {
             v6_link_local: core::net::Ipv6Addr::UNSPECIFIED,
         },
         mtu: 1500,
+        mtu6: 1500,
     }
 }
 
@@ -566,7 +567,7 @@ fn test_loopback_ipv6_syn_cookie() {
 fn test_loopback_ipv6_syn_cookie_keeps_minimum_mtu_mss() {
     let (mut sim, l) = cookie_listener6();
     let mut small = cx(sim.now, A_IP);
-    small.mtu = 1280;
+    small.mtu6 = 1280;
     let mut clients = Vec::new();
     for _ in 0..2 {
         let h = sim.a.socket();

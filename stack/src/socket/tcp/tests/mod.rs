@@ -99,6 +99,7 @@ impl Harness {
             now: self.now,
             local: crate::socket::LocalAddrs::v4(LOCAL_IP),
             mtu: self.mtu,
+            mtu6: self.mtu,
         }
     }
 
