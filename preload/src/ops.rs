@@ -1163,6 +1163,22 @@ fn read_int(val: *const c_void, len: socklen_t) -> Result<c_int, c_int> {
     Ok(unsafe { core::ptr::read_unaligned(val.cast::<c_int>()) })
 }
 
+/// An IPPROTO_IP option's value: an int, or (Linux's `do_ip_setsockopt`) one byte when
+/// `len` is shorter.
+fn read_ip_int(val: *const c_void, len: socklen_t) -> Result<c_int, c_int> {
+    if val.is_null() {
+        return Err(libc::EFAULT);
+    }
+    match len as usize {
+        0 => Err(libc::EINVAL),
+        1..=3 => {
+            // SAFETY: checked non-null and at least one byte.
+            Ok(c_int::from(unsafe { *val.cast::<u8>() }))
+        }
+        _ => read_int(val, len),
+    }
+}
+
 fn read_timeval(val: *const c_void, len: socklen_t) -> Result<Option<Duration>, c_int> {
     if val.is_null() {
         return Err(libc::EFAULT);
@@ -1179,8 +1195,8 @@ fn read_timeval(val: *const c_void, len: socklen_t) -> Result<Option<Duration>, 
     Ok((!d.is_zero()).then_some(d))
 }
 
-/// setsockopt(2). Options the stack has no use for (IP_TOS, SO_REUSEPORT, TCP_CORK,
-/// ...) are accepted and ignored, as programs set them as hints.
+/// setsockopt(2). Options the stack has no use for (SO_REUSEPORT, TCP_CORK, ...) are
+/// accepted and ignored, as programs set them as hints.
 pub unsafe fn setsockopt(
     fd: c_int,
     level: c_int,
@@ -1253,6 +1269,8 @@ pub unsafe fn setsockopt(
                 (libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS) => {
                     SockOpt::Ipv6UnicastHops(read_int(val, len)?)
                 }
+                (libc::IPPROTO_IP, libc::IP_TTL) => SockOpt::IpTtl(read_ip_int(val, len)?),
+                (libc::IPPROTO_IP, libc::IP_TOS) => SockOpt::IpTos(read_ip_int(val, len)?),
                 // Linux: any IPPROTO_IPV6 option on an AF_INET socket is ENOPROTOOPT.
                 (libc::IPPROTO_IPV6, _) if !f.v6 => return Err(libc::ENOPROTOOPT),
                 _ => {
@@ -1359,6 +1377,14 @@ pub unsafe fn getsockopt(
                         _ => put_int(val, len, 64),
                     }
                 }
+                (libc::IPPROTO_IP, libc::IP_TTL) => match get(SockOptName::IpTtl)? {
+                    SockOpt::IpTtl(x) => put_int(val, len, x),
+                    _ => put_int(val, len, 64),
+                },
+                (libc::IPPROTO_IP, libc::IP_TOS) => match get(SockOptName::IpTos)? {
+                    SockOpt::IpTos(x) => put_int(val, len, x),
+                    _ => put_int(val, len, 0),
+                },
                 _ => {
                     let n = match (level, name) {
                         (libc::SOL_SOCKET, libc::SO_REUSEADDR) => SockOptName::ReuseAddr,

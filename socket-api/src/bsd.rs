@@ -32,7 +32,7 @@ use std::time::{Duration, Instant as StdInstant};
 use ustack::iface::{AddrState, Interface};
 use ustack::socket::tcp::{RecvError, SendError, Shutdown};
 use ustack::socket::udp;
-use ustack::socket::IpFamily;
+use ustack::socket::{IpFamily, IpTx};
 use ustack::wire::IpProtocol;
 
 /// IPv4.
@@ -126,12 +126,18 @@ pub enum SockOpt {
     /// IPV6_V6ONLY (AF_INET6 only): `[::]` takes IPv6 only; off by default, as Linux.
     /// Only before bind (EINVAL after).
     Ipv6V6Only(bool),
-    /// IPV6_TCLASS (AF_INET6 only), 0..=255 or -1 for the default: recorded and
-    /// reported; the stack sends traffic class 0.
+    /// IPV6_TCLASS (AF_INET6 only), 0..=255 or -1 for 0: the traffic class of what an
+    /// IPv6 socket sends (a TCP socket keeps the two ECN bits clear, as Linux).
     Ipv6TClass(i32),
-    /// IPV6_UNICAST_HOPS (AF_INET6 only), 1..=255 or -1 for the default: recorded and
-    /// reported; the interface's hop limit is used.
+    /// IPV6_UNICAST_HOPS (AF_INET6 only), 0..=255 or -1 for the interface's: the hop
+    /// limit of what an IPv6 socket sends.
     Ipv6UnicastHops(i32),
+    /// IP_TTL, 1..=255 or -1 for the interface's: the TTL of what an IPv4 socket sends
+    /// (on an AF_INET6 socket recorded and reported only).
+    IpTtl(i32),
+    /// IP_TOS: the TOS byte of what an IPv4 socket sends (a TCP socket keeps the two ECN
+    /// bits clear, as Linux; on an AF_INET6 socket recorded and reported only).
+    IpTos(i32),
 }
 
 /// The name of a [`SockOpt`], for [`NetStack::getsockopt`](crate::NetStack::getsockopt).
@@ -174,6 +180,10 @@ pub enum SockOptName {
     Ipv6TClass,
     /// IPV6_UNICAST_HOPS.
     Ipv6UnicastHops,
+    /// IP_TTL.
+    IpTtl,
+    /// IP_TOS.
+    IpTos,
 }
 
 impl SockOptName {
@@ -199,6 +209,8 @@ impl SockOptName {
             N::Ipv6V6Only => (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY),
             N::Ipv6TClass => (libc::IPPROTO_IPV6, libc::IPV6_TCLASS),
             N::Ipv6UnicastHops => (libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS),
+            N::IpTtl => (libc::IPPROTO_IP, libc::IP_TTL),
+            N::IpTos => (libc::IPPROTO_IP, libc::IP_TOS),
         }
     }
 
@@ -236,6 +248,8 @@ impl SockOpt {
             SockOpt::Ipv6V6Only(_) => N::Ipv6V6Only,
             SockOpt::Ipv6TClass(_) => N::Ipv6TClass,
             SockOpt::Ipv6UnicastHops(_) => N::Ipv6UnicastHops,
+            SockOpt::IpTtl(_) => N::IpTtl,
+            SockOpt::IpTos(_) => N::IpTos,
         }
     }
 }
@@ -247,6 +261,33 @@ pub(crate) enum Dir {
     Read,
     /// POLLOUT, SO_SNDTIMEO.
     Write,
+}
+
+/// Gives the engine's socket the TTL and TOS its family's options ask for: IP_TTL and
+/// IP_TOS for AF_INET, IPV6_UNICAST_HOPS and IPV6_TCLASS for AF_INET6 (Linux applies
+/// the IPv4 pair to an AF_INET6 socket's v4-mapped traffic only; here one pair is
+/// kept per socket, its family's).
+fn apply_ip_tx(iface: &mut Interface, f: &File) -> Result<(), Errno> {
+    let o = &f.opts;
+    let (hops, tclass) = match o.family {
+        IpFamily::V4 => (o.ttl, o.tos),
+        IpFamily::V6 => (o.unicast_hops, o.tclass),
+    };
+    let tx = IpTx {
+        // -1 (the default) is out of range, so `None`.
+        hop_limit: u8::try_from(hops).ok(),
+        tclass: (tclass & 0xff) as u8,
+    };
+    match &f.sock {
+        Sock::Tcp(t) => {
+            iface.tcp().set_hop_limit(t.h, tx.hop_limit)?;
+            iface.tcp().set_tclass(t.h, tx.tclass)?;
+        }
+        Sock::Udp(h) => iface.udp().set_ip_tx(*h, tx)?,
+        // Raw sockets send with the interface's TTL.
+        Sock::Raw { .. } => {}
+    }
+    Ok(())
 }
 
 /// Whether the interface has a route to `ip`: for IPv4 on-link, broadcast, or a
@@ -1097,6 +1138,8 @@ impl Calls<'_> {
             SockOpt::Ipv6TClass(n) | SockOpt::Ipv6UnicastHops(n) if !(-1..=255).contains(n) => {
                 return Err(Errno::EINVAL)
             }
+            // Linux: -1 (the default) or 1..=255.
+            SockOpt::IpTtl(n) if *n != -1 && !(1..=255).contains(n) => return Err(Errno::EINVAL),
             SockOpt::Ipv6V6Only(b) => match f.sock {
                 // The engine refuses once bound (Linux: EINVAL).
                 Sock::Tcp(t) => iface.tcp().set_v6only(t.h, *b)?,
@@ -1138,6 +1181,7 @@ impl Calls<'_> {
                 _ => {}
             }
         }
+        let opt_name = opt.name();
         let nz = |d: Option<Duration>| d.filter(|d| !d.is_zero());
         match opt {
             SockOpt::ReuseAddr(b) => f.opts.reuseaddr = b,
@@ -1168,8 +1212,21 @@ impl Calls<'_> {
             SockOpt::TcpCongestion(name) => f.opts.congestion = name,
             SockOpt::Ipv6V6Only(b) => f.opts.v6only = b,
             // -1 restores the default (Linux: traffic class 0, the route's hop limit).
-            SockOpt::Ipv6TClass(n) => f.opts.tclass = n.max(0),
+            // A TCP socket's ECN bits are its own (Linux masks them for SOCK_STREAM).
+            SockOpt::Ipv6TClass(n) => f.opts.tclass = n.max(0) & if is_tcp { !3 } else { !0 },
             SockOpt::Ipv6UnicastHops(n) => f.opts.unicast_hops = n,
+            SockOpt::IpTtl(n) => f.opts.ttl = n,
+            // Linux keeps the low byte.
+            SockOpt::IpTos(n) => f.opts.tos = n & if is_tcp { 0xfc } else { 0xff },
+        }
+        if matches!(
+            opt_name,
+            SockOptName::IpTtl
+                | SockOptName::IpTos
+                | SockOptName::Ipv6TClass
+                | SockOptName::Ipv6UnicastHops
+        ) {
+            apply_ip_tx(iface, f)?;
         }
         // A keep-alive or buffer change may move a timer.
         st.after_call();
@@ -1227,6 +1284,13 @@ impl Calls<'_> {
             } else {
                 o.unicast_hops
             }),
+            // Linux reports the default TTL (64) for -1.
+            SockOptName::IpTtl => SockOpt::IpTtl(if o.ttl < 0 {
+                i32::from(iface.config().ttl)
+            } else {
+                o.ttl
+            }),
+            SockOptName::IpTos => SockOpt::IpTos(o.tos),
             SockOptName::TcpInfo => match &f.sock {
                 Sock::Tcp(t) => SockOpt::TcpInfo(iface.tcp().info(t.h).ok_or(Errno::EBADF)?),
                 _ => return Err(Errno::ENOPROTOOPT),

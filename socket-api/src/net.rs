@@ -80,6 +80,18 @@ struct Socket {
 }
 
 impl Socket {
+    fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        let ttl = i32::try_from(ttl).map_err(|_| io::Error::from(Errno::EINVAL))?;
+        Ok(self.stack.setsockopt(self.fd, SockOpt::IpTtl(ttl))?)
+    }
+
+    fn ttl(&self) -> io::Result<u32> {
+        match self.stack.getsockopt(self.fd, SockOptName::IpTtl)? {
+            SockOpt::IpTtl(t) => Ok(t.max(0) as u32),
+            _ => unreachable!("asked for IP_TTL"),
+        }
+    }
+
     fn new(stack: &NetStack, domain: i32, ty: i32, protocol: i32) -> Result<Socket, Errno> {
         let fd = stack.socket(domain, ty, protocol)?;
         Ok(Socket {
@@ -154,6 +166,24 @@ macro_rules! common_methods {
         /// The stack this socket lives on.
         pub fn stack(&self) -> &NetStack {
             &self.0.stack
+        }
+
+        /// Sets IP_TTL, the TTL of what this socket sends over IPv4 (`std`'s
+        /// `set_ttl`; an AF_INET6 socket records it, as Linux applies it to v4-mapped
+        /// traffic only).
+        ///
+        /// # Errors
+        /// EINVAL outside 1..=255; the descriptor is no longer valid.
+        pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+            self.0.set_ttl(ttl)
+        }
+
+        /// IP_TTL: the socket's TTL, or the interface's when unset.
+        ///
+        /// # Errors
+        /// The descriptor is no longer valid.
+        pub fn ttl(&self) -> io::Result<u32> {
+            self.0.ttl()
         }
 
         /// Moves in or out of non-blocking mode (O_NONBLOCK): calls that would block

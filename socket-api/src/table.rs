@@ -124,10 +124,14 @@ pub(crate) struct Opts {
     pub family: IpFamily,
     /// IPV6_V6ONLY (AF_INET6 only).
     pub v6only: bool,
-    /// IPV6_TCLASS as set (recorded; the interface sends traffic class 0).
+    /// IPV6_TCLASS as set (the traffic class of an IPv6 socket's packets).
     pub tclass: i32,
-    /// IPV6_UNICAST_HOPS as set (-1: the route's default; recorded only).
+    /// IPV6_UNICAST_HOPS as set (-1: the interface's hop limit).
     pub unicast_hops: i32,
+    /// IP_TTL as set (-1: the interface's TTL).
+    pub ttl: i32,
+    /// IP_TOS as set.
+    pub tos: i32,
     pub reuseaddr: bool,
     pub keepalive: bool,
     pub linger: Option<Duration>,
@@ -149,6 +153,8 @@ impl Opts {
             v6only: false,
             tclass: 0,
             unicast_hops: -1,
+            ttl: -1,
+            tos: 0,
             reuseaddr: false,
             keepalive: false,
             linger: None,

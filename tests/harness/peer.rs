@@ -10,6 +10,7 @@ use crate::tcp::{hex, Pattern};
 use sha2::{Digest, Sha256};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 /// Chunk size of the peers' reads and writes (what the python peers used).
@@ -111,7 +112,6 @@ pub fn echo_client(to: SocketAddr, len: u64, seed: u64) -> io::Result<Transfer> 
 /// # Errors
 /// The socket option could not be set.
 pub fn abort(stream: TcpStream) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
     let linger = libc::linger {
         l_onoff: 1,
         l_linger: 0,
@@ -174,4 +174,75 @@ pub fn echo_once(listener: &std::net::TcpListener) -> io::Result<u64> {
             }
         }
     }
+}
+
+/// Sets an int socket option on a kernel socket.
+///
+/// # Panics
+/// The kernel refuses it.
+pub fn set_int_option(fd: i32, level: i32, name: i32, value: i32) {
+    // SAFETY: `value` outlives the call and `len` is its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&value as *const i32).cast(),
+            std::mem::size_of::<i32>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(
+        rc,
+        0,
+        "setsockopt({level}, {name}): {}",
+        io::Error::last_os_error()
+    );
+}
+
+/// Receives one datagram on a kernel socket that asked for IP_RECVTTL and IP_RECVTOS:
+/// its payload, its IPv4 source, and the TTL and TOS the kernel read from its IP header.
+///
+/// # Panics
+/// recvmsg fails (a read timeout included).
+pub fn recv_with_ttl_tos(
+    sock: &std::net::UdpSocket,
+) -> (Vec<u8>, SocketAddr, Option<i32>, Option<u8>) {
+    let mut data = [0u8; 64];
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
+    let mut control = [0u64; 16];
+    // SAFETY: a zeroed sockaddr_in is valid.
+    let mut from: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    // SAFETY: a zeroed msghdr is valid; the pointers below outlive recvmsg.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = (&mut from as *mut libc::sockaddr_in).cast();
+    msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control);
+    // SAFETY: `msg` describes live buffers.
+    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, 0) };
+    assert!(n >= 0, "recvmsg: {}", io::Error::last_os_error());
+    let (mut ttl, mut tos) = (None, None);
+    // SAFETY: walking the control messages recvmsg wrote, with the libc macros.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            let d = libc::CMSG_DATA(c);
+            match ((*c).cmsg_level, (*c).cmsg_type) {
+                (libc::IPPROTO_IP, libc::IP_TTL) => ttl = Some(std::ptr::read_unaligned(d.cast())),
+                (libc::IPPROTO_IP, libc::IP_TOS) => tos = Some(*d),
+                _ => {}
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    let source = SocketAddr::from((
+        std::net::Ipv4Addr::from(u32::from_be(from.sin_addr.s_addr)),
+        u16::from_be(from.sin_port),
+    ));
+    (data[..n as usize].to_vec(), source, ttl, tos)
 }

@@ -893,3 +893,97 @@ fn ksock_linger_close_waits_for_a_late_kernel_reader() {
     );
     assert_eq!(finish_ok(reader, "late reader"), (len as u64, sha));
 }
+
+// ---------------------------------------------------------------- IP header options
+
+/// IP_TTL and IP_TOS set on the stack's UDP socket reach the kernel in the IP header
+/// (read with IP_RECVTTL/IP_RECVTOS); -1 gives the default TTL back.
+#[test]
+fn ksock_udp_ip_ttl_and_tos_reach_the_kernel() {
+    require_netns!();
+    use ustack_socket::{SockOpt, SockOptName};
+    let k = Kernel::start();
+    let kernel = k.udp(7301);
+    peer::set_int_option(kernel.as_raw_fd(), libc::IPPROTO_IP, libc::IP_RECVTTL, 1);
+    peer::set_int_option(kernel.as_raw_fd(), libc::IPPROTO_IP, libc::IP_RECVTOS, 1);
+    kernel
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let sock = UdpSocket::bind(&k.stack, "0.0.0.0:0").expect("bind");
+    let fd = sock.fd();
+    sock.set_ttl(7).expect("IP_TTL");
+    assert_eq!(sock.ttl().expect("ttl"), 7);
+    k.stack
+        .setsockopt(fd, SockOpt::IpTos(0x2a))
+        .expect("IP_TOS");
+    sock.send_to(b"one", k.kernel(7301)).expect("send");
+    let (data, _, ttl, tos) = peer::recv_with_ttl_tos(&kernel);
+    assert_eq!((data, ttl, tos), (b"one".to_vec(), Some(7), Some(0x2a)));
+    // Back to the defaults: TTL 64 (reported as such), TOS 0.
+    k.stack
+        .setsockopt(fd, SockOpt::IpTtl(-1))
+        .expect("IP_TTL -1");
+    k.stack.setsockopt(fd, SockOpt::IpTos(0)).expect("IP_TOS 0");
+    assert_eq!(
+        k.stack.getsockopt(fd, SockOptName::IpTtl).expect("get"),
+        SockOpt::IpTtl(64)
+    );
+    assert_eq!(
+        k.stack.setsockopt(fd, SockOpt::IpTtl(0)),
+        Err(ustack_socket::Errno::EINVAL)
+    );
+    sock.send_to(b"two", k.kernel(7301)).expect("send");
+    let (data, _, ttl, tos) = peer::recv_with_ttl_tos(&kernel);
+    assert_eq!((data, ttl, tos), (b"two".to_vec(), Some(64), Some(0)));
+}
+
+/// IP_TTL on the stack's TCP socket reaches the wire: a kernel listener with IP_MINTTL
+/// 255 (RFC 5082's TTL security) completes a handshake from a socket with IP_TTL 255
+/// and drops the SYNs of one left at the default 64. IP_TOS on a TCP socket keeps the
+/// ECN bits clear, as Linux reports it.
+#[test]
+fn ksock_tcp_ip_ttl_passes_the_kernels_minimum_ttl() {
+    require_netns!();
+    use ustack_socket::{PollEvents, PollFd, SockOpt, SockOptName};
+    let k = Kernel::start();
+    let listener = k.listen(7302);
+    peer::set_int_option(listener.as_raw_fd(), libc::IPPROTO_IP, libc::IP_MINTTL, 255);
+    let server = k.peer("acceptor", move || listener.accept().map(|_| ()));
+    let connects = |ttl: Option<i32>, wait: Duration| -> bool {
+        let fd = k
+            .stack
+            .socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_NONBLOCK, 0)
+            .expect("socket");
+        if let Some(t) = ttl {
+            k.stack.setsockopt(fd, SockOpt::IpTtl(t)).expect("IP_TTL");
+        }
+        k.stack
+            .setsockopt(fd, SockOpt::IpTos(0x13))
+            .expect("IP_TOS");
+        assert_eq!(
+            k.stack.getsockopt(fd, SockOptName::IpTos).expect("get"),
+            SockOpt::IpTos(0x10)
+        );
+        match k.stack.connect(fd, k.kernel(7302)) {
+            Ok(()) | Err(ustack_socket::Errno::EINPROGRESS) => {}
+            Err(e) => panic!("connect: {e:?}"),
+        }
+        let mut p = [PollFd::new(fd, PollEvents::POLLOUT)];
+        let ready = k.stack.poll(&mut p, Some(wait)).expect("poll") == 1
+            && k.stack
+                .getsockopt(fd, SockOptName::Error)
+                .expect("SO_ERROR")
+                == SockOpt::Error(None);
+        k.stack.close(fd).expect("close");
+        ready
+    };
+    assert!(
+        !connects(None, Duration::from_millis(1500)),
+        "TTL 64 passed IP_MINTTL 255"
+    );
+    assert!(
+        connects(Some(255), Duration::from_secs(10)),
+        "TTL 255 did not connect"
+    );
+    finish_ok(server, "acceptor");
+}

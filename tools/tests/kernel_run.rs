@@ -15,6 +15,7 @@
 use sha2::{Digest, Sha256};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -613,6 +614,33 @@ fn fork_and_descriptor_semantics() {
     .success(LIMIT);
     assert!(out.contains("raw epoll: ok"), "{out}");
     assert_eq!(join(echo, LIMIT), 1);
+
+    // IP_TTL and IP_TOS reach the IP header the kernel reads.
+    let ipopt = compile(&tmp, "tools/tests/c/ip_options.c", false);
+    let u = ns
+        .run_in(|| UdpSocket::bind((KERNEL_IP, 7004)).expect("udp bind"))
+        .expect("enter namespace");
+    let reporter = peer(&ns, "ttl reporter", move || {
+        u.set_read_timeout(Some(Duration::from_secs(30))).ok();
+        ustack_tests::peer::set_int_option(u.as_raw_fd(), libc::IPPROTO_IP, libc::IP_RECVTTL, 1);
+        ustack_tests::peer::set_int_option(u.as_raw_fd(), libc::IPPROTO_IP, libc::IP_RECVTOS, 1);
+        let (_, from, ttl, tos) = ustack_tests::peer::recv_with_ttl_tos(&u);
+        let answer = format!(
+            "ttl={} tos={}",
+            ttl.unwrap_or(-1),
+            tos.map_or(-1, i32::from)
+        );
+        u.send_to(answer.as_bytes(), from).expect("answer");
+        answer
+    });
+    let out = Proc::spawn(
+        ustack_run(&ns, &[], &[&ipopt, KERNEL_IP, "7004"]),
+        "ip_options",
+    )
+    .success(LIMIT);
+    assert!(out.contains("getsockopt: ttl 9 tos 40"), "{out}");
+    assert!(out.contains("kernel saw: ttl=9 tos=40"), "{out}");
+    assert_eq!(join(reporter, LIMIT), "ttl=9 tos=40");
 }
 
 /// Serves `len` random bytes as /big.bin from a kernel HTTP server in `ns`; returns

@@ -16,7 +16,7 @@ use super::reassembly::{Ipv6Fragment, Reassembler};
 use super::{DropReason, EchoReply, Inner, Interface, WholeFrame, ECHO_REPLY_QUEUE};
 use crate::socket::tcp::isn::SipKey;
 use crate::socket::tcp::SegmentAddrs;
-use crate::socket::{IcmpError, IcmpErrorKind, IpFamily};
+use crate::socket::{IcmpError, IcmpErrorKind, IpFamily, IpTx};
 use crate::time::{Duration, Instant};
 use crate::wire::ndp::{MLD2_RECORD_LEN, MLD_CHANGE_TO_EXCLUDE, MLD_MODE_IS_EXCLUDE};
 use crate::wire::{
@@ -754,8 +754,8 @@ impl Inner {
     }
 
     /// A TCP segment over IPv6: TCP chose both addresses; the interface adds the
-    /// header (hop limit, and the connection's flow label from its 4-tuple). Returns the frame length when written to
-    /// `out`.
+    /// header (the socket's hop limit and traffic class, and the connection's flow label
+    /// from its 4-tuple). Returns the frame length when written to `out`.
     pub(super) fn emit_tcp6(
         &mut self,
         now: Instant,
@@ -776,8 +776,8 @@ impl Inner {
             src_addr: src,
             dst_addr: dst,
             next_header: IpProtocol::TCP,
-            hop_limit: self.v6.hop_limit,
-            traffic_class: 0,
+            hop_limit: addrs.hop_limit.unwrap_or(self.v6.hop_limit),
+            traffic_class: addrs.tclass,
             flow_label: flow_label(
                 &self.v6.flow_key,
                 SocketAddr::new(src.into(), seg.src_port),
@@ -798,6 +798,7 @@ impl Inner {
         src: SocketAddr,
         dst: SocketAddr,
         data: &[u8],
+        tx: IpTx,
         out: Option<&mut [u8]>,
     ) -> Option<usize> {
         let (IpAddr::V6(s), IpAddr::V6(d)) = (src.ip(), dst.ip()) else {
@@ -811,6 +812,8 @@ impl Inner {
         if !s.is_unspecified() {
             hdr.src_addr = s;
         }
+        hdr.hop_limit = tx.hop_limit.unwrap_or(hdr.hop_limit);
+        hdr.traffic_class = tx.tclass;
         // Per socket and destination, as Linux labels UDP with auto_flowlabels.
         hdr.flow_label = flow_label(
             &self.v6.flow_key,
@@ -1348,10 +1351,7 @@ impl Interface {
         }
         self.inner.counters.tcp_rx_segments += 1;
         let cx = self.inner.tcp_context(now);
-        let addrs = SegmentAddrs {
-            src: ip.src_addr.into(),
-            dst: ip.dst_addr.into(),
-        };
+        let addrs = SegmentAddrs::new(ip.src_addr.into(), ip.dst_addr.into());
         if let Some((raddrs, rseg)) = self.tcp.process(&cx, addrs, &seg) {
             self.inner.emit_tcp6(now, raddrs, &rseg, None);
         }

@@ -1130,3 +1130,33 @@ fn router_advert_mtu_lowers_the_mss_of_new_ipv6_connections() {
     let seg = crate::wire::TcpRepr::parse(syn.1.src_addr, syn.1.dst_addr, &syn.2).unwrap();
     assert_eq!(seg.options.mss, Some(1400 - 60));
 }
+
+#[test]
+fn socket_hop_limit_and_traffic_class_reach_the_ipv6_header() {
+    let mut i = iface_knowing_kernel();
+    let kernel = SocketAddr::V6(SocketAddrV6::new(KERNEL_IP6, 80, 0, 0));
+    let cx = i.tcp_context(Instant::ZERO);
+    let t = i.tcp().socket();
+    i.tcp().set_hop_limit(t, Some(2)).unwrap();
+    i.tcp().set_tclass(t, 0x29).unwrap();
+    i.tcp().connect(t, &cx, kernel).unwrap();
+    let u = i.udp().socket_in(crate::socket::IpFamily::V6);
+    i.udp()
+        .set_ip_tx(
+            u,
+            crate::socket::IpTx {
+                hop_limit: Some(200),
+                tclass: 0x29,
+            },
+        )
+        .unwrap();
+    i.udp().send_to(u, b"x", Some(kernel)).unwrap();
+    let mut seen: Vec<(u8, u8, u8)> = drain(&mut i, Instant::ZERO)
+        .iter()
+        .map(|f| parse6(f).1)
+        .filter(|ip| matches!(ip.next_header, IpProtocol::TCP | IpProtocol::UDP))
+        .map(|ip| (ip.next_header.0, ip.hop_limit, ip.traffic_class))
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(seen, [(6, 2, 0x28), (17, 200, 0x29)]);
+}

@@ -676,10 +676,7 @@ impl Interface {
         }
         self.inner.counters.tcp_rx_segments += 1;
         let cx = self.inner.tcp_context(now);
-        let addrs = SegmentAddrs {
-            src: ip.src_addr.into(),
-            dst: ip.dst_addr.into(),
-        };
+        let addrs = SegmentAddrs::new(ip.src_addr.into(), ip.dst_addr.into());
         if let Some((raddrs, rseg)) = self.tcp.process(&cx, addrs, &seg) {
             // The reply to an IPv4 segment is IPv4.
             let Some(hdr) = self.inner.tcp_header(raddrs, rseg.buffer_len()) else {
@@ -862,18 +859,21 @@ impl Interface {
             }
             if !emitted {
                 let ours = inner.local_addrs();
-                let emitted = udp.dispatch(&ours, &mut |src, dst, data| {
+                let emitted = udp.dispatch(&ours, &mut |src, dst, data, tx| {
                     let udp_repr = UdpRepr {
                         src_port: src.port(),
                         dst_port: dst.port(),
                     };
                     let IpAddr::V4(dst_ip) = dst.ip() else {
                         written = inner
-                            .emit_udp6(now, src, dst, data, Some(&mut *buf))
+                            .emit_udp6(now, src, dst, data, tx, Some(&mut *buf))
                             .map(|n| (n, FrameMeta::default()));
                         return;
                     };
-                    let hdr = inner.ip_header(dst_ip, IpProtocol::UDP, UDP_HEADER_LEN + data.len());
+                    let mut hdr =
+                        inner.ip_header(dst_ip, IpProtocol::UDP, UDP_HEADER_LEN + data.len());
+                    hdr.ttl = tx.hop_limit.unwrap_or(hdr.ttl);
+                    hdr.tos = tx.tclass;
                     written = inner
                         .emit_ip(
                             now,
@@ -1165,6 +1165,8 @@ impl Inner {
         };
         Some(Ipv4Repr {
             src_addr: src,
+            ttl: addrs.hop_limit.unwrap_or(self.config.ttl),
+            tos: addrs.tclass,
             ..self.ip_header(dst, IpProtocol::TCP, payload_len)
         })
     }

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::socket::tcp::TcpError;
+use crate::socket::IpTx;
 use crate::wire::testdata::{self, KERNEL_IP, KERNEL_MAC, PEER_IP, PEER_MAC};
 use crate::wire::{ArpRepr, IcmpRepr, TcpFlags};
 use rand::{Rng, SeedableRng};
@@ -889,5 +890,50 @@ fn poll_link_follows_its_own_output_a_bounded_number_of_times() {
         link.rx.len(),
         1,
         "the answer to the last reply waits for the next call"
+    );
+}
+
+#[test]
+fn socket_ttl_and_tos_reach_the_ipv4_header_and_accepted_connections_inherit_them() {
+    let mut i = iface_knowing_kernel();
+    let any = |port| SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port));
+    // A listener with IP_TTL 9 and IP_TOS 0xbb: the child's SYN,ACK carries TTL 9 and
+    // TOS 0xb8 (TCP keeps the ECN bits its own).
+    let l = i.tcp().socket();
+    i.tcp().set_hop_limit(l, Some(9)).unwrap();
+    i.tcp().set_tclass(l, 0xbb).unwrap();
+    i.tcp().listen(l, any(5001), 4).unwrap();
+    assert_eq!(i.handle_frame(Instant::ZERO, testdata::TCP_SYN), None);
+    // A client connection with TTL 3 and TOS 0x10, and one left at the defaults.
+    let cx = i.tcp_context(Instant::ZERO);
+    let (c, d) = (i.tcp().socket(), i.tcp().socket());
+    i.tcp().set_hop_limit(c, Some(3)).unwrap();
+    i.tcp().set_tclass(c, 0x10).unwrap();
+    let kernel = SocketAddr::V4(SocketAddrV4::new(KERNEL_IP, 80));
+    i.tcp().connect(c, &cx, kernel).unwrap();
+    i.tcp().connect(d, &cx, kernel).unwrap();
+    // A UDP socket keeps all eight TOS bits.
+    let u = i.udp().socket();
+    i.udp()
+        .set_ip_tx(
+            u,
+            IpTx {
+                hop_limit: Some(5),
+                tclass: 0x2d,
+            },
+        )
+        .unwrap();
+    i.udp().send_to(u, b"x", Some(kernel)).unwrap();
+    let mut seen: Vec<(u8, u8, u8)> = drain(&mut i, Instant::ZERO)
+        .iter()
+        .map(|f| {
+            let (ip, _) = ip_of(f);
+            (ip.protocol.0, ip.ttl, ip.tos)
+        })
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        [(6, 3, 0x10), (6, 9, 0xb8), (6, 64, 0), (17, 5, 0x2d)]
     );
 }

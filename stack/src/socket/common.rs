@@ -106,6 +106,16 @@ pub fn is_bad_unicast(addr: IpAddr) -> bool {
     }
 }
 
+/// The per-socket fields of the IP header a datagram goes out with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IpTx {
+    /// TTL (IPv4) or hop limit (IPv6), from IP_TTL / IPV6_UNICAST_HOPS; `None`: the
+    /// interface's.
+    pub hop_limit: Option<u8>,
+    /// TOS (IPv4) or traffic class (IPv6), from IP_TOS / IPV6_TCLASS.
+    pub tclass: u8,
+}
+
 /// The interface's own unicast addresses, as the transport layers need them: the source
 /// of what an unbound socket sends, and whether a bind names an address of ours. An
 /// unspecified entry means "none of that kind".

@@ -41,5 +41,5 @@ pub mod raw;
 pub mod tcp;
 pub mod udp;
 
-pub use common::{CloseError, IcmpError, IcmpErrorKind, IpFamily, LocalAddrs};
+pub use common::{CloseError, IcmpError, IcmpErrorKind, IpFamily, IpTx, LocalAddrs};
 pub use handle::SocketHandle;

@@ -15,7 +15,7 @@
 
 use super::common::{
     each_half, half_key, half_of, normalize, port_halves, socket_addr, CloseError, IcmpError,
-    IcmpErrorKind, IpFamily, LocalAddrs,
+    IcmpErrorKind, IpFamily, IpTx, LocalAddrs,
 };
 use crate::storage::{Slab, SlabKey};
 use crate::time::Instant;
@@ -157,6 +157,10 @@ impl From<UdpError> for RecvError {
     }
 }
 
+/// Where [`UdpLayer::dispatch`] hands a datagram: source, destination, payload, and the
+/// socket's IP header fields.
+pub type DatagramSink<'a> = dyn FnMut(SocketAddr, SocketAddr, &[u8], IpTx) + 'a;
+
 /// Largest UDP payload over IPv4: 65535 - 20 (IP) - 8 (UDP). Over IPv6 without jumbograms
 /// the UDP length field allows 65,527, but Linux caps both families at this value for
 /// an unfragmentable-by-us datagram of one IPv4-sized packet; so does the stack.
@@ -185,6 +189,8 @@ struct UdpSocket {
     rx_dropped: u64,
     /// In the layer's ready queue (so it is queued at most once).
     ready_queued: bool,
+    /// IP_TTL/IPV6_UNICAST_HOPS and IP_TOS/IPV6_TCLASS.
+    ip: IpTx,
 }
 
 /// Counters of the UDP layer.
@@ -282,6 +288,7 @@ impl UdpLayer {
             error: None,
             rx_dropped: 0,
             ready_queued: false,
+            ip: IpTx::default(),
         };
         UdpHandle(self.sockets.insert(sock))
     }
@@ -393,6 +400,17 @@ impl UdpLayer {
     /// `BadHandle`.
     pub fn v6only(&self, h: UdpHandle) -> Result<bool, OptionError> {
         Ok(self.get(h).ok_or(OptionError::BadHandle)?.v6only)
+    }
+
+    /// The TTL or hop limit and the TOS or traffic class of the datagrams this socket
+    /// sends from now on (IP_TTL, IPV6_UNICAST_HOPS, IP_TOS, IPV6_TCLASS); all eight
+    /// TOS bits are the application's, ECN included, as on Linux for datagram sockets.
+    ///
+    /// # Errors
+    /// `BadHandle`.
+    pub fn set_ip_tx(&mut self, h: UdpHandle, ip: IpTx) -> Result<(), OptionError> {
+        self.get_mut(h).ok_or(OptionError::BadHandle)?.ip = ip;
+        Ok(())
     }
 
     fn ephemeral_port(&mut self) -> Option<u16> {
@@ -676,7 +694,7 @@ impl UdpLayer {
     pub fn dispatch(
         &mut self,
         ours: &LocalAddrs,
-        emit: &mut dyn FnMut(SocketAddr, SocketAddr, &[u8]),
+        emit: &mut DatagramSink<'_>,
     ) -> bool {
         while let Some(h) = self.dirty.pop_front() {
             let Some(s) = self.sockets.get_mut(h.0) else {
@@ -700,7 +718,7 @@ impl UdpLayer {
             };
             match src_ip {
                 Some(ip) => {
-                    emit(socket_addr(ip, local.port()), d.peer, &d.data);
+                    emit(socket_addr(ip, local.port()), d.peer, &d.data, s.ip);
                     self.counters.sent += 1;
                 }
                 None => self.counters.no_source += 1,
@@ -861,7 +879,9 @@ mod tests {
         l.send_to(h, b"one", Some(PEER)).unwrap();
         l.send_to(h, b"two", Some(PEER)).unwrap();
         let mut seen = Vec::new();
-        while l.dispatch(&OURS, &mut |src, dst, p| seen.push((src, dst, p.to_vec()))) {}
+        while l.dispatch(&OURS, &mut |src, dst, p, _| {
+            seen.push((src, dst, p.to_vec()))
+        }) {}
         assert_eq!(seen.len(), 2);
         assert_eq!(seen[0].2, b"one");
         assert_eq!(seen[1].2, b"two");
@@ -882,7 +902,7 @@ mod tests {
         let new = l.socket();
         l.send_to(new, b"new", Some(PEER)).unwrap();
         let mut seen = Vec::new();
-        while l.dispatch(&OURS, &mut |_, _, p| seen.push(p.to_vec())) {}
+        while l.dispatch(&OURS, &mut |_, _, p, _| seen.push(p.to_vec())) {}
         assert_eq!(seen, vec![b"new".to_vec()]);
     }
 
@@ -944,10 +964,10 @@ mod tests {
         );
         // Whatever becomes of the datagram below (sent, held for ARP, dropped), it left
         // the socket's queue.
-        assert!(l.dispatch(&OURS, &mut |_, _, _| {}));
+        assert!(l.dispatch(&OURS, &mut |_, _, _, _| {}));
         assert_eq!(drain_ready(&mut l), vec![h]);
-        assert!(l.dispatch(&OURS, &mut |_, _, _| {}));
-        assert!(!l.dispatch(&OURS, &mut |_, _, _| {}));
+        assert!(l.dispatch(&OURS, &mut |_, _, _, _| {}));
+        assert!(!l.dispatch(&OURS, &mut |_, _, _, _| {}));
         assert_eq!(drain_ready(&mut l), vec![h]);
     }
 
@@ -1047,12 +1067,12 @@ mod tests {
             Some(IpAddr::V6(Ipv6Addr::UNSPECIFIED))
         );
         let mut seen = Vec::new();
-        while l.dispatch(&OURS, &mut |src, dst, _| seen.push((src.ip(), dst))) {}
+        while l.dispatch(&OURS, &mut |src, dst, _, _| seen.push((src.ip(), dst))) {}
         assert_eq!(seen, vec![(IpAddr::V6(US6), PEER6), (IpAddr::V4(US), PEER)]);
         // No IPv6 address of ours: the datagram is dropped and counted, not sent.
         l.send_to(h, b"to6", Some(PEER6)).unwrap();
         let v4_only = LocalAddrs::v4(US);
-        assert!(l.dispatch(&v4_only, &mut |_, _, _| panic!("sent without a source")));
+        assert!(l.dispatch(&v4_only, &mut |_, _, _, _| panic!("sent without a source")));
         assert_eq!(l.counters().no_source, 1);
     }
 

@@ -540,6 +540,32 @@ impl TcpLayer {
         self.user_sock(h).map(|s| s.opts.nodelay)
     }
 
+    /// The TTL (IPv4) or hop limit (IPv6) of this socket's segments from now on
+    /// (IP_TTL, IPV6_UNICAST_HOPS); `None` restores the interface's. Inherited by
+    /// connections accepted from a listener.
+    ///
+    /// # Errors
+    /// `BadHandle`.
+    pub fn set_hop_limit(&mut self, h: TcpHandle, hops: Option<u8>) -> Result<(), OptionError> {
+        self.with_opts(h, |s| {
+            s.opts.hop_limit = hops;
+            Ok(())
+        })
+    }
+
+    /// The TOS (IPv4) or traffic class (IPv6) of this socket's segments from now on
+    /// (IP_TOS, IPV6_TCLASS). The two ECN bits are TCP's own, so they are cleared, as
+    /// Linux does for stream sockets. Inherited by accepted connections.
+    ///
+    /// # Errors
+    /// `BadHandle`.
+    pub fn set_tclass(&mut self, h: TcpHandle, tclass: u8) -> Result<(), OptionError> {
+        self.with_opts(h, |s| {
+            s.opts.tclass = tclass & !0b11;
+            Ok(())
+        })
+    }
+
     /// Enables keepalive probes (SO_KEEPALIVE).
     ///
     /// # Errors

@@ -16,8 +16,9 @@ use std::collections::VecDeque;
 
 /// The addresses of a segment, the only IP information TCP exchanges with the interface:
 /// arriving segments are demultiplexed by them, and the interface builds the IPv4 or
-/// IPv6 header of every segment TCP sends around them, by their family (TTL or hop
-/// limit, DF, identification and flow label are its own). Both are of one family, and
+/// IPv6 header of every segment TCP sends around them, by their family (DF,
+/// identification and flow label are its own; the TTL or hop limit and the traffic
+/// class are the sending socket's when it set them). Both are of one family, and
 /// never IPv4-mapped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SegmentAddrs {
@@ -25,15 +26,28 @@ pub struct SegmentAddrs {
     pub src: IpAddr,
     /// Destination address.
     pub dst: IpAddr,
+    /// TTL or hop limit of a segment we send (IP_TTL, IPV6_UNICAST_HOPS); `None`: the
+    /// interface's. Ignored on arriving segments.
+    pub hop_limit: Option<u8>,
+    /// IPv4 TOS or IPv6 traffic class of a segment we send (IP_TOS, IPV6_TCLASS), its
+    /// ECN bits clear. Ignored on arriving segments.
+    pub tclass: u8,
 }
 
 impl SegmentAddrs {
-    /// The addresses of a reply: source and destination swapped.
-    pub fn reversed(self) -> SegmentAddrs {
+    /// Addresses with the interface's TTL and traffic class 0.
+    pub fn new(src: IpAddr, dst: IpAddr) -> SegmentAddrs {
         SegmentAddrs {
-            src: self.dst,
-            dst: self.src,
+            src,
+            dst,
+            hop_limit: None,
+            tclass: 0,
         }
+    }
+
+    /// The addresses of a reply: source and destination swapped, the interface's TTL.
+    pub fn reversed(self) -> SegmentAddrs {
+        SegmentAddrs::new(self.dst, self.src)
     }
 }
 
@@ -587,10 +601,7 @@ fn ip_bits(a: IpAddr) -> u128 {
 impl ConnKey {
     /// The addresses of a segment from us on this connection.
     pub(super) fn reply_addrs(self) -> SegmentAddrs {
-        SegmentAddrs {
-            src: self.local.ip(),
-            dst: self.remote.ip(),
-        }
+        SegmentAddrs::new(self.local.ip(), self.remote.ip())
     }
 }
 

@@ -30,6 +30,10 @@ pub(crate) struct SocketOptions {
     pub reuse_addr: bool,
     /// IPV6_V6ONLY: a socket bound to `::` hears IPv6 only (not IPv4 too).
     pub v6only: bool,
+    /// IP_TTL / IPV6_UNICAST_HOPS; `None`: the interface's.
+    pub hop_limit: Option<u8>,
+    /// IP_TOS / IPV6_TCLASS, ECN bits clear.
+    pub tclass: u8,
 }
 
 impl SocketOptions {
@@ -48,6 +52,8 @@ impl SocketOptions {
             linger: None,
             reuse_addr: false,
             v6only: false,
+            hop_limit: None,
+            tclass: 0,
         }
     }
 }

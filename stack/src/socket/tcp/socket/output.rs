@@ -560,6 +560,8 @@ impl Socket {
         SegmentAddrs {
             src: self.local.ip(),
             dst: self.remote.ip(),
+            hop_limit: self.opts.hop_limit,
+            tclass: self.opts.tclass,
         }
     }
 }

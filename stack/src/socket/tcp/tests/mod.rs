@@ -110,10 +110,7 @@ impl Harness {
     }
 
     fn send(&mut self, seg: &TcpRepr<'_>) -> Option<TcpRepr<'static>> {
-        let addrs = SegmentAddrs {
-            src: IpAddr::V4(REMOTE_IP),
-            dst: IpAddr::V4(LOCAL_IP),
-        };
+        let addrs = SegmentAddrs::new(IpAddr::V4(REMOTE_IP), IpAddr::V4(LOCAL_IP));
         let cx = self.cx();
         let reply = self.layer.process(&cx, addrs, seg);
         reply.map(|(raddrs, r)| {
