@@ -603,9 +603,10 @@ fn packet_too_big_lowers_the_mss_and_the_transfer_completes() {
     tshark_finds_nothing_malformed(&fx);
 }
 
-/// TCP over IPv6 both ways across a TAP opened with checksum offload: the kernel sends
-/// segments with a partial checksum (`NEEDS_CSUM`), which the interface checks against
-/// the IPv6 packet and trusts; 1 MB each way arrives byte-exact, the kernel as client
+/// TCP over IPv6 both ways across a TAP opened with checksum offload and TSO6: the
+/// kernel sends segments with a partial checksum (`NEEDS_CSUM`) and TCPv6 super-frames,
+/// which the interface checks against the IPv6 packet and trusts, and the stack sends
+/// TSO6 super-frames; 1 MB each way arrives byte-exact, the kernel as client
 /// connecting to a stack listener on `[::]`.
 #[test]
 fn tcp_both_ways_over_an_offloading_tap() {
@@ -706,9 +707,17 @@ fn tcp_both_ways_over_an_offloading_tap() {
         "{c:?}"
     );
     println!(
-        "offload: {} frames with a trusted checksum, {} TCP segments in",
-        c.offload_rx_csum_skipped, c.tcp_rx_segments
+        "offload: {} frames with a trusted checksum, {} TCP segments in, {} GSO super-frames in, {} TSO6 super-frames out ({} wire segments)",
+        c.offload_rx_csum_skipped,
+        c.tcp_rx_segments,
+        c.offload_rx_gso_frames,
+        c.offload_tx_tso_frames,
+        c.offload_tx_tso_segments
     );
+    // TSO6 both ways: the kernel sent TCPv6 super-frames, and so did the stack.
+    assert!(c.offload_rx_gso_frames > 0, "{c:?}");
+    assert!(c.offload_tx_tso_frames > 0, "{c:?}");
+    assert!(c.offload_tx_tso_segments > c.offload_tx_tso_frames, "{c:?}");
 }
 
 /// UDP over IPv6 both ways at 1, 1452 (the largest unfragmented at MTU 1500), 8000

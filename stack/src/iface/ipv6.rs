@@ -14,6 +14,7 @@
 use super::arp::{ArpAction, ArpConfig, NeighborCache, QueueOutcome};
 use super::reassembly::{Ipv6Fragment, Reassembler};
 use super::{DropReason, EchoReply, Inner, Interface, WholeFrame, ECHO_REPLY_QUEUE};
+use crate::link::FrameMeta;
 use crate::socket::tcp::isn::SipKey;
 use crate::socket::tcp::SegmentAddrs;
 use crate::socket::{IcmpError, IcmpErrorKind, IpFamily, IpTx};
@@ -790,6 +791,72 @@ impl Inner {
             .flatten()
     }
 
+    /// A TCP segment over IPv6 for an offloading link: written straight to `out` with a
+    /// partial checksum for the link to finish, and, when it is a TSO6 super-segment,
+    /// for the link to cut (the caller sets the GSO type). A segment that cannot go
+    /// straight out (neighbour unknown) takes [`emit_tcp6`](Self::emit_tcp6) when it
+    /// fits the path MTU and is dropped (`tso_not_sent`) when it does not.
+    pub(super) fn emit_tcp6_offload(
+        &mut self,
+        now: Instant,
+        addrs: SegmentAddrs,
+        seg: &TcpRepr<'_>,
+        out: &mut [u8],
+    ) -> Option<(usize, FrameMeta)> {
+        let (IpAddr::V6(src), IpAddr::V6(dst)) = (addrs.src, addrs.dst) else {
+            self.count_drop(DropReason::Ipv6NoRoute);
+            return None;
+        };
+        let payload_len = seg.buffer_len();
+        let frame_len = ETHERNET_HEADER_LEN + IPV6_HEADER_LEN + payload_len;
+        let mac = if self.v6.enabled {
+            self.v6_next_hop(dst).and_then(|hop| {
+                self.v6.ndp.set_now(now);
+                self.v6.ndp.lookup(hop)
+            })
+        } else {
+            None
+        };
+        match mac {
+            Some(mac) if out.len() >= frame_len && payload_len <= 65535 => {
+                let hdr = Ipv6Repr {
+                    src_addr: src,
+                    dst_addr: dst,
+                    next_header: IpProtocol::TCP,
+                    hop_limit: addrs.hop_limit.unwrap_or(self.v6.hop_limit),
+                    traffic_class: addrs.tclass,
+                    flow_label: flow_label(
+                        &self.v6.flow_key,
+                        SocketAddr::new(src.into(), seg.src_port),
+                        SocketAddr::new(dst.into(), seg.dst_port),
+                    ),
+                    payload_len,
+                };
+                self.v6_eth(mac).emit(out);
+                hdr.emit(&mut out[ETHERNET_HEADER_LEN..]);
+                let start = ETHERNET_HEADER_LEN + IPV6_HEADER_LEN;
+                seg.emit_partial(&mut out[start..frame_len], src, dst);
+                self.counters.ipv6_tx_packets += 1;
+                self.counters.offload_tx_csum_partial += 1;
+                let meta = FrameMeta {
+                    csum: Some(crate::link::CsumPartial {
+                        start: start as u16,
+                        offset: 16,
+                    }),
+                    ..FrameMeta::default()
+                };
+                Some((frame_len, meta))
+            }
+            _ if IPV6_HEADER_LEN + payload_len <= self.v6.path_mtu(dst) => self
+                .emit_tcp6(now, addrs, seg, Some(out))
+                .map(|n| (n, FrameMeta::default())),
+            _ => {
+                self.count_drop(DropReason::TsoNotSent);
+                None
+            }
+        }
+    }
+
     /// A UDP datagram over IPv6 (RFC 8200 §8.1: the checksum is mandatory; the wire
     /// layer sends a zero sum as 0xffff).
     pub(super) fn emit_udp6(
@@ -1214,12 +1281,20 @@ impl Interface {
 
     /// Checks an offloading link's metadata against an unfragmented IPv6 packet whose
     /// transport header starts at frame offset `start`, and decides whether the
-    /// transport checksum is trusted (as `check_rx_meta` does for IPv4). The TAP is
-    /// opened with TSO for IPv4 only, so any GSO type here is refused.
+    /// transport checksum is trusted (as `check_rx_meta` does for IPv4). A GSO
+    /// super-frame must be TCPv6 (TSO6) carrying TCP right after the fixed header.
     fn check_rx_meta6(&mut self, protocol: IpProtocol, start: usize) -> Result<(), DropReason> {
         let meta = self.inner.rx_meta;
-        if meta.gso != crate::link::Gso::None {
-            return Err(DropReason::OffloadBadMeta);
+        match meta.gso {
+            crate::link::Gso::None => {}
+            crate::link::Gso::TcpV6 { size }
+                if size > 0
+                    && protocol == IpProtocol::TCP
+                    && start == ETHERNET_HEADER_LEN + IPV6_HEADER_LEN =>
+            {
+                self.inner.counters.offload_rx_gso_frames += 1;
+            }
+            _ => return Err(DropReason::OffloadBadMeta),
         }
         if let Some(c) = meta.csum {
             let offset_ok = match protocol {

@@ -801,6 +801,14 @@ impl Interface {
         } else {
             0
         };
+        // IPv6's payload length counts what follows the fixed header: up to 65,535.
+        let tso6_max_len = if caps.tso6 && caps.tx_csum_partial {
+            max_frame
+                .saturating_sub(ETHERNET_HEADER_LEN + crate::wire::IPV6_HEADER_LEN)
+                .min(65535)
+        } else {
+            0
+        };
         loop {
             if let Some(frame) = self.inner.tx_queue.pop_front() {
                 let n = frame.len();
@@ -826,12 +834,19 @@ impl Interface {
             } = self;
             let cx = inner.tcp_context(now);
             let mut written = None;
+            let mut over_v6 = false;
             tcp.set_tso(tso_max_len);
+            tcp.set_tso6(tso6_max_len);
             let emitted = tcp.dispatch(&cx, &mut |addrs, seg| {
                 let Some(hdr) = inner.tcp_header(addrs, seg.buffer_len()) else {
-                    written = inner
-                        .emit_tcp6(now, addrs, seg, Some(&mut *buf))
-                        .map(|n| (n, FrameMeta::default()));
+                    over_v6 = true;
+                    written = if caps.tx_csum_partial {
+                        inner.emit_tcp6_offload(now, addrs, seg, buf)
+                    } else {
+                        inner
+                            .emit_tcp6(now, addrs, seg, Some(&mut *buf))
+                            .map(|n| (n, FrameMeta::default()))
+                    };
                     return;
                 };
                 if caps.tx_csum_partial {
@@ -851,8 +866,13 @@ impl Interface {
             });
             let gso = tcp.last_gso_size();
             tcp.set_tso(0);
+            tcp.set_tso6(0);
             if let (Some((n, meta)), Some(size)) = (written.as_mut(), gso) {
-                meta.gso = Gso::TcpV4 { size };
+                meta.gso = if over_v6 {
+                    Gso::TcpV6 { size }
+                } else {
+                    Gso::TcpV4 { size }
+                };
                 inner.counters.offload_tx_tso_frames += 1;
                 inner.counters.offload_tx_tso_segments +=
                     crate::link::offload::wire_segments(&buf[..*n], meta) as u64;

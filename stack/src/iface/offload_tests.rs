@@ -9,15 +9,19 @@ use crate::link::{CsumPartial, FrameMeta, Gso, LinkCaps};
 use crate::socket::tcp::TcpHandle;
 use crate::wire::testdata::{self, PEER_IP};
 use crate::wire::TcpFlags;
+use core::net::{Ipv6Addr, SocketAddrV6};
 
 const A_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0xa1]);
 const B_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0xb2]);
 const A_IP: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 1);
 const B_IP: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 2);
 const PORT: u16 = 5001;
+const A_IP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 9, 0, 0, 0, 0, 0, 1);
+const B_IP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 9, 0, 0, 0, 0, 0, 2);
 
 const OFFLOAD: LinkCaps = LinkCaps {
     tso: true,
+    tso6: true,
     tx_csum_partial: true,
     rx_offload: true,
     max_tx_frame: crate::link::MAX_OFFLOAD_FRAME_LEN,
@@ -64,7 +68,11 @@ impl Pair {
         {
             self.sent.push((n, meta));
             for (f, m) in wire(&self.buf[..n], meta) {
-                assert_eq!(self.b.handle_frame_meta(self.now, &f, m), None, "B dropped");
+                // Over IPv6 A also sends MLD reports, which are not for B.
+                match self.b.handle_frame_meta(self.now, &f, m) {
+                    None | Some(DropReason::Ipv6NotForUs) => {}
+                    Some(d) => panic!("B dropped: {d:?}"),
+                }
             }
             moved = true;
         }
@@ -73,7 +81,10 @@ impl Pair {
             .poll_transmit_meta(self.now, &mut self.buf, self.caps)
         {
             let dropped = self.a.handle_frame_meta(self.now, &self.buf[..n], meta);
-            assert_eq!(dropped, None, "A dropped");
+            assert!(
+                matches!(dropped, None | Some(DropReason::Ipv6NotForUs)),
+                "A dropped: {dropped:?}"
+            );
             moved = true;
         }
         moved
@@ -91,19 +102,44 @@ impl Pair {
         self.b.handle_timeout(self.now);
     }
 
+    /// IPv4 and IPv6 (fd00:9::1 and ::2, DAD and router solicitation off) on both.
+    fn new6(caps: LinkCaps) -> Pair {
+        let v6 = |mut i: Interface, ip: Ipv6Addr| {
+            let mut c = i.config().clone();
+            c.ipv6.enabled = true;
+            c.ipv6.addresses = vec![crate::wire::Ipv6Cidr::new(ip, 64)];
+            c.ipv6.dad_transmits = 0;
+            c.ipv6.accept_ra = false;
+            c.ipv6.router_solicitations = 0;
+            i = Interface::new(c, Instant::ZERO);
+            i
+        };
+        let mut p = Pair::new(caps);
+        p.a = v6(p.a, A_IP6);
+        p.b = v6(p.b, B_IP6);
+        p
+    }
+
     /// A connects to B and sends `data`; returns what B read, and A's handle.
     fn transfer(&mut self, data: &[u8], wire: &mut Wire<'_>) -> (Vec<u8>, TcpHandle) {
+        self.transfer_to(SocketAddr::V4(SocketAddrV4::new(B_IP, PORT)), data, wire)
+    }
+
+    /// [`transfer`](Self::transfer) to B's `to`.
+    fn transfer_to(
+        &mut self,
+        to: SocketAddr,
+        data: &[u8],
+        wire: &mut Wire<'_>,
+    ) -> (Vec<u8>, TcpHandle) {
         let l = self.b.tcp().socket();
-        self.b
-            .tcp()
-            .listen(l, SocketAddr::V4(SocketAddrV4::new(B_IP, PORT)), 8)
-            .unwrap();
+        if to.is_ipv6() {
+            self.b.tcp().set_v6only(l, true).unwrap();
+        }
+        self.b.tcp().listen(l, to, 8).unwrap();
         let h = self.a.tcp().socket();
         let cx = self.a.tcp_context(self.now);
-        self.a
-            .tcp()
-            .connect(h, &cx, SocketAddr::V4(SocketAddrV4::new(B_IP, PORT)))
-            .unwrap();
+        self.a.tcp().connect(h, &cx, to).unwrap();
         let mut conn = None;
         let (mut off, mut got) = (0, Vec::new());
         let mut chunk = vec![0u8; 256 * 1024];
@@ -341,7 +377,13 @@ fn lying_offload_metadata_is_dropped_and_counted_never_trusted() {
             gso(Gso::TcpV4 { size: 0 }),
             DropReason::OffloadBadMeta,
         ),
-        (&tcp[..], gso(Gso::Other(4)), DropReason::OffloadBadMeta),
+        (&tcp[..], gso(Gso::Other(3)), DropReason::OffloadBadMeta),
+        // An IPv6 segmentation type on an IPv4 frame.
+        (
+            &tcp[..],
+            gso(Gso::TcpV6 { size: 1448 }),
+            DropReason::OffloadBadMeta,
+        ),
         // A super-frame cut short: the IPv4 total length runs past the frame.
         (
             &tcp[..tcp.len() - 3],
@@ -358,7 +400,7 @@ fn lying_offload_metadata_is_dropped_and_counted_never_trusted() {
             "case {k}: {meta:?}"
         );
     }
-    assert_eq!(i.counters().dropped(DropReason::OffloadBadMeta), 6);
+    assert_eq!(i.counters().dropped(DropReason::OffloadBadMeta), 7);
     assert_eq!(
         i.counters().offload_rx_csum_skipped,
         0,
@@ -392,4 +434,63 @@ fn lying_offload_metadata_is_dropped_and_counted_never_trusted() {
         c.dropped(DropReason::OffloadBadMeta) > 6,
         "random metadata caught"
     );
+}
+
+#[test]
+fn tso6_super_segments_cross_whole_and_arrive_in_order() {
+    let data = pattern(2_000_000);
+    let mut p = Pair::new6(OFFLOAD);
+    let to = SocketAddr::V6(SocketAddrV6::new(B_IP6, PORT, 0, 0));
+    let (got, h) = p.transfer_to(to, &data, &mut whole);
+    assert!(got == data, "B read different bytes");
+    let mss = p.a.tcp().info(h).unwrap().snd_mss;
+    let supers: Vec<_> = p
+        .sent
+        .iter()
+        .filter_map(|(n, m)| match m.gso {
+            Gso::TcpV6 { size } => Some((*n, size)),
+            _ => None,
+        })
+        .collect();
+    assert!(!supers.is_empty(), "no TSO6 super-segment sent");
+    assert!(
+        !p.sent
+            .iter()
+            .any(|(_, m)| matches!(m.gso, Gso::TcpV4 { .. })),
+        "an IPv4 GSO type on an IPv6 connection"
+    );
+    for &(n, size) in &supers {
+        assert!(
+            usize::from(size) <= mss && usize::from(size) >= mss - 40,
+            "{size} vs {mss}"
+        );
+        assert!(n > 1514, "{n}-byte super-frame");
+    }
+    assert!(supers.iter().any(|&(n, _)| n > 30_000), "{supers:?}");
+    let c = p.b.counters();
+    assert_eq!(c.offload_rx_gso_frames, supers.len() as u64);
+    // Only A's MLD report is dropped (not for B).
+    assert_eq!(
+        c.total_dropped() - c.dropped(DropReason::Ipv6NotForUs),
+        0,
+        "{c:?}"
+    );
+    assert_eq!(p.a.counters().offload_tx_tso_frames, supers.len() as u64);
+}
+
+#[test]
+fn without_tso6_ipv6_segments_fit_the_wire_and_take_partial_checksums() {
+    let data = pattern(300_000);
+    let caps = LinkCaps {
+        tso6: false,
+        ..OFFLOAD
+    };
+    let mut p = Pair::new6(caps);
+    let to = SocketAddr::V6(SocketAddrV6::new(B_IP6, PORT, 0, 0));
+    let (got, _) = p.transfer_to(to, &data, &mut whole);
+    assert!(got == data);
+    assert!(p.sent.iter().all(|(n, m)| *n <= 1514 && m.gso == Gso::None));
+    // IPv6 TCP segments still leave their checksum to the link.
+    let tcp6 = p.sent.iter().filter(|(_, m)| m.csum.is_some()).count();
+    assert!(tcp6 > 100, "{tcp6} segments with a partial checksum");
 }

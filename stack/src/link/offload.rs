@@ -6,8 +6,8 @@
 //! - **checksums**: a frame may carry a *partial* TCP/UDP checksum (the field holds only
 //!   the pseudo-header sum, and whoever finishes the frame adds the rest:
 //!   `NEEDS_CSUM`), or come with its checksum already validated (`DATA_VALID`);
-//! - **segmentation**: a frame may be a GSO *super-frame*: one IPv4/TCP packet of up to
-//!   64 KB standing for several wire segments of `gso_size` payload bytes each, cut by
+//! - **segmentation**: a frame may be a GSO *super-frame*: one TCP packet over IPv4 or
+//!   IPv6 of up to 64 KB standing for several wire segments of `gso_size` payload bytes each, cut by
 //!   whoever puts it on a wire (the kernel) or assembled by whoever took it off one.
 //!
 //! Invariant: a link that reports no capability ([`LinkCaps::default`]) never gets a
@@ -26,6 +26,8 @@ use crate::wire::checksum;
 pub struct LinkCaps {
     /// The link takes TCP/IPv4 super-frames (TSO) with a [`Gso::TcpV4`] meta.
     pub tso: bool,
+    /// The link takes TCP/IPv6 super-frames (TSO6) with a [`Gso::TcpV6`] meta.
+    pub tso6: bool,
     /// The link takes frames whose TCP checksum is partial (`NEEDS_CSUM`).
     pub tx_csum_partial: bool,
     /// The link may return frames with partial or pre-validated checksums and GSO
@@ -45,6 +47,11 @@ pub enum Gso {
     /// may be shorter), every one with the super-frame's headers.
     TcpV4 {
         /// Payload bytes per wire segment (the MSS used on the wire, options counted).
+        size: u16,
+    },
+    /// A TCP/IPv6 super-frame (no extension headers), cut as [`Gso::TcpV4`].
+    TcpV6 {
+        /// Payload bytes per wire segment.
         size: u16,
     },
     /// A segmentation type the stack does not speak (the raw virtio `gso_type`).
@@ -99,16 +106,31 @@ pub fn complete_checksum(frame: &mut [u8], meta: &FrameMeta) {
     frame[at..at + 2].copy_from_slice(&sum.to_be_bytes());
 }
 
-/// How many wire segments a TCP/IPv4 super-frame stands for (1 for anything else or a
+/// How many wire segments a TCP super-frame stands for (1 for anything else or a
 /// frame too short to tell).
 pub fn wire_segments(frame: &[u8], meta: &FrameMeta) -> usize {
-    let Gso::TcpV4 { size } = meta.gso else {
-        return 1;
+    let (size, payload) = match meta.gso {
+        Gso::TcpV4 { size } => (size, tcp_payload_len(frame)),
+        Gso::TcpV6 { size } => (size, tcp6_payload_len(frame)),
+        _ => return 1,
     };
-    let Some(payload) = tcp_payload_len(frame) else {
+    let Some(payload) = payload else {
         return 1;
     };
     payload.div_ceil(usize::from(size).max(1)).max(1)
+}
+
+/// The TCP header length (options included) of an Ethernet/IPv6/TCP frame without
+/// extension headers, or `None` when the frame is too short to say.
+pub(crate) fn ipv6_tcp_header_len(frame: &[u8]) -> Option<usize> {
+    Some(usize::from(*frame.get(14 + 40 + 12)? >> 4) * 4)
+}
+
+/// The TCP payload length of an Ethernet/IPv6/TCP frame, from its headers.
+fn tcp6_payload_len(frame: &[u8]) -> Option<usize> {
+    let doff = ipv6_tcp_header_len(frame)?;
+    let payload = usize::from(u16::from_be_bytes([*frame.get(18)?, *frame.get(19)?]));
+    payload.checked_sub(doff)
 }
 
 /// The IPv4 and TCP header lengths (options included) of an Ethernet/IPv4/TCP frame,
@@ -131,7 +153,7 @@ fn tcp_payload_len(frame: &[u8]) -> Option<usize> {
 pub fn describe(frame: &[u8], meta: &FrameMeta) -> Option<String> {
     match meta.gso {
         Gso::None => None,
-        Gso::TcpV4 { size } => Some(format!(
+        Gso::TcpV4 { size } | Gso::TcpV6 { size } => Some(format!(
             "GSO super-frame, gso_size {size}, {} wire segments",
             wire_segments(frame, meta)
         )),

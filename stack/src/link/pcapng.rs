@@ -577,6 +577,7 @@ mod tests {
         fn caps(&self) -> crate::link::LinkCaps {
             crate::link::LinkCaps {
                 tso: true,
+                tso6: false,
                 tx_csum_partial: true,
                 rx_offload: true,
                 max_tx_frame: 0,

@@ -691,11 +691,7 @@ impl UdpLayer {
     /// family we have no address of is dropped and counted (`no_source`). The datagram
     /// leaves its socket's queue whatever becomes of it below (sent, held for neighbour
     /// resolution, dropped), so the socket is queued for [`poll_ready`](Self::poll_ready).
-    pub fn dispatch(
-        &mut self,
-        ours: &LocalAddrs,
-        emit: &mut DatagramSink<'_>,
-    ) -> bool {
+    pub fn dispatch(&mut self, ours: &LocalAddrs, emit: &mut DatagramSink<'_>) -> bool {
         while let Some(h) = self.dirty.pop_front() {
             let Some(s) = self.sockets.get_mut(h.0) else {
                 continue;

@@ -8,7 +8,8 @@
 //!
 //! **Offloads** ([`TapLink::open_with_offload`]): the device is opened with
 //! `IFF_VNET_HDR`, so every frame in either direction is preceded by a 10-byte
-//! `struct virtio_net_hdr`, and `TUNSETOFFLOAD` turns on `TUN_F_CSUM | TUN_F_TSO4`. The
+//! `struct virtio_net_hdr`, and `TUNSETOFFLOAD` turns on `TUN_F_CSUM | TUN_F_TSO4 |
+//! TUN_F_TSO6` (without TSO6 when the kernel refuses it). The
 //! kernel then sends us TCP super-frames of up to 64 KB (GSO, one read instead of ~44)
 //! and frames whose TCP/UDP checksum it left partial (it never crossed a wire), and
 //! takes the same from us. The 10-byte header rather than the 12-byte
@@ -27,7 +28,9 @@
 //! frame itself is never copied here.
 
 use super::is_queue_full;
-use crate::link::offload::{ipv4_tcp_header_lens, CsumPartial, FrameMeta, Gso, LinkCaps};
+use crate::link::offload::{
+    ipv4_tcp_header_lens, ipv6_tcp_header_len, CsumPartial, FrameMeta, Gso, LinkCaps,
+};
 use crate::link::Link;
 use crate::time::Instant;
 use std::io;
@@ -41,6 +44,7 @@ const IFF_NO_PI: libc::c_short = 0x1000;
 const IFF_VNET_HDR: libc::c_short = 0x4000;
 const TUN_F_CSUM: libc::c_uint = 0x01;
 const TUN_F_TSO4: libc::c_uint = 0x02;
+const TUN_F_TSO6: libc::c_uint = 0x04;
 
 /// `VIRTIO_NET_HDR_F_NEEDS_CSUM`: the transport checksum is partial.
 const F_NEEDS_CSUM: u8 = 1;
@@ -48,6 +52,8 @@ const F_NEEDS_CSUM: u8 = 1;
 const F_DATA_VALID: u8 = 2;
 /// `VIRTIO_NET_HDR_GSO_TCPV4`.
 const GSO_TCPV4: u8 = 1;
+/// `VIRTIO_NET_HDR_GSO_TCPV6`.
+const GSO_TCPV6: u8 = 4;
 /// Size of `struct virtio_net_hdr` (flags, gso_type, hdr_len, gso_size, csum_start,
 /// csum_offset).
 pub const VNET_HDR_LEN: usize = 10;
@@ -69,6 +75,8 @@ pub struct TapLink {
     fd: OwnedFd,
     name: String,
     offload: bool,
+    /// The kernel took `TUN_F_TSO6` too.
+    tso6: bool,
     rx_meta: FrameMeta,
 }
 
@@ -91,7 +99,7 @@ impl TapLink {
     pub fn open_with_offload(name: &str, offload: bool) -> io::Result<TapLink> {
         if offload {
             match Self::open_flags(name, true) {
-                Ok(link) => match link.enable_offload() {
+                Ok(mut link) => match link.enable_offload() {
                     Ok(()) => return Ok(link),
                     Err(e) => {
                         log::info!(target: "ustack::link", "tap {name}: kernel refused TUNSETOFFLOAD ({e}); offloads off");
@@ -152,18 +160,28 @@ impl TapLink {
             fd,
             name,
             offload: vnet,
+            tso6: false,
             rx_meta: FrameMeta::default(),
         })
     }
 
-    fn enable_offload(&self) -> io::Result<()> {
+    fn enable_offload(&mut self) -> io::Result<()> {
         let hdr_len: libc::c_int = VNET_HDR_LEN as libc::c_int;
         // SAFETY: TUNSETVNETHDRSZ reads one int from the pointer, valid for the call.
         if unsafe { libc::ioctl(self.fd.as_raw_fd(), TUNSETVNETHDRSZ, &hdr_len) } < 0 {
             return Err(io::Error::last_os_error());
         }
-        self.set_offload_flags(TUN_F_CSUM | TUN_F_TSO4)?;
-        log::debug!(target: "ustack::link", "tap {}: offloads on (csum, tso4)", self.name);
+        // TSO6 where the kernel takes it; IPv4 offloads alone otherwise.
+        if self
+            .set_offload_flags(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)
+            .is_ok()
+        {
+            self.tso6 = true;
+            log::debug!(target: "ustack::link", "tap {}: offloads on (csum, tso4, tso6)", self.name);
+        } else {
+            self.set_offload_flags(TUN_F_CSUM | TUN_F_TSO4)?;
+            log::debug!(target: "ustack::link", "tap {}: offloads on (csum, tso4)", self.name);
+        }
         Ok(())
     }
 
@@ -285,6 +303,7 @@ fn decode_vnet_hdr(h: &[u8; VNET_HDR_LEN]) -> FrameMeta {
     let gso = match h[1] {
         0 => Gso::None,
         GSO_TCPV4 => Gso::TcpV4 { size: u16_at(4) },
+        GSO_TCPV6 => Gso::TcpV6 { size: u16_at(4) },
         other => Gso::Other(other),
     };
     FrameMeta {
@@ -305,11 +324,23 @@ fn encode_vnet_hdr(frame: &[u8], meta: &FrameMeta) -> [u8; VNET_HDR_LEN] {
         h[6..8].copy_from_slice(&c.start.to_ne_bytes());
         h[8..10].copy_from_slice(&c.offset.to_ne_bytes());
     }
-    if let Gso::TcpV4 { size } = meta.gso {
-        h[1] = GSO_TCPV4;
-        // hdr_len: Ethernet, IPv4 and TCP headers, options included (a hint for the
-        // kernel's linear allocation).
-        let hdr_len = ipv4_tcp_header_lens(frame).map_or(0, |(ihl, doff)| 14 + ihl + doff);
+    // hdr_len: Ethernet, IP and TCP headers, options included (a hint for the kernel's
+    // linear allocation).
+    let gso = match meta.gso {
+        Gso::TcpV4 { size } => Some((
+            GSO_TCPV4,
+            size,
+            ipv4_tcp_header_lens(frame).map_or(0, |(ihl, doff)| 14 + ihl + doff),
+        )),
+        Gso::TcpV6 { size } => Some((
+            GSO_TCPV6,
+            size,
+            ipv6_tcp_header_len(frame).map_or(0, |doff| 14 + 40 + doff),
+        )),
+        _ => None,
+    };
+    if let Some((ty, size, hdr_len)) = gso {
+        h[1] = ty;
         h[2..4].copy_from_slice(&(hdr_len as u16).to_ne_bytes());
         h[4..6].copy_from_slice(&size.to_ne_bytes());
     }
@@ -353,6 +384,7 @@ impl Link for TapLink {
         if self.offload {
             LinkCaps {
                 tso: true,
+                tso6: self.tso6,
                 tx_csum_partial: true,
                 rx_offload: true,
                 max_tx_frame: TSO_MAX_FRAME,
@@ -404,10 +436,28 @@ mod tests {
         assert_eq!(decode_vnet_hdr(&h), meta);
         let valid = decode_vnet_hdr(&[F_DATA_VALID, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
         assert!(valid.csum_valid && valid.csum.is_none() && valid.gso == Gso::None);
+        // UDP fragmentation offload (3) is not spoken.
         assert_eq!(
-            decode_vnet_hdr(&[0, 4, 0, 0, 0, 0, 0, 0, 0, 0]).gso,
-            Gso::Other(4)
+            decode_vnet_hdr(&[0, 3, 0, 0, 0, 0, 0, 0, 0, 0]).gso,
+            Gso::Other(3)
         );
+        // TSO6: Ethernet + IPv6 + TCP with data offset 8; hdr_len covers all three.
+        let meta6 = FrameMeta {
+            gso: Gso::TcpV6 { size: 1428 },
+            csum: Some(CsumPartial {
+                start: 54,
+                offset: 16,
+            }),
+            csum_valid: false,
+        };
+        let mut frame6 = vec![0u8; 14 + 40 + 32 + 100];
+        frame6[14] = 0x60;
+        frame6[14 + 40 + 12] = 8 << 4;
+        let h6 = encode_vnet_hdr(&frame6, &meta6);
+        assert_eq!(h6[1], GSO_TCPV6);
+        assert_eq!(u16::from_ne_bytes([h6[2], h6[3]]), 14 + 40 + 32);
+        assert_eq!(u16::from_ne_bytes([h6[4], h6[5]]), 1428);
+        assert_eq!(decode_vnet_hdr(&h6), meta6);
     }
 
     #[test]

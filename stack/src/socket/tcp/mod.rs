@@ -175,6 +175,8 @@ pub struct TcpLayer {
     fixed_isn: Option<SeqNumber>,
     /// Largest TCP segment the link cuts for us (TSO), 0 without ([`set_tso`](Self::set_tso)).
     tso_max_len: usize,
+    /// [`tso_max_len`](Self::set_tso6) for connections over IPv6.
+    tso6_max_len: usize,
     /// Wire payload size of the last segment [`dispatch`](Self::dispatch) emitted when it
     /// was a super-segment, else 0.
     last_gso_size: u16,
@@ -214,6 +216,7 @@ impl TcpLayer {
             counters: TcpCounters::default(),
             fixed_isn: None,
             tso_max_len: 0,
+            tso6_max_len: 0,
             last_gso_size: 0,
         }
     }
@@ -223,6 +226,11 @@ impl TcpLayer {
     /// The MSS stays the size of each wire segment.
     pub fn set_tso(&mut self, max_len: usize) {
         self.tso_max_len = max_len;
+    }
+
+    /// [`set_tso`](Self::set_tso) for connections over IPv6 (TSO6).
+    pub fn set_tso6(&mut self, max_len: usize) {
+        self.tso6_max_len = max_len;
     }
 
     /// Payload bytes per wire segment of the segment the last
@@ -502,7 +510,7 @@ impl TcpLayer {
             it.socket.tso_max_len = if it.socket.remote.is_ipv4() {
                 self.tso_max_len
             } else {
-                0
+                self.tso6_max_len
             };
             let sent = it.socket.dispatch(cx, &mut self.events, emit);
             self.last_gso_size = core::mem::take(&mut it.socket.gso_size);
