@@ -216,7 +216,7 @@ impl Socket {
             self.rto_at = at;
         }
         if !plan.rtx {
-            self.arm_tlp(now);
+            self.arm_tlp_after_send(now);
         }
     }
 
