@@ -193,12 +193,12 @@ fn v6(a: IpAddr) -> Ipv6Addr {
 /// The IPv4 pseudo-header (RFC 9293 §3.1): addresses, zero, protocol, 16-bit length.
 #[inline]
 fn pseudo_header_v4(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, len: usize) -> Sum {
-    let (s, d) = (src.octets(), dst.octets());
+    // The three 32-bit words of `src, dst, 0, protocol, len` in native byte order, as
+    // `add_bytes` would read them: no loop for twelve bytes (this runs per segment).
     let len = (len as u16).to_be_bytes();
-    let hdr = [
-        s[0], s[1], s[2], s[3], d[0], d[1], d[2], d[3], 0, protocol, len[0], len[1],
-    ];
-    Sum::default().add_bytes(&hdr)
+    Sum(u64::from(u32::from_ne_bytes(src.octets()))
+        + u64::from(u32::from_ne_bytes(dst.octets()))
+        + u64::from(u32::from_ne_bytes([0, protocol, len[0], len[1]])))
 }
 
 /// The IPv6 pseudo-header (RFC 8200 §8.1): addresses, 32-bit upper-layer length, three

@@ -502,7 +502,7 @@ impl<'a> TcpRepr<'a> {
         debug_assert!(header_len <= TCP_HEADER_LEN + TCP_MAX_OPTIONS_LEN);
         let total = header_len + self.payload.len();
         let b = &mut buf[..total];
-        self.emit_header(b);
+        self.emit_header(b, header_len);
         b[header_len..].copy_from_slice(self.payload);
         let sum = checksum::pseudo(src, dst, IpProtocol::TCP.0, b);
         b[16..18].copy_from_slice(&sum.to_be_bytes());
@@ -512,16 +512,18 @@ impl<'a> TcpRepr<'a> {
     /// (`NEEDS_CSUM`): the field holds only the pseudo-header sum, so the payload is
     /// copied but never summed here.
     pub fn emit_partial(&self, buf: &mut [u8], src: impl Into<IpAddr>, dst: impl Into<IpAddr>) {
-        let total = self.buffer_len();
-        self.emit_header(buf);
-        buf[self.header_len()..total].copy_from_slice(self.payload);
+        let header_len = self.header_len();
+        let total = header_len + self.payload.len();
+        self.emit_header(buf, header_len);
+        buf[header_len..total].copy_from_slice(self.payload);
         let sum = Self::pseudo_sum(src, dst, total);
         buf[16..18].copy_from_slice(&sum.to_be_bytes());
     }
 
+    /// Writes the `header_len`-byte header (options included; the caller has it
+    /// from [`header_len`](Self::header_len)) with a zero checksum.
     #[inline]
-    fn emit_header(&self, b: &mut [u8]) {
-        let header_len = self.header_len();
+    fn emit_header(&self, b: &mut [u8], header_len: usize) {
         b[0..2].copy_from_slice(&self.src_port.to_be_bytes());
         b[2..4].copy_from_slice(&self.dst_port.to_be_bytes());
         b[4..8].copy_from_slice(&self.seq_number.0.to_be_bytes());
