@@ -411,6 +411,7 @@ impl<'a> TcpRepr<'a> {
         Self::parse_inner(None, segment)
     }
 
+    #[inline]
     fn parse_inner(
         addrs: Option<(IpAddr, IpAddr)>,
         segment: &'a [u8],
@@ -497,6 +498,7 @@ impl<'a> TcpRepr<'a> {
 
     /// Writes header, options and payload into `buf[..buffer_len()]` with the checksum
     /// for a segment from `src` to `dst` (IPv4 or IPv6 pseudo-header, by family).
+    #[inline]
     pub fn emit(&self, buf: &mut [u8], src: impl Into<IpAddr>, dst: impl Into<IpAddr>) {
         let header_len = self.header_len();
         debug_assert!(header_len <= TCP_HEADER_LEN + TCP_MAX_OPTIONS_LEN);
