@@ -267,6 +267,7 @@ impl TxLog {
     /// Records a transmission of `[start, end)` at `now`: new data is appended, a
     /// retransmission updates the records it covers (RFC 8985 §6.1: the latest
     /// transmission time, `Segment.lost` cleared).
+    #[inline]
     pub(crate) fn on_transmit(&mut self, start: SeqNumber, end: SeqNumber, now: Instant) {
         if end <= start {
             return;

@@ -421,6 +421,11 @@ impl Socket {
     /// SACK, outside recovery, with nothing SACKed or marked lost (Linux's "CA_Open"
     /// condition), and no probe episode open.
     pub(super) fn arm_tlp(&mut self, now: Instant) {
+        if self.tlp_at.is_none() && self.snd_max <= self.snd_una {
+            // Nothing in flight and nothing armed: `tlp_deadline` would say `None`
+            // (a receiver's every data segment comes here).
+            return;
+        }
         let at = self.tlp_deadline(now);
         self.timers_changed |= self.tlp_at != at;
         self.tlp_at = at;
