@@ -134,7 +134,11 @@ impl RingBuffer {
         let write_at = (self.read_at + self.length) % cap;
         let first = n.min(cap - write_at);
         self.storage[write_at..write_at + first].copy_from_slice(&data[..first]);
-        self.storage[..n - first].copy_from_slice(&data[first..n]);
+        if first < n {
+            // Wrapped: the rest at the start (skipped otherwise, which spares a
+            // zero-length `memcpy` call per received segment).
+            self.storage[..n - first].copy_from_slice(&data[first..n]);
+        }
         self.length += n;
         n
     }

@@ -103,6 +103,7 @@ impl EthernetRepr {
     ///
     /// # Errors
     /// [`Error::Truncated`] when the frame is shorter than a header.
+    #[inline]
     pub fn parse(frame: &[u8]) -> Result<(EthernetRepr, &[u8]), Error> {
         let hdr =
             etherparse::Ethernet2HeaderSlice::from_slice(frame).map_err(|_| Error::Truncated)?;
@@ -120,6 +121,7 @@ impl EthernetRepr {
     }
 
     /// Writes the header into the first [`ETHERNET_HEADER_LEN`] bytes of `buf`.
+    #[inline]
     pub fn emit(&self, buf: &mut [u8]) {
         let hdr = etherparse::Ethernet2Header {
             source: self.src_addr.0,

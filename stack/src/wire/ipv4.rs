@@ -149,6 +149,7 @@ impl Ipv4Repr {
     ///
     /// # Errors
     /// `Truncated`, `Malformed` (version, IHL or total length wrong) or `Checksum`.
+    #[inline]
     pub fn parse(packet: &[u8]) -> Result<(Ipv4Repr, &[u8]), Error> {
         // Nearly every packet: version 4, no options, whole. Read directly; anything
         // else takes etherparse's validation below.
@@ -254,6 +255,7 @@ impl Ipv4Repr {
     ///
     /// # Panics
     /// If `buf` is shorter than [`IPV4_HEADER_LEN`] or the packet exceeds 65535 bytes.
+    #[inline]
     pub fn emit(&self, buf: &mut [u8]) {
         let total_len = IPV4_HEADER_LEN + self.payload_len;
         assert!(total_len <= 65535, "IPv4 packet of {total_len} bytes");

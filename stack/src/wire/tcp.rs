@@ -208,17 +208,29 @@ impl TcpOptions {
     ///
     /// # Errors
     /// `Malformed` when an option's length runs past the area or is below 2.
-    pub fn parse(mut bytes: &[u8]) -> Result<TcpOptions, Error> {
-        let mut opts = TcpOptions::default();
+    #[inline]
+    pub fn parse(bytes: &[u8]) -> Result<TcpOptions, Error> {
         // The layout of nearly every segment of a connection with timestamps (RFC 7323
         // Appendix A): NOP, NOP, TS. Decoded without the loop; the same result.
         if let [OPT_NOP, OPT_NOP, OPT_TS, 10, v0, v1, v2, v3, e0, e1, e2, e3] = *bytes {
-            opts.timestamp = Some((
-                u32::from_be_bytes([v0, v1, v2, v3]),
-                u32::from_be_bytes([e0, e1, e2, e3]),
-            ));
-            return Ok(opts);
+            return Ok(TcpOptions {
+                timestamp: Some((
+                    u32::from_be_bytes([v0, v1, v2, v3]),
+                    u32::from_be_bytes([e0, e1, e2, e3]),
+                )),
+                ..TcpOptions::default()
+            });
         }
+        if bytes.is_empty() {
+            return Ok(TcpOptions::default());
+        }
+        Self::parse_any(bytes)
+    }
+
+    /// `parse` for any other layout: the loop over options.
+    #[inline(never)]
+    fn parse_any(mut bytes: &[u8]) -> Result<TcpOptions, Error> {
+        let mut opts = TcpOptions::default();
         while let Some(&kind) = bytes.first() {
             match kind {
                 OPT_END => break,
@@ -259,6 +271,16 @@ impl TcpOptions {
         Ok(opts)
     }
 
+    /// Only a timestamp (the common layout `NOP, NOP, TS` of RFC 7323 Appendix A).
+    #[inline]
+    fn is_timestamp_only(&self) -> bool {
+        self.timestamp.is_some()
+            && self.mss.is_none()
+            && self.window_scale.is_none()
+            && !self.sack_permitted
+            && self.sack_ranges[0].is_none()
+    }
+
     /// Number of SACK blocks present.
     pub fn sack_count(&self) -> usize {
         self.sack_ranges.iter().take_while(|r| r.is_some()).count()
@@ -266,6 +288,9 @@ impl TcpOptions {
 
     /// Bytes these options take when emitted, padded to a multiple of 4.
     pub fn buffer_len(&self) -> usize {
+        if self.is_timestamp_only() {
+            return 12;
+        }
         let mut len = 0;
         if self.mss.is_some() {
             len += 4;
@@ -289,7 +314,22 @@ impl TcpOptions {
 
     /// Writes the options in Linux's layout (`mss, sackOK, TS, nop, wscale, nop, nop, sack`)
     /// into `buf[..buffer_len()]`.
+    #[inline]
     pub fn emit(&self, buf: &mut [u8]) {
+        if let (true, Some((val, ecr))) = (self.is_timestamp_only(), self.timestamp) {
+            // Nearly every segment of a connection with timestamps: one 12-byte write.
+            let (v, e) = (val.to_be_bytes(), ecr.to_be_bytes());
+            buf[..12].copy_from_slice(&[
+                OPT_NOP, OPT_NOP, OPT_TS, 10, v[0], v[1], v[2], v[3], e[0], e[1], e[2], e[3],
+            ]);
+            return;
+        }
+        self.emit_any(buf);
+    }
+
+    /// `emit` for any other set of options.
+    #[inline(never)]
+    fn emit_any(&self, buf: &mut [u8]) {
         let mut at = 0;
         let mut put = |bytes: &[u8]| {
             buf[at..at + bytes.len()].copy_from_slice(bytes);
@@ -371,6 +411,7 @@ impl<'a> TcpRepr<'a> {
         Self::parse_inner(None, segment)
     }
 
+    #[inline]
     fn parse_inner(
         addrs: Option<(IpAddr, IpAddr)>,
         segment: &'a [u8],
@@ -457,12 +498,13 @@ impl<'a> TcpRepr<'a> {
 
     /// Writes header, options and payload into `buf[..buffer_len()]` with the checksum
     /// for a segment from `src` to `dst` (IPv4 or IPv6 pseudo-header, by family).
+    #[inline]
     pub fn emit(&self, buf: &mut [u8], src: impl Into<IpAddr>, dst: impl Into<IpAddr>) {
         let header_len = self.header_len();
         debug_assert!(header_len <= TCP_HEADER_LEN + TCP_MAX_OPTIONS_LEN);
         let total = header_len + self.payload.len();
         let b = &mut buf[..total];
-        self.emit_header(b);
+        self.emit_header(b, header_len);
         b[header_len..].copy_from_slice(self.payload);
         let sum = checksum::pseudo(src, dst, IpProtocol::TCP.0, b);
         b[16..18].copy_from_slice(&sum.to_be_bytes());
@@ -472,15 +514,18 @@ impl<'a> TcpRepr<'a> {
     /// (`NEEDS_CSUM`): the field holds only the pseudo-header sum, so the payload is
     /// copied but never summed here.
     pub fn emit_partial(&self, buf: &mut [u8], src: impl Into<IpAddr>, dst: impl Into<IpAddr>) {
-        let total = self.buffer_len();
-        self.emit_header(buf);
-        buf[self.header_len()..total].copy_from_slice(self.payload);
+        let header_len = self.header_len();
+        let total = header_len + self.payload.len();
+        self.emit_header(buf, header_len);
+        buf[header_len..total].copy_from_slice(self.payload);
         let sum = Self::pseudo_sum(src, dst, total);
         buf[16..18].copy_from_slice(&sum.to_be_bytes());
     }
 
-    fn emit_header(&self, b: &mut [u8]) {
-        let header_len = self.header_len();
+    /// Writes the `header_len`-byte header (options included; the caller has it
+    /// from [`header_len`](Self::header_len)) with a zero checksum.
+    #[inline]
+    fn emit_header(&self, b: &mut [u8], header_len: usize) {
         b[0..2].copy_from_slice(&self.src_port.to_be_bytes());
         b[2..4].copy_from_slice(&self.dst_port.to_be_bytes());
         b[4..8].copy_from_slice(&self.seq_number.0.to_be_bytes());

@@ -379,17 +379,32 @@ impl TcpLayer {
     /// After any change to a socket: queue handling for listener children, freeing
     /// at CLOSED, timers, the dirty queue and buffer give-back.
     fn settle(&mut self, idx: u32, prev: TcpState, dirty: bool) {
-        let Some(it) = self.at(idx) else {
+        let Some(it) = self.slab.get_at_mut(idx) else {
             return;
         };
         let state = it.socket.state;
-        // The common case, a segment or call on a live connection, skips the listener
-        // queues and freeing.
-        if (prev == TcpState::SynReceived
+        if !(prev == TcpState::SynReceived
             || state == TcpState::Closed
             || state == TcpState::TimeWait)
-            && !self.settle_transition(idx, prev, state)
         {
+            // The common case, a segment or call on a live connection: no listener
+            // queues, no freeing, and one slot lookup for the rest unless a timer or
+            // an idle buffer needs the slower paths (this runs twice per segment).
+            if dirty && !it.meta.queued && it.socket.may_want_dispatch() {
+                it.meta.queued = true;
+                self.dirty.push_back(idx);
+            }
+            let (timers, idle) = (it.socket.timers_changed, it.socket.has_idle_buffers());
+            // Debug builds always look, for `reschedule`'s check that the entry is current.
+            if timers || cfg!(debug_assertions) {
+                self.reschedule(idx);
+            }
+            if idle {
+                self.note_idle_buffers(idx);
+            }
+            return;
+        }
+        if !self.settle_transition(idx, prev, state) {
             return;
         }
         if dirty {

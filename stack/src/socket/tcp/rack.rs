@@ -267,16 +267,17 @@ impl TxLog {
     /// Records a transmission of `[start, end)` at `now`: new data is appended, a
     /// retransmission updates the records it covers (RFC 8985 §6.1: the latest
     /// transmission time, `Segment.lost` cleared).
+    #[inline]
     pub(crate) fn on_transmit(&mut self, start: SeqNumber, end: SeqNumber, now: Instant) {
         if end <= start {
             return;
         }
         let order = self.next_order;
         self.next_order = self.next_order.wrapping_add(1);
-        let tail = self.recs.back().map(|r| r.end);
-        if tail.is_none_or(|t| start >= t) {
-            let full = self.recs.len() >= MAX_RECORDS;
-            if let Some(b) = self.recs.back_mut() {
+        let full = self.recs.len() >= MAX_RECORDS;
+        // One look at the last record: new data lands at or past its end.
+        let tail = match self.recs.back_mut() {
+            Some(b) if start >= b.end => {
                 let next = b.order.wrapping_add(1) == order;
                 if b.end == start && b.flags == 0 && ((b.xmit_ts == now && next) || full) {
                     // Appended at the same instant, nothing sent in between (or no
@@ -286,7 +287,12 @@ impl TxLog {
                     b.order = order;
                     return;
                 }
+                None
             }
+            Some(b) => Some(b.end),
+            None => None,
+        };
+        let Some(tail) = tail else {
             self.recs.push_back(Record {
                 start,
                 end,
@@ -295,7 +301,7 @@ impl TxLog {
                 flags: 0,
             });
             return;
-        }
+        };
         self.split_at(start);
         self.split_at(end);
         let mut i = self.index_after(start);
@@ -306,9 +312,9 @@ impl TxLog {
             self.recs[i].order = order;
             i += 1;
         }
-        if let Some(t) = tail.filter(|&t| end > t) {
+        if end > tail {
             // Sent past the log's end (its start was below it): the rest is new.
-            self.on_transmit(t, end, now);
+            self.on_transmit(tail, end, now);
         }
     }
 

@@ -49,6 +49,7 @@ impl Socket {
         ev: &mut EventQueue,
         seg: &TcpRepr<'_>,
     ) -> Option<Reply> {
+        self.tlp_armed = None;
         match self.state {
             TcpState::Closed | TcpState::Listen => return None,
             TcpState::SynSent => return self.process_syn_sent(cx, ev, seg),
@@ -909,6 +910,7 @@ impl Socket {
     /// An ICMP error quoting one of our segments (RFC 1122 §4.2.3.9, RFC 5927).
     /// Returns whether the error was believed (quoted a sequence number in flight).
     pub(crate) fn handle_icmp(&mut self, ev: &mut EventQueue, err: &IcmpError) -> bool {
+        self.tlp_armed = None;
         let seq = SeqNumber(err.tcp_seq);
         // Per RFC 5927 §4.1: only believe errors quoting SND.UNA <= SEG.SEQ < SND.NXT.
         let plausible = match self.state {

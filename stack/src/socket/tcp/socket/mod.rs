@@ -197,6 +197,11 @@ pub(crate) struct Socket {
     tlp_retrans: bool,
     /// The probe timer fired: the next segment is the probe (beyond cwnd if new data).
     tlp_pending: bool,
+    /// What the last new segment's `arm_tlp` saw while more than one MSS was in
+    /// flight: (`now`, `rto_at`, `state`, the deadline it set). Another new segment
+    /// with the same key would compute the same deadline (see `arm_tlp_after_send`).
+    /// Cleared by every input, timer and ICMP error, which may change the rest.
+    tlp_armed: Option<(Instant, Option<Instant>, TcpState, Instant)>,
     /// RFC 8985 §6.2 step 5: the RACK reordering timer.
     rack_at: Option<Instant>,
     delack_at: Option<Instant>,
@@ -386,6 +391,7 @@ impl Socket {
             tlp_end: None,
             tlp_retrans: false,
             tlp_pending: false,
+            tlp_armed: None,
             rack_at: None,
             delack_at: None,
             persist_at: None,

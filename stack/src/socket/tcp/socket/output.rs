@@ -216,7 +216,7 @@ impl Socket {
             self.rto_at = at;
         }
         if !plan.rtx {
-            self.arm_tlp(now);
+            self.arm_tlp_after_send(now);
         }
     }
 
@@ -504,7 +504,11 @@ impl Socket {
         if self.ts_ok {
             options.timestamp = Some((self.ts_now(now), self.ts_recent));
         }
-        options.sack_ranges = self.sack_blocks();
+        // `options` starts out without SACK blocks: only out-of-order data or a
+        // pending D-SACK adds any (`sack_blocks` without building an empty array).
+        if self.sack_ok && (!self.assembler.is_empty() || self.dsack.is_some()) {
+            options.sack_ranges = self.sack_blocks_out_of_order();
+        }
         if self.dsack.take().is_some() && self.sack_ok {
             self.stats.dsacks_out += 1;
         }

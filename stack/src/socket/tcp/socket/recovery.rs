@@ -421,9 +421,37 @@ impl Socket {
     /// SACK, outside recovery, with nothing SACKed or marked lost (Linux's "CA_Open"
     /// condition), and no probe episode open.
     pub(super) fn arm_tlp(&mut self, now: Instant) {
+        if self.tlp_at.is_none() && self.snd_max <= self.snd_una {
+            // Nothing in flight and nothing armed: `tlp_deadline` would say `None`
+            // (a receiver's every data segment comes here).
+            return;
+        }
         let at = self.tlp_deadline(now);
         self.timers_changed |= self.tlp_at != at;
         self.tlp_at = at;
+    }
+
+    /// `arm_tlp` after a new segment went out. RFC 8985 §7.2 restarts the probe timer
+    /// at every transmission of new data (Linux's tcp_schedule_loss_probe runs once
+    /// per burst, after tcp_write_xmit's loop); within one burst, sent at one `now`,
+    /// the deadline cannot move: SRTT, the conditions and SND.UNA change only with
+    /// input, timers and ICMP errors (which clear `tlp_armed`), `state` and `rto_at`
+    /// are in the key, and with more than one MSS already in flight a larger flight
+    /// keeps the same PTO term. So the deadline is recomputed only when the key
+    /// differs: about 90 instructions per segment of a bulk transfer saved.
+    pub(super) fn arm_tlp_after_send(&mut self, now: Instant) {
+        if let Some((t, rto, state, at)) = self.tlp_armed {
+            if t == now && rto == self.rto_at && state == self.state && Some(at) == self.tlp_at {
+                return;
+            }
+        }
+        self.arm_tlp(now);
+        self.tlp_armed = match self.tlp_at {
+            Some(at) if self.in_flight() > self.send_mss() => {
+                Some((now, self.rto_at, self.state, at))
+            }
+            _ => None,
+        };
     }
 
     /// When a tail loss probe is due from `now`, if one should be armed.

@@ -34,6 +34,7 @@ impl Socket {
         cfg: &TcpConfig,
         ev: &mut EventQueue,
     ) -> Option<TcpRepr<'static>> {
+        self.tlp_armed = None;
         let now = cx.now;
         let due = |t: Option<Instant>| t.is_some_and(|t| t <= now);
         if due(self.close_at) {
