@@ -65,6 +65,10 @@ pub struct ServeArgs {
     /// Pin the process (and the threads it starts) to this CPU.
     #[arg(long)]
     pub pin: Option<usize>,
+    /// ustack only: keep the socket buffers at their initial sizes (no autotuning), as
+    /// smoltcp's are.
+    #[arg(long)]
+    pub fixed_buffers: bool,
 }
 
 /// The child's last line.
@@ -211,6 +215,15 @@ fn serve_ustack(global: &GlobalArgs, args: &ServeArgs) -> Result<u64, String> {
         .ip(ip)
         .mac(mac)
         .link_options(global.link_options())
+        .config({
+            let fixed = args.fixed_buffers;
+            move |c| {
+                if fixed {
+                    c.tcp.rx_buffer_max = c.tcp.rx_buffer_len;
+                    c.tcp.tx_buffer_max = c.tcp.tx_buffer_len;
+                }
+            }
+        })
         .build()
         .map_err(|e| format!("ustack on {tap}: {e}"))?;
     let l = ustack_socket::TcpListener::bind(&stack, ("0.0.0.0", args.port))
