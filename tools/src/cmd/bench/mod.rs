@@ -299,6 +299,23 @@ impl Lab {
         })
     }
 
+    /// ustack's column without offloads ran with the buffers the note names: fixed at
+    /// the initial sizes (smoltcp's), or autotuned with `--autotune`.
+    fn check_buffers(&self, max: Option<[usize; 2]>) -> Result<(), String> {
+        let cfg = ustack::socket::tcp::TcpConfig::default();
+        let (want, what) = if self.autotune {
+            ([cfg.rx_buffer_max, cfg.tx_buffer_max], "autotuned")
+        } else {
+            ([cfg.rx_buffer_len, cfg.tx_buffer_len], "fixed")
+        };
+        match max {
+            Some(got) if got == want => Ok(()),
+            got => Err(format!(
+                "ustack's buffers were to be {what} (maxima {want:?} bytes), the server reported {got:?}"
+            )),
+        }
+    }
+
     /// Sets the veth offloads on both ends (once per change).
     fn set_offloads(&mut self, on: bool) -> Result<(), String> {
         if self.offloads == Some(on) {
@@ -505,6 +522,9 @@ impl Lab {
                     if rx + tx == 0 {
                         return Err("ustack used no super-frame: the kernel refused TAP offloads (see the server's log)".into());
                     }
+                }
+                if col == Column::Ustack {
+                    self.check_buffers(rep.buffers_max)?;
                 }
                 Ok(vec![(fig, Outcome::Value(value))])
             }
