@@ -538,6 +538,9 @@ impl Lab {
                 let line = line?;
                 checked?;
                 let rep = server.finish()?;
+                if col == Column::Ustack {
+                    self.check_buffers(rep.buffers_max)?;
+                }
                 let f: Vec<u64> = line
                     .split_whitespace()
                     .filter_map(|w| w.parse().ok())
