@@ -212,3 +212,42 @@ fn bench_only_runs_the_selected_rows() {
         "{stdout}"
     );
 }
+
+/// The ustack column without offloads runs with smoltcp's fixed buffers unless
+/// `--autotune`, and says so; the coordinator fails a round whose server reports other
+/// buffer maxima than the note names, so a flag lost on the way fails here.
+#[test]
+fn bench_fixes_ustack_buffers_unless_autotune() {
+    if !can_run() {
+        return;
+    }
+    for (flag, note) in [
+        (None, "and for ustack without offloads and in memory, fixed"),
+        (
+            Some("--autotune"),
+            "ustack over the TAP (--autotune) starts with the same and autotunes",
+        ),
+    ] {
+        let mut args = vec![
+            "bench",
+            "--only",
+            "bulk-rx",
+            "--rounds",
+            "1",
+            "--size",
+            "2M",
+            "--no-kernel",
+        ];
+        args.extend(flag);
+        let out = Command::new(BIN)
+            .args(&args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run ustack bench");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{flag:?}: {stdout}\n{stderr}");
+        assert!(!stdout.contains("failed"), "{flag:?}: {stdout}");
+        assert!(stdout.contains(note), "{flag:?}: {stdout}");
+    }
+}

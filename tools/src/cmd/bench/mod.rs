@@ -62,7 +62,9 @@ const DONE_TIMEOUT: Duration = Duration::from_secs(20);
     ustack (socket API) and smoltcp 0.14 (phy::TunTapInterface, polled in the serving\n  \
     thread) as servers on the same TAP, each against the same client: Linux sockets\n  \
     on threads inside the namespace. ustack runs with --offload off, and again with\n  \
-    TAP offloads on (64 KB super-frames) for the two bulk figures. Linux-to-Linux\n  \
+    TAP offloads on (64 KB super-frames) for the two bulk figures. Without offloads\n  \
+    ustack's socket buffers stay at smoltcp's sizes (128 KiB each way; --autotune\n  \
+    lets them autotune, ustack's default). Linux-to-Linux\n  \
     over a veth pair, offloads off and on (set with the SIOCETHTOOL ioctl), as the\n  \
     reference. In-memory bulk between two\n  \
     instances of each stack, natively and under valgrind's callgrind (if installed).\n  \
@@ -124,6 +126,10 @@ pub struct BenchArgs {
     /// Print the report as JSON (every round's figure or failure) instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Let ustack's column without offloads autotune its socket buffers (its default),
+    /// instead of keeping them at smoltcp's fixed sizes.
+    #[arg(long)]
+    pub autotune: bool,
     /// A benchmark other than the speed table.
     #[command(subcommand)]
     pub mode: Option<BenchMode>,
@@ -182,6 +188,8 @@ struct Lab {
     exe: PathBuf,
     port: u16,
     cpu: usize,
+    /// ustack's column without offloads autotunes its buffers (`--autotune`).
+    autotune: bool,
     offloads: Option<bool>,
     offload_state: BTreeMap<bool, Offloads>,
 }
@@ -259,7 +267,7 @@ enum ClientOut {
 }
 
 impl Lab {
-    fn new(cpu: usize) -> Result<Lab, Box<dyn std::error::Error>> {
+    fn new(cpu: usize, autotune: bool) -> Result<Lab, Box<dyn std::error::Error>> {
         let a = Netns::new("ubench-a")?;
         let b = Netns::new("ubench-b")?;
         a.add_tap(TAP, TAP_KERNEL)?;
@@ -285,9 +293,27 @@ impl Lab {
             exe: std::env::current_exe()?,
             port: 20_000,
             cpu,
+            autotune,
             offloads: None,
             offload_state: BTreeMap::new(),
         })
+    }
+
+    /// ustack's column without offloads ran with the buffers the note names: fixed at
+    /// the initial sizes (smoltcp's), or autotuned with `--autotune`.
+    fn check_buffers(&self, max: Option<[usize; 2]>) -> Result<(), String> {
+        let cfg = ustack::socket::tcp::TcpConfig::default();
+        let (want, what) = if self.autotune {
+            ([cfg.rx_buffer_max, cfg.tx_buffer_max], "autotuned")
+        } else {
+            ([cfg.rx_buffer_len, cfg.tx_buffer_len], "fixed")
+        };
+        match max {
+            Some(got) if got == want => Ok(()),
+            got => Err(format!(
+                "ustack's buffers were to be {what} (maxima {want:?} bytes), the server reported {got:?}"
+            )),
+        }
     }
 
     /// Sets the veth offloads on both ends (once per change).
@@ -392,6 +418,9 @@ impl Lab {
         if pin {
             cmd.args(["--pin", &self.cpu.to_string()]);
         }
+        if col == Column::Ustack && !self.autotune {
+            cmd.arg("--fixed-buffers");
+        }
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -494,6 +523,9 @@ impl Lab {
                         return Err("ustack used no super-frame: the kernel refused TAP offloads (see the server's log)".into());
                     }
                 }
+                if col == Column::Ustack {
+                    self.check_buffers(rep.buffers_max)?;
+                }
                 Ok(vec![(fig, Outcome::Value(value))])
             }
             ClientOut::Held(held, t0) => {
@@ -506,6 +538,9 @@ impl Lab {
                 let line = line?;
                 checked?;
                 let rep = server.finish()?;
+                if col == Column::Ustack {
+                    self.check_buffers(rep.buffers_max)?;
+                }
                 let f: Vec<u64> = line
                     .split_whitespace()
                     .filter_map(|w| w.parse().ok())
@@ -675,15 +710,25 @@ pub fn run(args: &BenchArgs) -> CmdResult {
         absent: BTreeMap::new(),
     };
     let cfg = ustack::socket::tcp::TcpConfig::default();
-    notes.push(format!(
-        "socket buffers: {} KiB receive / {} KiB send for smoltcp; ustack over the TAP starts with the same and autotunes up to {} KiB / {} KiB (its defaults); ustack in memory keeps them fixed at {} KiB / {} KiB, as smoltcp",
-        cfg.rx_buffer_len / 1024,
-        cfg.tx_buffer_len / 1024,
-        cfg.rx_buffer_max / 1024,
-        cfg.tx_buffer_max / 1024,
-        cfg.rx_buffer_len / 1024,
-        cfg.tx_buffer_len / 1024
-    ));
+    notes.push(if args.autotune {
+        format!(
+            "socket buffers: {} KiB receive / {} KiB send for smoltcp; ustack over the TAP (--autotune) starts with the same and autotunes up to {} KiB / {} KiB (its defaults); ustack in memory keeps them fixed at {} KiB / {} KiB, as smoltcp",
+            cfg.rx_buffer_len / 1024,
+            cfg.tx_buffer_len / 1024,
+            cfg.rx_buffer_max / 1024,
+            cfg.tx_buffer_max / 1024,
+            cfg.rx_buffer_len / 1024,
+            cfg.tx_buffer_len / 1024
+        )
+    } else {
+        format!(
+            "socket buffers: {} KiB receive / {} KiB send for smoltcp, and for ustack without offloads and in memory, fixed (its initial sizes, autotuning off; --autotune lets it grow them up to {} KiB / {} KiB, its default); ustack with offloads autotunes (its default)",
+            cfg.rx_buffer_len / 1024,
+            cfg.tx_buffer_len / 1024,
+            cfg.rx_buffer_max / 1024,
+            cfg.tx_buffer_max / 1024
+        )
+    });
     notes.push("ustack: a server on the socket API (TcpListener/TcpStream; NetStack's driver thread plus the application thread); smoltcp: one thread polling the interface and waiting in phy::wait; kernel: std::net in the other namespace".into());
     notes.push(format!(
         "pinned: the server process (all its threads) and the client thread on CPU {}; unpinned: wherever the scheduler puts them",
@@ -747,7 +792,7 @@ pub fn run(args: &BenchArgs) -> CmdResult {
         }
     }
 
-    let mut lab = Lab::new(args.cpu)?;
+    let mut lab = Lab::new(args.cpu, args.autotune)?;
     let t_start = Instant::now();
     for round in 0..s.rounds {
         // Alternate which user-space stack goes first.

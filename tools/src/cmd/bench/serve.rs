@@ -65,6 +65,10 @@ pub struct ServeArgs {
     /// Pin the process (and the threads it starts) to this CPU.
     #[arg(long)]
     pub pin: Option<usize>,
+    /// ustack only: keep the socket buffers at their initial sizes (no autotuning), as
+    /// smoltcp's are.
+    #[arg(long)]
+    pub fixed_buffers: bool,
 }
 
 /// The child's last line.
@@ -78,10 +82,18 @@ pub struct ServeReport {
     /// meant to run with offloads can tell that it did.
     #[serde(default)]
     pub offload_frames: Option<[u64; 2]>,
+    /// ustack only: the largest receive and send buffers its TCP layer may autotune
+    /// to (the initial sizes with `--fixed-buffers`), so the coordinator can tell that
+    /// the column ran with the buffers its note names.
+    #[serde(default)]
+    pub buffers_max: Option<[usize; 2]>,
 }
 
 /// What the ustack server's interface counted of offloads (read before it stops).
 static OFFLOAD_FRAMES: std::sync::Mutex<Option<[u64; 2]>> = std::sync::Mutex::new(None);
+
+/// The ustack server's buffer maxima (see [`ServeReport::buffers_max`]).
+static BUFFERS_MAX: std::sync::Mutex<Option<[usize; 2]>> = std::sync::Mutex::new(None);
 
 /// Set when the coordinator closes stdin.
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -135,16 +147,19 @@ pub fn run(global: &GlobalArgs, args: &ServeArgs) -> super::super::CmdResult {
         Server::Smoltcp => serve_smoltcp(global, args),
     };
     let offload_frames = *OFFLOAD_FRAMES.lock().unwrap_or_else(|e| e.into_inner());
+    let buffers_max = *BUFFERS_MAX.lock().unwrap_or_else(|e| e.into_inner());
     let report = match result {
         Ok(count) => ServeReport {
             count,
             error: None,
             offload_frames,
+            buffers_max,
         },
         Err(e) => ServeReport {
             count: 0,
             error: Some(e),
             offload_frames,
+            buffers_max,
         },
     };
     say(&format!("done {}", serde_json::to_string(&report)?));
@@ -211,8 +226,22 @@ fn serve_ustack(global: &GlobalArgs, args: &ServeArgs) -> Result<u64, String> {
         .ip(ip)
         .mac(mac)
         .link_options(global.link_options())
+        .config({
+            let fixed = args.fixed_buffers;
+            move |c| {
+                if fixed {
+                    c.tcp.rx_buffer_max = c.tcp.rx_buffer_len;
+                    c.tcp.tx_buffer_max = c.tcp.tx_buffer_len;
+                }
+            }
+        })
         .build()
         .map_err(|e| format!("ustack on {tap}: {e}"))?;
+    let max = stack.with_interface(|iface, _| {
+        let c = iface.tcp().config();
+        [c.rx_buffer_max, c.tx_buffer_max]
+    });
+    *BUFFERS_MAX.lock().unwrap_or_else(|e| e.into_inner()) = Some(max);
     let l = ustack_socket::TcpListener::bind(&stack, ("0.0.0.0", args.port))
         .map_err(|e| format!("bind port {}: {e}", args.port))?;
     // listen(2) again raises the backlog from TcpListener's 128, as for the kernel.
