@@ -562,6 +562,198 @@ mod tests {
         assert_eq!(f.get(), 60, "round 1's sample aged out");
     }
 
+    const MSS: usize = 1000;
+
+    /// A path of `bw` bytes/s and 10 ms RTT seen through one rate sample per round:
+    /// the round's bytes delivered over 10 ms, starting a new round each time.
+    struct Path {
+        now: Instant,
+        delivered: u64,
+    }
+
+    impl Path {
+        fn new() -> Path {
+            Path {
+                now: Instant::ZERO,
+                delivered: 0,
+            }
+        }
+
+        /// One sample `step` after the previous one, of a path delivering `bw`, with
+        /// `rtt`, `in_flight` bytes left in flight after it.
+        fn sample(
+            &mut self,
+            b: &mut Bbr,
+            step: Duration,
+            bw: u64,
+            rtt: Duration,
+            in_flight: usize,
+        ) {
+            self.now += step;
+            let delivered = bw * step.total_micros() / 1_000_000;
+            let rs = RateSample {
+                delivered,
+                interval: Some(step),
+                rtt: Some(rtt),
+                is_app_limited: false,
+                acked_sacked: delivered,
+                losses: 0,
+                prior_delivered: self.delivered,
+                total_delivered: self.delivered + delivered,
+            };
+            self.delivered += delivered;
+            let ack = AckState {
+                in_flight,
+                ca_state: CaState::Open,
+                mss: MSS,
+                srtt: Some(rtt),
+            };
+            b.on_rate_sample(self.now, &rs, &ack);
+        }
+    }
+
+    const RTT: Duration = Duration::from_millis(10);
+
+    /// STARTUP until the bandwidth stops growing by 25 % for three rounds (draft
+    /// §4.3.2.2), then DRAIN while the flight is above one BDP, then PROBE_BW.
+    #[test]
+    fn startup_exits_to_drain_when_the_bandwidth_plateaus() {
+        let mut b = Bbr::new(MSS);
+        let mut p = Path::new();
+        let cap = 10_000_000; // 10 MB/s: a BDP of 100 kB at 10 ms.
+        let mut bw = 100_000;
+        let mut rounds = 0;
+        while b.mode() == Mode::Startup {
+            p.sample(&mut b, RTT, bw.min(cap), RTT, 400_000);
+            assert!(b.pacing_gain() > 2.8 || b.mode() != Mode::Startup);
+            bw *= 2;
+            rounds += 1;
+            assert!(rounds < 20, "STARTUP never ended");
+        }
+        // 100 kB/s doubling: 8 rounds of growth by more than 25 % (the 8th, 12.8 MB/s
+        // capped to 10, still by 56 %), then three without.
+        assert_eq!(rounds, 8 + 3);
+        assert!(b.full_bw_reached());
+        assert_eq!(b.mode(), Mode::Drain);
+        assert_eq!(b.max_bw(), cap);
+        assert!((b.pacing_gain() - 1.0 / 2.885).abs() < 1e-9);
+        // The queue drains: once in flight is at most a BDP (plus quantization), on to
+        // PROBE_BW, where cwnd is 2 BDP plus the quantization budget.
+        p.sample(&mut b, RTT, cap, RTT, 50_000);
+        assert_eq!(b.mode(), Mode::ProbeBw);
+        for _ in 0..40 {
+            p.sample(&mut b, RTT, cap, RTT, 150_000);
+        }
+        let bdp = 100_000;
+        assert!(
+            b.cwnd() >= 2 * bdp && b.cwnd() <= 2 * bdp + 40 * MSS,
+            "cwnd {}",
+            b.cwnd()
+        );
+    }
+
+    /// PROBE_BW cycles its pacing gain [1.25, 0.75, 1 x 6] one phase per min_rtt
+    /// (draft §4.3.4.3), whatever phase it started in.
+    #[test]
+    fn probe_bw_cycles_its_gains() {
+        let mut b = Bbr::new(MSS);
+        b.seed(7);
+        let mut p = Path::new();
+        let cap = 10_000_000;
+        while b.mode() != Mode::ProbeBw {
+            p.sample(&mut b, RTT, cap, RTT, 50_000);
+        }
+        let mut gains = Vec::new();
+        for _ in 0..24 {
+            // A phase lasts more than min_rtt; the flight is large enough for the
+            // probing phase to end on time.
+            p.sample(&mut b, RTT + Duration::from_millis(1), cap, RTT, 400_000);
+            gains.push(b.pacing_gain());
+        }
+        let start = gains
+            .iter()
+            .position(|&g| g == 1.25)
+            .expect("a probing phase");
+        let cycle: Vec<f64> = gains[start..start + 8].to_vec();
+        assert_eq!(cycle, PACING_GAIN.to_vec(), "{gains:?}");
+        assert_eq!(&gains[start + 8..start + 16], &cycle[..]);
+        // The bandwidth model stays put while it cycles.
+        assert_eq!(b.max_bw(), cap);
+    }
+
+    /// PROBE_RTT (draft §4.3.5): after 10 s without an RTT below the minimum, cwnd
+    /// drops to 4 segments; 200 ms and a round at that flight later, BBR goes back to
+    /// PROBE_BW with cwnd restored.
+    #[test]
+    fn probe_rtt_after_ten_seconds_without_a_lower_rtt() {
+        let mut b = Bbr::new(MSS);
+        let mut p = Path::new();
+        let cap = 10_000_000;
+        p.sample(&mut b, RTT, cap, RTT, 50_000);
+        while b.mode() != Mode::ProbeBw {
+            p.sample(&mut b, RTT, cap, Duration::from_millis(12), 50_000);
+        }
+        let mut entered = None;
+        for _ in 0..1100 {
+            p.sample(&mut b, RTT, cap, Duration::from_millis(12), 150_000);
+            if b.mode() == Mode::ProbeRtt {
+                entered = Some(p.now);
+                break;
+            }
+        }
+        let entered = entered.expect("PROBE_RTT within 11 s");
+        assert!(entered > Instant::from_secs(10) && entered <= Instant::from_millis(10_030));
+        assert_eq!(b.cwnd(), 4 * MSS);
+        assert!(b.wants_app_limited());
+        let prior = b.prior_cwnd;
+        assert!(prior > 4 * MSS);
+        // The flight drains to 4 segments; the RTT seen now (12 ms) becomes min_rtt.
+        let mut left = None;
+        for _ in 0..40 {
+            p.sample(&mut b, RTT, cap, Duration::from_millis(12), 4 * MSS);
+            if b.mode() != Mode::ProbeRtt {
+                left = Some(p.now);
+                break;
+            }
+        }
+        let left = left.expect("PROBE_RTT ended");
+        assert!(left - entered >= Duration::from_millis(200));
+        assert!(left - entered <= Duration::from_millis(230));
+        assert_eq!(b.mode(), Mode::ProbeBw);
+        assert!(b.cwnd() >= prior);
+        assert_eq!(b.min_rtt(), Some(Duration::from_millis(12)));
+    }
+
+    /// An RTO takes cwnd to one segment (Linux `tcp_enter_loss`); the ACKs of the
+    /// recovery grow it, and when recovery ends cwnd is back to at least its old value.
+    #[test]
+    fn rto_then_restore_on_recovery_end() {
+        let mut b = Bbr::new(MSS);
+        let mut p = Path::new();
+        for _ in 0..20 {
+            p.sample(&mut b, RTT, 10_000_000, RTT, 150_000);
+        }
+        let before = b.cwnd();
+        b.on_rto(p.now, 150_000, MSS);
+        assert_eq!(b.cwnd(), MSS);
+        let rs = RateSample {
+            acked_sacked: 1000,
+            total_delivered: p.delivered + 1000,
+            ..RateSample::default()
+        };
+        let mut ack = AckState {
+            in_flight: 0,
+            ca_state: CaState::Loss,
+            mss: MSS,
+            srtt: Some(RTT),
+        };
+        b.on_rate_sample(p.now, &rs, &ack);
+        assert!(b.cwnd() < before);
+        ack.ca_state = CaState::Open;
+        b.on_rate_sample(p.now, &rs, &ack);
+        assert!(b.cwnd() >= before, "{} < {before}", b.cwnd());
+    }
+
     #[test]
     fn probe_bw_never_starts_in_the_drain_phase() {
         let mut b = Bbr::new(1000);

@@ -549,6 +549,7 @@ fn drain(h: &mut Harness) -> Vec<TcpRepr<'static>> {
 // ------------------------------------------------------------------ tests by state
 
 mod autotune;
+mod bbr;
 mod close_wait;
 mod closed;
 mod closing;
