@@ -4,9 +4,10 @@
 //!
 //! NewReno and CUBIC are loss-based: the connection grows cwnd through
 //! [`CongestionControl::on_ack`] and runs PRR (RFC 6937) during recovery. BBR is
-//! model-based, as Linux's `cong_control` modules: it [`controls_cwnd`]
-//! (CongestionControl::controls_cwnd), so the connection skips PRR and the end-of-recovery
-//! cwnd, and instead hands it a delivery-rate sample (`rate.rs`) on every ACK; it also
+//! model-based, as Linux's `cong_control` modules: it
+//! [`controls_cwnd`](CongestionControl::controls_cwnd), so the connection skips PRR and
+//! the end-of-recovery cwnd, and instead hands it a delivery-rate sample (`rate.rs`) on
+//! every ACK; it also
 //! returns a [`pacing_rate`](CongestionControl::pacing_rate), which the send path
 //! enforces.
 //!

@@ -5,7 +5,7 @@
 //! The connection keeps `delivered` (bytes delivered so far, cumulatively or by SACK),
 //! `delivered_time` (when it last grew), `first_sent_time` (send time of the newest
 //! delivered segment, the start of the current send interval) and an application-limited
-//! mark. Each transmission takes a [`TxRate`] snapshot of them, stored in the transmit
+//! mark. Each transmission takes a `TxRate` snapshot of them, stored in the transmit
 //! log's record of the segment (`rack::TxLog`), so no allocation happens per segment.
 //! When segments are delivered, the newest of them (by send time) gives the sample:
 //! `delivered - its snapshot's delivered` bytes over `max(send interval, ACK interval)`.
