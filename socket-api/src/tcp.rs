@@ -25,6 +25,7 @@ pub(crate) fn congestion_by_name(name: &str) -> Option<CongestionAlgorithm> {
     match name {
         "reno" | "newreno" => Some(CongestionAlgorithm::NewReno),
         "cubic" => Some(CongestionAlgorithm::Cubic),
+        "bbr" => Some(CongestionAlgorithm::Bbr),
         _ => None,
     }
 }

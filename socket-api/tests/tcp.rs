@@ -354,8 +354,14 @@ fn tcp_options_and_tcp_info() {
     );
     a.setsockopt(fresh, SockOpt::TcpCongestion("reno".into()))
         .unwrap();
+    a.setsockopt(fresh, SockOpt::TcpCongestion("bbr".into()))
+        .unwrap();
     assert_eq!(
-        a.setsockopt(fresh, SockOpt::TcpCongestion("bbr".into())),
+        a.getsockopt(fresh, SockOptName::TcpCongestion).unwrap(),
+        SockOpt::TcpCongestion("bbr".into())
+    );
+    assert_eq!(
+        a.setsockopt(fresh, SockOpt::TcpCongestion("vegas".into())),
         Err(Errno::ENOENT)
     );
     a.setsockopt(fresh, SockOpt::RcvBuf(65536)).unwrap();

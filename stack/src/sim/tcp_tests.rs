@@ -700,3 +700,63 @@ fn ten_percent_loss_is_recovered_mostly_without_rtos() {
         "{rtos} RTOs against {marked} segments marked lost by RACK"
     );
 }
+
+// ---------------------------------------------------------------- BBR
+
+/// Issue 13, like for like with Linux's default: BBR (paced, model-based) against CUBIC
+/// on a short 1 Gbit/s path with 10 % random loss each way, 2 MB client → server, the
+/// same seeds for both. BBR must finish every transfer byte-exact, and since random
+/// loss does not shrink its model, its median time must not exceed CUBIC's. Prints
+/// both medians and BBR's RTOs.
+#[test]
+fn bbr_completes_under_ten_percent_loss_no_slower_than_cubic() {
+    let base = seed_from_env(0xbb5);
+    let seeds = 6;
+    let link = FaultConfig {
+        loss: 0.1,
+        delay: Duration::from_micros(500),
+        rate_bps: Some(1_000_000_000),
+        ..FaultConfig::none()
+    };
+    let link = LinkConfig {
+        a_to_b: link.clone(),
+        b_to_a: link,
+    };
+    let mut times = [Vec::new(), Vec::new()];
+    let mut bbr_rtos = 0;
+    for seed in base..base + seeds {
+        let _guard = SeedGuard::new(seed);
+        for (i, alg) in [CongestionAlgorithm::Bbr, CongestionAlgorithm::Cubic]
+            .into_iter()
+            .enumerate()
+        {
+            let mut t = Transfer::new(seed, link.clone(), 2_000_000, 0);
+            t.client_tcp.congestion = alg;
+            let mut out = run_transfer(&t);
+            if let Err(e) = out.check() {
+                panic!("{alg}: {e}");
+            }
+            let info = out.client().info_at_close().unwrap().clone();
+            assert_eq!(info.congestion, alg);
+            let s = (out.server().eof_at().unwrap() - Instant::ZERO).as_secs_f64();
+            println!(
+                "seed {seed} {alg}: {s:.3} s, {} RTOs, {} retransmitted",
+                out.client().rtos(),
+                info.total_retrans
+            );
+            if i == 0 {
+                bbr_rtos += out.client().rtos();
+            }
+            times[i].push(s);
+        }
+    }
+    for t in &mut times {
+        t.sort_by(f64::total_cmp);
+    }
+    let median = |t: &[f64]| (t[t.len() / 2 - 1] + t[t.len() / 2]) / 2.0;
+    let (bbr, cubic) = (median(&times[0]), median(&times[1]));
+    println!(
+        "median over {seeds} seeds, 2 MB at 10 % loss each way: BBR {bbr:.3} s ({bbr_rtos} RTOs in all), CUBIC {cubic:.3} s"
+    );
+    assert!(bbr <= cubic, "BBR median {bbr:.3} s, CUBIC {cubic:.3} s");
+}

@@ -1,5 +1,15 @@
-//! Congestion control behind a trait: NewReno (RFC 5681, RFC 6582) and CUBIC (RFC 9438)
-//! with HyStart++ (RFC 9406) in its first slow start.
+//! Congestion control behind a trait: NewReno (RFC 5681, RFC 6582), CUBIC (RFC 9438)
+//! with HyStart++ (RFC 9406) in its first slow start, and BBR v1
+//! (draft-cardwell-iccrg-bbr-congestion-control-00, as Linux's `tcp_bbr.c`).
+//!
+//! NewReno and CUBIC are loss-based: the connection grows cwnd through
+//! [`CongestionControl::on_ack`] and runs PRR (RFC 6937) during recovery. BBR is
+//! model-based, as Linux's `cong_control` modules: it
+//! [`controls_cwnd`](CongestionControl::controls_cwnd), so the connection skips PRR and
+//! the end-of-recovery cwnd, and instead hands it a delivery-rate sample (`rate.rs`) on
+//! every ACK; it also
+//! returns a [`pacing_rate`](CongestionControl::pacing_rate), which the send path
+//! enforces.
 //!
 //! The controller owns `cwnd` and `ssthresh` and decides their growth on ACKs and their
 //! reduction on loss. Loss *recovery* (which segment to retransmit, fast-recovery window
@@ -8,12 +18,16 @@
 //!
 //! Invariant: `cwnd >= 1 MSS` and `ssthresh >= 2 MSS` after any loss.
 
+mod bbr;
 mod cubic;
 mod hystart;
 mod newreno;
 
+pub use bbr::Bbr;
 pub use cubic::Cubic;
 pub use newreno::NewReno;
+
+pub use super::rate::RateSample;
 
 use crate::time::{Duration, Instant};
 use core::fmt;
@@ -26,6 +40,43 @@ pub enum CongestionAlgorithm {
     /// CUBIC (RFC 9438), Linux's default.
     #[default]
     Cubic,
+    /// BBR v1 (draft-cardwell-iccrg-bbr-congestion-control-00, Linux `tcp_bbr.c`).
+    Bbr,
+}
+
+impl CongestionAlgorithm {
+    /// Every algorithm, in the order `ustack --help` lists them.
+    pub const ALL: [CongestionAlgorithm; 3] = [
+        CongestionAlgorithm::NewReno,
+        CongestionAlgorithm::Cubic,
+        CongestionAlgorithm::Bbr,
+    ];
+}
+
+/// Where the connection is in loss recovery, as Linux's `icsk_ca_state` tells a
+/// `cong_control` module.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CaState {
+    /// No recovery under way.
+    #[default]
+    Open,
+    /// Fast recovery (RFC 6675 / RACK).
+    Recovery,
+    /// Recovery after a retransmission timeout.
+    Loss,
+}
+
+/// What the connection tells a rate-based controller on each ACK, besides the sample.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AckState {
+    /// Bytes in flight after the ACK (RFC 6675 pipe: neither SACKed nor deemed lost).
+    pub in_flight: usize,
+    /// Recovery state after the ACK was processed.
+    pub ca_state: CaState,
+    /// Send MSS.
+    pub mss: usize,
+    /// Smoothed RTT, if measured.
+    pub srtt: Option<Duration>,
 }
 
 impl fmt::Display for CongestionAlgorithm {
@@ -33,6 +84,7 @@ impl fmt::Display for CongestionAlgorithm {
         f.write_str(match self {
             CongestionAlgorithm::NewReno => "reno",
             CongestionAlgorithm::Cubic => "cubic",
+            CongestionAlgorithm::Bbr => "bbr",
         })
     }
 }
@@ -68,6 +120,26 @@ pub trait CongestionControl: fmt::Debug + Send {
     fn restart(&mut self, _mss: usize) -> bool {
         false
     }
+    /// Whether this controller sets cwnd itself from rate samples (Linux's
+    /// `cong_control`): then the connection runs no PRR and leaves cwnd alone when
+    /// recovery ends. NewReno and CUBIC: no.
+    fn controls_cwnd(&self) -> bool {
+        false
+    }
+    /// A delivery-rate sample from an ACK (`rate.rs`), after loss detection ran;
+    /// only called when [`controls_cwnd`](Self::controls_cwnd).
+    fn on_rate_sample(&mut self, _now: Instant, _rs: &RateSample, _ack: &AckState) {}
+    /// Bytes per second the sender should pace at, if this controller paces.
+    fn pacing_rate(&self) -> Option<u64> {
+        None
+    }
+    /// Whether the controller wants the rate samples of what is in flight now marked
+    /// application-limited (BBR's PROBE_RTT, whose low rate says nothing of the path).
+    fn wants_app_limited(&self) -> bool {
+        false
+    }
+    /// Seeds the controller's randomness (BBR's gain-cycle phase) from the connection.
+    fn seed(&mut self, _seed: u64) {}
 }
 
 /// The initial window of RFC 6928 §2: `min(10*MSS, max(2*MSS, 14600))`.
@@ -85,6 +157,7 @@ pub fn new_controller(alg: CongestionAlgorithm, mss: usize) -> Box<dyn Congestio
     match alg {
         CongestionAlgorithm::NewReno => Box::new(NewReno::new(mss)),
         CongestionAlgorithm::Cubic => Box::new(Cubic::new(mss)),
+        CongestionAlgorithm::Bbr => Box::new(Bbr::new(mss)),
     }
 }
 

@@ -48,6 +48,7 @@ mod demux;
 pub(crate) mod isn;
 mod ports;
 mod rack;
+pub mod rate;
 mod reclaim;
 mod rtt;
 mod sack;

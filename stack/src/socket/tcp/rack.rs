@@ -14,6 +14,7 @@
 //! never holds more than `MAX_RECORDS` records (beyond that, new data joins the last
 //! record and SACK edges stop splitting records).
 
+use super::rate::{RateState, TxRate};
 use crate::time::{Duration, Instant};
 use crate::wire::SeqNumber;
 use std::collections::VecDeque;
@@ -24,8 +25,11 @@ const RETRANS: u8 = 1;
 const SACKED: u8 = 2;
 /// Record deemed lost and not yet retransmitted (RFC 8985 `Segment.lost`).
 const LOST: u8 = 4;
+/// Record sent while the connection was application-limited (delivery-rate
+/// estimation, `rate.rs`).
+const APP_LIMITED: u8 = 8;
 
-/// Most records kept (24 bytes each): a peer SACKing single bytes cannot make the log
+/// Most records kept (40 bytes each): a peer SACKing single bytes cannot make the log
 /// grow past this; a full flight of MSS-sized segments needs far fewer.
 const MAX_RECORDS: usize = 4096;
 
@@ -41,6 +45,8 @@ struct Record {
     /// Transmission order: RACK's tie-break between segments sent at one instant.
     order: u32,
     flags: u8,
+    /// Delivery-rate snapshot of the latest transmission (`rate.rs`).
+    rate: TxRate,
 }
 
 impl Record {
@@ -187,6 +193,8 @@ pub(crate) struct TxLog {
     retrans: usize,
     /// Transmission order of the next transmission.
     next_order: u32,
+    /// Delivery-rate estimation: fed by transmissions and deliveries of records.
+    pub(crate) rate: RateState,
 }
 
 impl TxLog {
@@ -195,6 +203,7 @@ impl TxLog {
         self.recs.clear();
         self.lost = 0;
         self.retrans = 0;
+        self.rate = RateState::default();
     }
 
     /// Gives back the ring's storage once the log is empty (an idle connection).
@@ -202,6 +211,21 @@ impl TxLog {
         if self.recs.is_empty() {
             self.recs = VecDeque::new();
         }
+    }
+
+    /// Delivery-rate estimation: `r` (or its acknowledged part) was delivered.
+    fn rate_delivered(&mut self, r: &Record, now: Instant) {
+        let (app, retrans) = (r.flags & APP_LIMITED != 0, r.flags & RETRANS != 0);
+        self.rate.on_delivered(
+            r.rate,
+            app,
+            retrans,
+            r.xmit_ts,
+            r.order,
+            r.end,
+            r.len(),
+            now,
+        );
     }
 
     /// Bytes deemed lost and not yet retransmitted.
@@ -224,7 +248,10 @@ impl TxLog {
         let was_lost = r.flags & (LOST | SACKED) == LOST;
         let is_lost = flags & (LOST | SACKED) == LOST;
         match (was_lost, is_lost) {
-            (false, true) => self.lost += r.len(),
+            (false, true) => {
+                self.lost += r.len();
+                self.rate.on_lost(r.len());
+            }
             (true, false) => self.lost = self.lost.saturating_sub(r.len()),
             _ => {}
         }
@@ -274,17 +301,23 @@ impl TxLog {
         }
         let order = self.next_order;
         self.next_order = self.next_order.wrapping_add(1);
+        let (rate, app) = self.rate.on_send(now, self.recs.is_empty());
+        let app = if app { APP_LIMITED } else { 0 };
         let full = self.recs.len() >= MAX_RECORDS;
         // One look at the last record: new data lands at or past its end.
         let tail = match self.recs.back_mut() {
             Some(b) if start >= b.end => {
                 let next = b.order.wrapping_add(1) == order;
-                if b.end == start && b.flags == 0 && ((b.xmit_ts == now && next) || full) {
-                    // Appended at the same instant, nothing sent in between (or no
-                    // room): one record.
+                let same = b.flags == app && b.rate == rate;
+                let plain = b.flags & !APP_LIMITED == 0;
+                if b.end == start && plain && ((b.xmit_ts == now && next && same) || full) {
+                    // Appended at the same instant, nothing sent and nothing delivered
+                    // in between (or no room): one record.
                     b.end = end;
                     b.xmit_ts = now;
                     b.order = order;
+                    b.rate = rate;
+                    b.flags = app;
                     return;
                 }
                 None
@@ -298,7 +331,8 @@ impl TxLog {
                 end,
                 xmit_ts: now,
                 order,
-                flags: 0,
+                flags: app,
+                rate,
             });
             return;
         };
@@ -306,10 +340,11 @@ impl TxLog {
         self.split_at(end);
         let mut i = self.index_after(start);
         while i < self.recs.len() && self.recs[i].start < end {
-            let f = (self.recs[i].flags | RETRANS) & !LOST;
+            let f = ((self.recs[i].flags | RETRANS) & !(LOST | APP_LIMITED)) | app;
             self.set_flags(i, f);
             self.recs[i].xmit_ts = now;
             self.recs[i].order = order;
+            self.recs[i].rate = rate;
             i += 1;
         }
         if end > tail {
@@ -341,6 +376,7 @@ impl TxLog {
                 }
                 if r.flags & SACKED == 0 {
                     let part = Record { end: snd_una, ..r };
+                    self.rate_delivered(&part, now);
                     rack.update(&part, now, echo_before);
                     d.orig |= r.flags & RETRANS == 0 && snd_una <= orig_limit;
                 }
@@ -350,6 +386,7 @@ impl TxLog {
             self.set_flags(0, 0);
             self.recs.pop_front();
             if r.flags & SACKED == 0 {
+                self.rate_delivered(&r, now);
                 rack.update(&r, now, echo_before);
                 d.orig |= r.flags & RETRANS == 0 && r.end <= orig_limit;
             }
@@ -379,6 +416,7 @@ impl TxLog {
             let r = self.recs[i];
             if r.start >= left && r.flags & SACKED == 0 {
                 self.set_flags(i, r.flags | SACKED);
+                self.rate_delivered(&r, now);
                 rack.update(&r, now, echo_before);
                 d.orig |= r.flags & RETRANS == 0 && r.end <= orig_limit;
             }
@@ -645,7 +683,8 @@ mod tests {
 
     #[test]
     fn record_is_small() {
-        assert!(core::mem::size_of::<Record>() <= 24);
+        // 24 bytes for RACK, 12 (+ padding) for the delivery-rate snapshot.
+        assert!(core::mem::size_of::<Record>() <= 40);
     }
 
     #[test]

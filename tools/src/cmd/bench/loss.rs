@@ -29,8 +29,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-use ustack::socket::tcp::TcpEvent;
+use ustack::socket::tcp::{CongestionAlgorithm, TcpEvent};
 use ustack_socket::echo::EchoServer;
 use ustack_socket::link::OsLink;
 use ustack_socket::netns;
@@ -77,14 +78,18 @@ const TICK: Duration = Duration::from_secs(1);
     events). Figures depend on the machine's load; compare ratios from one run.\n\
     The kernels run their default congestion control unless --kernel-cc NAME sets\n\
     it on every kernel socket (TCP_CONGESTION; the table then adds a kernel -> kernel\n\
-    row on the host's default, \"host cc\", except with --echo); ustack runs\n\
-    CUBIC. The global link flags (--tap, --raw, --ip, --pcap, the fault flags) do\n\
+    row on the host's default, \"host cc\", except with --echo). ustack's sockets\n\
+    run --ustack-cc NAME (reno, cubic or bbr), by default what the kernel sockets\n\
+    read back (bbr on a host defaulting to BBR, cubic under --kernel-cc cubic; cubic\n\
+    for an algorithm ustack lacks), so both sides run like for like; the notes say\n\
+    what each side ran. The global link flags (--tap, --raw, --ip, --pcap, the fault flags) do\n\
     not apply: it picks its own devices, addresses and faults.\n\n\
     Examples:\n  \
     sudo ustack bench loss --quick             # 2 seeds of 500 KB, a minute or two\n  \
     sudo ustack bench loss                     # 15 seeds of 10 MB\n  \
     sudo ustack bench loss --seeds 20 --size 1M --json > loss.json\n  \
-    sudo ustack bench loss --kernel-cc cubic   # both kernels on CUBIC, as ustack\n  \
+    sudo ustack bench loss --kernel-cc cubic   # kernels and ustack on CUBIC\n  \
+    sudo ustack bench loss --ustack-cc cubic   # ustack on CUBIC, kernels on the host's\n  \
     sudo ustack bench loss --pair kernel-to-kernel,kernel-to-ustack,kernel-to-ustack-no-dsack\n  \
     sudo ustack bench loss --echo              # the echo rows: kernel vs ustack echo server"
 )]
@@ -109,6 +114,10 @@ pub struct LossArgs {
     /// [default: the host's].
     #[arg(long, value_name = "NAME")]
     pub kernel_cc: Option<String>,
+    /// Congestion control of ustack's sockets: reno, cubic or bbr [default: what the
+    /// kernel sockets read back, cubic if ustack lacks it].
+    #[arg(long, value_name = "NAME", value_parser = parse_ustack_cc)]
+    pub ustack_cc: Option<CongestionAlgorithm>,
     /// Only these pairs of stacks, comma-separated, in this order [default:
     /// kernel-to-kernel,kernel-to-ustack,ustack-to-kernel]. Without kernel-to-kernel
     /// the "vs kernel" column stays empty.
@@ -169,6 +178,71 @@ fn kernel_cc(fd: i32, want: Option<&str>) -> io::Result<String> {
         ))),
         _ => Ok(got),
     }
+}
+
+/// The congestion control of every ustack socket of this process's runs, chosen once
+/// by [`run`] before the first run ([`choose_ustack_cc`]) and applied by
+/// [`LabStack::start_with`]; a process-wide setting, so the run plumbing needs no new
+/// parameter.
+static USTACK_CC: OnceLock<CongestionAlgorithm> = OnceLock::new();
+
+/// A ustack algorithm by the name Linux gives it (`reno`, `cubic`, `bbr`).
+fn ustack_cc_by_name(name: &str) -> Option<CongestionAlgorithm> {
+    let name = if name == "newreno" { "reno" } else { name };
+    CongestionAlgorithm::ALL
+        .into_iter()
+        .find(|a| a.to_string() == name)
+}
+
+/// `--ustack-cc`'s parser.
+fn parse_ustack_cc(name: &str) -> Result<CongestionAlgorithm, String> {
+    ustack_cc_by_name(name).ok_or_else(|| {
+        let names: Vec<String> = CongestionAlgorithm::ALL
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        format!("ustack has no {name:?}; it has {}", names.join(", "))
+    })
+}
+
+/// What the kernel's TCP sockets in `ns` run unless told otherwise: TCP_CONGESTION
+/// read back from a fresh socket there (a new namespace inherits the host's default).
+fn namespace_default_cc(ns: &netns::Netns) -> Result<String, String> {
+    ns.run_in(|| -> io::Result<String> {
+        // SAFETY: socket(2); the descriptor is owned (and closed) by `fd` at once.
+        let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a descriptor we just opened and nothing else owns.
+        let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
+        kernel_cc(fd.as_raw_fd(), None)
+    })
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("TCP_CONGESTION of a new socket: {e}"))
+}
+
+/// ustack's algorithm for the run and how it was chosen: `--ustack-cc`, else the one
+/// the kernel sockets run (`--kernel-cc`, else the namespace's default), else CUBIC
+/// when ustack has no such algorithm.
+fn choose_ustack_cc(
+    args: &LossArgs,
+    ns: &netns::Netns,
+) -> Result<(CongestionAlgorithm, String), String> {
+    if let Some(a) = args.ustack_cc {
+        return Ok((a, "--ustack-cc".into()));
+    }
+    let (kernel, whence) = match &args.kernel_cc {
+        Some(k) => (k.clone(), "--kernel-cc"),
+        None => (namespace_default_cc(ns)?, "the kernels' default"),
+    };
+    Ok(match ustack_cc_by_name(&kernel) {
+        Some(a) => (a, format!("as {whence}, {kernel}")),
+        None => (
+            CongestionAlgorithm::Cubic,
+            format!("{whence} is {kernel}, which ustack lacks"),
+        ),
+    })
 }
 
 /// Which stacks move the data.
@@ -593,6 +667,9 @@ impl LabStack {
             .config(move |c| {
                 c.seed = seed;
                 c.static_neighbors = neighbors;
+                if let Some(&cc) = USTACK_CC.get() {
+                    c.tcp.congestion = cc;
+                }
                 // No frame of its own before the connection's first, so its frames
                 // line up by index with a kernel endpoint's under the same seed.
                 c.arp.gratuitous_at_start = false;
@@ -1075,6 +1152,9 @@ pub fn run(args: &LossArgs) -> CmdResult {
         .map_or(0, |d| d.as_secs());
     let lab = WireLab::new("uloss")?;
     lab.pin_neighbors()?;
+    let (ustack_cc, ustack_cc_how) = choose_ustack_cc(args, &lab.a)?;
+    // The first choice of the process stands (a process runs one bench).
+    let ustack_cc = *USTACK_CC.get_or_init(|| ustack_cc);
     let offloads = lab.offloads;
     let t_start = Instant::now();
     let mut runs = Vec::new();
@@ -1248,8 +1328,7 @@ pub fn run(args: &LossArgs) -> CmdResult {
             "time: connect to the receiver's close, on the sender; retransmissions and RTOs: the sender's (kernel: nstat RetransSegs/TCPTimeouts deltas in its namespace and TCP_INFO bytes_retrans; ustack: TcpInfo and RtoFired events)".into()
         },
         format!(
-            "ustack: socket API NetStack with its default TcpConfig ({:?}, {} KiB receive / {} KiB send buffers, autotuned up to {} KiB / {} KiB) on AF_PACKET; kernel: congestion control {cc_how}{cc}; other sysctls as new namespaces get them; offloads of the endpoints' veth ends as read back: {}",
-            tcp.congestion,
+            "ustack: socket API NetStack with its default TcpConfig but congestion control {ustack_cc} ({ustack_cc_how}; {} KiB receive / {} KiB send buffers, autotuned up to {} KiB / {} KiB) on AF_PACKET; kernel: congestion control {cc_how}{cc}; other sysctls as new namespaces get them; offloads of the endpoints' veth ends as read back: {}",
             tcp.rx_buffer_len / 1024,
             tcp.tx_buffer_len / 1024,
             tcp.rx_buffer_max / 1024,
@@ -1354,6 +1433,23 @@ mod tests {
             .try_get_matches_from(std::iter::once("loss").chain(extra.iter().copied()))
             .expect("arguments parse");
         Cli::from_arg_matches(&m).expect("arguments").loss
+    }
+
+    #[test]
+    fn ustack_cc_names_are_linux_names() {
+        assert_eq!(
+            args(&["--ustack-cc", "bbr"]).ustack_cc,
+            Some(CongestionAlgorithm::Bbr)
+        );
+        assert_eq!(args(&[]).ustack_cc, None);
+        assert_eq!(ustack_cc_by_name("cubic"), Some(CongestionAlgorithm::Cubic));
+        assert_eq!(
+            ustack_cc_by_name("newreno"),
+            Some(CongestionAlgorithm::NewReno)
+        );
+        assert_eq!(ustack_cc_by_name("vegas"), None);
+        let err = parse_ustack_cc("vegas").unwrap_err();
+        assert!(err.contains("reno, cubic, bbr"), "{err}");
     }
 
     #[test]

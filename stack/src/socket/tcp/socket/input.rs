@@ -187,6 +187,7 @@ impl Socket {
         if !data {
             let mss = self.send_mss();
             self.on_new_ack(now, ev, seg, mss);
+            self.on_ack_rate(now);
         }
         // update_send_window with an unchanged, non-zero window.
         if self.snd_wl1 < seq || (self.snd_wl1 == seq && self.snd_wl2 <= ack) {
@@ -450,7 +451,7 @@ impl Socket {
         self.snd_wl1 = seg.seq_number;
         self.snd_wl2 = seg.ack_number;
         let mss = self.send_mss();
-        super::congestion::renew_controller(&mut self.cc, self.opts.congestion, mss);
+        self.renew_cc(mss, true);
         if self.fin_seq.is_some() {
             self.set_state(ev, TcpState::Established);
             self.set_state(ev, TcpState::FinWait1);
@@ -546,6 +547,7 @@ impl Socket {
             + self.scoreboard.sacked_bytes())
         .saturating_sub(sacked_before);
         self.detect_loss(now, ev, seg, una_before, delivered, dsack, orig);
+        self.on_ack_rate(now);
         self.update_send_window(now, ev, seg, seg_wnd);
         self.arm_tlp(now);
     }

@@ -30,6 +30,7 @@ mod autotune;
 mod input;
 mod options;
 mod output;
+mod pacing;
 mod recovery;
 mod timers;
 
@@ -209,6 +210,10 @@ pub(crate) struct Socket {
     keepalive_at: Option<Instant>,
     /// TIME-WAIT expiry, or the FIN-WAIT-2 timeout of an orphan.
     close_at: Option<Instant>,
+    /// Pacing (`pacing.rs`): when the next data segment may leave, and the timer armed
+    /// while the gate is closed.
+    pace_next: Option<Instant>,
+    pace_at: Option<Instant>,
     /// Set by every write to a deadline above, cleared by the layer when it re-reads
     /// [`poll_at`](Self::poll_at): while clear, the layer's copy of the earliest
     /// deadline is current, and the layer skips recomputing it after each segment.
@@ -397,6 +402,8 @@ impl Socket {
             persist_at: None,
             keepalive_at: None,
             close_at: None,
+            pace_next: None,
+            pace_at: None,
             timers_changed: false,
             rtt: RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto),
             retries: 0,
@@ -461,7 +468,7 @@ impl Socket {
         self.retries = 0;
         self.stats = Stats::default();
         let mss = self.send_mss();
-        congestion::renew_controller(&mut self.cc, self.opts.congestion, mss);
+        self.renew_cc(mss, false);
         self.tune = autotune::Tuning::new(self.our_mss, iss);
     }
 
@@ -574,6 +581,7 @@ impl Socket {
 
     /// Queues bytes for sending; returns how many fit.
     pub(crate) fn enqueue(&mut self, data: &[u8]) -> usize {
+        self.check_app_limited();
         let n = self.tx.enqueue_slice(data);
         self.snd_buf_end += n;
         // Linux SOCK_NOSPACE: the buffer may grow on the next ACK (`snd_buf_expand`).

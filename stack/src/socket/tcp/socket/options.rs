@@ -5,7 +5,7 @@
 
 use super::{Socket, DEFAULT_MSS, MAX_WSCALE, MIN_MSS};
 use crate::socket::tcp::config::{TcpConfig, TcpContext};
-use crate::socket::tcp::congestion::{self, CongestionAlgorithm};
+use crate::socket::tcp::congestion::CongestionAlgorithm;
 use crate::socket::tcp::types::TcpState;
 use crate::storage::RingBuffer;
 use crate::time::{Duration, Instant};
@@ -124,7 +124,7 @@ impl Socket {
             .min(self.send_mss())
             .clamp(MIN_MSS, DEFAULT_MSS);
         let mss = self.send_mss();
-        congestion::renew_controller(&mut self.cc, self.opts.congestion, mss);
+        self.renew_cc(mss, true);
     }
 
     /// (Re)arms or clears the keepalive timer after the option changed.

@@ -66,13 +66,16 @@ impl Socket {
                 return true;
             }
         }
-        if let Some(plan) = self.plan_segment() {
-            self.send_segment(now, plan, ev, emit);
-            return true;
+        // Pacing (`pacing.rs`) holds data back, never ACKs.
+        if !self.pacing_blocks(now) {
+            if let Some(plan) = self.plan_segment() {
+                self.send_segment(now, plan, ev, emit);
+                return true;
+            }
+            // A probe that found nothing to send (the window closed meanwhile) is dropped.
+            self.tlp_pending = false;
+            self.maybe_arm_persist(now);
         }
-        // A probe that found nothing to send (the window closed meanwhile) is dropped.
-        self.tlp_pending = false;
-        self.maybe_arm_persist(now);
         if self.ack_now || self.window_update {
             let update = self.window_update && !self.ack_now;
             let repr = self.ack_reply(now);
@@ -175,6 +178,7 @@ impl Socket {
         }
         let end = plan.seq + sent + usize::from(fin);
         self.stats.segs_out += 1;
+        self.pace_after_send(now, sent + usize::from(fin));
         if self.sack_ok {
             // RFC 8985 §6.1: every transmission's time, per segment.
             self.txlog.on_transmit(plan.seq, end, now);

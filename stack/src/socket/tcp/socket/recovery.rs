@@ -58,7 +58,9 @@ impl Socket {
                     let flight = (self.snd_max - self.snd_una).max(0) as usize;
                     self.cc.ssthresh().min(flight.max(mss) + mss)
                 };
-                self.cc.set_cwnd(cwnd);
+                if !self.cc.controls_cwnd() {
+                    self.cc.set_cwnd(cwnd);
+                }
                 self.recovery = None;
                 self.rack.on_recovery_exit();
                 self.emit_cc_event(ev);
@@ -265,6 +267,11 @@ impl Socket {
     pub(super) fn prr_on_ack(&mut self, delivered: usize) {
         let mss = self.send_mss();
         self.prr.delivered += delivered;
+        if self.cc.controls_cwnd() {
+            // BBR sets cwnd itself (packet conservation), as Linux skips PRR for a
+            // `cong_control` module.
+            return;
+        }
         let pipe = self.pipe();
         let ssthresh = self.cc.ssthresh();
         let sndcnt = if pipe > ssthresh {

@@ -23,7 +23,10 @@ impl Socket {
         let a = earlier(self.rto_at, self.tlp_at);
         let b = earlier(self.delack_at, self.persist_at);
         let c = earlier(self.keepalive_at, self.close_at);
-        earlier(earlier(a, b), earlier(c, self.rack_at))
+        earlier(
+            earlier(a, b),
+            earlier(earlier(c, self.rack_at), self.pace_at),
+        )
     }
 
     /// Runs the timers due at `cx.now`; returns a RST to send if the connection was
@@ -44,6 +47,9 @@ impl Socket {
                 self.fail(ev, None);
                 return None;
             }
+        }
+        if due(self.pace_at) {
+            self.pacing_timer_fired();
         }
         if due(self.rack_at) {
             // RFC 8985 §6.2 step 5: the reordering window of a segment has passed.
@@ -252,6 +258,8 @@ impl Socket {
         self.keepalive_at = None;
         self.timers_changed |= self.close_at.is_some();
         self.close_at = None;
+        self.timers_changed |= self.pace_at.is_some();
+        self.pace_at = None;
     }
 
     pub(super) fn enter_time_wait(&mut self, now: Instant, cfg: &TcpConfig, ev: &mut EventQueue) {

@@ -547,6 +547,7 @@ fn drain(h: &mut Harness) -> Vec<TcpRepr<'static>> {
 // ------------------------------------------------------------------ tests by state
 
 mod autotune;
+mod bbr;
 mod close_wait;
 mod closed;
 mod closing;
