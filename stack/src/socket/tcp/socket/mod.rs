@@ -147,6 +147,9 @@ pub(crate) struct Socket {
     pub snd_una: SeqNumber,
     pub snd_nxt: SeqNumber,
     pub snd_max: SeqNumber,
+    /// End of the last new-data segment sent shorter than the MSS (Linux's `snd_sml`):
+    /// Nagle holds a small segment only while this one is unacknowledged.
+    snd_sml: SeqNumber,
     pub snd_wnd: usize,
     snd_wl1: SeqNumber,
     snd_wl2: SeqNumber,
@@ -359,6 +362,7 @@ impl Socket {
             snd_una: SeqNumber(0),
             snd_nxt: SeqNumber(0),
             snd_max: SeqNumber(0),
+            snd_sml: SeqNumber(0),
             snd_wnd: 0,
             snd_wl1: SeqNumber(0),
             snd_wl2: SeqNumber(0),
@@ -446,6 +450,7 @@ impl Socket {
         self.snd_una = iss;
         self.snd_nxt = iss;
         self.snd_max = iss;
+        self.snd_sml = iss;
         self.snd_buf_end = iss + 1;
         self.high_rxt = iss;
         self.rto_recover = None;

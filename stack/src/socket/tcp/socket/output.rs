@@ -212,6 +212,11 @@ impl Socket {
         if end > self.snd_max {
             self.snd_max = end;
         }
+        if !plan.rtx && (sent == 0 || sent % plan.wire_len.max(1) != 0) {
+            // Linux's tcp_minshall_update: a new-data segment shorter than its MSS
+            // (or whose last wire segment is).
+            self.snd_sml = end;
+        }
         self.tlp_sent(plan.rtx);
         self.note_cwnd_use();
         if self.rto_at.is_none() && self.snd_max > self.snd_una {
@@ -319,8 +324,16 @@ impl Socket {
             if len < avail && len < self.max_snd_wnd / 2 {
                 return None;
             }
-            // ...and RFC 896 (Nagle): not while data is unacknowledged.
-            if !self.opts.nodelay && self.snd_max > self.snd_una {
+            // ...and RFC 896 (Nagle) as Linux applies it, Minshall's variant
+            // (tcp_minshall_check): not while a segment smaller than the MSS sent
+            // earlier is unacknowledged. Full-size segments in flight do not hold a
+            // small tail back, so the tail of a write, or of what recovery left, goes
+            // out and its ACK (or SACK) keeps loss detection going.
+            if !self.opts.nodelay
+                && self.snd_max > self.snd_una
+                && self.snd_sml > self.snd_una
+                && self.snd_sml <= self.snd_nxt
+            {
                 return None;
             }
         }

@@ -519,6 +519,66 @@ fn test_established_nagle_holds_small_segments() {
     );
 }
 
+/// Nagle is Minshall's variant, as Linux's: a small tail after full-size segments goes
+/// at once (no small segment is outstanding); a further small write waits until the
+/// small one is acknowledged, however much else is.
+#[test]
+fn test_established_nagle_lets_a_small_tail_follow_full_segments() {
+    let mut config = base_config();
+    config.tx_buffer_len = 4096;
+    let mut h = socket_established_with(config, mss_opt(64));
+    // A window of several segments.
+    send!(
+        h,
+        TcpRepr {
+            flags: ACK,
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: LOCAL_SEQ + 1,
+            window_len: 8192,
+            ..SEND_TEMPL
+        }
+    );
+    let mss = h.layer.info(h.handle).unwrap().snd_mss;
+    assert_eq!(mss, 64);
+    let data = vec![7u8; 3 * mss + 10];
+    assert_eq!(h.layer.send(h.handle, &data).unwrap(), data.len());
+    for _ in 0..2 {
+        assert_eq!(h.recv().expect("a full segment").payload.len(), mss);
+    }
+    let full = h.recv().expect("a full segment");
+    assert_eq!(full.payload.len(), mss);
+    let tail = h.recv().expect("the small tail at once");
+    assert_eq!(tail.payload.len(), 10);
+    h.layer.send(h.handle, b"xyz").unwrap();
+    recv_nothing!(h);
+    // The full segment's ACK does not release it: the small one is still out.
+    send!(
+        h,
+        TcpRepr {
+            flags: ACK,
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: LOCAL_SEQ + 1 + 3 * mss,
+            window_len: 8192,
+            ..SEND_TEMPL
+        }
+    );
+    recv_nothing!(h);
+    send!(
+        h,
+        TcpRepr {
+            flags: ACK,
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: LOCAL_SEQ + 1 + 3 * mss + 10,
+            window_len: 8192,
+            ..SEND_TEMPL
+        }
+    );
+    let next = h
+        .recv()
+        .expect("the held write after the small segment's ACK");
+    assert_eq!(next.payload, b"xyz");
+}
+
 #[test]
 fn test_established_nodelay_sends_at_once() {
     let mut h = socket_established();
