@@ -78,7 +78,9 @@ pub(crate) mod sys {
             tv_sec: d.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
             tv_nsec: libc::c_long::from(d.subsec_micros() as i32) * 1000,
         });
-        let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
+        let ts_ptr = ts
+            .as_ref()
+            .map_or(std::ptr::null(), |t| t as *const libc::timespec);
         let mut p = fds.map(|fd| libc::pollfd {
             fd,
             events: libc::POLLIN,

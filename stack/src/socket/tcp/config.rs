@@ -56,7 +56,8 @@ pub struct TcpConfig {
     /// `tcp_comp_sack_nr`), not one each.
     pub sack_compression: bool,
     /// Longest a compressed SACK waits (Linux `tcp_comp_sack_delay_ns`, 1 ms); the
-    /// timer is the smaller of this and RTT/20.
+    /// timer is the smaller of this and RTT/20, plus 100 µs of slack. Zero: no timer,
+    /// one ACK per batch of arriving frames (at the next dispatch).
     pub sack_compression_delay: Duration,
     /// Default congestion control algorithm.
     pub congestion: CongestionAlgorithm,

@@ -66,7 +66,8 @@ const TICK: Duration = Duration::from_millis(200);
     about 3). Every transfer checks its byte count and pattern; a failed or timed-out\n\
     run is listed, not counted. --pair picks pairs (kernel-to-ustack-no-dsack and\n\
     kernel-to-ustack-no-compress: ustack's receiver with D-SACK or SACK compression\n\
-    off, for an A/B in one run). --echo runs the echo test instead: a kernel client\n\
+    off; kernel-to-ustack-batch-compress: its compressed SACKs per batch of frames,\n\
+    not on a timer; for an A/B in one run). --echo runs the echo test instead: a kernel client\n\
     on side A writes 1 MB (at 10% loss) or 10 MB (at 3%) and reads it back through\n\
     a kernel echo server and through ustack's echo server (the code of `ustack echo`)\n\
     on side B; retransmissions count both ends, and --kernel-cc is set per socket\n\
@@ -188,6 +189,9 @@ pub enum Pair {
     /// Kernel sender, ustack receiver with SACK compression off
     /// (`TcpConfig::sack_compression`): one ACK per out-of-order segment.
     KernelToUstackNoCompress,
+    /// Kernel sender, ustack receiver with SACK compression per batch of arriving
+    /// frames instead of on a timer (`TcpConfig::sack_compression_delay` zero).
+    KernelToUstackBatchCompress,
     /// `--echo`: a kernel client through a kernel echo server.
     #[value(skip)]
     EchoKernel,
@@ -216,6 +220,7 @@ impl Pair {
             Pair::UstackToKernel => "ustack → kernel",
             Pair::KernelToUstackNoDsack => "kernel → ustack, no D-SACK",
             Pair::KernelToUstackNoCompress => "kernel → ustack, no SACK compression",
+            Pair::KernelToUstackBatchCompress => "kernel → ustack, SACK compression per batch",
             Pair::EchoKernel => "kernel ⇄ kernel echo server",
             Pair::EchoUstack => "kernel ⇄ ustack echo",
             Pair::KernelToKernelHostCc => "kernel → kernel, host cc",
@@ -257,6 +262,7 @@ impl Pair {
             Pair::KernelToUstack
                 | Pair::KernelToUstackNoDsack
                 | Pair::KernelToUstackNoCompress
+                | Pair::KernelToUstackBatchCompress
                 | Pair::EchoUstack
         )
     }
@@ -659,9 +665,13 @@ fn start_receiver(
     if pair.ustack_receiver() {
         let dsack = pair != Pair::KernelToUstackNoDsack;
         let compress = pair != Pair::KernelToUstackNoCompress;
+        let per_batch = pair == Pair::KernelToUstackBatchCompress;
         let st = LabStack::start_with(lab, Side::B, seed, move |c| {
             c.tcp.dsack = dsack;
             c.tcp.sack_compression = compress;
+            if per_batch {
+                c.tcp.sack_compression_delay = ustack::time::Duration::ZERO;
+            }
         })?;
         let listener = ustack_socket::TcpListener::bind(&st.stack, (Ipv4Addr::UNSPECIFIED, port))
             .map_err(|e| format!("ustack listen: {e}"))?;
@@ -1294,6 +1304,9 @@ pub fn run(args: &LossArgs) -> CmdResult {
     ];
     if pairs.contains(&Pair::KernelToUstackNoCompress) {
         notes.push("kernel → ustack, no SACK compression: the same ustack receiver with TcpConfig::sack_compression off (one ACK per out-of-order segment), interleaved with the other pairs".into());
+    }
+    if pairs.contains(&Pair::KernelToUstackBatchCompress) {
+        notes.push("kernel → ustack, SACK compression per batch: the same ustack receiver with TcpConfig::sack_compression_delay zero (the compressed ACK goes at the next dispatch, not on the timer), interleaved with the other pairs".into());
     }
     if pairs.contains(&Pair::KernelToUstackNoDsack) {
         notes.push("kernel → ustack, no D-SACK: the same ustack receiver with TcpConfig::dsack off (no D-SACK blocks sent), interleaved with the other pairs".into());

@@ -821,9 +821,11 @@ impl Socket {
             // Out of order: a duplicate ACK with SACK blocks, at once or compressed.
             let at_once = self.ooo_ack_at_once(extends_newest && cfg.sack_compression);
             self.note_sack_recent(seq);
-            if at_once {
+            if at_once || cfg.sack_compression_delay == Duration::ZERO {
+                // A zero delay is the per-batch form: the ACK goes at the next
+                // dispatch, once the frames that arrived together are processed.
                 self.ack_now = true;
-                self.tune.ack_in_reply = true;
+                self.tune.ack_in_reply = at_once;
             } else {
                 // Compressed: the delayed-ACK timer, brought forward to the SACK
                 // compression deadline, sends the ACK (Linux arms a separate timer

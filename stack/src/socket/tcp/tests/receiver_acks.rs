@@ -284,8 +284,14 @@ fn at_us(h: &mut Harness, micros: i64) {
 /// and the SACK compression timer min(1 ms, RTT/20) + 100 µs); everything happens at time
 /// `rtt_ms`, which is returned.
 fn behind_a_hole_after(rtt_ms: i64) -> (Harness, i64) {
+    behind_a_hole_after_with(rtt_ms, Duration::from_millis(1))
+}
+
+/// `behind_a_hole_after` with `sack_compression_delay` set to `delay`.
+fn behind_a_hole_after_with(rtt_ms: i64, delay: Duration) -> (Harness, i64) {
     let mut config = sack_config();
     config.delayed_ack = Duration::from_millis(40);
+    config.sack_compression_delay = delay;
     let mut h = socket_syn_received_with(config, sack_syn());
     h.recv().expect("SYN,ACK");
     h.at(rtt_ms);
@@ -351,4 +357,15 @@ fn test_established_compression_timer_yields_to_the_45th_segment_and_a_new_block
     send!(h, time t + 2, peer_data(60, b"u") => Some(our_ack(2, 62, [block(60, 61), block(10, 59), None, None])));
     recv_nothing!(h, time t + 3);
     recv_nothing!(h, time t + 100);
+}
+
+#[test]
+fn test_established_zero_compression_delay_acks_per_batch() {
+    // `sack_compression_delay` zero: no timer; the compressed segments of a batch
+    // share the ACK of the next dispatch (the form before the timer).
+    let (mut h, t) = behind_a_hole_after_with(20, Duration::ZERO);
+    send!(h, time t, peer_data(13, b"x") => None);
+    send!(h, time t, peer_data(14, b"x") => None);
+    recv!(h, time t, our_ack(2, 62, [block(10, 15), None, None, None]));
+    recv_nothing!(h, time t + 50);
 }
