@@ -67,11 +67,11 @@ const TICK: Duration = Duration::from_millis(200);
     run is listed, not counted. --pair picks pairs (kernel-to-ustack-no-dsack and\n\
     kernel-to-ustack-no-compress: ustack's receiver with D-SACK or SACK compression\n\
     off; kernel-to-ustack-batch-compress: its compressed SACKs per batch of frames,\n\
-    not on a timer; for an A/B in one run). --echo runs the echo test instead: a kernel client\n\
-    on side A writes 1 MB (at 10% loss) or 10 MB (at 3%) and reads it back through\n\
-    a kernel echo server and through ustack's echo server (the code of `ustack echo`)\n\
-    on side B; retransmissions count both ends, and --kernel-cc is set per socket\n\
-    (TCP_CONGESTION on the echo client and server).\n\n\
+    not on a timer; for an A/B in one run). --echo runs the echo test instead: a\n\
+    kernel client on side A writes 1 MB (at 10% loss) or 10 MB (at 3%) and reads\n\
+    it back through a kernel echo server and through ustack's echo server (the code\n\
+    of `ustack echo`) on side B; retransmissions count both ends, and --kernel-cc is\n\
+    set per socket (TCP_CONGESTION on the echo client and server).\n\n\
     Per cell: runs that succeeded, median time (min-max), time / kernel->kernel's\n\
     median for the same loss, and the sender's median retransmitted segments, bytes\n\
     and RTOs (kernel: /proc/net/snmp RetransSegs, /proc/net/netstat TCPTimeouts and\n\
