@@ -2,9 +2,10 @@
 //! to a discard service on the stack with the stack's fault injector dropping 3 % each
 //! way. The kernel must retransmit, and the stack's capture (taken at the device, under
 //! the injector) must show the transfer complete, SACK blocks in the ACKs and at most
-//! one ACK per data segment. How far SACK compression (`TcpConfig::sack_compression`)
-//! brings the count below that depends on how frames reach the driver in batches, so
-//! it is printed here and asserted exactly by the scripted tests.
+//! one ACK per data segment. How far SACK compression (`TcpConfig::sack_compression`,
+//! a timer of about 100 µs on this path) brings the count below that depends on how
+//! fast frames reach the driver, so it is printed here and asserted exactly by the
+//! scripted tests.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

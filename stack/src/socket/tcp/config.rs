@@ -53,9 +53,13 @@ pub struct TcpConfig {
     /// Report duplicate segments as D-SACK blocks (RFC 2883; Linux `tcp_dsack`).
     pub dsack: bool,
     /// Answer in-sequence out-of-order segments past the third duplicate ACK with one
-    /// ACK per batch of arriving frames (SACK compression, as Linux's
+    /// ACK when a short timer fires or after 44 of them (SACK compression, as Linux's
     /// `tcp_comp_sack_nr`), not one each.
     pub sack_compression: bool,
+    /// Longest a compressed SACK waits (Linux `tcp_comp_sack_delay_ns`, 1 ms); the
+    /// timer is the smaller of this and RTT/20, plus 100 µs of slack. Zero: no timer,
+    /// one ACK per batch of arriving frames (at the next dispatch).
+    pub sack_compression_delay: Duration,
     /// Default congestion control algorithm.
     pub congestion: CongestionAlgorithm,
     /// Default for TCP_NODELAY.
@@ -113,6 +117,7 @@ impl Default for TcpConfig {
             sack: true,
             dsack: true,
             sack_compression: true,
+            sack_compression_delay: Duration::from_millis(1),
             congestion: CongestionAlgorithm::Cubic,
             nodelay: false,
             max_backlog: 4096,

@@ -51,8 +51,9 @@ const MODELS: [(&str, &str, &str); 5] = [
 const PORT: u16 = 20_000;
 /// Read/write chunk of every endpoint.
 const CHUNK: usize = 64 * 1024;
-/// Per-call socket timeout: how often a blocked endpoint looks at the run's deadline.
-const TICK: Duration = Duration::from_secs(1);
+/// Per-call socket timeout: how often a blocked endpoint looks at the run's deadline,
+/// so an endpoint stops at most this long after it (it also looks before every call).
+const TICK: Duration = Duration::from_millis(200);
 
 /// Options of `ustack bench loss`.
 #[derive(Debug, Args)]
@@ -66,11 +67,12 @@ const TICK: Duration = Duration::from_secs(1);
     about 3). Every transfer checks its byte count and pattern; a failed or timed-out\n\
     run is listed, not counted. --pair picks pairs (kernel-to-ustack-no-dsack and\n\
     kernel-to-ustack-no-compress: ustack's receiver with D-SACK or SACK compression\n\
-    off, for an A/B in one run). --echo runs the echo test instead: a kernel client\n\
-    on side A writes 1 MB (at 10% loss) or 10 MB (at 3%) and reads it back through\n\
-    a kernel echo server and through ustack's echo server (the code of `ustack echo`)\n\
-    on side B; retransmissions count both ends, and --kernel-cc is set per socket\n\
-    (TCP_CONGESTION on the echo client and server).\n\n\
+    off; kernel-to-ustack-batch-compress: its compressed SACKs per batch of frames,\n\
+    not on a timer; for an A/B in one run). --echo runs the echo test instead: a\n\
+    kernel client on side A writes 1 MB (at 10% loss) or 10 MB (at 3%) and reads\n\
+    it back through a kernel echo server and through ustack's echo server (the code\n\
+    of `ustack echo`) on side B; retransmissions count both ends, and --kernel-cc is\n\
+    set per socket (TCP_CONGESTION on the echo client and server).\n\n\
     Per cell: runs that succeeded, median time (min-max), time / kernel->kernel's\n\
     median for the same loss, and the sender's median retransmitted segments, bytes\n\
     and RTOs (kernel: /proc/net/snmp RetransSegs, /proc/net/netstat TCPTimeouts and\n\
@@ -261,6 +263,9 @@ pub enum Pair {
     /// Kernel sender, ustack receiver with SACK compression off
     /// (`TcpConfig::sack_compression`): one ACK per out-of-order segment.
     KernelToUstackNoCompress,
+    /// Kernel sender, ustack receiver with SACK compression per batch of arriving
+    /// frames instead of on a timer (`TcpConfig::sack_compression_delay` zero).
+    KernelToUstackBatchCompress,
     /// `--echo`: a kernel client through a kernel echo server.
     #[value(skip)]
     EchoKernel,
@@ -289,6 +294,7 @@ impl Pair {
             Pair::UstackToKernel => "ustack → kernel",
             Pair::KernelToUstackNoDsack => "kernel → ustack, no D-SACK",
             Pair::KernelToUstackNoCompress => "kernel → ustack, no SACK compression",
+            Pair::KernelToUstackBatchCompress => "kernel → ustack, SACK compression per batch",
             Pair::EchoKernel => "kernel ⇄ kernel echo server",
             Pair::EchoUstack => "kernel ⇄ ustack echo",
             Pair::KernelToKernelHostCc => "kernel → kernel, host cc",
@@ -330,6 +336,7 @@ impl Pair {
             Pair::KernelToUstack
                 | Pair::KernelToUstackNoDsack
                 | Pair::KernelToUstackNoCompress
+                | Pair::KernelToUstackBatchCompress
                 | Pair::EchoUstack
         )
     }
@@ -545,11 +552,15 @@ fn timed_out(e: &io::Error) -> bool {
     )
 }
 
+/// What an endpoint's error says when the run's deadline stopped it.
+const DEADLINE_PASSED: &str = "the run's deadline passed";
+
+/// A `TimedOut` error once `deadline` has passed.
 fn past(deadline: Instant, what: &str) -> io::Result<()> {
     if Instant::now() >= deadline {
         Err(io::Error::new(
             io::ErrorKind::TimedOut,
-            format!("{what}: the run's deadline passed"),
+            format!("{what}: {DEADLINE_PASSED}"),
         ))
     } else {
         Ok(())
@@ -576,13 +587,13 @@ fn drain(mut r: impl Read, deadline: Instant) -> io::Result<u64> {
     let mut buf = vec![0u8; CHUNK];
     let mut off = 0u64;
     loop {
+        // Checked on every call, not only after a timed-out one: a transfer that
+        // keeps trickling would otherwise run past the deadline.
+        past(deadline, "receiving")?;
         let n = match r.read(&mut buf) {
             Ok(0) => return Ok(off),
             Ok(n) => n,
-            Err(e) if timed_out(&e) => {
-                past(deadline, "receiving")?;
-                continue;
-            }
+            Err(e) if timed_out(&e) => continue,
             Err(e) => return Err(e),
         };
         for (i, &b) in buf[..n].iter().enumerate() {
@@ -613,10 +624,11 @@ fn send_all(
         fill(&mut buf[..n], off);
         let mut done = 0;
         while done < n {
+            past(deadline, "sending")?;
             match w.write(&buf[done..n]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(k) => done += k,
-                Err(e) if timed_out(&e) => past(deadline, "sending")?,
+                Err(e) if timed_out(&e) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -625,10 +637,11 @@ fn send_all(
     shutdown()?;
     let mut sink = [0u8; 512];
     loop {
+        past(deadline, "waiting for the receiver's close")?;
         match w.read(&mut sink) {
             Ok(0) => return Ok(()),
             Ok(_) => return Err(io::Error::other("the receiver sent data")),
-            Err(e) if timed_out(&e) => past(deadline, "waiting for the receiver's close")?,
+            Err(e) if timed_out(&e) => {}
             Err(e) => return Err(e),
         }
     }
@@ -729,9 +742,13 @@ fn start_receiver(
     if pair.ustack_receiver() {
         let dsack = pair != Pair::KernelToUstackNoDsack;
         let compress = pair != Pair::KernelToUstackNoCompress;
+        let per_batch = pair == Pair::KernelToUstackBatchCompress;
         let st = LabStack::start_with(lab, Side::B, seed, move |c| {
             c.tcp.dsack = dsack;
             c.tcp.sack_compression = compress;
+            if per_batch {
+                c.tcp.sack_compression_delay = ustack::time::Duration::ZERO;
+            }
         })?;
         let listener = ustack_socket::TcpListener::bind(&st.stack, (Ipv4Addr::UNSPECIFIED, port))
             .map_err(|e| format!("ustack listen: {e}"))?;
@@ -773,10 +790,11 @@ fn start_receiver(
 fn write_until(mut w: impl Write, buf: &[u8], deadline: Instant) -> io::Result<()> {
     let mut done = 0;
     while done < buf.len() {
+        past(deadline, "sending")?;
         match w.write(&buf[done..]) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(k) => done += k,
-            Err(e) if timed_out(&e) => past(deadline, "sending")?,
+            Err(e) if timed_out(&e) => {}
             Err(e) => return Err(e),
         }
     }
@@ -801,13 +819,11 @@ fn kernel_echo_server(
     s.set_write_timeout(Some(TICK))?;
     let mut buf = vec![0u8; CHUNK];
     loop {
+        past(deadline, "echoing")?;
         let n = match (&s).read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
-            Err(e) if timed_out(&e) => {
-                past(deadline, "echoing")?;
-                continue;
-            }
+            Err(e) if timed_out(&e) => continue,
             Err(e) => return Err(e),
         };
         write_until(&s, &buf[..n], deadline)?;
@@ -972,7 +988,8 @@ fn echo_transfer(
             (r, st.socket_drops())
         }
     };
-    let (c, s) = (client?, server?);
+    let (c, s) = outcome(client, server)?;
+    within(c.secs, timeout)?;
     Ok(Figures {
         secs: c.secs,
         retrans_segs: c.retrans_segs + s.retrans_segs,
@@ -1073,13 +1090,38 @@ fn transfer(
             r
         }
     };
-    let mut f = sent?;
-    let got = got?;
+    let (mut f, got) = outcome(sent, got)?;
     if got != size {
         return Err(format!("{got} bytes received of {size}"));
     }
+    within(f.secs, timeout)?;
     f.socket_drops = socket_drops;
     Ok(f)
+}
+
+/// Both endpoints' results, or the error that explains the run. When the receiver
+/// stops at the deadline its kernel answers the sender's next segments with a reset, so
+/// a sender's "Connection reset by peer" then is the deadline's doing: that error wins.
+fn outcome<S, R>(sent: Result<S, String>, got: Result<R, String>) -> Result<(S, R), String> {
+    match (sent, got) {
+        (Ok(s), Ok(r)) => Ok((s, r)),
+        (Err(s), Err(r)) if r.contains(DEADLINE_PASSED) && !s.contains(DEADLINE_PASSED) => {
+            Err(format!("{r} (then {s})"))
+        }
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    }
+}
+
+/// A transfer that ended after `timeout` failed, even if its last bytes got through
+/// (an endpoint may notice the deadline up to one [`TICK`] late).
+fn within(secs: f64, timeout: Duration) -> Result<(), String> {
+    if secs > timeout.as_secs_f64() {
+        return Err(format!(
+            "finished after {secs:.3} s, {DEADLINE_PASSED} ({} s)",
+            timeout.as_secs()
+        ));
+    }
+    Ok(())
 }
 
 /// The loss cases and pairs of stacks a run covers: the table's models at `size`
@@ -1342,6 +1384,9 @@ pub fn run(args: &LossArgs) -> CmdResult {
     if pairs.contains(&Pair::KernelToUstackNoCompress) {
         notes.push("kernel → ustack, no SACK compression: the same ustack receiver with TcpConfig::sack_compression off (one ACK per out-of-order segment), interleaved with the other pairs".into());
     }
+    if pairs.contains(&Pair::KernelToUstackBatchCompress) {
+        notes.push("kernel → ustack, SACK compression per batch: the same ustack receiver with TcpConfig::sack_compression_delay zero (the compressed ACK goes at the next dispatch, not on the timer), interleaved with the other pairs".into());
+    }
     if pairs.contains(&Pair::KernelToUstackNoDsack) {
         notes.push("kernel → ustack, no D-SACK: the same ustack receiver with TcpConfig::dsack off (no D-SACK blocks sent), interleaved with the other pairs".into());
     }
@@ -1499,6 +1544,86 @@ mod tests {
         assert!(parse(&["--pair", "echo-ustack"]).is_err());
         assert!(parse(&["--echo", "--pair", "kernel-to-kernel"]).is_err());
         assert!(parse(&["--pair", "kernel-to-ustack"]).is_ok());
+    }
+
+    /// A peer that always makes progress, slowly: each call moves at most `step`
+    /// bytes after `delay`, so no call ever times out.
+    struct Trickle {
+        step: usize,
+        delay: Duration,
+        /// Stream offset of the next byte read, and where reading reaches EOF.
+        off: u64,
+        end: u64,
+    }
+
+    impl Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            std::thread::sleep(self.delay);
+            Ok(buf.len().min(self.step))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            std::thread::sleep(self.delay);
+            let n = (self.end - self.off).min(buf.len().min(self.step) as u64) as usize;
+            fill(&mut buf[..n], self.off);
+            self.off += n as u64;
+            Ok(n)
+        }
+    }
+
+    /// A transfer that keeps making progress is still cut at the run's deadline
+    /// (it was only checked when a call timed out, so a slow transfer overran it).
+    #[test]
+    fn endpoints_stop_at_the_deadline_while_data_still_moves() {
+        let trickle = || Trickle {
+            step: 1000,
+            delay: Duration::from_millis(2),
+            off: 0,
+            end: 300_000,
+        };
+        let t0 = Instant::now();
+        let deadline = t0 + Duration::from_millis(40);
+        let e = send_all(trickle(), 300_000, deadline, || Ok(())).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
+        let e = drain(trickle(), deadline).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
+        let e = write_until(trickle(), &[0; 300_000], deadline).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
+        // 300 calls of 2 ms each would take 0.6 s per endpoint.
+        assert!(
+            t0.elapsed() < Duration::from_millis(400),
+            "{:?}",
+            t0.elapsed()
+        );
+        // Before the deadline the same peer completes.
+        let far = Instant::now() + Duration::from_secs(60);
+        assert_eq!(drain(trickle(), far).unwrap(), 300_000);
+    }
+
+    /// A run that ends past --timeout fails, and a reset that follows the receiver's
+    /// deadline is reported as the deadline.
+    #[test]
+    fn late_runs_fail_and_the_deadline_explains_a_reset() {
+        let t = Duration::from_secs(60);
+        assert!(within(59.9, t).is_ok());
+        let e = within(70.85, t).unwrap_err();
+        assert!(e.contains(DEADLINE_PASSED), "{e}");
+        let late = Err::<(), _>(format!("kernel receiver: receiving: {DEADLINE_PASSED}"));
+        let reset = Err::<(), _>("ustack sender: Connection reset by peer".to_owned());
+        let e = outcome(reset.clone(), late.clone()).unwrap_err();
+        assert!(e.starts_with("kernel receiver"), "{e}");
+        assert!(e.contains("reset"), "{e}");
+        assert_eq!(
+            outcome(reset, Ok::<_, String>(1)).unwrap_err(),
+            "ustack sender: Connection reset by peer"
+        );
+        assert!(outcome(Ok::<_, String>(()), late).is_err());
+        assert_eq!(outcome(Ok::<_, String>(1), Ok::<_, String>(2)), Ok((1, 2)));
     }
 
     #[test]

@@ -25,6 +25,11 @@ const MAX_QUICKACKS: u32 = 16;
 const OOO_ACKS_AT_ONCE: u8 = 3;
 /// Most out-of-order segments one compressed ACK may answer (Linux `tcp_comp_sack_nr`).
 const MAX_COMPRESSED_ACKS: u16 = 44;
+/// Slack of the SACK compression timer (Linux `tcp_comp_sack_slack_ns`): Linux's
+/// timer may fire up to this much after its delay, which "gives extra time for small
+/// RTT flows"; on a sub-millisecond path RTT/20 alone is a few microseconds, shorter
+/// than the gap between two arriving segments, and would compress nothing.
+const SACK_COMPRESSION_SLACK: Duration = Duration::from_micros(100);
 /// Linux TCP_INIT_CWND: the first receive-space estimate is this many segments.
 const INIT_SPACE_SEGS: usize = 10;
 /// A receiver RTT from timestamps (millisecond ticks) is at least one tick.
@@ -222,8 +227,8 @@ impl Socket {
     }
 
     /// Whether the ACK for an out-of-order segment goes back at once, as the segment's
-    /// own reply, or is left to the next ACK sent, which the socket sends at its next
-    /// dispatch, once the caller has processed the frames that arrived together (SACK
+    /// own reply, or is left to the next ACK sent, which the socket sends when a short
+    /// timer fires (`sack_compression_deadline`) or an ACK goes out anyway (SACK
     /// compression, as Linux's `__tcp_ack_snd_check` does since 4.18 with a timer of
     /// min(1 ms, RTT/20)). RFC 5681 §4.2 asks for an immediate duplicate ACK per
     /// out-of-order segment; Linux answers the first three for each RCV.NXT at once
@@ -253,6 +258,27 @@ impl Socket {
         }
         t.compressed_acks += 1;
         false
+    }
+
+    /// When the ACK of compressed out-of-order segments is due: as Linux's
+    /// `__tcp_ack_snd_check`, min(`sack_compression_delay`, RTT/20), the RTT being the
+    /// smaller of the receiver's estimate and SRTT (5 % of an RTT delays the sender's
+    /// SACK information by little, while a burst of segments arriving together shares
+    /// one ACK), the configured delay while neither is known, plus Linux's timer slack
+    /// (the latest its range timer fires).
+    pub(super) fn sack_compression_deadline(
+        &self,
+        now: Instant,
+        cfg: &crate::socket::tcp::config::TcpConfig,
+    ) -> Instant {
+        let rtt = match (self.tune.rcv_rtt, self.rtt.srtt()) {
+            (Some(a), Some(b)) => Some(if b < a { b } else { a }),
+            (a, b) => a.or(b),
+        };
+        let delay = rtt.map_or(cfg.sack_compression_delay, |r| {
+            Duration::from_micros(r.total_micros() / 20).min(cfg.sack_compression_delay)
+        });
+        now + delay + SACK_COMPRESSION_SLACK
     }
 
     /// The application found the send buffer full and waits for room without writing

@@ -104,7 +104,7 @@ impl Socket {
             // the sender, whose RACK then resent data we held (1,684 of a kernel
             // sender's 1,960 retransmissions of a 10 MB transfer at 3 % loss). Only
             // segments extending the newest block past the third duplicate ACK wait for
-            // the next dispatch (`ooo_ack_at_once`, SACK compression).
+            // the SACK compression timer (`ooo_ack_at_once`).
             return Some(Reply::Segment(self.ack_reply(now)));
         }
         if self.state == TcpState::TimeWait && self.ack_now {
@@ -824,8 +824,21 @@ impl Socket {
             // Out of order: a duplicate ACK with SACK blocks, at once or compressed.
             let at_once = self.ooo_ack_at_once(extends_newest && cfg.sack_compression);
             self.note_sack_recent(seq);
-            self.ack_now = true;
-            self.tune.ack_in_reply = at_once;
+            if at_once || cfg.sack_compression_delay == Duration::ZERO {
+                // A zero delay is the per-batch form: the ACK goes at the next
+                // dispatch, once the frames that arrived together are processed.
+                self.ack_now = true;
+                self.tune.ack_in_reply = at_once;
+            } else {
+                // Compressed: the delayed-ACK timer, brought forward to the SACK
+                // compression deadline, sends the ACK (Linux arms a separate timer
+                // once and does not push it back; either sends the pending ACK).
+                let at = self.sack_compression_deadline(now, cfg);
+                if self.delack_at.is_none_or(|t| at < t) {
+                    self.timers_changed = true;
+                    self.delack_at = Some(at);
+                }
+            }
         } else if had_holes {
             // Fills (part of) a hole: acknowledge at once.
             self.ack_now = true;

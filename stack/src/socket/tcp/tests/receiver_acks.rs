@@ -5,7 +5,8 @@
 //! listed first and the blocks that last received data after it (RFC 2018 §4),
 //! quick-ACK mode, and Linux's SACK compression: past three
 //! duplicate ACKs for one RCV.NXT, segments that only extend the newest block share
-//! one ACK per batch of arriving frames.
+//! one ACK, sent when a timer of min(1 ms, RTT/20) + 100 µs fires or at the 45th
+//! segment.
 
 use super::*;
 
@@ -179,17 +180,18 @@ fn behind_a_hole() -> Harness {
 fn test_established_in_sequence_out_of_order_data_is_compressed_into_one_ack() {
     // Linux __tcp_ack_snd_check (SACK compression): past three duplicate ACKs for the
     // same RCV.NXT, segments that extend the newest block are answered by one ACK,
-    // sent once the frames that arrived together are processed (here: the next
-    // dispatch), not one each.
+    // not one each. The handshake here took no time, so RTT/20 is zero and the timer
+    // is its 100 µs of slack (the `_timer` tests below have a real RTT).
     let mut h = behind_a_hole();
     send!(h, time 1, peer_data(13, b"n") => None);
     send!(h, time 1, peer_data(14, b"o") => None);
     send!(h, time 1, peer_data(15, b"p") => None);
-    recv!(h, time 1, our_ack(2, 62, [block(10, 16), None, None, None]));
     recv_nothing!(h, time 1);
-    // Still the same RCV.NXT: the next batch is compressed too.
-    send!(h, time 2, peer_data(16, b"q") => None);
-    recv!(h, time 2, our_ack(2, 62, [block(10, 17), None, None, None]));
+    recv!(h, time 2, our_ack(2, 62, [block(10, 16), None, None, None]));
+    recv_nothing!(h, time 2);
+    // Still the same RCV.NXT: the next segments are compressed too.
+    send!(h, time 3, peer_data(16, b"q") => None);
+    recv!(h, time 4, our_ack(2, 62, [block(10, 17), None, None, None]));
 }
 
 #[test]
@@ -202,7 +204,7 @@ fn test_established_out_of_order_data_starting_a_new_block_is_acked_at_once() {
     send!(h, time 1, peer_data(13, b"n") => Some(our_ack(2, 62, [block(10, 14), block(20, 21), None, None])));
     // Now (10, 14) is the newest; extending it is compressed.
     send!(h, time 1, peer_data(14, b"o") => None);
-    recv!(h, time 1, our_ack(2, 62, [block(10, 15), block(20, 21), None, None]));
+    recv!(h, time 2, our_ack(2, 62, [block(10, 15), block(20, 21), None, None]));
 }
 
 #[test]
@@ -211,7 +213,7 @@ fn test_established_advancing_rcv_nxt_restarts_the_immediate_duplicate_acks() {
     // retransmitted the first hole gets three fresh duplicate ACKs for the next one.
     let mut h = behind_a_hole();
     send!(h, time 1, peer_data(13, b"n") => None);
-    recv!(h, time 1, our_ack(2, 62, [block(10, 14), None, None, None]));
+    recv!(h, time 2, our_ack(2, 62, [block(10, 14), None, None, None]));
     // Part of the hole: acknowledged at once (RFC 5681 §4.2).
     send!(h, time 2, peer_data(2, b"cd") => Some(our_ack(4, 60, [block(10, 14), None, None, None])));
     send!(h, time 2, peer_data(14, b"o") => Some(our_ack(4, 60, [block(10, 15), None, None, None])));
@@ -268,5 +270,102 @@ fn test_established_recent_blocks_stay_listed_while_the_newest_grows() {
     send!(h, time 1, peer_data(21, b"v") => Some(our_ack(2, 62, [block(20, 22), block(5, 6), block(17, 18), block(14, 15)])));
     send!(h, time 1, peer_data(22, b"w") => None);
     send!(h, time 1, peer_data(23, b"x") => None);
-    recv!(h, time 1, our_ack(2, 62, [block(20, 24), block(5, 6), block(17, 18), block(14, 15)]));
+    recv!(h, time 2, our_ack(2, 62, [block(20, 24), block(5, 6), block(17, 18), block(14, 15)]));
+}
+
+/// The clock at `micros` µs, with the timers due run (the harness's `at` is in ms).
+fn at_us(h: &mut Harness, micros: i64) {
+    h.now = Instant::from_micros(micros);
+    let cx = h.cx();
+    h.layer.handle_timeout(&cx);
+}
+
+/// `behind_a_hole` on a connection whose handshake took `rtt_ms` (so SRTT is that,
+/// and the SACK compression timer min(1 ms, RTT/20) + 100 µs); everything happens at time
+/// `rtt_ms`, which is returned.
+fn behind_a_hole_after(rtt_ms: i64) -> (Harness, i64) {
+    behind_a_hole_after_with(rtt_ms, Duration::from_millis(1))
+}
+
+/// `behind_a_hole_after` with `sack_compression_delay` set to `delay`.
+fn behind_a_hole_after_with(rtt_ms: i64, delay: Duration) -> (Harness, i64) {
+    let mut config = sack_config();
+    config.delayed_ack = Duration::from_millis(40);
+    config.sack_compression_delay = delay;
+    let mut h = socket_syn_received_with(config, sack_syn());
+    h.recv().expect("SYN,ACK");
+    h.at(rtt_ms);
+    establish(&mut h);
+    assert_eq!(h.info().srtt, Some(Duration::from_millis(rtt_ms as u64)));
+    let t = rtt_ms;
+    // Past quick-ACK mode, then three duplicate ACKs at once.
+    send!(h, time t, peer_data(0, b"a") => None);
+    recv!(h, time t, our_ack(1, 63, [None; 4]));
+    send!(h, time t, peer_data(1, b"b") => None);
+    recv!(h, time t, our_ack(2, 62, [None; 4]));
+    for off in 10..13 {
+        send!(h, time t, peer_data(off, b"x") => Some(our_ack(2, 62, [block(10, off + 1), None, None, None])));
+    }
+    (h, t)
+}
+
+#[test]
+fn test_established_compressed_sacks_wait_for_the_timer() {
+    // Linux __tcp_ack_snd_check: compressed segments arm a timer of
+    // min(tcp_comp_sack_delay_ns = 1 ms, RTT/20) with tcp_comp_sack_slack_ns = 100 µs
+    // of slack; with a 20 ms RTT that is at most 1.1 ms.
+    let (mut h, t) = behind_a_hole_after(20);
+    for off in 13..16 {
+        send!(h, time t, peer_data(off, b"x") => None);
+    }
+    recv_nothing!(h, time t);
+    at_us(&mut h, t * 1000 + 1099);
+    recv_nothing!(h);
+    // One ACK for the three, when the timer fires.
+    at_us(&mut h, t * 1000 + 1100);
+    recv!(h, our_ack(2, 62, [block(10, 16), None, None, None]));
+    recv_nothing!(h, time t + 50);
+}
+
+#[test]
+fn test_established_sack_compression_timer_is_a_twentieth_of_the_rtt() {
+    // 10 ms RTT: 500 µs (under the 1 ms cap) + 100 µs. The timer is armed by the
+    // first compressed segment and not pushed back by the next ones.
+    let (mut h, t) = behind_a_hole_after(10);
+    let t_us = t * 1000;
+    send!(h, peer_data(13, b"x") => None);
+    at_us(&mut h, t_us + 300);
+    send!(h, peer_data(14, b"x") => None);
+    at_us(&mut h, t_us + 599);
+    recv_nothing!(h);
+    at_us(&mut h, t_us + 600);
+    recv!(h, our_ack(2, 62, [block(10, 15), None, None, None]));
+}
+
+#[test]
+fn test_established_compression_timer_yields_to_the_45th_segment_and_a_new_block() {
+    // Inside one timer period: 44 compressed segments, then the 45th is answered at
+    // once (Linux tcp_comp_sack_nr), and that ACK stops the timer.
+    let (mut h, t) = behind_a_hole_after(20);
+    for off in 13..13 + 44 {
+        send!(h, time t, peer_data(off, b"x") => None);
+    }
+    send!(h, time t, peer_data(57, b"y") => Some(our_ack(2, 62, [block(10, 58), None, None, None])));
+    recv_nothing!(h, time t + 1);
+    // A new block while the timer runs is reported at once, and also stops it.
+    send!(h, time t + 2, peer_data(58, b"z") => None);
+    send!(h, time t + 2, peer_data(60, b"u") => Some(our_ack(2, 62, [block(60, 61), block(10, 59), None, None])));
+    recv_nothing!(h, time t + 3);
+    recv_nothing!(h, time t + 100);
+}
+
+#[test]
+fn test_established_zero_compression_delay_acks_per_batch() {
+    // `sack_compression_delay` zero: no timer; the compressed segments of a batch
+    // share the ACK of the next dispatch (the form before the timer).
+    let (mut h, t) = behind_a_hole_after_with(20, Duration::ZERO);
+    send!(h, time t, peer_data(13, b"x") => None);
+    send!(h, time t, peer_data(14, b"x") => None);
+    recv!(h, time t, our_ack(2, 62, [block(10, 15), None, None, None]));
+    recv_nothing!(h, time t + 50);
 }
