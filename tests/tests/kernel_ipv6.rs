@@ -19,12 +19,17 @@ const KERNEL_IP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x77, 0, 0, 0, 0, 0, 1);
 const STACK_IP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x77, 0, 0, 0, 0, 0, 2);
 
 fn fixture(pcap: bool) -> Fixture {
-    let fx = Fixture::start(Options {
+    fixture_with(Options {
         ipv6: true,
         pcap,
         seed: 61,
         ..Options::default()
-    });
+    })
+}
+
+/// A started fixture whose IPv6 addresses are all usable.
+fn fixture_with(opts: Options) -> Fixture {
+    let fx = Fixture::start(opts);
     // The stack's DAD (1 s by default): wait until every address is usable.
     let by = Instant::now() + Duration::from_secs(5);
     while !fx.call(|i, _| {
@@ -516,7 +521,24 @@ fn packet_too_big_lowers_the_mss_and_the_transfer_completes() {
     require_netns!();
     use std::io::Read;
     use std::net::{Shutdown, SocketAddr};
-    let mut fx = fixture(true);
+    // The stack's segments leave 5 ms late (its injector's delay), so what it sent
+    // stays in flight long enough for the Packet Too Big below to quote it: on this
+    // path a segment is otherwise acknowledged within about 100 us, before the test
+    // can look.
+    let tx = ustack::link::FaultConfig {
+        delay: ustack::time::Duration::from_millis(5),
+        ..Default::default()
+    };
+    let mut fx = fixture_with(Options {
+        ipv6: true,
+        pcap: true,
+        seed: 61,
+        faults: Some(ustack::link::Faults {
+            tx,
+            ..Default::default()
+        }),
+        ..Options::default()
+    });
     const LEN: usize = 2 << 20;
     const PORT: u16 = 5601;
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -575,7 +597,11 @@ fn packet_too_big_lowers_the_mss_and_the_transfer_completes() {
             .emit(&mut quote);
             quote[40..42].copy_from_slice(&local.port().to_be_bytes());
             quote[42..44].copy_from_slice(&PORT.to_be_bytes());
-            quote[44..48].copy_from_slice(&info.snd_una.0.to_be_bytes());
+            // The newest segment sent: the one most likely still in flight when the
+            // error arrives (the stack believes only errors quoting data in flight,
+            // and on this fast path the oldest is often acknowledged by then).
+            let newest = info.snd_nxt.0.wrapping_sub(1);
+            quote[44..48].copy_from_slice(&newest.to_be_bytes());
             let mut msg = vec![2u8, 0, 0, 0];
             msg.extend_from_slice(&1280u32.to_be_bytes());
             msg.extend_from_slice(&quote);
@@ -590,7 +616,12 @@ fn packet_too_big_lowers_the_mss_and_the_transfer_completes() {
     assert_eq!(got.len(), LEN, "bytes received by the kernel");
     assert!(got == data, "the kernel received other bytes");
     let info = fx.call(move |i, _| i.tcp().info(h)).expect("info");
-    assert_eq!(info.pmtu, 1280, "{info:?}");
+    let c0 = fx.call(|i, _| i.counters().clone());
+    assert_eq!(
+        info.pmtu, 1280,
+        "{ptb_sent} PTBs sent; {info:?}; icmpv6 errors in {}, pmtu updates {}",
+        c0.icmpv6_rx_errors, c0.icmpv6_pmtu_updates
+    );
     // 1280 - 40 (IPv6) - 20 (TCP) - 12 (timestamps).
     assert_eq!(info.snd_mss, 1208, "{info:?}");
     let c = fx.call(|i, _| i.counters().clone());
