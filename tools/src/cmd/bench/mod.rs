@@ -739,7 +739,7 @@ pub fn run(args: &BenchArgs) -> CmdResult {
         s.conns
     ));
     notes.push("every timed figure includes the connection set-up; bulk receiving ends when the server's byte count arrives, bulk sending at EOF".into());
-    notes.push("ustack: --offload off (one wire frame per read/write, as smoltcp); ustack, offloads on: --offload auto, the TAP opened with IFF_VNET_HDR and TUN_F_CSUM|TUN_F_TSO4 (64 KB TCP super-frames both ways, partial checksums); bulk figures only".into());
+    notes.push("ustack: --offload off (one wire frame per read/write, as smoltcp); ustack, offloads on: --offload auto, the TAP opened with IFF_VNET_HDR and TUN_F_CSUM|TUN_F_TSO4|TUN_F_TSO6 (64 KB TCP super-frames both ways over the bench's IPv4 connections, partial checksums); bulk figures only".into());
 
     let smoltcp_built = cfg!(feature = "smoltcp-peer");
     let mut columns = vec![Column::Ustack];
