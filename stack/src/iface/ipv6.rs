@@ -773,7 +773,22 @@ impl Inner {
             self.count_drop(DropReason::Ipv6NoRoute);
             return None;
         }
-        let hdr = Ipv6Repr {
+        let hdr = self.tcp6_header(src, dst, addrs, seg);
+        self.emit_ip6(now, hdr, &mut |b| seg.emit(b, src, dst), out)
+            .ok()
+            .flatten()
+    }
+
+    /// The IPv6 header of a TCP segment: the socket's hop limit and traffic class
+    /// (or ours), and the connection's flow label from its 4-tuple.
+    fn tcp6_header(
+        &self,
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+        addrs: SegmentAddrs,
+        seg: &TcpRepr<'_>,
+    ) -> Ipv6Repr {
+        Ipv6Repr {
             src_addr: src,
             dst_addr: dst,
             next_header: IpProtocol::TCP,
@@ -785,10 +800,7 @@ impl Inner {
                 SocketAddr::new(dst.into(), seg.dst_port),
             ),
             payload_len: seg.buffer_len(),
-        };
-        self.emit_ip6(now, hdr, &mut |b| seg.emit(b, src, dst), out)
-            .ok()
-            .flatten()
+        }
     }
 
     /// A TCP segment over IPv6 for an offloading link: written straight to `out` with a
@@ -819,19 +831,7 @@ impl Inner {
         };
         match mac {
             Some(mac) if out.len() >= frame_len && payload_len <= 65535 => {
-                let hdr = Ipv6Repr {
-                    src_addr: src,
-                    dst_addr: dst,
-                    next_header: IpProtocol::TCP,
-                    hop_limit: addrs.hop_limit.unwrap_or(self.v6.hop_limit),
-                    traffic_class: addrs.tclass,
-                    flow_label: flow_label(
-                        &self.v6.flow_key,
-                        SocketAddr::new(src.into(), seg.src_port),
-                        SocketAddr::new(dst.into(), seg.dst_port),
-                    ),
-                    payload_len,
-                };
+                let hdr = self.tcp6_header(src, dst, addrs, seg);
                 self.v6_eth(mac).emit(out);
                 hdr.emit(&mut out[ETHERNET_HEADER_LEN..]);
                 let start = ETHERNET_HEADER_LEN + IPV6_HEADER_LEN;
