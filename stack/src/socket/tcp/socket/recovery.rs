@@ -128,7 +128,6 @@ impl Socket {
     /// and RACK; returns whether a never-retransmitted segment sent before the last
     /// timeout was among the newly SACKed ones.
     pub(super) fn rack_on_sack(&mut self, now: Instant, seg: &TcpRepr<'_>, dsack: bool) -> bool {
-        let tsecr = seg.options.timestamp.map(|t| t.1);
         let limit = self.rto_recover.unwrap_or(self.snd_una);
         let mut orig = false;
         let skip = usize::from(dsack);
@@ -136,8 +135,7 @@ impl Socket {
             if !(l < r && l >= self.snd_una && r <= self.snd_max) {
                 continue;
             }
-            let echo = self.echo_before(tsecr);
-            let d = self.txlog.on_sack(l, r, &mut self.rack, now, limit, &echo);
+            let d = self.txlog.on_sack(l, r, &mut self.rack, now, limit);
             orig |= d.orig;
         }
         orig
