@@ -30,7 +30,7 @@ use core::net::{IpAddr, SocketAddr};
 use std::sync::Condvar;
 use std::time::{Duration, Instant as StdInstant};
 use ustack::iface::{AddrState, Interface};
-use ustack::socket::tcp::{RecvError, SendError, Shutdown};
+use ustack::socket::tcp::{CongestionAlgorithm, RecvError, SendError, Shutdown};
 use ustack::socket::udp;
 use ustack::socket::{IpFamily, IpTx};
 use ustack::wire::IpProtocol;
@@ -1175,7 +1175,7 @@ impl Calls<'_> {
                 }
                 SockOpt::TcpCongestion(name) => {
                     // Linux: an unknown algorithm is ENOENT.
-                    let alg = tcp::congestion_by_name(name).ok_or(Errno::ENOENT)?;
+                    let alg = CongestionAlgorithm::from_name(name).ok_or(Errno::ENOENT)?;
                     tcp.set_congestion(t.h, alg)?;
                 }
                 _ => {}

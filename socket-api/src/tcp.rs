@@ -15,20 +15,10 @@ use crate::events::PollEvents;
 use crate::table::{File, TcpSock};
 use std::time::Duration;
 use ustack::iface::Interface;
-use ustack::socket::tcp::{CongestionAlgorithm, TcpState};
+use ustack::socket::tcp::TcpState;
 use ustack::time::Instant;
 
 pub use ustack::socket::tcp::TcpInfo;
-
-/// Parses a TCP_CONGESTION name as Linux spells them.
-pub(crate) fn congestion_by_name(name: &str) -> Option<CongestionAlgorithm> {
-    match name {
-        "reno" | "newreno" => Some(CongestionAlgorithm::NewReno),
-        "cubic" => Some(CongestionAlgorithm::Cubic),
-        "bbr" => Some(CongestionAlgorithm::Bbr),
-        _ => None,
-    }
-}
 
 /// Moves a terminal error from the engine into the description (see module docs).
 pub(crate) fn stash_error(iface: &mut Interface, t: TcpSock, file: &mut File) {

@@ -51,6 +51,13 @@ impl CongestionAlgorithm {
         CongestionAlgorithm::Cubic,
         CongestionAlgorithm::Bbr,
     ];
+
+    /// The algorithm Linux calls `name` (TCP_CONGESTION's names; `newreno` is taken for
+    /// `reno`), if ustack has it.
+    pub fn from_name(name: &str) -> Option<CongestionAlgorithm> {
+        let name = if name == "newreno" { "reno" } else { name };
+        Self::ALL.into_iter().find(|a| a.to_string() == name)
+    }
 }
 
 /// Where the connection is in loss recovery, as Linux's `icsk_ca_state` tells a

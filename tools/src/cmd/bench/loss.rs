@@ -188,17 +188,9 @@ fn kernel_cc(fd: i32, want: Option<&str>) -> io::Result<String> {
 /// parameter.
 static USTACK_CC: OnceLock<CongestionAlgorithm> = OnceLock::new();
 
-/// A ustack algorithm by the name Linux gives it (`reno`, `cubic`, `bbr`).
-fn ustack_cc_by_name(name: &str) -> Option<CongestionAlgorithm> {
-    let name = if name == "newreno" { "reno" } else { name };
-    CongestionAlgorithm::ALL
-        .into_iter()
-        .find(|a| a.to_string() == name)
-}
-
 /// `--ustack-cc`'s parser.
 fn parse_ustack_cc(name: &str) -> Result<CongestionAlgorithm, String> {
-    ustack_cc_by_name(name).ok_or_else(|| {
+    CongestionAlgorithm::from_name(name).ok_or_else(|| {
         let names: Vec<String> = CongestionAlgorithm::ALL
             .iter()
             .map(|a| a.to_string())
@@ -238,7 +230,7 @@ fn choose_ustack_cc(
         Some(k) => (k.clone(), "--kernel-cc"),
         None => (namespace_default_cc(ns)?, "the kernels' default"),
     };
-    Ok(match ustack_cc_by_name(&kernel) {
+    Ok(match CongestionAlgorithm::from_name(&kernel) {
         Some(a) => (a, format!("as {whence}, {kernel}")),
         None => (
             CongestionAlgorithm::Cubic,
@@ -1487,12 +1479,15 @@ mod tests {
             Some(CongestionAlgorithm::Bbr)
         );
         assert_eq!(args(&[]).ustack_cc, None);
-        assert_eq!(ustack_cc_by_name("cubic"), Some(CongestionAlgorithm::Cubic));
         assert_eq!(
-            ustack_cc_by_name("newreno"),
+            CongestionAlgorithm::from_name("cubic"),
+            Some(CongestionAlgorithm::Cubic)
+        );
+        assert_eq!(
+            CongestionAlgorithm::from_name("newreno"),
             Some(CongestionAlgorithm::NewReno)
         );
-        assert_eq!(ustack_cc_by_name("vegas"), None);
+        assert_eq!(CongestionAlgorithm::from_name("vegas"), None);
         let err = parse_ustack_cc("vegas").unwrap_err();
         assert!(err.contains("reno, cubic, bbr"), "{err}");
     }
