@@ -69,34 +69,11 @@ pub(crate) mod sys {
         n == 8 && v > 0
     }
 
-    /// ppoll(2) for readability on up to two descriptors (a negative one is skipped);
-    /// returns which were readable (or hung up). EINTR reads as a timeout.
+    /// Readability of up to two descriptors (a negative one is skipped), with a
+    /// timeout in nanoseconds: the link layer's `poll_readable` (ppoll(2)).
     pub fn poll2(fds: [RawFd; 2], timeout: Option<Duration>) -> io::Result<[bool; 2]> {
-        // Microseconds, not poll(2)'s milliseconds: a deadline 100 µs away (the SACK
-        // compression timer) would otherwise wait a whole millisecond.
-        let ts = timeout.map(|d| libc::timespec {
-            tv_sec: d.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
-            tv_nsec: libc::c_long::from(d.subsec_micros() as i32) * 1000,
-        });
-        let ts_ptr = ts
-            .as_ref()
-            .map_or(std::ptr::null(), |t| t as *const libc::timespec);
-        let mut p = fds.map(|fd| libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        });
-        // SAFETY: `p` holds two initialised pollfds (negative fds are ignored), `ts_ptr`
-        // is null or points to `ts`, alive until the call returns; no signal mask.
-        let n = unsafe { libc::ppoll(p.as_mut_ptr(), 2, ts_ptr, std::ptr::null()) };
-        if n < 0 {
-            let err = io::Error::last_os_error();
-            if err.kind() == io::ErrorKind::Interrupted {
-                return Ok([false; 2]);
-            }
-            return Err(err);
-        }
-        Ok(p.map(|p| p.revents != 0))
+        let r = ustack::link::sys::poll_readable(&fds, timeout)?;
+        Ok([r[0], r[1]])
     }
 }
 
