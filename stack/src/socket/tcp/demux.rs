@@ -98,7 +98,7 @@ impl TcpLayer {
                 self.touch(idx);
                 self.settle(idx, TcpState::TimeWait, false);
             } else {
-                return self.process_conn(cx, key, idx, seg);
+                return self.process_conn(cx, idx, seg);
             }
         }
         self.reopen_on_listener(cx, key, addrs, seg, iss_hint)
@@ -150,7 +150,6 @@ impl TcpLayer {
     fn process_conn(
         &mut self,
         cx: &TcpContext,
-        key: ConnKey,
         idx: u32,
         seg: &TcpRepr<'_>,
     ) -> Option<(SegmentAddrs, TcpRepr<'static>)> {
@@ -175,14 +174,17 @@ impl TcpLayer {
         let paws_before = s.paws_rejected;
         let ooo_before = s.ooo_dropped;
         let reply = s.process(cx, cfg, ev, seg);
+        // The socket's own TTL and TOS: a reply is one of its segments (Linux sends
+        // the ACKs of a connection with the socket's IP_TTL and IP_TOS).
+        let addrs = s.addrs();
         let (paws, ooo) = (s.paws_rejected - paws_before, s.ooo_dropped - ooo_before);
         self.counters.paws_rejected += paws;
         self.counters.ooo_dropped += ooo;
         self.touch(idx);
         self.settle(idx, prev, true);
         match reply? {
-            Reply::Segment(r) => Some((key.reply_addrs(), r)),
-            Reply::Challenge(r) => self.allow_challenge(cx.now).then(|| (key.reply_addrs(), r)),
+            Reply::Segment(r) => Some((addrs, r)),
+            Reply::Challenge(r) => self.allow_challenge(cx.now).then_some((addrs, r)),
         }
     }
 
@@ -317,6 +319,13 @@ impl TcpLayer {
     ) -> Option<(SegmentAddrs, TcpRepr<'static>)> {
         let l = self.slab.get_at(lidx)?;
         let rx_len = l.socket.opts.rx_buffer_len;
+        // The listener's TTL and TOS, as a SYN,ACK from its SYN queue has them (Linux
+        // sends both kinds from the listening socket).
+        let addrs = SegmentAddrs {
+            hop_limit: l.socket.opts.hop_limit,
+            tclass: l.socket.opts.tclass,
+            ..key.reply_addrs()
+        };
         let cfg = &self.config;
         let peer_mss = seg
             .options
@@ -374,7 +383,7 @@ impl TcpLayer {
         }
         self.counters.syncookies_sent += 1;
         log::trace!(target: "ustack::tcp", "SYN queue of port {} full: SYN cookie to {}", key.local.port(), key.remote);
-        Some((key.reply_addrs(), reply))
+        Some((addrs, reply))
     }
 
     /// A bare ACK to a listener: if it returns a valid SYN cookie, makes the connection
@@ -442,7 +451,7 @@ impl TcpLayer {
         if let Some(q) = self.at(lidx).and_then(|l| l.meta.listener.as_mut()) {
             q.syn_queue.push_back(h);
         }
-        let reply = self.process_conn(cx, key, idx, seg);
+        let reply = self.process_conn(cx, idx, seg);
         if self
             .item(h)
             .is_some_and(|c| c.socket.state == TcpState::SynReceived)

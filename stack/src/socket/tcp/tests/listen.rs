@@ -280,6 +280,36 @@ fn test_listen_full_syn_queue_answers_with_cookie() {
 }
 
 #[test]
+fn test_listen_cookie_synack_carries_the_listener_ttl_and_tos() {
+    // A SYN,ACK from the SYN queue carries the listener's IP_TTL and IP_TOS (the
+    // accepted connection inherits them); a cookie SYN,ACK must too, though it keeps
+    // no state.
+    let mut h = Harness::new(base_config());
+    h.layer.set_hop_limit(h.handle, Some(9)).unwrap();
+    h.layer.set_tclass(h.handle, 0x48).unwrap();
+    h.layer.listen(h.handle, SocketAddr::V4(LOCAL), 1).unwrap();
+    h.listener = Some(h.handle);
+    let cx = h.cx();
+    let addrs = SegmentAddrs::new(IpAddr::V4(REMOTE_IP), IpAddr::V4(LOCAL_IP));
+    let syn = |port| TcpRepr {
+        flags: SYN,
+        src_port: port,
+        seq_number: REMOTE_SEQ,
+        ..SEND_TEMPL
+    };
+    // The first SYN fills the queue (its SYN,ACK leaves at the next dispatch); the
+    // second is answered at once with a cookie.
+    assert_eq!(h.layer.process(&cx, addrs, &syn(REMOTE_PORT + 100)), None);
+    let (raddrs, r) = h
+        .layer
+        .process(&cx, addrs, &syn(REMOTE_PORT))
+        .expect("a cookie SYN,ACK");
+    assert_eq!(r.flags, flags(SYN, ACK));
+    assert_eq!(h.layer.counters().syncookies_sent, 1);
+    assert_eq!((raddrs.hop_limit, raddrs.tclass), (Some(9), 0x48));
+}
+
+#[test]
 fn test_listen_cookie_ack_establishes_and_accepts() {
     let mut h = listen_queue_full(base_config());
     let r = cookie_synack(&mut h, mss_opt(1400));

@@ -432,3 +432,21 @@ fn test_established_second_out_of_order_fin_elsewhere_is_ignored() {
     send!(h, time 1, peer_data(0, b"abcde") => Some(our_ack(6, 64 - 5, [None; 4])));
     assert_eq!(h.state(), TcpState::CloseWait);
 }
+
+#[test]
+fn test_established_an_immediate_ack_carries_the_socket_ttl_and_tos() {
+    // Out-of-order data is acknowledged as the segment's own reply: that ACK is one of
+    // the connection's segments, with its IP_TTL and IP_TOS (as Linux sends it), not
+    // the interface's defaults.
+    let mut h = delayed_sack();
+    h.layer.set_hop_limit(h.handle, Some(7)).unwrap();
+    h.layer.set_tclass(h.handle, 0x28).unwrap();
+    let cx = h.cx();
+    let addrs = SegmentAddrs::new(IpAddr::V4(REMOTE_IP), IpAddr::V4(LOCAL_IP));
+    let (raddrs, r) = h
+        .layer
+        .process(&cx, addrs, &peer_data(10, b"klm"))
+        .expect("an immediate ACK");
+    assert_eq!(r, our_ack(0, 64, [block(10, 13), None, None, None]));
+    assert_eq!((raddrs.hop_limit, raddrs.tclass), (Some(7), 0x28));
+}
