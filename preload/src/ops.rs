@@ -25,9 +25,13 @@ use ustack_socket::env::StackEnv;
 use ustack_socket::link::Device;
 use ustack_socket::{Errno, NetStack, PollEvents, PollFd, SockOpt, SockOptName};
 
-/// Flags the stack understands; others (MSG_MORE, MSG_CMSG_CLOEXEC, ...) are dropped.
-const KNOWN_MSG_FLAGS: c_int =
-    libc::MSG_PEEK | libc::MSG_DONTWAIT | libc::MSG_WAITALL | libc::MSG_TRUNC | libc::MSG_NOSIGNAL;
+/// Flags the stack understands; others (MSG_CMSG_CLOEXEC, ...) are dropped.
+const KNOWN_MSG_FLAGS: c_int = libc::MSG_PEEK
+    | libc::MSG_DONTWAIT
+    | libc::MSG_WAITALL
+    | libc::MSG_TRUNC
+    | libc::MSG_NOSIGNAL
+    | libc::MSG_MORE;
 
 /// What makes a socket's eventfd readable (`crate::table::Level`).
 const READABLE: PollEvents =
@@ -1253,6 +1257,7 @@ pub unsafe fn setsockopt(
                 (libc::IPPROTO_TCP, libc::TCP_NODELAY) => {
                     SockOpt::TcpNoDelay(read_int(val, len)? != 0)
                 }
+                (libc::IPPROTO_TCP, libc::TCP_CORK) => SockOpt::TcpCork(read_int(val, len)? != 0),
                 (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE) => {
                     SockOpt::TcpKeepIdle(Duration::from_secs(read_int(val, len)?.max(1) as u64))
                 }
@@ -1393,6 +1398,7 @@ pub unsafe fn getsockopt(
                         (libc::SOL_SOCKET, libc::SO_SNDBUF) => SockOptName::SndBuf,
                         (libc::SOL_SOCKET, libc::SO_LINGER) => SockOptName::Linger,
                         (libc::IPPROTO_TCP, libc::TCP_NODELAY) => SockOptName::TcpNoDelay,
+                        (libc::IPPROTO_TCP, libc::TCP_CORK) => SockOptName::TcpCork,
                         (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE) => SockOptName::TcpKeepIdle,
                         (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL) => SockOptName::TcpKeepIntvl,
                         (libc::IPPROTO_TCP, libc::TCP_KEEPCNT) => SockOptName::TcpKeepCnt,
@@ -1400,9 +1406,10 @@ pub unsafe fn getsockopt(
                         _ => return Err(libc::ENOPROTOOPT),
                     };
                     match get(n)? {
-                        SockOpt::ReuseAddr(x) | SockOpt::KeepAlive(x) | SockOpt::TcpNoDelay(x) => {
-                            put_int(val, len, b(x))
-                        }
+                        SockOpt::ReuseAddr(x)
+                        | SockOpt::KeepAlive(x)
+                        | SockOpt::TcpNoDelay(x)
+                        | SockOpt::TcpCork(x) => put_int(val, len, b(x)),
                         SockOpt::RcvBuf(x) | SockOpt::SndBuf(x) => {
                             put_int(val, len, x.min(c_int::MAX as usize) as c_int)
                         }

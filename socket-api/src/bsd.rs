@@ -69,6 +69,10 @@ pub const MSG_WAITALL: i32 = libc::MSG_WAITALL;
 pub const MSG_TRUNC: i32 = libc::MSG_TRUNC;
 /// Accepted and ignored: there are no signals, EPIPE is always returned instead.
 pub const MSG_NOSIGNAL: i32 = libc::MSG_NOSIGNAL;
+/// TCP: more data follows, so the partial segment at the end of this send waits (as
+/// under TCP_CORK) for a send without the flag, shutdown/close (the FIN carries it) or
+/// 200 ms. Ignored for datagram sockets.
+pub const MSG_MORE: i32 = libc::MSG_MORE;
 /// Shut down receiving.
 pub const SHUT_RD: i32 = libc::SHUT_RD;
 /// Shut down sending.
@@ -113,6 +117,9 @@ pub enum SockOpt {
     Type(i32),
     /// TCP_NODELAY: disable Nagle's algorithm.
     TcpNoDelay(bool),
+    /// TCP_CORK: hold partial segments until uncorked (which sends them at once), a
+    /// full segment, the FIN, or a 200 ms ceiling (tcp(7)).
+    TcpCork(bool),
     /// TCP_KEEPIDLE: idle time before the first keep-alive probe.
     TcpKeepIdle(Duration),
     /// TCP_KEEPINTVL: time between keep-alive probes.
@@ -164,6 +171,8 @@ pub enum SockOptName {
     Type,
     /// TCP_NODELAY.
     TcpNoDelay,
+    /// TCP_CORK.
+    TcpCork,
     /// TCP_KEEPIDLE.
     TcpKeepIdle,
     /// TCP_KEEPINTVL.
@@ -201,6 +210,7 @@ impl SockOptName {
             N::Error => (libc::SOL_SOCKET, libc::SO_ERROR),
             N::Type => (libc::SOL_SOCKET, libc::SO_TYPE),
             N::TcpNoDelay => (libc::IPPROTO_TCP, libc::TCP_NODELAY),
+            N::TcpCork => (libc::IPPROTO_TCP, libc::TCP_CORK),
             N::TcpKeepIdle => (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE),
             N::TcpKeepIntvl => (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL),
             N::TcpKeepCnt => (libc::IPPROTO_TCP, libc::TCP_KEEPCNT),
@@ -240,6 +250,7 @@ impl SockOpt {
             SockOpt::Error(_) => N::Error,
             SockOpt::Type(_) => N::Type,
             SockOpt::TcpNoDelay(_) => N::TcpNoDelay,
+            SockOpt::TcpCork(_) => N::TcpCork,
             SockOpt::TcpKeepIdle(_) => N::TcpKeepIdle,
             SockOpt::TcpKeepIntvl(_) => N::TcpKeepIntvl,
             SockOpt::TcpKeepCnt(_) => N::TcpKeepCnt,
@@ -345,7 +356,10 @@ fn tcp_send(
         if *sent == buf.len() {
             return Ok(*sent);
         }
-        match iface.tcp().send(t.h, &buf[*sent..]) {
+        match iface
+            .tcp()
+            .send_more(t.h, &buf[*sent..], flags & MSG_MORE != 0)
+        {
             Ok(n) => {
                 *sent += n;
                 *call_queued = true;
@@ -1164,6 +1178,7 @@ impl Calls<'_> {
                 SockOpt::RcvBuf(n) if *n > 0 => tcp.set_recv_buffer_size(t.h, *n)?,
                 SockOpt::SndBuf(n) if *n > 0 => tcp.set_send_buffer_size(t.h, *n)?,
                 SockOpt::TcpNoDelay(b) => tcp.set_nodelay(t.h, *b)?,
+                SockOpt::TcpCork(b) => tcp.set_cork(t.h, *b)?,
                 SockOpt::TcpKeepIdle(d) => {
                     tcp.set_keepalive_params(t.h, to_stack(*d), to_stack(o.keepintvl), o.keepcnt)?
                 }
@@ -1206,6 +1221,7 @@ impl Calls<'_> {
                 return Err(Errno::ENOPROTOOPT)
             }
             SockOpt::TcpNoDelay(b) => f.opts.nodelay = b,
+            SockOpt::TcpCork(b) => f.opts.cork = b,
             SockOpt::TcpKeepIdle(d) => f.opts.keepidle = d,
             SockOpt::TcpKeepIntvl(d) => f.opts.keepintvl = d,
             SockOpt::TcpKeepCnt(n) => f.opts.keepcnt = n,
@@ -1227,6 +1243,12 @@ impl Calls<'_> {
                 | SockOptName::Ipv6UnicastHops
         ) {
             apply_ip_tx(iface, f)?;
+        }
+        if opt_name == SockOptName::TcpCork && is_tcp {
+            // Uncorking sends what waited from this thread, as a send would; corking
+            // may have armed the cork ceiling.
+            st.call_queued = true;
+            st.flush(self.shared().now());
         }
         // A keep-alive or buffer change may move a timer.
         st.after_call();
@@ -1271,6 +1293,10 @@ impl Calls<'_> {
             SockOptName::TcpNoDelay => SockOpt::TcpNoDelay(match &f.sock {
                 Sock::Tcp(t) => iface.tcp().nodelay(t.h).unwrap_or(o.nodelay),
                 _ => o.nodelay,
+            }),
+            SockOptName::TcpCork => SockOpt::TcpCork(match &f.sock {
+                Sock::Tcp(t) => iface.tcp().cork(t.h).unwrap_or(o.cork),
+                _ => o.cork,
             }),
             SockOptName::TcpKeepIdle => SockOpt::TcpKeepIdle(o.keepidle),
             SockOptName::TcpKeepIntvl => SockOpt::TcpKeepIntvl(o.keepintvl),

@@ -34,6 +34,9 @@
 //! [`CALLER_GRACE`] of an application thread's last round with nobody following. Parked,
 //! it polls only its waker and wakes once per grace period to look: it runs a round
 //! then only if the callers went quiet (the link and its timers are theirs meanwhile).
+//! A look that finds a caller holding the lock does not queue for it (the callers are
+//! not quiet, and the caller would then wait for the look): it looks again a grace
+//! period later, and only after `BUSY_LOOKS` such looks in a row waits for the lock.
 //! A stack with a readiness notifier set (`crate::notifier`: threads that wait in the
 //! kernel, as the preload library's do, and never lead) is not parked on a grace.
 //! So:
@@ -114,29 +117,54 @@ pub(crate) fn run(shared: Arc<Shared>, tick: Option<Duration>) {
     drop(io);
 }
 
+/// Busy looks in a row a parked driver skips before it waits for the lock.
+const BUSY_LOOKS: u32 = 3;
+
 /// The loop proper; returns when the stack is stopping or dead.
 fn drive(shared: &Shared, tick: Option<Duration>) {
     let wake_fd = shared.waker.fd();
+    let mut st = shared.lock();
     loop {
-        let (link_fd, timeout) = {
-            let mut st = shared.lock();
-            if st.stopping || st.dead {
-                return;
+        if st.stopping || st.dead {
+            return;
+        }
+        let now = shared.now();
+        let (on_link, timeout) = st.driver_plan(now, tick);
+        let has_fd = st.io.as_ref().is_some_and(|io| io.fd.is_some());
+        let link_fd = st.io.as_ref().and_then(|io| io.fd).filter(|_| on_link);
+        // Parked, the driver only looks whether the callers went quiet (`driver_woke`).
+        let parked = has_fd && !on_link && tick.is_none();
+        drop(st);
+        let (mut timeout, mut busy) = (timeout, 0);
+        let ready;
+        st = loop {
+            let r = match sys::poll2([link_fd.unwrap_or(-1), wake_fd], timeout) {
+                Ok(r) => r,
+                Err(e) => {
+                    log::error!(target: "ustack::socket", "driver poll(2) failed: {e}");
+                    std::thread::sleep(Duration::from_millis(10));
+                    [false, false]
+                }
+            };
+            if parked && !r[1] && busy < BUSY_LOOKS {
+                // A look that finds a caller holding the lock: the callers are not
+                // quiet. Queueing for the lock would only make that caller wait for
+                // the look (and, on a loaded machine, for the driver to be scheduled
+                // again), so look again a grace period later; after BUSY_LOOKS such
+                // looks in a row it waits for the lock, so a thread that only sends
+                // leaves input and timers unattended for at most BUSY_LOOKS + 1 grace
+                // periods.
+                if let Some(g) = shared.try_lock() {
+                    ready = r;
+                    break g;
+                }
+                busy += 1;
+                timeout = Some(CALLER_GRACE);
+                continue;
             }
-            let now = shared.now();
-            let (on_link, timeout) = st.driver_plan(now, tick);
-            let fd = st.io.as_ref().and_then(|io| io.fd).filter(|_| on_link);
-            (fd, timeout)
+            ready = r;
+            break shared.lock();
         };
-        let ready = match sys::poll2([link_fd.unwrap_or(-1), wake_fd], timeout) {
-            Ok(r) => r,
-            Err(e) => {
-                log::error!(target: "ustack::socket", "driver poll(2) failed: {e}");
-                std::thread::sleep(Duration::from_millis(10));
-                [false, false]
-            }
-        };
-        let mut st = shared.lock();
         if ready[1] {
             shared.waker.drain();
         }

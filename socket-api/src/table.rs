@@ -140,6 +140,7 @@ pub(crate) struct Opts {
     pub rcvbuf: usize,
     pub sndbuf: usize,
     pub nodelay: bool,
+    pub cork: bool,
     pub keepidle: Duration,
     pub keepintvl: Duration,
     pub keepcnt: u32,
@@ -163,6 +164,7 @@ impl Opts {
             rcvbuf,
             sndbuf,
             nodelay: false,
+            cork: false,
             // Linux defaults: tcp_keepalive_time 7200 s, intvl 75 s, probes 9.
             keepidle: Duration::from_secs(7200),
             keepintvl: Duration::from_secs(75),

@@ -798,3 +798,64 @@ fn accepted_sockets_inherit_options_but_not_o_nonblock() {
     );
     assert_eq!(b.accept(fd).unwrap_err(), Errno::EAGAIN);
 }
+
+#[test]
+fn msg_more_and_tcp_cork_hold_partial_segments() {
+    let (a, b) = pair();
+    let l = TcpListener::bind(&b, "0.0.0.0:7100").unwrap();
+    let mut c = TcpStream::connect(&a, (B, 7100)).unwrap();
+    let (s, _) = l.accept().unwrap();
+    s.set_nodelay(true).unwrap();
+    let short = Duration::from_millis(50);
+    let nothing_within = |c: &mut TcpStream| {
+        c.set_read_timeout(Some(short)).unwrap();
+        let mut buf = [0u8; 16];
+        let e = c.read(&mut buf).expect_err("data arrived while held");
+        assert!(
+            matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+            "{e}"
+        );
+        c.set_read_timeout(Some(PATIENCE)).unwrap();
+    };
+    let read_n = |c: &mut TcpStream, n: usize| {
+        let mut buf = vec![0u8; n];
+        c.read_exact(&mut buf).unwrap();
+        buf
+    };
+
+    // MSG_MORE holds the write until a send without it.
+    assert_eq!(b.send(s.fd(), b"hel", MSG_MORE).unwrap(), 3);
+    nothing_within(&mut c);
+    assert_eq!(b.send(s.fd(), b"lo", 0).unwrap(), 2);
+    assert_eq!(read_n(&mut c, 5), b"hello");
+
+    // TCP_CORK holds until uncorked.
+    b.setsockopt(s.fd(), SockOpt::TcpCork(true)).unwrap();
+    assert_eq!(
+        b.getsockopt(s.fd(), SockOptName::TcpCork).unwrap(),
+        SockOpt::TcpCork(true)
+    );
+    (&s).write_all(b"abc").unwrap();
+    nothing_within(&mut c);
+    b.setsockopt(s.fd(), SockOpt::TcpCork(false)).unwrap();
+    assert_eq!(read_n(&mut c, 3), b"abc");
+
+    // Still corked after 150 ms, sent by the 200 ms ceiling.
+    b.setsockopt(s.fd(), SockOpt::TcpCork(true)).unwrap();
+    let t0 = Instant::now();
+    (&s).write_all(b"x").unwrap();
+    assert_eq!(read_n(&mut c, 1), b"x");
+    assert!(
+        t0.elapsed() >= Duration::from_millis(150),
+        "{:?}",
+        t0.elapsed()
+    );
+    b.setsockopt(s.fd(), SockOpt::TcpCork(false)).unwrap();
+
+    // A MSG_MORE tail goes with the FIN.
+    assert_eq!(b.send(s.fd(), b"bye", MSG_MORE).unwrap(), 3);
+    s.shutdown(Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    c.read_to_end(&mut rest).unwrap();
+    assert_eq!(rest, b"bye");
+}

@@ -987,3 +987,51 @@ fn ksock_tcp_ip_ttl_passes_the_kernels_minimum_ttl() {
     );
     finish_ok(server, "acceptor");
 }
+
+/// Segments the stack sent between accepting a kernel client's connection and the
+/// client reading `hello\n` and EOF, when the server sends the greeting (with
+/// MSG_MORE or not, TCP_NODELAY on) and closes.
+fn greeting_segments(k: &Kernel, port: u16, more: bool) -> u64 {
+    let listener = TcpListener::bind(&k.stack, ("0.0.0.0", port)).expect("bind");
+    let (got_tx, got_rx) = std::sync::mpsc::channel();
+    let (close_tx, close_rx) = std::sync::mpsc::channel::<()>();
+    let client = k.peer("client", move || -> io::Result<()> {
+        let mut s = KernelStream::connect_timeout(&stack_addr(port), Duration::from_secs(30))?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf)?;
+        let _ = got_tx.send(buf);
+        // Keep the connection until the stack's counters are read: our FIN would be
+        // answered with one more segment.
+        let _ = close_rx.recv_timeout(PEER_TIMEOUT);
+        Ok(())
+    });
+    let (s, _) = listener.accept().expect("accept");
+    s.set_nodelay(true).expect("TCP_NODELAY");
+    let out = || {
+        k.stack
+            .with_interface(|iface, _| iface.tcp().counters().segments_out)
+    };
+    let before = out();
+    let flags = if more { ustack_socket::MSG_MORE } else { 0 };
+    assert_eq!(k.stack.send(s.fd(), b"hello\n", flags).expect("send"), 6);
+    drop(s);
+    let got = got_rx
+        .recv_timeout(PEER_TIMEOUT)
+        .expect("the client's bytes");
+    let sent = out() - before;
+    let _ = close_tx.send(());
+    finish_ok(client, "client");
+    assert_eq!(got, b"hello\n");
+    sent
+}
+
+#[test]
+fn ksock_msg_more_greeting_leaves_with_the_fin() {
+    require_netns!();
+    let k = Kernel::start();
+    // Without MSG_MORE the greeting goes at the write and the FIN at the close, as Linux.
+    assert_eq!(greeting_segments(&k, 7030, false), 2);
+    // With it, one segment carries both.
+    assert_eq!(greeting_segments(&k, 7031, true), 1);
+}

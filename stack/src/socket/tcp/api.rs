@@ -221,6 +221,17 @@ impl TcpLayer {
     /// in progress or the buffer is full; `Closed` after shutdown(write); the stored
     /// connection error (`Reset`, `TimedOut`, ...) once, then `Closed`.
     pub fn send(&mut self, h: TcpHandle, data: &[u8]) -> Result<usize, SendError> {
+        self.send_more(h, data, false)
+    }
+
+    /// [`send`](Self::send) with Linux's MSG_MORE when `more`: the partial segment at
+    /// the end of what is queued waits, as under TCP_CORK, for a later send without it,
+    /// the FIN (shutdown or close), or the 200 ms cork ceiling. A send without it (or
+    /// [`send`](Self::send)) ends the hold; an empty send changes nothing.
+    ///
+    /// # Errors
+    /// As [`send`](Self::send).
+    pub fn send_more(&mut self, h: TcpHandle, data: &[u8], more: bool) -> Result<usize, SendError> {
         let it = self.user_item_mut(h).ok_or(SendError::BadHandle)?;
         let in_conns = it.meta.in_conns;
         let s = &mut it.socket;
@@ -240,6 +251,7 @@ impl TcpLayer {
         if data.is_empty() {
             return Ok(0);
         }
+        s.set_more(more);
         let n = s.enqueue(data);
         if n == 0 {
             return Err(SendError::WouldBlock);
@@ -538,6 +550,24 @@ impl TcpLayer {
     /// TCP_NODELAY.
     pub fn nodelay(&self, h: TcpHandle) -> Option<bool> {
         self.user_sock(h).map(|s| s.opts.nodelay)
+    }
+
+    /// TCP_CORK: while set, partial segments wait for more data, the FIN or the 200 ms
+    /// cork ceiling; clearing it sends what waits at once, past Nagle (Linux
+    /// TCP_NAGLE_PUSH). Inherited by accepted connections.
+    ///
+    /// # Errors
+    /// `BadHandle`.
+    pub fn set_cork(&mut self, h: TcpHandle, cork: bool) -> Result<(), OptionError> {
+        self.with_opts(h, |s| {
+            s.set_cork(cork);
+            Ok(())
+        })
+    }
+
+    /// TCP_CORK.
+    pub fn cork(&self, h: TcpHandle) -> Option<bool> {
+        self.user_sock(h).map(|s| s.opts.cork)
     }
 
     /// The TTL (IPv4) or hop limit (IPv6) of this socket's segments from now on

@@ -130,6 +130,12 @@ pub struct BenchArgs {
     /// instead of keeping them at smoltcp's fixed sizes.
     #[arg(long)]
     pub autotune: bool,
+    /// Connection rate: ustack's and the kernel's servers send the greeting with
+    /// MSG_MORE, so it leaves with the FIN in one segment, as smoltcp's server sends
+    /// it by writing and closing before its next poll. Off by default: every server
+    /// then writes with TCP_NODELAY and closes.
+    #[arg(long)]
+    pub conn_more: bool,
     /// A benchmark other than the speed table.
     #[command(subcommand)]
     pub mode: Option<BenchMode>,
@@ -190,6 +196,8 @@ struct Lab {
     cpu: usize,
     /// ustack's column without offloads autotunes its buffers (`--autotune`).
     autotune: bool,
+    /// The connection-rate greeting goes with MSG_MORE (`--conn-more`).
+    conn_more: bool,
     offloads: Option<bool>,
     offload_state: BTreeMap<bool, Offloads>,
 }
@@ -267,7 +275,7 @@ enum ClientOut {
 }
 
 impl Lab {
-    fn new(cpu: usize, autotune: bool) -> Result<Lab, Box<dyn std::error::Error>> {
+    fn new(cpu: usize, autotune: bool, conn_more: bool) -> Result<Lab, Box<dyn std::error::Error>> {
         let a = Netns::new("ubench-a")?;
         let b = Netns::new("ubench-b")?;
         a.add_tap(TAP, TAP_KERNEL)?;
@@ -294,6 +302,7 @@ impl Lab {
             port: 20_000,
             cpu,
             autotune,
+            conn_more,
             offloads: None,
             offload_state: BTreeMap::new(),
         })
@@ -420,6 +429,9 @@ impl Lab {
         }
         if col == Column::Ustack && !self.autotune {
             cmd.arg("--fixed-buffers");
+        }
+        if test == serve::Test::Conn && self.conn_more {
+            cmd.arg("--more");
         }
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -730,6 +742,11 @@ pub fn run(args: &BenchArgs) -> CmdResult {
         )
     });
     notes.push("ustack: a server on the socket API (TcpListener/TcpStream; NetStack's driver thread plus the application thread); smoltcp: one thread polling the interface and waiting in phy::wait; kernel: std::net in the other namespace".into());
+    notes.push(if args.conn_more {
+        "connection rate (--conn-more): ustack's and the kernel's servers send `hello\\n` with MSG_MORE and close, so it leaves with the FIN in one segment; smoltcp's server sends it and closes before its next poll, which also puts both in one segment".into()
+    } else {
+        "connection rate: every server sets TCP_NODELAY, writes `hello\\n` and closes; ustack and the kernel send the greeting at the write and the FIN at the close (two segments, as Linux), smoltcp's server writes and closes before its next poll, so both usually leave in one segment (--conn-more makes ustack and the kernel use MSG_MORE for the same)".into()
+    });
     notes.push(format!(
         "pinned: the server process (all its threads) and the client thread on CPU {}; unpinned: wherever the scheduler puts them",
         args.cpu
@@ -792,7 +809,7 @@ pub fn run(args: &BenchArgs) -> CmdResult {
         }
     }
 
-    let mut lab = Lab::new(args.cpu, args.autotune)?;
+    let mut lab = Lab::new(args.cpu, args.autotune, args.conn_more)?;
     let t_start = Instant::now();
     for round in 0..s.rounds {
         // Alternate which user-space stack goes first.

@@ -69,6 +69,10 @@ pub struct ServeArgs {
     /// smoltcp's are.
     #[arg(long)]
     pub fixed_buffers: bool,
+    /// Connection rate: send the greeting with MSG_MORE (ustack and kernel servers), so
+    /// the FIN carries it.
+    #[arg(long)]
+    pub more: bool,
 }
 
 /// The child's last line.
@@ -186,9 +190,11 @@ trait Listener {
     fn accept(&self) -> io::Result<Self::Stream>;
     /// TCP_NODELAY and [`TICK`] timeouts on an accepted stream.
     fn prepare(&self, s: &Self::Stream) -> io::Result<()>;
+    /// One send(2) of `data` with MSG_MORE.
+    fn send_more(&self, s: &Self::Stream, data: &[u8]) -> io::Result<usize>;
 }
 
-struct UsListener(ustack_socket::TcpListener);
+struct UsListener(ustack_socket::TcpListener, ustack_socket::NetStack);
 
 impl Listener for UsListener {
     type Stream = ustack_socket::TcpStream;
@@ -199,6 +205,9 @@ impl Listener for UsListener {
         s.set_nodelay(true)?;
         s.set_read_timeout(Some(TICK))?;
         s.set_write_timeout(Some(TICK))
+    }
+    fn send_more(&self, s: &Self::Stream, data: &[u8]) -> io::Result<usize> {
+        Ok(self.1.send(s.fd(), data, ustack_socket::MSG_MORE)?)
     }
 }
 
@@ -213,6 +222,21 @@ impl Listener for KernelListener {
         s.set_nodelay(true)?;
         s.set_read_timeout(Some(TICK))?;
         s.set_write_timeout(Some(TICK))
+    }
+    fn send_more(&self, s: &Self::Stream, data: &[u8]) -> io::Result<usize> {
+        // SAFETY: send on the stream's live fd from a live slice of the given length.
+        let n = unsafe {
+            libc::send(
+                s.as_raw_fd(),
+                data.as_ptr().cast(),
+                data.len(),
+                libc::MSG_MORE,
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(n as usize)
     }
 }
 
@@ -252,7 +276,7 @@ fn serve_ustack(global: &GlobalArgs, args: &ServeArgs) -> Result<u64, String> {
     stack
         .setsockopt(l.fd(), ustack_socket::SockOpt::RcvTimeo(Some(TICK)))
         .map_err(|e| format!("SO_RCVTIMEO: {e}"))?;
-    let res = serve_blocking(&UsListener(l), args);
+    let res = serve_blocking(&UsListener(l, stack.clone()), args);
     let frames = stack.with_interface(|iface, _| {
         let c = iface.counters();
         [c.offload_rx_gso_frames, c.offload_tx_tso_frames]
@@ -414,7 +438,16 @@ fn serve_blocking<L: Listener>(l: &L, args: &ServeArgs) -> Result<u64, String> {
         Test::Conn => {
             let mut n = 0u64;
             while let Some(mut s) = accept_one(l)? {
-                write_all(&mut s, b"hello\n")?;
+                if args.more {
+                    // One try: six bytes always fit an empty send buffer.
+                    match l.send_more(&s, b"hello\n") {
+                        Ok(6) => {}
+                        Ok(k) => return Err(format!("MSG_MORE send took {k} of 6 bytes")),
+                        Err(e) => return Err(format!("send: {e}")),
+                    }
+                } else {
+                    write_all(&mut s, b"hello\n")?;
+                }
                 n += 1;
             }
             Ok(n)

@@ -61,6 +61,9 @@ const MAX_WSCALE: u8 = 14;
 const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
 /// RFC 5681 §3.2 DupThresh.
 const DUPTHRESH: u32 = 3;
+/// Longest a partial segment waits under TCP_CORK or MSG_MORE with nothing in flight
+/// (tcp(7): "a 200 millisecond ceiling on the time for which output is corked").
+const CORK_CEILING: Duration = Duration::from_millis(200);
 
 /// A segment a socket wants sent at once in answer to an arriving one.
 #[derive(Debug)]
@@ -239,6 +242,9 @@ pub(crate) struct Socket {
     window_update: bool,
     probe: Option<Probe>,
     force_send: bool,
+    /// MSG_MORE on the last send: its partial tail waits like TCP_CORK until a send
+    /// without the flag, the FIN, or the cork ceiling (`output.rs`).
+    more: bool,
 
     // Loss recovery.
     dupacks: u32,
@@ -425,6 +431,7 @@ impl Socket {
             window_update: false,
             probe: None,
             force_send: false,
+            more: false,
             tso_max_len: 0,
             gso_size: 0,
             dupacks: 0,

@@ -15,6 +15,9 @@ use crate::wire::TcpRepr;
 #[derive(Clone, Debug)]
 pub(crate) struct SocketOptions {
     pub nodelay: bool,
+    /// TCP_CORK: hold partial segments until uncorked, a full segment, the FIN, or the
+    /// cork ceiling.
+    pub cork: bool,
     pub keepalive: bool,
     pub keep_idle: Duration,
     pub keep_intvl: Duration,
@@ -40,6 +43,7 @@ impl SocketOptions {
     pub(crate) fn from_config(cfg: &TcpConfig) -> SocketOptions {
         SocketOptions {
             nodelay: cfg.nodelay,
+            cork: false,
             keepalive: false,
             keep_idle: cfg.keepalive_idle,
             keep_intvl: cfg.keepalive_interval,
@@ -78,6 +82,20 @@ impl SocketOptions {
 }
 
 impl Socket {
+    /// MSG_MORE for the data about to be queued (see `TcpLayer::send_more`).
+    pub(crate) fn set_more(&mut self, more: bool) {
+        self.more = more;
+    }
+
+    /// TCP_CORK; uncorking pushes a waiting partial segment past Nagle once, as
+    /// Linux's TCP_NAGLE_PUSH.
+    pub(crate) fn set_cork(&mut self, cork: bool) {
+        if self.opts.cork && !cork && self.snd_buf_end > self.snd_nxt {
+            self.force_send = true;
+        }
+        self.opts.cork = cork;
+    }
+
     /// Empty send and receive buffers of the sizes the options ask for (reused when the
     /// size did not change), and the window scale that lets the receive buffer be
     /// announced.

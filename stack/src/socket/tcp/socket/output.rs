@@ -8,7 +8,7 @@
 //! Invariants: every segment carries ACK except a SYN and a RST in SYN-SENT; the
 //! advertised right edge `rcv_adv` never moves left; `snd_max` only grows.
 
-use super::{Probe, Socket, DUPTHRESH, TS_OPTION_LEN};
+use super::{Probe, Socket, CORK_CEILING, DUPTHRESH, TS_OPTION_LEN};
 use crate::socket::tcp::config::TcpContext;
 use crate::socket::tcp::types::{EventQueue, SegmentAddrs, TcpEvent, TcpState};
 use crate::time::{Duration, Instant};
@@ -319,6 +319,12 @@ impl Socket {
             return None;
         }
         if !rtx && len < max_len && !fin && !self.force_send && !self.tlp_pending {
+            // TCP_CORK, or MSG_MORE on the last send (Linux tcp_nagle_check with
+            // TCP_NAGLE_CORK): a partial segment waits for more data, the FIN, an
+            // uncork, or the cork ceiling (the persist timer, `maybe_arm_persist`).
+            if self.opts.cork || self.more {
+                return None;
+            }
             // RFC 1122 §4.2.3.4 sender SWS avoidance: send a partial segment only when it
             // holds all queued data or at least half the largest window seen...
             if len < avail && len < self.max_snd_wnd / 2 {
@@ -420,12 +426,16 @@ impl Socket {
             && self.persist_at.is_none()
         {
             // RFC 9293 §3.8.6.1: probe with exponential backoff, capped like Linux's
-            // TCP_RTO_MAX.
-            let t = self
-                .rtt
-                .rto()
-                .saturating_mul(1 << self.persist_backoff.min(16))
-                .min(Duration::from_secs(120));
+            // TCP_RTO_MAX. Data held by TCP_CORK or MSG_MORE in an open window goes at
+            // the cork ceiling instead (tcp(7): "a 200 millisecond ceiling").
+            let t = if self.snd_wnd > 0 && (self.opts.cork || self.more) {
+                CORK_CEILING
+            } else {
+                self.rtt
+                    .rto()
+                    .saturating_mul(1 << self.persist_backoff.min(16))
+                    .min(Duration::from_secs(120))
+            };
             let at = Some(now + t);
             self.timers_changed |= self.persist_at != at;
             self.persist_at = at;

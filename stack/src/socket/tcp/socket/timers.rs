@@ -96,8 +96,10 @@ impl Socket {
                 self.persist_backoff = self.persist_backoff.saturating_add(1);
                 self.probe = Some(Probe::ZeroWindow);
             } else {
-                // RFC 1122 §4.2.3.4 (d): the override timeout sends what the window allows.
+                // RFC 1122 §4.2.3.4 (d): the override timeout sends what the window
+                // allows; for a MSG_MORE tail it is the cork ceiling, which ends the hold.
                 self.force_send = true;
+                self.more = false;
             }
         }
         if due(self.keepalive_at) {

@@ -551,6 +551,7 @@ mod bbr;
 mod close_wait;
 mod closed;
 mod closing;
+mod cork;
 mod established;
 mod established_recovery;
 mod fin_wait;
