@@ -735,7 +735,12 @@ impl Builder {
         for make in self.hooks {
             hooks.push(make(&mut iface, clock.now()));
         }
-        let mut state = State::new(iface, LinkIo::new(link, fd), self.max_fds, waker.clone())?;
+        let mut state = State::new(
+            iface,
+            LinkIo::new(link, fd, clock),
+            self.max_fds,
+            waker.clone(),
+        )?;
         state.hooks = hooks;
         let shared = Arc::new(Shared::new(state, waker, clock, report));
         let tick = if fd.is_some() { None } else { Some(POLL_TICK) };

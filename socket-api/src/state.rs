@@ -137,15 +137,18 @@ pub(crate) struct LinkIo {
     failing: bool,
     /// MTU-sized scratch for the transmit path.
     buf: Vec<u8>,
+    /// The stack's clock, read again at every pass of a round over the link.
+    clock: Clock,
 }
 
 impl LinkIo {
-    pub(crate) fn new(link: Box<dyn Link + Send>, fd: Option<RawFd>) -> LinkIo {
+    pub(crate) fn new(link: Box<dyn Link + Send>, fd: Option<RawFd>, clock: Clock) -> LinkIo {
         LinkIo {
             link: Counted::new(link),
             fd,
             failing: false,
             buf: Vec::new(),
+            clock,
         }
     }
 
@@ -314,7 +317,7 @@ impl State {
     /// names are re-checked and their waiters signalled; the hooks run with the TCP
     /// sockets named, and what they queued goes out. The one code path of the driver
     /// and of application threads.
-    pub(crate) fn round(&mut self, now: Instant, by: By) {
+    pub(crate) fn round(&mut self, mut now: Instant, by: By) {
         if self.dead {
             return;
         }
@@ -333,7 +336,13 @@ impl State {
         // the read(2) that finds the link empty.
         // A failing send must not keep frames from being read or timers from running.
         let tx = transmit(&mut self.iface, io, now);
-        let res = tx.and(self.iface.poll_link(now, &mut io.link).map(|_| ()));
+        let clock = io.clock;
+        let res = tx.and(
+            self.iface
+                .poll_link_clocked(&mut || clock.now(), &mut io.link)
+                // The rest of the round (the hooks) runs at the time of the last pass.
+                .map(|(_, last)| now = now.max(last)),
+        );
         match res {
             Ok(()) => {
                 if io.failing {

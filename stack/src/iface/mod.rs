@@ -956,6 +956,23 @@ impl Interface {
     /// # Errors
     /// The link failed.
     pub fn poll_link<L: Link + ?Sized>(&mut self, now: Instant, link: &mut L) -> io::Result<usize> {
+        self.poll_link_clocked(&mut || now, link)
+            .map(|(moved, _)| moved)
+    }
+
+    /// [`poll_link`](Self::poll_link) with the time read from `clock` at every pass
+    /// (never earlier than the pass before); returns frames moved and the time of the
+    /// last pass. One time for all passes made a segment sent in one pass and
+    /// acknowledged in the next measure an RTT of 0 µs, which took BBR's estimate of
+    /// the path to nothing and RACK's reordering window with it.
+    ///
+    /// # Errors
+    /// The link failed.
+    pub fn poll_link_clocked<L: Link + ?Sized>(
+        &mut self,
+        clock: &mut dyn FnMut() -> Instant,
+        link: &mut L,
+    ) -> io::Result<(usize, Instant)> {
         const RX_BUDGET: usize = 256;
         /// Passes that only follow up on our own output, at most.
         const ECHO_PASSES: usize = 4;
@@ -963,7 +980,11 @@ impl Interface {
         let mut buf = core::mem::take(&mut self.rx_buf);
         let mut moved = 0;
         let mut echo_passes = 0;
+        let mut now = clock();
         let res = (|| loop {
+            if moved > 0 {
+                now = now.max(clock());
+            }
             let mut received = 0;
             while received < RX_BUDGET {
                 match link.recv(now, &mut buf)? {
@@ -997,7 +1018,7 @@ impl Interface {
             moved += received + sent;
             if received < RX_BUDGET {
                 if sent == 0 || echo_passes == ECHO_PASSES {
-                    return Ok(moved);
+                    return Ok((moved, now));
                 }
                 echo_passes += 1;
             }

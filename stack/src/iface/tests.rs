@@ -874,6 +874,43 @@ fn poll_link_reads_again_after_sending_so_a_synchronous_answer_needs_no_new_roun
 }
 
 #[test]
+fn poll_link_clocked_reads_the_clock_at_every_pass() {
+    // Three passes with output and a last one that finds nothing: each reads the
+    // clock, so what a pass receives is timed after what the pass before sent (one
+    // time for all of them measured RTTs of 0 µs), and the call returns the last time.
+    let mut i = iface_knowing_kernel();
+    let mut link = EchoingLink {
+        rx: [testdata::ECHO_REQUEST.to_vec()].into(),
+        left: 2,
+        sent: 0,
+        reads: 0,
+        empty_reads: 0,
+    };
+    let mut reads = 0;
+    let mut clock = || {
+        reads += 1;
+        Instant::from_micros(10 * reads)
+    };
+    let (moved, last) = i.poll_link_clocked(&mut clock, &mut link).unwrap();
+    assert_eq!(moved, 6);
+    assert_eq!(reads, 4);
+    assert_eq!(last, Instant::from_micros(40));
+    // A clock that steps back is not followed.
+    let mut quiet = EchoingLink {
+        rx: [testdata::ECHO_REQUEST.to_vec()].into(),
+        left: 1,
+        sent: 0,
+        reads: 0,
+        empty_reads: 0,
+    };
+    let mut times = [Instant::from_micros(100), Instant::from_micros(50)].into_iter();
+    let (_, last) = i
+        .poll_link_clocked(&mut || times.next().unwrap_or(Instant::ZERO), &mut quiet)
+        .unwrap();
+    assert_eq!(last, Instant::from_micros(100));
+}
+
+#[test]
 fn poll_link_follows_its_own_output_a_bounded_number_of_times() {
     let mut i = iface_knowing_kernel();
     let mut link = EchoingLink {
