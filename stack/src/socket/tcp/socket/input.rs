@@ -161,7 +161,7 @@ impl Socket {
             if ack != self.snd_una
                 || self.snd_max != self.snd_una
                 || seg.payload.len() > self.rx.window()
-                || !self.assembler.is_empty()
+                || self.out_of_order()
                 || self.user_closed
             {
                 return false;
@@ -490,9 +490,13 @@ impl Socket {
         ControlFlow::Continue(())
     }
 
-    /// RFC 9293 §3.10.7.4 eighth: the FIN, processed only when in order.
+    /// RFC 9293 §3.10.7.4 eighth: the FIN, processed once in order. One that arrives
+    /// beyond a hole is held (with its text) until the hole fills, as Linux holds it
+    /// in its out-of-order queue, and is SACKed meanwhile.
     fn on_fin(&mut self, now: Instant, cfg: &TcpConfig, ev: &mut EventQueue, text: &Text<'_>) {
-        if text.fin && text.seq + text.payload.len() == self.rcv_nxt {
+        let fin_at = text.seq + text.payload.len();
+        if (text.fin && fin_at == self.rcv_nxt) || self.rcv_fin_ooo == Some(self.rcv_nxt) {
+            self.rcv_fin_ooo = None;
             // The FIN takes a sequence number but no buffer space: the window's right
             // edge moves along with it.
             self.rcv_nxt += 1;
@@ -513,9 +517,43 @@ impl Socket {
                 _ => {}
             }
         } else if text.fin {
-            // An out-of-order FIN is not remembered: the peer retransmits it.
             self.ack_now = true;
+            if self.rcv_fin_ooo.is_none() && self.holds_text_before(text, fin_at) {
+                self.rcv_fin_ooo = Some(fin_at);
+                if text.payload.is_empty() {
+                    // A bare FIN is a block of its own: reported first, at once, as
+                    // out-of-order data is (RFC 5681 §4.2).
+                    self.note_sack_recent(fin_at);
+                    self.tune.ack_in_reply = true;
+                }
+            }
         }
+    }
+
+    /// Whether an out-of-order FIN at `fin_at` can be held: the state still takes
+    /// text, its segment's text was stored (not dropped for room or holes), and
+    /// nothing held lies beyond it.
+    fn holds_text_before(&self, text: &Text<'_>, fin_at: SeqNumber) -> bool {
+        if !matches!(
+            self.state,
+            TcpState::Established | TcpState::FinWait1 | TcpState::FinWait2
+        ) || fin_at <= self.rcv_nxt
+            || self.user_closed
+        {
+            return false;
+        }
+        let (start, end) = (
+            (text.seq - self.rcv_nxt).max(0) as usize,
+            (fin_at - self.rcv_nxt) as usize,
+        );
+        let stored =
+            text.payload.is_empty() || self.assembler.ranges().any(|(s, e)| s <= start && end <= e);
+        stored
+            && self
+                .assembler
+                .ranges()
+                .next_back()
+                .is_none_or(|(_, e)| e <= end)
     }
 
     /// RFC 9293 §3.10.7.4 fifth, for an acceptable ACK: SND.UNA and the send buffer, the
@@ -785,8 +823,18 @@ impl Socket {
     /// Seventh step: places text in the receive buffer (RFC 9293 §3.10.7.4) and decides
     /// about the acknowledgment (RFC 1122 §4.2.3.2, RFC 5681 §4.2).
     fn receive_data(&mut self, now: Instant, cfg: &TcpConfig, seq: SeqNumber, payload: &[u8]) {
+        let payload = match self.rcv_fin_ooo {
+            // Text past a FIN held out of order is not part of the stream: the FIN
+            // ends it (RFC 9293 §3.10.7.4 eighth), whatever a later segment claims.
+            Some(fin) => &payload[..payload.len().min((fin - seq).max(0) as usize)],
+            None => payload,
+        };
+        if payload.is_empty() {
+            self.ack_now = true;
+            return;
+        }
         let offset = (seq - self.rcv_nxt).max(0) as usize;
-        let had_holes = !self.assembler.is_empty();
+        let had_holes = self.out_of_order();
         if had_holes
             && offset > 0
             && self
@@ -868,11 +916,7 @@ impl Socket {
     /// through `ustack wire`: 472 such duplicates in one run with SACK compression).
     fn note_sack_recent(&mut self, seq: SeqNumber) {
         let rcv_nxt = self.rcv_nxt;
-        let block = self
-            .assembler
-            .ranges()
-            .map(|(s, e)| (rcv_nxt + s, rcv_nxt + e))
-            .find(|&(s, e)| s <= seq && seq < e);
+        let block = self.ooo_ranges().find(|&(s, e)| s <= seq && seq < e);
         let mut list = [None; 3];
         list[0] = Some(seq);
         let mut n = 1;

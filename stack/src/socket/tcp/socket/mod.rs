@@ -169,6 +169,11 @@ pub(crate) struct Socket {
     pub rx: RingBuffer,
     assembler: Assembler,
     pub fin_received: bool,
+    /// Sequence number of a FIN that arrived out of order, kept until RCV.NXT reaches
+    /// it, as Linux keeps a FIN in its out-of-order queue (`tcp_ofo_queue`): forgetting
+    /// it left the sender only its RTO to resend it, and SACK blocks that stopped one
+    /// short of it.
+    rcv_fin_ooo: Option<SeqNumber>,
     /// One out-of-order segment of each of the blocks that last received data, newest
     /// first, one per block (RFC 2018 §4; `input::note_sack_recent`).
     sack_recent: [Option<SeqNumber>; 3],
@@ -378,6 +383,7 @@ impl Socket {
             rx: RingBuffer::new(0),
             assembler: Assembler::new(cfg.max_ooo_ranges),
             fin_received: false,
+            rcv_fin_ooo: None,
             sack_recent: [None; 3],
             rcv_mss: DEFAULT_MSS,
             rcv_unacked: 0,
@@ -462,6 +468,7 @@ impl Socket {
         self.dsack = None;
         self.fin_seq = None;
         self.fin_received = false;
+        self.rcv_fin_ooo = None;
         self.shut_rd = false;
         self.shut_wr = false;
         self.error = None;
@@ -649,10 +656,41 @@ impl Socket {
         }
     }
 
+    /// Whether anything waits out of order: data, or a FIN beyond a hole.
+    #[inline]
+    fn out_of_order(&self) -> bool {
+        !self.assembler.is_empty() || self.rcv_fin_ooo.is_some()
+    }
+
+    /// The sequence ranges held out of order, ascending. A FIN held out of order counts
+    /// as the sender counts it: the block it closes reaches one past it, or it is a
+    /// block of its own (a bare FIN beyond a hole).
+    fn ooo_ranges(&self) -> impl DoubleEndedIterator<Item = (SeqNumber, SeqNumber)> + '_ {
+        let rcv_nxt = self.rcv_nxt;
+        let fin = self.rcv_fin_ooo;
+        // Data past the FIN is never held (`receive_data`), so only the last range can
+        // end at it.
+        let joined = fin.is_some_and(|f| {
+            self.assembler
+                .ranges()
+                .next_back()
+                .is_some_and(|(_, e)| rcv_nxt + e == f)
+        });
+        self.assembler
+            .ranges()
+            .map(move |(s, e)| {
+                let (s, e) = (rcv_nxt + s, rcv_nxt + e);
+                if fin == Some(e) {
+                    (s, e + 1)
+                } else {
+                    (s, e)
+                }
+            })
+            .chain(fin.filter(|_| !joined).map(|f| (f, f + 1)))
+    }
+
     // ---------------------------------------------------------------- memory
 
-    /// A buffer holds storage but no bytes (and, for the receive side, no out-of-order
-    /// data written past its end).
     /// Bytes queued to send and not yet acknowledged, from the sequence space:
     /// `[SND.UNA, end of queued data)` (tests check `tx` holds exactly that).
     #[cfg(test)]
@@ -660,6 +698,8 @@ impl Socket {
         (self.snd_buf_end - self.snd_una).max(0) as usize
     }
 
+    /// A buffer holds storage but no bytes (and, for the receive side, no out-of-order
+    /// data written past its end).
     pub(crate) fn has_idle_buffers(&self) -> bool {
         (self.tx.is_empty() && self.tx.allocated() > 0)
             || (self.rx.is_empty() && self.rx.allocated() > 0 && self.assembler.is_empty())

@@ -400,7 +400,7 @@ impl Socket {
     /// will put in it, without building it.
     fn data_options_len(&self) -> usize {
         let ts = if self.ts_ok { TS_OPTION_LEN } else { 0 };
-        if !self.sack_ok || (self.assembler.is_empty() && self.dsack.is_none()) {
+        if !self.sack_ok || (!self.out_of_order() && self.dsack.is_none()) {
             return ts;
         }
         let o = TcpOptions {
@@ -476,7 +476,7 @@ impl Socket {
     /// after a pending D-SACK block (RFC 2883 §4).
     #[inline]
     fn sack_blocks(&self) -> [Option<(SeqNumber, SeqNumber)>; 4] {
-        if !self.sack_ok || (self.assembler.is_empty() && self.dsack.is_none()) {
+        if !self.sack_ok || (!self.out_of_order() && self.dsack.is_none()) {
             return [None; 4];
         }
         self.sack_blocks_out_of_order()
@@ -489,11 +489,7 @@ impl Socket {
         let max = if self.ts_ok { 3 } else { 4 };
         // Iterators only: this runs for every ACK while data is out of order, and must
         // not allocate.
-        let ranges = || {
-            self.assembler
-                .ranges()
-                .map(|(s, e)| (self.rcv_nxt + s, self.rcv_nxt + e))
-        };
+        let ranges = || self.ooo_ranges();
         let mut n = 0;
         // RFC 2883 §4: a duplicate segment is reported once, as the first block.
         if let Some(d) = self.dsack {
@@ -523,7 +519,7 @@ impl Socket {
         }
         // `options` starts out without SACK blocks: only out-of-order data or a
         // pending D-SACK adds any (`sack_blocks` without building an empty array).
-        if self.sack_ok && (!self.assembler.is_empty() || self.dsack.is_some()) {
+        if self.sack_ok && (self.out_of_order() || self.dsack.is_some()) {
             options.sack_ranges = self.sack_blocks_out_of_order();
         }
         if self.dsack.take().is_some() && self.sack_ok {

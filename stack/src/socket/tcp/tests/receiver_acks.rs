@@ -369,3 +369,66 @@ fn test_established_zero_compression_delay_acks_per_batch() {
     recv!(h, time t, our_ack(2, 62, [block(10, 15), None, None, None]));
     recv_nothing!(h, time t + 50);
 }
+
+fn peer_fin(off: usize, payload: &'static [u8]) -> TcpRepr<'static> {
+    TcpRepr {
+        flags: FIN | ACK,
+        ..peer_data(off, payload)
+    }
+}
+
+#[test]
+fn test_established_out_of_order_fin_is_held_and_sacked_past_it() {
+    // Linux keeps a FIN that arrives beyond a hole in its out-of-order queue: the SACK
+    // block reaches one past it (the sender counts the FIN's sequence number), and the
+    // FIN is processed when the hole fills. Forgetting it left the sender only its RTO
+    // to resend the FIN (stalls of 200 ms at the end of `bench loss` transfers).
+    let mut h = delayed_sack();
+    send!(h, time 0, peer_fin(10, b"klm") => Some(our_ack(0, 64, [block(10, 14), None, None, None])));
+    assert_eq!(h.state(), TcpState::Established);
+    // The hole fills: the data and the FIN held are acknowledged together, at once.
+    send!(h, time 1, peer_data(0, b"abcdefghij") => Some(our_ack(14, 64 - 13, [None; 4])));
+    assert_eq!(h.state(), TcpState::CloseWait);
+    recv_nothing!(h, time 1);
+}
+
+#[test]
+fn test_established_bare_out_of_order_fin_is_a_block_of_its_own() {
+    let mut h = delayed_sack();
+    send!(h, time 0, peer_data(10, b"kl") => Some(our_ack(0, 64, [block(10, 12), None, None, None])));
+    // A FIN with no text beyond a second hole: its own block, reported first.
+    send!(h, time 0, peer_fin(15, b"") => Some(our_ack(0, 64, [block(15, 16), block(10, 12), None, None])));
+    // Text up to the FIN joins the FIN's block.
+    send!(h, time 0, peer_data(12, b"mno") => Some(our_ack(0, 64, [block(10, 16), None, None, None])));
+    assert_eq!(h.state(), TcpState::Established);
+    send!(h, time 1, peer_data(0, b"abcdefghij") => Some(our_ack(16, 64 - 15, [None; 4])));
+    assert_eq!(h.state(), TcpState::CloseWait);
+}
+
+#[test]
+fn test_established_text_past_an_out_of_order_fin_is_not_held() {
+    // The FIN ends the stream: a later segment claiming text beyond it adds nothing
+    // (RFC 9293 §3.10.7.4 eighth), and the stream the application reads stops at it.
+    let mut h = delayed_sack();
+    send!(h, time 0, peer_fin(5, b"fg") => Some(our_ack(0, 64, [block(5, 8), None, None, None])));
+    // "g" is held already (a D-SACK, RFC 2883 §4); "hij" lies past the FIN.
+    send!(h, time 0, peer_data(6, b"ghij") => Some(our_ack(0, 64, [block(6, 7), block(5, 8), None, None])));
+    send!(h, time 1, peer_data(0, b"abcde") => Some(our_ack(8, 64 - 7, [None; 4])));
+    assert_eq!(h.state(), TcpState::CloseWait);
+    let mut buf = [0u8; 64];
+    assert_eq!(h.layer.recv(h.handle, &mut buf), Ok(7));
+    assert_eq!(&buf[..7], b"abcdefg");
+    assert_eq!(h.layer.recv(h.handle, &mut buf), Ok(0));
+}
+
+#[test]
+fn test_established_second_out_of_order_fin_elsewhere_is_ignored() {
+    // One FIN per stream: a second one at another sequence number (a confused or
+    // hostile peer) changes nothing; the first one is processed in order.
+    let mut h = delayed_sack();
+    send!(h, time 0, peer_fin(5, b"") => Some(our_ack(0, 64, [block(5, 6), None, None, None])));
+    send!(h, time 0, peer_fin(3, b"") => None);
+    recv!(h, time 0, our_ack(0, 64, [block(5, 6), None, None, None]));
+    send!(h, time 1, peer_data(0, b"abcde") => Some(our_ack(6, 64 - 5, [None; 4])));
+    assert_eq!(h.state(), TcpState::CloseWait);
+}
