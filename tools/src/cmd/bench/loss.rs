@@ -9,7 +9,9 @@
 //! `ustack wire` with the run's seed and loss, both directions) and its own stacks, so
 //! the n-th frame of each direction meets the same fate for every pair of stacks.
 //! Runs are interleaved (seed by seed, the pair order rotating), so the machine's load
-//! spreads over all cells alike.
+//! spreads over all cells alike. After each transfer the run's wire and ustack stacks
+//! stay up until its kernel sockets can no longer send ([`settle_kernel_sockets`]), so
+//! no frame of one run crosses the next run's wire.
 //!
 //! Figures: time from the sender's `connect` to the receiver's read of the last byte
 //! (every endpoint is a thread of this process, so one monotonic clock serves both);
@@ -1043,6 +1045,7 @@ fn echo_transfer(
         .map_err(|_| "the echo client overstayed".to_owned())
         .and_then(|r| r.map_err(|e| format!("kernel echo client: {e}")));
     let _ = done_tx.send(());
+    settle_kernel_sockets(lab, port);
     let (server, socket_drops) = match server {
         Server::Kernel(t) => (
             t.join_timeout(timeout + Duration::from_secs(15))
@@ -1103,6 +1106,8 @@ fn transfer(
     };
     let to = SocketAddr::from((dst, port));
     let mut socket_drops = 0;
+    // ustack endpoints stay up until the kernel sockets settled (`settle_kernel_sockets`).
+    let mut stacks = Vec::new();
     // The sender's figures and its `t0`, the instant before its connect.
     let sent: Result<(Figures, Instant), String> = if pair == Pair::UstackToKernel {
         let st = LabStack::start(lab, Side::A, seed)?;
@@ -1134,6 +1139,7 @@ fn transfer(
             .and_then(|r| r.map_err(|e| format!("ustack sender: {e}")));
         socket_drops += st.socket_drops();
         let rtos = st.rtos.load(Ordering::Relaxed);
+        stacks.push(st);
         r.map(|(f, t0)| (Figures { rtos, ..f }, t0))
     } else {
         lab.a
@@ -1171,9 +1177,12 @@ fn transfer(
                 .map_err(|_| "the ustack receiver panicked".to_owned())
                 .and_then(|r| r.map_err(|e| format!("ustack receiver: {e}")));
             socket_drops += st.socket_drops();
+            stacks.push(st);
             r
         }
     };
+    settle_kernel_sockets(lab, port);
+    drop(stacks);
     let ((mut f, t0), got) = outcome(sent, got)?;
     f.secs = transfer_secs(t0, &got, size, "received")?;
     within(f.close_secs, timeout)?;
@@ -1204,6 +1213,64 @@ fn within(secs: f64, timeout: Duration) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Longest a run waits, after its transfer, for its kernel sockets to stop sending.
+const SETTLE: Duration = Duration::from_secs(2);
+
+/// Kernel TCP states (`include/net/tcp_states.h`) in which a socket may still send a
+/// segment of its own: ESTABLISHED, SYN-SENT, SYN-RECV, FIN-WAIT-1, CLOSE-WAIT,
+/// LAST-ACK, CLOSING. (TIME-WAIT and FIN-WAIT-2 only answer.)
+const SENDING_STATES: [u8; 7] = [0x01, 0x02, 0x03, 0x04, 0x08, 0x09, 0x0b];
+
+/// How many sockets of a `/proc/net/tcp` listing have `port` at either end and a
+/// state in which they may still send.
+fn sending_sockets(proc_net_tcp: &str, port: u16) -> usize {
+    let port_of = |addr: &str| {
+        addr.rsplit(':')
+            .next()
+            .and_then(|p| u16::from_str_radix(p, 16).ok())
+    };
+    proc_net_tcp
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let (Some(local), Some(remote), Some(st)) = (f.get(1), f.get(2), f.get(3)) else {
+                return false;
+            };
+            let st = u8::from_str_radix(st, 16).unwrap_or(0);
+            SENDING_STATES.contains(&st)
+                && (port_of(local) == Some(port) || port_of(remote) == Some(port))
+        })
+        .count()
+}
+
+/// After a run: waits (at most [`SETTLE`]) until no kernel socket of the run (its
+/// `port`) in namespace A or B may still send, while the run's wire and ustack stacks
+/// are still up. A kernel receiver whose last ACK was lost resends its FIN from
+/// LAST-ACK; once the run's ustack peer was gone nobody answered it, and the FIN
+/// crossed the next runs' wires, taking their frame indices (seen in --pcap-dir
+/// captures). Returns whether they settled.
+fn settle_kernel_sockets(lab: &WireLab, port: u16) -> bool {
+    let give_up = Instant::now() + SETTLE;
+    let busy = |ns: &netns::Netns| {
+        ns.run_in(move || {
+            std::fs::read_to_string("/proc/thread-self/net/tcp")
+                .map(|t| sending_sockets(&t, port))
+                .unwrap_or(0)
+        })
+        .unwrap_or(0)
+    };
+    loop {
+        if busy(&lab.a) + busy(&lab.b) == 0 {
+            return true;
+        }
+        if Instant::now() >= give_up {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// The loss cases and pairs of stacks a run covers: the table's models at `size`
@@ -1851,6 +1918,24 @@ mod tests {
         );
         assert!(outcome(Ok::<_, String>(()), late).is_err());
         assert_eq!(outcome(Ok::<_, String>(1), Ok::<_, String>(2)), Ok((1, 2)));
+    }
+
+    /// Only sockets of the run's port that may still send keep a run waiting: a
+    /// LAST-ACK receiver resending its FIN does, a listener, a TIME-WAIT entry and
+    /// another run's socket do not.
+    #[test]
+    fn kernel_sockets_that_may_still_send_are_found() {
+        // /proc/net/tcp layout; 0x4E20 = 20000, 0x4E21 = 20001.
+        let text = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+            \x20  0: 00000000:4E20 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0\n\
+            \x20  1: 02004F0A:4E20 0B004F0A:E4B2 09 00000000:00000001 01:00000032 00000002     0        0 0 1 0 20 4 30 10 -1\n\
+            \x20  2: 01004F0A:A0B4 02004F0A:4E20 06 00000000:00000000 03:00000F9E 00000000     0        0 0 3 0\n\
+            \x20  3: 01004F0A:A0B6 02004F0A:4E21 01 00000000:00000000 00:00000000 00000000     0        0 7 1 0 20 4 30 10 -1\n";
+        assert_eq!(sending_sockets(text, 20_000), 1);
+        assert_eq!(sending_sockets(text, 20_001), 1);
+        assert_eq!(sending_sockets(text, 20_002), 0);
+        assert_eq!(sending_sockets("", 20_000), 0);
+        assert_eq!(sending_sockets("header\ngarbage line\n", 20_000), 0);
     }
 
     #[test]
