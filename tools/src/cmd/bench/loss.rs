@@ -9,10 +9,16 @@
 //! `ustack wire` with the run's seed and loss, both directions) and its own stacks, so
 //! the n-th frame of each direction meets the same fate for every pair of stacks.
 //! Runs are interleaved (seed by seed, the pair order rotating), so the machine's load
-//! spreads over all cells alike.
+//! spreads over all cells alike. After each transfer the run's wire and ustack stacks
+//! stay up until its kernel sockets can no longer send ([`settle_kernel_sockets`]), so
+//! no frame of one run crosses the next run's wire.
 //!
-//! Figures: time from `connect` to the receiver's close (it closes once it has read
-//! everything and the FIN), on the sender's clock; the sender's retransmitted segments
+//! Figures: time from the sender's `connect` to the receiver's read of the last byte
+//! (every endpoint is a thread of this process, so one monotonic clock serves both);
+//! the closes still have to complete before the run's deadline, but a lost FIN at the
+//! end (whose retransmission waits for a 200 ms timer, whatever the stacks) is not
+//! timed. Echo: from the client's `connect` to its read of the last echoed byte. Then
+//! the sender's retransmitted segments
 //! and bytes and its RTO count: the kernel's from its namespace's `/proc/net/snmp`
 //! `RetransSegs` and `/proc/net/netstat` `TCPTimeouts` (deltas over the run; the
 //! namespace holds nothing else) and `TCP_INFO` `tcpi_bytes_retrans`; ustack's from
@@ -73,19 +79,25 @@ const TICK: Duration = Duration::from_millis(200);
     it back through a kernel echo server and through ustack's echo server (the code\n\
     of `ustack echo`) on side B; retransmissions count both ends, and --kernel-cc is\n\
     set per socket (TCP_CONGESTION on the echo client and server).\n\n\
-    Per cell: runs that succeeded, median time (min-max), time / kernel->kernel's\n\
-    median for the same loss, and the sender's median retransmitted segments, bytes\n\
-    and RTOs (kernel: /proc/net/snmp RetransSegs, /proc/net/netstat TCPTimeouts and\n\
-    TCP_INFO bytes_retrans in the sender's namespace; ustack: TcpInfo and its RTO\n\
-    events). Figures depend on the machine's load; compare ratios from one run.\n\
+    Per cell: runs that succeeded, median time (min-max; from the sender's connect\n\
+    to the receiver's read of the last byte, with --echo to the client's read of the\n\
+    last echoed byte: the closes must still complete within --timeout but are not\n\
+    timed), time / kernel->kernel's median for the same loss, and the sender's\n\
+    median retransmitted segments, bytes and RTOs (kernel: /proc/net/snmp\n\
+    RetransSegs, /proc/net/netstat TCPTimeouts and TCP_INFO bytes_retrans in the\n\
+    sender's namespace; ustack: TcpInfo and its RTO events). Figures depend on the\n\
+    machine's load; compare ratios from one run.\n\
     The kernels run their default congestion control unless --kernel-cc NAME sets\n\
     it on every kernel socket (TCP_CONGESTION; the table then adds a kernel -> kernel\n\
     row on the host's default, \"host cc\", except with --echo). ustack's sockets\n\
     run --ustack-cc NAME (reno, cubic or bbr), by default what the kernel sockets\n\
     read back (bbr on a host defaulting to BBR, cubic under --kernel-cc cubic; cubic\n\
     for an algorithm ustack lacks), so both sides run like for like; the notes say\n\
-    what each side ran. The global link flags (--tap, --raw, --ip, --pcap, the fault flags) do\n\
-    not apply: it picks its own devices, addresses and faults.\n\n\
+    what each side ran. --model keeps only some loss models; --pcap-dir DIR records\n\
+    each run's wire (`ustack wire --pcap`) in DIR/MODEL-PAIR-seedN.pcapng, e.g.\n\
+    10pct-kernel-to-ustack-seed3.pcapng. The global link flags (--tap, --raw, --ip,\n\
+    --pcap, the fault flags) do not apply: it picks its own devices, addresses and\n\
+    faults.\n\n\
     Examples:\n  \
     sudo ustack bench loss --quick             # 2 seeds of 500 KB, a minute or two\n  \
     sudo ustack bench loss                     # 15 seeds of 10 MB\n  \
@@ -93,7 +105,8 @@ const TICK: Duration = Duration::from_millis(200);
     sudo ustack bench loss --kernel-cc cubic   # kernels and ustack on CUBIC\n  \
     sudo ustack bench loss --ustack-cc cubic   # ustack on CUBIC, kernels on the host's\n  \
     sudo ustack bench loss --pair kernel-to-kernel,kernel-to-ustack,kernel-to-ustack-no-dsack\n  \
-    sudo ustack bench loss --echo              # the echo rows: kernel vs ustack echo server"
+    sudo ustack bench loss --echo              # the echo rows: kernel vs ustack echo server\n  \
+    sudo ustack bench loss --model 10% --pcap-dir caps   # 10% only, one pcapng per run"
 )]
 pub struct LossArgs {
     /// Two seeds of 500 KB transfers. Explicit flags still win.
@@ -131,6 +144,14 @@ pub struct LossArgs {
     /// (--size sets both sizes).
     #[arg(long, conflicts_with = "pairs")]
     pub echo: bool,
+    /// Only these loss models, comma-separated: 1%, 3%, 5%, 10%, gilbert:0.01:0.3
+    /// (with --echo: 10%, 3%) [default: all].
+    #[arg(long = "model", value_delimiter = ',', value_name = "MODEL", value_parser = parse_model)]
+    pub models: Vec<&'static str>,
+    /// Record each run's wire in DIR/MODEL-PAIR-seedN.pcapng (the wire's `--pcap`:
+    /// side A's view, both directions, the frames the seed dropped commented).
+    #[arg(long, value_name = "DIR")]
+    pub pcap_dir: Option<PathBuf>,
     /// Print every run and the cells as JSON instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -187,6 +208,18 @@ fn kernel_cc(fd: i32, want: Option<&str>) -> io::Result<String> {
 /// [`LabStack::start_with`]; a process-wide setting, so the run plumbing needs no new
 /// parameter.
 static USTACK_CC: OnceLock<CongestionAlgorithm> = OnceLock::new();
+
+/// `--model`'s parser: one of [`MODELS`]' labels.
+fn parse_model(name: &str) -> Result<&'static str, String> {
+    MODELS
+        .iter()
+        .map(|m| m.0)
+        .find(|&m| m == name)
+        .ok_or_else(|| {
+            let names: Vec<&str> = MODELS.iter().map(|m| m.0).collect();
+            format!("no loss model {name:?}; there are {}", names.join(", "))
+        })
+}
 
 /// `--ustack-cc`'s parser.
 fn parse_ustack_cc(name: &str) -> Result<CongestionAlgorithm, String> {
@@ -293,6 +326,22 @@ impl Pair {
         }
     }
 
+    /// The pair's name in capture file names: `--pair`'s name, `echo-kernel` or
+    /// `echo-ustack`.
+    fn file_name(self) -> &'static str {
+        match self {
+            Pair::KernelToKernel => "kernel-to-kernel",
+            Pair::KernelToUstack => "kernel-to-ustack",
+            Pair::UstackToKernel => "ustack-to-kernel",
+            Pair::KernelToUstackNoDsack => "kernel-to-ustack-no-dsack",
+            Pair::KernelToUstackNoCompress => "kernel-to-ustack-no-compress",
+            Pair::KernelToUstackBatchCompress => "kernel-to-ustack-batch-compress",
+            Pair::EchoKernel => "echo-kernel",
+            Pair::EchoUstack => "echo-ustack",
+            Pair::KernelToKernelHostCc => "kernel-to-kernel-host-cc",
+        }
+    }
+
     /// The pairs of a run: with `--kernel-cc`, also kernel → kernel on the host's
     /// default congestion control.
     fn list(kernel_cc: bool) -> Vec<Pair> {
@@ -344,6 +393,8 @@ const ECHO_CASES: [(&str, &str, &str, u64); 2] = [
 /// One group of rows: a loss model and the bytes each of its runs moves.
 #[derive(Clone, Copy, Debug)]
 struct Case {
+    /// The model's name for `--model` (`10%`, `gilbert:0.01:0.3`).
+    loss: &'static str,
     label: &'static str,
     flag: &'static str,
     value: &'static str,
@@ -353,8 +404,12 @@ struct Case {
 /// What one successful run measured.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Figures {
-    /// Seconds from connect to the receiver's close.
+    /// Seconds from connect to the receiver's read of the last byte (echo: the
+    /// client's read of the last echoed byte): the table's time.
     pub secs: f64,
+    /// Seconds from connect to the sender's (echo: the client's) EOF, i.e. until the
+    /// closes were through; listed per run, not in the table.
+    pub close_secs: f64,
     /// Segments the sender retransmitted.
     pub retrans_segs: u64,
     /// Payload bytes the sender retransmitted.
@@ -434,17 +489,22 @@ struct WireProc {
 }
 
 impl WireProc {
+    /// Starts the wire with `seed` and `model` (flag, value), recording to `pcap`.
     fn start(
         lab: &WireLab,
         exe: &Path,
         seed: u64,
         model: (&str, &str),
+        pcap: Option<&Path>,
     ) -> Result<WireProc, String> {
         let log =
             std::env::temp_dir().join(format!("ustack-bench-loss-{}-wire.log", std::process::id()));
         let file = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
-        let child = lab
-            .wire_command(exe)
+        let mut cmd = lab.wire_command(exe);
+        if let Some(p) = pcap {
+            cmd.arg("--pcap").arg(p);
+        }
+        let child = cmd
             .args(["--seed", &seed.to_string(), model.0, model.1])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -573,18 +633,35 @@ fn accept_until<S>(accept: impl Fn() -> io::Result<S>, deadline: Instant) -> io:
     }
 }
 
-/// Reads `r` to EOF, checking the pattern; returns the byte count. The socket has a
-/// short read timeout ([`TICK`]), so the run's deadline is checked while it waits.
-fn drain(mut r: impl Read, deadline: Instant) -> io::Result<u64> {
+/// What [`drain`] read: the byte count, and when the read that returned the last
+/// byte did (`None` if there was no byte).
+#[derive(Clone, Copy, Debug)]
+struct Drained {
+    bytes: u64,
+    last_byte_at: Option<Instant>,
+}
+
+/// Reads `r` to EOF, checking the pattern. The socket has a short read timeout
+/// ([`TICK`]), so the run's deadline is checked while it waits.
+fn drain(mut r: impl Read, deadline: Instant) -> io::Result<Drained> {
     let mut buf = vec![0u8; CHUNK];
     let mut off = 0u64;
+    let mut last_byte_at = None;
     loop {
         // Checked on every call, not only after a timed-out one: a transfer that
         // keeps trickling would otherwise run past the deadline.
         past(deadline, "receiving")?;
         let n = match r.read(&mut buf) {
-            Ok(0) => return Ok(off),
-            Ok(n) => n,
+            Ok(0) => {
+                return Ok(Drained {
+                    bytes: off,
+                    last_byte_at,
+                })
+            }
+            Ok(n) => {
+                last_byte_at = Some(Instant::now());
+                n
+            }
             Err(e) if timed_out(&e) => continue,
             Err(e) => return Err(e),
         };
@@ -598,6 +675,20 @@ fn drain(mut r: impl Read, deadline: Instant) -> io::Result<u64> {
         }
         off += n as u64;
     }
+}
+
+/// The table's time of a run: seconds from `t0` (before the `connect`) to the read
+/// that returned the last of `size` bytes, which `got` must hold. The FIN exchange
+/// after it is not timed: a lost FIN waits for a retransmission timer (200 ms or
+/// more) in every stack, so timing up to the close adds that to any pair alike.
+fn transfer_secs(t0: Instant, got: &Drained, size: u64, what: &str) -> Result<f64, String> {
+    if got.bytes != size {
+        return Err(format!("{} bytes {what} of {size}", got.bytes));
+    }
+    let at = got
+        .last_byte_at
+        .ok_or_else(|| format!("no byte {what} of {size}"))?;
+    Ok(at.saturating_duration_since(t0).as_secs_f64())
 }
 
 /// Writes `size` pattern bytes, half-closes, and waits for the peer's close, giving up
@@ -719,8 +810,8 @@ impl LabStack {
 
 /// The receiver of one run, started before the sender.
 enum Receiver {
-    Kernel(netns::NsThread<io::Result<u64>>),
-    Ustack(std::thread::JoinHandle<io::Result<u64>>, LabStack),
+    Kernel(netns::NsThread<io::Result<Drained>>),
+    Ustack(std::thread::JoinHandle<io::Result<Drained>>, LabStack),
 }
 
 fn start_receiver(
@@ -744,7 +835,7 @@ fn start_receiver(
         })?;
         let listener = ustack_socket::TcpListener::bind(&st.stack, (Ipv4Addr::UNSPECIFIED, port))
             .map_err(|e| format!("ustack listen: {e}"))?;
-        let h = std::thread::spawn(move || -> io::Result<u64> {
+        let h = std::thread::spawn(move || -> io::Result<Drained> {
             listener.set_nonblocking(true)?;
             let (s, _) = accept_until(|| listener.accept(), deadline)?;
             drop(listener);
@@ -762,7 +853,7 @@ fn start_receiver(
         .map_err(|e| format!("kernel listen: {e}"))?;
     let t = lab
         .b
-        .spawn_in("loss receiver", move || -> io::Result<u64> {
+        .spawn_in("loss receiver", move || -> io::Result<Drained> {
             listener.set_nonblocking(true)?;
             kernel_cc(listener.as_raw_fd(), cc.as_deref())?;
             let (s, _) = accept_until(|| listener.accept(), deadline)?;
@@ -843,7 +934,8 @@ fn kernel_sender_figures(
 
 /// The kernel client of one `--echo` run, inside namespace A: a writer thread sends
 /// `size` pattern bytes and half-closes while this thread reads the echo to EOF,
-/// checking the pattern. Time: connect to EOF; retransmissions: the client's own.
+/// checking the pattern. Time: connect to the read of the last echoed byte (and to
+/// EOF, `close_secs`); retransmissions: the client's own.
 fn kernel_echo_client(
     to: SocketAddr,
     cc: Option<String>,
@@ -875,16 +967,14 @@ fn kernel_echo_client(
         w.shutdown(Shutdown::Write)
     });
     let got = drain(&s, deadline);
-    let secs = t0.elapsed().as_secs_f64();
+    let close_secs = t0.elapsed().as_secs_f64();
     writer
         .join()
         .map_err(|_| io::Error::other("the echo writer panicked"))??;
-    let got = got?;
-    if got != size {
-        return Err(io::Error::other(format!("{got} bytes echoed of {size}")));
-    }
+    let secs = transfer_secs(t0, &got?, size, "echoed").map_err(io::Error::other)?;
     Ok(Figures {
         secs,
+        close_secs,
         ..kernel_sender_figures(&s, &before)?
     })
 }
@@ -955,6 +1045,7 @@ fn echo_transfer(
         .map_err(|_| "the echo client overstayed".to_owned())
         .and_then(|r| r.map_err(|e| format!("kernel echo client: {e}")));
     let _ = done_tx.send(());
+    settle_kernel_sockets(lab, port);
     let (server, socket_drops) = match server {
         Server::Kernel(t) => (
             t.join_timeout(timeout + Duration::from_secs(15))
@@ -981,9 +1072,10 @@ fn echo_transfer(
         }
     };
     let (c, s) = outcome(client, server)?;
-    within(c.secs, timeout)?;
+    within(c.close_secs, timeout)?;
     Ok(Figures {
         secs: c.secs,
+        close_secs: c.close_secs,
         retrans_segs: c.retrans_segs + s.retrans_segs,
         retrans_bytes: c.retrans_bytes + s.retrans_bytes,
         rtos: c.rtos + s.rtos,
@@ -1014,27 +1106,31 @@ fn transfer(
     };
     let to = SocketAddr::from((dst, port));
     let mut socket_drops = 0;
-    let sent: Result<Figures, String> = if pair == Pair::UstackToKernel {
+    // ustack endpoints stay up until the kernel sockets settled (`settle_kernel_sockets`).
+    let mut stacks = Vec::new();
+    // The sender's figures and its `t0`, the instant before its connect.
+    let sent: Result<(Figures, Instant), String> = if pair == Pair::UstackToKernel {
         let st = LabStack::start(lab, Side::A, seed)?;
         let h = {
             let stack = st.stack.clone();
-            std::thread::spawn(move || -> io::Result<Figures> {
+            std::thread::spawn(move || -> io::Result<(Figures, Instant)> {
                 let t0 = Instant::now();
                 let s = ustack_socket::TcpStream::connect(&stack, to)?;
                 s.set_read_timeout(Some(TICK))?;
                 s.set_write_timeout(Some(TICK))?;
                 send_all(&s, size, deadline, || s.shutdown(Shutdown::Write))?;
-                let secs = t0.elapsed().as_secs_f64();
+                let close_secs = t0.elapsed().as_secs_f64();
                 let info = match stack.getsockopt(s.fd(), SockOptName::TcpInfo) {
                     Ok(SockOpt::TcpInfo(i)) => i,
                     _ => return Err(io::Error::other("no TcpInfo")),
                 };
-                Ok(Figures {
-                    secs,
+                let f = Figures {
+                    close_secs,
                     retrans_segs: info.total_retrans,
                     retrans_bytes: info.bytes_retrans,
                     ..Figures::default()
-                })
+                };
+                Ok((f, t0))
             })
         };
         let r = h
@@ -1043,10 +1139,11 @@ fn transfer(
             .and_then(|r| r.map_err(|e| format!("ustack sender: {e}")));
         socket_drops += st.socket_drops();
         let rtos = st.rtos.load(Ordering::Relaxed);
-        r.map(|f| Figures { rtos, ..f })
+        stacks.push(st);
+        r.map(|(f, t0)| (Figures { rtos, ..f }, t0))
     } else {
         lab.a
-            .spawn_in("loss sender", move || -> io::Result<Figures> {
+            .spawn_in("loss sender", move || -> io::Result<(Figures, Instant)> {
                 let before = KernelTcpCounters::read()?;
                 let t0 = Instant::now();
                 let s = std::net::TcpStream::connect_timeout(&to, timeout)?;
@@ -1055,12 +1152,13 @@ fn transfer(
                 s.set_read_timeout(Some(TICK))?;
                 s.set_write_timeout(Some(TICK))?;
                 send_all(&s, size, deadline, || s.shutdown(Shutdown::Write))?;
-                let secs = t0.elapsed().as_secs_f64();
-                Ok(Figures {
-                    secs,
+                let close_secs = t0.elapsed().as_secs_f64();
+                let f = Figures {
+                    close_secs,
                     kernel_cc,
                     ..kernel_sender_figures(&s, &before)?
-                })
+                };
+                Ok((f, t0))
             })
             .map_err(|e| e.to_string())?
             .join_timeout(timeout + Duration::from_secs(15))
@@ -1079,14 +1177,15 @@ fn transfer(
                 .map_err(|_| "the ustack receiver panicked".to_owned())
                 .and_then(|r| r.map_err(|e| format!("ustack receiver: {e}")));
             socket_drops += st.socket_drops();
+            stacks.push(st);
             r
         }
     };
-    let (mut f, got) = outcome(sent, got)?;
-    if got != size {
-        return Err(format!("{got} bytes received of {size}"));
-    }
-    within(f.secs, timeout)?;
+    settle_kernel_sockets(lab, port);
+    drop(stacks);
+    let ((mut f, t0), got) = outcome(sent, got)?;
+    f.secs = transfer_secs(t0, &got, size, "received")?;
+    within(f.close_secs, timeout)?;
     f.socket_drops = socket_drops;
     Ok(f)
 }
@@ -1116,14 +1215,74 @@ fn within(secs: f64, timeout: Duration) -> Result<(), String> {
     Ok(())
 }
 
+/// Longest a run waits, after its transfer, for its kernel sockets to stop sending.
+const SETTLE: Duration = Duration::from_secs(2);
+
+/// Kernel TCP states (`include/net/tcp_states.h`) in which a socket may still send a
+/// segment of its own: ESTABLISHED, SYN-SENT, SYN-RECV, FIN-WAIT-1, CLOSE-WAIT,
+/// LAST-ACK, CLOSING. (TIME-WAIT and FIN-WAIT-2 only answer.)
+const SENDING_STATES: [u8; 7] = [0x01, 0x02, 0x03, 0x04, 0x08, 0x09, 0x0b];
+
+/// How many sockets of a `/proc/net/tcp` listing have `port` at either end and a
+/// state in which they may still send.
+fn sending_sockets(proc_net_tcp: &str, port: u16) -> usize {
+    let port_of = |addr: &str| {
+        addr.rsplit(':')
+            .next()
+            .and_then(|p| u16::from_str_radix(p, 16).ok())
+    };
+    proc_net_tcp
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let (Some(local), Some(remote), Some(st)) = (f.get(1), f.get(2), f.get(3)) else {
+                return false;
+            };
+            let st = u8::from_str_radix(st, 16).unwrap_or(0);
+            SENDING_STATES.contains(&st)
+                && (port_of(local) == Some(port) || port_of(remote) == Some(port))
+        })
+        .count()
+}
+
+/// After a run: waits (at most [`SETTLE`]) until no kernel socket of the run (its
+/// `port`) in namespace A or B may still send, while the run's wire and ustack stacks
+/// are still up. A kernel receiver whose last ACK was lost resends its FIN from
+/// LAST-ACK; once the run's ustack peer was gone nobody answered it, and the FIN
+/// crossed the next runs' wires, taking their frame indices (seen in --pcap-dir
+/// captures). Returns whether they settled.
+fn settle_kernel_sockets(lab: &WireLab, port: u16) -> bool {
+    let give_up = Instant::now() + SETTLE;
+    let busy = |ns: &netns::Netns| {
+        ns.run_in(move || {
+            std::fs::read_to_string("/proc/thread-self/net/tcp")
+                .map(|t| sending_sockets(&t, port))
+                .unwrap_or(0)
+        })
+        .unwrap_or(0)
+    };
+    loop {
+        if busy(&lab.a) + busy(&lab.b) == 0 {
+            return true;
+        }
+        if Instant::now() >= give_up {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// The loss cases and pairs of stacks a run covers: the table's models at `size`
 /// with `--pair`'s pairs (default the three of the table), or with `--echo` the echo
 /// cases (each at its own size unless --size or --quick set one) and the two echo
-/// servers.
-fn plan(args: &LossArgs, size: u64) -> (Vec<Case>, Vec<Pair>) {
+/// servers; `--model` keeps only the cases of the models it names.
+fn plan(args: &LossArgs, size: u64) -> Result<(Vec<Case>, Vec<Pair>), String> {
+    let wanted = |loss: &str| args.models.is_empty() || args.models.contains(&loss);
     if args.echo {
-        let cases = ECHO_CASES
+        let cases: Vec<Case> = ECHO_CASES
             .iter()
+            .filter(|c| wanted(c.0))
             .map(|&(loss, flag, value, default)| {
                 let size = if args.size.is_some() || args.quick {
                     size
@@ -1134,6 +1293,7 @@ fn plan(args: &LossArgs, size: u64) -> (Vec<Case>, Vec<Pair>) {
                 let label: &'static str =
                     Box::leak(format!("{} echo at {loss}", human_bytes(size)).into_boxed_str());
                 Case {
+                    loss,
                     label,
                     flag,
                     value,
@@ -1141,11 +1301,17 @@ fn plan(args: &LossArgs, size: u64) -> (Vec<Case>, Vec<Pair>) {
                 }
             })
             .collect();
-        return (cases, Pair::ECHO.to_vec());
+        if cases.is_empty() {
+            let have: Vec<&str> = ECHO_CASES.iter().map(|c| c.0).collect();
+            return Err(format!("--echo runs at {} loss only", have.join(" and ")));
+        }
+        return Ok((cases, Pair::ECHO.to_vec()));
     }
     let cases = MODELS
         .iter()
+        .filter(|m| wanted(m.0))
         .map(|&(label, flag, value)| Case {
+            loss: label,
             label,
             flag,
             value,
@@ -1161,7 +1327,14 @@ fn plan(args: &LossArgs, size: u64) -> (Vec<Case>, Vec<Pair>) {
     if pairs.is_empty() {
         pairs = Pair::list(args.kernel_cc.is_some());
     }
-    (cases, pairs)
+    Ok((cases, pairs))
+}
+
+/// Where `--pcap-dir` records a run's wire: `DIR/MODEL-PAIR-seedN.pcapng`, the model
+/// with `%` spelt `pct` and `:` as `-` (`10pct-kernel-to-ustack-seed3.pcapng`).
+fn pcap_path(dir: &Path, loss: &str, pair: Pair, seed: u64) -> PathBuf {
+    let model = loss.replace('%', "pct").replace(':', "-");
+    dir.join(format!("{model}-{}-seed{seed}.pcapng", pair.file_name()))
 }
 
 /// Runs `ustack bench loss`.
@@ -1184,6 +1357,10 @@ pub fn run(args: &LossArgs) -> CmdResult {
     let start = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
+    let (cases, pairs) = plan(args, size)?;
+    if let Some(dir) = &args.pcap_dir {
+        std::fs::create_dir_all(dir).map_err(|e| format!("--pcap-dir {}: {e}", dir.display()))?;
+    }
     let lab = WireLab::new("uloss")?;
     lab.pin_neighbors()?;
     let (ustack_cc, ustack_cc_how) = choose_ustack_cc(args, &lab.a)?;
@@ -1192,10 +1369,10 @@ pub fn run(args: &LossArgs) -> CmdResult {
     let offloads = lab.offloads;
     let t_start = Instant::now();
     let mut runs = Vec::new();
-    let (cases, pairs) = plan(args, size);
     let total = seeds.len() * cases.len() * pairs.len();
     for (si, &seed) in seeds.iter().enumerate() {
         for &Case {
+            loss,
             label,
             flag,
             value,
@@ -1204,7 +1381,12 @@ pub fn run(args: &LossArgs) -> CmdResult {
         {
             for k in 0..pairs.len() {
                 let pair = pairs[(k + si) % pairs.len()];
-                let result = WireProc::start(&lab, &exe, seed, (flag, value)).and_then(|wire| {
+                let pcap = args
+                    .pcap_dir
+                    .as_deref()
+                    .map(|d| pcap_path(d, loss, pair, seed));
+                let wire = WireProc::start(&lab, &exe, seed, (flag, value), pcap.as_deref());
+                let result = wire.and_then(|wire| {
                     // A port per run: a connection of an earlier run can never be
                     // mistaken for this one's.
                     let port = PORT + (runs.len() % 10_000) as u16;
@@ -1231,8 +1413,9 @@ pub fn run(args: &LossArgs) -> CmdResult {
                 });
                 let what = match &result {
                     Ok(f) => format!(
-                        "{:.3} s, {} segments / {} retransmitted, {} RTOs",
+                        "{:.3} s (closed at {:.3} s), {} segments / {} retransmitted, {} RTOs",
                         f.secs,
+                        f.close_secs,
                         f.retrans_segs,
                         human_bytes(f.retrans_bytes),
                         f.rtos
@@ -1357,9 +1540,9 @@ pub fn run(args: &LossArgs) -> CmdResult {
         ),
         "permanent neighbour entries on both kernels and static ones in ustack, and no gratuitous ARP from ustack: no ARP crosses the wire, so a dropped ARP request never delays a run and the n-th frame of a connection is the n-th frame the wire sees, whichever stack sends it".into(),
         if args.echo {
-            "time: connect to the echo's EOF, on the client; retransmissions and RTOs: the client's plus the server's, until that EOF (kernel: nstat RetransSegs/TCPTimeouts deltas in its namespace and TCP_INFO bytes_retrans; ustack: its Retransmit and RtoFired events); vs kernel: time / the kernel echo server's median".into()
+            "time: the client's connect to its read of the last echoed byte (the closes must still complete before the deadline, but are not timed: a lost FIN waits for a 200 ms timer in any stack; each run's line gives the time to the client's EOF too); retransmissions and RTOs: the client's plus the server's, until that EOF (kernel: nstat RetransSegs/TCPTimeouts deltas in its namespace and TCP_INFO bytes_retrans; ustack: its Retransmit and RtoFired events); vs kernel: time / the kernel echo server's median".into()
         } else {
-            "time: connect to the receiver's close, on the sender; retransmissions and RTOs: the sender's (kernel: nstat RetransSegs/TCPTimeouts deltas in its namespace and TCP_INFO bytes_retrans; ustack: TcpInfo and RtoFired events)".into()
+            "time: the sender's connect to the receiver's read of the last byte, one clock (the closes must still complete before the deadline, but are not timed: a lost FIN waits for a 200 ms timer in any stack; each run's line gives the time to the sender's EOF too); retransmissions and RTOs: the sender's (kernel: nstat RetransSegs/TCPTimeouts deltas in its namespace and TCP_INFO bytes_retrans; ustack: TcpInfo and RtoFired events)".into()
         },
         format!(
             "ustack: socket API NetStack with its default TcpConfig but congestion control {ustack_cc} ({ustack_cc_how}; {} KiB receive / {} KiB send buffers, autotuned up to {} KiB / {} KiB) on AF_PACKET; kernel: congestion control {cc_how}{cc}; other sysctls as new namespaces get them; offloads of the endpoints' veth ends as read back: {}",
@@ -1373,6 +1556,9 @@ pub fn run(args: &LossArgs) -> CmdResult {
         format!("{failed} of {} runs failed", runs.len()),
         format!("total run time {:.0} s", t_start.elapsed().as_secs_f64()),
     ];
+    if let Some(dir) = &args.pcap_dir {
+        notes.push(format!("captures: each run's wire (side A's view, dropped frames commented) in {}/MODEL-PAIR-seedN.pcapng", dir.display()));
+    }
     if pairs.contains(&Pair::KernelToUstackNoCompress) {
         notes.push("kernel → ustack, no SACK compression: the same ustack receiver with TcpConfig::sack_compression off (one ACK per out-of-order segment), interleaved with the other pairs".into());
     }
@@ -1494,12 +1680,12 @@ mod tests {
 
     #[test]
     fn plan_covers_the_table_the_echo_test_or_the_pairs_asked_for() {
-        let (cases, pairs) = plan(&args(&[]), 1000);
+        let (cases, pairs) = plan(&args(&[]), 1000).unwrap();
         assert_eq!(cases.len(), MODELS.len());
         assert!(cases.iter().all(|c| c.size == 1000));
         assert_eq!(pairs, Pair::ALL);
 
-        let (cases, pairs) = plan(&args(&["--echo"]), 1000);
+        let (cases, pairs) = plan(&args(&["--echo"]), 1000).unwrap();
         let sizes: Vec<u64> = cases.iter().map(|c| c.size).collect();
         assert_eq!(sizes, [1_000_000, 10_000_000]);
         assert_eq!(cases[0].value, "0.1");
@@ -1510,7 +1696,7 @@ mod tests {
             assert_eq!(p.baseline(), Pair::EchoKernel);
         }
 
-        let (cases, _) = plan(&args(&["--echo", "--size", "200K"]), 200_000);
+        let (cases, _) = plan(&args(&["--echo", "--size", "200K"]), 200_000).unwrap();
         assert!(cases.iter().all(|c| c.size == 200_000));
 
         let a = args(&[
@@ -1519,10 +1705,52 @@ mod tests {
             "--pair",
             "kernel-to-kernel",
         ]);
-        let (_, pairs) = plan(&a, 1000);
+        let (_, pairs) = plan(&a, 1000).unwrap();
         assert_eq!(pairs, [Pair::KernelToUstackNoDsack, Pair::KernelToKernel]);
         assert!(pairs[0].ustack_receiver());
         assert_eq!(pairs[0].baseline(), Pair::KernelToKernel);
+
+        let (cases, _) = plan(&args(&["--model", "10%,gilbert:0.01:0.3"]), 1000).unwrap();
+        let labels: Vec<&str> = cases.iter().map(|c| c.label).collect();
+        assert_eq!(labels, ["10%", "gilbert:0.01:0.3"]);
+        let (cases, _) = plan(&args(&["--echo", "--model", "10%"]), 1000).unwrap();
+        assert_eq!(cases.len(), 1);
+        assert_eq!((cases[0].loss, cases[0].size), ("10%", 1_000_000));
+        let e = plan(&args(&["--echo", "--model", "5%"]), 1000).unwrap_err();
+        assert!(e.contains("10% and 3%"), "{e}");
+        assert!(parse_model("7%").is_err());
+    }
+
+    #[test]
+    fn captures_are_named_by_model_pair_and_seed() {
+        let a = args(&["--pcap-dir", "/tmp/caps"]);
+        let dir = a.pcap_dir.as_deref().unwrap();
+        assert_eq!(
+            pcap_path(dir, "10%", Pair::KernelToUstack, 3),
+            Path::new("/tmp/caps/10pct-kernel-to-ustack-seed3.pcapng")
+        );
+        assert_eq!(
+            pcap_path(dir, "gilbert:0.01:0.3", Pair::EchoUstack, 12),
+            Path::new("/tmp/caps/gilbert-0.01-0.3-echo-ustack-seed12.pcapng")
+        );
+        // Every pair has its own name, so no two runs of a seed share a file.
+        let mut names: Vec<&str> = [
+            Pair::KernelToKernel,
+            Pair::KernelToUstack,
+            Pair::UstackToKernel,
+            Pair::KernelToUstackNoDsack,
+            Pair::KernelToUstackNoCompress,
+            Pair::KernelToUstackBatchCompress,
+            Pair::EchoKernel,
+            Pair::EchoUstack,
+            Pair::KernelToKernelHostCc,
+        ]
+        .iter()
+        .map(|p| p.file_name())
+        .collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), 9);
     }
 
     #[test]
@@ -1597,7 +1825,78 @@ mod tests {
         );
         // Before the deadline the same peer completes.
         let far = Instant::now() + Duration::from_secs(60);
-        assert_eq!(drain(trickle(), far).unwrap(), 300_000);
+        assert_eq!(drain(trickle(), far).unwrap().bytes, 300_000);
+    }
+
+    /// A receiver socket with a short read timeout whose bytes arrive at once but
+    /// whose EOF (the peer's FIN) comes `fin_delay` after the last byte, as when the
+    /// FIN is lost and resent on a timer.
+    struct LateFin {
+        data: u64,
+        off: u64,
+        fin_delay: Duration,
+        fin_at: Option<Instant>,
+    }
+
+    impl LateFin {
+        fn new(data: u64, fin_delay: Duration) -> LateFin {
+            LateFin {
+                data,
+                off: 0,
+                fin_delay,
+                fin_at: None,
+            }
+        }
+    }
+
+    impl Read for LateFin {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.off == self.data {
+                let fin_at = *self.fin_at.get_or_insert(Instant::now() + self.fin_delay);
+                if Instant::now() >= fin_at {
+                    return Ok(0);
+                }
+                // The socket's per-call timeout, shortened.
+                std::thread::sleep(Duration::from_millis(10));
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let n = (self.data - self.off).min(buf.len() as u64) as usize;
+            fill(&mut buf[..n], self.off);
+            self.off += n as u64;
+            Ok(n)
+        }
+    }
+
+    /// The table's time stops at the read of the last byte, not at the EOF that
+    /// follows it (a lost FIN's 200 ms retransmission timer); only a complete
+    /// transfer has a time; and the EOF must still come before the deadline.
+    #[test]
+    fn the_time_is_taken_at_the_last_byte_not_at_the_close() {
+        let far = Instant::now() + Duration::from_secs(60);
+        let t0 = Instant::now();
+        let got = drain(LateFin::new(200_000, Duration::from_millis(300)), far).unwrap();
+        let close = t0.elapsed().as_secs_f64();
+        assert_eq!(got.bytes, 200_000);
+        let secs = transfer_secs(t0, &got, 200_000, "received").unwrap();
+        assert!(close >= 0.3, "the EOF came after the FIN's delay: {close}");
+        assert!(
+            secs < 0.2,
+            "timed at the last byte, not the close: {secs} of {close}"
+        );
+        assert!(secs > 0.0);
+        // Short or empty transfers have no time.
+        let e = transfer_secs(t0, &got, 300_000, "received").unwrap_err();
+        assert_eq!(e, "200000 bytes received of 300000");
+        let empty = Drained {
+            bytes: 0,
+            last_byte_at: None,
+        };
+        assert!(transfer_secs(t0, &empty, 0, "echoed").is_err());
+        // All bytes in, but the close comes after the deadline: the run fails.
+        let soon = Instant::now() + Duration::from_millis(100);
+        let e = drain(LateFin::new(1000, Duration::from_millis(300)), soon).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
+        assert!(within(0.25, Duration::from_secs(1)).is_ok());
     }
 
     /// A run that ends past --timeout fails, and a reset that follows the receiver's
@@ -1619,6 +1918,24 @@ mod tests {
         );
         assert!(outcome(Ok::<_, String>(()), late).is_err());
         assert_eq!(outcome(Ok::<_, String>(1), Ok::<_, String>(2)), Ok((1, 2)));
+    }
+
+    /// Only sockets of the run's port that may still send keep a run waiting: a
+    /// LAST-ACK receiver resending its FIN does, a listener, a TIME-WAIT entry and
+    /// another run's socket do not.
+    #[test]
+    fn kernel_sockets_that_may_still_send_are_found() {
+        // /proc/net/tcp layout; 0x4E20 = 20000, 0x4E21 = 20001.
+        let text = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+            \x20  0: 00000000:4E20 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0\n\
+            \x20  1: 02004F0A:4E20 0B004F0A:E4B2 09 00000000:00000001 01:00000032 00000002     0        0 0 1 0 20 4 30 10 -1\n\
+            \x20  2: 01004F0A:A0B4 02004F0A:4E20 06 00000000:00000000 03:00000F9E 00000000     0        0 0 3 0\n\
+            \x20  3: 01004F0A:A0B6 02004F0A:4E21 01 00000000:00000000 00:00000000 00000000     0        0 7 1 0 20 4 30 10 -1\n";
+        assert_eq!(sending_sockets(text, 20_000), 1);
+        assert_eq!(sending_sockets(text, 20_001), 1);
+        assert_eq!(sending_sockets(text, 20_002), 0);
+        assert_eq!(sending_sockets("", 20_000), 0);
+        assert_eq!(sending_sockets("header\ngarbage line\n", 20_000), 0);
     }
 
     #[test]
