@@ -749,6 +749,13 @@ impl Socket {
     }
 
     fn take_syn_rtt_sample(&mut self, now: Instant, seg: &TcpRepr<'_>) {
+        // To the microsecond whatever the timestamps say (their clock ticks in
+        // milliseconds): RACK's min_RTT starts from it. `rtt_sample` is cleared when the
+        // SYN or SYN,ACK is resent after a timeout (Karn).
+        let handshake = self.rtt_sample.take().map(|(_, sent)| now - sent);
+        if let Some(r) = handshake {
+            self.rack.on_handshake_rtt(r);
+        }
         if let (true, Some((_, tsecr))) = (self.ts_ok, seg.options.timestamp) {
             if tsecr != 0 {
                 let ms = self.ts_now(now).wrapping_sub(tsecr);
@@ -758,8 +765,8 @@ impl Socket {
                 return;
             }
         }
-        if let Some((_, sent)) = self.rtt_sample.take() {
-            self.rtt.sample(now - sent);
+        if let Some(r) = handshake {
+            self.rtt.sample(r);
         }
     }
 
