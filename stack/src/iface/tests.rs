@@ -823,6 +823,21 @@ struct EchoingLink {
     empty_reads: usize,
 }
 
+impl EchoingLink {
+    /// A link with `queued` requests waiting and `left` more to answer with.
+    fn new(queued: usize, left: usize) -> EchoingLink {
+        EchoingLink {
+            rx: (0..queued)
+                .map(|_| testdata::ECHO_REQUEST.to_vec())
+                .collect(),
+            left,
+            sent: 0,
+            reads: 0,
+            empty_reads: 0,
+        }
+    }
+}
+
 impl crate::link::Link for EchoingLink {
     fn recv(&mut self, _now: Instant, buf: &mut [u8]) -> std::io::Result<Option<usize>> {
         self.reads += 1;
@@ -846,13 +861,7 @@ impl crate::link::Link for EchoingLink {
 #[test]
 fn poll_link_reads_again_after_sending_so_a_synchronous_answer_needs_no_new_round() {
     let mut i = iface_knowing_kernel();
-    let mut link = EchoingLink {
-        rx: [testdata::ECHO_REQUEST.to_vec()].into(),
-        left: 2,
-        sent: 0,
-        reads: 0,
-        empty_reads: 0,
-    };
+    let mut link = EchoingLink::new(1, 2);
     // Request 1 in, reply 1 out (request 2 queued by it), request 2 in, reply 2 out
     // (request 3 queued), request 3 in, reply 3 out: one call.
     let moved = i.poll_link(Instant::ZERO, &mut link).unwrap();
@@ -862,13 +871,7 @@ fn poll_link_reads_again_after_sending_so_a_synchronous_answer_needs_no_new_roun
     // last one, after reply 3, found nothing.
     assert_eq!((link.reads, link.empty_reads), (7, 4));
     // Nothing went out in a pass that read nothing: the call is over.
-    let mut quiet = EchoingLink {
-        rx: Default::default(),
-        left: 0,
-        sent: 0,
-        reads: 0,
-        empty_reads: 0,
-    };
+    let mut quiet = EchoingLink::new(0, 0);
     assert_eq!(i.poll_link(Instant::ZERO, &mut quiet).unwrap(), 0);
     assert_eq!(quiet.reads, 1);
 }
@@ -879,13 +882,7 @@ fn poll_link_clocked_reads_the_clock_at_every_pass() {
     // clock, so what a pass receives is timed after what the pass before sent (one
     // time for all of them measured RTTs of 0 µs), and the call returns the last time.
     let mut i = iface_knowing_kernel();
-    let mut link = EchoingLink {
-        rx: [testdata::ECHO_REQUEST.to_vec()].into(),
-        left: 2,
-        sent: 0,
-        reads: 0,
-        empty_reads: 0,
-    };
+    let mut link = EchoingLink::new(1, 2);
     let mut reads = 0;
     let mut clock = || {
         reads += 1;
@@ -896,13 +893,7 @@ fn poll_link_clocked_reads_the_clock_at_every_pass() {
     assert_eq!(reads, 4);
     assert_eq!(last, Instant::from_micros(40));
     // A clock that steps back is not followed.
-    let mut quiet = EchoingLink {
-        rx: [testdata::ECHO_REQUEST.to_vec()].into(),
-        left: 1,
-        sent: 0,
-        reads: 0,
-        empty_reads: 0,
-    };
+    let mut quiet = EchoingLink::new(1, 1);
     let mut times = [Instant::from_micros(100), Instant::from_micros(50)].into_iter();
     let (_, last) = i
         .poll_link_clocked(&mut || times.next().unwrap_or(Instant::ZERO), &mut quiet)
@@ -913,13 +904,7 @@ fn poll_link_clocked_reads_the_clock_at_every_pass() {
 #[test]
 fn poll_link_follows_its_own_output_a_bounded_number_of_times() {
     let mut i = iface_knowing_kernel();
-    let mut link = EchoingLink {
-        rx: [testdata::ECHO_REQUEST.to_vec()].into(),
-        left: 100,
-        sent: 0,
-        reads: 0,
-        empty_reads: 0,
-    };
+    let mut link = EchoingLink::new(1, 100);
     i.poll_link(Instant::ZERO, &mut link).unwrap();
     // The first pass and at most four that follow up on output.
     assert_eq!(link.sent, 5);
