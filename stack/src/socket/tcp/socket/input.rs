@@ -565,6 +565,7 @@ impl Socket {
         let seg_wnd = usize::from(seg.window_len) << self.snd_wscale;
         let una_before = self.snd_una;
         let sacked_before = self.scoreboard.sacked_bytes();
+        self.rack.start_ack();
         let dsack = self.sack_ok && self.on_dsack(now, ev, seg);
         let sack_new = self.sack_ok
             && self
