@@ -727,7 +727,10 @@ mod tests {
     #[test]
     fn handshake_rtt_keeps_a_fast_sacked_retransmission_unambiguous() {
         assert_eq!(fast_sacked_retransmission(None, true), 0, "ambiguous");
-        assert_eq!(fast_sacked_retransmission(Some(Duration::from_millis(5)), true), 1);
+        assert_eq!(
+            fast_sacked_retransmission(Some(Duration::from_millis(5)), true),
+            1
+        );
     }
 
     /// Without reordering seen, a retransmission SACKed faster than min_RTT advances
@@ -751,7 +754,13 @@ mod tests {
             }
             for k in 1..=4u32 {
                 rack.start_ack();
-                log.on_cum_ack(s(isn.wrapping_add(k * 100)), &mut rack, t(10 + i64::from(k)), s(0), &never);
+                log.on_cum_ack(
+                    s(isn.wrapping_add(k * 100)),
+                    &mut rack,
+                    t(10 + i64::from(k)),
+                    s(0),
+                    &never,
+                );
             }
             assert!(!rack.reordering_seen, "ISN {isn:#x}");
         }

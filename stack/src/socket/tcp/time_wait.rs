@@ -218,6 +218,7 @@ impl TimeWait {
             in_recovery: false,
             rack_lost: 0,
             tlp_probes: 0,
+            recovery_probes: 0,
             undos: 0,
             spurious_rtos: 0,
             dsacks_in: 0,

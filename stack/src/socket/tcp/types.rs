@@ -436,6 +436,9 @@ pub struct TcpInfo {
     pub rack_lost: u64,
     /// Tail loss probes sent (RFC 8985 §7.3).
     pub tlp_probes: u64,
+    /// Probes sent in fast recovery after 2·SRTT without an ACK (SND.UNA's segment
+    /// resent; beyond RFC 8985, which sends no probe in recovery).
+    pub recovery_probes: u64,
     /// Congestion-window reductions undone as spurious (D-SACK, F-RTO, Eifel).
     pub undos: u64,
     /// Retransmission timeouts found spurious (F-RTO, RFC 5682; Eifel, RFC 3522).

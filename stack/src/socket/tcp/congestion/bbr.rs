@@ -452,7 +452,16 @@ impl Bbr {
         }
         self.prev_ca_state = state;
         if self.packet_conservation {
-            cwnd = cwnd.max(ack.in_flight + acked);
+            // Linux skips BBR's 4-segment floor here. We keep it: when the flight was
+            // down to a lost segment and one SACKed after it, conservation left a
+            // 1-segment window, taken by the retransmission; if that was lost too,
+            // nothing sent after it could be SACKed to show it (RACK), and only the
+            // RTO resent it (`bench loss --echo` at 10 %: the echo server's
+            // mid-stream stalls, stalls7.md 5.2). With the floor, new segments follow
+            // the retransmission, as PRR-SSRB's extra segment lets CUBIC's follow.
+            cwnd = cwnd
+                .max(ack.in_flight + acked)
+                .max(CWND_MIN_SEGS * self.mss);
         }
         cwnd
     }

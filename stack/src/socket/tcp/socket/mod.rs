@@ -95,6 +95,8 @@ pub(crate) struct Stats {
     pub rack_lost: u64,
     /// Tail loss probes sent (RFC 8985 §7.3).
     pub tlp_probes: u64,
+    /// Probes sent in fast recovery after a silence (`recovery.rs`).
+    pub recovery_probes: u64,
     /// Congestion-window reductions undone (D-SACK, F-RTO or Eifel).
     pub undos: u64,
     /// Retransmission timeouts found spurious (RFC 5682, RFC 3522).
@@ -207,6 +209,8 @@ pub(crate) struct Socket {
     /// RFC 8985 §7: `TLP.end_seq` of the probe in flight, and `TLP.is_retrans`.
     tlp_end: Option<SeqNumber>,
     tlp_retrans: bool,
+    /// The open probe episode is a recovery probe (`recovery.rs`, `fire_tlp`).
+    tlp_in_recovery: bool,
     /// The probe timer fired: the next segment is the probe (beyond cwnd if new data).
     tlp_pending: bool,
     /// What the last new segment's `arm_tlp` saw while more than one MSS was in
@@ -411,6 +415,7 @@ impl Socket {
             tlp_at: None,
             tlp_end: None,
             tlp_retrans: false,
+            tlp_in_recovery: false,
             tlp_pending: false,
             tlp_armed: None,
             rack_at: None,
@@ -776,6 +781,7 @@ impl Socket {
             in_recovery: self.recovery.is_some(),
             rack_lost: self.stats.rack_lost,
             tlp_probes: self.stats.tlp_probes,
+            recovery_probes: self.stats.recovery_probes,
             undos: self.stats.undos,
             spurious_rtos: self.stats.spurious_rtos,
             dsacks_in: self.stats.dsacks_in,

@@ -145,3 +145,54 @@ fn test_established_bbr_random_loss_conserves_then_restores_cwnd() {
     send!(c, time 21, ack_sack(0, &[(1000, 4000)]));
     assert_eq!(c.info().ssthresh, 7_000);
 }
+
+/// A small flight: segment 0 lost, segment 1 SACKed, nothing else out. Packet
+/// conservation alone (the flight, 0, plus the 1,000 bytes delivered) would leave a
+/// one-segment window for the retransmission, and if that were lost too, no later
+/// segment could be SACKed to show it. BBR's 4-segment floor holds during
+/// conservation, so data the application writes next follows the retransmission
+/// without waiting for another ACK.
+#[test]
+fn test_established_bbr_conservation_keeps_segments_after_the_retransmission() {
+    let syn_opts = TcpOptions {
+        mss: Some(1000),
+        ..sack_syn()
+    };
+    let mut h = socket_syn_received_with(bbr_config(), syn_opts);
+    h.recv().expect("SYN,ACK");
+    h.at(10);
+    establish(&mut h);
+    send!(h, ack_sack(0, &[]));
+    assert_eq!(h.layer.send(h.handle, &[0x42u8; 2000]), Ok(2000));
+    let t0 = h.now.total_micros();
+    let mut sent = drain(&mut h).len();
+    at_us(&mut h, t0 + 351);
+    sent += drain(&mut h).len();
+    assert_eq!(sent, 2);
+    // Segment 1 SACKed at 21 ms; RACK marks segment 0 lost a reordering window later.
+    send!(h, time 21, ack_sack(0, &[(1000, 2000)]));
+    let mut out = drain(&mut h);
+    for us in (21_000..=30_000).step_by(500) {
+        if !out.is_empty() {
+            break;
+        }
+        at_us(&mut h, us);
+        out = drain(&mut h);
+    }
+    assert_eq!(out.len(), 1, "the retransmission");
+    assert_eq!(out[0].seq_number, seq(0));
+    assert!(h.info().in_recovery);
+    assert!(h.info().cwnd >= 4000, "cwnd {}", h.info().cwnd);
+    // The application writes more: it goes out behind the retransmission (paced).
+    assert_eq!(h.layer.send(h.handle, &[0x43u8; 3000]), Ok(3000));
+    let t1 = h.now.total_micros();
+    let mut new = 0;
+    for k in 0..=20 {
+        at_us(&mut h, t1 + 500 * k);
+        new += drain(&mut h)
+            .iter()
+            .filter(|s| s.seq_number >= seq(2000))
+            .count();
+    }
+    assert_eq!(new, 3, "three new segments in a 4-segment window");
+}

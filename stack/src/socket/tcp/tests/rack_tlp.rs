@@ -537,3 +537,56 @@ fn test_fin_wait_1_tlp_probes_the_tail() {
     recv!(h, time 32, seg_k(&data, 10));
     assert_eq!(h.info().tlp_probes, 1);
 }
+
+/// The recovery probe (beyond RFC 8985, which sends no probe in recovery): the whole
+/// flight is out, segment 0 is lost, 1-9 are SACKed, and the fast retransmit of
+/// segment 0 is lost too. Nothing sent after it can be SACKed, so RACK cannot see
+/// the loss; after 2·SRTT + 2 ms without an ACK (10 ms SRTT: at 42 ms) segment 0 is
+/// resent once, long before the RTO, and not again while no ACK answers.
+#[test]
+fn test_established_recovery_probe_resends_snd_una_after_silence() {
+    let (mut h, data) = socket_rack(640);
+    send!(h, time 20, ack_sack(0, &[(64, 640)]));
+    recv!(h, seg_k(&data, 0));
+    recv_nothing!(h);
+    assert!(h.info().in_recovery);
+    h.events();
+    recv_nothing!(h, time 41);
+    recv!(h, time 42, seg_k(&data, 0));
+    assert_eq!(h.info().recovery_probes, 1);
+    assert_eq!(h.info().tlp_probes, 0);
+    let ev = h.events();
+    assert!(
+        ev.iter().any(|e| matches!(e, TcpEvent::LossProbe { .. })),
+        "{ev:?}"
+    );
+    assert!(!ev.iter().any(|e| matches!(e, TcpEvent::RtoFired { .. })));
+    // One probe per silence: the next is the RTO.
+    recv_nothing!(h, time 100);
+    assert_eq!(h.info().recovery_probes, 1);
+    // The probe arrives: everything is acknowledged and recovery ends.
+    send!(h, time 110, ack_sack(640, &[]));
+    assert!(!h.info().in_recovery);
+    assert_eq!(h.info().total_retrans, 2);
+}
+
+/// ACKs that keep arriving put the recovery probe off: the fast retransmit is not
+/// answered yet, but SACKs of the rest come less than 2·SRTT apart, so no probe goes;
+/// it waits for 2·SRTT + 2 ms of silence after the last of them.
+#[test]
+fn test_established_recovery_probe_waits_while_acks_arrive() {
+    let (mut h, data) = socket_rack(640);
+    send!(h, time 20, ack_sack(0, &[(64, 320)]));
+    send!(h, ack_sack(0, &[(64, 384)]));
+    send!(h, ack_sack(0, &[(64, 448)]));
+    recv!(h, seg_k(&data, 0));
+    assert!(h.info().in_recovery);
+    for t in [35, 50, 65] {
+        recv_nothing!(h, time t);
+        send!(h, ack_sack(0, &[(64, 448 + 64 * ((t as usize - 20) / 15))]));
+    }
+    assert_eq!(h.info().recovery_probes, 0);
+    recv_nothing!(h, time 86);
+    recv!(h, time 87, seg_k(&data, 0));
+    assert_eq!(h.info().recovery_probes, 1);
+}
