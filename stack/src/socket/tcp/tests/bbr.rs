@@ -146,14 +146,14 @@ fn test_established_bbr_random_loss_conserves_then_restores_cwnd() {
     assert_eq!(c.info().ssthresh, 7_000);
 }
 
-/// A small flight: segment 0 lost, segment 1 SACKed, nothing else out. Packet
-/// conservation alone (the flight, 0, plus the 1,000 bytes delivered) would leave a
-/// one-segment window for the retransmission, and if that were lost too, no later
-/// segment could be SACKed to show it. BBR's 4-segment floor holds during
-/// conservation, so data the application writes next follows the retransmission
-/// without waiting for another ACK.
+/// A small flight: segment 0 lost, segments 1-3 SACKed by one ACK, nothing else
+/// out. Packet conservation alone (the flight, 0, plus the 3,000 bytes delivered)
+/// would leave room for the retransmission and two new segments; BBR's 4-segment
+/// floor holds during conservation too, so three new segments follow it without
+/// waiting for another ACK: more segments whose SACKs can show the retransmission's
+/// loss if it is lost again.
 #[test]
-fn test_established_bbr_conservation_keeps_segments_after_the_retransmission() {
+fn test_established_bbr_conservation_keeps_the_4_segment_floor() {
     let syn_opts = TcpOptions {
         mss: Some(1000),
         ..sack_syn()
@@ -163,36 +163,27 @@ fn test_established_bbr_conservation_keeps_segments_after_the_retransmission() {
     h.at(10);
     establish(&mut h);
     send!(h, ack_sack(0, &[]));
-    assert_eq!(h.layer.send(h.handle, &[0x42u8; 2000]), Ok(2000));
+    assert_eq!(h.layer.send(h.handle, &[0x42u8; 4000]), Ok(4000));
     let t0 = h.now.total_micros();
-    let mut sent = drain(&mut h).len();
-    at_us(&mut h, t0 + 351);
-    sent += drain(&mut h).len();
-    assert_eq!(sent, 2);
-    // Segment 1 SACKed at 21 ms; RACK marks segment 0 lost a reordering window later.
-    send!(h, time 21, ack_sack(0, &[(1000, 2000)]));
-    let mut out = drain(&mut h);
-    for us in (21_000..=30_000).step_by(500) {
-        if !out.is_empty() {
-            break;
-        }
-        at_us(&mut h, us);
-        out = drain(&mut h);
+    let mut sent = 0;
+    for k in 0..8 {
+        at_us(&mut h, t0 + 351 * k);
+        sent += drain(&mut h).len();
     }
-    assert_eq!(out.len(), 1, "the retransmission");
-    assert_eq!(out[0].seq_number, seq(0));
+    assert_eq!(sent, 4);
+    // Segments 1-3 SACKed at 21 ms: three SACKed segments mark segment 0 lost at once.
+    send!(h, time 21, ack_sack(0, &[(1000, 4000)]));
     assert!(h.info().in_recovery);
-    assert!(h.info().cwnd >= 4000, "cwnd {}", h.info().cwnd);
-    // The application writes more: it goes out behind the retransmission (paced).
-    assert_eq!(h.layer.send(h.handle, &[0x43u8; 3000]), Ok(3000));
+    assert_eq!(h.info().cwnd, 4000, "the floor, above 0 in flight + 3,000 delivered");
+    // The application writes more: the retransmission, then new data up to cwnd.
+    assert_eq!(h.layer.send(h.handle, &[0x43u8; 5000]), Ok(5000));
     let t1 = h.now.total_micros();
-    let mut new = 0;
+    let mut out = Vec::new();
     for k in 0..=20 {
         at_us(&mut h, t1 + 500 * k);
-        new += drain(&mut h)
-            .iter()
-            .filter(|s| s.seq_number >= seq(2000))
-            .count();
+        out.extend(drain(&mut h));
     }
+    assert_eq!(out.first().map(|s| s.seq_number), Some(seq(0)), "{out:?}");
+    let new = out.iter().filter(|s| s.seq_number >= seq(4000)).count();
     assert_eq!(new, 3, "three new segments in a 4-segment window");
 }
