@@ -114,6 +114,7 @@ pub fn socket_line(s: &TcpSocketInfo) -> String {
     for (name, v) in [
         ("rack_lost", i.rack_lost),
         ("tlp", i.tlp_probes),
+        ("recovery_probe", i.recovery_probes),
         ("undo", i.undos),
         ("spurious_rto", i.spurious_rtos),
         ("dsack_in", i.dsacks_in),
@@ -262,6 +263,7 @@ impl StatsReport {
                     "in_recovery": i.in_recovery,
                     "rack_lost": i.rack_lost,
                     "tlp_probes": i.tlp_probes,
+                    "recovery_probes": i.recovery_probes,
                     "undos": i.undos,
                     "spurious_rtos": i.spurious_rtos,
                     "dsacks_in": i.dsacks_in,
