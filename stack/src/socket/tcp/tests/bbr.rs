@@ -174,7 +174,11 @@ fn test_established_bbr_conservation_keeps_the_4_segment_floor() {
     // Segments 1-3 SACKed at 21 ms: three SACKed segments mark segment 0 lost at once.
     send!(h, time 21, ack_sack(0, &[(1000, 4000)]));
     assert!(h.info().in_recovery);
-    assert_eq!(h.info().cwnd, 4000, "the floor, above 0 in flight + 3,000 delivered");
+    assert_eq!(
+        h.info().cwnd,
+        4000,
+        "the floor, above 0 in flight + 3,000 delivered"
+    );
     // The application writes more: the retransmission, then new data up to cwnd.
     assert_eq!(h.layer.send(h.handle, &[0x43u8; 5000]), Ok(5000));
     let t1 = h.now.total_micros();
