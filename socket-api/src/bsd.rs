@@ -1411,6 +1411,49 @@ impl PollFd {
 }
 
 impl Calls<'_> {
+    /// See `NetStack::busy_poll_wait`.
+    pub(crate) fn busy_poll_wait(
+        &self,
+        fd: Fd,
+        events: PollEvents,
+        budget: Duration,
+    ) -> Result<bool, Errno> {
+        let end = StdInstant::now() + budget;
+        let cv = thread_cv();
+        let mut leading = false;
+        let mut st = self.shared().lock();
+        let key = st.table.key(fd)?;
+        add_waiter(&mut st, key, &cv, events);
+        let r = loop {
+            if st.dead {
+                break Err(Errno::EIO);
+            }
+            let State { iface, table, .. } = &mut *st;
+            match table.file_mut(key) {
+                Ok(f) => {
+                    if readiness(iface, f).intersects(events | ALWAYS) {
+                        break Ok(true);
+                    }
+                }
+                Err(e) => break Err(e),
+            }
+            if StdInstant::now() >= end || !may_busy_poll(&st, leading) {
+                break Ok(false);
+            }
+            st = busy_poll(self.shared(), st, &cv, end, &mut leading);
+        };
+        remove_waiter(&mut st, key, &cv);
+        if leading {
+            step_down(&mut st, &mut leading);
+            if st.external_waiters {
+                // The caller goes on to sleep in the kernel and never leads: the driver
+                // takes the link back now, not at its next look.
+                st.wake_driver();
+            }
+        }
+        r
+    }
+
     /// See `NetStack::poll`. Allocates only when it has to wait.
     pub(crate) fn poll(
         &self,

@@ -447,6 +447,23 @@ impl NetStack {
     pub fn poll(&self, fds: &mut [PollFd], timeout: Option<Duration>) -> Result<usize, Errno> {
         self.calls().poll(fds, timeout)
     }
+
+    /// Busy-polls for a host that blocks in the kernel instead of in this stack (the
+    /// LD_PRELOAD library): spins on the link, as a blocked call with SO_BUSY_POLL does,
+    /// until `fd` is ready for `events` (or has POLLERR/POLLHUP) or `budget` passes.
+    /// True if it is ready. Does nothing (false) while another thread leads the link
+    /// or on a link without an fd.
+    ///
+    /// # Errors
+    /// EBADF when `fd` is not open; EIO when the stack died.
+    pub fn busy_poll_wait(
+        &self,
+        fd: Fd,
+        events: crate::PollEvents,
+        budget: Duration,
+    ) -> Result<bool, Errno> {
+        self.calls().busy_poll_wait(fd, events, budget)
+    }
 }
 
 enum LinkSpec {

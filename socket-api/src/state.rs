@@ -384,6 +384,11 @@ impl State {
         self.ready = ready;
     }
 
+    /// Wakes the driver thread (it looks at the link at once).
+    pub(crate) fn wake_driver(&self) {
+        self.waker.wake();
+    }
+
     /// Whether a round left handles for the hooks' next round.
     pub(crate) fn has_carried(&self) -> bool {
         !self.carried.is_empty()

@@ -73,6 +73,10 @@ pub struct ServeArgs {
     /// the FIN carries it.
     #[arg(long)]
     pub more: bool,
+    /// ustack only: SO_BUSY_POLL on the listener (so on every accepted connection), in
+    /// microseconds.
+    #[arg(long, value_name = "USEC")]
+    pub busy_poll: Option<u32>,
 }
 
 /// The child's last line.
@@ -276,6 +280,12 @@ fn serve_ustack(global: &GlobalArgs, args: &ServeArgs) -> Result<u64, String> {
     stack
         .setsockopt(l.fd(), ustack_socket::SockOpt::RcvTimeo(Some(TICK)))
         .map_err(|e| format!("SO_RCVTIMEO: {e}"))?;
+    if let Some(us) = args.busy_poll {
+        let us = i32::try_from(us).map_err(|_| format!("--busy-poll {us}: too large"))?;
+        stack
+            .setsockopt(l.fd(), ustack_socket::SockOpt::BusyPoll(us))
+            .map_err(|e| format!("SO_BUSY_POLL: {e}"))?;
+    }
     let res = serve_blocking(&UsListener(l, stack.clone()), args);
     let frames = stack.with_interface(|iface, _| {
         let c = iface.counters();
