@@ -559,14 +559,17 @@ impl Calls<'_> {
                     waiting.insert(cv).clone()
                 }
             };
-            let busy_end = *busy_end.get_or_insert_with(|| {
+            if let Some(end) = *busy_end.get_or_insert_with(|| {
                 (busy > 0).then(|| StdInstant::now() + Duration::from_micros(busy.into()))
-            });
-            if let Some(end) = busy_end {
+            }) {
                 // Never past the call's own timeout.
                 let end = deadline.flatten().map_or(end, |d| d.min(end));
                 if StdInstant::now() < end && may_busy_poll(&st, leading) {
-                    st = busy_poll(self.shared(), st, &cv, end, &mut leading);
+                    let (g, more) = busy_poll(self.shared(), st, &cv, end, &mut leading);
+                    st = g;
+                    if !more {
+                        busy_end = Some(None);
+                    }
                     continue;
                 }
             }
@@ -1440,7 +1443,11 @@ impl Calls<'_> {
             if StdInstant::now() >= end || !may_busy_poll(&st, leading) {
                 break Ok(false);
             }
-            st = busy_poll(self.shared(), st, &cv, end, &mut leading);
+            let (g, more) = busy_poll(self.shared(), st, &cv, end, &mut leading);
+            st = g;
+            if !more {
+                break Ok(false);
+            }
         };
         remove_waiter(&mut st, key, &cv);
         if leading {
@@ -1520,7 +1527,7 @@ impl Calls<'_> {
             for &(k, mask) in &keys {
                 add_waiter(&mut st, k, &cv, mask);
             }
-            let busy_end = *busy_end.get_or_insert_with(|| {
+            let end = *busy_end.get_or_insert_with(|| {
                 let busy = keys
                     .iter()
                     .filter_map(|&(k, _)| st.table.file(k).ok())
@@ -1529,11 +1536,17 @@ impl Calls<'_> {
                     .unwrap_or(0);
                 (busy > 0).then(|| StdInstant::now() + Duration::from_micros(busy.into()))
             });
-            let spin = busy_end
+            let spin = end
                 .map(|end| deadline.map_or(end, |d| d.min(end)))
                 .filter(|&end| StdInstant::now() < end && may_busy_poll(&st, leading));
             st = match spin {
-                Some(end) => busy_poll(self.shared(), st, &cv, end, &mut leading),
+                Some(end) => {
+                    let (g, more) = busy_poll(self.shared(), st, &cv, end, &mut leading);
+                    if !more {
+                        busy_end = Some(None);
+                    }
+                    g
+                }
                 None => wait_ready(self.shared(), st, &cv, left, &mut leading),
             };
             for &(k, _) in &keys {

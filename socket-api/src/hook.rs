@@ -39,6 +39,9 @@ pub struct DriverStats {
     pub busy_polls: u64,
     /// Zero-timeout poll(2)s of the link made while busy polling.
     pub busy_passes: u64,
+    /// Busy polls cut short because the thread was descheduled between two passes
+    /// (another thread needed the CPU): the call then sleeps.
+    pub busy_preempted: u64,
 }
 
 /// What a [`Hook`] is given after every round, under the stack lock.

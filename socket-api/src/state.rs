@@ -881,6 +881,11 @@ pub(crate) fn may_busy_poll(st: &State, leading: bool) -> bool {
     st.io.as_ref().is_some_and(|io| io.fd.is_some()) && (leading || st.lead.is_none())
 }
 
+/// A gap between two busy-poll passes longer than this means the thread was switched
+/// out (a pass is a zero-timeout poll(2) and a sched_yield(2), a few µs): something
+/// else needed this CPU, so the spin stops and the call sleeps.
+const BUSY_PREEMPTED_GAP: Duration = Duration::from_micros(20);
+
 /// One stretch of busy polling (SO_BUSY_POLL, socket(7)) by a blocked caller that
 /// registered `cv` as its waiter: instead of sleeping in poll(2) it leads the link
 /// and spins, without the lock, on a zero-timeout poll(2) of the link's fd and the
@@ -888,21 +893,24 @@ pub(crate) fn may_busy_poll(st: &State, leading: bool) -> bool {
 /// ready in another thread's round, a close, an earlier timer), the stack's next
 /// deadline comes, or `until` passes. It returns with the lock held, after a round if
 /// something came (the caller then re-tries its call), without one if the budget ran
-/// out (the caller then sleeps as usual, still leading). Between passes it yields the
-/// CPU (sched_yield(2)), so a peer or another thread that needs this CPU runs first: a
-/// spin on a busy CPU costs a pass per time slice of the others, not their time.
+/// out (the caller then sleeps as usual, still leading). It must not starve others:
+/// between passes it yields the CPU (sched_yield(2)), so a peer or another thread that
+/// needs this CPU runs first, and once it finds it was switched out between two passes
+/// (longer than [`BUSY_PREEMPTED_GAP`]) it stops for the rest of the call (the second
+/// value returned is false) and the call sleeps: a spin on a busy CPU costs one yield,
+/// not the others' time.
 pub(crate) fn busy_poll<'a>(
     shared: &'a Shared,
     mut st: MutexGuard<'a, State>,
     cv: &Arc<Condvar>,
     until: StdInstant,
     leading: &mut bool,
-) -> MutexGuard<'a, State> {
+) -> (MutexGuard<'a, State>, bool) {
     let Some(link_fd) = st.io.as_ref().and_then(|io| io.fd) else {
-        return st;
+        return (st, false);
     };
     if !may_busy_poll(&st, *leading) {
-        return st;
+        return (st, false);
     }
     take_lead(&mut st, cv, leading);
     let deadline = st.next_deadline();
@@ -921,6 +929,8 @@ pub(crate) fn busy_poll<'a>(
     let leader_fd = st.leader_waker.fd();
     drop(st);
     let mut passes = 0u64;
+    let mut last = StdInstant::now();
+    let mut preempted = false;
     // (link or leader eventfd readable, or a timer due): a round is owed.
     let (came, signalled) = loop {
         passes += 1;
@@ -939,6 +949,11 @@ pub(crate) fn busy_poll<'a>(
         if now >= until {
             break (false, false);
         }
+        if now.duration_since(last) > BUSY_PREEMPTED_GAP {
+            preempted = true;
+            break (false, false);
+        }
+        last = now;
         std::thread::yield_now();
     };
     let mut st = shared.lock();
@@ -949,11 +964,14 @@ pub(crate) fn busy_poll<'a>(
     if signalled {
         st.leader_waker.drain();
     }
+    if preempted {
+        st.stats.busy_preempted += 1;
+    }
     if came {
         let now = shared.now();
         st.caller_round(now);
     }
-    st
+    (st, !preempted)
 }
 
 /// Ends a caller's lead, if it led (see [`wait_ready`]), without a wake-up: the next

@@ -29,11 +29,13 @@ fn connected(port: u16, busy_us: i32) -> (NetStack, NetStack, TcpStream, TcpStre
     (a, b, c, s)
 }
 
-fn since(after: DriverStats, before: DriverStats) -> (u64, u64, u64) {
+/// (spins, passes, sleeps in poll(2) as leader, spins cut short by a switch-out).
+fn since(after: DriverStats, before: DriverStats) -> (u64, u64, u64, u64) {
     (
         after.busy_polls - before.busy_polls,
         after.busy_passes - before.busy_passes,
         after.leads - before.leads,
+        after.busy_preempted - before.busy_preempted,
     )
 }
 
@@ -103,11 +105,16 @@ fn a_busy_polling_recv_returns_data_arriving_during_the_spin() {
     let mut got = [0u8; 4];
     s.read_exact(&mut got).unwrap();
     assert_eq!(&got, b"ping");
-    let (spins, passes, leads) = since(b.driver_stats(), before);
+    let (spins, passes, leads, cut) = since(b.driver_stats(), before);
     let _c = sender.join().unwrap();
     assert!(spins >= 1, "the receive busy-polled: {spins} spins");
     assert!(passes > 1, "it spun more than one pass: {passes}");
-    assert_eq!(leads, 0, "it never slept in poll(2)");
+    // On a loaded machine the spin may be switched out, and then stops and sleeps;
+    // otherwise it never sleeps.
+    assert!(
+        leads == 0 || cut > 0,
+        "it slept in poll(2) only after a switch-out: {leads} sleeps, {cut} cut short"
+    );
 }
 
 /// A budget that runs out: the receive sleeps in poll(2) as leader, and data that
@@ -124,7 +131,7 @@ fn after_the_budget_a_recv_sleeps_and_wakes_for_later_data() {
     let mut got = [0u8; 4];
     s.read_exact(&mut got).unwrap();
     assert_eq!(&got, b"late");
-    let (spins, _, leads) = since(b.driver_stats(), before);
+    let (spins, _, leads, _) = since(b.driver_stats(), before);
     let _c = sender.join().unwrap();
     assert!(spins >= 1, "the receive busy-polled first: {spins}");
     assert!(leads >= 1, "then slept in poll(2): {leads}");
@@ -199,8 +206,11 @@ fn accept_and_poll_busy_poll() {
     let n = b.poll(&mut fds, Some(PATIENCE)).unwrap();
     assert_eq!(n, 1);
     assert!(fds[0].revents.contains(PollEvents::POLLIN));
-    let (spins, _, leads) = since(b.driver_stats(), before);
+    let (spins, _, leads, cut) = since(b.driver_stats(), before);
     let _c = client.join().unwrap();
     assert!(spins >= 2, "accept and poll both spun: {spins}");
-    assert_eq!(leads, 0, "neither slept in poll(2)");
+    assert!(
+        leads == 0 || cut > 0,
+        "neither slept in poll(2) but after a switch-out: {leads} sleeps, {cut} cut short"
+    );
 }

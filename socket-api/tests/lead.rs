@@ -106,6 +106,7 @@ fn delta(after: DriverStats, before: DriverStats) -> DriverStats {
         ready_checks: after.ready_checks - before.ready_checks,
         busy_polls: after.busy_polls - before.busy_polls,
         busy_passes: after.busy_passes - before.busy_passes,
+        busy_preempted: after.busy_preempted - before.busy_preempted,
     }
 }
 
