@@ -84,7 +84,8 @@ const DONE_TIMEOUT: Duration = Duration::from_secs(20);
     sudo ustack bench                        # 5 rounds, 1 GB bulk, 10,000 connections\n  \
     sudo ustack bench --rounds 9 --size 2G --json > bench.json\n  \
     sudo ustack bench --rounds 1 --size 5M --secs 0.2 --conns 200 --no-kernel\n  \
-    sudo ustack bench --only rr-pinned,conn-rate --rounds 9 --no-kernel"
+    sudo ustack bench --only rr-pinned,conn-rate --rounds 9 --no-kernel\n  \
+    sudo ustack bench --only conn-rate,rr-pinned,rr-unpinned --no-kernel --busy-poll 50"
 )]
 pub struct BenchArgs {
     /// Small sizes and short rounds: the whole run takes under a minute (2 rounds, 20 MB
