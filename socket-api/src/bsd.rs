@@ -22,8 +22,7 @@ use crate::ready::readiness;
 use crate::state::Shared;
 use crate::state::{
     add_waiter, busy_poll, close_sock, may_busy_poll, remaining, remove_waiter, step_down,
-    thread_cv, wait_on, wait_ready,
-    State,
+    thread_cv, wait_on, wait_ready, State,
 };
 use crate::table::{Fd, File, FileKey, Opts, Sock, TcpSock};
 use crate::tcp::{self, TcpInfo};

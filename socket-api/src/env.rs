@@ -211,7 +211,10 @@ impl StackEnv {
             },
             busy_poll: match parse::<u32>(BUSY_POLL, nonempty(BUSY_POLL))? {
                 Some(us) if us > i32::MAX as u32 => {
-                    return Err(format!("{BUSY_POLL}={us}: too large (at most {})", i32::MAX))
+                    return Err(format!(
+                        "{BUSY_POLL}={us}: too large (at most {})",
+                        i32::MAX
+                    ))
                 }
                 us => us,
             },

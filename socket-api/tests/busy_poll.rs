@@ -10,8 +10,7 @@ use common::{pair, A, B, PATIENCE};
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 use ustack_socket::{
-    DriverStats, Errno, NetStack, PollEvents, PollFd, SockOpt, SockOptName, TcpListener,
-    TcpStream,
+    DriverStats, Errno, NetStack, PollEvents, PollFd, SockOpt, SockOptName, TcpListener, TcpStream,
 };
 
 /// A connected pair of streams: `c` on stack A, `s` (accepted) on stack B, whose
@@ -51,7 +50,11 @@ fn getsockopt_reads_back_the_budget_and_negative_is_einval() {
         b.setsockopt(l.fd(), SockOpt::BusyPoll(-1)),
         Err(Errno::EINVAL)
     );
-    assert_eq!(get(l.fd()), SockOpt::BusyPoll(50), "a refused value changes nothing");
+    assert_eq!(
+        get(l.fd()),
+        SockOpt::BusyPoll(50),
+        "a refused value changes nothing"
+    );
     b.setsockopt(l.fd(), SockOpt::BusyPoll(0)).unwrap();
     assert_eq!(get(l.fd()), SockOpt::BusyPoll(0));
     // UDP sockets carry it too (SOL_SOCKET).
@@ -81,7 +84,11 @@ fn the_stack_default_applies_to_new_sockets_and_accepted_ones_inherit() {
     b.setsockopt(l.fd(), SockOpt::BusyPoll(40)).unwrap();
     let _c = TcpStream::connect(&a, (B, 91)).unwrap();
     let (s, _) = l.accept().unwrap();
-    assert_eq!(get(s.fd()), SockOpt::BusyPoll(40), "inherited from the listener");
+    assert_eq!(
+        get(s.fd()),
+        SockOpt::BusyPoll(40),
+        "inherited from the listener"
+    );
     // Stack A has no default.
     let c2 = a.socket(libc::AF_INET, libc::SOCK_STREAM, 0).unwrap();
     assert_eq!(
@@ -147,7 +154,10 @@ fn a_timeout_shorter_than_the_budget_holds() {
     let e = s.read(&mut one).unwrap_err();
     let took = t0.elapsed();
     assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock, "{e}");
-    assert!(took >= Duration::from_millis(50), "not before the timeout: {took:?}");
+    assert!(
+        took >= Duration::from_millis(50),
+        "not before the timeout: {took:?}"
+    );
     assert!(
         took < Duration::from_secs(4),
         "long before the 5 s budget: {took:?}"
@@ -192,7 +202,8 @@ fn accept_and_poll_busy_poll() {
     let (a, b) = pair();
     let l = TcpListener::bind(&b, "0.0.0.0:96").unwrap();
     b.setsockopt(l.fd(), SockOpt::BusyPoll(3_000_000)).unwrap();
-    b.setsockopt(l.fd(), SockOpt::RcvTimeo(Some(PATIENCE))).unwrap();
+    b.setsockopt(l.fd(), SockOpt::RcvTimeo(Some(PATIENCE)))
+        .unwrap();
     let before = b.driver_stats();
     let client = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(30));
@@ -213,4 +224,33 @@ fn accept_and_poll_busy_poll() {
         leads == 0 || cut > 0,
         "neither slept in poll(2) but after a switch-out: {leads} sleeps, {cut} cut short"
     );
+}
+
+/// `busy_poll_wait` (the preload library's spin before it sleeps in the kernel): true
+/// when data arrives within the budget, false (after about the budget) when none does.
+#[test]
+fn busy_poll_wait_reports_readiness_within_the_budget() {
+    let (_a, b, mut c, s) = connected(97, 0);
+    let t0 = Instant::now();
+    let quiet = b
+        .busy_poll_wait(s.fd(), PollEvents::POLLIN, Duration::from_millis(20))
+        .unwrap();
+    assert!(!quiet, "nothing came");
+    assert!(t0.elapsed() < PATIENCE);
+    let sender = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        c.write_all(b"z").unwrap();
+        c
+    });
+    // Spins until the byte comes unless switched out (then it gives up early).
+    let mut came = false;
+    let t0 = Instant::now();
+    while !came && t0.elapsed() < PATIENCE {
+        came = b
+            .busy_poll_wait(s.fd(), PollEvents::POLLIN, Duration::from_secs(5))
+            .unwrap();
+    }
+    assert!(came, "the byte made the socket readable");
+    let _c = sender.join().unwrap();
+    assert_eq!(b.bytes_readable(s.fd()).unwrap(), 1);
 }
