@@ -287,6 +287,14 @@ fn serve_ustack(global: &GlobalArgs, args: &ServeArgs) -> Result<u64, String> {
             .map_err(|e| format!("SO_BUSY_POLL: {e}"))?;
     }
     let res = serve_blocking(&UsListener(l, stack.clone()), args);
+    if args.busy_poll.is_some() {
+        // On stderr, which the coordinator passes through: how the spins went.
+        let d = stack.driver_stats();
+        eprintln!(
+            "bench-serve: busy-poll: {} spins, {} passes, {} cut short by a switch-out, {} sleeps in ppoll, {} caller rounds",
+            d.busy_polls, d.busy_passes, d.busy_preempted, d.leads, d.caller_rounds
+        );
+    }
     let frames = stack.with_interface(|iface, _| {
         let c = iface.counters();
         [c.offload_rx_gso_frames, c.offload_tx_tso_frames]
