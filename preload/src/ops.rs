@@ -156,6 +156,9 @@ fn attach() -> Result<NetStack, (c_int, String)> {
     if let Some(m) = env.mtu {
         b = b.mtu(m);
     }
+    if let Some(us) = env.busy_poll {
+        b = b.busy_poll(Duration::from_micros(us.into()));
+    }
     b.build().map_err(|e| {
         (
             e.raw_os_error().unwrap_or(libc::EIO),
@@ -278,10 +281,19 @@ fn blocking<T>(
     mut op: impl FnMut() -> Result<T, Errno>,
 ) -> Result<T, c_int> {
     let deadline = timeout.map(|t| Instant::now() + t);
+    let mut spun = false;
     loop {
         let r = op();
         if matches!(r, Err(Errno::EAGAIN)) {
             refresh_level(f, events);
+        }
+        if !dontwait && !spun && matches!(r, Err(Errno::EAGAIN)) {
+            // SO_BUSY_POLL: a receive or accept spins on the link (once per call, within
+            // its timeout) before it sleeps in the kernel.
+            spun = true;
+            if events.contains(PollEvents::POLLIN) && busy_poll(f, events, deadline) {
+                continue;
+            }
         }
         match r {
             Err(Errno::EAGAIN) if !dontwait => match wake::wait_one(f, events, deadline) {
@@ -293,6 +305,27 @@ fn blocking<T>(
             r => return r.map_err(raw),
         }
     }
+}
+
+/// Spins for the socket's SO_BUSY_POLL budget (none: at once false), at most until
+/// `deadline`; true if it became ready for `events` meanwhile.
+fn busy_poll(f: &Arc<UFile>, events: PollEvents, deadline: Option<Instant>) -> bool {
+    let Ok(SockOpt::BusyPoll(us)) = f.stack.getsockopt(f.sfd, SockOptName::BusyPoll) else {
+        return false;
+    };
+    let Ok(us) = u64::try_from(us) else {
+        return false;
+    };
+    if us == 0 {
+        return false;
+    }
+    let mut budget = Duration::from_micros(us);
+    if let Some(d) = deadline {
+        budget = budget.min(d.saturating_duration_since(Instant::now()));
+    }
+    f.stack
+        .busy_poll_wait(f.sfd, events, budget)
+        .unwrap_or(false)
 }
 
 /// Moves a socket that has not been used yet to the kernel, under the same number: the
@@ -1258,6 +1291,7 @@ pub unsafe fn setsockopt(
                     SockOpt::TcpNoDelay(read_int(val, len)? != 0)
                 }
                 (libc::IPPROTO_TCP, libc::TCP_CORK) => SockOpt::TcpCork(read_int(val, len)? != 0),
+                (libc::SOL_SOCKET, libc::SO_BUSY_POLL) => SockOpt::BusyPoll(read_int(val, len)?),
                 (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE) => {
                     SockOpt::TcpKeepIdle(Duration::from_secs(read_int(val, len)?.max(1) as u64))
                 }
@@ -1399,6 +1433,7 @@ pub unsafe fn getsockopt(
                         (libc::SOL_SOCKET, libc::SO_LINGER) => SockOptName::Linger,
                         (libc::IPPROTO_TCP, libc::TCP_NODELAY) => SockOptName::TcpNoDelay,
                         (libc::IPPROTO_TCP, libc::TCP_CORK) => SockOptName::TcpCork,
+                        (libc::SOL_SOCKET, libc::SO_BUSY_POLL) => SockOptName::BusyPoll,
                         (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE) => SockOptName::TcpKeepIdle,
                         (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL) => SockOptName::TcpKeepIntvl,
                         (libc::IPPROTO_TCP, libc::TCP_KEEPCNT) => SockOptName::TcpKeepCnt,
@@ -1417,6 +1452,7 @@ pub unsafe fn getsockopt(
                             put_int(val, len, d.as_secs() as c_int)
                         }
                         SockOpt::TcpKeepCnt(x) => put_int(val, len, x as c_int),
+                        SockOpt::BusyPoll(x) => put_int(val, len, x),
                         SockOpt::Linger(l) => {
                             let lg = libc::linger {
                                 l_onoff: b(l.is_some()),

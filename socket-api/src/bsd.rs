@@ -21,8 +21,8 @@ use crate::family::{self, to_engine, to_user, Use};
 use crate::ready::readiness;
 use crate::state::Shared;
 use crate::state::{
-    add_waiter, close_sock, remaining, remove_waiter, step_down, thread_cv, wait_on, wait_ready,
-    State,
+    add_waiter, busy_poll, close_sock, may_busy_poll, remaining, remove_waiter, step_down,
+    thread_cv, wait_on, wait_ready, State,
 };
 use crate::table::{Fd, File, FileKey, Opts, Sock, TcpSock};
 use crate::tcp::{self, TcpInfo};
@@ -145,6 +145,12 @@ pub enum SockOpt {
     /// IP_TOS: the TOS byte of what an IPv4 socket sends (a TCP socket keeps the two ECN
     /// bits clear, as Linux; on an AF_INET6 socket recorded and reported only).
     IpTos(i32),
+    /// SO_BUSY_POLL, in µs (0, the default, is off; negative is EINVAL): how long a
+    /// blocking receive, accept or poll on this socket spins on the link (leading it,
+    /// yielding the CPU between passes) before it sleeps, as socket(7) describes.
+    /// Accepted sockets inherit it; new sockets start at the stack's default
+    /// ([`Builder::busy_poll`](crate::Builder::busy_poll)).
+    BusyPoll(i32),
 }
 
 /// The name of a [`SockOpt`], for [`NetStack::getsockopt`](crate::NetStack::getsockopt).
@@ -193,6 +199,8 @@ pub enum SockOptName {
     IpTtl,
     /// IP_TOS.
     IpTos,
+    /// SO_BUSY_POLL.
+    BusyPoll,
 }
 
 impl SockOptName {
@@ -221,6 +229,7 @@ impl SockOptName {
             N::Ipv6UnicastHops => (libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS),
             N::IpTtl => (libc::IPPROTO_IP, libc::IP_TTL),
             N::IpTos => (libc::IPPROTO_IP, libc::IP_TOS),
+            N::BusyPoll => (libc::SOL_SOCKET, libc::SO_BUSY_POLL),
         }
     }
 
@@ -261,6 +270,7 @@ impl SockOpt {
             SockOpt::Ipv6UnicastHops(_) => N::Ipv6UnicastHops,
             SockOpt::IpTtl(_) => N::IpTtl,
             SockOpt::IpTos(_) => N::IpTos,
+            SockOpt::BusyPoll(_) => N::BusyPoll,
         }
     }
 }
@@ -476,6 +486,9 @@ impl Calls<'_> {
         // finds it while `op` runs only costs a re-check).
         let mut waiting: Option<std::sync::Arc<Condvar>> = None;
         let mut deadline: Option<Option<StdInstant>> = None;
+        // When this call's busy polling (SO_BUSY_POLL, receives and accepts) ends, set
+        // at its first wait: one budget per call, as Linux's sk_busy_loop.
+        let mut busy_end: Option<Option<StdInstant>> = None;
         let r = loop {
             if st.dead {
                 break Err(Errno::EIO);
@@ -503,12 +516,16 @@ impl Calls<'_> {
                 Err(Errno::EAGAIN) => {}
                 r => break r,
             }
-            let (nonblocking, timeout) = match st.table.file(key) {
+            let (nonblocking, timeout, busy) = match st.table.file(key) {
                 Ok(f) => (
                     f.nonblocking || flags & MSG_DONTWAIT != 0,
                     match dir {
                         Dir::Read => f.opts.rcvtimeo,
                         Dir::Write => f.opts.sndtimeo,
+                    },
+                    match dir {
+                        Dir::Read => f.opts.busy_poll,
+                        Dir::Write => 0,
                     },
                 ),
                 Err(e) => break Err(e),
@@ -541,6 +558,20 @@ impl Calls<'_> {
                     waiting.insert(cv).clone()
                 }
             };
+            if let Some(end) = *busy_end.get_or_insert_with(|| {
+                (busy > 0).then(|| StdInstant::now() + Duration::from_micros(busy.into()))
+            }) {
+                // Never past the call's own timeout.
+                let end = deadline.flatten().map_or(end, |d| d.min(end));
+                if StdInstant::now() < end && may_busy_poll(&st, leading) {
+                    let (g, more) = busy_poll(self.shared(), st, &cv, end, &mut leading);
+                    st = g;
+                    if !more {
+                        busy_end = Some(None);
+                    }
+                    continue;
+                }
+            }
             st = wait_ready(self.shared(), st, &cv, left, &mut leading);
         };
         if let Some(cv) = waiting {
@@ -604,7 +635,11 @@ impl Calls<'_> {
             }
             _ => return Err(Errno::ESOCKTNOSUPPORT),
         };
-        let opts = Opts { family, ..opts };
+        let opts = Opts {
+            family,
+            busy_poll: st.busy_poll,
+            ..opts
+        };
         match st.table.insert(File::new(sock, opts, nonblocking)) {
             Ok((fd, _)) => {
                 log::trace!(target: "ustack::socket", "socket({base}, {protocol}) = {fd}");
@@ -1166,6 +1201,8 @@ impl Calls<'_> {
                 return Err(Errno::EINVAL)
             }
             SockOpt::TcpKeepCnt(n) if !(1..=127).contains(n) => return Err(Errno::EINVAL),
+            // Linux: a negative budget is EINVAL.
+            SockOpt::BusyPoll(n) if *n < 0 => return Err(Errno::EINVAL),
             _ => {}
         }
         if let Sock::Tcp(t) = f.sock {
@@ -1234,6 +1271,7 @@ impl Calls<'_> {
             SockOpt::IpTtl(n) => f.opts.ttl = n,
             // Linux keeps the low byte.
             SockOpt::IpTos(n) => f.opts.tos = n & if is_tcp { 0xfc } else { 0xff },
+            SockOpt::BusyPoll(n) => f.opts.busy_poll = n.unsigned_abs(),
         }
         if matches!(
             opt_name,
@@ -1317,6 +1355,7 @@ impl Calls<'_> {
                 o.ttl
             }),
             SockOptName::IpTos => SockOpt::IpTos(o.tos),
+            SockOptName::BusyPoll => SockOpt::BusyPoll(o.busy_poll.min(i32::MAX as u32) as i32),
             SockOptName::TcpInfo => match &f.sock {
                 Sock::Tcp(t) => SockOpt::TcpInfo(iface.tcp().info(t.h).ok_or(Errno::EBADF)?),
                 _ => return Err(Errno::ENOPROTOOPT),
@@ -1374,6 +1413,53 @@ impl PollFd {
 }
 
 impl Calls<'_> {
+    /// See `NetStack::busy_poll_wait`.
+    pub(crate) fn busy_poll_wait(
+        &self,
+        fd: Fd,
+        events: PollEvents,
+        budget: Duration,
+    ) -> Result<bool, Errno> {
+        let end = StdInstant::now() + budget;
+        let cv = thread_cv();
+        let mut leading = false;
+        let mut st = self.shared().lock();
+        let key = st.table.key(fd)?;
+        add_waiter(&mut st, key, &cv, events);
+        let r = loop {
+            if st.dead {
+                break Err(Errno::EIO);
+            }
+            let State { iface, table, .. } = &mut *st;
+            match table.file_mut(key) {
+                Ok(f) => {
+                    if readiness(iface, f).intersects(events | ALWAYS) {
+                        break Ok(true);
+                    }
+                }
+                Err(e) => break Err(e),
+            }
+            if StdInstant::now() >= end || !may_busy_poll(&st, leading) {
+                break Ok(false);
+            }
+            let (g, more) = busy_poll(self.shared(), st, &cv, end, &mut leading);
+            st = g;
+            if !more {
+                break Ok(false);
+            }
+        };
+        remove_waiter(&mut st, key, &cv);
+        if leading {
+            step_down(&mut st, &mut leading);
+            if st.external_waiters {
+                // The caller goes on to sleep in the kernel and never leads: the driver
+                // takes the link back now, not at its next look.
+                st.wake_driver();
+            }
+        }
+        r
+    }
+
     /// See `NetStack::poll`. Allocates only when it has to wait.
     pub(crate) fn poll(
         &self,
@@ -1385,6 +1471,9 @@ impl Calls<'_> {
         let mut keys = Vec::new();
         let mut leading = false;
         let mut polled = false;
+        // Busy polling (SO_BUSY_POLL): the largest budget of the descriptors polled,
+        // once per call, from its first wait.
+        let mut busy_end: Option<Option<StdInstant>> = None;
         let mut st = self.shared().lock();
         let r = loop {
             if st.dead {
@@ -1437,7 +1526,28 @@ impl Calls<'_> {
             for &(k, mask) in &keys {
                 add_waiter(&mut st, k, &cv, mask);
             }
-            st = wait_ready(self.shared(), st, &cv, left, &mut leading);
+            let end = *busy_end.get_or_insert_with(|| {
+                let busy = keys
+                    .iter()
+                    .filter_map(|&(k, _)| st.table.file(k).ok())
+                    .map(|f| f.opts.busy_poll)
+                    .max()
+                    .unwrap_or(0);
+                (busy > 0).then(|| StdInstant::now() + Duration::from_micros(busy.into()))
+            });
+            let spin = end
+                .map(|end| deadline.map_or(end, |d| d.min(end)))
+                .filter(|&end| StdInstant::now() < end && may_busy_poll(&st, leading));
+            st = match spin {
+                Some(end) => {
+                    let (g, more) = busy_poll(self.shared(), st, &cv, end, &mut leading);
+                    if !more {
+                        busy_end = Some(None);
+                    }
+                    g
+                }
+                None => wait_ready(self.shared(), st, &cv, left, &mut leading),
+            };
             for &(k, _) in &keys {
                 remove_waiter(&mut st, k, &cv);
             }

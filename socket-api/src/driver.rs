@@ -25,6 +25,11 @@
 //!    returns. Other blocked threads follow: they sleep on their condvars and whoever
 //!    runs a round signals them. A round run by another thread that makes the leader's
 //!    socket ready (or a close of it) writes the leader eventfd.
+//!    A blocked receive, accept or poll on a socket with SO_BUSY_POLL first *busy-polls*
+//!    as leader (`state::busy_poll`): zero-timeout polls of the same two fds with a
+//!    sched_yield(2) between them, a round when something comes, for up to its budget
+//!    per call; it stops early once it finds it was switched out (something else
+//!    needed the CPU), then sleeps as above.
 //! 3. **The driver thread**, one per stack, for everything nobody calls for: in-driver
 //!    hooks, epoll sets nobody waits on, timers when the application is busy elsewhere.
 //!

@@ -42,6 +42,11 @@ pub const FAULTS: &str = "USTACK_FAULTS";
 /// `--offload`: `off` opens the device without checksum and segmentation offloads.
 pub const OFFLOAD: &str = "USTACK_OFFLOAD";
 
+/// SO_BUSY_POLL of every new socket, in microseconds (`0`: off, the default), as
+/// Linux's `net.core.busy_read`. Not in [`ALL`]: `ustack run` has no flag for it, so a
+/// value in its environment passes through to the program.
+pub const BUSY_POLL: &str = "USTACK_BUSY_POLL";
+
 /// `--trace`: TCP events as lines on stderr (`1`).
 pub const TRACE: &str = "USTACK_TRACE";
 /// `--trace-file`: TCP events and samples as JSON lines in this file.
@@ -96,6 +101,8 @@ pub struct StackEnv {
     pub mtu: Option<usize>,
     /// Recording and faults.
     pub link: LinkOptions,
+    /// SO_BUSY_POLL of new sockets, in µs ([`BUSY_POLL`]).
+    pub busy_poll: Option<u32>,
 }
 
 impl StackEnv {
@@ -139,6 +146,9 @@ impl StackEnv {
         }
         if self.link.offload == Offload::Off {
             v.push((OFFLOAD, "off".to_owned()));
+        }
+        if let Some(us) = self.busy_poll {
+            v.push((BUSY_POLL, us.to_string()));
         }
         v
     }
@@ -198,6 +208,15 @@ impl StackEnv {
                     Some("off") => Offload::Off,
                     Some(s) => return Err(format!("{OFFLOAD}={s}: malformed (auto or off)")),
                 },
+            },
+            busy_poll: match parse::<u32>(BUSY_POLL, nonempty(BUSY_POLL))? {
+                Some(us) if us > i32::MAX as u32 => {
+                    return Err(format!(
+                        "{BUSY_POLL}={us}: too large (at most {})",
+                        i32::MAX
+                    ))
+                }
+                us => us,
             },
         })
     }
@@ -358,6 +377,7 @@ mod tests {
                 seed: 7,
                 offload: crate::link::Offload::Off,
             },
+            busy_poll: Some(50),
         };
         let vars = env.to_vars();
         let back =
@@ -372,6 +392,10 @@ mod tests {
         assert!(e.unwrap_err().contains("USTACK_IP"));
         let e = StackEnv::from_lookup(|k| (k == IP6).then(|| "fd00::2/64,fd00::x".to_string()));
         assert!(e.unwrap_err().contains("USTACK_IP6"));
+        let e = StackEnv::from_lookup(|k| (k == BUSY_POLL).then(|| "-5".to_string()));
+        assert!(e.unwrap_err().contains("USTACK_BUSY_POLL"));
+        let e = StackEnv::from_lookup(|k| (k == BUSY_POLL).then(|| "3000000000".to_string()));
+        assert!(e.unwrap_err().contains("USTACK_BUSY_POLL"));
         assert!(decode_faults("rx.loss=2").is_err());
         assert!(decode_faults("up.loss=0.1").is_err());
         assert!(decode_faults("rx.nothing=1").is_err());

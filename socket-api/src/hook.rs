@@ -35,6 +35,13 @@ pub struct DriverStats {
     /// Readiness checks of watched descriptions that those reports led to: the only
     /// checks a round makes (it never re-checks every watched socket).
     pub ready_checks: u64,
+    /// Stretches of busy polling by blocked callers (SO_BUSY_POLL).
+    pub busy_polls: u64,
+    /// Zero-timeout poll(2)s of the link made while busy polling.
+    pub busy_passes: u64,
+    /// Busy polls cut short because the thread was descheduled between two passes
+    /// (another thread needed the CPU): the call then sleeps.
+    pub busy_preempted: u64,
 }
 
 /// What a [`Hook`] is given after every round, under the stack lock.

@@ -447,6 +447,23 @@ impl NetStack {
     pub fn poll(&self, fds: &mut [PollFd], timeout: Option<Duration>) -> Result<usize, Errno> {
         self.calls().poll(fds, timeout)
     }
+
+    /// Busy-polls for a host that blocks in the kernel instead of in this stack (the
+    /// LD_PRELOAD library): spins on the link, as a blocked call with SO_BUSY_POLL does,
+    /// until `fd` is ready for `events` (or has POLLERR/POLLHUP) or `budget` passes.
+    /// True if it is ready. Does nothing (false) while another thread leads the link
+    /// or on a link without an fd.
+    ///
+    /// # Errors
+    /// EBADF when `fd` is not open; EIO when the stack died.
+    pub fn busy_poll_wait(
+        &self,
+        fd: Fd,
+        events: crate::PollEvents,
+        budget: Duration,
+    ) -> Result<bool, Errno> {
+        self.calls().busy_poll_wait(fd, events, budget)
+    }
 }
 
 enum LinkSpec {
@@ -484,6 +501,7 @@ pub struct Builder {
     wrap: Vec<LinkWrapper>,
     hooks: Vec<MakeHook>,
     max_fds: usize,
+    busy_poll: u32,
 }
 
 impl Default for Builder {
@@ -502,6 +520,7 @@ impl Default for Builder {
             wrap: Vec::new(),
             hooks: Vec::new(),
             max_fds: MAX_FDS,
+            busy_poll: 0,
         }
     }
 }
@@ -646,6 +665,18 @@ impl Builder {
         self
     }
 
+    /// SO_BUSY_POLL of every new socket (default zero: off), the stack-wide default as
+    /// Linux's `net.core.busy_read`: a blocking receive, accept or poll that finds
+    /// nothing spins on the link for up to this long before it sleeps (see
+    /// [`SockOpt::BusyPoll`](crate::SockOpt::BusyPoll)). Whole microseconds, at most
+    /// `i32::MAX`.
+    pub fn busy_poll(mut self, budget: Duration) -> Builder {
+        self.busy_poll = u32::try_from(budget.as_micros())
+            .unwrap_or(u32::MAX)
+            .min(i32::MAX as u32);
+        self
+    }
+
     /// Opens the link, starts the driver thread and returns the handle.
     ///
     /// # Errors
@@ -742,6 +773,7 @@ impl Builder {
             waker.clone(),
         )?;
         state.hooks = hooks;
+        state.busy_poll = self.busy_poll;
         let shared = Arc::new(Shared::new(state, waker, clock, report));
         let tick = if fd.is_some() { None } else { Some(POLL_TICK) };
         let s = shared.clone();

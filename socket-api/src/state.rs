@@ -223,6 +223,8 @@ pub(crate) struct State {
     pub(crate) external_waiters: bool,
     /// A call queued output or changed timers: the round after it is owed.
     pub call_queued: bool,
+    /// SO_BUSY_POLL of new sockets, in µs (0: off), as Linux's `net.core.busy_read`.
+    pub busy_poll: u32,
     /// What crossed the link, kept when the driver dropped it.
     pub final_link_stats: Option<LinkStats>,
     /// Wakes the driver thread.
@@ -280,6 +282,7 @@ impl State {
             last_caller_round: None,
             external_waiters: false,
             call_queued: false,
+            busy_poll: 0,
             final_link_stats: None,
             waker,
             leader_waker: Waker::new()?,
@@ -379,6 +382,11 @@ impl State {
             }
         }
         self.ready = ready;
+    }
+
+    /// Wakes the driver thread (it looks at the link at once).
+    pub(crate) fn wake_driver(&self) {
+        self.waker.wake();
     }
 
     /// Whether a round left handles for the hooks' next round.
@@ -812,18 +820,7 @@ pub(crate) fn wait_ready<'a>(
         st.followers -= 1;
         return st;
     };
-    if !*leading {
-        *leading = true;
-        st.lead = Some(Lead {
-            cv: cv.clone(),
-            parked: false,
-            until: None,
-        });
-        if st.driver_on_link {
-            st.driver_on_link = false;
-            st.waker.wake();
-        }
-    }
+    take_lead(&mut st, cv, leading);
     let deadline = st.next_deadline();
     let to_deadline = deadline.map(|d| {
         let now = shared.now();
@@ -858,6 +855,123 @@ pub(crate) fn wait_ready<'a>(
     let now = shared.now();
     st.caller_round(now);
     st
+}
+
+/// Makes the caller the leader if it is not yet (the caller checked nobody else
+/// leads); a driver on the link is told to park (one eventfd write per takeover).
+fn take_lead(st: &mut State, cv: &Arc<Condvar>, leading: &mut bool) {
+    if !*leading {
+        *leading = true;
+        st.lead = Some(Lead {
+            cv: cv.clone(),
+            parked: false,
+            until: None,
+        });
+        if st.driver_on_link {
+            st.driver_on_link = false;
+            st.waker.wake();
+        }
+    }
+}
+
+/// Whether a blocked caller may busy-poll now (SO_BUSY_POLL): the link has an fd and
+/// nobody else leads it. (A follower would only spin on a condvar: the leader in
+/// poll(2) takes the frame in and signals it anyway.)
+pub(crate) fn may_busy_poll(st: &State, leading: bool) -> bool {
+    st.io.as_ref().is_some_and(|io| io.fd.is_some()) && (leading || st.lead.is_none())
+}
+
+/// A gap between two busy-poll passes longer than this means the thread was switched
+/// out (a pass is a zero-timeout poll(2) and a sched_yield(2), a few µs): something
+/// else needed this CPU, so the spin stops and the call sleeps.
+const BUSY_PREEMPTED_GAP: Duration = Duration::from_micros(20);
+
+/// One stretch of busy polling (SO_BUSY_POLL, socket(7)) by a blocked caller that
+/// registered `cv` as its waiter: instead of sleeping in poll(2) it leads the link
+/// and spins, without the lock, on a zero-timeout poll(2) of the link's fd and the
+/// leader eventfd, until a frame waits, another thread signals it (its socket became
+/// ready in another thread's round, a close, an earlier timer), the stack's next
+/// deadline comes, or `until` passes. It returns with the lock held, after a round if
+/// something came (the caller then re-tries its call), without one if the budget ran
+/// out (the caller then sleeps as usual, still leading). It must not starve others:
+/// between passes it yields the CPU (sched_yield(2)), so a peer or another thread that
+/// needs this CPU runs first, and once it finds it was switched out between two passes
+/// (longer than [`BUSY_PREEMPTED_GAP`]) it stops for the rest of the call (the second
+/// value returned is false) and the call sleeps: a spin on a busy CPU costs one yield,
+/// not the others' time.
+pub(crate) fn busy_poll<'a>(
+    shared: &'a Shared,
+    mut st: MutexGuard<'a, State>,
+    cv: &Arc<Condvar>,
+    until: StdInstant,
+    leading: &mut bool,
+) -> (MutexGuard<'a, State>, bool) {
+    let Some(link_fd) = st.io.as_ref().and_then(|io| io.fd) else {
+        return (st, false);
+    };
+    if !may_busy_poll(&st, *leading) {
+        return (st, false);
+    }
+    take_lead(&mut st, cv, leading);
+    let deadline = st.next_deadline();
+    // The stack's deadline on this thread's clock, so a pass reads one clock.
+    let due = deadline.map(|d| {
+        let left = d.saturating_duration_since(shared.now()).total_micros();
+        StdInstant::now() + Duration::from_micros(left)
+    });
+    if let Some(l) = st.lead.as_mut() {
+        // As in poll(2): a signal meant for this thread, or an earlier timer, writes
+        // the leader eventfd, which the spin watches.
+        l.parked = true;
+        l.until = deadline;
+    }
+    st.stats.busy_polls += 1;
+    let leader_fd = st.leader_waker.fd();
+    drop(st);
+    let mut passes = 0u64;
+    let mut last = StdInstant::now();
+    let mut preempted = false;
+    // (link or leader eventfd readable, or a timer due): a round is owed.
+    let (came, signalled) = loop {
+        passes += 1;
+        match sys::poll2([link_fd, leader_fd], Some(Duration::ZERO)) {
+            Ok([false, false]) => {}
+            Ok([_, s]) => break (true, s),
+            Err(e) => {
+                log::warn!(target: "ustack::socket", "busy-poll poll(2) failed: {e}");
+                break (false, false);
+            }
+        }
+        let now = StdInstant::now();
+        if due.is_some_and(|d| now >= d) {
+            break (true, false);
+        }
+        if now >= until {
+            break (false, false);
+        }
+        if now.duration_since(last) > BUSY_PREEMPTED_GAP {
+            preempted = true;
+            break (false, false);
+        }
+        last = now;
+        std::thread::yield_now();
+    };
+    let mut st = shared.lock();
+    st.stats.busy_passes += passes;
+    if let Some(l) = st.lead.as_mut() {
+        l.parked = false;
+    }
+    if signalled {
+        st.leader_waker.drain();
+    }
+    if preempted {
+        st.stats.busy_preempted += 1;
+    }
+    if came {
+        let now = shared.now();
+        st.caller_round(now);
+    }
+    (st, !preempted)
 }
 
 /// Ends a caller's lead, if it led (see [`wait_ready`]), without a wake-up: the next

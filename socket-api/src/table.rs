@@ -145,6 +145,9 @@ pub(crate) struct Opts {
     pub keepintvl: Duration,
     pub keepcnt: u32,
     pub congestion: String,
+    /// SO_BUSY_POLL in µs (0: off): how long a blocking receive, accept or poll spins
+    /// on the link before it sleeps (`state::busy_poll`).
+    pub busy_poll: u32,
 }
 
 impl Opts {
@@ -170,6 +173,7 @@ impl Opts {
             keepintvl: Duration::from_secs(75),
             keepcnt: 9,
             congestion: String::from("reno"),
+            busy_poll: 0,
         }
     }
 }

@@ -104,6 +104,9 @@ fn delta(after: DriverStats, before: DriverStats) -> DriverStats {
         leader_wakeups: after.leader_wakeups - before.leader_wakeups,
         ready_sockets: after.ready_sockets - before.ready_sockets,
         ready_checks: after.ready_checks - before.ready_checks,
+        busy_polls: after.busy_polls - before.busy_polls,
+        busy_passes: after.busy_passes - before.busy_passes,
+        busy_preempted: after.busy_preempted - before.busy_preempted,
     }
 }
 

@@ -1496,3 +1496,72 @@ fn threads_block_independently() {
     let out = p.success(LIMIT);
     assert!(out.contains("threads echoed 8000000 bytes"), "{out}");
 }
+
+/// A blocking Python server under `ustack run` with `USTACK_BUSY_POLL`: new sockets
+/// start with that SO_BUSY_POLL, setsockopt/getsockopt(SO_BUSY_POLL) go to the stack,
+/// and its busy-polling accepts and reads serve a kernel client request after request.
+const BUSY_POLL_RR: &str = "
+import socket, sys
+SO_BUSY_POLL = 46
+l = socket.socket()
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(('0.0.0.0', int(sys.argv[1])))
+l.listen(8)
+first = l.getsockopt(socket.SOL_SOCKET, SO_BUSY_POLL)
+l.setsockopt(socket.SOL_SOCKET, SO_BUSY_POLL, 200)
+print('busy', first, l.getsockopt(socket.SOL_SOCKET, SO_BUSY_POLL), flush=True)
+try:
+    l.setsockopt(socket.SOL_SOCKET, SO_BUSY_POLL, -1)
+    print('negative accepted', flush=True)
+except OSError as e:
+    print('negative', e.errno, flush=True)
+c, _ = l.accept()
+c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+print('accepted', c.getsockopt(socket.SOL_SOCKET, SO_BUSY_POLL), flush=True)
+n = 0
+while True:
+    d = c.recv(64)
+    if not d:
+        break
+    c.sendall(bytes(x for b in d for x in (b, 255 - b)))
+    n += len(d)
+print('served', n, flush=True)
+";
+
+#[test]
+fn busy_poll_under_ustack_run_serves_request_response() {
+    if !can_run(&["python3"]) {
+        return;
+    }
+    const N: u32 = 500;
+    let ns = namespace();
+    let mut cmd = ustack_run(&ns, &[], &["python3", "-u", "-c", BUSY_POLL_RR, "7010"]);
+    cmd.env("USTACK_BUSY_POLL", "50");
+    let mut p = Proc::spawn(cmd, "busy-polling python server");
+    p.wait_line("busy 50 200", LIMIT);
+    p.wait_line(&format!("negative {}", libc::EINVAL), LIMIT);
+    let ok = join(
+        peer(&ns, "request/response client", || {
+            let mut s = connect_retry(stack_addr(7010));
+            s.set_nodelay(true).ok();
+            s.set_read_timeout(Some(Duration::from_secs(60))).ok();
+            let mut two = [0u8; 2];
+            (0..N)
+                .filter(|&i| {
+                    let b = i as u8;
+                    s.write_all(&[b]).is_ok()
+                        && s.read_exact(&mut two).is_ok()
+                        && two == [b, 255 - b]
+                })
+                .count() as u32
+        }),
+        Duration::from_secs(120),
+    );
+    assert_eq!(ok, N, "replies that came back right");
+    let out = p.success(LIMIT);
+    assert!(
+        out.contains("accepted 200"),
+        "inherited by the accepted socket: {out}"
+    );
+    assert!(out.contains(&format!("served {N}")), "{out}");
+}

@@ -62,6 +62,8 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> CmdResult {
         mac: global.mac,
         mtu: Some(global.mtu.into()),
         link: global.link_options(),
+        // USTACK_BUSY_POLL, if set, passes through from our environment.
+        busy_poll: None,
     };
     if env.tap.is_none() && env.raw.is_none() {
         return Err("`run` needs --tap NAME or --raw IFACE".into());

@@ -84,7 +84,8 @@ const DONE_TIMEOUT: Duration = Duration::from_secs(20);
     sudo ustack bench                        # 5 rounds, 1 GB bulk, 10,000 connections\n  \
     sudo ustack bench --rounds 9 --size 2G --json > bench.json\n  \
     sudo ustack bench --rounds 1 --size 5M --secs 0.2 --conns 200 --no-kernel\n  \
-    sudo ustack bench --only rr-pinned,conn-rate --rounds 9 --no-kernel"
+    sudo ustack bench --only rr-pinned,conn-rate --rounds 9 --no-kernel\n  \
+    sudo ustack bench --only conn-rate,rr-pinned,rr-unpinned --no-kernel --busy-poll 50"
 )]
 pub struct BenchArgs {
     /// Small sizes and short rounds: the whole run takes under a minute (2 rounds, 20 MB
@@ -136,6 +137,12 @@ pub struct BenchArgs {
     /// then writes with TCP_NODELAY and closes.
     #[arg(long)]
     pub conn_more: bool,
+    /// ustack's servers busy-poll (SO_BUSY_POLL, USEC microseconds, on the listener
+    /// and so on every accepted connection) in the latency figures: request/response
+    /// pinned and unpinned, and the connection rate. Nothing changes for smoltcp or the
+    /// kernel. Off by default, so the default run compares like with like.
+    #[arg(long, value_name = "USEC", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub busy_poll: Option<u32>,
     /// A benchmark other than the speed table.
     #[command(subcommand)]
     pub mode: Option<BenchMode>,
@@ -198,6 +205,8 @@ struct Lab {
     autotune: bool,
     /// The connection-rate greeting goes with MSG_MORE (`--conn-more`).
     conn_more: bool,
+    /// ustack's latency servers busy-poll this many µs (`--busy-poll`).
+    busy_poll: Option<u32>,
     offloads: Option<bool>,
     offload_state: BTreeMap<bool, Offloads>,
 }
@@ -303,6 +312,7 @@ impl Lab {
             cpu,
             autotune,
             conn_more,
+            busy_poll: None,
             offloads: None,
             offload_state: BTreeMap::new(),
         })
@@ -432,6 +442,12 @@ impl Lab {
         }
         if test == serve::Test::Conn && self.conn_more {
             cmd.arg("--more");
+        }
+        if let Some(us) = self.busy_poll {
+            // ustack's latency servers only (request/response, connection rate).
+            if col == Column::Ustack && matches!(test, serve::Test::Rr | serve::Test::Conn) {
+                cmd.args(["--busy-poll", &us.to_string()]);
+            }
         }
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -747,6 +763,11 @@ pub fn run(args: &BenchArgs) -> CmdResult {
     } else {
         "connection rate: every server sets TCP_NODELAY, writes `hello\\n` and closes; ustack and the kernel send the greeting at the write and the FIN at the close (two segments, as Linux), smoltcp's server writes and closes before its next poll, so both usually leave in one segment (--conn-more makes ustack and the kernel use MSG_MORE for the same)".into()
     });
+    if let Some(us) = args.busy_poll {
+        notes.push(format!(
+            "--busy-poll {us}: ustack's servers busy-poll (SO_BUSY_POLL {us} µs on the listener, inherited by each connection: a blocked accept or read spins on the TAP, yielding the CPU between passes, up to {us} µs before it sleeps, or until it finds it was switched out) in the request/response and connection-rate figures; smoltcp's and the kernel's servers run as without it (the kernel's SO_BUSY_POLL needs NAPI busy-poll support in the driver, which veth lacks, so it is not set)"
+        ));
+    }
     notes.push(format!(
         "pinned: the server process (all its threads) and the client thread on CPU {}; unpinned: wherever the scheduler puts them",
         args.cpu
@@ -810,6 +831,7 @@ pub fn run(args: &BenchArgs) -> CmdResult {
     }
 
     let mut lab = Lab::new(args.cpu, args.autotune, args.conn_more)?;
+    lab.busy_poll = args.busy_poll;
     let t_start = Instant::now();
     for round in 0..s.rounds {
         // Alternate which user-space stack goes first.

@@ -73,6 +73,10 @@ pub struct ServeArgs {
     /// the FIN carries it.
     #[arg(long)]
     pub more: bool,
+    /// ustack only: SO_BUSY_POLL on the listener (so on every accepted connection), in
+    /// microseconds.
+    #[arg(long, value_name = "USEC")]
+    pub busy_poll: Option<u32>,
 }
 
 /// The child's last line.
@@ -276,7 +280,21 @@ fn serve_ustack(global: &GlobalArgs, args: &ServeArgs) -> Result<u64, String> {
     stack
         .setsockopt(l.fd(), ustack_socket::SockOpt::RcvTimeo(Some(TICK)))
         .map_err(|e| format!("SO_RCVTIMEO: {e}"))?;
+    if let Some(us) = args.busy_poll {
+        let us = i32::try_from(us).map_err(|_| format!("--busy-poll {us}: too large"))?;
+        stack
+            .setsockopt(l.fd(), ustack_socket::SockOpt::BusyPoll(us))
+            .map_err(|e| format!("SO_BUSY_POLL: {e}"))?;
+    }
     let res = serve_blocking(&UsListener(l, stack.clone()), args);
+    if args.busy_poll.is_some() {
+        // On stderr, which the coordinator passes through: how the spins went.
+        let d = stack.driver_stats();
+        eprintln!(
+            "bench-serve: busy-poll: {} spins, {} passes, {} cut short by a switch-out, {} sleeps in ppoll, {} caller rounds",
+            d.busy_polls, d.busy_passes, d.busy_preempted, d.leads, d.caller_rounds
+        );
+    }
     let frames = stack.with_interface(|iface, _| {
         let c = iface.counters();
         [c.offload_rx_gso_frames, c.offload_tx_tso_frames]
