@@ -853,6 +853,10 @@ impl Interface {
                     written = inner.emit_tcp_offload(now, hdr, seg, buf);
                     return;
                 }
+                if let Some(n) = inner.emit_tcp_direct(hdr, seg, buf) {
+                    written = Some((n, FrameMeta::default()));
+                    return;
+                }
                 written = inner
                     .emit_ip(
                         now,
@@ -1317,6 +1321,44 @@ impl Inner {
         }
         self.scratch = scratch;
         result
+    }
+
+    /// The common case of a TCP segment over IPv4 without offloads, as `emit_ip` would
+    /// build it (next IP ident, our MAC and the neighbour's, the full checksum) but
+    /// written straight into `out` without its layers of closures: when the segment
+    /// fits the MTU and `out`, and the next hop's MAC is known. Returns the frame
+    /// length, or `None` with nothing changed for `emit_ip` to take over (ARP,
+    /// broadcast, fragmentation and drops stay there).
+    #[inline]
+    fn emit_tcp_direct(
+        &mut self,
+        mut hdr: Ipv4Repr,
+        seg: &TcpRepr<'_>,
+        out: &mut [u8],
+    ) -> Option<usize> {
+        let total = IPV4_HEADER_LEN + hdr.payload_len;
+        let frame_len = ETHERNET_HEADER_LEN + total;
+        if total > self.config.mtu || out.len() < frame_len || self.is_broadcast(hdr.dst_addr) {
+            return None;
+        }
+        let mac = self
+            .next_hop(hdr.dst_addr)
+            .and_then(|hop| self.neighbor(hop))?;
+        hdr.ident = self.next_ident;
+        self.next_ident = self.next_ident.wrapping_add(1);
+        let eth = EthernetRepr {
+            src_addr: self.config.mac,
+            dst_addr: mac,
+            ethertype: EtherType::IPV4,
+        };
+        let (frame, _) = out.split_at_mut(frame_len);
+        let (eth_buf, ip_packet) = frame.split_at_mut(ETHERNET_HEADER_LEN);
+        eth.emit(eth_buf);
+        let (ip_buf, tcp_buf) = ip_packet.split_at_mut(IPV4_HEADER_LEN);
+        hdr.emit(ip_buf);
+        seg.emit(tcp_buf, hdr.src_addr, hdr.dst_addr);
+        self.counters.ipv4_tx_packets += 1;
+        Some(frame_len)
     }
 
     /// Sends a TCP segment to a link that finishes checksums (and, for a segment beyond

@@ -212,7 +212,9 @@ impl Socket {
         if end > self.snd_max {
             self.snd_max = end;
         }
-        if !plan.rtx && (sent == 0 || sent % plan.wire_len.max(1) != 0) {
+        // A full wire segment (the bulk case) is told apart without the division.
+        let short = sent != plan.wire_len && (sent == 0 || sent % plan.wire_len.max(1) != 0);
+        if !plan.rtx && short {
             // Linux's tcp_minshall_update: a new-data segment shorter than its MSS
             // (or whose last wire segment is).
             self.snd_sml = end;
