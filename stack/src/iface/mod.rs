@@ -312,6 +312,7 @@ impl Interface {
     }
 
     /// Handles one received Ethernet frame; returns why it was dropped, if it was.
+    #[inline]
     pub fn handle_frame(&mut self, now: Instant, frame: &[u8]) -> Option<DropReason> {
         self.handle_frame_meta(now, frame, FrameMeta::default())
     }
@@ -772,6 +773,7 @@ impl Interface {
     /// `buf` must hold an MTU-sized frame (MTU + 14 bytes); a queued frame that does not
     /// fit is dropped and counted.
     #[must_use]
+    #[inline]
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         self.poll_transmit_meta(now, buf, LinkCaps::default())
             .map(|(n, _)| n)

@@ -524,7 +524,7 @@ impl<'a> TcpRepr<'a> {
 
     /// Writes the `header_len`-byte header (options included; the caller has it
     /// from [`header_len`](Self::header_len)) with a zero checksum.
-    #[inline]
+    #[inline(always)]
     fn emit_header(&self, b: &mut [u8], header_len: usize) {
         b[0..2].copy_from_slice(&self.src_port.to_be_bytes());
         b[2..4].copy_from_slice(&self.dst_port.to_be_bytes());

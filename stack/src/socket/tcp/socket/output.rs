@@ -525,6 +525,7 @@ impl Socket {
 
     /// Fills the timestamp and SACK options of a segment carrying ACK (its `options`
     /// start out empty) and returns its window field; marks the ACK as sent.
+    #[inline(always)]
     fn ack_fields(&mut self, now: Instant, options: &mut TcpOptions) -> u16 {
         if self.ts_ok {
             options.timestamp = Some((self.ts_now(now), self.ts_recent));
