@@ -417,11 +417,12 @@ impl Interface {
     }
 
     fn process_ipv4(&mut self, now: Instant, packet: &[u8]) -> Result<(), DropReason> {
-        let (ip, payload) = Ipv4Repr::parse(packet).map_err(|e| match e {
-            wire::Error::Truncated => DropReason::Ipv4Truncated,
-            wire::Error::Checksum => DropReason::Ipv4Checksum,
-            _ => DropReason::Ipv4Malformed,
-        })?;
+        let (ip, payload) = match Ipv4Repr::parse(packet) {
+            Ok(parsed) => parsed,
+            Err(wire::Error::Truncated) => return Err(DropReason::Ipv4Truncated),
+            Err(wire::Error::Checksum) => return Err(DropReason::Ipv4Checksum),
+            Err(_) => return Err(DropReason::Ipv4Malformed),
+        };
         let cidr = self.inner.config.ip;
         if ip.dst_addr != cidr.address() && !self.inner.is_broadcast(ip.dst_addr) {
             return Err(DropReason::Ipv4NotForUs);
@@ -666,11 +667,14 @@ impl Interface {
         } else {
             TcpRepr::parse(ip.src_addr, ip.dst_addr, payload)
         };
-        let seg = parsed.map_err(|e| match e {
-            wire::Error::Checksum => DropReason::TcpChecksum,
-            wire::Error::Truncated => DropReason::TcpTruncated,
-            _ => DropReason::TcpMalformed,
-        })?;
+        // A match rather than `map_err(..)?`, which moved the whole segment
+        // description through a second `Result` on every segment.
+        let seg = match parsed {
+            Ok(seg) => seg,
+            Err(wire::Error::Checksum) => return Err(DropReason::TcpChecksum),
+            Err(wire::Error::Truncated) => return Err(DropReason::TcpTruncated),
+            Err(_) => return Err(DropReason::TcpMalformed),
+        };
         // TCP is unicast only (RFC 9293 §3.9.1.1 leaves broadcast undefined; Linux drops).
         if ip.dst_addr != self.inner.config.ip.address() {
             return Err(DropReason::Ipv4NotForUs);
