@@ -380,7 +380,7 @@ impl TcpLayer {
     /// After any change to a socket: queue handling for listener children, freeing
     /// at CLOSED, timers, the dirty queue and buffer give-back. The common case is
     /// inlined into the callers (twice per segment); transitions take `settle_slow`.
-    #[inline]
+    #[inline(always)]
     fn settle(&mut self, idx: u32, prev: TcpState, dirty: bool) {
         let Some(it) = self.slab.get_at_mut(idx) else {
             return;

@@ -237,13 +237,12 @@ impl Socket {
         }
         let opts_len = self.data_options_len();
         let max_len = self.max_payload(opts_len);
-        let mss = self.send_mss();
         if let Some(seq) = self.rtx_next.take() {
             if seq >= self.snd_una && seq < self.snd_max {
                 // Fast retransmit: one segment, not running into SACKed data.
                 let end = self
                     .scoreboard
-                    .next_lost_hole(seq, self.snd_una, mss)
+                    .next_lost_hole(seq, self.snd_una, self.send_mss())
                     .filter(|h| h.0 == seq)
                     .map_or(self.snd_max, |h| h.1);
                 let plan = self.plan_at(seq, max_len, end, true);
@@ -287,11 +286,13 @@ impl Socket {
         // Per RFC 3042 (Limited Transmit): each of the first two duplicate ACKs lets one
         // more new segment out, beyond cwnd, so a small window still produces the
         // duplicate ACKs (or SACKs) that trigger fast retransmit instead of an RTO.
-        let limited = if self.recovery.is_none() && self.snd_nxt == self.snd_max {
-            self.dupacks.min(DUPTHRESH - 1) as usize * mss
-        } else {
-            0
-        };
+        // (The MSS is looked up only with duplicate ACKs counted: not per segment.)
+        let limited =
+            if self.recovery.is_none() && self.snd_nxt == self.snd_max && self.dupacks != 0 {
+                self.dupacks.min(DUPTHRESH - 1) as usize * self.send_mss()
+            } else {
+                0
+            };
         let win_end = if (pipe_mode && self.snd_nxt >= self.snd_max) || self.tlp_pending {
             // RFC 6675 §5 (C): during SACK recovery cwnd bounds pipe (`budget` above),
             // not SND.NXT - SND.UNA; new data is bounded only by the peer's window. With
