@@ -196,14 +196,16 @@ impl TcpLayer {
         let ooo_before = s.ooo_dropped;
         let reply = s.process(cx, cfg, ev, seg);
         // The socket's own TTL and TOS: a reply is one of its segments (Linux sends
-        // the ACKs of a connection with the socket's IP_TTL and IP_TOS).
-        let addrs = s.addrs();
+        // the ACKs of a connection with the socket's IP_TTL and IP_TOS). Taken now, as
+        // `settle` may free the socket, and only for a reply (most segments have none).
+        let reply = reply.map(|r| (r, s.addrs()));
         let (paws, ooo) = (s.paws_rejected - paws_before, s.ooo_dropped - ooo_before);
         self.counters.paws_rejected += paws;
         self.counters.ooo_dropped += ooo;
         self.touch(idx);
         self.settle(idx, prev, true);
-        match reply? {
+        let (reply, addrs) = reply?;
+        match reply {
             Reply::Segment(r) => Some((addrs, r)),
             Reply::Challenge(r) => self.allow_challenge(cx.now).then_some((addrs, r)),
         }
