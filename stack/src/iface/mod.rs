@@ -1334,7 +1334,8 @@ impl Inner {
     /// written straight into `out` without its layers of closures: when the segment
     /// fits the MTU and `out`, and the next hop's MAC is known. Returns the frame
     /// length, or `None` with nothing changed for `emit_ip` to take over (ARP,
-    /// broadcast, fragmentation and drops stay there).
+    /// broadcast, fragmentation and drops stay there). `hdr` is the one
+    /// [`tcp_header`](Self::tcp_header) made for `seg` (its payload is the whole segment).
     #[inline]
     fn emit_tcp_direct(
         &mut self,
@@ -1362,7 +1363,9 @@ impl Inner {
         eth.emit(eth_buf);
         let (ip_buf, tcp_buf) = ip_packet.split_at_mut(IPV4_HEADER_LEN);
         hdr.emit(ip_buf);
-        seg.emit(tcp_buf, hdr.src_addr, hdr.dst_addr);
+        // `tcp_header` sized the packet by the segment's `buffer_len`.
+        let header_len = hdr.payload_len - seg.payload.len();
+        seg.emit_with_header_len(tcp_buf, header_len, hdr.src_addr, hdr.dst_addr);
         self.counters.ipv4_tx_packets += 1;
         Some(frame_len)
     }
