@@ -312,6 +312,7 @@ impl Interface {
     }
 
     /// Handles one received Ethernet frame; returns why it was dropped, if it was.
+    #[inline]
     pub fn handle_frame(&mut self, now: Instant, frame: &[u8]) -> Option<DropReason> {
         self.handle_frame_meta(now, frame, FrameMeta::default())
     }
@@ -416,11 +417,12 @@ impl Interface {
     }
 
     fn process_ipv4(&mut self, now: Instant, packet: &[u8]) -> Result<(), DropReason> {
-        let (ip, payload) = Ipv4Repr::parse(packet).map_err(|e| match e {
-            wire::Error::Truncated => DropReason::Ipv4Truncated,
-            wire::Error::Checksum => DropReason::Ipv4Checksum,
-            _ => DropReason::Ipv4Malformed,
-        })?;
+        let (ip, payload) = match Ipv4Repr::parse(packet) {
+            Ok(parsed) => parsed,
+            Err(wire::Error::Truncated) => return Err(DropReason::Ipv4Truncated),
+            Err(wire::Error::Checksum) => return Err(DropReason::Ipv4Checksum),
+            Err(_) => return Err(DropReason::Ipv4Malformed),
+        };
         let cidr = self.inner.config.ip;
         if ip.dst_addr != cidr.address() && !self.inner.is_broadcast(ip.dst_addr) {
             return Err(DropReason::Ipv4NotForUs);
@@ -665,11 +667,14 @@ impl Interface {
         } else {
             TcpRepr::parse(ip.src_addr, ip.dst_addr, payload)
         };
-        let seg = parsed.map_err(|e| match e {
-            wire::Error::Checksum => DropReason::TcpChecksum,
-            wire::Error::Truncated => DropReason::TcpTruncated,
-            _ => DropReason::TcpMalformed,
-        })?;
+        // A match rather than `map_err(..)?`, which moved the whole segment
+        // description through a second `Result` on every segment.
+        let seg = match parsed {
+            Ok(seg) => seg,
+            Err(wire::Error::Checksum) => return Err(DropReason::TcpChecksum),
+            Err(wire::Error::Truncated) => return Err(DropReason::TcpTruncated),
+            Err(_) => return Err(DropReason::TcpMalformed),
+        };
         // TCP is unicast only (RFC 9293 §3.9.1.1 leaves broadcast undefined; Linux drops).
         if ip.dst_addr != self.inner.config.ip.address() {
             return Err(DropReason::Ipv4NotForUs);
@@ -772,6 +777,7 @@ impl Interface {
     /// `buf` must hold an MTU-sized frame (MTU + 14 bytes); a queued frame that does not
     /// fit is dropped and counted.
     #[must_use]
+    #[inline]
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         self.poll_transmit_meta(now, buf, LinkCaps::default())
             .map(|(n, _)| n)
@@ -851,6 +857,10 @@ impl Interface {
                 };
                 if caps.tx_csum_partial {
                     written = inner.emit_tcp_offload(now, hdr, seg, buf);
+                    return;
+                }
+                if let Some(n) = inner.emit_tcp_direct(hdr, seg, buf) {
+                    written = Some((n, FrameMeta::default()));
                     return;
                 }
                 written = inner
@@ -1317,6 +1327,47 @@ impl Inner {
         }
         self.scratch = scratch;
         result
+    }
+
+    /// The common case of a TCP segment over IPv4 without offloads, as `emit_ip` would
+    /// build it (next IP ident, our MAC and the neighbour's, the full checksum) but
+    /// written straight into `out` without its layers of closures: when the segment
+    /// fits the MTU and `out`, and the next hop's MAC is known. Returns the frame
+    /// length, or `None` with nothing changed for `emit_ip` to take over (ARP,
+    /// broadcast, fragmentation and drops stay there). `hdr` is the one
+    /// [`tcp_header`](Self::tcp_header) made for `seg` (its payload is the whole segment).
+    #[inline]
+    fn emit_tcp_direct(
+        &mut self,
+        mut hdr: Ipv4Repr,
+        seg: &TcpRepr<'_>,
+        out: &mut [u8],
+    ) -> Option<usize> {
+        let total = IPV4_HEADER_LEN + hdr.payload_len;
+        let frame_len = ETHERNET_HEADER_LEN + total;
+        if total > self.config.mtu || out.len() < frame_len || self.is_broadcast(hdr.dst_addr) {
+            return None;
+        }
+        let mac = self
+            .next_hop(hdr.dst_addr)
+            .and_then(|hop| self.neighbor(hop))?;
+        hdr.ident = self.next_ident;
+        self.next_ident = self.next_ident.wrapping_add(1);
+        let eth = EthernetRepr {
+            src_addr: self.config.mac,
+            dst_addr: mac,
+            ethertype: EtherType::IPV4,
+        };
+        let (frame, _) = out.split_at_mut(frame_len);
+        let (eth_buf, ip_packet) = frame.split_at_mut(ETHERNET_HEADER_LEN);
+        eth.emit(eth_buf);
+        let (ip_buf, tcp_buf) = ip_packet.split_at_mut(IPV4_HEADER_LEN);
+        hdr.emit(ip_buf);
+        // `tcp_header` sized the packet by the segment's `buffer_len`.
+        let header_len = hdr.payload_len - seg.payload.len();
+        seg.emit_with_header_len(tcp_buf, header_len, hdr.src_addr, hdr.dst_addr);
+        self.counters.ipv4_tx_packets += 1;
+        Some(frame_len)
     }
 
     /// Sends a TCP segment to a link that finishes checksums (and, for a segment beyond

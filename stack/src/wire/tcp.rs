@@ -500,7 +500,21 @@ impl<'a> TcpRepr<'a> {
     /// for a segment from `src` to `dst` (IPv4 or IPv6 pseudo-header, by family).
     #[inline]
     pub fn emit(&self, buf: &mut [u8], src: impl Into<IpAddr>, dst: impl Into<IpAddr>) {
-        let header_len = self.header_len();
+        self.emit_with_header_len(buf, self.header_len(), src, dst);
+    }
+
+    /// [`emit`](Self::emit) for a caller that knows the header length already (it
+    /// must be [`header_len`](Self::header_len)): the interface, which sized the IP
+    /// packet by it, so the options are not measured twice per segment.
+    #[inline]
+    pub(crate) fn emit_with_header_len(
+        &self,
+        buf: &mut [u8],
+        header_len: usize,
+        src: impl Into<IpAddr>,
+        dst: impl Into<IpAddr>,
+    ) {
+        debug_assert_eq!(header_len, self.header_len());
         debug_assert!(header_len <= TCP_HEADER_LEN + TCP_MAX_OPTIONS_LEN);
         let total = header_len + self.payload.len();
         let b = &mut buf[..total];
@@ -524,7 +538,7 @@ impl<'a> TcpRepr<'a> {
 
     /// Writes the `header_len`-byte header (options included; the caller has it
     /// from [`header_len`](Self::header_len)) with a zero checksum.
-    #[inline]
+    #[inline(always)]
     fn emit_header(&self, b: &mut [u8], header_len: usize) {
         b[0..2].copy_from_slice(&self.src_port.to_be_bytes());
         b[2..4].copy_from_slice(&self.dst_port.to_be_bytes());

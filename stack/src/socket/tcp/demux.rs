@@ -14,7 +14,7 @@ use super::{isn, syncookie, Listener, SegmentAddrs, TcpContext, TcpLayer, TcpSta
 use crate::socket::common::{half_key, half_of, is_bad_unicast, socket_addr, IcmpError};
 use crate::time::{Duration, Instant};
 use crate::wire::{IpProtocol, SeqNumber, TcpFlags, TcpOptions, TcpRepr};
-use core::net::IpAddr;
+use core::net::{IpAddr, SocketAddr};
 
 impl TcpLayer {
     /// Handles a segment addressed to us; returns a segment to send at once (RST, ACK,
@@ -58,6 +58,27 @@ impl TcpLayer {
         {
             self.counters.bad_segments += 1;
             return None;
+        }
+        // The connection found last, compared field by field before any 4-tuple is
+        // built (a bulk transfer's segments are all its); IPv4 only, where this is
+        // exactly `find_conn`'s comparison. TIME-WAIT takes the path below.
+        let last = self.last_conn;
+        let hit = self.slab.get_at(last).is_some_and(|it| {
+            let s = &it.socket;
+            let (SocketAddr::V4(l), SocketAddr::V4(r), IpAddr::V4(dst), IpAddr::V4(src)) =
+                (s.local, s.remote, addrs.dst, src)
+            else {
+                return false;
+            };
+            it.meta.in_conns
+                && s.state != TcpState::TimeWait
+                && l.port() == seg.dst_port
+                && r.port() == seg.src_port
+                && *l.ip() == dst
+                && *r.ip() == src
+        });
+        if hit {
+            return self.process_conn(cx, last, seg);
         }
         let key = ConnKey {
             local: socket_addr(addrs.dst, seg.dst_port),
@@ -175,14 +196,16 @@ impl TcpLayer {
         let ooo_before = s.ooo_dropped;
         let reply = s.process(cx, cfg, ev, seg);
         // The socket's own TTL and TOS: a reply is one of its segments (Linux sends
-        // the ACKs of a connection with the socket's IP_TTL and IP_TOS).
-        let addrs = s.addrs();
+        // the ACKs of a connection with the socket's IP_TTL and IP_TOS). Taken now, as
+        // `settle` may free the socket, and only for a reply (most segments have none).
+        let reply = reply.map(|r| (r, s.addrs()));
         let (paws, ooo) = (s.paws_rejected - paws_before, s.ooo_dropped - ooo_before);
         self.counters.paws_rejected += paws;
         self.counters.ooo_dropped += ooo;
         self.touch(idx);
         self.settle(idx, prev, true);
-        match reply? {
+        let (reply, addrs) = reply?;
+        match reply {
             Reply::Segment(r) => Some((addrs, r)),
             Reply::Challenge(r) => self.allow_challenge(cx.now).then_some((addrs, r)),
         }

@@ -378,7 +378,9 @@ impl TcpLayer {
     }
 
     /// After any change to a socket: queue handling for listener children, freeing
-    /// at CLOSED, timers, the dirty queue and buffer give-back.
+    /// at CLOSED, timers, the dirty queue and buffer give-back. The common case is
+    /// inlined into the callers (twice per segment); transitions take `settle_slow`.
+    #[inline(always)]
     fn settle(&mut self, idx: u32, prev: TcpState, dirty: bool) {
         let Some(it) = self.slab.get_at_mut(idx) else {
             return;
@@ -405,6 +407,12 @@ impl TcpLayer {
             }
             return;
         }
+        self.settle_slow(idx, prev, state, dirty);
+    }
+
+    /// `settle` for a connection leaving SYN-RECEIVED, in TIME-WAIT or CLOSED.
+    #[inline(never)]
+    fn settle_slow(&mut self, idx: u32, prev: TcpState, state: TcpState, dirty: bool) {
         if !self.settle_transition(idx, prev, state) {
             return;
         }

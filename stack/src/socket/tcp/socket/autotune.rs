@@ -209,7 +209,7 @@ impl Socket {
     /// `tcp_event_data_recv`), so a sender starting (or restarting) slow start gets
     /// its ACKs, and its window grows, without the delayed-ACK wait. Returns whether
     /// this segment is to be acknowledged at once.
-    #[inline]
+    #[inline(always)]
     pub(super) fn take_quickack(&mut self, now: Instant) -> bool {
         let idle = self
             .tune

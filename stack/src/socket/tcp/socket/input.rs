@@ -42,6 +42,8 @@ fn prediction_enabled() -> bool {
 
 impl Socket {
     /// Processes a segment for this connection (RFC 9293 §3.10.7.3 and §3.10.7.4).
+    /// (Inlined into its one caller, `process_conn`: this runs per segment received.)
+    #[inline(always)]
     pub(crate) fn process(
         &mut self,
         cx: &TcpContext,
@@ -940,6 +942,7 @@ impl Socket {
 
     /// `receive_data` for text at RCV.NXT that fits the window, with no holes: the
     /// assembler would take it and hand it straight back.
+    #[inline(always)]
     fn receive_in_order(&mut self, now: Instant, cfg: &TcpConfig, payload: &[u8]) {
         let n = self.rx.enqueue_slice(payload);
         debug_assert_eq!(n, payload.len());

@@ -212,7 +212,9 @@ impl Socket {
         if end > self.snd_max {
             self.snd_max = end;
         }
-        if !plan.rtx && (sent == 0 || sent % plan.wire_len.max(1) != 0) {
+        // A full wire segment (the bulk case) is told apart without the division.
+        let short = sent != plan.wire_len && (sent == 0 || sent % plan.wire_len.max(1) != 0);
+        if !plan.rtx && short {
             // Linux's tcp_minshall_update: a new-data segment shorter than its MSS
             // (or whose last wire segment is).
             self.snd_sml = end;
@@ -235,13 +237,12 @@ impl Socket {
         }
         let opts_len = self.data_options_len();
         let max_len = self.max_payload(opts_len);
-        let mss = self.send_mss();
         if let Some(seq) = self.rtx_next.take() {
             if seq >= self.snd_una && seq < self.snd_max {
                 // Fast retransmit: one segment, not running into SACKed data.
                 let end = self
                     .scoreboard
-                    .next_lost_hole(seq, self.snd_una, mss)
+                    .next_lost_hole(seq, self.snd_una, self.send_mss())
                     .filter(|h| h.0 == seq)
                     .map_or(self.snd_max, |h| h.1);
                 let plan = self.plan_at(seq, max_len, end, true);
@@ -285,11 +286,13 @@ impl Socket {
         // Per RFC 3042 (Limited Transmit): each of the first two duplicate ACKs lets one
         // more new segment out, beyond cwnd, so a small window still produces the
         // duplicate ACKs (or SACKs) that trigger fast retransmit instead of an RTO.
-        let limited = if self.recovery.is_none() && self.snd_nxt == self.snd_max {
-            self.dupacks.min(DUPTHRESH - 1) as usize * mss
-        } else {
-            0
-        };
+        // (The MSS is looked up only with duplicate ACKs counted: not per segment.)
+        let limited =
+            if self.recovery.is_none() && self.snd_nxt == self.snd_max && self.dupacks != 0 {
+                self.dupacks.min(DUPTHRESH - 1) as usize * self.send_mss()
+            } else {
+                0
+            };
         let win_end = if (pipe_mode && self.snd_nxt >= self.snd_max) || self.tlp_pending {
             // RFC 6675 §5 (C): during SACK recovery cwnd bounds pipe (`budget` above),
             // not SND.NXT - SND.UNA; new data is bounded only by the peer's window. With
@@ -523,6 +526,7 @@ impl Socket {
 
     /// Fills the timestamp and SACK options of a segment carrying ACK (its `options`
     /// start out empty) and returns its window field; marks the ACK as sent.
+    #[inline(always)]
     fn ack_fields(&mut self, now: Instant, options: &mut TcpOptions) -> u16 {
         if self.ts_ok {
             options.timestamp = Some((self.ts_now(now), self.ts_recent));
