@@ -42,6 +42,11 @@ fn ack_sack(off: usize, blocks: &[(usize, usize)]) -> TcpRepr<'static> {
 
 /// Established at t = 10 ms with SRTT 10 ms and 20,000 bytes queued; nothing sent yet.
 fn socket_bbr() -> Harness {
+    socket_bbr_queued(20_000)
+}
+
+/// Established at t = 10 ms with SRTT 10 ms and `queued` bytes queued; nothing sent.
+fn socket_bbr_queued(queued: usize) -> Harness {
     let syn_opts = TcpOptions {
         mss: Some(1000),
         ..sack_syn()
@@ -52,8 +57,8 @@ fn socket_bbr() -> Harness {
     establish(&mut h);
     send!(h, ack_sack(0, &[]));
     assert_eq!(h.info().congestion, CongestionAlgorithm::Bbr);
-    let data = vec![0x42u8; 20_000];
-    assert_eq!(h.layer.send(h.handle, &data), Ok(20_000));
+    let data = vec![0x42u8; queued];
+    assert_eq!(h.layer.send(h.handle, &data), Ok(queued));
     h
 }
 
@@ -154,16 +159,7 @@ fn test_established_bbr_random_loss_conserves_then_restores_cwnd() {
 /// loss if it is lost again.
 #[test]
 fn test_established_bbr_conservation_keeps_the_4_segment_floor() {
-    let syn_opts = TcpOptions {
-        mss: Some(1000),
-        ..sack_syn()
-    };
-    let mut h = socket_syn_received_with(bbr_config(), syn_opts);
-    h.recv().expect("SYN,ACK");
-    h.at(10);
-    establish(&mut h);
-    send!(h, ack_sack(0, &[]));
-    assert_eq!(h.layer.send(h.handle, &[0x42u8; 4000]), Ok(4000));
+    let mut h = socket_bbr_queued(4000);
     let t0 = h.now.total_micros();
     let mut sent = 0;
     for k in 0..8 {
