@@ -199,7 +199,7 @@ impl Socket {
             }
             return;
         }
-        self.tlp_on_ack(now, ev, seg, una_before, dsack);
+        self.tlp_on_ack(now, ev, seg, una_before, dsack, delivered > 0);
         if self.frto != 0 && self.frto_on_ack(now, ev, seg, una_before, orig) {
             return;
         }
@@ -503,8 +503,9 @@ impl Socket {
     /// A probe in fast recovery, which RFC 8985 §7.2 and Linux do not send: when no
     /// ACK came for 2·SRTT + `PTO_SLACK` (no delayed-ACK allowance: a receiver with a
     /// hole ACKs every segment at once, RFC 5681 §4.2), SND.UNA's segment is resent,
-    /// beyond cwnd, once per silence. In recovery RACK finds a lost retransmission only
-    /// through segments sent after it, and an ACK clock only through ACKs: when the
+    /// beyond cwnd, once per silence, and another only after an ACK delivered
+    /// something. In recovery RACK finds a lost retransmission only through segments
+    /// sent after it, and an ACK clock only through ACKs: when the
     /// last retransmission was lost with nothing sent after it, or the ACKs of the rest
     /// of the flight were lost (packet conservation then leaves no room to send), the
     /// RTO was the only way out (`bench loss --echo` at 10 %: most of the echo
@@ -610,13 +611,20 @@ impl Socket {
         seg: &TcpRepr<'_>,
         una_before: SeqNumber,
         dsack: bool,
+        progress: bool,
     ) {
         let Some(end) = self.tlp_end else {
             return;
         };
         if self.tlp_in_recovery {
-            // Any ACK answers a recovery probe; recovery itself reacted to the loss.
-            self.tlp_end = None;
+            // An ACK that delivers something (cumulatively or by SACK) answers a
+            // recovery probe and lets the next silence have one; recovery itself
+            // reacted to the loss. One that delivers nothing does not: a peer that
+            // never moves (a full receive buffer dropping what it gets) must not earn
+            // a probe per ACK, each pushing the RTO and its backoff further out.
+            if progress {
+                self.tlp_end = None;
+            }
             return;
         }
         let ack = seg.ack_number;

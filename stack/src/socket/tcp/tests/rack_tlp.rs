@@ -590,3 +590,23 @@ fn test_established_recovery_probe_waits_while_acks_arrive() {
     recv!(h, time 87, seg_k(&data, 0));
     assert_eq!(h.info().recovery_probes, 1);
 }
+
+/// A recovery probe answered by an ACK that delivers nothing (the peer dropped it, as a
+/// full receive buffer would) does not earn another: the next retransmission is the
+/// RTO's, with its backoff, not a probe per ACK.
+#[test]
+fn test_established_recovery_probe_needs_progress_for_the_next() {
+    let (mut h, data) = socket_rack(640);
+    send!(h, time 20, ack_sack(0, &[(64, 640)]));
+    recv!(h, seg_k(&data, 0));
+    recv!(h, time 42, seg_k(&data, 0));
+    assert_eq!(h.info().recovery_probes, 1);
+    // The same ACK again: nothing delivered.
+    send!(h, time 50, ack_sack(0, &[(64, 640)]));
+    recv_nothing!(h, time 100);
+    assert_eq!(h.info().recovery_probes, 1);
+    // The RTO (one RTO after the probe left) resends segment 0.
+    let out = drain_at(&mut h, 300);
+    assert_eq!(starts(&out), vec![0]);
+    assert_eq!(h.info().recovery_probes, 1);
+}
