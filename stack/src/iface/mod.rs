@@ -1351,6 +1351,20 @@ impl Inner {
         let mac = self
             .next_hop(hdr.dst_addr)
             .and_then(|hop| self.neighbor(hop))?;
+        let (frame, _) = out.split_at_mut(frame_len);
+        self.emit_ipv4_headers(&mut hdr, mac, frame);
+        // `tcp_header` sized the packet by the segment's `buffer_len`.
+        let header_len = hdr.payload_len - seg.payload.len();
+        let tcp_buf = &mut frame[ETHERNET_HEADER_LEN + IPV4_HEADER_LEN..];
+        seg.emit_with_header_len(tcp_buf, header_len, hdr.src_addr, hdr.dst_addr);
+        Some(frame_len)
+    }
+
+    /// The Ethernet and IPv4 headers of a frame to `mac`, written at the start of
+    /// `frame` with the next IP ident given to `hdr`; the packet is counted. For the
+    /// paths that write a whole frame straight into the caller's buffer.
+    #[inline]
+    fn emit_ipv4_headers(&mut self, hdr: &mut Ipv4Repr, mac: EthernetAddress, frame: &mut [u8]) {
         hdr.ident = self.next_ident;
         self.next_ident = self.next_ident.wrapping_add(1);
         let eth = EthernetRepr {
@@ -1358,16 +1372,9 @@ impl Inner {
             dst_addr: mac,
             ethertype: EtherType::IPV4,
         };
-        let (frame, _) = out.split_at_mut(frame_len);
-        let (eth_buf, ip_packet) = frame.split_at_mut(ETHERNET_HEADER_LEN);
-        eth.emit(eth_buf);
-        let (ip_buf, tcp_buf) = ip_packet.split_at_mut(IPV4_HEADER_LEN);
-        hdr.emit(ip_buf);
-        // `tcp_header` sized the packet by the segment's `buffer_len`.
-        let header_len = hdr.payload_len - seg.payload.len();
-        seg.emit_with_header_len(tcp_buf, header_len, hdr.src_addr, hdr.dst_addr);
+        eth.emit(frame);
+        hdr.emit(&mut frame[ETHERNET_HEADER_LEN..]);
         self.counters.ipv4_tx_packets += 1;
-        Some(frame_len)
     }
 
     /// Sends a TCP segment to a link that finishes checksums (and, for a segment beyond
@@ -1390,18 +1397,9 @@ impl Inner {
             .and_then(|hop| self.neighbor(hop));
         match mac {
             Some(mac) if out.len() >= frame_len && total <= 65535 => {
-                hdr.ident = self.next_ident;
-                self.next_ident = self.next_ident.wrapping_add(1);
-                let eth = EthernetRepr {
-                    src_addr: self.config.mac,
-                    dst_addr: mac,
-                    ethertype: EtherType::IPV4,
-                };
-                eth.emit(out);
-                hdr.emit(&mut out[ETHERNET_HEADER_LEN..]);
+                self.emit_ipv4_headers(&mut hdr, mac, out);
                 let start = ETHERNET_HEADER_LEN + IPV4_HEADER_LEN;
                 seg.emit_partial(&mut out[start..frame_len], hdr.src_addr, hdr.dst_addr);
-                self.counters.ipv4_tx_packets += 1;
                 self.counters.offload_tx_csum_partial += 1;
                 let meta = FrameMeta {
                     csum: Some(crate::link::CsumPartial {

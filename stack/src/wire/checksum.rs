@@ -126,28 +126,9 @@ fn add_block<const ROUNDS: usize>(acc: &mut [u64; 8], b: &[u8]) -> bool {
 fn add_rest(mut sum: u64, mut carries: u64, mut rest: &[u8]) -> u64 {
     // Up to seven words as 32-, 16- and 8-byte steps, each one add-with-carry chain:
     // no loop to run word by word.
-    if rest.len() >= 32 {
-        let (s, c) = sum.overflowing_add(word(rest, 0));
-        let (s, c) = add_with_carry(s, word(rest, 8), c);
-        let (s, c) = add_with_carry(s, word(rest, 16), c);
-        let (s, c) = add_with_carry(s, word(rest, 24), c);
-        sum = s;
-        carries += u64::from(c);
-        rest = &rest[32..];
-    }
-    if rest.len() >= 16 {
-        let (s, c) = sum.overflowing_add(word(rest, 0));
-        let (s, c) = add_with_carry(s, word(rest, 8), c);
-        sum = s;
-        carries += u64::from(c);
-        rest = &rest[16..];
-    }
-    if rest.len() >= 8 {
-        let (s, c) = sum.overflowing_add(word(rest, 0));
-        sum = s;
-        carries += u64::from(c);
-        rest = &rest[8..];
-    }
+    add_step::<4>(&mut sum, &mut carries, &mut rest);
+    add_step::<2>(&mut sum, &mut carries, &mut rest);
+    add_step::<1>(&mut sum, &mut carries, &mut rest);
     // At most one carry per 8 bytes and 3 * 0xffff from the tail: no overflow.
     if rest.len() >= 4 {
         carries += u64::from(u32::from_ne_bytes([rest[0], rest[1], rest[2], rest[3]]));
@@ -161,6 +142,21 @@ fn add_rest(mut sum: u64, mut carries: u64, mut rest: &[u8]) -> u64 {
         carries += u64::from(u16::from_ne_bytes([*x, 0]));
     }
     add_carry(sum, carries)
+}
+
+/// If `rest` holds `WORDS` words, adds them to `sum` in one add-with-carry chain
+/// (counting its carry out) and moves `rest` past them.
+#[inline(always)]
+fn add_step<const WORDS: usize>(sum: &mut u64, carries: &mut u64, rest: &mut &[u8]) {
+    if rest.len() >= 8 * WORDS {
+        let (mut s, mut c) = sum.overflowing_add(word(rest, 0));
+        for i in 1..WORDS {
+            (s, c) = add_with_carry(s, word(rest, 8 * i), c);
+        }
+        *sum = s;
+        *carries += u64::from(c);
+        *rest = &rest[8 * WORDS..];
+    }
 }
 
 /// Folds a deferred-carry sum to 16 bits (RFC 1071 §4.1's `while (sum>>16)` loop).

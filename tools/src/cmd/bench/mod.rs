@@ -765,7 +765,7 @@ pub fn run(args: &BenchArgs) -> CmdResult {
     });
     if let Some(us) = args.busy_poll {
         notes.push(format!(
-            "--busy-poll {us}: ustack's servers busy-poll (SO_BUSY_POLL {us} µs on the listener, inherited by each connection: a blocked accept or read spins on the TAP, yielding the CPU between passes, up to {us} µs before it sleeps, or until it finds it was switched out) in the request/response and connection-rate figures; smoltcp's and the kernel's servers run as without it (the kernel's SO_BUSY_POLL needs NAPI busy-poll support in the driver, which veth lacks, so it is not set)"
+            "--busy-poll {us}: ustack's servers busy-poll (SO_BUSY_POLL {us} µs on the listener, inherited by each connection: a blocked accept or read spins on the TAP, yielding the CPU between passes, up to {us} µs before it sleeps, or until it finds it was switched out) in the request/response and connection-rate figures; smoltcp's and the kernel's servers run as without it (the kernel's own SO_BUSY_POLL is not set on them)"
         ));
     }
     notes.push(format!(

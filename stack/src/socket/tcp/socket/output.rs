@@ -502,7 +502,6 @@ impl Socket {
         let max = if self.ts_ok { 3 } else { 4 };
         // Iterators only: this runs for every ACK while data is out of order, and must
         // not allocate.
-        let ranges = || self.ooo_ranges();
         let mut n = 0;
         // RFC 2883 §4: a duplicate segment is reported once, as the first block.
         if let Some(d) = self.dsack {
@@ -511,8 +510,9 @@ impl Socket {
         }
         let first = n;
         let recent = self.sack_recent.iter().flatten();
-        let by_recency = recent.filter_map(|&seq| ranges().find(|r| r.0 <= seq && seq < r.1));
-        for r in by_recency.chain(ranges().rev()) {
+        let by_recency =
+            recent.filter_map(|&seq| self.ooo_ranges().find(|r| r.0 <= seq && seq < r.1));
+        for r in by_recency.chain(self.ooo_ranges().rev()) {
             if n == max {
                 break;
             }

@@ -4,7 +4,7 @@
 //! in the transmit log ([`crate::socket::tcp::rack`]); a segment is lost once one sent
 //! after it was delivered and RACK.rtt plus a reordering window has passed since it
 //! left; a tail loss probe (TLP, RFC 8985 §7) replaces waiting for the RTO at the end of
-//! a flight. Fast recovery sends at the rate of Proportional Rate Reduction (RFC 6937,
+//! a flight, and, beyond the RFC, a recovery probe does so in fast recovery. Fast recovery sends at the rate of Proportional Rate Reduction (RFC 6937,
 //! PRR-SSRB). Reductions are undone when they prove spurious: by D-SACKs covering every
 //! retransmission (RFC 2883, RFC 3708), or after a timeout by F-RTO (RFC 5682 §3,
 //! SACK-enhanced) or Eifel's timestamp test (RFC 3522). Without SACK, recovery is
@@ -424,7 +424,8 @@ impl Socket {
     /// PTO = 2·SRTT plus WCDelAckT when one segment is in flight, else plus Linux's
     /// TCP_TIMEOUT_MIN; 1 s without an RTT sample; no later than the RTO. Only with
     /// SACK, outside recovery, with nothing SACKed or marked lost (Linux's "CA_Open"
-    /// condition), and no probe episode open.
+    /// condition), and no probe episode open; in fast recovery, the recovery probe
+    /// (`recovery_probe_pto`) instead.
     pub(super) fn arm_tlp(&mut self, now: Instant) {
         if self.tlp_at.is_none() && self.snd_max <= self.snd_una {
             // Nothing in flight and nothing armed: `tlp_deadline` would say `None`
@@ -459,79 +460,79 @@ impl Socket {
         };
     }
 
-    /// When a tail loss probe is due from `now`, if one should be armed.
+    /// Whether any probe may be armed: with SACK, not in recovery after a timeout, no
+    /// probe episode open or probe pending, and something in flight.
+    fn probe_allowed(&self) -> bool {
+        self.sack_ok
+            && self.rto_recover.is_none()
+            && self.tlp_end.is_none()
+            && !self.tlp_pending
+            && self.snd_max > self.snd_una
+    }
+
+    /// When a tail loss probe (or, in fast recovery, a recovery probe) is due from
+    /// `now`, if one should be armed.
     fn tlp_deadline(&self, now: Instant) -> Option<Instant> {
-        if self.recovery.is_some() {
-            return self.recovery_probe_deadline(now);
-        }
-        if !self.sack_ok
-            || self.recovery.is_some()
-            || self.rto_recover.is_some()
-            || self.tlp_end.is_some()
-            || self.tlp_pending
-            || self.snd_max <= self.snd_una
-            || self.scoreboard.sacked_bytes() != 0
-            || self.txlog.lost_bytes() != 0
-            || !matches!(
-                self.state,
-                TcpState::Established | TcpState::CloseWait | TcpState::FinWait1
-            )
-        {
-            // FIN-WAIT-1 too (Linux's tcp_schedule_loss_probe does not look at the
-            // state): without it, the tail of every transfer whose sender had already
-            // shut down writing (up to a send buffer of data still to go) went without
-            // a probe, and lost ACKs there cost an RTO. CLOSING and LAST-ACK are left
-            // to the RTO as before.
-            return None;
-        }
-        let pto = match self.rtt.srtt() {
-            Some(srtt) => {
-                let pto = srtt.saturating_mul(2);
-                if ((self.snd_max - self.snd_una).max(0) as usize) <= self.send_mss() {
-                    pto + WC_DEL_ACK
-                } else {
-                    pto + PTO_SLACK
-                }
+        let pto = if self.recovery.is_some() {
+            self.recovery_probe_pto()?
+        } else {
+            if !self.probe_allowed()
+                || self.scoreboard.sacked_bytes() != 0
+                || self.txlog.lost_bytes() != 0
+                || !matches!(
+                    self.state,
+                    TcpState::Established | TcpState::CloseWait | TcpState::FinWait1
+                )
+            {
+                // FIN-WAIT-1 too (Linux's tcp_schedule_loss_probe does not look at the
+                // state): without it, the tail of every transfer whose sender had
+                // already shut down writing (up to a send buffer of data still to go)
+                // went without a probe, and lost ACKs there cost an RTO. CLOSING and
+                // LAST-ACK are left to the RTO as before.
+                return None;
             }
-            None => Duration::from_secs(1),
+            match self.rtt.srtt() {
+                Some(srtt) => {
+                    let pto = srtt.saturating_mul(2);
+                    if ((self.snd_max - self.snd_una).max(0) as usize) <= self.send_mss() {
+                        pto + WC_DEL_ACK
+                    } else {
+                        pto + PTO_SLACK
+                    }
+                }
+                None => Duration::from_secs(1),
+            }
         };
         let at = now + pto;
         // "If Now() + PTO > TCP_RTO_expire(): PTO = TCP_RTO_expire() - Now()"
         Some(self.rto_at.map_or(at, |rto| at.min(rto)))
     }
 
-    /// A probe in fast recovery, which RFC 8985 §7.2 and Linux do not send: when no
-    /// ACK came for 2·SRTT + `PTO_SLACK` (no delayed-ACK allowance: a receiver with a
-    /// hole ACKs every segment at once, RFC 5681 §4.2), SND.UNA's segment is resent,
-    /// beyond cwnd, once per silence, and another only after an ACK delivered
-    /// something. In recovery RACK finds a lost retransmission only through segments
-    /// sent after it, and an ACK clock only through ACKs: when the
-    /// last retransmission was lost with nothing sent after it, or the ACKs of the rest
-    /// of the flight were lost (packet conservation then leaves no room to send), the
-    /// RTO was the only way out (`bench loss --echo` at 10 %: most of the echo
-    /// server's remaining 200 ms stalls). The segment at SND.UNA is the one the
-    /// receiver is missing if the retransmission was lost; if it arrived, the probe
-    /// draws a D-SACK and an ACK with the SACK blocks that were lost.
-    fn recovery_probe_deadline(&self, now: Instant) -> Option<Instant> {
-        if !self.sack_ok
-            || self.rto_recover.is_some()
-            || self.tlp_end.is_some()
-            || self.tlp_pending
-            || self.snd_max <= self.snd_una
-            || !self.may_send_data()
-        {
+    /// The PTO of a probe in fast recovery, if one may be armed; RFC 8985 §7.2 and
+    /// Linux send none there. When no ACK came for 2·SRTT + `PTO_SLACK` (no
+    /// delayed-ACK allowance: a receiver with a hole ACKs every segment at once, RFC
+    /// 5681 §4.2), SND.UNA's segment is resent, beyond cwnd, once per silence, and
+    /// another only after an ACK delivered something (`tlp_on_ack`). In recovery RACK
+    /// finds a lost retransmission only through segments sent after it, and an ACK
+    /// clock only through ACKs: when the last retransmission was lost with nothing
+    /// sent after it, or the ACKs of the rest of the flight were lost (packet
+    /// conservation then leaves no room to send), the RTO was the only way out (`bench
+    /// loss --echo` at 10 %: most of the echo server's remaining 200 ms stalls). The
+    /// segment at SND.UNA is the one the receiver is missing if the retransmission was
+    /// lost; if it arrived, the probe draws a D-SACK and an ACK with the SACK blocks
+    /// that were lost.
+    fn recovery_probe_pto(&self) -> Option<Duration> {
+        if !self.probe_allowed() || !self.may_send_data() {
             return None;
         }
-        let srtt = self.rtt.srtt()?;
-        let at = now + srtt.saturating_mul(2) + PTO_SLACK;
-        Some(self.rto_at.map_or(at, |rto| at.min(rto)))
+        Some(self.rtt.srtt()?.saturating_mul(2) + PTO_SLACK)
     }
 
     /// The probe timeout fired (RFC 8985 §7.3): send one new segment if the peer's
     /// window allows (beyond cwnd), else resend the last segment sent; then the RTO,
     /// not another PTO, is armed. In fast recovery: the recovery probe.
     pub(super) fn fire_tlp(&mut self, now: Instant, ev: &mut EventQueue) {
-        if self.recovery.is_some() && self.recovery_probe_deadline(now).is_some() {
+        if self.recovery.is_some() && self.recovery_probe_pto().is_some() {
             self.rtx_next = Some(self.snd_una);
             self.tlp_pending = true;
             self.tlp_in_recovery = true;
