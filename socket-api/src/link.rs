@@ -89,8 +89,22 @@ impl Device {
             Device::Tap(name) => {
                 TapLink::open_with_offload(name, offload == Offload::Auto).map(OsLink::Tap)
             }
-            Device::Raw(name) => AfPacketLink::open(name).map(OsLink::Raw),
+            Device::Raw(name) => open_af_packet(name).map(OsLink::Raw),
         }
+    }
+}
+
+/// Opens an AF_PACKET socket on `ifname` (calling thread's namespace) receiving
+/// through its mmap'd ring, unless the environment has `USTACK_PACKET_RING=0`: then
+/// one recvfrom(2) per frame (A/B measurements, and an escape hatch).
+///
+/// # Errors
+/// As [`AfPacketLink::open`].
+pub fn open_af_packet(ifname: &str) -> io::Result<AfPacketLink> {
+    if std::env::var_os("USTACK_PACKET_RING").is_some_and(|v| v == "0") {
+        AfPacketLink::open_plain(ifname)
+    } else {
+        AfPacketLink::open(ifname)
     }
 }
 

@@ -236,7 +236,7 @@ impl WireLab {
     pub fn open_stack_link(&self, side: Side) -> io::Result<AfPacketLink> {
         self.ns(side)
             .run_in(move || {
-                let link = AfPacketLink::open(side.dev())?;
+                let link = ustack_socket::link::open_af_packet(side.dev())?;
                 use std::os::fd::AsRawFd;
                 enlarge_socket_buffers(link.as_raw_fd(), PACKET_SOCKET_BUFFER)?;
                 Ok(link)
