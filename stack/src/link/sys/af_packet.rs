@@ -8,8 +8,10 @@
 //! us UDP/TCP with partial checksums: turn it off on the sending end
 //! (`ethtool -K PEER tx off`).
 //!
-//! Frames we sent come back to a packet socket as `PACKET_OUTGOING`; they are skipped
-//! so the stack does not hear itself.
+//! Frames sent on the interface come back to packet sockets as `PACKET_OUTGOING`
+//! copies (to every packet socket but the one that sent them, so these are the
+//! kernel's or another socket's); they are skipped so the stack hears only what
+//! arrives.
 //!
 //! Receiving uses a `PACKET_RX_RING` (TPACKET_V2) shared with the kernel when it sets
 //! up, so frames that are already waiting cost no system call ([`AfPacketLink::open`]);
@@ -34,6 +36,8 @@ pub struct AfPacketLink {
     ifindex: u32,
     /// Consecutive `recv` calls that found the ring empty (see [`ERROR_CHECK_EVERY`]).
     empty_streak: u32,
+    /// The last slot read carried TP_STATUS_LOSING (to log an overflow once).
+    losing: bool,
 }
 
 /// What the receive ring saw ([`AfPacketLink::ring_stats`]); all zero without a ring.
@@ -49,10 +53,11 @@ pub struct RingStats {
     pub too_long: u64,
     /// Slots whose header pointed outside the slot, dropped (never seen from a sane kernel).
     pub malformed: u64,
-    /// Frames marked `TP_STATUS_LOSING`: the ring had overflowed before them.
+    /// Frames marked `TP_STATUS_LOSING`: the kernel had dropped frames (ring full)
+    /// since its drop count was last read, so every frame carries the mark until then.
     pub losing: u64,
-    /// Frames the kernel dropped because the ring was full (PACKET_STATISTICS, read
-    /// when a `TP_STATUS_LOSING` frame shows up and by [`AfPacketLink::ring_stats`]).
+    /// Frames the kernel dropped (ring full), as read by [`AfPacketLink::ring_stats`]
+    /// (PACKET_STATISTICS); drops another reader of that count took are not here.
     pub kernel_drops: u64,
 }
 
@@ -109,6 +114,7 @@ impl AfPacketLink {
             ifindex,
             ring: None,
             empty_streak: 0,
+            losing: false,
         })
     }
 
@@ -171,6 +177,7 @@ impl AfPacketLink {
             ifindex,
             ring: Some(ring),
             empty_streak: 0,
+            losing: false,
         })
     }
 
@@ -189,8 +196,11 @@ impl AfPacketLink {
         self.ring.is_some()
     }
 
-    /// What the receive ring saw so far, the kernel's ring-full drops read now
+    /// What the receive ring saw so far, with the kernel's drops read now
     /// (PACKET_STATISTICS, which resets the kernel's count; they accumulate here).
+    ///
+    /// The receive path itself never reads that count: `ustack wire` and `ustack bench
+    /// loss` read it from the descriptor, and a read here would take their figures.
     pub fn ring_stats(&mut self) -> RingStats {
         self.collect_kernel_drops();
         self.ring.as_ref().map(|r| r.stats).unwrap_or_default()
@@ -224,22 +234,22 @@ impl AfPacketLink {
         let Some(ring) = self.ring.as_mut() else {
             return Ok(None);
         };
-        let mut losing = false;
         let got = loop {
-            match ring.take(buf) {
+            let (losing, len) = match ring.take(buf) {
                 Slot::Empty => break None,
-                Slot::Frame { len, losing: l } => {
-                    losing |= l;
-                    break Some(len);
-                }
-                Slot::Skipped { losing: l } => losing |= l,
+                Slot::Frame { len, losing } => (losing, Some(len)),
+                Slot::Skipped { losing } => (losing, None),
+            };
+            // The mark stays on every frame until someone reads the drop count: log
+            // when it appears, not per frame.
+            if losing && !self.losing {
+                log::debug!(target: "ustack::link", "af_packet {}: receive ring overflowed, frames lost", self.ifname);
+            }
+            self.losing = losing;
+            if len.is_some() {
+                break len;
             }
         };
-        if losing {
-            // Reading the count also clears it, so later frames stop carrying the flag.
-            log::debug!(target: "ustack::link", "af_packet {}: receive ring overflowed", self.ifname);
-            self.collect_kernel_drops();
-        }
         if got.is_some() {
             self.empty_streak = 0;
             return Ok(got);
