@@ -1,8 +1,9 @@
 //! The AF_PACKET link's mmap'd receive ring (TPACKET_V2) against the kernel, over a veth
 //! pair in a private namespace: frames arrive byte-exact and in order, a burst larger
 //! than the ring loses frames without harm (counted, and later frames still arrive),
-//! our own transmissions are not handed back, and TCP through a `NetStack` on the ring
-//! is byte-exact.
+//! frames sent on our interface are not handed back, the interface going down is
+//! reported once (no busy loop) and frames flow again after, and TCP through a
+//! `NetStack` on the ring is byte-exact (and on the plain path, each printing its time).
 //!
 //! The kernel's side sends with a plain (ring-less) AF_PACKET socket on `veth0`, so
 //! what is under test is only the receiving end on `veth1`.
@@ -361,4 +362,40 @@ fn tcp_kernel_to_stack(ring: bool) {
         took.as_secs_f64(),
         LEN as f64 * 8.0 / took.as_secs_f64().max(1e-9) / 1e6
     );
+}
+
+#[test]
+fn kernel_packet_ring_reports_interface_down_and_then_stops_waking() {
+    require_netns!();
+    let (ns, mut ours, mut peer) = veth_pair(|| AfPacketLink::open("veth1"));
+    assert!(ours.ring());
+    let fd = ours.as_raw_fd();
+    assert!(
+        !wait_readable(&[fd], Some(Duration::from_millis(50))).expect("ppoll"),
+        "nothing to read yet"
+    );
+    // Down: the kernel sets ENETDOWN on the socket, and poll(2) reports it ready until
+    // the error is read. The ring never calls recvfrom(2), so `recv` must read it.
+    ns.ip(&["link", "set", "veth1", "down"])
+        .expect("veth1 down");
+    assert!(
+        wait_readable(&[fd], Some(Duration::from_secs(1))).expect("ppoll"),
+        "the error wakes the reader"
+    );
+    let mut buf = [0u8; 2048];
+    let err = (0..1000)
+        .find_map(|_| ours.recv(Instant::ZERO, &mut buf).err())
+        .expect("recv reports the error");
+    assert_eq!(err.raw_os_error(), Some(libc::ENETDOWN), "{err}");
+    assert!(
+        !wait_readable(&[fd], Some(Duration::from_millis(100))).expect("ppoll"),
+        "once read, the error no longer wakes the reader (no busy loop)"
+    );
+    // Up again: frames flow through the same ring.
+    ns.ip(&["link", "set", "veth1", "up"]).expect("veth1 up");
+    ns.wait_running("veth0", Duration::from_secs(5))
+        .expect("veth0 comes back");
+    send_frames(&mut peer, 0..50);
+    let got = recv_frames(&mut ours, 50, Duration::from_secs(2));
+    assert_eq!(got, (0..50).collect::<Vec<_>>());
 }
