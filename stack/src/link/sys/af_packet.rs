@@ -448,9 +448,10 @@ impl RingGeometry {
     }
 }
 
-/// Where the kernel puts the Ethernet header in a TPACKET_V2 slot, and the rest of the
-/// frame after it: the IP header starts at `TPACKET_ALIGN(TPACKET2_HDRLEN + 16)` (the
-/// kernel reserves at least 16 bytes for the link header, of which Ethernet takes 14).
+/// Offset of the network header in a TPACKET_V2 slot, the Ethernet header just before
+/// it: `TPACKET_ALIGN(TPACKET2_HDRLEN + 16)` (the kernel reserves at least 16 bytes for
+/// the link header, of which Ethernet takes 14), so a frame ends at this plus its
+/// network-layer length.
 const fn slot_network_offset() -> usize {
     tpacket_align(libc::TPACKET2_HDRLEN + 16)
 }
