@@ -212,32 +212,11 @@ fn kernel_packet_ring_overflow_is_counted_and_later_frames_arrive() {
     let second = recv_frames(&mut ours, BURST as usize, Duration::from_millis(300));
     assert!(!second.is_empty() && second.len() <= 32, "{}", second.len());
     assert_eq!(
-        u64::from(fd_packet_drops(ours.as_raw_fd())),
+        u64::from(ustack::link::sys::packet_drops(ours.as_raw_fd()).expect("PACKET_STATISTICS")),
         u64::from(BURST) - second.len() as u64,
         "PACKET_STATISTICS read from the descriptor"
     );
     assert_eq!(ours.ring_stats().kernel_drops, st.kernel_drops);
-}
-
-/// PACKET_STATISTICS drops of a packet socket since the last read, as the tools read it.
-fn fd_packet_drops(fd: std::os::unix::io::RawFd) -> u32 {
-    let mut st = libc::tpacket_stats {
-        tp_packets: 0,
-        tp_drops: 0,
-    };
-    let mut len = std::mem::size_of::<libc::tpacket_stats>() as libc::socklen_t;
-    // SAFETY: getsockopt writes at most `len` bytes into `st`, which has exactly that size.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_PACKET,
-            libc::PACKET_STATISTICS,
-            (&mut st as *mut libc::tpacket_stats).cast(),
-            &mut len,
-        )
-    };
-    assert_eq!(rc, 0, "PACKET_STATISTICS: {}", io::Error::last_os_error());
-    st.tp_drops
 }
 
 /// Checks a byte stream against [`Pattern`] as it is written.

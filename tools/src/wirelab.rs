@@ -21,7 +21,7 @@
 //! Every offload is off on all four veth ends: the wire forwards frames one by one, so
 //! it must see MTU-sized frames with complete checksums, not GSO/GRO aggregates. The
 //! wire's AF_PACKET sockets get large buffers (see [`enlarge_socket_buffers`]), and
-//! drops there, which no seed decided, are counted ([`packet_drops`]).
+//! drops there, which no seed decided, are counted ([`packet_drops`](ustack::link::sys::packet_drops)).
 
 use std::io;
 use std::net::Ipv4Addr;
@@ -284,33 +284,6 @@ pub fn enlarge_socket_buffers(fd: RawFd, bytes: usize) -> io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Frames the kernel dropped at an AF_PACKET socket since the previous call (receive
-/// buffer full), from `PACKET_STATISTICS` (which resets on every read).
-///
-/// # Errors
-/// `fd` is not a packet socket.
-pub fn packet_drops(fd: RawFd) -> io::Result<u32> {
-    let mut stats = libc::tpacket_stats {
-        tp_packets: 0,
-        tp_drops: 0,
-    };
-    let mut len = std::mem::size_of::<libc::tpacket_stats>() as libc::socklen_t;
-    // SAFETY: getsockopt writes at most `len` bytes into `stats`, which outlives the call.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_PACKET,
-            libc::PACKET_STATISTICS,
-            (&mut stats as *mut libc::tpacket_stats).cast(),
-            &mut len,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(stats.tp_drops)
 }
 
 /// The kernel's TCP counters of one namespace that a loss benchmark compares, as

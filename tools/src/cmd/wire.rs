@@ -147,7 +147,7 @@ pub struct WireArgs {
 /// AF_PACKET drops of an end since the last read (0 for a TAP).
 fn socket_drops(link: &OsLink) -> u32 {
     match link {
-        OsLink::Raw(l) => wirelab::packet_drops(l.as_raw_fd()).unwrap_or(0),
+        OsLink::Raw(l) => ustack::link::sys::packet_drops(l.as_raw_fd()).unwrap_or(0),
         OsLink::Tap(_) => 0,
     }
 }

@@ -379,6 +379,33 @@ fn interface_mtu(fd: &OwnedFd, ifname: &str) -> io::Result<usize> {
     usize::try_from(mtu).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "negative MTU"))
 }
 
+/// Frames the kernel dropped at an AF_PACKET socket since the previous call (receive
+/// buffer full), from `PACKET_STATISTICS` (which resets on every read).
+///
+/// # Errors
+/// `fd` is not a packet socket.
+pub fn packet_drops(fd: RawFd) -> io::Result<u32> {
+    let mut stats = libc::tpacket_stats {
+        tp_packets: 0,
+        tp_drops: 0,
+    };
+    let mut len = std::mem::size_of::<libc::tpacket_stats>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `stats`, which outlives the call.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_PACKET,
+            libc::PACKET_STATISTICS,
+            (&mut stats as *mut libc::tpacket_stats).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(stats.tp_drops)
+}
+
 /// Reads and clears the socket's pending error (SO_ERROR), returning it as an error.
 fn take_socket_error(fd: &OwnedFd) -> io::Result<()> {
     let mut err: libc::c_int = 0;

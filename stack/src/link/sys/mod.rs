@@ -10,7 +10,7 @@
 mod af_packet;
 mod tap;
 
-pub use af_packet::{AfPacketLink, RingStats, RX_RING_BYTES};
+pub use af_packet::{packet_drops, AfPacketLink, RingStats, RX_RING_BYTES};
 pub use tap::TapLink;
 
 use std::io;

@@ -804,7 +804,7 @@ impl LabStack {
     }
 
     fn socket_drops(&self) -> u64 {
-        u64::from(wirelab::packet_drops(self.fd).unwrap_or(0))
+        u64::from(ustack::link::sys::packet_drops(self.fd).unwrap_or(0))
     }
 }
 
