@@ -182,6 +182,13 @@ impl StatsReport {
                 d.ready_sockets,
                 d.ready_checks
             );
+            if d.busy_polls > 0 {
+                let _ = writeln!(
+                    out,
+                    "busy poll: {} busy polls, {} passes, {} cut short by a switch-out",
+                    d.busy_polls, d.busy_passes, d.busy_preempted
+                );
+            }
         }
         let _ = writeln!(out, "tcp sockets: {}", self.sockets.len());
         if !self.sockets.is_empty() {
@@ -284,6 +291,9 @@ impl StatsReport {
                 "leader_wakeups": d.leader_wakeups,
                 "ready_sockets": d.ready_sockets,
                 "ready_checks": d.ready_checks,
+                "busy_polls": d.busy_polls,
+                "busy_passes": d.busy_passes,
+                "busy_preempted": d.busy_preempted,
             })
         });
         json!({
@@ -344,7 +354,25 @@ mod tests {
         };
         let r = r.with_driver(d);
         assert!(r.text().contains(" 7 leads,"), "{}", r.text());
+        // Busy polling is opt-in: no line for it when it never ran.
+        assert!(!r.text().contains("busy poll"), "{}", r.text());
         let v: Value = serde_json::from_str(&r.json()).unwrap();
         assert_eq!(v["host_loop"]["leads"], 7);
+        assert_eq!(v["host_loop"]["busy_polls"], 0);
+        let r = r.with_driver(DriverStats {
+            busy_polls: 3,
+            busy_passes: 40,
+            busy_preempted: 1,
+            ..DriverStats::default()
+        });
+        assert!(
+            r.text()
+                .contains("busy poll: 3 busy polls, 40 passes, 1 cut short by a switch-out"),
+            "{}",
+            r.text()
+        );
+        let v: Value = serde_json::from_str(&r.json()).unwrap();
+        assert_eq!(v["host_loop"]["busy_passes"], 40);
+        assert_eq!(v["host_loop"]["busy_preempted"], 1);
     }
 }
