@@ -79,8 +79,9 @@ impl Device {
     }
 
     /// Opens the device with checksum and segmentation offloads when `offload` asks
-    /// for them and the device and kernel support them (a TAP; an AF_PACKET socket has
-    /// none): `Offload::Auto` falls back to plain frames with a log line.
+    /// for them and the kernel supports them (a TAP with `IFF_VNET_HDR`, an AF_PACKET
+    /// socket with `PACKET_VNET_HDR`): `Offload::Auto` falls back to plain frames with
+    /// a log line.
     ///
     /// # Errors
     /// The device could not be opened.
@@ -89,29 +90,37 @@ impl Device {
             Device::Tap(name) => {
                 TapLink::open_with_offload(name, offload == Offload::Auto).map(OsLink::Tap)
             }
-            Device::Raw(name) => open_af_packet(name).map(OsLink::Raw),
+            Device::Raw(name) => open_af_packet_with(name, offload).map(OsLink::Raw),
         }
     }
 }
 
-/// Opens an AF_PACKET socket on `ifname` (calling thread's namespace) receiving
-/// through its mmap'd ring, unless the environment has `USTACK_PACKET_RING=0`: then
-/// one recvfrom(2) per frame (A/B measurements, and an escape hatch).
+/// Opens an AF_PACKET socket on `ifname` (calling thread's namespace) without
+/// offloads, one wire frame per read, receiving through its mmap'd ring unless the
+/// environment has `USTACK_PACKET_RING=0`: then one recvfrom(2) per frame (A/B
+/// measurements, and an escape hatch).
 ///
 /// # Errors
 /// As [`AfPacketLink::open`].
 pub fn open_af_packet(ifname: &str) -> io::Result<AfPacketLink> {
-    if std::env::var_os("USTACK_PACKET_RING").is_some_and(|v| v == "0") {
-        AfPacketLink::open_plain(ifname)
-    } else {
-        AfPacketLink::open(ifname)
-    }
+    open_af_packet_with(ifname, Offload::Off)
+}
+
+/// [`open_af_packet`], with `PACKET_VNET_HDR` offloads first under `Offload::Auto`
+/// (falling back to it when the kernel refuses).
+///
+/// # Errors
+/// As [`AfPacketLink::open`].
+pub fn open_af_packet_with(ifname: &str, offload: Offload) -> io::Result<AfPacketLink> {
+    let ring = !std::env::var_os("USTACK_PACKET_RING").is_some_and(|v| v == "0");
+    AfPacketLink::open_with_offload(ifname, offload == Offload::Auto, ring)
 }
 
 /// Whether a device is opened with checksum and segmentation offloads (`--offload`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Offload {
-    /// On where the device and kernel support it (a TAP), plain frames elsewhere.
+    /// On where the device and kernel support it (TAP, AF_PACKET), plain frames
+    /// elsewhere.
     #[default]
     Auto,
     /// Plain frames with complete checksums, one wire segment per frame.
@@ -123,7 +132,7 @@ impl OsLink {
     pub fn offload(&self) -> bool {
         match self {
             OsLink::Tap(l) => l.offload(),
-            OsLink::Raw(_) => false,
+            OsLink::Raw(l) => l.offload(),
         }
     }
 }

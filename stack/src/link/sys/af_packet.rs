@@ -17,7 +17,9 @@
 //! up, so frames that are already waiting cost no system call ([`AfPacketLink::open`]);
 //! otherwise, or with [`AfPacketLink::open_plain`], one `recvfrom(2)` per frame.
 
+use super::vnet::{decode_vnet_hdr, encode_vnet_hdr, write_with_header, VNET_HDR_LEN};
 use super::{if_nametoindex, is_queue_full};
+use crate::link::offload::{FrameMeta, LinkCaps};
 use crate::link::Link;
 use crate::time::Instant;
 use std::io;
@@ -38,6 +40,11 @@ pub struct AfPacketLink {
     empty_streak: u32,
     /// The last slot read carried TP_STATUS_LOSING (to log an overflow once).
     losing: bool,
+    /// `PACKET_VNET_HDR` is on: every frame either way has a virtio-net header, and
+    /// the link offloads (see the module doc). Never with a ring.
+    vnet: bool,
+    /// The header of the last frame received (vnet mode).
+    rx_meta: FrameMeta,
 }
 
 /// What the receive ring saw ([`AfPacketLink::ring_stats`]); all zero without a ring.
@@ -115,6 +122,59 @@ impl AfPacketLink {
             ring: None,
             empty_streak: 0,
             losing: false,
+            vnet: false,
+            rx_meta: FrameMeta::default(),
+        })
+    }
+
+    /// Opens a raw packet socket on `ifname` with checksum and segmentation offloads
+    /// (`PACKET_VNET_HDR`, see the module doc) when `offload` is true and the kernel
+    /// takes it; otherwise, or when it refuses (logged on `ustack::link`), as
+    /// [`open`](Self::open) when `ring` is true and [`open_plain`](Self::open_plain)
+    /// when not. [`offload`](Self::offload) says which.
+    ///
+    /// # Errors
+    /// No such interface, or the caller lacks CAP_NET_RAW.
+    pub fn open_with_offload(ifname: &str, offload: bool, ring: bool) -> io::Result<AfPacketLink> {
+        if offload {
+            match AfPacketLink::open_vnet(ifname) {
+                Ok(link) => return Ok(link),
+                Err(e) => {
+                    log::info!(target: "ustack::link", "af_packet {ifname}: kernel refused PACKET_VNET_HDR ({e}); offloads off");
+                }
+            }
+        }
+        if ring {
+            AfPacketLink::open(ifname)
+        } else {
+            AfPacketLink::open_plain(ifname)
+        }
+    }
+
+    /// Opens a raw packet socket on `ifname` with `PACKET_VNET_HDR` (offloads; one
+    /// recvmsg(2) per frame or super-frame), failing rather than falling back.
+    ///
+    /// # Errors
+    /// No such interface, no CAP_NET_RAW, or the kernel refused PACKET_VNET_HDR.
+    pub fn open_vnet(ifname: &str) -> io::Result<AfPacketLink> {
+        let ifindex = if_nametoindex(ifname)?;
+        let fd = packet_socket()?;
+        // Before bind(2): the socket hears nothing until bound, so no frame is queued
+        // without its header.
+        let on: libc::c_int = 1;
+        set_packet_option(&fd, libc::PACKET_VNET_HDR, &on)?;
+        bind_to(&fd, ifindex)?;
+        enlarge_receive_buffer(&fd);
+        log::debug!(target: "ustack::link", "af_packet {ifname}: offloads on (PACKET_VNET_HDR)");
+        Ok(AfPacketLink {
+            fd,
+            ifname: ifname.to_owned(),
+            ifindex,
+            ring: None,
+            empty_streak: 0,
+            losing: false,
+            vnet: true,
+            rx_meta: FrameMeta::default(),
         })
     }
 
@@ -178,6 +238,8 @@ impl AfPacketLink {
             ring: Some(ring),
             empty_streak: 0,
             losing: false,
+            vnet: false,
+            rx_meta: FrameMeta::default(),
         })
     }
 
@@ -191,9 +253,15 @@ impl AfPacketLink {
         self.ifindex
     }
 
-    /// Whether frames arrive through the mmap'd receive ring (else recvfrom(2)).
+    /// Whether frames arrive through the mmap'd receive ring (else recvfrom(2) or,
+    /// with offloads, recvmsg(2)).
     pub fn ring(&self) -> bool {
         self.ring.is_some()
+    }
+
+    /// Whether checksum and segmentation offloads are on (`PACKET_VNET_HDR`).
+    pub fn offload(&self) -> bool {
+        self.vnet
     }
 
     /// What the receive ring saw so far, with the kernel's drops read now
@@ -292,6 +360,96 @@ impl AfPacketLink {
                 continue;
             }
             return Ok(Some(n as usize));
+        }
+    }
+
+    /// Receives one frame and its virtio-net header with recvmsg(2), skipping our own
+    /// frames, ones shorter than a header and ones longer than `buf` (cut by the
+    /// kernel: MSG_TRUNC). Not through the ring: a TPACKET_V2 slot is sized for the
+    /// MTU and the kernel cuts a 64 KB super-frame to it, and slots of 64 KB would
+    /// make an 8 MiB ring hold 128 frames; TPACKET_V3 packs frames of any length into
+    /// blocks, but hands a block over only when it fills or its retire timer
+    /// (milliseconds) fires, the latency the V2 ring was chosen to avoid.
+    fn recv_vnet(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        let mut hdr = [0u8; VNET_HDR_LEN];
+        loop {
+            // SAFETY: sockaddr_ll and msghdr are plain old data; all-zero is valid.
+            let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+            let mut iov = [
+                libc::iovec {
+                    iov_base: hdr.as_mut_ptr().cast(),
+                    iov_len: VNET_HDR_LEN,
+                },
+                libc::iovec {
+                    iov_base: buf.as_mut_ptr().cast(),
+                    iov_len: buf.len(),
+                },
+            ];
+            // SAFETY: as above.
+            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+            msg.msg_name = (&mut sll as *mut libc::sockaddr_ll).cast();
+            msg.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+            msg.msg_iov = iov.as_mut_ptr();
+            msg.msg_iovlen = iov.len() as _;
+            // SAFETY: `msg` points at `sll` and at two iovecs describing live, writable
+            // buffers of the stated lengths, all alive across the call; no control data.
+            let n = unsafe { libc::recvmsg(self.fd.as_raw_fd(), &mut msg, 0) };
+            if n < 0 {
+                let err = io::Error::last_os_error();
+                match err.kind() {
+                    io::ErrorKind::WouldBlock => return Ok(None),
+                    io::ErrorKind::Interrupted => continue,
+                    _ => return Err(err),
+                }
+            }
+            let n = n as usize;
+            if sll.sll_pkttype == libc::PACKET_OUTGOING {
+                // Our own transmission (or the kernel's on this interface), looped back.
+                continue;
+            }
+            if msg.msg_flags & libc::MSG_TRUNC != 0 {
+                log::debug!(target: "ustack::link", "af_packet {}: frame longer than {} bytes dropped", self.ifname, buf.len());
+                continue;
+            }
+            if n < VNET_HDR_LEN {
+                // Not even a header: nothing we can hand up.
+                continue;
+            }
+            self.rx_meta = decode_vnet_hdr(&hdr);
+            return Ok(Some(n - VNET_HDR_LEN));
+        }
+    }
+
+    /// Sends one frame, behind a virtio-net header for `meta` in vnet mode.
+    fn send_frame(&mut self, frame: &[u8], meta: &FrameMeta) -> io::Result<()> {
+        loop {
+            let res = if self.vnet {
+                write_with_header(self.fd.as_raw_fd(), &encode_vnet_hdr(frame, meta), frame)
+            } else {
+                // SAFETY: `frame` is valid for `frame.len()` readable bytes.
+                match unsafe {
+                    libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0)
+                } {
+                    n if n < 0 => Err(io::Error::last_os_error()),
+                    n => Ok(n as usize),
+                }
+            };
+            let err = match res {
+                Ok(_) => return Ok(()),
+                Err(e) => e,
+            };
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            if is_queue_full(&err) {
+                log::debug!(target: "ustack::link", "af_packet {}: queue full, frame dropped", self.ifname);
+                return Ok(());
+            }
+            // ENETDOWN: the interface is down; like a NIC without a cable, drop.
+            if err.raw_os_error() == Some(libc::ENETDOWN) {
+                return Ok(());
+            }
+            return Err(err);
         }
     }
 }
@@ -664,7 +822,9 @@ impl AsRawFd for AfPacketLink {
 
 impl Link for AfPacketLink {
     fn recv(&mut self, _now: Instant, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        if self.ring.is_some() {
+        if self.vnet {
+            self.recv_vnet(buf)
+        } else if self.ring.is_some() {
             self.recv_ring(buf)
         } else {
             self.recv_plain(buf)
@@ -672,27 +832,39 @@ impl Link for AfPacketLink {
     }
 
     fn send(&mut self, _now: Instant, frame: &[u8]) -> io::Result<()> {
-        loop {
-            // SAFETY: `frame` is valid for `frame.len()` readable bytes.
-            let n =
-                unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
-            if n >= 0 {
-                return Ok(());
+        self.send_frame(frame, &FrameMeta::default())
+    }
+
+    fn caps(&self) -> LinkCaps {
+        if self.vnet {
+            // The kernel segments TCP over IPv4 and IPv6 alike for a packet socket
+            // (virtio_net_hdr_to_skb), whatever the device's own features.
+            LinkCaps {
+                tso: true,
+                tso6: true,
+                tx_csum_partial: true,
+                rx_offload: true,
+                max_tx_frame: crate::link::MAX_OFFLOAD_FRAME_LEN,
             }
-            let err = io::Error::last_os_error();
-            if err.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            if is_queue_full(&err) {
-                log::debug!(target: "ustack::link", "af_packet {}: queue full, frame dropped", self.ifname);
-                return Ok(());
-            }
-            // ENETDOWN: the interface is down; like a NIC without a cable, drop.
-            if err.raw_os_error() == Some(libc::ENETDOWN) {
-                return Ok(());
-            }
-            return Err(err);
+        } else {
+            LinkCaps::default()
         }
+    }
+
+    fn rx_meta(&self) -> FrameMeta {
+        if self.vnet {
+            self.rx_meta
+        } else {
+            FrameMeta::default()
+        }
+    }
+
+    fn send_meta(&mut self, _now: Instant, frame: &[u8], meta: &FrameMeta) -> io::Result<()> {
+        debug_assert!(
+            self.vnet || meta.is_plain(),
+            "offload metadata for a plain AF_PACKET link"
+        );
+        self.send_frame(frame, meta)
     }
 }
 

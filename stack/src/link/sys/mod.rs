@@ -9,6 +9,7 @@
 
 mod af_packet;
 mod tap;
+mod vnet;
 
 pub use af_packet::{packet_drops, AfPacketLink, RingStats, RX_RING_BYTES};
 pub use tap::TapLink;

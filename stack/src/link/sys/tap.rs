@@ -28,9 +28,8 @@
 //! frame itself is never copied here.
 
 use super::is_queue_full;
-use crate::link::offload::{
-    ipv4_tcp_header_lens, ipv6_tcp_header_len, CsumPartial, FrameMeta, Gso, LinkCaps,
-};
+use super::vnet::{decode_vnet_hdr, encode_vnet_hdr, write_with_header, VNET_HDR_LEN};
+use crate::link::offload::{FrameMeta, LinkCaps};
 use crate::link::Link;
 use crate::time::Instant;
 use std::io;
@@ -45,18 +44,6 @@ const IFF_VNET_HDR: libc::c_short = 0x4000;
 const TUN_F_CSUM: libc::c_uint = 0x01;
 const TUN_F_TSO4: libc::c_uint = 0x02;
 const TUN_F_TSO6: libc::c_uint = 0x04;
-
-/// `VIRTIO_NET_HDR_F_NEEDS_CSUM`: the transport checksum is partial.
-const F_NEEDS_CSUM: u8 = 1;
-/// `VIRTIO_NET_HDR_F_DATA_VALID`: the transport checksum was validated.
-const F_DATA_VALID: u8 = 2;
-/// `VIRTIO_NET_HDR_GSO_TCPV4`.
-const GSO_TCPV4: u8 = 1;
-/// `VIRTIO_NET_HDR_GSO_TCPV6`.
-const GSO_TCPV6: u8 = 4;
-/// Size of `struct virtio_net_hdr` (flags, gso_type, hdr_len, gso_size, csum_start,
-/// csum_offset).
-pub const VNET_HDR_LEN: usize = 10;
 
 /// Largest frame a TAP with TSO takes: one 64 KB IPv4 packet and its Ethernet header.
 pub const TSO_MAX_FRAME: usize = crate::link::MAX_OFFLOAD_FRAME_LEN;
@@ -256,30 +243,20 @@ impl TapLink {
     fn write_frame(&mut self, frame: &[u8], meta: Option<&FrameMeta>) -> io::Result<()> {
         loop {
             let hdr = meta.map(|m| encode_vnet_hdr(frame, m));
-            let n = match &hdr {
-                Some(h) => {
-                    let iov = [
-                        libc::iovec {
-                            iov_base: h.as_ptr() as *mut libc::c_void,
-                            iov_len: VNET_HDR_LEN,
-                        },
-                        libc::iovec {
-                            iov_base: frame.as_ptr() as *mut libc::c_void,
-                            iov_len: frame.len(),
-                        },
-                    ];
-                    // SAFETY: both iovecs describe live buffers; writev only reads them.
-                    unsafe { libc::writev(self.fd.as_raw_fd(), iov.as_ptr(), 2) }
-                }
+            let res = match &hdr {
+                Some(h) => write_with_header(self.fd.as_raw_fd(), h, frame),
                 // SAFETY: `frame` is valid for `frame.len()` readable bytes.
-                None => unsafe {
+                None => match unsafe {
                     libc::write(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len())
+                } {
+                    n if n < 0 => Err(io::Error::last_os_error()),
+                    n => Ok(n as usize),
                 },
             };
-            if n >= 0 {
-                return Ok(());
-            }
-            let e = io::Error::last_os_error();
+            let e = match res {
+                Ok(_) => return Ok(()),
+                Err(e) => e,
+            };
             match e {
                 _ if e.kind() == io::ErrorKind::Interrupted => continue,
                 _ if is_queue_full(&e) => {
@@ -293,58 +270,6 @@ impl TapLink {
             }
         }
     }
-}
-
-/// The metadata a received virtio-net header describes. Whatever the kernel wrote is
-/// taken as given here; the interface checks it against the frame.
-fn decode_vnet_hdr(h: &[u8; VNET_HDR_LEN]) -> FrameMeta {
-    let u16_at = |i: usize| u16::from_ne_bytes([h[i], h[i + 1]]);
-    let flags = h[0];
-    let gso = match h[1] {
-        0 => Gso::None,
-        GSO_TCPV4 => Gso::TcpV4 { size: u16_at(4) },
-        GSO_TCPV6 => Gso::TcpV6 { size: u16_at(4) },
-        other => Gso::Other(other),
-    };
-    FrameMeta {
-        gso,
-        csum: (flags & F_NEEDS_CSUM != 0).then(|| CsumPartial {
-            start: u16_at(6),
-            offset: u16_at(8),
-        }),
-        csum_valid: flags & F_DATA_VALID != 0,
-    }
-}
-
-/// The virtio-net header for a frame we send with `meta`.
-fn encode_vnet_hdr(frame: &[u8], meta: &FrameMeta) -> [u8; VNET_HDR_LEN] {
-    let mut h = [0u8; VNET_HDR_LEN];
-    if let Some(c) = meta.csum {
-        h[0] = F_NEEDS_CSUM;
-        h[6..8].copy_from_slice(&c.start.to_ne_bytes());
-        h[8..10].copy_from_slice(&c.offset.to_ne_bytes());
-    }
-    // hdr_len: Ethernet, IP and TCP headers, options included (a hint for the kernel's
-    // linear allocation).
-    let gso = match meta.gso {
-        Gso::TcpV4 { size } => Some((
-            GSO_TCPV4,
-            size,
-            ipv4_tcp_header_lens(frame).map_or(0, |(ihl, doff)| 14 + ihl + doff),
-        )),
-        Gso::TcpV6 { size } => Some((
-            GSO_TCPV6,
-            size,
-            ipv6_tcp_header_len(frame).map_or(0, |doff| 14 + 40 + doff),
-        )),
-        _ => None,
-    };
-    if let Some((ty, size, hdr_len)) = gso {
-        h[1] = ty;
-        h[2..4].copy_from_slice(&(hdr_len as u16).to_ne_bytes());
-        h[4..6].copy_from_slice(&size.to_ne_bytes());
-    }
-    h
 }
 
 impl Drop for TapLink {
@@ -408,67 +333,6 @@ impl Link for TapLink {
         } else {
             debug_assert!(meta.is_plain(), "offload metadata for a plain TAP");
             self.write_frame(frame, None)
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn vnet_header_round_trips_gso_and_partial_checksum() {
-        let meta = FrameMeta {
-            gso: Gso::TcpV4 { size: 1448 },
-            csum: Some(CsumPartial {
-                start: 34,
-                offset: 16,
-            }),
-            csum_valid: false,
-        };
-        // Ethernet + IPv4 (IHL 5) + TCP with data offset 8 (32 bytes).
-        let mut frame = vec![0u8; 14 + 20 + 32 + 100];
-        frame[14] = 0x45;
-        frame[14 + 20 + 12] = 8 << 4;
-        let h = encode_vnet_hdr(&frame, &meta);
-        assert_eq!(h[0], F_NEEDS_CSUM);
-        assert_eq!(u16::from_ne_bytes([h[2], h[3]]), 14 + 20 + 32);
-        assert_eq!(decode_vnet_hdr(&h), meta);
-        let valid = decode_vnet_hdr(&[F_DATA_VALID, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-        assert!(valid.csum_valid && valid.csum.is_none() && valid.gso == Gso::None);
-        // UDP fragmentation offload (3) is not spoken.
-        assert_eq!(
-            decode_vnet_hdr(&[0, 3, 0, 0, 0, 0, 0, 0, 0, 0]).gso,
-            Gso::Other(3)
-        );
-        // TSO6: Ethernet + IPv6 + TCP with data offset 8; hdr_len covers all three.
-        let meta6 = FrameMeta {
-            gso: Gso::TcpV6 { size: 1428 },
-            csum: Some(CsumPartial {
-                start: 54,
-                offset: 16,
-            }),
-            csum_valid: false,
-        };
-        let mut frame6 = vec![0u8; 14 + 40 + 32 + 100];
-        frame6[14] = 0x60;
-        frame6[14 + 40 + 12] = 8 << 4;
-        let h6 = encode_vnet_hdr(&frame6, &meta6);
-        assert_eq!(h6[1], GSO_TCPV6);
-        assert_eq!(u16::from_ne_bytes([h6[2], h6[3]]), 14 + 40 + 32);
-        assert_eq!(u16::from_ne_bytes([h6[4], h6[5]]), 1428);
-        assert_eq!(decode_vnet_hdr(&h6), meta6);
-    }
-
-    #[test]
-    fn a_gso_header_for_a_frame_too_short_to_hold_its_headers_does_not_panic() {
-        let meta = FrameMeta {
-            gso: Gso::TcpV4 { size: 1448 },
-            ..FrameMeta::default()
-        };
-        for len in [0, 14, 15, 20, 34, 46] {
-            let h = encode_vnet_hdr(&vec![0x45; len], &meta);
-            assert_eq!(u16::from_ne_bytes([h[2], h[3]]), 0, "{len}-byte frame");
         }
     }
 }
