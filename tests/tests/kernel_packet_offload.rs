@@ -36,6 +36,8 @@ struct Run {
     secs: f64,
     /// The kernel's TCP `InCsumErrors` moved by this much.
     kernel_csum_errors: u64,
+    /// The records of the classic pcap the stack wrote, if asked to.
+    pcap: Option<Vec<ustack::link::PcapRecord>>,
 }
 
 fn kernel_tcp_csum_errors(fx: &Fixture) -> u64 {
@@ -47,11 +49,16 @@ fn kernel_tcp_csum_errors(fx: &Fixture) -> u64 {
 
 /// `len` bytes one way between a stack on `veth1` (offloads per `offload`) and a kernel
 /// peer on `veth0` (default offloads when `peer_offloads`, transmit checksum and TSO
-/// off otherwise), checked by SHA-256.
+/// off otherwise), checked by SHA-256; recorded to a pcap (`--pcap`) when `pcap`.
 fn transfer(dir: Dir, offload: bool, peer_offloads: bool, len: u64) -> Run {
+    transfer_recorded(dir, offload, peer_offloads, len, false)
+}
+
+fn transfer_recorded(dir: Dir, offload: bool, peer_offloads: bool, len: u64, pcap: bool) -> Run {
     let mut fx = Fixture::start(Options {
         link: LinkKind::Veth,
         offload,
+        pcap,
         seed: 21,
         ..Options::default()
     });
@@ -139,7 +146,10 @@ fn transfer(dir: Dir, offload: bool, peer_offloads: bool, len: u64) -> Run {
     assert_eq!(ours, kernel_sha, "SHA-256 of the stream");
     let after = kernel_tcp_csum_errors(&fx);
     drop(s);
+    let path = fx.pcap.clone();
     let report = fx.stop();
+    // Read before the fixture goes (it removes the file).
+    let pcap = path.map(|p| ustack_tests::pcap::read(&p));
     let c = report.iface.counters();
     assert_eq!(c.dropped(DropReason::OffloadBadMeta), 0);
     assert_eq!(c.dropped(DropReason::TcpChecksum), 0);
@@ -164,6 +174,7 @@ fn transfer(dir: Dir, offload: bool, peer_offloads: bool, len: u64) -> Run {
         report,
         secs,
         kernel_csum_errors: after - before,
+        pcap,
     }
 }
 
@@ -255,4 +266,33 @@ fn kernel_packet_offload_on_with_the_peer_offloads_off_is_byte_exact() {
             assert!(c.offload_tx_tso_frames > 0, "TSO needs nothing from veth0");
         }
     }
+}
+
+/// `--pcap` on an offloading AF_PACKET link records as on an offloading TAP: the
+/// super-frames whole, their partial checksums finished for the file.
+#[test]
+fn kernel_packet_offload_pcap_records_super_frames_with_complete_checksums() {
+    require_netns!();
+    let r = transfer_recorded(Dir::KernelToStack, true, true, 5 * MB, true);
+    assert!(r.report.iface.counters().offload_rx_gso_frames > 0);
+    let records = r.pcap.expect("a recording");
+    let (mut big, mut tcp_frames) = (0, 0);
+    for (i, rec) in records.iter().enumerate() {
+        let f = ustack_capture::decode::decode_record(i + 1, rec);
+        assert!(f.malformed.is_none(), "frame {}: {:?}", i + 1, f.malformed);
+        if let Some(t) = &f.tcp {
+            tcp_frames += 1;
+            assert_eq!(t.checksum_ok, Some(true), "frame {}", i + 1);
+        }
+        if rec.data.len() > 1514 {
+            big += 1;
+        }
+    }
+    let _ = writeln!(
+        io::stderr(),
+        "AF_PACKET offload on, pcap: {} records, {tcp_frames} TCP, {big} super-frames",
+        records.len()
+    );
+    assert!(big > 0, "no super-frame in the recording");
+    assert!(tcp_frames > big, "the handshake and ACKs are recorded too");
 }
