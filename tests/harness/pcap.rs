@@ -43,3 +43,26 @@ pub fn each_ipv4_tcp(path: &std::path::Path, mut f: impl FnMut(&Ipv4Repr, &TcpRe
         }
     }
 }
+
+/// Checks the recording of an offloading link: every record decodes and every TCP
+/// checksum in it is complete and right (partial ones are finished for the file);
+/// returns (TCP records, records longer than a 1514-byte wire frame: super-frames).
+///
+/// # Panics
+/// A record is malformed or has a wrong TCP checksum.
+pub fn check_offload_recording(records: &[PcapRecord]) -> (usize, usize) {
+    let (mut tcp_frames, mut big) = (0, 0);
+    for (i, rec) in records.iter().enumerate() {
+        let f = ustack_capture::decode::decode_record(i + 1, rec);
+        assert!(f.malformed.is_none(), "frame {}: {:?}", i + 1, f.malformed);
+        if let Some(t) = &f.tcp {
+            tcp_frames += 1;
+            // Partial checksums were finished for the file, super-frames included.
+            assert_eq!(t.checksum_ok, Some(true), "frame {}", i + 1);
+        }
+        if rec.data.len() > 1514 {
+            big += 1;
+        }
+    }
+    (tcp_frames, big)
+}

@@ -192,20 +192,7 @@ fn kernel_offload_pcap_records_super_frames_with_complete_checksums() {
     assert!(r.iface.counters().offload_rx_gso_frames > 0);
     let records = ustack_tests::pcap::read(&path);
     let _ = std::fs::remove_file(&path);
-    let mut big = 0;
-    let mut tcp_frames = 0;
-    for (i, rec) in records.iter().enumerate() {
-        let f = ustack_capture::decode::decode_record(i + 1, rec);
-        assert!(f.malformed.is_none(), "frame {}: {:?}", i + 1, f.malformed);
-        if let Some(t) = &f.tcp {
-            tcp_frames += 1;
-            // Partial checksums were finished for the file, super-frames included.
-            assert_eq!(t.checksum_ok, Some(true), "frame {}", i + 1);
-        }
-        if rec.data.len() > 1514 {
-            big += 1;
-        }
-    }
+    let (tcp_frames, big) = ustack_tests::pcap::check_offload_recording(&records);
     report(&format!(
         "offloads on, pcap: {} records, {tcp_frames} TCP, {big} super-frames",
         records.len()

@@ -195,7 +195,8 @@ fn kernel_packet_offload_receives_gso_super_frames_from_a_default_veth_byte_exac
         "{} frames received: super-frames barely used",
         r.report.link.rx_frames
     );
-    assert!(r.secs > 0.0);
+    // Our ACKs left with partial checksums, which the kernel finished or trusted.
+    assert_eq!(r.kernel_csum_errors, 0, "kernel Tcp InCsumErrors moved");
 }
 
 #[test]
@@ -276,18 +277,7 @@ fn kernel_packet_offload_pcap_records_super_frames_with_complete_checksums() {
     let r = transfer_recorded(Dir::KernelToStack, true, true, 5 * MB, true);
     assert!(r.report.iface.counters().offload_rx_gso_frames > 0);
     let records = r.pcap.expect("a recording");
-    let (mut big, mut tcp_frames) = (0, 0);
-    for (i, rec) in records.iter().enumerate() {
-        let f = ustack_capture::decode::decode_record(i + 1, rec);
-        assert!(f.malformed.is_none(), "frame {}: {:?}", i + 1, f.malformed);
-        if let Some(t) = &f.tcp {
-            tcp_frames += 1;
-            assert_eq!(t.checksum_ok, Some(true), "frame {}", i + 1);
-        }
-        if rec.data.len() > 1514 {
-            big += 1;
-        }
-    }
+    let (tcp_frames, big) = ustack_tests::pcap::check_offload_recording(&records);
     let _ = writeln!(
         io::stderr(),
         "AF_PACKET offload on, pcap: {} records, {tcp_frames} TCP, {big} super-frames",

@@ -17,8 +17,10 @@
 //! up, so frames that are already waiting cost no system call ([`AfPacketLink::open`]);
 //! otherwise, or with [`AfPacketLink::open_plain`], one `recvfrom(2)` per frame.
 
-use super::vnet::{decode_vnet_hdr, encode_vnet_hdr, write_with_header, VNET_HDR_LEN};
-use super::{if_nametoindex, is_queue_full};
+use super::vnet::{
+    decode_vnet_hdr, encode_vnet_hdr, rx_iovecs, vnet_caps, write_with_header, VNET_HDR_LEN,
+};
+use super::{if_nametoindex, is_queue_full, retry_recv};
 use crate::link::offload::{FrameMeta, LinkCaps};
 use crate::link::Link;
 use crate::time::Instant;
@@ -111,20 +113,7 @@ impl AfPacketLink {
     /// # Errors
     /// No such interface, or the caller lacks CAP_NET_RAW.
     pub fn open_plain(ifname: &str) -> io::Result<AfPacketLink> {
-        let ifindex = if_nametoindex(ifname)?;
-        let fd = packet_socket()?;
-        bind_to(&fd, ifindex)?;
-        enlarge_receive_buffer(&fd);
-        Ok(AfPacketLink {
-            fd,
-            ifname: ifname.to_owned(),
-            ifindex,
-            ring: None,
-            empty_streak: 0,
-            losing: false,
-            vnet: false,
-            rx_meta: FrameMeta::default(),
-        })
+        AfPacketLink::open_without_ring(ifname, false)
     }
 
     /// Opens a raw packet socket on `ifname` with checksum and segmentation offloads
@@ -157,15 +146,24 @@ impl AfPacketLink {
     /// # Errors
     /// No such interface, no CAP_NET_RAW, or the kernel refused PACKET_VNET_HDR.
     pub fn open_vnet(ifname: &str) -> io::Result<AfPacketLink> {
+        let link = AfPacketLink::open_without_ring(ifname, true)?;
+        log::debug!(target: "ustack::link", "af_packet {ifname}: offloads on (PACKET_VNET_HDR)");
+        Ok(link)
+    }
+
+    /// A socket bound to `ifname` that receives with a system call per frame, with
+    /// `PACKET_VNET_HDR` when `vnet`.
+    fn open_without_ring(ifname: &str, vnet: bool) -> io::Result<AfPacketLink> {
         let ifindex = if_nametoindex(ifname)?;
         let fd = packet_socket()?;
-        // Before bind(2): the socket hears nothing until bound, so no frame is queued
-        // without its header.
-        let on: libc::c_int = 1;
-        set_packet_option(&fd, libc::PACKET_VNET_HDR, &on)?;
+        if vnet {
+            // Before bind(2): the socket hears nothing until bound, so no frame is
+            // queued without its header.
+            let on: libc::c_int = 1;
+            set_packet_option(&fd, libc::PACKET_VNET_HDR, &on)?;
+        }
         bind_to(&fd, ifindex)?;
         enlarge_receive_buffer(&fd);
-        log::debug!(target: "ustack::link", "af_packet {ifname}: offloads on (PACKET_VNET_HDR)");
         Ok(AfPacketLink {
             fd,
             ifname: ifname.to_owned(),
@@ -173,7 +171,7 @@ impl AfPacketLink {
             ring: None,
             empty_streak: 0,
             losing: false,
-            vnet: true,
+            vnet,
             rx_meta: FrameMeta::default(),
         })
     }
@@ -336,30 +334,26 @@ impl AfPacketLink {
             // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
             let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
             let mut sll_len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+            let fd = self.fd.as_raw_fd();
             // SAFETY: `buf` is valid for `buf.len()` writable bytes, `sll` for `sll_len`.
-            let n = unsafe {
+            let Some(n) = retry_recv(|| unsafe {
                 libc::recvfrom(
-                    self.fd.as_raw_fd(),
+                    fd,
                     buf.as_mut_ptr().cast(),
                     buf.len(),
                     0,
                     (&mut sll as *mut libc::sockaddr_ll).cast(),
                     &mut sll_len,
                 )
+            })?
+            else {
+                return Ok(None);
             };
-            if n < 0 {
-                let err = io::Error::last_os_error();
-                match err.kind() {
-                    io::ErrorKind::WouldBlock => return Ok(None),
-                    io::ErrorKind::Interrupted => continue,
-                    _ => return Err(err),
-                }
-            }
             if sll.sll_pkttype == libc::PACKET_OUTGOING {
                 // Our own transmission (or the kernel's on this interface), looped back.
                 continue;
             }
-            return Ok(Some(n as usize));
+            return Ok(Some(n));
         }
     }
 
@@ -375,34 +369,19 @@ impl AfPacketLink {
         loop {
             // SAFETY: sockaddr_ll and msghdr are plain old data; all-zero is valid.
             let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-            let mut iov = [
-                libc::iovec {
-                    iov_base: hdr.as_mut_ptr().cast(),
-                    iov_len: VNET_HDR_LEN,
-                },
-                libc::iovec {
-                    iov_base: buf.as_mut_ptr().cast(),
-                    iov_len: buf.len(),
-                },
-            ];
+            let mut iov = rx_iovecs(&mut hdr, buf);
             // SAFETY: as above.
             let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
             msg.msg_name = (&mut sll as *mut libc::sockaddr_ll).cast();
             msg.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
             msg.msg_iov = iov.as_mut_ptr();
             msg.msg_iovlen = iov.len() as _;
+            let fd = self.fd.as_raw_fd();
             // SAFETY: `msg` points at `sll` and at two iovecs describing live, writable
             // buffers of the stated lengths, all alive across the call; no control data.
-            let n = unsafe { libc::recvmsg(self.fd.as_raw_fd(), &mut msg, 0) };
-            if n < 0 {
-                let err = io::Error::last_os_error();
-                match err.kind() {
-                    io::ErrorKind::WouldBlock => return Ok(None),
-                    io::ErrorKind::Interrupted => continue,
-                    _ => return Err(err),
-                }
-            }
-            let n = n as usize;
+            let Some(n) = retry_recv(|| unsafe { libc::recvmsg(fd, &mut msg, 0) })? else {
+                return Ok(None);
+            };
             if sll.sll_pkttype == libc::PACKET_OUTGOING {
                 // Our own transmission (or the kernel's on this interface), looped back.
                 continue;
@@ -839,24 +818,15 @@ impl Link for AfPacketLink {
         if self.vnet {
             // The kernel segments TCP over IPv4 and IPv6 alike for a packet socket
             // (virtio_net_hdr_to_skb), whatever the device's own features.
-            LinkCaps {
-                tso: true,
-                tso6: true,
-                tx_csum_partial: true,
-                rx_offload: true,
-                max_tx_frame: crate::link::MAX_OFFLOAD_FRAME_LEN,
-            }
+            vnet_caps(true)
         } else {
             LinkCaps::default()
         }
     }
 
     fn rx_meta(&self) -> FrameMeta {
-        if self.vnet {
-            self.rx_meta
-        } else {
-            FrameMeta::default()
-        }
+        // Default until a vnet-mode receive sets it; never set otherwise.
+        self.rx_meta
     }
 
     fn send_meta(&mut self, _now: Instant, frame: &[u8], meta: &FrameMeta) -> io::Result<()> {

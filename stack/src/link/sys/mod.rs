@@ -90,6 +90,23 @@ fn is_queue_full(err: &io::Error) -> bool {
     matches!(err.raw_os_error(), Some(libc::ENOBUFS) | Some(libc::EAGAIN))
 }
 
+/// Runs a non-blocking receive call until it is not interrupted: `Some(n)` bytes,
+/// `None` when nothing is queued (EAGAIN), the error otherwise.
+fn retry_recv(mut call: impl FnMut() -> isize) -> io::Result<Option<usize>> {
+    loop {
+        let n = call();
+        if n >= 0 {
+            return Ok(Some(n as usize));
+        }
+        let err = io::Error::last_os_error();
+        match err.kind() {
+            io::ErrorKind::WouldBlock => return Ok(None),
+            io::ErrorKind::Interrupted => continue,
+            _ => return Err(err),
+        }
+    }
+}
+
 /// The interface index of `ifname` in the calling thread's network namespace.
 ///
 /// # Errors

@@ -27,8 +27,10 @@
 //! Frames move with `readv`/`writev` of the header and the caller's buffer, so the
 //! frame itself is never copied here.
 
-use super::is_queue_full;
-use super::vnet::{decode_vnet_hdr, encode_vnet_hdr, write_with_header, VNET_HDR_LEN};
+use super::vnet::{
+    decode_vnet_hdr, encode_vnet_hdr, rx_iovecs, vnet_caps, write_with_header, VNET_HDR_LEN,
+};
+use super::{is_queue_full, retry_recv};
 use crate::link::offload::{FrameMeta, LinkCaps};
 use crate::link::Link;
 use crate::time::Instant;
@@ -44,9 +46,6 @@ const IFF_VNET_HDR: libc::c_short = 0x4000;
 const TUN_F_CSUM: libc::c_uint = 0x01;
 const TUN_F_TSO4: libc::c_uint = 0x02;
 const TUN_F_TSO6: libc::c_uint = 0x04;
-
-/// Largest frame a TAP with TSO takes: one 64 KB IPv4 packet and its Ethernet header.
-pub const TSO_MAX_FRAME: usize = crate::link::MAX_OFFLOAD_FRAME_LEN;
 
 /// `struct ifreq` as TUNSETIFF reads it: the name, then the flags in the union.
 #[repr(C)]
@@ -192,45 +191,20 @@ impl TapLink {
     }
 
     fn recv_plain(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        loop {
-            // SAFETY: `buf` is valid for `buf.len()` writable bytes.
-            let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            if n >= 0 {
-                return Ok(Some(n as usize));
-            }
-            let e = io::Error::last_os_error();
-            match e.kind() {
-                io::ErrorKind::WouldBlock => return Ok(None),
-                io::ErrorKind::Interrupted => continue,
-                _ => return Err(e),
-            }
-        }
+        let fd = self.fd.as_raw_fd();
+        // SAFETY: `buf` is valid for `buf.len()` writable bytes.
+        retry_recv(|| unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) })
     }
 
     fn recv_vnet(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
         let mut hdr = [0u8; VNET_HDR_LEN];
         loop {
-            let iov = [
-                libc::iovec {
-                    iov_base: hdr.as_mut_ptr().cast(),
-                    iov_len: VNET_HDR_LEN,
-                },
-                libc::iovec {
-                    iov_base: buf.as_mut_ptr().cast(),
-                    iov_len: buf.len(),
-                },
-            ];
+            let iov = rx_iovecs(&mut hdr, buf);
+            let fd = self.fd.as_raw_fd();
             // SAFETY: both iovecs describe live, writable buffers of the stated lengths.
-            let n = unsafe { libc::readv(self.fd.as_raw_fd(), iov.as_ptr(), 2) };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                match e.kind() {
-                    io::ErrorKind::WouldBlock => return Ok(None),
-                    io::ErrorKind::Interrupted => continue,
-                    _ => return Err(e),
-                }
-            }
-            let n = n as usize;
+            let Some(n) = retry_recv(|| unsafe { libc::readv(fd, iov.as_ptr(), 2) })? else {
+                return Ok(None);
+            };
             if n < VNET_HDR_LEN {
                 // Not even a header: nothing we can hand up.
                 continue;
@@ -307,13 +281,7 @@ impl Link for TapLink {
 
     fn caps(&self) -> LinkCaps {
         if self.offload {
-            LinkCaps {
-                tso: true,
-                tso6: self.tso6,
-                tx_csum_partial: true,
-                rx_offload: true,
-                max_tx_frame: TSO_MAX_FRAME,
-            }
+            vnet_caps(self.tso6)
         } else {
             LinkCaps::default()
         }

@@ -9,7 +9,7 @@
 //! short to hold the headers it describes (`hdr_len` is then 0, a hint only).
 
 use crate::link::offload::{
-    ipv4_tcp_header_lens, ipv6_tcp_header_len, CsumPartial, FrameMeta, Gso,
+    ipv4_tcp_header_lens, ipv6_tcp_header_len, CsumPartial, FrameMeta, Gso, LinkCaps,
 };
 use std::io;
 use std::os::unix::io::RawFd;
@@ -76,6 +76,34 @@ pub(super) fn encode_vnet_hdr(frame: &[u8], meta: &FrameMeta) -> [u8; VNET_HDR_L
         h[4..6].copy_from_slice(&size.to_ne_bytes());
     }
     h
+}
+
+/// What a link speaking the header offers: TSO (and TSO6 when `tso6`), partial
+/// checksums either way, super-frames received, frames up to one 64 KB IP packet and
+/// its Ethernet header.
+pub(super) fn vnet_caps(tso6: bool) -> LinkCaps {
+    LinkCaps {
+        tso: true,
+        tso6,
+        tx_csum_partial: true,
+        rx_offload: true,
+        max_tx_frame: crate::link::MAX_OFFLOAD_FRAME_LEN,
+    }
+}
+
+/// The two iovecs a receive fills: the header into `hdr`, the frame into `buf`, so the
+/// frame lands in the caller's buffer without a copy.
+pub(super) fn rx_iovecs(hdr: &mut [u8; VNET_HDR_LEN], buf: &mut [u8]) -> [libc::iovec; 2] {
+    [
+        libc::iovec {
+            iov_base: hdr.as_mut_ptr().cast(),
+            iov_len: VNET_HDR_LEN,
+        },
+        libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        },
+    ]
 }
 
 /// Writes `hdr` and then `frame` as one datagram (`writev(2)` of two iovecs), so the
