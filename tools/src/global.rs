@@ -165,12 +165,13 @@ pub struct GlobalArgs {
     #[arg(long, value_name = "FORMAT", global = true, num_args = 0..=1,
           require_equals = true, default_missing_value = "text", value_enum)]
     pub stats: Option<StatsFormat>,
-    /// Checksum and TCP segmentation offloads on a TAP (`IFF_VNET_HDR`): the kernel and
-    /// the stack exchange 64 KB TCP super-frames and leave checksums of frames that
-    /// never cross a wire unfinished. `auto` (the default) turns them on where the kernel
-    /// supports it and falls back to plain frames otherwise; `off` (or --no-offload)
-    /// moves one wire frame per read/write. Fault flags imply `off`: faults are per
-    /// wire frame. AF_PACKET (--raw) has no offloads.
+    /// Checksum and TCP segmentation offloads on a TAP (`IFF_VNET_HDR`) or an AF_PACKET
+    /// socket (--raw, `PACKET_VNET_HDR`): the kernel and the stack exchange 64 KB TCP
+    /// super-frames and leave checksums of frames that never cross a wire unfinished.
+    /// `auto` (the default) turns them on where the kernel supports it and falls back
+    /// to plain frames otherwise; `off` (or --no-offload) moves one wire frame per
+    /// read/write (AF_PACKET: through its receive ring). Fault flags imply `off`:
+    /// faults are per wire frame.
     #[arg(long, value_name = "auto|off", global = true, default_value = "auto",
           value_parser = parse_offload)]
     pub offload: ustack_socket::link::Offload,

@@ -4,18 +4,34 @@
 //! The kernel must **not** own the stack's IP address on that interface, or both would
 //! answer ARP and ping (and the kernel would reset the stack's TCP connections). Use,
 //! e.g., one end of a veth pair with no address, the stack's address living only in
-//! the stack. With checksum offload on the peer (veth default), the kernel may hand
-//! us UDP/TCP with partial checksums: turn it off on the sending end
-//! (`ethtool -K PEER tx off`).
+//! the stack.
 //!
 //! Frames sent on the interface come back to packet sockets as `PACKET_OUTGOING`
 //! copies (to every packet socket but the one that sent them, so these are the
 //! kernel's or another socket's); they are skipped so the stack hears only what
 //! arrives.
 //!
-//! Receiving uses a `PACKET_RX_RING` (TPACKET_V2) shared with the kernel when it sets
-//! up, so frames that are already waiting cost no system call ([`AfPacketLink::open`]);
-//! otherwise, or with [`AfPacketLink::open_plain`], one `recvfrom(2)` per frame.
+//! Three ways to run, chosen at open:
+//!
+//! - **Offloads** ([`AfPacketLink::open_vnet`], or [`AfPacketLink::open_with_offload`]
+//!   falling back to the next two): `PACKET_VNET_HDR` is set before bind(2), so every
+//!   frame either way is preceded by the same 10-byte `struct virtio_net_hdr` a TAP
+//!   with `IFF_VNET_HDR` uses (`super::vnet`). A peer with the veth defaults (transmit
+//!   checksum, TSO) hands us TCP super-frames of up to 64 KB and partial checksums,
+//!   which the header describes and the interface accepts; we send TSO
+//!   super-segments with partial checksums, which the kernel cuts or delivers whole.
+//!   One recvmsg(2) per frame or super-frame, one writev(2) per frame sent; no ring
+//!   (see `recv_vnet` for why).
+//! - **Receive ring** ([`AfPacketLink::open`]): a `PACKET_RX_RING` (TPACKET_V2) shared
+//!   with the kernel, so frames that are already waiting cost no system call.
+//! - **Plain** ([`AfPacketLink::open_plain`], or when the ring does not set up): one
+//!   `recvfrom(2)` per frame.
+//!
+//! Without offloads every frame must be a wire frame with complete checksums: with
+//! transmit checksum offload or TSO on the peer (the veth defaults), the kernel hands
+//! the socket super-frames and partial checksums that the stack drops, so the peer's
+//! offloads must then be off (`ethtool -K PEER tx off`). With offloads on, nothing is
+//! needed on the peer.
 
 use super::vnet::{
     decode_vnet_hdr, encode_vnet_hdr, rx_iovecs, vnet_caps, write_with_header, VNET_HDR_LEN,
