@@ -10,7 +10,8 @@
 //! - With offloads off on our side and on the kernel's end (the configuration the
 //!   docs asked for before), the same transfers still work, one wire frame per read.
 //!
-//! Each prints its time, so the modes can be compared.
+//! Each prints its time, so the modes can be compared (`USTACK_PACKET_OFFLOAD_MB`
+//! sets the bulk length).
 
 use sha2::{Digest, Sha256};
 use std::io::{self, Read, Write};
@@ -23,6 +24,17 @@ use ustack_tests::{peer, require_netns, Fixture, LinkKind, Options, StackReport}
 
 const MB: u64 = 1_000_000;
 
+/// Bytes of the bulk transfers: 40 MB, or `USTACK_PACKET_OFFLOAD_MB` (for a longer,
+/// steadier measurement of the printed times; docs/performance.md).
+fn bulk_len() -> u64 {
+    std::env::var("USTACK_PACKET_OFFLOAD_MB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|&mb| mb > 0)
+        .unwrap_or(40)
+        * MB
+}
+
 /// Which way the bytes go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Dir {
@@ -33,7 +45,6 @@ enum Dir {
 /// What one transfer did.
 struct Run {
     report: StackReport,
-    secs: f64,
     /// The kernel's TCP `InCsumErrors` moved by this much.
     kernel_csum_errors: u64,
     /// The records of the classic pcap the stack wrote, if asked to.
@@ -172,7 +183,6 @@ fn transfer_recorded(dir: Dir, offload: bool, peer_offloads: bool, len: u64, pca
     );
     Run {
         report,
-        secs,
         kernel_csum_errors: after - before,
         pcap,
     }
@@ -181,7 +191,7 @@ fn transfer_recorded(dir: Dir, offload: bool, peer_offloads: bool, len: u64, pca
 #[test]
 fn kernel_packet_offload_receives_gso_super_frames_from_a_default_veth_byte_exact() {
     require_netns!();
-    let len = 40 * MB;
+    let len = bulk_len();
     let r = transfer(Dir::KernelToStack, true, true, len);
     let c = r.report.iface.counters();
     assert!(c.offload_rx_gso_frames > 0, "no GSO super-frame received");
@@ -189,7 +199,7 @@ fn kernel_packet_offload_receives_gso_super_frames_from_a_default_veth_byte_exac
         c.offload_rx_csum_skipped > 0,
         "no partial or validated checksum"
     );
-    // 40 MB in far fewer frames than 1448-byte segments would need.
+    // Far fewer frames than 1448-byte segments would need.
     assert!(
         r.report.link.rx_frames < len / 1448 / 2,
         "{} frames received: super-frames barely used",
@@ -202,7 +212,7 @@ fn kernel_packet_offload_receives_gso_super_frames_from_a_default_veth_byte_exac
 #[test]
 fn kernel_packet_offload_sends_tso_super_segments_the_kernel_takes() {
     require_netns!();
-    let len = 40 * MB;
+    let len = bulk_len();
     let r = transfer(Dir::StackToKernel, true, true, len);
     let c = r.report.iface.counters();
     assert!(c.offload_tx_tso_frames > 0, "no TSO super-segment sent");
@@ -225,7 +235,7 @@ fn kernel_packet_offload_sends_tso_super_segments_the_kernel_takes() {
 fn kernel_packet_offload_off_with_the_peer_offloads_off_moves_wire_frames() {
     require_netns!();
     // As long as the offload tests: the printed times compare.
-    let len = 40 * MB;
+    let len = bulk_len();
     for dir in [Dir::KernelToStack, Dir::StackToKernel] {
         let r = transfer(dir, false, false, len);
         let c = r.report.iface.counters();
