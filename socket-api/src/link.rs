@@ -112,7 +112,7 @@ pub fn open_af_packet(ifname: &str) -> io::Result<AfPacketLink> {
 /// # Errors
 /// As [`AfPacketLink::open`].
 pub fn open_af_packet_with(ifname: &str, offload: Offload) -> io::Result<AfPacketLink> {
-    let ring = !std::env::var_os("USTACK_PACKET_RING").is_some_and(|v| v == "0");
+    let ring = std::env::var_os("USTACK_PACKET_RING").is_none_or(|v| v != "0");
     AfPacketLink::open_with_offload(ifname, offload == Offload::Auto, ring)
 }
 
