@@ -567,6 +567,23 @@ mod tests {
     }
 
     #[test]
+    fn fault_flags_open_the_device_without_offloads() {
+        use ustack::link::FaultConfig;
+        let mut o = LinkOptions::default();
+        assert_eq!(o.device_offload(), Offload::Auto, "offloads by default");
+        o.faults = Some(Faults::both(FaultConfig::none()));
+        assert_eq!(o.device_offload(), Offload::Auto, "a transparent injector");
+        o.faults = Some(Faults::both(FaultConfig {
+            loss: 0.01,
+            ..FaultConfig::none()
+        }));
+        assert_eq!(o.device_offload(), Offload::Off, "loss is per wire frame");
+        o.faults = None;
+        o.offload = Offload::Off;
+        assert_eq!(o.device_offload(), Offload::Off);
+    }
+
+    #[test]
     fn clock_advances_from_zero() {
         let c = Clock::start();
         let t1 = c.now();
