@@ -6,9 +6,11 @@
 //!   harness turns the checksum off and these tests turn it back on), 40 MB kernel →
 //!   stack arrive byte-exact as GSO super-frames with partial checksums, and 40 MB
 //!   stack → kernel leave as TSO super-segments that the kernel takes without a
-//!   checksum error.
+//!   checksum error; the same over IPv6 (TCPV6 super-frames, TSO6).
 //! - With offloads off on our side and on the kernel's end (the configuration the
-//!   docs asked for before), the same transfers still work, one wire frame per read.
+//!   docs asked for before), the same transfers still work, one wire frame per read;
+//!   offloads on our side with the kernel's end plain are byte-exact too; `--pcap`
+//!   records super-frames whole with finished checksums.
 //!
 //! Each prints its time, so the modes can be compared (`USTACK_PACKET_OFFLOAD_MB`
 //! sets the bulk length).
@@ -60,16 +62,26 @@ fn kernel_tcp_csum_errors(fx: &Fixture) -> u64 {
 
 /// `len` bytes one way between a stack on `veth1` (offloads per `offload`) and a kernel
 /// peer on `veth0` (default offloads when `peer_offloads`, transmit checksum and TSO
-/// off otherwise), checked by SHA-256; recorded to a pcap (`--pcap`) when `pcap`.
+/// off otherwise), checked by SHA-256.
 fn transfer(dir: Dir, offload: bool, peer_offloads: bool, len: u64) -> Run {
-    transfer_recorded(dir, offload, peer_offloads, len, false)
+    transfer_with(dir, offload, peer_offloads, len, With::default())
 }
 
-fn transfer_recorded(dir: Dir, offload: bool, peer_offloads: bool, len: u64, pcap: bool) -> Run {
+/// What else a [`transfer_with`] does.
+#[derive(Clone, Copy, Debug, Default)]
+struct With {
+    /// Record a classic pcap (`--pcap`).
+    pcap: bool,
+    /// Over IPv6 (fd00:77::2 → fd00:77::1) instead of IPv4.
+    ipv6: bool,
+}
+
+fn transfer_with(dir: Dir, offload: bool, peer_offloads: bool, len: u64, with: With) -> Run {
     let mut fx = Fixture::start(Options {
         link: LinkKind::Veth,
         offload,
-        pcap,
+        pcap: with.pcap,
+        ipv6: with.ipv6,
         seed: 21,
         ..Options::default()
     });
@@ -90,7 +102,8 @@ fn transfer_recorded(dir: Dir, offload: bool, peer_offloads: bool, len: u64, pca
     );
     let before = kernel_tcp_csum_errors(&fx);
     let port = 5011;
-    let listener = fx.in_ns(move || TcpListener::bind(("0.0.0.0", port)).expect("bind"));
+    let any = if with.ipv6 { "::" } else { "0.0.0.0" };
+    let listener = fx.in_ns(move || TcpListener::bind((any, port)).expect("bind"));
     const SEED: u64 = 0x7e7;
     let server = fx.peer("kernel peer", move || -> io::Result<(u64, String)> {
         let (conn, _) = listener.accept()?;
@@ -108,7 +121,13 @@ fn transfer_recorded(dir: Dir, offload: bool, peer_offloads: bool, len: u64, pca
             }
         }
     });
-    let remote: std::net::SocketAddr = format!("{}:{port}", fx.kernel_ip).parse().expect("addr");
+    let remote: std::net::SocketAddr = if with.ipv6 {
+        format!("[fd00:77::1]:{port}")
+    } else {
+        format!("{}:{port}", fx.kernel_ip)
+    }
+    .parse()
+    .expect("addr");
     let t0 = std::time::Instant::now();
     let s = ustack_socket::TcpStream::connect(fx.stack(), remote).expect("connect");
     let mut hash = Sha256::new();
@@ -285,7 +304,16 @@ fn kernel_packet_offload_on_with_the_peer_offloads_off_is_byte_exact() {
 #[test]
 fn kernel_packet_offload_pcap_records_super_frames_with_complete_checksums() {
     require_netns!();
-    let r = transfer_recorded(Dir::KernelToStack, true, true, 5 * MB, true);
+    let r = transfer_with(
+        Dir::KernelToStack,
+        true,
+        true,
+        5 * MB,
+        With {
+            pcap: true,
+            ..With::default()
+        },
+    );
     assert!(r.report.iface.counters().offload_rx_gso_frames > 0);
     let records = r.pcap.expect("a recording");
     let (tcp_frames, big) = ustack_tests::pcap::check_offload_recording(&records);
@@ -296,4 +324,23 @@ fn kernel_packet_offload_pcap_records_super_frames_with_complete_checksums() {
     );
     assert!(big > 0, "no super-frame in the recording");
     assert!(tcp_frames > big, "the handshake and ACKs are recorded too");
+}
+
+/// IPv6 both ways with the veth defaults: GSO TCPV6 super-frames in, TSO6 out.
+#[test]
+fn kernel_packet_offload_over_ipv6_moves_tcpv6_super_frames_both_ways() {
+    require_netns!();
+    let len = 20 * MB;
+    let ipv6 = With {
+        ipv6: true,
+        ..With::default()
+    };
+    let r = transfer_with(Dir::KernelToStack, true, true, len, ipv6);
+    let c = r.report.iface.counters();
+    assert!(c.offload_rx_gso_frames > 0, "no TCPV6 super-frame received");
+    assert_eq!(r.kernel_csum_errors, 0, "kernel Tcp InCsumErrors moved");
+    let r = transfer_with(Dir::StackToKernel, true, true, len, ipv6);
+    let c = r.report.iface.counters();
+    assert!(c.offload_tx_tso_frames > 0, "no TSO6 super-segment sent");
+    assert_eq!(r.kernel_csum_errors, 0, "kernel Tcp InCsumErrors moved");
 }
