@@ -293,21 +293,8 @@ impl AfPacketLink {
         let Some(ring) = self.ring.as_mut() else {
             return;
         };
-        // SAFETY: tpacket_stats is plain old data; all-zero is a valid value.
-        let mut st: libc::tpacket_stats = unsafe { std::mem::zeroed() };
-        let mut len = std::mem::size_of::<libc::tpacket_stats>() as libc::socklen_t;
-        // SAFETY: getsockopt writes at most `len` bytes into `st`, which has exactly that size.
-        let rc = unsafe {
-            libc::getsockopt(
-                self.fd.as_raw_fd(),
-                libc::SOL_PACKET,
-                libc::PACKET_STATISTICS,
-                (&mut st as *mut libc::tpacket_stats).cast(),
-                &mut len,
-            )
-        };
-        if rc == 0 {
-            ring.stats.kernel_drops += u64::from(st.tp_drops);
+        if let Ok(drops) = packet_drops(self.fd.as_raw_fd()) {
+            ring.stats.kernel_drops += u64::from(drops);
         }
     }
 
@@ -366,7 +353,7 @@ impl AfPacketLink {
                 return Ok(None);
             };
             if sll.sll_pkttype == libc::PACKET_OUTGOING {
-                // Our own transmission (or the kernel's on this interface), looped back.
+                // A copy of a frame sent on the interface by the kernel or another socket.
                 continue;
             }
             return Ok(Some(n));
@@ -399,7 +386,7 @@ impl AfPacketLink {
                 return Ok(None);
             };
             if sll.sll_pkttype == libc::PACKET_OUTGOING {
-                // Our own transmission (or the kernel's on this interface), looped back.
+                // A copy of a frame sent on the interface by the kernel or another socket.
                 continue;
             }
             if msg.msg_flags & libc::MSG_TRUNC != 0 {
@@ -766,7 +753,7 @@ impl RxRing {
         let mac = usize::from(hdr.tp_mac);
         let snap = hdr.tp_snaplen as usize;
         let outcome = if pkttype == libc::PACKET_OUTGOING {
-            // Our own transmission (or the kernel's on this interface), looped back.
+            // A copy of a frame sent on the interface by the kernel or another socket.
             self.stats.outgoing += 1;
             None
         } else if mac < std::mem::size_of::<libc::tpacket2_hdr>()
@@ -1034,7 +1021,7 @@ mod tests {
         let big = frame(4000, 7);
         // Cut to the slot by the kernel (tp_snaplen < tp_len).
         r.put(0, libc::TP_STATUS_USER, &big, 4000, libc::PACKET_HOST);
-        // Our own transmission.
+        // A PACKET_OUTGOING copy of a frame sent on the interface.
         r.put(
             1,
             libc::TP_STATUS_USER,
