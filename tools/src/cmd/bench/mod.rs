@@ -73,8 +73,10 @@ const DONE_TIMEOUT: Duration = Duration::from_secs(20);
     Figures: bulk each way; 1-byte request / 2-byte response, pinned to one CPU and\n  \
     unpinned; connect, read `hello\\n`, close, serially; N concurrent connections\n  \
     (accept rate, memory per connection from the server's VmRSS); in-memory Gbit/s and\n  \
-    instructions per byte. Medians over the rounds, ustack/smoltcp ratios, kernel\n  \
-    figures for reference. Every transfer checks its byte count and a byte pattern; a\n  \
+    instructions per byte. Medians over the rounds, the ustack/smoltcp ratio of the\n  \
+    medians and the lowest, median and highest of the per-round ratios (round i of\n  \
+    each; how far the ratio moves between rounds), kernel figures for reference.\n  \
+    Every transfer checks its byte count and a byte pattern; a\n  \
     failed round is listed as failed, not counted. Needs root (CAP_NET_ADMIN,\n  \
     CAP_SYS_ADMIN). Speed figures depend on the machine's load; see docs/performance.md.\n  \
     The global link flags (--tap, --raw, --ip, --mac, --pcap, --offload, the fault\n  \
@@ -833,6 +835,11 @@ pub fn run(args: &BenchArgs) -> CmdResult {
     let mut lab = Lab::new(args.cpu, args.autotune, args.conn_more)?;
     lab.busy_poll = args.busy_poll;
     let t_start = Instant::now();
+    // Every (figure, column) gets exactly one outcome per round, pushed in round order
+    // (`Lab::run` returns a failure rather than nothing), so index i of ustack's and
+    // smoltcp's outcomes is the same round: the report pairs them by index for its
+    // per-round ratios. Within a round the two run one after the other for the same
+    // figure (for the bulk figures ustack's offload column runs between them).
     for round in 0..s.rounds {
         // Alternate which user-space stack goes first.
         let mut order = columns.clone();
@@ -941,7 +948,7 @@ pub fn run(args: &BenchArgs) -> CmdResult {
     report.notes = notes;
     drop(lab);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        println!("{}", report.to_json()?);
     } else {
         print!("{}", report.to_text());
     }

@@ -3,6 +3,10 @@
 //!
 //! A failed round is kept as a failure with its reason, never as a number: the median
 //! is taken over the rounds that succeeded and the cell says how many failed.
+//!
+//! Each column's outcomes are stored in round order (index i is round i), so ustack's
+//! and smoltcp's round i, measured in the same round one after the other, pair by index:
+//! their ratios show how far the ratio moves from round to round.
 
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -200,6 +204,79 @@ fn ser_results<S: serde::Serializer>(
     seq.end()
 }
 
+/// ustack/smoltcp within each round where both columns succeeded, for one figure.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PairedRatios {
+    /// The figure both columns measured.
+    pub figure: Figure,
+    /// `(round index from 0, ustack_i / smoltcp_i)`, in round order.
+    #[serde(serialize_with = "ser_pairs")]
+    pub pairs: Vec<(usize, f64)>,
+    /// The lowest ratio; `None` without pairs.
+    pub min: Option<f64>,
+    /// The median ratio (mean of the two middle ones for an even count).
+    pub median: Option<f64>,
+    /// The highest ratio.
+    pub max: Option<f64>,
+}
+
+impl PairedRatios {
+    /// Pairs `ustack` and `smoltcp` outcomes by round index.
+    pub fn new(figure: Figure, ustack: &[Outcome], smoltcp: &[Outcome]) -> PairedRatios {
+        let pairs = paired_ratios(ustack, smoltcp);
+        let mut r: Vec<f64> = pairs.iter().map(|&(_, r)| r).collect();
+        r.sort_by(f64::total_cmp);
+        PairedRatios {
+            figure,
+            min: r.first().copied(),
+            median: median(&r),
+            max: r.last().copied(),
+            pairs,
+        }
+    }
+
+    /// The table cell: `min–median–max`, or `—` with fewer than 2 pairs (one pair says
+    /// nothing about how the ratio moves).
+    pub fn cell(&self) -> String {
+        match (self.min, self.median, self.max) {
+            (Some(lo), Some(m), Some(hi)) if self.pairs.len() >= 2 => {
+                format!("{lo:.2}–{m:.2}–{hi:.2}")
+            }
+            _ => "—".into(),
+        }
+    }
+}
+
+fn ser_pairs<S: serde::Serializer>(p: &[(usize, f64)], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(p.len()))?;
+    for (round, ratio) in p {
+        seq.serialize_element(&serde_json::json!({ "round": round, "ratio": ratio }))?;
+    }
+    seq.end()
+}
+
+/// `(i, a_i / b_i)` for every round index i where both `a` and `b` hold a figure and
+/// `b_i` is positive; a round that failed on either side gives no pair.
+pub fn paired_ratios(a: &[Outcome], b: &[Outcome]) -> Vec<(usize, f64)> {
+    a.iter()
+        .zip(b)
+        .enumerate()
+        .filter_map(|(i, pair)| match pair {
+            (Outcome::Value(x), Outcome::Value(y)) => ratio(Some(*x), Some(*y)).map(|r| (i, r)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The JSON form: the report's fields, then the paired ratios.
+#[derive(Serialize)]
+struct ReportJson<'a> {
+    #[serde(flatten)]
+    report: &'a Report,
+    paired_ratios: Vec<PairedRatios>,
+}
+
 fn ser_absent<S: serde::Serializer>(
     m: &BTreeMap<(Figure, Column), Absent>,
     s: S,
@@ -334,6 +411,25 @@ impl Report {
         self.results.get(&(f, c)).and_then(|o| median(&values(o)))
     }
 
+    /// ustack/smoltcp paired by round for figure `f`; `None` unless both columns ran it.
+    pub fn paired(&self, f: Figure) -> Option<PairedRatios> {
+        let u = self.results.get(&(f, Column::Ustack))?;
+        let s = self.results.get(&(f, Column::Smoltcp))?;
+        Some(PairedRatios::new(f, u, s))
+    }
+
+    /// The report as pretty JSON: every field (`results` keeps every round), plus
+    /// `paired_ratios`, one entry per figure both ustack and smoltcp ran.
+    ///
+    /// # Errors
+    /// Serialization failed (serde_json's error).
+    pub fn to_json(&self) -> Result<String, serde_json::Error> {
+        serde_json::to_string_pretty(&ReportJson {
+            report: self,
+            paired_ratios: Figure::ALL.iter().filter_map(|&f| self.paired(f)).collect(),
+        })
+    }
+
     /// Every failed round, as `figure / column: reason` lines.
     pub fn failures(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -364,7 +460,7 @@ impl Report {
         ));
         let mut head = vec!["figure", "unit"];
         head.extend([Column::Ustack.heading(), Column::Smoltcp.heading()]);
-        head.push("ustack/smoltcp");
+        head.extend(["ustack/smoltcp", PAIRED_HEADING]);
         head.extend([
             Column::KernelOffloadsOff.heading(),
             Column::KernelOffloadsOn.heading(),
@@ -400,12 +496,14 @@ impl Report {
                 .map(|r| format!("{r:.2}"))
                 .unwrap_or_else(|| "—".into())
             };
+            let paired = self.paired(f).map_or_else(|| "—".into(), |p| p.cell());
             rows.push(vec![
                 f.label(&self.settings),
                 unit,
                 c(Column::Ustack),
                 c(Column::Smoltcp),
                 r,
+                paired,
                 c(Column::KernelOffloadsOff),
                 c(Column::KernelOffloadsOn),
                 c(Column::UstackOffloadsOn),
@@ -414,11 +512,12 @@ impl Report {
             ]);
         }
         s.push_str(&markdown_table(&head, &rows));
-        if !self.notes.is_empty() {
-            s.push('\n');
-            for n in &self.notes {
-                s.push_str(&format!("- {n}\n"));
-            }
+        s.push('\n');
+        s.push_str(&format!(
+            "- {PAIRED_HEADING}: ustack/smoltcp within each round where both succeeded (both measured in that round), lowest, median and highest; a range that spans 1.00 means the rounds disagree on which stack is ahead; — with fewer than 2 pairs\n"
+        ));
+        for n in &self.notes {
+            s.push_str(&format!("- {n}\n"));
         }
         let failures = self.failures();
         if !failures.is_empty() {
@@ -430,6 +529,9 @@ impl Report {
         s
     }
 }
+
+/// The heading of the paired-ratio column.
+const PAIRED_HEADING: &str = "paired ratios min–median–max";
 
 /// A Markdown table with columns padded to equal width (readable as plain text too).
 pub fn markdown_table(head: &[&str], rows: &[Vec<String>]) -> String {
@@ -600,8 +702,10 @@ mod tests {
         assert_eq!(cells[3], "3.00");
         assert_eq!(cells[4], "4.00 (1 of 3 failed)");
         assert_eq!(cells[5], "0.75");
-        assert_eq!(cells[6], "failed (1 of 1)");
-        assert_eq!(cells[7], "—");
+        // Rounds 1 and 3 pair: 2/4 and 4/4.
+        assert_eq!(cells[6], "0.50–0.75–1.00");
+        assert_eq!(cells[7], "failed (1 of 1)");
+        assert_eq!(cells[8], "—");
         let mem = t
             .lines()
             .find(|l| l.contains("memory per"))
@@ -613,6 +717,153 @@ mod tests {
         assert!(!t.contains("pinned"));
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["results"][0]["median"], 3.0);
+    }
+
+    fn v(x: &[Option<f64>]) -> Vec<Outcome> {
+        x.iter()
+            .map(|o| match o {
+                Some(v) => Outcome::Value(*v),
+                None => Outcome::Failed("x".into()),
+            })
+            .collect()
+    }
+
+    fn report(results: BTreeMap<(Figure, Column), Vec<Outcome>>) -> Report {
+        Report {
+            date: "d".into(),
+            machine: "m".into(),
+            command: "ustack bench".into(),
+            settings: settings(),
+            notes: Vec::new(),
+            results,
+            absent: BTreeMap::new(),
+        }
+    }
+
+    /// The paired-ratio cell of the row whose label contains `label`.
+    fn paired_cell(t: &str, label: &str) -> String {
+        let head: Vec<&str> = t
+            .lines()
+            .find(|l| l.starts_with("| figure"))
+            .expect("heading")
+            .split('|')
+            .map(str::trim)
+            .collect();
+        let i = head
+            .iter()
+            .position(|h| *h == PAIRED_HEADING)
+            .expect("column");
+        assert_eq!(
+            head[i - 1],
+            "ustack/smoltcp",
+            "right after the ratio column"
+        );
+        let row = t.lines().find(|l| l.contains(label)).expect("row");
+        row.split('|').map(str::trim).nth(i).expect("cell").into()
+    }
+
+    #[test]
+    fn pairs_by_round_index_skipping_a_failure_on_either_side() {
+        let u = v(&[Some(2.0), None, Some(6.0), Some(4.0)]);
+        let s = v(&[Some(4.0), Some(4.0), None, Some(4.0)]);
+        assert_eq!(paired_ratios(&u, &s), vec![(0, 0.5), (3, 1.0)]);
+        // Round 2's 6.0 has no partner and counts nowhere.
+        let p = PairedRatios::new(Figure::BulkRx, &u, &s);
+        assert_eq!((p.min, p.median, p.max), (Some(0.5), Some(0.75), Some(1.0)));
+        assert_eq!(p.cell(), "0.50–0.75–1.00");
+        // A zero divisor gives no ratio (as the ratio of medians).
+        assert_eq!(
+            paired_ratios(&v(&[Some(1.0), Some(2.0)]), &v(&[Some(0.0), Some(4.0)])),
+            vec![(1, 0.5)]
+        );
+        // Rounds beyond the shorter column are not paired.
+        assert_eq!(
+            paired_ratios(&v(&[Some(1.0), Some(2.0)]), &v(&[Some(4.0)])),
+            vec![(0, 0.25)]
+        );
+    }
+
+    #[test]
+    fn paired_odd_and_even_counts() {
+        // Ratios by round: 1.25, 0.75, 1.00; median 1.00; pairs stay in round order.
+        let u = v(&[Some(5.0), Some(3.0), Some(4.0)]);
+        let s = v(&[Some(4.0), Some(4.0), Some(4.0)]);
+        let p = PairedRatios::new(Figure::RrPinned, &u, &s);
+        assert_eq!(p.pairs, vec![(0, 1.25), (1, 0.75), (2, 1.0)]);
+        assert_eq!(p.cell(), "0.75–1.00–1.25");
+        // Even count: the mean of the two middle ratios (0.5, 1.0 | 1.5, 2.0 -> 1.25).
+        let u = v(&[Some(8.0), Some(2.0), Some(6.0), Some(4.0)]);
+        let p = PairedRatios::new(Figure::RrPinned, &u, &v(&[Some(4.0); 4]));
+        assert_eq!((p.min, p.median, p.max), (Some(0.5), Some(1.25), Some(2.0)));
+        assert_eq!(p.cell(), "0.50–1.25–2.00");
+    }
+
+    #[test]
+    fn paired_cell_is_a_dash_below_two_pairs() {
+        let mut results = BTreeMap::new();
+        // One pair (round 2 failed for ustack).
+        results.insert((Figure::BulkRx, Column::Ustack), v(&[Some(2.0), None]));
+        results.insert(
+            (Figure::BulkRx, Column::Smoltcp),
+            v(&[Some(4.0), Some(4.0)]),
+        );
+        // No smoltcp column at all.
+        results.insert((Figure::BulkTx, Column::Ustack), v(&[Some(2.0), Some(3.0)]));
+        // Two pairs, memory: less is better, but the orientation stays ustack/smoltcp.
+        results.insert(
+            (Figure::ConcurrentMemory, Column::Ustack),
+            v(&[Some(2.0), Some(4.0)]),
+        );
+        results.insert(
+            (Figure::ConcurrentMemory, Column::Smoltcp),
+            v(&[Some(4.0), Some(4.0)]),
+        );
+        let r = report(results);
+        let t = r.to_text();
+        assert_eq!(paired_cell(&t, "stack receiving"), "—");
+        assert_eq!(paired_cell(&t, "stack sending"), "—");
+        assert_eq!(paired_cell(&t, "memory per"), "0.50–0.75–1.00");
+        assert!(t.contains(&format!(
+            "- {PAIRED_HEADING}: ustack/smoltcp within each round"
+        )));
+        let one = r.paired(Figure::BulkRx).expect("both columns");
+        assert_eq!(one.pairs, vec![(0, 0.5)]);
+        assert_eq!(one.cell(), "—");
+        assert_eq!(r.paired(Figure::BulkTx), None);
+    }
+
+    #[test]
+    fn json_keeps_old_keys_and_carries_paired_ratios() {
+        let mut results = BTreeMap::new();
+        results.insert(
+            (Figure::RrPinned, Column::Ustack),
+            v(&[Some(3.0), None, Some(5.0)]),
+        );
+        results.insert(
+            (Figure::RrPinned, Column::Smoltcp),
+            v(&[Some(4.0), Some(4.0), Some(4.0)]),
+        );
+        results.insert((Figure::BulkRx, Column::Ustack), v(&[Some(1.0)]));
+        let r = report(results);
+        let json: serde_json::Value = serde_json::from_str(&r.to_json().unwrap()).unwrap();
+        for key in [
+            "date", "machine", "command", "settings", "notes", "results", "absent",
+        ] {
+            assert!(json.get(key).is_some(), "{key} missing");
+        }
+        assert_eq!(json["results"][1]["figure"], "rr-pinned");
+        assert_eq!(json["results"][1]["median"], 4.0);
+        // Only the figure with both columns.
+        let p = json["paired_ratios"].as_array().expect("array");
+        assert_eq!(p.len(), 1);
+        assert_eq!(
+            p[0],
+            serde_json::json!({
+                "figure": "rr-pinned",
+                "pairs": [{ "round": 0, "ratio": 0.75 }, { "round": 2, "ratio": 1.25 }],
+                "min": 0.75, "median": 1.0, "max": 1.25,
+            })
+        );
     }
 
     #[test]
