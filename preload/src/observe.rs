@@ -7,6 +7,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::sync::{Arc, Mutex};
 use ustack::iface::Interface;
+use ustack::link::RingStats;
 use ustack::time::{Duration, Instant};
 use ustack_socket::env;
 use ustack_socket::NetStack;
@@ -72,13 +73,14 @@ impl Observer {
         }
     }
 
-    fn finish(&mut self, iface: &mut Interface, now: Instant) {
+    /// `ring`: the device's receive-ring counters (`--raw` without offloads), if any.
+    fn finish(&mut self, iface: &mut Interface, now: Instant, ring: Option<RingStats>) {
         self.poll(iface, now);
         if let Some(f) = &mut self.file {
             let _ = f.flush();
         }
         if let Some(json) = self.stats {
-            let report = ustack_tools::stats::collect(iface);
+            let report = ustack_tools::stats::collect(iface).with_ring(ring);
             let text = if json {
                 format!("{}\n", report.json())
             } else {
@@ -118,9 +120,10 @@ pub fn finish(stack: &NetStack) {
     let Some(obs) = CURRENT.lock().unwrap_or_else(|e| e.into_inner()).take() else {
         return;
     };
+    let ring = stack.ring_stats();
     stack.with_interface(|iface, now| {
         obs.lock()
             .unwrap_or_else(|e| e.into_inner())
-            .finish(iface, now)
+            .finish(iface, now, ring)
     });
 }

@@ -98,8 +98,10 @@ pub(crate) fn run(shared: Arc<Shared>, tick: Option<Duration>) {
     }
     if st.dead {
         // The engine may be inconsistent: close nothing, just let the device go.
-        let io = st.io.take();
-        st.final_link_stats = io.as_ref().map(|io| io.link.stats());
+        let mut io = st.io.take();
+        if let Some(io) = io.as_mut() {
+            st.keep_final_link_stats(io);
+        }
         drop(st);
         drop(io);
         return;
@@ -116,8 +118,10 @@ pub(crate) fn run(shared: Arc<Shared>, tick: Option<Duration>) {
     st.round(now, By::Driver);
     log::info!(target: "ustack::socket", "stack {} down ({n} sockets closed)", st.iface.ip_addr());
     // The link goes with the thread: the device closes and a recorder flushes.
-    let io = st.io.take();
-    st.final_link_stats = io.as_ref().map(|io| io.link.stats());
+    let mut io = st.io.take();
+    if let Some(io) = io.as_mut() {
+        st.keep_final_link_stats(io);
+    }
     drop(st);
     drop(io);
 }

@@ -2,9 +2,11 @@
 //! of I/O, and the [`Hook`] type for that code. A leaf of the crate: the shared state
 //! holds the hooks and runs them in every round, so it imports this module and this
 //! module imports nothing of the crate. The host loop's counters ([`DriverStats`]) live
-//! here for the same reason: a round hands them to the hooks.
+//! here for the same reason: a round hands them to the hooks, with the link's
+//! receive-ring counters on request ([`RingProbe`]).
 
 use ustack::iface::Interface;
+use ustack::link::{Link, RingStats};
 use ustack::socket::tcp::TcpHandle;
 use ustack::time::Instant;
 
@@ -52,6 +54,8 @@ pub struct Round<'a> {
     pub now: Instant,
     /// What the host loop had done when the hooks started (for observers: `ustack stats`).
     pub driver: DriverStats,
+    /// The link's receive-ring counters, read only when asked (for observers).
+    pub ring: RingProbe<'a>,
     ready: &'a [TcpHandle],
 }
 
@@ -60,12 +64,14 @@ impl<'a> Round<'a> {
         iface: &'a mut Interface,
         now: Instant,
         driver: DriverStats,
+        link: Option<&'a mut dyn Link>,
         ready: &'a [TcpHandle],
     ) -> Round<'a> {
         Round {
             iface,
             now,
             driver,
+            ring: RingProbe { link },
             ready,
         }
     }
@@ -76,6 +82,22 @@ impl<'a> Round<'a> {
     /// A handle may appear twice. Every hook sees every handle; each services its own.
     pub fn ready_tcp(&self) -> &'a [TcpHandle] {
         self.ready
+    }
+}
+
+/// Reads the link's receive-ring counters for a hook on request ([`Round::ring`]).
+/// Not read for every round: asking the device may cost a system call (the kernel's
+/// drop count), which a hook pays only when it reports (`ustack stats`).
+pub struct RingProbe<'a> {
+    /// The link, while the stack has one.
+    link: Option<&'a mut dyn Link>,
+}
+
+impl RingProbe<'_> {
+    /// The counters of the link's receive ring now ([`Link::ring_stats`]); `None` when
+    /// the link has no ring (or the stack no longer has a link).
+    pub fn stats(&mut self) -> Option<RingStats> {
+        self.link.as_mut().and_then(|l| l.ring_stats())
     }
 }
 

@@ -96,7 +96,7 @@ pub use bsd::{
 };
 pub use driver::{CALLER_GRACE, POLL_TICK};
 pub use errno::Errno;
-pub use hook::{Hook, Round};
+pub use hook::{Hook, RingProbe, Round};
 pub use net::{Incoming, RawSocket, TcpListener, TcpStream, UdpSocket};
 pub use poll::{Epoll, EpollEvent, EpollOp, PollEvents, PollFd};
 pub use stack::{Builder, DriverWaker, NetStack, Stopped, MAX_FDS};

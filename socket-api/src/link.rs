@@ -12,7 +12,8 @@
 //! - pcapng (a path ending in `.pcapng`): `PcapNgLink<FaultInjector<D>>`: the stack's
 //!   view of every frame, plus what the injector and the stack did to each as comments.
 //!
-//! The driver counts what crosses the top of that stack ([`Counted`], [`LinkStats`]).
+//! The driver counts what crosses the top of that stack ([`Counted`], [`LinkStats`]);
+//! every wrapper forwards the device's receive-ring counters ([`Link::ring_stats`]).
 
 use std::fs::File;
 use std::io::{self, BufWriter};
@@ -23,7 +24,7 @@ use ustack::link::fault::FaultCounters;
 use ustack::link::sys::{AfPacketLink, TapLink};
 use ustack::link::{
     Direction, FaultEvent, FaultInjector, Faults, FrameMeta, Link, LinkCaps, PcapNgLink,
-    PcapTimestamps, PcapWriter,
+    PcapTimestamps, PcapWriter, RingStats,
 };
 use ustack::time::Instant;
 use ustack::wire::EthernetAddress;
@@ -195,6 +196,12 @@ impl Link for OsLink {
             OsLink::Raw(l) => l.send_meta(now, frame, meta),
         }
     }
+    fn ring_stats(&mut self) -> Option<RingStats> {
+        match self {
+            OsLink::Tap(l) => l.ring_stats(),
+            OsLink::Raw(l) => l.ring_stats(),
+        }
+    }
 }
 
 /// A locally administered unicast MAC derived from `seed` (`02:75:xx:xx:xx:xx`).
@@ -283,6 +290,9 @@ impl<L: Link> Link for Counted<L> {
         self.stats.tx_frames += 1;
         self.stats.tx_bytes += frame.len() as u64;
         self.inner.send_meta(now, frame, meta)
+    }
+    fn ring_stats(&mut self) -> Option<RingStats> {
+        self.inner.ring_stats()
     }
 }
 
@@ -489,6 +499,13 @@ impl<D: Link> Link for HostLink<D> {
             HostLink::PcapNg(l) => l.send_meta(now, frame, meta),
         }
     }
+    fn ring_stats(&mut self) -> Option<RingStats> {
+        match self {
+            HostLink::Plain(l) => l.ring_stats(),
+            HostLink::Pcap(l) => l.ring_stats(),
+            HostLink::PcapNg(l) => l.ring_stats(),
+        }
+    }
 }
 
 /// What the host wrappers did over a stack's life, handed back by
@@ -549,6 +566,9 @@ impl<D: Link> Link for Reported<D> {
     }
     fn send_meta(&mut self, now: Instant, frame: &[u8], meta: &FrameMeta) -> io::Result<()> {
         self.link.send_meta(now, frame, meta)
+    }
+    fn ring_stats(&mut self) -> Option<RingStats> {
+        self.link.ring_stats()
     }
 }
 

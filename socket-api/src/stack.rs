@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use ustack::iface::{Config, Counters, Interface};
-use ustack::link::{Link, MemoryLink};
+use ustack::link::{Link, MemoryLink, RingStats};
 use ustack::time::Instant;
 use ustack::wire::{EthernetAddress, Ipv4Cidr};
 
@@ -87,6 +87,9 @@ pub struct Stopped {
     pub iface: Interface,
     /// What crossed the link (counted above the host wrappers).
     pub link: LinkStats,
+    /// The device's receive-ring counters when the driver dropped it (`None` without a
+    /// ring; see [`NetStack::ring_stats`]).
+    pub ring: Option<RingStats>,
     /// What the host wrappers did, when the stack was built with [`LinkOptions`].
     pub report: Option<LinkReport>,
     /// What the host loop did (rounds by the driver and by callers, leads, wake-ups).
@@ -102,6 +105,7 @@ impl core::fmt::Debug for Stopped {
         f.debug_struct("Stopped")
             .field("ip", &self.iface.ip_addr())
             .field("link", &self.link)
+            .field("ring", &self.ring)
             .field("report", &self.report)
             .field("driver", &self.driver)
             .field("link_error", &self.link_error)
@@ -166,6 +170,14 @@ impl NetStack {
         self.shared().lock().link_stats()
     }
 
+    /// What the device's receive ring saw so far (frames, drops by reason, the
+    /// kernel's drops), or `None` when the device has none: only an AF_PACKET link
+    /// without offloads receives through `PACKET_RX_RING`. Reads the kernel's drop
+    /// count (a system call) under the stack lock, so call it to report, not per frame.
+    pub fn ring_stats(&self) -> Option<RingStats> {
+        self.shared().lock().ring_stats()
+    }
+
     /// The last error of the link, if it failed (the driver keeps retrying).
     pub fn link_error(&self) -> Option<String> {
         self.shared().lock().link_error.clone()
@@ -224,9 +236,10 @@ impl NetStack {
             .report
             .as_ref()
             .and_then(|s| s.lock().unwrap_or_else(|e| e.into_inner()).take());
-        let st = shared.into_state();
+        let mut st = shared.into_state();
         Ok(Stopped {
             link: st.link_stats(),
+            ring: st.ring_stats(),
             driver: st.driver_stats(),
             link_error: st.link_error,
             iface: st.iface,

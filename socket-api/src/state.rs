@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant as StdInstant};
 use ustack::iface::Interface;
-use ustack::link::Link;
+use ustack::link::{Link, RingStats};
 use ustack::socket::tcp::TcpHandle;
 use ustack::socket::SocketHandle;
 use ustack::time::Instant;
@@ -227,6 +227,8 @@ pub(crate) struct State {
     pub busy_poll: u32,
     /// What crossed the link, kept when the driver dropped it.
     pub final_link_stats: Option<LinkStats>,
+    /// The link's receive-ring counters, read when the driver dropped it.
+    pub final_ring_stats: Option<RingStats>,
     /// Wakes the driver thread.
     waker: Arc<Waker>,
     /// Wakes the leader out of poll(2).
@@ -284,6 +286,7 @@ impl State {
             call_queued: false,
             busy_poll: 0,
             final_link_stats: None,
+            final_ring_stats: None,
             waker,
             leader_waker: Waker::new()?,
         })
@@ -304,6 +307,22 @@ impl State {
             Some(io) => io.link.stats(),
             None => self.final_link_stats.unwrap_or_default(),
         }
+    }
+
+    /// The link's receive-ring counters (`None` without a ring), read now: the device
+    /// is asked, which may cost a system call, so only on request.
+    pub(crate) fn ring_stats(&mut self) -> Option<RingStats> {
+        match &mut self.io {
+            Some(io) => io.link.ring_stats(),
+            None => self.final_ring_stats,
+        }
+    }
+
+    /// Keeps what the link counted ([`link_stats`](Self::link_stats),
+    /// [`ring_stats`](Self::ring_stats)) before the driver drops it.
+    pub(crate) fn keep_final_link_stats(&mut self, io: &mut LinkIo) {
+        self.final_link_stats = Some(io.link.stats());
+        self.final_ring_stats = io.link.ring_stats();
     }
 
     /// The engine's and the link's next deadline.
@@ -400,7 +419,8 @@ impl State {
         let State {
             iface, hooks, io, ..
         } = self;
-        let mut round = Round::new(iface, now, driver, ready);
+        let link = io.as_mut().map(|io| &mut io.link as &mut dyn Link);
+        let mut round = Round::new(iface, now, driver, link, ready);
         for hook in hooks.iter_mut() {
             hook(&mut round);
         }

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use ustack::link::{FaultConfig, Faults, PcapReader};
+use ustack::link::{FaultConfig, Faults, Link, MemoryLink, PcapReader, RingStats};
 use ustack_socket::echo::EchoServer;
 use ustack_socket::link::LinkOptions;
 use ustack_socket::{NetStack, TcpStream, UdpSocket};
@@ -163,4 +163,94 @@ fn link_options_record_and_inject_and_report_at_stop() {
     let _ = std::fs::remove_file(&path);
     assert!(frames >= 3, "{frames} frames");
     assert_eq!(comments as u64, report.tx_faults.duplicated);
+}
+
+/// A memory link that reports receive-ring counters as an AF_PACKET link with a ring
+/// does: here, the frames it handed up.
+struct RingMemory {
+    inner: MemoryLink,
+    frames: u64,
+}
+
+impl Link for RingMemory {
+    fn recv(
+        &mut self,
+        now: ustack::time::Instant,
+        buf: &mut [u8],
+    ) -> std::io::Result<Option<usize>> {
+        let n = self.inner.recv(now, buf)?;
+        self.frames += u64::from(n.is_some());
+        Ok(n)
+    }
+    fn send(&mut self, now: ustack::time::Instant, frame: &[u8]) -> std::io::Result<()> {
+        self.inner.send(now, frame)
+    }
+    fn ring_stats(&mut self) -> Option<RingStats> {
+        Some(RingStats {
+            frames: self.frames,
+            ..RingStats::default()
+        })
+    }
+}
+
+#[test]
+fn ring_stats_reach_the_stack_its_hooks_and_stop_through_the_host_wrappers() {
+    let (a, _b) = pair();
+    assert_eq!(a.ring_stats(), None, "a memory link has no ring");
+    assert_eq!(
+        a.stop().unwrap_or_else(|_| panic!("last handle")).ring,
+        None
+    );
+
+    // pcapng and a transparent injector: Counted<Reported<PcapNgLink<FaultInjector<_>>>>.
+    let path = std::env::temp_dir().join(format!("ustack-ring-{}.pcapng", std::process::id()));
+    let (dev, mut peer) = MemoryLink::pair(64);
+    let stack = NetStack::builder()
+        .ip("10.0.0.2/24".parse().unwrap())
+        .link(Box::new(RingMemory {
+            inner: dev,
+            frames: 0,
+        }))
+        .link_options(LinkOptions {
+            pcap: Some(path.clone()),
+            faults: Some(Faults::both(FaultConfig::none())),
+            ..LinkOptions::default()
+        })
+        .build()
+        .unwrap();
+    let seen = Arc::new(Mutex::new(None::<RingStats>));
+    let hook_seen = seen.clone();
+    stack.add_hook(move |_, _| {
+        Box::new(move |round| *hook_seen.lock().unwrap() = round.ring.stats())
+    });
+    // Three frames nobody wants (a private EtherType): the stack drops them, the
+    // device counted them.
+    let mut frame = [0u8; 60];
+    frame[..6].fill(0xff);
+    frame[12..14].copy_from_slice(&[0x88, 0xb5]);
+    for _ in 0..3 {
+        peer.send(ustack::time::Instant::ZERO, &frame).unwrap();
+    }
+    let deadline = Instant::now() + PATIENCE;
+    while stack.ring_stats().map(|r| r.frames) != Some(3)
+        || seen.lock().unwrap().map(|r| r.frames) != Some(3)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "stack {:?}, hook {:?}",
+            stack.ring_stats(),
+            seen.lock().unwrap()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let stopped = stack.stop().unwrap_or_else(|_| panic!("last handle"));
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(
+        stopped.ring,
+        Some(RingStats {
+            frames: 3,
+            ..RingStats::default()
+        }),
+        "kept when the driver dropped the link"
+    );
 }

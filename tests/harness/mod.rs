@@ -295,6 +295,9 @@ impl Link for SharedInjector {
     ) -> io::Result<()> {
         self.lock().send_meta(now, frame, meta)
     }
+    fn ring_stats(&mut self) -> Option<ustack::link::RingStats> {
+        self.lock().ring_stats()
+    }
 }
 
 impl Fixture {

@@ -3,7 +3,8 @@
 //! than the ring loses frames without harm (counted, and later frames still arrive),
 //! frames sent on our interface are not handed back, the interface going down is
 //! reported once (no busy loop) and frames flow again after, and TCP through a
-//! `NetStack` on the ring is byte-exact (and on the plain path, each printing its time).
+//! `NetStack` on the ring is byte-exact (and on the plain path, each printing its time),
+//! with the ring's counters readable through the `NetStack`.
 //!
 //! The kernel's side sends with a plain (ring-less) AF_PACKET socket on `veth0`, so
 //! what is under test is only the receiving end on `veth1`.
@@ -124,7 +125,7 @@ fn kernel_packet_ring_delivers_frames_byte_exact_in_order_and_skips_its_own() {
         .run_in(|| AfPacketLink::open_plain("veth1"))
         .expect("enter namespace")
         .expect("a second socket on veth1");
-    let before = ours.ring_stats();
+    let before = ours.ring_stats().expect("a ring");
     let mut buf = [0u8; 2048];
     for (i, sender) in [&mut neighbour, &mut ours].into_iter().enumerate() {
         let mut frame = test_frame(7 + i as u32);
@@ -151,7 +152,7 @@ fn kernel_packet_ring_delivers_frames_byte_exact_in_order_and_skips_its_own() {
             );
         }
     }
-    let after = ours.ring_stats();
+    let after = ours.ring_stats().expect("a ring");
     assert_eq!(
         after.outgoing,
         before.outgoing + 1,
@@ -197,7 +198,7 @@ fn kernel_packet_ring_overflow_is_counted_and_later_frames_arrive() {
     send_frames(&mut peer, BURST..BURST + 10);
     let later = recv_frames(&mut ours, 10, Duration::from_secs(2));
     assert_eq!(later, (BURST..BURST + 10).collect::<Vec<_>>());
-    let st = ours.ring_stats();
+    let st = ours.ring_stats().expect("a ring");
     assert!(st.losing >= 1, "TP_STATUS_LOSING seen: {st:?}");
     assert_eq!(
         st.kernel_drops + first.len() as u64,
@@ -216,7 +217,10 @@ fn kernel_packet_ring_overflow_is_counted_and_later_frames_arrive() {
         u64::from(BURST) - second.len() as u64,
         "PACKET_STATISTICS read from the descriptor"
     );
-    assert_eq!(ours.ring_stats().kernel_drops, st.kernel_drops);
+    assert_eq!(
+        ours.ring_stats().expect("a ring").kernel_drops,
+        st.kernel_drops
+    );
 }
 
 /// Checks a byte stream against [`Pattern`] as it is written.
@@ -332,6 +336,23 @@ fn tcp_kernel_to_stack(ring: bool) {
     sender
         .join(Duration::from_secs(30))
         .expect("the kernel sender");
+    // The ring's counters reach the host loop through its wrappers (`--stats`).
+    let st = stack.ring_stats();
+    if ring {
+        let st = st.expect("ring stats through the NetStack");
+        // 20 MB in frames of at most 1514 bytes: more frames than that quotient.
+        assert!(
+            st.frames > LEN / 1514,
+            "the segments came through the ring: {st:?}"
+        );
+        assert_eq!(
+            (st.truncated, st.too_long, st.malformed),
+            (0, 0, 0),
+            "{st:?}"
+        );
+    } else {
+        assert_eq!(st, None, "no ring, no ring stats");
+    }
     drop(stack);
     // Written to the stderr handle: the test runner captures `eprintln!`.
     let _ = writeln!(

@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 use ustack::iface::Interface;
+use ustack::link::RingStats;
 use ustack_socket::DriverStats;
 
 /// How long a client may take to send its request, and the driver to answer.
@@ -147,11 +148,18 @@ impl ControlServer {
         &self.path
     }
 
-    /// Answers every waiting request from `iface` and the host loop's counters `driver`
-    /// (call it from a driver hook, which has both).
-    pub fn poll(&self, iface: &mut Interface, driver: Option<DriverStats>) {
+    /// Answers every waiting request from `iface`, the host loop's counters `driver`
+    /// and the receive ring's counters that `ring` reads (call it from a driver hook,
+    /// which has all three: `Round::ring`). `ring` is called once per request, never
+    /// when none waits, since reading the ring may cost a system call.
+    pub fn poll(
+        &self,
+        iface: &mut Interface,
+        driver: Option<DriverStats>,
+        mut ring: impl FnMut() -> Option<RingStats>,
+    ) {
         while let Ok(req) = self.requests.try_recv() {
-            let mut report = stats::collect(iface);
+            let mut report = stats::collect(iface).with_ring(ring());
             if let Some(d) = driver {
                 report = report.with_driver(d);
             }

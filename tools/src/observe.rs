@@ -8,6 +8,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::sync::{Arc, Mutex, PoisonError};
 use ustack::iface::Interface;
+use ustack::link::RingStats;
 use ustack::time::{Duration, Instant};
 use ustack_socket::{DriverStats, NetStack};
 use ustack_tools::control::{self, ControlServer};
@@ -87,8 +88,15 @@ impl Observer {
     }
 
     /// The driver hook's work: trace what happened, answer waiting `ustack stats`
-    /// requests (with the host loop's counters `driver`, when the caller has them).
-    pub fn poll(&mut self, iface: &mut Interface, now: Instant, driver: Option<DriverStats>) {
+    /// requests (with the host loop's counters `driver`, when the caller has them, and
+    /// the receive ring's that `ring` reads, only if a request waits).
+    pub fn poll(
+        &mut self,
+        iface: &mut Interface,
+        now: Instant,
+        driver: Option<DriverStats>,
+        ring: impl FnMut() -> Option<RingStats>,
+    ) {
         if let Some(tracer) = &mut self.tracer {
             tracer.poll(now, iface.tcp(), &mut self.records);
             if !self.records.is_empty() {
@@ -108,21 +116,27 @@ impl Observer {
             }
         }
         if let Some(c) = &self.control {
-            c.poll(iface, driver);
+            c.poll(iface, driver, ring);
         }
     }
 
     /// Stops listening, flushes the trace file and prints the `--stats` report (with the
-    /// host loop's counters `driver`, when known).
-    pub fn finish(mut self, iface: &mut Interface, now: Instant, driver: Option<DriverStats>) {
-        self.poll(iface, now, driver);
+    /// host loop's counters `driver` and the receive ring's `ring`, when known).
+    pub fn finish(
+        mut self,
+        iface: &mut Interface,
+        now: Instant,
+        driver: Option<DriverStats>,
+        ring: Option<RingStats>,
+    ) {
+        self.poll(iface, now, driver, || ring);
         drop(self.control.take());
         if let Some(mut f) = self.file.take() {
             if let Err(e) = f.flush() {
                 eprintln!("ustack: trace file: {e}");
             }
         }
-        print_stats_to(self.stats, iface, driver, self.stderr);
+        print_stats_to(self.stats, iface, driver, ring, self.stderr);
     }
 }
 
@@ -141,7 +155,9 @@ impl Attached {
             Box::new(move |round| {
                 let mut obs = hook_slot.lock().unwrap_or_else(PoisonError::into_inner);
                 if let Some(obs) = obs.as_mut() {
-                    obs.poll(round.iface, round.now, Some(round.driver));
+                    obs.poll(round.iface, round.now, Some(round.driver), || {
+                        round.ring.stats()
+                    });
                 }
             })
         });
@@ -158,17 +174,18 @@ impl Attached {
 }
 
 /// Prints the `--stats` report, if asked for, on stdout (`stderr`: on stderr), with the
-/// host loop's counters `driver` when known.
+/// host loop's counters `driver` and the receive ring's `ring` when known.
 pub fn print_stats_to(
     format: Option<StatsFormat>,
     iface: &mut Interface,
     driver: Option<DriverStats>,
+    ring: Option<RingStats>,
     stderr: bool,
 ) {
     let Some(format) = format else {
         return;
     };
-    let mut report = stats::collect(iface);
+    let mut report = stats::collect(iface).with_ring(ring);
     if let Some(d) = driver {
         report = report.with_driver(d);
     }

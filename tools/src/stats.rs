@@ -2,11 +2,14 @@
 //! layer, the TCP layer's counters, and one `ss -ti`-like line per TCP socket the layer
 //! still knows (user-held, orphaned and finishing, waiting in a listen queue), and,
 //! where the report comes from a running host loop, that loop's counters
-//! ([`DriverStats`]), as text or JSON. Collecting reads the stack; nothing here prints.
+//! ([`DriverStats`]) and its device's receive-ring counters ([`RingStats`], an AF_PACKET
+//! link without offloads), as text or JSON. Collecting reads the stack; nothing here
+//! prints.
 
 use core::fmt::Write as _;
 use serde_json::{json, Map, Value};
 use ustack::iface::{DropReason, Interface};
+use ustack::link::RingStats;
 use ustack::socket::tcp::{TcpCounters, TcpSocketInfo};
 use ustack::time::Duration;
 use ustack_socket::DriverStats;
@@ -22,6 +25,9 @@ pub struct StatsReport {
     pub sockets: Vec<TcpSocketInfo>,
     /// The host loop's counters, when known (see [`with_driver`](Self::with_driver)).
     pub driver: Option<DriverStats>,
+    /// The device's receive-ring counters, when it has a ring (see
+    /// [`with_ring`](Self::with_ring)).
+    pub ring: Option<RingStats>,
 }
 
 /// Takes the snapshot.
@@ -44,6 +50,7 @@ pub fn collect(iface: &mut Interface) -> StatsReport {
         tcp_counters: tcp.counters(),
         sockets: tcp.sockets().collect(),
         driver: None,
+        ring: None,
     }
 }
 
@@ -134,7 +141,14 @@ impl StatsReport {
         self
     }
 
-    /// Readable report: non-zero counters, the host loop's, then the TCP sockets.
+    /// The report with the device's receive-ring counters (`None`: no ring, no line).
+    pub fn with_ring(mut self, ring: Option<RingStats>) -> StatsReport {
+        self.ring = ring;
+        self
+    }
+
+    /// Readable report: non-zero counters, the host loop's, the receive ring's, then
+    /// the TCP sockets.
     pub fn text(&self) -> String {
         let mut out = String::from("interface counters (non-zero):\n");
         for (layer, name, v) in &self.counters {
@@ -190,6 +204,20 @@ impl StatsReport {
                 );
             }
         }
+        if let Some(r) = &self.ring {
+            let _ = writeln!(
+                out,
+                "packet ring: {} frames, {} outgoing copies skipped, {} truncated, \
+                 {} too long, {} malformed, {} marked losing, {} kernel drops",
+                r.frames,
+                r.outgoing,
+                r.truncated,
+                r.too_long,
+                r.malformed,
+                r.losing,
+                r.kernel_drops
+            );
+        }
         let _ = writeln!(out, "tcp sockets: {}", self.sockets.len());
         if !self.sockets.is_empty() {
             let _ = writeln!(out, "{:<12} {:<21} {:<21}", "State", "Local", "Peer");
@@ -202,8 +230,9 @@ impl StatsReport {
     }
 
     /// The report as one JSON object: `counters` (`"layer.name": value`, every
-    /// counter), `tcp_layer`, `host_loop` (the host loop's counters, or null), and
-    /// `tcp` (one object per socket).
+    /// counter), `tcp_layer`, `host_loop` (the host loop's counters, or null),
+    /// `packet_ring` (the receive ring's counters, or null without a ring), and `tcp`
+    /// (one object per socket).
     pub fn json(&self) -> String {
         let mut counters = Map::new();
         for (layer, name, v) in &self.counters {
@@ -296,10 +325,22 @@ impl StatsReport {
                 "busy_preempted": d.busy_preempted,
             })
         });
+        let packet_ring = self.ring.map(|r| {
+            json!({
+                "frames": r.frames,
+                "outgoing": r.outgoing,
+                "truncated": r.truncated,
+                "too_long": r.too_long,
+                "malformed": r.malformed,
+                "losing": r.losing,
+                "kernel_drops": r.kernel_drops,
+            })
+        });
         json!({
             "counters": counters,
             "tcp_layer": tcp_layer,
             "host_loop": host_loop,
+            "packet_ring": packet_ring,
             "tcp": sockets,
         })
         .to_string()
@@ -374,5 +415,55 @@ mod tests {
         let v: Value = serde_json::from_str(&r.json()).unwrap();
         assert_eq!(v["host_loop"]["busy_passes"], 40);
         assert_eq!(v["host_loop"]["busy_preempted"], 1);
+    }
+
+    #[test]
+    fn packet_ring_line_and_json_only_with_a_ring() {
+        let mut iface = Interface::new(
+            Config::new(
+                EthernetAddress([2, 0, 0, 0, 0, 2]),
+                "10.0.0.2/24".parse().unwrap(),
+            ),
+            Instant::ZERO,
+        );
+        // No ring (a TAP, offloads, recvfrom): no line, null in JSON.
+        let r = collect(&mut iface)
+            .with_driver(DriverStats::default())
+            .with_ring(None);
+        assert!(!r.text().contains("packet ring"), "{}", r.text());
+        let v: Value = serde_json::from_str(&r.json()).unwrap();
+        assert!(v["packet_ring"].is_null(), "{v}");
+
+        let ring = RingStats {
+            frames: 1200,
+            outgoing: 3,
+            truncated: 1,
+            too_long: 2,
+            malformed: 0,
+            losing: 5,
+            kernel_drops: 40,
+        };
+        let r = r.with_ring(Some(ring));
+        let text = r.text();
+        assert!(
+            text.contains(
+                "packet ring: 1200 frames, 3 outgoing copies skipped, 1 truncated, 2 too long, \
+                 0 malformed, 5 marked losing, 40 kernel drops\n"
+            ),
+            "{text}"
+        );
+        // After the host loop's line, before the sockets.
+        let at = |s: &str| text.find(s).unwrap();
+        assert!(at("host loop:") < at("packet ring:") && at("packet ring:") < at("tcp sockets:"));
+        let v: Value = serde_json::from_str(&r.json()).unwrap();
+        let p = &v["packet_ring"];
+        assert_eq!(p["frames"], 1200);
+        assert_eq!(p["outgoing"], 3);
+        assert_eq!(p["truncated"], 1);
+        assert_eq!(p["too_long"], 2);
+        assert_eq!(p["malformed"], 0);
+        assert_eq!(p["losing"], 5);
+        assert_eq!(p["kernel_drops"], 40);
+        assert_eq!(p.as_object().unwrap().len(), 7, "{p}");
     }
 }

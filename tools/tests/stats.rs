@@ -25,7 +25,7 @@ fn running_stack_answers_stats_over_its_control_socket() {
             .tcp()
             .listen(l, "10.0.0.2:5001".parse().unwrap(), 8)
             .unwrap();
-        Box::new(move |round| server.poll(round.iface, Some(round.driver)))
+        Box::new(move |round| server.poll(round.iface, Some(round.driver), || round.ring.stats()))
     });
 
     // The peer: the socket API on the other stack.
@@ -72,6 +72,9 @@ fn running_stack_answers_stats_over_its_control_socket() {
         "{host}"
     );
     assert!(host["ready_sockets"].as_u64().unwrap() > 0, "{host}");
+    // A memory link has no receive ring: null, and no `packet ring:` line.
+    assert!(json["packet_ring"].is_null(), "{json}");
+    assert!(!text.contains("packet ring"), "{text}");
 
     // The binary finds this process by pid in the run directory.
     assert_eq!(

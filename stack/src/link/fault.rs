@@ -1078,6 +1078,10 @@ impl<L: Link> Link for FaultInjector<L> {
         Some(event)
     }
 
+    fn ring_stats(&mut self) -> Option<super::RingStats> {
+        self.inner.ring_stats()
+    }
+
     fn poll_timeout(&self) -> Option<Instant> {
         [
             self.inner.poll_timeout(),

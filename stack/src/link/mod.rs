@@ -16,7 +16,8 @@
 //! [`Link::rx_dropped`] (the interface says it dropped the frame just received, and
 //! why) and [`Link::poll_fault_report`] (the injector says what it did to a frame). The
 //! tools compose `PcapNgLink<FaultInjector<Device>>` so every such event becomes a
-//! pcapng comment (see [`PcapNgLink`]).
+//! pcapng comment (see [`PcapNgLink`]). A third, [`Link::ring_stats`], lets a host show
+//! the device's receive-ring counters through any wrapper.
 
 pub mod fault;
 mod memory;
@@ -45,6 +46,29 @@ pub enum Direction {
     Rx,
     /// From the stack to the device (`Link::send`): outbound.
     Tx,
+}
+
+/// What a link's receive ring saw ([`Link::ring_stats`]): the AF_PACKET link's
+/// `PACKET_RX_RING` (`sys::AfPacketLink`, feature `os`). Defined here, not beside that
+/// link, so hosts built without `os` can carry and print it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RingStats {
+    /// Frames handed to the caller.
+    pub frames: u64,
+    /// `PACKET_OUTGOING` copies of frames sent on the interface, skipped.
+    pub outgoing: u64,
+    /// Frames the kernel cut to the slot (`tp_snaplen < tp_len`), dropped.
+    pub truncated: u64,
+    /// Frames longer than the caller's buffer, dropped.
+    pub too_long: u64,
+    /// Slots whose header pointed outside the slot, dropped (never seen from a sane kernel).
+    pub malformed: u64,
+    /// Frames marked `TP_STATUS_LOSING`: the kernel had dropped frames (ring full)
+    /// since its drop count was last read, so every frame carries the mark until then.
+    pub losing: u64,
+    /// Frames the kernel dropped (ring full), as read by [`Link::ring_stats`]
+    /// (PACKET_STATISTICS); drops another reader of that count took are not here.
+    pub kernel_drops: u64,
 }
 
 /// Largest Ethernet frame the stack handles by default (1500 MTU + 14 header).
@@ -121,6 +145,14 @@ pub trait Link {
         );
         self.send(now, frame)
     }
+
+    /// What the link's receive ring saw so far, or `None` when it has none (every link
+    /// but an AF_PACKET socket receiving through `PACKET_RX_RING`). Wrappers forward it
+    /// from the device they wrap. It may cost a system call (the kernel's drop count),
+    /// so hosts read it on demand, never per frame or per round.
+    fn ring_stats(&mut self) -> Option<RingStats> {
+        None
+    }
 }
 
 impl<L: Link + ?Sized> Link for Box<L> {
@@ -147,5 +179,96 @@ impl<L: Link + ?Sized> Link for Box<L> {
     }
     fn send_meta(&mut self, now: Instant, frame: &[u8], meta: &FrameMeta) -> io::Result<()> {
         (**self).send_meta(now, frame, meta)
+    }
+    fn ring_stats(&mut self) -> Option<RingStats> {
+        (**self).ring_stats()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A device with a receive ring: reports fixed statistics and counts the reads.
+    struct RingDevice {
+        reads: u32,
+    }
+
+    const RING: RingStats = RingStats {
+        frames: 7,
+        outgoing: 1,
+        truncated: 2,
+        too_long: 3,
+        malformed: 4,
+        losing: 5,
+        kernel_drops: 6,
+    };
+
+    impl Link for RingDevice {
+        fn recv(&mut self, _: Instant, _: &mut [u8]) -> io::Result<Option<usize>> {
+            Ok(None)
+        }
+        fn send(&mut self, _: Instant, _: &[u8]) -> io::Result<()> {
+            Ok(())
+        }
+        fn ring_stats(&mut self) -> Option<RingStats> {
+            self.reads += 1;
+            Some(RING)
+        }
+    }
+
+    fn device() -> RingDevice {
+        RingDevice { reads: 0 }
+    }
+
+    #[test]
+    fn ring_stats_default_to_none() {
+        let (mut a, _b) = MemoryLink::pair(1);
+        assert_eq!(a.ring_stats(), None);
+        let mut boxed: Box<dyn Link> = Box::new(a);
+        assert_eq!(boxed.ring_stats(), None, "a box forwards the inner None");
+    }
+
+    #[test]
+    fn every_wrapper_forwards_ring_stats_from_its_device() {
+        let mut boxed: Box<dyn Link> = Box::new(device());
+        assert_eq!(boxed.ring_stats(), Some(RING), "Box");
+
+        // Transparent and fault-injecting: the ring's counters are the device's either way.
+        let mut injector = FaultInjector::new(device(), Faults::default(), 1);
+        assert_eq!(
+            injector.ring_stats(),
+            Some(RING),
+            "FaultInjector, transparent"
+        );
+        let lossy = Faults::both(FaultConfig {
+            loss: 0.5,
+            ..FaultConfig::none()
+        });
+        let mut injector = FaultInjector::new(device(), lossy, 1);
+        assert_eq!(injector.ring_stats(), Some(RING), "FaultInjector, lossy");
+        assert_eq!(
+            injector.get_ref().reads,
+            1,
+            "one read of the device per call"
+        );
+
+        let mut pcap =
+            PcapWriter::new(device(), Vec::new(), 0, PcapTimestamps::Micros).expect("pcap header");
+        assert_eq!(pcap.ring_stats(), Some(RING), "PcapWriter");
+
+        // The host composition with pcapng: PcapNgLink<FaultInjector<D>>, boxed.
+        let pcapng = PcapNgLink::new(
+            FaultInjector::new(device(), Faults::default(), 1),
+            Vec::new(),
+            0,
+        )
+        .expect("pcapng header");
+        let mut top: Box<dyn Link> = Box::new(pcapng);
+        assert_eq!(
+            top.ring_stats(),
+            Some(RING),
+            "Box<PcapNgLink<FaultInjector>>"
+        );
     }
 }

@@ -185,6 +185,10 @@ impl<L: Link, W: Write> Link for PcapWriter<L, W> {
     fn poll_fault_report(&mut self, frame: &mut Vec<u8>) -> Option<super::FaultEvent> {
         self.inner.poll_fault_report(frame)
     }
+
+    fn ring_stats(&mut self) -> Option<super::RingStats> {
+        self.inner.ring_stats()
+    }
 }
 
 #[cfg(test)]

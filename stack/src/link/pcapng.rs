@@ -508,6 +508,10 @@ impl<L: Link, W: Write> Link for PcapNgLink<L, W> {
         self.inner.rx_dropped(reason);
     }
 
+    fn ring_stats(&mut self) -> Option<super::RingStats> {
+        self.inner.ring_stats()
+    }
+
     // Fault reports are consumed here (turned into comments), not passed further out.
 }
 

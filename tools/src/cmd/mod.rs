@@ -212,7 +212,12 @@ impl Served {
             format_counters(&stopped.iface)
         );
         if let Some(obs) = attached.detach() {
-            obs.finish(&mut stopped.iface, stopped.now, Some(stopped.driver));
+            obs.finish(
+                &mut stopped.iface,
+                stopped.now,
+                Some(stopped.driver),
+                stopped.ring,
+            );
         }
         if let Some(p) = &args.pcap {
             match stopped.report.as_mut().and_then(|r| r.recorded.take()) {

@@ -66,8 +66,9 @@ impl Drop for Watch {
     fn drop(&mut self) {
         if let Some(obs) = self.attached.take().and_then(Attached::detach) {
             let driver = self.stack.driver_stats();
+            let ring = self.stack.ring_stats();
             self.stack
-                .with_interface(|iface, now| obs.finish(iface, now, Some(driver)));
+                .with_interface(|iface, now| obs.finish(iface, now, Some(driver), ring));
         }
     }
 }

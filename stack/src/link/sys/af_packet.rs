@@ -38,7 +38,7 @@ use super::vnet::{
 };
 use super::{if_nametoindex, is_queue_full, retry_recv};
 use crate::link::offload::{FrameMeta, LinkCaps};
-use crate::link::Link;
+use crate::link::{Link, RingStats};
 use crate::time::Instant;
 use std::io;
 use std::os::unix::io::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -63,27 +63,6 @@ pub struct AfPacketLink {
     vnet: bool,
     /// The header of the last frame received (vnet mode).
     rx_meta: FrameMeta,
-}
-
-/// What the receive ring saw ([`AfPacketLink::ring_stats`]); all zero without a ring.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RingStats {
-    /// Frames handed to the caller.
-    pub frames: u64,
-    /// `PACKET_OUTGOING` copies of frames sent on the interface, skipped.
-    pub outgoing: u64,
-    /// Frames the kernel cut to the slot (`tp_snaplen < tp_len`), dropped.
-    pub truncated: u64,
-    /// Frames longer than the caller's buffer, dropped.
-    pub too_long: u64,
-    /// Slots whose header pointed outside the slot, dropped (never seen from a sane kernel).
-    pub malformed: u64,
-    /// Frames marked `TP_STATUS_LOSING`: the kernel had dropped frames (ring full)
-    /// since its drop count was last read, so every frame carries the mark until then.
-    pub losing: u64,
-    /// Frames the kernel dropped (ring full), as read by [`AfPacketLink::ring_stats`]
-    /// (PACKET_STATISTICS); drops another reader of that count took are not here.
-    pub kernel_drops: u64,
 }
 
 /// Bytes of receive ring [`AfPacketLink::open`] asks for: like the plain path's
@@ -276,16 +255,6 @@ impl AfPacketLink {
     /// Whether checksum and segmentation offloads are on (`PACKET_VNET_HDR`).
     pub fn offload(&self) -> bool {
         self.vnet
-    }
-
-    /// What the receive ring saw so far, with the kernel's drops read now
-    /// (PACKET_STATISTICS, which resets the kernel's count; they accumulate here).
-    ///
-    /// The receive path itself never reads that count: `ustack wire` and `ustack bench
-    /// loss` read it from the descriptor, and a read here would take their figures.
-    pub fn ring_stats(&mut self) -> RingStats {
-        self.collect_kernel_drops();
-        self.ring.as_ref().map(|r| r.stats).unwrap_or_default()
     }
 
     /// Adds the kernel's drop count to the ring's stats (a no-op without a ring).
@@ -815,6 +784,17 @@ impl Link for AfPacketLink {
 
     fn send(&mut self, _now: Instant, frame: &[u8]) -> io::Result<()> {
         self.send_frame(frame, &FrameMeta::default())
+    }
+
+    /// What the receive ring saw so far (`None` without a ring: offloads or the plain
+    /// path), with the kernel's drops read now (PACKET_STATISTICS, which resets the
+    /// kernel's count; they accumulate here).
+    ///
+    /// The receive path itself never reads that count: `ustack wire` and `ustack bench
+    /// loss` read it from the descriptor, and a read here would take their figures.
+    fn ring_stats(&mut self) -> Option<RingStats> {
+        self.collect_kernel_drops();
+        self.ring.as_ref().map(|r| r.stats)
     }
 
     fn caps(&self) -> LinkCaps {

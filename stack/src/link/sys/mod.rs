@@ -11,7 +11,7 @@ mod af_packet;
 mod tap;
 mod vnet;
 
-pub use af_packet::{packet_drops, AfPacketLink, RingStats, RX_RING_BYTES};
+pub use af_packet::{packet_drops, AfPacketLink, RX_RING_BYTES};
 pub use tap::TapLink;
 
 use std::io;
