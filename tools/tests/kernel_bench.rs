@@ -48,6 +48,10 @@ fn bench_prints_every_row_with_positive_figures() {
         "2M",
         "--callgrind-size",
         "100K",
+        "--inmem-conns",
+        "200",
+        "--callgrind-conns",
+        "50",
     ];
     if !callgrind {
         args.push("--no-callgrind");
@@ -87,6 +91,8 @@ fn bench_prints_every_row_with_positive_figures() {
         ("200 concurrent connections: memory per connection", false),
         ("in-memory bulk 2 MB (no device), per CPU second", false),
         ("in-memory bulk: instructions per byte (callgrind)", false),
+        ("in-memory connections (no device), per CPU second", false),
+        ("in-memory: instructions per connection (callgrind)", false),
     ];
     for (label, kernel_too) in rows {
         let line = stdout
@@ -198,6 +204,7 @@ fn bench_only_runs_the_selected_rows() {
         "connect, read",
         "concurrent",
         "callgrind",
+        "in-memory connections",
     ] {
         assert!(
             !stdout
