@@ -165,7 +165,9 @@ pub struct TcpLayer {
     /// Compact the tables when the live sockets drop to this many (`reclaim`).
     compact_at: usize,
     /// Freed sockets, stripped of their buffers, that the next `alloc`s renew instead
-    /// of allocating (at most [`SPARE_SOCKETS`]; dropped by `compact`).
+    /// of allocating (at most [`SPARE_SOCKETS`]; dropped by `compact`). Boxed on
+    /// purpose: the box itself is what an `Item` takes back.
+    #[allow(clippy::vec_box)]
     spare: Vec<Box<Socket>>,
     isn_key: SipKey,
     ts_key: SipKey,
