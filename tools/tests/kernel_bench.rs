@@ -100,23 +100,25 @@ fn bench_prints_every_row_with_positive_figures() {
             .find(|l| l.starts_with(&format!("| {label} ")))
             .unwrap_or_else(|| panic!("no row `{label}` in:\n{stdout}"));
         let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-        // | figure | unit | ustack | smoltcp | ratio | kernel off | kernel on |
-        //   ustack offloads on | offloads/smoltcp | offloads/kernel on |
-        assert_eq!(cells.len(), 12, "{line}");
+        // | figure | unit | ustack | smoltcp | ratio | paired ratios (— with one
+        //   round) | kernel off | kernel on | ustack offloads on | offloads/smoltcp |
+        //   offloads/kernel on |
+        assert_eq!(cells.len(), 13, "{line}");
+        assert_eq!(cells[6], "—", "one round gives no paired range: {line}");
         if label.starts_with("bulk") {
             for (i, what) in [
-                (8, "offloads"),
-                (9, "offloads ratio"),
-                (10, "offloads/kernel"),
+                (9, "offloads"),
+                (10, "offloads ratio"),
+                (11, "offloads/kernel"),
             ] {
                 let v =
                     figure(cells[i]).unwrap_or_else(|| panic!("{what} cell not a figure: {line}"));
                 assert!(v > 0.0, "{what} figure not positive: {line}");
             }
         } else if label.starts_with("in-memory") {
-            assert_eq!(cells[8], "n/a", "{line}");
+            assert_eq!(cells[9], "n/a", "{line}");
         } else {
-            assert_eq!(cells[8], "skipped", "{line}");
+            assert_eq!(cells[9], "skipped", "{line}");
         }
         if label.contains("callgrind") && !callgrind {
             assert_eq!(cells[3], "skipped", "{line}");
@@ -126,7 +128,7 @@ fn bench_prints_every_row_with_positive_figures() {
             let v = figure(cells[i]).unwrap_or_else(|| panic!("{what} cell not a figure: {line}"));
             assert!(v > 0.0, "{what} figure not positive: {line}");
         }
-        for i in [6, 7] {
+        for i in [7, 8] {
             if kernel_too {
                 let v =
                     figure(cells[i]).unwrap_or_else(|| panic!("kernel cell not a figure: {line}"));
