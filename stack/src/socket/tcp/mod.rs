@@ -172,6 +172,9 @@ pub struct TcpLayer {
     isn_key: SipKey,
     ts_key: SipKey,
     port_key: SipKey,
+    /// The last RFC 6056 offset `pick_ephemeral` hashed for a connection, with the
+    /// local address and the destination it is for (it depends on nothing else).
+    port_offset: Option<(core::net::IpAddr, core::net::SocketAddr, u32)>,
     cookie_key: SipKey,
     port_counter: u32,
     challenge_window: Instant,
@@ -221,6 +224,7 @@ impl TcpLayer {
             isn_key: SipKey::from_seed(seed, 1),
             ts_key: SipKey::from_seed(seed, 2),
             port_key: SipKey::from_seed(seed, 3),
+            port_offset: None,
             cookie_key: SipKey::from_seed(seed, 4),
             port_counter: 0,
             challenge_window: Instant::ZERO,
