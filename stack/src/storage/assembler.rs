@@ -55,6 +55,22 @@ impl Assembler {
         true
     }
 
+    /// [`add`](Self::add) then [`remove_front`](Self::remove_front): records `[offset,
+    /// offset + len)` and returns the length of the contiguous prefix taken out, or
+    /// `None` (nothing recorded) where `add` refuses. In-order data with nothing held,
+    /// every segment of most connections, skips the range list, so the first data of a
+    /// connection does not allocate it.
+    pub fn add_and_take_front(&mut self, offset: usize, len: usize) -> Option<usize> {
+        if offset == 0 && len > 0 && self.ranges.is_empty() && self.max_ranges > 0 {
+            // What `add` would insert as the only range, and `remove_front` take.
+            return Some(len);
+        }
+        if !self.add(offset, len) {
+            return None;
+        }
+        Some(self.remove_front())
+    }
+
     /// If data starting at offset 0 is present, removes it and returns its length;
     /// remaining offsets shift down by that amount.
     pub fn remove_front(&mut self) -> usize {
@@ -100,6 +116,43 @@ mod tests {
         assert!(a.add(0, 10));
         assert_eq!(a.remove_front(), 25);
         assert!(a.is_empty());
+    }
+
+    /// `add_and_take_front` does what `add` then `remove_front` do, for every mix of
+    /// in-order, out-of-order, overlapping and refused pieces, with and without room
+    /// for ranges.
+    #[test]
+    fn add_and_take_front_matches_add_then_remove_front() {
+        let pieces = [
+            (0, 5),
+            (3, 4),
+            (10, 2),
+            (0, 3),
+            (20, 5),
+            (0, 0),
+            (30, 1),
+            (0, 40),
+            (2, 2),
+            (0, 1),
+        ];
+        for max in [0, 1, 2, 4] {
+            let (mut fast, mut slow) = (Assembler::new(max), Assembler::new(max));
+            for &(off, len) in pieces.iter().cycle().take(40) {
+                let want = slow.add(off, len).then(|| slow.remove_front());
+                assert_eq!(
+                    fast.add_and_take_front(off, len),
+                    want,
+                    "max {max}: {off}+{len}"
+                );
+                assert_eq!(
+                    fast.ranges().collect::<Vec<_>>(),
+                    slow.ranges().collect::<Vec<_>>()
+                );
+            }
+        }
+        let mut a = Assembler::new(4);
+        assert_eq!(a.add_and_take_front(0, 1448), Some(1448));
+        assert_eq!(a.ranges.capacity(), 0, "in-order data allocates nothing");
     }
 
     #[test]

@@ -164,9 +164,17 @@ pub struct TcpLayer {
     reclaim_at: Option<Instant>,
     /// Compact the tables when the live sockets drop to this many (`reclaim`).
     compact_at: usize,
+    /// Freed sockets, stripped of their buffers, that the next `alloc`s renew instead
+    /// of allocating (at most [`SPARE_SOCKETS`]; dropped by `compact`). Boxed on
+    /// purpose: the box itself is what an `Item` takes back.
+    #[allow(clippy::vec_box)]
+    spare: Vec<Box<Socket>>,
     isn_key: SipKey,
     ts_key: SipKey,
     port_key: SipKey,
+    /// The last RFC 6056 offset `pick_ephemeral` hashed for a connection, with the
+    /// local address and the destination it is for (it depends on nothing else).
+    port_offset: Option<(core::net::IpAddr, core::net::SocketAddr, u32)>,
     cookie_key: SipKey,
     port_counter: u32,
     challenge_window: Instant,
@@ -184,6 +192,11 @@ pub struct TcpLayer {
 }
 
 const MAX_PENDING_RSTS: usize = 256;
+
+/// Freed sockets kept for the next ones (`TcpLayer::spare`): enough for a client or
+/// server that opens about as many connections as it closes; few, as each holds a
+/// socket's fixed size.
+const SPARE_SOCKETS: usize = 2;
 
 impl TcpLayer {
     /// A layer with no sockets; `seed` keys initial sequence numbers and ports.
@@ -207,9 +220,11 @@ impl TcpLayer {
             reclaim: VecDeque::new(),
             reclaim_at: None,
             compact_at: 0,
+            spare: Vec::new(),
             isn_key: SipKey::from_seed(seed, 1),
             ts_key: SipKey::from_seed(seed, 2),
             port_key: SipKey::from_seed(seed, 3),
+            port_offset: None,
             cookie_key: SipKey::from_seed(seed, 4),
             port_counter: 0,
             challenge_window: Instant::ZERO,
@@ -295,9 +310,16 @@ impl TcpLayer {
 
     fn alloc(&mut self, opts: SocketOptions) -> TcpHandle {
         let config = &self.config;
+        let spare = self.spare.pop();
         let key = self.slab.insert_with(|key| Item {
             meta: Meta::default(),
-            socket: Box::new(Socket::new(TcpHandle(key), opts, config)),
+            socket: match spare {
+                Some(mut s) => {
+                    s.renew(TcpHandle(key), opts, config);
+                    s
+                }
+                None => Box::new(Socket::new(TcpHandle(key), opts, config)),
+            },
         });
         self.compact_at = self.compact_at.max(self.socket_count() / 4);
         TcpHandle(key)
@@ -308,7 +330,7 @@ impl TcpLayer {
         let Some(key) = self.slab.key_at(idx) else {
             return;
         };
-        let Some(Item { meta, socket }) = self.slab.remove(key) else {
+        let Some(Item { meta, mut socket }) = self.slab.remove(key) else {
             return;
         };
         self.timers_stale = true;
@@ -351,6 +373,10 @@ impl TcpLayer {
                 l.syn_queue.retain(|&c| c != socket.handle);
                 l.accept_queue.retain(|&c| c != socket.handle);
             }
+        }
+        if self.spare.len() < SPARE_SOCKETS {
+            socket.strip();
+            self.spare.push(socket);
         }
         self.maybe_compact();
     }

@@ -90,7 +90,16 @@ impl TcpLayer {
         let n = u32::from(hi - lo) + 1;
         // RFC 6056 §3.3.3 (Algorithm 3): offset = F(local, remote, key), plus a counter.
         let offset = match remote {
-            Some(r) => self.port_key.tuple(socket_addr(local_ip, 0), r) as u32,
+            // F() of the last destination again: a client's connections to one server
+            // all have the same offset, so it is hashed once, not per connect.
+            Some(r) => match self.port_offset {
+                Some((ip, to, offset)) if ip == local_ip && to == r => offset,
+                _ => {
+                    let offset = self.port_key.tuple(socket_addr(local_ip, 0), r) as u32;
+                    self.port_offset = Some((local_ip, r, offset));
+                    offset
+                }
+            },
             None => match local_ip {
                 IpAddr::V4(a) => self.port_key.hash(&[u64::from(a.to_bits())]) as u32,
                 IpAddr::V6(a) => {

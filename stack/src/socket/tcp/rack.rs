@@ -226,6 +226,10 @@ impl Rack {
     }
 }
 
+/// Most records whose storage a recycled log keeps (`TxLog::recycled`): what a short
+/// connection needs, not a bulk transfer's window.
+const RECYCLED_RECORDS: usize = 16;
+
 /// The sender's per-segment transmit log.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct TxLog {
@@ -247,6 +251,20 @@ impl TxLog {
         self.lost = 0;
         self.retrans = 0;
         self.rate = RateState::default();
+    }
+
+    /// A fresh log, as `default` makes, in this one's storage while that is small (a
+    /// recycled socket's, `Socket::renew`); this one is left empty.
+    pub(crate) fn recycled(&mut self) -> TxLog {
+        let mut recs = core::mem::take(&mut self.recs);
+        recs.clear();
+        if recs.capacity() > RECYCLED_RECORDS {
+            recs = VecDeque::new();
+        }
+        TxLog {
+            recs,
+            ..TxLog::default()
+        }
     }
 
     /// Gives back the ring's storage once the log is empty (an idle connection).

@@ -108,6 +108,7 @@ impl TcpLayer {
                 .is_some_and(|it| it.meta.timer_gen == gen && it.meta.timer_at.is_some())
         });
         self.due = Vec::new();
+        self.spare = Vec::new();
         fn shrink_deque<T>(q: &mut VecDeque<T>) {
             if q.capacity() > 2 * q.len() + 16 {
                 q.shrink_to_fit();

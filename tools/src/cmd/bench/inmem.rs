@@ -1,5 +1,6 @@
-//! In-memory bulk transfer between two instances of one stack, with no device, no
-//! threads and a virtual clock: the engine's own cost per byte. Natively it gives
+//! In-memory bulk transfer and serial connections between two instances of one stack,
+//! with no device, no threads and a virtual clock: the engine's own cost per byte and
+//! per connection. Natively the transfer gives
 //! Gbit/s per second of the thread's CPU time (not wall time, which on a loaded machine
 //! mostly measures the scheduler); under `valgrind --tool=callgrind` (the hidden `bench-inmem` subcommand) it
 //! gives instructions, and the difference between two sizes divided by the extra bytes
@@ -14,6 +15,13 @@
 //! applications copy data in once (the sender's buffer) and read it in place
 //! (ustack's `recv_with`, smoltcp's `recv` closure), so each engine's own copies are
 //! what differ.
+//!
+//! The connection loop (`--conns N`) mirrors the TAP's connection-rate row: N serial
+//! connections, the server greets each with `hello\n` and closes, the client reads to
+//! EOF, checks the greeting and closes, and every frame crosses, the final ACK
+//! included. Natively it gives connections per second of CPU time, under callgrind
+//! instructions; both count both ends. [`ustack_conns`] and [`smoltcp_conns`] say how
+//! each stack's server takes connections and what happens to TIME-WAIT.
 
 use super::pattern::{self, Pattern};
 use clap::Args;
@@ -35,35 +43,53 @@ pub fn thread_cpu_time() -> Duration {
 /// Rounds without progress after which a transfer counts as stuck.
 const STALL_ROUNDS: u32 = 100_000;
 
+/// Most serial connections in one run: one client port each from the 28,232 of the
+/// ephemeral range (32768-60999), since the server keeps every 4-tuple in TIME-WAIT.
+pub const MAX_CONNS: i64 = 28_000;
+
 /// Options of the hidden `bench-inmem` subcommand.
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["size", "conns"])))]
 pub struct InmemArgs {
     /// Which stack: ustack or smoltcp.
     #[arg(long)]
     pub stack: String,
-    /// Bytes to move.
+    /// Bytes to move (bulk transfer).
     #[arg(long)]
-    pub size: u64,
+    pub size: Option<u64>,
+    /// Serial connections to serve (connect, `hello\n`, close).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=MAX_CONNS))]
+    pub conns: Option<u32>,
 }
 
-/// Runs the hidden `bench-inmem` subcommand: one transfer, one result line.
+/// Runs the hidden `bench-inmem` subcommand: one transfer or one series of
+/// connections, one result line.
 pub fn run(args: &InmemArgs) -> super::super::CmdResult {
-    let r = match args.stack.as_str() {
-        "ustack" => ustack_bulk(args.size),
-        "smoltcp" => smoltcp_bulk(args.size),
-        other => Err(format!("unknown stack `{other}`")),
-    };
-    match r {
-        Ok(t) => {
-            println!(
-                "moved {} bytes in {:.6} s of CPU time",
-                args.size,
-                t.as_secs_f64()
-            );
-            Ok(0)
+    match (args.stack.as_str(), args.size, args.conns) {
+        (stack @ ("ustack" | "smoltcp"), Some(size), _) => {
+            let t = if stack == "ustack" {
+                ustack_bulk(size)
+            } else {
+                smoltcp_bulk(size)
+            }?;
+            println!("moved {size} bytes in {:.6} s of CPU time", t.as_secs_f64());
         }
-        Err(e) => Err(e.into()),
+        (stack @ ("ustack" | "smoltcp"), None, Some(n)) => {
+            let r = if stack == "ustack" {
+                ustack_conns(n)
+            } else {
+                smoltcp_conns(n)
+            }?;
+            println!(
+                "served {n} connections ({} frames) in {:.6} s of CPU time",
+                r.frames,
+                r.cpu.as_secs_f64()
+            );
+        }
+        ("ustack" | "smoltcp", None, None) => return Err("--size or --conns is needed".into()),
+        (other, _, _) => return Err(format!("unknown stack `{other}`").into()),
     }
+    Ok(0)
 }
 
 /// Counts and checks what the receiver read.
@@ -89,6 +115,38 @@ impl Sink {
     }
 }
 
+/// One ustack host of the in-memory pairs: the simulator's lab address `10.0.0.n`, its
+/// peer's MAC known in advance, the TCP buffers fixed.
+fn ustack_host(n: u8, peer: u8) -> ustack::iface::Interface {
+    let mut c = ustack::sim::lab_config(n, peer);
+    // Fixed 128 KiB buffers, as smoltcp's side: with autotuning (the default) they
+    // grow to megabytes on this link and the bulk row compares cache footprints
+    // (0.93x and 0.98x smoltcp in two runs, against 1.17x and 1.10x fixed,
+    // 2026-12-06). The TAP rows keep them fixed too, unless --autotune.
+    c.tcp.rx_buffer_max = c.tcp.rx_buffer_len;
+    c.tcp.tx_buffer_max = c.tcp.tx_buffer_len;
+    ustack::iface::Interface::new(c, ustack::time::Instant::ZERO)
+}
+
+/// Every frame `from` has to send (after its due timers) goes into `to`; returns how
+/// many frames crossed.
+fn ustack_carry(
+    from: &mut ustack::iface::Interface,
+    to: &mut ustack::iface::Interface,
+    now: ustack::time::Instant,
+    buf: &mut [u8],
+) -> usize {
+    if from.poll_timeout().is_some_and(|t| t <= now) {
+        from.handle_timeout(now);
+    }
+    let mut frames = 0;
+    while let Some(n) = from.poll_transmit(now, buf) {
+        to.handle_frame(now, &buf[..n]);
+        frames += 1;
+    }
+    frames
+}
+
 /// Moves `size` bytes from one ustack interface to another; returns the CPU time taken.
 ///
 /// # Errors
@@ -97,24 +155,9 @@ pub fn ustack_bulk(size: u64) -> Result<Duration, String> {
     use ustack::iface::Interface;
     use ustack::time::{Duration as UDuration, Instant as UInstant};
 
-    fn host(n: u8, peer: u8) -> Interface {
-        let mut c = ustack::sim::lab_config(n, peer);
-        // Fixed 128 KiB buffers, as smoltcp's side below: with autotuning (the
-        // default) they grow to megabytes on this link and the row compares cache
-        // footprints (0.93x and 0.98x smoltcp in two runs, against 1.17x and 1.10x
-        // fixed, 2026-12-06).
-        c.tcp.rx_buffer_max = c.tcp.rx_buffer_len;
-        c.tcp.tx_buffer_max = c.tcp.tx_buffer_len;
-        Interface::new(c, UInstant::ZERO)
-    }
-    /// Every frame `from` has to send goes into `to`.
+    let host = ustack_host;
     fn carry(from: &mut Interface, to: &mut Interface, now: UInstant, buf: &mut [u8]) {
-        if from.poll_timeout().is_some_and(|t| t <= now) {
-            from.handle_timeout(now);
-        }
-        while let Some(n) = from.poll_transmit(now, buf) {
-            to.handle_frame(now, &buf[..n]);
-        }
+        ustack_carry(from, to, now, buf);
     }
 
     let (mut a, mut b) = (host(1, 2), host(2, 1));
@@ -177,12 +220,10 @@ pub fn ustack_bulk(size: u64) -> Result<Duration, String> {
     Ok(t)
 }
 
-/// Moves `size` bytes from one smoltcp interface to another; returns the CPU time taken.
-///
-/// # Errors
-/// The handshake or the transfer stalled, or the data arrived wrong.
+/// smoltcp's side of the in-memory pairs: a device of frame queues that the harness
+/// carries across by hand, and one interface with its sockets.
 #[cfg(feature = "smoltcp-peer")]
-pub fn smoltcp_bulk(size: u64) -> Result<Duration, String> {
+mod smol_link {
     use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
     use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
     use smoltcp::socket::tcp;
@@ -193,14 +234,14 @@ pub fn smoltcp_bulk(size: u64) -> Result<Duration, String> {
     /// Frames waiting for the interface, frames it sent, buffers of frames it has
     /// read (handed back to the sender by `carry`), and buffers ready for sending.
     #[derive(Default)]
-    struct Queues {
+    pub struct Queues {
         rx: VecDeque<Vec<u8>>,
         tx: VecDeque<Vec<u8>>,
         used: Vec<Vec<u8>>,
         spare: Vec<Vec<u8>>,
     }
-    struct Rx<'a>(Vec<u8>, &'a mut Vec<Vec<u8>>);
-    struct Tx<'a>(&'a mut VecDeque<Vec<u8>>, &'a mut Vec<Vec<u8>>);
+    pub struct Rx<'a>(Vec<u8>, &'a mut Vec<Vec<u8>>);
+    pub struct Tx<'a>(&'a mut VecDeque<Vec<u8>>, &'a mut Vec<Vec<u8>>);
     impl phy::RxToken for Rx<'_> {
         fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
             let r = f(&self.0);
@@ -236,14 +277,16 @@ pub fn smoltcp_bulk(size: u64) -> Result<Duration, String> {
             caps
         }
     }
-    struct End {
-        iface: Interface,
-        dev: Queues,
-        sockets: SocketSet<'static>,
-        h: SocketHandle,
+
+    /// One smoltcp host, `10.0.0.n`.
+    pub struct End {
+        pub iface: Interface,
+        pub dev: Queues,
+        pub sockets: SocketSet<'static>,
     }
+
     impl End {
-        fn new(n: u8) -> End {
+        pub fn new(n: u8) -> End {
             let mut dev = Queues::default();
             let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress([
                 2, 0, 0, 0, 0, n,
@@ -253,39 +296,67 @@ pub fn smoltcp_bulk(size: u64) -> Result<Duration, String> {
             iface.update_ip_addrs(|a| {
                 let _ = a.push(IpCidr::new(IpAddress::v4(10, 0, 0, n), 24));
             });
-            let cfg = ustack::socket::tcp::TcpConfig::default();
-            let mut sockets = SocketSet::new(Vec::new());
-            let h = sockets.add(tcp::Socket::new(
-                tcp::SocketBuffer::new(vec![0; cfg.rx_buffer_len]),
-                tcp::SocketBuffer::new(vec![0; cfg.tx_buffer_len]),
-            ));
             End {
                 iface,
                 dev,
-                sockets,
-                h,
+                sockets: SocketSet::new(Vec::new()),
             }
         }
-        fn poll(&mut self, now: i64) {
+
+        /// A TCP socket with the buffers ustack's sockets start with.
+        pub fn add_socket(&mut self) -> SocketHandle {
+            let cfg = ustack::socket::tcp::TcpConfig::default();
+            self.sockets.add(tcp::Socket::new(
+                tcp::SocketBuffer::new(vec![0; cfg.rx_buffer_len]),
+                tcp::SocketBuffer::new(vec![0; cfg.tx_buffer_len]),
+            ))
+        }
+
+        pub fn poll(&mut self, now: i64) {
             self.iface
                 .poll(SInstant::from_micros(now), &mut self.dev, &mut self.sockets);
         }
-        fn sock(&mut self) -> &mut tcp::Socket<'static> {
-            self.sockets.get_mut::<tcp::Socket>(self.h)
+
+        /// When the interface next needs a poll, in µs of the virtual clock.
+        pub fn poll_at(&mut self, now: i64) -> Option<i64> {
+            self.iface
+                .poll_at(SInstant::from_micros(now), &self.sockets)
+                .map(|t| t.total_micros())
+        }
+
+        pub fn sock(&mut self, h: SocketHandle) -> &mut tcp::Socket<'static> {
+            self.sockets.get_mut::<tcp::Socket>(h)
         }
     }
+
     /// Moves `from`'s sent frames into `to`'s input, and the buffers `to` has read
-    /// back to `from` for its next frames.
-    fn carry(from: &mut End, to: &mut End) {
+    /// back to `from` for its next frames; returns how many frames crossed.
+    pub fn carry(from: &mut End, to: &mut End) -> usize {
+        let n = from.dev.tx.len();
         to.dev.rx.extend(from.dev.tx.drain(..));
         from.dev.spare.append(&mut to.dev.used);
+        n
     }
+}
+
+/// Moves `size` bytes from one smoltcp interface to another; returns the CPU time taken.
+///
+/// # Errors
+/// The handshake or the transfer stalled, or the data arrived wrong.
+#[cfg(feature = "smoltcp-peer")]
+pub fn smoltcp_bulk(size: u64) -> Result<Duration, String> {
+    use smol_link::{carry, End};
+    use smoltcp::socket::tcp;
+    use smoltcp::wire::IpAddress;
 
     let (mut a, mut b) = (End::new(1), End::new(2));
-    b.sock().listen(5001).map_err(|e| format!("listen: {e}"))?;
+    let (ha, hb) = (a.add_socket(), b.add_socket());
+    b.sock(hb)
+        .listen(5001)
+        .map_err(|e| format!("listen: {e}"))?;
     let cx = a.iface.context();
     a.sockets
-        .get_mut::<tcp::Socket>(a.h)
+        .get_mut::<tcp::Socket>(ha)
         .connect(cx, (IpAddress::v4(10, 0, 0, 2), 5001), 49152)
         .map_err(|e| format!("connect: {e}"))?;
     let mut now = 0i64;
@@ -296,7 +367,7 @@ pub fn smoltcp_bulk(size: u64) -> Result<Duration, String> {
         b.poll(now);
         carry(&mut b, &mut a);
     }
-    if b.sock().state() != tcp::State::Established {
+    if b.sock(hb).state() != tcp::State::Established {
         return Err("handshake did not complete".into());
     }
     let pat = Pattern::new();
@@ -305,9 +376,9 @@ pub fn smoltcp_bulk(size: u64) -> Result<Duration, String> {
     let t0 = thread_cpu_time();
     while sink.off < size {
         now += 100;
-        while sent < size && a.sock().can_send() {
+        while sent < size && a.sock(ha).can_send() {
             let n = a
-                .sock()
+                .sock(ha)
                 .send(|buf| {
                     let src = pat.slice(sent, (size - sent).min(buf.len() as u64));
                     buf[..src.len()].copy_from_slice(src);
@@ -320,8 +391,8 @@ pub fn smoltcp_bulk(size: u64) -> Result<Duration, String> {
         carry(&mut a, &mut b);
         b.poll(now);
         let before = sink.off;
-        while b.sock().can_recv() {
-            b.sock()
+        while b.sock(hb).can_recv() {
+            b.sock(hb)
                 .recv(|buf| {
                     sink.take(buf);
                     (buf.len(), ())
@@ -341,12 +412,355 @@ pub fn smoltcp_bulk(size: u64) -> Result<Duration, String> {
     Ok(t)
 }
 
+/// The greeting the server of every connection sends, as the TAP row's servers do.
+const GREETING: &[u8] = b"hello\n";
+
+/// Virtual time per round of the connection loops (a connection takes a few rounds,
+/// so tens of thousands of connections per virtual second).
+const CONN_STEP_US: i64 = 10;
+
+/// Rounds one connection may take before it counts as stuck.
+const CONN_ROUNDS: u32 = 10_000;
+
+/// Longest wait, in virtual µs, for a timer when a round moved nothing and the
+/// connection is not done; a connection waiting longer counts as stuck (the next
+/// deadline is then a TIME-WAIT expiry, not something this connection waits for).
+const CONN_WAIT_US: i64 = 1_000_000;
+
+/// What a series of in-memory connections took.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnRun {
+    /// CPU time of the calling thread.
+    pub cpu: Duration,
+    /// Frames that crossed, both ways.
+    pub frames: u64,
+}
+
+/// What one client connection has read, checked against [`GREETING`] at EOF.
+#[derive(Default)]
+struct Greeting {
+    buf: [u8; 16],
+    len: usize,
+}
+
+impl Greeting {
+    /// Room for the next read; an error once 16 bytes came without EOF.
+    fn space(&mut self, conn: u32) -> Result<&mut [u8], String> {
+        if self.len == self.buf.len() {
+            return Err(format!(
+                "connection {conn}: more than {} bytes without EOF",
+                self.buf.len()
+            ));
+        }
+        Ok(&mut self.buf[self.len..])
+    }
+
+    /// Whether EOF came after exactly the greeting.
+    fn verdict(&self, conn: u32) -> Result<(), String> {
+        let got = &self.buf[..self.len];
+        if got == GREETING {
+            Ok(())
+        } else {
+            Err(format!(
+                "connection {conn}: read {:?} before EOF instead of \"hello\\n\"",
+                String::from_utf8_lossy(got)
+            ))
+        }
+    }
+}
+
+/// Serves `n` serial connections between two ustack interfaces; returns the CPU time
+/// taken.
+///
+/// The client connects from a new socket each time (ustack picks the RFC 6056
+/// ephemeral port, a different one per connection), the server accepts, sets
+/// TCP_NODELAY, writes `hello\n` and closes; the client reads to EOF, checks the
+/// greeting and closes. The server closes first, so it holds TIME-WAIT: 60 s of it
+/// against tens of µs of virtual time per connection, so the entries pile up as on a
+/// real server. A connection is over when the client's socket is gone (the server's
+/// ACK of its FIN crossed); after the last, a round must move nothing.
+///
+/// # Errors
+/// A call failed, a connection stalled, or a client read anything but `hello\n`.
+pub fn ustack_conns(n: u32) -> Result<ConnRun, String> {
+    ustack_conns_with(n, GREETING)
+}
+
+fn ustack_conns_with(n: u32, greeting: &[u8]) -> Result<ConnRun, String> {
+    use ustack::socket::tcp::RecvError;
+    use ustack::time::{Duration as UDuration, Instant as UInstant};
+
+    let (mut a, mut b) = (ustack_host(1, 2), ustack_host(2, 1));
+    let any = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 5001));
+    let server = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 5001));
+    // As the TAP row's server: TcpListener::bind on 0.0.0.0 (SO_REUSEADDR), then
+    // listen(2) with its backlog.
+    let l = b.tcp().socket();
+    b.tcp()
+        .set_reuse_addr(l, true)
+        .map_err(|e| format!("SO_REUSEADDR: {e:?}"))?;
+    b.tcp()
+        .listen(l, any, super::serve::BACKLOG as usize)
+        .map_err(|e| format!("listen: {e:?}"))?;
+    let mut now = UInstant::ZERO;
+    let mut frame = vec![0u8; 1514];
+    let (mut served, mut frames) = (0u32, 0u64);
+    let t0 = thread_cpu_time();
+    for i in 0..n {
+        let c = a.tcp().socket();
+        let cx = a.tcp_context(now);
+        a.tcp()
+            .connect(c, &cx, server)
+            .map_err(|e| format!("connection {i}: connect: {e:?}"))?;
+        let mut got = Greeting::default();
+        let mut closed = false;
+        let mut rounds = 0;
+        loop {
+            rounds += 1;
+            if rounds > CONN_ROUNDS {
+                return Err(format!(
+                    "connection {i}: not done after {CONN_ROUNDS} rounds"
+                ));
+            }
+            now += UDuration::from_micros(CONN_STEP_US as u64);
+            let moved_before = frames;
+            frames += ustack_carry(&mut a, &mut b, now, &mut frame) as u64;
+            // The server, as on the TAP: accept, TCP_NODELAY, write, close. The socket
+            // API's driver sends the greeting when the write lands, before the close
+            // comes: two segments, as Linux sends them.
+            while let Ok((s, _)) = b.tcp().accept(l) {
+                b.tcp()
+                    .set_nodelay(s, true)
+                    .map_err(|e| format!("connection {i}: TCP_NODELAY: {e:?}"))?;
+                match b.tcp().send(s, greeting) {
+                    Ok(k) if k == greeting.len() => {}
+                    r => return Err(format!("connection {i}: server send: {r:?}")),
+                }
+                frames += ustack_carry(&mut b, &mut a, now, &mut frame) as u64;
+                let cx = b.tcp_context(now);
+                b.tcp()
+                    .close(s, &cx)
+                    .map_err(|e| format!("connection {i}: server close: {e:?}"))?;
+                served += 1;
+            }
+            frames += ustack_carry(&mut b, &mut a, now, &mut frame) as u64;
+            // The client, as the kernel's: read to EOF, then close.
+            let mut just_closed = false;
+            while !closed {
+                match a.tcp().recv(c, got.space(i)?) {
+                    Ok(0) => {
+                        got.verdict(i)?;
+                        let cx = a.tcp_context(now);
+                        a.tcp()
+                            .close(c, &cx)
+                            .map_err(|e| format!("connection {i}: client close: {e:?}"))?;
+                        (closed, just_closed) = (true, true);
+                    }
+                    Ok(k) => got.len += k,
+                    Err(RecvError::WouldBlock) => break,
+                    Err(e) => return Err(format!("connection {i}: client recv: {e:?}")),
+                }
+            }
+            // What the socket API's driver does with them: take them.
+            for x in [&mut a, &mut b] {
+                while x.tcp().poll_event().is_some() {}
+                while x.tcp().poll_ready().is_some() {}
+            }
+            if closed && a.tcp().socket_count() == 0 {
+                break;
+            }
+            if frames == moved_before && !just_closed {
+                // Waiting for a timer (a delayed ACK, a retransmission): go to it.
+                let next = [a.poll_timeout(), b.poll_timeout()]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                    .filter(|&t| t <= now + UDuration::from_micros(CONN_WAIT_US as u64));
+                match next {
+                    Some(t) if t > now => now = t - UDuration::from_micros(CONN_STEP_US as u64),
+                    Some(_) => {}
+                    None => {
+                        return Err(format!(
+                            "connection {i}: stuck (client {:?}, greeting {} bytes)",
+                            a.tcp().state(c),
+                            got.len
+                        ))
+                    }
+                }
+            }
+        }
+    }
+    let t = thread_cpu_time().saturating_sub(t0);
+    now += UDuration::from_micros(CONN_STEP_US as u64);
+    let left = ustack_carry(&mut a, &mut b, now, &mut frame)
+        + ustack_carry(&mut b, &mut a, now, &mut frame);
+    if left != 0 {
+        return Err(format!(
+            "{left} frames still moving after the last connection"
+        ));
+    }
+    if served != n {
+        return Err(format!("the server accepted {served} of {n} connections"));
+    }
+    Ok(ConnRun { cpu: t, frames })
+}
+
+/// Serves `n` serial connections between two smoltcp interfaces; returns the CPU time
+/// taken.
+///
+/// As the TAP row's smoltcp server (`smol`): smoltcp has no accept, so the server keeps
+/// a pool of [`smol::POOL`](super::smol::POOL) listening sockets and re-arms each one
+/// that is not open, which includes TIME-WAIT, as smoltcp's `server` example does; a
+/// greeted socket writes `hello\n` and closes before the next poll, so both usually
+/// leave in one segment. The client reuses one socket (smoltcp connects from CLOSED),
+/// from a new port each time, cycling through Linux's ephemeral range. A connection
+/// is over when the client's socket is CLOSED (the server's ACK of its FIN crossed);
+/// after the last, a round must move nothing.
+///
+/// # Errors
+/// A call failed, a connection stalled, or a client read anything but `hello\n`.
+#[cfg(feature = "smoltcp-peer")]
+pub fn smoltcp_conns(n: u32) -> Result<ConnRun, String> {
+    smoltcp_conns_with(n, GREETING)
+}
+
+#[cfg(feature = "smoltcp-peer")]
+fn smoltcp_conns_with(n: u32, greeting: &[u8]) -> Result<ConnRun, String> {
+    use smol_link::{carry, End};
+    use smoltcp::socket::tcp::State;
+    use smoltcp::wire::IpAddress;
+
+    const PORT: u16 = 5001;
+    /// Linux's default ephemeral ports (ip_local_port_range), as ustack's.
+    const EPHEMERAL: (u16, u16) = (32768, 60999);
+    let (mut a, mut b) = (End::new(1), End::new(2));
+    let c = a.add_socket();
+    let mut pool = Vec::with_capacity(super::smol::POOL);
+    for _ in 0..super::smol::POOL {
+        let h = b.add_socket();
+        b.sock(h).listen(PORT).map_err(|e| format!("listen: {e}"))?;
+        pool.push((h, false));
+    }
+    let span = u32::from(EPHEMERAL.1 - EPHEMERAL.0) + 1;
+    let mut now = 0i64;
+    let (mut served, mut frames) = (0u32, 0u64);
+    let t0 = thread_cpu_time();
+    for i in 0..n {
+        let port = EPHEMERAL.0 + (i % span) as u16;
+        let cx = a.iface.context();
+        a.sockets
+            .get_mut::<smoltcp::socket::tcp::Socket>(c)
+            .connect(cx, (IpAddress::v4(10, 0, 0, 2), PORT), port)
+            .map_err(|e| format!("connection {i}: connect: {e}"))?;
+        let mut got = Greeting::default();
+        let mut closed = false;
+        let mut rounds = 0;
+        loop {
+            rounds += 1;
+            if rounds > CONN_ROUNDS {
+                return Err(format!(
+                    "connection {i}: not done after {CONN_ROUNDS} rounds"
+                ));
+            }
+            now += CONN_STEP_US;
+            let moved_before = frames;
+            a.poll(now);
+            frames += carry(&mut a, &mut b) as u64;
+            b.poll(now);
+            // The server, as `smol`'s: after a poll, re-arm and greet; poll again at
+            // once if it queued anything.
+            let mut busy = false;
+            for (h, greeted) in pool.iter_mut() {
+                let s = b.sock(*h);
+                if !s.is_open() {
+                    s.listen(PORT).map_err(|e| format!("listen: {e}"))?;
+                    *greeted = false;
+                }
+                if !*greeted && s.may_send() {
+                    match s.send_slice(greeting) {
+                        Ok(k) if k == greeting.len() => {}
+                        r => return Err(format!("connection {i}: server send: {r:?}")),
+                    }
+                    s.close();
+                    *greeted = true;
+                    served += 1;
+                    busy = true;
+                }
+            }
+            if busy {
+                b.poll(now);
+            }
+            frames += carry(&mut b, &mut a) as u64;
+            a.poll(now);
+            // The client: read to EOF, then close.
+            let s = a.sock(c);
+            while !closed && s.can_recv() {
+                let k = s
+                    .recv_slice(got.space(i)?)
+                    .map_err(|e| format!("connection {i}: client recv: {e}"))?;
+                got.len += k;
+            }
+            let just_closed = !closed && !s.may_recv() && s.state() == State::CloseWait;
+            if just_closed {
+                got.verdict(i)?;
+                s.close();
+                closed = true;
+            }
+            if closed && s.state() == State::Closed {
+                break;
+            }
+            if frames == moved_before && !just_closed {
+                let next = [a.poll_at(now), b.poll_at(now)]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                    .filter(|&t| t <= now + CONN_WAIT_US);
+                match next {
+                    Some(t) if t > now => now = t - CONN_STEP_US,
+                    Some(_) => {}
+                    None => {
+                        return Err(format!(
+                            "connection {i}: stuck (client {}, greeting {} bytes)",
+                            a.sock(c).state(),
+                            got.len
+                        ))
+                    }
+                }
+            }
+        }
+    }
+    let t = thread_cpu_time().saturating_sub(t0);
+    now += CONN_STEP_US;
+    a.poll(now);
+    let mut left = carry(&mut a, &mut b);
+    b.poll(now);
+    left += carry(&mut b, &mut a);
+    if left != 0 {
+        return Err(format!(
+            "{left} frames still moving after the last connection"
+        ));
+    }
+    if served != n {
+        return Err(format!("the server greeted {served} of {n} connections"));
+    }
+    Ok(ConnRun { cpu: t, frames })
+}
+
 /// Without the `smoltcp-peer` feature there is no smoltcp to run.
 ///
 /// # Errors
 /// Always.
 #[cfg(not(feature = "smoltcp-peer"))]
 pub fn smoltcp_bulk(_size: u64) -> Result<Duration, String> {
+    Err("built without the `smoltcp-peer` feature".into())
+}
+
+/// Without the `smoltcp-peer` feature there is no smoltcp to run.
+///
+/// # Errors
+/// Always.
+#[cfg(not(feature = "smoltcp-peer"))]
+pub fn smoltcp_conns(_n: u32) -> Result<ConnRun, String> {
     Err("built without the `smoltcp-peer` feature".into())
 }
 
@@ -363,6 +777,47 @@ mod tests {
     #[test]
     fn smoltcp_moves_and_verifies_a_megabyte() {
         smoltcp_bulk(1_000_000).expect("smoltcp moves and verifies 1 MB");
+    }
+
+    #[test]
+    fn ustack_serves_and_verifies_fifty_connections() {
+        ustack_conns(50).expect("ustack serves 50 connections, each reading hello");
+    }
+
+    #[cfg(feature = "smoltcp-peer")]
+    #[test]
+    fn smoltcp_serves_and_verifies_fifty_connections() {
+        smoltcp_conns(50).expect("smoltcp serves 50 connections, each reading hello");
+    }
+
+    #[test]
+    fn ustack_conns_fail_on_a_wrong_greeting() {
+        let e = ustack_conns_with(3, b"hallo\n").expect_err("a wrong greeting fails");
+        assert!(e.starts_with("connection 0: read \"hallo\\n\""), "{e}");
+        let e = ustack_conns_with(3, b"hello").expect_err("a short greeting fails");
+        assert!(e.starts_with("connection 0: read \"hello\""), "{e}");
+    }
+
+    #[cfg(feature = "smoltcp-peer")]
+    #[test]
+    fn smoltcp_conns_fail_on_a_wrong_greeting() {
+        let e = smoltcp_conns_with(3, b"hallo\n").expect_err("a wrong greeting fails");
+        assert!(e.starts_with("connection 0: read \"hallo\\n\""), "{e}");
+        let e = smoltcp_conns_with(3, b"hello\n and more than sixteen bytes")
+            .expect_err("a long greeting fails");
+        assert!(e.starts_with("connection 0: more than 16 bytes"), "{e}");
+    }
+
+    #[test]
+    fn the_greeting_check_wants_exactly_hello() {
+        let mut g = Greeting::default();
+        assert!(g.verdict(0).is_err(), "nothing read");
+        g.space(0).expect("room")[..6].copy_from_slice(b"hello\n");
+        g.len = 6;
+        assert!(g.verdict(0).is_ok());
+        g.len = 16;
+        assert!(g.verdict(0).is_err(), "trailing bytes");
+        assert!(g.space(7).expect_err("full").starts_with("connection 7:"));
     }
 
     #[test]

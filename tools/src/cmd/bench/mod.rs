@@ -66,15 +66,17 @@ const DONE_TIMEOUT: Duration = Duration::from_secs(20);
     ustack's socket buffers stay at smoltcp's sizes (128 KiB each way; --autotune\n  \
     lets them autotune, ustack's default). Linux-to-Linux\n  \
     over a veth pair, offloads off and on (set with the SIOCETHTOOL ioctl), as the\n  \
-    reference. In-memory bulk between two\n  \
+    reference. In-memory bulk and serial connections between two\n  \
     instances of each stack, natively and under valgrind's callgrind (if installed).\n  \
     smoltcp is compiled in by the default feature `smoltcp-peer`; without it its\n  \
     column says skipped.\n\n\
     Figures: bulk each way; 1-byte request / 2-byte response, pinned to one CPU and\n  \
     unpinned; connect, read `hello\\n`, close, serially; N concurrent connections\n  \
     (accept rate, memory per connection from the server's VmRSS); in-memory Gbit/s and\n  \
-    instructions per byte. Medians over the rounds, the ustack/smoltcp ratio of the\n  \
-    medians and the lowest, median and highest of the per-round ratios (round i of\n  \
+    instructions per byte; in-memory connections per CPU second and instructions per\n  \
+    connection (both ends; connect, `hello\\n`, close, as over the TAP). Medians over\n  \
+    the rounds, the ustack/smoltcp ratio of the medians and the lowest, median and\n  \
+    highest of the per-round ratios (round i of\n  \
     each; how far the ratio moves between rounds), kernel figures for reference.\n  \
     Every transfer checks its byte count and a byte pattern; a\n  \
     failed round is listed as failed, not counted. Needs root (CAP_NET_ADMIN,\n  \
@@ -87,6 +89,7 @@ const DONE_TIMEOUT: Duration = Duration::from_secs(20);
     sudo ustack bench --rounds 9 --size 2G --json > bench.json\n  \
     sudo ustack bench --rounds 1 --size 5M --secs 0.2 --conns 200 --no-kernel\n  \
     sudo ustack bench --only rr-pinned,conn-rate --rounds 9 --no-kernel\n  \
+    sudo ustack bench --only callgrind-conn,inmem-conn --rounds 1 --no-kernel\n  \
     sudo ustack bench --only conn-rate,rr-pinned,rr-unpinned --no-kernel --busy-poll 50"
 )]
 pub struct BenchArgs {
@@ -114,7 +117,16 @@ pub struct BenchArgs {
     /// [default: 4M; --quick: 1M].
     #[arg(long, value_name = "BYTES", value_parser = report::parse_size)]
     pub callgrind_size: Option<u64>,
-    /// Skip the callgrind figure even if valgrind is installed.
+    /// Serial connections of the native in-memory connection figure, at most 28,000
+    /// (one client port each: the server keeps every 4-tuple in TIME-WAIT) [default:
+    /// 20000; --quick: 2000].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=inmem::MAX_CONNS))]
+    pub inmem_conns: Option<u32>,
+    /// Connections N of the callgrind connection runs (it runs N and 2N and divides the
+    /// difference by N), at most 14,000 [default: 2000; --quick: 500].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=inmem::MAX_CONNS / 2))]
+    pub callgrind_conns: Option<u32>,
+    /// Skip the callgrind figures even if valgrind is installed.
     #[arg(long)]
     pub no_callgrind: bool,
     /// Skip the kernel-to-kernel veth columns.
@@ -169,6 +181,10 @@ pub enum Only {
     Inmem,
     /// In-memory instructions per byte (callgrind).
     Callgrind,
+    /// In-memory serial connections, per CPU second.
+    InmemConn,
+    /// In-memory instructions per connection (callgrind).
+    CallgrindConn,
 }
 
 impl Only {
@@ -183,6 +199,8 @@ impl Only {
             Only::Concurrent => matches!(f, Figure::ConcurrentAccept | Figure::ConcurrentMemory),
             Only::Inmem => f == Figure::InMemoryBulk,
             Only::Callgrind => f == Figure::InMemoryInstructions,
+            Only::InmemConn => f == Figure::InMemoryConns,
+            Only::CallgrindConn => f == Figure::InMemoryConnInstructions,
         }
     }
 }
@@ -601,6 +619,15 @@ fn is_tap(col: Column) -> bool {
     )
 }
 
+/// The in-memory figures: two instances of one stack, no device (no kernel column, no
+/// offloads).
+const INMEM_FIGS: [Figure; 4] = [
+    Figure::InMemoryBulk,
+    Figure::InMemoryInstructions,
+    Figure::InMemoryConns,
+    Figure::InMemoryConnInstructions,
+];
+
 /// Figures the offload column runs: offloads change how bulk data crosses the TAP.
 const OFFLOAD_FIGS: [Figure; 2] = [Figure::BulkRx, Figure::BulkTx];
 
@@ -617,6 +644,7 @@ fn settings(args: &BenchArgs) -> Settings {
         inmem_size: args
             .inmem_size
             .unwrap_or(if q { 20_000_000 } else { 200_000_000 }),
+        inmem_conns: args.inmem_conns.unwrap_or(if q { 2_000 } else { 20_000 }),
     }
 }
 
@@ -666,17 +694,40 @@ fn valgrind_installed() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// Instructions callgrind counted for one in-memory transfer of `size` bytes.
-fn callgrind_instructions(exe: &PathBuf, stack: &str, size: u64) -> Result<u64, String> {
+/// What a callgrind run of `bench-inmem` does: move bytes or serve connections.
+#[derive(Clone, Copy, Debug)]
+enum InmemRun {
+    /// One transfer of this many bytes (`--size`).
+    Bulk(u64),
+    /// This many serial connections (`--conns`).
+    Conns(u64),
+}
+
+impl InmemRun {
+    /// This run with twice the work.
+    fn doubled(self) -> InmemRun {
+        match self {
+            InmemRun::Bulk(n) => InmemRun::Bulk(2 * n),
+            InmemRun::Conns(n) => InmemRun::Conns(2 * n),
+        }
+    }
+}
+
+/// Instructions callgrind counted for one in-memory run (`bench-inmem`).
+fn callgrind_instructions(exe: &PathBuf, stack: &str, run: InmemRun) -> Result<u64, String> {
+    let (flag, n, done) = match run {
+        InmemRun::Bulk(n) => ("--size", n, "moved "),
+        InmemRun::Conns(n) => ("--conns", n, "served "),
+    };
     let out_file = std::env::temp_dir().join(format!(
-        "ustack-bench-{}-{stack}-{size}.cg",
+        "ustack-bench-{}-{stack}{flag}-{n}.cg",
         std::process::id()
     ));
     let out = Command::new("valgrind")
         .arg("--tool=callgrind")
         .arg(format!("--callgrind-out-file={}", out_file.display()))
         .arg(exe)
-        .args(["bench-inmem", "--stack", stack, "--size", &size.to_string()])
+        .args(["bench-inmem", "--stack", stack, flag, &n.to_string()])
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("valgrind: {e}"))?;
@@ -689,8 +740,8 @@ fn callgrind_instructions(exe: &PathBuf, stack: &str, size: u64) -> Result<u64, 
             stderr.lines().last().unwrap_or("")
         ));
     }
-    if !String::from_utf8_lossy(&out.stdout).starts_with("moved ") {
-        return Err("the in-memory transfer did not report".into());
+    if !String::from_utf8_lossy(&out.stdout).starts_with(done) {
+        return Err("the in-memory run did not report".into());
     }
     stderr
         .lines()
@@ -797,7 +848,7 @@ pub fn run(args: &BenchArgs) -> CmdResult {
     ];
     for f in Figure::ALL {
         if !OFFLOAD_FIGS.contains(&f) {
-            let why = if matches!(f, Figure::InMemoryBulk | Figure::InMemoryInstructions) {
+            let why = if INMEM_FIGS.contains(&f) {
                 Absent::NotApplicable
             } else {
                 Absent::Skipped("bulk figures only".into())
@@ -813,11 +864,7 @@ pub fn run(args: &BenchArgs) -> CmdResult {
             );
         }
     }
-    for f in [
-        Figure::ConcurrentMemory,
-        Figure::InMemoryBulk,
-        Figure::InMemoryInstructions,
-    ] {
+    for f in INMEM_FIGS.into_iter().chain([Figure::ConcurrentMemory]) {
         for c in kernel_cols {
             report.absent.insert((f, c), Absent::NotApplicable);
         }
@@ -877,6 +924,22 @@ pub fn run(args: &BenchArgs) -> CmdResult {
                 .or_default()
                 .push(o);
         }
+        for &col in columns.iter().filter(|_| selected(Figure::InMemoryConns)) {
+            let r = match col {
+                Column::Ustack => inmem::ustack_conns(s.inmem_conns),
+                _ => inmem::smoltcp_conns(s.inmem_conns),
+            };
+            let o = match r {
+                Ok(r) => Outcome::Value(f64::from(s.inmem_conns) / r.cpu.as_secs_f64()),
+                Err(e) => Outcome::Failed(e),
+            };
+            progress(Some(round), &s, Figure::InMemoryConns, col, &o);
+            report
+                .results
+                .entry((Figure::InMemoryConns, col))
+                .or_default()
+                .push(o);
+        }
     }
     for (on, o) in &lab.offload_state {
         notes.push(format!(
@@ -886,10 +949,27 @@ pub fn run(args: &BenchArgs) -> CmdResult {
     }
     notes.push("in-memory: two instances of the same stack in one thread, no device, virtual clock; Gbit/s per second of that thread's CPU time (CLOCK_THREAD_CPUTIME_ID), so the machine's load matters less; checksums computed and verified by both stacks".into());
 
+    if selected(Figure::InMemoryConns) {
+        notes.push(format!(
+        "in-memory connections: {} serial connections per round between two instances of the same stack, as the connection-rate row (the server sets TCP_NODELAY where it can, writes `hello\\n` and closes; the client reads to EOF, checks the greeting, closes; ustack's server sends the greeting and the FIN in two segments, smoltcp's in one, as over the TAP; ustack's server keeps each connection in TIME-WAIT, smoltcp's pool of 16 listening sockets re-listens from it, as its `server` example); connections per second of the thread's CPU time, both ends' work together",
+        s.inmem_conns
+    ));
+    }
     let cg = args
         .callgrind_size
         .unwrap_or(if args.quick { 1_000_000 } else { 4_000_000 });
-    if !selected(Figure::InMemoryInstructions) {
+    let cg_conns = args
+        .callgrind_conns
+        .unwrap_or(if args.quick { 500 } else { 2_000 });
+    let cg_figs = [
+        (Figure::InMemoryInstructions, InmemRun::Bulk(cg)),
+        (
+            Figure::InMemoryConnInstructions,
+            InmemRun::Conns(u64::from(cg_conns)),
+        ),
+    ];
+    let cg_figs: Vec<_> = cg_figs.into_iter().filter(|&(f, _)| selected(f)).collect();
+    if cg_figs.is_empty() {
         // Left out of the table below.
     } else if args.no_callgrind || !valgrind_installed() {
         let why = if args.no_callgrind {
@@ -897,44 +977,52 @@ pub fn run(args: &BenchArgs) -> CmdResult {
         } else {
             "valgrind is not installed"
         };
-        notes.push(format!("instructions per byte skipped: {why}"));
-        for &c in &columns {
-            report.absent.insert(
-                (Figure::InMemoryInstructions, c),
-                Absent::Skipped(why.into()),
-            );
+        notes.push(format!("instruction counts skipped: {why}"));
+        for &(f, _) in &cg_figs {
+            for &c in &columns {
+                report.absent.insert((f, c), Absent::Skipped(why.into()));
+            }
         }
     } else {
-        notes.push(format!(
-            "instructions per byte: callgrind's instruction count for moving {} minus that for {}, divided by {} (set-up cancels out); one run per size, counts barely vary",
-            report::human_bytes(2 * cg),
-            report::human_bytes(cg),
-            report::human_bytes(cg)
-        ));
-        for &col in &columns {
-            let stack = if col == Column::Ustack {
-                "ustack"
-            } else {
-                "smoltcp"
+        for &(f, run) in &cg_figs {
+            notes.push(match run {
+                InmemRun::Bulk(n) => format!(
+                    "instructions per byte: callgrind's instruction count for moving {} minus that for {}, divided by {} (set-up cancels out); one run per size, counts barely vary",
+                    report::human_bytes(2 * n),
+                    report::human_bytes(n),
+                    report::human_bytes(n)
+                ),
+                InmemRun::Conns(n) => format!(
+                    "instructions per connection: callgrind's instruction count for {} in-memory connections minus that for {n}, divided by {n} (set-up cancels out; both ends' work); one run per count",
+                    2 * n
+                ),
+            });
+            let per = match run {
+                InmemRun::Bulk(n) | InmemRun::Conns(n) => n,
             };
-            let o = callgrind_instructions(&lab.exe, stack, cg)
-                .and_then(|one| Ok((one, callgrind_instructions(&lab.exe, stack, 2 * cg)?)))
-                .and_then(|(one, two)| {
-                    if two <= one {
-                        return Err(format!("{two} instructions for 2S, {one} for S"));
-                    }
-                    Ok((two - one) as f64 / cg as f64)
-                });
-            let o = match o {
-                Ok(v) => Outcome::Value(v),
-                Err(e) => Outcome::Failed(e),
-            };
-            progress(None, &s, Figure::InMemoryInstructions, col, &o);
-            report
-                .results
-                .entry((Figure::InMemoryInstructions, col))
-                .or_default()
-                .push(o);
+            for &col in &columns {
+                let stack = if col == Column::Ustack {
+                    "ustack"
+                } else {
+                    "smoltcp"
+                };
+                let o = callgrind_instructions(&lab.exe, stack, run)
+                    .and_then(|one| {
+                        Ok((one, callgrind_instructions(&lab.exe, stack, run.doubled())?))
+                    })
+                    .and_then(|(one, two)| {
+                        if two <= one {
+                            return Err(format!("{two} instructions for 2N, {one} for N"));
+                        }
+                        Ok((two - one) as f64 / per as f64)
+                    });
+                let o = match o {
+                    Ok(v) => Outcome::Value(v),
+                    Err(e) => Outcome::Failed(e),
+                };
+                progress(None, &s, f, col, &o);
+                report.results.entry((f, col)).or_default().push(o);
+            }
         }
     }
     notes.push(format!(
@@ -969,4 +1057,41 @@ fn progress(round: Option<usize>, s: &Settings, f: Figure, c: Column, o: &Outcom
         f.label(s),
         c.heading()
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::ValueEnum;
+
+    #[test]
+    fn only_names_select_the_connection_figures() {
+        let inmem = Only::from_str("inmem-conn", false).expect("inmem-conn parses");
+        let cg = Only::from_str("callgrind-conn", false).expect("callgrind-conn parses");
+        for f in Figure::ALL {
+            assert_eq!(inmem.covers(f), f == Figure::InMemoryConns, "{f:?}");
+            assert_eq!(cg.covers(f), f == Figure::InMemoryConnInstructions, "{f:?}");
+        }
+        // The bulk selections stay as they were.
+        assert!(!Only::Inmem.covers(Figure::InMemoryConns));
+        assert!(!Only::Callgrind.covers(Figure::InMemoryConnInstructions));
+    }
+
+    #[test]
+    fn quick_runs_fewer_connections() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            bench: BenchArgs,
+        }
+        let quick = Cli::parse_from(["t", "--quick"]).bench;
+        let full = Cli::parse_from(["t"]).bench;
+        assert_eq!(settings(&quick).inmem_conns, 2_000);
+        assert_eq!(settings(&full).inmem_conns, 20_000);
+        let set = Cli::parse_from(["t", "--quick", "--inmem-conns", "300"]).bench;
+        assert_eq!(settings(&set).inmem_conns, 300);
+        assert!(Cli::try_parse_from(["t", "--inmem-conns", "28001"]).is_err());
+        assert!(Cli::try_parse_from(["t", "--callgrind-conns", "14001"]).is_err());
+    }
 }

@@ -33,11 +33,15 @@ pub enum Figure {
     InMemoryBulk,
     /// Instructions per byte of the in-memory transfer (callgrind).
     InMemoryInstructions,
+    /// Serial in-memory connections between two instances of the stack (no device).
+    InMemoryConns,
+    /// Instructions per in-memory connection, both ends together (callgrind).
+    InMemoryConnInstructions,
 }
 
 impl Figure {
     /// Every figure, in print order.
-    pub const ALL: [Figure; 9] = [
+    pub const ALL: [Figure; 11] = [
         Figure::BulkRx,
         Figure::BulkTx,
         Figure::RrPinned,
@@ -47,6 +51,8 @@ impl Figure {
         Figure::ConcurrentMemory,
         Figure::InMemoryBulk,
         Figure::InMemoryInstructions,
+        Figure::InMemoryConns,
+        Figure::InMemoryConnInstructions,
     ];
 
     /// The row's label, with the bulk size or connection count from `settings` where it
@@ -72,6 +78,10 @@ impl Figure {
             Figure::InMemoryInstructions => {
                 "in-memory bulk: instructions per byte (callgrind)".into()
             }
+            Figure::InMemoryConns => "in-memory connections (no device), per CPU second".into(),
+            Figure::InMemoryConnInstructions => {
+                "in-memory: instructions per connection (callgrind)".into()
+            }
         }
     }
 
@@ -80,9 +90,10 @@ impl Figure {
         match self {
             Figure::BulkRx | Figure::BulkTx | Figure::InMemoryBulk => "Gbit/s",
             Figure::RrPinned | Figure::RrUnpinned => "round trips/s",
-            Figure::ConnRate | Figure::ConcurrentAccept => "connections/s",
+            Figure::ConnRate | Figure::ConcurrentAccept | Figure::InMemoryConns => "connections/s",
             Figure::ConcurrentMemory => "KiB",
             Figure::InMemoryInstructions => "instr/byte",
+            Figure::InMemoryConnInstructions => "instr/connection",
         }
     }
 
@@ -90,7 +101,9 @@ impl Figure {
     pub fn higher_is_better(self) -> bool {
         !matches!(
             self,
-            Figure::ConcurrentMemory | Figure::InMemoryInstructions
+            Figure::ConcurrentMemory
+                | Figure::InMemoryInstructions
+                | Figure::InMemoryConnInstructions
         )
     }
 }
@@ -166,6 +179,8 @@ pub struct Settings {
     pub conns: usize,
     /// Bytes of the in-memory transfer (natively; callgrind uses a smaller size).
     pub inmem_size: u64,
+    /// Serial in-memory connections per round (natively; callgrind uses fewer).
+    pub inmem_conns: u32,
 }
 
 /// Everything measured, plus what the header prints.
@@ -591,6 +606,7 @@ mod tests {
             secs: 3.0,
             conns: 10_000,
             inmem_size: 100_000_000,
+            inmem_conns: 20_000,
         }
     }
 
@@ -864,6 +880,30 @@ mod tests {
                 "min": 0.75, "median": 1.0, "max": 1.25,
             })
         );
+    }
+
+    #[test]
+    fn connection_figures_have_labels_units_and_direction() {
+        let s = settings();
+        assert_eq!(
+            Figure::InMemoryConns.label(&s),
+            "in-memory connections (no device), per CPU second"
+        );
+        assert_eq!(Figure::InMemoryConns.unit(), "connections/s");
+        assert!(Figure::InMemoryConns.higher_is_better());
+        assert_eq!(
+            Figure::InMemoryConnInstructions.label(&s),
+            "in-memory: instructions per connection (callgrind)"
+        );
+        assert_eq!(Figure::InMemoryConnInstructions.unit(), "instr/connection");
+        assert!(!Figure::InMemoryConnInstructions.higher_is_better());
+        // Last in print order, after the bulk callgrind row.
+        assert_eq!(
+            Figure::ALL[Figure::ALL.len() - 2..],
+            [Figure::InMemoryConns, Figure::InMemoryConnInstructions]
+        );
+        let json = serde_json::to_value(Figure::InMemoryConnInstructions).unwrap();
+        assert_eq!(json, "in-memory-conn-instructions");
     }
 
     #[test]

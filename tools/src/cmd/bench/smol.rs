@@ -20,7 +20,7 @@ use std::os::unix::io::AsRawFd;
 use ustack::wire::Ipv4Cidr;
 
 /// Listening sockets kept armed for the serial connection test.
-const POOL: usize = 16;
+pub const POOL: usize = 16;
 
 fn new_socket() -> tcp::Socket<'static> {
     let cfg = ustack::socket::tcp::TcpConfig::default();

@@ -864,13 +864,16 @@ impl Socket {
                     .any(|(s, e)| s <= r && r < e && e == offset)
             });
         let n = self.rx.write_unallocated(offset, payload);
-        if n == 0 || !self.assembler.add(offset, n) {
+        let taken = match n {
+            0 => None,
+            n => self.assembler.add_and_take_front(offset, n),
+        };
+        let Some(contiguous) = taken else {
             // No room, or too many holes: drop the text and tell the peer where we are.
             self.ooo_dropped += 1;
             self.ack_now = true;
             return;
-        }
-        let contiguous = self.assembler.remove_front();
+        };
         self.rx.enqueue_unallocated(contiguous);
         self.rcv_nxt += contiguous;
         self.stats.bytes_received += contiguous as u64;

@@ -80,3 +80,36 @@ fn test_stale_handles_are_rejected() {
     assert_eq!(h.layer.state(new), Some(TcpState::Closed));
     assert_eq!(h.layer.socket_count(), 1);
 }
+
+/// A freed socket kept as a spare comes back from `socket()` as a new one would: renewed
+/// in place, with nothing left of the connection it carried, and the old handle stale.
+#[test]
+fn test_closed_spare_socket_renews_as_new() {
+    let cfg = TcpConfig::default();
+    let mut t = TcpLayer::new(cfg.clone(), 7);
+    let cx = TcpContext {
+        now: Instant::from_millis(5),
+        local: crate::socket::LocalAddrs::v4(Ipv4Addr::new(10, 0, 0, 1)),
+        mtu: 1500,
+        mtu6: 1500,
+    };
+    let old = t.socket();
+    let peer = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 80));
+    t.connect(old, &cx, peer).unwrap();
+    assert_eq!(t.send(old, b"queued"), Err(SendError::WouldBlock));
+    // The SYN leaves: the transmit log holds it, timers run.
+    let mut sent = 0;
+    while t.dispatch(&cx, &mut |_, _| sent += 1) {}
+    assert_eq!(sent, 1);
+    t.abort(old).unwrap();
+    assert_eq!(t.spare.len(), 1, "kept as a spare");
+    let new = t.socket();
+    assert!(t.spare.is_empty(), "renewed");
+    let fresh = Socket::new(new, SocketOptions::from_config(&cfg), &cfg);
+    assert_eq!(
+        format!("{:?}", t.socket_ref(new).unwrap()),
+        format!("{fresh:?}")
+    );
+    assert_eq!(t.state(old), None, "the old handle is stale");
+    assert_eq!(t.state(new), Some(TcpState::Closed));
+}

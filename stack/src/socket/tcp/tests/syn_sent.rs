@@ -259,6 +259,33 @@ fn test_connect_picks_ephemeral_port() {
     );
 }
 
+/// The RFC 6056 offset kept from the last destination gives the ports hashing it
+/// afresh gives: the same sequence, to one server and alternating between two.
+#[test]
+fn test_connect_ephemeral_ports_with_and_without_the_kept_offset() {
+    let (mut kept, mut fresh) = (Harness::new(base_config()), Harness::new(base_config()));
+    let cx = kept.cx();
+    let other = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 9), 443));
+    let dests = [SocketAddr::V4(REMOTE); 4].into_iter().chain([
+        other,
+        SocketAddr::V4(REMOTE),
+        other,
+        other,
+    ]);
+    for (i, to) in dests.enumerate() {
+        fresh.layer.port_offset = None;
+        let (a, b) = (kept.layer.socket(), fresh.layer.socket());
+        kept.layer.connect(a, &cx, to).unwrap();
+        fresh.layer.connect(b, &cx, to).unwrap();
+        let port = kept.layer.local_addr(a).unwrap().port();
+        assert_eq!(
+            port,
+            fresh.layer.local_addr(b).unwrap().port(),
+            "connect {i}"
+        );
+    }
+}
+
 #[test]
 fn test_bind_conflicts() {
     let mut h = Harness::new(base_config());
