@@ -354,15 +354,20 @@ mod tests {
     use ustack::time::Instant;
     use ustack::wire::EthernetAddress;
 
-    #[test]
-    fn report_has_every_counter_and_listeners() {
-        let mut iface = Interface::new(
+    /// A bare interface at 10.0.0.2/24.
+    fn iface() -> Interface {
+        Interface::new(
             Config::new(
                 EthernetAddress([2, 0, 0, 0, 0, 2]),
                 "10.0.0.2/24".parse().unwrap(),
             ),
             Instant::ZERO,
-        );
+        )
+    }
+
+    #[test]
+    fn report_has_every_counter_and_listeners() {
+        let mut iface = iface();
         let l = iface.tcp().socket();
         iface
             .tcp()
@@ -419,13 +424,7 @@ mod tests {
 
     #[test]
     fn packet_ring_line_and_json_only_with_a_ring() {
-        let mut iface = Interface::new(
-            Config::new(
-                EthernetAddress([2, 0, 0, 0, 0, 2]),
-                "10.0.0.2/24".parse().unwrap(),
-            ),
-            Instant::ZERO,
-        );
+        let mut iface = iface();
         // No ring (a TAP, offloads, recvfrom): no line, null in JSON.
         let r = collect(&mut iface)
             .with_driver(DriverStats::default())

@@ -152,15 +152,9 @@ fn ustack_carry(
 /// # Errors
 /// The handshake or the transfer stalled, or the data arrived wrong.
 pub fn ustack_bulk(size: u64) -> Result<Duration, String> {
-    use ustack::iface::Interface;
     use ustack::time::{Duration as UDuration, Instant as UInstant};
 
-    let host = ustack_host;
-    fn carry(from: &mut Interface, to: &mut Interface, now: UInstant, buf: &mut [u8]) {
-        ustack_carry(from, to, now, buf);
-    }
-
-    let (mut a, mut b) = (host(1, 2), host(2, 1));
+    let (mut a, mut b) = (ustack_host(1, 2), ustack_host(2, 1));
     let server = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 5001));
     let l = b.tcp().socket();
     b.tcp()
@@ -176,8 +170,8 @@ pub fn ustack_bulk(size: u64) -> Result<Duration, String> {
     let mut accepted = None;
     for _ in 0..8 {
         now += UDuration::from_millis(1);
-        carry(&mut a, &mut b, now, &mut frame);
-        carry(&mut b, &mut a, now, &mut frame);
+        ustack_carry(&mut a, &mut b, now, &mut frame);
+        ustack_carry(&mut b, &mut a, now, &mut frame);
         if let Ok((h, _)) = b.tcp().accept(l) {
             accepted = Some(h);
             break;
@@ -196,7 +190,7 @@ pub fn ustack_bulk(size: u64) -> Result<Duration, String> {
                 _ => break,
             }
         }
-        carry(&mut a, &mut b, now, &mut frame);
+        ustack_carry(&mut a, &mut b, now, &mut frame);
         let before = sink.off;
         // In place, as smoltcp's side below reads: neither engine copies data out.
         while let Ok(n) = b.tcp().recv_with(s, |data| {
@@ -207,7 +201,7 @@ pub fn ustack_bulk(size: u64) -> Result<Duration, String> {
                 break;
             }
         }
-        carry(&mut b, &mut a, now, &mut frame);
+        ustack_carry(&mut b, &mut a, now, &mut frame);
         while a.tcp().poll_event().is_some() {}
         while b.tcp().poll_event().is_some() {}
         idle = if sink.off == before { idle + 1 } else { 0 };
@@ -526,8 +520,8 @@ fn ustack_conns_with(n: u32, greeting: &[u8]) -> Result<ConnRun, String> {
             let moved_before = frames;
             frames += ustack_carry(&mut a, &mut b, now, &mut frame) as u64;
             // The server, as on the TAP: accept, TCP_NODELAY, write, close. The socket
-            // API's driver sends the greeting when the write lands, before the close
-            // comes: two segments, as Linux sends them.
+            // API transmits the greeting from the writing thread before `write`
+            // returns, so it leaves before the close: two segments, as Linux sends them.
             while let Ok((s, _)) = b.tcp().accept(l) {
                 b.tcp()
                     .set_nodelay(s, true)
@@ -561,7 +555,7 @@ fn ustack_conns_with(n: u32, greeting: &[u8]) -> Result<ConnRun, String> {
                     Err(e) => return Err(format!("connection {i}: client recv: {e:?}")),
                 }
             }
-            // What the socket API's driver does with them: take them.
+            // What a host-loop round does with events and readiness: take them.
             for x in [&mut a, &mut b] {
                 while x.tcp().poll_event().is_some() {}
                 while x.tcp().poll_ready().is_some() {}

@@ -908,37 +908,32 @@ pub fn run(args: &BenchArgs) -> CmdResult {
                 }
             }
         }
-        for &col in columns.iter().filter(|_| selected(Figure::InMemoryBulk)) {
-            let r = match col {
-                Column::Ustack => inmem::ustack_bulk(s.inmem_size),
-                _ => inmem::smoltcp_bulk(s.inmem_size),
-            };
-            let o = match r {
-                Ok(t) => Outcome::Value(s.inmem_size as f64 * 8.0 / t.as_secs_f64() / 1e9),
-                Err(e) => Outcome::Failed(e),
-            };
-            progress(Some(round), &s, Figure::InMemoryBulk, col, &o);
-            report
-                .results
-                .entry((Figure::InMemoryBulk, col))
-                .or_default()
-                .push(o);
-        }
-        for &col in columns.iter().filter(|_| selected(Figure::InMemoryConns)) {
-            let r = match col {
-                Column::Ustack => inmem::ustack_conns(s.inmem_conns),
-                _ => inmem::smoltcp_conns(s.inmem_conns),
-            };
-            let o = match r {
-                Ok(r) => Outcome::Value(f64::from(s.inmem_conns) / r.cpu.as_secs_f64()),
-                Err(e) => Outcome::Failed(e),
-            };
-            progress(Some(round), &s, Figure::InMemoryConns, col, &o);
-            report
-                .results
-                .entry((Figure::InMemoryConns, col))
-                .or_default()
-                .push(o);
+        // In memory: per CPU second of the calling thread, bytes (Gbit/s) or connections.
+        let inmem_figs = [Figure::InMemoryBulk, Figure::InMemoryConns];
+        for f in inmem_figs.into_iter().filter(|&f| selected(f)) {
+            for &col in &columns {
+                let ustack = col == Column::Ustack;
+                let r = if f == Figure::InMemoryBulk {
+                    let n = s.inmem_size;
+                    let t = if ustack {
+                        inmem::ustack_bulk(n)
+                    } else {
+                        inmem::smoltcp_bulk(n)
+                    };
+                    t.map(|t| n as f64 * 8.0 / t.as_secs_f64() / 1e9)
+                } else {
+                    let n = s.inmem_conns;
+                    let r = if ustack {
+                        inmem::ustack_conns(n)
+                    } else {
+                        inmem::smoltcp_conns(n)
+                    };
+                    r.map(|r| f64::from(n) / r.cpu.as_secs_f64())
+                };
+                let o = r.map_or_else(Outcome::Failed, Outcome::Value);
+                progress(Some(round), &s, f, col, &o);
+                report.results.entry((f, col)).or_default().push(o);
+            }
         }
     }
     for (on, o) in &lab.offload_state {
@@ -951,9 +946,9 @@ pub fn run(args: &BenchArgs) -> CmdResult {
 
     if selected(Figure::InMemoryConns) {
         notes.push(format!(
-        "in-memory connections: {} serial connections per round between two instances of the same stack, as the connection-rate row (the server sets TCP_NODELAY where it can, writes `hello\\n` and closes; the client reads to EOF, checks the greeting, closes; ustack's server sends the greeting and the FIN in two segments, smoltcp's in one, as over the TAP; ustack's server keeps each connection in TIME-WAIT, smoltcp's pool of 16 listening sockets re-listens from it, as its `server` example); connections per second of the thread's CPU time, both ends' work together",
-        s.inmem_conns
-    ));
+            "in-memory connections: {} serial connections per round between two instances of the same stack, as the connection-rate row (the server sets TCP_NODELAY where it can, writes `hello\\n` and closes; the client reads to EOF, checks the greeting, closes; ustack's server sends the greeting and the FIN in two segments, smoltcp's in one, as over the TAP; ustack's server keeps each connection in TIME-WAIT, smoltcp's pool of 16 listening sockets re-listens from it, as its `server` example); connections per second of the thread's CPU time, both ends' work together",
+            s.inmem_conns
+        ));
     }
     let cg = args
         .callgrind_size
