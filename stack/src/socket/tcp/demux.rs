@@ -10,7 +10,9 @@
 use super::socket::{self, Reply, Socket};
 use super::time_wait::TW_TAG;
 use super::types::ConnKey;
-use super::{isn, syncookie, Listener, SegmentAddrs, TcpContext, TcpLayer, TcpState};
+use super::{
+    isn, syncookie, Listener, SegmentAddrs, TcpContext, TcpLayer, TcpState, MAX_LAST_ACKS,
+};
 use crate::socket::common::{half_key, half_of, is_bad_unicast, socket_addr, IcmpError};
 use crate::time::{Duration, Instant};
 use crate::wire::{IpProtocol, SeqNumber, TcpFlags, TcpOptions, TcpRepr};
@@ -208,6 +210,12 @@ impl TcpLayer {
         match reply {
             Reply::Segment(r) => Some((addrs, r)),
             Reply::Challenge(r) => self.allow_challenge(cx.now).then_some((addrs, r)),
+            Reply::TimeWaitAck(r) if self.last_acks.len() < MAX_LAST_ACKS => {
+                self.last_acks.push_back((addrs, r));
+                None
+            }
+            // Never dropped: with the queue full it goes at once.
+            Reply::TimeWaitAck(r) => Some((addrs, r)),
         }
     }
 

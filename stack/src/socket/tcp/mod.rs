@@ -157,6 +157,9 @@ pub struct TcpLayer {
     timers_stale: bool,
     events: EventQueue,
     pending_rsts: VecDeque<(SegmentAddrs, TcpRepr<'static>)>,
+    /// ACKs of FINs that took connections into TIME-WAIT, which [`dispatch`](Self::dispatch)
+    /// sends after every other pending segment (`Reply::TimeWaitAck`).
+    last_acks: VecDeque<(SegmentAddrs, TcpRepr<'static>)>,
     /// Connections with empty buffers still holding storage, with a snapshot of their
     /// segment counters (`reclaim`).
     reclaim: VecDeque<(TcpHandle, u64)>,
@@ -193,6 +196,9 @@ pub struct TcpLayer {
 
 const MAX_PENDING_RSTS: usize = 256;
 
+/// Deferred TIME-WAIT ACKs held at most (`TcpLayer::last_acks`); past it they go at once.
+const MAX_LAST_ACKS: usize = 256;
+
 /// Freed sockets kept for the next ones (`TcpLayer::spare`): enough for a client or
 /// server that opens about as many connections as it closes; few, as each holds a
 /// socket's fixed size.
@@ -217,6 +223,7 @@ impl TcpLayer {
             timer_seq: 0,
             timers_stale: false,
             pending_rsts: VecDeque::new(),
+            last_acks: VecDeque::new(),
             reclaim: VecDeque::new(),
             reclaim_at: None,
             compact_at: 0,
@@ -573,6 +580,11 @@ impl TcpLayer {
             }
             self.settle(idx, prev, false);
         }
+        if let Some((addrs, r)) = self.last_acks.pop_front() {
+            emit(addrs, &r);
+            self.counters.segments_out += 1;
+            return true;
+        }
         self.tidy_timers();
         self.arm_reclaim(cx.now);
         false
@@ -580,7 +592,7 @@ impl TcpLayer {
 
     /// True when [`dispatch`](Self::dispatch) may have something to send.
     pub fn has_pending_output(&self) -> bool {
-        !self.pending_rsts.is_empty() || !self.dirty.is_empty()
+        !self.pending_rsts.is_empty() || !self.dirty.is_empty() || !self.last_acks.is_empty()
     }
 
     /// The next event, if any.

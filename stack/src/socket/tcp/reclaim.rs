@@ -121,6 +121,7 @@ impl TcpLayer {
         shrink_deque(&mut self.ready);
         shrink_deque(&mut self.reclaim);
         shrink_deque(&mut self.pending_rsts);
+        shrink_deque(&mut self.last_acks);
         shrink_deque(&mut self.events.queue);
         if self.conns.capacity() > 2 * self.conns.len() + 16 {
             self.conns.shrink_to_fit();

@@ -59,6 +59,7 @@ impl Socket {
         }
         self.stats.segs_in += 1;
         let now = cx.now;
+        let was_time_wait = self.state == TcpState::TimeWait;
         if prediction_enabled() && self.predicted(now, cfg, ev, seg) {
             #[cfg(test)]
             PREDICTED.with(|c| c.set(c.get() + 1));
@@ -110,7 +111,14 @@ impl Socket {
             return Some(Reply::Segment(self.ack_reply(now)));
         }
         if self.state == TcpState::TimeWait && self.ack_now {
-            return Some(Reply::Segment(self.ack_reply(now)));
+            let ack = self.ack_reply(now);
+            // Entering TIME-WAIT, the ACK waits for the batch's other segments; a
+            // retransmitted FIN is answered at once, as the compact entry answers it.
+            return Some(if was_time_wait {
+                Reply::Segment(ack)
+            } else {
+                Reply::TimeWaitAck(ack)
+            });
         }
         None
     }

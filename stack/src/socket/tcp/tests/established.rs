@@ -1153,11 +1153,14 @@ fn test_events_queue_is_bounded() {
     let mut h = socket_established_with(config, NO_OPTIONS);
     h.layer.shutdown(h.handle, Shutdown::Write).unwrap(); // ESTABLISHED -> FIN-WAIT-1
     h.recv().expect("FIN");
-    h.send(&TcpRepr {
-        flags: flags(FIN, ACK),
-        ..ack_seg(1)
-    })
-    .expect("ACK of the FIN");
+    send!(
+        h,
+        TcpRepr {
+            flags: flags(FIN, ACK),
+            ..ack_seg(1)
+        }
+    );
+    h.recv().expect("ACK of the FIN");
     let ev = h.events();
     assert_eq!(ev.len(), 2);
     assert!(h.layer.counters().events_dropped >= 1);

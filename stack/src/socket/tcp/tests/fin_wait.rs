@@ -26,15 +26,22 @@ fn test_fin_wait_1_fin_goes_to_closing() {
 #[test]
 fn test_fin_wait_1_fin_ack_goes_to_time_wait() {
     let mut h = socket_fin_wait_1();
-    send!(h, TcpRepr {
-        flags: flags(FIN, ACK),
-        ..ack_seg(1)
-    } => Some(TcpRepr {
-        flags: ACK,
-        seq_number: LOCAL_SEQ + 2,
-        ack_number: REMOTE_SEQ + 2,
-        ..RECV_TEMPL
-    }));
+    send!(
+        h,
+        TcpRepr {
+            flags: flags(FIN, ACK),
+            ..ack_seg(1)
+        }
+    );
+    recv!(
+        h,
+        TcpRepr {
+            flags: ACK,
+            seq_number: LOCAL_SEQ + 2,
+            ack_number: REMOTE_SEQ + 2,
+            ..RECV_TEMPL
+        }
+    );
     assert_eq!(h.state(), TcpState::TimeWait);
 }
 

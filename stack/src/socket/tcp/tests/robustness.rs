@@ -287,13 +287,17 @@ fn test_time_wait_gives_buffers_back_at_once_even_when_queued_for_the_tick() {
     let fin = h.recv().expect("FIN");
     assert!(fin.flags.fin());
     h.at(20);
-    // The reply is the ACK of the FIN.
-    let ack = h.send(&TcpRepr {
-        flags: flags(FIN, ACK),
-        seq_number: REMOTE_SEQ + 4,
-        ack_number: LOCAL_SEQ + 5,
-        ..SEND_TEMPL
-    });
+    // The next dispatch sends the ACK of the FIN.
+    send!(
+        h,
+        TcpRepr {
+            flags: flags(FIN, ACK),
+            seq_number: REMOTE_SEQ + 4,
+            ack_number: LOCAL_SEQ + 5,
+            ..SEND_TEMPL
+        }
+    );
+    let ack = h.recv();
     assert!(ack.is_some_and(|a| a.ack_number == REMOTE_SEQ + 5));
     assert_eq!(h.state(), TcpState::TimeWait);
     let s = h.layer.socket_ref(h.handle).unwrap();

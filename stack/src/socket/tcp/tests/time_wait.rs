@@ -112,17 +112,24 @@ fn test_time_wait_syn_with_newer_timestamp_reopens() {
     let mut h = socket_established_with(ts_config(), ts_opt(500, 0));
     h.layer.shutdown(h.handle, Shutdown::Write).unwrap();
     h.recv().unwrap();
-    send!(h, TcpRepr {
-        flags: flags(FIN, ACK),
-        options: ts_opt(501, 0),
-        ..ack_seg(1)
-    } => Some(TcpRepr {
-        flags: ACK,
-        seq_number: LOCAL_SEQ + 2,
-        ack_number: REMOTE_SEQ + 2,
-        options: ts_opt(0, 501),
-        ..RECV_TEMPL
-    }));
+    send!(
+        h,
+        TcpRepr {
+            flags: flags(FIN, ACK),
+            options: ts_opt(501, 0),
+            ..ack_seg(1)
+        }
+    );
+    recv!(
+        h,
+        TcpRepr {
+            flags: ACK,
+            seq_number: LOCAL_SEQ + 2,
+            ack_number: REMOTE_SEQ + 2,
+            options: ts_opt(0, 501),
+            ..RECV_TEMPL
+        }
+    );
     assert_eq!(h.state(), TcpState::TimeWait);
     // Same timestamp: not newer, stays.
     let syn = |ts: u32| TcpRepr {
@@ -313,17 +320,24 @@ fn test_time_wait_compact_syn_with_newer_timestamp_reopens_and_paws() {
     let mut h = socket_established_with(ts_config(), ts_opt(500, 0));
     h.layer.shutdown(h.handle, Shutdown::Write).unwrap();
     h.recv().unwrap();
-    send!(h, TcpRepr {
-        flags: flags(FIN, ACK),
-        options: ts_opt(501, 0),
-        ..ack_seg(1)
-    } => Some(TcpRepr {
-        flags: ACK,
-        seq_number: LOCAL_SEQ + 2,
-        ack_number: REMOTE_SEQ + 2,
-        options: ts_opt(0, 501),
-        ..RECV_TEMPL
-    }));
+    send!(
+        h,
+        TcpRepr {
+            flags: flags(FIN, ACK),
+            options: ts_opt(501, 0),
+            ..ack_seg(1)
+        }
+    );
+    recv!(
+        h,
+        TcpRepr {
+            flags: ACK,
+            seq_number: LOCAL_SEQ + 2,
+            ack_number: REMOTE_SEQ + 2,
+            options: ts_opt(0, 501),
+            ..RECV_TEMPL
+        }
+    );
     let mut h = compact_time_wait_from(h);
     // RFC 7323 §5.3: an older timestamp fails PAWS and gets a duplicate ACK.
     send!(h, TcpRepr {
@@ -427,4 +441,48 @@ fn test_time_wait_compact_answers_as_full_socket() {
             );
         }
     }
+}
+
+/// A batch with the FIN that ends one connection and the SYN that opens the next (a
+/// serial client's close and connect): the SYN,ACK, which the peer's `connect` waits
+/// for, leaves before the ACK of the FIN, which only the peer's LAST-ACK timer does.
+#[test]
+fn test_time_wait_ack_of_the_fin_leaves_after_the_batch_syn_ack() {
+    let mut h = socket_fin_wait_2();
+    h.layer.close(h.handle, &h.cx()).unwrap();
+    send!(
+        h,
+        TcpRepr {
+            flags: flags(FIN, ACK),
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: LOCAL_SEQ + 2,
+            ..SEND_TEMPL
+        }
+    );
+    assert_eq!(h.layer.counters().time_wait_compacted, 1);
+    let next = REMOTE_PORT + 1;
+    send!(
+        h,
+        TcpRepr {
+            src_port: next,
+            flags: SYN,
+            seq_number: REMOTE_SEQ + 100_000,
+            ..SEND_TEMPL
+        }
+    );
+    let out = h.layer.counters().segments_out;
+    let first = h.recv().expect("the SYN,ACK");
+    assert_eq!((first.flags, first.dst_port), (flags(SYN, ACK), next));
+    recv!(
+        h,
+        TcpRepr {
+            flags: ACK,
+            seq_number: LOCAL_SEQ + 2,
+            ack_number: REMOTE_SEQ + 2,
+            ..RECV_TEMPL
+        }
+    );
+    recv_nothing!(h);
+    // The deferred ACK is counted once, when it is sent.
+    assert_eq!(h.layer.counters().segments_out, out + 2);
 }
