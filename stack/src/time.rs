@@ -56,6 +56,19 @@ impl Instant {
     }
 }
 
+/// The earlier of two optional deadlines (`None` is "no deadline").
+///
+/// Straight-line on purpose: `[a, b, ..].into_iter().flatten().min()` compiled to a
+/// copy of the array through the stack with a load that waited on the stores before it
+/// (4.9 % of the in-memory connection loop's cycles in `Interface::poll_timeout`).
+#[inline]
+pub fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(if y < x { y } else { x }),
+        (None, t) | (t, None) => t,
+    }
+}
+
 impl fmt::Display for Instant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

@@ -1814,9 +1814,6 @@ impl Interface {
         if !self.inner.v6.enabled {
             return None;
         }
-        [self.inner.v6.poll_at(), self.reassembler6.poll_at()]
-            .into_iter()
-            .flatten()
-            .min()
+        crate::time::earliest(self.inner.v6.poll_at(), self.reassembler6.poll_at())
     }
 }

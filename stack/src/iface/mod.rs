@@ -31,7 +31,7 @@ use crate::socket::raw::RawLayer;
 use crate::socket::tcp::{SegmentAddrs, TcpConfig, TcpContext, TcpLayer};
 use crate::socket::udp::{UdpConfig, UdpLayer};
 use crate::socket::{IcmpError, IcmpErrorKind, LocalAddrs, SocketHandle};
-use crate::time::{Duration, Instant};
+use crate::time::{earliest, Duration, Instant};
 use crate::wire::{
     self, ArpOperation, ArpRepr, EtherType, EthernetAddress, EthernetRepr, IcmpRepr, IpProtocol,
     Ipv4Cidr, Ipv4Repr, TcpRepr, UdpRepr, ETHERNET_HEADER_LEN, IPV4_HEADER_LEN, IPV4_MIN_MTU,
@@ -761,15 +761,8 @@ impl Interface {
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [
-            self.inner.neighbors.poll_at(),
-            self.reassembler.poll_at(),
-            self.tcp.poll_at(),
-            self.v6_poll_at(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        let ip = earliest(self.inner.neighbors.poll_at(), self.reassembler.poll_at());
+        earliest(earliest(ip, self.tcp.poll_at()), self.v6_poll_at())
     }
 
     /// Writes the next frame to send into `buf` and returns its length.

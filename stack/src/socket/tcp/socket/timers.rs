@@ -16,10 +16,7 @@ impl Socket {
     /// The earliest deadline of this socket.
     pub(crate) fn poll_at(&self) -> Option<Instant> {
         // Straight-line: this runs after every segment in and out.
-        let earlier = |a: Option<Instant>, b: Option<Instant>| match (a, b) {
-            (Some(x), Some(y)) => Some(if y < x { y } else { x }),
-            (None, t) | (t, None) => t,
-        };
+        let earlier = crate::time::earliest;
         let a = earlier(self.rto_at, self.tlp_at);
         let b = earlier(self.delack_at, self.persist_at);
         let c = earlier(self.keepalive_at, self.close_at);
