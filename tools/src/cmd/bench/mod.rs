@@ -948,7 +948,7 @@ pub fn run(args: &BenchArgs) -> CmdResult {
             if *on { "on" } else { "off" }
         ));
     }
-    notes.push("in-memory: two instances of the same stack in one thread, no device, virtual clock; Gbit/s per second of that thread's CPU time (CLOCK_THREAD_CPUTIME_ID), so the machine's load matters less; checksums computed and verified by both stacks".into());
+    notes.push("in-memory: two instances of the same stack in one thread, no device, virtual clock; Gbit/s per second of that thread's CPU time (CLOCK_THREAD_CPUTIME_ID), so the machine's load matters less; checksums computed and verified by both stacks; the stacks alternate which runs first, as over the TAP".into());
 
     if selected(Figure::InMemoryConns) {
         notes.push(format!(
