@@ -26,22 +26,11 @@ fn test_fin_wait_1_fin_goes_to_closing() {
 #[test]
 fn test_fin_wait_1_fin_ack_goes_to_time_wait() {
     let mut h = socket_fin_wait_1();
-    send!(
-        h,
-        TcpRepr {
-            flags: flags(FIN, ACK),
-            ..ack_seg(1)
-        }
-    );
-    recv!(
-        h,
-        TcpRepr {
-            flags: ACK,
-            seq_number: LOCAL_SEQ + 2,
-            ack_number: REMOTE_SEQ + 2,
-            ..RECV_TEMPL
-        }
-    );
+    let fin = TcpRepr {
+        flags: flags(FIN, ACK),
+        ..ack_seg(1)
+    };
+    fin_into_time_wait(&mut h, fin, NO_OPTIONS);
     assert_eq!(h.state(), TcpState::TimeWait);
 }
 

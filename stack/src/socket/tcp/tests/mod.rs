@@ -377,28 +377,34 @@ fn socket_closing() -> Harness {
     h
 }
 
-fn socket_time_wait() -> Harness {
-    let mut h = socket_fin_wait_2();
-    // The ACK of the FIN is not a reply: it leaves at the next dispatch, after the
-    // segments the rest of the batch produces (`Reply::TimeWaitAck`).
-    send!(
-        h,
-        TcpRepr {
-            flags: flags(FIN, ACK),
-            seq_number: REMOTE_SEQ + 1,
-            ack_number: LOCAL_SEQ + 2,
-            ..SEND_TEMPL
-        }
-    );
+/// The peer's FIN taking our FIN-WAIT connection into TIME-WAIT: no reply at once; the
+/// ACK of it, with `ack_options`, leaves at the next dispatch, after the segments the
+/// rest of the batch produces (`Reply::TimeWaitAck`).
+fn fin_into_time_wait(h: &mut Harness, fin: TcpRepr<'static>, ack_options: TcpOptions) {
+    send!(h, fin);
     recv!(
         h,
         TcpRepr {
             flags: ACK,
             seq_number: LOCAL_SEQ + 2,
             ack_number: REMOTE_SEQ + 2,
+            options: ack_options,
             ..RECV_TEMPL
         }
     );
+}
+
+/// The FIN of [`socket_fin_wait_2`]'s peer.
+const PEER_FIN: TcpRepr<'static> = TcpRepr {
+    flags: TcpFlags(TcpFlags::FIN.0 | TcpFlags::ACK.0),
+    seq_number: SeqNumber(REMOTE_SEQ.0.wrapping_add(1)),
+    ack_number: SeqNumber(LOCAL_SEQ.0 + 2),
+    ..SEND_TEMPL
+};
+
+fn socket_time_wait() -> Harness {
+    let mut h = socket_fin_wait_2();
+    fin_into_time_wait(&mut h, PEER_FIN, NO_OPTIONS);
     assert_eq!(h.state(), TcpState::TimeWait);
     h.events();
     h

@@ -112,24 +112,12 @@ fn test_time_wait_syn_with_newer_timestamp_reopens() {
     let mut h = socket_established_with(ts_config(), ts_opt(500, 0));
     h.layer.shutdown(h.handle, Shutdown::Write).unwrap();
     h.recv().unwrap();
-    send!(
-        h,
-        TcpRepr {
-            flags: flags(FIN, ACK),
-            options: ts_opt(501, 0),
-            ..ack_seg(1)
-        }
-    );
-    recv!(
-        h,
-        TcpRepr {
-            flags: ACK,
-            seq_number: LOCAL_SEQ + 2,
-            ack_number: REMOTE_SEQ + 2,
-            options: ts_opt(0, 501),
-            ..RECV_TEMPL
-        }
-    );
+    let fin = TcpRepr {
+        flags: flags(FIN, ACK),
+        options: ts_opt(501, 0),
+        ..ack_seg(1)
+    };
+    fin_into_time_wait(&mut h, fin, ts_opt(0, 501));
     assert_eq!(h.state(), TcpState::TimeWait);
     // Same timestamp: not newer, stays.
     let syn = |ts: u32| TcpRepr {
@@ -320,24 +308,12 @@ fn test_time_wait_compact_syn_with_newer_timestamp_reopens_and_paws() {
     let mut h = socket_established_with(ts_config(), ts_opt(500, 0));
     h.layer.shutdown(h.handle, Shutdown::Write).unwrap();
     h.recv().unwrap();
-    send!(
-        h,
-        TcpRepr {
-            flags: flags(FIN, ACK),
-            options: ts_opt(501, 0),
-            ..ack_seg(1)
-        }
-    );
-    recv!(
-        h,
-        TcpRepr {
-            flags: ACK,
-            seq_number: LOCAL_SEQ + 2,
-            ack_number: REMOTE_SEQ + 2,
-            options: ts_opt(0, 501),
-            ..RECV_TEMPL
-        }
-    );
+    let fin = TcpRepr {
+        flags: flags(FIN, ACK),
+        options: ts_opt(501, 0),
+        ..ack_seg(1)
+    };
+    fin_into_time_wait(&mut h, fin, ts_opt(0, 501));
     let mut h = compact_time_wait_from(h);
     // RFC 7323 §5.3: an older timestamp fails PAWS and gets a duplicate ACK.
     send!(h, TcpRepr {
@@ -450,15 +426,7 @@ fn test_time_wait_compact_answers_as_full_socket() {
 fn test_time_wait_ack_of_the_fin_leaves_after_the_batch_syn_ack() {
     let mut h = socket_fin_wait_2();
     h.layer.close(h.handle, &h.cx()).unwrap();
-    send!(
-        h,
-        TcpRepr {
-            flags: flags(FIN, ACK),
-            seq_number: REMOTE_SEQ + 1,
-            ack_number: LOCAL_SEQ + 2,
-            ..SEND_TEMPL
-        }
-    );
+    send!(h, PEER_FIN);
     assert_eq!(h.layer.counters().time_wait_compacted, 1);
     let next = REMOTE_PORT + 1;
     send!(
