@@ -404,7 +404,10 @@ fn the_exit_report_has_the_host_loops_counters() {
         a.with_interface(|_, _| ());
     }
     let text = crate::observe::report(&a, false);
-    let at = |s: &str| text.find(s).unwrap_or_else(|| panic!("no {s:?} in\n{text}"));
+    let at = |s: &str| {
+        text.find(s)
+            .unwrap_or_else(|| panic!("no {s:?} in\n{text}"))
+    };
     assert!(
         at("tcp layer: ") < at("\nhost loop: ") && at("\nhost loop: ") < at("\ntcp sockets: "),
         "{text}"
