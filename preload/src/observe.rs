@@ -7,7 +7,6 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::sync::{Arc, Mutex};
 use ustack::iface::Interface;
-use ustack::link::RingStats;
 use ustack::time::{Duration, Instant};
 use ustack_socket::env;
 use ustack_socket::NetStack;
@@ -73,21 +72,14 @@ impl Observer {
         }
     }
 
-    /// `ring`: the device's receive-ring counters (`--raw` without offloads), if any.
-    fn finish(&mut self, iface: &mut Interface, now: Instant, ring: Option<RingStats>) {
+    /// The last events, the trace file flushed; whether a `--stats` report is wanted
+    /// (`Some(json)`).
+    fn flush(&mut self, iface: &mut Interface, now: Instant) -> Option<bool> {
         self.poll(iface, now);
         if let Some(f) = &mut self.file {
             let _ = f.flush();
         }
-        if let Some(json) = self.stats {
-            let report = ustack_tools::stats::collect(iface).with_ring(ring);
-            let text = if json {
-                format!("{}\n", report.json())
-            } else {
-                report.text()
-            };
-            let _ = std::io::stderr().lock().write_all(text.as_bytes());
-        }
+        self.stats
     }
 }
 
@@ -120,10 +112,33 @@ pub fn finish(stack: &NetStack) {
     let Some(obs) = CURRENT.lock().unwrap_or_else(|e| e.into_inner()).take() else {
         return;
     };
-    let ring = stack.ring_stats();
-    stack.with_interface(|iface, now| {
+    // The observer's lock is taken inside the stack's, as the hook takes it.
+    let stats = stack.with_interface(|iface, now| {
         obs.lock()
             .unwrap_or_else(|e| e.into_inner())
-            .finish(iface, now, ring)
+            .flush(iface, now)
     });
+    if let Some(json) = stats {
+        let text = report(stack, json);
+        let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    }
+}
+
+/// The `--stats` report of `stack` (`json`: the JSON form), as the other commands print
+/// it: the interface's and TCP layer's counters, the host loop's, the receive ring's
+/// (only when the device has one), then the TCP sockets.
+pub(crate) fn report(stack: &NetStack, json: bool) -> String {
+    // Both take the stack lock, which `with_interface` holds while it runs `f`.
+    let driver = stack.driver_stats();
+    let ring = stack.ring_stats();
+    stack.with_interface(|iface, _| {
+        let report = ustack_tools::stats::collect(iface)
+            .with_driver(driver)
+            .with_ring(ring);
+        if json {
+            format!("{}\n", report.json())
+        } else {
+            report.text()
+        }
+    })
 }

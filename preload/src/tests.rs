@@ -387,3 +387,38 @@ fn closed_connections_finish_sending_before_the_stack_stops() {
     );
     assert!(got == data);
 }
+
+/// `ustack run --stats`: the report the library prints at exit has the host loop's
+/// line (after the TCP layer's, before the sockets) and `host_loop` in the JSON, with
+/// this stack's counters, as every other command's `--stats`; a memory link has no
+/// receive ring, so no `packet ring:` line and a null `packet_ring`.
+#[test]
+fn the_exit_report_has_the_host_loops_counters() {
+    let _serial = serial();
+    let (a, _b) = NetStack::builder()
+        .ip("10.0.0.1/24".parse().unwrap())
+        .build_pair(NetStack::builder().ip("10.0.0.2/24".parse().unwrap()), 256)
+        .unwrap();
+    // Three rounds run by this thread, so the report's figures are this stack's.
+    for _ in 0..3 {
+        a.with_interface(|_, _| ());
+    }
+    let text = crate::observe::report(&a, false);
+    let at = |s: &str| {
+        text.find(s)
+            .unwrap_or_else(|| panic!("no {s:?} in\n{text}"))
+    };
+    assert!(
+        at("tcp layer: ") < at("\nhost loop: ") && at("\nhost loop: ") < at("\ntcp sockets: "),
+        "{text}"
+    );
+    assert!(text.contains(" driver rounds, "), "{text}");
+    assert!(!text.contains("packet ring"), "{text}");
+
+    let json = crate::observe::report(&a, true);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let h = &v["host_loop"];
+    assert!(h["caller_rounds"].as_u64().unwrap() >= 3, "{h}");
+    assert_eq!(h.as_object().unwrap().len(), 12, "{h}");
+    assert!(v["packet_ring"].is_null(), "{v}");
+}

@@ -1312,6 +1312,11 @@ fn trace_and_stats_reach_the_program() {
         err.contains("interface counters") && err.contains("tcp.rx_segments"),
         "no stats report:\n{err}"
     );
+    // The program's stack is a host loop like every command's: its counters are there.
+    assert!(
+        err.contains("\nhost loop: ") && err.contains(" driver rounds, "),
+        "no host loop line in the report:\n{err}"
+    );
     let lines = std::fs::read_to_string(&trace_file).expect("trace file");
     assert!(
         lines.lines().count() > 1 && lines.contains(r#""event":"state""#),
