@@ -251,10 +251,16 @@ impl PairedRatios {
     }
 
     /// The table cell: `min–median–max`, or `—` with fewer than 2 pairs (one pair says
-    /// nothing about how the ratio moves).
+    /// nothing about how the ratio moves). The lowest is rounded down and the highest
+    /// up, to two decimals, so a round at 0.996 does not print as 1.00 and hide that
+    /// the rounds disagree on which stack is ahead.
     pub fn cell(&self) -> String {
         match (self.min, self.median, self.max) {
             (Some(lo), Some(m), Some(hi)) if self.pairs.len() >= 2 => {
+                // The nudge keeps a ratio that is exactly two decimals (0.29, stored as
+                // 0.28999…) from dropping a hundredth.
+                let lo = ((lo * 100.0) + 1e-9).floor() / 100.0;
+                let hi = ((hi * 100.0) - 1e-9).ceil() / 100.0;
                 format!("{lo:.2}–{m:.2}–{hi:.2}")
             }
             _ => "—".into(),
@@ -812,6 +818,18 @@ mod tests {
         let p = PairedRatios::new(Figure::RrPinned, &u, &v(&[Some(4.0); 4]));
         assert_eq!((p.min, p.median, p.max), (Some(0.5), Some(1.25), Some(2.0)));
         assert_eq!(p.cell(), "0.50–1.25–2.00");
+    }
+
+    #[test]
+    fn paired_cell_rounds_the_lowest_down_and_the_highest_up() {
+        // Ratios 0.996, 1.0, 1.001: printed as 0.99 and 1.01, not 1.00 and 1.00.
+        let u = v(&[Some(0.996), Some(1.0), Some(1.001)]);
+        let p = PairedRatios::new(Figure::RrPinned, &u, &v(&[Some(1.0); 3]));
+        assert_eq!(p.cell(), "0.99–1.00–1.01");
+        // Exact two-decimal ratios print as they are.
+        let u = v(&[Some(0.29), Some(0.5), Some(1.07)]);
+        let p = PairedRatios::new(Figure::RrPinned, &u, &v(&[Some(1.0); 3]));
+        assert_eq!(p.cell(), "0.29–0.50–1.07");
     }
 
     #[test]
