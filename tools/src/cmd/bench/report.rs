@@ -535,7 +535,7 @@ impl Report {
         s.push_str(&markdown_table(&head, &rows));
         s.push('\n');
         s.push_str(&format!(
-            "- {PAIRED_HEADING}: ustack/smoltcp within each round where both succeeded (both measured in that round), lowest, median and highest; a range that spans 1.00 means the rounds disagree on which stack is ahead; — with fewer than 2 pairs\n"
+            "- {PAIRED_HEADING}: ustack/smoltcp within each round where both succeeded (both measured in that round), lowest (rounded down), median and highest (rounded up); a range that spans 1.00 means the rounds disagree on which stack is ahead; — with fewer than 2 pairs\n"
         ));
         for n in &self.notes {
             s.push_str(&format!("- {n}\n"));
