@@ -99,6 +99,7 @@ impl TcpLayer {
                 iss_hint = Some(tw.snd_nxt + 65_537);
                 self.counters.time_wait_reused += 1;
                 self.drop_time_wait(slot);
+                self.forget_last_ack(&key);
                 return self.reopen_on_listener(cx, key, addrs, seg, iss_hint);
             }
             let it = self.slab.get_at(idx)?;
@@ -114,6 +115,7 @@ impl TcpLayer {
                 // connection. Linux starts the new ISN past the old SND.NXT.
                 iss_hint = Some(s.snd_max + 65_537);
                 self.counters.time_wait_reused += 1;
+                self.forget_last_ack(&key);
                 if let Some((it, _, ev)) = self.parts(idx) {
                     it.socket.fail(ev, None);
                 }

@@ -376,6 +376,18 @@ impl TcpLayer {
         }
     }
 
+    /// Drops a deferred ACK of the FIN that ended the connection `key` names
+    /// (`last_acks`) when a SYN reopens that 4-tuple in the same batch: the peer has
+    /// left LAST-ACK, and the old connection's ACK must not follow the new SYN,ACK.
+    pub(super) fn forget_last_ack(&mut self, key: &ConnKey) {
+        self.last_acks.retain(|(a, r)| {
+            !(a.src == key.local.ip()
+                && a.dst == key.remote.ip()
+                && r.src_port == key.local.port()
+                && r.dst_port == key.remote.port())
+        });
+    }
+
     /// Removes the entry in `slot` from the table, `conns` and the port table, and
     /// reports TIME-WAIT → CLOSED as the full socket would have.
     pub(super) fn drop_time_wait(&mut self, slot: u32) {

@@ -454,3 +454,36 @@ fn test_time_wait_ack_of_the_fin_leaves_after_the_batch_syn_ack() {
     // The deferred ACK is counted once, when it is sent.
     assert_eq!(h.layer.counters().segments_out, out + 2);
 }
+
+/// The FIN and a SYN reopening the same 4-tuple in one batch (RFC 6191 reuse): the
+/// deferred ACK of the FIN is dropped, so no segment of the old connection follows the
+/// new connection's SYN,ACK; with the user's socket (full TIME-WAIT) and without it
+/// (compact entry).
+#[test]
+fn test_time_wait_reuse_in_the_same_batch_drops_the_deferred_ack() {
+    for closed_first in [true, false] {
+        let mut h = socket_fin_wait_2();
+        if closed_first {
+            h.layer.close(h.handle, &h.cx()).unwrap();
+        }
+        h.layer.set_fixed_isn(None);
+        send!(h, PEER_FIN);
+        assert_eq!(
+            h.layer.counters().time_wait_compacted,
+            u64::from(closed_first)
+        );
+        send!(
+            h,
+            TcpRepr {
+                flags: SYN,
+                seq_number: REMOTE_SEQ + 1000,
+                ..SEND_TEMPL
+            }
+        );
+        assert_eq!(h.layer.counters().time_wait_reused, 1, "{closed_first}");
+        let syn_ack = h.recv().expect("the SYN,ACK");
+        assert_eq!(syn_ack.flags, flags(SYN, ACK), "{closed_first}");
+        assert_eq!(syn_ack.ack_number, REMOTE_SEQ + 1001, "{closed_first}");
+        recv_nothing!(h);
+    }
+}
