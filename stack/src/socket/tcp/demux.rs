@@ -21,6 +21,7 @@ use core::net::{IpAddr, SocketAddr};
 impl TcpLayer {
     /// Handles a segment addressed to us; returns a segment to send at once (RST, ACK,
     /// challenge ACK), if any, with its addresses; the interface builds its IP header.
+    /// The ACK of a FIN entering TIME-WAIT is left to [`dispatch`](Self::dispatch).
     /// `addrs` are of one family and never IPv4-mapped.
     pub fn process(
         &mut self,
@@ -216,7 +217,7 @@ impl TcpLayer {
                 self.last_acks.push_back((addrs, r));
                 None
             }
-            // Never dropped: with the queue full it goes at once.
+            // With the queue full it goes at once rather than be lost.
             Reply::TimeWaitAck(r) => Some((addrs, r)),
         }
     }

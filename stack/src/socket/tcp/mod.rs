@@ -30,7 +30,10 @@
 //! # Driving the layer
 //!
 //! - Every arriving segment goes to [`TcpLayer::process`]; its return value (RST, ACK to
-//!   an unacceptable segment, rate-limited challenge ACK) is sent as is.
+//!   an unacceptable segment, rate-limited challenge ACK) is sent as is. The ACK of a
+//!   FIN that takes a connection into TIME-WAIT is not returned: `dispatch` sends it
+//!   after the other segments pending then, so a batch of frames is answered with what
+//!   a peer waits for first (a SYN,ACK, data) and that ACK last.
 //! - After any input, timer or API call (`send`, `recv` opening the window, `connect`,
 //!   `shutdown`, `close`, `abort`), call [`TcpLayer::dispatch`] until it returns false;
 //!   [`TcpLayer::has_pending_output`] says whether there is anything to do.

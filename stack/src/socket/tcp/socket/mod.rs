@@ -73,9 +73,10 @@ pub(crate) enum Reply {
     /// An RFC 5961 challenge ACK: subject to the layer's rate limit.
     Challenge(TcpRepr<'static>),
     /// The ACK of the FIN that took the connection into TIME-WAIT: sent after the other
-    /// segments the caller's batch of frames produced (`TcpLayer::last_acks`), as nothing on the peer waits for it
-    /// but its LAST-ACK retransmission timer, while a SYN,ACK or data answering the
-    /// same batch ends a wait in the peer's `connect` or `recv`.
+    /// segments the caller's batch of frames produced (`TcpLayer::last_acks`), as
+    /// nothing on the peer waits for it but its LAST-ACK retransmission timer, while a
+    /// SYN,ACK or data answering the same batch ends a wait in the peer's `connect` or
+    /// `recv`.
     TimeWaitAck(TcpRepr<'static>),
 }
 
