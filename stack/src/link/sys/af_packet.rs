@@ -66,7 +66,7 @@ pub struct AfPacketLink {
 }
 
 /// Bytes of receive ring [`AfPacketLink::open`] asks for: like the plain path's
-/// [`RX_SOCKET_BUFFER`], room for a TCP burst of megabytes (4096 slots at MTU 1500).
+/// `RX_SOCKET_BUFFER`, room for a TCP burst of megabytes (4096 slots at MTU 1500).
 pub const RX_RING_BYTES: usize = 8 << 20;
 
 /// Smallest ring block: blocks must be whole pages; a few of them keep the kernel's
