@@ -134,6 +134,36 @@ pub fn socket_line(s: &TcpSocketInfo) -> String {
     out
 }
 
+/// The TCP layer's counters as `--stats` prints them: a `tcp layer:` line, and a
+/// `tcp syn flood:` line when SYN cookies or evictions happened. Each line ends in `\n`.
+pub fn tcp_layer_lines(t: &TcpCounters) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "tcp layer: {} segments in, {} out, {} resets sent, {} to no socket, {} bad, \
+         {} listen overflows, {} accept queue full, {} challenge ACKs, {} PAWS rejected, \
+         {} events dropped",
+        t.segments_in,
+        t.segments_out,
+        t.resets_sent,
+        t.no_socket,
+        t.bad_segments,
+        t.listen_overflows,
+        t.accept_queue_full,
+        t.challenge_acks,
+        t.paws_rejected,
+        t.events_dropped
+    );
+    if t.syncookies_sent + t.syncookies_invalid + t.syn_recv_evicted > 0 {
+        let _ = writeln!(
+            out,
+            "tcp syn flood: {} SYN cookies sent, {} valid, {} invalid, {} SYN-RECEIVED evicted",
+            t.syncookies_sent, t.syncookies_valid, t.syncookies_invalid, t.syn_recv_evicted
+        );
+    }
+    out
+}
+
 impl StatsReport {
     /// The report with the host loop's counters.
     pub fn with_driver(mut self, driver: DriverStats) -> StatsReport {
@@ -156,30 +186,7 @@ impl StatsReport {
                 let _ = writeln!(out, "  {:<32} {v}", format!("{layer}.{name}"));
             }
         }
-        let t = &self.tcp_counters;
-        let _ = writeln!(
-            out,
-            "tcp layer: {} segments in, {} out, {} resets sent, {} to no socket, {} bad, \
-             {} listen overflows, {} accept queue full, {} challenge ACKs, {} PAWS rejected, \
-             {} events dropped",
-            t.segments_in,
-            t.segments_out,
-            t.resets_sent,
-            t.no_socket,
-            t.bad_segments,
-            t.listen_overflows,
-            t.accept_queue_full,
-            t.challenge_acks,
-            t.paws_rejected,
-            t.events_dropped
-        );
-        if t.syncookies_sent + t.syncookies_invalid + t.syn_recv_evicted > 0 {
-            let _ = writeln!(
-                out,
-                "tcp syn flood: {} SYN cookies sent, {} valid, {} invalid, {} SYN-RECEIVED evicted",
-                t.syncookies_sent, t.syncookies_valid, t.syncookies_invalid, t.syn_recv_evicted
-            );
-        }
+        out.push_str(&tcp_layer_lines(&self.tcp_counters));
         if let Some(d) = &self.driver {
             let _ = writeln!(
                 out,
@@ -363,6 +370,28 @@ mod tests {
             ),
             Instant::ZERO,
         )
+    }
+
+    #[test]
+    fn tcp_layer_lines_add_the_syn_flood_line_only_when_it_happened() {
+        let mut t = TcpCounters {
+            segments_in: 7,
+            segments_out: 5,
+            ..TcpCounters::default()
+        };
+        let quiet = tcp_layer_lines(&t);
+        assert!(
+            quiet.starts_with("tcp layer: 7 segments in, 5 out, 0 resets sent"),
+            "{quiet}"
+        );
+        assert_eq!(quiet.lines().count(), 1, "{quiet}");
+        t.syncookies_sent = 3;
+        let flood = tcp_layer_lines(&t);
+        assert!(
+            flood.contains("\ntcp syn flood: 3 SYN cookies sent, 0 valid"),
+            "{flood}"
+        );
+        assert_eq!(flood.lines().count(), 2, "{flood}");
     }
 
     #[test]

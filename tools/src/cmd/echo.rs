@@ -60,7 +60,10 @@ pub fn run(args: &GlobalArgs, echo: &EchoArgs) -> CmdResult {
         s.udp_bytes,
         s.udp_dropped
     );
-    eprintln!("ustack: tcp counters: {:?}", stopped.iface.tcp().counters());
+    // The TCP layer's counters in `--stats`'s words (interface counters came above).
+    for line in ustack_tools::stats::tcp_layer_lines(&stopped.iface.tcp().counters()).lines() {
+        eprintln!("ustack: {line}");
+    }
     result?;
     Ok(0)
 }
