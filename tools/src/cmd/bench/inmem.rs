@@ -60,6 +60,10 @@ pub struct InmemArgs {
     /// Serial connections to serve (connect, `hello\n`, close).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=MAX_CONNS))]
     pub conns: Option<u32>,
+    /// With `--conns`, ustack's server sends the greeting with MSG_MORE, so that it
+    /// leaves with the FIN (`ustack bench --conn-more`).
+    #[arg(long)]
+    pub more: bool,
 }
 
 /// Runs the hidden `bench-inmem` subcommand: one transfer or one series of
@@ -76,7 +80,7 @@ pub fn run(args: &InmemArgs) -> super::super::CmdResult {
         }
         (stack @ ("ustack" | "smoltcp"), None, Some(n)) => {
             let r = if stack == "ustack" {
-                ustack_conns(n)
+                ustack_conns(n, args.more)
             } else {
                 smoltcp_conns(n)
             }?;
@@ -474,13 +478,16 @@ impl Greeting {
 /// real server. A connection is over when the client's socket is gone (the server's
 /// ACK of its FIN crossed); after the last, a round must move nothing.
 ///
+/// With `more`, the server sends the greeting with MSG_MORE: it waits for the FIN and
+/// leaves with it, one segment as smoltcp's server sends them (`--conn-more`).
+///
 /// # Errors
 /// A call failed, a connection stalled, or a client read anything but `hello\n`.
-pub fn ustack_conns(n: u32) -> Result<ConnRun, String> {
-    ustack_conns_with(n, GREETING)
+pub fn ustack_conns(n: u32, more: bool) -> Result<ConnRun, String> {
+    ustack_conns_with(n, GREETING, more)
 }
 
-fn ustack_conns_with(n: u32, greeting: &[u8]) -> Result<ConnRun, String> {
+fn ustack_conns_with(n: u32, greeting: &[u8], more: bool) -> Result<ConnRun, String> {
     use ustack::socket::tcp::RecvError;
     use ustack::time::{Duration as UDuration, Instant as UInstant};
 
@@ -526,7 +533,7 @@ fn ustack_conns_with(n: u32, greeting: &[u8]) -> Result<ConnRun, String> {
                 b.tcp()
                     .set_nodelay(s, true)
                     .map_err(|e| format!("connection {i}: TCP_NODELAY: {e:?}"))?;
-                match b.tcp().send(s, greeting) {
+                match b.tcp().send_more(s, greeting, more) {
                     Ok(k) if k == greeting.len() => {}
                     r => return Err(format!("connection {i}: server send: {r:?}")),
                 }
@@ -775,7 +782,12 @@ mod tests {
 
     #[test]
     fn ustack_serves_and_verifies_fifty_connections() {
-        ustack_conns(50).expect("ustack serves 50 connections, each reading hello");
+        let r = ustack_conns(50, false).expect("ustack serves 50 connections, each reading hello");
+        // SYN, SYN-ACK, ACK, the greeting, our FIN, the client's FIN, our ACK.
+        assert_eq!(r.frames, 7 * 50);
+        let r = ustack_conns(50, true).expect("the same with the greeting sent with MSG_MORE");
+        // The greeting leaves with the FIN.
+        assert_eq!(r.frames, 6 * 50);
     }
 
     #[cfg(feature = "smoltcp-peer")]
@@ -786,9 +798,9 @@ mod tests {
 
     #[test]
     fn ustack_conns_fail_on_a_wrong_greeting() {
-        let e = ustack_conns_with(3, b"hallo\n").expect_err("a wrong greeting fails");
+        let e = ustack_conns_with(3, b"hallo\n", false).expect_err("a wrong greeting fails");
         assert!(e.starts_with("connection 0: read \"hallo\\n\""), "{e}");
-        let e = ustack_conns_with(3, b"hello").expect_err("a short greeting fails");
+        let e = ustack_conns_with(3, b"hello", true).expect_err("a short greeting fails");
         assert!(e.starts_with("connection 0: read \"hello\""), "{e}");
     }
 

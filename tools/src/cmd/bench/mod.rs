@@ -147,8 +147,9 @@ pub struct BenchArgs {
     pub autotune: bool,
     /// Connection rate: ustack's and the kernel's servers send the greeting with
     /// MSG_MORE, so it leaves with the FIN in one segment, as smoltcp's server sends
-    /// it by writing and closing before its next poll. Off by default: every server
-    /// then writes with TCP_NODELAY and closes.
+    /// it by writing and closing before its next poll; the same for ustack's server in
+    /// the in-memory connection figures. Off by default: every server then writes with
+    /// TCP_NODELAY and closes.
     #[arg(long)]
     pub conn_more: bool,
     /// ustack's servers busy-poll (SO_BUSY_POLL, USEC microseconds, on the listener
@@ -714,7 +715,13 @@ impl InmemRun {
 }
 
 /// Instructions callgrind counted for one in-memory run (`bench-inmem`).
-fn callgrind_instructions(exe: &PathBuf, stack: &str, run: InmemRun) -> Result<u64, String> {
+/// `more`: ustack's connection server sends its greeting with MSG_MORE (`--conn-more`).
+fn callgrind_instructions(
+    exe: &PathBuf,
+    stack: &str,
+    run: InmemRun,
+    more: bool,
+) -> Result<u64, String> {
     let (flag, n, done) = match run {
         InmemRun::Bulk(n) => ("--size", n, "moved "),
         InmemRun::Conns(n) => ("--conns", n, "served "),
@@ -728,6 +735,7 @@ fn callgrind_instructions(exe: &PathBuf, stack: &str, run: InmemRun) -> Result<u
         .arg(format!("--callgrind-out-file={}", out_file.display()))
         .arg(exe)
         .args(["bench-inmem", "--stack", stack, flag, &n.to_string()])
+        .args((more && matches!(run, InmemRun::Conns(_))).then_some("--more"))
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("valgrind: {e}"))?;
@@ -930,7 +938,7 @@ pub fn run(args: &BenchArgs) -> CmdResult {
                 } else {
                     let n = s.inmem_conns;
                     let r = if ustack {
-                        inmem::ustack_conns(n)
+                        inmem::ustack_conns(n, args.conn_more)
                     } else {
                         inmem::smoltcp_conns(n)
                     };
@@ -952,8 +960,13 @@ pub fn run(args: &BenchArgs) -> CmdResult {
 
     if selected(Figure::InMemoryConns) {
         notes.push(format!(
-            "in-memory connections: {} serial connections per round between two instances of the same stack, as the connection-rate row (the server sets TCP_NODELAY where it can, writes `hello\\n` and closes; the client reads to EOF, checks the greeting, closes; ustack's server sends the greeting and the FIN in two segments, smoltcp's in one, as over the TAP; ustack's server keeps each connection in TIME-WAIT, smoltcp's pool of 16 listening sockets re-listens from it, as its `server` example); connections per second of the thread's CPU time, both ends' work together",
-            s.inmem_conns
+            "in-memory connections: {} serial connections per round between two instances of the same stack, as the connection-rate row (the server sets TCP_NODELAY where it can, writes `hello\\n` and closes; the client reads to EOF, checks the greeting, closes; {}; ustack's server keeps each connection in TIME-WAIT, smoltcp's pool of 16 listening sockets re-listens from it, as its `server` example); connections per second of the thread's CPU time, both ends' work together",
+            s.inmem_conns,
+            if args.conn_more {
+                "with --conn-more ustack's server sends the greeting with MSG_MORE, so it leaves with the FIN in one segment, as smoltcp's"
+            } else {
+                "ustack's server sends the greeting and the FIN in two segments, smoltcp's in one, as over the TAP (--conn-more: one for both)"
+            }
         ));
     }
     let cg = args
@@ -1007,9 +1020,11 @@ pub fn run(args: &BenchArgs) -> CmdResult {
                 } else {
                     "smoltcp"
                 };
-                let o = callgrind_instructions(&lab.exe, stack, run)
+                let more = args.conn_more;
+                let o = callgrind_instructions(&lab.exe, stack, run, more)
                     .and_then(|one| {
-                        Ok((one, callgrind_instructions(&lab.exe, stack, run.doubled())?))
+                        let two = callgrind_instructions(&lab.exe, stack, run.doubled(), more)?;
+                        Ok((one, two))
                     })
                     .and_then(|(one, two)| {
                         if two <= one {
