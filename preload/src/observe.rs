@@ -131,14 +131,5 @@ pub(crate) fn report(stack: &NetStack, json: bool) -> String {
     // Both take the stack lock, which `with_interface` holds while it runs `f`.
     let driver = stack.driver_stats();
     let ring = stack.ring_stats();
-    stack.with_interface(|iface, _| {
-        let report = ustack_tools::stats::collect(iface)
-            .with_driver(driver)
-            .with_ring(ring);
-        if json {
-            format!("{}\n", report.json())
-        } else {
-            report.text()
-        }
-    })
+    stack.with_interface(|iface, _| ustack_tools::stats::render(iface, Some(driver), ring, json))
 }

@@ -159,16 +159,9 @@ impl ControlServer {
         mut ring: impl FnMut() -> Option<RingStats>,
     ) {
         while let Ok(req) = self.requests.try_recv() {
-            let mut report = stats::collect(iface).with_ring(ring());
-            if let Some(d) = driver {
-                report = report.with_driver(d);
-            }
-            let text = if req.json {
-                report.json() + "\n"
-            } else {
-                report.text()
-            };
-            let _ = req.reply.send(text);
+            let _ = req
+                .reply
+                .send(stats::render(iface, driver, ring(), req.json));
         }
     }
 }

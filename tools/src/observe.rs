@@ -185,14 +185,7 @@ pub fn print_stats_to(
     let Some(format) = format else {
         return;
     };
-    let mut report = stats::collect(iface).with_ring(ring);
-    if let Some(d) = driver {
-        report = report.with_driver(d);
-    }
-    let text = match format {
-        StatsFormat::Text => report.text(),
-        StatsFormat::Json => format!("{}\n", report.json()),
-    };
+    let text = stats::render(iface, driver, ring, format == StatsFormat::Json);
     if stderr {
         eprint!("{text}");
     } else {

@@ -134,6 +134,27 @@ pub fn socket_line(s: &TcpSocketInfo) -> String {
     out
 }
 
+/// The whole `--stats` report of `iface` as `--stats` prints it (`json`: one JSON
+/// object and a newline), with the host loop's counters `driver` and the receive
+/// ring's `ring` when known: what `ustack stats`, a command's `--stats` and `ustack run
+/// --stats` print.
+pub fn render(
+    iface: &mut Interface,
+    driver: Option<DriverStats>,
+    ring: Option<RingStats>,
+    json: bool,
+) -> String {
+    let mut report = collect(iface).with_ring(ring);
+    if let Some(d) = driver {
+        report = report.with_driver(d);
+    }
+    if json {
+        report.json() + "\n"
+    } else {
+        report.text()
+    }
+}
+
 /// The TCP layer's counters as `--stats` prints them: a `tcp layer:` line, and a
 /// `tcp syn flood:` line when SYN cookies or evictions happened. Each line ends in `\n`.
 pub fn tcp_layer_lines(t: &TcpCounters) -> String {

@@ -420,6 +420,17 @@ const CONN_STEP_US: i64 = 10;
 /// Rounds one connection may take before it counts as stuck.
 const CONN_ROUNDS: u32 = 10_000;
 
+/// Counts one more round of connection `i`; fails past [`CONN_ROUNDS`] (a stall).
+fn next_round(rounds: &mut u32, i: u32) -> Result<(), String> {
+    *rounds += 1;
+    if *rounds > CONN_ROUNDS {
+        return Err(format!(
+            "connection {i}: not done after {CONN_ROUNDS} rounds"
+        ));
+    }
+    Ok(())
+}
+
 /// Longest wait, in virtual µs, for a timer when a round moved nothing and the
 /// connection is not done; a connection waiting longer counts as stuck (the next
 /// deadline is then a TIME-WAIT expiry, not something this connection waits for).
@@ -517,12 +528,7 @@ fn ustack_conns_with(n: u32, greeting: &[u8], more: bool) -> Result<ConnRun, Str
         let mut closed = false;
         let mut rounds = 0;
         loop {
-            rounds += 1;
-            if rounds > CONN_ROUNDS {
-                return Err(format!(
-                    "connection {i}: not done after {CONN_ROUNDS} rounds"
-                ));
-            }
+            next_round(&mut rounds, i)?;
             now += UDuration::from_micros(CONN_STEP_US as u64);
             let moved_before = frames;
             frames += ustack_carry(&mut a, &mut b, now, &mut frame) as u64;
@@ -657,12 +663,7 @@ fn smoltcp_conns_with(n: u32, greeting: &[u8]) -> Result<ConnRun, String> {
         let mut closed = false;
         let mut rounds = 0;
         loop {
-            rounds += 1;
-            if rounds > CONN_ROUNDS {
-                return Err(format!(
-                    "connection {i}: not done after {CONN_ROUNDS} rounds"
-                ));
-            }
+            next_round(&mut rounds, i)?;
             now += CONN_STEP_US;
             let moved_before = frames;
             a.poll(now);

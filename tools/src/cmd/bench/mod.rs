@@ -1014,13 +1014,13 @@ pub fn run(args: &BenchArgs) -> CmdResult {
             let per = match run {
                 InmemRun::Bulk(n) | InmemRun::Conns(n) => n,
             };
+            let more = args.conn_more;
             for &col in &columns {
                 let stack = if col == Column::Ustack {
                     "ustack"
                 } else {
                     "smoltcp"
                 };
-                let more = args.conn_more;
                 let o = callgrind_instructions(&lab.exe, stack, run, more)
                     .and_then(|one| {
                         let two = callgrind_instructions(&lab.exe, stack, run.doubled(), more)?;
